@@ -1,0 +1,279 @@
+/*
+ * keyjournal/store.h - opening a store, transactions, and table rows.
+ *
+ * A store is a directory holding an authenticated header file, encrypted
+ * journal segments and a lock file (doc/FORMAT.md has the bytes), or, when
+ * opened with no path, a memory-only store that never touches a disk.
+ *
+ * Data model: up to 255 tables, each addressed by a small integer id
+ * (KJ_TABLE_MIN..KJ_TABLE_MAX). A table is an ordered map from key bytes to
+ * value bytes; keys are ordered by memcmp, a shorter key first on a common
+ * prefix. Every change happens inside a transaction; a call with txn == NULL
+ * is a transaction of its own that commits before the call returns.
+ *
+ * Threads: a kj_store may be shared by threads. Writers are serialised: one
+ * write transaction at a time per handle (kj_txn_begin() of a second one
+ * waits until the first commits or rolls back). Reads outside a transaction
+ * run concurrently with each other and with an open write transaction, and
+ * see the last committed state. A read-only transaction
+ * (KJ_TXN_READONLY) gives a stable view: it holds the handle's read lock, so
+ * commits wait until it ends; keep it short. A kj_txn must be used by one
+ * thread at a time.
+ *
+ * Processes: one handle at a time per store directory. A second open (from
+ * this process or another) waits with exponential backoff up to
+ * busy_timeout_ms and then fails with KJ_EBUSY. Read-only handles share the
+ * store with each other but not with a writer.
+ *
+ * Ownership: kj_store_open() allocates the handle, kj_store_close() frees it.
+ * kj_txn_begin() allocates a transaction; kj_txn_commit() and
+ * kj_txn_rollback() free it, whatever they return. kj_get() returns a value
+ * in a buffer the caller frees with kj_free(). Options and all input buffers
+ * are only read during the call and may be freed after it.
+ */
+#ifndef KEYJOURNAL_STORE_H
+#define KEYJOURNAL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- limits ---------------------------------------------------------- */
+
+/* Table ids a caller may use. */
+#define KJ_TABLE_MIN 1u
+#define KJ_TABLE_MAX 255u
+/* Key length: 1..KJ_MAX_KEY bytes. */
+#define KJ_MAX_KEY 4096u
+/* Value length: 0..KJ_MAX_VALUE bytes. */
+#define KJ_MAX_VALUE (4u * 1024u * 1024u)
+/* Bytes one transaction may write (encoded keys, values and per-row
+ * overhead of a few bytes); a commit past it fails with KJ_EINVAL. */
+#define KJ_MAX_TXN_BYTES (64u * 1024u * 1024u)
+/* Length of a raw key. */
+#define KJ_KEY_BYTES 32u
+
+/* Runtime twins of the limits, for bindings. */
+size_t kj_max_key(void);
+size_t kj_max_value(void);
+
+/* ---- opening --------------------------------------------------------- */
+
+typedef struct kj_store kj_store;
+typedef struct kj_txn kj_txn;
+
+/* Durability of a commit; see doc/FORMAT.md and README "Durability". */
+typedef enum kj_sync {
+  /* A commit returns only after its frame is on stable storage
+   * (fdatasync). After a crash the store holds the last acknowledged
+   * commit, or the one that was in flight. */
+  KJ_SYNC_FULL = 0,
+  /* A commit returns once the frame reached the OS; the journal is synced
+   * every sync_interval_bytes and at close. After power loss the store
+   * holds a prefix of the commits; after a process crash, all of them. */
+  KJ_SYNC_NORMAL = 1,
+  /* Never sync. For tests and throw-away stores. */
+  KJ_SYNC_OFF = 2,
+} kj_sync;
+
+/* What to do when the directory holds no store / holds one. */
+typedef enum kj_open_mode {
+  KJ_OPEN_CREATE = 0,     /* open an existing store or create a new one */
+  KJ_OPEN_EXISTING = 1,   /* open an existing store; KJ_NOTFOUND if none */
+  KJ_OPEN_CREATE_NEW = 2, /* create a new store; KJ_EEXIST if one exists */
+} kj_open_mode;
+
+/* Store clock: milliseconds since the Unix epoch. */
+typedef int64_t (*kj_clock_fn)(void *ctx);
+
+struct kj_vfs;
+
+#define KJ_OPTIONS_VERSION 1
+
+typedef struct kj_options {
+  /* KJ_OPTIONS_VERSION. Set with KJ_OPTIONS_INIT; fields are appended. */
+  int version;
+
+  /* Exactly one of key / passphrase. key points to KJ_KEY_BYTES raw key
+   * bytes. passphrase (NUL-terminated) is stretched with Argon2id; its
+   * salt and cost are kept in the store header, so reopening needs only
+   * the passphrase. Wrong key or passphrase: KJ_EKEY. */
+  const uint8_t *key;
+  const char *passphrase;
+  /* Argon2id cost for a new passphrase store; 0 picks libsodium's
+   * "interactive" limits (2 passes, 64 MiB). Ignored when opening an
+   * existing store (its header says). Minimums: 1 pass, 8 KiB. */
+  uint64_t pwhash_opslimit;
+  uint64_t pwhash_memlimit;
+
+  kj_sync sync;
+  kj_open_mode mode;
+  /* Open for reading only: no file is changed, a torn tail is reported but
+   * not cut, writes fail with KJ_EREADONLY. */
+  int read_only;
+
+  /* File system; NULL means kj_vfs_posix(). */
+  const struct kj_vfs *vfs;
+  /* Clock; NULL means the wall clock. */
+  kj_clock_fn clock;
+  void *clock_ctx;
+
+  /* How long kj_store_open() waits for a busy store; 0 fails at once. */
+  uint32_t busy_timeout_ms;
+
+  /* Space reserved per journal segment (bytes). 0 means the default,
+   * 8 MiB. Segment files are written full of zeros when they are created,
+   * so a durable commit overwrites reserved space and costs one fdatasync
+   * with no change of file size. Minimum 4 KiB. */
+  uint64_t segment_bytes;
+  /* KJ_SYNC_NORMAL: sync after this many journal bytes since the last
+   * sync. 0 means the default, 1 MiB. */
+  uint64_t sync_interval_bytes;
+} kj_options;
+
+#define KJ_OPTIONS_INIT                                                       \
+  {                                                                           \
+    KJ_OPTIONS_VERSION, NULL, NULL, 0, 0, KJ_SYNC_FULL, KJ_OPEN_CREATE, 0,    \
+        NULL, NULL, NULL, 0, 0, 0                                             \
+  }
+
+/* Open (or create) the store in directory path, or a memory-only store
+ * when path is NULL (nothing touches a disk; the key is still required so
+ * that code paths match; the vfs option is ignored).
+ *
+ * On open the journal is replayed. A torn or unsynced tail (normal after a
+ * crash) is cut off and reported in kj_stats.tail_bytes_cut; damage to data
+ * that had been made durable fails with KJ_ECORRUPT naming file and offset.
+ *
+ * Errors: KJ_EINVAL (NULL out or opts, no key, both key and passphrase,
+ * bad option), KJ_NOTFOUND (KJ_OPEN_EXISTING, no store), KJ_EEXIST
+ * (KJ_OPEN_CREATE_NEW, store exists), KJ_EKEY, KJ_ECORRUPT, KJ_EFORMAT,
+ * KJ_EBUSY, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. On failure *out is NULL and, if
+ * errmsg is not NULL, *errmsg receives a malloc'd detail message to free
+ * with kj_free() (or NULL).
+ *
+ * Cost: reads every journal frame once; Argon2id for passphrase stores. */
+int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
+                  char **errmsg);
+
+/* Close the handle: rolls back nothing (an open transaction must have been
+ * ended first; else KJ_EINVAL and nothing is closed), syncs the journal
+ * (unless KJ_SYNC_OFF), releases the lock, wipes keys and frees s. Returns
+ * the status of the final sync; the handle is freed either way. NULL is a
+ * no-op. */
+int kj_store_close(kj_store *s);
+
+/* Detail message of the last failed call on this handle ("" if none). The
+ * pointer stays valid until the next call on the handle; with several
+ * threads, use kj_store_errmsg_copy(). */
+const char *kj_store_errmsg(kj_store *s);
+/* Copy the detail message into buf (always NUL-terminated if len > 0). */
+void kj_store_errmsg_copy(kj_store *s, char *buf, size_t len);
+
+/* Free a buffer returned by keyjournal (kj_get values, errmsg). NULL ok. */
+void kj_free(void *p);
+
+/* ---- transactions ---------------------------------------------------- */
+
+#define KJ_TXN_READONLY 0x1u
+
+/* Start a transaction. A write transaction waits for any other write
+ * transaction on the handle to end. Errors: KJ_EINVAL, KJ_EPOISONED (write
+ * on a poisoned handle), KJ_EREADONLY (write txn on a read-only handle),
+ * KJ_ENOMEM. */
+int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out);
+
+/* Commit: one journal frame holding every change, synced per the store's
+ * kj_sync, then applied to the tables. Frees t. On failure nothing is
+ * applied; a failed write or sync also poisons the handle (KJ_EIO or
+ * KJ_ENOSPC is returned, later writes get KJ_EPOISONED). Committing a
+ * transaction with no changes writes nothing. Cost: one write and (FULL)
+ * one fdatasync. */
+int kj_txn_commit(kj_txn *t);
+
+/* Drop every change of t and free it. NULL is a no-op. */
+void kj_txn_rollback(kj_txn *t);
+
+/* ---- rows ------------------------------------------------------------ */
+
+/* In all row calls, txn may be NULL (the call is its own transaction) or a
+ * transaction begun on s. Reads in a write transaction see its own
+ * changes. Bad table id, NULL or empty key, key over KJ_MAX_KEY, value over
+ * KJ_MAX_VALUE: KJ_EINVAL and nothing changes. */
+
+/* Look up key. KJ_OK with *val (malloc'd, free with kj_free; NULL when the
+ * value is empty) and *vlen, or KJ_NOTFOUND. Cost: O(log n). */
+int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+           size_t klen, void **val, size_t *vlen);
+
+/* Insert or replace. Cost: O(log n) (+ a commit when txn is NULL). */
+int kj_put(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+           size_t klen, const void *val, size_t vlen);
+
+/* Remove key; removing an absent key succeeds and changes nothing. */
+int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+              size_t klen);
+
+/* Scan callback: key and value are valid only during the call. Return 0 to
+ * go on, anything else to stop the scan (kj_scan then returns that value).
+ * It must not write through the same transaction (such a write fails with
+ * KJ_EINVAL). */
+typedef int (*kj_scan_fn)(void *arg, const void *key, size_t klen,
+                          const void *val, size_t vlen);
+
+/* Visit rows in ascending key order with start <= key < end. start NULL
+ * (or start_len 0) means from the first key; end NULL means to the last.
+ * Cost: O(log n + rows visited). */
+int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
+                  size_t start_len, const void *end, size_t end_len,
+                  kj_scan_fn fn, void *arg);
+
+/* Visit rows whose key starts with prefix (plen 0: every row), ascending. */
+int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table,
+                   const void *prefix, size_t plen, kj_scan_fn fn, void *arg);
+
+/* ---- maintenance and statistics -------------------------------------- */
+
+/* Sync the journal now and write a sync marker, so that every commit so far
+ * is durable and checkable. Errors: as for a commit. */
+int kj_store_sync(kj_store *s);
+
+#define KJ_STATS_VERSION 1
+
+typedef struct kj_stats {
+  int version; /* KJ_STATS_VERSION; set by the caller (KJ_STATS_INIT) */
+  uint32_t format_version;
+  int memory_only;
+  int read_only;
+  int poisoned;
+  uint64_t commits;       /* commits acknowledged by this handle */
+  uint64_t last_seq;      /* sequence number of the newest frame */
+  uint64_t segments;      /* journal segment files */
+  uint64_t journal_bytes; /* bytes of frames in all segments */
+  uint64_t disk_bytes;    /* bytes of every file of the store */
+  uint64_t rows;          /* live rows, all tables */
+  uint64_t logical_bytes; /* sum of live key and value lengths */
+  /* Last recovery (kj_store_open). */
+  uint64_t frames_replayed;
+  uint64_t tail_bytes_cut; /* torn/unsynced tail found (cut unless RO) */
+  uint64_t recovery_usec;
+} kj_stats;
+
+#define KJ_STATS_INIT {KJ_STATS_VERSION}
+
+int kj_store_stats(kj_store *s, kj_stats *out);
+
+/* Rows and key+value bytes of one table. */
+int kj_table_count(kj_store *s, unsigned table, uint64_t *rows,
+                   uint64_t *bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYJOURNAL_STORE_H */

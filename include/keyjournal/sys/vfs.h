@@ -1,0 +1,100 @@
+/*
+ * keyjournal/sys/vfs.h - the file-system table (implementer header).
+ *
+ * Every file operation the engine makes goes through a kj_vfs: a versioned
+ * table of function pointers. The default, kj_vfs_posix(), calls POSIX.
+ * Tests and the oracle plug in their own to count, fail or "crash" any
+ * operation. A consumer who only opens stores never needs this header.
+ *
+ * Conventions for every method:
+ *   - return KJ_OK (0) or a negative KJ_E* status: KJ_EIO for a generic
+ *     failure, KJ_ENOSPC for a full disk, KJ_NOTFOUND when a path does not
+ *     exist (open without KJ_VFS_CREATE, unlink, rename source), KJ_EEXIST
+ *     for KJ_VFS_EXCL on an existing path, KJ_EBUSY from lock() when the lock
+ *     is held elsewhere;
+ *   - on failure they may set errno; the engine quotes strerror(errno) in its
+ *     detail message;
+ *   - paths are NUL-terminated and are the full paths the engine built (store
+ *     directory + "/" + file name);
+ *   - the engine calls a VFS from one thread at a time per store handle, but
+ *     several store handles may share one VFS, so a VFS with mutable state
+ *     must lock it.
+ *
+ * Ownership: open() allocates the kj_vfs_file, close() frees it. list()
+ * passes names that are valid only during the callback.
+ */
+#ifndef KEYJOURNAL_SYS_VFS_H
+#define KEYJOURNAL_SYS_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An open file; each VFS defines its own struct. */
+typedef struct kj_vfs_file kj_vfs_file;
+
+/* open() flags */
+#define KJ_VFS_READ 0x1u   /* open for reading */
+#define KJ_VFS_WRITE 0x2u  /* open for reading and writing */
+#define KJ_VFS_CREATE 0x4u /* create if absent */
+#define KJ_VFS_EXCL 0x8u   /* with CREATE: fail with KJ_EEXIST if present */
+
+/* lock() modes */
+#define KJ_VFS_LOCK_SHARED 1
+#define KJ_VFS_LOCK_EXCLUSIVE 2
+
+#define KJ_VFS_VERSION 1
+
+typedef struct kj_vfs {
+  /* KJ_VFS_VERSION. Fields are only ever appended. */
+  int version;
+  /* Passed as first argument to every method. */
+  void *ctx;
+
+  /* Open path with KJ_VFS_* flags; *out receives the new handle. */
+  int (*open)(void *ctx, const char *path, unsigned flags, kj_vfs_file **out);
+  /* Close and free f. Never fails in a way the engine can act on; a
+   * returned error is reported but the handle is gone either way. */
+  int (*close)(void *ctx, kj_vfs_file *f);
+  /* Read up to n bytes at off; *got receives the count (short at EOF). */
+  int (*read)(void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
+              size_t *got);
+  /* Write all n bytes at off (short writes are the VFS's job to retry). */
+  int (*write)(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
+               uint64_t off);
+  /* Make the file's data durable (fdatasync). */
+  int (*sync)(void *ctx, kj_vfs_file *f);
+  /* Set the file's size. */
+  int (*truncate)(void *ctx, kj_vfs_file *f, uint64_t size);
+  /* Current size in bytes. */
+  int (*size)(void *ctx, kj_vfs_file *f, uint64_t *out);
+  /* Take a non-blocking advisory lock (KJ_VFS_LOCK_*) that conflicts with
+   * the same lock taken through any other open() of the same path, in this
+   * process or another. KJ_EBUSY when held elsewhere. Released by close(). */
+  int (*lock)(void *ctx, kj_vfs_file *f, int mode);
+  /* Atomically rename from to to, replacing to. Durable only after
+   * sync_dir() of the directory. */
+  int (*rename)(void *ctx, const char *from, const char *to);
+  /* Remove a file. Durable only after sync_dir(). */
+  int (*unlink)(void *ctx, const char *path);
+  /* Make creations, renames and unlinks in dir durable. */
+  int (*sync_dir)(void *ctx, const char *dir);
+  /* Create a directory (KJ_EEXIST if it exists). */
+  int (*mkdir)(void *ctx, const char *dir);
+  /* Call fn for every regular entry of dir (not "." or ".."), in any
+   * order. A non-zero return from fn stops the listing and is returned. */
+  int (*list)(void *ctx, const char *dir,
+              int (*fn)(void *arg, const char *name), void *arg);
+} kj_vfs;
+
+/* The default VFS: POSIX calls, fdatasync, flock. Static; never free it. */
+const kj_vfs *kj_vfs_posix(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYJOURNAL_SYS_VFS_H */

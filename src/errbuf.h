@@ -1,0 +1,16 @@
+/*
+ * src/errbuf.h - the detail message of one failing internal call.
+ */
+#ifndef KJ_ERRBUF_H
+#define KJ_ERRBUF_H
+
+/* "what: file at offset: cause", filled by the layer that failed. */
+typedef struct kj_errbuf {
+  char msg[512];
+} kj_errbuf;
+
+/* Format a detail message into e (may be NULL) and return rc. */
+int kj_err(kj_errbuf *e, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

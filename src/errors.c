@@ -1,0 +1,55 @@
+/*
+ * src/errors.c - status code text and the detail-message buffer.
+ *
+ * kj_strerror() is the fixed table of English texts; kj_err() formats the
+ * per-call detail (file, offset, cause) that a store handle keeps for its
+ * last failure.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+const char *kj_strerror(int status) {
+  switch (status) {
+  case KJ_OK:
+    return "ok";
+  case KJ_NOTFOUND:
+    return "not found";
+  case KJ_EINVAL:
+    return "invalid argument";
+  case KJ_EKEY:
+    return "wrong key, or not a keyjournal store";
+  case KJ_ECORRUPT:
+    return "store data is damaged";
+  case KJ_EIO:
+    return "I/O error";
+  case KJ_ENOSPC:
+    return "no space left on device";
+  case KJ_EBUSY:
+    return "store is busy (held by another handle)";
+  case KJ_EPOISONED:
+    return "handle poisoned by an earlier failed write or sync; reopen the "
+           "store";
+  case KJ_EFORMAT:
+    return "unsupported store format version";
+  case KJ_ENOMEM:
+    return "out of memory";
+  case KJ_EEXIST:
+    return "store already exists";
+  case KJ_EREADONLY:
+    return "store is open read-only";
+  default:
+    return "unknown keyjournal status";
+  }
+}
+
+int kj_err(kj_errbuf *e, int rc, const char *fmt, ...) {
+  if (e) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * src/internal.h - the store and transaction structs shared by store.c
+ * (open, close, header, lock) and txn.c (transactions, rows, commit body).
+ */
+#ifndef KJ_INTERNAL_H
+#define KJ_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "errbuf.h"
+#include "journal.h"
+#include "keyjournal/store.h"
+#include "keyjournal/sys/vfs.h"
+#include "table.h"
+
+#define KJ_NTABLES 256
+
+struct kj_store {
+  const kj_vfs *vfs;
+  char *dir;             /* NULL for memory-only */
+  kj_vfs_file *lockfile; /* holds the flock */
+  kj_keys *keys;
+  kj_journal *journal; /* NULL for memory-only */
+  int read_only;
+  kj_clock_fn clock;
+  void *clock_ctx;
+
+  /* Committed rows, one map per table id (index 0 unused). */
+  kj_map *tables[KJ_NTABLES];
+
+  /* One write transaction at a time. */
+  pthread_mutex_t writer;
+  /* Readers of committed tables vs. the commit that applies to them. */
+  pthread_rwlock_t rows;
+  /* errmsg and counters. */
+  pthread_mutex_t mu;
+
+  /* Set by a failed write/sync (refuse writes) or a failed apply (refuse
+   * everything: memory no longer matches the journal). */
+  atomic_int poisoned;
+  atomic_int broken;
+  uint64_t commits;
+  uint64_t recovery_usec;
+  char errmsg[512];
+};
+
+struct kj_txn {
+  kj_store *s;
+  unsigned flags;
+  /* Write set: key = table id byte || row key; tombstones for deletes. */
+  kj_map *ws;
+  /* Encoded size of the write set's ops (see txn.c encode_body). */
+  uint64_t ws_bytes;
+  int scanning;
+};
+
+/* Record e's message (or msg) as the handle's detail and return rc. */
+int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);
+
+/* Validate a commit body and apply it to s->tables (caller holds the
+ * writer side). Returns KJ_OK, KJ_ECORRUPT (malformed: nothing applied) or
+ * KJ_ENOMEM (partly applied). Used by commit and by recovery: one decoder. */
+int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e);
+
+#endif

@@ -1,0 +1,760 @@
+/*
+ * src/journal.c - segments, frames, sync points and recovery.
+ *
+ * This file is the one place that writes frames and the one place that
+ * decides where the log ends. doc/FORMAT.md is its specification: section 4
+ * for the bytes, section 5 for the numbered recovery rules quoted below.
+ *
+ * Segments are pre-written with zeros so that appending a frame is an
+ * overwrite: a durable commit costs one write and one fdatasync, and no
+ * change of file size (and so no file-system journal commit).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "journal.h"
+
+#define SEG_MAGIC "KJSEGMT\0"
+#define FRAME_MAGIC "KJFR"
+#define FORMAT_VERSION 1u
+#define FRAME_COMMIT 1u
+#define FRAME_MARKER 2u
+#define BODY_VERSION 1u
+#define AD_BYTES (KJ_STORE_ID_BYTES + 8 + 32 + KJ_TAG_BYTES)
+#define ZERO_CHUNK (1u << 20)
+#define PATH_MAX_KJ 4096
+
+struct kj_journal {
+  kj_journal_cfg cfg; /* cfg.dir points to dir */
+  char *dir;
+  uint8_t store_id[KJ_STORE_ID_BYTES];
+
+  /* Write position: the last segment. */
+  kj_vfs_file *seg;
+  uint64_t segno;
+  uint64_t seg_size;
+  uint64_t off;
+
+  uint64_t next_seq;    /* seq of the next frame */
+  uint64_t durable_seq; /* highest seq covered by a completed sync */
+  uint8_t prev_tag[KJ_TAG_BYTES];
+  uint64_t unsynced_bytes; /* frame bytes written since the last sync */
+  int since_marker;        /* frames written since the last sync marker */
+  int poisoned;
+
+  uint8_t *fbuf; /* frame being built */
+  size_t fcap;
+
+  uint64_t segments;
+  uint64_t bytes_before; /* frame bytes in segments before the last */
+  uint64_t disk_before;  /* file bytes of segments before the last */
+  uint64_t frames_replayed;
+  uint64_t tail_cut;
+};
+
+/* ---- names and small helpers ------------------------------------------ */
+
+static void seg_path(const char *dir, uint64_t segno, const char *suffix,
+                     char *out, size_t len) {
+  snprintf(out, len, "%s/journal-%016" PRIx64 ".kjl%s", dir, segno, suffix);
+}
+
+/* Parse "journal-<16 hex>.kjl"; 1 on success. */
+static int parse_seg_name(const char *name, uint64_t *segno) {
+  if (strlen(name) != 8 + 16 + 4 || strncmp(name, "journal-", 8) ||
+      strcmp(name + 24, ".kjl"))
+    return 0;
+  uint64_t v = 0;
+  for (int i = 8; i < 24; i++) {
+    char c = name[i];
+    int d = (c >= '0' && c <= '9') ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                     : -1;
+    if (d < 0)
+      return 0;
+    v = (v << 4) | (uint64_t)d;
+  }
+  *segno = v;
+  return 1;
+}
+
+static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
+
+static int all_zero(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return 0;
+  return 1;
+}
+
+static uint64_t frame_checksum(const uint8_t *hdr, const uint8_t *ct,
+                               size_t len) {
+  /* XXH3 of ciphertext seeded with XXH3 of header bytes 0..55 (FORMAT 4.2) */
+  return XXH3_64bits_withSeed(ct, len, XXH3_64bits(hdr, 56));
+}
+
+static void frame_ad(uint8_t ad[AD_BYTES], const uint8_t *store_id,
+                     uint64_t segno, const uint8_t *hdr,
+                     const uint8_t *prev_tag) {
+  memcpy(ad, store_id, KJ_STORE_ID_BYTES);
+  kj_put64(ad + KJ_STORE_ID_BYTES, segno);
+  memcpy(ad + KJ_STORE_ID_BYTES + 8, hdr, 32);
+  memcpy(ad + KJ_STORE_ID_BYTES + 8 + 32, prev_tag, KJ_TAG_BYTES);
+}
+
+/* A frame is sound (FORMAT 5.4) when its header and body lie within
+ * [0,size), magic, reserved bytes and length hold, and the checksum
+ * matches. Returns the body length or 0. */
+static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
+  if (off > size || size - off < KJ_FRAME_HEADER)
+    return 0;
+  const uint8_t *h = b + off;
+  if (memcmp(h, FRAME_MAGIC, 4) || !all_zero(h + 25, 7))
+    return 0;
+  uint32_t len = kj_get32(h + 4);
+  if (len < KJ_TAG_BYTES + 1 || len > KJ_MAX_FRAME_BODY ||
+      size - off - KJ_FRAME_HEADER < len)
+    return 0;
+  if (frame_checksum(h, h + KJ_FRAME_HEADER, len) != kj_get64(h + 56))
+    return 0;
+  return len;
+}
+
+static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
+                     uint64_t *size, kj_errbuf *e) {
+  kj_vfs_file *f;
+  *out = NULL;
+  errno = 0;
+  int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &f);
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", path, cause());
+  uint64_t sz;
+  rc = vfs->size(vfs->ctx, f, &sz);
+  if (rc) {
+    vfs->close(vfs->ctx, f);
+    return kj_err(e, rc, "size of %s: %s", path, cause());
+  }
+  if (sz > SIZE_MAX - 1) {
+    vfs->close(vfs->ctx, f);
+    return kj_err(e, KJ_ENOMEM, "%s is too large to read", path);
+  }
+  uint8_t *buf = malloc(sz ? sz : 1);
+  if (!buf) {
+    vfs->close(vfs->ctx, f);
+    return kj_err(e, KJ_ENOMEM, "reading %s: out of memory", path);
+  }
+  size_t got = 0;
+  rc = vfs->read(vfs->ctx, f, buf, sz, 0, &got);
+  vfs->close(vfs->ctx, f);
+  if (rc) {
+    free(buf);
+    return kj_err(e, rc, "read %s: %s", path, cause());
+  }
+  *out = buf;
+  *size = got; /* a file that shrank under us reads short: trust the bytes */
+  return KJ_OK;
+}
+
+/* Write n zero bytes at off. */
+static int write_zeros(const kj_vfs *vfs, kj_vfs_file *f, uint64_t off,
+                       uint64_t n) {
+  uint8_t *z = calloc(1, ZERO_CHUNK);
+  if (!z)
+    return KJ_ENOMEM;
+  int rc = KJ_OK;
+  while (n && !rc) {
+    size_t k = n < ZERO_CHUNK ? (size_t)n : ZERO_CHUNK;
+    rc = vfs->write(vfs->ctx, f, z, k, off);
+    off += k;
+    n -= k;
+  }
+  free(z);
+  return rc;
+}
+
+/* ---- segments --------------------------------------------------------- */
+
+/* Create segment segno durably (tmp, zeros, sync, rename, sync dir) and
+ * leave it open for writing in *out. */
+static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
+                          uint64_t segno, uint64_t first_seq, uint64_t size,
+                          kj_vfs_file **out, int *renamed, kj_errbuf *e) {
+  const kj_vfs *vfs = cfg->vfs;
+  char tmp[PATH_MAX_KJ], fin[PATH_MAX_KJ];
+  int dosync = cfg->sync != KJ_SYNC_OFF;
+  seg_path(cfg->dir, segno, ".tmp", tmp, sizeof tmp);
+  seg_path(cfg->dir, segno, "", fin, sizeof fin);
+  *renamed = 0;
+
+  uint8_t h[KJ_SEGMENT_HEADER] = {0};
+  memcpy(h, SEG_MAGIC, 8);
+  kj_put32(h + 8, FORMAT_VERSION);
+  memcpy(h + 16, store_id, KJ_STORE_ID_BYTES);
+  kj_put64(h + 32, segno);
+  kj_put64(h + 40, first_seq);
+  kj_put64(h + 56, XXH3_64bits(h, 56));
+
+  kj_vfs_file *f;
+  vfs->unlink(vfs->ctx, tmp); /* a leftover of a crash; absent is fine */
+  errno = 0;
+  int rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
+  if (rc)
+    return kj_err(e, rc, "create %s: %s", tmp, cause());
+  errno = 0;
+  rc = vfs->write(vfs->ctx, f, h, sizeof h, 0);
+  if (!rc)
+    rc = write_zeros(vfs, f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
+  if (!rc && dosync)
+    rc = vfs->sync(vfs->ctx, f);
+  if (rc) {
+    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size,
+           cause());
+    vfs->close(vfs->ctx, f);
+    vfs->unlink(vfs->ctx, tmp);
+    return rc;
+  }
+  vfs->close(vfs->ctx, f);
+  errno = 0;
+  rc = vfs->rename(vfs->ctx, tmp, fin);
+  if (rc) {
+    kj_err(e, rc, "rename %s: %s", tmp, cause());
+    vfs->unlink(vfs->ctx, tmp);
+    return rc;
+  }
+  *renamed = 1;
+  if (dosync && (rc = vfs->sync_dir(vfs->ctx, cfg->dir)))
+    return kj_err(e, rc, "sync directory %s: %s", cfg->dir, cause());
+  errno = 0;
+  rc = vfs->open(vfs->ctx, fin, KJ_VFS_WRITE, out);
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", fin, cause());
+  return KJ_OK;
+}
+
+typedef struct seg_list {
+  uint64_t *v;
+  size_t n, cap;
+  const kj_journal_cfg *cfg;
+  int remove_tmp;
+} seg_list;
+
+static int list_cb(void *arg, const char *name) {
+  seg_list *l = arg;
+  uint64_t no;
+  if (parse_seg_name(name, &no)) {
+    if (l->n == l->cap) {
+      size_t cap = l->cap ? 2 * l->cap : 16;
+      uint64_t *v = realloc(l->v, cap * sizeof *v);
+      if (!v)
+        return KJ_ENOMEM;
+      l->v = v;
+      l->cap = cap;
+    }
+    l->v[l->n++] = no;
+  } else if (l->remove_tmp && !strncmp(name, "journal-", 8) &&
+             strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".tmp")) {
+    char p[PATH_MAX_KJ];
+    snprintf(p, sizeof p, "%s/%s", l->cfg->dir, name);
+    l->cfg->vfs->unlink(l->cfg->vfs->ctx, p);
+  }
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int list_segments(const kj_journal_cfg *cfg, int remove_tmp,
+                         seg_list *l, kj_errbuf *e) {
+  memset(l, 0, sizeof *l);
+  l->cfg = cfg;
+  l->remove_tmp = remove_tmp;
+  errno = 0;
+  int rc = cfg->vfs->list(cfg->vfs->ctx, cfg->dir, list_cb, l);
+  if (rc) {
+    free(l->v);
+    l->v = NULL;
+    return kj_err(e, rc, "list %s: %s", cfg->dir, cause());
+  }
+  if (l->n)
+    qsort(l->v, l->n, sizeof *l->v, cmp_u64);
+  return KJ_OK;
+}
+
+int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
+  seg_list l;
+  int rc = list_segments(cfg, 1, &l, e);
+  if (rc)
+    return rc;
+  /* Only an empty segment 1 (a creation that crashed) may be replaced. */
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    char p[PATH_MAX_KJ];
+    seg_path(cfg->dir, l.v[i], "", p, sizeof p);
+    uint8_t *buf;
+    uint64_t size;
+    if (l.v[i] != 1) {
+      rc = kj_err(e, KJ_ECORRUPT,
+                  "%s: journal segment without a store header", p);
+      break;
+    }
+    if ((rc = read_file(cfg->vfs, p, &buf, &size, e)))
+      break;
+    if (size > KJ_SEGMENT_HEADER &&
+        !all_zero(buf + KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER))
+      rc = kj_err(e, KJ_ECORRUPT,
+                  "%s: journal data without a store header (refusing to "
+                  "overwrite it)",
+                  p);
+    free(buf);
+  }
+  free(l.v);
+  if (rc)
+    return rc;
+  kj_vfs_file *f = NULL;
+  int renamed;
+  rc = create_segment(cfg, cfg->store_id, 1, 1, cfg->segment_bytes, &f,
+                      &renamed, e);
+  if (f)
+    cfg->vfs->close(cfg->vfs->ctx, f);
+  return rc;
+}
+
+/* ---- recovery --------------------------------------------------------- */
+
+/* Highest durable_seq claimed by any sound frame starting in b[from,size). */
+static uint64_t durable_evidence(const uint8_t *b, uint64_t size,
+                                 uint64_t from) {
+  uint64_t ev = 0;
+  while (from + KJ_FRAME_HEADER <= size) {
+    const uint8_t *p = memmem(b + from, size - from, FRAME_MAGIC, 4);
+    if (!p)
+      break;
+    uint64_t at = (uint64_t)(p - b);
+    if (frame_sound(b, size, at)) {
+      uint64_t d = kj_get64(p + 16);
+      if (d > ev)
+        ev = d;
+    }
+    from = at + 1;
+  }
+  return ev;
+}
+
+static uint64_t nonzero_extent(const uint8_t *b, uint64_t size,
+                               uint64_t from) {
+  uint64_t end = size;
+  while (end > from && b[end - 1] == 0)
+    end--;
+  return end - from;
+}
+
+typedef struct replay {
+  kj_journal *j;
+  kj_replay_fn fn;
+  void *arg;
+  uint8_t *pt; /* plaintext buffer */
+  size_t ptcap;
+} replay;
+
+/* Replay the frames of one segment from offset 64 (rules 5.3-5.5).
+ * *end receives the offset where its frames end. */
+static int replay_segment(replay *r, const char *path, uint64_t segno,
+                          const uint8_t *b, uint64_t size, uint64_t *end,
+                          kj_errbuf *e) {
+  kj_journal *j = r->j;
+  if (size < KJ_SEGMENT_HEADER || memcmp(b, SEG_MAGIC, 8) ||
+      XXH3_64bits(b, 56) != kj_get64(b + 56))
+    return kj_err(e, KJ_ECORRUPT, "%s at offset 0: segment header damaged",
+                  path);
+  if (kj_get32(b + 8) != FORMAT_VERSION)
+    return kj_err(e, KJ_EFORMAT, "%s: segment format version %" PRIu32,
+                  path, kj_get32(b + 8));
+  if (memcmp(b + 16, j->store_id, KJ_STORE_ID_BYTES) ||
+      kj_get64(b + 32) != segno)
+    return kj_err(e, KJ_ECORRUPT,
+                  "%s at offset 0: segment belongs to another store or "
+                  "place",
+                  path);
+  if (kj_get64(b + 40) != j->next_seq)
+    return kj_err(e, KJ_ECORRUPT,
+                  "%s at offset 40: segment starts at seq %" PRIu64
+                  ", expected %" PRIu64 " (frames missing)",
+                  path, kj_get64(b + 40), j->next_seq);
+
+  uint64_t off = KJ_SEGMENT_HEADER;
+  for (;;) {
+    if (size - off < KJ_FRAME_HEADER || all_zero(b + off, KJ_FRAME_HEADER))
+      break;
+    uint32_t len = frame_sound(b, size, off);
+    const uint8_t *h = b + off;
+    if (!len || kj_get64(h + 8) != j->next_seq)
+      break;
+    uint8_t ad[AD_BYTES];
+    frame_ad(ad, j->store_id, segno, h, j->prev_tag);
+    size_t ptlen = len - KJ_TAG_BYTES;
+    if (ptlen > r->ptcap) {
+      uint8_t *p = realloc(r->pt, ptlen);
+      if (!p)
+        return kj_err(e, KJ_ENOMEM, "replay %s: out of memory", path);
+      r->pt = p;
+      r->ptcap = ptlen;
+    }
+    if (kj_unseal(j->cfg.key, r->pt, h + KJ_FRAME_HEADER, len, ad, sizeof ad,
+                  h + 32))
+      return kj_err(e, KJ_ECORRUPT,
+                    "%s at offset %" PRIu64 ": frame seq %" PRIu64
+                    " fails authentication (tampered, or not from this "
+                    "place in this store)",
+                    path, off, j->next_seq);
+    unsigned type = h[24];
+    if (type == FRAME_COMMIT) {
+      int rc = r->fn(r->arg, r->pt, ptlen, e);
+      if (rc) {
+        char inner[sizeof e->msg];
+        memcpy(inner, e->msg, sizeof inner);
+        return kj_err(e, rc, "%s at offset %" PRIu64 ": frame seq %" PRIu64
+                      ": %s", path, off, j->next_seq, inner);
+      }
+    } else if (type == FRAME_MARKER) {
+      if (ptlen != 1 || r->pt[0] != BODY_VERSION)
+        return kj_err(e, KJ_ECORRUPT,
+                      "%s at offset %" PRIu64 ": malformed sync marker",
+                      path, off);
+    } else {
+      return kj_err(e, KJ_EFORMAT,
+                    "%s at offset %" PRIu64 ": unknown frame type %u", path,
+                    off, type);
+    }
+    memcpy(j->prev_tag, h + KJ_FRAME_HEADER + len - KJ_TAG_BYTES,
+           KJ_TAG_BYTES);
+    j->next_seq++;
+    j->frames_replayed++;
+    off += KJ_FRAME_HEADER + len;
+  }
+  *end = off;
+  return KJ_OK;
+}
+
+/* Rule 5.5.3: zero the stray bytes of segment path from off, drop later
+ * segments, make it durable. */
+static int cut_tail(kj_journal *j, const char *path, uint64_t off,
+                    uint64_t n, const seg_list *l, size_t later,
+                    kj_errbuf *e) {
+  const kj_vfs *vfs = j->cfg.vfs;
+  kj_vfs_file *f;
+  errno = 0;
+  int rc = vfs->open(vfs->ctx, path, KJ_VFS_WRITE, &f);
+  if (rc)
+    return kj_err(e, rc, "open %s to cut the tail: %s", path, cause());
+  errno = 0;
+  rc = write_zeros(vfs, f, off, n);
+  if (!rc)
+    rc = vfs->sync(vfs->ctx, f);
+  vfs->close(vfs->ctx, f);
+  if (rc)
+    return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path,
+                  off, cause());
+  for (size_t i = later; i < l->n; i++) {
+    char p[PATH_MAX_KJ];
+    seg_path(j->cfg.dir, l->v[i], "", p, sizeof p);
+    errno = 0;
+    if ((rc = vfs->unlink(vfs->ctx, p)))
+      return kj_err(e, rc, "remove %s: %s", p, cause());
+  }
+  if (later < l->n && (rc = vfs->sync_dir(vfs->ctx, j->cfg.dir)))
+    return kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause());
+  return KJ_OK;
+}
+
+static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
+  const kj_journal_cfg *cfg = &j->cfg;
+  seg_list l;
+  int rc = list_segments(cfg, !cfg->read_only, &l, e);
+  if (rc)
+    return rc;
+  /* Rule 5.2: segments 1..n without a gap. */
+  if (l.n == 0) {
+    free(l.v);
+    return kj_err(e, KJ_ECORRUPT, "%s: journal segments missing", cfg->dir);
+  }
+  for (size_t i = 0; i < l.n; i++) {
+    if (l.v[i] != i + 1) {
+      char p[PATH_MAX_KJ];
+      seg_path(cfg->dir, i + 1, "", p, sizeof p);
+      free(l.v);
+      return kj_err(e, KJ_ECORRUPT, "%s: journal segment missing", p);
+    }
+  }
+  j->next_seq = 1;
+  memset(j->prev_tag, 0, sizeof j->prev_tag);
+  uint64_t end = 0, last = 0, last_size = 0;
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    char path[PATH_MAX_KJ];
+    seg_path(cfg->dir, l.v[i], "", path, sizeof path);
+    uint8_t *b;
+    uint64_t size;
+    if ((rc = read_file(cfg->vfs, path, &b, &size, e)))
+      break;
+    rc = replay_segment(r, path, l.v[i], b, size, &end, e);
+    if (rc) {
+      free(b);
+      break;
+    }
+    last = l.v[i];
+    last_size = size;
+    uint64_t stray = nonzero_extent(b, size, end);
+    if (!stray) { /* rule 5.5.1: clean end */
+      free(b);
+      if (i + 1 < l.n) {
+        j->bytes_before += end - KJ_SEGMENT_HEADER;
+        j->disk_before += size;
+      }
+      continue;
+    }
+    /* Rule 5.5.2: is there evidence that the missing frame was synced? */
+    uint64_t ev = durable_evidence(b, size, end);
+    uint64_t later_bytes = 0;
+    free(b);
+    for (size_t k = i + 1; k < l.n && !rc; k++) {
+      char lp[PATH_MAX_KJ];
+      seg_path(cfg->dir, l.v[k], "", lp, sizeof lp);
+      uint8_t *lb;
+      uint64_t lsize;
+      if ((rc = read_file(cfg->vfs, lp, &lb, &lsize, e)))
+        break;
+      uint64_t d = durable_evidence(lb, lsize, KJ_SEGMENT_HEADER);
+      if (d > ev)
+        ev = d;
+      if (lsize > KJ_SEGMENT_HEADER)
+        later_bytes += nonzero_extent(lb, lsize, KJ_SEGMENT_HEADER);
+      free(lb);
+    }
+    if (rc)
+      break;
+    if (ev >= j->next_seq) {
+      rc = kj_err(e, KJ_ECORRUPT,
+                  "%s at offset %" PRIu64 ": frame seq %" PRIu64
+                  " is missing or damaged, but a later frame records seq "
+                  "%" PRIu64 " as synced",
+                  path, end, j->next_seq, ev);
+      break;
+    }
+    /* Rule 5.5.3: a torn or unsynced tail. */
+    j->tail_cut = stray + later_bytes;
+    if (!cfg->read_only)
+      rc = cut_tail(j, path, end, stray, &l, i + 1, e);
+    break;
+  }
+  free(l.v);
+  if (rc)
+    return rc;
+  j->segno = last;
+  j->seg_size = last_size;
+  j->off = end;
+  j->segments = last;
+  if (cfg->read_only)
+    return KJ_OK;
+  char path[PATH_MAX_KJ];
+  seg_path(cfg->dir, last, "", path, sizeof path);
+  errno = 0;
+  rc = cfg->vfs->open(cfg->vfs->ctx, path, KJ_VFS_WRITE, &j->seg);
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", path, cause());
+  /* Rule 5.6: what we replayed may be in the page cache only. */
+  if (cfg->sync != KJ_SYNC_OFF) {
+    errno = 0;
+    if ((rc = cfg->vfs->sync(cfg->vfs->ctx, j->seg)))
+      return kj_err(e, rc, "sync %s: %s", path, cause());
+    j->durable_seq = j->next_seq - 1;
+  }
+  return KJ_OK;
+}
+
+int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
+                    kj_journal **out, kj_errbuf *e) {
+  *out = NULL;
+  kj_journal *j = calloc(1, sizeof *j);
+  if (!j)
+    return kj_err(e, KJ_ENOMEM, "out of memory");
+  j->cfg = *cfg;
+  j->cfg.dir = j->dir = strdup(cfg->dir);
+  if (!j->dir) {
+    free(j);
+    return kj_err(e, KJ_ENOMEM, "out of memory");
+  }
+  memcpy(j->store_id, cfg->store_id, KJ_STORE_ID_BYTES);
+  j->cfg.store_id = j->store_id;
+  replay r = {j, fn, arg, NULL, 0};
+  int rc = recover(j, &r, e);
+  free(r.pt);
+  if (rc) {
+    if (j->seg)
+      cfg->vfs->close(cfg->vfs->ctx, j->seg);
+    free(j->dir);
+    free(j);
+    return rc;
+  }
+  *out = j;
+  return KJ_OK;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+static int poison(kj_journal *j, int rc) {
+  j->poisoned = 1;
+  return rc;
+}
+
+static int sync_segment(kj_journal *j, kj_errbuf *e) {
+  if (!j->unsynced_bytes)
+    return KJ_OK;
+  errno = 0;
+  int rc = j->cfg.vfs->sync(j->cfg.vfs->ctx, j->seg);
+  if (rc)
+    return poison(j, kj_err(e, rc, "sync journal segment %" PRIu64 ": %s",
+                            j->segno, cause()));
+  j->unsynced_bytes = 0;
+  j->durable_seq = j->next_seq - 1;
+  return KJ_OK;
+}
+
+/* Move to a new segment big enough for a frame of need bytes. */
+static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
+  /* Synced even under KJ_SYNC_OFF: a later kj_journal_sync() syncs only
+   * the new segment, and its claims must cover this one too. */
+  int rc = sync_segment(j, e);
+  if (rc)
+    return rc;
+  uint64_t size = j->cfg.segment_bytes;
+  if (size < KJ_SEGMENT_HEADER + need)
+    size = (KJ_SEGMENT_HEADER + need + 4095) & ~(uint64_t)4095;
+  kj_vfs_file *f = NULL;
+  int renamed;
+  rc = create_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq, size,
+                      &f, &renamed, e);
+  if (rc) {
+    if (f)
+      j->cfg.vfs->close(j->cfg.vfs->ctx, f);
+    /* Failing to preallocate leaves the log as it was (ENOSPC is then a
+     * clean failure); once the rename happened the directory is unknown. */
+    return renamed ? poison(j, rc) : rc;
+  }
+  j->cfg.vfs->close(j->cfg.vfs->ctx, j->seg);
+  j->seg = f;
+  j->bytes_before += j->off - KJ_SEGMENT_HEADER;
+  j->disk_before += j->seg_size;
+  j->segno++;
+  j->segments++;
+  j->seg_size = size;
+  j->off = KJ_SEGMENT_HEADER;
+  j->unsynced_bytes = 0;
+  return KJ_OK;
+}
+
+static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
+                       size_t len, kj_errbuf *e) {
+  if (j->poisoned)
+    return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
+  if (j->cfg.read_only)
+    return kj_err(e, KJ_EREADONLY, "store is open read-only");
+  if (len > KJ_MAX_FRAME_BODY - KJ_TAG_BYTES)
+    return kj_err(e, KJ_EINVAL, "commit of %zu bytes is too large", len);
+  uint64_t clen = len + KJ_TAG_BYTES;
+  uint64_t need = KJ_FRAME_HEADER + clen;
+  int rc;
+  if (j->off + need > j->seg_size && (rc = roll_over(j, need, e)))
+    return rc;
+  if (need > j->fcap) {
+    uint8_t *p = realloc(j->fbuf, need);
+    if (!p)
+      return kj_err(e, KJ_ENOMEM, "out of memory building a frame");
+    j->fbuf = p;
+    j->fcap = need;
+  }
+  uint8_t *h = j->fbuf;
+  memset(h, 0, KJ_FRAME_HEADER);
+  memcpy(h, FRAME_MAGIC, 4);
+  kj_put32(h + 4, (uint32_t)clen);
+  kj_put64(h + 8, j->next_seq);
+  kj_put64(h + 16, j->durable_seq);
+  h[24] = (uint8_t)type;
+  uint8_t ad[AD_BYTES];
+  frame_ad(ad, j->store_id, j->segno, h, j->prev_tag);
+  kj_seal(j->cfg.key, h + KJ_FRAME_HEADER, body, len, ad, sizeof ad, h + 32);
+  kj_put64(h + 56, frame_checksum(h, h + KJ_FRAME_HEADER, clen));
+  errno = 0;
+  rc = j->cfg.vfs->write(j->cfg.vfs->ctx, j->seg, h, need, j->off);
+  if (rc)
+    return poison(j, kj_err(e, rc,
+                            "write journal segment %" PRIu64
+                            " at offset %" PRIu64 ": %s",
+                            j->segno, j->off, cause()));
+  memcpy(j->prev_tag, h + need - KJ_TAG_BYTES, KJ_TAG_BYTES);
+  j->off += need;
+  j->next_seq++;
+  j->unsynced_bytes += need;
+  return KJ_OK;
+}
+
+int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
+                      kj_errbuf *e) {
+  int rc = write_frame(j, FRAME_COMMIT, body, len, e);
+  if (rc)
+    return rc;
+  j->since_marker = 1;
+  if (j->cfg.sync == KJ_SYNC_FULL ||
+      (j->cfg.sync == KJ_SYNC_NORMAL &&
+       j->unsynced_bytes >= j->cfg.sync_interval))
+    return sync_segment(j, e);
+  return KJ_OK;
+}
+
+int kj_journal_sync(kj_journal *j, kj_errbuf *e) {
+  if (j->cfg.read_only)
+    return KJ_OK;
+  if (j->poisoned)
+    return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
+  if (!j->since_marker)
+    return sync_segment(j, e);
+  static const uint8_t marker[1] = {BODY_VERSION};
+  int rc = sync_segment(j, e);
+  if (!rc)
+    rc = write_frame(j, FRAME_MARKER, marker, sizeof marker, e);
+  if (!rc)
+    rc = sync_segment(j, e);
+  if (!rc)
+    j->since_marker = 0;
+  return rc;
+}
+
+int kj_journal_close(kj_journal *j, kj_errbuf *e) {
+  if (!j)
+    return KJ_OK;
+  int rc = KJ_OK;
+  if (!j->cfg.read_only && !j->poisoned && j->cfg.sync != KJ_SYNC_OFF)
+    rc = kj_journal_sync(j, e);
+  if (j->seg)
+    j->cfg.vfs->close(j->cfg.vfs->ctx, j->seg);
+  free(j->fbuf);
+  free(j->dir);
+  free(j);
+  return rc;
+}
+
+int kj_journal_poisoned(const kj_journal *j) { return j->poisoned; }
+
+void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out) {
+  out->last_seq = j->next_seq - 1;
+  out->segments = j->segments;
+  out->journal_bytes = j->bytes_before + (j->off - KJ_SEGMENT_HEADER);
+  out->disk_bytes = j->disk_before + j->seg_size;
+  out->frames_replayed = j->frames_replayed;
+  out->tail_bytes_cut = j->tail_cut;
+}

@@ -1,0 +1,77 @@
+/*
+ * src/journal.h - the write-ahead journal: segments of encrypted frames
+ * (internal). doc/FORMAT.md sections 4 and 5 are the specification.
+ *
+ * The journal knows nothing of tables: it appends opaque commit bodies as
+ * frames, and on open hands each replayed body to a callback. It is not
+ * thread-safe; the store calls it under its writer lock.
+ */
+#ifndef KJ_JOURNAL_H
+#define KJ_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errbuf.h"
+#include "keyjournal/store.h"
+#include "keyjournal/sys/vfs.h"
+
+#define KJ_FRAME_HEADER 64u
+#define KJ_SEGMENT_HEADER 64u
+/* Largest ciphertext (body + tag) of one frame. */
+#define KJ_MAX_FRAME_BODY ((64u << 20) + (1u << 20))
+#define KJ_STORE_ID_BYTES 16u
+
+typedef struct kj_journal kj_journal;
+
+typedef struct kj_journal_cfg {
+  const kj_vfs *vfs;
+  const char *dir;
+  const uint8_t *store_id; /* KJ_STORE_ID_BYTES */
+  const uint8_t *key;      /* journal subkey, 32 bytes; not copied */
+  kj_sync sync;
+  uint64_t segment_bytes;
+  uint64_t sync_interval;
+  int read_only;
+} kj_journal_cfg;
+
+typedef struct kj_journal_stats {
+  uint64_t last_seq;
+  uint64_t segments;
+  uint64_t journal_bytes;
+  uint64_t disk_bytes;
+  uint64_t frames_replayed;
+  uint64_t tail_bytes_cut;
+} kj_journal_stats;
+
+/* Replay callback: apply one commit body. Return KJ_OK or a status (with
+ * e filled) that aborts the open. */
+typedef int (*kj_replay_fn)(void *arg, const uint8_t *body, size_t len,
+                            kj_errbuf *e);
+
+/* Write segment 1 of a new store, durably. Fails with KJ_ECORRUPT when the
+ * directory already holds journal data (segments without a header). */
+int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e);
+
+/* Recover (FORMAT.md section 5), replaying every commit through fn. */
+int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
+                    kj_journal **out, kj_errbuf *e);
+
+/* Append one commit frame holding body, synced per cfg->sync. Errors:
+ * KJ_EINVAL (too large), KJ_EPOISONED, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A
+ * failed write or sync poisons the journal. */
+int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
+                      kj_errbuf *e);
+
+/* If anything was written since the last marker: sync, write a sync
+ * marker, sync again (FORMAT.md 4.3). */
+int kj_journal_sync(kj_journal *j, kj_errbuf *e);
+
+/* Close: a sync marker first unless the mode is KJ_SYNC_OFF, the journal
+ * is poisoned or read-only. Frees j; returns the marker's status. */
+int kj_journal_close(kj_journal *j, kj_errbuf *e);
+
+int kj_journal_poisoned(const kj_journal *j);
+void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out);
+
+#endif

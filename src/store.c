@@ -1,0 +1,498 @@
+/*
+ * src/store.c - opening and closing a store: options, the lock file, the
+ * store header (doc/FORMAT.md section 3), keys, recovery, statistics.
+ *
+ * Open order: lock first (so two openers never race on creation), then
+ * the header (create, or check it before trusting anything else), then
+ * the journal replay into the tables.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "internal.h"
+
+#define HDR_NAME "keyjournal.hdr"
+#define HDR_BYTES 128u
+#define HDR_MAGIC "KJSTORE\0"
+#define FORMAT_VERSION 1u
+#define KEY_RAW 1u
+#define KEY_PASSPHRASE 2u
+#define DEFAULT_SEGMENT (8u << 20)
+#define MIN_SEGMENT 4096u
+#define DEFAULT_SYNC_INTERVAL (1u << 20)
+#define PATHLEN 4096
+
+size_t kj_max_key(void) { return KJ_MAX_KEY; }
+size_t kj_max_value(void) { return KJ_MAX_VALUE; }
+void kj_free(void *p) { free(p); }
+
+static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
+
+int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e) {
+  pthread_mutex_lock(&s->mu);
+  snprintf(s->errmsg, sizeof s->errmsg, "%s", e->msg);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+const char *kj_store_errmsg(kj_store *s) { return s ? s->errmsg : ""; }
+
+void kj_store_errmsg_copy(kj_store *s, char *buf, size_t len) {
+  if (!buf || !len)
+    return;
+  if (!s) {
+    buf[0] = 0;
+    return;
+  }
+  pthread_mutex_lock(&s->mu);
+  snprintf(buf, len, "%s", s->errmsg);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static int64_t wall_clock(void *ctx) {
+  (void)ctx;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- handle lifetime -------------------------------------------------- */
+
+static kj_store *store_new(void) {
+  kj_store *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  pthread_mutex_init(&s->writer, NULL);
+  pthread_mutex_init(&s->mu, NULL);
+  /* Writers first: a stream of readers must not starve commits. */
+  pthread_rwlockattr_t a;
+  pthread_rwlockattr_init(&a);
+  pthread_rwlockattr_setkind_np(&a,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&s->rows, &a);
+  pthread_rwlockattr_destroy(&a);
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    if (!(s->tables[t] = kj_map_new())) {
+      for (unsigned u = KJ_TABLE_MIN; u < t; u++)
+        kj_map_free(s->tables[u]);
+      free(s);
+      return NULL;
+    }
+  }
+  return s;
+}
+
+static void store_free(kj_store *s) {
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+    kj_map_free(s->tables[t]);
+  if (s->lockfile)
+    s->vfs->close(s->vfs->ctx, s->lockfile);
+  kj_keys_free(s->keys);
+  free(s->dir);
+  pthread_rwlock_destroy(&s->rows);
+  pthread_mutex_destroy(&s->writer);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+/* ---- lock ------------------------------------------------------------- */
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) && errno == EINTR)
+    ;
+}
+
+static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
+  char p[PATHLEN];
+  snprintf(p, sizeof p, "%s/LOCK", s->dir);
+  unsigned flags = s->read_only ? KJ_VFS_READ : KJ_VFS_WRITE | KJ_VFS_CREATE;
+  errno = 0;
+  int rc = s->vfs->open(s->vfs->ctx, p, flags, &s->lockfile);
+  if (rc == KJ_NOTFOUND && s->read_only) /* a store made elsewhere, no LOCK */
+    rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ | KJ_VFS_CREATE,
+                      &s->lockfile);
+  if (rc) {
+    s->lockfile = NULL;
+    return kj_err(e, rc, "open %s: %s", p, cause());
+  }
+  int mode = s->read_only ? KJ_VFS_LOCK_SHARED : KJ_VFS_LOCK_EXCLUSIVE;
+  unsigned waited = 0, step = 1;
+  for (;;) {
+    errno = 0;
+    rc = s->vfs->lock(s->vfs->ctx, s->lockfile, mode);
+    if (rc != KJ_EBUSY)
+      break;
+    if (waited >= timeout_ms)
+      return kj_err(e, KJ_EBUSY,
+                    "%s is held by another handle (waited %u ms)", s->dir,
+                    waited);
+    unsigned nap = step;
+    if (nap > timeout_ms - waited)
+      nap = timeout_ms - waited;
+    sleep_ms(nap);
+    waited += nap;
+    if (step < 100)
+      step *= 2;
+  }
+  if (rc)
+    return kj_err(e, rc, "lock %s: %s", p, cause());
+  return KJ_OK;
+}
+
+/* ---- header ----------------------------------------------------------- */
+
+typedef struct header {
+  uint32_t key_mode;
+  uint8_t store_id[KJ_STORE_ID_BYTES];
+  uint8_t salt[KJ_SALT_BYTES];
+  uint64_t opslimit, memlimit;
+} header;
+
+static void header_encode(const header *h, const kj_keys *k,
+                          uint8_t b[HDR_BYTES]) {
+  memset(b, 0, HDR_BYTES);
+  memcpy(b, HDR_MAGIC, 8);
+  kj_put32(b + 8, FORMAT_VERSION);
+  kj_put32(b + 12, h->key_mode);
+  memcpy(b + 16, h->store_id, KJ_STORE_ID_BYTES);
+  memcpy(b + 32, h->salt, KJ_SALT_BYTES);
+  kj_put64(b + 48, h->opslimit);
+  kj_put64(b + 56, h->memlimit);
+  kj_header_mac(k, b, 88, b + 88);
+  kj_put64(b + 120, XXH3_64bits(b, 120));
+}
+
+/* Rules 1-3 of FORMAT.md section 3 (before the key is known). */
+static int header_decode(const uint8_t *b, uint64_t n, header *h,
+                         const char *path, kj_errbuf *e) {
+  if (n != HDR_BYTES || memcmp(b, HDR_MAGIC, 8))
+    return kj_err(e, KJ_EKEY, "%s: not a keyjournal store header", path);
+  if (XXH3_64bits(b, 120) != kj_get64(b + 120))
+    return kj_err(e, KJ_ECORRUPT, "%s at offset 0: store header damaged",
+                  path);
+  if (kj_get32(b + 8) != FORMAT_VERSION)
+    return kj_err(e, KJ_EFORMAT,
+                  "%s: format version %" PRIu32 " (this build reads %u)", path,
+                  kj_get32(b + 8), FORMAT_VERSION);
+  h->key_mode = kj_get32(b + 12);
+  memcpy(h->store_id, b + 16, KJ_STORE_ID_BYTES);
+  memcpy(h->salt, b + 32, KJ_SALT_BYTES);
+  h->opslimit = kj_get64(b + 48);
+  h->memlimit = kj_get64(b + 56);
+  return KJ_OK;
+}
+
+static int derive(const kj_options *o, const header *h, kj_keys **k,
+                  kj_errbuf *e) {
+  int rc = kj_keys_derive(o->key, o->passphrase, h->salt, h->opslimit,
+                          h->memlimit, k);
+  if (rc == KJ_EINVAL)
+    return kj_err(e, rc, "Argon2id limits out of range (ops %" PRIu64
+                  ", mem %" PRIu64 ")", h->opslimit, h->memlimit);
+  if (rc)
+    return kj_err(e, rc, "deriving keys: out of memory");
+  return KJ_OK;
+}
+
+/* Write path durably: tmp file, sync, rename, sync dir. */
+static int write_durable(kj_store *s, const char *name, const uint8_t *b,
+                         size_t n, kj_errbuf *e) {
+  char tmp[PATHLEN], fin[PATHLEN];
+  snprintf(fin, sizeof fin, "%s/%s", s->dir, name);
+  snprintf(tmp, sizeof tmp, "%s/%s.tmp", s->dir, name);
+  kj_vfs_file *f;
+  const kj_vfs *v = s->vfs;
+  errno = 0;
+  int rc = v->open(v->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
+  if (rc)
+    return kj_err(e, rc, "create %s: %s", tmp, cause());
+  errno = 0;
+  if (!(rc = v->truncate(v->ctx, f, 0)) && !(rc = v->write(v->ctx, f, b, n, 0)))
+    rc = v->sync(v->ctx, f);
+  v->close(v->ctx, f);
+  if (!rc && !(rc = v->rename(v->ctx, tmp, fin)))
+    rc = v->sync_dir(v->ctx, s->dir);
+  if (rc) {
+    v->unlink(v->ctx, tmp);
+    return kj_err(e, rc, "write %s: %s", fin, cause());
+  }
+  return KJ_OK;
+}
+
+static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
+                       kj_errbuf *e) {
+  char p[PATHLEN];
+  snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+  kj_vfs_file *f;
+  errno = 0;
+  int rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ, &f);
+  if (rc == KJ_NOTFOUND)
+    return KJ_NOTFOUND;
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", p, cause());
+  size_t got = 0;
+  uint64_t size = 0;
+  if (!(rc = s->vfs->size(s->vfs->ctx, f, &size)))
+    rc = s->vfs->read(s->vfs->ctx, f, b, HDR_BYTES, 0, &got);
+  s->vfs->close(s->vfs->ctx, f);
+  if (rc)
+    return kj_err(e, rc, "read %s: %s", p, cause());
+  *n = size; /* a longer file is not a header either */
+  return KJ_OK;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+static int check_options(const kj_options *o, kj_errbuf *e) {
+  if (o->version < 1 || o->version > KJ_OPTIONS_VERSION)
+    return kj_err(e, KJ_EINVAL, "options version %d not supported",
+                  o->version);
+  if (!o->key == !o->passphrase)
+    return kj_err(e, KJ_EINVAL, "give exactly one of key and passphrase");
+  if (o->passphrase && !o->passphrase[0])
+    return kj_err(e, KJ_EINVAL, "empty passphrase");
+  if ((unsigned)o->sync > KJ_SYNC_OFF || (unsigned)o->mode > KJ_OPEN_CREATE_NEW)
+    return kj_err(e, KJ_EINVAL, "bad sync or open mode");
+  if (o->segment_bytes && o->segment_bytes < MIN_SEGMENT)
+    return kj_err(e, KJ_EINVAL, "segment_bytes below %u", MIN_SEGMENT);
+  if (o->vfs && o->vfs->version != KJ_VFS_VERSION)
+    return kj_err(e, KJ_EINVAL, "vfs version %d not supported",
+                  o->vfs->version);
+  return KJ_OK;
+}
+
+static int replay_cb(void *arg, const uint8_t *body, size_t len,
+                     kj_errbuf *e) {
+  return kj_body_apply(arg, body, len, e);
+}
+
+static int create_store(kj_store *s, const kj_options *o, header *h,
+                        kj_errbuf *e) {
+  memset(h, 0, sizeof *h);
+  kj_random(h->store_id, sizeof h->store_id);
+  if (o->passphrase) {
+    h->key_mode = KEY_PASSPHRASE;
+    kj_random(h->salt, sizeof h->salt);
+    h->opslimit = o->pwhash_opslimit ? o->pwhash_opslimit : 2;
+    h->memlimit = o->pwhash_memlimit ? o->pwhash_memlimit : (64u << 20);
+  } else {
+    h->key_mode = KEY_RAW;
+  }
+  int rc = derive(o, h, &s->keys, e);
+  if (rc)
+    return rc;
+  kj_journal_cfg jc = {s->vfs,
+                       s->dir,
+                       h->store_id,
+                       s->keys->journal,
+                       o->sync,
+                       o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
+                       0,
+                       0};
+  if ((rc = kj_journal_create(&jc, e)))
+    return rc;
+  uint8_t b[HDR_BYTES];
+  header_encode(h, s->keys, b);
+  return write_durable(s, HDR_NAME, b, sizeof b, e); /* the commit point */
+}
+
+static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
+  struct stat st;
+  if (stat(s->dir, &st) != 0) {
+    if (o->mode == KJ_OPEN_EXISTING || o->read_only)
+      return kj_err(e, KJ_NOTFOUND, "%s: no such store", s->dir);
+    errno = 0;
+    int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
+    if (rc && rc != KJ_EEXIST)
+      return kj_err(e, rc, "create directory %s: %s", s->dir, cause());
+  } else if (!S_ISDIR(st.st_mode)) {
+    return kj_err(e, KJ_EINVAL, "%s is not a directory", s->dir);
+  }
+  int rc = take_lock(s, o->busy_timeout_ms, e);
+  if (rc)
+    return rc;
+
+  uint8_t b[HDR_BYTES];
+  uint64_t n = 0;
+  header h;
+  rc = read_header(s, b, &n, e);
+  if (rc == KJ_NOTFOUND) {
+    if (o->mode == KJ_OPEN_EXISTING || o->read_only)
+      return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
+    if ((rc = create_store(s, o, &h, e)))
+      return rc;
+  } else if (rc) {
+    return rc;
+  } else {
+    char p[PATHLEN];
+    snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+    if (o->mode == KJ_OPEN_CREATE_NEW)
+      return kj_err(e, KJ_EEXIST, "%s: a store exists there", s->dir);
+    if ((rc = header_decode(b, n, &h, p, e)))
+      return rc;
+    uint32_t want = o->passphrase ? KEY_PASSPHRASE : KEY_RAW;
+    if (h.key_mode != want)
+      return kj_err(e, KJ_EKEY, "%s: store uses a %s", p,
+                    h.key_mode == KEY_RAW ? "raw key, not a passphrase"
+                                          : "passphrase, not a raw key");
+    if ((rc = derive(o, &h, &s->keys, e)))
+      return rc;
+    if (!kj_header_mac_ok(s->keys, b, 88, b + 88))
+      return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
+  }
+  kj_journal_cfg jc = {
+      s->vfs,
+      s->dir,
+      h.store_id,
+      s->keys->journal,
+      o->sync,
+      o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
+      o->sync_interval_bytes ? o->sync_interval_bytes : DEFAULT_SYNC_INTERVAL,
+      o->read_only};
+  return kj_journal_open(&jc, replay_cb, s, &s->journal, e);
+}
+
+int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
+                  char **errmsg) {
+  kj_errbuf e = {{0}};
+  int rc;
+  kj_store *s = NULL;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (errmsg)
+    *errmsg = NULL;
+  if (out)
+    *out = NULL;
+  if (!out || !opts) {
+    rc = kj_err(&e, KJ_EINVAL, "kj_store_open: NULL out or options");
+    goto done;
+  }
+  if ((rc = check_options(opts, &e)))
+    goto done;
+  if ((rc = kj_crypto_init())) {
+    kj_err(&e, rc, "libsodium failed to initialise");
+    goto done;
+  }
+  if (!(s = store_new())) {
+    rc = kj_err(&e, KJ_ENOMEM, "out of memory");
+    goto done;
+  }
+  s->vfs = opts->vfs ? opts->vfs : kj_vfs_posix();
+  s->read_only = opts->read_only;
+  s->clock = opts->clock ? opts->clock : wall_clock;
+  s->clock_ctx = opts->clock ? opts->clock_ctx : NULL;
+  if (!path) {
+    header h = {0};
+    rc = derive(opts, &h, &s->keys, &e); /* same checks as a file store */
+    if (opts->passphrase && rc == KJ_EINVAL)
+      rc = KJ_OK, kj_keys_free(s->keys), s->keys = NULL;
+  } else if (!path[0] || strlen(path) > PATHLEN - 64) {
+    rc = kj_err(&e, KJ_EINVAL, "store path empty or too long");
+  } else if (!(s->dir = strdup(path))) {
+    rc = kj_err(&e, KJ_ENOMEM, "out of memory");
+  } else {
+    rc = open_dir(s, opts, &e);
+  }
+done:
+  if (rc) {
+    if (s) {
+      if (s->journal) {
+        kj_errbuf ignored;
+        kj_journal_close(s->journal, &ignored);
+      }
+      store_free(s);
+    }
+    if (errmsg)
+      *errmsg = strdup(e.msg);
+    return rc;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  s->recovery_usec = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                (t1.tv_nsec - t0.tv_nsec) / 1000);
+  *out = s;
+  return KJ_OK;
+}
+
+int kj_store_close(kj_store *s) {
+  if (!s)
+    return KJ_OK;
+  if (pthread_mutex_trylock(&s->writer) != 0)
+    return KJ_EINVAL; /* a write transaction is still open */
+  kj_errbuf e;
+  int rc = s->journal ? kj_journal_close(s->journal, &e) : KJ_OK;
+  s->journal = NULL;
+  pthread_mutex_unlock(&s->writer);
+  store_free(s);
+  return rc;
+}
+
+int kj_store_sync(kj_store *s) {
+  if (!s)
+    return KJ_EINVAL;
+  if (!s->journal)
+    return KJ_OK;
+  kj_errbuf e;
+  pthread_mutex_lock(&s->writer);
+  int rc = kj_journal_sync(s->journal, &e);
+  if (rc && kj_journal_poisoned(s->journal))
+    atomic_store(&s->poisoned, 1);
+  pthread_mutex_unlock(&s->writer);
+  return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+int kj_store_stats(kj_store *s, kj_stats *out) {
+  if (!s || !out || out->version < 1)
+    return KJ_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->version = KJ_STATS_VERSION;
+  out->format_version = FORMAT_VERSION;
+  out->memory_only = s->journal == NULL;
+  out->read_only = s->read_only;
+  out->poisoned = atomic_load(&s->poisoned) || atomic_load(&s->broken);
+  pthread_mutex_lock(&s->writer);
+  if (s->journal) {
+    kj_journal_stats js;
+    kj_journal_get_stats(s->journal, &js);
+    out->last_seq = js.last_seq;
+    out->segments = js.segments;
+    out->journal_bytes = js.journal_bytes;
+    out->disk_bytes = js.disk_bytes + HDR_BYTES;
+    out->frames_replayed = js.frames_replayed;
+    out->tail_bytes_cut = js.tail_bytes_cut;
+  }
+  pthread_mutex_unlock(&s->writer);
+  pthread_rwlock_rdlock(&s->rows);
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    out->rows += kj_map_count(s->tables[t]);
+    out->logical_bytes += kj_map_bytes(s->tables[t]);
+  }
+  pthread_rwlock_unlock(&s->rows);
+  pthread_mutex_lock(&s->mu);
+  out->commits = s->commits;
+  pthread_mutex_unlock(&s->mu);
+  out->recovery_usec = s->recovery_usec;
+  return KJ_OK;
+}
+
+int kj_table_count(kj_store *s, unsigned table, uint64_t *rows,
+                   uint64_t *bytes) {
+  if (!s || table < KJ_TABLE_MIN || table > KJ_TABLE_MAX)
+    return KJ_EINVAL;
+  pthread_rwlock_rdlock(&s->rows);
+  if (rows)
+    *rows = kj_map_count(s->tables[table]);
+  if (bytes)
+    *bytes = kj_map_bytes(s->tables[table]);
+  pthread_rwlock_unlock(&s->rows);
+  return KJ_OK;
+}

@@ -1,0 +1,355 @@
+/*
+ * src/table.c - the in-memory ordered map behind src/table.h.
+ *
+ * This file owns the AVL tree that holds a table's committed rows and a
+ * transaction's write set: node layout and allocation, rebalancing, the
+ * count/bytes accounting, the key order, and the stack-based iterator.
+ * Each entry is one malloc: a small header followed by the key bytes and then
+ * the value bytes, so a row costs one allocation and no separate buffers.
+ * Replacing a row allocates a fresh node and unlinks the old one; rotations
+ * only relink nodes, so an entry pointer stays valid until its own key is
+ * replaced or removed.
+ */
+#include "table.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyjournal/errors.h"
+
+struct kj_entry {
+  struct kj_entry *left, *right;
+  uint32_t klen, vlen;
+  /* Subtree height, a leaf is 1. An AVL tree of height h holds at least
+   * Fib(h + 2) - 1 nodes, so any tree that fits in memory is far below 127. */
+  int8_t height;
+  uint8_t tomb;
+  /* klen key bytes, then vlen value bytes. */
+  unsigned char data[];
+};
+
+struct kj_map {
+  kj_entry *root;
+  uint64_t count;
+  uint64_t bytes;
+};
+
+/* Bytes before the inline data; offsetof, not sizeof, so the struct's tail
+ * padding is not allocated on top of the key and value (26 bytes, not 32,
+ * on LP64). */
+#define NODE_HDR offsetof(struct kj_entry, data)
+
+int kj_key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  /* memcmp with a NULL pointer is undefined even for length 0, and an empty
+   * key may well arrive as (NULL, 0). */
+  if (n > 0) {
+    int c = memcmp(a, b, n);
+    if (c != 0)
+      return c;
+  }
+  return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+static int entry_cmp(const void *key, size_t klen, const kj_entry *e) {
+  return kj_key_cmp(key, klen, e->data, e->klen);
+}
+
+static int height(const kj_entry *e) { return e ? e->height : 0; }
+
+static void fix_height(kj_entry *e) {
+  int hl = height(e->left), hr = height(e->right);
+  e->height = (int8_t)((hl > hr ? hl : hr) + 1);
+}
+
+static kj_entry *rotate_right(kj_entry *e) {
+  kj_entry *l = e->left;
+  e->left = l->right;
+  l->right = e;
+  fix_height(e);
+  fix_height(l);
+  return l;
+}
+
+static kj_entry *rotate_left(kj_entry *e) {
+  kj_entry *r = e->right;
+  e->right = r->left;
+  r->left = e;
+  fix_height(e);
+  fix_height(r);
+  return r;
+}
+
+/* Restore the AVL property at e after one of its subtrees changed height by
+ * at most one, and return the new subtree root. */
+static kj_entry *rebalance(kj_entry *e) {
+  int bf;
+  fix_height(e);
+  bf = height(e->left) - height(e->right);
+  if (bf > 1) {
+    /* A left-right shape needs the inner child lifted first, or the single
+     * rotation would just mirror the imbalance. */
+    if (height(e->left->left) < height(e->left->right))
+      e->left = rotate_left(e->left);
+    return rotate_right(e);
+  }
+  if (bf < -1) {
+    if (height(e->right->right) < height(e->right->left))
+      e->right = rotate_right(e->right);
+    return rotate_left(e);
+  }
+  return e;
+}
+
+/* Insert node n under t, or put it in the place of the entry with the same
+ * key (returned through *old). Recursion depth is the tree height. */
+static kj_entry *insert(kj_entry *t, kj_entry *n, kj_entry **old) {
+  int c;
+  if (!t)
+    return n;
+  c = entry_cmp(n->data, n->klen, t);
+  if (c < 0) {
+    t->left = insert(t->left, n, old);
+  } else if (c > 0) {
+    t->right = insert(t->right, n, old);
+  } else {
+    /* Same shape, new node: the heights above do not change. */
+    n->left = t->left;
+    n->right = t->right;
+    n->height = t->height;
+    *old = t;
+    return n;
+  }
+  /* A replacement leaves every height as it was, so this is then a no-op. */
+  return rebalance(t);
+}
+
+/* Detach the smallest node of t into *min and return what is left. */
+static kj_entry *remove_min(kj_entry *t, kj_entry **min) {
+  if (!t->left) {
+    *min = t;
+    return t->right;
+  }
+  t->left = remove_min(t->left, min);
+  return rebalance(t);
+}
+
+static kj_entry *erase(kj_entry *t, const void *key, size_t klen,
+                       kj_entry **gone) {
+  int c;
+  if (!t)
+    return NULL;
+  c = entry_cmp(key, klen, t);
+  if (c < 0) {
+    t->left = erase(t->left, key, klen, gone);
+  } else if (c > 0) {
+    t->right = erase(t->right, key, klen, gone);
+  } else {
+    kj_entry *succ, *rest;
+    *gone = t;
+    if (!t->right)
+      return t->left;
+    if (!t->left)
+      return t->right;
+    /* Keys live inside their nodes, so the successor node itself moves into
+     * t's place instead of having its key copied over. */
+    rest = remove_min(t->right, &succ);
+    succ->left = t->left;
+    succ->right = rest;
+    return rebalance(succ);
+  }
+  return rebalance(t);
+}
+
+/* Free a whole tree without recursion: rotate left children up until the
+ * root has none, then free the root and continue with its right subtree.
+ * Each rotation moves one node onto the right spine for good, so this is
+ * O(n) with O(1) stack. */
+static void free_tree(kj_entry *t) {
+  while (t) {
+    if (t->left) {
+      kj_entry *l = t->left;
+      t->left = l->right;
+      l->right = t;
+      t = l;
+    } else {
+      kj_entry *r = t->right;
+      free(t);
+      t = r;
+    }
+  }
+}
+
+kj_map *kj_map_new(void) { return calloc(1, sizeof(kj_map)); }
+
+void kj_map_free(kj_map *m) {
+  if (!m)
+    return;
+  free_tree(m->root);
+  free(m);
+}
+
+void kj_map_clear(kj_map *m) {
+  free_tree(m->root);
+  m->root = NULL;
+  m->count = 0;
+  m->bytes = 0;
+}
+
+int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
+               size_t vlen, int tomb) {
+  kj_entry *n, *old = NULL;
+  size_t size;
+  if (tomb)
+    vlen = 0; /* a tombstone has no value, whatever the caller passed */
+#if SIZE_MAX > UINT32_MAX
+  /* The lengths are stored as uint32; a longer key or value cannot be
+   * represented, which for the caller is the same as not fitting in memory. */
+  if (klen > UINT32_MAX || vlen > UINT32_MAX)
+    return KJ_ENOMEM;
+#else
+  if (klen > SIZE_MAX - NODE_HDR || vlen > SIZE_MAX - NODE_HDR - klen)
+    return KJ_ENOMEM;
+#endif
+  /* Allocate before touching the tree so a failure leaves it unchanged.
+   * Never less than the struct itself: the compiler may assume a whole
+   * struct is addressable, and malloc's rounding makes this free anyway. */
+  size = NODE_HDR + klen + vlen;
+  n = malloc(size < sizeof(kj_entry) ? sizeof(kj_entry) : size);
+  if (!n)
+    return KJ_ENOMEM;
+  n->left = n->right = NULL;
+  n->klen = (uint32_t)klen;
+  n->vlen = (uint32_t)vlen;
+  n->height = 1;
+  n->tomb = tomb ? 1 : 0;
+  /* Guard the copies: (NULL, 0) is a valid empty key or value, but memcpy
+   * from NULL is undefined even for zero bytes. */
+  if (klen)
+    memcpy(n->data, key, klen);
+  if (vlen)
+    memcpy(n->data + klen, val, vlen);
+
+  m->root = insert(m->root, n, &old);
+  if (old) {
+    m->bytes -= (uint64_t)old->klen + old->vlen;
+    free(old);
+  } else {
+    m->count++;
+  }
+  m->bytes += (uint64_t)klen + vlen;
+  return KJ_OK;
+}
+
+int kj_map_del(kj_map *m, const void *key, size_t klen) {
+  kj_entry *gone = NULL;
+  m->root = erase(m->root, key, klen, &gone);
+  if (!gone)
+    return 0;
+  m->count--;
+  m->bytes -= (uint64_t)gone->klen + gone->vlen;
+  free(gone);
+  return 1;
+}
+
+const kj_entry *kj_map_get(const kj_map *m, const void *key, size_t klen) {
+  const kj_entry *e = m->root;
+  while (e) {
+    int c = entry_cmp(key, klen, e);
+    if (c == 0)
+      return e;
+    e = c < 0 ? e->left : e->right;
+  }
+  return NULL;
+}
+
+uint64_t kj_map_count(const kj_map *m) { return m->count; }
+uint64_t kj_map_bytes(const kj_map *m) { return m->bytes; }
+
+const void *kj_entry_key(const kj_entry *e) { return e->data; }
+size_t kj_entry_klen(const kj_entry *e) { return e->klen; }
+const void *kj_entry_val(const kj_entry *e) { return e->data + e->klen; }
+size_t kj_entry_vlen(const kj_entry *e) { return e->vlen; }
+int kj_entry_tomb(const kj_entry *e) { return e->tomb; }
+
+/*
+ * The iterator stack holds, top first, the entries not yet returned whose
+ * left subtrees are done: the top is the next entry, and below it are the
+ * ancestors still waiting to be visited. It only ever holds nodes of one
+ * root-to-leaf path, so its depth is bounded by the tree height (under 60
+ * for 2^40 entries).
+ */
+static void iter_push(kj_iter *it, const kj_entry *e) {
+  assert(it->depth < KJ_ITER_DEPTH);
+  it->stack[it->depth++] = e;
+}
+
+void kj_iter_seek(kj_iter *it, const kj_map *m, const void *key, size_t klen) {
+  const kj_entry *e = m->root;
+  it->depth = 0;
+  if (!key)
+    klen = 0;
+  /* Push every node >= key on the search path; nodes < key are skipped along
+   * with their left subtrees. The last push is the smallest key >= the
+   * bound. With klen 0 every node compares >=, giving the leftmost path. */
+  while (e) {
+    if (entry_cmp(key, klen, e) <= 0) {
+      iter_push(it, e);
+      e = e->left;
+    } else {
+      e = e->right;
+    }
+  }
+}
+
+const kj_entry *kj_iter_next(kj_iter *it) {
+  const kj_entry *cur, *e;
+  if (it->depth == 0)
+    return NULL;
+  cur = it->stack[--it->depth];
+  /* The successor is the leftmost node of the right subtree, or else the
+   * nearest waiting ancestor already on the stack. */
+  for (e = cur->right; e; e = e->left)
+    iter_push(it, e);
+  return cur;
+}
+
+struct check_acc {
+  uint64_t count, bytes;
+};
+
+/* Height of the subtree at e, or -1 if it breaks an invariant. Every key must
+ * lie strictly between lo and hi (NULL: unbounded). Recursion stops at the
+ * iterator depth, so even a degenerate tree cannot exhaust the stack. */
+static int check_tree(const kj_entry *e, const kj_entry *lo, const kj_entry *hi,
+                      int depth, struct check_acc *acc) {
+  int hl, hr;
+  if (!e)
+    return 0;
+  if (depth >= KJ_ITER_DEPTH)
+    return -1;
+  if (lo && kj_key_cmp(lo->data, lo->klen, e->data, e->klen) >= 0)
+    return -1;
+  if (hi && kj_key_cmp(e->data, e->klen, hi->data, hi->klen) >= 0)
+    return -1;
+  if (e->tomb > 1 || (e->tomb && e->vlen))
+    return -1;
+  acc->count++;
+  acc->bytes += (uint64_t)e->klen + e->vlen;
+  hl = check_tree(e->left, lo, e, depth + 1, acc);
+  hr = check_tree(e->right, e, hi, depth + 1, acc);
+  if (hl < 0 || hr < 0 || hl - hr > 1 || hr - hl > 1)
+    return -1;
+  if (e->height != (hl > hr ? hl : hr) + 1)
+    return -1;
+  return e->height;
+}
+
+int kj_map_check(const kj_map *m) {
+  struct check_acc acc = {0, 0};
+  int h = check_tree(m->root, NULL, NULL, 0, &acc);
+  if (h < 0 || acc.count != m->count || acc.bytes != m->bytes)
+    return -1;
+  return h;
+}

@@ -1,0 +1,69 @@
+/*
+ * src/table.h - in-memory ordered map (internal).
+ *
+ * One kj_map per table holds the committed rows; a transaction's write set is
+ * another kj_map whose entries may be tombstones. Keys are ordered by memcmp,
+ * shorter first on a common prefix. Point operations are O(log n) (AVL tree),
+ * ordered iteration from any lower bound is O(log n + k).
+ *
+ * The map owns copies of keys and values. Entry pointers returned by
+ * kj_map_get()/kj_iter_next() stay valid until the entry is replaced or
+ * removed, or the map is freed. Not thread-safe: callers lock.
+ */
+#ifndef KJ_TABLE_H
+#define KJ_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kj_map kj_map;
+typedef struct kj_entry kj_entry;
+
+kj_map *kj_map_new(void);
+void kj_map_free(kj_map *m);
+/* Remove every entry. */
+void kj_map_clear(kj_map *m);
+
+/* Insert or replace key -> (val, tomb). tomb marks a deletion in a write
+ * set (val ignored, vlen must be 0). Returns KJ_OK or KJ_ENOMEM (map
+ * unchanged). */
+int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
+               size_t vlen, int tomb);
+/* Remove key. Returns 1 if it was present, 0 if not. */
+int kj_map_del(kj_map *m, const void *key, size_t klen);
+/* Exact lookup; NULL if absent. */
+const kj_entry *kj_map_get(const kj_map *m, const void *key, size_t klen);
+
+/* Entries (tombstones included), and sum of klen+vlen of all entries. */
+uint64_t kj_map_count(const kj_map *m);
+uint64_t kj_map_bytes(const kj_map *m);
+
+const void *kj_entry_key(const kj_entry *e);
+size_t kj_entry_klen(const kj_entry *e);
+const void *kj_entry_val(const kj_entry *e);
+size_t kj_entry_vlen(const kj_entry *e);
+int kj_entry_tomb(const kj_entry *e);
+
+/* In-order iterator. Holds a path stack; no allocation. The map must not
+ * be modified while an iterator over it is in use. */
+#define KJ_ITER_DEPTH 64
+typedef struct kj_iter {
+  const void *stack[KJ_ITER_DEPTH];
+  int depth;
+} kj_iter;
+
+/* Position it at the first entry with key >= (key, klen); key NULL or klen
+ * 0 means the first entry. */
+void kj_iter_seek(kj_iter *it, const kj_map *m, const void *key, size_t klen);
+/* Return the current entry and advance; NULL when done. */
+const kj_entry *kj_iter_next(kj_iter *it);
+
+/* memcmp order, shorter first on a common prefix: <0, 0, >0. */
+int kj_key_cmp(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Test aid: verify the whole tree in O(n) - key order, stored heights, AVL
+ * balance, a height the iterator stack can hold, and the count and bytes
+ * totals. Returns the tree height (0 when empty), or -1 if anything is off. */
+int kj_map_check(const kj_map *m);
+
+#endif

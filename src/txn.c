@@ -1,0 +1,435 @@
+/*
+ * src/txn.c - transactions, row access, and the commit body codec.
+ *
+ * A write transaction is an ordered write set (a kj_map keyed by the table
+ * id byte followed by the row key, with tombstones for deletes) over the
+ * committed tables. Reads merge the two. Commit encodes the write set as
+ * one commit body (doc/FORMAT.md 4.3), hands it to the journal, and only
+ * when the journal reports it durable to the level asked applies it to the
+ * tables - through kj_body_apply(), the same decoder recovery uses.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "internal.h"
+
+#define BODY_VERSION 1u
+#define OP_PUT 1u
+#define OP_DEL 2u
+
+/* ---- argument checks -------------------------------------------------- */
+
+static int bad_table(unsigned table) {
+  return table < KJ_TABLE_MIN || table > KJ_TABLE_MAX;
+}
+
+static int bad_key(const void *key, size_t klen) {
+  return !key || klen < 1 || klen > KJ_MAX_KEY;
+}
+
+static int check_txn(kj_store *s, kj_txn *txn) {
+  return !s || (txn && txn->s != s);
+}
+
+static int fail(kj_store *s, int rc, const char *msg) {
+  kj_errbuf e;
+  kj_err(&e, rc, "%s", msg);
+  return kj_store_fail(s, rc, &e);
+}
+
+/* ---- begin / rollback ------------------------------------------------- */
+
+int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
+  if (out)
+    *out = NULL;
+  if (!s || !out || (flags & ~KJ_TXN_READONLY))
+    return s ? fail(s, KJ_EINVAL, "kj_txn_begin: bad arguments") : KJ_EINVAL;
+  if (atomic_load(&s->broken))
+    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+  int ro = flags & KJ_TXN_READONLY;
+  if (!ro && s->read_only)
+    return fail(s, KJ_EREADONLY, "write transaction on a read-only handle");
+  if (!ro && atomic_load(&s->poisoned))
+    return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+  kj_txn *t = calloc(1, sizeof *t);
+  if (!t || (!ro && !(t->ws = kj_map_new()))) {
+    free(t);
+    return fail(s, KJ_ENOMEM, "kj_txn_begin: out of memory");
+  }
+  t->s = s;
+  t->flags = flags;
+  if (ro) {
+    pthread_rwlock_rdlock(&s->rows);
+  } else {
+    pthread_mutex_lock(&s->writer);
+    if (atomic_load(&s->poisoned)) { /* poisoned while we waited */
+      pthread_mutex_unlock(&s->writer);
+      kj_map_free(t->ws);
+      free(t);
+      return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+    }
+  }
+  *out = t;
+  return KJ_OK;
+}
+
+static void txn_end(kj_txn *t) {
+  if (t->flags & KJ_TXN_READONLY) {
+    pthread_rwlock_unlock(&t->s->rows);
+  } else {
+    kj_map_free(t->ws);
+    pthread_mutex_unlock(&t->s->writer);
+  }
+  free(t);
+}
+
+void kj_txn_rollback(kj_txn *t) {
+  if (t)
+    txn_end(t);
+}
+
+/* ---- commit body ------------------------------------------------------ */
+
+static uint64_t op_bytes(size_t klen, int tomb, size_t vlen) {
+  uint64_t n = 2 + kj_varint_len(klen) + klen;
+  if (!tomb)
+    n += kj_varint_len(vlen) + vlen;
+  return n;
+}
+
+/* Encode the write set: version, op count, ops in (table, key) order. */
+static uint8_t *encode_body(const kj_txn *t, size_t *len) {
+  uint64_t count = kj_map_count(t->ws);
+  size_t n = 1 + kj_varint_len(count) + (size_t)t->ws_bytes;
+  uint8_t *b = malloc(n), *p = b;
+  if (!b)
+    return NULL;
+  *p++ = BODY_VERSION;
+  p += kj_put_varint(p, count);
+  kj_iter it;
+  kj_iter_seek(&it, t->ws, NULL, 0);
+  for (const kj_entry *e; (e = kj_iter_next(&it));) {
+    const uint8_t *k = kj_entry_key(e);
+    size_t klen = kj_entry_klen(e) - 1;
+    *p++ = kj_entry_tomb(e) ? OP_DEL : OP_PUT;
+    *p++ = k[0];
+    p += kj_put_varint(p, klen);
+    memcpy(p, k + 1, klen);
+    p += klen;
+    if (!kj_entry_tomb(e)) {
+      size_t vlen = kj_entry_vlen(e);
+      p += kj_put_varint(p, vlen);
+      if (vlen)
+        memcpy(p, kj_entry_val(e), vlen);
+      p += vlen;
+    }
+  }
+  *len = (size_t)(p - b);
+  return b;
+}
+
+typedef struct body_op {
+  unsigned kind, table;
+  const uint8_t *key, *val;
+  size_t klen, vlen;
+} body_op;
+
+static int next_op(const uint8_t **p, const uint8_t *end, body_op *op) {
+  uint64_t klen, vlen = 0;
+  if (end - *p < 2)
+    return -1;
+  op->kind = *(*p)++;
+  op->table = *(*p)++;
+  if ((op->kind != OP_PUT && op->kind != OP_DEL) || bad_table(op->table) ||
+      kj_get_varint(p, end, &klen) || klen < 1 || klen > KJ_MAX_KEY ||
+      (uint64_t)(end - *p) < klen)
+    return -1;
+  op->key = *p;
+  op->klen = (size_t)klen;
+  *p += klen;
+  op->val = NULL;
+  if (op->kind == OP_PUT) {
+    if (kj_get_varint(p, end, &vlen) || vlen > KJ_MAX_VALUE ||
+        (uint64_t)(end - *p) < vlen)
+      return -1;
+    op->val = *p;
+    *p += vlen;
+  }
+  op->vlen = (size_t)vlen;
+  return 0;
+}
+
+int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
+  const uint8_t *end = body + len, *p = body;
+  uint64_t count;
+  if (len < 2 || *p++ != BODY_VERSION || kj_get_varint(&p, end, &count) ||
+      count < 1)
+    return kj_err(e, KJ_ECORRUPT, "malformed commit body header");
+  /* Pass 1: the whole body must decode, ops strictly ascending by (table,
+   * key), before anything is applied. */
+  const uint8_t *ops = p;
+  body_op prev = {0}, op;
+  for (uint64_t i = 0; i < count; i++) {
+    if (next_op(&p, end, &op))
+      return kj_err(e, KJ_ECORRUPT, "malformed op %llu of commit body",
+                    (unsigned long long)i);
+    if (i && (op.table < prev.table ||
+              (op.table == prev.table &&
+               kj_key_cmp(prev.key, prev.klen, op.key, op.klen) >= 0)))
+      return kj_err(e, KJ_ECORRUPT, "commit body ops out of order at %llu",
+                    (unsigned long long)i);
+    prev = op;
+  }
+  if (p != end)
+    return kj_err(e, KJ_ECORRUPT, "trailing bytes after commit body");
+  /* Pass 2: apply. Only allocation can fail here. */
+  p = ops;
+  for (uint64_t i = 0; i < count; i++) {
+    next_op(&p, end, &op);
+    kj_map *m = s->tables[op.table];
+    if (op.kind == OP_DEL)
+      kj_map_del(m, op.key, op.klen);
+    else if (kj_map_put(m, op.key, op.klen, op.val, op.vlen, 0))
+      return kj_err(e, KJ_ENOMEM, "applying a commit: out of memory");
+  }
+  return KJ_OK;
+}
+
+int kj_txn_commit(kj_txn *t) {
+  if (!t)
+    return KJ_EINVAL;
+  kj_store *s = t->s;
+  if ((t->flags & KJ_TXN_READONLY) || !kj_map_count(t->ws)) {
+    txn_end(t);
+    return KJ_OK;
+  }
+  kj_errbuf e;
+  int rc = KJ_OK;
+  size_t len = 0;
+  uint8_t *body = NULL;
+  if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
+    rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
+  else if (!(body = encode_body(t, &len)))
+    rc = kj_err(&e, KJ_ENOMEM, "commit: out of memory");
+  else if (s->journal && (rc = kj_journal_append(s->journal, body, len, &e)) &&
+           kj_journal_poisoned(s->journal))
+    atomic_store(&s->poisoned, 1);
+  if (!rc) {
+    pthread_rwlock_wrlock(&s->rows);
+    rc = kj_body_apply(s, body, len, &e);
+    pthread_rwlock_unlock(&s->rows);
+    if (rc) /* journal and memory now disagree: only a reopen can help */
+      atomic_store(&s->broken, 1);
+  }
+  if (!rc) {
+    pthread_mutex_lock(&s->mu);
+    s->commits++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  free(body);
+  txn_end(t);
+  return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
+/* Write-set key: table id byte, then the row key. */
+static size_t ws_key(uint8_t *buf, unsigned table, const void *key,
+                     size_t klen) {
+  buf[0] = (uint8_t)table;
+  if (klen)
+    memcpy(buf + 1, key, klen);
+  return klen + 1;
+}
+
+static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
+                    const void *val, size_t vlen, int tomb) {
+  kj_store *s = t->s;
+  if (t->flags & KJ_TXN_READONLY)
+    return fail(s, KJ_EINVAL, "write in a read-only transaction");
+  if (t->scanning)
+    return fail(s, KJ_EINVAL, "write to a transaction during its own scan");
+  uint8_t tk[1 + KJ_MAX_KEY];
+  size_t tklen = ws_key(tk, table, key, klen);
+  const kj_entry *old = kj_map_get(t->ws, tk, tklen);
+  uint64_t bytes = t->ws_bytes + op_bytes(klen, tomb, vlen);
+  if (old)
+    bytes -= op_bytes(klen, kj_entry_tomb(old), kj_entry_vlen(old));
+  if (bytes > KJ_MAX_TXN_BYTES)
+    return fail(s, KJ_EINVAL, "transaction exceeds KJ_MAX_TXN_BYTES");
+  if (kj_map_put(t->ws, tk, tklen, val, vlen, tomb))
+    return fail(s, KJ_ENOMEM, "out of memory");
+  t->ws_bytes = bytes;
+  return KJ_OK;
+}
+
+/* Run one write, in txn or as a transaction of its own. */
+static int do_write(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+                    size_t klen, const void *val, size_t vlen, int tomb) {
+  if (txn)
+    return ws_write(txn, table, key, klen, val, vlen, tomb);
+  kj_txn *t;
+  int rc = kj_txn_begin(s, 0, &t);
+  if (rc)
+    return rc;
+  rc = ws_write(t, table, key, klen, val, vlen, tomb);
+  if (rc) {
+    kj_txn_rollback(t);
+    return rc;
+  }
+  return kj_txn_commit(t);
+}
+
+int kj_put(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+           size_t klen, const void *val, size_t vlen) {
+  if (check_txn(s, txn))
+    return s ? fail(s, KJ_EINVAL, "kj_put: transaction of another store")
+             : KJ_EINVAL;
+  if (bad_table(table) || bad_key(key, klen) || vlen > KJ_MAX_VALUE ||
+      (vlen && !val))
+    return fail(s, KJ_EINVAL, "kj_put: bad table id, key or value");
+  return do_write(s, txn, table, key, klen, val, vlen, 0);
+}
+
+int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+              size_t klen) {
+  if (check_txn(s, txn))
+    return s ? fail(s, KJ_EINVAL, "kj_delete: transaction of another store")
+             : KJ_EINVAL;
+  if (bad_table(table) || bad_key(key, klen))
+    return fail(s, KJ_EINVAL, "kj_delete: bad table id or key");
+  return do_write(s, txn, table, key, klen, NULL, 0, 1);
+}
+
+static int copy_out(const void *v, size_t n, void **val, size_t *vlen) {
+  *val = NULL;
+  *vlen = n;
+  if (!n)
+    return KJ_OK;
+  if (!(*val = malloc(n)))
+    return KJ_ENOMEM;
+  memcpy(*val, v, n);
+  return KJ_OK;
+}
+
+int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
+           size_t klen, void **val, size_t *vlen) {
+  if (val)
+    *val = NULL;
+  if (vlen)
+    *vlen = 0;
+  if (check_txn(s, txn))
+    return s ? fail(s, KJ_EINVAL, "kj_get: transaction of another store")
+             : KJ_EINVAL;
+  if (bad_table(table) || bad_key(key, klen) || !val || !vlen)
+    return fail(s, KJ_EINVAL, "kj_get: bad table id, key or output");
+  if (atomic_load(&s->broken))
+    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+  if (txn && txn->ws) {
+    uint8_t tk[1 + KJ_MAX_KEY];
+    const kj_entry *w = kj_map_get(txn->ws, tk, ws_key(tk, table, key, klen));
+    if (w) {
+      if (kj_entry_tomb(w))
+        return KJ_NOTFOUND;
+      return copy_out(kj_entry_val(w), kj_entry_vlen(w), val, vlen)
+                 ? fail(s, KJ_ENOMEM, "kj_get: out of memory")
+                 : KJ_OK;
+    }
+  }
+  /* A write transaction holds the writer lock, so no commit can change the
+   * tables under it; a read-only one holds the read lock. */
+  if (!txn)
+    pthread_rwlock_rdlock(&s->rows);
+  const kj_entry *c = kj_map_get(s->tables[table], key, klen);
+  int rc = c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen)
+             : KJ_NOTFOUND;
+  if (!txn)
+    pthread_rwlock_unlock(&s->rows);
+  return rc == KJ_ENOMEM ? fail(s, rc, "kj_get: out of memory") : rc;
+}
+
+/* ---- scans ------------------------------------------------------------ */
+
+/* Merge the committed rows and the write set of txn, in key order, over
+ * [start, end) (end NULL: unbounded). */
+static int scan(kj_store *s, kj_txn *txn, unsigned table, const void *start,
+                size_t slen, const void *end, size_t elen, kj_scan_fn fn,
+                void *arg) {
+  kj_iter ci, wi;
+  kj_iter_seek(&ci, s->tables[table], start, slen);
+  const kj_entry *c = kj_iter_next(&ci), *w = NULL;
+  if (txn && txn->ws) {
+    uint8_t tk[1 + KJ_MAX_KEY];
+    kj_iter_seek(&wi, txn->ws, tk, ws_key(tk, table, start, slen));
+    w = kj_iter_next(&wi);
+    txn->scanning = 1;
+  }
+  int rc = KJ_OK;
+  for (;;) {
+    if (w && ((const uint8_t *)kj_entry_key(w))[0] != table)
+      w = NULL;
+    if (!c && !w)
+      break;
+    const uint8_t *ck = c ? kj_entry_key(c) : NULL;
+    const uint8_t *wk = w ? (const uint8_t *)kj_entry_key(w) + 1 : NULL;
+    size_t cl = c ? kj_entry_klen(c) : 0, wl = w ? kj_entry_klen(w) - 1 : 0;
+    int cmp = !w ? -1 : !c ? 1 : kj_key_cmp(ck, cl, wk, wl);
+    const kj_entry *pick = cmp < 0 ? c : w;
+    const uint8_t *k = cmp < 0 ? ck : wk;
+    size_t kl = cmp < 0 ? cl : wl;
+    if (end && kj_key_cmp(k, kl, end, elen) >= 0)
+      break;
+    if (cmp <= 0)
+      c = kj_iter_next(&ci);
+    if (cmp >= 0)
+      w = kj_iter_next(&wi);
+    if (kj_entry_tomb(pick))
+      continue;
+    if ((rc = fn(arg, k, kl, kj_entry_val(pick), kj_entry_vlen(pick))))
+      break;
+  }
+  if (txn)
+    txn->scanning = 0;
+  return rc;
+}
+
+int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
+                  size_t start_len, const void *end, size_t end_len,
+                  kj_scan_fn fn, void *arg) {
+  if (check_txn(s, txn))
+    return s ? fail(s, KJ_EINVAL, "kj_scan: transaction of another store")
+             : KJ_EINVAL;
+  if (bad_table(table) || !fn || (start_len && !start) ||
+      start_len > KJ_MAX_KEY || (end && end_len > KJ_MAX_KEY))
+    return fail(s, KJ_EINVAL, "kj_scan: bad table id, bound or callback");
+  if (atomic_load(&s->broken))
+    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+  if (!start_len)
+    start = NULL;
+  if (!txn)
+    pthread_rwlock_rdlock(&s->rows);
+  int rc = scan(s, txn, table, start, start_len, end, end_len, fn, arg);
+  if (!txn)
+    pthread_rwlock_unlock(&s->rows);
+  return rc;
+}
+
+int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table,
+                   const void *prefix, size_t plen, kj_scan_fn fn, void *arg) {
+  if (plen > KJ_MAX_KEY || (plen && !prefix))
+    return s ? fail(s, KJ_EINVAL, "kj_scan_prefix: bad prefix") : KJ_EINVAL;
+  /* Keys with the prefix are exactly [prefix, prefix+1) where +1
+   * increments the last byte that is not 0xff, dropping those after it;
+   * an all-0xff prefix has no upper bound. */
+  uint8_t end[KJ_MAX_KEY];
+  size_t elen = plen;
+  if (plen)
+    memcpy(end, prefix, plen);
+  while (elen && end[elen - 1] == 0xff)
+    elen--;
+  if (elen)
+    end[elen - 1]++;
+  return kj_scan_range(s, txn, table, prefix, plen, elen ? end : NULL, elen,
+                       fn, arg);
+}

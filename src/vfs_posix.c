@@ -1,0 +1,199 @@
+/*
+ * src/vfs_posix.c - the default VFS: plain POSIX calls.
+ *
+ * Data syncs are fdatasync(2); directory syncs fsync(2) the directory; the
+ * store lock is flock(2), which conflicts between two open() calls even in
+ * one process (unlike fcntl locks), so a second handle in the same process
+ * gets KJ_EBUSY too.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keyjournal/errors.h"
+#include "keyjournal/sys/vfs.h"
+
+struct kj_vfs_file {
+  int fd;
+};
+
+static int map_errno(int err) {
+  switch (err) {
+  case ENOSPC:
+  case EDQUOT:
+    return KJ_ENOSPC;
+  case ENOENT:
+    return KJ_NOTFOUND;
+  case EEXIST:
+    return KJ_EEXIST;
+  case EWOULDBLOCK:
+    return KJ_EBUSY;
+  case ENOMEM:
+    return KJ_ENOMEM;
+  default:
+    return KJ_EIO;
+  }
+}
+
+static int px_open(void *ctx, const char *path, unsigned flags,
+                   kj_vfs_file **out) {
+  (void)ctx;
+  int of = O_CLOEXEC;
+  of |= (flags & KJ_VFS_WRITE) ? O_RDWR : O_RDONLY;
+  if (flags & KJ_VFS_CREATE)
+    of |= O_CREAT;
+  if (flags & KJ_VFS_EXCL)
+    of |= O_EXCL;
+  kj_vfs_file *f = malloc(sizeof *f);
+  if (!f)
+    return KJ_ENOMEM;
+  int fd;
+  do
+    fd = open(path, of, 0600);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int err = errno;
+    free(f);
+    errno = err;
+    return map_errno(err);
+  }
+  f->fd = fd;
+  *out = f;
+  return KJ_OK;
+}
+
+static int px_close(void *ctx, kj_vfs_file *f) {
+  (void)ctx;
+  int rc = close(f->fd) == 0 ? KJ_OK : map_errno(errno);
+  free(f);
+  return rc;
+}
+
+static int px_read(void *ctx, kj_vfs_file *f, void *buf, size_t n,
+                   uint64_t off, size_t *got) {
+  (void)ctx;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return map_errno(errno);
+    }
+    if (r == 0)
+      break;
+    done += (size_t)r;
+  }
+  *got = done;
+  return KJ_OK;
+}
+
+static int px_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
+                    uint64_t off) {
+  (void)ctx;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r =
+        pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      return map_errno(errno);
+    }
+    done += (size_t)r;
+  }
+  return KJ_OK;
+}
+
+static int px_sync(void *ctx, kj_vfs_file *f) {
+  (void)ctx;
+  return fdatasync(f->fd) == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_truncate(void *ctx, kj_vfs_file *f, uint64_t size) {
+  (void)ctx;
+  return ftruncate(f->fd, (off_t)size) == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_size(void *ctx, kj_vfs_file *f, uint64_t *out) {
+  (void)ctx;
+  struct stat st;
+  if (fstat(f->fd, &st) != 0)
+    return map_errno(errno);
+  *out = (uint64_t)st.st_size;
+  return KJ_OK;
+}
+
+static int px_lock(void *ctx, kj_vfs_file *f, int mode) {
+  (void)ctx;
+  int op = (mode == KJ_VFS_LOCK_SHARED ? LOCK_SH : LOCK_EX) | LOCK_NB;
+  int r;
+  do
+    r = flock(f->fd, op);
+  while (r != 0 && errno == EINTR);
+  return r == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_rename(void *ctx, const char *from, const char *to) {
+  (void)ctx;
+  return rename(from, to) == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_unlink(void *ctx, const char *path) {
+  (void)ctx;
+  return unlink(path) == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_sync_dir(void *ctx, const char *dir) {
+  (void)ctx;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return map_errno(errno);
+  int rc = fsync(fd) == 0 ? KJ_OK : map_errno(errno);
+  int err = errno;
+  close(fd);
+  errno = err;
+  return rc;
+}
+
+static int px_mkdir(void *ctx, const char *dir) {
+  (void)ctx;
+  return mkdir(dir, 0700) == 0 ? KJ_OK : map_errno(errno);
+}
+
+static int px_list(void *ctx, const char *dir,
+                   int (*fn)(void *arg, const char *name), void *arg) {
+  (void)ctx;
+  DIR *d = opendir(dir);
+  if (!d)
+    return map_errno(errno);
+  int rc = KJ_OK;
+  struct dirent *de;
+  errno = 0;
+  while ((de = readdir(d)) != NULL) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+      continue;
+    rc = fn(arg, de->d_name);
+    if (rc)
+      break;
+    errno = 0;
+  }
+  if (!rc && errno)
+    rc = map_errno(errno);
+  closedir(d);
+  return rc;
+}
+
+static const kj_vfs posix_vfs = {
+    KJ_VFS_VERSION, NULL,        px_open,     px_close,     px_read,
+    px_write,       px_sync,     px_truncate, px_size,      px_lock,
+    px_rename,      px_unlink,   px_sync_dir, px_mkdir,     px_list,
+};
+
+const kj_vfs *kj_vfs_posix(void) { return &posix_vfs; }
