@@ -244,6 +244,14 @@ typedef struct seg_list {
   int remove_tmp;
 } seg_list;
 
+/* Files being created (FORMAT.md section 1): never trusted. */
+static int is_tmp_name(const char *name) {
+  size_t n = strlen(name);
+  return n > 4 && !strcmp(name + n - 4, ".tmp") &&
+         (!strncmp(name, "journal-", 8) ||
+          !strncmp(name, "keyjournal.", 11));
+}
+
 static int list_cb(void *arg, const char *name) {
   seg_list *l = arg;
   uint64_t no;
@@ -257,8 +265,7 @@ static int list_cb(void *arg, const char *name) {
       l->cap = cap;
     }
     l->v[l->n++] = no;
-  } else if (l->remove_tmp && !strncmp(name, "journal-", 8) &&
-             strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".tmp")) {
+  } else if (l->remove_tmp && is_tmp_name(name)) {
     char p[PATH_MAX_KJ];
     snprintf(p, sizeof p, "%s/%s", l->cfg->dir, name);
     l->cfg->vfs->unlink(l->cfg->vfs->ctx, p);

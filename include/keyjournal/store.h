@@ -136,11 +136,9 @@ typedef struct kj_options {
   uint64_t sync_interval_bytes;
 } kj_options;
 
-#define KJ_OPTIONS_INIT                                                       \
-  {                                                                           \
-    KJ_OPTIONS_VERSION, NULL, NULL, 0, 0, KJ_SYNC_FULL, KJ_OPEN_CREATE, 0,    \
-        NULL, NULL, NULL, 0, 0, 0                                             \
-  }
+/* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall
+ * clock, no busy wait, default segment and sync sizes. */
+#define KJ_OPTIONS_INIT {.version = KJ_OPTIONS_VERSION}
 
 /* Open (or create) the store in directory path, or a memory-only store
  * when path is NULL (nothing touches a disk; the key is still required so
@@ -264,7 +262,7 @@ typedef struct kj_stats {
   uint64_t recovery_usec;
 } kj_stats;
 
-#define KJ_STATS_INIT {KJ_STATS_VERSION}
+#define KJ_STATS_INIT {.version = KJ_STATS_VERSION}
 
 int kj_store_stats(kj_store *s, kj_stats *out);
 

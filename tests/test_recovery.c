@@ -1,0 +1,482 @@
+/*
+ * tests/test_recovery.c - crash recovery and damage detection
+ * (doc/FORMAT.md section 5).
+ *
+ * A "crash image" is a copy of a store directory taken while the store is
+ * still open: every acknowledged frame is in it, and no close marker. The
+ * tests damage copies of such images byte by byte and check that open
+ * either recovers exactly the previous commit (a torn tail) or refuses
+ * with KJ_ECORRUPT naming the file and offset (damaged durable data), and
+ * that a refused open changes no file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "keyjournal/store.h"
+#include "tap.h"
+#include "testutil.h"
+
+#define SEG1 "journal-0000000000000001.kjl"
+#define NCOMMITS 5
+
+static const unsigned tables[] = {1, 2};
+
+/* Commit n writes rows that make its state unique. */
+static int do_commit(kj_store *s, int n) {
+  kj_txn *t;
+  char k[32], v[300];
+  int rc = kj_txn_begin(s, 0, &t);
+  if (rc)
+    return rc;
+  snprintf(k, sizeof k, "session.%d", n);
+  memset(v, 'a' + n, sizeof v);
+  rc = kj_put(s, t, 1, k, strlen(k), v, sizeof v);
+  if (!rc)
+    rc = kj_put(s, t, 2, "counter", 7, &n, sizeof n);
+  if (!rc && n > 1) {
+    snprintf(k, sizeof k, "session.%d", n - 1);
+    rc = kj_delete(s, t, 1, k, strlen(k));
+  }
+  if (rc) {
+    kj_txn_rollback(t);
+    return rc;
+  }
+  return kj_txn_commit(t);
+}
+
+static char *dump(kj_store *s) {
+  char *d = NULL;
+  if (tu_dump_tables(s, NULL, tables, 2, &d))
+    return NULL;
+  return d;
+}
+
+/* The crash image: store after NCOMMITS commits, still open. states[i] is
+ * the dump after commit i; fstart/fend bound each commit's frame in
+ * segment 1. */
+typedef struct image {
+  char *dir;
+  char *states[NCOMMITS + 1];
+  uint64_t fstart[NCOMMITS + 1], fend[NCOMMITS + 1];
+} image;
+
+static int make_image(image *im, int close_cleanly) {
+  kj_options o;
+  tu_options(&o);
+  o.segment_bytes = 16 << 10; /* one segment holds every commit */
+  char *src = tu_mkdtemp();
+  im->dir = tu_mkdtemp();
+  kj_store *s;
+  if (!src || !im->dir || kj_store_open(src, &o, &s, NULL))
+    return -1;
+  im->states[0] = dump(s);
+  for (int n = 1; n <= NCOMMITS; n++) {
+    kj_stats st = KJ_STATS_INIT;
+    kj_store_stats(s, &st);
+    im->fstart[n] = 64 + st.journal_bytes;
+    if (do_commit(s, n))
+      return -1;
+    st = (kj_stats)KJ_STATS_INIT;
+    kj_store_stats(s, &st);
+    im->fend[n] = 64 + st.journal_bytes;
+    im->states[n] = dump(s);
+  }
+  if (close_cleanly) {
+    if (kj_store_close(s))
+      return -1;
+    if (tu_copy_dir(src, im->dir))
+      return -1;
+  } else {
+    if (tu_copy_dir(src, im->dir))
+      return -1;
+    kj_store_close(s);
+  }
+  tu_rmrf(src);
+  free(src);
+  return 0;
+}
+
+static void free_image(image *im) {
+  tu_rmrf(im->dir);
+  free(im->dir);
+  for (int i = 0; i <= NCOMMITS; i++)
+    free(im->states[i]);
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  long sz = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
+  *n = b ? fread(b, 1, (size_t)sz, f) : 0;
+  fclose(f);
+  return b;
+}
+
+/* Copy the image to a fresh dir and return it with its segment bytes. */
+static char *work_copy(const image *im, unsigned char **seg, size_t *n) {
+  char *w = tu_mkdtemp();
+  if (!w || tu_copy_dir(im->dir, w))
+    return NULL;
+  char *p = tu_path(w, SEG1);
+  *seg = read_all(p, n);
+  free(p);
+  return w;
+}
+
+static int write_seg(const char *dir, const unsigned char *b, size_t n) {
+  char *p = tu_path(dir, SEG1);
+  int rc = tu_write_file(p, b, n);
+  free(p);
+  return rc;
+}
+
+typedef struct outcome {
+  int rc;
+  char *state;
+  uint64_t tail;
+  char msg[600];
+} outcome;
+
+static void try_open(const char *dir, int read_only, outcome *out) {
+  kj_options o;
+  tu_options(&o);
+  o.read_only = read_only;
+  o.mode = KJ_OPEN_EXISTING;
+  kj_store *s;
+  char *em = NULL;
+  memset(out, 0, sizeof *out);
+  out->rc = kj_store_open(dir, &o, &s, &em);
+  if (em)
+    snprintf(out->msg, sizeof out->msg, "%s", em);
+  kj_free(em);
+  if (out->rc == KJ_OK) {
+    kj_stats st = KJ_STATS_INIT;
+    kj_store_stats(s, &st);
+    out->tail = st.tail_bytes_cut;
+    out->state = dump(s);
+    kj_store_close(s);
+  }
+}
+
+/* ---- torn tails --------------------------------------------------------- */
+
+/* Damage [cut, end) of the last frame: zeros, garbage or truncation. Every
+ * cut must recover commit NCOMMITS-1, report the tail, and leave a store
+ * that takes new commits. */
+static void test_tail_cuts(const image *im) {
+  uint64_t start = im->fstart[NCOMMITS], end = im->fend[NCOMMITS];
+  const char *how[] = {"zeroed", "garbage", "truncated"};
+  for (int mode = 0; mode < 3; mode++) {
+    int bad_state = 0, bad_rc = 0, bad_tail = 0, runs = 0;
+    for (uint64_t cut = start; cut < end; cut++) {
+      unsigned char *seg;
+      size_t n;
+      char *w = work_copy(im, &seg, &n);
+      if (!w || !seg) {
+        bad_rc++;
+        break;
+      }
+      if (mode == 0)
+        memset(seg + cut, 0, end - cut);
+      else if (mode == 1)
+        for (uint64_t i = cut; i < end; i++)
+          seg[i] = (unsigned char)(0xA5 ^ (i * 7));
+      write_seg(w, seg, mode == 2 ? cut : n);
+      outcome r;
+      try_open(w, 0, &r);
+      runs++;
+      if (r.rc != KJ_OK)
+        bad_rc++;
+      else if (!r.state || strcmp(r.state, im->states[NCOMMITS - 1]))
+        bad_state++;
+      else if (mode == 0 && (cut == start ? r.tail != 0
+                                          : (r.tail == 0 || r.tail > cut - start)))
+        bad_tail++;
+      else if (mode == 1 && r.tail == 0)
+        bad_tail++;
+      free(r.state);
+      if (cut == start + (end - start) / 2) {
+        /* After the cut the store takes and keeps new commits. */
+        kj_options o;
+        tu_options(&o);
+        kj_store *s;
+        int ok1 = kj_store_open(w, &o, &s, NULL) == KJ_OK;
+        ok1 = ok1 && do_commit(s, 99) == KJ_OK && kj_store_close(s) == KJ_OK;
+        outcome again;
+        try_open(w, 0, &again);
+        ok(ok1 && again.rc == KJ_OK && again.tail == 0,
+           "%s tail: after recovery a new commit persists, no tail left",
+           how[mode]);
+        free(again.state);
+      }
+      free(seg);
+      tu_rmrf(w);
+      free(w);
+    }
+    is(runs, (int)(end - start), "%s tail: tried every byte of the last frame",
+       how[mode]);
+    is(bad_rc, 0, "%s tail: every cut opens", how[mode]);
+    is(bad_state, 0, "%s tail: every cut recovers exactly the previous commit",
+       how[mode]);
+    is(bad_tail, 0, "%s tail: the cut bytes are reported", how[mode]);
+  }
+}
+
+/* A read-only open reports a torn tail and changes no file. */
+static void test_readonly_tail(const image *im) {
+  unsigned char *seg;
+  size_t n;
+  char *w = work_copy(im, &seg, &n);
+  uint64_t mid = (im->fstart[NCOMMITS] + im->fend[NCOMMITS]) / 2;
+  memset(seg + mid, 0, im->fend[NCOMMITS] - mid);
+  write_seg(w, seg, n);
+  char *before = tu_mkdtemp();
+  tu_copy_dir(w, before);
+  outcome r;
+  try_open(w, 1, &r);
+  ok(r.rc == KJ_OK && r.tail > 0 && r.state &&
+         !strcmp(r.state, im->states[NCOMMITS - 1]),
+     "read-only open of a torn tail: previous commit, tail reported");
+  is(tu_dirs_equal(w, before), 1, "read-only open changed no file");
+  free(r.state);
+  free(seg);
+  tu_rmrf(w);
+  tu_rmrf(before);
+  free(w);
+  free(before);
+}
+
+/* ---- damage to durable data ------------------------------------------- */
+
+/* Flip one bit of every byte of a frame: each flip
+ * must be KJ_ECORRUPT naming the segment and the frame's offset, and the
+ * failed open must leave the files as they were. */
+static void test_bitflips(const image *im, int frame, const char *what) {
+  uint64_t start = im->fstart[frame], end = im->fend[frame];
+  int bad_rc = 0, bad_msg = 0, changed = 0, runs = 0, shown = 0;
+  char want[64];
+  snprintf(want, sizeof want, "offset %llu", (unsigned long long)start);
+  for (uint64_t at = start; at < end; at++) {
+    unsigned char *seg;
+    size_t n;
+    char *w = work_copy(im, &seg, &n);
+    seg[at] ^= (unsigned char)(1u << (at % 8));
+    write_seg(w, seg, n);
+    char *before = tu_mkdtemp();
+    tu_copy_dir(w, before);
+    outcome r;
+    try_open(w, 0, &r);
+    runs++;
+    if (r.rc != KJ_ECORRUPT)
+      bad_rc++;
+    else if (!strstr(r.msg, SEG1) || !strstr(r.msg, want))
+      bad_msg++;
+    if (tu_dirs_equal(w, before) != 1)
+      changed++;
+    if ((r.rc != KJ_ECORRUPT || !strstr(r.msg, want)) && !shown++)
+      printf("# first miss at byte %llu: rc %d, msg '%s'\n",
+             (unsigned long long)at, r.rc, r.msg);
+    free(r.state);
+    free(seg);
+    tu_rmrf(w);
+    tu_rmrf(before);
+    free(w);
+    free(before);
+  }
+  is(runs, (int)(end - start), "%s: flipped a bit in every byte", what);
+  is(bad_rc, 0, "%s: every flip gives KJ_ECORRUPT", what);
+  is(bad_msg, 0, "%s: the message names %s and the frame offset", what, SEG1);
+  is(changed, 0, "%s: a refused open changed no file", what);
+}
+
+/* Re-checksum a tampered frame: the checksum holds, authentication fails. */
+static void test_tamper(const image *im) {
+  unsigned char *seg;
+  size_t n;
+  char *w = work_copy(im, &seg, &n);
+  uint64_t st = im->fstart[2], en = im->fend[2];
+  seg[st + 64 + 5] ^= 1; /* ciphertext byte */
+  uint64_t sum = XXH3_64bits_withSeed(seg + st + 64, en - st - 64,
+                                      XXH3_64bits(seg + st, 56));
+  kj_put64(seg + st + 56, sum);
+  write_seg(w, seg, n);
+  outcome r;
+  try_open(w, 0, &r);
+  is(r.rc, KJ_ECORRUPT, "re-checksummed tampered frame: KJ_ECORRUPT");
+  ok(strstr(r.msg, "authentication") != NULL,
+     "tampered frame: message says authentication failed (%s)", r.msg);
+  free(r.state);
+  free(seg);
+  tu_rmrf(w);
+  free(w);
+}
+
+/* Swap two whole frames: each is sound on its own but out of place. */
+static void test_reorder(const image *im) {
+  unsigned char *seg;
+  size_t n;
+  char *w = work_copy(im, &seg, &n);
+  uint64_t a = im->fstart[2], b = im->fstart[3], c = im->fend[3];
+  unsigned char *tmp = malloc(c - a);
+  memcpy(tmp, seg + b, c - b);
+  memcpy(tmp + (c - b), seg + a, b - a);
+  memcpy(seg + a, tmp, c - a);
+  free(tmp);
+  write_seg(w, seg, n);
+  outcome r;
+  try_open(w, 0, &r);
+  is(r.rc, KJ_ECORRUPT, "two frames swapped: KJ_ECORRUPT (%s)", r.msg);
+  free(r.state);
+  free(seg);
+  tu_rmrf(w);
+  free(w);
+}
+
+/* Drop a middle frame (zero it): a later frame claims it was synced. */
+static void test_lost_frame(const image *im) {
+  unsigned char *seg;
+  size_t n;
+  char *w = work_copy(im, &seg, &n);
+  memset(seg + im->fstart[3], 0, im->fend[3] - im->fstart[3]);
+  write_seg(w, seg, n);
+  outcome r;
+  try_open(w, 0, &r);
+  is(r.rc, KJ_ECORRUPT, "a zeroed middle frame: KJ_ECORRUPT (%s)", r.msg);
+  free(r.state);
+  free(seg);
+  tu_rmrf(w);
+  free(w);
+}
+
+static void test_header_and_segments(void) {
+  kj_options o;
+  tu_options(&o);
+  o.segment_bytes = 4096;
+  char *d = tu_mkdtemp();
+  kj_store *s;
+  int rc = kj_store_open(d, &o, &s, NULL);
+  for (int n = 1; rc == KJ_OK && n <= 40; n++)
+    rc = do_commit(s, n);
+  kj_stats st = KJ_STATS_INIT;
+  kj_store_stats(s, &st);
+  kj_store_close(s);
+  ok(rc == KJ_OK && st.segments >= 3, "setup: %llu segments",
+     (unsigned long long)st.segments);
+
+  /* A missing middle segment. */
+  char *w = tu_mkdtemp();
+  tu_copy_dir(d, w);
+  char *p = tu_path(w, "journal-0000000000000002.kjl");
+  remove(p);
+  free(p);
+  outcome r;
+  try_open(w, 0, &r);
+  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "journal-0000000000000002.kjl"),
+     "missing segment 2: KJ_ECORRUPT naming it (%s)", r.msg);
+  free(r.state);
+  tu_rmrf(w);
+
+  /* The whole journal gone. */
+  tu_copy_dir(d, w);
+  for (int i = 1; i <= (int)st.segments; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "journal-%016x.kjl", i);
+    p = tu_path(w, name);
+    remove(p);
+    free(p);
+  }
+  try_open(w, 0, &r);
+  is(r.rc, KJ_ECORRUPT, "every segment removed: KJ_ECORRUPT, not empty");
+  free(r.state);
+  tu_rmrf(w);
+
+  /* A damaged store header. */
+  tu_copy_dir(d, w);
+  p = tu_path(w, "keyjournal.hdr");
+  size_t n;
+  unsigned char *h = read_all(p, &n);
+  h[20] ^= 0x10;
+  tu_write_file(p, h, n);
+  try_open(w, 0, &r);
+  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "keyjournal.hdr"),
+     "damaged header: KJ_ECORRUPT naming it (%s)", r.msg);
+  free(r.state);
+  /* A different format version with a valid checksum. */
+  h[20] ^= 0x10;
+  h[8] = 9;
+  kj_put64(h + 120, XXH3_64bits(h, 120));
+  tu_write_file(p, h, n);
+  try_open(w, 0, &r);
+  is(r.rc, KJ_EFORMAT, "header of format version 9: KJ_EFORMAT");
+  free(r.state);
+  free(h);
+  free(p);
+  tu_rmrf(w);
+
+  /* A damaged segment header. */
+  tu_copy_dir(d, w);
+  p = tu_path(w, "journal-0000000000000002.kjl");
+  h = read_all(p, &n);
+  h[33] ^= 1;
+  tu_write_file(p, h, n);
+  try_open(w, 0, &r);
+  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "journal-0000000000000002.kjl"),
+     "damaged segment header: KJ_ECORRUPT naming it (%s)", r.msg);
+  free(r.state);
+  free(h);
+  free(p);
+  tu_rmrf(w);
+
+  /* A leftover temporary file is removed by a read-write open. */
+  tu_copy_dir(d, w);
+  p = tu_path(w, "journal-0000000000000009.kjl.tmp");
+  tu_write_file(p, "junk", 4);
+  try_open(w, 0, &r);
+  ok(r.rc == KJ_OK && tu_file_size(p) < 0,
+     "leftover .tmp file ignored and removed");
+  free(r.state);
+  free(p);
+  tu_rmrf(w);
+
+  /* Segments without a header are never overwritten by a create. */
+  tu_copy_dir(d, w);
+  p = tu_path(w, "keyjournal.hdr");
+  remove(p);
+  free(p);
+  tu_options(&o);
+  rc = kj_store_open(w, &o, &s, NULL);
+  is(rc, KJ_ECORRUPT, "journal without header: create refuses");
+  if (rc == KJ_OK)
+    kj_store_close(s);
+
+  free(w);
+  tu_rmrf(d);
+  free(d);
+}
+
+int main(void) {
+  image crash = {0}, clean = {0};
+  ok(make_image(&crash, 0) == 0, "crash image made");
+  ok(make_image(&clean, 1) == 0, "cleanly closed image made");
+
+  test_tail_cuts(&crash);
+  test_readonly_tail(&crash);
+  test_bitflips(&crash, 3, "middle frame (crash image)");
+  /* A clean close wrote a sync marker: the newest commit is checked too. */
+  test_bitflips(&clean, NCOMMITS, "last commit frame (after clean close)");
+  test_tamper(&crash);
+  test_reorder(&crash);
+  test_lost_frame(&crash);
+  test_header_and_segments();
+
+  free_image(&crash);
+  free_image(&clean);
+  return tap_done();
+}
