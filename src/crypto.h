@@ -16,6 +16,10 @@
 #define KJ_SALT_BYTES 16u
 #define KJ_MAC_BYTES 32u
 
+/* Argon2id minimums (libsodium's): 1 pass, 8 KiB. */
+#define KJ_PWHASH_OPS_MIN 1u
+#define KJ_PWHASH_MEM_MIN 8192u
+
 typedef struct kj_keys {
   uint8_t header[32];   /* subkey 1: header key check */
   uint8_t journal[32];  /* subkey 2: journal frames */

@@ -42,8 +42,13 @@ struct kj_store {
    * everything: memory no longer matches the journal). */
   atomic_int poisoned;
   atomic_int broken;
+  atomic_int readers; /* open read-only transactions */
+  /* Under mu: copies refreshed after every commit and sync, so statistics
+   * never wait for the writer or the row lock (a caller may hold either). */
   uint64_t commits;
   uint64_t recovery_usec;
+  uint64_t table_rows[KJ_NTABLES], table_bytes[KJ_NTABLES];
+  kj_journal_stats jstats;
   char errmsg[512];
 };
 
@@ -56,6 +61,10 @@ struct kj_txn {
   uint64_t ws_bytes;
   int scanning;
 };
+
+/* Refresh the statistics copies; the caller holds the writer lock (or is
+ * the only user of s) so neither tables nor journal change meanwhile. */
+void kj_store_refresh_stats(kj_store *s);
 
 /* Record e's message (or msg) as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);

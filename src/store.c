@@ -116,9 +116,12 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
   unsigned flags = s->read_only ? KJ_VFS_READ : KJ_VFS_WRITE | KJ_VFS_CREATE;
   errno = 0;
   int rc = s->vfs->open(s->vfs->ctx, p, flags, &s->lockfile);
-  if (rc == KJ_NOTFOUND && s->read_only) /* a store made elsewhere, no LOCK */
-    rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ | KJ_VFS_CREATE,
-                      &s->lockfile);
+  if (rc == KJ_NOTFOUND && s->read_only) {
+    /* A read-only open creates nothing. Every read-write open creates LOCK
+     * before it touches the store, so a store without one has no writer. */
+    s->lockfile = NULL;
+    return KJ_OK;
+  }
   if (rc) {
     s->lockfile = NULL;
     return kj_err(e, rc, "open %s: %s", p, cause());
@@ -261,6 +264,10 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
     return kj_err(e, KJ_EINVAL, "empty passphrase");
   if ((unsigned)o->sync > KJ_SYNC_OFF || (unsigned)o->mode > KJ_OPEN_CREATE_NEW)
     return kj_err(e, KJ_EINVAL, "bad sync or open mode");
+  if (o->passphrase &&
+      ((o->pwhash_opslimit && o->pwhash_opslimit < KJ_PWHASH_OPS_MIN) ||
+       (o->pwhash_memlimit && o->pwhash_memlimit < KJ_PWHASH_MEM_MIN)))
+    return kj_err(e, KJ_EINVAL, "Argon2id limits below the minimum");
   if (o->segment_bytes && o->segment_bytes < MIN_SEGMENT)
     return kj_err(e, KJ_EINVAL, "segment_bytes below %u", MIN_SEGMENT);
   if (o->vfs && o->vfs->version != KJ_VFS_VERSION)
@@ -316,14 +323,18 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   } else if (!S_ISDIR(st.st_mode)) {
     return kj_err(e, KJ_EINVAL, "%s is not a directory", s->dir);
   }
-  int rc = take_lock(s, o->busy_timeout_ms, e);
-  if (rc)
-    return rc;
-
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   header h;
-  rc = read_header(s, b, &n, e);
+  /* Nothing is created (not even LOCK) where no store is to be opened. */
+  int rc = read_header(s, b, &n, e);
+  if (rc == KJ_NOTFOUND && (o->mode == KJ_OPEN_EXISTING || o->read_only))
+    return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
+  if (rc && rc != KJ_NOTFOUND)
+    return rc;
+  if ((rc = take_lock(s, o->busy_timeout_ms, e)))
+    return rc;
+  rc = read_header(s, b, &n, e); /* again, now that no one else writes */
   if (rc == KJ_NOTFOUND) {
     if (o->mode == KJ_OPEN_EXISTING || o->read_only)
       return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
@@ -390,10 +401,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   s->clock = opts->clock ? opts->clock : wall_clock;
   s->clock_ctx = opts->clock ? opts->clock_ctx : NULL;
   if (!path) {
-    header h = {0};
-    rc = derive(opts, &h, &s->keys, &e); /* same checks as a file store */
-    if (opts->passphrase && rc == KJ_EINVAL)
-      rc = KJ_OK, kj_keys_free(s->keys), s->keys = NULL;
+    /* Memory-only: nothing is encrypted, so no key is derived. */
   } else if (!path[0] || strlen(path) > PATHLEN - 64) {
     rc = kj_err(&e, KJ_EINVAL, "store path empty or too long");
   } else if (!(s->dir = strdup(path))) {
@@ -415,6 +423,7 @@ done:
     return rc;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
+  kj_store_refresh_stats(s);
   s->recovery_usec = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
                                 (t1.tv_nsec - t0.tv_nsec) / 1000);
   *out = s;
@@ -424,8 +433,11 @@ done:
 int kj_store_close(kj_store *s) {
   if (!s)
     return KJ_OK;
-  if (pthread_mutex_trylock(&s->writer) != 0)
-    return KJ_EINVAL; /* a write transaction is still open */
+  if (atomic_load(&s->readers) || pthread_mutex_trylock(&s->writer) != 0) {
+    kj_errbuf e;
+    kj_err(&e, KJ_EINVAL, "kj_store_close: a transaction is still open");
+    return kj_store_fail(s, KJ_EINVAL, &e);
+  }
   kj_errbuf e;
   int rc = s->journal ? kj_journal_close(s->journal, &e) : KJ_OK;
   s->journal = NULL;
@@ -444,11 +456,25 @@ int kj_store_sync(kj_store *s) {
   int rc = kj_journal_sync(s->journal, &e);
   if (rc && kj_journal_poisoned(s->journal))
     atomic_store(&s->poisoned, 1);
+  kj_store_refresh_stats(s);
   pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
 }
 
 /* ---- statistics ------------------------------------------------------- */
+
+void kj_store_refresh_stats(kj_store *s) {
+  kj_journal_stats js = {0};
+  if (s->journal)
+    kj_journal_get_stats(s->journal, &js);
+  pthread_mutex_lock(&s->mu);
+  s->jstats = js;
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    s->table_rows[t] = kj_map_count(s->tables[t]);
+    s->table_bytes[t] = kj_map_bytes(s->tables[t]);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
 
 int kj_store_stats(kj_store *s, kj_stats *out) {
   if (!s || !out || out->version < 1)
@@ -459,28 +485,21 @@ int kj_store_stats(kj_store *s, kj_stats *out) {
   out->memory_only = s->journal == NULL;
   out->read_only = s->read_only;
   out->poisoned = atomic_load(&s->poisoned) || atomic_load(&s->broken);
-  pthread_mutex_lock(&s->writer);
-  if (s->journal) {
-    kj_journal_stats js;
-    kj_journal_get_stats(s->journal, &js);
-    out->last_seq = js.last_seq;
-    out->segments = js.segments;
-    out->journal_bytes = js.journal_bytes;
-    out->disk_bytes = js.disk_bytes + HDR_BYTES;
-    out->frames_replayed = js.frames_replayed;
-    out->tail_bytes_cut = js.tail_bytes_cut;
-  }
-  pthread_mutex_unlock(&s->writer);
-  pthread_rwlock_rdlock(&s->rows);
-  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
-    out->rows += kj_map_count(s->tables[t]);
-    out->logical_bytes += kj_map_bytes(s->tables[t]);
-  }
-  pthread_rwlock_unlock(&s->rows);
   pthread_mutex_lock(&s->mu);
+  const kj_journal_stats *js = &s->jstats;
+  out->last_seq = js->last_seq;
+  out->segments = js->segments;
+  out->journal_bytes = js->journal_bytes;
+  out->disk_bytes = s->journal ? js->disk_bytes + HDR_BYTES : 0;
+  out->frames_replayed = js->frames_replayed;
+  out->tail_bytes_cut = js->tail_bytes_cut;
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    out->rows += s->table_rows[t];
+    out->logical_bytes += s->table_bytes[t];
+  }
   out->commits = s->commits;
-  pthread_mutex_unlock(&s->mu);
   out->recovery_usec = s->recovery_usec;
+  pthread_mutex_unlock(&s->mu);
   return KJ_OK;
 }
 
@@ -488,11 +507,11 @@ int kj_table_count(kj_store *s, unsigned table, uint64_t *rows,
                    uint64_t *bytes) {
   if (!s || table < KJ_TABLE_MIN || table > KJ_TABLE_MAX)
     return KJ_EINVAL;
-  pthread_rwlock_rdlock(&s->rows);
+  pthread_mutex_lock(&s->mu);
   if (rows)
-    *rows = kj_map_count(s->tables[table]);
+    *rows = s->table_rows[table];
   if (bytes)
-    *bytes = kj_map_bytes(s->tables[table]);
-  pthread_rwlock_unlock(&s->rows);
+    *bytes = s->table_bytes[table];
+  pthread_mutex_unlock(&s->mu);
   return KJ_OK;
 }

@@ -61,6 +61,7 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
   t->flags = flags;
   if (ro) {
     pthread_rwlock_rdlock(&s->rows);
+    atomic_fetch_add(&s->readers, 1);
   } else {
     pthread_mutex_lock(&s->writer);
     if (atomic_load(&s->poisoned)) { /* poisoned while we waited */
@@ -76,6 +77,7 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
 
 static void txn_end(kj_txn *t) {
   if (t->flags & KJ_TXN_READONLY) {
+    atomic_fetch_sub(&t->s->readers, 1);
     pthread_rwlock_unlock(&t->s->rows);
   } else {
     kj_map_free(t->ws);
@@ -227,6 +229,7 @@ int kj_txn_commit(kj_txn *t) {
     s->commits++;
     pthread_mutex_unlock(&s->mu);
   }
+  kj_store_refresh_stats(s);
   free(body);
   txn_end(t);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;

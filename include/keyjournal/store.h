@@ -18,7 +18,10 @@
  * see the last committed state. A read-only transaction
  * (KJ_TXN_READONLY) gives a stable view: it holds the handle's read lock, so
  * commits wait until it ends; keep it short. A kj_txn must be used by one
- * thread at a time.
+ * thread at a time. A thread that holds a transaction passes it to every
+ * call it makes on that store meanwhile: a txn == NULL call (or a second
+ * kj_txn_begin) from that thread waits for the transaction it holds itself,
+ * and a scan callback must not write to the store.
  *
  * Processes: one handle at a time per store directory. A second open (from
  * this process or another) waits with exponential backoff up to
@@ -53,7 +56,8 @@ extern "C" {
 /* Value length: 0..KJ_MAX_VALUE bytes. */
 #define KJ_MAX_VALUE (4u * 1024u * 1024u)
 /* Bytes one transaction may write (encoded keys, values and per-row
- * overhead of a few bytes); a commit past it fails with KJ_EINVAL. */
+ * overhead of a few bytes). The put or delete that would cross it fails
+ * with KJ_EINVAL and changes nothing; the transaction stays usable. */
 #define KJ_MAX_TXN_BYTES (64u * 1024u * 1024u)
 /* Length of a raw key. */
 #define KJ_KEY_BYTES 32u
@@ -141,8 +145,10 @@ typedef struct kj_options {
 #define KJ_OPTIONS_INIT {.version = KJ_OPTIONS_VERSION}
 
 /* Open (or create) the store in directory path, or a memory-only store
- * when path is NULL (nothing touches a disk; the key is still required so
- * that code paths match; the vfs option is ignored).
+ * when path is NULL (nothing touches a disk; a key or passphrase is still
+ * required, so switching a caller between the two modes changes no other
+ * option, but none is derived; the vfs, sync, mode and read_only options
+ * are ignored; state is lost at close).
  *
  * On open the journal is replayed. A torn or unsynced tail (normal after a
  * crash) is cut off and reported in kj_stats.tail_bytes_cut; damage to data

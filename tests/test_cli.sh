@@ -1,0 +1,82 @@
+#!/bin/sh
+# tests/test_cli.sh - the keyjournal command: demo, verify, info and their
+# exit codes (0 sound, 2 usage, 3 wrong key, 4 damaged durable data).
+# Prints TAP. Needs $KEYJOURNAL (set by `make check`).
+
+: "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
+tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
+  desc=$1
+  shift
+  n=$((n + 1))
+  if "$@"; then
+    echo "ok $n - $desc"
+  else
+    echo "not ok $n - $desc"
+    failed=$((failed + 1))
+  fi
+}
+
+status() { # status WANT COMMAND...: COMMAND exits with WANT
+  want=$1
+  shift
+  "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  got=$?
+  [ "$got" -eq "$want" ] && return 0
+  echo "# exit $got, want $want: $*"
+  sed 's/^/#   /' "$tmp/out" "$tmp/err"
+  return 1
+}
+
+# flip_byte FILE OFFSET: xor one byte with 0x01 in place
+flip_byte() {
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "$(printf '\\%03o' $((b ^ 1)))" |
+    dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
+store=$tmp/store
+check "--help exits 0" status 0 "$KEYJOURNAL" --help
+check "no command is a usage error" status 2 "$KEYJOURNAL"
+check "unknown command is a usage error" status 2 "$KEYJOURNAL" frobnicate
+check "demo runs and recovers after SIGKILL" status 0 "$KEYJOURNAL" demo --seed 7 "$store"
+check "demo reports OK" grep -q "demo: OK" "$tmp/out"
+check "demo wrote the key next to the store" test -s "$store.key"
+check "demo refuses a non-empty directory" status 2 "$KEYJOURNAL" demo "$store"
+check "verify: sound store exits 0" status 0 "$KEYJOURNAL" verify --key-file "$store.key" "$store"
+check "verify prints OK" grep -q "verify: OK" "$tmp/out"
+check "info exits 0" status 0 "$KEYJOURNAL" info --key-file "$store.key" "$store"
+check "info shows the format version and rows" grep -qi "format" "$tmp/out"
+check "options may follow DIR" status 0 "$KEYJOURNAL" verify "$store" --key-file "$store.key"
+
+head -c 32 /dev/zero >"$tmp/zero.key"
+check "verify with a wrong key exits 3" status 3 "$KEYJOURNAL" verify --key-file "$tmp/zero.key" "$store"
+head -c 31 /dev/zero >"$tmp/short.key"
+check "a key file that is not 32 bytes is a usage error" status 2 "$KEYJOURNAL" verify --key-file "$tmp/short.key" "$store"
+check "a missing key file is a usage error" status 2 "$KEYJOURNAL" verify --key-file "$tmp/none.key" "$store"
+check "verify without DIR is a usage error" status 2 "$KEYJOURNAL" verify --key-file "$store.key"
+check "a passphrase for a raw-key store exits 3" status 3 env KJ_PASSPHRASE=hunter2 "$KEYJOURNAL" verify "$store"
+mkdir "$tmp/empty"
+check "verify of a directory without a store fails" status 1 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/empty"
+
+# Damage the first frame of segment 1 (offset 64 is its header; 200 is in
+# its ciphertext). Later frames claim it synced: exit 4 naming the file.
+cp -r "$store" "$tmp/bad"
+flip_byte "$tmp/bad/journal-0000000000000001.kjl" 200
+check "verify of a damaged frame exits 4" status 4 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/bad"
+check "the message names the segment file" grep -q "journal-0000000000000001.kjl" "$tmp/err"
+check "the message names the offset" grep -q "at offset 64:" "$tmp/err"
+check "verify changed nothing in the damaged store" cmp -s "$store/keyjournal.hdr" "$tmp/bad/keyjournal.hdr"
+check "info of a damaged store exits 4 too" status 4 "$KEYJOURNAL" info --key-file "$store.key" "$tmp/bad"
+
+# A passphrase store through KJ_PASSPHRASE.
+check "demo with KJ_PASSPHRASE" status 0 env KJ_PASSPHRASE="correct horse" "$KEYJOURNAL" demo --seed 3 "$tmp/pass"
+check "verify with the right passphrase exits 0" status 0 env KJ_PASSPHRASE="correct horse" "$KEYJOURNAL" verify "$tmp/pass"
+check "verify with a wrong passphrase exits 3" status 3 env KJ_PASSPHRASE="wrong horse" "$KEYJOURNAL" verify "$tmp/pass"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
