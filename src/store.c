@@ -110,21 +110,16 @@ static void sleep_ms(unsigned ms) {
     ;
 }
 
+/* The store lock is a flock on the store directory itself: it exists
+ * before the store does (creation is locked too), needs no file, so a
+ * read-only open creates nothing, and cannot go missing from a copy. */
 static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
-  char p[PATHLEN];
-  snprintf(p, sizeof p, "%s/LOCK", s->dir);
-  unsigned flags = s->read_only ? KJ_VFS_READ : KJ_VFS_WRITE | KJ_VFS_CREATE;
   errno = 0;
-  int rc = s->vfs->open(s->vfs->ctx, p, flags, &s->lockfile);
-  if (rc == KJ_NOTFOUND && s->read_only) {
-    /* A read-only open creates nothing. Every read-write open creates LOCK
-     * before it touches the store, so a store without one has no writer. */
-    s->lockfile = NULL;
-    return KJ_OK;
-  }
+  int rc = s->vfs->open(s->vfs->ctx, s->dir, KJ_VFS_READ, &s->lockfile);
   if (rc) {
     s->lockfile = NULL;
-    return kj_err(e, rc, "open %s: %s", p, cause());
+    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir,
+                  cause());
   }
   int mode = s->read_only ? KJ_VFS_LOCK_SHARED : KJ_VFS_LOCK_EXCLUSIVE;
   unsigned waited = 0, step = 1;
@@ -146,7 +141,7 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
       step *= 2;
   }
   if (rc)
-    return kj_err(e, rc, "lock %s: %s", p, cause());
+    return kj_err(e, rc, "lock %s: %s", s->dir, cause());
   return KJ_OK;
 }
 
@@ -326,7 +321,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   header h;
-  /* Nothing is created (not even LOCK) where no store is to be opened. */
+  /* Nothing is created where no store is to be opened. */
   int rc = read_header(s, b, &n, e);
   if (rc == KJ_NOTFOUND && (o->mode == KJ_OPEN_EXISTING || o->read_only))
     return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);

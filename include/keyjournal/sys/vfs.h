@@ -73,7 +73,9 @@ typedef struct kj_vfs {
   int (*size)(void *ctx, kj_vfs_file *f, uint64_t *out);
   /* Take a non-blocking advisory lock (KJ_VFS_LOCK_*) that conflicts with
    * the same lock taken through any other open() of the same path, in this
-   * process or another. KJ_EBUSY when held elsewhere. Released by close(). */
+   * process or another. KJ_EBUSY when held elsewhere. Released by close().
+   * The engine locks the store directory: it calls open(dir, KJ_VFS_READ)
+   * on the directory itself and then lock(); a VFS must support that. */
   int (*lock)(void *ctx, kj_vfs_file *f, int mode);
   /* Atomically rename from to to, replacing to. Durable only after
    * sync_dir() of the directory. */

@@ -1,0 +1,629 @@
+/*
+ * tests/testutil.c - helpers shared by the keyjournal test programs.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- temp directories and files ---------------------------------------- */
+
+char *tu_mkdtemp(void) {
+  /* KJ_TEST_TMPDIR is set by `make check` (scratch space in the build
+   * tree); else $TMPDIR; else /tmp. */
+  const char *base = getenv("KJ_TEST_TMPDIR");
+  if (base == NULL || base[0] == '\0')
+    base = getenv("TMPDIR");
+  if (base == NULL || base[0] == '\0')
+    base = "/tmp";
+  size_t n = strlen(base) + sizeof("/kjtest.XXXXXX");
+  char *p = malloc(n);
+  if (p == NULL)
+    return NULL;
+  snprintf(p, n, "%s/kjtest.XXXXXX", base);
+  if (mkdtemp(p) == NULL) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int rc = (flag == FTW_DP || flag == FTW_D) ? rmdir(path) : unlink(path);
+  return rc == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int tu_rmrf(const char *path) {
+  struct stat st;
+  if (path == NULL)
+    return 0;
+  if (lstat(path, &st) != 0)
+    return errno == ENOENT ? 0 : -1;
+  return nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+char *tu_path(const char *dir, const char *name) {
+  size_t n = strlen(dir) + 1 + strlen(name) + 1;
+  char *p = malloc(n);
+  if (p != NULL)
+    snprintf(p, n, "%s/%s", dir, name);
+  return p;
+}
+
+static int read_file(const char *path, char **data, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  size_t cap = 4096, n = 0;
+  char *p = malloc(cap);
+  if (p == NULL) {
+    close(fd);
+    return -1;
+  }
+  for (;;) {
+    if (n == cap) {
+      char *q = realloc(p, cap * 2);
+      if (q == NULL) {
+        free(p);
+        close(fd);
+        return -1;
+      }
+      p = q;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, p + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      free(p);
+      close(fd);
+      return -1;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+  }
+  close(fd);
+  *data = p;
+  *len = n;
+  return 0;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  const char *p = data;
+  while (len > 0) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      close(fd);
+      return -1;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  return close(fd) == 0 ? 0 : -1;
+}
+
+long long tu_file_size(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return -1;
+  return (long long)st.st_size;
+}
+
+int tu_for_each_file(const char *dir,
+                     void (*fn)(void *arg, const char *dir, const char *name),
+                     void *arg) {
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    char *p = tu_path(dir, e->d_name);
+    struct stat st;
+    int reg = p != NULL && lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+    free(p);
+    if (!reg)
+      continue;
+    fn(arg, dir, e->d_name);
+    n++;
+  }
+  closedir(d);
+  return n;
+}
+
+int tu_count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+      n++;
+  closedir(d);
+  return n;
+}
+
+struct copy_ctx {
+  const char *dst;
+  int err;
+};
+
+static void copy_one(void *arg, const char *dir, const char *name) {
+  struct copy_ctx *c = arg;
+  char *from = tu_path(dir, name), *to = tu_path(c->dst, name);
+  char *data = NULL;
+  size_t len = 0;
+  if (from == NULL || to == NULL || read_file(from, &data, &len) != 0 ||
+      tu_write_file(to, data, len) != 0)
+    c->err = 1;
+  free(data);
+  free(from);
+  free(to);
+}
+
+int tu_copy_dir(const char *src, const char *dst) {
+  if (mkdir(dst, 0700) != 0 && errno != EEXIST)
+    return -1;
+  struct copy_ctx c = {dst, 0};
+  if (tu_for_each_file(src, copy_one, &c) < 0 || c.err)
+    return -1;
+  return 0;
+}
+
+struct cmp_ctx {
+  const char *other;
+  int differ;
+  int err;
+};
+
+static void cmp_one(void *arg, const char *dir, const char *name) {
+  struct cmp_ctx *c = arg;
+  char *pa = tu_path(dir, name), *pb = tu_path(c->other, name);
+  char *da = NULL, *db = NULL;
+  size_t la = 0, lb = 0;
+  if (pa == NULL || pb == NULL || read_file(pa, &da, &la) != 0)
+    c->err = 1;
+  else if (read_file(pb, &db, &lb) != 0)
+    c->differ = 1; /* missing in the other directory */
+  else if (la != lb || memcmp(da, db, la) != 0)
+    c->differ = 1;
+  free(da);
+  free(db);
+  free(pa);
+  free(pb);
+}
+
+int tu_dirs_equal(const char *a, const char *b) {
+  struct cmp_ctx c = {b, 0, 0};
+  int na = tu_for_each_file(a, cmp_one, &c);
+  if (na < 0 || c.err)
+    return -1;
+  struct cmp_ctx c2 = {a, 0, 0};
+  int nb = tu_for_each_file(b, cmp_one, &c2);
+  if (nb < 0 || c2.err)
+    return -1;
+  return (na == nb && !c.differ && !c2.differ) ? 1 : 0;
+}
+
+int64_t tu_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* ---- keys and options -----------------------------------------------------
+ */
+
+const uint8_t tu_key[KJ_KEY_BYTES] = {
+    0x6b, 0x65, 0x79, 0x6a, 0x6f, 0x75, 0x72, 0x6e, 0x61, 0x6c, 0x2d,
+    0x74, 0x65, 0x73, 0x74, 0x2d, 0x6b, 0x65, 0x79, 0x00, 0x01, 0x02,
+    0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c};
+
+const uint8_t tu_key_other[KJ_KEY_BYTES] = {
+    0x6b, 0x65, 0x79, 0x6a, 0x6f, 0x75, 0x72, 0x6e, 0x61, 0x6c, 0x2d,
+    0x74, 0x65, 0x73, 0x74, 0x2d, 0x6b, 0x65, 0x79, 0x00, 0x01, 0x02,
+    0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0d};
+
+void tu_options(kj_options *o) {
+  kj_options init = KJ_OPTIONS_INIT;
+  *o = init;
+  o->key = tu_key;
+  o->segment_bytes = TU_SEGMENT_BYTES;
+  o->busy_timeout_ms = 0;
+  o->sync = KJ_SYNC_FULL;
+  o->mode = KJ_OPEN_CREATE;
+}
+
+void tu_options_pass(kj_options *o, const char *passphrase) {
+  tu_options(o);
+  o->key = NULL;
+  o->passphrase = passphrase;
+  o->pwhash_opslimit = 1;
+  o->pwhash_memlimit = 8192;
+}
+
+/* ---- test VFS --------------------------------------------------------------
+ */
+
+static const char *const method_names[TU_NMETHODS] = {
+    "open", "close",  "read",   "write",    "sync",  "truncate", "size",
+    "lock", "rename", "unlink", "sync_dir", "mkdir", "list"};
+
+const char *tu_method_name(tu_method m) {
+  return (unsigned)m < TU_NMETHODS ? method_names[m] : "?";
+}
+
+/* Count a call of m; return 0 to forward it or a status to fail it with.
+ * *partial is set when a failing write should first write half its bytes. */
+static int tv_enter(tu_vfs *tv, tu_method m, int *partial) {
+  int fail = 0;
+  pthread_mutex_lock(&tv->mu);
+  tv->calls[m]++;
+  if (tv->armed && tv->arm_method == m) {
+    tv->arm_seen++;
+    if (tv->arm_seen == tv->arm_nth ||
+        (tv->arm_seen > tv->arm_nth && (tv->arm_flags & TU_ARM_PERSIST))) {
+      fail = tv->arm_status;
+      tv->injected++;
+      if (partial != NULL)
+        *partial = (tv->arm_flags & TU_ARM_PARTIAL) != 0;
+      if (!(tv->arm_flags & TU_ARM_PERSIST))
+        tv->armed = 0;
+    }
+  }
+  pthread_mutex_unlock(&tv->mu);
+  if (fail != 0)
+    errno = fail == KJ_ENOSPC ? ENOSPC : EIO;
+  return fail;
+}
+
+static int tv_open(void *ctx, const char *path, unsigned flags,
+                   kj_vfs_file **out) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_OPEN, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->open(tv->base->ctx, path, flags, out);
+}
+
+static int tv_close(void *ctx, kj_vfs_file *f) {
+  tu_vfs *tv = ctx;
+  /* close is counted but never failed: the handle must be freed. */
+  pthread_mutex_lock(&tv->mu);
+  tv->calls[TU_CLOSE]++;
+  pthread_mutex_unlock(&tv->mu);
+  return tv->base->close(tv->base->ctx, f);
+}
+
+static int tv_read(void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
+                   size_t *got) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_READ, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->read(tv->base->ctx, f, buf, n, off, got);
+}
+
+static int tv_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
+                    uint64_t off) {
+  tu_vfs *tv = ctx;
+  int partial = 0;
+  int rc = tv_enter(tv, TU_WRITE, &partial);
+  if (rc != 0) {
+    if (partial && n / 2 > 0)
+      (void)tv->base->write(tv->base->ctx, f, buf, n / 2, off);
+    errno = rc == KJ_ENOSPC ? ENOSPC : EIO;
+    return rc;
+  }
+  return tv->base->write(tv->base->ctx, f, buf, n, off);
+}
+
+static int tv_sync(void *ctx, kj_vfs_file *f) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_SYNC, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->sync(tv->base->ctx, f);
+}
+
+static int tv_truncate(void *ctx, kj_vfs_file *f, uint64_t size) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_TRUNCATE, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->truncate(tv->base->ctx, f, size);
+}
+
+static int tv_size(void *ctx, kj_vfs_file *f, uint64_t *out) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_SIZE, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->size(tv->base->ctx, f, out);
+}
+
+static int tv_lock(void *ctx, kj_vfs_file *f, int mode) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_LOCK, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->lock(tv->base->ctx, f, mode);
+}
+
+static int tv_rename(void *ctx, const char *from, const char *to) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_RENAME, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->rename(tv->base->ctx, from, to);
+}
+
+static int tv_unlink(void *ctx, const char *path) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_UNLINK, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->unlink(tv->base->ctx, path);
+}
+
+static int tv_sync_dir(void *ctx, const char *dir) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_SYNC_DIR, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->sync_dir(tv->base->ctx, dir);
+}
+
+static int tv_mkdir(void *ctx, const char *dir) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_MKDIR, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->mkdir(tv->base->ctx, dir);
+}
+
+static int tv_list(void *ctx, const char *dir,
+                   int (*fn)(void *arg, const char *name), void *arg) {
+  tu_vfs *tv = ctx;
+  int rc = tv_enter(tv, TU_LIST, NULL);
+  if (rc != 0)
+    return rc;
+  return tv->base->list(tv->base->ctx, dir, fn, arg);
+}
+
+void tu_vfs_init(tu_vfs *tv) {
+  memset(tv, 0, sizeof *tv);
+  tv->base = kj_vfs_posix();
+  pthread_mutex_init(&tv->mu, NULL);
+  tv->vfs.version = KJ_VFS_VERSION;
+  tv->vfs.ctx = tv;
+  tv->vfs.open = tv_open;
+  tv->vfs.close = tv_close;
+  tv->vfs.read = tv_read;
+  tv->vfs.write = tv_write;
+  tv->vfs.sync = tv_sync;
+  tv->vfs.truncate = tv_truncate;
+  tv->vfs.size = tv_size;
+  tv->vfs.lock = tv_lock;
+  tv->vfs.rename = tv_rename;
+  tv->vfs.unlink = tv_unlink;
+  tv->vfs.sync_dir = tv_sync_dir;
+  tv->vfs.mkdir = tv_mkdir;
+  tv->vfs.list = tv_list;
+}
+
+void tu_vfs_destroy(tu_vfs *tv) { pthread_mutex_destroy(&tv->mu); }
+
+void tu_vfs_arm(tu_vfs *tv, tu_method method, uint64_t nth, int status,
+                unsigned flags) {
+  pthread_mutex_lock(&tv->mu);
+  tv->armed = 1;
+  tv->arm_method = method;
+  tv->arm_nth = nth == 0 ? 1 : nth;
+  tv->arm_seen = 0;
+  tv->arm_status = status;
+  tv->arm_flags = flags;
+  pthread_mutex_unlock(&tv->mu);
+}
+
+void tu_vfs_disarm(tu_vfs *tv) {
+  pthread_mutex_lock(&tv->mu);
+  tv->armed = 0;
+  pthread_mutex_unlock(&tv->mu);
+}
+
+uint64_t tu_vfs_calls(tu_vfs *tv, tu_method method) {
+  pthread_mutex_lock(&tv->mu);
+  uint64_t n = (unsigned)method < TU_NMETHODS ? tv->calls[method] : 0;
+  pthread_mutex_unlock(&tv->mu);
+  return n;
+}
+
+uint64_t tu_vfs_total_calls(tu_vfs *tv) {
+  uint64_t n = 0;
+  pthread_mutex_lock(&tv->mu);
+  for (int i = 0; i < TU_NMETHODS; i++)
+    n += tv->calls[i];
+  pthread_mutex_unlock(&tv->mu);
+  return n;
+}
+
+uint64_t tu_vfs_injected(tu_vfs *tv) {
+  pthread_mutex_lock(&tv->mu);
+  uint64_t n = tv->injected;
+  pthread_mutex_unlock(&tv->mu);
+  return n;
+}
+
+void tu_vfs_reset_counts(tu_vfs *tv) {
+  pthread_mutex_lock(&tv->mu);
+  memset(tv->calls, 0, sizeof tv->calls);
+  pthread_mutex_unlock(&tv->mu);
+}
+
+/* ---- growable string and table dumps ------------------------------------ */
+
+void tu_buf_init(tu_buf *b) {
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+void tu_buf_free(tu_buf *b) {
+  free(b->p);
+  tu_buf_init(b);
+}
+
+static void buf_reserve(tu_buf *b, size_t extra) {
+  if (b->len + extra + 1 <= b->cap)
+    return;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra + 1)
+    cap *= 2;
+  char *p = realloc(b->p, cap);
+  if (p == NULL)
+    abort(); /* tests: out of memory is fatal */
+  b->p = p;
+  b->cap = cap;
+}
+
+void tu_buf_add(tu_buf *b, const void *data, size_t n) {
+  buf_reserve(b, n);
+  if (n > 0)
+    memcpy(b->p + b->len, data, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+void tu_buf_addf(tu_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    abort();
+  buf_reserve(b, (size_t)n);
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+char *tu_buf_take(tu_buf *b) {
+  if (b->p == NULL)
+    tu_buf_add(b, "", 0);
+  char *p = b->p;
+  tu_buf_init(b);
+  return p;
+}
+
+static void add_hex(tu_buf *b, const void *data, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *p = data;
+  buf_reserve(b, 2 * n);
+  for (size_t i = 0; i < n; i++) {
+    b->p[b->len++] = hex[p[i] >> 4];
+    b->p[b->len++] = hex[p[i] & 15];
+  }
+  b->p[b->len] = '\0';
+}
+
+void tu_dump_row(tu_buf *b, const void *key, size_t klen, const void *val,
+                 size_t vlen) {
+  add_hex(b, key, klen);
+  tu_buf_add(b, "=", 1);
+  add_hex(b, val, vlen);
+  tu_buf_add(b, "\n", 1);
+}
+
+static int dump_cb(void *arg, const void *key, size_t klen, const void *val,
+                   size_t vlen) {
+  tu_dump_row(arg, key, klen, val, vlen);
+  return 0;
+}
+
+int tu_dump_table(kj_store *s, kj_txn *txn, unsigned table, char **out) {
+  tu_buf b;
+  tu_buf_init(&b);
+  *out = NULL;
+  int rc = kj_scan_prefix(s, txn, table, NULL, 0, dump_cb, &b);
+  if (rc != KJ_OK) {
+    tu_buf_free(&b);
+    return rc;
+  }
+  *out = tu_buf_take(&b);
+  return KJ_OK;
+}
+
+int tu_dump_tables(kj_store *s, kj_txn *txn, const unsigned *tables,
+                   size_t ntables, char **out) {
+  tu_buf b;
+  tu_buf_init(&b);
+  *out = NULL;
+  for (size_t i = 0; i < ntables; i++) {
+    tu_buf_addf(&b, "T%u\n", tables[i]);
+    int rc = kj_scan_prefix(s, txn, tables[i], NULL, 0, dump_cb, &b);
+    if (rc != KJ_OK) {
+      tu_buf_free(&b);
+      return rc;
+    }
+  }
+  *out = tu_buf_take(&b);
+  return KJ_OK;
+}
+
+/* ---- deterministic PRNG (splitmix64) ---------------------------------------
+ */
+
+void tu_rng_seed(tu_rng *r, uint64_t seed) { r->s = seed; }
+
+uint64_t tu_rng_next(tu_rng *r) {
+  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t tu_rng_below(tu_rng *r, uint64_t n) { return tu_rng_next(r) % n; }
+
+void tu_rng_fill(tu_rng *r, void *buf, size_t n) {
+  unsigned char *p = buf;
+  while (n > 0) {
+    uint64_t x = tu_rng_next(r);
+    for (int i = 0; i < 8 && n > 0; i++, n--) {
+      *p++ = (unsigned char)x;
+      x >>= 8;
+    }
+  }
+}
