@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <xxhash.h>
 
@@ -307,23 +306,19 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
 }
 
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
-  struct stat st;
-  if (stat(s->dir, &st) != 0) {
-    if (o->mode == KJ_OPEN_EXISTING || o->read_only)
-      return kj_err(e, KJ_NOTFOUND, "%s: no such store", s->dir);
+  int may_create = o->mode != KJ_OPEN_EXISTING && !o->read_only;
+  if (may_create) {
     errno = 0;
     int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
     if (rc && rc != KJ_EEXIST)
       return kj_err(e, rc, "create directory %s: %s", s->dir, cause());
-  } else if (!S_ISDIR(st.st_mode)) {
-    return kj_err(e, KJ_EINVAL, "%s is not a directory", s->dir);
   }
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   header h;
   /* Nothing is created where no store is to be opened. */
   int rc = read_header(s, b, &n, e);
-  if (rc == KJ_NOTFOUND && (o->mode == KJ_OPEN_EXISTING || o->read_only))
+  if (rc == KJ_NOTFOUND && !may_create)
     return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
   if (rc && rc != KJ_NOTFOUND)
     return rc;
@@ -331,7 +326,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     return rc;
   rc = read_header(s, b, &n, e); /* again, now that no one else writes */
   if (rc == KJ_NOTFOUND) {
-    if (o->mode == KJ_OPEN_EXISTING || o->read_only)
+    if (!may_create)
       return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
     if ((rc = create_store(s, o, &h, e)))
       return rc;
