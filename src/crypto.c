@@ -29,8 +29,7 @@ int kj_keys_derive(const uint8_t *raw, const char *passphrase,
   } else {
     if (opslimit < crypto_pwhash_argon2id_OPSLIMIT_MIN ||
         opslimit > crypto_pwhash_argon2id_OPSLIMIT_MAX ||
-        memlimit < crypto_pwhash_argon2id_MEMLIMIT_MIN ||
-        memlimit > SIZE_MAX) {
+        memlimit < crypto_pwhash_argon2id_MEMLIMIT_MIN || memlimit > SIZE_MAX) {
       sodium_free(master);
       return KJ_EINVAL;
     }
@@ -65,8 +64,7 @@ void kj_keys_free(kj_keys *k) {
 
 void kj_header_mac(const kj_keys *k, const uint8_t *data, size_t len,
                    uint8_t out[KJ_MAC_BYTES]) {
-  crypto_generichash(out, KJ_MAC_BYTES, data, len, k->header,
-                     sizeof k->header);
+  crypto_generichash(out, KJ_MAC_BYTES, data, len, k->header, sizeof k->header);
 }
 
 int kj_header_mac_ok(const kj_keys *k, const uint8_t *data, size_t len,

@@ -73,7 +73,7 @@ static int parse_seg_name(const char *name, uint64_t *segno) {
   uint64_t v = 0;
   for (int i = 8; i < 24; i++) {
     char c = name[i];
-    int d = (c >= '0' && c <= '9') ? c - '0'
+    int d = (c >= '0' && c <= '9')   ? c - '0'
             : (c >= 'a' && c <= 'f') ? c - 'a' + 10
                                      : -1;
     if (d < 0)
@@ -213,8 +213,7 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   if (!rc && dosync)
     rc = vfs->sync(vfs->ctx, f);
   if (rc) {
-    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size,
-           cause());
+    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size, cause());
     vfs->close(vfs->ctx, f);
     vfs->unlink(vfs->ctx, tmp);
     return rc;
@@ -248,8 +247,7 @@ typedef struct seg_list {
 static int is_tmp_name(const char *name) {
   size_t n = strlen(name);
   return n > 4 && !strcmp(name + n - 4, ".tmp") &&
-         (!strncmp(name, "journal-", 8) ||
-          !strncmp(name, "keyjournal.", 11));
+         (!strncmp(name, "journal-", 8) || !strncmp(name, "keyjournal.", 11));
 }
 
 static int list_cb(void *arg, const char *name) {
@@ -278,8 +276,8 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int list_segments(const kj_journal_cfg *cfg, int remove_tmp,
-                         seg_list *l, kj_errbuf *e) {
+static int list_segments(const kj_journal_cfg *cfg, int remove_tmp, seg_list *l,
+                         kj_errbuf *e) {
   memset(l, 0, sizeof *l);
   l->cfg = cfg;
   l->remove_tmp = remove_tmp;
@@ -307,8 +305,8 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
     uint8_t *buf;
     uint64_t size;
     if (l.v[i] != 1) {
-      rc = kj_err(e, KJ_ECORRUPT,
-                  "%s: journal segment without a store header", p);
+      rc = kj_err(e, KJ_ECORRUPT, "%s: journal segment without a store header",
+                  p);
       break;
     }
     if ((rc = read_file(cfg->vfs, p, &buf, &size, e)))
@@ -354,8 +352,7 @@ static uint64_t durable_evidence(const uint8_t *b, uint64_t size,
   return ev;
 }
 
-static uint64_t nonzero_extent(const uint8_t *b, uint64_t size,
-                               uint64_t from) {
+static uint64_t nonzero_extent(const uint8_t *b, uint64_t size, uint64_t from) {
   uint64_t end = size;
   while (end > from && b[end - 1] == 0)
     end--;
@@ -381,8 +378,8 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
     return kj_err(e, KJ_ECORRUPT, "%s at offset 0: segment header damaged",
                   path);
   if (kj_get32(b + 8) != FORMAT_VERSION)
-    return kj_err(e, KJ_EFORMAT, "%s: segment format version %" PRIu32,
-                  path, kj_get32(b + 8));
+    return kj_err(e, KJ_EFORMAT, "%s: segment format version %" PRIu32, path,
+                  kj_get32(b + 8));
   if (memcmp(b + 16, j->store_id, KJ_STORE_ID_BYTES) ||
       kj_get64(b + 32) != segno)
     return kj_err(e, KJ_ECORRUPT,
@@ -426,21 +423,21 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
       if (rc) {
         char inner[sizeof e->msg];
         memcpy(inner, e->msg, sizeof inner);
-        return kj_err(e, rc, "%s at offset %" PRIu64 ": frame seq %" PRIu64
-                      ": %s", path, off, j->next_seq, inner);
+        return kj_err(e, rc,
+                      "%s at offset %" PRIu64 ": frame seq %" PRIu64 ": %s",
+                      path, off, j->next_seq, inner);
       }
     } else if (type == FRAME_MARKER) {
       if (ptlen != 1 || r->pt[0] != BODY_VERSION)
         return kj_err(e, KJ_ECORRUPT,
-                      "%s at offset %" PRIu64 ": malformed sync marker",
-                      path, off);
+                      "%s at offset %" PRIu64 ": malformed sync marker", path,
+                      off);
     } else {
       return kj_err(e, KJ_EFORMAT,
                     "%s at offset %" PRIu64 ": unknown frame type %u", path,
                     off, type);
     }
-    memcpy(j->prev_tag, h + KJ_FRAME_HEADER + len - KJ_TAG_BYTES,
-           KJ_TAG_BYTES);
+    memcpy(j->prev_tag, h + KJ_FRAME_HEADER + len - KJ_TAG_BYTES, KJ_TAG_BYTES);
     j->next_seq++;
     j->frames_replayed++;
     off += KJ_FRAME_HEADER + len;
@@ -451,9 +448,8 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
 
 /* Rule 5.5.3: zero the stray bytes of segment path from off, drop later
  * segments, make it durable. */
-static int cut_tail(kj_journal *j, const char *path, uint64_t off,
-                    uint64_t n, const seg_list *l, size_t later,
-                    kj_errbuf *e) {
+static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
+                    const seg_list *l, size_t later, kj_errbuf *e) {
   const kj_vfs *vfs = j->cfg.vfs;
   kj_vfs_file *f;
   errno = 0;
@@ -466,8 +462,8 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off,
     rc = vfs->sync(vfs->ctx, f);
   vfs->close(vfs->ctx, f);
   if (rc)
-    return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path,
-                  off, cause());
+    return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path, off,
+                  cause());
   for (size_t i = later; i < l->n; i++) {
     char p[PATH_MAX_KJ];
     seg_path(j->cfg.dir, l->v[i], "", p, sizeof p);
@@ -644,8 +640,8 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
     size = (KJ_SEGMENT_HEADER + need + 4095) & ~(uint64_t)4095;
   kj_vfs_file *f = NULL;
   int renamed;
-  rc = create_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq, size,
-                      &f, &renamed, e);
+  rc = create_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq, size, &f,
+                      &renamed, e);
   if (rc) {
     if (f)
       j->cfg.vfs->close(j->cfg.vfs->ctx, f);

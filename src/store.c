@@ -117,8 +117,7 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
   int rc = s->vfs->open(s->vfs->ctx, s->dir, KJ_VFS_READ, &s->lockfile);
   if (rc) {
     s->lockfile = NULL;
-    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir,
-                  cause());
+    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir, cause());
   }
   int mode = s->read_only ? KJ_VFS_LOCK_SHARED : KJ_VFS_LOCK_EXCLUSIVE;
   unsigned waited = 0, step = 1;
@@ -128,9 +127,8 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
     if (rc != KJ_EBUSY)
       break;
     if (waited >= timeout_ms)
-      return kj_err(e, KJ_EBUSY,
-                    "%s is held by another handle (waited %u ms)", s->dir,
-                    waited);
+      return kj_err(e, KJ_EBUSY, "%s is held by another handle (waited %u ms)",
+                    s->dir, waited);
     unsigned nap = step;
     if (nap > timeout_ms - waited)
       nap = timeout_ms - waited;
@@ -173,8 +171,7 @@ static int header_decode(const uint8_t *b, uint64_t n, header *h,
   if (n != HDR_BYTES || memcmp(b, HDR_MAGIC, 8))
     return kj_err(e, KJ_EKEY, "%s: not a keyjournal store header", path);
   if (XXH3_64bits(b, 120) != kj_get64(b + 120))
-    return kj_err(e, KJ_ECORRUPT, "%s at offset 0: store header damaged",
-                  path);
+    return kj_err(e, KJ_ECORRUPT, "%s at offset 0: store header damaged", path);
   if (kj_get32(b + 8) != FORMAT_VERSION)
     return kj_err(e, KJ_EFORMAT,
                   "%s: format version %" PRIu32 " (this build reads %u)", path,
@@ -192,8 +189,10 @@ static int derive(const kj_options *o, const header *h, kj_keys **k,
   int rc = kj_keys_derive(o->key, o->passphrase, h->salt, h->opslimit,
                           h->memlimit, k);
   if (rc == KJ_EINVAL)
-    return kj_err(e, rc, "Argon2id limits out of range (ops %" PRIu64
-                  ", mem %" PRIu64 ")", h->opslimit, h->memlimit);
+    return kj_err(e, rc,
+                  "Argon2id limits out of range (ops %" PRIu64 ", mem %" PRIu64
+                  ")",
+                  h->opslimit, h->memlimit);
   if (rc)
     return kj_err(e, rc, "deriving keys: out of memory");
   return KJ_OK;
@@ -250,8 +249,7 @@ static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
 
 static int check_options(const kj_options *o, kj_errbuf *e) {
   if (o->version < 1 || o->version > KJ_OPTIONS_VERSION)
-    return kj_err(e, KJ_EINVAL, "options version %d not supported",
-                  o->version);
+    return kj_err(e, KJ_EINVAL, "options version %d not supported", o->version);
   if (!o->key == !o->passphrase)
     return kj_err(e, KJ_EINVAL, "give exactly one of key and passphrase");
   if (o->passphrase && !o->passphrase[0])
@@ -270,8 +268,7 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
   return KJ_OK;
 }
 
-static int replay_cb(void *arg, const uint8_t *body, size_t len,
-                     kj_errbuf *e) {
+static int replay_cb(void *arg, const uint8_t *body, size_t len, kj_errbuf *e) {
   return kj_body_apply(arg, body, len, e);
 }
 
@@ -290,14 +287,11 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
   int rc = derive(o, h, &s->keys, e);
   if (rc)
     return rc;
-  kj_journal_cfg jc = {s->vfs,
-                       s->dir,
-                       h->store_id,
-                       s->keys->journal,
-                       o->sync,
-                       o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
-                       0,
-                       0};
+  kj_journal_cfg jc = {
+      s->vfs,      s->dir,
+      h->store_id, s->keys->journal,
+      o->sync,     o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
+      0,           0};
   if ((rc = kj_journal_create(&jc, e)))
     return rc;
   uint8_t b[HDR_BYTES];
@@ -349,15 +343,15 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     if (!kj_header_mac_ok(s->keys, b, 88, b + 88))
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
   }
-  kj_journal_cfg jc = {
-      s->vfs,
-      s->dir,
-      h.store_id,
-      s->keys->journal,
-      o->sync,
-      o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
-      o->sync_interval_bytes ? o->sync_interval_bytes : DEFAULT_SYNC_INTERVAL,
-      o->read_only};
+  kj_journal_cfg jc = {s->vfs,
+                       s->dir,
+                       h.store_id,
+                       s->keys->journal,
+                       o->sync,
+                       o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
+                       o->sync_interval_bytes ? o->sync_interval_bytes
+                                              : DEFAULT_SYNC_INTERVAL,
+                       o->read_only};
   return kj_journal_open(&jc, replay_cb, s, &s->journal, e);
 }
 

@@ -345,8 +345,8 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (!txn)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
-  int rc = c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen)
-             : KJ_NOTFOUND;
+  int rc =
+      c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen) : KJ_NOTFOUND;
   if (!txn)
     pthread_rwlock_unlock(&s->rows);
   return rc == KJ_ENOMEM ? fail(s, rc, "kj_get: out of memory") : rc;
@@ -418,8 +418,8 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
   return rc;
 }
 
-int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table,
-                   const void *prefix, size_t plen, kj_scan_fn fn, void *arg) {
+int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
+                   size_t plen, kj_scan_fn fn, void *arg) {
   if (plen > KJ_MAX_KEY || (plen && !prefix))
     return s ? fail(s, KJ_EINVAL, "kj_scan_prefix: bad prefix") : KJ_EINVAL;
   /* Keys with the prefix are exactly [prefix, prefix+1) where +1
@@ -433,6 +433,6 @@ int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table,
     elen--;
   if (elen)
     end[elen - 1]++;
-  return kj_scan_range(s, txn, table, prefix, plen, elen ? end : NULL, elen,
-                       fn, arg);
+  return kj_scan_range(s, txn, table, prefix, plen, elen ? end : NULL, elen, fn,
+                       arg);
 }

@@ -75,8 +75,8 @@ static int px_close(void *ctx, kj_vfs_file *f) {
   return rc;
 }
 
-static int px_read(void *ctx, kj_vfs_file *f, void *buf, size_t n,
-                   uint64_t off, size_t *got) {
+static int px_read(void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
+                   size_t *got) {
   (void)ctx;
   size_t done = 0;
   while (done < n) {
@@ -191,9 +191,9 @@ static int px_list(void *ctx, const char *dir,
 }
 
 static const kj_vfs posix_vfs = {
-    KJ_VFS_VERSION, NULL,        px_open,     px_close,     px_read,
-    px_write,       px_sync,     px_truncate, px_size,      px_lock,
-    px_rename,      px_unlink,   px_sync_dir, px_mkdir,     px_list,
+    KJ_VFS_VERSION, NULL,      px_open,     px_close, px_read,
+    px_write,       px_sync,   px_truncate, px_size,  px_lock,
+    px_rename,      px_unlink, px_sync_dir, px_mkdir, px_list,
 };
 
 const kj_vfs *kj_vfs_posix(void) { return &posix_vfs; }

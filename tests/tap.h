@@ -15,8 +15,8 @@
 static int tap_n;
 static int tap_failed;
 
-static void tap_result(int ok, const char *file, int line, const char *fmt,
-                       ...) __attribute__((format(printf, 4, 5)));
+static void tap_result(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void tap_result(int ok, const char *file, int line, const char *fmt,
                        ...) {
   va_list ap;
@@ -46,6 +46,7 @@ static void tap_result(int ok, const char *file, int line, const char *fmt,
 
 static inline int tap_done(void) {
   printf("1..%d\n", tap_n);
+  fflush(stdout); /* a leak report exits without flushing stdio */
   return tap_failed ? 1 : 0;
 }
 

@@ -196,8 +196,9 @@ static void test_tail_cuts(const image *im) {
         bad_rc++;
       else if (!r.state || strcmp(r.state, im->states[NCOMMITS - 1]))
         bad_state++;
-      else if (mode == 0 && (cut == start ? r.tail != 0
-                                          : (r.tail == 0 || r.tail > cut - start)))
+      else if (mode == 0 &&
+               (cut == start ? r.tail != 0
+                             : (r.tail == 0 || r.tail > cut - start)))
         bad_tail++;
       else if (mode == 1 && r.tail == 0)
         bad_tail++;

@@ -142,7 +142,8 @@ typedef struct kj_options {
 
 /* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall
  * clock, no busy wait, default segment and sync sizes. */
-#define KJ_OPTIONS_INIT {.version = KJ_OPTIONS_VERSION}
+#define KJ_OPTIONS_INIT                                                        \
+  { .version = KJ_OPTIONS_VERSION }
 
 /* Open (or create) the store in directory path, or a memory-only store
  * when path is NULL (nothing touches a disk; a key or passphrase is still
@@ -238,8 +239,8 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                   kj_scan_fn fn, void *arg);
 
 /* Visit rows whose key starts with prefix (plen 0: every row), ascending. */
-int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table,
-                   const void *prefix, size_t plen, kj_scan_fn fn, void *arg);
+int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
+                   size_t plen, kj_scan_fn fn, void *arg);
 
 /* ---- maintenance and statistics -------------------------------------- */
 
@@ -268,7 +269,8 @@ typedef struct kj_stats {
   uint64_t recovery_usec;
 } kj_stats;
 
-#define KJ_STATS_INIT {.version = KJ_STATS_VERSION}
+#define KJ_STATS_INIT                                                          \
+  { .version = KJ_STATS_VERSION }
 
 int kj_store_stats(kj_store *s, kj_stats *out);
 
