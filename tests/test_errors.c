@@ -1207,6 +1207,68 @@ static void test_txn_limit(void) {
   cleanup_dir(dir);
 }
 
+/* ---- disk full while preallocating a segment -------------------------- */
+
+/* A commit that needs a new segment fails cleanly when the disk is full
+ * while the segment is created: KJ_ENOSPC, nothing applied, the handle not
+ * poisoned, and the same commit succeeds once space is back. */
+static void test_enospc_preallocate(void) {
+  char *dir = tu_mkdtemp();
+  tu_vfs tv;
+  tu_vfs_init(&tv);
+  kj_options o;
+  tu_options(&o);
+  o.vfs = &tv.vfs;
+  o.segment_bytes = 4096;
+  kj_store *s = open_ok(dir, &o, "enospc preallocate");
+  if (s == NULL) {
+    tu_vfs_destroy(&tv);
+    cleanup_dir(dir);
+    return;
+  }
+  char val[900];
+  memset(val, 'v', sizeof val);
+  /* Only segment creation opens files while committing: find the commit
+   * that rolls over by failing every open. */
+  tu_vfs_arm(&tv, TU_OPEN, 1, KJ_ENOSPC, TU_ARM_PERSIST);
+  int rc = KJ_OK, i;
+  char k[16];
+  for (i = 0; i < 20 && rc == KJ_OK; i++) {
+    snprintf(k, sizeof k, "row%02d", i);
+    rc = kj_put(s, NULL, 1, k, strlen(k), val, sizeof val);
+  }
+  tu_vfs_disarm(&tv);
+  is(rc, KJ_ENOSPC, "open of the new segment fails: KJ_ENOSPC");
+  kj_stats st = KJ_STATS_INIT;
+  stats_of(s, &st);
+  is(st.poisoned, 0, "not poisoned");
+  ok(get_absent(s, NULL, 1, k), "the failed commit is not applied");
+  /* Now the realistic case: the zero-fill write runs out of space (write 1
+   * is the segment header, write 2 the first chunk of zeros). */
+  tu_vfs_arm(&tv, TU_WRITE, 2, KJ_ENOSPC, TU_ARM_ONCE);
+  rc = kj_put(s, NULL, 1, k, strlen(k), val, sizeof val);
+  tu_vfs_disarm(&tv);
+  is(rc, KJ_ENOSPC, "zero-fill runs out of space: KJ_ENOSPC");
+  stats_of(s, &st);
+  is(st.poisoned, 0, "still not poisoned");
+  char *tmp = tu_path(dir, "journal-0000000000000002.kjl.tmp");
+  ok(tu_file_size(tmp) < 0, "the half-made segment was removed");
+  free(tmp);
+  is(kj_put(s, NULL, 1, k, strlen(k), val, sizeof val), KJ_OK,
+     "with space back the same commit succeeds");
+  is(kj_store_close(s), KJ_OK, "close");
+  tu_options(&o);
+  s = open_ok(dir, &o, "enospc reopen");
+  if (s != NULL) {
+    uint64_t rows = 0;
+    kj_table_count(s, 1, &rows, NULL);
+    is(rows, (uint64_t)i, "reopen: every acknowledged row, no other");
+    kj_store_close(s);
+  }
+  tu_vfs_destroy(&tv);
+  cleanup_dir(dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   test_strerror();
@@ -1220,5 +1282,6 @@ int main(void) {
   test_open_failures();
   test_close();
   test_txn_limit();
+  test_enospc_preallocate();
   return tap_done();
 }
