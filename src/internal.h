@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
+#include "snapshot.h"
 #include "table.h"
 
 #define KJ_NTABLES 256
@@ -49,6 +50,13 @@ struct kj_store {
   uint64_t recovery_usec;
   uint64_t table_rows[KJ_NTABLES], table_bytes[KJ_NTABLES];
   kj_journal_stats jstats;
+  kj_snap_info snap; /* newest snapshot */
+  uint64_t snapshots_written, snapshot_usec, snapshot_failures;
+
+  /* Writer side only. */
+  uint64_t snapshot_threshold;
+  uint64_t next_checkpoint; /* journal bytes that trigger the next one */
+  uint8_t store_id[KJ_STORE_ID_BYTES];
   char errmsg[512];
 };
 
@@ -65,6 +73,18 @@ struct kj_txn {
 /* Refresh the statistics copies; the caller holds the writer lock (or is
  * the only user of s) so neither tables nor journal change meanwhile. */
 void kj_store_refresh_stats(kj_store *s);
+
+/* Load the newest snapshot into s->tables (s->snap describes it; zeroed
+ * when there is none). Called by open before the journal replay. */
+int kj_snapshot_load(kj_store *s, kj_errbuf *e);
+/* Remove snapshots older than s->snap (after a checkpoint or an open). */
+int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e);
+/* The checkpoint protocol; the caller holds the writer lock. */
+int kj_checkpoint_locked(kj_store *s, kj_errbuf *e);
+/* After a commit: checkpoint if the journal crossed the threshold. A
+ * failure is recorded (detail message, stats) but does not fail the
+ * commit, which is durable already. Caller holds the writer lock. */
+void kj_checkpoint_maybe(kj_store *s);
 
 /* Record e's message (or msg) as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);

@@ -108,7 +108,7 @@ static void frame_ad(uint8_t ad[AD_BYTES], const uint8_t *store_id,
   memcpy(ad + KJ_STORE_ID_BYTES + 8 + 32, prev_tag, KJ_TAG_BYTES);
 }
 
-/* A frame is sound (FORMAT 5.4) when its header and body lie within
+/* A frame is sound (FORMAT 5.5) when its header and body lie within
  * [0,size), magic, reserved bytes and length hold, and the checksum
  * matches. Returns the body length or 0. */
 static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
@@ -247,7 +247,8 @@ typedef struct seg_list {
 static int is_tmp_name(const char *name) {
   size_t n = strlen(name);
   return n > 4 && !strcmp(name + n - 4, ".tmp") &&
-         (!strncmp(name, "journal-", 8) || !strncmp(name, "keyjournal.", 11));
+         (!strncmp(name, "journal-", 8) || !strncmp(name, "snapshot-", 9) ||
+          !strncmp(name, "keyjournal.", 11));
 }
 
 static int list_cb(void *arg, const char *name) {
@@ -367,7 +368,7 @@ typedef struct replay {
   size_t ptcap;
 } replay;
 
-/* Replay the frames of one segment from offset 64 (rules 5.3-5.5).
+/* Replay the frames of one segment from offset 64 (rules 5.4-5.6).
  * *end receives the offset where its frames end. */
 static int replay_segment(replay *r, const char *path, uint64_t segno,
                           const uint8_t *b, uint64_t size, uint64_t *end,
@@ -446,7 +447,7 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
   return KJ_OK;
 }
 
-/* Rule 5.5.3: zero the stray bytes of segment path from off, drop later
+/* Rule 5.6.3: zero the stray bytes of segment path from off, drop later
  * segments, make it durable. */
 static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
                     const seg_list *l, size_t later, kj_errbuf *e) {
@@ -482,23 +483,32 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   int rc = list_segments(cfg, !cfg->read_only, &l, e);
   if (rc)
     return rc;
-  /* Rule 5.2: segments 1..n without a gap. */
-  if (l.n == 0) {
-    free(l.v);
-    return kj_err(e, KJ_ECORRUPT, "%s: journal segments missing", cfg->dir);
-  }
-  for (size_t i = 0; i < l.n; i++) {
-    if (l.v[i] != i + 1) {
+  /* Rule 5.3: segments base..n without a gap; older ones are leftovers of
+   * a checkpoint that the snapshot already covers. */
+  size_t first = 0;
+  while (first < l.n && l.v[first] < cfg->base_segno) {
+    if (!cfg->read_only) {
       char p[PATH_MAX_KJ];
-      seg_path(cfg->dir, i + 1, "", p, sizeof p);
+      seg_path(cfg->dir, l.v[first], "", p, sizeof p);
+      cfg->vfs->unlink(cfg->vfs->ctx, p);
+    }
+    first++;
+  }
+  for (size_t i = first; i <= l.n; i++) {
+    if (i == l.n ? i == first : l.v[i] != cfg->base_segno + (i - first)) {
+      char p[PATH_MAX_KJ];
+      seg_path(cfg->dir, cfg->base_segno + (i - first), "", p, sizeof p);
       free(l.v);
       return kj_err(e, KJ_ECORRUPT, "%s: journal segment missing", p);
     }
   }
-  j->next_seq = 1;
-  memset(j->prev_tag, 0, sizeof j->prev_tag);
+  j->next_seq = cfg->base_seq + 1;
+  if (cfg->base_tag)
+    memcpy(j->prev_tag, cfg->base_tag, KJ_TAG_BYTES);
+  else
+    memset(j->prev_tag, 0, sizeof j->prev_tag);
   uint64_t end = 0, last = 0, last_size = 0;
-  for (size_t i = 0; i < l.n && !rc; i++) {
+  for (size_t i = first; i < l.n && !rc; i++) {
     char path[PATH_MAX_KJ];
     seg_path(cfg->dir, l.v[i], "", path, sizeof path);
     uint8_t *b;
@@ -513,7 +523,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     last = l.v[i];
     last_size = size;
     uint64_t stray = nonzero_extent(b, size, end);
-    if (!stray) { /* rule 5.5.1: clean end */
+    if (!stray) { /* rule 5.6.1: clean end */
       free(b);
       if (i + 1 < l.n) {
         j->bytes_before += end - KJ_SEGMENT_HEADER;
@@ -521,7 +531,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       }
       continue;
     }
-    /* Rule 5.5.2: is there evidence that the missing frame was synced? */
+    /* Rule 5.6.2: is there evidence that the missing frame was synced? */
     uint64_t ev = durable_evidence(b, size, end);
     uint64_t later_bytes = 0;
     free(b);
@@ -549,7 +559,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
                   path, end, j->next_seq, ev);
       break;
     }
-    /* Rule 5.5.3: a torn or unsynced tail. */
+    /* Rule 5.6.3: a torn or unsynced tail. */
     j->tail_cut = stray + later_bytes;
     if (!cfg->read_only)
       rc = cut_tail(j, path, end, stray, &l, i + 1, e);
@@ -561,7 +571,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   j->segno = last;
   j->seg_size = last_size;
   j->off = end;
-  j->segments = last;
+  j->segments = last - cfg->base_segno + 1;
   if (cfg->read_only)
     return KJ_OK;
   char path[PATH_MAX_KJ];
@@ -570,7 +580,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   rc = cfg->vfs->open(cfg->vfs->ctx, path, KJ_VFS_WRITE, &j->seg);
   if (rc)
     return kj_err(e, rc, "open %s: %s", path, cause());
-  /* Rule 5.6: what we replayed may be in the page cache only. */
+  /* Rule 5.7: what we replayed may be in the page cache only. */
   if (cfg->sync != KJ_SYNC_OFF) {
     errno = 0;
     if ((rc = cfg->vfs->sync(cfg->vfs->ctx, j->seg)))
@@ -594,8 +604,11 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
   }
   memcpy(j->store_id, cfg->store_id, KJ_STORE_ID_BYTES);
   j->cfg.store_id = j->store_id;
+  if (!j->cfg.base_segno)
+    j->cfg.base_segno = 1;
   replay r = {j, fn, arg, NULL, 0};
   int rc = recover(j, &r, e);
+  j->cfg.base_tag = NULL; /* the caller's buffer: not kept */
   free(r.pt);
   if (rc) {
     if (j->seg)
@@ -752,6 +765,54 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
 }
 
 int kj_journal_poisoned(const kj_journal *j) { return j->poisoned; }
+
+void kj_journal_tail(const kj_journal *j, uint64_t *seq,
+                     uint8_t tag[KJ_TAG_BYTES]) {
+  *seq = j->next_seq - 1;
+  memcpy(tag, j->prev_tag, KJ_TAG_BYTES);
+}
+
+int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e) {
+  if (j->poisoned)
+    return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
+  if (j->cfg.read_only)
+    return kj_err(e, KJ_EREADONLY, "store is open read-only");
+  int rc = roll_over(j, 0, e);
+  if (!rc)
+    *base = j->segno;
+  return rc;
+}
+
+int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
+  seg_list l;
+  int rc = list_segments(&j->cfg, 0, &l, e);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < l.n && !rc; i++) {
+    if (l.v[i] >= base)
+      continue;
+    char p[PATH_MAX_KJ];
+    seg_path(j->cfg.dir, l.v[i], "", p, sizeof p);
+    errno = 0;
+    if ((rc = j->cfg.vfs->unlink(j->cfg.vfs->ctx, p)))
+      kj_err(e, rc, "remove %s: %s", p, cause());
+  }
+  free(l.v);
+  if (rc)
+    return rc; /* the leftovers are removed by the next open */
+  errno = 0;
+  if (j->cfg.sync != KJ_SYNC_OFF &&
+      (rc = j->cfg.vfs->sync_dir(j->cfg.vfs->ctx, j->cfg.dir)))
+    return poison(j,
+                  kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause()));
+  j->cfg.base_segno = base;
+  j->segments = j->segno - base + 1;
+  if (j->segno == base) {
+    j->bytes_before = 0;
+    j->disk_before = 0;
+  }
+  return KJ_OK;
+}
 
 void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out) {
   out->last_seq = j->next_seq - 1;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "errbuf.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
@@ -33,6 +34,11 @@ typedef struct kj_journal_cfg {
   uint64_t segment_bytes;
   uint64_t sync_interval;
   int read_only;
+  /* Where replay starts: 1, 0 and zeros for a store without snapshot; else
+   * the snapshot's base segment, its last seq and that frame's tag. */
+  uint64_t base_segno;
+  uint64_t base_seq;
+  const uint8_t *base_tag; /* KJ_TAG_BYTES, or NULL for zeros */
 } kj_journal_cfg;
 
 typedef struct kj_journal_stats {
@@ -70,6 +76,19 @@ int kj_journal_sync(kj_journal *j, kj_errbuf *e);
 /* Close: a sync marker first unless the mode is KJ_SYNC_OFF, the journal
  * is poisoned or read-only. Frees j; returns the marker's status. */
 int kj_journal_close(kj_journal *j, kj_errbuf *e);
+
+/* Sequence number and tag of the newest frame (0 and zeros: none). */
+void kj_journal_tail(const kj_journal *j, uint64_t *seq,
+                     uint8_t tag[KJ_TAG_BYTES]);
+
+/* Checkpoint step 1: sync and move to a new segment; *base receives its
+ * number. Frames from now on go there. Errors as kj_journal_append(). */
+int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e);
+
+/* Checkpoint step 3, once a snapshot covering every frame before segment
+ * base is durable: remove the older segments and sync the directory. A
+ * failed directory sync poisons the journal. */
+int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e);
 
 int kj_journal_poisoned(const kj_journal *j);
 void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out);

@@ -26,6 +26,7 @@
 #define DEFAULT_SEGMENT (8u << 20)
 #define MIN_SEGMENT 4096u
 #define DEFAULT_SYNC_INTERVAL (1u << 20)
+#define DEFAULT_SNAPSHOT_THRESHOLD (64u << 20)
 #define PATHLEN 4096
 
 size_t kj_max_key(void) { return KJ_MAX_KEY; }
@@ -287,11 +288,13 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
   int rc = derive(o, h, &s->keys, e);
   if (rc)
     return rc;
-  kj_journal_cfg jc = {
-      s->vfs,      s->dir,
-      h->store_id, s->keys->journal,
-      o->sync,     o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
-      0,           0};
+  kj_journal_cfg jc = {.vfs = s->vfs,
+                       .dir = s->dir,
+                       .store_id = h->store_id,
+                       .key = s->keys->journal,
+                       .sync = o->sync,
+                       .segment_bytes = o->segment_bytes ? o->segment_bytes
+                                                         : DEFAULT_SEGMENT};
   if ((rc = kj_journal_create(&jc, e)))
     return rc;
   uint8_t b[HDR_BYTES];
@@ -343,16 +346,29 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     if (!kj_header_mac_ok(s->keys, b, 88, b + 88))
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
   }
-  kj_journal_cfg jc = {s->vfs,
-                       s->dir,
-                       h.store_id,
-                       s->keys->journal,
-                       o->sync,
-                       o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
-                       o->sync_interval_bytes ? o->sync_interval_bytes
+  memcpy(s->store_id, h.store_id, KJ_STORE_ID_BYTES);
+  if ((rc = kj_snapshot_load(s, e)))
+    return rc;
+  kj_journal_cfg jc = {
+      .vfs = s->vfs,
+      .dir = s->dir,
+      .store_id = h.store_id,
+      .key = s->keys->journal,
+      .sync = o->sync,
+      .segment_bytes = o->segment_bytes ? o->segment_bytes : DEFAULT_SEGMENT,
+      .sync_interval = o->sync_interval_bytes ? o->sync_interval_bytes
                                               : DEFAULT_SYNC_INTERVAL,
-                       o->read_only};
-  return kj_journal_open(&jc, replay_cb, s, &s->journal, e);
+      .read_only = o->read_only,
+      .base_segno = s->snap.base,
+      .base_seq = s->snap.seq,
+      .base_tag = s->snap.seq ? s->snap.prev_tag : NULL};
+  if ((rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e)))
+    return rc;
+  if (!o->read_only) {
+    kj_errbuf ignored; /* leftovers of an interrupted checkpoint: retried */
+    kj_snapshot_drop_old(s, &ignored);
+  }
+  return KJ_OK;
 }
 
 int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
@@ -384,6 +400,9 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   s->read_only = opts->read_only;
   s->clock = opts->clock ? opts->clock : wall_clock;
   s->clock_ctx = opts->clock ? opts->clock_ctx : NULL;
+  s->snapshot_threshold = opts->snapshot_threshold ? opts->snapshot_threshold
+                                                   : DEFAULT_SNAPSHOT_THRESHOLD;
+  s->next_checkpoint = s->snapshot_threshold;
   if (!path) {
     /* Memory-only: nothing is encrypted, so no key is derived. */
   } else if (!path[0] || strlen(path) > PATHLEN - 64) {
@@ -445,6 +464,16 @@ int kj_store_sync(kj_store *s) {
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
 }
 
+int kj_store_checkpoint(kj_store *s) {
+  if (!s)
+    return KJ_EINVAL;
+  kj_errbuf e;
+  pthread_mutex_lock(&s->writer);
+  int rc = kj_checkpoint_locked(s, &e);
+  pthread_mutex_unlock(&s->writer);
+  return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
+}
+
 /* ---- statistics ------------------------------------------------------- */
 
 void kj_store_refresh_stats(kj_store *s) {
@@ -474,7 +503,8 @@ int kj_store_stats(kj_store *s, kj_stats *out) {
   out->last_seq = js->last_seq;
   out->segments = js->segments;
   out->journal_bytes = js->journal_bytes;
-  out->disk_bytes = s->journal ? js->disk_bytes + HDR_BYTES : 0;
+  out->disk_bytes =
+      s->journal ? js->disk_bytes + HDR_BYTES + s->snap.file_bytes : 0;
   out->frames_replayed = js->frames_replayed;
   out->tail_bytes_cut = js->tail_bytes_cut;
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
@@ -483,6 +513,13 @@ int kj_store_stats(kj_store *s, kj_stats *out) {
   }
   out->commits = s->commits;
   out->recovery_usec = s->recovery_usec;
+  out->snapshot_seq = s->snap.seq;
+  out->snapshot_rows = s->snap.rows;
+  out->snapshot_bytes = s->snap.file_bytes;
+  out->snapshot_raw_bytes = s->snap.raw_bytes;
+  out->snapshots_written = s->snapshots_written;
+  out->snapshot_usec = s->snapshot_usec;
+  out->snapshot_failures = s->snapshot_failures;
   pthread_mutex_unlock(&s->mu);
   return KJ_OK;
 }

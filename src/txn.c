@@ -230,6 +230,8 @@ int kj_txn_commit(kj_txn *t) {
     pthread_mutex_unlock(&s->mu);
   }
   kj_store_refresh_stats(s);
+  if (!rc)
+    kj_checkpoint_maybe(s);
   free(body);
   txn_end(t);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;

@@ -138,6 +138,13 @@ typedef struct kj_options {
   /* KJ_SYNC_NORMAL: sync after this many journal bytes since the last
    * sync. 0 means the default, 1 MiB. */
   uint64_t sync_interval_bytes;
+
+  /* Write a snapshot once the journal holds this many bytes of frames
+   * since the last one, at the end of the commit that crosses it. 0 means
+   * the default, 64 MiB, which keeps the replay part of an open to about a
+   * tenth of a second; UINT64_MAX turns automatic snapshots off
+   * (kj_store_checkpoint() still works). */
+  uint64_t snapshot_threshold;
 } kj_options;
 
 /* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall
@@ -248,6 +255,18 @@ int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
  * is durable and checkable. Errors: as for a commit. */
 int kj_store_sync(kj_store *s);
 
+/* Write a snapshot of the whole state now (doc/FORMAT.md section 6): the
+ * journal moves to a new segment, the snapshot is written to a temporary
+ * file, synced, renamed and the directory synced; only then are the older
+ * segments and snapshots removed. Opening then loads the snapshot and
+ * replays only what came after it. Commits wait while it runs. Nothing to
+ * do (no commit since the last snapshot, memory-only store): KJ_OK.
+ * Errors: KJ_EREADONLY, KJ_EPOISONED, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A
+ * failure while writing the snapshot file changes nothing; one after its
+ * rename (directory sync, removal) poisons the handle. Cost: serialising,
+ * compressing and encrypting every row, plus three syncs. */
+int kj_store_checkpoint(kj_store *s);
+
 #define KJ_STATS_VERSION 1
 
 typedef struct kj_stats {
@@ -259,7 +278,7 @@ typedef struct kj_stats {
   uint64_t commits;       /* commits acknowledged by this handle */
   uint64_t last_seq;      /* sequence number of the newest frame */
   uint64_t segments;      /* journal segment files */
-  uint64_t journal_bytes; /* bytes of frames in all segments */
+  uint64_t journal_bytes; /* bytes of frames since the last snapshot */
   uint64_t disk_bytes;    /* bytes of every file of the store */
   uint64_t rows;          /* live rows, all tables */
   uint64_t logical_bytes; /* sum of live key and value lengths */
@@ -267,6 +286,14 @@ typedef struct kj_stats {
   uint64_t frames_replayed;
   uint64_t tail_bytes_cut; /* torn/unsynced tail found (cut unless RO) */
   uint64_t recovery_usec;
+  /* Snapshots. */
+  uint64_t snapshot_seq;       /* last frame the newest snapshot covers */
+  uint64_t snapshot_rows;      /* rows in it */
+  uint64_t snapshot_bytes;     /* its file size */
+  uint64_t snapshot_raw_bytes; /* its serialised size before compression */
+  uint64_t snapshots_written;  /* by this handle */
+  uint64_t snapshot_usec;      /* time the last one took to write */
+  uint64_t snapshot_failures;  /* automatic snapshots that failed */
 } kj_stats;
 
 #define KJ_STATS_INIT                                                          \
