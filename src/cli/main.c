@@ -349,7 +349,15 @@ static int cmd_info(const cli_args *a) {
   printf("store:            %s\n", a->dir);
   printf("format version:   %" PRIu32 "\n", st.format_version);
   printf("segments:         %" PRIu64 "\n", st.segments);
-  printf("journal bytes:    %" PRIu64 "\n", st.journal_bytes);
+  printf("journal bytes:    %" PRIu64 " (since the last snapshot)\n",
+         st.journal_bytes);
+  if (st.snapshot_seq)
+    printf("snapshot:         after seq %" PRIu64 ", %" PRIu64 " rows, %" PRIu64
+           " bytes (%" PRIu64 " before compression)\n",
+           st.snapshot_seq, st.snapshot_rows, st.snapshot_bytes,
+           st.snapshot_raw_bytes);
+  else
+    printf("snapshot:         none\n");
   printf("disk bytes:       %" PRIu64 "\n", st.disk_bytes);
   printf("last seq:         %" PRIu64 "\n", st.last_seq);
   printf("commits:          %" PRIu64 " (by this read-only handle)\n",
