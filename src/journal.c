@@ -325,8 +325,9 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
     return rc;
   kj_vfs_file *f = NULL;
   int renamed;
-  rc = create_segment(cfg, cfg->store_id, 1, 1, cfg->segment_bytes, &f,
-                      &renamed, e);
+  uint64_t segno = cfg->base_segno ? cfg->base_segno : 1;
+  rc = create_segment(cfg, cfg->store_id, segno, cfg->base_seq + 1,
+                      cfg->segment_bytes, &f, &renamed, e);
   if (f)
     cfg->vfs->close(cfg->vfs->ctx, f);
   return rc;

@@ -55,7 +55,8 @@ typedef struct kj_journal_stats {
 typedef int (*kj_replay_fn)(void *arg, const uint8_t *body, size_t len,
                             kj_errbuf *e);
 
-/* Write segment 1 of a new store, durably. Fails with KJ_ECORRUPT when the
+/* Write the first segment of a new store, durably: number cfg->base_segno
+ * (0 means 1), first seq cfg->base_seq + 1. Fails with KJ_ECORRUPT when the
  * directory already holds journal data (segments without a header). */
 int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e);
 

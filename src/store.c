@@ -464,6 +464,65 @@ int kj_store_sync(kj_store *s) {
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
 }
 
+int64_t kj_store_clock(kj_store *s) { return s->clock(s->clock_ctx); }
+
+const char *kj_store_path(kj_store *s) { return s ? s->dir : NULL; }
+
+/* Segment, snapshot, then the header (the commit point of a store's
+ * creation, FORMAT.md section 1), all durably. */
+static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
+  kj_store c = {0}; /* just enough of a store for write_durable */
+  c.vfs = s->vfs;
+  c.dir = (char *)dir;
+  errno = 0;
+  int rc = s->vfs->mkdir(s->vfs->ctx, dir);
+  if (rc)
+    return kj_err(e, rc, "create directory %s: %s", dir, cause());
+  uint8_t b[HDR_BYTES];
+  uint64_t n = 0;
+  if ((rc = read_header(s, b, &n, e)))
+    return rc;
+  kj_snap_info info = {0};
+  kj_journal_tail(s->journal, &info.seq, info.prev_tag);
+  info.base = 1;
+  kj_journal_cfg jc = {.vfs = s->vfs,
+                       .dir = dir,
+                       .store_id = s->store_id,
+                       .key = s->keys->journal,
+                       .sync = KJ_SYNC_FULL,
+                       .segment_bytes = MIN_SEGMENT,
+                       .base_segno = 1,
+                       .base_seq = info.seq};
+  if ((rc = kj_journal_create(&jc, e)))
+    return rc;
+  int renamed;
+  if (info.seq &&
+      (rc = kj_snapshot_write(s->vfs, dir, s->keys->snapshot, s->store_id,
+                              s->tables, &info, &renamed, e)))
+    return rc;
+  return write_durable(&c, HDR_NAME, b, (size_t)n, e);
+}
+
+int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir) {
+  if (!s)
+    return KJ_EINVAL;
+  kj_errbuf e;
+  if (!s->journal || s->read_only || !dir || !dir[0] ||
+      strlen(dir) > PATHLEN - 64 || (txn && (txn->s != s || !txn->ws)))
+    return kj_store_fail(
+        s, KJ_EINVAL,
+        (kj_err(&e, KJ_EINVAL,
+                "kj_store_copy: memory-only or read-only store, bad "
+                "directory or transaction"),
+         &e));
+  if (!txn)
+    pthread_mutex_lock(&s->writer);
+  int rc = copy_locked(s, dir, &e);
+  if (!txn)
+    pthread_mutex_unlock(&s->writer);
+  return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
+}
+
 int kj_store_checkpoint(kj_store *s) {
   if (!s)
     return KJ_EINVAL;

@@ -267,6 +267,24 @@ int kj_store_sync(kj_store *s);
  * compressing and encrypting every row, plus three syncs. */
 int kj_store_checkpoint(kj_store *s);
 
+/* Write a consistent copy of the committed state of s into the directory
+ * dir, which must not exist yet (KJ_EEXIST otherwise): a store that opens
+ * with the same key, holding one snapshot. txn is NULL, or a write
+ * transaction of the calling thread on s (its own changes are not in the
+ * copy). Errors: KJ_EINVAL (memory-only or read-only store), KJ_EEXIST,
+ * KJ_EIO, KJ_ENOSPC, KJ_ENOMEM; a failed copy may leave dir partly
+ * written, never s changed. Commits wait while it runs. Cost: a snapshot
+ * write. */
+int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
+
+/* The store's clock (kj_options.clock): milliseconds since the epoch. */
+int64_t kj_store_clock(kj_store *s);
+
+/* The directory the store was opened on, as given to kj_store_open(), or
+ * NULL for a memory-only store (or s NULL). Owned by s; valid until
+ * kj_store_close(). */
+const char *kj_store_path(kj_store *s);
+
 #define KJ_STATS_VERSION 1
 
 typedef struct kj_stats {

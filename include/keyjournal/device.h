@@ -1,0 +1,84 @@
+/*
+ * keyjournal/device.h - device slots (accounts) and their device records.
+ *
+ * One store holds any number of device slots. Every row of the other
+ * stores belongs to one slot; deleting a slot deletes all its rows in one
+ * commit. Conventions (transactions, ownership: one allocation, freed with
+ * kj_free) are in keyjournal/backend.h.
+ */
+#ifndef KEYJOURNAL_DEVICE_H
+#define KEYJOURNAL_DEVICE_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kj_u32_list {
+  size_t n;
+  uint32_t v[];
+} kj_u32_list;
+
+/* What a client keeps about its own device. Optional fields have a has_
+ * flag; their blobs are 0..KJ_MAX_ID bytes (account: 0..KJ_MAX_RECORD). */
+typedef struct kj_device_record {
+  int has_phone_jid;
+  kj_blob phone_jid;
+  int has_lid;
+  kj_blob lid;
+  uint32_t registration_id;
+  uint8_t noise_pub[32], noise_priv[32];
+  uint8_t identity_pub[32], identity_priv[32];
+  uint8_t signed_prekey_pub[32], signed_prekey_priv[32];
+  uint32_t signed_prekey_id;
+  uint8_t signed_prekey_sig[64];
+  uint8_t adv_secret[32];
+  int has_account;
+  kj_blob account;
+  kj_blob push_name; /* 0..KJ_MAX_ID */
+  uint32_t app_version[3];
+  int64_t app_version_fetched_at_ms;
+  int has_edge_routing;
+  kj_blob edge_routing;
+  int has_props_hash;
+  kj_blob props_hash;
+} kj_device_record;
+
+/* Create an empty slot: ids are 1, 2, 3, ... and never reused, even after
+ * kj_device_delete. */
+int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id);
+/* Every slot id, ascending. */
+int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out);
+/* KJ_OK with *exists 1 or 0. */
+int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists);
+/* Store (replace) the record of slot id; KJ_NOTFOUND if no such slot. */
+int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
+                   const kj_device_record *r);
+/* KJ_OK with *out (one allocation), or KJ_NOTFOUND (no slot, or nothing
+ * saved in it yet). */
+int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
+                   kj_device_record **out);
+/* Delete slot id and every row it owns, atomically; absent is KJ_OK.
+ * Cost: O(rows of the slot). */
+int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id);
+
+/* Write a consistent, openable copy of the whole store (committed state;
+ * same key) for debugging, plus extra bytes (NULL: none), into the
+ * subdirectory copies/<label> of the store's directory. The label is
+ * sanitised so that it can never name a path outside that directory:
+ * bytes other than [A-Za-z0-9._-] become '_', a leading '.' becomes '_',
+ * it is cut to 64 bytes, and an empty label becomes "copy". *path (if not
+ * NULL) receives the copy's path (kj_free). The copy opens with
+ * kj_backend_open(path, same key); the extra bytes are in path/extra.bin.
+ * Errors: KJ_EEXIST (that label exists), KJ_EINVAL (memory-only store,
+ * extra over KJ_MAX_RECORD), KJ_EIO, KJ_ENOSPC. Cost: a snapshot write. */
+int kj_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
+                            size_t llen, const void *extra, size_t elen,
+                            char **path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KEYJOURNAL_DEVICE_H */

@@ -1,0 +1,201 @@
+/*
+ * src/native/native.c - the native backend object: open and close, its
+ * transactions, and the per-operation transaction and row helpers that the
+ * store files (signal.c, appsync.c, ...) build on.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "native.h"
+
+const unsigned nat_slot_tables[] = {
+    NT_IDENTITY,     NT_SESSION,     NT_PREKEY,      NT_SIGNED_PREKEY,
+    NT_SENDER_KEY,   NT_SYNC_KEY,    NT_SYNC_LATEST, NT_SYNC_VERSION,
+    NT_MUTATION_MAC, NT_SKDM,        NT_LID,         NT_LID_BY_PHONE,
+    NT_BASE_KEY,     NT_DEVICE_LIST, NT_SK_FORGET,   NT_TC_TOKEN,
+    NT_RATCHET,      NT_SKIPPED,
+};
+const size_t nat_slot_ntables =
+    sizeof nat_slot_tables / sizeof nat_slot_tables[0];
+
+static kj_store *store_of(kj_backend *b) { return ((nat_backend *)b)->s; }
+
+/* ---- backend object --------------------------------------------------- */
+
+static int nat_close(kj_backend *b) {
+  int rc = kj_store_close(store_of(b));
+  free(b);
+  return rc;
+}
+
+static const char *nat_errmsg(kj_backend *b) {
+  return kj_store_errmsg(store_of(b));
+}
+
+static int nat_tx_begin(kj_backend *b, kj_tx **out) {
+  nat_tx *t = calloc(1, sizeof *t);
+  if (!t)
+    return KJ_ENOMEM;
+  int rc = kj_txn_begin(store_of(b), 0, &t->txn);
+  if (rc) {
+    free(t);
+    return rc;
+  }
+  t->base.backend = b;
+  *out = &t->base;
+  return KJ_OK;
+}
+
+static int nat_tx_commit(kj_tx *t) {
+  int rc = kj_txn_commit(((nat_tx *)t)->txn);
+  free(t);
+  return rc;
+}
+
+static void nat_tx_rollback(kj_tx *t) {
+  kj_txn_rollback(((nat_tx *)t)->txn);
+  free(t);
+}
+
+int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
+                   char **errmsg);
+
+int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
+                   char **errmsg) {
+  nat_backend *nb = calloc(1, sizeof *nb);
+  if (!nb)
+    return KJ_ENOMEM;
+  int rc = kj_store_open(path, opts, &nb->s, errmsg);
+  if (rc) {
+    free(nb);
+    return rc;
+  }
+  kj_backend *b = &nb->base;
+  b->version = KJ_BACKEND_VERSION;
+  b->name = "native";
+  b->close = nat_close;
+  b->errmsg = nat_errmsg;
+  b->store = store_of;
+  b->tx_begin = nat_tx_begin;
+  b->tx_commit = nat_tx_commit;
+  b->tx_rollback = nat_tx_rollback;
+  nat_signal_ops(&b->signal);
+  nat_appsync_ops(&b->appsync);
+  nat_protocol_ops(&b->protocol);
+  nat_device_ops(&b->device);
+  nat_ratchet_ops(&b->ratchet);
+  *out = b;
+  return KJ_OK;
+}
+
+/* ---- operations ------------------------------------------------------- */
+
+int nat_slot_exists(nat_op *op, uint32_t dev) {
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  void *v;
+  size_t vlen;
+  int rc = kj_get(op->s, op->txn, NT_DEVICE, k.b, k.len, &v, &vlen);
+  kj_free(v);
+  return rc == KJ_OK ? 1 : rc == KJ_NOTFOUND ? 0 : rc;
+}
+
+int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op) {
+  op->s = store_of(b);
+  op->write = write;
+  op->own = !t;
+  if (t) {
+    op->txn = ((nat_tx *)t)->txn;
+  } else {
+    int rc = kj_txn_begin(op->s, write ? 0 : KJ_TXN_READONLY, &op->txn);
+    if (rc)
+      return rc;
+  }
+  if (write && dev) {
+    int r = nat_slot_exists(op, dev);
+    if (r != 1) {
+      nat_end(op, KJ_EINVAL); /* roll back an own transaction */
+      return r ? r : KJ_NOTFOUND;
+    }
+  }
+  return KJ_OK;
+}
+
+int nat_end(nat_op *op, int rc) {
+  if (!op->own)
+    return rc;
+  if (op->write && (rc == KJ_OK || rc == KJ_NOTFOUND)) {
+    int c = kj_txn_commit(op->txn);
+    return c ? c : rc;
+  }
+  if (op->write)
+    kj_txn_rollback(op->txn);
+  else
+    kj_txn_commit(op->txn); /* ends a read-only transaction */
+  return rc;
+}
+
+int64_t nat_now_ms(nat_op *op) { return kj_store_clock(op->s); }
+
+int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
+            size_t *vlen) {
+  return kj_get(op->s, op->txn, table, k->b, k->len, v, vlen);
+}
+
+int nat_put(nat_op *op, unsigned table, const kj_kbuf *k, const void *v,
+            size_t vlen) {
+  return kj_put(op->s, op->txn, table, k->b, k->len, v, vlen);
+}
+
+int nat_put_w(nat_op *op, unsigned table, const kj_kbuf *k, kj_wbuf *w) {
+  if (w->oom)
+    return KJ_ENOMEM;
+  if (w->len > KJ_MAX_VALUE)
+    return KJ_EINVAL;
+  return nat_put(op, table, k, w->p, w->len);
+}
+
+int nat_del(nat_op *op, unsigned table, const kj_kbuf *k) {
+  return kj_delete(op->s, op->txn, table, k->b, k->len);
+}
+
+int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
+             void *arg) {
+  return kj_scan_prefix(op->s, op->txn, table, prefix->b, prefix->len, fn, arg);
+}
+
+/* Keys collected by a scan, to delete after it (a scan callback must not
+ * write to its own transaction). */
+typedef struct keylist {
+  kj_wbuf w; /* (u16 length, key)* */
+  uint64_t n;
+} keylist;
+
+static int collect_key(void *arg, const void *key, size_t klen, const void *val,
+                       size_t vlen) {
+  (void)val;
+  (void)vlen;
+  keylist *l = arg;
+  uint8_t lb[2] = {(uint8_t)(klen >> 8), (uint8_t)klen};
+  kj_w_bytes(&l->w, lb, 2);
+  kj_w_bytes(&l->w, key, klen);
+  l->n++;
+  return l->w.oom ? KJ_ENOMEM : 0;
+}
+
+int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
+                   uint64_t *n) {
+  keylist l;
+  kj_w_init(&l.w);
+  l.n = 0;
+  int rc = nat_scan(op, table, prefix, collect_key, &l);
+  for (size_t off = 0; !rc && off < l.w.len;) {
+    size_t klen = (size_t)l.w.p[off] << 8 | l.w.p[off + 1];
+    rc = kj_delete(op->s, op->txn, table, l.w.p + off + 2, klen);
+    off += 2 + klen;
+  }
+  if (n)
+    *n = rc ? 0 : l.n;
+  kj_w_free(&l.w);
+  return rc;
+}

@@ -1,0 +1,100 @@
+/*
+ * src/native/native.h - the native backend: the domain contract on the
+ * journal engine (internal).
+ *
+ * Each domain store is a set of engine tables (ids below, layouts in
+ * doc/FORMAT.md section 8). Every operation runs in one engine transaction:
+ * the caller's (kj_tx given) or one of its own, read-only for reads, so
+ * that even a multi-row operation is atomic and sees one state.
+ */
+#ifndef KJ_NATIVE_H
+#define KJ_NATIVE_H
+
+#include "errbuf.h"
+#include "keyjournal/store.h"
+#include "keyjournal/sys/backend.h"
+#include "rowcodec.h"
+
+/* Engine table ids of the domain rows (doc/FORMAT.md section 8). */
+enum {
+  NT_META = 1,           /* "next_device_id" -> u32 */
+  NT_DEVICE = 2,         /* dev -> slot (and its device record) */
+  NT_IDENTITY = 10,      /* dev|addr -> identity key */
+  NT_SESSION = 11,       /* dev|addr -> session record */
+  NT_PREKEY = 12,        /* dev|id -> uploaded, record */
+  NT_SIGNED_PREKEY = 13, /* dev|id -> record */
+  NT_SENDER_KEY = 14,    /* dev|name -> record */
+  NT_SYNC_KEY = 20,      /* dev|key_id -> sync key */
+  NT_SYNC_LATEST = 21,   /* dev -> key_id of the latest set */
+  NT_SYNC_VERSION = 22,  /* dev|name -> hash state */
+  NT_MUTATION_MAC = 23,  /* dev|lp(name)|index_mac -> version, value_mac */
+  NT_SKDM = 30,          /* dev|lp(group)|jid -> (empty) */
+  NT_LID = 31,           /* dev|lid -> mapping */
+  NT_LID_BY_PHONE = 32,  /* dev|lp(phone)|lid -> (empty): index */
+  NT_BASE_KEY = 33,      /* dev|lp(addr)|msg_id -> base key */
+  NT_DEVICE_LIST = 34,   /* dev|user -> device list record */
+  NT_SK_FORGET = 35,     /* dev|lp(group)|participant -> (empty) */
+  NT_TC_TOKEN = 36,      /* dev|jid -> token */
+  NT_RATCHET = 40,       /* dev|conv -> ratchet state */
+  NT_SKIPPED = 41,       /* dev|lp(conv)|public_key|msg_num -> skipped */
+};
+
+typedef struct nat_backend {
+  kj_backend base; /* first */
+  kj_store *s;
+} nat_backend;
+
+typedef struct nat_tx {
+  kj_tx base; /* first */
+  kj_txn *txn;
+} nat_tx;
+
+/* The engine transaction one operation runs in. */
+typedef struct nat_op {
+  kj_store *s;
+  kj_txn *txn;
+  int own; /* begun by nat_begin: nat_end commits or rolls it back */
+  int write;
+} nat_op;
+
+/* Start an operation: t's transaction, or a new one (write or read-only).
+ * Writes also require the slot dev to exist (KJ_NOTFOUND); pass dev 0 to
+ * skip that check. */
+int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op);
+/* Finish: an own transaction commits when rc is KJ_OK (or KJ_NOTFOUND)
+ * and this is a write, else rolls back. Returns rc, or the commit's
+ * failure. */
+int nat_end(nat_op *op, int rc);
+
+/* 1 if slot dev exists, 0 if not, or a negative status. */
+int nat_slot_exists(nat_op *op, uint32_t dev);
+/* The store clock, in milliseconds. */
+int64_t nat_now_ms(nat_op *op);
+
+/* Engine row access in op's transaction. */
+int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
+            size_t *vlen);
+int nat_put(nat_op *op, unsigned table, const kj_kbuf *k, const void *v,
+            size_t vlen);
+int nat_put_w(nat_op *op, unsigned table, const kj_kbuf *k, kj_wbuf *w);
+int nat_del(nat_op *op, unsigned table, const kj_kbuf *k);
+/* Rows whose key starts with prefix, ascending. */
+int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
+             void *arg);
+/* Delete every row of table whose key starts with prefix; *n (if not NULL)
+ * gets how many. */
+int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
+                   uint64_t *n);
+
+/* The ops tables, filled by each store's native file. */
+void nat_signal_ops(kj_signal_ops *ops);
+void nat_appsync_ops(kj_appsync_ops *ops);
+void nat_protocol_ops(kj_protocol_ops *ops);
+void nat_device_ops(kj_device_ops *ops);
+void nat_ratchet_ops(kj_ratchet_ops *ops);
+
+/* Every domain table id, for slot deletion. */
+extern const unsigned nat_slot_tables[];
+extern const size_t nat_slot_ntables;
+
+#endif
