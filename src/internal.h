@@ -68,6 +68,10 @@ struct kj_txn {
   /* Encoded size of the write set's ops (see txn.c encode_body). */
   uint64_t ws_bytes;
   int scanning;
+  /* Savepoint: the write-set state of every key changed since, keyed like
+   * ws; value: 0 = absent, 1 = tombstone, 2 + value = a put. */
+  kj_map *undo;
+  uint64_t undo_ws_bytes;
 };
 
 /* Refresh the statistics copies; the caller holds the writer lock (or is

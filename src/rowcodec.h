@@ -125,8 +125,11 @@ typedef struct kj_rbuf {
 } kj_rbuf;
 
 static inline void kj_r_init(kj_rbuf *r, const void *p, size_t n) {
-  r->p = p;
-  r->end = r->p + n;
+  /* An empty value comes back from kj_get as NULL; NULL + 0 is undefined
+   * pointer arithmetic, so read from an empty array instead. */
+  static const uint8_t none[1] = {0};
+  r->p = p ? (const uint8_t *)p : none;
+  r->end = r->p + (p ? n : 0);
   r->bad = 0;
 }
 

@@ -76,6 +76,7 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
 }
 
 static void txn_end(kj_txn *t) {
+  kj_map_free(t->undo);
   if (t->flags & KJ_TXN_READONLY) {
     atomic_fetch_sub(&t->s->readers, 1);
     pthread_rwlock_unlock(&t->s->rows);
@@ -248,6 +249,66 @@ static size_t ws_key(uint8_t *buf, unsigned table, const void *key,
   return klen + 1;
 }
 
+/* ---- savepoints ------------------------------------------------------- */
+
+/* Remember the write-set state of key tk before its first change since the
+ * savepoint (old: its entry, or NULL when the write set has none). */
+static int undo_record(kj_txn *t, const uint8_t *tk, size_t tklen,
+                       const kj_entry *old) {
+  size_t vlen = old && !kj_entry_tomb(old) ? kj_entry_vlen(old) : 0;
+  uint8_t *v = malloc(1 + vlen);
+  if (!v)
+    return KJ_ENOMEM;
+  v[0] = !old ? 0 : kj_entry_tomb(old) ? 1 : 2;
+  if (vlen)
+    memcpy(v + 1, kj_entry_val(old), vlen);
+  int rc = kj_map_put(t->undo, tk, tklen, v, 1 + vlen, 0);
+  free(v);
+  return rc;
+}
+
+int kj_txn_savepoint(kj_txn *t) {
+  if (!t || !t->ws)
+    return KJ_EINVAL;
+  if (t->undo)
+    kj_map_clear(t->undo);
+  else if (!(t->undo = kj_map_new()))
+    return KJ_ENOMEM;
+  t->undo_ws_bytes = t->ws_bytes;
+  return KJ_OK;
+}
+
+void kj_txn_release_savepoint(kj_txn *t) {
+  if (t && t->undo) {
+    kj_map_free(t->undo);
+    t->undo = NULL;
+  }
+}
+
+void kj_txn_rollback_savepoint(kj_txn *t) {
+  if (!t || !t->undo)
+    return;
+  kj_iter it;
+  kj_iter_seek(&it, t->undo, NULL, 0);
+  /* Restoring never allocates more than the write set held at the
+   * savepoint; a put that fails here would leave a change behind, so a
+   * failure marks the handle broken rather than pretend. */
+  for (const kj_entry *u; (u = kj_iter_next(&it));) {
+    const uint8_t *v = kj_entry_val(u);
+    int rc = KJ_OK;
+    if (v[0] == 0)
+      kj_map_del(t->ws, kj_entry_key(u), kj_entry_klen(u));
+    else
+      rc = kj_map_put(t->ws, kj_entry_key(u), kj_entry_klen(u), v + 1,
+                      kj_entry_vlen(u) - 1, v[0] == 1);
+    if (rc)
+      atomic_store(&t->s->broken, 1);
+  }
+  t->ws_bytes = t->undo_ws_bytes;
+  kj_map_free(t->undo);
+  t->undo = NULL;
+}
+
 static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
                     const void *val, size_t vlen, int tomb) {
   kj_store *s = t->s;
@@ -263,6 +324,9 @@ static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
     bytes -= op_bytes(klen, kj_entry_tomb(old), kj_entry_vlen(old));
   if (bytes > KJ_MAX_TXN_BYTES)
     return fail(s, KJ_EINVAL, "transaction exceeds KJ_MAX_TXN_BYTES");
+  if (t->undo && !kj_map_get(t->undo, tk, tklen) &&
+      undo_record(t, tk, tklen, old))
+    return fail(s, KJ_ENOMEM, "out of memory");
   if (kj_map_put(t->ws, tk, tklen, val, vlen, tomb))
     return fail(s, KJ_ENOMEM, "out of memory");
   t->ws_bytes = bytes;

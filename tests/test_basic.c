@@ -1529,6 +1529,58 @@ static void test_random(void) {
   free(dir);
 }
 
+/* Savepoints: undo every change since the savepoint (puts over existing
+ * write-set entries, tombstones, new keys) and keep what came before. */
+static void test_savepoint(void) {
+  kj_options o;
+  tu_options(&o);
+  kj_store *s = NULL;
+  kj_store_open(NULL, &o, &s, NULL);
+  kj_put(s, NULL, 1, "committed", 9, "c0", 2);
+  kj_txn *t = NULL;
+  kj_txn_begin(s, 0, &t);
+  kj_put(s, t, 1, "a", 1, "a1", 2);
+  kj_delete(s, t, 1, "committed", 9);
+  char *before = NULL;
+  tu_dump_table(s, t, 1, &before);
+  is(kj_txn_savepoint(t), KJ_OK, "savepoint");
+  kj_put(s, t, 1, "a", 1, "a2-longer", 9);  /* overwrite a ws put */
+  kj_put(s, t, 1, "committed", 9, "c1", 2); /* overwrite a ws tombstone */
+  kj_put(s, t, 1, "new", 3, "n", 1);        /* a key new to the ws */
+  kj_delete(s, t, 1, "a", 1);               /* and a second change */
+  kj_txn_rollback_savepoint(t);
+  char *after = NULL;
+  tu_dump_table(s, t, 1, &after);
+  ok(before && after && !strcmp(before, after),
+     "rollback to savepoint restores the transaction's view exactly");
+  is(kj_txn_savepoint(t), KJ_OK, "savepoint again");
+  kj_put(s, t, 1, "kept", 4, "k", 1);
+  kj_txn_release_savepoint(t);
+  kj_txn_rollback_savepoint(t); /* no savepoint: no-op */
+  is(kj_txn_commit(t), KJ_OK, "commit");
+  void *v = NULL;
+  size_t vl = 0;
+  ok(kj_get(s, NULL, 1, "a", 1, &v, &vl) == KJ_OK && vl == 2 &&
+         !memcmp(v, "a1", 2),
+     "the change before the savepoint is committed");
+  kj_free(v);
+  is(kj_get(s, NULL, 1, "committed", 9, &v, &vl), KJ_NOTFOUND,
+     "the delete before the savepoint is committed");
+  is(kj_get(s, NULL, 1, "new", 3, &v, &vl), KJ_NOTFOUND,
+     "the undone put is not");
+  ok(kj_get(s, NULL, 1, "kept", 4, &v, &vl) == KJ_OK,
+     "the change under a released savepoint is");
+  kj_free(v);
+  kj_txn *r = NULL;
+  kj_txn_begin(s, KJ_TXN_READONLY, &r);
+  is(kj_txn_savepoint(r), KJ_EINVAL, "no savepoint in a read-only txn");
+  kj_txn_rollback(r);
+  is(kj_txn_savepoint(NULL), KJ_EINVAL, "savepoint(NULL): KJ_EINVAL");
+  free(before);
+  free(after);
+  kj_store_close(s);
+}
+
 int main(void) {
   alarm(300); /* a deadlock fails the run instead of hanging it */
   test_roundtrip();
@@ -1541,5 +1593,6 @@ int main(void) {
   test_stats();
   test_create_missing_dir();
   test_random();
+  test_savepoint();
   return tap_done();
 }

@@ -46,13 +46,15 @@ typedef struct kj_device_record {
 } kj_device_record;
 
 /* Create an empty slot: ids are 1, 2, 3, ... and never reused, even after
- * kj_device_delete. */
+ * kj_device_delete. Id 0 is never a slot: every function below treats it
+ * as an absent slot. */
 int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id);
 /* Every slot id, ascending. */
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out);
 /* KJ_OK with *exists 1 or 0. */
 int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists);
-/* Store (replace) the record of slot id; KJ_NOTFOUND if no such slot. */
+/* Store (replace) the record of slot id; KJ_NOTFOUND if no such slot
+ * (id 0 included). */
 int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
                    const kj_device_record *r);
 /* KJ_OK with *out (one allocation), or KJ_NOTFOUND (no slot, or nothing
@@ -68,11 +70,16 @@ int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id);
  * subdirectory copies/<label> of the store's directory. The label is
  * sanitised so that it can never name a path outside that directory:
  * bytes other than [A-Za-z0-9._-] become '_', a leading '.' becomes '_',
- * it is cut to 64 bytes, and an empty label becomes "copy". *path (if not
+ * it is cut to 64 bytes, and an empty label becomes "copy". The label is
+ * 0..KJ_MAX_ID bytes (NULL only when llen is 0). <store>/copies is created
+ * if absent and must be a real directory (a symlink there: KJ_EIO). A
+ * failure after the engine copy was written (extra.bin) leaves that copy
+ * in place, as a failed engine copy may. *path (if not
  * NULL) receives the copy's path (kj_free). The copy opens with
  * kj_backend_open(path, same key); the extra bytes are in path/extra.bin.
- * Errors: KJ_EEXIST (that label exists), KJ_EINVAL (memory-only store,
- * extra over KJ_MAX_RECORD), KJ_EIO, KJ_ENOSPC. Cost: a snapshot write. */
+ * Errors: KJ_EEXIST (that label exists), KJ_EINVAL (memory-only or
+ * read-only store, label over KJ_MAX_ID, extra over KJ_MAX_RECORD),
+ * KJ_EIO, KJ_ENOSPC. Cost: a snapshot write. */
 int kj_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
                             size_t llen, const void *extra, size_t elen,
                             char **path);

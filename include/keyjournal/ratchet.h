@@ -43,6 +43,12 @@ typedef struct kj_ratchet_state {
  * (kj_free); NULL if out of memory or n > KJ_MAX_SKIPPED. */
 kj_ratchet_state *kj_ratchet_state_alloc(size_t n);
 
+/* Writes (save, delete, cleanup) to a slot that does not exist fail with
+ * KJ_NOTFOUND; max_age_secs < 0 is KJ_EINVAL. A save's rows count towards
+ * the transaction limit (store.h KJ_MAX_TXN_BYTES): KJ_MAX_SKIPPED keys
+ * with a conversation id of more than about 450 bytes exceed it and fail
+ * with KJ_EINVAL. */
+
 /* Replace the conversation's state and skipped-key set in one atomic step.
  * A skipped key (public_key, msg_num) already stored keeps its created_at;
  * a new one gets the store clock's now; stored keys missing from s are
@@ -77,7 +83,9 @@ typedef int (*kj_ratchet_step_fn)(void *arg, const kj_ratchet_state *cur,
  * when both the step and the save succeed is *state replaced by the new
  * state (the old one is freed). On any failure *state is exactly what it
  * was and nothing is stored. *state must come from kj_ratchet_load or
- * kj_ratchet_state_alloc. */
+ * kj_ratchet_state_alloc. With t not NULL the save is part of t: if t is
+ * later rolled back, the store keeps the old state while *state holds the
+ * new one, so reload it (kj_ratchet_load) after a rollback. */
 int kj_ratchet_step(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, kj_ratchet_state **state,
                     kj_ratchet_step_fn step, void *arg);

@@ -211,6 +211,16 @@ int kj_txn_commit(kj_txn *t);
 /* Drop every change of t and free it. NULL is a no-op. */
 void kj_txn_rollback(kj_txn *t);
 
+/* Savepoint: remember the write transaction's changes so far. A later
+ * kj_txn_rollback_savepoint() undoes every put and delete made since then
+ * (the transaction stays open); kj_txn_release_savepoint() keeps them. One
+ * savepoint at a time: a second kj_txn_savepoint() moves it. Errors:
+ * KJ_EINVAL (NULL or read-only transaction). Cost: each write after it
+ * also records the key's previous state in the transaction. */
+int kj_txn_savepoint(kj_txn *t);
+void kj_txn_rollback_savepoint(kj_txn *t);
+void kj_txn_release_savepoint(kj_txn *t);
+
 /* ---- rows ------------------------------------------------------------ */
 
 /* In all row calls, txn may be NULL (the call is its own transaction) or a

@@ -105,7 +105,14 @@ int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op) {
   op->write = write;
   op->own = !t;
   if (t) {
+    /* In the caller's transaction a failed operation must still change
+     * nothing: nat_end rolls back to this savepoint. */
     op->txn = ((nat_tx *)t)->txn;
+    if (write) {
+      int rc = kj_txn_savepoint(op->txn);
+      if (rc)
+        return rc;
+    }
   } else {
     int rc = kj_txn_begin(op->s, write ? 0 : KJ_TXN_READONLY, &op->txn);
     if (rc)
@@ -122,8 +129,13 @@ int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op) {
 }
 
 int nat_end(nat_op *op, int rc) {
-  if (!op->own)
+  if (!op->own) {
+    if (op->write && rc != KJ_OK && rc != KJ_NOTFOUND)
+      kj_txn_rollback_savepoint(op->txn);
+    else if (op->write)
+      kj_txn_release_savepoint(op->txn);
     return rc;
+  }
   if (op->write && (rc == KJ_OK || rc == KJ_NOTFOUND)) {
     int c = kj_txn_commit(op->txn);
     return c ? c : rc;

@@ -1,0 +1,476 @@
+/*
+ * src/native/device.c - the device store of the native backend: slot ids
+ * (table 1, "next_device_id"), slot rows and device records (table 2),
+ * deleting a slot with every row it owns, and the debugging copy of the
+ * whole store. Byte layouts: doc/FORMAT.md section 8.
+ *
+ * The public layer (src/device.c) has checked the arguments and answered
+ * slot id 0 itself, so every id seen here is >= 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "native.h"
+
+static const char META_NEXT_ID[] = "next_device_id";
+
+/* The longest sanitised label (keyjournal/device.h). */
+#define LABEL_MAX 64
+
+/* kj_get() hands back NULL for an empty value, and even NULL + 0 is
+ * undefined: give the reader an empty buffer instead. */
+static void r_init(kj_rbuf *r, const void *p, size_t n) {
+  kj_r_init(r, p ? p : (const void *)"", n);
+}
+
+static void meta_key(kj_kbuf *k) {
+  k->len = 0;
+  kj_k_raw(k, META_NEXT_ID, sizeof META_NEXT_ID - 1);
+}
+
+/* ---- slot ids --------------------------------------------------------- */
+
+/* The id the next create hands out: 1 when the counter row is absent (no
+ * slot was ever created). */
+static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
+  kj_kbuf k;
+  meta_key(&k);
+  void *v;
+  size_t vlen;
+  int rc = nat_get(op, NT_META, &k, &v, &vlen);
+  if (rc == KJ_NOTFOUND) {
+    *next = 1;
+    return KJ_OK;
+  }
+  if (rc)
+    return rc;
+  kj_rbuf r;
+  r_init(&r, v, vlen);
+  rc = kj_r_version(&r);
+  *next = kj_r_u32(&r);
+  if (!rc)
+    rc = kj_r_done(&r);
+  kj_free(v);
+  if (!rc && *next == 0)
+    rc = KJ_ECORRUPT; /* ids start at 1 */
+  if (rc)
+    return kj_d_fail(b, rc, "table 1: malformed next_device_id row");
+  return KJ_OK;
+}
+
+static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
+  nat_op op;
+  int rc = nat_begin(b, t, 1, 0, &op);
+  if (rc)
+    return rc;
+  uint32_t next = 0;
+  rc = read_next_id(b, &op, &next);
+  /* The counter only grows, so an id is never handed out twice; the last
+   * id is kept back so that the counter itself cannot wrap to 0. */
+  if (!rc && next == UINT32_MAX)
+    rc = kj_d_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
+  if (!rc) {
+    int ex = nat_slot_exists(&op, next);
+    if (ex < 0)
+      rc = ex;
+    else if (ex) /* the counter is behind an existing slot */
+      rc = kj_d_fail(b, KJ_ECORRUPT,
+                     "table 1: next_device_id %u names an existing slot", next);
+  }
+  if (!rc) {
+    kj_kbuf k;
+    kj_k_dev(&k, next);
+    const uint8_t slot[2] = {KJ_ROW_VERSION, 0}; /* no record yet */
+    rc = nat_put(&op, NT_DEVICE, &k, slot, sizeof slot);
+  }
+  if (!rc) {
+    kj_kbuf k;
+    meta_key(&k);
+    uint8_t v[5] = {KJ_ROW_VERSION};
+    kj_put32(v + 1, next + 1);
+    rc = nat_put(&op, NT_META, &k, v, sizeof v);
+  }
+  rc = nat_end(&op, rc);
+  if (!rc)
+    *id = next;
+  return rc;
+}
+
+/* ---- listing ---------------------------------------------------------- */
+
+typedef struct id_acc {
+  kj_wbuf w; /* uint32_t ids, host order */
+  size_t n;
+} id_acc;
+
+static int collect_id(void *arg, const void *key, size_t klen, const void *val,
+                      size_t vlen) {
+  (void)val;
+  (void)vlen;
+  id_acc *a = arg;
+  if (klen != 4)
+    return KJ_ECORRUPT;
+  uint32_t id = kj_k_get_u32(key);
+  if (id == 0)
+    return KJ_ECORRUPT;
+  kj_w_bytes(&a->w, &id, sizeof id);
+  a->n++;
+  return a->w.oom ? KJ_ENOMEM : 0;
+}
+
+static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
+  nat_op op;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  id_acc a;
+  kj_w_init(&a.w);
+  a.n = 0;
+  kj_kbuf all;
+  all.len = 0;
+  /* Keys are big-endian ids, so key order is numeric order. */
+  rc = nat_end(&op, nat_scan(&op, NT_DEVICE, &all, collect_id, &a));
+  if (rc == KJ_ECORRUPT)
+    kj_d_fail(b, rc, "table 2: malformed slot key");
+  kj_u32_list *l = NULL;
+  if (!rc) {
+    l = malloc(sizeof *l + a.n * sizeof l->v[0]);
+    if (!l)
+      rc = KJ_ENOMEM;
+  }
+  if (!rc) {
+    l->n = a.n;
+    if (a.n)
+      memcpy(l->v, a.w.p, a.n * sizeof l->v[0]);
+    *out = l;
+  }
+  kj_w_free(&a.w);
+  return rc;
+}
+
+static int dev_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
+  nat_op op;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  int ex = nat_slot_exists(&op, id);
+  rc = nat_end(&op, ex < 0 ? ex : KJ_OK);
+  if (!rc)
+    *exists = ex;
+  return rc;
+}
+
+/* ---- the device record ------------------------------------------------ */
+
+static void enc_opt(kj_wbuf *w, int has, const kj_blob *v) {
+  kj_w_u8(w, has ? 1 : 0);
+  if (has)
+    kj_w_blob(w, v->p, v->len);
+}
+
+/* Table 2 value of a slot holding r. */
+static void enc_record(kj_wbuf *w, const kj_device_record *r) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_u8(w, 1); /* has_record */
+  enc_opt(w, r->has_phone_jid, &r->phone_jid);
+  enc_opt(w, r->has_lid, &r->lid);
+  kj_w_u32(w, r->registration_id);
+  kj_w_bytes(w, r->noise_pub, 32);
+  kj_w_bytes(w, r->noise_priv, 32);
+  kj_w_bytes(w, r->identity_pub, 32);
+  kj_w_bytes(w, r->identity_priv, 32);
+  kj_w_bytes(w, r->signed_prekey_pub, 32);
+  kj_w_bytes(w, r->signed_prekey_priv, 32);
+  kj_w_u32(w, r->signed_prekey_id);
+  kj_w_bytes(w, r->signed_prekey_sig, 64);
+  kj_w_bytes(w, r->adv_secret, 32);
+  enc_opt(w, r->has_account, &r->account);
+  kj_w_blob(w, r->push_name.p, r->push_name.len);
+  for (int i = 0; i < 3; i++)
+    kj_w_u32(w, r->app_version[i]);
+  kj_w_i64(w, r->app_version_fetched_at_ms);
+  enc_opt(w, r->has_edge_routing, &r->edge_routing);
+  enc_opt(w, r->has_props_hash, &r->props_hash);
+}
+
+static void dec_fixed(kj_rbuf *r, uint8_t *dst, size_t n) {
+  const uint8_t *p = kj_r_bytes(r, n);
+  if (p)
+    memcpy(dst, p, n);
+}
+
+/* An optional blob; v points into the row until the record is moved into
+ * its own allocation. */
+static void dec_opt(kj_rbuf *r, int *has, kj_blob *v, size_t max) {
+  *has = kj_r_flag(r);
+  v->p = NULL;
+  v->len = 0;
+  if (*has)
+    v->p = kj_r_blob(r, max, &v->len);
+}
+
+/* Move a blob into the data area at *d (present blobs, even empty ones,
+ * get a pointer inside the allocation; absent ones stay NULL). */
+static void place(int has, kj_blob *v, uint8_t **d) {
+  if (!has) {
+    v->p = NULL;
+    v->len = 0;
+    return;
+  }
+  if (v->len)
+    memcpy(*d, v->p, v->len);
+  v->p = *d;
+  *d += v->len;
+}
+
+/* Decode a table-2 value: KJ_OK with *out (one allocation), KJ_NOTFOUND
+ * for a slot with no record, KJ_ECORRUPT / KJ_EFORMAT. */
+static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
+  kj_rbuf r;
+  r_init(&r, val, vlen);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  int has_record = kj_r_flag(&r);
+  if (!has_record)
+    return kj_r_done(&r) ? KJ_ECORRUPT : KJ_NOTFOUND;
+  kj_device_record d;
+  memset(&d, 0, sizeof d);
+  dec_opt(&r, &d.has_phone_jid, &d.phone_jid, KJ_MAX_ID);
+  dec_opt(&r, &d.has_lid, &d.lid, KJ_MAX_ID);
+  d.registration_id = kj_r_u32(&r);
+  dec_fixed(&r, d.noise_pub, 32);
+  dec_fixed(&r, d.noise_priv, 32);
+  dec_fixed(&r, d.identity_pub, 32);
+  dec_fixed(&r, d.identity_priv, 32);
+  dec_fixed(&r, d.signed_prekey_pub, 32);
+  dec_fixed(&r, d.signed_prekey_priv, 32);
+  d.signed_prekey_id = kj_r_u32(&r);
+  dec_fixed(&r, d.signed_prekey_sig, 64);
+  dec_fixed(&r, d.adv_secret, 32);
+  dec_opt(&r, &d.has_account, &d.account, KJ_MAX_RECORD);
+  d.push_name.p = kj_r_blob(&r, KJ_MAX_ID, &d.push_name.len);
+  for (int i = 0; i < 3; i++)
+    d.app_version[i] = kj_r_u32(&r);
+  d.app_version_fetched_at_ms = kj_r_i64(&r);
+  dec_opt(&r, &d.has_edge_routing, &d.edge_routing, KJ_MAX_ID);
+  dec_opt(&r, &d.has_props_hash, &d.props_hash, KJ_MAX_ID);
+  if ((rc = kj_r_done(&r)))
+    return rc;
+
+  size_t data = d.phone_jid.len + d.lid.len + d.account.len + d.push_name.len +
+                d.edge_routing.len + d.props_hash.len;
+  kj_device_record *o = malloc(sizeof *o + data);
+  if (!o)
+    return KJ_ENOMEM;
+  *o = d;
+  uint8_t *p = (uint8_t *)(o + 1);
+  place(o->has_phone_jid, &o->phone_jid, &p);
+  place(o->has_lid, &o->lid, &p);
+  place(o->has_account, &o->account, &p);
+  place(1, &o->push_name, &p);
+  place(o->has_edge_routing, &o->edge_routing, &p);
+  place(o->has_props_hash, &o->props_hash, &p);
+  *out = o;
+  return KJ_OK;
+}
+
+static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
+                    const kj_device_record *r) {
+  nat_op op;
+  int rc = nat_begin(b, t, 1, id, &op); /* KJ_NOTFOUND: no such slot */
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, id);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, r);
+  rc = nat_put_w(&op, NT_DEVICE, &k, &w);
+  kj_w_free(&w);
+  return nat_end(&op, rc);
+}
+
+static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
+                    kj_device_record **out) {
+  nat_op op;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, id);
+  void *v;
+  size_t vlen;
+  rc = nat_end(&op, nat_get(&op, NT_DEVICE, &k, &v, &vlen));
+  if (rc)
+    return rc;
+  rc = dec_record(v, vlen, out);
+  kj_free(v);
+  if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
+    kj_d_fail(b, rc, "table 2: malformed record of slot %u", id);
+  return rc;
+}
+
+/* ---- deleting a slot -------------------------------------------------- */
+
+static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
+  nat_op op;
+  int rc = nat_begin(b, t, 1, 0, &op);
+  if (rc)
+    return rc;
+  int ex = nat_slot_exists(&op, id);
+  if (ex <= 0) /* absent: KJ_OK, nothing written */
+    return nat_end(&op, ex);
+  kj_kbuf k;
+  kj_k_dev(&k, id);
+  /* One engine transaction: the slot row and every row keyed under it go
+   * in the same commit, or none of them does. */
+  rc = nat_del(&op, NT_DEVICE, &k);
+  for (size_t i = 0; !rc && i < nat_slot_ntables; i++)
+    rc = nat_del_prefix(&op, nat_slot_tables[i], &k, NULL);
+  return nat_end(&op, rc);
+}
+
+/* ---- the debugging copy ----------------------------------------------- */
+
+/* keyjournal/device.h: [A-Za-z0-9._-] kept, any other byte '_', a leading
+ * '.' '_' (so neither "." nor ".." nor a hidden name), at most LABEL_MAX
+ * bytes, empty -> "copy". With no '/' and no leading '.', the result
+ * always names an entry directly inside copies/. */
+static void sanitise_label(const uint8_t *l, size_t n, char *out) {
+  size_t m = n < LABEL_MAX ? n : LABEL_MAX;
+  for (size_t i = 0; i < m; i++) {
+    uint8_t c = l[i];
+    int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    out[i] = keep ? (char)c : '_';
+  }
+  out[m] = '\0';
+  if (m == 0)
+    strcpy(out, "copy");
+  else if (out[0] == '.')
+    out[0] = '_';
+}
+
+static int errno_status(int err) {
+  return err == ENOSPC || err == EDQUOT ? KJ_ENOSPC
+         : err == ENOMEM                ? KJ_ENOMEM
+                                        : KJ_EIO;
+}
+
+/* <store>/copies, created if absent. It must be a real directory: a
+ * symlink there could carry the copy outside the store's folder. */
+static int ensure_copies_dir(kj_backend *b, const char *dir) {
+  if (mkdir(dir, 0700) == 0)
+    return KJ_OK;
+  int err = errno;
+  struct stat st;
+  if (err == EEXIST && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+    return KJ_OK;
+  if (err == EEXIST)
+    return kj_d_fail(b, KJ_EIO, "%s exists and is not a directory", dir);
+  return kj_d_fail(b, errno_status(err), "create directory %s: %s", dir,
+                   strerror(err));
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* <copy>/extra.bin, durably (file, then the directory entry). */
+static int write_extra(kj_backend *b, const char *copy, const void *extra,
+                       size_t elen) {
+  size_t plen = strlen(copy) + sizeof "/extra.bin";
+  char *p = malloc(plen);
+  if (!p)
+    return KJ_ENOMEM;
+  snprintf(p, plen, "%s/extra.bin", copy);
+  int rc = KJ_OK;
+  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 || write_all(fd, extra, elen) || fsync(fd)) {
+    int err = errno;
+    rc = kj_d_fail(b, errno_status(err), "write %s: %s", p, strerror(err));
+  }
+  if (fd >= 0 && close(fd) && !rc)
+    rc = kj_d_fail(b, KJ_EIO, "close %s: %s", p, strerror(errno));
+  free(p);
+  if (!rc) {
+    int dfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd))
+      rc = kj_d_fail(b, KJ_EIO, "sync directory %s: %s", copy, strerror(errno));
+    if (dfd >= 0)
+      close(dfd);
+  }
+  return rc;
+}
+
+static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
+                             size_t llen, const void *extra, size_t elen,
+                             char **path) {
+  kj_store *s = ((nat_backend *)b)->s;
+  const char *dir = kj_store_path(s);
+  kj_stats st = KJ_STATS_INIT;
+  int rc = kj_store_stats(s, &st);
+  if (rc)
+    return rc;
+  /* Refused before copies/ is created: a read-only handle changes no file
+   * (and the engine could not copy from it anyway). */
+  if (!dir || st.memory_only || st.read_only)
+    return kj_d_fail(b, KJ_EINVAL, "kj_device_snapshot_copy: %s store",
+                     dir && !st.memory_only ? "read-only" : "memory-only");
+  size_t dlen = strlen(dir);
+  while (dlen > 1 && dir[dlen - 1] == '/')
+    dlen--;
+  char name[LABEL_MAX + 1];
+  sanitise_label(label, llen, name);
+
+  size_t cap = dlen + sizeof "/copies/" + LABEL_MAX + 1;
+  char *copies = malloc(cap), *copy = malloc(cap);
+  rc = copies && copy ? KJ_OK : KJ_ENOMEM;
+  if (!rc) {
+    snprintf(copies, cap, "%.*s/copies", (int)dlen, dir);
+    snprintf(copy, cap, "%s/%s", copies, name);
+    rc = ensure_copies_dir(b, copies);
+  }
+  /* Inside the caller's transaction, the engine copies the committed state
+   * under the writer lock this thread already holds (a NULL txn would wait
+   * for it forever). */
+  if (!rc)
+    rc = kj_store_copy(s, t ? ((nat_tx *)t)->txn : NULL, copy);
+  /* A failed extra.bin leaves the copy behind, as a failed engine copy may:
+   * it is a debugging aid, never read by the store. */
+  if (!rc && extra)
+    rc = write_extra(b, copy, extra, elen);
+  free(copies);
+  if (!rc && path) {
+    *path = copy;
+    copy = NULL;
+  }
+  free(copy);
+  return rc;
+}
+
+void nat_device_ops(kj_device_ops *ops) {
+  ops->device_create = dev_create;
+  ops->device_list_ids = dev_list_ids;
+  ops->device_exists = dev_exists;
+  ops->device_save = dev_save;
+  ops->device_load = dev_load;
+  ops->device_delete = dev_delete;
+  ops->device_snapshot_copy = dev_snapshot_copy;
+}

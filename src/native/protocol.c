@@ -1,0 +1,899 @@
+/*
+ * src/native/protocol.c - the protocol store (keyjournal/protocol.h) on the
+ * journal engine: SKDM recipients, LID mappings and their by-phone index,
+ * base keys, the device registry, sender-key forget marks and
+ * trusted-contact tokens, as rows of tables 30..36 (doc/FORMAT.md
+ * section 8).
+ *
+ * Each row type has one encoder and one decoder below; decoders trust no
+ * byte (KJ_ECORRUPT for anything malformed, KJ_EFORMAT for a newer version
+ * byte). Every operation runs in one engine transaction (nat_begin), and
+ * reads and checks everything it needs before its first write, so a failure
+ * that can be foreseen leaves even a caller's transaction untouched.
+ * Returned structs are one allocation: structs and arrays first (so they
+ * stay aligned), then the bytes they point to.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "native.h"
+
+/* Value of the rows that are only a key (tables 30, 32, 35). */
+static const uint8_t MARK[1] = {KJ_ROW_VERSION};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* kj_get returns NULL for an empty value, and NULL + 0 is undefined
+ * behaviour, so a reader always gets a real pointer. */
+static void rinit(kj_rbuf *r, const void *v, size_t n) {
+  kj_r_init(r, n ? v : (const void *)MARK, n);
+}
+
+/* A write needs an existing slot. Slot ids start at 1, and nat_begin takes
+ * dev 0 as "no slot check", so slot 0 is refused here. */
+static int wbegin(kj_backend *b, kj_tx *t, uint32_t dev, nat_op *op) {
+  return dev ? nat_begin(b, t, 1, dev, op) : KJ_NOTFOUND;
+}
+
+static int rbegin(kj_backend *b, kj_tx *t, nat_op *op) {
+  return nat_begin(b, t, 0, 0, op);
+}
+
+static const char *table_name(unsigned table) {
+  switch (table) {
+  case NT_SKDM:
+    return "SKDM recipients";
+  case NT_LID:
+    return "LID mappings";
+  case NT_LID_BY_PHONE:
+    return "LID by phone";
+  case NT_BASE_KEY:
+    return "base keys";
+  case NT_DEVICE_LIST:
+    return "device registry";
+  case NT_SK_FORGET:
+    return "sender-key forget marks";
+  default:
+    return "trusted-contact tokens";
+  }
+}
+
+/* Name the damaged table in the handle's detail message; other statuses
+ * already carry the engine's own. */
+static int row_fail(nat_op *op, int rc, unsigned table, uint32_t dev) {
+  if (rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
+    return rc;
+  kj_errbuf e;
+  kj_err(&e, rc, "table %u (%s), slot %u: %s", table, table_name(table), dev,
+         rc == KJ_EFORMAT ? "row written by a newer format version"
+                          : "malformed row");
+  kj_store_fail(op->s, rc, &e);
+  return rc;
+}
+
+static kj_blob copy_blob(uint8_t **p, const void *src, size_t n) {
+  kj_blob b = {*p, n};
+  if (n)
+    memcpy(*p, src, n);
+  *p += n;
+  return b;
+}
+
+/* ---- rows of a prefix scan -------------------------------------------- */
+
+/* The rows of a scan, copied out so that the caller may write afterwards
+ * (a scan callback must not write) and build its result with its size
+ * known. Each row's key loses the scanned prefix; what is left (a JID, a
+ * LID, a participant) is an identifier. */
+typedef struct rowset {
+  kj_wbuf w;   /* (blob key tail, blob value or nothing)* */
+  size_t n;    /* rows kept */
+  size_t skip; /* prefix length */
+  size_t tail_bytes;
+  int keep_value;
+  /* Check a value: 1 keep the row, 0 skip it, or a negative status. */
+  int (*keep)(void *ctx, const uint8_t *v, size_t vlen);
+  void *ctx;
+} rowset;
+
+static void rows_init(rowset *rs, size_t skip, int keep_value,
+                      int (*keep)(void *, const uint8_t *, size_t), void *ctx) {
+  memset(rs, 0, sizeof *rs);
+  kj_w_init(&rs->w);
+  rs->skip = skip;
+  rs->keep_value = keep_value;
+  rs->keep = keep;
+  rs->ctx = ctx;
+}
+
+static int rows_collect(void *arg, const void *key, size_t klen,
+                        const void *val, size_t vlen) {
+  rowset *rs = arg;
+  size_t tlen = klen - rs->skip;
+  if (tlen < 1 || tlen > KJ_MAX_ID)
+    return KJ_ECORRUPT;
+  int k = rs->keep ? rs->keep(rs->ctx, val, vlen) : 1;
+  if (k <= 0)
+    return k;
+  kj_w_blob(&rs->w, (const uint8_t *)key + rs->skip, tlen);
+  if (rs->keep_value)
+    kj_w_blob(&rs->w, val, vlen);
+  rs->n++;
+  rs->tail_bytes += tlen;
+  return rs->w.oom ? KJ_ENOMEM : 0;
+}
+
+/* Next row of a filled rowset (its own bytes: cannot be malformed). */
+static void rows_next(const rowset *rs, kj_rbuf *r, kj_blob *tail,
+                      kj_blob *val) {
+  tail->p = kj_r_blob(r, KJ_MAX_KEY, &tail->len);
+  val->p = NULL;
+  val->len = 0;
+  if (rs->keep_value)
+    val->p = kj_r_blob(r, KJ_MAX_VALUE, &val->len);
+}
+
+static int rows_scan(nat_op *op, unsigned table, const kj_kbuf *prefix,
+                     rowset *rs) {
+  return nat_scan(op, table, prefix, rows_collect, rs);
+}
+
+/* The key tails as a kj_blob_list (one allocation). */
+static int rows_blob_list(const rowset *rs, kj_blob_list **out) {
+  size_t head = sizeof(kj_blob_list) + rs->n * sizeof(kj_blob);
+  kj_blob_list *l = malloc(head + rs->tail_bytes);
+  if (!l)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)l + head;
+  kj_rbuf r;
+  rinit(&r, rs->w.p, rs->w.len);
+  l->n = rs->n;
+  for (size_t i = 0; i < rs->n; i++) {
+    kj_blob tail, val;
+    rows_next(rs, &r, &tail, &val);
+    l->v[i] = copy_blob(&p, tail.p, tail.len);
+  }
+  *out = l;
+  return KJ_OK;
+}
+
+/* Delete prefix+tail for every row of rs. */
+static int rows_delete(nat_op *op, unsigned table, const kj_kbuf *prefix,
+                       const rowset *rs) {
+  kj_rbuf r;
+  rinit(&r, rs->w.p, rs->w.len);
+  kj_kbuf k = *prefix;
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < rs->n; i++) {
+    kj_blob tail, val;
+    rows_next(rs, &r, &tail, &val);
+    k.len = prefix->len;
+    kj_k_raw(&k, tail.p, tail.len);
+    rc = nat_del(op, table, &k);
+  }
+  return rc;
+}
+
+/* ---- row codecs ------------------------------------------------------- */
+
+/* Tables 30, 32, 35: the version byte and nothing else. */
+static int mark_decode(const void *v, size_t n) {
+  kj_rbuf r;
+  rinit(&r, v, n);
+  int rc = kj_r_version(&r);
+  return rc ? rc : kj_r_done(&r);
+}
+
+static int mark_keep(void *ctx, const uint8_t *v, size_t n) {
+  (void)ctx;
+  int rc = mark_decode(v, n);
+  return rc ? rc : 1;
+}
+
+/* Table 31: blob phone, i64 created_at, i64 updated_at, blob source. The
+ * LID is the key. */
+static void lid_encode(kj_wbuf *w, const kj_lid_mapping *m) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_blob(w, m->phone.p, m->phone.len);
+  kj_w_i64(w, m->created_at);
+  kj_w_i64(w, m->updated_at);
+  kj_w_blob(w, m->source.p, m->source.len);
+}
+
+/* Fills every field but lid (zeroed: it is the key), pointing into v. */
+static int lid_decode(const void *v, size_t n, kj_lid_mapping *m) {
+  memset(m, 0, sizeof *m);
+  kj_rbuf r;
+  rinit(&r, v, n);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  m->phone.p = kj_r_blob(&r, KJ_MAX_ID, &m->phone.len);
+  m->created_at = kj_r_i64(&r);
+  m->updated_at = kj_r_i64(&r);
+  m->source.p = kj_r_blob(&r, KJ_MAX_ID, &m->source.len);
+  if (m->phone.len == 0)
+    return KJ_ECORRUPT; /* a phone is 1..KJ_MAX_ID bytes */
+  return kj_r_done(&r);
+}
+
+/* Table 33: rest is the base key (1..KJ_MAX_ID bytes). */
+static void base_key_encode(kj_wbuf *w, const void *key, size_t n) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_bytes(w, key, n);
+}
+
+static int base_key_decode(const void *v, size_t n, kj_blob *key) {
+  memset(key, 0, sizeof *key);
+  kj_rbuf r;
+  rinit(&r, v, n);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  key->len = (size_t)(r.end - r.p);
+  if (key->len < 1 || key->len > KJ_MAX_ID)
+    return KJ_ECORRUPT;
+  key->p = kj_r_bytes(&r, key->len);
+  return kj_r_done(&r);
+}
+
+/* Table 34: i64 timestamp, opt blob phash, varint n, n x (u32 device_id,
+ * u8 has_key_index, u32 key_index). An absent key_index is written as 0
+ * and must read back as 0: one encoding per record. */
+static void device_list_encode(kj_wbuf *w, const kj_device_list *d) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_i64(w, d->timestamp);
+  kj_w_u8(w, d->has_phash ? 1 : 0);
+  if (d->has_phash)
+    kj_w_blob(w, d->phash.p, d->phash.len);
+  kj_w_varint(w, d->n);
+  for (size_t i = 0; i < d->n; i++) {
+    const kj_device_entry *e = &d->devices[i];
+    kj_w_u32(w, e->device_id);
+    kj_w_u8(w, e->has_key_index ? 1 : 0);
+    kj_w_u32(w, e->has_key_index ? e->key_index : 0);
+  }
+}
+
+/* Fills timestamp, has_phash, phash (pointing into v) and n, and zeroes
+ * user (it is the key); the entries go to devs when it is not NULL (a
+ * first call sizes the result, a second fills it). */
+static int device_list_decode(const void *v, size_t len, kj_device_list *d,
+                              kj_device_entry *devs) {
+  memset(d, 0, sizeof *d);
+  kj_rbuf r;
+  rinit(&r, v, len);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  d->timestamp = kj_r_i64(&r);
+  d->has_phash = kj_r_flag(&r);
+  if (d->has_phash)
+    d->phash.p = kj_r_blob(&r, KJ_MAX_ID, &d->phash.len);
+  uint64_t n = kj_r_varint(&r);
+  if (r.bad || n > KJ_MAX_DEVICES)
+    return KJ_ECORRUPT;
+  d->n = (size_t)n;
+  for (size_t i = 0; i < d->n && !r.bad; i++) {
+    kj_device_entry e;
+    e.device_id = kj_r_u32(&r);
+    e.has_key_index = kj_r_flag(&r);
+    e.key_index = kj_r_u32(&r);
+    if (!e.has_key_index && e.key_index)
+      return KJ_ECORRUPT;
+    if (devs)
+      devs[i] = e;
+  }
+  return kj_r_done(&r);
+}
+
+/* Table 36: blob token, i64 token_ts, u8 has_sender_ts, i64 sender_ts (0
+ * when absent, and must read back as 0). */
+static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_blob(w, t->token.p, t->token.len);
+  kj_w_i64(w, t->token_ts);
+  kj_w_u8(w, t->has_sender_ts ? 1 : 0);
+  kj_w_i64(w, t->has_sender_ts ? t->sender_ts : 0);
+}
+
+/* Fills *t, token pointing into v. */
+static int token_decode(const void *v, size_t n, kj_tc_token *t) {
+  memset(t, 0, sizeof *t);
+  kj_rbuf r;
+  rinit(&r, v, n);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  t->token.p = kj_r_blob(&r, KJ_MAX_RECORD, &t->token.len);
+  t->token_ts = kj_r_i64(&r);
+  t->has_sender_ts = kj_r_flag(&r);
+  t->sender_ts = kj_r_i64(&r);
+  if (t->token.len == 0 || (!t->has_sender_ts && t->sender_ts))
+    return KJ_ECORRUPT;
+  return kj_r_done(&r);
+}
+
+static int token_keep(void *ctx, const uint8_t *v, size_t n) {
+  (void)ctx;
+  kj_tc_token t;
+  int rc = token_decode(v, n, &t);
+  return rc ? rc : 1;
+}
+
+/* Keep the tokens with token_ts < *ctx. */
+static int token_expired(void *ctx, const uint8_t *v, size_t n) {
+  kj_tc_token t;
+  int rc = token_decode(v, n, &t);
+  return rc ? rc : t.token_ts < *(const int64_t *)ctx;
+}
+
+/* ---- SKDM recipients (table 30) --------------------------------------- */
+
+static void skdm_prefix(kj_kbuf *k, uint32_t dev, const void *group,
+                        size_t glen) {
+  kj_k_dev(k, dev);
+  kj_k_lp(k, group, glen);
+}
+
+static int nat_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                        const void *group, size_t glen, kj_blob_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  skdm_prefix(&k, dev, group, glen);
+  rowset rs;
+  rows_init(&rs, k.len, 0, mark_keep, NULL);
+  rc = rows_scan(&op, NT_SKDM, &k, &rs);
+  if (!rc)
+    rc = rows_blob_list(&rs, out);
+  kj_w_free(&rs.w);
+  return nat_end(&op, row_fail(&op, rc, NT_SKDM, dev));
+}
+
+/* Add a key-only row unless it is there already: re-adding is the common
+ * case (every send to a group lists its devices), and skipping it keeps
+ * the journal from growing by a row per recipient per message. */
+static int put_mark_once(nat_op *op, unsigned table, const kj_kbuf *k) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get(op, table, k, &v, &vlen);
+  kj_free(v);
+  if (rc == KJ_NOTFOUND)
+    rc = nat_put(op, table, k, MARK, sizeof MARK);
+  return rc;
+}
+
+static int nat_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev,
+                        const void *group, size_t glen, const kj_blob *jids,
+                        size_t n) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  skdm_prefix(&k, dev, group, glen);
+  size_t plen = k.len;
+  for (size_t i = 0; !rc && i < n; i++) {
+    k.len = plen;
+    kj_k_raw(&k, jids[i].p, jids[i].len);
+    rc = put_mark_once(&op, NT_SKDM, &k);
+  }
+  return nat_end(&op, rc);
+}
+
+static int nat_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *group, size_t glen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  skdm_prefix(&k, dev, group, glen);
+  return nat_end(&op, nat_del_prefix(&op, NT_SKDM, &k, NULL));
+}
+
+/* ---- LID mappings (tables 31 and 32) ---------------------------------- */
+
+static void lid_key(kj_kbuf *k, uint32_t dev, const void *lid, size_t llen) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, lid, llen);
+}
+
+static void lid_index_key(kj_kbuf *k, uint32_t dev, const void *phone,
+                          size_t plen, const void *lid, size_t llen) {
+  kj_k_dev(k, dev);
+  kj_k_lp(k, phone, plen);
+  kj_k_raw(k, lid, llen);
+}
+
+/* One allocation holding the n mappings v[] and every byte they point
+ * to. */
+static int lid_list_make(const kj_lid_mapping *v, size_t n,
+                         kj_lid_mapping_list **out) {
+  size_t head = sizeof(kj_lid_mapping_list) + n * sizeof(kj_lid_mapping);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++)
+    bytes += v[i].lid.len + v[i].phone.len + v[i].source.len;
+  kj_lid_mapping_list *l = malloc(head + bytes);
+  if (!l)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)l + head;
+  l->n = n;
+  for (size_t i = 0; i < n; i++) {
+    l->v[i] = v[i];
+    l->v[i].lid = copy_blob(&p, v[i].lid.p, v[i].lid.len);
+    l->v[i].phone = copy_blob(&p, v[i].phone.p, v[i].phone.len);
+    l->v[i].source = copy_blob(&p, v[i].source.p, v[i].source.len);
+  }
+  *out = l;
+  return KJ_OK;
+}
+
+static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                       const kj_lid_mapping *m) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k, old_ix;
+  old_ix.len = 0; /* no index row to move */
+  lid_key(&k, dev, m->lid.p, m->lid.len);
+  kj_lid_mapping row = *m;
+  void *v;
+  size_t vlen;
+  rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+  if (rc == KJ_OK) {
+    kj_lid_mapping old;
+    rc = row_fail(&op, lid_decode(v, vlen, &old), NT_LID, dev);
+    if (!rc) {
+      /* The first time a LID was seen is history, not a field to set. */
+      row.created_at = old.created_at;
+      if (old.phone.len != m->phone.len ||
+          memcmp(old.phone.p, m->phone.p, m->phone.len))
+        lid_index_key(&old_ix, dev, old.phone.p, old.phone.len, m->lid.p,
+                      m->lid.len);
+    }
+  } else if (rc == KJ_NOTFOUND) {
+    rc = KJ_OK;
+  }
+  kj_free(v);
+  if (!rc) {
+    kj_wbuf w;
+    kj_w_init(&w);
+    lid_encode(&w, &row);
+    rc = nat_put_w(&op, NT_LID, &k, &w);
+    kj_w_free(&w);
+  }
+  if (!rc && old_ix.len)
+    rc = nat_del(&op, NT_LID_BY_PHONE, &old_ix);
+  if (!rc) {
+    lid_index_key(&k, dev, m->phone.p, m->phone.len, m->lid.p, m->lid.len);
+    rc = nat_put(&op, NT_LID_BY_PHONE, &k, MARK, sizeof MARK);
+  }
+  return nat_end(&op, rc);
+}
+
+static int nat_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *lid, size_t llen,
+                              kj_lid_mapping_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  lid_key(&k, dev, lid, llen);
+  void *v;
+  size_t vlen;
+  rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+  if (!rc) {
+    kj_lid_mapping m;
+    rc = row_fail(&op, lid_decode(v, vlen, &m), NT_LID, dev);
+    m.lid.p = lid;
+    m.lid.len = llen;
+    if (!rc)
+      rc = lid_list_make(&m, 1, out);
+  }
+  kj_free(v);
+  return nat_end(&op, rc);
+}
+
+static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *phone, size_t plen,
+                                kj_lid_mapping_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  kj_k_lp(&k, phone, plen);
+  rowset rs;
+  rows_init(&rs, k.len, 0, mark_keep, NULL);
+  rc = row_fail(&op, rows_scan(&op, NT_LID_BY_PHONE, &k, &rs), NT_LID_BY_PHONE,
+                dev);
+  if (!rc && rs.n == 0)
+    rc = KJ_NOTFOUND;
+  /* The index is ascending by LID, so keeping the first of equal
+   * updated_at values is the tie rule. */
+  void *best_v = NULL; /* the value buffer best points into */
+  kj_lid_mapping best;
+  memset(&best, 0, sizeof best);
+  kj_rbuf r;
+  rinit(&r, rs.w.p, rs.w.len);
+  for (size_t i = 0; !rc && i < rs.n; i++) {
+    kj_blob lid, unused;
+    rows_next(&rs, &r, &lid, &unused);
+    lid_key(&k, dev, lid.p, lid.len);
+    void *v;
+    size_t vlen;
+    kj_lid_mapping m;
+    rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+    if (rc == KJ_NOTFOUND) /* an index row with no mapping */
+      rc = row_fail(&op, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+    else if (!rc)
+      rc = row_fail(&op, lid_decode(v, vlen, &m), NT_LID, dev);
+    if (!rc && (m.phone.len != plen || memcmp(m.phone.p, phone, plen)))
+      rc = row_fail(&op, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+    if (!rc && (i == 0 || m.updated_at > best.updated_at)) {
+      kj_free(best_v);
+      best_v = v;
+      best = m;
+      best.lid = lid;
+    } else {
+      kj_free(v);
+    }
+  }
+  if (!rc)
+    rc = lid_list_make(&best, 1, out);
+  kj_free(best_v);
+  kj_w_free(&rs.w);
+  return nat_end(&op, rc);
+}
+
+static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
+                           kj_lid_mapping_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  rowset rs;
+  rows_init(&rs, k.len, 1, NULL, NULL);
+  rc = rows_scan(&op, NT_LID, &k, &rs);
+  kj_lid_mapping *v = NULL;
+  if (!rc && rs.n && !(v = malloc(rs.n * sizeof *v)))
+    rc = KJ_ENOMEM;
+  kj_rbuf r;
+  rinit(&r, rs.w.p, rs.w.len);
+  for (size_t i = 0; !rc && i < rs.n; i++) {
+    kj_blob lid, val;
+    rows_next(&rs, &r, &lid, &val);
+    rc = lid_decode(val.p, val.len, &v[i]);
+    v[i].lid = lid;
+  }
+  rc = row_fail(&op, rc, NT_LID, dev);
+  if (!rc)
+    rc = lid_list_make(v, rs.n, out);
+  free(v);
+  kj_w_free(&rs.w);
+  return nat_end(&op, rc);
+}
+
+/* ---- base keys (table 33) --------------------------------------------- */
+
+static void base_key_key(kj_kbuf *k, uint32_t dev, const void *addr,
+                         size_t alen, const void *msg_id, size_t mlen) {
+  kj_k_dev(k, dev);
+  kj_k_lp(k, addr, alen);
+  kj_k_raw(k, msg_id, mlen);
+}
+
+static int nat_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *addr, size_t alen, const void *msg_id,
+                             size_t mlen, const void *base_key, size_t klen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  base_key_key(&k, dev, addr, alen, msg_id, mlen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  base_key_encode(&w, base_key, klen);
+  rc = nat_put_w(&op, NT_BASE_KEY, &k, &w);
+  kj_w_free(&w);
+  return nat_end(&op, rc);
+}
+
+static int nat_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const void *addr, size_t alen,
+                                 const void *msg_id, size_t mlen,
+                                 const void *base_key, size_t klen, int *same) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  base_key_key(&k, dev, addr, alen, msg_id, mlen);
+  void *v;
+  size_t vlen;
+  rc = nat_get(&op, NT_BASE_KEY, &k, &v, &vlen);
+  if (rc == KJ_NOTFOUND) {
+    rc = KJ_OK; /* no entry: not the same */
+  } else if (!rc) {
+    kj_blob stored;
+    rc = row_fail(&op, base_key_decode(v, vlen, &stored), NT_BASE_KEY, dev);
+    if (!rc)
+      *same = stored.len == klen && !memcmp(stored.p, base_key, klen);
+  }
+  kj_free(v);
+  return nat_end(&op, rc);
+}
+
+static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *addr, size_t alen,
+                               const void *msg_id, size_t mlen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  base_key_key(&k, dev, addr, alen, msg_id, mlen);
+  return nat_end(&op, nat_del(&op, NT_BASE_KEY, &k));
+}
+
+/* ---- device registry (table 34) --------------------------------------- */
+
+static void device_list_key(kj_kbuf *k, uint32_t dev, const void *user,
+                            size_t ulen) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, user, ulen);
+}
+
+static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const kj_device_list *r) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  device_list_key(&k, dev, r->user.p, r->user.len);
+  kj_wbuf w;
+  kj_w_init(&w);
+  device_list_encode(&w, r);
+  rc = nat_put_w(&op, NT_DEVICE_LIST, &k, &w);
+  kj_w_free(&w);
+  return nat_end(&op, rc);
+}
+
+/* One allocation: the struct, the entries, then user and phash bytes. */
+static int device_list_make(const void *v, size_t vlen, const void *user,
+                            size_t ulen, kj_device_list **out) {
+  kj_device_list d;
+  int rc = device_list_decode(v, vlen, &d, NULL);
+  if (rc)
+    return rc;
+  size_t head = sizeof d + d.n * sizeof(kj_device_entry);
+  kj_device_list *l = malloc(head + ulen + d.phash.len);
+  if (!l)
+    return KJ_ENOMEM;
+  *l = d;
+  l->devices = (kj_device_entry *)(l + 1);
+  (void)device_list_decode(v, vlen, &d, l->devices); /* checked above */
+  uint8_t *p = (uint8_t *)l + head;
+  l->user = copy_blob(&p, user, ulen);
+  if (d.has_phash)
+    l->phash = copy_blob(&p, d.phash.p, d.phash.len);
+  *out = l;
+  return KJ_OK;
+}
+
+static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *user, size_t ulen,
+                               kj_device_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  device_list_key(&k, dev, user, ulen);
+  void *v;
+  size_t vlen;
+  rc = nat_get(&op, NT_DEVICE_LIST, &k, &v, &vlen);
+  if (!rc)
+    rc = row_fail(&op, device_list_make(v, vlen, user, ulen, out),
+                  NT_DEVICE_LIST, dev);
+  kj_free(v);
+  return nat_end(&op, rc);
+}
+
+static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const void *user, size_t ulen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  device_list_key(&k, dev, user, ulen);
+  return nat_end(&op, nat_del(&op, NT_DEVICE_LIST, &k));
+}
+
+/* ---- sender-key forget marks (table 35) ------------------------------- */
+
+static int nat_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
+                                      const void *group, size_t glen,
+                                      const void *participant, size_t plen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  kj_k_lp(&k, group, glen);
+  kj_k_raw(&k, participant, plen);
+  return nat_end(&op, put_mark_once(&op, NT_SK_FORGET, &k));
+}
+
+/* A write operation even though it returns data: the take and the removal
+ * are one engine write transaction, so two consumers (which serialise on
+ * the writer lock) never both get a participant. */
+static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
+                                         const void *group, size_t glen,
+                                         kj_blob_list **out) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  kj_k_lp(&k, group, glen);
+  rowset rs;
+  rows_init(&rs, k.len, 0, mark_keep, NULL);
+  kj_blob_list *l = NULL;
+  rc = row_fail(&op, rows_scan(&op, NT_SK_FORGET, &k, &rs), NT_SK_FORGET, dev);
+  if (!rc)
+    rc = rows_blob_list(&rs, &l);
+  if (!rc)
+    rc = rows_delete(&op, NT_SK_FORGET, &k, &rs);
+  kj_w_free(&rs.w);
+  rc = nat_end(&op, rc);
+  if (rc) {
+    kj_free(l);
+    l = NULL;
+  }
+  *out = l;
+  return rc;
+}
+
+/* ---- trusted-contact tokens (table 36) -------------------------------- */
+
+static void token_key(kj_kbuf *k, uint32_t dev, const void *jid, size_t jlen) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, jid, jlen);
+}
+
+static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *jid, size_t jlen,
+                            const kj_tc_token *tok) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  token_key(&k, dev, jid, jlen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  token_encode(&w, tok);
+  rc = nat_put_w(&op, NT_TC_TOKEN, &k, &w);
+  kj_w_free(&w);
+  return nat_end(&op, rc);
+}
+
+static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *jid, size_t jlen, kj_tc_token **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  token_key(&k, dev, jid, jlen);
+  void *v;
+  size_t vlen;
+  rc = nat_get(&op, NT_TC_TOKEN, &k, &v, &vlen);
+  kj_tc_token tok;
+  if (!rc)
+    rc = row_fail(&op, token_decode(v, vlen, &tok), NT_TC_TOKEN, dev);
+  if (!rc) {
+    kj_tc_token *o = malloc(sizeof *o + tok.token.len);
+    if (!o) {
+      rc = KJ_ENOMEM;
+    } else {
+      uint8_t *p = (uint8_t *)(o + 1);
+      *o = tok;
+      o->token = copy_blob(&p, tok.token.p, tok.token.len);
+      *out = o;
+    }
+  }
+  kj_free(v);
+  return nat_end(&op, rc);
+}
+
+static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *jid, size_t jlen) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  token_key(&k, dev, jid, jlen);
+  return nat_end(&op, nat_del(&op, NT_TC_TOKEN, &k));
+}
+
+static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 kj_blob_list **out) {
+  nat_op op;
+  int rc = rbegin(b, t, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  rowset rs;
+  rows_init(&rs, k.len, 0, token_keep, NULL);
+  rc = row_fail(&op, rows_scan(&op, NT_TC_TOKEN, &k, &rs), NT_TC_TOKEN, dev);
+  if (!rc)
+    rc = rows_blob_list(&rs, out);
+  kj_w_free(&rs.w);
+  return nat_end(&op, rc);
+}
+
+static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
+                                       int64_t cutoff, uint64_t *removed) {
+  nat_op op;
+  int rc = wbegin(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  rowset rs;
+  rows_init(&rs, k.len, 0, token_expired, &cutoff);
+  /* Every token is decoded before the first delete, so a damaged row
+   * fails the call with nothing removed. */
+  rc = row_fail(&op, rows_scan(&op, NT_TC_TOKEN, &k, &rs), NT_TC_TOKEN, dev);
+  if (!rc)
+    rc = rows_delete(&op, NT_TC_TOKEN, &k, &rs);
+  size_t n = rs.n;
+  kj_w_free(&rs.w);
+  rc = nat_end(&op, rc);
+  *removed = rc ? 0 : n;
+  return rc;
+}
+
+/* ---- ops table -------------------------------------------------------- */
+
+void nat_protocol_ops(kj_protocol_ops *ops) {
+  ops->skdm_get = nat_skdm_get;
+  ops->skdm_add = nat_skdm_add;
+  ops->skdm_clear = nat_skdm_clear;
+  ops->lid_put = nat_lid_put;
+  ops->lid_get_by_lid = nat_lid_get_by_lid;
+  ops->lid_get_by_phone = nat_lid_get_by_phone;
+  ops->lid_get_all = nat_lid_get_all;
+  ops->base_key_save = nat_base_key_save;
+  ops->base_key_has_same = nat_base_key_has_same;
+  ops->base_key_delete = nat_base_key_delete;
+  ops->device_list_update = nat_device_list_update;
+  ops->device_list_get = nat_device_list_get;
+  ops->device_list_delete = nat_device_list_delete;
+  ops->sender_key_mark_forget = nat_sender_key_mark_forget;
+  ops->sender_key_consume_forget = nat_sender_key_consume_forget;
+  ops->tc_token_put = nat_tc_token_put;
+  ops->tc_token_get = nat_tc_token_get;
+  ops->tc_token_delete = nat_tc_token_delete;
+  ops->tc_token_all_jids = nat_tc_token_all_jids;
+  ops->tc_token_delete_expired = nat_tc_token_delete_expired;
+}

@@ -1,0 +1,672 @@
+/*
+ * src/native/signal.c - the Signal store (keyjournal/signal.h) on the
+ * journal engine: identity keys, sessions, pre-keys, signed pre-keys and
+ * sender keys as rows of tables 10..14 (doc/FORMAT.md section 8).
+ *
+ * Every row type has one encoder and one decoder here; decoders take the
+ * raw row value, check its version byte, limits and length, and never
+ * trust a byte. Each operation runs in one engine transaction (nat_begin /
+ * nat_end), so a multi-row operation is atomic and reads one state.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "native.h"
+
+/* Returned by a scan callback to stop early; not a status code. */
+#define SCAN_STOP 1000
+
+/* Writes need an existing slot. Slot ids start at 1, and nat_begin reads
+ * dev 0 as "no slot check", so slot 0 is refused here. */
+static int begin_write(kj_backend *b, kj_tx *t, uint32_t dev, nat_op *op) {
+  return dev ? nat_begin(b, t, 1, dev, op) : KJ_NOTFOUND;
+}
+
+/* Row values hold key material: wipe transient copies before freeing. */
+static void free_wiped(void *p, size_t n) {
+  if (p)
+    sodium_memzero(p, n);
+  kj_free(p);
+}
+
+static void wbuf_free_wiped(kj_wbuf *w) {
+  if (w->p)
+    sodium_memzero(w->p, w->cap);
+  kj_w_free(w);
+}
+
+/* "rest: record": every byte left is the record, 1..KJ_MAX_RECORD. */
+static int dec_rest_record(kj_rbuf *r, const uint8_t **rec, size_t *rlen) {
+  size_t n = (size_t)(r->end - r->p);
+  if (r->bad || n < 1 || n > KJ_MAX_RECORD)
+    return KJ_ECORRUPT;
+  *rec = kj_r_bytes(r, n);
+  *rlen = n;
+  return kj_r_done(r);
+}
+
+/* ---- codecs ------------------------------------------------------------ */
+
+/* Table 10: 32 key bytes. */
+static void enc_identity(kj_wbuf *w, const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_bytes(w, key, KJ_IDENTITY_KEY_BYTES);
+}
+
+static int dec_identity(const void *v, size_t vlen,
+                        uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+  kj_rbuf r;
+  kj_r_init(&r, v, vlen);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  const uint8_t *k = kj_r_bytes(&r, KJ_IDENTITY_KEY_BYTES);
+  if ((rc = kj_r_done(&r)))
+    return rc;
+  memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
+  return KJ_OK;
+}
+
+/* Tables 11, 13, 14: rest: record. One layout, one codec. */
+static void enc_record(kj_wbuf *w, const void *rec, size_t rlen) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_bytes(w, rec, rlen);
+}
+
+static int dec_record(const void *v, size_t vlen, const uint8_t **rec,
+                      size_t *rlen) {
+  kj_rbuf r;
+  kj_r_init(&r, v, vlen);
+  int rc = kj_r_version(&r);
+  return rc ? rc : dec_rest_record(&r, rec, rlen);
+}
+
+/* Hand a record row (tables 11, 13, 14) back as the record alone, reusing
+ * the engine's buffer: kj_get's buffer is freed with kj_free, like ours. */
+static int take_record(void *v, size_t vlen, void **rec, size_t *rlen) {
+  const uint8_t *p;
+  size_t n;
+  int rc = dec_record(v, vlen, &p, &n);
+  if (rc) {
+    free_wiped(v, vlen);
+    return rc;
+  }
+  memmove(v, p, n);
+  *rec = v;
+  *rlen = n;
+  return KJ_OK;
+}
+
+/* Table 12: u8 uploaded, rest: record. */
+static void enc_prekey(kj_wbuf *w, int uploaded, const void *rec, size_t rlen) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_u8(w, (uint8_t)uploaded);
+  kj_w_bytes(w, rec, rlen);
+}
+
+static int dec_prekey(const void *v, size_t vlen, int *uploaded,
+                      const uint8_t **rec, size_t *rlen) {
+  kj_rbuf r;
+  kj_r_init(&r, v, vlen);
+  int rc = kj_r_version(&r);
+  if (rc)
+    return rc;
+  *uploaded = kj_r_flag(&r);
+  return dec_rest_record(&r, rec, rlen);
+}
+
+/* ---- shared row operations --------------------------------------------- */
+
+static void key_named(kj_kbuf *k, uint32_t dev, const void *name, size_t n) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, name, n);
+}
+
+static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
+  kj_k_dev(k, dev);
+  kj_k_u32(k, id);
+}
+
+static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                       const kj_kbuf *k, kj_wbuf *w) {
+  nat_op op;
+  int rc = begin_write(b, t, dev, &op);
+  if (rc) {
+    wbuf_free_wiped(w);
+    return rc;
+  }
+  rc = nat_put_w(&op, table, k, w);
+  wbuf_free_wiped(w);
+  return nat_end(&op, rc);
+}
+
+static int del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                   const kj_kbuf *k) {
+  nat_op op;
+  int rc = begin_write(b, t, dev, &op);
+  if (rc)
+    return rc;
+  return nat_end(&op, nat_del(&op, table, k));
+}
+
+static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                   void **v, size_t *vlen) {
+  nat_op op;
+  *v = NULL;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  return nat_end(&op, nat_get(&op, table, k, v, vlen));
+}
+
+/* A record row (tables 11, 13, 14) as the record alone. */
+static int get_record(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                      void **rec, size_t *rlen) {
+  void *v;
+  size_t vlen;
+  int rc = get_row(b, t, table, k, &v, &vlen);
+  return rc ? rc : take_record(v, vlen, rec, rlen);
+}
+
+/* ---- pre-key lists: built in pieces, returned as one allocation -------- */
+
+typedef struct pk_item {
+  uint32_t id;
+  int uploaded;
+  size_t off, len; /* record bytes in the builder's wbuf */
+} pk_item;
+
+typedef struct pk_builder {
+  pk_item *items;
+  size_t n, cap;
+  kj_wbuf bytes;
+} pk_builder;
+
+static void pkb_init(pk_builder *pb) {
+  memset(pb, 0, sizeof *pb);
+  kj_w_init(&pb->bytes);
+}
+
+static void pkb_free(pk_builder *pb) {
+  free(pb->items);
+  wbuf_free_wiped(&pb->bytes);
+}
+
+static int pkb_add(pk_builder *pb, uint32_t id, int uploaded,
+                   const uint8_t *rec, size_t rlen) {
+  if (pb->n == pb->cap) {
+    size_t cap = pb->cap ? 2 * pb->cap : 8;
+    pk_item *q = realloc(pb->items, cap * sizeof *q);
+    if (!q)
+      return KJ_ENOMEM;
+    pb->items = q;
+    pb->cap = cap;
+  }
+  pb->items[pb->n++] = (pk_item){id, uploaded, pb->bytes.len, rlen};
+  kj_w_bytes(&pb->bytes, rec, rlen);
+  return pb->bytes.oom ? KJ_ENOMEM : KJ_OK;
+}
+
+/* The list: header and array first, then every record's bytes, with the
+ * blob pointers set inside the one allocation. */
+static int pkb_finish(pk_builder *pb, kj_prekey_list **out) {
+  size_t head = sizeof(kj_prekey_list) + pb->n * sizeof(kj_prekey);
+  kj_prekey_list *l = malloc(head + pb->bytes.len);
+  if (!l)
+    return KJ_ENOMEM;
+  uint8_t *bytes = (uint8_t *)l + head;
+  if (pb->bytes.len)
+    memcpy(bytes, pb->bytes.p, pb->bytes.len);
+  l->n = pb->n;
+  for (size_t i = 0; i < pb->n; i++) {
+    const pk_item *it = &pb->items[i];
+    l->v[i] = (kj_prekey){it->id, it->uploaded, {bytes + it->off, it->len}};
+  }
+  *out = l;
+  return KJ_OK;
+}
+
+/* Decode a pre-key row (table 12) into pb. */
+static int pkb_add_prekey(pk_builder *pb, uint32_t id, const void *v,
+                          size_t vlen) {
+  int uploaded;
+  const uint8_t *rec;
+  size_t rlen;
+  int rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  return rc ? rc : pkb_add(pb, id, uploaded, rec, rlen);
+}
+
+/* Decode a signed pre-key row (table 13) into pb. */
+static int pkb_add_signed(pk_builder *pb, uint32_t id, const void *v,
+                          size_t vlen) {
+  const uint8_t *rec;
+  size_t rlen;
+  int rc = dec_record(v, vlen, &rec, &rlen);
+  return rc ? rc : pkb_add(pb, id, 0, rec, rlen);
+}
+
+typedef int (*pkb_add_fn)(pk_builder *pb, uint32_t id, const void *v,
+                          size_t vlen);
+
+/* Load one id of table (12 or 13) as a one-item list, or KJ_NOTFOUND. */
+static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                    uint32_t id, pkb_add_fn add, kj_prekey_list **out) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  void *v;
+  size_t vlen;
+  int rc = get_row(b, t, table, &k, &v, &vlen);
+  if (rc)
+    return rc;
+  pk_builder pb;
+  pkb_init(&pb);
+  rc = add(&pb, id, v, vlen);
+  free_wiped(v, vlen);
+  if (!rc)
+    rc = pkb_finish(&pb, out);
+  pkb_free(&pb);
+  return rc;
+}
+
+/* ---- identity keys ----------------------------------------------------- */
+
+static int n_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *addr, size_t alen,
+                          const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_identity(&w, key);
+  return put_encoded(b, t, dev, NT_IDENTITY, &k, &w);
+}
+
+static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen,
+                           uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  void *v;
+  size_t vlen;
+  int rc = get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
+  if (rc)
+    return rc;
+  /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
+  uint8_t key[KJ_IDENTITY_KEY_BYTES];
+  rc = dec_identity(v, vlen, key);
+  free_wiped(v, vlen);
+  if (!rc)
+    memcpy(key_out, key, sizeof key);
+  sodium_memzero(key, sizeof key);
+  return rc;
+}
+
+static int n_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *addr, size_t alen) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  return del_row(b, t, dev, NT_IDENTITY, &k);
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+static int n_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                         const void *addr, size_t alen, const void *rec,
+                         size_t rlen) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  return put_encoded(b, t, dev, NT_SESSION, &k, &w);
+}
+
+static int n_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                         const void *addr, size_t alen, void **rec,
+                         size_t *rlen) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  return get_record(b, t, NT_SESSION, &k, rec, rlen);
+}
+
+/* has checks the row is well-formed too, so it never says yes to a session
+ * that get would refuse. */
+static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
+                         const void *addr, size_t alen, int *has) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  void *v;
+  size_t vlen;
+  int rc = get_row(b, t, NT_SESSION, &k, &v, &vlen);
+  if (rc == KJ_NOTFOUND)
+    return KJ_OK; /* *has is already 0 */
+  if (rc)
+    return rc;
+  const uint8_t *rec;
+  size_t n;
+  rc = dec_record(v, vlen, &rec, &n);
+  free_wiped(v, vlen);
+  if (!rc)
+    *has = 1;
+  return rc;
+}
+
+static int n_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *addr, size_t alen) {
+  kj_kbuf k;
+  key_named(&k, dev, addr, alen);
+  return del_row(b, t, dev, NT_SESSION, &k);
+}
+
+/* ---- one-time pre-keys ------------------------------------------------- */
+
+static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                          const void *rec, size_t rlen, int uploaded) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_prekey(&w, uploaded, rec, rlen);
+  return put_encoded(b, t, dev, NT_PREKEY, &k, &w);
+}
+
+/* In order, so a duplicate id ends with its last record. */
+static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const kj_prekey *keys, size_t n, int uploaded) {
+  nat_op op;
+  int rc = begin_write(b, t, dev, &op);
+  if (rc)
+    return rc;
+  kj_wbuf w;
+  kj_w_init(&w);
+  for (size_t i = 0; !rc && i < n; i++) {
+    kj_kbuf k;
+    key_id(&k, dev, keys[i].id);
+    w.len = 0;
+    enc_prekey(&w, uploaded, keys[i].record.p, keys[i].record.len);
+    rc = nat_put_w(&op, NT_PREKEY, &k, &w);
+  }
+  wbuf_free_wiped(&w);
+  return nat_end(&op, rc);
+}
+
+static int n_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                         kj_prekey_list **out) {
+  return load_one(b, t, dev, NT_PREKEY, id, pkb_add_prekey, out);
+}
+
+static int cmp_u32(const void *x, const void *y) {
+  uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+  return (a > b) - (a < b);
+}
+
+/* Sort a copy of ids and drop repeats, so the result is ascending with each
+ * id once whatever order the caller used. *m gets the count. */
+static int sorted_ids(const uint32_t *ids, size_t n, uint32_t **out,
+                      size_t *m) {
+  *out = NULL;
+  *m = 0;
+  if (!n)
+    return KJ_OK;
+  uint32_t *s = malloc(n * sizeof *s);
+  if (!s)
+    return KJ_ENOMEM;
+  memcpy(s, ids, n * sizeof *s);
+  qsort(s, n, sizeof *s, cmp_u32);
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!j || s[i] != s[j - 1])
+      s[j++] = s[i];
+  *out = s;
+  *m = j;
+  return KJ_OK;
+}
+
+static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const uint32_t *ids, size_t n,
+                               kj_prekey_list **out) {
+  uint32_t *s;
+  size_t m;
+  int rc = sorted_ids(ids, n, &s, &m);
+  if (rc)
+    return rc;
+  nat_op op;
+  if ((rc = nat_begin(b, t, 0, 0, &op))) {
+    free(s);
+    return rc;
+  }
+  pk_builder pb;
+  pkb_init(&pb);
+  for (size_t i = 0; !rc && i < m; i++) {
+    kj_kbuf k;
+    key_id(&k, dev, s[i]);
+    void *v;
+    size_t vlen;
+    rc = nat_get(&op, NT_PREKEY, &k, &v, &vlen);
+    if (rc == KJ_NOTFOUND) {
+      rc = KJ_OK;
+      continue;
+    }
+    if (!rc) {
+      rc = pkb_add_prekey(&pb, s[i], v, vlen);
+      free_wiped(v, vlen);
+    }
+  }
+  rc = nat_end(&op, rc);
+  if (!rc)
+    rc = pkb_finish(&pb, out);
+  pkb_free(&pb);
+  free(s);
+  return rc;
+}
+
+static int n_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  return del_row(b, t, dev, NT_PREKEY, &k);
+}
+
+/* Rewrite an existing pre-key row with uploaded = 1. An absent id is
+ * skipped: a consumed key is never resurrected. */
+static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  void *v;
+  size_t vlen;
+  int rc = nat_get(op, NT_PREKEY, &k, &v, &vlen);
+  if (rc == KJ_NOTFOUND)
+    return KJ_OK;
+  if (rc)
+    return rc;
+  int uploaded;
+  const uint8_t *rec;
+  size_t rlen;
+  rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  if (!rc && !uploaded) {
+    kj_wbuf w;
+    kj_w_init(&w);
+    enc_prekey(&w, 1, rec, rlen);
+    rc = nat_put_w(op, NT_PREKEY, &k, &w);
+    wbuf_free_wiped(&w);
+  }
+  free_wiped(v, vlen);
+  return rc;
+}
+
+/* A damaged row fails the whole call; nat_end then undoes the rows already
+ * marked, in an own transaction or (savepoint) in the caller's. */
+static int n_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const uint32_t *ids, size_t n) {
+  nat_op op;
+  int rc = begin_write(b, t, dev, &op);
+  if (rc)
+    return rc;
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = mark_one(&op, dev, ids[i]);
+  return nat_end(&op, rc);
+}
+
+/* The first pre-key id >= from in slot dev (*found 1), or none. */
+typedef struct probe {
+  uint32_t id;
+  int found, bad;
+} probe;
+
+static int probe_cb(void *arg, const void *key, size_t klen, const void *val,
+                    size_t vlen) {
+  (void)val;
+  (void)vlen;
+  probe *p = arg;
+  if (klen != 8)
+    p->bad = 1;
+  else
+    p->id = kj_k_get_u32((const uint8_t *)key + 4);
+  p->found = 1;
+  return SCAN_STOP;
+}
+
+static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
+  kj_kbuf start, end;
+  key_id(&start, dev, from);
+  kj_k_dev(&end, dev + 1);
+  memset(p, 0, sizeof *p);
+  /* The last slot has no next prefix: then scan to the end of the table. */
+  int rc =
+      kj_scan_range(op->s, op->txn, NT_PREKEY, start.b, start.len,
+                    dev == UINT32_MAX ? NULL : end.b, end.len, probe_cb, p);
+  if (rc == SCAN_STOP)
+    rc = KJ_OK;
+  return !rc && p->bad ? KJ_ECORRUPT : rc;
+}
+
+/* The engine scans forwards only, so the largest id is found by binary
+ * search on "is there an id >= x": at most 33 probes, each O(log n) and
+ * stopping at its first row, so O(log n) overall, however many pre-keys
+ * the slot holds (a plain prefix scan keeping the last key would be O(n)). */
+static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
+                           uint32_t *max_id) {
+  nat_op op;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  probe p;
+  rc = probe_from(&op, dev, 0, &p);
+  if (!rc && p.found) {
+    /* Invariant: lo exists; no id above hi exists. */
+    uint32_t lo = p.id, hi = UINT32_MAX;
+    while (!rc && lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2 + 1;
+      rc = probe_from(&op, dev, mid, &p);
+      if (!rc && p.found)
+        lo = p.id;
+      else
+        hi = mid - 1;
+    }
+    if (!rc)
+      *max_id = lo;
+  }
+  return nat_end(&op, rc);
+}
+
+/* ---- signed pre-keys --------------------------------------------------- */
+
+static int n_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 uint32_t id, const void *rec, size_t rlen) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  return put_encoded(b, t, dev, NT_SIGNED_PREKEY, &k, &w);
+}
+
+static int n_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                                uint32_t id, kj_prekey_list **out) {
+  return load_one(b, t, dev, NT_SIGNED_PREKEY, id, pkb_add_signed, out);
+}
+
+static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
+                       size_t vlen) {
+  if (klen != 8)
+    return KJ_ECORRUPT;
+  return pkb_add_signed(arg, kj_k_get_u32((const uint8_t *)key + 4), val, vlen);
+}
+
+/* Keys are dev then the id big-endian, so key order is numeric order. */
+static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    kj_prekey_list **out) {
+  nat_op op;
+  int rc = nat_begin(b, t, 0, 0, &op);
+  if (rc)
+    return rc;
+  kj_kbuf prefix;
+  kj_k_dev(&prefix, dev);
+  pk_builder pb;
+  pkb_init(&pb);
+  rc = nat_end(&op, nat_scan(&op, NT_SIGNED_PREKEY, &prefix, load_all_cb, &pb));
+  if (!rc)
+    rc = pkb_finish(&pb, out);
+  pkb_free(&pb);
+  return rc;
+}
+
+static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  uint32_t id) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  return del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
+}
+
+/* ---- sender keys ------------------------------------------------------- */
+
+static int n_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *name, size_t nlen, const void *rec,
+                            size_t rlen) {
+  kj_kbuf k;
+  key_named(&k, dev, name, nlen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  return put_encoded(b, t, dev, NT_SENDER_KEY, &k, &w);
+}
+
+static int n_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *name, size_t nlen, void **rec,
+                            size_t *rlen) {
+  kj_kbuf k;
+  key_named(&k, dev, name, nlen);
+  return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
+}
+
+static int n_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *name, size_t nlen) {
+  kj_kbuf k;
+  key_named(&k, dev, name, nlen);
+  return del_row(b, t, dev, NT_SENDER_KEY, &k);
+}
+
+void nat_signal_ops(kj_signal_ops *ops) {
+  ops->identity_put = n_identity_put;
+  ops->identity_load = n_identity_load;
+  ops->identity_delete = n_identity_delete;
+  ops->session_put = n_session_put;
+  ops->session_get = n_session_get;
+  ops->session_has = n_session_has;
+  ops->session_delete = n_session_delete;
+  ops->prekey_store = n_prekey_store;
+  ops->prekey_store_batch = n_prekey_store_batch;
+  ops->prekey_load = n_prekey_load;
+  ops->prekey_load_batch = n_prekey_load_batch;
+  ops->prekey_remove = n_prekey_remove;
+  ops->prekey_mark_uploaded = n_prekey_mark_uploaded;
+  ops->prekey_max_id = n_prekey_max_id;
+  ops->signed_prekey_store = n_signed_prekey_store;
+  ops->signed_prekey_load = n_signed_prekey_load;
+  ops->signed_prekey_load_all = n_signed_prekey_load_all;
+  ops->signed_prekey_remove = n_signed_prekey_remove;
+  ops->sender_key_put = n_sender_key_put;
+  ops->sender_key_get = n_sender_key_get;
+  ops->sender_key_delete = n_sender_key_delete;
+}

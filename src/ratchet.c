@@ -1,0 +1,148 @@
+/*
+ * src/ratchet.c - the public ratchet store of keyjournal/ratchet.h: argument
+ * checks (src/dispatch.h) and dispatch to the backend's kj_ratchet_ops,
+ * plus the two functions that are the same for every backend and so are
+ * not in the ops table: kj_ratchet_state_alloc (the one-allocation layout)
+ * and the session layer kj_ratchet_step, built on the public save.
+ */
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+
+#define RAT_START(b, t, op, fn)                                                \
+  kj_d_start(b, t, (b) ? (const void *)(b)->ratchet.op : NULL, fn)
+
+/* Where the skipped keys start inside a state allocation: right after the
+ * struct, rounded up so that their int64 fields are aligned. */
+#define SKIPPED_OFFSET                                                         \
+  ((sizeof(kj_ratchet_state) + alignof(kj_skipped_key) - 1) /                  \
+   alignof(kj_skipped_key) * alignof(kj_skipped_key))
+
+kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
+  if (n > KJ_MAX_SKIPPED)
+    return NULL;
+  kj_ratchet_state *s = calloc(1, SKIPPED_OFFSET + n * sizeof(kj_skipped_key));
+  if (!s)
+    return NULL;
+  s->n_skipped = n;
+  s->skipped = n ? (kj_skipped_key *)((uint8_t *)s + SKIPPED_OFFSET) : NULL;
+  return s;
+}
+
+static int check_state(kj_backend *b, const kj_ratchet_state *s) {
+  int rc = kj_d_ptr(b, s, "kj_ratchet_save: state");
+  if (!rc)
+    rc = kj_d_flag(b, s->has_sending_chain,
+                   "kj_ratchet_save: has_sending_chain");
+  if (!rc)
+    rc = kj_d_flag(b, s->has_receiving_chain,
+                   "kj_ratchet_save: has_receiving_chain");
+  if (!rc)
+    rc = kj_d_flag(b, s->has_dh_remote, "kj_ratchet_save: has_dh_remote");
+  if (!rc)
+    rc = kj_d_array(b, s->skipped, s->n_skipped, KJ_MAX_SKIPPED,
+                    "kj_ratchet_save: skipped");
+  return rc;
+}
+
+int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                    size_t clen, const kj_ratchet_state *s) {
+  int rc = RAT_START(b, t, ratchet_save, "kj_ratchet_save");
+  if (!rc)
+    rc = kj_d_id(b, conv, clen, "kj_ratchet_save: conversation");
+  if (!rc)
+    rc = check_state(b, s);
+  return rc ? rc : b->ratchet.ratchet_save(b, t, dev, conv, clen, s);
+}
+
+int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                    size_t clen, kj_ratchet_state **out) {
+  if (out)
+    *out = NULL;
+  int rc = RAT_START(b, t, ratchet_load, "kj_ratchet_load");
+  if (!rc)
+    rc = kj_d_id(b, conv, clen, "kj_ratchet_load: conversation");
+  if (!rc)
+    rc = kj_d_ptr(b, out, "kj_ratchet_load: out");
+  return rc ? rc : b->ratchet.ratchet_load(b, t, dev, conv, clen, out);
+}
+
+int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                      size_t clen, int *exists) {
+  if (exists)
+    *exists = 0;
+  int rc = RAT_START(b, t, ratchet_exists, "kj_ratchet_exists");
+  if (!rc)
+    rc = kj_d_id(b, conv, clen, "kj_ratchet_exists: conversation");
+  if (!rc)
+    rc = kj_d_ptr(b, exists, "kj_ratchet_exists: exists");
+  return rc ? rc : b->ratchet.ratchet_exists(b, t, dev, conv, clen, exists);
+}
+
+int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                      size_t clen) {
+  int rc = RAT_START(b, t, ratchet_delete, "kj_ratchet_delete");
+  if (!rc)
+    rc = kj_d_id(b, conv, clen, "kj_ratchet_delete: conversation");
+  return rc ? rc : b->ratchet.ratchet_delete(b, t, dev, conv, clen);
+}
+
+int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
+                               int64_t max_age_secs, uint64_t *removed) {
+  if (removed)
+    *removed = 0;
+  int rc =
+      RAT_START(b, t, ratchet_cleanup_skipped, "kj_ratchet_cleanup_skipped");
+  if (!rc)
+    rc = kj_d_ptr(b, removed, "kj_ratchet_cleanup_skipped: removed");
+  if (!rc && max_age_secs < 0)
+    rc = kj_d_fail(b, KJ_EINVAL,
+                   "kj_ratchet_cleanup_skipped: max_age_secs < 0 (%lld)",
+                   (long long)max_age_secs);
+  return rc ? rc
+            : b->ratchet.ratchet_cleanup_skipped(b, t, dev, max_age_secs,
+                                                 removed);
+}
+
+/* ---- session layer ---------------------------------------------------- */
+
+int kj_ratchet_step(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                    size_t clen, kj_ratchet_state **state,
+                    kj_ratchet_step_fn step, void *arg) {
+  int rc = RAT_START(b, t, ratchet_save, "kj_ratchet_step");
+  if (!rc)
+    rc = kj_d_id(b, conv, clen, "kj_ratchet_step: conversation");
+  if (!rc)
+    rc = kj_d_ptr(b, state, "kj_ratchet_step: state");
+  if (!rc)
+    rc = kj_d_ptr(b, *state, "kj_ratchet_step: *state");
+  if (!rc)
+    rc = kj_d_ptr(b, (const void *)step, "kj_ratchet_step: step");
+  if (rc)
+    return rc;
+
+  /* Until both the step and the save succeed, *state is not touched: the
+   * new state lives in next, which every failure path frees. */
+  kj_ratchet_state *next = NULL;
+  rc = step(arg, *state, &next);
+  if (rc) {
+    if (next != *state)
+      kj_free(next);
+    return rc;
+  }
+  if (!next || next == *state) /* nothing new to install */
+    return kj_d_fail(b, KJ_EINVAL, "kj_ratchet_step: step returned %s",
+                     next ? "the current state" : "no state");
+  /* The public save, so that a step's result passes the same argument
+   * checks as any caller's state (a bad one is KJ_EINVAL, not stored). */
+  rc = kj_ratchet_save(b, t, dev, conv, clen, next);
+  if (rc) {
+    kj_free(next);
+    return rc;
+  }
+  kj_free(*state);
+  *state = next;
+  return KJ_OK;
+}
