@@ -36,8 +36,8 @@ static uint64_t rng_next(uint64_t *s) {
 static void row(uint64_t i, unsigned *table, char *key, size_t *klen,
                 size_t *vlen) {
   static const unsigned t[] = {1, 1, 1, 1, 1, 3, 3, 3, 2, 2, 2, 5};
-  static const size_t v[] = {32, 32, 32, 32, 32, 100, 100, 100, 512, 512, 512,
-                             1000};
+  static const size_t v[] = {32,  32,  32,  32,  32,  100,
+                             100, 100, 512, 512, 512, 1000};
   unsigned k = (unsigned)(i % 12);
   *table = t[k];
   *vlen = v[k];
@@ -131,8 +131,8 @@ static void bench_rows(const char *base, uint64_t n) {
          (unsigned long long)n, (double)logical / 1e6, load);
   printf("  open, whole history in the journal: %7.3f s  (%llu frames, "
          "disk %.1f MB = %.2fx logical)\n",
-         open_journal, (unsigned long long)frames,
-         (double)disk_journal / 1e6, (double)disk_journal / (double)logical);
+         open_journal, (unsigned long long)frames, (double)disk_journal / 1e6,
+         (double)disk_journal / (double)logical);
   printf("  snapshot write:                     %7.3f s  (%.1f MB raw -> "
          "%.1f MB file, ratio %.2f)\n",
          snap, (double)ss.snapshot_raw_bytes / 1e6,
