@@ -12,9 +12,6 @@
 
 #include "dispatch.h"
 
-/* Most MACs one call may name. A patch of a collection carries a few
- * thousand at most; the cap only keeps one call bounded. */
-#define SYNC_MAX_BATCH 100000u
 /* Bytes a version map entry counts besides its name and value (the header's
  * rule), so a map of empty values still has a bounded size. */
 #define SYNC_ENTRY_OVERHEAD 8u
@@ -148,7 +145,7 @@ int kj_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
   if (!rc)
     rc = kj_d_id(b, name, nlen, "kj_mutation_mac_put: name");
   if (!rc)
-    rc = kj_d_array(b, macs, n, SYNC_MAX_BATCH, "kj_mutation_mac_put: macs");
+    rc = kj_d_array(b, macs, n, KJ_MAX_BATCH, "kj_mutation_mac_put: macs");
   for (size_t i = 0; !rc && i < n; i++) {
     rc = kj_d_id(b, macs[i].index_mac.p, macs[i].index_mac.len,
                  "kj_mutation_mac_put: an index_mac");
@@ -191,7 +188,7 @@ int kj_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   if (!rc)
     rc = kj_d_id(b, name, nlen, "kj_mutation_mac_delete: name");
   if (!rc)
-    rc = kj_d_array(b, index_macs, n, SYNC_MAX_BATCH,
+    rc = kj_d_array(b, index_macs, n, KJ_MAX_BATCH,
                     "kj_mutation_mac_delete: index_macs");
   for (size_t i = 0; !rc && i < n; i++)
     rc = kj_d_id(b, index_macs[i].p, index_macs[i].len,

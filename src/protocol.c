@@ -11,11 +11,6 @@
 
 #include "dispatch.h"
 
-/* Most JIDs one kj_skdm_add may take. A group has at most a few thousand
- * devices; the cap bounds the work of one call. (The engine's
- * KJ_MAX_TXN_BYTES still applies to the rows written.) */
-#define SKDM_MAX_JIDS 100000u
-
 /* Each v[i] an identifier (1..KJ_MAX_ID bytes). The index is in the
  * message, so a caller can tell which item of a long list was bad. */
 static int check_ids(kj_backend *b, const kj_blob *v, size_t n,
@@ -48,7 +43,7 @@ int kj_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
   if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.skdm_add : NULL,
                        "kj_skdm_add")) ||
       (rc = kj_d_id(b, group, glen, "kj_skdm_add: group")) ||
-      (rc = kj_d_array(b, jids, n, SKDM_MAX_JIDS, "kj_skdm_add: jids")) ||
+      (rc = kj_d_array(b, jids, n, KJ_MAX_BATCH, "kj_skdm_add: jids")) ||
       (rc = check_ids(b, jids, n, "kj_skdm_add: jids")))
     return rc;
   return b->protocol.skdm_add(b, t, dev, group, glen, jids, n);

@@ -177,10 +177,11 @@ static inline const uint8_t *kj_r_blob(kj_rbuf *r, size_t max, size_t *n) {
   *n = r->bad ? 0 : (size_t)len;
   return kj_r_bytes(r, *n);
 }
-/* The version byte: KJ_EFORMAT for a newer one, KJ_ECORRUPT if missing. */
+/* The version byte: KJ_EFORMAT for a newer one, KJ_ECORRUPT if missing or
+ * zero. */
 static inline int kj_r_version(kj_rbuf *r) {
   uint8_t v = kj_r_u8(r);
-  if (r->bad)
+  if (r->bad || v == 0)
     return KJ_ECORRUPT;
   return v == KJ_ROW_VERSION ? KJ_OK : KJ_EFORMAT;
 }

@@ -9,10 +9,6 @@
  */
 #include "dispatch.h"
 
-/* Most ids one call may name. A client refills pre-keys by the hundred; the
- * cap only keeps one call (and its transaction) bounded. */
-#define SIG_MAX_BATCH 100000u
-
 #define START(b, t, op, fn)                                                    \
   kj_d_start(b, t, (b) ? (const void *)(b)->signal.op : NULL, fn)
 
@@ -110,7 +106,7 @@ int kj_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
                           const kj_prekey *keys, size_t n, int uploaded) {
   int rc = START(b, t, prekey_store_batch, "kj_prekey_store_batch");
   if (!rc)
-    rc = kj_d_array(b, keys, n, SIG_MAX_BATCH, "kj_prekey_store_batch: keys");
+    rc = kj_d_array(b, keys, n, KJ_MAX_BATCH, "kj_prekey_store_batch: keys");
   if (!rc)
     rc = kj_d_flag(b, uploaded, "kj_prekey_store_batch: uploaded");
   /* keys[i].uploaded is not read: the batch has one flag. */
@@ -136,7 +132,7 @@ int kj_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
     *out = NULL;
   int rc = START(b, t, prekey_load_batch, "kj_prekey_load_batch");
   if (!rc)
-    rc = kj_d_array(b, ids, n, SIG_MAX_BATCH, "kj_prekey_load_batch: ids");
+    rc = kj_d_array(b, ids, n, KJ_MAX_BATCH, "kj_prekey_load_batch: ids");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_prekey_load_batch: out");
   return rc ? rc : b->signal.prekey_load_batch(b, t, dev, ids, n, out);
@@ -151,7 +147,7 @@ int kj_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
                             const uint32_t *ids, size_t n) {
   int rc = START(b, t, prekey_mark_uploaded, "kj_prekey_mark_uploaded");
   if (!rc)
-    rc = kj_d_array(b, ids, n, SIG_MAX_BATCH, "kj_prekey_mark_uploaded: ids");
+    rc = kj_d_array(b, ids, n, KJ_MAX_BATCH, "kj_prekey_mark_uploaded: ids");
   return rc ? rc : b->signal.prekey_mark_uploaded(b, t, dev, ids, n);
 }
 

@@ -46,6 +46,10 @@ extern "C" {
 #define KJ_MAX_ID 1024u
 /* Record length limit (session records, pre-keys, blobs, tokens...). */
 #define KJ_MAX_RECORD (1024u * 1024u)
+/* Most items one batch call takes (pre-key batches, id lists, MAC lists,
+ * JID lists); more is KJ_EINVAL. A batch must also fit one transaction
+ * (KJ_MAX_TXN_BYTES), else KJ_EINVAL and nothing changes. */
+#define KJ_MAX_BATCH 100000u
 
 size_t kj_max_id(void);
 size_t kj_max_record(void);

@@ -16,12 +16,6 @@
 
 #include "native.h"
 
-/* Writes need an existing slot. Slot ids start at 1, and nat_begin reads
- * dev 0 as "no slot check", so slot 0 is refused here. */
-static int begin_write(kj_backend *b, kj_tx *t, uint32_t dev, nat_op *op) {
-  return dev ? nat_begin(b, t, 1, dev, op) : KJ_NOTFOUND;
-}
-
 /* Sync keys are secrets: wipe transient copies before freeing. */
 static void free_wiped(void *p, size_t n) {
   if (p)
@@ -39,7 +33,7 @@ static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                    void **v, size_t *vlen) {
   nat_op op;
   *v = NULL;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   return nat_end(&op, nat_get(&op, table, k, v, vlen));
@@ -237,7 +231,7 @@ static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *key_id, size_t idlen,
                           const kj_sync_key *key) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -312,7 +306,7 @@ static int n_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
   enc_version(&w, v, ix);
   free(ix);
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (!rc) {
     kj_kbuf k;
     key_named(&k, dev, name, nlen);
@@ -353,7 +347,7 @@ static int n_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *name, size_t nlen, uint64_t version,
                               const kj_mutation_mac *macs, size_t n) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_wbuf w;
@@ -390,7 +384,7 @@ static int n_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *name, size_t nlen,
                                  const kj_blob *index_macs, size_t n) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   for (size_t i = 0; !rc && i < n; i++) {

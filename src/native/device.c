@@ -66,7 +66,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
 
 static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   nat_op op;
-  int rc = nat_begin(b, t, 1, 0, &op);
+  int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
     return rc;
   uint32_t next = 0;
@@ -126,7 +126,7 @@ static int collect_id(void *arg, const void *key, size_t klen, const void *val,
 
 static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   id_acc a;
@@ -156,7 +156,7 @@ static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
 
 static int dev_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   int ex = nat_slot_exists(&op, id);
@@ -284,7 +284,7 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
 static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
                     const kj_device_record *r) {
   nat_op op;
-  int rc = nat_begin(b, t, 1, id, &op); /* KJ_NOTFOUND: no such slot */
+  int rc = nat_begin(b, t, NAT_WRITE, id, &op); /* KJ_NOTFOUND: no such slot */
   if (rc)
     return rc;
   kj_kbuf k;
@@ -300,7 +300,7 @@ static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
 static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
                     kj_device_record **out) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -321,7 +321,7 @@ static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
 
 static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
   nat_op op;
-  int rc = nat_begin(b, t, 1, 0, &op);
+  int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
     return rc;
   int ex = nat_slot_exists(&op, id);

@@ -100,7 +100,10 @@ int nat_slot_exists(nat_op *op, uint32_t dev) {
   return rc == KJ_OK ? 1 : rc == KJ_NOTFOUND ? 0 : rc;
 }
 
-int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op) {
+int nat_begin(kj_backend *b, kj_tx *t, int mode, uint32_t dev, nat_op *op) {
+  int write = mode != NAT_READ;
+  if (mode == NAT_WRITE && dev == 0)
+    return KJ_NOTFOUND; /* slot ids start at 1 */
   op->s = store_of(b);
   op->write = write;
   op->own = !t;
@@ -118,7 +121,7 @@ int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op) {
     if (rc)
       return rc;
   }
-  if (write && dev) {
+  if (mode == NAT_WRITE) {
     int r = nat_slot_exists(op, dev);
     if (r != 1) {
       nat_end(op, KJ_EINVAL); /* roll back an own transaction */

@@ -57,10 +57,17 @@ typedef struct nat_op {
   int write;
 } nat_op;
 
-/* Start an operation: t's transaction, or a new one (write or read-only).
- * Writes also require the slot dev to exist (KJ_NOTFOUND); pass dev 0 to
- * skip that check. */
-int nat_begin(kj_backend *b, kj_tx *t, int write, uint32_t dev, nat_op *op);
+/* What an operation does, for nat_begin. */
+enum {
+  NAT_READ = 0,      /* reads only; a missing slot just has no rows */
+  NAT_WRITE = 1,     /* writes into slot dev, which must exist */
+  NAT_WRITE_ANY = 2, /* writes not scoped to one slot (slot create/delete) */
+};
+
+/* Start an operation: t's transaction, or a new one (read-only for
+ * NAT_READ). NAT_WRITE fails with KJ_NOTFOUND unless slot dev exists (slot
+ * 0 never does). */
+int nat_begin(kj_backend *b, kj_tx *t, int mode, uint32_t dev, nat_op *op);
 /* Finish: an own transaction commits when rc is KJ_OK (or KJ_NOTFOUND)
  * and this is a write, else rolls back. Returns rc, or the commit's
  * failure. */

@@ -30,14 +30,8 @@ static void rinit(kj_rbuf *r, const void *v, size_t n) {
   kj_r_init(r, n ? v : (const void *)MARK, n);
 }
 
-/* A write needs an existing slot. Slot ids start at 1, and nat_begin takes
- * dev 0 as "no slot check", so slot 0 is refused here. */
-static int wbegin(kj_backend *b, kj_tx *t, uint32_t dev, nat_op *op) {
-  return dev ? nat_begin(b, t, 1, dev, op) : KJ_NOTFOUND;
-}
-
 static int rbegin(kj_backend *b, kj_tx *t, nat_op *op) {
-  return nat_begin(b, t, 0, 0, op);
+  return nat_begin(b, t, NAT_READ, 0, op);
 }
 
 static const char *table_name(unsigned table) {
@@ -371,7 +365,7 @@ static int nat_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev,
                         const void *group, size_t glen, const kj_blob *jids,
                         size_t n) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -388,7 +382,7 @@ static int nat_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *group, size_t glen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -436,7 +430,7 @@ static int lid_list_make(const kj_lid_mapping *v, size_t n,
 static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
                        const kj_lid_mapping *m) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k, old_ix;
@@ -597,7 +591,7 @@ static int nat_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen, const void *msg_id,
                              size_t mlen, const void *base_key, size_t klen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -639,7 +633,7 @@ static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *addr, size_t alen,
                                const void *msg_id, size_t mlen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -658,7 +652,7 @@ static void device_list_key(kj_kbuf *k, uint32_t dev, const void *user,
 static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const kj_device_list *r) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -715,7 +709,7 @@ static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const void *user, size_t ulen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -729,7 +723,7 @@ static int nat_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                       const void *group, size_t glen,
                                       const void *participant, size_t plen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -746,7 +740,7 @@ static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                          const void *group, size_t glen,
                                          kj_blob_list **out) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -781,7 +775,7 @@ static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *jid, size_t jlen,
                             const kj_tc_token *tok) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -826,7 +820,7 @@ static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *jid, size_t jlen) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -854,7 +848,7 @@ static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
                                        int64_t cutoff, uint64_t *removed) {
   nat_op op;
-  int rc = wbegin(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;

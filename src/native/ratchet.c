@@ -5,9 +5,7 @@
  * keys are one key prefix, ascending by (public_key, msg_num)). Byte
  * layouts: doc/FORMAT.md section 8.
  *
- * The public layer (src/ratchet.c) has checked the arguments. Slot id 0 is
- * never a slot; nat_begin() treats dev 0 as "no slot check", so the writes
- * here refuse it themselves (KJ_NOTFOUND, like any absent slot).
+ * The public layer (src/ratchet.c) has checked the arguments.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -268,10 +266,8 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
 
 static int rat_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, const kj_ratchet_state *s) {
-  if (!dev)
-    return KJ_NOTFOUND;
   nat_op op;
-  int rc = nat_begin(b, t, 1, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   /* One transaction: the state row and the whole skipped-key set change
@@ -324,7 +320,7 @@ static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
 static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, kj_ratchet_state **out) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   unsigned table;
@@ -338,7 +334,7 @@ static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
 static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                       size_t clen, int *exists) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -356,10 +352,8 @@ static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
 
 static int rat_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                       size_t clen) {
-  if (!dev)
-    return KJ_NOTFOUND;
   nat_op op;
-  int rc = nat_begin(b, t, 1, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
@@ -403,10 +397,8 @@ static int collect_expired(void *arg, const void *key, size_t klen,
 
 static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
                                int64_t max_age_secs, uint64_t *removed) {
-  if (!dev)
-    return KJ_NOTFOUND;
   nat_op op;
-  int rc = nat_begin(b, t, 1, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   expired e = {.n = 0};

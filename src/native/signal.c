@@ -18,12 +18,6 @@
 /* Returned by a scan callback to stop early; not a status code. */
 #define SCAN_STOP 1000
 
-/* Writes need an existing slot. Slot ids start at 1, and nat_begin reads
- * dev 0 as "no slot check", so slot 0 is refused here. */
-static int begin_write(kj_backend *b, kj_tx *t, uint32_t dev, nat_op *op) {
-  return dev ? nat_begin(b, t, 1, dev, op) : KJ_NOTFOUND;
-}
-
 /* Row values hold key material: wipe transient copies before freeing. */
 static void free_wiped(void *p, size_t n) {
   if (p)
@@ -132,7 +126,7 @@ static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
 static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                        const kj_kbuf *k, kj_wbuf *w) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc) {
     wbuf_free_wiped(w);
     return rc;
@@ -145,7 +139,7 @@ static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
 static int del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                    const kj_kbuf *k) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   return nat_end(&op, nat_del(&op, table, k));
@@ -155,7 +149,7 @@ static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                    void **v, size_t *vlen) {
   nat_op op;
   *v = NULL;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   return nat_end(&op, nat_get(&op, table, k, v, vlen));
@@ -376,7 +370,7 @@ static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
 static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
                                 const kj_prekey *keys, size_t n, int uploaded) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_wbuf w;
@@ -433,7 +427,7 @@ static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   nat_op op;
-  if ((rc = nat_begin(b, t, 0, 0, &op))) {
+  if ((rc = nat_begin(b, t, NAT_READ, 0, &op))) {
     free(s);
     return rc;
   }
@@ -500,7 +494,7 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
 static int n_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const uint32_t *ids, size_t n) {
   nat_op op;
-  int rc = begin_write(b, t, dev, &op);
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   for (size_t i = 0; !rc && i < n; i++)
@@ -548,7 +542,7 @@ static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
 static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
                            uint32_t *max_id) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   probe p;
@@ -598,7 +592,7 @@ static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
 static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
                                     kj_prekey_list **out) {
   nat_op op;
-  int rc = nat_begin(b, t, 0, 0, &op);
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   kj_kbuf prefix;
