@@ -66,17 +66,23 @@ int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
 int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id);
 
 /* Write a consistent, openable copy of the whole store (committed state;
- * same key) for debugging, plus extra bytes (NULL: none), into the
- * subdirectory copies/<label> of the store's directory. The label is
- * sanitised so that it can never name a path outside that directory:
- * bytes other than [A-Za-z0-9._-] become '_', a leading '.' becomes '_',
- * it is cut to 64 bytes, and an empty label becomes "copy". The label is
- * 0..KJ_MAX_ID bytes (NULL only when llen is 0). <store>/copies is created
- * if absent and must be a real directory (a symlink there: KJ_EIO). A
- * failure after the engine copy was written (extra.bin) leaves that copy
- * in place, as a failed engine copy may. *path (if not
- * NULL) receives the copy's path (kj_free). The copy opens with
- * kj_backend_open(path, same key); the extra bytes are in path/extra.bin.
+ * same key) for debugging, plus extra bytes (NULL: none), under the
+ * directory copies/ next to the store's files. The label is sanitised so
+ * that it can never name a path outside copies/: bytes other than
+ * [A-Za-z0-9._-] become '_', a leading '.' becomes '_', it is cut to 64
+ * bytes, and an empty label becomes "copy". The label is 0..KJ_MAX_ID
+ * bytes (NULL only when llen is 0). copies/ is created if absent and must
+ * be a real directory (a symlink there: KJ_EIO).
+ *
+ * Where the copy goes depends on the backend, and *path (if not NULL;
+ * kj_free) receives it:
+ *   native:  <store dir>/copies/<label>/, a store directory that opens with
+ *            kj_backend_open(path, same key); extra bytes in extra.bin in it;
+ *   SQLite:  <db dir>/copies/<label>.db, a database file; extra bytes in
+ *            <label>.db.extra.
+ * A failure after the copy itself was written (writing the extra bytes)
+ * leaves the copy in place.
+ *
  * Errors: KJ_EEXIST (that label exists), KJ_EINVAL (memory-only or
  * read-only store, label over KJ_MAX_ID, extra over KJ_MAX_RECORD),
  * KJ_EIO, KJ_ENOSPC. Cost: a snapshot write. */

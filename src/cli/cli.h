@@ -110,4 +110,12 @@ const char *cli_key_describe(const cli_key *k);
 /* keyjournal demo (demo.c); argv[0] is "demo". Returns the exit status. */
 int cli_demo(int argc, char **argv);
 
+/* ---- oracle campaigns (oracle.c; only with SQLite) -------------------- */
+
+#ifdef KJ_HAVE_ORACLE
+/* `keyjournal oracle ...`: argv[0] is "oracle". Returns the exit status. */
+int cli_oracle(int argc, char **argv);
+extern const char cli_oracle_usage_text[];
+#endif
+
 #endif /* KJ_CLI_H */

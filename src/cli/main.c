@@ -103,6 +103,15 @@ static const char usage_exit[] =
     "Exit status: 0 ok, 1 failure, 2 usage error, 3 wrong key or not a\n"
     "store, 4 store damaged.\n";
 
+/* The oracle's usage text, or "" in a build without SQLite. */
+static const char *usage_oracle(void) {
+#ifdef KJ_HAVE_ORACLE
+  return cli_oracle_usage_text;
+#else
+  return "";
+#endif
+}
+
 void cli_usage(FILE *to, const char *cmd) {
   if (cmd != NULL && strcmp(cmd, "demo") == 0) {
     fprintf(to, "Usage:\n%s\n%s", usage_demo, usage_keys);
@@ -120,14 +129,15 @@ void cli_usage(FILE *to, const char *cmd) {
           "keyjournal - encrypted append-only journal store\n"
           "\n"
           "Usage:\n"
-          "%s%s%s"
+          "%s%s%s%s"
           "  keyjournal help [COMMAND]   this text\n"
           "  keyjournal --version        print the version\n"
           "\n"
           "Options may come before or after DIR; \"--\" ends the options.\n"
           "\n"
           "%s\n%s",
-          usage_demo, usage_verify, usage_info, usage_keys, usage_exit);
+          usage_demo, usage_verify, usage_info, usage_oracle(), usage_keys,
+          usage_exit);
 }
 
 /* ---- arguments ------------------------------------------------------- */
@@ -404,6 +414,12 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   if (is_help(cmd)) {
+#ifdef KJ_HAVE_ORACLE
+    if (argc > 2 && strcmp(argv[2], "oracle") == 0) {
+      printf("Usage:\n%s", cli_oracle_usage_text);
+      return CLI_EXIT_OK;
+    }
+#endif
     if (argc > 2 &&
         (strcmp(argv[2], "demo") == 0 || strcmp(argv[2], "verify") == 0 ||
          strcmp(argv[2], "info") == 0))
@@ -416,6 +432,10 @@ int main(int argc, char **argv) {
     puts(CLI_VERSION_TEXT);
     return CLI_EXIT_OK;
   }
+#ifdef KJ_HAVE_ORACLE
+  if (strcmp(cmd, "oracle") == 0)
+    return cli_oracle(argc - 1, argv + 1);
+#endif
   int is_demo = strcmp(cmd, "demo") == 0;
   int is_verify = strcmp(cmd, "verify") == 0;
   int is_info = strcmp(cmd, "info") == 0;

@@ -1,0 +1,830 @@
+/*
+ * oracle/crash.c - crash campaigns (kj_campaign_run of oracle/oracle.h).
+ *
+ * For each workload (seed c->seed + i, realistic and adversarial mixes in
+ * turn) a campaign makes:
+ *
+ *  a. a differential run, native (memory) against SQLite (":memory:");
+ *  b. a crash sweep: a reference run of the native engine on a temp
+ *     directory through the fault VFS counts its N VFS operations and
+ *     records every op's result text, while a SQLite oracle fed the same
+ *     ops gives the canonical dump at every transaction boundary. Then for
+ *     each crash point p (all of 1..N, or a sample) and two or three damage
+ *     patterns: a fresh run dies at VFS operation p; the ops before the
+ *     first one whose result differs from the reference completed (m of
+ *     them); kj_fault_vfs_crash() plays power loss; for some points the
+ *     recovery is crashed too; a clean reopen must then hold the oracle
+ *     state at some boundary q with lo <= q <= hi, where hi is m, or m + 1
+ *     when op m (in flight) could have committed, and lo is the last
+ *     boundary <= m under FULL (every acknowledged commit kept) or, under
+ *     NORMAL, the last boundary completed before the last successful sync
+ *     (the on_sync hook). Dumps compare whole states, so a partial
+ *     transaction never matches;
+ *  c. Nth-operation faults: for a few N and each of EIO/ENOSPC x once /
+ *     persistent x write/sync/read/rename/open, a run in which the open
+ *     or op that meets the failure must return KJ_EIO, KJ_ENOSPC or
+ *     KJ_EPOISONED (never its normal status with other outputs), and a
+ *     reopen (no power loss) that must hold q in [last boundary <= m, hi]:
+ *     nothing acknowledged lost. The crash sweeps check the dying op the
+ *     same way;
+ *  d. SIGKILL runs (c->kills spread over the workloads): a child on the
+ *     real POSIX VFS (FULL) reports each boundary it reaches through a
+ *     pipe and is killed after a seeded delay; the reopened store must hold
+ *     the state at the last reported boundary or the next one.
+ *
+ * Every divergence adds one reproducer line (seed, ops, mode, crash point,
+ * pattern, recovery crash) to c->report. Runs use kj_oracle_clock with a
+ * clock that advances 1000 ms per op (fixed while dumping), so all runs of
+ * a workload see the same times. Native stores use 16 KiB segments, a
+ * 4 KiB NORMAL sync interval and, on even (realistic) workloads, an 8 KiB
+ * snapshot threshold, so that roll-overs, interval syncs and
+ * checkpoints - creations, renames, unlinks, directory syncs - happen
+ * inside the sweeps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "oracle.h"
+
+#define CLOCK_EPOCH_MS INT64_C(1700000000000)
+#define SEGMENT_BYTES 4096u /* the minimum: roll-overs in every workload */
+#define SNAPSHOT_SMALL 8192u
+/* KJ_SYNC_NORMAL syncs every this many journal bytes. */
+#define SYNC_INTERVAL 4096u
+/* Nth-call values tried by the fault runs. */
+static const uint64_t fault_nth[] = {1, 3, 10, 30};
+/* A crashed recovery dies within its first this many VFS operations. */
+#define RECOVERY_CRASH_SPAN 40u
+
+static const uint8_t campaign_key[32] = {
+    0x6b, 0x6a, 0x2d, 0x63, 0x72, 0x61, 0x73, 0x68, 0x2d, 0x63, 0x61,
+    0x6d, 0x70, 0x61, 0x69, 0x67, 0x6e, 0x2d, 0x6b, 0x65, 0x79, 0x2d,
+    0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static int text_eq(const kj_obuf *a, const kj_obuf *b) {
+  return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
+}
+
+static char *mktemp_dir(void) {
+  const char *base = getenv("KJ_TEST_TMPDIR");
+  if (!base || !*base)
+    base = getenv("TMPDIR");
+  if (!base || !*base)
+    base = "/tmp";
+  size_t n = strlen(base) + sizeof "/kjcrash.XXXXXX";
+  char *p = malloc(n);
+  if (!p)
+    return NULL;
+  snprintf(p, n, "%s/kjcrash.XXXXXX", base);
+  if (!mkdtemp(p)) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  return (flag == FTW_DP || flag == FTW_D) ? rmdir(path) : unlink(path);
+}
+
+static void rm_dir(char *path) {
+  if (path)
+    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  free(path);
+}
+
+static const char *pattern_name(int p) {
+  static const char *n[] = {"drop", "keep", "random", "tear", "garbage"};
+  return p >= 0 && p < KJ_CRASH_NPATTERNS ? n[p] : "?";
+}
+
+static const char *fault_name(int m) {
+  static const char *n[] = {"write", "sync", "read", "rename", "open"};
+  return m >= 0 && m < KJ_FAULT_NMETHODS ? n[m] : "?";
+}
+
+/* ---- one workload's reference ------------------------------------------ */
+
+typedef struct wref {
+  kj_campaign *c;
+  const kj_workload *w;
+  size_t n;
+  int variant;   /* small snapshot threshold */
+  uint8_t *bnd;  /* [n+1] position p (ops applied) is outside any tx */
+  kj_obuf *res;  /* [n] result texts of the native reference run */
+  kj_obuf *dump; /* [n+1] oracle dumps at boundaries */
+  size_t *nslots_nat, *nslots_sql;           /* [n+1] */
+  uint32_t nat_slots[KJ_WORKLOAD_MAX_SLOTS]; /* native reference's slots */
+  uint32_t sql_slots[KJ_WORKLOAD_MAX_SLOTS];
+  uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
+  int64_t clock;    /* ms, kj_oracle_clock ctx for every run */
+} wref;
+
+static void wref_free(wref *r) {
+  for (size_t i = 0; r->res && i < r->n; i++)
+    kj_obuf_free(&r->res[i]);
+  for (size_t i = 0; r->dump && i <= r->n; i++)
+    kj_obuf_free(&r->dump[i]);
+  free(r->res);
+  free(r->dump);
+  free(r->bnd);
+  free(r->nslots_nat);
+  free(r->nslots_sql);
+}
+
+static void set_op_clock(wref *r, size_t i) {
+  r->clock = CLOCK_EPOCH_MS + 1000 * (int64_t)(i + 1);
+}
+
+static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
+  kj_options z = KJ_OPTIONS_INIT;
+  *o = z;
+  o->key = campaign_key;
+  o->sync = r->c->selftest_sync_off ? KJ_SYNC_OFF
+            : r->c->normal          ? KJ_SYNC_NORMAL
+                                    : KJ_SYNC_FULL;
+  o->vfs = vfs;
+  o->clock = kj_oracle_clock;
+  o->clock_ctx = &r->clock;
+  o->segment_bytes = SEGMENT_BYTES;
+  o->snapshot_threshold = r->variant ? SNAPSHOT_SMALL : 0;
+  o->sync_interval_bytes = SYNC_INTERVAL;
+}
+
+/* A backend walking the workload, with the runner's transaction rules: a
+ * begin while a transaction is open, and a commit or rollback without one,
+ * are no-ops. */
+typedef struct walker {
+  kj_backend *b;
+  kj_tx *t;
+  uint32_t slots[KJ_WORKLOAD_MAX_SLOTS];
+  size_t nslots;
+} walker;
+
+static void walk_op(walker *k, const kj_wop *op, kj_obuf *res) {
+  if (kj_wop_is_begin(op)) {
+    if (k->t) {
+      kj_obuf_addf(res, "begin skipped\n");
+      return;
+    }
+    int rc = kj_tx_begin(k->b, &k->t);
+    if (rc)
+      k->t = NULL;
+    kj_obuf_addf(res, "begin rc=%d\n", rc);
+  } else if (kj_wop_is_commit(op)) {
+    if (!k->t) {
+      kj_obuf_addf(res, "commit skipped\n");
+      return;
+    }
+    int rc = kj_tx_commit(k->t);
+    k->t = NULL;
+    kj_obuf_addf(res, "commit rc=%d\n", rc);
+  } else if (kj_wop_is_rollback(op)) {
+    if (!k->t) {
+      kj_obuf_addf(res, "rollback skipped\n");
+      return;
+    }
+    kj_tx_rollback(k->t);
+    k->t = NULL;
+    kj_obuf_addf(res, "rollback\n");
+  } else {
+    kj_wop_apply(op, k->b, k->t, k->slots, &k->nslots, res);
+  }
+}
+
+static void walk_end(walker *k) {
+  kj_tx_rollback(k->t);
+  k->t = NULL;
+  kj_backend_close(k->b);
+  k->b = NULL;
+}
+
+static void divergence(kj_campaign *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void divergence(kj_campaign *c, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  c->divergences++;
+  kj_obuf_addf(&c->report, "%s\n", line);
+}
+
+/* The largest boundary <= m. */
+static size_t bnd_floor(const wref *r, size_t m) {
+  while (m > 0 && !r->bnd[m])
+    m--;
+  return m;
+}
+
+/* Build the reference: boundaries, oracle dumps, native reference results
+ * and VFS operation count. KJ_OK or an error opening a backend. */
+static int wref_build(wref *r, char **why) {
+  size_t n = r->n;
+  r->bnd = calloc(n + 1, 1);
+  r->res = calloc(n ? n : 1, sizeof *r->res);
+  r->dump = calloc(n + 1, sizeof *r->dump);
+  r->nslots_nat = calloc(n + 1, sizeof *r->nslots_nat);
+  r->nslots_sql = calloc(n + 1, sizeof *r->nslots_sql);
+  if (!r->bnd || !r->res || !r->dump || !r->nslots_nat || !r->nslots_sql)
+    return KJ_ENOMEM;
+
+  /* The oracle. */
+  walker sq = {0};
+  r->clock = CLOCK_EPOCH_MS;
+  int rc = kj_sqlite_open(":memory:", r->c->normal, kj_oracle_clock, &r->clock,
+                          &sq.b, why);
+  if (rc)
+    return rc;
+  r->bnd[0] = 1;
+  kj_workload_dump(sq.b, sq.slots, 0, &r->dump[0]);
+  kj_obuf *sres = calloc(n ? n : 1, sizeof *sres);
+  if (!sres) {
+    walk_end(&sq);
+    return KJ_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    set_op_clock(r, i);
+    walk_op(&sq, kj_workload_op(r->w, i), &sres[i]);
+    r->c->ops_run++;
+    r->nslots_sql[i + 1] = sq.nslots;
+    if (!sq.t) {
+      r->bnd[i + 1] = 1;
+      r->clock = CLOCK_EPOCH_MS;
+      kj_workload_dump(sq.b, sq.slots, sq.nslots, &r->dump[i + 1]);
+    }
+  }
+  memcpy(r->sql_slots, sq.slots, sizeof sq.slots);
+  walk_end(&sq);
+
+  /* The native reference on disk through a fault VFS that never fails. */
+  char *dir = mktemp_dir();
+  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed);
+  if (!dir || !fv) {
+    kj_fault_vfs_free(fv);
+    rm_dir(dir);
+    for (size_t i = 0; i < n; i++)
+      kj_obuf_free(&sres[i]);
+    free(sres);
+    return KJ_ENOMEM;
+  }
+  kj_options o;
+  disk_options(r, &o, kj_fault_vfs_get(fv));
+  walker nt = {0};
+  int diverged = 0;
+  r->clock = CLOCK_EPOCH_MS;
+  rc = kj_backend_open(dir, &o, &nt.b, why);
+  if (rc == KJ_OK) {
+    for (size_t i = 0; i < n; i++) {
+      set_op_clock(r, i);
+      walk_op(&nt, kj_workload_op(r->w, i), &r->res[i]);
+      r->c->ops_run++;
+      r->nslots_nat[i + 1] = nt.nslots;
+      if (!diverged && !text_eq(&r->res[i], &sres[i])) {
+        diverged = 1;
+        divergence(r->c,
+                   "native on disk differs from the oracle: seed=%" PRIu64
+                   " ops=%zu op_index=%zu: native \"%.*s\" oracle \"%.*s\"",
+                   r->w->seed, n, i, (int)r->res[i].len, (char *)r->res[i].p,
+                   (int)sres[i].len, (char *)sres[i].p);
+      }
+    }
+    memcpy(r->nat_slots, nt.slots, sizeof nt.slots);
+    walk_end(&nt);
+    r->vfs_ops = kj_fault_vfs_ops(fv);
+    /* A clean reopen holds the final state. */
+    kj_fault_vfs_reset(fv);
+    r->clock = CLOCK_EPOCH_MS;
+    if (kj_backend_open(dir, &o, &nt.b, NULL) == KJ_OK) {
+      /* The last boundary (a workload may end in an open transaction),
+       * with the slots known there. */
+      size_t last = bnd_floor(r, n);
+      kj_obuf d = {0};
+      kj_workload_dump(nt.b, r->nat_slots, r->nslots_nat[last], &d);
+      if (!text_eq(&d, &r->dump[last]))
+        divergence(r->c,
+                   "clean reopen: state differs from the oracle: seed=%" PRIu64
+                   " ops=%zu",
+                   r->w->seed, n);
+      kj_obuf_free(&d);
+      kj_backend_close(nt.b);
+    } else {
+      divergence(r->c, "clean reopen failed: seed=%" PRIu64 " ops=%zu",
+                 r->w->seed, n);
+    }
+  }
+  kj_fault_vfs_free(fv);
+  rm_dir(dir);
+  for (size_t i = 0; i < n; i++)
+    kj_obuf_free(&sres[i]);
+  free(sres);
+  return rc;
+}
+
+/* The state of b equals the oracle's at some boundary in [lo, hi]? */
+static int state_in(wref *r, kj_backend *b, size_t lo, size_t hi,
+                    size_t *match) {
+  kj_obuf d = {0};
+  size_t have = SIZE_MAX;
+  int found = 0;
+  r->clock = CLOCK_EPOCH_MS;
+  for (size_t q = hi + 1; q-- > lo && !found;) {
+    if (!r->bnd[q])
+      continue;
+    if (r->nslots_nat[q] != have) {
+      have = r->nslots_nat[q];
+      d.len = 0;
+      kj_workload_dump(b, r->nat_slots, have, &d);
+    }
+    if (text_eq(&d, &r->dump[q])) {
+      found = 1;
+      *match = q;
+    }
+  }
+  kj_obuf_free(&d);
+  return found;
+}
+
+/* A run through fv: opens, walks until the first op whose result differs
+ * from the reference, closes. Returns m, the ops that completed like the
+ * reference (n when all did). */
+typedef struct runstate {
+  size_t cur_bnd; /* last boundary completed */
+  size_t synced;  /* cur_bnd at the last successful sync */
+  int open_rc;
+  int failed_rc; /* status of op m (the first that differed), or 0 */
+  int same_rc;   /* op m returned the reference's status, other output */
+} runstate;
+
+/* The status in a result text ("... rc=N ..."), or 0. */
+static int text_rc(const kj_obuf *t) {
+  if (!t->len)
+    return 0;
+  const char *p = strstr((const char *)t->p, "rc=");
+  return p ? (int)strtol(p + 3, NULL, 10) : 0;
+}
+
+static int clear_status(int rc) {
+  return rc == KJ_EIO || rc == KJ_ENOSPC || rc == KJ_EPOISONED;
+}
+
+/* The op that met the failure must say so clearly: an I/O status, never
+ * a success with other outputs, nor another status. */
+static void check_failed_op(wref *r, const runstate *s, size_t m,
+                            const char *repro) {
+  if (s->open_rc != KJ_OK) {
+    if (!clear_status(s->open_rc))
+      divergence(r->c, "%s: open failed with an unclear status %s", repro,
+                 kj_strerror(s->open_rc));
+    return;
+  }
+  if (m >= r->n)
+    return;
+  if (s->same_rc)
+    divergence(r->c,
+               "%s: op %zu returned its normal status with other outputs "
+               "after an I/O failure",
+               repro, m);
+  else if (!clear_status(s->failed_rc))
+    divergence(r->c, "%s: op %zu failed with an unclear status %s", repro, m,
+               kj_strerror(s->failed_rc));
+}
+
+static void on_sync_cb(void *arg) {
+  runstate *s = arg;
+  s->synced = s->cur_bnd;
+}
+
+static size_t run_faulty(wref *r, const char *dir, kj_fault_vfs *fv,
+                         runstate *s) {
+  kj_options o;
+  disk_options(r, &o, kj_fault_vfs_get(fv));
+  s->cur_bnd = s->synced = 0;
+  kj_fault_vfs_on_sync(fv, on_sync_cb, s);
+  walker k = {0};
+  r->clock = CLOCK_EPOCH_MS;
+  s->open_rc = kj_backend_open(dir, &o, &k.b, NULL);
+  s->failed_rc = s->same_rc = 0;
+  size_t m = 0;
+  if (s->open_rc == KJ_OK) {
+    kj_obuf res = {0};
+    for (; m < r->n; m++) {
+      set_op_clock(r, m);
+      res.len = 0;
+      walk_op(&k, kj_workload_op(r->w, m), &res);
+      r->c->ops_run++;
+      if (!text_eq(&res, &r->res[m])) {
+        s->failed_rc = text_rc(&res);
+        s->same_rc = s->failed_rc == text_rc(&r->res[m]);
+        break;
+      }
+      if (r->bnd[m + 1])
+        s->cur_bnd = m + 1;
+    }
+    kj_obuf_free(&res);
+    walk_end(&k);
+  }
+  kj_fault_vfs_on_sync(fv, NULL, NULL);
+  return m;
+}
+
+/* Reopen cleanly through fv and check the state is in [lo, hi]. */
+static void check_recovered(wref *r, const char *dir, kj_fault_vfs *fv,
+                            size_t lo, size_t hi, const char *repro) {
+  kj_fault_vfs_reset(fv);
+  kj_options o;
+  disk_options(r, &o, kj_fault_vfs_get(fv));
+  kj_backend *b = NULL;
+  char *err = NULL;
+  r->clock = CLOCK_EPOCH_MS;
+  int rc = kj_backend_open(dir, &o, &b, &err);
+  if (rc) {
+    divergence(r->c, "%s: reopen failed: %s (%s)", repro, kj_strerror(rc),
+               err ? err : "");
+    kj_free(err);
+    return;
+  }
+  size_t q;
+  if (!state_in(r, b, lo, hi, &q))
+    divergence(r->c,
+               "%s: recovered state matches no commit in [%zu, %zu] "
+               "(lost acknowledged data or partial transaction)",
+               repro, lo, hi);
+  kj_backend_close(b);
+}
+
+static size_t in_flight_hi(const wref *r, size_t m) {
+  return m < r->n && r->bnd[m + 1] ? m + 1 : m;
+}
+
+/* b. One crash point with one pattern. */
+static void crash_one(wref *r, uint64_t point, int pattern, int crash_recovery,
+                      uint64_t salt) {
+  kj_campaign *c = r->c;
+  char *dir = mktemp_dir();
+  kj_fault_vfs *fv = kj_fault_vfs_new(mix64(r->w->seed ^ salt));
+  if (!dir || !fv) {
+    kj_fault_vfs_free(fv);
+    rm_dir(dir);
+    return;
+  }
+  runstate s;
+  kj_fault_vfs_set_crash_at(fv, point);
+  size_t m = run_faulty(r, dir, fv, &s);
+  kj_fault_vfs_crash(fv, pattern);
+  uint64_t rpoint = 0;
+  if (crash_recovery) {
+    /* Crash the recovery too, then crash again. */
+    kj_fault_vfs_reset(fv);
+    rpoint = 1 + mix64(salt + point) % RECOVERY_CRASH_SPAN;
+    kj_fault_vfs_set_crash_at(fv, rpoint);
+    kj_options o;
+    disk_options(r, &o, kj_fault_vfs_get(fv));
+    kj_backend *b = NULL;
+    r->clock = CLOCK_EPOCH_MS;
+    if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
+      kj_backend_close(b);
+    kj_fault_vfs_crash(fv, (pattern + 2) % KJ_CRASH_NPATTERNS);
+  }
+  size_t hi = s.open_rc ? 0 : in_flight_hi(r, m);
+  /* KEEP loses nothing the OS had: a process crash, where NORMAL too
+   * keeps every acknowledged commit. */
+  size_t lo =
+      c->normal && pattern != KJ_CRASH_KEEP ? s.synced : bnd_floor(r, m);
+  if (lo > hi)
+    lo = hi;
+  char repro[256];
+  snprintf(repro, sizeof repro,
+           "crash: seed=%" PRIu64 " ops=%zu mode=%s point=%" PRIu64
+           " pattern=%s recovery_crash=%" PRIu64 " completed=%zu",
+           r->w->seed, r->n, c->normal ? "normal" : "full", point,
+           pattern_name(pattern), rpoint, m);
+  check_failed_op(r, &s, m, repro);
+  check_recovered(r, dir, fv, lo, hi, repro);
+  c->crash_points++;
+  kj_fault_vfs_free(fv);
+  rm_dir(dir);
+}
+
+/* c. One Nth-operation fault. */
+static void fault_one(wref *r, int method, uint64_t nth, int status,
+                      int persistent) {
+  kj_campaign *c = r->c;
+  char *dir = mktemp_dir();
+  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed + nth);
+  if (!dir || !fv) {
+    kj_fault_vfs_free(fv);
+    rm_dir(dir);
+    return;
+  }
+  runstate s;
+  kj_fault_vfs_fail(fv, method, nth, status, persistent);
+  size_t m = run_faulty(r, dir, fv, &s);
+  char repro[256];
+  snprintf(repro, sizeof repro,
+           "fault: seed=%" PRIu64 " ops=%zu mode=%s method=%s nth=%" PRIu64
+           " status=%s %s completed=%zu",
+           r->w->seed, r->n, c->normal ? "normal" : "full", fault_name(method),
+           nth, kj_strerror(status), persistent ? "persistent" : "once", m);
+  check_failed_op(r, &s, m, repro);
+  /* No power loss: the OS keeps every write. */
+  check_recovered(r, dir, fv, bnd_floor(r, m),
+                  s.open_rc ? 0 : in_flight_hi(r, m), repro);
+  kj_fault_vfs_free(fv);
+  rm_dir(dir);
+}
+
+/* d. SIGKILL runs. */
+static void child_run(wref *r, const char *dir, int fd) {
+  kj_options o;
+  disk_options(r, &o, NULL);
+  o.sync = KJ_SYNC_FULL;
+  o.snapshot_threshold = 0;
+  walker k = {0};
+  r->clock = CLOCK_EPOCH_MS;
+  if (kj_backend_open(dir, &o, &k.b, NULL) != KJ_OK)
+    _exit(2);
+  kj_obuf res = {0};
+  for (size_t i = 0; i < r->n; i++) {
+    set_op_clock(r, i);
+    res.len = 0;
+    walk_op(&k, kj_workload_op(r->w, i), &res);
+    if (!text_eq(&res, &r->res[i]))
+      _exit(3);
+    if (r->bnd[i + 1]) {
+      uint32_t p = (uint32_t)(i + 1);
+      if (write(fd, &p, sizeof p) != (ssize_t)sizeof p)
+        _exit(4);
+    }
+  }
+  kj_obuf_free(&res);
+  walk_end(&k);
+  _exit(0);
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* One child run; delay_us < 0: let it finish. Returns the time from the
+ * fork to the last acknowledgement read. */
+static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
+  kj_campaign *c = r->c;
+  *killed = 0;
+  /* The kill runs use their own reference under FULL on the real VFS; the
+   * result texts and dumps are those of the sweep. */
+  char *dir = mktemp_dir();
+  int fds[2];
+  if (!dir || pipe(fds) != 0) {
+    rm_dir(dir);
+    return 0;
+  }
+  fflush(NULL);
+  int64_t t0 = now_us();
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    rm_dir(dir);
+    return 0;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    child_run(r, dir, fds[1]);
+  }
+  close(fds[1]);
+  if (delay_us >= 0) {
+    struct timespec ts = {(time_t)(delay_us / 1000000),
+                          (long)(delay_us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+  }
+  /* Read the acknowledgements as they come (until the child's end), so
+   * that a whole run measures the time to its last one. */
+  int64_t elapsed = 0;
+  size_t acked = 0;
+  uint32_t p;
+  for (;;) {
+    ssize_t got = read(fds[0], &p, sizeof p);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got != (ssize_t)sizeof p)
+      break;
+    acked = p;
+    elapsed = now_us() - t0;
+  }
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  char repro[200];
+  snprintf(repro, sizeof repro,
+           "sigkill: seed=%" PRIu64 " ops=%zu delay_us=%" PRId64
+           " salt=%" PRIu64 " acked=%zu",
+           r->w->seed, r->n, delay_us, salt, acked);
+  if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+    divergence(c, "%s: child failed (exit %d)", repro, WEXITSTATUS(st));
+  } else {
+    size_t hi = acked;
+    while (hi < r->n && !r->bnd[hi + 1])
+      hi++;
+    if (hi < r->n)
+      hi++;
+    if (WIFEXITED(st))
+      hi = acked; /* finished: everything acknowledged */
+    kj_options o;
+    disk_options(r, &o, NULL);
+    o.sync = KJ_SYNC_FULL;
+    o.snapshot_threshold = 0;
+    kj_backend *b = NULL;
+    char *err = NULL;
+    r->clock = CLOCK_EPOCH_MS;
+    int rc = kj_backend_open(dir, &o, &b, &err);
+    if (rc) {
+      divergence(c, "%s: reopen failed: %s (%s)", repro, kj_strerror(rc),
+                 err ? err : "");
+      kj_free(err);
+    } else {
+      size_t q;
+      if (!state_in(r, b, acked, hi, &q))
+        divergence(c, "%s: recovered state matches no commit in [%zu, %zu]",
+                   repro, acked, hi);
+      kj_backend_close(b);
+    }
+  }
+  if (delay_us >= 0)
+    c->kills_run++;
+  *killed = WIFSIGNALED(st);
+  rm_dir(dir);
+  return elapsed;
+}
+
+/* ---- a. differential run ------------------------------------------------ */
+
+static int native_mem_factory(void *ctx, kj_backend **out) {
+  (void)ctx;
+  kj_options o = KJ_OPTIONS_INIT;
+  o.key = campaign_key;
+  o.clock = kj_oracle_clock;
+  return kj_backend_open(NULL, &o, out, NULL);
+}
+
+static int sqlite_factory(void *ctx, kj_backend **out) {
+  const int *normal = ctx;
+  char *err = NULL;
+  int rc =
+      kj_sqlite_open(":memory:", *normal, kj_oracle_clock, NULL, out, &err);
+  kj_free(err);
+  return rc;
+}
+
+static void progress(kj_campaign *c, size_t wi, const char *phase) {
+  if (!c->progress)
+    return;
+  fprintf(stderr,
+          "\rcampaign: workload %zu/%zu %-8s ops %" PRIu64
+          " crash points %" PRIu64 " kills %" PRIu64 " divergences %" PRIu64
+          "   ",
+          wi + 1, c->workloads, phase, c->ops_run, c->crash_points,
+          c->kills_run, c->divergences);
+  fflush(stderr);
+}
+
+/* ---- the campaign -------------------------------------------------------- */
+
+static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
+  kj_workload w = {0};
+  uint64_t seed = c->seed + wi;
+  int rc = kj_workload_gen(seed, c->ops,
+                           wi % 2 ? KJ_MIX_ADVERSARIAL : KJ_MIX_REALISTIC, &w);
+  if (rc)
+    return rc;
+
+  /* a. */
+  progress(c, wi, "diff");
+  kj_diff_result dr;
+  memset(&dr, 0, sizeof dr);
+  int normal = c->normal;
+  rc = kj_diff_run(&w, native_mem_factory, NULL, sqlite_factory, &normal, 10, 1,
+                   &dr);
+  if (rc == KJ_OK) {
+    c->ops_run += dr.ops_run;
+    if (dr.diverged) {
+      c->divergences++;
+      kj_obuf_addf(&c->report, "diff: seed=%" PRIu64 " ops=%zu op_index=%zu\n",
+                   seed, w.n, dr.op_index);
+      if (dr.report.len)
+        kj_obuf_add(&c->report, dr.report.p, dr.report.len);
+    }
+  }
+  kj_obuf_free(&dr.report);
+  if (rc) {
+    kj_workload_free(&w);
+    return rc;
+  }
+
+  /* b. */
+  wref r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.w = &w;
+  r.n = w.n;
+  r.variant = wi % 2 == 0; /* the realistic mix writes more */
+  char *why = NULL;
+  progress(c, wi, "ref");
+  rc = wref_build(&r, &why);
+  if (rc) {
+    kj_obuf_addf(&c->report,
+                 "reference run failed: seed=%" PRIu64 ": %s (%s)\n", seed,
+                 kj_strerror(rc), why ? why : "");
+    kj_free(why);
+    wref_free(&r);
+    kj_workload_free(&w);
+    return rc;
+  }
+  uint64_t npoints = c->crash_all                  ? r.vfs_ops
+                     : c->crash_sample < r.vfs_ops ? c->crash_sample
+                                                   : r.vfs_ops;
+  for (uint64_t j = 0; j < npoints; j++) {
+    /* Sampled points are spread evenly with a seeded jitter. */
+    uint64_t stride = npoints ? r.vfs_ops / npoints : 1, p = j + 1;
+    if (!c->crash_all && stride > 1)
+      p = 1 + j * stride + mix64(seed + j) % stride;
+    crash_one(&r, p, KJ_CRASH_DROP, 0, j * 8 + 0);
+    crash_one(&r, p, KJ_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
+    if (j % 4 == 0)
+      crash_one(&r, p, KJ_CRASH_KEEP, 1, j * 8 + 2);
+    if (j % 8 == 0)
+      progress(c, wi, "crash");
+  }
+
+  /* c. */
+  progress(c, wi, "faults");
+  for (size_t k = 0; k < sizeof fault_nth / sizeof fault_nth[0]; k++)
+    for (int m = 0; m < KJ_FAULT_NMETHODS; m++)
+      for (int st = 0; st < 2; st++)
+        for (int pers = 0; pers < 2; pers++)
+          fault_one(&r, m, fault_nth[k], st ? KJ_ENOSPC : KJ_EIO, pers);
+
+  /* d. */
+  if (kills) {
+    progress(c, wi, "kills");
+    int killed;
+    /* How long a whole run takes; later runs are faster (warm caches), so
+     * the span shrinks whenever a child finished before its kill. */
+    int64_t span = kill_one(&r, -1, 0, &killed);
+    for (size_t k = 0; k < kills; k++) {
+      if (span < 1000)
+        span = 1000;
+      int64_t delay = (int64_t)(mix64(seed * 131 + k) % (uint64_t)span);
+      kill_one(&r, delay, k, &killed);
+      if (!killed)
+        span = span * 3 / 4;
+    }
+  }
+  progress(c, wi, "done");
+  wref_free(&r);
+  kj_workload_free(&w);
+  return KJ_OK;
+}
+
+int kj_campaign_run(kj_campaign *c) {
+  if (!c)
+    return KJ_EINVAL;
+  int rc = KJ_OK;
+  for (size_t wi = 0; wi < c->workloads && rc == KJ_OK; wi++) {
+    size_t kills = c->workloads ? c->kills / c->workloads +
+                                      (wi < c->kills % c->workloads ? 1 : 0)
+                                : 0;
+    rc = one_workload(c, wi, kills);
+  }
+  if (c->progress)
+    fprintf(stderr, "\n");
+  return rc;
+}

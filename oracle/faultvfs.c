@@ -1,0 +1,852 @@
+/*
+ * oracle/faultvfs.c - the fault-injecting VFS (kj_fault_vfs of
+ * oracle/oracle.h): a model of a disk with a page cache, over the POSIX VFS.
+ *
+ * The real files hold only DURABLE data. Each file (a node, found by path,
+ * shared by every handle on it, following renames) carries in memory the
+ * list of its pending (unsynced) writes and truncates; reads and size see
+ * the real bytes with the pending list applied over them, and sync() writes
+ * the list to the real file and clears it. Creations, renames and unlinks
+ * happen on the real file system at once, each with an undo entry (the
+ * replaced or removed file's durable bytes are kept in memory) in a log
+ * that sync_dir() of the entry's directory clears. kj_fault_vfs_crash()
+ * then plays power loss: each pending write is kept, dropped, torn or
+ * garbled per the pattern and written out, and a suffix of the directory
+ * log is undone (newest first; metadata is journaled in order, so a prefix
+ * survives), leaving exactly what a disk could hold afterwards. No real
+ * fsync is ever made: durability is the model's, which keeps campaigns
+ * fast.
+ *
+ * Every call counts as one operation. set_crash_at() kills the "process"
+ * at an operation: that call and every later one fail with KJ_EIO and
+ * change nothing. kj_fault_vfs_fail() fails the Nth call of a method, once
+ * or from then on. mkdir() is passed through and durable at once. One
+ * mutex guards everything.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "keyjournal/errors.h"
+#include "oracle.h"
+
+#define SECTOR 512u
+
+enum { POP_WRITE, POP_TRUNC };
+enum { DOP_CREATE, DOP_RENAME, DOP_UNLINK };
+
+typedef struct pop {
+  int kind;
+  uint64_t off; /* write offset, or the new size of a truncate */
+  size_t len;
+  uint8_t *data;
+  struct pop *next;
+} pop;
+
+typedef struct node {
+  char *path; /* NULL once unlinked or replaced */
+  int refs;   /* open handles */
+  pop *head, *tail;
+  struct node *next;
+} node;
+
+struct kj_vfs_file {
+  kj_vfs_file *base;
+  node *n; /* NULL for a directory handle */
+  int writable;
+};
+
+typedef struct dop {
+  int kind;
+  char *dir;      /* directory whose sync makes it durable */
+  char *a, *b;    /* path; rename: from, to */
+  uint8_t *saved; /* durable bytes of the removed / replaced file */
+  size_t saved_len;
+  int has_saved;
+  struct dop *prev, *next;
+} dop;
+
+typedef struct arm {
+  int armed, status, persistent;
+  uint64_t nth, seen;
+} arm;
+
+struct kj_fault_vfs {
+  kj_vfs vfs;
+  const kj_vfs *base;
+  pthread_mutex_t mu;
+  uint64_t rng;
+  node *nodes;
+  dop *dhead, *dtail;
+  uint64_t ops, crash_at, injected;
+  int dead;
+  arm arms[KJ_FAULT_NMETHODS];
+  void (*on_sync)(void *arg);
+  void *on_sync_arg;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static uint64_t rng_next(kj_fault_vfs *f) {
+  uint64_t z = (f->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static uint64_t rng_below(kj_fault_vfs *f, uint64_t n) {
+  return n ? rng_next(f) % n : 0;
+}
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p)
+    abort(); /* a test tool: a half-modelled disk would lie */
+  return p;
+}
+
+static char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = xmalloc(n);
+  memcpy(p, s, n);
+  return p;
+}
+
+/* The directory of path, without trailing slashes ("." if none). */
+static char *dir_of(const char *path) {
+  const char *sl = strrchr(path, '/');
+  if (!sl)
+    return xstrdup(".");
+  size_t n = (size_t)(sl - path);
+  while (n > 1 && path[n - 1] == '/')
+    n--;
+  if (n == 0)
+    n = 1; /* "/x" */
+  char *d = xmalloc(n + 1);
+  memcpy(d, path, n);
+  d[n] = 0;
+  return d;
+}
+
+static char *dir_norm(const char *dir) {
+  size_t n = strlen(dir);
+  while (n > 1 && dir[n - 1] == '/')
+    n--;
+  char *d = xmalloc(n + 1);
+  memcpy(d, dir, n);
+  d[n] = 0;
+  return d;
+}
+
+/* Count a call and decide whether it fails: a death (crash_at), then an
+ * armed Nth fault of method (-1: not armable). */
+static int gate(kj_fault_vfs *f, int method) {
+  f->ops++;
+  if (f->dead || (f->crash_at && f->ops >= f->crash_at)) {
+    f->dead = 1;
+    f->injected++;
+    errno = EIO;
+    return KJ_EIO;
+  }
+  if (method >= 0 && f->arms[method].armed) {
+    arm *a = &f->arms[method];
+    a->seen++;
+    if (a->seen == a->nth || (a->persistent && a->seen > a->nth)) {
+      if (!a->persistent)
+        a->armed = 0;
+      f->injected++;
+      errno = a->status == KJ_ENOSPC ? ENOSPC : EIO;
+      return a->status;
+    }
+  }
+  return KJ_OK;
+}
+
+static node *node_find(kj_fault_vfs *f, const char *path) {
+  for (node *n = f->nodes; n; n = n->next)
+    if (n->path && !strcmp(n->path, path))
+      return n;
+  return NULL;
+}
+
+static void pops_free(node *n) {
+  pop *p = n->head;
+  while (p) {
+    pop *nx = p->next;
+    free(p->data);
+    free(p);
+    p = nx;
+  }
+  n->head = n->tail = NULL;
+}
+
+/* Free n if nothing refers to it any more. */
+static void node_gc(kj_fault_vfs *f, node *n) {
+  if (n->refs > 0 || (n->head && n->path))
+    return;
+  for (node **pp = &f->nodes; *pp; pp = &(*pp)->next)
+    if (*pp == n) {
+      *pp = n->next;
+      break;
+    }
+  pops_free(n);
+  free(n->path);
+  free(n);
+}
+
+/* A path no longer names n (unlinked or replaced): its pending writes can
+ * never reach a disk under that name. */
+static void node_detach(kj_fault_vfs *f, node *n) {
+  free(n->path);
+  n->path = NULL;
+  pops_free(n);
+  node_gc(f, n);
+}
+
+static void pop_add(node *n, int kind, uint64_t off, const void *data,
+                    size_t len) {
+  pop *p = xmalloc(sizeof *p);
+  p->kind = kind;
+  p->off = off;
+  p->len = len;
+  p->data = NULL;
+  if (kind == POP_WRITE) {
+    p->data = xmalloc(len);
+    if (len)
+      memcpy(p->data, data, len);
+  }
+  p->next = NULL;
+  if (n->tail)
+    n->tail->next = p;
+  else
+    n->head = p;
+  n->tail = p;
+}
+
+static void dop_add(kj_fault_vfs *f, int kind, const char *a, const char *b,
+                    uint8_t *saved, size_t saved_len, int has_saved) {
+  dop *d = xmalloc(sizeof *d);
+  d->kind = kind;
+  d->dir = dir_of(b ? b : a);
+  d->a = xstrdup(a);
+  d->b = b ? xstrdup(b) : NULL;
+  d->saved = saved;
+  d->saved_len = saved_len;
+  d->has_saved = has_saved;
+  d->next = NULL;
+  d->prev = f->dtail;
+  if (f->dtail)
+    f->dtail->next = d;
+  else
+    f->dhead = d;
+  f->dtail = d;
+}
+
+static void dop_unlink_free(kj_fault_vfs *f, dop *d) {
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    f->dhead = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  else
+    f->dtail = d->prev;
+  free(d->dir);
+  free(d->a);
+  free(d->b);
+  free(d->saved);
+  free(d);
+}
+
+/* Real (durable) bytes of path. KJ_OK, or KJ_NOTFOUND / an error. */
+static int real_read_all(kj_fault_vfs *f, const char *path, uint8_t **out,
+                         size_t *len) {
+  kj_vfs_file *bf;
+  int rc = f->base->open(f->base->ctx, path, KJ_VFS_READ, &bf);
+  if (rc)
+    return rc;
+  uint64_t sz = 0;
+  rc = f->base->size(f->base->ctx, bf, &sz);
+  uint8_t *p = xmalloc((size_t)sz);
+  size_t got = 0;
+  if (!rc)
+    rc = f->base->read(f->base->ctx, bf, p, (size_t)sz, 0, &got);
+  f->base->close(f->base->ctx, bf);
+  if (rc) {
+    free(p);
+    return rc;
+  }
+  *out = p;
+  *len = got;
+  return KJ_OK;
+}
+
+static void real_write_all(kj_fault_vfs *f, const char *path, const uint8_t *p,
+                           size_t len) {
+  kj_vfs_file *bf;
+  if (f->base->open(f->base->ctx, path, KJ_VFS_WRITE | KJ_VFS_CREATE, &bf))
+    return;
+  f->base->truncate(f->base->ctx, bf, 0);
+  if (len)
+    f->base->write(f->base->ctx, bf, p, len, 0);
+  f->base->close(f->base->ctx, bf);
+}
+
+static int path_kind(const char *path) { /* 0 none, 1 file, 2 dir */
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0;
+  return S_ISDIR(st.st_mode) ? 2 : 1;
+}
+
+/* Write n's pending list to the real file through bf (or by path when bf
+ * is NULL) and clear it. */
+static int node_flush(kj_fault_vfs *f, node *n, kj_vfs_file *bf) {
+  if (!n->head)
+    return KJ_OK;
+  kj_vfs_file *own = NULL;
+  if (!bf) {
+    if (!n->path) {
+      pops_free(n);
+      return KJ_OK;
+    }
+    int rc = f->base->open(f->base->ctx, n->path, KJ_VFS_WRITE, &own);
+    if (rc)
+      return rc;
+    bf = own;
+  }
+  int rc = KJ_OK;
+  for (pop *p = n->head; p && !rc; p = p->next)
+    rc = p->kind == POP_WRITE
+             ? f->base->write(f->base->ctx, bf, p->data, p->len, p->off)
+             : f->base->truncate(f->base->ctx, bf, p->off);
+  if (own)
+    f->base->close(f->base->ctx, own);
+  if (!rc)
+    pops_free(n);
+  return rc;
+}
+
+/* ---- the VFS methods ---------------------------------------------------- */
+
+#define F ((kj_fault_vfs *)ctx)
+
+static int fv_open(void *ctx, const char *path, unsigned flags,
+                   kj_vfs_file **out) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_OPEN);
+  if (rc)
+    goto done;
+  int kind = path_kind(path);
+  kj_vfs_file *bf;
+  rc = F->base->open(F->base->ctx, path, flags, &bf);
+  if (rc)
+    goto done;
+  kj_vfs_file *h = xmalloc(sizeof *h);
+  h->base = bf;
+  h->n = NULL;
+  h->writable = (flags & KJ_VFS_WRITE) != 0;
+  if (kind != 2) {
+    if (kind == 0)
+      dop_add(F, DOP_CREATE, path, NULL, NULL, 0, 0);
+    node *n = node_find(F, path);
+    if (!n) {
+      n = xmalloc(sizeof *n);
+      n->path = xstrdup(path);
+      n->refs = 0;
+      n->head = n->tail = NULL;
+      n->next = F->nodes;
+      F->nodes = n;
+    }
+    n->refs++;
+    h->n = n;
+  }
+  *out = h;
+done:
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_close(void *ctx, kj_vfs_file *h) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  int crc = F->base->close(F->base->ctx, h->base);
+  if (h->n) {
+    h->n->refs--;
+    node_gc(F, h->n);
+  }
+  free(h);
+  pthread_mutex_unlock(&F->mu);
+  return rc ? rc : crc;
+}
+
+/* Logical size: real size with the pending list applied. */
+static int logical_size(kj_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
+  uint64_t sz;
+  int rc = f->base->size(f->base->ctx, h->base, &sz);
+  if (rc)
+    return rc;
+  if (h->n)
+    for (pop *p = h->n->head; p; p = p->next) {
+      if (p->kind == POP_TRUNC)
+        sz = p->off;
+      else if (p->off + p->len > sz)
+        sz = p->off + p->len;
+    }
+  *out = sz;
+  return KJ_OK;
+}
+
+static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
+                   size_t *got) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_READ);
+  if (rc)
+    goto done;
+  if (!h->n) {
+    rc = F->base->read(F->base->ctx, h->base, buf, n, off, got);
+    goto done;
+  }
+  uint64_t sz;
+  rc = logical_size(F, h, &sz);
+  if (rc)
+    goto done;
+  memset(buf, 0, n);
+  size_t real = 0;
+  rc = F->base->read(F->base->ctx, h->base, buf, n, off, &real);
+  if (rc)
+    goto done;
+  uint8_t *b = buf;
+  uint64_t end = off + n;
+  for (pop *p = h->n->head; p; p = p->next) {
+    if (p->kind == POP_TRUNC) {
+      if (p->off < end) {
+        uint64_t from = p->off > off ? p->off : off;
+        memset(b + (from - off), 0, (size_t)(end - from));
+      }
+      continue;
+    }
+    uint64_t lo = p->off > off ? p->off : off;
+    uint64_t hi = p->off + p->len < end ? p->off + p->len : end;
+    if (lo < hi)
+      memcpy(b + (lo - off), p->data + (lo - p->off), (size_t)(hi - lo));
+  }
+  *got = off >= sz ? 0 : (size_t)(sz - off < n ? sz - off : n);
+done:
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
+                    uint64_t off) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_WRITE);
+  if (!rc && (!h->n || !h->writable)) {
+    errno = EBADF;
+    rc = KJ_EIO;
+  }
+  if (!rc)
+    pop_add(h->n, POP_WRITE, off, buf, n);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_sync(void *ctx, kj_vfs_file *h) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_SYNC);
+  if (!rc && h->n)
+    rc = node_flush(F, h->n, h->writable ? h->base : NULL);
+  if (!rc && F->on_sync)
+    F->on_sync(F->on_sync_arg);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_truncate(void *ctx, kj_vfs_file *h, uint64_t size) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (!rc && (!h->n || !h->writable)) {
+    errno = EBADF;
+    rc = KJ_EIO;
+  }
+  if (!rc)
+    pop_add(h->n, POP_TRUNC, size, NULL, 0);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_size(void *ctx, kj_vfs_file *h, uint64_t *out) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (!rc)
+    rc = logical_size(F, h, out);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_lock(void *ctx, kj_vfs_file *h, int mode) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (!rc)
+    rc = F->base->lock(F->base->ctx, h->base, mode);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_rename(void *ctx, const char *from, const char *to) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_RENAME);
+  if (rc)
+    goto done;
+  uint8_t *saved = NULL;
+  size_t saved_len = 0;
+  int has_saved = real_read_all(F, to, &saved, &saved_len) == KJ_OK;
+  rc = F->base->rename(F->base->ctx, from, to);
+  if (rc) {
+    free(saved);
+    goto done;
+  }
+  dop_add(F, DOP_RENAME, from, to, saved, saved_len, has_saved);
+  node *old = node_find(F, to), *n = node_find(F, from);
+  if (old && old != n)
+    node_detach(F, old);
+  if (n) {
+    free(n->path);
+    n->path = xstrdup(to);
+  }
+done:
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_unlink(void *ctx, const char *path) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (rc)
+    goto done;
+  uint8_t *saved = NULL;
+  size_t saved_len = 0;
+  int has_saved = real_read_all(F, path, &saved, &saved_len) == KJ_OK;
+  rc = F->base->unlink(F->base->ctx, path);
+  if (rc) {
+    free(saved);
+    goto done;
+  }
+  dop_add(F, DOP_UNLINK, path, NULL, saved, saved_len, has_saved);
+  node *n = node_find(F, path);
+  if (n)
+    node_detach(F, n);
+done:
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_sync_dir(void *ctx, const char *dir) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, KJ_FAULT_SYNC);
+  if (!rc && path_kind(dir) != 2) {
+    errno = ENOENT;
+    rc = KJ_NOTFOUND;
+  }
+  if (!rc) {
+    char *d = dir_norm(dir);
+    dop *p = F->dhead;
+    while (p) {
+      dop *nx = p->next;
+      if (!strcmp(p->dir, d))
+        dop_unlink_free(F, p);
+      p = nx;
+    }
+    free(d);
+  }
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_mkdir(void *ctx, const char *dir) {
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (!rc)
+    rc = F->base->mkdir(F->base->ctx, dir);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+typedef struct names {
+  char **v;
+  size_t n, cap;
+} names;
+
+static int collect(void *arg, const char *name) {
+  names *l = arg;
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 16;
+    char **v = realloc(l->v, l->cap * sizeof *v);
+    if (!v)
+      abort();
+    l->v = v;
+  }
+  l->v[l->n++] = xstrdup(name);
+  return 0;
+}
+
+/* The names are collected under the lock and passed to fn after it: the
+ * engine may call the VFS (unlink) from fn. */
+static int fv_list(void *ctx, const char *dir,
+                   int (*fn)(void *arg, const char *name), void *arg) {
+  names l = {0};
+  pthread_mutex_lock(&F->mu);
+  int rc = gate(F, -1);
+  if (!rc)
+    rc = F->base->list(F->base->ctx, dir, collect, &l);
+  pthread_mutex_unlock(&F->mu);
+  for (size_t i = 0; i < l.n; i++) {
+    if (!rc)
+      rc = fn(arg, l.v[i]);
+    free(l.v[i]);
+  }
+  free(l.v);
+  return rc;
+}
+
+#undef F
+
+/* ---- public API ------------------------------------------------------- */
+
+kj_fault_vfs *kj_fault_vfs_new(uint64_t seed) {
+  kj_fault_vfs *f = calloc(1, sizeof *f);
+  if (!f)
+    return NULL;
+  /* Recursive: list() calls back into the engine while holding the lock,
+   * and the engine's callback may unlink through this same VFS. */
+  pthread_mutexattr_t ma;
+  pthread_mutexattr_init(&ma);
+  pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+  int mrc = pthread_mutex_init(&f->mu, &ma);
+  pthread_mutexattr_destroy(&ma);
+  if (mrc != 0) {
+    free(f);
+    return NULL;
+  }
+  f->base = kj_vfs_posix();
+  f->rng = seed ^ 0x6a09e667f3bcc909ull;
+  kj_vfs v = {KJ_VFS_VERSION, f,         fv_open,     fv_close, fv_read,
+              fv_write,       fv_sync,   fv_truncate, fv_size,  fv_lock,
+              fv_rename,      fv_unlink, fv_sync_dir, fv_mkdir, fv_list};
+  f->vfs = v;
+  return f;
+}
+
+void kj_fault_vfs_free(kj_fault_vfs *f) {
+  if (!f)
+    return;
+  /* The OS lives on: pending writes reach the disk eventually. */
+  for (node *n = f->nodes; n; n = n->next)
+    node_flush(f, n, NULL);
+  while (f->nodes) {
+    node *n = f->nodes;
+    f->nodes = n->next;
+    pops_free(n);
+    free(n->path);
+    free(n);
+  }
+  while (f->dhead)
+    dop_unlink_free(f, f->dhead);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+const kj_vfs *kj_fault_vfs_get(kj_fault_vfs *f) { return &f->vfs; }
+
+/* What survives of one pending write: a length kept from its start, with an
+ * optional garbage range inside it. */
+static void crash_write(kj_fault_vfs *f, kj_vfs_file *bf, pop *p, int keep,
+                        size_t prefix, int garbage) {
+  if (!keep)
+    return;
+  size_t len = prefix < p->len ? prefix : p->len;
+  if (len == 0)
+    return;
+  if (garbage) {
+    uint64_t first = p->off / SECTOR, last = (p->off + len - 1) / SECTOR;
+    uint64_t s = first + rng_below(f, last - first + 1);
+    uint64_t lo = s * SECTOR > p->off ? s * SECTOR : p->off;
+    uint64_t hi =
+        (s + 1) * SECTOR < p->off + len ? (s + 1) * SECTOR : p->off + len;
+    for (uint64_t i = lo; i < hi; i++)
+      p->data[i - p->off] = (uint8_t)rng_next(f);
+  }
+  f->base->write(f->base->ctx, bf, p->data, len, p->off);
+}
+
+static void undo_dop(kj_fault_vfs *f, dop *d) {
+  switch (d->kind) {
+  case DOP_CREATE:
+    f->base->unlink(f->base->ctx, d->a);
+    break;
+  case DOP_RENAME:
+    f->base->rename(f->base->ctx, d->b, d->a);
+    if (d->has_saved)
+      real_write_all(f, d->b, d->saved, d->saved_len);
+    break;
+  case DOP_UNLINK:
+    if (d->has_saved)
+      real_write_all(f, d->a, d->saved, d->saved_len);
+    break;
+  }
+}
+
+void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
+  pthread_mutex_lock(&f->mu);
+  /* The garbage victim: one pending write among all files. */
+  uint64_t nwrites = 0, victim = UINT64_MAX, idx = 0;
+  for (node *n = f->nodes; n; n = n->next)
+    if (n->path)
+      for (pop *p = n->head; p; p = p->next)
+        nwrites += p->kind == POP_WRITE;
+  if (pattern == KJ_CRASH_GARBAGE && nwrites)
+    victim = rng_below(f, nwrites);
+
+  for (node *n = f->nodes; n; n = n->next) {
+    kj_vfs_file *bf = NULL;
+    if (n->path && n->head &&
+        f->base->open(f->base->ctx, n->path, KJ_VFS_WRITE, &bf) != KJ_OK)
+      bf = NULL;
+    for (pop *p = n->head; p && bf; p = p->next) {
+      if (p->kind == POP_TRUNC) {
+        int keep = pattern == KJ_CRASH_DROP     ? 0
+                   : pattern == KJ_CRASH_RANDOM ? (int)rng_below(f, 2)
+                                                : 1;
+        if (keep)
+          f->base->truncate(f->base->ctx, bf, p->off);
+        continue;
+      }
+      int keep = 1, garbage = 0;
+      size_t prefix = p->len;
+      switch (pattern) {
+      case KJ_CRASH_DROP:
+        keep = 0;
+        break;
+      case KJ_CRASH_KEEP:
+        break;
+      case KJ_CRASH_RANDOM:
+        switch (rng_below(f, 4)) {
+        case 0:
+          keep = 0;
+          break;
+        case 1:
+          prefix = (size_t)rng_below(f, p->len ? p->len : 1);
+          break;
+        default:
+          break;
+        }
+        break;
+      case KJ_CRASH_TEAR: {
+        int last = 1;
+        for (pop *q = p->next; q; q = q->next)
+          if (q->kind == POP_WRITE)
+            last = 0;
+        if (last)
+          prefix = (size_t)rng_below(f, p->len ? p->len : 1);
+        break;
+      }
+      case KJ_CRASH_GARBAGE:
+        garbage = idx == victim;
+        break;
+      default:
+        break;
+      }
+      idx++;
+      crash_write(f, bf, p, keep, prefix, garbage);
+    }
+    if (bf)
+      f->base->close(f->base->ctx, bf);
+    pops_free(n);
+  }
+
+  /* Directory operations: a prefix of the non-durable ones survives. */
+  size_t ndops = 0;
+  for (dop *d = f->dhead; d; d = d->next)
+    ndops++;
+  size_t keepn = ndops;
+  if (pattern == KJ_CRASH_DROP)
+    keepn = 0;
+  else if (pattern == KJ_CRASH_RANDOM || pattern == KJ_CRASH_GARBAGE)
+    keepn = (size_t)rng_below(f, ndops + 1);
+  while (ndops > keepn) {
+    dop *d = f->dtail;
+    undo_dop(f, d);
+    dop_unlink_free(f, d);
+    ndops--;
+  }
+  while (f->dhead)
+    dop_unlink_free(f, f->dhead);
+
+  node *n = f->nodes;
+  while (n) {
+    node *nx = n->next;
+    node_gc(f, n);
+    n = nx;
+  }
+  f->dead = 0;
+  f->crash_at = 0;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void kj_fault_vfs_set_crash_at(kj_fault_vfs *f, uint64_t op_index) {
+  pthread_mutex_lock(&f->mu);
+  f->crash_at = op_index;
+  pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t kj_fault_vfs_ops(kj_fault_vfs *f) {
+  pthread_mutex_lock(&f->mu);
+  uint64_t n = f->ops;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+int kj_fault_vfs_dead(kj_fault_vfs *f) {
+  pthread_mutex_lock(&f->mu);
+  int d = f->dead;
+  pthread_mutex_unlock(&f->mu);
+  return d;
+}
+
+void kj_fault_vfs_fail(kj_fault_vfs *f, int method, uint64_t nth, int status,
+                       int persistent) {
+  if (method < 0 || method >= KJ_FAULT_NMETHODS)
+    return;
+  pthread_mutex_lock(&f->mu);
+  arm *a = &f->arms[method];
+  a->armed = nth > 0;
+  a->nth = nth;
+  a->seen = 0;
+  a->status = status;
+  a->persistent = persistent;
+  pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t kj_fault_vfs_injected(kj_fault_vfs *f) {
+  pthread_mutex_lock(&f->mu);
+  uint64_t n = f->injected;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+void kj_fault_vfs_reset(kj_fault_vfs *f) {
+  pthread_mutex_lock(&f->mu);
+  f->ops = f->crash_at = f->injected = 0;
+  f->dead = 0;
+  memset(f->arms, 0, sizeof f->arms);
+  pthread_mutex_unlock(&f->mu);
+}
+
+void kj_fault_vfs_on_sync(kj_fault_vfs *f, void (*fn)(void *arg), void *arg) {
+  pthread_mutex_lock(&f->mu);
+  f->on_sync = fn;
+  f->on_sync_arg = arg;
+  pthread_mutex_unlock(&f->mu);
+}

@@ -1,0 +1,425 @@
+/*
+ * tests/test_faultvfs.c - the oracle's fault-injecting VFS as a disk model:
+ * unsynced writes lost, kept, torn or garbled at a crash; synced data
+ * surviving every damage pattern; creations, renames and unlinks undone
+ * unless a directory sync made them durable; reads and sizes seeing the
+ * pending writes (shared between handles); set_crash_at killing an
+ * operation and all later ones; Nth-call faults once and persistent; and a
+ * real store surviving a crash through it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "oracle.h"
+#include "tap.h"
+#include "testutil.h"
+
+static const kj_vfs *V;
+static void *C;
+
+static kj_vfs_file *vopen(const char *path, unsigned flags) {
+  kj_vfs_file *h = NULL;
+  if (V->open(C, path, flags, &h) != KJ_OK)
+    return NULL;
+  return h;
+}
+
+static int vwrite_fill(kj_vfs_file *h, int c, size_t n, uint64_t off) {
+  uint8_t *b = malloc(n);
+  memset(b, c, n);
+  int rc = V->write(C, h, b, n, off);
+  free(b);
+  return rc;
+}
+
+/* Real bytes of path (bypassing the VFS); NULL if absent. */
+static uint8_t *real_file(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp)
+    return NULL;
+  fseek(fp, 0, SEEK_END);
+  long n = ftell(fp);
+  fseek(fp, 0, SEEK_SET);
+  uint8_t *p = malloc((size_t)n + 1);
+  *len = fread(p, 1, (size_t)n, fp);
+  fclose(fp);
+  return p;
+}
+
+static int all_bytes(const uint8_t *p, size_t from, size_t to, int c) {
+  for (size_t i = from; i < to; i++)
+    if (p[i] != (uint8_t)c)
+      return 0;
+  return 1;
+}
+
+/* A durable file of n bytes of c at path (created, synced, dir synced). */
+static void durable_file(const char *dir, const char *path, int c, size_t n) {
+  kj_vfs_file *h = vopen(path, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  vwrite_fill(h, c, n, 0);
+  V->sync(C, h);
+  V->close(C, h);
+  V->sync_dir(C, dir);
+}
+
+static kj_fault_vfs *fresh(uint64_t seed) {
+  kj_fault_vfs *f = kj_fault_vfs_new(seed);
+  V = kj_fault_vfs_get(f);
+  C = V->ctx;
+  return f;
+}
+
+static void test_pending_reads(const char *dir) {
+  kj_fault_vfs *f = fresh(1);
+  char *p = tu_path(dir, "a");
+  durable_file(dir, p, 'B', 1000);
+  kj_vfs_file *h1 = vopen(p, KJ_VFS_WRITE), *h2 = vopen(p, KJ_VFS_READ);
+  ok(h1 && h2, "two handles on one path");
+  vwrite_fill(h1, 'A', 100, 950); /* extends to 1050 */
+  uint64_t sz = 0;
+  V->size(C, h2, &sz);
+  is(sz, 1050, "size through the other handle counts the pending write");
+  uint8_t buf[200];
+  size_t got = 0;
+  V->read(C, h2, buf, sizeof buf, 900, &got);
+  is(got, 150, "short read at logical EOF");
+  ok(all_bytes(buf, 0, 50, 'B') && all_bytes(buf, 50, 150, 'A'),
+     "read sees durable bytes with the pending write over them");
+  size_t rl = 0;
+  uint8_t *r = real_file(p, &rl);
+  is(rl, 1000, "real file holds only the durable bytes");
+  free(r);
+  V->truncate(C, h1, 10);
+  V->size(C, h2, &sz);
+  is(sz, 10, "pending truncate shrinks the logical size");
+  vwrite_fill(h1, 'C', 5, 20);
+  V->read(C, h2, buf, 30, 0, &got);
+  ok(got == 25 && all_bytes(buf, 0, 10, 'B') && all_bytes(buf, 10, 20, 0) &&
+         all_bytes(buf, 20, 25, 'C'),
+     "write after truncate leaves a zero gap");
+  V->close(C, h1);
+  V->close(C, h2);
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  r = real_file(p, &rl);
+  ok(r && rl == 1000 && all_bytes(r, 0, 1000, 'B'),
+     "crash DROP: truncate and writes lost, durable bytes intact");
+  free(r);
+  kj_fault_vfs_free(f);
+  free(p);
+}
+
+static void test_patterns(const char *dir) {
+  char *p = tu_path(dir, "b");
+  /* DROP and KEEP. */
+  for (int pat = 0; pat < 2; pat++) {
+    kj_fault_vfs *f = fresh(2);
+    durable_file(dir, p, 'B', 4096);
+    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+    vwrite_fill(h, 'A', 4096, 0);
+    V->close(C, h);
+    kj_fault_vfs_crash(f, pat);
+    size_t rl;
+    uint8_t *r = real_file(p, &rl);
+    ok(r && rl == 4096 && all_bytes(r, 0, 4096, pat ? 'A' : 'B'),
+       "unsynced write %s by crash pattern %d", pat ? "kept" : "lost", pat);
+    free(r);
+    kj_fault_vfs_free(f);
+  }
+  /* TEAR: a strict prefix of the last write survives. */
+  int torn_ok = 1, torn_some = 0;
+  for (uint64_t seed = 0; seed < 8; seed++) {
+    kj_fault_vfs *f = fresh(seed);
+    durable_file(dir, p, 'B', 4096);
+    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+    vwrite_fill(h, 'A', 4096, 0);
+    V->close(C, h);
+    kj_fault_vfs_crash(f, KJ_CRASH_TEAR);
+    size_t rl, k = 0;
+    uint8_t *r = real_file(p, &rl);
+    while (r && k < rl && r[k] == 'A')
+      k++;
+    if (!r || rl != 4096 || k >= 4096 || !all_bytes(r, k, 4096, 'B'))
+      torn_ok = 0;
+    torn_some += k > 0;
+    free(r);
+    kj_fault_vfs_free(f);
+  }
+  ok(torn_ok, "crash TEAR: a strict prefix of the last write, then old bytes");
+  ok(torn_some > 0, "crash TEAR: some tears keep a non-empty prefix");
+  /* GARBAGE: one sector of the write's bytes garbled, the rest exact. */
+  int garb_ok = 1;
+  for (uint64_t seed = 0; seed < 8; seed++) {
+    kj_fault_vfs *f = fresh(seed);
+    durable_file(dir, p, 0, 4096);
+    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+    vwrite_fill(h, 'A', 1024, 512);
+    V->close(C, h);
+    kj_fault_vfs_crash(f, KJ_CRASH_GARBAGE);
+    size_t rl;
+    uint8_t *r = real_file(p, &rl);
+    int s1 = r && all_bytes(r, 512, 1024, 'A');
+    int s2 = r && all_bytes(r, 1024, 1536, 'A');
+    if (!r || rl != 4096 || !all_bytes(r, 0, 512, 0) ||
+        !all_bytes(r, 1536, 4096, 0) || s1 == s2)
+      garb_ok = 0;
+    free(r);
+    kj_fault_vfs_free(f);
+  }
+  ok(garb_ok, "crash GARBAGE: exactly one sector of the write garbled");
+  /* Synced data survives every pattern. */
+  for (int pat = 0; pat < KJ_CRASH_NPATTERNS; pat++) {
+    kj_fault_vfs *f = fresh((uint64_t)pat + 100);
+    durable_file(dir, p, 'B', 4096);
+    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+    vwrite_fill(h, 'S', 2048, 0);
+    V->sync(C, h);
+    vwrite_fill(h, 'U', 2048, 2048);
+    V->close(C, h);
+    kj_fault_vfs_crash(f, pat);
+    size_t rl;
+    uint8_t *r = real_file(p, &rl);
+    ok(r && rl == 4096 && all_bytes(r, 0, 2048, 'S'),
+       "synced bytes survive crash pattern %d", pat);
+    free(r);
+    kj_fault_vfs_free(f);
+  }
+  /* RANDOM: over many writes some are kept and some not. */
+  {
+    kj_fault_vfs *f = fresh(7);
+    durable_file(dir, p, 'B', 64 * 16);
+    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+    for (int i = 0; i < 64; i++)
+      vwrite_fill(h, 'A', 16, (uint64_t)i * 16);
+    V->close(C, h);
+    kj_fault_vfs_crash(f, KJ_CRASH_RANDOM);
+    size_t rl;
+    uint8_t *r = real_file(p, &rl);
+    int kept = 0, lost = 0;
+    for (int i = 0; r && i < 64; i++) {
+      kept += all_bytes(r, (size_t)i * 16, (size_t)i * 16 + 16, 'A');
+      lost += all_bytes(r, (size_t)i * 16, (size_t)i * 16 + 16, 'B');
+    }
+    ok(kept > 0 && lost > 0, "crash RANDOM keeps some writes, drops others");
+    free(r);
+    kj_fault_vfs_free(f);
+  }
+  free(p);
+}
+
+static int exists(const char *p) {
+  size_t n;
+  uint8_t *r = real_file(p, &n);
+  free(r);
+  return r != NULL;
+}
+
+static void test_dirops(const char *dir) {
+  char *a = tu_path(dir, "x"), *b = tu_path(dir, "y"), *c = tu_path(dir, "z");
+  size_t rl;
+  uint8_t *r;
+  for (int pat = 0; pat < 2; pat++) {
+    tu_rmrf(a), tu_rmrf(b), tu_rmrf(c);
+    kj_fault_vfs *f = fresh(3);
+    durable_file(dir, b, 'O', 100); /* old y, durable */
+    durable_file(dir, c, 'Z', 50);  /* z, durable */
+    /* Non-durable: create x, write and sync its data, rename x -> y over
+     * the old y, unlink z. */
+    kj_vfs_file *h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE | KJ_VFS_EXCL);
+    vwrite_fill(h, 'N', 10, 0);
+    V->sync(C, h);
+    V->close(C, h);
+    V->rename(C, a, b);
+    V->unlink(C, c);
+    ok(!exists(a) && !exists(c), "rename and unlink happen at once");
+    kj_fault_vfs_crash(f, pat);
+    if (pat == KJ_CRASH_DROP) {
+      r = real_file(b, &rl);
+      ok(!exists(a) && r && rl == 100 && all_bytes(r, 0, 100, 'O'),
+         "non-durable rename undone: old target back, source creation gone");
+      free(r);
+      r = real_file(c, &rl);
+      ok(r && rl == 50 && all_bytes(r, 0, 50, 'Z'),
+         "non-durable unlink undone with the durable content");
+      free(r);
+    } else {
+      r = real_file(b, &rl);
+      ok(!exists(a) && r && rl == 10 && all_bytes(r, 0, 10, 'N'),
+         "crash KEEP: rename kept");
+      free(r);
+      ok(!exists(c), "crash KEEP: unlink kept");
+    }
+    kj_fault_vfs_free(f);
+  }
+  /* Durable ones stay whatever the pattern. */
+  tu_rmrf(a), tu_rmrf(b), tu_rmrf(c);
+  kj_fault_vfs *f = fresh(4);
+  durable_file(dir, c, 'Z', 50);
+  kj_vfs_file *h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  vwrite_fill(h, 'N', 10, 0);
+  V->sync(C, h);
+  V->close(C, h);
+  V->rename(C, a, b);
+  V->unlink(C, c);
+  V->sync_dir(C, dir);
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  r = real_file(b, &rl);
+  ok(r && rl == 10 && !exists(a) && !exists(c),
+     "durable create, rename and unlink survive crash DROP");
+  free(r);
+  /* A non-durable creation vanishes even with its data synced. */
+  h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  vwrite_fill(h, 'N', 10, 0);
+  V->sync(C, h);
+  V->close(C, h);
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ok(!exists(a), "non-durable creation undone by crash DROP");
+  /* A sync of another directory does not help. */
+  char *sub = tu_path(dir, "sub");
+  V->mkdir(C, sub);
+  h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  V->close(C, h);
+  V->sync_dir(C, sub);
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ok(!exists(a), "sync_dir of another directory leaves a creation undoable");
+  tu_rmrf(sub);
+  free(sub);
+  kj_fault_vfs_free(f);
+  free(a), free(b), free(c);
+}
+
+static void test_crash_at(const char *dir) {
+  kj_fault_vfs *f = fresh(5);
+  char *p = tu_path(dir, "d");
+  kj_vfs_file *h = vopen(p, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  uint64_t n0 = kj_fault_vfs_ops(f);
+  is(n0, 1, "open counted as one operation");
+  kj_fault_vfs_set_crash_at(f, n0 + 3);
+  ok(vwrite_fill(h, 'A', 10, 0) == KJ_OK, "op before the crash point works");
+  ok(V->sync(C, h) == KJ_OK, "op before the crash point works (sync)");
+  ok(!kj_fault_vfs_dead(f), "not dead yet");
+  is(vwrite_fill(h, 'B', 10, 10), KJ_EIO, "op at the crash point fails EIO");
+  ok(kj_fault_vfs_dead(f), "dead after the crash point");
+  uint64_t sz = 0;
+  is(V->size(C, h, &sz), KJ_EIO, "every later op fails (size)");
+  is(V->sync(C, h), KJ_EIO, "every later op fails (sync)");
+  kj_vfs_file *h2 = NULL;
+  is(V->open(C, p, KJ_VFS_READ, &h2), KJ_EIO, "every later op fails (open)");
+  is(V->close(C, h), KJ_EIO, "close after death reports EIO, frees");
+  is(V->sync_dir(C, dir), KJ_EIO, "a directory sync after death fails too");
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ok(!kj_fault_vfs_dead(f), "crash() brings the VFS back");
+  size_t rl;
+  uint8_t *r = real_file(p, &rl);
+  ok(!r, "creation not made durable before the death is undone at crash");
+  free(r);
+  ok(kj_fault_vfs_injected(f) >= 5, "injected failures counted");
+  kj_fault_vfs_reset(f);
+  is(kj_fault_vfs_ops(f), 0, "reset zeroes the op counter");
+  kj_fault_vfs_free(f);
+  free(p);
+}
+
+static void test_nth(const char *dir) {
+  kj_fault_vfs *f = fresh(6);
+  char *p = tu_path(dir, "e"), *q = tu_path(dir, "e2");
+  kj_vfs_file *h = vopen(p, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  kj_fault_vfs_fail(f, KJ_FAULT_WRITE, 2, KJ_ENOSPC, 0);
+  int r1 = vwrite_fill(h, 'A', 4, 0), r2 = vwrite_fill(h, 'B', 4, 4),
+      r3 = vwrite_fill(h, 'C', 4, 8);
+  ok(r1 == KJ_OK && r2 == KJ_ENOSPC && r3 == KJ_OK,
+     "write: 2nd call fails ENOSPC once");
+  uint8_t buf[16];
+  size_t got = 0;
+  V->read(C, h, buf, sizeof buf, 0, &got);
+  ok(got == 12 && all_bytes(buf, 4, 8, 0), "a failed write changes nothing");
+  kj_fault_vfs_fail(f, KJ_FAULT_SYNC, 1, KJ_EIO, 1);
+  ok(V->sync(C, h) == KJ_EIO && V->sync(C, h) == KJ_EIO &&
+         V->sync_dir(C, dir) == KJ_EIO,
+     "sync: persistent EIO from the 1st call");
+  kj_fault_vfs_fail(f, KJ_FAULT_READ, 2, KJ_EIO, 1);
+  int a = V->read(C, h, buf, 4, 0, &got), b = V->read(C, h, buf, 4, 0, &got),
+      c = V->read(C, h, buf, 4, 0, &got);
+  ok(a == KJ_OK && b == KJ_EIO && c == KJ_EIO, "read: persistent from 2nd");
+  kj_fault_vfs_fail(f, KJ_FAULT_RENAME, 1, KJ_EIO, 0);
+  ok(V->rename(C, p, q) == KJ_EIO && exists(p) && !exists(q),
+     "rename: failed once, nothing moved");
+  ok(V->rename(C, q, p) == KJ_NOTFOUND, "rename of an absent file NOTFOUND");
+  ok(V->rename(C, p, q) == KJ_OK && exists(q), "rename works after once");
+  kj_fault_vfs_fail(f, KJ_FAULT_OPEN, 1, KJ_ENOSPC, 0);
+  kj_vfs_file *h2 = NULL;
+  ok(V->open(C, q, KJ_VFS_READ, &h2) == KJ_ENOSPC, "open fails once");
+  ok(V->open(C, q, KJ_VFS_READ, &h2) == KJ_OK, "open works after");
+  V->close(C, h2);
+  V->close(C, h);
+  kj_fault_vfs_reset(f);
+  ok(V->sync_dir(C, dir) == KJ_OK, "reset disarms persistent faults");
+  is(V->open(C, p, KJ_VFS_READ, &h2), KJ_NOTFOUND, "open of absent NOTFOUND");
+  kj_fault_vfs_free(f);
+  tu_rmrf(q);
+  free(p), free(q);
+}
+
+static void count_sync(void *arg) { (*(int *)arg)++; }
+
+static void test_store(void) {
+  char *dir = tu_mkdtemp();
+  kj_fault_vfs *f = fresh(8);
+  int syncs = 0;
+  kj_fault_vfs_on_sync(f, count_sync, &syncs);
+  kj_options o;
+  tu_options(&o);
+  o.vfs = kj_fault_vfs_get(f);
+  kj_store *s = NULL;
+  int rc = kj_store_open(dir, &o, &s, NULL);
+  is(rc, KJ_OK, "store opens through the fault VFS (directory lock)");
+  if (rc)
+    goto out;
+  kj_store *s2 = NULL;
+  is(kj_store_open(dir, &o, &s2, NULL), KJ_EBUSY,
+     "second handle sees the lock through the fault VFS");
+  ok(kj_put(s, NULL, 1, "k1", 2, "v1", 2) == KJ_OK, "put (FULL)");
+  int before = syncs;
+  ok(kj_put(s, NULL, 1, "k2", 2, "v2", 2) == KJ_OK, "second put");
+  ok(syncs > before, "a FULL commit calls the on_sync hook");
+  /* Die at the very next operation: the third put is in flight. */
+  kj_fault_vfs_set_crash_at(f, kj_fault_vfs_ops(f) + 1);
+  ok(kj_put(s, NULL, 1, "k3", 2, "v3", 2) != KJ_OK, "put after death fails");
+  kj_store_close(s);
+  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  kj_fault_vfs_on_sync(f, NULL, NULL);
+  rc = kj_store_open(dir, &o, &s, NULL);
+  is(rc, KJ_OK, "store reopens after the crash");
+  if (rc)
+    goto out;
+  void *v = NULL;
+  size_t vl = 0;
+  ok(kj_get(s, NULL, 1, "k2", 2, &v, &vl) == KJ_OK && vl == 2 &&
+         !memcmp(v, "v2", 2),
+     "acknowledged FULL commit survives crash DROP");
+  kj_free(v);
+  ok(kj_get(s, NULL, 1, "k3", 2, &v, &vl) == KJ_NOTFOUND,
+     "the failed commit is absent");
+  kj_store_close(s);
+out:
+  kj_fault_vfs_free(f);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+int main(void) {
+  char *dir = tu_mkdtemp();
+  if (!dir) {
+    printf("Bail out! no temp dir\n");
+    return 1;
+  }
+  test_pending_reads(dir);
+  test_patterns(dir);
+  test_dirops(dir);
+  test_crash_at(dir);
+  test_nth(dir);
+  test_store();
+  tu_rmrf(dir);
+  free(dir);
+  return tap_done();
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# tests/test_oracle.sh - `keyjournal oracle`: a bounded campaign must find
+# no divergence and end with the summary line; bad usage exits 2. TAP.
+
+: "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
+tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/oracle.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+check() {
+  desc=$1
+  shift
+  n=$((n + 1))
+  if "$@"; then
+    echo "ok $n - $desc"
+  else
+    echo "not ok $n - $desc"
+    sed 's/^/#   /' "$tmp/out" | tail -30
+    failed=$((failed + 1))
+  fi
+}
+run() { # run WANT ARGS...: the command exits with WANT
+  want=$1
+  shift
+  TMPDIR=$tmp "$KEYJOURNAL" "$@" >"$tmp/out" 2>&1 </dev/null
+  [ $? -eq "$want" ]
+}
+summary_ok() {
+  tail -n 1 "$tmp/out" |
+    grep -Eq '^oracle: [0-9]+ ops, [1-9][0-9]* crash points, [1-9][0-9]* kills, 0 divergences$'
+}
+
+check "bounded campaign: no divergence" \
+  run 0 oracle --seed 5 --workloads 2 --ops 120 --crash sample:30 --kill 4
+check "it ends with the summary line" summary_ok
+check "NORMAL sync campaign: no divergence" \
+  run 0 oracle --seed 6 --workloads 1 --ops 100 --crash sample:20 \
+  --sync normal --kill 2
+check "unknown option is a usage error" run 2 oracle --frobnicate 3
+check "bad --crash value is a usage error" run 2 oracle --crash some
+check "help oracle exits 0" run 0 help oracle
+echo "1..$n"
+[ "$failed" -eq 0 ]

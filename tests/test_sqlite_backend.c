@@ -1,0 +1,1428 @@
+/*
+ * tests/test_sqlite_backend.c - the SQLite reference backend of the oracle
+ * (oracle/sqlite_backend.c, kj_sqlite_open).
+ *
+ * Three parts: every operation of every store once, with an assertion on
+ * its result, on a ":memory:" and on a file database; what only a file
+ * database has (the snapshot copy, reopening, a failing op inside and
+ * outside a transaction, made to fail by a trigger added through a second
+ * connection, and a damaged row); and a differential run: one fixed
+ * script of varied operations (every store, a commit, a rollback, slot
+ * create / delete, bad arguments) on the native memory backend and on the
+ * SQLite one, whose every status and output byte must agree.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "keyjournal.h"
+#include "keyjournal/sys/backend.h"
+#include "oracle.h"
+#include "tap.h"
+#include "testutil.h"
+
+#define T0_MS 1700000000123LL /* the test clock starts here */
+
+static int64_t test_clock(void *ctx) { return *(int64_t *)ctx; }
+
+/* ---- a string builder for canonical outputs ----------------------------- */
+
+typedef struct sb {
+  char *p;
+  size_t len, cap;
+} sb;
+
+static void sb_addf(sb *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void sb_addf(sb *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    abort();
+  if (s->len + (size_t)n + 1 > s->cap) {
+    size_t cap = s->cap ? s->cap : 256;
+    while (cap < s->len + (size_t)n + 1)
+      cap *= 2;
+    char *q = realloc(s->p, cap);
+    if (!q)
+      abort();
+    s->p = q;
+    s->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+  va_end(ap);
+  s->len += (size_t)n;
+}
+
+/* Bytes as hex; a NULL pointer is "~", so that an empty blob returned as
+ * NULL differs from one returned as a real pointer. */
+static void sb_hex(sb *s, const void *p, size_t n) {
+  if (!p) {
+    sb_addf(s, "~%zu", n);
+    return;
+  }
+  sb_addf(s, "[");
+  for (size_t i = 0; i < n; i++)
+    sb_addf(s, "%02x", ((const uint8_t *)p)[i]);
+  sb_addf(s, "]");
+}
+
+static void sb_blob(sb *s, kj_blob b) { sb_hex(s, b.p, b.len); }
+
+/* ---- canonical text of every output type -------------------------------- */
+
+static void f_prekeys(sb *s, const kj_prekey_list *l) {
+  if (!l)
+    return;
+  sb_addf(s, " n=%zu", l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    sb_addf(s, " {%u,%d,", l->v[i].id, l->v[i].uploaded);
+    sb_blob(s, l->v[i].record);
+    sb_addf(s, "}");
+  }
+}
+
+static void f_blobs(sb *s, const kj_blob_list *l) {
+  if (!l)
+    return;
+  sb_addf(s, " n=%zu", l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    sb_addf(s, " ");
+    sb_blob(s, l->v[i]);
+  }
+}
+
+static void f_lids(sb *s, const kj_lid_mapping_list *l) {
+  if (!l)
+    return;
+  sb_addf(s, " n=%zu", l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    sb_addf(s, " {");
+    sb_blob(s, l->v[i].lid);
+    sb_blob(s, l->v[i].phone);
+    sb_addf(s, ",%lld,%lld,", (long long)l->v[i].created_at,
+            (long long)l->v[i].updated_at);
+    sb_blob(s, l->v[i].source);
+    sb_addf(s, "}");
+  }
+}
+
+static void f_sync_key(sb *s, const kj_sync_key *k) {
+  if (!k)
+    return;
+  sb_addf(s, " ");
+  sb_blob(s, k->key_data);
+  sb_blob(s, k->fingerprint);
+  sb_addf(s, " ts=%lld", (long long)k->timestamp);
+}
+
+static void f_version(sb *s, const kj_sync_version *v) {
+  if (!v)
+    return;
+  sb_addf(s, " v=%llu hash=", (unsigned long long)v->version);
+  sb_hex(s, v->hash, sizeof v->hash);
+  sb_addf(s, " n=%zu entries=%s", v->n, v->entries ? "ptr" : "NULL");
+  for (size_t i = 0; i < v->n; i++) {
+    sb_addf(s, " ");
+    sb_blob(s, v->entries[i].name);
+    sb_addf(s, "=");
+    sb_blob(s, v->entries[i].value);
+  }
+}
+
+static void f_devlist(sb *s, const kj_device_list *d) {
+  if (!d)
+    return;
+  sb_addf(s, " user=");
+  sb_blob(s, d->user);
+  sb_addf(s, " ts=%lld phash=%d", (long long)d->timestamp, d->has_phash);
+  sb_blob(s, d->phash);
+  sb_addf(s, " n=%zu devices=%s", d->n, d->devices ? "ptr" : "NULL");
+  for (size_t i = 0; i < d->n; i++)
+    sb_addf(s, " (%u,%d,%u)", d->devices[i].device_id,
+            d->devices[i].has_key_index, d->devices[i].key_index);
+}
+
+static void f_token(sb *s, const kj_tc_token *t) {
+  if (!t)
+    return;
+  sb_addf(s, " ");
+  sb_blob(s, t->token);
+  sb_addf(s, " ts=%lld sender=%d,%lld", (long long)t->token_ts,
+          t->has_sender_ts, (long long)t->sender_ts);
+}
+
+static void f_record(sb *s, const kj_device_record *r) {
+  if (!r)
+    return;
+  const struct {
+    int has;
+    kj_blob v;
+  } opt[] = {{r->has_phone_jid, r->phone_jid},
+             {r->has_lid, r->lid},
+             {r->has_account, r->account},
+             {1, r->push_name},
+             {r->has_edge_routing, r->edge_routing},
+             {r->has_props_hash, r->props_hash}};
+  for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
+    sb_addf(s, " %d", opt[i].has);
+    sb_blob(s, opt[i].v);
+  }
+  sb_addf(s, " reg=%u spk=%u app=%u.%u.%u at=%lld ", r->registration_id,
+          r->signed_prekey_id, r->app_version[0], r->app_version[1],
+          r->app_version[2], (long long)r->app_version_fetched_at_ms);
+  const uint8_t *k[] = {r->noise_pub,         r->noise_priv,
+                        r->identity_pub,      r->identity_priv,
+                        r->signed_prekey_pub, r->signed_prekey_priv,
+                        r->adv_secret};
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+    sb_hex(s, k[i], 32);
+  sb_hex(s, r->signed_prekey_sig, 64);
+}
+
+static void f_ratchet(sb *s, const kj_ratchet_state *st) {
+  if (!st)
+    return;
+  sb_addf(s, " root=");
+  sb_hex(s, st->root_key, 32);
+  sb_addf(s, " send=%d", st->has_sending_chain);
+  sb_hex(s, st->sending_chain, 32);
+  sb_addf(s, " recv=%d", st->has_receiving_chain);
+  sb_hex(s, st->receiving_chain, 32);
+  sb_addf(s, " self=");
+  sb_hex(s, st->dh_self_secret, 32);
+  sb_addf(s, " remote=%d", st->has_dh_remote);
+  sb_hex(s, st->dh_remote, 32);
+  sb_addf(s, " ctr=%u,%u,%u n=%zu skipped=%s", st->msg_send, st->msg_recv,
+          st->prev_chain_len, st->n_skipped, st->skipped ? "ptr" : "NULL");
+  for (size_t i = 0; i < st->n_skipped; i++) {
+    sb_addf(s, " {");
+    sb_hex(s, st->skipped[i].public_key, 4);
+    sb_addf(s, ",%u,", st->skipped[i].msg_num);
+    sb_hex(s, st->skipped[i].message_key, 4);
+    sb_addf(s, ",%lld}", (long long)st->skipped[i].created_at);
+  }
+}
+
+static void f_u32s(sb *s, const kj_u32_list *l) {
+  if (!l)
+    return;
+  sb_addf(s, " n=%zu", l->n);
+  for (size_t i = 0; i < l->n; i++)
+    sb_addf(s, " %u", l->v[i]);
+}
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static void fill(uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(seed + i * 7);
+}
+
+static void make_record(kj_device_record *r, uint8_t seed) {
+  memset(r, 0, sizeof *r);
+  r->has_phone_jid = 1;
+  r->phone_jid = (kj_blob){(const uint8_t *)"123@s.whatsapp.net", 18};
+  r->has_lid = 1;
+  r->lid = (kj_blob){(const uint8_t *)"", 0}; /* present but empty */
+  r->registration_id = 4242u + seed;
+  fill(r->noise_pub, 32, seed);
+  fill(r->noise_priv, 32, seed + 1);
+  fill(r->identity_pub, 32, seed + 2);
+  fill(r->identity_priv, 32, seed + 3);
+  fill(r->signed_prekey_pub, 32, seed + 4);
+  fill(r->signed_prekey_priv, 32, seed + 5);
+  r->signed_prekey_id = 77;
+  fill(r->signed_prekey_sig, 64, seed + 6);
+  fill(r->adv_secret, 32, seed + 7);
+  r->has_account = 0;
+  r->push_name = (kj_blob){(const uint8_t *)"", 0};
+  r->app_version[0] = 2;
+  r->app_version[1] = 3000;
+  r->app_version[2] = UINT32_MAX;
+  r->app_version_fetched_at_ms = -5;
+  r->has_edge_routing = 1;
+  r->edge_routing = (kj_blob){(const uint8_t *)"\x00\x01\x02", 3};
+  r->has_props_hash = 0;
+}
+
+static kj_ratchet_state *make_state(size_t n, uint8_t seed) {
+  kj_ratchet_state *s = kj_ratchet_state_alloc(n);
+  if (!s)
+    abort();
+  fill(s->root_key, 32, seed);
+  s->has_sending_chain = 1;
+  fill(s->sending_chain, 32, seed + 1);
+  s->has_receiving_chain = 0;
+  fill(s->receiving_chain, 32, 0x55); /* absent: must read back as zeros */
+  fill(s->dh_self_secret, 32, seed + 2);
+  s->has_dh_remote = 1;
+  fill(s->dh_remote, 32, seed + 3);
+  s->msg_send = 3;
+  s->msg_recv = 9;
+  s->prev_chain_len = UINT32_MAX;
+  return s;
+}
+
+static void set_skipped(kj_skipped_key *k, uint8_t pk, uint32_t num,
+                        uint8_t mk) {
+  memset(k->public_key, pk, 32);
+  k->msg_num = num;
+  memset(k->message_key, mk, 32);
+  k->created_at = 123456; /* ignored on save */
+}
+
+static kj_backend *open_native(int64_t *clk) {
+  kj_options o;
+  tu_options(&o);
+  o.clock = test_clock;
+  o.clock_ctx = clk;
+  kj_backend *b = NULL;
+  char *em = NULL;
+  int rc = kj_backend_open(NULL, &o, &b, &em);
+  if (rc)
+    printf("# kj_backend_open: %d %s\n", rc, em ? em : "");
+  kj_free(em);
+  return b;
+}
+
+static kj_backend *open_sqlite(const char *path, int64_t *clk) {
+  kj_backend *b = NULL;
+  char *em = NULL;
+  int rc = kj_sqlite_open(path, 0, test_clock, clk, &b, &em);
+  if (rc)
+    printf("# kj_sqlite_open(%s): %d %s\n", path, rc, em ? em : "");
+  kj_free(em);
+  return b;
+}
+
+/* ---- part 1: every operation once ---------------------------------------- */
+
+#define A(s) (s), (sizeof(s) - 1)
+
+static void every_op(kj_backend *b, int64_t *clk, const char *what) {
+  uint32_t d1 = 0, d2 = 0;
+  is(kj_device_create(b, NULL, &d1), KJ_OK, "%s: create", what);
+  is(d1, 1, "%s: first slot is 1", what);
+  is(kj_device_create(b, NULL, &d2), KJ_OK, "%s: create again", what);
+  is(d2, 2, "%s: second slot is 2", what);
+  ok(!strcmp(kj_backend_name(b), "sqlite"), "%s: name", what);
+  ok(kj_backend_store(b) == NULL, "%s: no engine store", what);
+
+  /* signal */
+  uint8_t key[32], got[32];
+  fill(key, 32, 9);
+  memset(got, 0, sizeof got);
+  is(kj_identity_put(b, NULL, d1, A("alice"), key), KJ_OK, "%s: identity_put",
+     what);
+  ok(kj_identity_load(b, NULL, d1, A("alice"), got) == KJ_OK &&
+         !memcmp(got, key, 32),
+     "%s: identity_load returns the key", what);
+  is(kj_identity_load(b, NULL, d2, A("alice"), got), KJ_NOTFOUND,
+     "%s: identity invisible in another slot", what);
+  is(kj_identity_put(b, NULL, 9, A("alice"), key), KJ_NOTFOUND,
+     "%s: identity_put to a missing slot", what);
+  is(kj_identity_delete(b, NULL, d1, A("alice")), KJ_OK, "%s: identity_delete",
+     what);
+  is(kj_identity_load(b, NULL, d1, A("alice"), got), KJ_NOTFOUND,
+     "%s: identity gone", what);
+
+  void *rec = NULL;
+  size_t rlen = 0;
+  int has = -1;
+  is(kj_session_put(b, NULL, d1, A("bob"), A("sess1")), KJ_OK,
+     "%s: session_put", what);
+  ok(kj_session_get(b, NULL, d1, A("bob"), &rec, &rlen) == KJ_OK && rlen == 5 &&
+         !memcmp(rec, "sess1", 5),
+     "%s: session_get", what);
+  kj_free(rec);
+  ok(kj_session_has(b, NULL, d1, A("bob"), &has) == KJ_OK && has == 1,
+     "%s: session_has yes", what);
+  is(kj_session_delete(b, NULL, d1, A("bob")), KJ_OK, "%s: session_delete",
+     what);
+  ok(kj_session_has(b, NULL, d1, A("bob"), &has) == KJ_OK && has == 0,
+     "%s: session_has no", what);
+
+  kj_prekey_list *pl = NULL;
+  is(kj_prekey_store(b, NULL, d1, 10, A("pk10"), 0), KJ_OK, "%s: prekey_store",
+     what);
+  kj_prekey batch[3] = {{5, 0, {(const uint8_t *)"a", 1}},
+                        {20, 0, {(const uint8_t *)"b", 1}},
+                        {5, 0, {(const uint8_t *)"c", 1}}};
+  is(kj_prekey_store_batch(b, NULL, d1, batch, 3, 1), KJ_OK,
+     "%s: prekey_store_batch", what);
+  ok(kj_prekey_load(b, NULL, d1, 5, &pl) == KJ_OK && pl->n == 1 &&
+         pl->v[0].record.len == 1 && pl->v[0].record.p[0] == 'c' &&
+         pl->v[0].uploaded == 1,
+     "%s: prekey_load: the last duplicate won", what);
+  kj_free(pl);
+  uint32_t ids[] = {20, 99, 5, 20};
+  ok(kj_prekey_load_batch(b, NULL, d1, ids, 4, &pl) == KJ_OK && pl->n == 2 &&
+         pl->v[0].id == 5 && pl->v[1].id == 20,
+     "%s: prekey_load_batch: existing ids ascending, once", what);
+  kj_free(pl);
+  uint32_t up[] = {10, 11};
+  is(kj_prekey_mark_uploaded(b, NULL, d1, up, 2), KJ_OK,
+     "%s: prekey_mark_uploaded", what);
+  ok(kj_prekey_load(b, NULL, d1, 10, &pl) == KJ_OK && pl->v[0].uploaded == 1,
+     "%s: marked uploaded", what);
+  kj_free(pl);
+  is(kj_prekey_load(b, NULL, d1, 11, &pl), KJ_NOTFOUND,
+     "%s: mark_uploaded did not resurrect", what);
+  uint32_t mx = 0;
+  ok(kj_prekey_max_id(b, NULL, d1, &mx) == KJ_OK && mx == 20,
+     "%s: prekey_max_id", what);
+  is(kj_prekey_remove(b, NULL, d1, 20), KJ_OK, "%s: prekey_remove", what);
+  ok(kj_prekey_max_id(b, NULL, d1, &mx) == KJ_OK && mx == 10,
+     "%s: max after remove", what);
+  ok(kj_prekey_max_id(b, NULL, d2, &mx) == KJ_OK && mx == 0,
+     "%s: max of an empty slot is 0", what);
+
+  is(kj_signed_prekey_store(b, NULL, d1, 300, A("s300")), KJ_OK,
+     "%s: signed_prekey_store", what);
+  is(kj_signed_prekey_store(b, NULL, d1, 4, A("s4")), KJ_OK,
+     "%s: signed_prekey_store 2", what);
+  ok(kj_signed_prekey_load(b, NULL, d1, 4, &pl) == KJ_OK && pl->n == 1 &&
+         pl->v[0].uploaded == 0 && pl->v[0].record.len == 2,
+     "%s: signed_prekey_load", what);
+  kj_free(pl);
+  ok(kj_signed_prekey_load_all(b, NULL, d1, &pl) == KJ_OK && pl->n == 2 &&
+         pl->v[0].id == 4 && pl->v[1].id == 300,
+     "%s: signed_prekey_load_all numeric order", what);
+  kj_free(pl);
+  is(kj_signed_prekey_remove(b, NULL, d1, 4), KJ_OK, "%s: signed_prekey_remove",
+     what);
+  is(kj_signed_prekey_load(b, NULL, d1, 4, &pl), KJ_NOTFOUND,
+     "%s: signed pre-key gone", what);
+
+  is(kj_sender_key_put(b, NULL, d1, A("grp::bob"), A("skrec")), KJ_OK,
+     "%s: sender_key_put", what);
+  ok(kj_sender_key_get(b, NULL, d1, A("grp::bob"), &rec, &rlen) == KJ_OK &&
+         rlen == 5,
+     "%s: sender_key_get", what);
+  kj_free(rec);
+  is(kj_sender_key_delete(b, NULL, d1, A("grp::bob")), KJ_OK,
+     "%s: sender_key_delete", what);
+  is(kj_sender_key_get(b, NULL, d1, A("grp::bob"), &rec, &rlen), KJ_NOTFOUND,
+     "%s: sender key gone", what);
+
+  /* app-state sync */
+  kj_sync_key sk = {{(const uint8_t *)"kd", 2}, {(const uint8_t *)"", 0}, 900};
+  kj_sync_key *skp = NULL;
+  is(kj_sync_key_set(b, NULL, d1, A("idB"), &sk), KJ_OK, "%s: sync_key_set",
+     what);
+  sk.timestamp = 1;
+  is(kj_sync_key_set(b, NULL, d1, A("idA"), &sk), KJ_OK, "%s: sync_key_set 2",
+     what);
+  ok(kj_sync_key_get(b, NULL, d1, A("idA"), &skp) == KJ_OK &&
+         skp->timestamp == 1 && skp->fingerprint.p != NULL &&
+         skp->fingerprint.len == 0,
+     "%s: sync_key_get (empty fingerprint is a real pointer)", what);
+  kj_free(skp);
+  ok(kj_sync_key_latest(b, NULL, d1, &rec, &rlen) == KJ_OK && rlen == 3 &&
+         !memcmp(rec, "idA", 3),
+     "%s: sync_key_latest is the last set, not the newest timestamp", what);
+  kj_free(rec);
+  kj_sync_version *sv = NULL;
+  ok(kj_sync_version_get(b, NULL, d1, A("coll"), &sv) == KJ_OK &&
+         sv->version == 0 && sv->n == 0,
+     "%s: sync_version_get of unknown is the zero state", what);
+  kj_free(sv);
+  kj_sync_entry ents[2] = {
+      {{(const uint8_t *)"zz", 2}, {(const uint8_t *)"v", 1}},
+      {{(const uint8_t *)"a", 1}, {(const uint8_t *)"", 0}}};
+  kj_sync_version v = {.version = UINT64_MAX, .n = 2, .entries = ents};
+  memset(v.hash, 0xab, sizeof v.hash);
+  is(kj_sync_version_set(b, NULL, d1, A("coll"), &v), KJ_OK,
+     "%s: sync_version_set", what);
+  ok(kj_sync_version_get(b, NULL, d1, A("coll"), &sv) == KJ_OK &&
+         sv->version == UINT64_MAX && sv->n == 2 &&
+         sv->entries[0].name.len == 1 && sv->entries[1].name.len == 2 &&
+         sv->hash[127] == 0xab,
+     "%s: sync_version_get: u64 max and entries ascending", what);
+  kj_free(sv);
+  kj_mutation_mac macs[2] = {
+      {{(const uint8_t *)"i1", 2}, {(const uint8_t *)"v1", 2}},
+      {{(const uint8_t *)"i2", 2}, {(const uint8_t *)"v2", 2}}};
+  uint64_t ver = 0;
+  is(kj_mutation_mac_put(b, NULL, d1, A("coll"), 7, macs, 2), KJ_OK,
+     "%s: mutation_mac_put", what);
+  ok(kj_mutation_mac_get(b, NULL, d1, A("coll"), A("i2"), &rec, &rlen, &ver) ==
+             KJ_OK &&
+         ver == 7 && rlen == 2 && !memcmp(rec, "v2", 2),
+     "%s: mutation_mac_get", what);
+  kj_free(rec);
+  kj_blob del[1] = {{(const uint8_t *)"i2", 2}};
+  is(kj_mutation_mac_delete(b, NULL, d1, A("coll"), del, 1), KJ_OK,
+     "%s: mutation_mac_delete", what);
+  is(kj_mutation_mac_get(b, NULL, d1, A("coll"), A("i2"), &rec, &rlen, NULL),
+     KJ_NOTFOUND, "%s: mac gone", what);
+
+  /* protocol */
+  kj_blob_list *bl = NULL;
+  kj_blob jids[2] = {{(const uint8_t *)"j2", 2}, {(const uint8_t *)"j1", 2}};
+  is(kj_skdm_add(b, NULL, d1, A("g"), jids, 2), KJ_OK, "%s: skdm_add", what);
+  ok(kj_skdm_get(b, NULL, d1, A("g"), &bl) == KJ_OK && bl->n == 2 &&
+         bl->v[0].p[1] == '1',
+     "%s: skdm_get ascending", what);
+  kj_free(bl);
+  is(kj_skdm_clear(b, NULL, d1, A("g")), KJ_OK, "%s: skdm_clear", what);
+  ok(kj_skdm_get(b, NULL, d1, A("g"), &bl) == KJ_OK && bl->n == 0,
+     "%s: skdm empty after clear", what);
+  kj_free(bl);
+
+  kj_lid_mapping m = {{(const uint8_t *)"L1", 2},
+                      {(const uint8_t *)"P", 1},
+                      10,
+                      20,
+                      {(const uint8_t *)"s", 1}};
+  kj_lid_mapping_list *ll = NULL;
+  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put", what);
+  m.created_at = 99;
+  m.updated_at = 30;
+  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put update", what);
+  ok(kj_lid_get_by_lid(b, NULL, d1, A("L1"), &ll) == KJ_OK && ll->n == 1 &&
+         ll->v[0].created_at == 10 && ll->v[0].updated_at == 30,
+     "%s: lid_get_by_lid: update kept created_at", what);
+  kj_free(ll);
+  m.lid = (kj_blob){(const uint8_t *)"L0", 2};
+  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put L0", what);
+  ok(kj_lid_get_by_phone(b, NULL, d1, A("P"), &ll) == KJ_OK && ll->n == 1 &&
+         ll->v[0].lid.p[1] == '0',
+     "%s: lid_get_by_phone: tie goes to the smallest lid", what);
+  kj_free(ll);
+  ok(kj_lid_get_all(b, NULL, d1, &ll) == KJ_OK && ll->n == 2, "%s: lid_get_all",
+     what);
+  kj_free(ll);
+
+  int same = -1;
+  is(kj_base_key_save(b, NULL, d1, A("addr"), A("m1"), A("bk")), KJ_OK,
+     "%s: base_key_save", what);
+  ok(kj_base_key_has_same(b, NULL, d1, A("addr"), A("m1"), A("bk"), &same) ==
+             KJ_OK &&
+         same == 1,
+     "%s: base_key_has_same", what);
+  is(kj_base_key_delete(b, NULL, d1, A("addr"), A("m1")), KJ_OK,
+     "%s: base_key_delete", what);
+  ok(kj_base_key_has_same(b, NULL, d1, A("addr"), A("m1"), A("bk"), &same) ==
+             KJ_OK &&
+         same == 0,
+     "%s: base key gone", what);
+
+  kj_device_entry de[2] = {{9, 0, 0}, {3, 1, 44}};
+  kj_device_list dl = {{(const uint8_t *)"u", 1}, 5, 0, {NULL, 0}, 2, de};
+  kj_device_list *dlp = NULL;
+  is(kj_device_list_update(b, NULL, d1, &dl), KJ_OK, "%s: device_list_update",
+     what);
+  ok(kj_device_list_get(b, NULL, d1, A("u"), &dlp) == KJ_OK && dlp->n == 2 &&
+         dlp->devices[0].device_id == 9 && dlp->devices[1].key_index == 44 &&
+         !dlp->has_phash,
+     "%s: device_list_get keeps the given order", what);
+  kj_free(dlp);
+  is(kj_device_list_delete(b, NULL, d1, A("u")), KJ_OK,
+     "%s: device_list_delete", what);
+  is(kj_device_list_get(b, NULL, d1, A("u"), &dlp), KJ_NOTFOUND,
+     "%s: device list gone", what);
+
+  is(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p2")), KJ_OK,
+     "%s: mark_forget", what);
+  is(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p1")), KJ_OK,
+     "%s: mark_forget 2", what);
+  ok(kj_sender_key_consume_forget(b, NULL, d1, A("g"), &bl) == KJ_OK &&
+         bl->n == 2 && bl->v[0].p[1] == '1',
+     "%s: consume_forget ascending", what);
+  kj_free(bl);
+  ok(kj_sender_key_consume_forget(b, NULL, d1, A("g"), &bl) == KJ_OK &&
+         bl->n == 0,
+     "%s: consume_forget took them", what);
+  kj_free(bl);
+
+  kj_tc_token tok = {{(const uint8_t *)"tk", 2}, 100, 1, -7};
+  kj_tc_token *tp = NULL;
+  is(kj_tc_token_put(b, NULL, d1, A("jid1"), &tok), KJ_OK, "%s: tc_token_put",
+     what);
+  tok.token_ts = 300;
+  is(kj_tc_token_put(b, NULL, d1, A("jid2"), &tok), KJ_OK, "%s: tc_token_put 2",
+     what);
+  ok(kj_tc_token_get(b, NULL, d1, A("jid1"), &tp) == KJ_OK &&
+         tp->sender_ts == -7 && tp->has_sender_ts == 1,
+     "%s: tc_token_get", what);
+  kj_free(tp);
+  ok(kj_tc_token_all_jids(b, NULL, d1, &bl) == KJ_OK && bl->n == 2,
+     "%s: tc_token_all_jids", what);
+  kj_free(bl);
+  uint64_t removed = 0;
+  ok(kj_tc_token_delete_expired(b, NULL, d1, 200, &removed) == KJ_OK &&
+         removed == 1,
+     "%s: tc_token_delete_expired counts", what);
+  is(kj_tc_token_delete(b, NULL, d1, A("jid2")), KJ_OK, "%s: tc_token_delete",
+     what);
+  is(kj_tc_token_get(b, NULL, d1, A("jid2"), &tp), KJ_NOTFOUND,
+     "%s: token gone", what);
+
+  /* ratchet */
+  kj_ratchet_state *st = make_state(2, 1), *ld = NULL;
+  set_skipped(&st->skipped[0], 2, 1, 1);
+  set_skipped(&st->skipped[1], 1, 5, 1);
+  is(kj_ratchet_save(b, NULL, d1, A("conv"), st), KJ_OK, "%s: ratchet_save",
+     what);
+  *clk += 10500;
+  set_skipped(&st->skipped[0], 3, 0, 1); /* new; (1,5) stays */
+  is(kj_ratchet_save(b, NULL, d1, A("conv"), st), KJ_OK, "%s: ratchet_save 2",
+     what);
+  ok(kj_ratchet_load(b, NULL, d1, A("conv"), &ld) == KJ_OK &&
+         ld->n_skipped == 2 && ld->skipped[0].public_key[0] == 1 &&
+         ld->skipped[0].created_at == T0_MS / 1000 &&
+         ld->skipped[1].created_at == (T0_MS + 10500) / 1000 &&
+         ld->has_receiving_chain == 0 && ld->receiving_chain[0] == 0,
+     "%s: ratchet_load: kept key kept created_at, new one got now", what);
+  kj_free(ld);
+  int ex = -1;
+  ok(kj_ratchet_exists(b, NULL, d1, A("conv"), &ex) == KJ_OK && ex == 1,
+     "%s: ratchet_exists", what);
+  ok(kj_ratchet_cleanup_skipped(b, NULL, d1, 5, &removed) == KJ_OK &&
+         removed == 1,
+     "%s: ratchet_cleanup_skipped removed the old key", what);
+  is(kj_ratchet_delete(b, NULL, d1, A("conv")), KJ_OK, "%s: ratchet_delete",
+     what);
+  is(kj_ratchet_load(b, NULL, d1, A("conv"), &ld), KJ_NOTFOUND,
+     "%s: ratchet gone", what);
+  kj_free(st);
+
+  /* device store */
+  kj_device_record r, *rp = NULL;
+  make_record(&r, 3);
+  is(kj_device_load(b, NULL, d1, &rp), KJ_NOTFOUND,
+     "%s: device_load before save", what);
+  is(kj_device_save(b, NULL, d1, &r), KJ_OK, "%s: device_save", what);
+  ok(kj_device_load(b, NULL, d1, &rp) == KJ_OK && rp->has_lid &&
+         rp->lid.p != NULL && rp->lid.len == 0 && !rp->has_account &&
+         rp->account.p == NULL && rp->app_version[2] == UINT32_MAX &&
+         !memcmp(rp->signed_prekey_sig, r.signed_prekey_sig, 64),
+     "%s: device_load", what);
+  kj_free(rp);
+  is(kj_device_save(b, NULL, 7, &r), KJ_NOTFOUND,
+     "%s: device_save of a missing slot", what);
+  ok(kj_device_exists(b, NULL, d2, &ex) == KJ_OK && ex == 1,
+     "%s: device_exists", what);
+  kj_u32_list *ul = NULL;
+  ok(kj_device_list_ids(b, NULL, &ul) == KJ_OK && ul->n == 2 && ul->v[1] == 2,
+     "%s: device_list_ids", what);
+  kj_free(ul);
+  is(kj_session_put(b, NULL, d2, A("x"), A("y")), KJ_OK, "%s: a row in slot 2",
+     what);
+  is(kj_device_delete(b, NULL, d2), KJ_OK, "%s: device_delete", what);
+  ok(kj_session_has(b, NULL, d2, A("x"), &has) == KJ_OK && has == 0,
+     "%s: slot rows went with it", what);
+  uint32_t d3 = 0;
+  ok(kj_device_create(b, NULL, &d3) == KJ_OK && d3 == 3,
+     "%s: ids are never reused", what);
+
+  /* transactions */
+  kj_tx *t = NULL;
+  is(kj_tx_begin(b, &t), KJ_OK, "%s: tx_begin", what);
+  is(kj_session_put(b, t, d3, A("t1"), A("v")), KJ_OK, "%s: put in tx", what);
+  is(kj_tx_commit(t), KJ_OK, "%s: tx_commit", what);
+  ok(kj_session_has(b, NULL, d3, A("t1"), &has) == KJ_OK && has == 1,
+     "%s: committed", what);
+  is(kj_tx_begin(b, &t), KJ_OK, "%s: tx_begin 2", what);
+  is(kj_session_put(b, t, d3, A("t2"), A("v")), KJ_OK, "%s: put in tx 2", what);
+  kj_tx_rollback(t);
+  ok(kj_session_has(b, NULL, d3, A("t2"), &has) == KJ_OK && has == 0,
+     "%s: rolled back", what);
+}
+
+/* ---- part 2: what a file database has ------------------------------------ */
+
+static void exec_side(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  int r = sqlite3_open(path, &db);
+  if (r == SQLITE_OK)
+    r = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  if (r != SQLITE_OK)
+    printf("# side connection: %s\n", sqlite3_errmsg(db));
+  sqlite3_close(db);
+}
+
+static char *read_all(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  char *buf = malloc(4096);
+  *n = buf ? fread(buf, 1, 4096, f) : 0;
+  fclose(f);
+  return buf;
+}
+
+static void file_only(const char *dir) {
+  int64_t clk = T0_MS;
+  char *path = tu_path(dir, "ref.db");
+  kj_backend *b = open_sqlite(path, &clk);
+  ok(b != NULL, "file: open");
+  if (!b) {
+    free(path);
+    return;
+  }
+  uint32_t d = 0;
+  kj_device_create(b, NULL, &d);
+  is(kj_session_put(b, NULL, d, A("keep"), A("v")), KJ_OK, "file: a row");
+
+  /* snapshot copy */
+  char *cp = NULL;
+  is(kj_device_snapshot_copy(b, NULL, A("../evil/.x y"), A("EXTRA"), &cp),
+     KJ_OK, "file: snapshot_copy");
+  char *want = NULL;
+  if (cp) {
+    size_t wl = strlen(dir) + 64;
+    want = malloc(wl);
+    snprintf(want, wl, "%s/copies/_._evil_.x_y.db", dir);
+  }
+  ok(cp && want && !strcmp(cp, want),
+     "file: copy path is copies/<sanitised label>.db (%s)", cp ? cp : "");
+  if (cp) {
+    size_t xl = strlen(cp) + 8, n = 0;
+    char *x = malloc(xl);
+    snprintf(x, xl, "%s.extra", cp);
+    char *data = read_all(x, &n);
+    ok(data && n == 5 && !memcmp(data, "EXTRA", 5), "file: extra bytes");
+    free(data);
+    free(x);
+    int64_t c2 = T0_MS;
+    kj_backend *cb = open_sqlite(cp, &c2);
+    int has = 0;
+    ok(cb && kj_session_has(cb, NULL, d, A("keep"), &has) == KJ_OK && has == 1,
+       "file: the copy opens and holds the row");
+    kj_backend_close(cb);
+  }
+  char *cp2 = NULL;
+  is(kj_device_snapshot_copy(b, NULL, A("../evil/.x y"), NULL, 0, &cp2),
+     KJ_EEXIST, "file: same label again is KJ_EEXIST");
+  ok(cp2 == NULL, "file: no path on failure");
+  /* Inside a transaction the copy is the committed state. */
+  kj_tx *t = NULL;
+  kj_tx_begin(b, &t);
+  kj_session_put(b, t, d, A("uncommitted"), A("v"));
+  is(kj_device_snapshot_copy(b, t, NULL, 0, NULL, 0, &cp2), KJ_OK,
+     "file: snapshot_copy inside a tx");
+  kj_tx_rollback(t);
+  if (cp2) {
+    size_t pl = strlen(cp2);
+    ok(pl > 8 && !strcmp(cp2 + pl - 8, "/copy.db"),
+       "file: empty label is \"copy\"");
+    int64_t c2 = T0_MS;
+    kj_backend *cb = open_sqlite(cp2, &c2);
+    int has = 1;
+    ok(cb && kj_session_has(cb, NULL, d, A("uncommitted"), &has) == KJ_OK &&
+           has == 0,
+       "file: the copy does not hold the open tx's row");
+    kj_backend_close(cb);
+  }
+  free(cp);
+  free(cp2);
+  free(want);
+
+  /* A failing op (a trigger aborts the second insert of a batch) changes
+   * nothing, alone or inside a tx whose other work then commits. */
+  exec_side(path, "CREATE TRIGGER boom BEFORE INSERT ON prekeys"
+                  " WHEN NEW.id = 13 BEGIN SELECT RAISE(ABORT, 'boom'); END;");
+  kj_prekey batch[2] = {{12, 0, {(const uint8_t *)"a", 1}},
+                        {13, 0, {(const uint8_t *)"b", 1}}};
+  kj_prekey_list *pl = NULL;
+  int rc = kj_prekey_store_batch(b, NULL, d, batch, 2, 0);
+  ok(rc < 0, "file: batch made to fail fails (%d: %s)", rc,
+     kj_backend_errmsg(b));
+  is(kj_prekey_load(b, NULL, d, 12, &pl), KJ_NOTFOUND,
+     "file: failed batch stored nothing");
+  is(kj_tx_begin(b, &t), KJ_OK, "file: tx_begin");
+  is(kj_session_put(b, t, d, A("before"), A("v")), KJ_OK, "file: op in tx");
+  ok(kj_prekey_store_batch(b, t, d, batch, 2, 0) < 0,
+     "file: failing op in tx fails");
+  is(kj_session_put(b, t, d, A("after"), A("v")), KJ_OK,
+     "file: tx goes on after a failed op");
+  is(kj_tx_commit(t), KJ_OK, "file: commit");
+  int has = 0;
+  ok(kj_session_has(b, NULL, d, A("before"), &has) == KJ_OK && has == 1 &&
+         kj_session_has(b, NULL, d, A("after"), &has) == KJ_OK && has == 1,
+     "file: the tx's good ops committed");
+  is(kj_prekey_load(b, NULL, d, 12, &pl), KJ_NOTFOUND,
+     "file: the failed op left nothing in the tx");
+  exec_side(path, "DROP TRIGGER boom;");
+
+  /* A damaged row is KJ_ECORRUPT and leaves the output alone. */
+  uint8_t key[32], out[32];
+  fill(key, 32, 1);
+  memset(out, 0xee, sizeof out);
+  kj_identity_put(b, NULL, d, A("dmg"), key);
+  exec_side(path, "UPDATE identity_keys SET public_key=x'0102';");
+  is(kj_identity_load(b, NULL, d, A("dmg"), out), KJ_ECORRUPT,
+     "file: damaged identity key");
+  ok(out[0] == 0xee && out[31] == 0xee, "file: key_out untouched");
+
+  /* Reopen: rows and the slot counter survive. */
+  is(kj_backend_close(b), KJ_OK, "file: close");
+  b = open_sqlite(path, &clk);
+  ok(b && kj_session_has(b, NULL, d, A("keep"), &has) == KJ_OK && has == 1,
+     "file: reopened with the rows");
+  kj_device_delete(b, NULL, d);
+  uint32_t d2 = 0;
+  rc = kj_device_create(b, NULL, &d2);
+  ok(rc == KJ_OK && d2 == d + 1,
+     "file: the counter survived the reopen and a delete (%u)", d2);
+  /* The last id is held back, as native: the counter never wraps to 0. */
+  exec_side(path, "UPDATE meta SET value=4294967294"
+                  " WHERE name='next_device_id';");
+  rc = kj_device_create(b, NULL, &d2);
+  ok(rc == KJ_OK && d2 == UINT32_MAX - 1, "file: slot 2^32-2 (%d, %u)", rc, d2);
+  is(kj_device_create(b, NULL, &d2), KJ_ENOSPC,
+     "file: no slot 2^32-1: KJ_ENOSPC");
+  kj_backend_close(b);
+
+  /* memory: no copy */
+  b = open_sqlite(":memory:", &clk);
+  is(kj_device_snapshot_copy(b, NULL, A("x"), NULL, 0, &cp), KJ_EINVAL,
+     "memory: snapshot_copy is KJ_EINVAL");
+  kj_backend_close(b);
+  kj_backend *bad = NULL;
+  char *em = NULL;
+  char *nodir = tu_path(dir, "no/such/dir/x.db");
+  rc = kj_sqlite_open(nodir, 0, NULL, NULL, &bad, &em);
+  ok(rc == KJ_EIO && !bad && em,
+     "open in a missing directory: KJ_EIO with a message (%s)", em ? em : "");
+  kj_free(em);
+  free(nodir);
+  free(path);
+}
+
+/* ---- part 3: the differential script ------------------------------------ */
+
+typedef struct lines {
+  char **v;
+  size_t n, cap;
+} lines;
+
+static void emit(lines *l, sb *s) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 128;
+    l->v = realloc(l->v, l->cap * sizeof *l->v);
+    if (!l->v)
+      abort();
+  }
+  l->v[l->n++] = s->p ? s->p : strdup("");
+  memset(s, 0, sizeof *s);
+}
+
+static void lines_free(lines *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+}
+
+/* One result line: the call's name, its status and its outputs. */
+#define R(rc_, ...)                                                            \
+  do {                                                                         \
+    sb_addf(&s, "%s rc=%d", name, (rc_));                                      \
+    __VA_ARGS__;                                                               \
+    emit(out, &s);                                                             \
+  } while (0)
+
+#define CALL(label_) name = (label_)
+
+/* The script: the same calls, in the same order, whatever they return
+ * (the slot ids used are those of the script's own creates). */
+static void script(kj_backend *b, int64_t *clk, lines *out) {
+  sb s = {0};
+  const char *name;
+  int rc;
+  uint32_t c1 = 0, c2 = 0, c3 = 0, cx = 0;
+  void *v = NULL;
+  size_t vl = 0;
+  int flag = -1;
+  uint8_t key[32];
+  kj_prekey_list *pl = NULL;
+  kj_blob_list *bl = NULL;
+  kj_lid_mapping_list *ll = NULL;
+  kj_sync_key *sk = NULL;
+  kj_sync_version *sv = NULL;
+  kj_device_list *dl = NULL;
+  kj_tc_token *tk = NULL;
+  kj_device_record *dr = NULL;
+  kj_ratchet_state *rs = NULL;
+  kj_u32_list *ul = NULL;
+  uint32_t u32 = 0;
+  uint64_t u64 = 0;
+  kj_tx *t = NULL;
+
+#define OUTV() (!rc ? sb_hex(&s, v, vl) : (void)0), kj_free(v), v = NULL
+#define OUTL(f, p) f(&s, p), kj_free(p), p = NULL
+
+  CALL("create");
+  rc = kj_device_create(b, NULL, &c1);
+  R(rc, sb_addf(&s, " id=%u", c1));
+  rc = kj_device_create(b, NULL, &c2);
+  R(rc, sb_addf(&s, " id=%u", c2));
+  rc = kj_device_create(b, NULL, &c3);
+  R(rc, sb_addf(&s, " id=%u", c3));
+  CALL("list_ids");
+  rc = kj_device_list_ids(b, NULL, &ul);
+  R(rc, OUTL(f_u32s, ul));
+  CALL("exists");
+  uint32_t probe[] = {c1, 99, 0, UINT32_MAX};
+  for (size_t i = 0; i < 4; i++) {
+    rc = kj_device_exists(b, NULL, probe[i], &flag);
+    R(rc, sb_addf(&s, " %u:%d", probe[i], flag));
+  }
+  kj_device_record rec;
+  make_record(&rec, 5);
+  CALL("device_load");
+  rc = kj_device_load(b, NULL, c1, &dr);
+  R(rc, OUTL(f_record, dr));
+  CALL("device_save");
+  rc = kj_device_save(b, NULL, c1, &rec);
+  R(rc);
+  rc = kj_device_save(b, NULL, 0, &rec);
+  R(rc);
+  rc = kj_device_save(b, NULL, 99, &rec);
+  R(rc);
+  rec.has_account = 2; /* bad flag */
+  rc = kj_device_save(b, NULL, c1, &rec);
+  R(rc);
+  rec.has_account = 1;
+  rec.account = (kj_blob){(const uint8_t *)"acct", 4};
+  rec.has_props_hash = 1;
+  rec.props_hash = (kj_blob){(const uint8_t *)"ph", 2};
+  rc = kj_device_save(b, NULL, c2, &rec);
+  R(rc);
+  CALL("device_load");
+  rc = kj_device_load(b, NULL, c1, &dr);
+  R(rc, OUTL(f_record, dr));
+  rc = kj_device_load(b, NULL, c2, &dr);
+  R(rc, OUTL(f_record, dr));
+  rc = kj_device_load(b, NULL, 0, &dr);
+  R(rc, OUTL(f_record, dr));
+
+  /* identity */
+  fill(key, 32, 0x40);
+  CALL("identity_put");
+  rc = kj_identity_put(b, NULL, c1, A("alice"), key);
+  R(rc);
+  rc = kj_identity_put(b, NULL, 99, A("alice"), key);
+  R(rc);
+  rc = kj_identity_put(b, NULL, 0, A("alice"), key);
+  R(rc);
+  rc = kj_identity_put(b, NULL, c1, "alice", 0, key);
+  R(rc);
+  CALL("identity_load");
+  memset(key, 0, 32);
+  rc = kj_identity_load(b, NULL, c1, A("alice"), key);
+  R(rc, sb_hex(&s, key, 32));
+  rc = kj_identity_load(b, NULL, c2, A("alice"), key);
+  R(rc);
+  CALL("identity_delete");
+  rc = kj_identity_delete(b, NULL, c1, A("nobody"));
+  R(rc);
+  rc = kj_identity_delete(b, NULL, 99, A("nobody"));
+  R(rc);
+
+  /* sessions: "a" and "a\0" are different keys */
+  CALL("session_put");
+  rc = kj_session_put(b, NULL, c1, A("a"), A("rec-a"));
+  R(rc);
+  rc = kj_session_put(b, NULL, c1, "a\0", 2, A("rec-a0"));
+  R(rc);
+  rc = kj_session_put(b, NULL, c1, A("a"), "", 0);
+  R(rc);
+  CALL("session_get");
+  rc = kj_session_get(b, NULL, c1, A("a"), &v, &vl);
+  R(rc, OUTV());
+  rc = kj_session_get(b, NULL, c1, "a\0", 2, &v, &vl);
+  R(rc, OUTV());
+  rc = kj_session_get(b, NULL, c1, NULL, 1, &v, &vl);
+  R(rc, OUTV());
+  CALL("session_has");
+  rc = kj_session_has(b, NULL, c1, A("b"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  CALL("session_delete");
+  rc = kj_session_delete(b, NULL, c1, A("a"));
+  R(rc);
+  CALL("session_has");
+  rc = kj_session_has(b, NULL, c1, A("a"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+
+  /* pre-keys */
+  CALL("prekey_store");
+  rc = kj_prekey_store(b, NULL, c1, 5, A("five"), 0);
+  R(rc);
+  rc = kj_prekey_store(b, NULL, c1, UINT32_MAX, A("max"), 1);
+  R(rc);
+  rc = kj_prekey_store(b, NULL, c1, 6, A("six"), 2);
+  R(rc);
+  CALL("prekey_store_batch");
+  kj_prekey pb[3] = {{300, 0, {(const uint8_t *)"x", 1}},
+                     {7, 0, {(const uint8_t *)"y", 1}},
+                     {300, 0, {(const uint8_t *)"z", 1}}};
+  rc = kj_prekey_store_batch(b, NULL, c1, pb, 3, 1);
+  R(rc);
+  rc = kj_prekey_store_batch(b, NULL, 99, pb, 0, 1);
+  R(rc);
+  rc = kj_prekey_store_batch(b, NULL, c1, pb, 0, 1);
+  R(rc);
+  pb[1].record.len = 0;
+  rc = kj_prekey_store_batch(b, NULL, c1, pb, 3, 1);
+  R(rc);
+  CALL("prekey_load");
+  rc = kj_prekey_load(b, NULL, c1, 300, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  rc = kj_prekey_load(b, NULL, c1, 8, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  CALL("prekey_load_batch");
+  uint32_t lb[] = {UINT32_MAX, 8, 5, 300, 5, 0};
+  rc = kj_prekey_load_batch(b, NULL, c1, lb, 6, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  rc = kj_prekey_load_batch(b, NULL, c1, lb, 0, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  CALL("prekey_mark_uploaded");
+  uint32_t mu[] = {5, 8};
+  rc = kj_prekey_mark_uploaded(b, NULL, c1, mu, 2);
+  R(rc);
+  rc = kj_prekey_mark_uploaded(b, NULL, c3 + 100, mu, 2);
+  R(rc);
+  CALL("prekey_load_batch"); /* 5 is marked, 8 stays absent */
+  rc = kj_prekey_load_batch(b, NULL, c1, mu, 2, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  CALL("prekey_max_id");
+  rc = kj_prekey_max_id(b, NULL, c1, &u32);
+  R(rc, sb_addf(&s, " %u", u32));
+  CALL("prekey_remove");
+  rc = kj_prekey_remove(b, NULL, c1, UINT32_MAX);
+  R(rc);
+  CALL("prekey_max_id");
+  rc = kj_prekey_max_id(b, NULL, c1, &u32);
+  R(rc, sb_addf(&s, " %u", u32));
+  rc = kj_prekey_max_id(b, NULL, c2, &u32);
+  R(rc, sb_addf(&s, " %u", u32));
+
+  /* signed pre-keys and sender keys */
+  CALL("signed_prekey_store");
+  rc = kj_signed_prekey_store(b, NULL, c1, 256, A("s256"));
+  R(rc);
+  rc = kj_signed_prekey_store(b, NULL, c1, 1, A("s1"));
+  R(rc);
+  rc = kj_signed_prekey_store(b, NULL, c1, 2, A("s2"));
+  R(rc);
+  CALL("signed_prekey_remove");
+  rc = kj_signed_prekey_remove(b, NULL, c1, 2);
+  R(rc);
+  CALL("signed_prekey_load_all");
+  rc = kj_signed_prekey_load_all(b, NULL, c1, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  rc = kj_signed_prekey_load_all(b, NULL, 77, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  CALL("signed_prekey_load");
+  rc = kj_signed_prekey_load(b, NULL, c1, 256, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  rc = kj_signed_prekey_load(b, NULL, c1, 2, &pl);
+  R(rc, OUTL(f_prekeys, pl));
+  CALL("sender_key");
+  rc = kj_sender_key_put(b, NULL, c1, A("g1::s"), A("sk"));
+  R(rc);
+  rc = kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl);
+  R(rc, OUTV());
+  rc = kj_sender_key_delete(b, NULL, c1, A("g1::s"));
+  R(rc);
+  rc = kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl);
+  R(rc, OUTV());
+
+  /* app-state sync */
+  CALL("sync_key_latest");
+  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
+  R(rc, OUTV());
+  CALL("sync_key_set");
+  kj_sync_key key1 = {
+      {(const uint8_t *)"data1", 5}, {(const uint8_t *)"f", 1}, 500};
+  kj_sync_key key2 = {{(const uint8_t *)"data2", 5}, {NULL, 0}, -1};
+  rc = kj_sync_key_set(b, NULL, c1, A("k-new"), &key1);
+  R(rc);
+  rc = kj_sync_key_set(b, NULL, c1, A("k-old"), &key2);
+  R(rc);
+  rc = kj_sync_key_set(b, NULL, 99, A("k-x"), &key2);
+  R(rc);
+  CALL("sync_key_latest");
+  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
+  R(rc, OUTV());
+  CALL("sync_key_get");
+  rc = kj_sync_key_get(b, NULL, c1, A("k-old"), &sk);
+  R(rc, OUTL(f_sync_key, sk));
+  rc = kj_sync_key_get(b, NULL, c1, A("k-new"), &sk);
+  R(rc, OUTL(f_sync_key, sk));
+  rc = kj_sync_key_get(b, NULL, c2, A("k-new"), &sk);
+  R(rc, OUTL(f_sync_key, sk));
+  CALL("sync_version_get");
+  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
+  R(rc, OUTL(f_version, sv));
+  CALL("sync_version_set");
+  kj_sync_entry ents[3] = {
+      {{(const uint8_t *)"mm", 2}, {(const uint8_t *)"1", 1}},
+      {{(const uint8_t *)"m", 1}, {(const uint8_t *)"", 0}},
+      {{(const uint8_t *)"\xff", 1}, {(const uint8_t *)"3", 1}}};
+  kj_sync_version ver = {.version = 42, .n = 3, .entries = ents};
+  memset(ver.hash, 0x11, sizeof ver.hash);
+  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
+  R(rc);
+  CALL("sync_version_get");
+  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
+  R(rc, OUTL(f_version, sv));
+  CALL("sync_version_set");
+  ver.n = 0;
+  ver.version = 43;
+  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
+  R(rc);
+  CALL("sync_version_get");
+  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
+  R(rc, OUTL(f_version, sv));
+  CALL("sync_version_set");
+  ents[2].name = ents[0].name; /* a name given twice */
+  ver.n = 3;
+  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
+  R(rc);
+  CALL("mutation_mac_put");
+  kj_mutation_mac macs[3] = {
+      {{(const uint8_t *)"ix1", 3}, {(const uint8_t *)"va", 2}},
+      {{(const uint8_t *)"ix2", 3}, {(const uint8_t *)"vb", 2}},
+      {{(const uint8_t *)"ix1", 3}, {(const uint8_t *)"vc", 2}}};
+  rc = kj_mutation_mac_put(b, NULL, c1, A("critical"), UINT64_MAX - 1, macs, 3);
+  R(rc);
+  rc = kj_mutation_mac_put(b, NULL, 0, A("critical"), 1, macs, 0);
+  R(rc);
+  CALL("mutation_mac_get");
+  rc = kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix1"), &v, &vl, &u64);
+  R(rc, sb_addf(&s, " ver=%llu", (unsigned long long)u64), OUTV());
+  CALL("mutation_mac_delete");
+  kj_blob md[2] = {{(const uint8_t *)"ix2", 3}, {(const uint8_t *)"nope", 4}};
+  rc = kj_mutation_mac_delete(b, NULL, c1, A("critical"), md, 2);
+  R(rc);
+  CALL("mutation_mac_get");
+  rc = kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix2"), &v, &vl, NULL);
+  R(rc, OUTV());
+
+  /* protocol */
+  CALL("skdm_add");
+  kj_blob sj[3] = {{(const uint8_t *)"dev2", 4},
+                   {(const uint8_t *)"dev10", 5},
+                   {(const uint8_t *)"dev2", 4}};
+  rc = kj_skdm_add(b, NULL, c1, A("grp"), sj, 3);
+  R(rc);
+  rc = kj_skdm_add(b, NULL, 99, A("grp"), sj, 0);
+  R(rc);
+  CALL("skdm_get");
+  rc = kj_skdm_get(b, NULL, c1, A("grp"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_skdm_get(b, NULL, c1, A("unknown"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+  CALL("skdm_clear");
+  rc = kj_skdm_clear(b, NULL, c1, A("grp"));
+  R(rc);
+  CALL("skdm_get");
+  rc = kj_skdm_get(b, NULL, c1, A("grp"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+
+  CALL("lid_put");
+  kj_lid_mapping lm = {{(const uint8_t *)"lidB", 4},
+                       {(const uint8_t *)"+1", 2},
+                       100,
+                       200,
+                       {(const uint8_t *)"", 0}};
+  rc = kj_lid_put(b, NULL, c1, &lm);
+  R(rc);
+  lm.lid = (kj_blob){(const uint8_t *)"lidC", 4};
+  lm.updated_at = 250;
+  rc = kj_lid_put(b, NULL, c1, &lm);
+  R(rc);
+  lm.lid = (kj_blob){(const uint8_t *)"lidA", 4};
+  lm.updated_at = 250;
+  lm.source = (kj_blob){(const uint8_t *)"usync", 5};
+  rc = kj_lid_put(b, NULL, c1, &lm);
+  R(rc);
+  CALL("lid_get_by_phone");
+  rc = kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll);
+  R(rc, OUTL(f_lids, ll));
+  CALL("lid_put");
+  lm.phone = (kj_blob){(const uint8_t *)"+2", 2};
+  lm.created_at = -1;
+  lm.updated_at = 10;
+  rc = kj_lid_put(b, NULL, c1, &lm); /* lidA moves to +2 */
+  R(rc);
+  CALL("lid_get_by_phone");
+  rc = kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll);
+  R(rc, OUTL(f_lids, ll));
+  rc = kj_lid_get_by_phone(b, NULL, c1, A("+3"), &ll);
+  R(rc, OUTL(f_lids, ll));
+  CALL("lid_get_by_lid");
+  rc = kj_lid_get_by_lid(b, NULL, c1, A("lidA"), &ll);
+  R(rc, OUTL(f_lids, ll));
+  rc = kj_lid_get_by_lid(b, NULL, c1, A("lidZ"), &ll);
+  R(rc, OUTL(f_lids, ll));
+  CALL("lid_get_all");
+  rc = kj_lid_get_all(b, NULL, c1, &ll);
+  R(rc, OUTL(f_lids, ll));
+  rc = kj_lid_get_all(b, NULL, c2, &ll);
+  R(rc, OUTL(f_lids, ll));
+
+  CALL("base_key");
+  rc = kj_base_key_save(b, NULL, c1, A("ad"), A("msg"), A("base"));
+  R(rc);
+  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("bas"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_base_key_has_same(b, NULL, c1, A("a"), A("dmsg"), A("base"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_base_key_delete(b, NULL, c1, A("ad"), A("msg"));
+  R(rc);
+  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+
+  CALL("device_list");
+  kj_device_entry de[3] = {{7, 1, 0}, {1, 0, 99}, {UINT32_MAX, 1, 3}};
+  kj_device_list dlr = {{(const uint8_t *)"user", 4}, -9, 1,
+                        {(const uint8_t *)"", 0},     3,  de};
+  rc = kj_device_list_update(b, NULL, c1, &dlr);
+  R(rc);
+  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
+  R(rc, OUTL(f_devlist, dl));
+  dlr.has_phash = 0;
+  dlr.n = 0;
+  rc = kj_device_list_update(b, NULL, c1, &dlr);
+  R(rc);
+  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
+  R(rc, OUTL(f_devlist, dl));
+  rc = kj_device_list_delete(b, NULL, c1, A("user"));
+  R(rc);
+  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
+  R(rc, OUTL(f_devlist, dl));
+
+  CALL("forget");
+  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pz"));
+  R(rc);
+  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa"));
+  R(rc);
+  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa"));
+  R(rc);
+  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp2"), A("pq"));
+  R(rc);
+  rc = kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_sender_key_consume_forget(b, NULL, 99, A("grp"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+
+  CALL("tc_token");
+  kj_tc_token tt = {{(const uint8_t *)"T1", 2}, 100, 0, 555};
+  rc = kj_tc_token_put(b, NULL, c1, A("j1"), &tt);
+  R(rc);
+  tt.token_ts = 200;
+  tt.has_sender_ts = 1;
+  rc = kj_tc_token_put(b, NULL, c1, A("j2"), &tt);
+  R(rc);
+  tt.token_ts = INT64_MIN;
+  rc = kj_tc_token_put(b, NULL, c1, A("j0"), &tt);
+  R(rc);
+  rc = kj_tc_token_get(b, NULL, c1, A("j1"), &tk);
+  R(rc, OUTL(f_token, tk));
+  rc = kj_tc_token_all_jids(b, NULL, c1, &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_tc_token_delete_expired(b, NULL, c1, 150, &u64);
+  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
+  rc = kj_tc_token_delete_expired(b, NULL, 99, 150, &u64);
+  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
+  rc = kj_tc_token_all_jids(b, NULL, c1, &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_tc_token_delete(b, NULL, c1, A("j2"));
+  R(rc);
+  rc = kj_tc_token_get(b, NULL, c1, A("j2"), &tk);
+  R(rc, OUTL(f_token, tk));
+
+  /* ratchet: created_at from the clock, kept keys keep it */
+  CALL("ratchet");
+  kj_ratchet_state *st = make_state(4, 9);
+  set_skipped(&st->skipped[0], 0xbb, 2, 1);
+  set_skipped(&st->skipped[1], 0xaa, 70000, 2);
+  set_skipped(&st->skipped[2], 0xaa, 3, 3);
+  set_skipped(&st->skipped[3], 0xbb, 2, 4); /* duplicate: last wins */
+  rc = kj_ratchet_save(b, NULL, c1, A("conv"), st);
+  R(rc);
+  *clk += 61999; /* 61.999 s later */
+  set_skipped(&st->skipped[0], 0xcc, 1, 5);
+  set_skipped(&st->skipped[1], 0xaa, 3, 6); /* kept, new message key */
+  st->n_skipped = 3;
+  rc = kj_ratchet_save(b, NULL, c1, A("conv"), st);
+  R(rc);
+  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
+  R(rc, OUTL(f_ratchet, rs));
+  rc = kj_ratchet_exists(b, NULL, c1, A("conv"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, 30, &u64);
+  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
+  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, -1, &u64);
+  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
+  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, INT64_MAX, &u64);
+  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
+  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
+  R(rc, OUTL(f_ratchet, rs));
+  st->n_skipped = 0;
+  rc = kj_ratchet_save(b, NULL, c1, A("conv2"), st);
+  R(rc);
+  rc = kj_ratchet_load(b, NULL, c1, A("conv2"), &rs);
+  R(rc, OUTL(f_ratchet, rs));
+  rc = kj_ratchet_save(b, NULL, 99, A("conv"), st);
+  R(rc);
+  rc = kj_ratchet_delete(b, NULL, c1, A("conv"));
+  R(rc);
+  rc = kj_ratchet_exists(b, NULL, c1, A("conv"), &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
+  R(rc, OUTL(f_ratchet, rs));
+
+  /* a transaction that commits, with a NOTFOUND and an EINVAL inside */
+  CALL("tx1");
+  rc = kj_tx_begin(b, &t);
+  R(rc);
+  rc = kj_session_put(b, t, c2, A("in-tx"), A("v1"));
+  R(rc);
+  rc = kj_identity_put(b, t, 99, A("x"), key);
+  R(rc);
+  rc = kj_prekey_store(b, t, c2, 1, "", 0, 0);
+  R(rc);
+  rc = kj_sender_key_mark_forget(b, t, c2, A("g"), A("p"));
+  R(rc);
+  rc = kj_sender_key_consume_forget(b, t, c2, A("g"), &bl);
+  R(rc, OUTL(f_blobs, bl));
+  rc = kj_session_get(b, t, c2, A("in-tx"), &v, &vl);
+  R(rc, OUTV());
+  rc = kj_tx_commit(t);
+  R(rc);
+  rc = kj_session_get(b, NULL, c2, A("in-tx"), &v, &vl);
+  R(rc, OUTV());
+
+  /* a transaction that rolls back: a create, a delete, writes */
+  CALL("tx2");
+  rc = kj_tx_begin(b, &t);
+  R(rc);
+  rc = kj_device_create(b, t, &cx);
+  R(rc, sb_addf(&s, " id=%u", cx));
+  rc = kj_session_put(b, t, c2, A("rolled"), A("v"));
+  R(rc);
+  rc = kj_device_delete(b, t, c1);
+  R(rc);
+  rc = kj_device_exists(b, t, c1, &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_session_get(b, t, c2, A("rolled"), &v, &vl);
+  R(rc, OUTV());
+  kj_tx_rollback(t);
+  rc = kj_session_get(b, NULL, c2, A("rolled"), &v, &vl);
+  R(rc, OUTV());
+  rc = kj_device_exists(b, NULL, c1, &flag);
+  R(rc, sb_addf(&s, " %d", flag));
+  rc = kj_device_create(b, NULL, &cx);
+  R(rc, sb_addf(&s, " id=%u", cx));
+
+  /* slot deletion */
+  CALL("delete");
+  rc = kj_device_delete(b, NULL, c1);
+  R(rc);
+  rc = kj_device_delete(b, NULL, c1);
+  R(rc);
+  rc = kj_device_delete(b, NULL, 0);
+  R(rc);
+  rc = kj_prekey_max_id(b, NULL, c1, &u32);
+  R(rc, sb_addf(&s, " %u", u32));
+  rc = kj_lid_get_all(b, NULL, c1, &ll);
+  R(rc, OUTL(f_lids, ll));
+  rc = kj_device_load(b, NULL, c1, &dr);
+  R(rc, OUTL(f_record, dr));
+  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
+  R(rc, OUTV());
+  rc = kj_session_put(b, NULL, c1, A("a"), A("v"));
+  R(rc);
+  rc = kj_device_create(b, NULL, &cx);
+  R(rc, sb_addf(&s, " id=%u", cx));
+  rc = kj_device_list_ids(b, NULL, &ul);
+  R(rc, OUTL(f_u32s, ul));
+  rc = kj_device_snapshot_copy(b, NULL, A("x"), NULL, 0, NULL);
+  R(rc);
+  rc = kj_device_snapshot_copy(b, NULL, NULL, 3, NULL, 0, NULL);
+  R(rc);
+  kj_free(st);
+  (void)c3;
+}
+
+static void differential(void) {
+  int64_t clk_n = T0_MS, clk_s = T0_MS;
+  kj_backend *nb = open_native(&clk_n);
+  kj_backend *qb = open_sqlite(":memory:", &clk_s);
+  ok(nb && qb, "differential: both backends open");
+  if (!nb || !qb) {
+    kj_backend_close(nb);
+    kj_backend_close(qb);
+    return;
+  }
+  lines ln = {0}, lq = {0};
+  script(nb, &clk_n, &ln);
+  script(qb, &clk_s, &lq);
+  is(lq.n, ln.n, "differential: same number of results");
+  ok(ln.n >= 100, "differential: %zu operations", ln.n);
+  size_t n = ln.n < lq.n ? ln.n : lq.n, mismatches = 0;
+  int show = getenv("KJ_DIFF_SHOW") != NULL; /* every result, for debugging */
+  for (size_t i = 0; i < n; i++) {
+    if (show)
+      printf("# %zu %s\n", i, ln.v[i]);
+    int same = !strcmp(ln.v[i], lq.v[i]);
+    if (!same) {
+      mismatches++;
+      ok(0, "differential op %zu: %.60s", i, ln.v[i]);
+      printf("#   native: %s\n#   sqlite: %s\n", ln.v[i], lq.v[i]);
+    }
+  }
+  is(mismatches, 0, "differential: every status and output agrees (%zu ops)",
+     n);
+  lines_free(&ln);
+  lines_free(&lq);
+  is(kj_backend_close(nb), KJ_OK, "differential: close native");
+  is(kj_backend_close(qb), KJ_OK, "differential: close sqlite");
+}
+
+int main(void) {
+  int64_t clk = T0_MS;
+  kj_backend *b = open_sqlite(":memory:", &clk);
+  ok(b != NULL, "memory: open");
+  if (b) {
+    every_op(b, &clk, "memory");
+    is(kj_backend_close(b), KJ_OK, "memory: close");
+  }
+  char *dir = tu_mkdtemp();
+  ok(dir != NULL, "temp dir");
+  if (dir) {
+    char *path = tu_path(dir, "every.db");
+    clk = T0_MS;
+    b = open_sqlite(path, &clk);
+    ok(b != NULL, "file: open");
+    if (b) {
+      every_op(b, &clk, "file");
+      is(kj_backend_close(b), KJ_OK, "file: close");
+    }
+    free(path);
+    file_only(dir);
+    tu_rmrf(dir);
+    free(dir);
+  }
+  differential();
+  return tap_done();
+}

@@ -1,0 +1,300 @@
+/*
+ * tests/test_workload.c - the oracle's workload generator and differential
+ * runner (oracle/workload.c, oracle/runner.c): workloads are deterministic
+ * in their seed, the two mixes together use every domain operation, two
+ * native backends never diverge, and a deliberately wrong backend (a
+ * native one whose session_get corrupts some records) is caught and shrunk
+ * to a small reproducer that still diverges. When KJ_TEST_SQLITE_FACTORY
+ * is built in (the SQLite reference exists), a native-vs-SQLite run is
+ * reported as a diagnostic too.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keyjournal.h"
+#include "keyjournal/sys/backend.h"
+#include "oracle.h"
+#include "tap.h"
+#include "testutil.h"
+
+/* ---- factories ---------------------------------------------------------- */
+
+static int native_factory(void *ctx, kj_backend **out) {
+  (void)ctx;
+  kj_options o;
+  char *em = NULL;
+  tu_options(&o);
+  o.clock = kj_oracle_clock;
+  o.clock_ctx = NULL;
+  int rc = kj_backend_open(NULL, &o, out, &em);
+  if (rc != KJ_OK)
+    fprintf(stderr, "# native open: %s\n", em ? em : "?");
+  kj_free(em);
+  return rc;
+}
+
+/* A native backend whose session_get flips the first byte of records
+ * whose length is 3 mod 7. The native backend's function table is patched
+ * in place (its struct kj_backend is embedded first in its own struct, so
+ * the native functions still get their own object). */
+static int (*real_session_get)(kj_backend *, kj_tx *, uint32_t, const void *,
+                               size_t, void **, size_t *);
+static unsigned long bad_hits;
+
+static int bad_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, void **rec,
+                           size_t *rlen) {
+  int rc = real_session_get(b, t, dev, addr, alen, rec, rlen);
+  if (rc == KJ_OK && *rlen % 7 == 3) {
+    ((uint8_t *)*rec)[0] ^= 0x40;
+    bad_hits++;
+  }
+  return rc;
+}
+
+static int bad_factory(void *ctx, kj_backend **out) {
+  int rc = native_factory(ctx, out);
+  if (rc != KJ_OK)
+    return rc;
+  real_session_get = (*out)->signal.session_get;
+  (*out)->signal.session_get = bad_session_get;
+  return KJ_OK;
+}
+
+#ifdef KJ_TEST_SQLITE_FACTORY
+static int sqlite_factory(void *ctx, kj_backend **out) {
+  (void)ctx;
+  char *em = NULL;
+  int rc = kj_sqlite_open(":memory:", 0, kj_oracle_clock, NULL, out, &em);
+  if (rc != KJ_OK)
+    fprintf(stderr, "# sqlite open: %s\n", em ? em : "?");
+  kj_free(em);
+  return rc;
+}
+#endif
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static void describe_all(const kj_workload *w, kj_obuf *out) {
+  for (size_t i = 0; i < w->n; i++) {
+    kj_wop_describe(kj_workload_op(w, i), out);
+    kj_obuf_add(out, "\n", 1);
+  }
+}
+
+static int same(const kj_obuf *a, const kj_obuf *b) {
+  return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
+}
+
+/* The op count of "shrunk reproducer: N op(s)" in a report, or -1. */
+static long shrunk_len(const kj_obuf *r) {
+  if (!r->p)
+    return -1;
+  const char *s = strstr((const char *)r->p, "shrunk reproducer: ");
+  return s ? strtol(s + strlen("shrunk reproducer: "), NULL, 10) : -1;
+}
+
+static void diag_report(const kj_obuf *r) {
+  if (!r->len)
+    return;
+  const char *p = (const char *)r->p;
+  while (*p) {
+    const char *e = strchr(p, '\n');
+    int n = e ? (int)(e - p) : (int)strlen(p);
+    printf("# %.*s\n", n > 400 ? 400 : n, p);
+    if (!e)
+      break;
+    p = e + 1;
+  }
+}
+
+/* ---- tests ----------------------------------------------------------------
+ */
+
+static void test_determinism(void) {
+  for (int mix = 0; mix < 2; mix++) {
+    kj_workload w1, w2, w3;
+    kj_obuf d1 = {0}, d2 = {0}, d3 = {0};
+    is(kj_workload_gen(42, 400, (kj_mix)mix, &w1), KJ_OK, "gen mix %d", mix);
+    is(kj_workload_gen(42, 400, (kj_mix)mix, &w2), KJ_OK, "gen again");
+    is(kj_workload_gen(43, 400, (kj_mix)mix, &w3), KJ_OK, "gen other seed");
+    is(w1.n, 400, "mix %d: n ops", mix);
+    describe_all(&w1, &d1);
+    describe_all(&w2, &d2);
+    describe_all(&w3, &d3);
+    ok(d1.len > 400 * 10 && same(&d1, &d2),
+       "mix %d: same seed, same workload text", mix);
+    ok(!same(&d1, &d3), "mix %d: different seed, different workload", mix);
+
+    /* A subset keeps exactly the chosen ops. */
+    uint8_t *keep = calloc(w1.n, 1);
+    kj_workload s;
+    for (size_t i = 0; i < w1.n; i += 3)
+      keep[i] = 1;
+    is(kj_workload_subset(&w1, keep, &s), KJ_OK, "subset");
+    kj_obuf a = {0}, b = {0};
+    for (size_t i = 0, j = 0; i < w1.n; i++)
+      if (keep[i]) {
+        kj_wop_describe(kj_workload_op(&w1, i), &a);
+        kj_wop_describe(kj_workload_op(&s, j++), &b);
+      }
+    ok(s.n == (w1.n + 2) / 3 && same(&a, &b),
+       "mix %d: subset holds the kept ops", mix);
+    kj_obuf_free(&a);
+    kj_obuf_free(&b);
+    kj_workload_free(&s);
+    free(keep);
+    kj_obuf_free(&d1);
+    kj_obuf_free(&d2);
+    kj_obuf_free(&d3);
+    kj_workload_free(&w1);
+    kj_workload_free(&w2);
+    kj_workload_free(&w3);
+  }
+}
+
+static void test_coverage(void) {
+  int nk = kj_wop_nkinds();
+  unsigned long *cnt = calloc((size_t)nk, sizeof *cnt);
+  unsigned long real_sessions = 0, real_total = 0;
+  for (int mix = 0; mix < 2; mix++) {
+    kj_workload w;
+    is(kj_workload_gen(7 + (uint64_t)mix, 5000, (kj_mix)mix, &w), KJ_OK,
+       "gen 5000");
+    for (size_t i = 0; i < w.n; i++) {
+      int k = kj_wop_kind(kj_workload_op(&w, i));
+      if (k >= 0 && k < nk)
+        cnt[k]++;
+      if (mix == 0) {
+        real_total++;
+        real_sessions += !strncmp(kj_wop_kind_name(k), "kj_session_", 11);
+      }
+    }
+    kj_workload_free(&w);
+  }
+  int missing = 0;
+  for (int k = 0; k < nk; k++)
+    if (!cnt[k]) {
+      missing++;
+      printf("# never generated: %s\n", kj_wop_kind_name(k));
+    }
+  ok(nk >= 60, "every domain operation has a kind (%d)", nk);
+  is(missing, 0, "every op kind appears in a realistic+adversarial sample");
+  ok(real_sessions * 100 >= real_total * 35,
+     "session ops dominate the realistic mix (%lu of %lu)", real_sessions,
+     real_total);
+  free(cnt);
+}
+
+/* Applying an op directly: outputs and created slot ids are written. */
+static void test_apply(void) {
+  kj_backend *b = NULL;
+  kj_workload w;
+  uint32_t slots[KJ_WORKLOAD_MAX_SLOTS];
+  size_t nslots = 0;
+  kj_obuf res = {0}, d1 = {0}, d2 = {0};
+  is(native_factory(NULL, &b), KJ_OK, "open native");
+  is(kj_workload_gen(5, 200, KJ_MIX_REALISTIC, &w), KJ_OK, "gen");
+  int in_tx = 0;
+  for (size_t i = 0; i < w.n; i++)
+    if (kj_wop_is_begin(kj_workload_op(&w, i)))
+      in_tx = 1;
+    else if (kj_wop_is_commit(kj_workload_op(&w, i)) ||
+             kj_wop_is_rollback(kj_workload_op(&w, i)))
+      in_tx = 0;
+    else if (!in_tx)
+      kj_wop_apply(kj_workload_op(&w, i), b, NULL, slots, &nslots, &res);
+  ok(nslots >= 2 && slots[0] == 1 && slots[1] == 2,
+     "device creates fill slots[] (%zu)", nslots);
+  ok(res.p && strstr((char *)res.p, "kj_device_create rc=0 id=1\n") &&
+         strstr((char *)res.p, "kj_session_put rc=0\n"),
+     "apply writes status texts");
+  kj_workload_dump(b, slots, nslots, &d1);
+  kj_workload_dump(b, slots, nslots, &d2);
+  ok(d1.len > 1000 && same(&d1, &d2), "dump is stable (%zu bytes)", d1.len);
+  ok(strstr((char *)d1.p, "kj_session_get rc=0 rec=") != NULL,
+     "dump shows stored sessions");
+  kj_obuf_free(&res);
+  kj_obuf_free(&d1);
+  kj_obuf_free(&d2);
+  kj_workload_free(&w);
+  is(kj_backend_close(b), KJ_OK, "close");
+}
+
+static void test_native_vs_native(void) {
+  static const uint64_t seeds[] = {1, 2, 3, 0xdeadbeef};
+  for (int mix = 0; mix < 2; mix++)
+    for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+      kj_workload w;
+      kj_diff_result r;
+      is(kj_workload_gen(seeds[s], 500, (kj_mix)mix, &w), KJ_OK, "gen");
+      is(kj_diff_run(&w, native_factory, NULL, native_factory, NULL, 50, 1, &r),
+         KJ_OK, "run");
+      ok(!r.diverged && r.ops_run == 500,
+         "native vs native, mix %d seed %llu: no divergence (%zu ops)", mix,
+         (unsigned long long)seeds[s], r.ops_run);
+      diag_report(&r.report);
+      kj_obuf_free(&r.report);
+      kj_workload_free(&w);
+    }
+}
+
+static void test_divergent(void) {
+  kj_workload w;
+  kj_diff_result r;
+  is(kj_workload_gen(11, 500, KJ_MIX_REALISTIC, &w), KJ_OK, "gen");
+  bad_hits = 0;
+  is(kj_diff_run(&w, native_factory, NULL, bad_factory, NULL, 50, 1, &r), KJ_OK,
+     "run against a wrong backend");
+  ok(r.diverged, "the divergence is detected");
+  ok(r.op_index < 500, "at op %zu", r.op_index);
+  ok(bad_hits > 0, "the wrong backend did corrupt records (%lu)", bad_hits);
+  long len = shrunk_len(&r.report);
+  ok(len >= 1 && len <= 5, "shrunk to a small reproducer (%ld ops)", len);
+  ok(r.report.p && !strstr((char *)r.report.p, "NO LONGER DIVERGES") &&
+         strstr((char *)r.report.p, "diverges at step") &&
+         strstr((char *)r.report.p, "kj_session_put(b, t, slot[") &&
+         strstr((char *)r.report.p, "seed 11"),
+     "the reproducer still diverges and names seed and op");
+  diag_report(&r.report);
+  kj_obuf_free(&r.report);
+
+  /* Without shrinking: the report is there, no reproducer. */
+  is(kj_diff_run(&w, native_factory, NULL, bad_factory, NULL, 0, 0, &r), KJ_OK,
+     "run without shrinking");
+  ok(r.diverged && shrunk_len(&r.report) == -1,
+     "diverges, nothing shrunk without shrink");
+  kj_obuf_free(&r.report);
+  kj_workload_free(&w);
+}
+
+#ifdef KJ_TEST_SQLITE_FACTORY
+static void test_native_vs_sqlite(void) {
+  for (int mix = 0; mix < 2; mix++) {
+    kj_workload w;
+    kj_diff_result r;
+    kj_workload_gen(100 + (uint64_t)mix, 500, (kj_mix)mix, &w);
+    int rc =
+        kj_diff_run(&w, native_factory, NULL, sqlite_factory, NULL, 50, 1, &r);
+    printf("# native vs sqlite mix %d: rc=%d diverged=%d\n", mix, rc,
+           r.diverged);
+    diag_report(&r.report);
+    kj_obuf_free(&r.report);
+    kj_workload_free(&w);
+  }
+}
+#endif
+
+int main(void) {
+  test_determinism();
+  test_coverage();
+  test_apply();
+  test_native_vs_native();
+  test_divergent();
+#ifdef KJ_TEST_SQLITE_FACTORY
+  test_native_vs_sqlite();
+#endif
+  return tap_done();
+}
