@@ -321,7 +321,11 @@ typedef struct kj_stats {
   uint64_t snapshot_raw_bytes; /* its serialised size before compression */
   uint64_t snapshots_written;  /* by this handle */
   uint64_t snapshot_usec;      /* time the last one took to write */
-  uint64_t snapshot_failures;  /* automatic snapshots that failed */
+  /* Automatic snapshots that failed. The commit that triggered one still
+   * succeeded (it was durable first); a failure after the snapshot file
+   * was renamed, or while rolling the journal, poisons the handle, so the
+   * next write returns KJ_EPOISONED and kj_store_errmsg() says why. */
+  uint64_t snapshot_failures;
 } kj_stats;
 
 #define KJ_STATS_INIT                                                          \
