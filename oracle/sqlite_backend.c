@@ -84,9 +84,6 @@
 
 #include "oracle.h"
 
-/* The longest sanitised snapshot label (keyjournal/device.h). */
-#define LABEL_MAX 64
-
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY,"
     " value INTEGER NOT NULL);"
@@ -1838,24 +1835,6 @@ static int d_delete(kj_backend *kb, kj_tx *t, uint32_t id) {
                 exec(op.b, "DELETE FROM devices WHERE id=?1", ARGS(AI(id))));
 }
 
-/* keyjournal/device.h, exactly as src/native/device.c: [A-Za-z0-9._-]
- * kept, any other byte '_', a leading '.' '_', at most LABEL_MAX bytes,
- * empty -> "copy". */
-static void sanitise_label(const uint8_t *l, size_t n, char *out) {
-  size_t m = n < LABEL_MAX ? n : LABEL_MAX;
-  for (size_t i = 0; i < m; i++) {
-    uint8_t c = l[i];
-    int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    out[i] = keep ? (char)c : '_';
-  }
-  out[m] = '\0';
-  if (m == 0)
-    strcpy(out, "copy");
-  else if (out[0] == '.')
-    out[0] = '_';
-}
-
 static int errno_status(int err) {
   return err == ENOSPC || err == EDQUOT ? KJ_ENOSPC
          : err == ENOMEM                ? KJ_ENOMEM
@@ -1915,9 +1894,10 @@ static int d_snapshot_copy(kj_backend *kb, kj_tx *t, const void *label,
   const char *dir = slash ? file : ".";
   if (slash && dlen == 0)
     dlen = 1; /* a database in "/" */
-  char name[LABEL_MAX + 1];
-  sanitise_label(label, llen, name);
-  size_t cap = dlen + sizeof "/copies/" + LABEL_MAX + sizeof ".db.extra";
+  char name[KJ_COPY_LABEL_MAX + 1];
+  kj_backend_copy_label(label, llen, name);
+  size_t cap =
+      dlen + sizeof "/copies/" + KJ_COPY_LABEL_MAX + sizeof ".db.extra";
   copies = malloc(cap);
   copy = malloc(cap);
   xpath = malloc(cap);

@@ -35,6 +35,23 @@ static inline uint64_t kj_get64(const uint8_t *p) {
   return v;
 }
 
+/* 16 lower-case hex digits at p (file names: FORMAT.md section 1): 1 and
+ * *out, or 0 for anything else. */
+static inline int kj_parse_hex16(const char *p, uint64_t *out) {
+  uint64_t v = 0;
+  for (int i = 0; i < 16; i++) {
+    char c = p[i];
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                     : -1;
+    if (d < 0)
+      return 0;
+    v = (v << 4) | (uint64_t)d;
+  }
+  *out = v;
+  return 1;
+}
+
 #define KJ_VARINT_MAX 10
 
 /* Append v as LEB128 at p; returns bytes written (1..10). */

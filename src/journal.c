@@ -67,21 +67,8 @@ static void seg_path(const char *dir, uint64_t segno, const char *suffix,
 
 /* Parse "journal-<16 hex>.kjl"; 1 on success. */
 static int parse_seg_name(const char *name, uint64_t *segno) {
-  if (strlen(name) != 8 + 16 + 4 || strncmp(name, "journal-", 8) ||
-      strcmp(name + 24, ".kjl"))
-    return 0;
-  uint64_t v = 0;
-  for (int i = 8; i < 24; i++) {
-    char c = name[i];
-    int d = (c >= '0' && c <= '9')   ? c - '0'
-            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                     : -1;
-    if (d < 0)
-      return 0;
-    v = (v << 4) | (uint64_t)d;
-  }
-  *segno = v;
-  return 1;
+  return strlen(name) == 8 + 16 + 4 && !strncmp(name, "journal-", 8) &&
+         !strcmp(name + 24, ".kjl") && kj_parse_hex16(name + 8, segno);
 }
 
 static const char *cause(void) { return errno ? strerror(errno) : "failed"; }

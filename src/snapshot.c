@@ -41,21 +41,8 @@ void kj_snapshot_name(uint64_t seq, char *out, size_t len) {
 }
 
 int kj_snapshot_parse_name(const char *name, uint64_t *seq) {
-  if (strlen(name) != 9 + 16 + 4 || strncmp(name, "snapshot-", 9) ||
-      strcmp(name + 25, ".kjs"))
-    return 0;
-  uint64_t v = 0;
-  for (int i = 9; i < 25; i++) {
-    char c = name[i];
-    int d = (c >= '0' && c <= '9')   ? c - '0'
-            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                     : -1;
-    if (d < 0)
-      return 0;
-    v = (v << 4) | (uint64_t)d;
-  }
-  *seq = v;
-  return 1;
+  return strlen(name) == 9 + 16 + 4 && !strncmp(name, "snapshot-", 9) &&
+         !strcmp(name + 25, ".kjs") && kj_parse_hex16(name + 9, seq);
 }
 
 static const char *cause(void) { return errno ? strerror(errno) : "failed"; }

@@ -16,19 +16,6 @@
 
 #include "native.h"
 
-/* Sync keys are secrets: wipe transient copies before freeing. */
-static void free_wiped(void *p, size_t n) {
-  if (p)
-    sodium_memzero(p, n);
-  kj_free(p);
-}
-
-static void wbuf_free_wiped(kj_wbuf *w) {
-  if (w->p)
-    sodium_memzero(w->p, w->cap);
-  kj_w_free(w);
-}
-
 static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                    void **v, size_t *vlen) {
   nat_op op;
@@ -246,7 +233,7 @@ static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
     enc_latest(&w, key_id, idlen);
     rc = nat_put_w(&op, NT_SYNC_LATEST, &k, &w);
   }
-  wbuf_free_wiped(&w);
+  nat_wbuf_free_wiped(&w);
   return nat_end(&op, rc);
 }
 
@@ -260,7 +247,7 @@ static int n_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   rc = dec_sync_key(v, vlen, out);
-  free_wiped(v, vlen);
+  nat_free_wiped(v, vlen);
   return rc;
 }
 

@@ -20,9 +20,6 @@
 
 static const char META_NEXT_ID[] = "next_device_id";
 
-/* The longest sanitised label (keyjournal/device.h). */
-#define LABEL_MAX 64
-
 /* kj_get() hands back NULL for an empty value, and even NULL + 0 is
  * undefined: give the reader an empty buffer instead. */
 static void r_init(kj_rbuf *r, const void *p, size_t n) {
@@ -339,25 +336,6 @@ static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
 
 /* ---- the debugging copy ----------------------------------------------- */
 
-/* keyjournal/device.h: [A-Za-z0-9._-] kept, any other byte '_', a leading
- * '.' '_' (so neither "." nor ".." nor a hidden name), at most LABEL_MAX
- * bytes, empty -> "copy". With no '/' and no leading '.', the result
- * always names an entry directly inside copies/. */
-static void sanitise_label(const uint8_t *l, size_t n, char *out) {
-  size_t m = n < LABEL_MAX ? n : LABEL_MAX;
-  for (size_t i = 0; i < m; i++) {
-    uint8_t c = l[i];
-    int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    out[i] = keep ? (char)c : '_';
-  }
-  out[m] = '\0';
-  if (m == 0)
-    strcpy(out, "copy");
-  else if (out[0] == '.')
-    out[0] = '_';
-}
-
 static int errno_status(int err) {
   return err == ENOSPC || err == EDQUOT ? KJ_ENOSPC
          : err == ENOMEM                ? KJ_ENOMEM
@@ -436,10 +414,10 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   size_t dlen = strlen(dir);
   while (dlen > 1 && dir[dlen - 1] == '/')
     dlen--;
-  char name[LABEL_MAX + 1];
-  sanitise_label(label, llen, name);
+  char name[KJ_COPY_LABEL_MAX + 1];
+  kj_backend_copy_label(label, llen, name);
 
-  size_t cap = dlen + sizeof "/copies/" + LABEL_MAX + 1;
+  size_t cap = dlen + sizeof "/copies/" + KJ_COPY_LABEL_MAX + 1;
   char *copies = malloc(cap), *copy = malloc(cap);
   rc = copies && copy ? KJ_OK : KJ_ENOMEM;
   if (!rc) {

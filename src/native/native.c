@@ -3,6 +3,7 @@
  * transactions, and the per-operation transaction and row helpers that the
  * store files (signal.c, appsync.c, ...) build on.
  */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,18 @@ int nat_end(nat_op *op, int rc) {
   else
     kj_txn_commit(op->txn); /* ends a read-only transaction */
   return rc;
+}
+
+void nat_free_wiped(void *p, size_t n) {
+  if (p)
+    sodium_memzero(p, n);
+  kj_free(p);
+}
+
+void nat_wbuf_free_wiped(kj_wbuf *w) {
+  if (w->p)
+    sodium_memzero(w->p, w->cap);
+  kj_w_free(w);
 }
 
 int64_t nat_now_ms(nat_op *op) { return kj_store_clock(op->s); }

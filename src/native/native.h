@@ -93,6 +93,10 @@ int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
                    uint64_t *n);
 
+/* Free a value or a writer that held key material, wiping it first. */
+void nat_free_wiped(void *p, size_t n);
+void nat_wbuf_free_wiped(kj_wbuf *w);
+
 /* The ops tables, filled by each store's native file. */
 void nat_signal_ops(kj_signal_ops *ops);
 void nat_appsync_ops(kj_appsync_ops *ops);

@@ -18,19 +18,6 @@
 /* Returned by a scan callback to stop early; not a status code. */
 #define SCAN_STOP 1000
 
-/* Row values hold key material: wipe transient copies before freeing. */
-static void free_wiped(void *p, size_t n) {
-  if (p)
-    sodium_memzero(p, n);
-  kj_free(p);
-}
-
-static void wbuf_free_wiped(kj_wbuf *w) {
-  if (w->p)
-    sodium_memzero(w->p, w->cap);
-  kj_w_free(w);
-}
-
 /* "rest: record": every byte left is the record, 1..KJ_MAX_RECORD. */
 static int dec_rest_record(kj_rbuf *r, const uint8_t **rec, size_t *rlen) {
   size_t n = (size_t)(r->end - r->p);
@@ -84,7 +71,7 @@ static int take_record(void *v, size_t vlen, void **rec, size_t *rlen) {
   size_t n;
   int rc = dec_record(v, vlen, &p, &n);
   if (rc) {
-    free_wiped(v, vlen);
+    nat_free_wiped(v, vlen);
     return rc;
   }
   memmove(v, p, n);
@@ -128,11 +115,11 @@ static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc) {
-    wbuf_free_wiped(w);
+    nat_wbuf_free_wiped(w);
     return rc;
   }
   rc = nat_put_w(&op, table, k, w);
-  wbuf_free_wiped(w);
+  nat_wbuf_free_wiped(w);
   return nat_end(&op, rc);
 }
 
@@ -185,7 +172,7 @@ static void pkb_init(pk_builder *pb) {
 
 static void pkb_free(pk_builder *pb) {
   free(pb->items);
-  wbuf_free_wiped(&pb->bytes);
+  nat_wbuf_free_wiped(&pb->bytes);
 }
 
 static int pkb_add(pk_builder *pb, uint32_t id, int uploaded,
@@ -257,7 +244,7 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   pk_builder pb;
   pkb_init(&pb);
   rc = add(&pb, id, v, vlen);
-  free_wiped(v, vlen);
+  nat_free_wiped(v, vlen);
   if (!rc)
     rc = pkb_finish(&pb, out);
   pkb_free(&pb);
@@ -290,7 +277,7 @@ static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
   /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
   uint8_t key[KJ_IDENTITY_KEY_BYTES];
   rc = dec_identity(v, vlen, key);
-  free_wiped(v, vlen);
+  nat_free_wiped(v, vlen);
   if (!rc)
     memcpy(key_out, key, sizeof key);
   sodium_memzero(key, sizeof key);
@@ -341,7 +328,7 @@ static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
   const uint8_t *rec;
   size_t n;
   rc = dec_record(v, vlen, &rec, &n);
-  free_wiped(v, vlen);
+  nat_free_wiped(v, vlen);
   if (!rc)
     *has = 1;
   return rc;
@@ -382,7 +369,7 @@ static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
     enc_prekey(&w, uploaded, keys[i].record.p, keys[i].record.len);
     rc = nat_put_w(&op, NT_PREKEY, &k, &w);
   }
-  wbuf_free_wiped(&w);
+  nat_wbuf_free_wiped(&w);
   return nat_end(&op, rc);
 }
 
@@ -445,7 +432,7 @@ static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
     }
     if (!rc) {
       rc = pkb_add_prekey(&pb, s[i], v, vlen);
-      free_wiped(v, vlen);
+      nat_free_wiped(v, vlen);
     }
   }
   rc = nat_end(&op, rc);
@@ -478,7 +465,7 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
     kj_w_init(&w);
     enc_prekey(&w, 1, (const uint8_t *)"resurrected", 11);
     rc = nat_put_w(op, NT_PREKEY, &k, &w);
-    wbuf_free_wiped(&w);
+    nat_wbuf_free_wiped(&w);
     return rc;
   }
 #endif
@@ -495,9 +482,9 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
     kj_w_init(&w);
     enc_prekey(&w, 1, rec, rlen);
     rc = nat_put_w(op, NT_PREKEY, &k, &w);
-    wbuf_free_wiped(&w);
+    nat_wbuf_free_wiped(&w);
   }
-  free_wiped(v, vlen);
+  nat_free_wiped(v, vlen);
   return rc;
 }
 

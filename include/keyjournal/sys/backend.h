@@ -215,6 +215,17 @@ struct kj_backend {
 #define KJ_BACKEND_INIT                                                        \
   { .version = KJ_BACKEND_VERSION }
 
+/* Longest sanitised copy label. */
+#define KJ_COPY_LABEL_MAX 64u
+
+/* The label rule of kj_device_snapshot_copy (keyjournal/device.h), for
+ * every backend: bytes other than [A-Za-z0-9._-] become '_', a leading '.'
+ * becomes '_' (so neither "." nor ".." nor a hidden name), at most
+ * KJ_COPY_LABEL_MAX bytes, empty -> "copy". The result never contains '/'
+ * and so always names an entry directly inside copies/. out holds
+ * KJ_COPY_LABEL_MAX + 1 bytes and is NUL-terminated. */
+void kj_backend_copy_label(const void *label, size_t llen, char *out);
+
 #ifdef __cplusplus
 }
 #endif
