@@ -45,7 +45,10 @@ for bug in $bugs; do
     want=1
     what="KJ_BUG_$bug is caught"
   fi
-  if [ "$rc" -eq "$want" ]; then
+  if [ "$want" -eq 1 ] && ! grep -q '^reproduce: keyjournal oracle --seed' "$tmp/out"; then
+    echo "not ok $n - $what: no reproducer command printed"
+    failed=$((failed + 1))
+  elif [ "$rc" -eq "$want" ]; then
     echo "ok $n - $what ($last)"
   else
     echo "not ok $n - $what (exit $rc, want $want)"

@@ -104,6 +104,22 @@ int cli_oracle(int argc, char **argv) {
     cli_kj_error("oracle", "campaign", rc, NULL);
     return CLI_EXIT_FAIL;
   }
+  if (c.divergences) {
+    /* The campaign is deterministic for a seed (kills aside), and workload
+     * i uses seed + i: "seed=S" in a line above reproduces one workload
+     * with --seed S --workloads 1. */
+    char crash[32];
+    if (c.crash_all)
+      snprintf(crash, sizeof crash, "all");
+    else if (c.crash_sample)
+      snprintf(crash, sizeof crash, "sample:%zu", c.crash_sample);
+    else
+      snprintf(crash, sizeof crash, "none");
+    printf("reproduce: keyjournal oracle --seed %" PRIu64
+           " --workloads %zu --ops %zu --crash %s --sync %s --kill %zu\n",
+           c.seed, c.workloads, c.ops, crash, c.normal ? "normal" : "full",
+           c.kills);
+  }
   printf("oracle: %" PRIu64 " ops, %" PRIu64 " crash points, %" PRIu64
          " kills, %" PRIu64 " divergences\n",
          c.ops_run, c.crash_points, c.kills_run, c.divergences);
