@@ -269,7 +269,11 @@ static int take_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
 /* Parse what is complete in pb. KJ_OK (maybe waiting for more) or a
  * status with e filled. */
 static int parse(parser *ps, const char *name, kj_errbuf *e) {
-  const uint8_t *p = ps->pb, *end = ps->pb + ps->len;
+  /* Nothing buffered yet (a chunk can decompress to no bytes): pb is still
+   * NULL, and NULL + 0 is undefined, so parse an empty array instead. */
+  static const uint8_t none[1] = {0};
+  const uint8_t *base = ps->pb ? ps->pb : none;
+  const uint8_t *p = base, *end = base + ps->len;
   int r;
   if (ps->stage == 0) {
     if (end - p < 1 + KJ_TAG_BYTES + 1)
@@ -327,13 +331,16 @@ static int parse(parser *ps, const char *name, kj_errbuf *e) {
   }
   if (ps->stage == 2 && p != end)
     return kj_err(e, KJ_ECORRUPT, "%s: bytes after the last row", name);
-  size_t used = (size_t)(p - ps->pb);
-  memmove(ps->pb, p, ps->len - used);
+  size_t used = (size_t)(p - base);
+  if (used)
+    memmove(ps->pb, p, ps->len - used);
   ps->len -= used;
   return KJ_OK;
 }
 
 static int append(parser *ps, const uint8_t *b, size_t n) {
+  if (!n)
+    return KJ_OK;
   if (ps->len + n > ps->cap) {
     size_t cap = ps->cap ? ps->cap : 1u << 16;
     while (cap < ps->len + n)

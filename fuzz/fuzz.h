@@ -1,0 +1,57 @@
+/*
+ * fuzz/fuzz.h - shared pieces of the libFuzzer harnesses: a data provider
+ * that turns the fuzz input into typed choices (deterministically, never
+ * reading past the input: an exhausted provider yields zeros and empty
+ * strings), the fixed key every target uses, and small file-system helpers
+ * (temporary directory, whole-file write/read, recursive removal). Nothing
+ * here touches library internals.
+ */
+#ifndef KJ_FUZZ_H
+#define KJ_FUZZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fz_provider {
+  const uint8_t *p;
+  size_t left;
+} fz_provider;
+
+void fz_init(fz_provider *fp, const uint8_t *data, size_t size);
+size_t fz_remaining(const fz_provider *fp);
+uint8_t fz_u8(fz_provider *fp);
+uint32_t fz_u32(fz_provider *fp);
+uint64_t fz_u64(fz_provider *fp);
+int fz_bool(fz_provider *fp);
+/* A value in [lo, hi] (lo <= hi), from as few bytes as the range needs. */
+uint64_t fz_range(fz_provider *fp, uint64_t lo, uint64_t hi);
+/* Up to n bytes (fewer when the input runs out); *got is the count. The
+ * returned pointer points into the input (valid while it is). */
+const uint8_t *fz_bytes(fz_provider *fp, size_t n, size_t *got);
+/* A length in [0, max] then that many bytes (truncated at the end). */
+const uint8_t *fz_lbytes(fz_provider *fp, size_t max, size_t *got);
+/* Every remaining byte. */
+const uint8_t *fz_rest(fz_provider *fp, size_t *got);
+
+/* Make libsodium's randombytes deterministic (a splitmix64 stream) and
+ * restart the stream from seed: call first thing in every test, so store
+ * ids, nonces and secretstream headers - and so every file a harness
+ * builds - are the same on every run of the same input. */
+void fz_random_reset(uint64_t seed);
+
+/* The fixed 32-byte raw key of every target. */
+extern const uint8_t fz_key[32];
+
+/* Create a fresh directory under $TMPDIR (or /tmp); abort() on failure,
+ * which is a harness problem, not a finding. Returns a malloc'd path. */
+char *fz_mkdtemp(void);
+/* dir/name; malloc'd. */
+char *fz_join(const char *dir, const char *name);
+/* Write (create/truncate) dir/name with n bytes; 0 or -1. */
+int fz_write_file(const char *dir, const char *name, const void *p, size_t n);
+/* Read a whole file; malloc'd (free with free), NULL on failure. */
+uint8_t *fz_read_file(const char *path, size_t *n);
+/* rm -rf path (does not follow symbolic links). */
+void fz_rmrf(const char *path);
+
+#endif

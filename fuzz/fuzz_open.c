@@ -1,0 +1,272 @@
+/*
+ * fuzz/fuzz_open.c - libFuzzer target for opening a store from untrusted
+ * files (doc/FORMAT.md sections 3-6): kj_store_open, read-only then
+ * read-write, must return a status for any directory content, never crash,
+ * leak or hang. The first input byte picks a mode:
+ *   0  raw: the input is a container of file bodies (header, segment 1,
+ *      optional segment 2 and snapshot), so every byte of every file is
+ *      fuzzed; it rarely gets past the header's key check.
+ *   1  real header: a fresh store (deterministic randomness, fixed key)
+ *      supplies a valid keyjournal.hdr, and the input supplies segment 1
+ *      and an optional snapshot, so the segment and frame parsers are hit.
+ *   2  build and damage: the input drives a real store (puts, deletes,
+ *      syncs, checkpoints), then damages its files (xor, set, truncate,
+ *      append, remove) before reopening - deep coverage of recovery,
+ *      authentication and snapshot loading.
+ * Owns only its temporary directory, removed before returning.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dirent.h>
+
+#include "fuzz.h"
+#include "keyjournal.h"
+
+#define SEG1 "journal-0000000000000001.kjl"
+#define SEG2 "journal-0000000000000002.kjl"
+#define HDR "keyjournal.hdr"
+
+static int64_t fixed_clock(void *ctx) {
+  (void)ctx;
+  return 1700000000000;
+}
+
+static void base_options(kj_options *o) {
+  memset(o, 0, sizeof *o);
+  o->version = KJ_OPTIONS_VERSION;
+  o->key = fz_key;
+  o->clock = fixed_clock;
+  o->segment_bytes = 4096;
+  o->snapshot_threshold = UINT64_MAX;
+}
+
+static int count_row(void *arg, const void *key, size_t klen, const void *val,
+                     size_t vlen) {
+  (void)key;
+  (void)val;
+  *(uint64_t *)arg += klen + vlen;
+  return 0;
+}
+
+/* Open dir read-only, then read-write, then read-only again; on success
+ * read every table through the public API. */
+static void try_open(const char *dir) {
+  for (int pass = 0; pass < 3; pass++) {
+    kj_options o;
+    base_options(&o);
+    o.mode = KJ_OPEN_EXISTING;
+    o.read_only = pass != 1;
+    kj_store *s = NULL;
+    char *em = NULL;
+    int rc = kj_store_open(dir, &o, &s, &em);
+    if (getenv("FZ_VERBOSE")) /* replay aid: what each open returned */
+      fprintf(stderr, "fuzz_open: pass %d: %d %s\n", pass, rc, em ? em : "");
+    kj_free(em);
+    if (rc != KJ_OK) {
+      if (s)
+        abort(); /* a failed open must not hand out a handle */
+      continue;
+    }
+    uint64_t sum = 0;
+    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+      (void)kj_scan_range(s, NULL, t, NULL, 0, NULL, 0, count_row, &sum);
+    kj_stats st = {.version = KJ_STATS_VERSION};
+    (void)kj_store_stats(s, &st);
+    (void)kj_store_close(s);
+  }
+}
+
+static void mode_raw(fz_provider *fp, const char *dir) {
+  uint8_t flags = fz_u8(fp);
+  size_t n;
+  const uint8_t *p = fz_lbytes(fp, 256, &n);
+  if (!(flags & 0x10))
+    (void)fz_write_file(dir, HDR, p, n);
+  p = fz_lbytes(fp, 16384, &n);
+  (void)fz_write_file(dir, SEG1, p, n);
+  if (flags & 1) {
+    char name[64];
+    snprintf(name, sizeof name, "snapshot-%016llx.kjs",
+             (unsigned long long)fz_range(fp, 0, 255));
+    p = fz_lbytes(fp, 16384, &n);
+    (void)fz_write_file(dir, name, p, n);
+  }
+  if (flags & 2) {
+    p = fz_rest(fp, &n);
+    (void)fz_write_file(dir, SEG2, p, n);
+  }
+  try_open(dir);
+}
+
+static int create_store(const char *dir, kj_sync sync, kj_store **s) {
+  kj_options o;
+  base_options(&o);
+  o.sync = sync;
+  o.mode = KJ_OPEN_CREATE_NEW;
+  char *em = NULL;
+  int rc = kj_store_open(dir, &o, s, &em);
+  kj_free(em);
+  return rc;
+}
+
+static void mode_real_header(fz_provider *fp, const char *dir) {
+  kj_store *s = NULL;
+  if (create_store(dir, KJ_SYNC_OFF, &s) != KJ_OK)
+    abort();
+  (void)kj_store_close(s);
+  uint8_t flags = fz_u8(fp);
+  size_t n;
+  const uint8_t *p = fz_lbytes(fp, 16384, &n);
+  (void)fz_write_file(dir, SEG1, p, n);
+  if (flags & 1) {
+    char name[64];
+    snprintf(name, sizeof name, "snapshot-%016llx.kjs",
+             (unsigned long long)fz_range(fp, 0, 255));
+    p = fz_rest(fp, &n);
+    (void)fz_write_file(dir, name, p, n);
+  }
+  try_open(dir);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The directory's regular entries, sorted (at most 16). */
+static size_t list_files(const char *dir, char **names, size_t max) {
+  size_t n = 0;
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && n < max) {
+    if (e->d_name[0] == '.')
+      continue;
+    names[n] = strdup(e->d_name);
+    if (!names[n])
+      abort();
+    n++;
+  }
+  closedir(d);
+  qsort(names, n, sizeof *names, cmp_str);
+  return n;
+}
+
+static void damage(fz_provider *fp, const char *dir) {
+  unsigned edits = (unsigned)fz_range(fp, 0, 6);
+  for (unsigned i = 0; i < edits && fz_remaining(fp) > 0; i++) {
+    char *names[16];
+    size_t nf = list_files(dir, names, 16);
+    if (nf == 0)
+      return;
+    size_t fi = (size_t)fz_range(fp, 0, nf - 1);
+    char *path = fz_join(dir, names[fi]);
+    size_t len = 0;
+    uint8_t *b = fz_read_file(path, &len);
+    unsigned op = fz_u8(fp) % 6;
+    size_t off = len ? (size_t)fz_range(fp, 0, len - 1) : 0;
+    if (b) {
+      size_t n;
+      const uint8_t *p;
+      uint8_t *nb;
+      switch (op) {
+      case 0: /* xor one byte */
+      case 1:
+        if (len)
+          b[off] ^= (uint8_t)(fz_u8(fp) | 1);
+        (void)fz_write_file(dir, names[fi], b, len);
+        break;
+      case 2: /* overwrite a span */
+        p = fz_lbytes(fp, 64, &n);
+        if (n > len - off)
+          n = len - off;
+        if (len)
+          memcpy(b + off, p, n);
+        (void)fz_write_file(dir, names[fi], b, len);
+        break;
+      case 3: /* truncate */
+        (void)fz_write_file(dir, names[fi], b, off);
+        break;
+      case 4: /* append */
+        p = fz_lbytes(fp, 128, &n);
+        nb = realloc(b, len + n + 1);
+        if (!nb)
+          abort();
+        b = nb;
+        memcpy(b + len, p, n);
+        (void)fz_write_file(dir, names[fi], b, len + n);
+        break;
+      default: /* remove */
+        (void)remove(path);
+        break;
+      }
+    }
+    free(b);
+    free(path);
+    for (size_t k = 0; k < nf; k++)
+      free(names[k]);
+  }
+}
+
+static void mode_build(fz_provider *fp, const char *dir) {
+  kj_sync sync = (kj_sync)fz_range(fp, 0, 2);
+  kj_store *s = NULL;
+  if (create_store(dir, sync, &s) != KJ_OK)
+    abort();
+  unsigned ops = (unsigned)fz_range(fp, 0, 12);
+  for (unsigned i = 0; i < ops; i++) {
+    unsigned what = fz_u8(fp) % 8;
+    unsigned table = (unsigned)fz_range(fp, 1, 4);
+    size_t kl, vl;
+    const uint8_t *k = fz_lbytes(fp, 24, &kl);
+    uint8_t k1 = 'k';
+    if (kl == 0) {
+      k = &k1;
+      kl = 1;
+    }
+    if (what <= 3) {
+      const uint8_t *v = fz_lbytes(fp, what == 3 ? 3000 : 48, &vl);
+      (void)kj_put(s, NULL, table, k, kl, v, vl);
+    } else if (what == 4) {
+      (void)kj_delete(s, NULL, table, k, kl);
+    } else if (what == 5) {
+      (void)kj_store_sync(s);
+    } else if (what == 6) {
+      (void)kj_store_checkpoint(s);
+    } else {
+      kj_txn *t = NULL;
+      if (kj_txn_begin(s, 0, &t) == KJ_OK) {
+        (void)kj_put(s, t, table, k, kl, "v", 1);
+        (void)kj_put(s, t, table + 1, k, kl, "w", 1);
+        (void)kj_txn_commit(t);
+      }
+    }
+  }
+  (void)kj_store_close(s);
+  damage(fp, dir);
+  try_open(dir);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fz_random_reset(1);
+  fz_provider fp;
+  fz_init(&fp, data, size);
+  char *dir = fz_mkdtemp();
+  switch (fz_u8(&fp) % 3) {
+  case 0:
+    mode_raw(&fp, dir);
+    break;
+  case 1:
+    mode_real_header(&fp, dir);
+    break;
+  default:
+    mode_build(&fp, dir);
+    break;
+  }
+  fz_rmrf(dir);
+  free(dir);
+  return 0;
+}

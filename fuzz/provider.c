@@ -1,0 +1,216 @@
+/*
+ * fuzz/provider.c - the fuzz data provider and file helpers declared in
+ * fuzz/fuzz.h. Integers are taken little-endian from the front of the
+ * input; once it is exhausted every choice is zero (or empty), so a
+ * harness always terminates and never reads outside the input.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fuzz.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+const uint8_t fz_key[32] = {0x6b, 0x6a, 0x2d, 0x66, 0x75, 0x7a, 0x7a, 0x2d,
+                            0x6b, 0x65, 0x79, 0x00, 0x01, 0x02, 0x03, 0x04,
+                            0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
+                            0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14};
+
+static uint64_t rng_state;
+
+static uint64_t splitmix64(void) {
+  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static const char *det_name(void) { return "kjfuzz-deterministic"; }
+static uint32_t det_random(void) { return (uint32_t)splitmix64(); }
+static void det_buf(void *const buf, const size_t n) {
+  uint8_t *b = buf;
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = splitmix64();
+    size_t k = n - i < 8 ? n - i : 8;
+    memcpy(b + i, &v, k);
+  }
+}
+
+static struct randombytes_implementation det_impl = {
+    .implementation_name = det_name,
+    .random = det_random,
+    .stir = NULL,
+    .uniform = NULL,
+    .buf = det_buf,
+    .close = NULL,
+};
+
+void fz_random_reset(uint64_t seed) {
+  static int installed;
+  if (!installed) {
+    if (randombytes_set_implementation(&det_impl) != 0 || sodium_init() < 0)
+      abort();
+    installed = 1;
+  }
+  rng_state = seed;
+}
+
+void fz_init(fz_provider *fp, const uint8_t *data, size_t size) {
+  fp->p = data;
+  fp->left = data ? size : 0;
+}
+
+size_t fz_remaining(const fz_provider *fp) { return fp->left; }
+
+static uint64_t take_le(fz_provider *fp, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n && fp->left > 0; i++) {
+    v |= (uint64_t)fp->p[0] << (8 * i);
+    fp->p++;
+    fp->left--;
+  }
+  return v;
+}
+
+uint8_t fz_u8(fz_provider *fp) { return (uint8_t)take_le(fp, 1); }
+uint32_t fz_u32(fz_provider *fp) { return (uint32_t)take_le(fp, 4); }
+uint64_t fz_u64(fz_provider *fp) { return take_le(fp, 8); }
+int fz_bool(fz_provider *fp) { return fz_u8(fp) & 1; }
+
+uint64_t fz_range(fz_provider *fp, uint64_t lo, uint64_t hi) {
+  if (hi <= lo)
+    return lo;
+  uint64_t span = hi - lo, v = 0;
+  size_t nbytes = 0;
+  for (uint64_t s = span; s > 0; s >>= 8)
+    nbytes++;
+  v = take_le(fp, nbytes);
+  if (span == UINT64_MAX)
+    return v;
+  return lo + v % (span + 1);
+}
+
+const uint8_t *fz_bytes(fz_provider *fp, size_t n, size_t *got) {
+  if (n > fp->left)
+    n = fp->left;
+  const uint8_t *r = fp->p;
+  fp->p += n;
+  fp->left -= n;
+  *got = n;
+  return r;
+}
+
+const uint8_t *fz_lbytes(fz_provider *fp, size_t max, size_t *got) {
+  size_t n = (size_t)fz_range(fp, 0, max);
+  return fz_bytes(fp, n, got);
+}
+
+const uint8_t *fz_rest(fz_provider *fp, size_t *got) {
+  return fz_bytes(fp, fp->left, got);
+}
+
+char *fz_mkdtemp(void) {
+  const char *t = getenv("TMPDIR");
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s/kjfuzz.XXXXXX", t && *t ? t : "/tmp");
+  if (!mkdtemp(buf)) {
+    perror("fuzz: mkdtemp");
+    abort();
+  }
+  char *r = strdup(buf);
+  if (!r)
+    abort();
+  return r;
+}
+
+char *fz_join(const char *dir, const char *name) {
+  size_t a = strlen(dir), b = strlen(name);
+  char *r = malloc(a + b + 2);
+  if (!r)
+    abort();
+  memcpy(r, dir, a);
+  r[a] = '/';
+  memcpy(r + a + 1, name, b + 1);
+  return r;
+}
+
+int fz_write_file(const char *dir, const char *name, const void *p, size_t n) {
+  char *path = fz_join(dir, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  free(path);
+  if (fd < 0)
+    return -1;
+  const uint8_t *b = p;
+  while (n > 0) {
+    ssize_t w = write(fd, b, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      close(fd);
+      return -1;
+    }
+    b += w;
+    n -= (size_t)w;
+  }
+  return close(fd) == 0 ? 0 : -1;
+}
+
+uint8_t *fz_read_file(const char *path, size_t *n) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size < 0) {
+    close(fd);
+    return NULL;
+  }
+  size_t len = (size_t)st.st_size, off = 0;
+  uint8_t *b = malloc(len ? len : 1);
+  if (!b) {
+    close(fd);
+    return NULL;
+  }
+  while (off < len) {
+    ssize_t r = read(fd, b + off, len - off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    off += (size_t)r;
+  }
+  close(fd);
+  *n = off;
+  return b;
+}
+
+void fz_rmrf(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return;
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    if (d) {
+      struct dirent *e;
+      while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+          continue;
+        char *c = fz_join(path, e->d_name);
+        fz_rmrf(c);
+        free(c);
+      }
+      closedir(d);
+    }
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+}
