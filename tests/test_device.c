@@ -48,16 +48,7 @@ static kj_backend *open_b(const char *dir, int read_only) {
 
 /* Every row of every table, as one comparable string (free()). */
 static char *dump_all(kj_backend *b) {
-  unsigned t[KJ_TABLE_MAX];
-  for (unsigned i = 0; i < KJ_TABLE_MAX; i++)
-    t[i] = i + 1;
-  char *d = NULL;
-  return tu_dump_tables(kj_backend_store(b), NULL, t, KJ_TABLE_MAX, &d) ? NULL
-                                                                        : d;
-}
-
-static int same_dump(const char *a, const char *b) {
-  return a && b && strcmp(a, b) == 0;
+  return tu_dump_store(kj_backend_store(b));
 }
 
 static void be32(uint8_t *p, uint32_t v) {
@@ -331,7 +322,7 @@ static void test_tx(void) {
   is(kj_device_save(b, t, tid, &r), KJ_OK, "tx: save into the new slot");
   kj_tx_rollback(t);
   char *after = dump_all(b);
-  ok(same_dump(before, after), "tx: rollback leaves every table unchanged");
+  ok(tu_same_dump(before, after), "tx: rollback leaves every table unchanged");
   free(after);
   is(exists(b, 2), 0, "tx: rolled-back slot does not exist");
 
@@ -476,7 +467,7 @@ static void test_records(void) {
      "record: delete of an absent slot is KJ_OK");
   is(kj_device_delete(b, NULL, 0), KJ_OK, "record: delete of slot 0 is KJ_OK");
   char *after = dump_all(b);
-  ok(same_dump(before, after), "record: none of that changed a row");
+  ok(tu_same_dump(before, after), "record: none of that changed a row");
   free(before);
   free(after);
 
@@ -562,7 +553,7 @@ static void test_bad_args(void) {
   kj_backend_close(m);
 
   char *after = dump_all(b);
-  ok(same_dump(before, after), "args: no bad call changed a row");
+  ok(tu_same_dump(before, after), "args: no bad call changed a row");
   char *cp = tu_path(dir, "copies");
   ok(access(cp, F_OK) != 0, "args: no copies/ directory was created");
   free(cp);
@@ -617,7 +608,8 @@ static void test_delete(void) {
   is(e, 0, "delete: the transaction no longer sees the slot");
   kj_tx_rollback(t);
   char *after = dump_all(b);
-  ok(same_dump(before, after), "delete: rollback keeps every row of the slot");
+  ok(tu_same_dump(before, after),
+     "delete: rollback keeps every row of the slot");
   free(after);
 
   uint64_t c0 = commits(b);
@@ -662,7 +654,7 @@ static void test_delete(void) {
      "delete: load of the deleted slot is KJ_NOTFOUND");
   is(kj_device_delete(b, NULL, a), KJ_OK, "delete: deleting it again is KJ_OK");
   after = dump_all(b);
-  ok(same_dump(gone, after), "delete: none of that wrote a row");
+  ok(tu_same_dump(gone, after), "delete: none of that wrote a row");
   free(after);
   free(gone);
   free(before);
@@ -837,7 +829,7 @@ static void test_snapshot_copy(void) {
   ok(cb != NULL, "copy: opens with the same key");
   if (cb) {
     char *cd = dump_all(cb);
-    ok(same_dump(orig, cd), "copy: every row of every table is equal");
+    ok(tu_same_dump(orig, cd), "copy: every row of every table is equal");
     free(cd);
     kj_device_record *got = NULL;
     kj_device_load(cb, NULL, id, &got);
@@ -945,7 +937,7 @@ static void test_snapshot_copy(void) {
   ok(cb != NULL, "copy: the in-transaction copy opens");
   if (cb) {
     char *cd = dump_all(cb);
-    ok(same_dump(orig, cd),
+    ok(tu_same_dump(orig, cd),
        "copy: it holds the committed state, not the open transaction");
     free(cd);
     kj_backend_close(cb);

@@ -45,16 +45,7 @@ static kj_backend *open_b(const char *dir, int read_only) {
 }
 
 static char *dump_all(kj_backend *b) {
-  unsigned t[KJ_TABLE_MAX];
-  for (unsigned i = 0; i < KJ_TABLE_MAX; i++)
-    t[i] = i + 1;
-  char *d = NULL;
-  return tu_dump_tables(kj_backend_store(b), NULL, t, KJ_TABLE_MAX, &d) ? NULL
-                                                                        : d;
-}
-
-static int same_dump(const char *a, const char *b) {
-  return a && b && strcmp(a, b) == 0;
+  return tu_dump_store(kj_backend_store(b));
 }
 
 static int count_cb(void *arg, const void *k, size_t kl, const void *v,
@@ -414,7 +405,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
      "delete: the transaction sees it gone");
   kj_tx_rollback(t);
   char *after = dump_all(b);
-  ok(same_dump(before, after), "delete: rollback keeps state and keys");
+  ok(tu_same_dump(before, after), "delete: rollback keeps state and keys");
   free(after);
   free(before);
 
@@ -454,7 +445,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
   kj_ratchet_exists(b, NULL, d2 + 1000, "bob", 3, &e);
   is(e, 0, "slots: exists in an absent slot is 0");
   after = dump_all(b);
-  ok(same_dump(before, after), "slots: none of that wrote a row");
+  ok(tu_same_dump(before, after), "slots: none of that wrote a row");
   free(after);
   free(before);
   kj_free(s1);
@@ -513,7 +504,7 @@ static void test_cleanup(kj_backend *b, uint32_t dev, uint32_t other) {
   is(rm, 2, "cleanup: 2 in a transaction");
   kj_tx_rollback(t);
   char *after = dump_all(b);
-  ok(same_dump(before, after), "cleanup: rollback keeps them");
+  ok(tu_same_dump(before, after), "cleanup: rollback keeps them");
   free(before);
   free(after);
   kj_free(s);
@@ -585,7 +576,7 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
   ok(st == orig_ptr && state_unchanged(st, snap),
      "step: failing step: *state unchanged");
   char *after = dump_all(b);
-  ok(same_dump(before, after), "step: failing step: nothing stored");
+  ok(tu_same_dump(before, after), "step: failing step: nothing stored");
   free(after);
 
   c = (step_ctx){.fail = -7, .alloc_first = 1};
@@ -610,7 +601,7 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
   ok(st == orig_ptr && state_unchanged(st, snap),
      "step: failed save: *state unchanged");
   after = dump_all(b);
-  ok(same_dump(before, after), "step: none of the failures stored anything");
+  ok(tu_same_dump(before, after), "step: none of the failures stored anything");
   free(after);
 
   /* Save fails in a read-only backend (a writer excludes readers: close
@@ -755,7 +746,7 @@ static void test_bad_args(kj_backend *b, uint32_t dev) {
   kj_tx_rollback(t);
   kj_backend_close(m);
   char *after = dump_all(b);
-  ok(same_dump(before, after), "args: no bad call changed a row");
+  ok(tu_same_dump(before, after), "args: no bad call changed a row");
   free(before);
   free(after);
   kj_free(s);
@@ -862,7 +853,7 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
     is(kj_ratchet_save(b, NULL, dev, "bad", 3, s), sv[i].want,
        "corrupt: table 41 %s: a save keeping that key", sv[i].what);
     char *after = dump_all(b);
-    ok(same_dump(before, after), "corrupt: the failed save wrote nothing");
+    ok(tu_same_dump(before, after), "corrupt: the failed save wrote nothing");
     free(before);
     free(after);
   }

@@ -87,18 +87,7 @@ static int raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
 }
 
 /* Every table a domain call could touch: the whole observable state. */
-static char *dump(kj_backend *b) {
-  static const unsigned t[] = {1,  2,  10, 11, 12, 13, 14, 20, 21, 22,
-                               23, 30, 31, 32, 33, 34, 35, 36, 40, 41};
-  char *d = NULL;
-  if (tu_dump_tables(kj_backend_store(b), NULL, t, sizeof t / sizeof t[0], &d))
-    return NULL;
-  return d;
-}
-
-static int same_dump(const char *a, const char *b) {
-  return a && b && !strcmp(a, b);
-}
+static char *dump(kj_backend *b) { return tu_dump_store(kj_backend_store(b)); }
 
 /* A call that must fail with want and leave every table as it was. */
 #define FAILS_CLEAN(b, want, call, ...)                                        \
@@ -107,7 +96,7 @@ static int same_dump(const char *a, const char *b) {
     int rc_ = (call);                                                          \
     char *d1_ = dump(b);                                                       \
     is(rc_, want, __VA_ARGS__);                                                \
-    ok(same_dump(d0_, d1_), "  ... and changes nothing");                      \
+    ok(tu_same_dump(d0_, d1_), "  ... and changes nothing");                   \
     free(d0_);                                                                 \
     free(d1_);                                                                 \
   } while (0)
@@ -806,11 +795,11 @@ static void test_tx(void) {
   is(tx_writes(b, t), KJ_OK, "tx: every write op inside a transaction");
   ok(tx_visible(b, t), "tx: reads inside the tx see the tx's writes");
   char *mid = dump(b);
-  ok(same_dump(before, mid), "tx: nothing visible outside before commit");
+  ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
   free(mid);
   kj_tx_rollback(t);
   char *after = dump(b);
-  ok(same_dump(before, after), "tx: rollback leaves nothing");
+  ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
   free(after);
   ok(!tx_visible(b, NULL), "tx: rolled-back writes are not readable");
 
@@ -846,7 +835,7 @@ static void test_batch_too_big(void) {
   int rc = kj_prekey_store_batch(b, NULL, 1, keys, n, 0);
   ok(rc != KJ_OK, "big batch: alone fails (got %d)", rc);
   char *after = dump(b);
-  ok(same_dump(before, after), "big batch: ... and stores nothing");
+  ok(tu_same_dump(before, after), "big batch: ... and stores nothing");
   free(after);
   kj_tx *t = NULL;
   is(kj_tx_begin(b, &t), KJ_OK, "big batch: begin");
@@ -887,7 +876,7 @@ static void test_persistence(void) {
   ok(b != NULL, "persist: reopen");
   if (b) {
     char *after = dump(b);
-    ok(same_dump(before, after), "persist: every row survives reopen");
+    ok(tu_same_dump(before, after), "persist: every row survives reopen");
     free(after);
     ok(tx_visible(b, NULL), "persist: every value reads back after reopen");
     kj_backend_close(b);

@@ -627,3 +627,15 @@ void tu_rng_fill(tu_rng *r, void *buf, size_t n) {
     }
   }
 }
+
+char *tu_dump_store(kj_store *s) {
+  unsigned t[KJ_TABLE_MAX];
+  for (unsigned i = 0; i < KJ_TABLE_MAX; i++)
+    t[i] = i + 1;
+  char *d = NULL;
+  return tu_dump_tables(s, NULL, t, KJ_TABLE_MAX, &d) ? NULL : d;
+}
+
+int tu_same_dump(const char *a, const char *b) {
+  return a && b && strcmp(a, b) == 0;
+}

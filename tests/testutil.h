@@ -148,6 +148,11 @@ void tu_dump_row(tu_buf *b, const void *key, size_t klen, const void *val,
  * malloc'd string (free()). Returns the scan status; *out is NULL unless
  * the scan returned KJ_OK. */
 int tu_dump_table(kj_store *s, kj_txn *txn, unsigned table, char **out);
+/* Every table of s (1..KJ_TABLE_MAX) as tu_dump_tables does: the whole
+ * observable state of a store. malloc'd, NULL if a scan failed. */
+char *tu_dump_store(kj_store *s);
+/* 1 if both dumps exist and are equal. */
+int tu_same_dump(const char *a, const char *b);
 /* Dump several tables: "T<id>\n" followed by the rows of each. */
 int tu_dump_tables(kj_store *s, kj_txn *txn, const unsigned *tables,
                    size_t ntables, char **out);
