@@ -187,6 +187,15 @@ int nat_del(nat_op *op, unsigned table, const kj_kbuf *k) {
   return kj_delete(op->s, op->txn, table, k->b, k->len);
 }
 
+int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (rc)
+    return rc;
+  return nat_end(&op, nat_del(&op, table, k));
+}
+
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
              void *arg) {
   return kj_scan_prefix(op->s, op->txn, table, prefix->b, prefix->len, fn, arg);

@@ -85,6 +85,9 @@ int nat_put(nat_op *op, unsigned table, const kj_kbuf *k, const void *v,
             size_t vlen);
 int nat_put_w(nat_op *op, unsigned table, const kj_kbuf *k, kj_wbuf *w);
 int nat_del(nat_op *op, unsigned table, const kj_kbuf *k);
+/* A whole operation that deletes one row of slot dev (absent is KJ_OK). */
+int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k);
 /* Rows whose key starts with prefix, ascending. */
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
              void *arg);

@@ -634,13 +634,9 @@ static int nat_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *addr, size_t alen,
                                const void *msg_id, size_t mlen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   base_key_key(&k, dev, addr, alen, msg_id, mlen);
-  return nat_end(&op, nat_del(&op, NT_BASE_KEY, &k));
+  return nat_del_row(b, t, dev, NT_BASE_KEY, &k);
 }
 
 /* ---- device registry (table 34) --------------------------------------- */
@@ -710,13 +706,9 @@ static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const void *user, size_t ulen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   device_list_key(&k, dev, user, ulen);
-  return nat_end(&op, nat_del(&op, NT_DEVICE_LIST, &k));
+  return nat_del_row(b, t, dev, NT_DEVICE_LIST, &k);
 }
 
 /* ---- sender-key forget marks (table 35) ------------------------------- */
@@ -821,13 +813,9 @@ static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *jid, size_t jlen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   token_key(&k, dev, jid, jlen);
-  return nat_end(&op, nat_del(&op, NT_TC_TOKEN, &k));
+  return nat_del_row(b, t, dev, NT_TC_TOKEN, &k);
 }
 
 static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,

@@ -123,15 +123,6 @@ static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   return nat_end(&op, rc);
 }
 
-static int del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                   const kj_kbuf *k) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  return nat_end(&op, nat_del(&op, table, k));
-}
-
 static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                    void **v, size_t *vlen) {
   nat_op op;
@@ -288,7 +279,7 @@ static int n_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
-  return del_row(b, t, dev, NT_IDENTITY, &k);
+  return nat_del_row(b, t, dev, NT_IDENTITY, &k);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -338,7 +329,7 @@ static int n_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *addr, size_t alen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
-  return del_row(b, t, dev, NT_SESSION, &k);
+  return nat_del_row(b, t, dev, NT_SESSION, &k);
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
@@ -446,7 +437,7 @@ static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
 static int n_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
-  return del_row(b, t, dev, NT_PREKEY, &k);
+  return nat_del_row(b, t, dev, NT_PREKEY, &k);
 }
 
 /* Rewrite an existing pre-key row with uploaded = 1. An absent id is
@@ -609,7 +600,7 @@ static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
                                   uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
-  return del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
+  return nat_del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
 }
 
 /* ---- sender keys ------------------------------------------------------- */
@@ -637,7 +628,7 @@ static int n_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *name, size_t nlen) {
   kj_kbuf k;
   key_named(&k, dev, name, nlen);
-  return del_row(b, t, dev, NT_SENDER_KEY, &k);
+  return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
 }
 
 void nat_signal_ops(kj_signal_ops *ops) {
