@@ -84,14 +84,7 @@ static int raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
 
 static int raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
                   const void *v, size_t vl) {
-  void *got = NULL;
-  size_t gl = 0;
-  int rc = kj_get(kj_backend_store(b), NULL, table, k, kl, &got, &gl);
-  int res = rc == KJ_OK && gl == vl && (!vl || !memcmp(got, v, vl));
-  if (!res)
-    printf("#   raw row: rc %d len %zu (want %zu)\n", rc, gl, vl);
-  kj_free(got);
-  return res;
+  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
 }
 
 static char *dump(kj_backend *b) { return tu_dump_store(kj_backend_store(b)); }

@@ -73,17 +73,9 @@ static int raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
   return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
 }
 
-/* 1 if the raw row is exactly (v, vl). */
 static int raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
                   const void *v, size_t vl) {
-  void *got = NULL;
-  size_t gl = 0;
-  int rc = kj_get(kj_backend_store(b), NULL, table, k, kl, &got, &gl);
-  int res = rc == KJ_OK && gl == vl && (!vl || !memcmp(got, v, vl));
-  if (!res)
-    printf("#   raw row: rc %d len %zu (want %zu)\n", rc, gl, vl);
-  kj_free(got);
-  return res;
+  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
 }
 
 /* Every table a domain call could touch: the whole observable state. */

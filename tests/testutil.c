@@ -639,3 +639,15 @@ char *tu_dump_store(kj_store *s) {
 int tu_same_dump(const char *a, const char *b) {
   return a && b && strcmp(a, b) == 0;
 }
+
+int tu_row_eq(kj_store *s, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl) {
+  void *got = NULL;
+  size_t gl = 0;
+  int rc = kj_get(s, NULL, table, k, kl, &got, &gl);
+  int res = rc == KJ_OK && gl == vl && (!vl || !memcmp(got, v, vl));
+  if (!res)
+    printf("#   raw row: rc %d len %zu (want %zu)\n", rc, gl, vl);
+  kj_free(got);
+  return res;
+}

@@ -151,6 +151,10 @@ int tu_dump_table(kj_store *s, kj_txn *txn, unsigned table, char **out);
 /* Every table of s (1..KJ_TABLE_MAX) as tu_dump_tables does: the whole
  * observable state of a store. malloc'd, NULL if a scan failed. */
 char *tu_dump_store(kj_store *s);
+/* 1 if row key of table in s is exactly (v, vl); prints a TAP comment
+ * saying what it found otherwise. */
+int tu_row_eq(kj_store *s, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl);
 /* 1 if both dumps exist and are equal. */
 int tu_same_dump(const char *a, const char *b);
 /* Dump several tables: "T<id>\n" followed by the rows of each. */
