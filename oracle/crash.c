@@ -8,18 +8,21 @@
  *  b. a crash sweep: a reference run of the native engine on a temp
  *     directory through the fault VFS counts its N VFS operations and
  *     records every op's result text, while a SQLite oracle fed the same
- *     ops gives the canonical dump at every transaction boundary. Then for
- *     each crash point p (all of 1..N, or a sample) and two or three damage
- *     patterns: a fresh run dies at VFS operation p; the ops before the
- *     first one whose result differs from the reference completed (m of
- *     them); kj_fault_vfs_crash() plays power loss; for some points the
- *     recovery is crashed too; a clean reopen must then hold the oracle
- *     state at some boundary q with lo <= q <= hi, where hi is m, or m + 1
- *     when op m (in flight) could have committed, and lo is the last
- *     boundary <= m under FULL (every acknowledged commit kept) or, under
- *     NORMAL, the last boundary completed before the last successful sync
- *     (the on_sync hook). Dumps compare whole states, so a partial
- *     transaction never matches;
+ *     ops gives the canonical dump at every transaction boundary. Then one
+ *     more run repeats the reference and, at the start of each crash point
+ *     p (all of 1..N, or a sample), forks one child per damage pattern (two
+ *     or three). The child takes a copy of the durable files, dies at VFS
+ *     operation p; the ops before the first one whose result differs from
+ *     the reference completed (m of them); kj_fault_vfs_crash() plays power
+ *     loss; for some points the recovery is crashed too; a clean reopen
+ *     must then hold the oracle state at some boundary q with lo <= q <=
+ *     hi, where hi is m, or m + 1 when op m (in flight) could have
+ *     committed, and lo is the last boundary <= m under FULL (every
+ *     acknowledged commit kept) or, under NORMAL, the last boundary
+ *     completed before the last successful sync (the on_sync hook). Dumps
+ *     compare whole states, so a partial transaction never matches. Each
+ *     crash point thus costs one recovery, not one replay of the workload
+ *     up to it: sweeping every point stays linear in the workload's length;
  *  c. Nth-operation faults: for a few N and each of EIO/ENOSPC x once /
  *     persistent x write/sync/read/rename/open, a run in which the open
  *     or op that meets the failure must return KJ_EIO, KJ_ENOSPC or
@@ -126,6 +129,18 @@ static const char *fault_name(int m) {
   return m >= 0 && m < KJ_FAULT_NMETHODS ? n[m] : "?";
 }
 
+static void progress(kj_campaign *c, size_t wi, const char *phase) {
+  if (!c->progress)
+    return;
+  fprintf(stderr,
+          "\rcampaign: workload %zu/%zu %-8s ops %" PRIu64
+          " crash points %" PRIu64 " kills %" PRIu64 " divergences %" PRIu64
+          "   ",
+          wi + 1, c->workloads, phase, c->ops_run, c->crash_points,
+          c->kills_run, c->divergences);
+  fflush(stderr);
+}
+
 /* ---- one workload's reference ------------------------------------------ */
 
 typedef struct wref {
@@ -141,6 +156,7 @@ typedef struct wref {
   uint32_t sql_slots[KJ_WORKLOAD_MAX_SLOTS];
   uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
   int64_t clock;    /* ms, kj_oracle_clock ctx for every run */
+  size_t wi;        /* workload index in the campaign */
 } wref;
 
 static void wref_free(wref *r) {
@@ -481,51 +497,262 @@ static size_t in_flight_hi(const wref *r, size_t m) {
   return m < r->n && r->bnd[m + 1] ? m + 1 : m;
 }
 
-/* b. One crash point with one pattern. */
-static void crash_one(wref *r, uint64_t point, int pattern, int crash_recovery,
-                      uint64_t salt) {
-  kj_campaign *c = r->c;
-  char *dir = mktemp_dir();
-  kj_fault_vfs *fv = kj_fault_vfs_new(mix64(r->w->seed ^ salt));
-  if (!dir || !fv) {
-    kj_fault_vfs_free(fv);
-    rm_dir(dir);
+/* b. The crash sweep. One run of the workload through the fault VFS; at
+ * the start of each chosen VFS call (the crash point) the run forks one
+ * child per damage pattern. A child copies the store directory's durable
+ * files to a directory of its own (kj_fault_vfs_fork_dir), dies at that
+ * call (set_crash_at), lets the run finish failing, plays power loss with
+ * its pattern, sometimes crashes the recovery too, then checks the
+ * recovered state and sends its counters and report lines to the parent
+ * through a pipe. The parent's run goes on untouched, so the sweep costs
+ * one run plus one recovery per point instead of one run per point. */
+
+#define MAX_JOBS 16
+
+typedef struct kid {
+  pid_t pid;
+  int fd;
+} kid;
+
+typedef struct sweep {
+  wref *r;
+  kj_fault_vfs *fv;
+  const char *dir;
+  runstate *s;
+  uint64_t npoints, next, fired;
+  kid kids[MAX_JOBS];
+  size_t nkids, jobs;
+  /* In a child: */
+  int child, pattern, crash_recovery, pipe_fd;
+  uint64_t point, salt;
+  char *cdir;
+  uint64_t base_ops, base_points, base_div;
+  size_t base_report;
+} sweep;
+
+/* The crash point of sample j (1-based VFS call index). */
+static uint64_t sweep_point(const sweep *w, uint64_t j) {
+  const kj_campaign *c = w->r->c;
+  uint64_t n = w->r->vfs_ops, stride = w->npoints ? n / w->npoints : 1;
+  if (c->crash_all || stride <= 1)
+    return j + 1;
+  /* Sampled points are spread evenly with a seeded jitter. */
+  return 1 + j * stride + mix64(w->r->w->seed + j) % stride;
+}
+
+/* Read a child's results to the end and reap it. */
+static void kid_collect(sweep *w, kid *k) {
+  kj_campaign *c = w->r->c;
+  kj_obuf in = {0};
+  uint8_t buf[4096];
+  for (;;) {
+    ssize_t got = read(k->fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got <= 0)
+      break;
+    kj_obuf_add(&in, buf, (size_t)got);
+  }
+  close(k->fd);
+  int st = 0;
+  while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  uint64_t head[3];
+  /* The ready byte was read at the fork. */
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || in.len < sizeof head) {
+    divergence(c,
+               "crash: seed=%" PRIu64 " ops=%zu: a crash-point child died "
+               "(status %d)",
+               w->r->w->seed, w->r->n, st);
+  } else {
+    memcpy(head, in.p, sizeof head);
+    c->ops_run += head[0];
+    c->crash_points += head[1];
+    c->divergences += head[2];
+    if (in.len > sizeof head)
+      kj_obuf_add(&c->report, in.p + sizeof head, in.len - sizeof head);
+  }
+  kj_obuf_free(&in);
+}
+
+static void kid_collect_oldest(sweep *w) {
+  kid k = w->kids[0];
+  memmove(w->kids, w->kids + 1, (w->nkids - 1) * sizeof *w->kids);
+  w->nkids--;
+  kid_collect(w, &k);
+}
+
+/* Fork the child for (point, pattern). Returns in the parent, and in the
+ * child with w->child set (the run goes on there and fails at once). */
+static void fork_one(sweep *w, uint64_t point, int pattern, int crash_recovery,
+                     uint64_t salt) {
+  while (w->nkids >= w->jobs)
+    kid_collect_oldest(w);
+  int fds[2];
+  if (pipe(fds) != 0) {
+    divergence(w->r->c, "crash: pipe failed: %s", strerror(errno));
     return;
   }
-  runstate s;
-  kj_fault_vfs_set_crash_at(fv, point);
-  size_t m = run_faulty(r, dir, fv, &s);
-  kj_fault_vfs_crash(fv, pattern);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    divergence(w->r->c, "crash: fork failed: %s", strerror(errno));
+    return;
+  }
+  if (pid > 0) {
+    close(fds[1]);
+    /* The run must not touch the directory until the child has its copy:
+     * wait for the child's first byte. */
+    char ready = 0;
+    ssize_t got;
+    while ((got = read(fds[0], &ready, 1)) < 0 && errno == EINTR)
+      ;
+    (void)got; /* a child that died is reported by kid_collect */
+    w->kids[w->nkids].pid = pid;
+    w->kids[w->nkids].fd = fds[0];
+    w->nkids++;
+    return;
+  }
+  /* The child. */
+  close(fds[0]);
+  for (size_t i = 0; i < w->nkids; i++)
+    close(w->kids[i].fd);
+  w->nkids = 0;
+  kj_campaign *c = w->r->c;
+  w->child = 1;
+  w->pipe_fd = fds[1];
+  w->point = point;
+  w->pattern = pattern;
+  w->crash_recovery = crash_recovery;
+  w->salt = salt;
+  w->base_ops = c->ops_run;
+  w->base_points = c->crash_points;
+  w->base_div = c->divergences;
+  w->base_report = c->report.len;
+  kj_fault_vfs_on_op(w->fv, NULL, NULL);
+  w->cdir = mktemp_dir();
+  if (!w->cdir || kj_fault_vfs_fork_dir(w->fv, w->dir, w->cdir) != KJ_OK)
+    _exit(5);
+  if (write(w->pipe_fd, "r", 1) != 1)
+    _exit(6);
+  kj_fault_vfs_set_crash_at(w->fv, point);
+  kj_fault_vfs_reseed(w->fv, mix64(w->r->w->seed ^ salt));
+}
+
+static void sweep_on_op(void *arg, uint64_t op) {
+  sweep *w = arg;
+  if (w->child || w->next >= w->npoints || sweep_point(w, w->next) != op)
+    return;
+  uint64_t j = w->next++, p = op;
+  w->fired++;
+  fork_one(w, p, KJ_CRASH_DROP, 0, j * 8 + 0);
+  if (w->child)
+    return;
+  fork_one(w, p, KJ_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
+  if (w->child)
+    return;
+  if (j % 4 == 0)
+    fork_one(w, p, KJ_CRASH_KEEP, 1, j * 8 + 2);
+  if (w->child)
+    return;
+  if (j % 8 == 0)
+    progress(w->r->c, w->r->wi, "crash");
+}
+
+/* In a child, after its run: power loss, recovery, the check; never
+ * returns. */
+static void sweep_child_finish(sweep *w, size_t m) {
+  wref *r = w->r;
+  kj_campaign *c = r->c;
+  const runstate *s = w->s;
+  kj_fault_vfs *fv = w->fv;
+  kj_fault_vfs_crash(fv, w->pattern);
   uint64_t rpoint = 0;
-  if (crash_recovery) {
+  if (w->crash_recovery) {
     /* Crash the recovery too, then crash again. */
     kj_fault_vfs_reset(fv);
-    rpoint = 1 + mix64(salt + point) % RECOVERY_CRASH_SPAN;
+    rpoint = 1 + mix64(w->salt + w->point) % RECOVERY_CRASH_SPAN;
     kj_fault_vfs_set_crash_at(fv, rpoint);
     kj_options o;
     disk_options(r, &o, kj_fault_vfs_get(fv));
     kj_backend *b = NULL;
     r->clock = CLOCK_EPOCH_MS;
-    if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
+    if (kj_backend_open(w->cdir, &o, &b, NULL) == KJ_OK)
       kj_backend_close(b);
-    kj_fault_vfs_crash(fv, (pattern + 2) % KJ_CRASH_NPATTERNS);
+    kj_fault_vfs_crash(fv, (w->pattern + 2) % KJ_CRASH_NPATTERNS);
   }
-  size_t hi = s.open_rc ? 0 : in_flight_hi(r, m);
+  size_t hi = s->open_rc ? 0 : in_flight_hi(r, m);
   /* KEEP loses nothing the OS had: a process crash, where NORMAL too
    * keeps every acknowledged commit. */
   size_t lo =
-      c->normal && pattern != KJ_CRASH_KEEP ? s.synced : bnd_floor(r, m);
+      c->normal && w->pattern != KJ_CRASH_KEEP ? s->synced : bnd_floor(r, m);
   if (lo > hi)
     lo = hi;
   char repro[256];
   snprintf(repro, sizeof repro,
            "crash: seed=%" PRIu64 " ops=%zu mode=%s point=%" PRIu64
            " pattern=%s recovery_crash=%" PRIu64 " completed=%zu",
-           r->w->seed, r->n, c->normal ? "normal" : "full", point,
-           pattern_name(pattern), rpoint, m);
-  check_failed_op(r, &s, m, repro);
-  check_recovered(r, dir, fv, lo, hi, repro);
+           r->w->seed, r->n, c->normal ? "normal" : "full", w->point,
+           pattern_name(w->pattern), rpoint, m);
+  check_failed_op(r, s, m, repro);
+  check_recovered(r, w->cdir, fv, lo, hi, repro);
+
   c->crash_points++;
+  uint64_t head[3] = {c->ops_run - w->base_ops,
+                      c->crash_points - w->base_points,
+                      c->divergences - w->base_div};
+  kj_obuf out = {0};
+  kj_obuf_add(&out, head, sizeof head);
+  kj_obuf_add(&out, c->report.p + w->base_report,
+              c->report.len - w->base_report);
+  size_t off = 0;
+  while (off < out.len) {
+    ssize_t put = write(w->pipe_fd, out.p + off, out.len - off);
+    if (put < 0 && errno == EINTR)
+      continue;
+    if (put <= 0)
+      _exit(6);
+    off += (size_t)put;
+  }
+  close(w->pipe_fd);
+  rm_dir(w->cdir);
+  _exit(0);
+}
+
+static void crash_sweep(wref *r, uint64_t npoints) {
+  kj_campaign *c = r->c;
+  char *dir = mktemp_dir();
+  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed);
+  if (!dir || !fv) {
+    kj_fault_vfs_free(fv);
+    rm_dir(dir);
+    divergence(c, "crash: seed=%" PRIu64 ": out of memory", r->w->seed);
+    return;
+  }
+  runstate s;
+  sweep w;
+  memset(&w, 0, sizeof w);
+  w.r = r;
+  w.fv = fv;
+  w.dir = dir;
+  w.s = &s;
+  w.npoints = npoints;
+  w.jobs = c->jobs < 1 ? 1 : c->jobs > MAX_JOBS ? MAX_JOBS : c->jobs;
+  kj_fault_vfs_on_op(fv, sweep_on_op, &w);
+  size_t m = run_faulty(r, dir, fv, &s);
+  if (w.child)
+    sweep_child_finish(&w, m);
+  kj_fault_vfs_on_op(fv, NULL, NULL);
+  while (w.nkids)
+    kid_collect_oldest(&w);
+  /* The run repeats the reference, so it meets every chosen point. */
+  if (m != r->n || w.fired != npoints)
+    divergence(c,
+               "crash: seed=%" PRIu64 " ops=%zu: the sweep run completed %zu "
+               "ops and met %" PRIu64 " of %" PRIu64 " crash points",
+               r->w->seed, r->n, m, w.fired, npoints);
   kj_fault_vfs_free(fv);
   rm_dir(dir);
 }
@@ -704,18 +931,6 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
   return rc;
 }
 
-static void progress(kj_campaign *c, size_t wi, const char *phase) {
-  if (!c->progress)
-    return;
-  fprintf(stderr,
-          "\rcampaign: workload %zu/%zu %-8s ops %" PRIu64
-          " crash points %" PRIu64 " kills %" PRIu64 " divergences %" PRIu64
-          "   ",
-          wi + 1, c->workloads, phase, c->ops_run, c->crash_points,
-          c->kills_run, c->divergences);
-  fflush(stderr);
-}
-
 /* ---- the campaign -------------------------------------------------------- */
 
 static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
@@ -755,6 +970,7 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   r.c = c;
   r.w = &w;
   r.n = w.n;
+  r.wi = wi;
   r.variant = wi % 2 == 0; /* the realistic mix writes more */
   char *why = NULL;
   progress(c, wi, "ref");
@@ -771,18 +987,7 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   uint64_t npoints = c->crash_all                  ? r.vfs_ops
                      : c->crash_sample < r.vfs_ops ? c->crash_sample
                                                    : r.vfs_ops;
-  for (uint64_t j = 0; j < npoints; j++) {
-    /* Sampled points are spread evenly with a seeded jitter. */
-    uint64_t stride = npoints ? r.vfs_ops / npoints : 1, p = j + 1;
-    if (!c->crash_all && stride > 1)
-      p = 1 + j * stride + mix64(seed + j) % stride;
-    crash_one(&r, p, KJ_CRASH_DROP, 0, j * 8 + 0);
-    crash_one(&r, p, KJ_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
-    if (j % 4 == 0)
-      crash_one(&r, p, KJ_CRASH_KEEP, 1, j * 8 + 2);
-    if (j % 8 == 0)
-      progress(c, wi, "crash");
-  }
+  crash_sweep(&r, npoints);
 
   /* c. */
   progress(c, wi, "faults");

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,7 +86,17 @@ struct kj_fault_vfs {
   arm arms[KJ_FAULT_NMETHODS];
   void (*on_sync)(void *arg);
   void *on_sync_arg;
+  void (*on_op)(void *arg, uint64_t op);
+  void *on_op_arg;
 };
+
+/* Every method starts here: the on_op hook runs before the lock is taken
+ * (it may fork, and a child must not inherit a held lock). */
+static void enter(kj_fault_vfs *f) {
+  if (f->on_op)
+    f->on_op(f->on_op_arg, f->ops + 1);
+  pthread_mutex_lock(&f->mu);
+}
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -335,7 +346,7 @@ static int node_flush(kj_fault_vfs *f, node *n, kj_vfs_file *bf) {
 
 static int fv_open(void *ctx, const char *path, unsigned flags,
                    kj_vfs_file **out) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_OPEN);
   if (rc)
     goto done;
@@ -370,7 +381,7 @@ done:
 }
 
 static int fv_close(void *ctx, kj_vfs_file *h) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   int crc = F->base->close(F->base->ctx, h->base);
   if (h->n) {
@@ -401,7 +412,7 @@ static int logical_size(kj_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
 
 static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
                    size_t *got) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_READ);
   if (rc)
     goto done;
@@ -441,7 +452,7 @@ done:
 
 static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
                     uint64_t off) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_WRITE);
   if (!rc && (!h->n || !h->writable)) {
     errno = EBADF;
@@ -454,7 +465,7 @@ static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
 }
 
 static int fv_sync(void *ctx, kj_vfs_file *h) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_SYNC);
   if (!rc && h->n)
     rc = node_flush(F, h->n, h->writable ? h->base : NULL);
@@ -465,7 +476,7 @@ static int fv_sync(void *ctx, kj_vfs_file *h) {
 }
 
 static int fv_truncate(void *ctx, kj_vfs_file *h, uint64_t size) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (!rc && (!h->n || !h->writable)) {
     errno = EBADF;
@@ -478,7 +489,7 @@ static int fv_truncate(void *ctx, kj_vfs_file *h, uint64_t size) {
 }
 
 static int fv_size(void *ctx, kj_vfs_file *h, uint64_t *out) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (!rc)
     rc = logical_size(F, h, out);
@@ -487,7 +498,7 @@ static int fv_size(void *ctx, kj_vfs_file *h, uint64_t *out) {
 }
 
 static int fv_lock(void *ctx, kj_vfs_file *h, int mode) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (!rc)
     rc = F->base->lock(F->base->ctx, h->base, mode);
@@ -496,7 +507,7 @@ static int fv_lock(void *ctx, kj_vfs_file *h, int mode) {
 }
 
 static int fv_rename(void *ctx, const char *from, const char *to) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_RENAME);
   if (rc)
     goto done;
@@ -522,7 +533,7 @@ done:
 }
 
 static int fv_unlink(void *ctx, const char *path) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (rc)
     goto done;
@@ -544,7 +555,7 @@ done:
 }
 
 static int fv_sync_dir(void *ctx, const char *dir) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, KJ_FAULT_SYNC);
   if (!rc && path_kind(dir) != 2) {
     errno = ENOENT;
@@ -566,7 +577,7 @@ static int fv_sync_dir(void *ctx, const char *dir) {
 }
 
 static int fv_mkdir(void *ctx, const char *dir) {
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (!rc)
     rc = F->base->mkdir(F->base->ctx, dir);
@@ -597,7 +608,7 @@ static int collect(void *arg, const char *name) {
 static int fv_list(void *ctx, const char *dir,
                    int (*fn)(void *arg, const char *name), void *arg) {
   names l = {0};
-  pthread_mutex_lock(&F->mu);
+  enter(F);
   int rc = gate(F, -1);
   if (!rc)
     rc = F->base->list(F->base->ctx, dir, collect, &l);
@@ -849,4 +860,86 @@ void kj_fault_vfs_on_sync(kj_fault_vfs *f, void (*fn)(void *arg), void *arg) {
   f->on_sync = fn;
   f->on_sync_arg = arg;
   pthread_mutex_unlock(&f->mu);
+}
+
+void kj_fault_vfs_on_op(kj_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
+                        void *arg) {
+  pthread_mutex_lock(&f->mu);
+  f->on_op = fn;
+  f->on_op_arg = arg;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void kj_fault_vfs_reseed(kj_fault_vfs *f, uint64_t seed) {
+  pthread_mutex_lock(&f->mu);
+  f->rng = seed ^ 0x6a09e667f3bcc909ull;
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* path with the directory prefix from replaced by to, or NULL when path is
+ * not from itself nor under it. */
+static char *rebased(const char *path, const char *from, const char *to) {
+  size_t fl = strlen(from);
+  if (!path || strncmp(path, from, fl) != 0 ||
+      (path[fl] != 0 && path[fl] != '/'))
+    return NULL;
+  size_t tl = strlen(to), rl = strlen(path + fl);
+  char *p = xmalloc(tl + rl + 1);
+  memcpy(p, to, tl);
+  memcpy(p + tl, path + fl, rl + 1);
+  return p;
+}
+
+static void rebase_path(char **path, const char *from, const char *to) {
+  char *p = rebased(*path, from, to);
+  if (p) {
+    free(*path);
+    *path = p;
+  }
+}
+
+typedef struct copy_ctx {
+  kj_fault_vfs *f;
+  const char *from, *to;
+  int rc;
+} copy_ctx;
+
+static int copy_one(void *arg, const char *name) {
+  copy_ctx *c = arg;
+  size_t fl = strlen(c->from), tl = strlen(c->to), nl = strlen(name);
+  char *src = xmalloc(fl + nl + 2), *dst = xmalloc(tl + nl + 2);
+  snprintf(src, fl + nl + 2, "%s/%s", c->from, name);
+  snprintf(dst, tl + nl + 2, "%s/%s", c->to, name);
+  if (path_kind(src) == 1) {
+    uint8_t *p = NULL;
+    size_t len = 0;
+    int rc = real_read_all(c->f, src, &p, &len);
+    if (rc == KJ_OK)
+      real_write_all(c->f, dst, p, len);
+    else if (!c->rc)
+      c->rc = rc;
+    free(p);
+  }
+  free(src);
+  free(dst);
+  return 0;
+}
+
+int kj_fault_vfs_fork_dir(kj_fault_vfs *f, const char *from, const char *to) {
+  pthread_mutex_lock(&f->mu);
+  copy_ctx c = {f, from, to, KJ_OK};
+  int rc = f->base->list(f->base->ctx, from, copy_one, &c);
+  if (!rc)
+    rc = c.rc;
+  if (!rc) {
+    for (node *n = f->nodes; n; n = n->next)
+      rebase_path(&n->path, from, to);
+    for (dop *d = f->dhead; d; d = d->next) {
+      rebase_path(&d->dir, from, to);
+      rebase_path(&d->a, from, to);
+      rebase_path(&d->b, from, to);
+    }
+  }
+  pthread_mutex_unlock(&f->mu);
+  return rc;
 }

@@ -196,6 +196,20 @@ void kj_fault_vfs_reset(kj_fault_vfs *f);
 /* Call fn(arg) after each successful file sync (NULL fn: none). It runs
  * with the VFS lock held and must not call the VFS. */
 void kj_fault_vfs_on_sync(kj_fault_vfs *f, void (*fn)(void *arg), void *arg);
+/* Call fn(arg, op) at the start of every call, with the call's 1-based
+ * index, before the VFS lock is taken (NULL fn: none). fn may fork; the
+ * VFS must then be used by one thread only. */
+void kj_fault_vfs_on_op(kj_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
+                        void *arg);
+/* Restart the damage-pattern generator as kj_fault_vfs_new(seed) does. */
+void kj_fault_vfs_reseed(kj_fault_vfs *f, uint64_t seed);
+/* For a forked copy of a process: copy the real (durable) files of the
+ * flat directory from into the existing directory to, and make every
+ * pending write and directory operation under from refer to to instead,
+ * so that a crash and recovery in the child leave the parent's files
+ * alone. Handles open before keep their old files: call this only when
+ * every later call will fail (set_crash_at). KJ_OK or the copy's error. */
+int kj_fault_vfs_fork_dir(kj_fault_vfs *f, const char *from, const char *to);
 
 /* ---- campaigns (oracle/crash.c) --------------------------------------- */
 
@@ -216,6 +230,9 @@ typedef struct kj_campaign {
    * acknowledged commits can be lost and the campaign must report
    * divergences. 0 in real use. */
   int selftest_sync_off;
+  /* Crash points checked at once (forked children; 0 or 1: one at a
+   * time). The results do not depend on it. */
+  size_t jobs;
 } kj_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "oracle.h"
 #include "tap.h"
@@ -320,6 +321,94 @@ static void test_crash_at(const char *dir) {
   free(p);
 }
 
+static void record_op(void *arg, uint64_t op) {
+  uint64_t *v = arg;
+  if (v[0] < 15)
+    v[1 + v[0]++] = op;
+}
+
+/* What a forked crash-sweep child does: see every call coming (on_op),
+ * take a copy of the durable files (fork_dir), die and crash there, while
+ * the original directory keeps its own bytes and pending writes. */
+static void test_fork_dir(const char *dir) {
+  char *d1 = tu_path(dir, "f1"), *d2 = tu_path(dir, "f2");
+  kj_fault_vfs *f = fresh(8);
+  uint64_t seen[16] = {0};
+  kj_fault_vfs_on_op(f, record_op, seen);
+  ok(V->mkdir(C, d1) == KJ_OK, "mkdir");
+  char *a = tu_path(d1, "a"), *b = tu_path(d1, "b");
+  durable_file(d1, a, 'D', 1000);
+  int in_order = seen[0] == 6;
+  for (uint64_t i = 0; i < seen[0]; i++)
+    in_order = in_order && seen[1 + i] == i + 1;
+  ok(in_order, "on_op sees every call with its index before it runs (%llu)",
+     (unsigned long long)seen[0]);
+  kj_fault_vfs_on_op(f, NULL, NULL);
+  /* Pending: an overwrite of a, and a new file b. */
+  kj_vfs_file *h = vopen(a, KJ_VFS_WRITE);
+  vwrite_fill(h, 'P', 100, 0);
+  kj_vfs_file *hb = vopen(b, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  vwrite_fill(hb, 'B', 10, 0);
+  ok(mkdir(d2, 0700) == 0, "the child's directory");
+  is(kj_fault_vfs_fork_dir(f, d1, d2), KJ_OK, "fork_dir copies and rebases");
+  kj_fault_vfs_set_crash_at(f, kj_fault_vfs_ops(f) + 1);
+  is(vwrite_fill(h, 'X', 10, 0), KJ_EIO, "dead after fork_dir + crash_at");
+  V->close(C, h);
+  V->close(C, hb);
+  kj_fault_vfs_crash(f, KJ_CRASH_KEEP);
+  char *a2 = tu_path(d2, "a"), *b2 = tu_path(d2, "b");
+  size_t l1 = 0, l2 = 0, lb = 0;
+  uint8_t *r1 = real_file(a, &l1), *r2 = real_file(a2, &l2),
+          *rb = real_file(b, &lb), *rb2 = real_file(b2, &lb);
+  ok(r2 && l2 == 1000 && all_bytes(r2, 0, 100, 'P') &&
+         all_bytes(r2, 100, 1000, 'D'),
+     "the crash applied the pending write to the copy");
+  ok(r1 && l1 == 1000 && all_bytes(r1, 0, 1000, 'D'),
+     "the original keeps its durable bytes only");
+  ok(rb2 && lb == 10 && all_bytes(rb2, 0, 10, 'B'),
+     "a pending creation lands in the copy");
+  ok(rb != NULL, "the original's real new file is left alone");
+  free(r1);
+  free(r2);
+  free(rb);
+  free(rb2);
+  /* reseed gives the same damage as a fresh VFS with that seed. */
+  kj_fault_vfs_reseed(f, 77);
+  kj_fault_vfs *g = kj_fault_vfs_new(77);
+  const kj_vfs *vf = kj_fault_vfs_get(f), *vg = kj_fault_vfs_get(g);
+  char *c1 = tu_path(d1, "c"), *c2 = tu_path(d2, "c");
+  kj_vfs_file *hc1 = NULL, *hc2 = NULL;
+  vf->open(vf->ctx, c1, KJ_VFS_WRITE | KJ_VFS_CREATE, &hc1);
+  vg->open(vg->ctx, c2, KJ_VFS_WRITE | KJ_VFS_CREATE, &hc2);
+  uint8_t buf[4096];
+  memset(buf, 'R', sizeof buf);
+  for (int i = 0; i < 8; i++) {
+    vf->write(vf->ctx, hc1, buf, sizeof buf, (uint64_t)i * sizeof buf);
+    vg->write(vg->ctx, hc2, buf, sizeof buf, (uint64_t)i * sizeof buf);
+  }
+  vf->close(vf->ctx, hc1);
+  vg->close(vg->ctx, hc2);
+  kj_fault_vfs_crash(f, KJ_CRASH_RANDOM);
+  kj_fault_vfs_crash(g, KJ_CRASH_RANDOM);
+  size_t lc1 = 0, lc2 = 0;
+  uint8_t *rc1 = real_file(c1, &lc1), *rc2 = real_file(c2, &lc2);
+  ok((!rc1 && !rc2) ||
+         (rc1 && rc2 && lc1 == lc2 && (!lc1 || !memcmp(rc1, rc2, lc1))),
+     "reseed: the same random damage as a new VFS with that seed");
+  free(rc1);
+  free(rc2);
+  kj_fault_vfs_free(g);
+  kj_fault_vfs_free(f);
+  free(a);
+  free(b);
+  free(a2);
+  free(b2);
+  free(c1);
+  free(c2);
+  free(d1);
+  free(d2);
+}
+
 static void test_nth(const char *dir) {
   kj_fault_vfs *f = fresh(6);
   char *p = tu_path(dir, "e"), *q = tu_path(dir, "e2");
@@ -418,6 +507,7 @@ int main(void) {
   test_dirops(dir);
   test_crash_at(dir);
   test_nth(dir);
+  test_fork_dir(dir);
   test_store();
   tu_rmrf(dir);
   free(dir);

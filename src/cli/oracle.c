@@ -20,14 +20,17 @@
 const char cli_oracle_usage_text[] =
     "  keyjournal oracle [--seed N] [--ops N] [--workloads N]\n"
     "                    [--crash none|sample:N|all] [--sync full|normal]\n"
-    "                    [--kill N]\n"
+    "                    [--kill N] [--jobs N]\n"
     "      Drive the native engine and the SQLite reference with the same\n"
     "      seeded workloads and compare every result and the whole state;\n"
     "      crash the engine at I/O operations (--crash) and kill it with\n"
     "      SIGKILL (--kill), and check what it recovers. Defaults: a time\n"
     "      seed, 500 ops, 4 workloads, --crash sample:50, --sync full,\n"
-    "      --kill 10. Exit 0 when nothing diverged, 1 otherwise, 2 on bad\n"
-    "      usage. A divergence prints a command that reproduces it.\n";
+    "      --kill 10, --jobs 1. --jobs N checks up to N crash points at\n"
+    "      once (1..16; the results do not depend on it). Temporary stores\n"
+    "      go under $TMPDIR (default /tmp). Exit 0 when nothing diverged,\n"
+    "      1 otherwise, 2 on bad usage. A divergence prints a command that\n"
+    "      reproduces it.\n";
 
 static int parse_u64(const char *s, uint64_t *out) {
   char *end;
@@ -69,6 +72,8 @@ int cli_oracle(int argc, char **argv) {
       c.workloads = (size_t)n;
     } else if (!strcmp(o, "--kill") && !parse_u64(v, &n)) {
       c.kills = (size_t)n;
+    } else if (!strcmp(o, "--jobs") && !parse_u64(v, &n) && n >= 1 && n <= 16) {
+      c.jobs = (size_t)n;
     } else if (!strcmp(o, "--sync") &&
                (!strcmp(v, "full") || !strcmp(v, "normal"))) {
       c.normal = !strcmp(v, "normal");
