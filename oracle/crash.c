@@ -1019,6 +1019,80 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   return KJ_OK;
 }
 
+int kj_crash_check(kj_campaign *c, const kj_workload *w,
+                   const kj_crash_plan *plan) {
+  if (!c || !w || !plan || plan->pattern < 0 ||
+      plan->pattern >= KJ_CRASH_NPATTERNS ||
+      plan->fault_method >= KJ_FAULT_NMETHODS)
+    return KJ_EINVAL;
+  wref r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.w = w;
+  r.n = w->n;
+  r.variant = plan->small_snapshots != 0;
+  char *why = NULL;
+  int rc = wref_build(&r, &why);
+  if (rc) {
+    kj_obuf_addf(&c->report,
+                 "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w->seed,
+                 kj_strerror(rc), why ? why : "");
+    kj_free(why);
+    wref_free(&r);
+    return rc;
+  }
+  char *dir = mktemp_dir();
+  kj_fault_vfs *fv = kj_fault_vfs_new(mix64(w->seed ^ plan->salt));
+  if (!dir || !fv) {
+    kj_fault_vfs_free(fv);
+    rm_dir(dir);
+    wref_free(&r);
+    return KJ_ENOMEM;
+  }
+  runstate s;
+  if (plan->point)
+    kj_fault_vfs_set_crash_at(fv, plan->point);
+  if (plan->fault_method >= 0 && plan->fault_nth)
+    kj_fault_vfs_fail(fv, plan->fault_method, plan->fault_nth,
+                      plan->fault_status == KJ_ENOSPC ? KJ_ENOSPC : KJ_EIO,
+                      plan->fault_persistent);
+  size_t m = run_faulty(&r, dir, fv, &s);
+  kj_fault_vfs_crash(fv, plan->pattern);
+  if (plan->recovery_point) {
+    kj_fault_vfs_reset(fv);
+    kj_fault_vfs_set_crash_at(fv, plan->recovery_point);
+    kj_options o;
+    disk_options(&r, &o, kj_fault_vfs_get(fv));
+    kj_backend *b = NULL;
+    r.clock = CLOCK_EPOCH_MS;
+    if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
+      kj_backend_close(b);
+    kj_fault_vfs_crash(fv, (plan->pattern + 2) % KJ_CRASH_NPATTERNS);
+  }
+  size_t hi = s.open_rc ? 0 : in_flight_hi(&r, m);
+  size_t lo =
+      c->normal && plan->pattern != KJ_CRASH_KEEP ? s.synced : bnd_floor(&r, m);
+  if (lo > hi)
+    lo = hi;
+  char repro[320];
+  snprintf(repro, sizeof repro,
+           "check: seed=%" PRIu64 " ops=%zu mode=%s point=%" PRIu64
+           " pattern=%s recovery_crash=%" PRIu64 " fault=%s/%" PRIu64
+           "/%s/%s completed=%zu",
+           w->seed, r.n, c->normal ? "normal" : "full", plan->point,
+           pattern_name(plan->pattern), plan->recovery_point,
+           plan->fault_method >= 0 ? fault_name(plan->fault_method) : "none",
+           plan->fault_nth, kj_strerror(plan->fault_status),
+           plan->fault_persistent ? "persistent" : "once", m);
+  check_failed_op(&r, &s, m, repro);
+  check_recovered(&r, dir, fv, lo, hi, repro);
+  c->crash_points++;
+  kj_fault_vfs_free(fv);
+  rm_dir(dir);
+  wref_free(&r);
+  return KJ_OK;
+}
+
 int kj_campaign_run(kj_campaign *c) {
   if (!c)
     return KJ_EINVAL;

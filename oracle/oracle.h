@@ -239,4 +239,30 @@ typedef struct kj_campaign {
  * configured. KJ_OK when the campaign ran (see divergences). */
 int kj_campaign_run(kj_campaign *c);
 
+/* One fault schedule for kj_crash_check(). */
+typedef struct kj_crash_plan {
+  uint64_t point;          /* die at this VFS call (1-based; 0: never) */
+  int pattern;             /* KJ_CRASH_*: power loss after the run */
+  uint64_t recovery_point; /* also die at this call of the recovery (0: no) */
+  int fault_method;        /* KJ_FAULT_* for an Nth-call fault, -1: none */
+  uint64_t fault_nth;      /* 1-based */
+  int fault_status;        /* KJ_EIO or KJ_ENOSPC */
+  int fault_persistent;
+  uint64_t salt;       /* seeds the damage pattern */
+  int small_snapshots; /* checkpoint every 8 KiB of journal */
+} kj_crash_plan;
+
+/* Check one schedule on workload w as the campaigns do (c->normal picks
+ * the sync mode): build the reference (SQLite oracle dumps at every
+ * transaction boundary, a native reference run), run the workload through
+ * the fault VFS with the plan's death and fault, play power loss with the
+ * pattern (always: a run that never died ends with a clean close), crash
+ * the recovery if asked, then reopen: the op that met a failure must have
+ * said so clearly, and the state must be the oracle's after some commit
+ * between the last durable one and the one in flight. Divergences are
+ * added to c (divergences, report); c->crash_points counts the check.
+ * KJ_OK when the check ran. */
+int kj_crash_check(kj_campaign *c, const kj_workload *w,
+                   const kj_crash_plan *plan);
+
 #endif

@@ -108,8 +108,10 @@ static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
   if (len < KJ_TAG_BYTES + 1 || len > KJ_MAX_FRAME_BODY ||
       size - off - KJ_FRAME_HEADER < len)
     return 0;
+#ifndef KJ_FUZZ_TEST_KEY /* test-only: see src/crypto.c */
   if (frame_checksum(h, h + KJ_FRAME_HEADER, len) != kj_get64(h + 56))
     return 0;
+#endif
   return len;
 }
 
