@@ -33,6 +33,10 @@ struct kj_map {
   kj_entry *root;
   uint64_t count;
   uint64_t bytes;
+  /* Bulk load (kj_map_append): nodes in increasing key order, not yet in
+   * the tree; kj_map_seal() builds it. */
+  kj_entry **bulk;
+  size_t nbulk, capbulk;
 };
 
 /* Bytes before the inline data; offsetof, not sizeof, so the struct's tail
@@ -183,23 +187,35 @@ static void free_tree(kj_entry *t) {
 
 kj_map *kj_map_new(void) { return calloc(1, sizeof(kj_map)); }
 
+static void free_bulk(kj_map *m) {
+  for (size_t i = 0; i < m->nbulk; i++)
+    free(m->bulk[i]);
+  free(m->bulk);
+  m->bulk = NULL;
+  m->nbulk = m->capbulk = 0;
+}
+
 void kj_map_free(kj_map *m) {
   if (!m)
     return;
+  free_bulk(m);
   free_tree(m->root);
   free(m);
 }
 
 void kj_map_clear(kj_map *m) {
+  free_bulk(m);
   free_tree(m->root);
   m->root = NULL;
   m->count = 0;
   m->bytes = 0;
 }
 
-int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
-               size_t vlen, int tomb) {
-  kj_entry *n, *old = NULL;
+/* A new unlinked node holding key and value, or NULL (out of memory, or
+ * lengths that do not fit the node's uint32 fields). */
+static kj_entry *node_new(const void *key, size_t klen, const void *val,
+                          size_t vlen, int tomb) {
+  kj_entry *n;
   size_t size;
   if (tomb)
     vlen = 0; /* a tombstone has no value, whatever the caller passed */
@@ -207,18 +223,17 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
   /* The lengths are stored as uint32; a longer key or value cannot be
    * represented, which for the caller is the same as not fitting in memory. */
   if (klen > UINT32_MAX || vlen > UINT32_MAX)
-    return KJ_ENOMEM;
+    return NULL;
 #else
   if (klen > SIZE_MAX - NODE_HDR || vlen > SIZE_MAX - NODE_HDR - klen)
-    return KJ_ENOMEM;
+    return NULL;
 #endif
-  /* Allocate before touching the tree so a failure leaves it unchanged.
-   * Never less than the struct itself: the compiler may assume a whole
+  /* Never less than the struct itself: the compiler may assume a whole
    * struct is addressable, and malloc's rounding makes this free anyway. */
   size = NODE_HDR + klen + vlen;
   n = malloc(size < sizeof(kj_entry) ? sizeof(kj_entry) : size);
   if (!n)
-    return KJ_ENOMEM;
+    return NULL;
   n->left = n->right = NULL;
   n->klen = (uint32_t)klen;
   n->vlen = (uint32_t)vlen;
@@ -230,7 +245,20 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
     memcpy(n->data, key, klen);
   if (vlen)
     memcpy(n->data + klen, val, vlen);
+  return n;
+}
 
+int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
+               size_t vlen, int tomb) {
+  kj_entry *n, *old = NULL;
+  int rc = kj_map_seal(m);
+  if (rc)
+    return rc;
+  /* Allocate before touching the tree so a failure leaves it unchanged. */
+  n = node_new(key, klen, val, vlen, tomb);
+  if (!n)
+    return KJ_ENOMEM;
+  vlen = n->vlen;
   m->root = insert(m->root, n, &old);
   if (old) {
     m->bytes -= (uint64_t)old->klen + old->vlen;
@@ -242,8 +270,58 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
   return KJ_OK;
 }
 
+/* A balanced tree of the n nodes at a (in key order), O(n). */
+static kj_entry *build(kj_entry **a, size_t n) {
+  if (n == 0)
+    return NULL;
+  size_t mid = n / 2;
+  kj_entry *e = a[mid];
+  e->left = build(a, mid);
+  e->right = build(a + mid + 1, n - mid - 1);
+  fix_height(e);
+  return e;
+}
+
+int kj_map_append(kj_map *m, const void *key, size_t klen, const void *val,
+                  size_t vlen) {
+  /* Only an empty map, and only keys above the last: anything else is an
+   * ordinary insert. */
+  if ((m->root && !m->nbulk) ||
+      (m->nbulk && kj_key_cmp(key, klen, m->bulk[m->nbulk - 1]->data,
+                              m->bulk[m->nbulk - 1]->klen) <= 0))
+    return kj_map_put(m, key, klen, val, vlen, 0);
+  if (m->nbulk == m->capbulk) {
+    size_t cap = m->capbulk ? 2 * m->capbulk : 1024;
+    kj_entry **b = realloc(m->bulk, cap * sizeof *b);
+    if (!b)
+      return KJ_ENOMEM;
+    m->bulk = b;
+    m->capbulk = cap;
+  }
+  kj_entry *n = node_new(key, klen, val, vlen, 0);
+  if (!n)
+    return KJ_ENOMEM;
+  m->bulk[m->nbulk++] = n;
+  m->count++;
+  m->bytes += (uint64_t)n->klen + n->vlen;
+  return KJ_OK;
+}
+
+int kj_map_seal(kj_map *m) {
+  if (!m->nbulk)
+    return KJ_OK;
+  /* Appends went only to an empty map, so the tree is the bulk itself. */
+  assert(!m->root);
+  m->root = build(m->bulk, m->nbulk);
+  free(m->bulk);
+  m->bulk = NULL;
+  m->nbulk = m->capbulk = 0;
+  return KJ_OK;
+}
+
 int kj_map_del(kj_map *m, const void *key, size_t klen) {
   kj_entry *gone = NULL;
+  kj_map_seal(m);
   m->root = erase(m->root, key, klen, &gone);
   if (!gone)
     return 0;
@@ -348,6 +426,8 @@ static int check_tree(const kj_entry *e, const kj_entry *lo, const kj_entry *hi,
 
 int kj_map_check(const kj_map *m) {
   struct check_acc acc = {0, 0};
+  if (m->nbulk)
+    return -1; /* not sealed */
   int h = check_tree(m->root, NULL, NULL, 0, &acc);
   if (h < 0 || acc.count != m->count || acc.bytes != m->bytes)
     return -1;

@@ -29,6 +29,17 @@ void kj_map_clear(kj_map *m);
  * unchanged). */
 int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
                size_t vlen, int tomb);
+/* Bulk load, for rows that arrive in increasing key order (a snapshot):
+ * kj_map_append() on an empty map keeps the new entries aside in O(1)
+ * each, and kj_map_seal() builds a balanced tree from them in O(n), instead
+ * of n inserts with rebalancing. A key not above the last one, or a map
+ * that was not empty, makes append an ordinary kj_map_put(), so any order
+ * still gives the right map. Call kj_map_seal() before any lookup or
+ * iteration (put and del seal first by themselves). Both return KJ_OK or
+ * KJ_ENOMEM (the map unchanged). */
+int kj_map_append(kj_map *m, const void *key, size_t klen, const void *val,
+                  size_t vlen);
+int kj_map_seal(kj_map *m);
 /* Remove key. Returns 1 if it was present, 0 if not. */
 int kj_map_del(kj_map *m, const void *key, size_t klen);
 /* Exact lookup; NULL if absent. */

@@ -508,6 +508,70 @@ static void test_load(int mode, uint64_t seed) {
   free(order);
 }
 
+/* Bulk load: appends in key order build the same map as puts, balanced;
+ * out-of-order appends and appends to a non-empty map still give the right
+ * map (they become puts). */
+static void test_bulk(void) {
+  kj_map *a = kj_map_new(), *b = kj_map_new();
+  char k[16];
+  int all_ok = 1;
+  const int n = 100000;
+  for (int i = 0; i < n; i++) {
+    snprintf(k, sizeof k, "k%08d", i);
+    all_ok &= kj_map_append(a, k, 9, k, (size_t)(i % 7)) == KJ_OK;
+    all_ok &= kj_map_put(b, k, 9, k, (size_t)(i % 7), 0) == KJ_OK;
+  }
+  ok(all_ok, "bulk: %d appends and puts", n);
+  is(kj_map_check(a), -1, "bulk: an unsealed map does not check out");
+  is(kj_map_seal(a), KJ_OK, "bulk: seal");
+  int h = kj_map_check(a);
+  ok(h > 0 && h <= 17, "bulk: sealed tree is balanced (height %d, n %d)", h, n);
+  ok(kj_map_count(a) == kj_map_count(b) && kj_map_bytes(a) == kj_map_bytes(b),
+     "bulk: same count and bytes as puts");
+  kj_iter ia, ib;
+  kj_iter_seek(&ia, a, NULL, 0);
+  kj_iter_seek(&ib, b, NULL, 0);
+  const kj_entry *ea, *eb;
+  int same = 1;
+  while ((ea = kj_iter_next(&ia)) && (eb = kj_iter_next(&ib)))
+    same &= kj_key_cmp(kj_entry_key(ea), kj_entry_klen(ea), kj_entry_key(eb),
+                       kj_entry_klen(eb)) == 0 &&
+            kj_entry_vlen(ea) == kj_entry_vlen(eb);
+  ok(same && !ea && !kj_iter_next(&ib), "bulk: same entries in order");
+  /* Later puts and deletes on the sealed tree keep it valid. */
+  kj_map_put(a, "k00000005", 9, "x", 1, 0);
+  kj_map_del(a, "k00000006", 9);
+  kj_map_put(a, "a", 1, "y", 1, 0);
+  ok(kj_map_check(a) > 0 && kj_map_count(a) == (uint64_t)n,
+     "bulk: put/del after seal keep the tree valid");
+  kj_map_free(a);
+  kj_map_free(b);
+
+  /* Out of order, duplicates, a non-empty map: still the right map. */
+  kj_map *c = kj_map_new();
+  kj_map_append(c, "b", 1, "1", 1);
+  kj_map_append(c, "d", 1, "2", 1);
+  kj_map_append(c, "c", 1, "3", 1); /* below the last: a put */
+  kj_map_append(c, "d", 1, "4", 1); /* a duplicate: a put, replaces */
+  kj_map_append(c, "e", 1, "5", 1); /* the map is no longer empty: a put */
+  is(kj_map_seal(c), KJ_OK, "bulk: seal after mixed appends");
+  const kj_entry *d = kj_map_get(c, "d", 1);
+  ok(kj_map_check(c) > 0 && kj_map_count(c) == 4 && d &&
+         kj_entry_vlen(d) == 1 && !memcmp(kj_entry_val(d), "4", 1),
+     "bulk: out-of-order and duplicate appends give the right map");
+  kj_map_free(c);
+
+  /* Freeing an unsealed map frees its pending nodes (ASan checks). */
+  kj_map *u = kj_map_new();
+  kj_map_append(u, "x", 1, "1", 1);
+  kj_map_append(u, "y", 1, "2", 1);
+  kj_map_clear(u);
+  ok(kj_map_count(u) == 0 && kj_map_check(u) == 0,
+     "bulk: clear drops pending nodes");
+  kj_map_append(u, "z", 1, "3", 1);
+  kj_map_free(u);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x6b6a7461626c65ULL;
   if (seed == 0)
@@ -521,5 +585,6 @@ int main(int argc, char **argv) {
   test_load(0, seed);
   test_load(1, seed);
   test_load(2, seed);
+  test_bulk();
   return tap_done();
 }
