@@ -25,6 +25,14 @@
  * *errmsg, free with kj_free), KJ_ENOMEM. */
 int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
                    void *clock_ctx, kj_backend **out, char **errmsg);
+/* The same on an encrypted database: SQLCipher's PRAGMA key with the raw
+ * key (keylen 32, no key derivation) is the connection's first statement,
+ * then everything as kj_sqlite_open. Needs the library to be SQLCipher
+ * (bench/bench_sqlcipher links it; with plain SQLite: KJ_EINVAL). A wrong
+ * key or an unencrypted file: KJ_EKEY. */
+int kj_sqlite_open_keyed(const char *path, int normal, const uint8_t *key,
+                         size_t keylen, kj_clock_fn clock, void *clock_ctx,
+                         kj_backend **out, char **errmsg);
 
 /* ---- growable byte buffer -------------------------------------------- */
 

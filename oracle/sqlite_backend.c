@@ -1,6 +1,7 @@
 /*
  * oracle/sqlite_backend.c - the SQLite reference backend of the test
- * oracle (kj_sqlite_open, oracle/oracle.h).
+ * oracle (kj_sqlite_open, oracle/oracle.h), and, built against SQLCipher,
+ * the encrypted contender of the benchmark (kj_sqlite_open_keyed).
  *
  * It owns one more implementation of the whole domain contract
  * (keyjournal/sys/backend.h, /work/shared/API.md), written the way a
@@ -83,6 +84,20 @@
 #include <sqlite3.h>
 
 #include "oracle.h"
+
+/* The benchmark also builds this file against SQLCipher (bench/bench.am:
+ * bench/bench_sqlcipher), and Debian's SQLCipher 3.4.1 is SQLite 3.15.2:
+ * no sqlite3_prepare_v3 (3.20), sqlite3_changes64 (3.37) or UPSERT (3.24,
+ * see upsert_compat). These bridge the gap; with the SQLite the oracle
+ * links, nothing changes. */
+#if SQLITE_VERSION_NUMBER < 3020000
+#define SQLITE_PREPARE_PERSISTENT 0
+#define sqlite3_prepare_v3(db, sql, n, flags, st, tail)                        \
+  sqlite3_prepare_v2(db, sql, n, st, tail)
+#endif
+#if SQLITE_VERSION_NUMBER < 3037000
+#define sqlite3_changes64 sqlite3_changes
+#endif
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY,"
@@ -222,6 +237,49 @@ static int sq_fail(sq_backend *b, int code) {
 
 /* ---- statements --------------------------------------------------------- */
 
+static size_t count_char(const char *p, const char *end, char c) {
+  size_t n = 0;
+  for (; p < end; p++)
+    n += *p == c;
+  return n;
+}
+
+/* SQLite before 3.24 has no UPSERT. "INSERT INTO t(cols) VALUES(...) ON
+ * CONFLICT(keys) DO UPDATE SET c=excluded.c, ..." whose SET gives every
+ * column outside keys its new value writes the same row as "INSERT OR
+ * REPLACE INTO t(cols) VALUES(...)" (no foreign key refers to these
+ * tables, and there are no triggers): that text, malloc'd, or NULL when sql
+ * is not such a statement (it then fails to prepare there, loudly). Only
+ * used on an old SQLite (the SQLCipher benchmark helper). */
+static char *upsert_compat(const char *sql) {
+  static const char ins[] = "INSERT INTO ", oc_s[] = " ON CONFLICT(",
+                    set_s[] = " DO UPDATE SET ", ex_s[] = "=excluded.";
+  const char *oc = strstr(sql, oc_s);
+  if (strncmp(sql, ins, sizeof ins - 1) != 0 || !oc)
+    return NULL;
+  const char *cols = strchr(sql, '(');
+  const char *cols_end = cols ? strchr(cols, ')') : NULL;
+  const char *keys = oc + sizeof oc_s - 1, *keys_end = strchr(keys, ')');
+  const char *set = keys_end ? strstr(keys_end, set_s) : NULL;
+  if (!cols_end || cols_end > oc || !set)
+    return NULL;
+  size_t ncols = count_char(cols, cols_end, ',') + 1;
+  size_t nkeys = count_char(keys, keys_end, ',') + 1;
+  size_t nset = 0;
+  for (const char *p = set; (p = strstr(p, ex_s)) != NULL; p++)
+    nset++;
+  if (nset + nkeys != ncols ||
+      count_char(set, set + strlen(set), ',') + 1 != nset)
+    return NULL;
+  size_t head = (size_t)(oc - sql) - (sizeof "INSERT" - 1);
+  size_t n = sizeof "INSERT OR REPLACE" + head;
+  char *out = malloc(n);
+  if (out)
+    snprintf(out, n, "INSERT OR REPLACE%.*s", (int)head,
+             sql + sizeof "INSERT" - 1);
+  return out;
+}
+
 /* The cached statement of sql, reset and unbound. */
 static int prep(sq_backend *b, const char *sql, sqlite3_stmt **st) {
   for (size_t i = 0; i < b->ncache; i++)
@@ -239,8 +297,10 @@ static int prep(sq_backend *b, const char *sql, sqlite3_stmt **st) {
     b->cache = c;
     b->capcache = cap;
   }
-  int r =
-      sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+  char *alt = sqlite3_libversion_number() < 3024000 ? upsert_compat(sql) : NULL;
+  int r = sqlite3_prepare_v3(b->db, alt ? alt : sql, -1,
+                             SQLITE_PREPARE_PERSISTENT, st, NULL);
+  free(alt);
   if (r != SQLITE_OK)
     return sq_fail(b, r);
   b->cache[b->ncache++] = (sq_cached){sql, *st};
@@ -2274,13 +2334,42 @@ static int sq_tx_commit(kj_tx *t) { return tx_end(t, 1); }
 
 static void sq_tx_rollback(kj_tx *t) { tx_end(t, 0); }
 
-int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
-                   void *clock_ctx, kj_backend **out, char **errmsg) {
+/* SQLCipher's raw-key form, PRAGMA key = "x'<64 hex digits>'" (no key
+ * derivation), in buf (cap >= 80). */
+static void key_pragma(char *buf, size_t cap, const uint8_t *key,
+                       size_t keylen) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = (size_t)snprintf(buf, cap, "PRAGMA key = \"x'");
+  for (size_t i = 0; i < keylen && n + 2 < cap; i++) {
+    buf[n++] = hex[key[i] >> 4];
+    buf[n++] = hex[key[i] & 15];
+  }
+  snprintf(buf + n, cap - n, "'\"");
+}
+
+/* 1 when the library in use encrypts (SQLCipher answers PRAGMA
+ * cipher_version; SQLite ignores unknown pragmas and PRAGMA key). */
+static int has_cipher(sqlite3 *db) {
+  sqlite3_stmt *st = NULL;
+  int yes = 0;
+  if (sqlite3_prepare_v2(db, "PRAGMA cipher_version", -1, &st, NULL) ==
+      SQLITE_OK)
+    yes = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+          *sqlite3_column_text(st, 0);
+  sqlite3_finalize(st);
+  return yes;
+}
+
+/* kj_sqlite_open, and with key (keylen bytes, NULL: none) the keyed open
+ * of kj_sqlite_open_keyed. */
+static int sq_open(const char *path, int normal, const uint8_t *key,
+                   size_t keylen, kj_clock_fn clock, void *clock_ctx,
+                   kj_backend **out, char **errmsg) {
   if (out)
     *out = NULL;
   if (errmsg)
     *errmsg = NULL;
-  if (!out)
+  if (!out || (key && keylen != 32))
     return KJ_EINVAL;
   sq_backend *b = calloc(1, sizeof *b);
   if (!b)
@@ -2292,6 +2381,20 @@ int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
   int r = sqlite3_open_v2(
       path ? path : ":memory:", &b->db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  const char *nocipher = NULL;
+  if (key && r == SQLITE_OK) {
+    /* First statement on the connection: SQLCipher reads nothing before
+     * the key is set. */
+    char kp[96];
+    key_pragma(kp, sizeof kp, key, keylen);
+    r = sqlite3_exec(b->db, kp, NULL, NULL, NULL);
+    explicit_bzero(kp, sizeof kp);
+    if (r == SQLITE_OK && !has_cipher(b->db)) {
+      r = SQLITE_MISUSE;
+      nocipher = "this SQLite does not encrypt (no PRAGMA cipher_version): "
+                 "a keyed open needs SQLCipher";
+    }
+  }
   const char *setup[] = {
       "PRAGMA foreign_keys=ON",
       "PRAGMA journal_mode=WAL",
@@ -2305,9 +2408,14 @@ int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
   for (size_t i = 0; r == SQLITE_OK && i < sizeof setup / sizeof *setup; i++)
     r = sqlite3_exec(b->db, setup[i], NULL, NULL, NULL);
   if (r != SQLITE_OK) {
-    int rc = r == SQLITE_NOMEM || !b->db ? KJ_ENOMEM : KJ_EIO;
+    int rc = nocipher                             ? KJ_EINVAL
+             : r == SQLITE_NOMEM || !b->db        ? KJ_ENOMEM
+             : key && (r & 0xff) == SQLITE_NOTADB ? KJ_EKEY
+                                                  : KJ_EIO;
     if (errmsg) {
-      const char *m = b->db ? sqlite3_errmsg(b->db) : "out of memory";
+      const char *m = nocipher ? nocipher
+                      : b->db  ? sqlite3_errmsg(b->db)
+                               : "out of memory";
       size_t n = strlen(m) + sizeof "sqlite open : " + strlen(path ? path : "");
       char *e = malloc(n);
       if (e)
@@ -2403,4 +2511,22 @@ int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
 
   *out = kb;
   return KJ_OK;
+}
+
+int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
+                   void *clock_ctx, kj_backend **out, char **errmsg) {
+  return sq_open(path, normal, NULL, 0, clock, clock_ctx, out, errmsg);
+}
+
+int kj_sqlite_open_keyed(const char *path, int normal, const uint8_t *key,
+                         size_t keylen, kj_clock_fn clock, void *clock_ctx,
+                         kj_backend **out, char **errmsg) {
+  if (!key) {
+    if (out)
+      *out = NULL;
+    if (errmsg)
+      *errmsg = NULL;
+    return KJ_EINVAL;
+  }
+  return sq_open(path, normal, key, keylen, clock, clock_ctx, out, errmsg);
 }

@@ -1,11 +1,12 @@
 /*
  * src/cli/cli.h - shared declarations of the keyjournal command.
  *
- * The command is split in three files: main.c owns argument parsing, the
- * dispatch, the "verify" and "info" commands, usage text and error printing;
- * keysrc.c owns key material (key files, KJ_PASSPHRASE, the /dev/tty prompt,
- * random keys) and its wiping; demo.c owns the "demo" crash test. Nothing here
- * is global mutable state: every function works on what it is passed.
+ * main.c owns argument parsing, the dispatch, the "verify" and "info"
+ * commands, usage text and error printing; keysrc.c owns key material (key
+ * files, KJ_PASSPHRASE, the /dev/tty prompt, random keys) and its wiping;
+ * demo.c owns the "demo" crash test; bench.c the "bench" benchmark and
+ * oracle.c the "oracle" campaigns (both need SQLite). Nothing here is
+ * global mutable state: every function works on what it is passed.
  */
 #ifndef KJ_CLI_H
 #define KJ_CLI_H
@@ -109,6 +110,12 @@ const char *cli_key_describe(const cli_key *k);
 
 /* keyjournal demo (demo.c); argv[0] is "demo". Returns the exit status. */
 int cli_demo(int argc, char **argv);
+
+/* keyjournal bench (bench.c); argv[0] is "bench". Runs the benchmark of
+ * bench/bench_compare.c where SQLite was found, else fails (exit 1).
+ * Returns the exit status. */
+int cli_bench(int argc, char **argv);
+extern const char cli_bench_usage_text[];
 
 /* ---- oracle campaigns (oracle.c; only with SQLite) -------------------- */
 

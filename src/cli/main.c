@@ -7,7 +7,8 @@
  * and the two read-only commands: "verify" (open read-only, which replays
  * and authenticates every journal frame, then cross-check the tables) and
  * "info" (the figures of kj_store_stats() and kj_table_count()). The key
- * comes from keysrc.c; "demo" lives in demo.c.
+ * comes from keysrc.c; "demo" lives in demo.c, "bench" in bench.c and
+ * "oracle" in oracle.c.
  *
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong key or not a store
  * (KJ_EKEY), 4 damaged store (KJ_ECORRUPT).
@@ -129,15 +130,15 @@ void cli_usage(FILE *to, const char *cmd) {
           "keyjournal - encrypted append-only journal store\n"
           "\n"
           "Usage:\n"
-          "%s%s%s%s"
+          "%s%s%s%s%s"
           "  keyjournal help [COMMAND]   this text\n"
           "  keyjournal --version        print the version\n"
           "\n"
           "Options may come before or after DIR; \"--\" ends the options.\n"
           "\n"
           "%s\n%s",
-          usage_demo, usage_verify, usage_info, usage_oracle(), usage_keys,
-          usage_exit);
+          usage_demo, usage_verify, usage_info, usage_oracle(),
+          cli_bench_usage_text, usage_keys, usage_exit);
 }
 
 /* ---- arguments ------------------------------------------------------- */
@@ -420,6 +421,10 @@ int main(int argc, char **argv) {
       return CLI_EXIT_OK;
     }
 #endif
+    if (argc > 2 && strcmp(argv[2], "bench") == 0) {
+      printf("Usage:\n%s", cli_bench_usage_text);
+      return CLI_EXIT_OK;
+    }
     if (argc > 2 &&
         (strcmp(argv[2], "demo") == 0 || strcmp(argv[2], "verify") == 0 ||
          strcmp(argv[2], "info") == 0))
@@ -436,6 +441,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "oracle") == 0)
     return cli_oracle(argc - 1, argv + 1);
 #endif
+  if (strcmp(cmd, "bench") == 0)
+    return cli_bench(argc - 1, argv + 1);
   int is_demo = strcmp(cmd, "demo") == 0;
   int is_verify = strcmp(cmd, "verify") == 0;
   int is_info = strcmp(cmd, "info") == 0;
