@@ -705,8 +705,9 @@ static void sweep_child_finish(sweep *w, size_t m) {
                       c->divergences - w->base_div};
   kj_obuf out = {0};
   kj_obuf_add(&out, head, sizeof head);
-  kj_obuf_add(&out, c->report.p + w->base_report,
-              c->report.len - w->base_report);
+  if (c->report.len > w->base_report) /* report.p may still be NULL */
+    kj_obuf_add(&out, c->report.p + w->base_report,
+                c->report.len - w->base_report);
   size_t off = 0;
   while (off < out.len) {
     ssize_t put = write(w->pipe_fd, out.p + off, out.len - off);

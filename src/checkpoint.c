@@ -4,6 +4,9 @@
  *
  * A checkpoint at frame S (the newest) runs, under the writer lock:
  *   1. sync the journal and move it to a new segment B (first seq S+1);
+ *      that sync also covers every group commit still waiting for its
+ *      own (their changes are in the tables already), so the snapshot
+ *      below never holds a change that is not durable;
  *   2. write snapshot-S: temporary file, sync, rename, sync directory;
  *   3. remove the segments before B and the snapshots before S.
  * A crash before 2 completes leaves the old snapshot and every segment: the
@@ -174,13 +177,18 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   return rc;
 }
 
-void kj_checkpoint_maybe(kj_store *s) {
+int kj_checkpoint_due(kj_store *s) {
   if (!s->journal || s->read_only || s->snapshot_threshold == UINT64_MAX)
-    return;
+    return 0;
   kj_journal_stats js;
   kj_journal_get_stats(s->journal, &js);
-  if (js.journal_bytes < s->next_checkpoint)
+  return js.journal_bytes >= s->next_checkpoint;
+}
+
+void kj_checkpoint_maybe(kj_store *s) {
+  if (!kj_checkpoint_due(s))
     return;
+  kj_journal_stats js;
   kj_errbuf e;
   int rc = kj_checkpoint_locked(s, &e);
   kj_journal_get_stats(s->journal, &js);

@@ -19,6 +19,17 @@
 
 #define KJ_NTABLES 256
 
+/* A KJ_SYNC_FULL commit applied to the tables whose frame may not be
+ * durable yet (group commit, see kj_txn_commit). undo is a commit body
+ * (FORMAT.md 4.3) that puts back what the commit overwrote: a put of the
+ * previous value, or a delete where there was none. */
+typedef struct kj_pending {
+  struct kj_pending *prev, *next;
+  uint64_t seq; /* its frame */
+  size_t len;
+  uint8_t undo[];
+} kj_pending;
+
 struct kj_store {
   const kj_vfs *vfs;
   char *dir;             /* NULL for memory-only */
@@ -32,7 +43,9 @@ struct kj_store {
   /* Committed rows, one map per table id (index 0 unused). */
   kj_map *tables[KJ_NTABLES];
 
-  /* One write transaction at a time. */
+  /* One write transaction at a time. A KJ_SYNC_FULL commit releases it
+   * once its frame is written and applied, and waits for the shared sync
+   * outside it (group commit). */
   pthread_mutex_t writer;
   /* Readers of committed tables vs. the commit that applies to them. */
   pthread_rwlock_t rows;
@@ -44,6 +57,15 @@ struct kj_store {
   atomic_int poisoned;
   atomic_int broken;
   atomic_int readers; /* open read-only transactions */
+  /* Commits waiting for their sync outside the writer lock. */
+  atomic_int committing;
+  /* Group commit: the pending commits, oldest (lowest seq) first. Linked
+   * under the writer lock; a committer unlinks its own once durable; after
+   * a failed sync, every one not durable is undone, newest first, under
+   * the writer and row locks before any of their committers returns.
+   * Lock order: writer, rows, pend_mu (pend_mu alone for an unlink). */
+  pthread_mutex_t pend_mu;
+  kj_pending *pend_head, *pend_tail;
   /* Under mu: copies refreshed after every commit and sync, so statistics
    * never wait for the writer or the row lock (a caller may hold either). */
   uint64_t commits;
@@ -89,6 +111,8 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e);
  * failure is recorded (detail message, stats) but does not fail the
  * commit, which is durable already. Caller holds the writer lock. */
 void kj_checkpoint_maybe(kj_store *s);
+/* 1 when kj_checkpoint_maybe() would write a snapshot now (writer lock). */
+int kj_checkpoint_due(kj_store *s);
 
 /* Record e's message (or msg) as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);

@@ -8,9 +8,21 @@
  * Segments are pre-written with zeros so that appending a frame is an
  * overwrite: a durable commit costs one write and one fdatasync, and no
  * change of file size (and so no file-system journal commit).
+ *
+ * Group commit (FORMAT.md 4.4): frames are written under the store's
+ * writer lock, but the fdatasync that makes a KJ_SYNC_FULL commit durable
+ * is shared. group_sync() is the only place that syncs the live segment:
+ * a caller that finds no sync in progress becomes the leader, syncs every
+ * frame written so far with the mutex dropped, then publishes the new
+ * durable_seq and wakes the others; a caller that finds one in progress
+ * waits for it and tries again. sync_mu guards the group state and the
+ * identity of the live segment file, which roll_over() only replaces once
+ * every frame of the old one is durable and no leader holds it.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +53,29 @@ struct kj_journal {
   uint64_t seg_size;
   uint64_t off;
 
-  uint64_t next_seq;    /* seq of the next frame */
-  uint64_t durable_seq; /* highest seq covered by a completed sync */
+  uint64_t next_seq; /* seq of the next frame */
   uint8_t prev_tag[KJ_TAG_BYTES];
-  uint64_t unsynced_bytes; /* frame bytes written since the last sync */
-  int since_marker;        /* frames written since the last sync marker */
-  int poisoned;
+  /* Frame bytes written since the writer side last synced (NORMAL's
+   * interval); group syncs by FULL committers leave it alone. */
+  uint64_t unsynced_bytes;
+  int since_marker; /* frames written since the last sync marker */
+  /* Set by a failed write, sync or roll-over; never cleared. Once it is
+   * set (and no sync is in progress) durable_seq no longer moves. */
+  atomic_int poisoned;
+
+  /* Group commit state, under sync_mu (which is never held while taking
+   * another lock or doing I/O). seg and segno are changed under it too. */
+  pthread_mutex_t sync_mu;
+  pthread_cond_t sync_cv;
+  uint64_t written_seq; /* newest frame whose write has returned */
+  uint64_t durable_seq; /* highest seq covered by a completed sync */
+  /* KJ_SYNC_OFF: the frames replayed at open, which this handle does not
+   * sync unless it writes more (FORMAT.md 4.4 claims nothing for them). */
+  uint64_t clean_seq;
+  int syncing; /* a leader is in fdatasync (on seg, unlocked) */
+  int sync_rc; /* status of the shared sync that failed, or 0 */
+  char sync_msg[256];
+  uint64_t syncs; /* completed or failed fdatasyncs of live segments */
 
   uint8_t *fbuf; /* frame being built */
   size_t fcap;
@@ -601,6 +630,8 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
   j->cfg.store_id = j->store_id;
   if (!j->cfg.base_segno)
     j->cfg.base_segno = 1;
+  pthread_mutex_init(&j->sync_mu, NULL);
+  pthread_cond_init(&j->sync_cv, NULL);
   replay r = {j, fn, arg, NULL, 0};
   int rc = recover(j, &r, e);
   j->cfg.base_tag = NULL; /* the caller's buffer: not kept */
@@ -608,10 +639,18 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
   if (rc) {
     if (j->seg)
       cfg->vfs->close(cfg->vfs->ctx, j->seg);
+    pthread_cond_destroy(&j->sync_cv);
+    pthread_mutex_destroy(&j->sync_mu);
     free(j->dir);
     free(j);
     return rc;
   }
+  /* Nothing else runs yet: no lock needed. Under KJ_SYNC_OFF rule 5.7 did
+   * not sync, so durable_seq claims nothing replayed, and clean_seq keeps
+   * a roll-over from syncing what this handle did not write. */
+  j->written_seq = j->next_seq - 1;
+  if (cfg->sync == KJ_SYNC_OFF)
+    j->clean_seq = j->next_seq - 1;
   *out = j;
   return KJ_OK;
 }
@@ -619,27 +658,80 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
 /* ---- writing ---------------------------------------------------------- */
 
 static int poison(kj_journal *j, int rc) {
-  j->poisoned = 1;
+  atomic_store(&j->poisoned, 1);
   return rc;
 }
 
+/* Make every frame up to target durable (FORMAT.md 4.4): the group commit
+ * protocol. Safe from any number of threads at once, with or without the
+ * writer lock; target must not exceed the newest written frame.
+ *
+ * A caller whose target is not durable yet waits while a sync is in
+ * progress; else it becomes the leader: it notes the newest written frame
+ * and the live segment, syncs it with sync_mu dropped, and only after the
+ * sync returned raises durable_seq to what it covered (every write that
+ * had returned before it began) and wakes the waiters. A failed sync
+ * poisons the journal; every caller not yet covered then fails with that
+ * sync's status (KJ_EIO, KJ_ENOSPC), or KJ_EPOISONED when another failure
+ * poisoned it. No caller fails while a sync is still in progress, and no
+ * sync starts once the journal is poisoned, so after the first failure is
+ * returned durable_seq stays where it is. */
+static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
+  int rc = KJ_OK;
+  pthread_mutex_lock(&j->sync_mu);
+  while (target > j->durable_seq && target > j->clean_seq) {
+    if (j->syncing) {
+      pthread_cond_wait(&j->sync_cv, &j->sync_mu);
+      continue;
+    }
+    if (atomic_load(&j->poisoned)) {
+      rc = j->sync_rc ? kj_err(e, j->sync_rc, "%s", j->sync_msg)
+                      : kj_err(e, KJ_EPOISONED,
+                               "journal poisoned by an earlier failure");
+      break;
+    }
+    uint64_t upto = j->written_seq, segno = j->segno;
+    kj_vfs_file *f = j->seg;
+    j->syncing = 1;
+    pthread_mutex_unlock(&j->sync_mu);
+    errno = 0;
+    int src = j->cfg.vfs->sync(j->cfg.vfs->ctx, f);
+    char msg[sizeof j->sync_msg];
+    if (src)
+      snprintf(msg, sizeof msg, "sync journal segment %" PRIu64 ": %s", segno,
+               cause());
+    pthread_mutex_lock(&j->sync_mu);
+    j->syncing = 0;
+    j->syncs++;
+    if (src) {
+      if (!j->sync_rc) {
+        j->sync_rc = src;
+        memcpy(j->sync_msg, msg, sizeof msg);
+      }
+      atomic_store(&j->poisoned, 1);
+    } else if (upto > j->durable_seq) {
+      j->durable_seq = upto;
+    }
+    pthread_cond_broadcast(&j->sync_cv);
+  }
+  pthread_mutex_unlock(&j->sync_mu);
+  return rc;
+}
+
+/* Writer side: make every frame written so far durable. */
 static int sync_segment(kj_journal *j, kj_errbuf *e) {
-  if (!j->unsynced_bytes)
-    return KJ_OK;
-  errno = 0;
-  int rc = j->cfg.vfs->sync(j->cfg.vfs->ctx, j->seg);
-  if (rc)
-    return poison(j, kj_err(e, rc, "sync journal segment %" PRIu64 ": %s",
-                            j->segno, cause()));
-  j->unsynced_bytes = 0;
-  j->durable_seq = j->next_seq - 1;
-  return KJ_OK;
+  int rc = group_sync(j, j->next_seq - 1, e);
+  if (!rc)
+    j->unsynced_bytes = 0;
+  return rc;
 }
 
 /* Move to a new segment big enough for a frame of need bytes. */
 static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   /* Synced even under KJ_SYNC_OFF: a later kj_journal_sync() syncs only
-   * the new segment, and its claims must cover this one too. */
+   * the new segment, and its claims must cover this one too. This also
+   * covers every committer still waiting on a frame of the old segment,
+   * so none waits on a file that is about to be closed. */
   int rc = sync_segment(j, e);
   if (rc)
     return rc;
@@ -657,11 +749,18 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
      * clean failure); once the rename happened the directory is unknown. */
     return renamed ? poison(j, rc) : rc;
   }
-  j->cfg.vfs->close(j->cfg.vfs->ctx, j->seg);
+  /* Every frame written is durable and we hold the writer lock, so no new
+   * leader can start; wait out one that might still hold the old file. */
+  pthread_mutex_lock(&j->sync_mu);
+  while (j->syncing)
+    pthread_cond_wait(&j->sync_cv, &j->sync_mu);
+  kj_vfs_file *old = j->seg;
   j->seg = f;
+  j->segno++;
+  pthread_mutex_unlock(&j->sync_mu);
+  j->cfg.vfs->close(j->cfg.vfs->ctx, old);
   j->bytes_before += j->off - KJ_SEGMENT_HEADER;
   j->disk_before += j->seg_size;
-  j->segno++;
   j->segments++;
   j->seg_size = size;
   j->off = KJ_SEGMENT_HEADER;
@@ -671,7 +770,7 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
 
 static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
                        size_t len, kj_errbuf *e) {
-  if (j->poisoned)
+  if (atomic_load(&j->poisoned))
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (j->cfg.read_only)
     return kj_err(e, KJ_EREADONLY, "store is open read-only");
@@ -689,12 +788,16 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
     j->fbuf = p;
     j->fcap = need;
   }
+  /* The claim: only what a completed sync covered (FORMAT.md 4.4). */
+  pthread_mutex_lock(&j->sync_mu);
+  uint64_t durable = j->durable_seq;
+  pthread_mutex_unlock(&j->sync_mu);
   uint8_t *h = j->fbuf;
   memset(h, 0, KJ_FRAME_HEADER);
   memcpy(h, FRAME_MAGIC, 4);
   kj_put32(h + 4, (uint32_t)clen);
   kj_put64(h + 8, j->next_seq);
-  kj_put64(h + 16, j->durable_seq);
+  kj_put64(h + 16, durable);
   h[24] = (uint8_t)type;
   uint8_t ad[AD_BYTES];
   frame_ad(ad, j->store_id, j->segno, h, j->prev_tag);
@@ -709,33 +812,68 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
                             j->segno, j->off, cause()));
   memcpy(j->prev_tag, h + need - KJ_TAG_BYTES, KJ_TAG_BYTES);
   j->off += need;
-  j->next_seq++;
   j->unsynced_bytes += need;
+  /* Published only now that the write returned: a leader that sees it
+   * syncs a file that holds the frame. */
+  pthread_mutex_lock(&j->sync_mu);
+  j->written_seq = j->next_seq++;
+  pthread_mutex_unlock(&j->sync_mu);
   return KJ_OK;
 }
 
 int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
-                      kj_errbuf *e) {
+                      uint64_t *seq, kj_errbuf *e) {
   int rc = write_frame(j, FRAME_COMMIT, body, len, e);
   if (rc)
     return rc;
   j->since_marker = 1;
-#ifdef KJ_BUG_SKIP_SYNC
-  /* Oracle self-test: acknowledge a FULL commit before it is durable. */
-  if (j->cfg.sync == KJ_SYNC_FULL)
-    return KJ_OK;
-#endif
-  if (j->cfg.sync == KJ_SYNC_FULL ||
-      (j->cfg.sync == KJ_SYNC_NORMAL &&
-       j->unsynced_bytes >= j->cfg.sync_interval))
+  *seq = j->next_seq - 1;
+  /* KJ_SYNC_FULL: the caller waits with kj_journal_wait_durable(). */
+  if (j->cfg.sync == KJ_SYNC_NORMAL &&
+      j->unsynced_bytes >= j->cfg.sync_interval)
     return sync_segment(j, e);
   return KJ_OK;
 }
 
+int kj_journal_wait_durable(kj_journal *j, uint64_t seq, kj_errbuf *e) {
+  if (j->cfg.sync != KJ_SYNC_FULL)
+    return KJ_OK;
+#ifdef KJ_BUG_SKIP_SYNC
+  /* Oracle self-test: acknowledge a FULL commit before it is durable. */
+  (void)seq;
+  (void)e;
+  return KJ_OK;
+#else
+  return group_sync(j, seq, e);
+#endif
+}
+
+int kj_journal_flush(kj_journal *j, kj_errbuf *e) {
+  if (j->cfg.read_only || j->cfg.sync != KJ_SYNC_FULL)
+    return KJ_OK;
+  return sync_segment(j, e);
+}
+
+uint64_t kj_journal_durable_seq(kj_journal *j) {
+  pthread_mutex_lock(&j->sync_mu);
+  uint64_t d = j->durable_seq;
+  pthread_mutex_unlock(&j->sync_mu);
+  return d;
+}
+
+uint64_t kj_journal_syncs(kj_journal *j) {
+  pthread_mutex_lock(&j->sync_mu);
+  uint64_t n = j->syncs;
+  pthread_mutex_unlock(&j->sync_mu);
+  return n;
+}
+
+kj_sync kj_journal_mode(const kj_journal *j) { return j->cfg.sync; }
+
 int kj_journal_sync(kj_journal *j, kj_errbuf *e) {
   if (j->cfg.read_only)
     return KJ_OK;
-  if (j->poisoned)
+  if (atomic_load(&j->poisoned))
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (!j->since_marker)
     return sync_segment(j, e);
@@ -754,17 +892,20 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
   if (!j)
     return KJ_OK;
   int rc = KJ_OK;
-  if (!j->cfg.read_only && !j->poisoned && j->cfg.sync != KJ_SYNC_OFF)
+  if (!j->cfg.read_only && !atomic_load(&j->poisoned) &&
+      j->cfg.sync != KJ_SYNC_OFF)
     rc = kj_journal_sync(j, e);
   if (j->seg)
     j->cfg.vfs->close(j->cfg.vfs->ctx, j->seg);
+  pthread_cond_destroy(&j->sync_cv);
+  pthread_mutex_destroy(&j->sync_mu);
   free(j->fbuf);
   free(j->dir);
   free(j);
   return rc;
 }
 
-int kj_journal_poisoned(const kj_journal *j) { return j->poisoned; }
+int kj_journal_poisoned(kj_journal *j) { return atomic_load(&j->poisoned); }
 
 void kj_journal_tail(const kj_journal *j, uint64_t *seq,
                      uint8_t tag[KJ_TAG_BYTES]) {
@@ -773,7 +914,7 @@ void kj_journal_tail(const kj_journal *j, uint64_t *seq,
 }
 
 int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e) {
-  if (j->poisoned)
+  if (atomic_load(&j->poisoned))
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (j->cfg.read_only)
     return kj_err(e, KJ_EREADONLY, "store is open read-only");

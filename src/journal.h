@@ -3,8 +3,10 @@
  * (internal). doc/FORMAT.md sections 4 and 5 are the specification.
  *
  * The journal knows nothing of tables: it appends opaque commit bodies as
- * frames, and on open hands each replayed body to a callback. It is not
- * thread-safe; the store calls it under its writer lock.
+ * frames, and on open hands each replayed body to a callback. The store
+ * calls it under its writer lock, except for the calls marked
+ * "thread-safe", which may run at any time between open and close, from
+ * any number of threads, alongside the writer-lock holder's calls.
  */
 #ifndef KJ_JOURNAL_H
 #define KJ_JOURNAL_H
@@ -64,11 +66,39 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e);
 int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
                     kj_journal **out, kj_errbuf *e);
 
-/* Append one commit frame holding body, synced per cfg->sync. Errors:
- * KJ_EINVAL (too large), KJ_EPOISONED, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A
- * failed write or sync poisons the journal. */
+/* Append one commit frame holding body; *seq receives its sequence
+ * number. KJ_SYNC_NORMAL syncs here once sync_interval bytes are unsynced;
+ * KJ_SYNC_FULL does not sync here: the commit is durable once
+ * kj_journal_wait_durable(j, *seq) returned KJ_OK. Errors: KJ_EINVAL (too
+ * large), KJ_EPOISONED, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A failed write or
+ * sync poisons the journal. */
 int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
-                      kj_errbuf *e);
+                      uint64_t *seq, kj_errbuf *e);
+
+/* Thread-safe. KJ_SYNC_FULL: return once frame seq is durable, sharing
+ * one fdatasync with every other frame written before it started (group
+ * commit, FORMAT.md 4.4); other modes return KJ_OK at once. Errors: the
+ * status of the failed shared sync (KJ_EIO, KJ_ENOSPC; the journal is then
+ * poisoned), or KJ_EPOISONED when the journal was poisoned before seq was
+ * durable. Once one caller got a failure, durable_seq never moves again:
+ * each frame then either is durable or fails for every waiter. */
+int kj_journal_wait_durable(kj_journal *j, uint64_t seq, kj_errbuf *e);
+
+/* KJ_SYNC_FULL: make every frame written so far durable (joining or
+ * leading a group sync); other modes and read-only: KJ_OK. Errors as
+ * kj_journal_wait_durable(). */
+int kj_journal_flush(kj_journal *j, kj_errbuf *e);
+
+/* Thread-safe: highest seq covered by a completed sync. */
+uint64_t kj_journal_durable_seq(kj_journal *j);
+
+/* Thread-safe: fdatasyncs of live journal segments by this handle (FULL
+ * commits sharing one count once; interval syncs, sync markers and
+ * roll-overs count too; syncs at open and of new files do not). */
+uint64_t kj_journal_syncs(kj_journal *j);
+
+/* The handle's sync mode (fixed at open; thread-safe). */
+kj_sync kj_journal_mode(const kj_journal *j);
 
 /* If anything was written since the last marker: sync, write a sync
  * marker, sync again (FORMAT.md 4.3). */
@@ -91,7 +121,8 @@ int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e);
  * failed directory sync poisons the journal. */
 int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e);
 
-int kj_journal_poisoned(const kj_journal *j);
+/* Thread-safe. */
+int kj_journal_poisoned(kj_journal *j);
 void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ static kj_store *store_new(void) {
     return NULL;
   pthread_mutex_init(&s->writer, NULL);
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->pend_mu, NULL);
   /* Writers first: a stream of readers must not starve commits. */
   pthread_rwlockattr_t a;
   pthread_rwlockattr_init(&a);
@@ -90,6 +92,11 @@ static kj_store *store_new(void) {
 }
 
 static void store_free(kj_store *s) {
+  while (s->pend_head) { /* none: every committer has returned */
+    kj_pending *p = s->pend_head;
+    s->pend_head = p->next;
+    free(p);
+  }
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
     kj_map_free(s->tables[t]);
   if (s->lockfile)
@@ -99,6 +106,7 @@ static void store_free(kj_store *s) {
   pthread_rwlock_destroy(&s->rows);
   pthread_mutex_destroy(&s->writer);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->pend_mu);
   free(s);
 }
 
@@ -436,9 +444,18 @@ done:
 int kj_store_close(kj_store *s) {
   if (!s)
     return KJ_OK;
-  if (atomic_load(&s->readers) || pthread_mutex_trylock(&s->writer) != 0) {
+  /* A group commit waiting for its sync holds no lock but counts in
+   * committing (raised before it released the writer lock). */
+  if (atomic_load(&s->readers) || atomic_load(&s->committing) ||
+      pthread_mutex_trylock(&s->writer) != 0) {
     kj_errbuf e;
     kj_err(&e, KJ_EINVAL, "kj_store_close: a transaction is still open");
+    return kj_store_fail(s, KJ_EINVAL, &e);
+  }
+  if (atomic_load(&s->committing)) { /* raised before we took the lock */
+    pthread_mutex_unlock(&s->writer);
+    kj_errbuf e;
+    kj_err(&e, KJ_EINVAL, "kj_store_close: a commit is still running");
     return kj_store_fail(s, KJ_EINVAL, &e);
   }
   kj_errbuf e;
@@ -482,6 +499,14 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   uint64_t n = 0;
   if ((rc = read_header(s, b, &n, e)))
     return rc;
+  /* KJ_SYNC_FULL: the tables may hold group commits whose sync is still
+   * running; copy them only once they are durable (a failed sync fails
+   * the copy, and undoes them). */
+  if ((rc = kj_journal_flush(s->journal, e))) {
+    if (kj_journal_poisoned(s->journal))
+      atomic_store(&s->poisoned, 1);
+    return rc;
+  }
   kj_snap_info info = {0};
   kj_journal_tail(s->journal, &info.seq, info.prev_tag);
   info.base = 1;
@@ -548,11 +573,8 @@ void kj_store_refresh_stats(kj_store *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-int kj_store_stats(kj_store *s, kj_stats *out) {
-  if (!s || !out || out->version < 1)
-    return KJ_EINVAL;
+static int stats_fill(kj_store *s, kj_stats *out) {
   memset(out, 0, sizeof *out);
-  out->version = KJ_STATS_VERSION;
   out->format_version = FORMAT_VERSION;
   out->memory_only = s->journal == NULL;
   out->read_only = s->read_only;
@@ -580,7 +602,21 @@ int kj_store_stats(kj_store *s, kj_stats *out) {
   out->snapshot_usec = s->snapshot_usec;
   out->snapshot_failures = s->snapshot_failures;
   pthread_mutex_unlock(&s->mu);
+  out->syncs = s->journal ? kj_journal_syncs(s->journal) : 0;
   return KJ_OK;
+}
+
+int kj_store_stats(kj_store *s, kj_stats *out) {
+  if (!s || !out || out->version < 1)
+    return KJ_EINVAL;
+  /* A caller built against version 1 has a shorter struct. */
+  size_t size = out->version >= 2 ? sizeof *out : offsetof(kj_stats, syncs);
+  int version = out->version >= 2 ? KJ_STATS_VERSION : 1;
+  kj_stats st;
+  int rc = stats_fill(s, &st);
+  st.version = version;
+  memcpy(out, &st, size);
+  return rc;
 }
 
 int kj_table_count(kj_store *s, unsigned table, uint64_t *rows,

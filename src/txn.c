@@ -4,9 +4,19 @@
  * A write transaction is an ordered write set (a kj_map keyed by the table
  * id byte followed by the row key, with tombstones for deletes) over the
  * committed tables. Reads merge the two. Commit encodes the write set as
- * one commit body (doc/FORMAT.md 4.3), hands it to the journal, and only
- * when the journal reports it durable to the level asked applies it to the
- * tables - through kj_body_apply(), the same decoder recovery uses.
+ * one commit body (doc/FORMAT.md 4.3), hands it to the journal and applies
+ * it to the tables - through kj_body_apply(), the same decoder recovery
+ * uses.
+ *
+ * KJ_SYNC_NORMAL and OFF apply once the frame is written. KJ_SYNC_FULL uses
+ * group commit: the frame is written and applied under the writer lock,
+ * together with an undo body (the rows it overwrites), then the lock is
+ * released and the committer waits for a shared fdatasync outside it
+ * (kj_journal_wait_durable), so the next transactions write their frames
+ * meanwhile and join the next sync. If that sync fails, every commit not
+ * durable is undone before its committer returns the failure. Commits
+ * whose undo would be large, and the one that triggers a snapshot, wait
+ * under the writer lock instead and apply only once durable.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +27,9 @@
 #define BODY_VERSION 1u
 #define OP_PUT 1u
 #define OP_DEL 2u
+/* Largest undo body kept for a group commit; a commit that overwrites more
+ * waits for its sync under the writer lock (see kj_txn_commit). */
+#define GROUP_UNDO_MAX (1u << 20)
 
 /* ---- argument checks -------------------------------------------------- */
 
@@ -206,6 +219,116 @@ int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
   return KJ_OK;
 }
 
+/* ---- group commit ----------------------------------------------------- */
+
+/* The pending record of t: an undo body that puts back, for each key of
+ * the write set, its committed value, or deletes it where there is none.
+ * Ops come in write-set order, so kj_body_apply() accepts it. NULL when it
+ * would exceed GROUP_UNDO_MAX or memory is short: the commit then goes the
+ * serial way. Caller holds the writer lock (the tables do not change). */
+static kj_pending *pending_new(const kj_txn *t) {
+  kj_store *s = t->s;
+  uint64_t count = kj_map_count(t->ws);
+  uint64_t n = 1 + kj_varint_len(count);
+  kj_iter it;
+  kj_iter_seek(&it, t->ws, NULL, 0);
+  for (const kj_entry *w; (w = kj_iter_next(&it));) {
+    const uint8_t *k = kj_entry_key(w);
+    size_t klen = kj_entry_klen(w) - 1;
+    const kj_entry *c = kj_map_get(s->tables[k[0]], k + 1, klen);
+    n += op_bytes(klen, !c, c ? kj_entry_vlen(c) : 0);
+    if (n > GROUP_UNDO_MAX)
+      return NULL;
+  }
+  kj_pending *pd = malloc(sizeof *pd + (size_t)n);
+  if (!pd)
+    return NULL;
+  uint8_t *p = pd->undo;
+  *p++ = BODY_VERSION;
+  p += kj_put_varint(p, count);
+  kj_iter_seek(&it, t->ws, NULL, 0);
+  for (const kj_entry *w; (w = kj_iter_next(&it));) {
+    const uint8_t *k = kj_entry_key(w);
+    size_t klen = kj_entry_klen(w) - 1;
+    const kj_entry *c = kj_map_get(s->tables[k[0]], k + 1, klen);
+    *p++ = c ? OP_PUT : OP_DEL;
+    *p++ = k[0];
+    p += kj_put_varint(p, klen);
+    memcpy(p, k + 1, klen);
+    p += klen;
+    if (c) {
+      size_t vlen = kj_entry_vlen(c);
+      p += kj_put_varint(p, vlen);
+      if (vlen)
+        memcpy(p, kj_entry_val(c), vlen);
+      p += vlen;
+    }
+  }
+  pd->len = (size_t)(p - pd->undo);
+  pd->prev = pd->next = NULL;
+  pd->seq = 0;
+  return pd;
+}
+
+static void pending_unlink(kj_store *s, kj_pending *pd) {
+  if (pd->prev)
+    pd->prev->next = pd->next;
+  else
+    s->pend_head = pd->next;
+  if (pd->next)
+    pd->next->prev = pd->prev;
+  else
+    s->pend_tail = pd->prev;
+}
+
+/* After a failed sync: undo, newest first, every pending commit that is not
+ * durable (durable_seq no longer moves, see kj_journal_wait_durable), so
+ * the tables hold exactly the commits that succeeded. Idempotent: every
+ * committer that fails calls it. Caller holds the writer lock. */
+static void undo_pending(kj_store *s) {
+  uint64_t durable = kj_journal_durable_seq(s->journal);
+  pthread_rwlock_wrlock(&s->rows);
+  pthread_mutex_lock(&s->pend_mu);
+  while (s->pend_tail && s->pend_tail->seq > durable) {
+    kj_pending *pd = s->pend_tail;
+    pending_unlink(s, pd);
+    kj_errbuf e;
+    if (kj_body_apply(s, pd->undo, pd->len, &e))
+      atomic_store(&s->broken, 1); /* memory no longer matches */
+    free(pd);
+  }
+  pthread_mutex_unlock(&s->pend_mu);
+  pthread_rwlock_unlock(&s->rows);
+}
+
+/* The second half of a group commit, after the writer lock was released:
+ * wait for the shared sync. The decrement of s->committing is the last
+ * touch of s (kj_store_close checks it). */
+static int group_wait(kj_store *s, kj_pending *pd) {
+  kj_errbuf e;
+  int rc = kj_journal_wait_durable(s->journal, pd->seq, &e);
+  if (!rc) {
+    pthread_mutex_lock(&s->pend_mu);
+    pending_unlink(s, pd);
+    pthread_mutex_unlock(&s->pend_mu);
+    free(pd);
+    pthread_mutex_lock(&s->mu);
+    s->commits++;
+    pthread_mutex_unlock(&s->mu);
+  } else {
+    /* pd belongs to the list until undo_pending frees it (ours or another
+     * failed committer's): do not touch it. */
+    atomic_store(&s->poisoned, 1);
+    pthread_mutex_lock(&s->writer);
+    undo_pending(s);
+    kj_store_refresh_stats(s);
+    pthread_mutex_unlock(&s->writer);
+    kj_store_fail(s, rc, &e);
+  }
+  atomic_fetch_sub(&s->committing, 1);
+  return rc;
+}
+
 int kj_txn_commit(kj_txn *t) {
   if (!t)
     return KJ_EINVAL;
@@ -218,13 +341,29 @@ int kj_txn_commit(kj_txn *t) {
   int rc = KJ_OK;
   size_t len = 0;
   uint8_t *body = NULL;
+  uint64_t seq = 0;
+  int full = s->journal && kj_journal_mode(s->journal) == KJ_SYNC_FULL;
+  kj_pending *pd = NULL;
   if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
     rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
   else if (!(body = encode_body(t, &len)))
     rc = kj_err(&e, KJ_ENOMEM, "commit: out of memory");
-  else if (s->journal && (rc = kj_journal_append(s->journal, body, len, &e)) &&
-           kj_journal_poisoned(s->journal))
-    atomic_store(&s->poisoned, 1);
+  else {
+    if (full)
+      pd = pending_new(t); /* NULL: the serial way below */
+    if (s->journal &&
+        (rc = kj_journal_append(s->journal, body, len, &seq, &e)) &&
+        kj_journal_poisoned(s->journal))
+      atomic_store(&s->poisoned, 1);
+  }
+  if (!rc && pd && kj_checkpoint_due(s)) {
+    free(pd); /* the snapshot must follow this commit's sync: serial */
+    pd = NULL;
+  }
+  if (!rc && full && !pd &&
+      (rc = kj_journal_wait_durable(s->journal, seq, &e)) &&
+      kj_journal_poisoned(s->journal))
+    atomic_store(&s->poisoned, 1); /* serial: durable before applied */
   if (!rc) {
     pthread_rwlock_wrlock(&s->rows);
     rc = kj_body_apply(s, body, len, &e);
@@ -232,6 +371,25 @@ int kj_txn_commit(kj_txn *t) {
     if (rc) /* journal and memory now disagree: only a reopen can help */
       atomic_store(&s->broken, 1);
   }
+  free(body);
+  if (!rc && pd) {
+    /* Group commit: publish the undo, let the next writer in, then wait
+     * for the shared sync. */
+    pd->seq = seq;
+    pthread_mutex_lock(&s->pend_mu);
+    pd->prev = s->pend_tail;
+    if (s->pend_tail)
+      s->pend_tail->next = pd;
+    else
+      s->pend_head = pd;
+    s->pend_tail = pd;
+    pthread_mutex_unlock(&s->pend_mu);
+    kj_store_refresh_stats(s);
+    atomic_fetch_add(&s->committing, 1);
+    txn_end(t);
+    return group_wait(s, pd);
+  }
+  free(pd);
   if (!rc) {
     pthread_mutex_lock(&s->mu);
     s->commits++;
@@ -240,7 +398,6 @@ int kj_txn_commit(kj_txn *t) {
   kj_store_refresh_stats(s);
   if (!rc)
     kj_checkpoint_maybe(s);
-  free(body);
   txn_end(t);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
 }

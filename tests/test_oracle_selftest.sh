@@ -14,13 +14,13 @@ cc=${CC:-cc}
 tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/selftest.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 s=$top_srcdir
-srcs="$s/src/*.c $s/src/native/*.c $s/oracle/*.c $s/src/cli/*.c"
+srcs="$s/src/*.c $s/src/native/*.c $s/oracle/*.c $s/src/cli/*.c $s/bench/bench_compare.c"
 # Each bug, and the campaign that must catch it.
 bugs="NONE PREKEY_RESURRECT LID_CREATED_AT ROLLBACK_COMMITS SKIP_SYNC NO_DIRSYNC SNAPSHOT_DROP_EARLY"
 campaign="--seed 11 --workloads 4 --ops 400 --crash sample:30 --kill 0"
 n=0
 failed=0
-inc="-I$s/include -I$s/src -I$s/src/cli -I$s/oracle"
+inc="-I$s/include -I$s/src -I$s/src/cli -I$s/oracle -I$s/bench"
 # Only the files holding KJ_BUG_ switches differ between variants: compile
 # the rest once.
 bugfiles=$(grep -l 'KJ_BUG_' $srcs)

@@ -23,6 +23,26 @@
  * kj_txn_begin) from that thread waits for the transaction it holds itself,
  * and a scan callback must not write to the store.
  *
+ * Group commit (KJ_SYNC_FULL): a commit writes its journal frame and
+ * applies its changes to the tables while it holds the write side, then
+ * lets the next write transaction start and waits for its fdatasync
+ * outside: commits of several threads share one fdatasync (doc/FORMAT.md
+ * 4.4), so 8 threads commit many times faster than one. A thread alone
+ * still gets one fdatasync per commit, at once. Consequently other threads
+ * may read a commit (and build on it) before its fdatasync has returned,
+ * i.e. before its own kj_txn_commit() returned. That is safe for
+ * durability: a commit made after such a read comes later in the same
+ * journal and is acknowledged only once a sync covered it, and with it
+ * every earlier frame, and recovery keeps a prefix of the journal, never a
+ * later commit without an earlier one. Only a KJ_OK from kj_txn_commit()
+ * says that a commit is durable; a read does not (if the shared fdatasync
+ * fails, the commit is taken back: see kj_txn_commit). A thread that holds
+ * a write transaction must not wait for another thread's commit to return:
+ * after a failed fdatasync that commit needs the write side to undo
+ * itself. Commits whose overwritten rows exceed 1 MiB, and the commit that
+ * triggers an automatic snapshot, keep the write side until their own
+ * fdatasync returned and are applied only then.
+ *
  * Processes: one handle at a time per store directory. A second open (from
  * this process or another) waits with exponential backoff up to
  * busy_timeout_ms and then fails with KJ_EBUSY. Read-only handles share the
@@ -74,8 +94,9 @@ typedef struct kj_txn kj_txn;
 /* Durability of a commit; see doc/FORMAT.md and README "Durability". */
 typedef enum kj_sync {
   /* A commit returns only after its frame is on stable storage
-   * (fdatasync). After a crash the store holds the last acknowledged
-   * commit, or the one that was in flight. */
+   * (fdatasync; concurrent commits share one: group commit, see
+   * "Threads" above). After a crash the store holds every acknowledged
+   * commit, and possibly some of those that were in flight (a prefix). */
   KJ_SYNC_FULL = 0,
   /* A commit returns once the frame reached the OS; the journal is synced
    * every sync_interval_bytes and at close. After power loss the store
@@ -174,7 +195,8 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
                   char **errmsg);
 
 /* Close the handle: rolls back nothing (an open transaction must have been
- * ended first; else KJ_EINVAL and nothing is closed), syncs the journal
+ * ended first, and every kj_txn_commit() must have returned; else KJ_EINVAL
+ * and nothing is closed), syncs the journal
  * (unless KJ_SYNC_OFF), releases the lock, wipes keys and frees s. Returns
  * the status of the final sync; the handle is freed either way. NULL is a
  * no-op. */
@@ -200,12 +222,25 @@ void kj_free(void *p);
  * KJ_ENOMEM. */
 int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out);
 
-/* Commit: one journal frame holding every change, synced per the store's
- * kj_sync, then applied to the tables. Frees t. On failure nothing is
- * applied; a failed write or sync also poisons the handle (KJ_EIO or
- * KJ_ENOSPC is returned, later writes get KJ_EPOISONED). Committing a
+/* Commit: one journal frame holding every change, applied to the tables and
+ * synced per the store's kj_sync. Frees t. KJ_SYNC_FULL: KJ_OK only once an
+ * fdatasync covering the frame has returned (acknowledged = durable).
+ *
+ * On failure nothing of t is left applied; a failed write or sync also
+ * poisons the handle (KJ_EIO or KJ_ENOSPC is returned, later writes get
+ * KJ_EPOISONED; reads still work). Under KJ_SYNC_FULL a failed shared
+ * fdatasync fails every commit not yet covered by an earlier sync: each of
+ * their committers gets that sync's KJ_EIO / KJ_ENOSPC (or KJ_EPOISONED if
+ * the handle was poisoned otherwise first). Their changes were visible to
+ * other threads meanwhile (group commit, "Threads" above); each failed
+ * commit takes them out of the tables before it returns, so once every
+ * committer has returned, the handle shows exactly the commits that
+ * returned KJ_OK. On disk a failed commit may or may not have landed: a
+ * reopen (the only way to write again) recovers what the journal holds, a
+ * prefix of the commits that includes every one acknowledged with KJ_OK,
+ * possibly followed by some of the failed ones, each whole. Committing a
  * transaction with no changes writes nothing. Cost: one write and (FULL)
- * one fdatasync. */
+ * one fdatasync, shared with concurrent commits. */
 int kj_txn_commit(kj_txn *t);
 
 /* Drop every change of t and free it. NULL is a no-op. */
@@ -283,8 +318,11 @@ int kj_store_checkpoint(kj_store *s);
  * transaction of the calling thread on s (its own changes are not in the
  * copy). Errors: KJ_EINVAL (memory-only or read-only store), KJ_EEXIST,
  * KJ_EIO, KJ_ENOSPC, KJ_ENOMEM; a failed copy may leave dir partly
- * written, never s changed. Commits wait while it runs. Cost: a snapshot
- * write. */
+ * written, never s changed. Commits wait while it runs. Under
+ * KJ_SYNC_FULL it first waits for the fdatasync of commits still waiting
+ * for theirs (group commit), so the copy holds only durable commits; if
+ * that sync fails, so does the copy (and s is poisoned, as for a commit).
+ * Cost: a snapshot write. */
 int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
 
 /* The store's clock (kj_options.clock): milliseconds since the epoch. */
@@ -295,7 +333,7 @@ int64_t kj_store_clock(kj_store *s);
  * kj_store_close(). */
 const char *kj_store_path(kj_store *s);
 
-#define KJ_STATS_VERSION 1
+#define KJ_STATS_VERSION 2
 
 typedef struct kj_stats {
   int version; /* KJ_STATS_VERSION; set by the caller (KJ_STATS_INIT) */
@@ -326,6 +364,13 @@ typedef struct kj_stats {
    * was renamed, or while rolling the journal, poisons the handle, so the
    * next write returns KJ_EPOISONED and kj_store_errmsg() says why. */
   uint64_t snapshot_failures;
+  /* Version 2. fdatasyncs of journal segments by this handle: per group of
+   * KJ_SYNC_FULL commits (concurrent commits share one, so with several
+   * writer threads this is lower than commits; one thread alone syncs
+   * once per commit), NORMAL interval syncs, sync markers
+   * (kj_store_sync, close) and segment roll-overs. Syncs of recovery at
+   * open, of new files and of the directory are not counted. */
+  uint64_t syncs;
 } kj_stats;
 
 #define KJ_STATS_INIT                                                          \
