@@ -66,7 +66,8 @@ static int list_snapshots(kj_store *s, snap_list *l, kj_errbuf *e) {
 static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
                     const uint8_t *val, size_t vlen) {
   kj_store *s = arg;
-  return kj_map_put(s->tables[table], key, klen, val, vlen, 0);
+  /* Rows come in (table, key) order: a bulk load, sealed below. */
+  return kj_map_append(s->tables[table], key, klen, val, vlen);
 }
 
 int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
@@ -92,6 +93,9 @@ int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
   kj_snap_info info;
   rc = kj_snapshot_read(s->vfs, path, s->keys->snapshot, s->store_id, load_row,
                         s, &info, e);
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+    if (s->tables[t])
+      kj_map_seal(s->tables[t]);
   if (rc)
     return rc;
   if (info.seq != newest || info.base < 1)
