@@ -46,10 +46,12 @@ void kj_header_mac(const kj_keys *k, const uint8_t *data, size_t len,
 int kj_header_mac_ok(const kj_keys *k, const uint8_t *data, size_t len,
                      const uint8_t *mac);
 
-/* XChaCha20-Poly1305: seal m (mlen) into c (mlen + KJ_TAG_BYTES) with a
- * fresh random nonce written to nonce. c and m must not overlap. */
+/* XChaCha20-Poly1305: seal m (mlen) into c (mlen + KJ_TAG_BYTES) under
+ * nonce, which the caller never uses twice with one key. c and m must not
+ * overlap. */
 void kj_seal(const uint8_t key[32], uint8_t *c, const uint8_t *m, size_t mlen,
-             const uint8_t *ad, size_t adlen, uint8_t nonce[KJ_NONCE_BYTES]);
+             const uint8_t *ad, size_t adlen,
+             const uint8_t nonce[KJ_NONCE_BYTES]);
 /* Open c (clen >= KJ_TAG_BYTES) into m (clen - KJ_TAG_BYTES). Returns 0,
  * or -1 when authentication fails (m is then zeroed). */
 int kj_unseal(const uint8_t key[32], uint8_t *m, const uint8_t *c, size_t clen,

@@ -71,6 +71,11 @@ struct kj_store {
   uint64_t commits;
   uint64_t recovery_usec;
   uint64_t table_rows[KJ_NTABLES], table_bytes[KJ_NTABLES];
+  /* Tables changed since the last kj_store_refresh_stats() (bit t), so a
+   * commit copies the counters of the tables it wrote, not of all 255.
+   * Set by kj_body_apply(); read and cleared under the writer lock (or
+   * before the handle is shared). All ones at creation. */
+  uint64_t stats_dirty[KJ_NTABLES / 64];
   kj_journal_stats jstats;
   kj_snap_info snap; /* newest snapshot */
   uint64_t snapshots_written, snapshot_usec, snapshot_failures;

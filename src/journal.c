@@ -54,6 +54,10 @@ struct kj_journal {
   uint64_t off;
 
   uint64_t next_seq; /* seq of the next frame */
+  /* Frame nonces (FORMAT 4.2): nonce_prefix, random per handle, then
+   * nonce_ctr, +1 per frame written by this handle. */
+  uint8_t nonce_prefix[16];
+  uint64_t nonce_ctr;
   uint8_t prev_tag[KJ_TAG_BYTES];
   /* Frame bytes written since the writer side last synced (NORMAL's
    * interval); group syncs by FULL committers leave it alone. */
@@ -621,6 +625,7 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
   if (!j)
     return kj_err(e, KJ_ENOMEM, "out of memory");
   j->cfg = *cfg;
+  kj_random(j->nonce_prefix, sizeof j->nonce_prefix);
   j->cfg.dir = j->dir = strdup(cfg->dir);
   if (!j->dir) {
     free(j);
@@ -801,6 +806,8 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
   h[24] = (uint8_t)type;
   uint8_t ad[AD_BYTES];
   frame_ad(ad, j->store_id, j->segno, h, j->prev_tag);
+  memcpy(h + 32, j->nonce_prefix, sizeof j->nonce_prefix);
+  kj_put64(h + 48, j->nonce_ctr++);
   kj_seal(j->cfg.key, h + KJ_FRAME_HEADER, body, len, ad, sizeof ad, h + 32);
   kj_put64(h + 56, frame_checksum(h, h + KJ_FRAME_HEADER, clen));
   errno = 0;

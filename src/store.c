@@ -80,6 +80,7 @@ static kj_store *store_new(void) {
                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&s->rows, &a);
   pthread_rwlockattr_destroy(&a);
+  memset(s->stats_dirty, 0xff, sizeof s->stats_dirty);
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
     if (!(s->tables[t] = kj_map_new())) {
       for (unsigned u = KJ_TABLE_MIN; u < t; u++)
@@ -566,9 +567,17 @@ void kj_store_refresh_stats(kj_store *s) {
     kj_journal_get_stats(s->journal, &js);
   pthread_mutex_lock(&s->mu);
   s->jstats = js;
-  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
-    s->table_rows[t] = kj_map_count(s->tables[t]);
-    s->table_bytes[t] = kj_map_bytes(s->tables[t]);
+  for (unsigned w = 0; w < KJ_NTABLES / 64; w++) {
+    uint64_t bits = s->stats_dirty[w];
+    s->stats_dirty[w] = 0;
+    while (bits) {
+      unsigned t = w * 64 + (unsigned)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      if (t >= KJ_TABLE_MIN && t <= KJ_TABLE_MAX) {
+        s->table_rows[t] = kj_map_count(s->tables[t]);
+        s->table_bytes[t] = kj_map_bytes(s->tables[t]);
+      }
+    }
   }
   pthread_mutex_unlock(&s->mu);
 }

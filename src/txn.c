@@ -211,6 +211,7 @@ int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
   for (uint64_t i = 0; i < count; i++) {
     next_op(&p, end, &op);
     kj_map *m = s->tables[op.table];
+    s->stats_dirty[op.table / 64] |= UINT64_C(1) << (op.table % 64);
     if (op.kind == OP_DEL)
       kj_map_del(m, op.key, op.klen);
     else if (kj_map_put(m, op.key, op.klen, op.val, op.vlen, 0))
