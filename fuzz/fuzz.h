@@ -3,8 +3,9 @@
  * that turns the fuzz input into typed choices (deterministically, never
  * reading past the input: an exhausted provider yields zeros and empty
  * strings), the fixed key every target uses, and small file-system helpers
- * (temporary directory, whole-file write/read, recursive removal). Nothing
- * here touches library internals.
+ * (temporary directory, whole-file write/read, recursive removal), and the
+ * store options and open-everything pass shared by the store targets.
+ * Nothing here touches library internals.
  */
 #ifndef KJ_FUZZ_H
 #define KJ_FUZZ_H
@@ -53,5 +54,19 @@ int fz_write_file(const char *dir, const char *name, const void *p, size_t n);
 uint8_t *fz_read_file(const char *path, size_t *n);
 /* rm -rf path (does not follow symbolic links). */
 void fz_rmrf(const char *path);
+
+/* ---- stores (public API only) ---- */
+struct kj_options;
+/* A fixed clock (a constant time), so runs repeat exactly. */
+int64_t fz_clock(void *ctx);
+/* Options of every harness store: fz_key, fz_clock, the segment size, no
+ * automatic snapshots. */
+void fz_store_options(struct kj_options *o, uint64_t segment_bytes);
+/* Open dir read-only, read-write, then read-only again; each successful
+ * open reads every table and the stats (the read-write pass commits one
+ * row when commit is set). A failed open that hands out a handle aborts.
+ * FZ_VERBOSE=1 prints each open's status, prefixed with who. */
+void fz_try_open(const char *dir, uint64_t segment_bytes, int commit,
+                 const char *who);
 
 #endif

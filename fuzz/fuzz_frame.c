@@ -40,52 +40,6 @@
 #define FRAME_HDR 64u
 #define TAG 16u
 
-static int64_t fixed_clock(void *ctx) {
-  (void)ctx;
-  return 1700000000000;
-}
-
-static void base_options(kj_options *o) {
-  memset(o, 0, sizeof *o);
-  o->version = KJ_OPTIONS_VERSION;
-  o->key = fz_key;
-  o->clock = fixed_clock;
-  o->segment_bytes = SEG_BYTES;
-  o->snapshot_threshold = UINT64_MAX;
-}
-
-static int count_row(void *arg, const void *key, size_t klen, const void *val,
-                     size_t vlen) {
-  (void)key;
-  (void)val;
-  *(uint64_t *)arg += klen + vlen;
-  return 0;
-}
-
-static void try_open(const char *dir) {
-  for (int pass = 0; pass < 3; pass++) {
-    kj_options o;
-    base_options(&o);
-    o.mode = KJ_OPEN_EXISTING;
-    o.read_only = pass != 1;
-    kj_store *s = NULL;
-    char *em = NULL;
-    int rc = kj_store_open(dir, &o, &s, &em);
-    kj_free(em);
-    if (rc != KJ_OK) {
-      if (s)
-        abort(); /* a failed open must not hand out a handle */
-      continue;
-    }
-    uint64_t sum = 0;
-    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
-      (void)kj_scan_range(s, NULL, t, NULL, 0, NULL, 0, count_row, &sum);
-    if (pass == 1)
-      (void)kj_put(s, NULL, 1, "after", 5, "open", 4);
-    (void)kj_store_close(s);
-  }
-}
-
 static void put64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++)
     p[i] = (uint8_t)(v >> (8 * i));
@@ -98,7 +52,7 @@ static void put32(uint8_t *p, uint32_t v) {
 
 static int create_store(const char *dir, kj_sync sync, kj_store **s) {
   kj_options o;
-  base_options(&o);
+  fz_store_options(&o, SEG_BYTES);
   o.sync = sync;
   o.mode = KJ_OPEN_CREATE_NEW;
   char *em = NULL;
@@ -159,7 +113,7 @@ static void mode_frames(fz_provider *fp, const char *dir) {
   (void)fz_write_file(dir, SEG1, seg, SEG_BYTES);
   free(seg);
   free(path);
-  try_open(dir);
+  fz_try_open(dir, SEG_BYTES, 1, "fuzz_frame");
 }
 
 /* Mode 1: a real store, then byte edits in its segment. */
@@ -208,7 +162,7 @@ static void mode_build(fz_provider *fp, const char *dir) {
   }
   free(b);
   free(path);
-  try_open(dir);
+  fz_try_open(dir, SEG_BYTES, 1, "fuzz_frame");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -29,56 +29,6 @@
 #define SEG2 "journal-0000000000000002.kjl"
 #define HDR "keyjournal.hdr"
 
-static int64_t fixed_clock(void *ctx) {
-  (void)ctx;
-  return 1700000000000;
-}
-
-static void base_options(kj_options *o) {
-  memset(o, 0, sizeof *o);
-  o->version = KJ_OPTIONS_VERSION;
-  o->key = fz_key;
-  o->clock = fixed_clock;
-  o->segment_bytes = 4096;
-  o->snapshot_threshold = UINT64_MAX;
-}
-
-static int count_row(void *arg, const void *key, size_t klen, const void *val,
-                     size_t vlen) {
-  (void)key;
-  (void)val;
-  *(uint64_t *)arg += klen + vlen;
-  return 0;
-}
-
-/* Open dir read-only, then read-write, then read-only again; on success
- * read every table through the public API. */
-static void try_open(const char *dir) {
-  for (int pass = 0; pass < 3; pass++) {
-    kj_options o;
-    base_options(&o);
-    o.mode = KJ_OPEN_EXISTING;
-    o.read_only = pass != 1;
-    kj_store *s = NULL;
-    char *em = NULL;
-    int rc = kj_store_open(dir, &o, &s, &em);
-    if (getenv("FZ_VERBOSE")) /* replay aid: what each open returned */
-      fprintf(stderr, "fuzz_open: pass %d: %d %s\n", pass, rc, em ? em : "");
-    kj_free(em);
-    if (rc != KJ_OK) {
-      if (s)
-        abort(); /* a failed open must not hand out a handle */
-      continue;
-    }
-    uint64_t sum = 0;
-    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
-      (void)kj_scan_range(s, NULL, t, NULL, 0, NULL, 0, count_row, &sum);
-    kj_stats st = {.version = KJ_STATS_VERSION};
-    (void)kj_store_stats(s, &st);
-    (void)kj_store_close(s);
-  }
-}
-
 static void mode_raw(fz_provider *fp, const char *dir) {
   uint8_t flags = fz_u8(fp);
   size_t n;
@@ -98,12 +48,12 @@ static void mode_raw(fz_provider *fp, const char *dir) {
     p = fz_rest(fp, &n);
     (void)fz_write_file(dir, SEG2, p, n);
   }
-  try_open(dir);
+  fz_try_open(dir, 4096, 0, "fuzz_open");
 }
 
 static int create_store(const char *dir, kj_sync sync, kj_store **s) {
   kj_options o;
-  base_options(&o);
+  fz_store_options(&o, 4096);
   o.sync = sync;
   o.mode = KJ_OPEN_CREATE_NEW;
   char *em = NULL;
@@ -128,7 +78,7 @@ static void mode_real_header(fz_provider *fp, const char *dir) {
     p = fz_rest(fp, &n);
     (void)fz_write_file(dir, name, p, n);
   }
-  try_open(dir);
+  fz_try_open(dir, 4096, 0, "fuzz_open");
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -247,7 +197,7 @@ static void mode_build(fz_provider *fp, const char *dir) {
   }
   (void)kj_store_close(s);
   damage(fp, dir);
-  try_open(dir);
+  fz_try_open(dir, 4096, 0, "fuzz_open");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

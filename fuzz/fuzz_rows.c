@@ -19,11 +19,6 @@
 static const uint8_t tables[] = {1,  2,  10, 11, 12, 13, 14, 20, 21, 22,
                                  23, 30, 31, 32, 33, 34, 35, 36, 40, 41};
 
-static int64_t fixed_clock(void *ctx) {
-  (void)ctx;
-  return 1700000000000;
-}
-
 static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
          p[3];
@@ -194,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&o, 0, sizeof o);
   o.version = KJ_OPTIONS_VERSION;
   o.key = fz_key;
-  o.clock = fixed_clock;
+  o.clock = fz_clock;
   kj_backend *b = NULL;
   char *em = NULL;
   if (kj_backend_open(NULL, &o, &b, &em) != KJ_OK)

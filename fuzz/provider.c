@@ -20,6 +20,8 @@
 
 #include <sodium.h>
 
+#include "keyjournal.h"
+
 const uint8_t fz_key[32] = {0x6b, 0x6a, 0x2d, 0x66, 0x75, 0x7a, 0x7a, 0x2d,
                             0x6b, 0x65, 0x79, 0x00, 0x01, 0x02, 0x03, 0x04,
                             0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
@@ -212,5 +214,58 @@ void fz_rmrf(const char *path) {
     rmdir(path);
   } else {
     unlink(path);
+  }
+}
+
+/* ---- stores ------------------------------------------------------------ */
+
+int64_t fz_clock(void *ctx) {
+  (void)ctx;
+  return 1700000000000;
+}
+
+void fz_store_options(kj_options *o, uint64_t segment_bytes) {
+  memset(o, 0, sizeof *o);
+  o->version = KJ_OPTIONS_VERSION;
+  o->key = fz_key;
+  o->clock = fz_clock;
+  o->segment_bytes = segment_bytes;
+  o->snapshot_threshold = UINT64_MAX;
+}
+
+static int count_row(void *arg, const void *key, size_t klen, const void *val,
+                     size_t vlen) {
+  (void)key;
+  (void)val;
+  *(uint64_t *)arg += klen + vlen;
+  return 0;
+}
+
+void fz_try_open(const char *dir, uint64_t segment_bytes, int commit,
+                 const char *who) {
+  for (int pass = 0; pass < 3; pass++) {
+    kj_options o;
+    fz_store_options(&o, segment_bytes);
+    o.mode = KJ_OPEN_EXISTING;
+    o.read_only = pass != 1;
+    kj_store *s = NULL;
+    char *em = NULL;
+    int rc = kj_store_open(dir, &o, &s, &em);
+    if (getenv("FZ_VERBOSE")) /* replay aid: what each open returned */
+      fprintf(stderr, "%s: pass %d: %d %s\n", who, pass, rc, em ? em : "");
+    kj_free(em);
+    if (rc != KJ_OK) {
+      if (s)
+        abort(); /* a failed open must not hand out a handle */
+      continue;
+    }
+    uint64_t sum = 0;
+    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+      (void)kj_scan_range(s, NULL, t, NULL, 0, NULL, 0, count_row, &sum);
+    kj_stats st = {.version = KJ_STATS_VERSION};
+    (void)kj_store_stats(s, &st);
+    if (pass == 1 && commit)
+      (void)kj_put(s, NULL, 1, "after", 5, "open", 4);
+    (void)kj_store_close(s);
   }
 }
