@@ -550,6 +550,49 @@ static void checkpoint_store(int c, const char *dir) {
   check(kj_backend_close(b), NULL, "close");
 }
 
+/* Run argv (argv[0]: the program's path) with its stdout captured.
+ * Returns the output (malloc'd, NUL-terminated) and the waitpid status in
+ * *st. A child that cannot exec prints "error exec ..." and exits 127. */
+static char *run_capture(const char *const *argv, int *st) {
+  int fd[2];
+  if (pipe(fd))
+    die("pipe: %s", strerror(errno));
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    close(fd[0]);
+    if (dup2(fd[1], 1) < 0)
+      _exit(127);
+    execv(argv[0], (char *const *)argv);
+    fprintf(stderr, "%s: exec %s: %s\n", prog, argv[0], strerror(errno));
+    printf("error exec %s: %s\n", argv[0], strerror(errno));
+    fflush(stdout);
+    _exit(127);
+  }
+  close(fd[1]);
+  size_t len = 0, cap = 4096;
+  char *out = malloc(cap);
+  ssize_t k;
+  while (out && (k = read(fd[0], out + len, cap - len - 1)) > 0) {
+    len += (size_t)k;
+    if (cap - len < 1024) {
+      char *o = realloc(out, cap *= 2);
+      if (!o)
+        free(out);
+      out = o;
+    }
+  }
+  close(fd[0]);
+  if (waitpid(pid, st, 0) != pid)
+    die("waitpid: %s", strerror(errno));
+  if (!out)
+    die("out of memory");
+  out[len] = 0;
+  return out;
+}
+
 /* Peak RSS (KiB) of a child (this program re-executed) that only opens
  * the store at dir (kind: a FULL contender's key, or "none") and closes
  * it. The child reports its own VmHWM (/proc/self/status) through a pipe:
@@ -563,35 +606,18 @@ static long child_rss(const char *kind, const char *dir) {
       die("readlink /proc/self/exe: %s", strerror(errno));
     exe[n] = 0;
   }
-  int fd[2];
-  if (pipe(fd))
-    die("pipe: %s", strerror(errno));
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    die("fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(fd[0]);
-    if (dup2(fd[1], 1) < 0)
-      _exit(127);
-    if (subcmd)
-      execl(exe, exe, subcmd, "--rss-child", kind, dir, (char *)NULL);
-    else
-      execl(exe, exe, "--rss-child", kind, dir, (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  char buf[64] = {0};
-  size_t got = 0;
-  ssize_t k;
-  while (got < sizeof buf - 1 &&
-         (k = read(fd[0], buf + got, sizeof buf - 1 - got)) > 0)
-    got += (size_t)k;
-  close(fd[0]);
+  const char *argv[] = {exe,
+                        subcmd ? subcmd : "--rss-child",
+                        subcmd ? "--rss-child" : kind,
+                        subcmd ? kind : dir,
+                        subcmd ? dir : NULL,
+                        NULL};
   int st;
-  if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+  char *buf = run_capture(argv, &st);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
     die("rss child (%s) failed", kind);
   long kib = strtol(buf, NULL, 10);
+  free(buf);
   if (kib <= 0)
     die("rss child (%s) reported no VmHWM", kind);
   return kib;
@@ -847,44 +873,9 @@ static void run_sqlcipher(const cfg *g) {
   argv[n++] = base_dir;
   argv[n] = NULL;
   progress("SQLCipher FULL: starting %s", path);
-  int fd[2];
-  if (pipe(fd))
-    die("pipe: %s", strerror(errno));
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    die("fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(fd[0]);
-    if (dup2(fd[1], 1) < 0)
-      _exit(127);
-    execv(path, (char *const *)argv);
-    fprintf(stderr, "%s: exec %s: %s\n", prog, path, strerror(errno));
-    printf("error exec %s: %s\n", path, strerror(errno));
-    fflush(stdout);
-    _exit(127);
-  }
-  close(fd[1]);
-  size_t len = 0, cap = 4096;
-  char *out = malloc(cap);
-  ssize_t k;
-  while (out && (k = read(fd[0], out + len, cap - len - 1)) > 0) {
-    len += (size_t)k;
-    if (cap - len < 1024) {
-      char *o = realloc(out, cap *= 2);
-      if (!o)
-        free(out);
-      out = o;
-    }
-  }
-  close(fd[0]);
   int st;
-  if (waitpid(pid, &st, 0) != pid)
-    die("waitpid: %s", strerror(errno));
+  char *out = run_capture(argv, &st);
   progress_end();
-  if (!out)
-    die("out of memory");
-  out[len] = 0;
 
   int done = 0;
   char error[600] = "";
