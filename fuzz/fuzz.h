@@ -62,6 +62,11 @@ int64_t fz_clock(void *ctx);
 /* Options of every harness store: fz_key, fz_clock, the segment size, no
  * automatic snapshots. */
 void fz_store_options(struct kj_options *o, uint64_t segment_bytes);
+/* Create a new store in dir with those options and sync mode (a kj_sync);
+ * KJ_OK or the open's status. */
+struct kj_store;
+int fz_create_store(const char *dir, uint64_t segment_bytes, int sync,
+                    struct kj_store **s);
 /* Open dir read-only, read-write, then read-only again; each successful
  * open reads every table and the stats (the read-write pass commits one
  * row when commit is set). A failed open that hands out a handle aborts.

@@ -50,21 +50,10 @@ static void put32(uint8_t *p, uint32_t v) {
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int create_store(const char *dir, kj_sync sync, kj_store **s) {
-  kj_options o;
-  fz_store_options(&o, SEG_BYTES);
-  o.sync = sync;
-  o.mode = KJ_OPEN_CREATE_NEW;
-  char *em = NULL;
-  int rc = kj_store_open(dir, &o, s, &em);
-  kj_free(em);
-  return rc;
-}
-
 /* Mode 0: the real segment header, then frames from the input. */
 static void mode_frames(fz_provider *fp, const char *dir) {
   kj_store *s = NULL;
-  if (create_store(dir, KJ_SYNC_OFF, &s) != KJ_OK)
+  if (fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF, &s) != KJ_OK)
     abort();
   (void)kj_store_close(s);
   char *path = fz_join(dir, SEG1);
@@ -119,7 +108,7 @@ static void mode_frames(fz_provider *fp, const char *dir) {
 /* Mode 1: a real store, then byte edits in its segment. */
 static void mode_build(fz_provider *fp, const char *dir) {
   kj_store *s = NULL;
-  if (create_store(dir, KJ_SYNC_OFF, &s) != KJ_OK)
+  if (fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF, &s) != KJ_OK)
     abort();
   unsigned ops = (unsigned)fz_range(fp, 1, 10);
   for (unsigned i = 0; i < ops; i++) {

@@ -51,20 +51,9 @@ static void mode_raw(fz_provider *fp, const char *dir) {
   fz_try_open(dir, 4096, 0, "fuzz_open");
 }
 
-static int create_store(const char *dir, kj_sync sync, kj_store **s) {
-  kj_options o;
-  fz_store_options(&o, 4096);
-  o.sync = sync;
-  o.mode = KJ_OPEN_CREATE_NEW;
-  char *em = NULL;
-  int rc = kj_store_open(dir, &o, s, &em);
-  kj_free(em);
-  return rc;
-}
-
 static void mode_real_header(fz_provider *fp, const char *dir) {
   kj_store *s = NULL;
-  if (create_store(dir, KJ_SYNC_OFF, &s) != KJ_OK)
+  if (fz_create_store(dir, 4096, KJ_SYNC_OFF, &s) != KJ_OK)
     abort();
   (void)kj_store_close(s);
   uint8_t flags = fz_u8(fp);
@@ -164,7 +153,7 @@ static void damage(fz_provider *fp, const char *dir) {
 static void mode_build(fz_provider *fp, const char *dir) {
   kj_sync sync = (kj_sync)fz_range(fp, 0, 2);
   kj_store *s = NULL;
-  if (create_store(dir, sync, &s) != KJ_OK)
+  if (fz_create_store(dir, 4096, sync, &s) != KJ_OK)
     abort();
   unsigned ops = (unsigned)fz_range(fp, 0, 12);
   for (unsigned i = 0; i < ops; i++) {

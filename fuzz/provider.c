@@ -233,6 +233,18 @@ void fz_store_options(kj_options *o, uint64_t segment_bytes) {
   o->snapshot_threshold = UINT64_MAX;
 }
 
+int fz_create_store(const char *dir, uint64_t segment_bytes, int sync,
+                    kj_store **s) {
+  kj_options o;
+  fz_store_options(&o, segment_bytes);
+  o.sync = (kj_sync)sync;
+  o.mode = KJ_OPEN_CREATE_NEW;
+  char *em = NULL;
+  int rc = kj_store_open(dir, &o, s, &em);
+  kj_free(em);
+  return rc;
+}
+
 static int count_row(void *arg, const void *key, size_t klen, const void *val,
                      size_t vlen) {
   (void)key;

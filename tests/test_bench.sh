@@ -8,22 +8,8 @@
 # python3 and are skipped without it.
 
 : "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
-tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/bench.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
-  desc=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    failed=$((failed + 1))
-  fi
-}
+. "${top_srcdir:-.}/tests/tap.sh"
+tap_init bench
 
 skip() { # skip DESCRIPTION REASON
   n=$((n + 1))
@@ -203,5 +189,4 @@ else
     "no python3"
 fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

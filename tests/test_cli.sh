@@ -4,22 +4,8 @@
 # Prints TAP. Needs $KEYJOURNAL (set by `make check`).
 
 : "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
-tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/cli.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-
-check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
-  desc=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    failed=$((failed + 1))
-  fi
-}
+. "${top_srcdir:-.}/tests/tap.sh"
+tap_init cli
 
 status() { # status WANT COMMAND...: COMMAND exits with WANT
   want=$1
@@ -78,5 +64,4 @@ check "demo with KJ_PASSPHRASE" status 0 env KJ_PASSPHRASE="correct horse" "$KEY
 check "verify with the right passphrase exits 0" status 0 env KJ_PASSPHRASE="correct horse" "$KEYJOURNAL" verify "$tmp/pass"
 check "verify with a wrong passphrase exits 3" status 3 env KJ_PASSPHRASE="wrong horse" "$KEYJOURNAL" verify "$tmp/pass"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

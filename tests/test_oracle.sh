@@ -3,21 +3,10 @@
 # no divergence and end with the summary line; bad usage exits 2. TAP.
 
 : "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
-tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/oracle.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-n=0
-failed=0
-check() {
-  desc=$1
-  shift
-  n=$((n + 1))
-  if "$@"; then
-    echo "ok $n - $desc"
-  else
-    echo "not ok $n - $desc"
-    sed 's/^/#   /' "$tmp/out" | tail -30
-    failed=$((failed + 1))
-  fi
+. "${top_srcdir:-.}/tests/tap.sh"
+tap_init oracle
+tap_on_fail() {
+  sed 's/^/#   /' "$tmp/out" | tail -30
 }
 run() { # run WANT ARGS...: the command exits with WANT
   want=$1
@@ -39,5 +28,4 @@ check "NORMAL sync campaign: no divergence" \
 check "unknown option is a usage error" run 2 oracle --frobnicate 3
 check "bad --crash value is a usage error" run 2 oracle --crash some
 check "help oracle exits 0" run 0 help oracle
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done
