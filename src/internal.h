@@ -76,6 +76,9 @@ struct kj_store {
    * Set by kj_body_apply(); read and cleared under the writer lock (or
    * before the handle is shared). All ones at creation. */
   uint64_t stats_dirty[KJ_NTABLES / 64];
+  /* Set while the journal is replayed at open: kj_body_apply() stages its
+   * ops (kj_map_stage) and kj_store_apply_staged() applies them in bulk. */
+  int staging;
   kj_journal_stats jstats;
   kj_snap_info snap; /* newest snapshot */
   uint64_t snapshots_written, snapshot_usec, snapshot_failures;
@@ -126,5 +129,8 @@ int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);
  * writer side). Returns KJ_OK, KJ_ECORRUPT (malformed: nothing applied) or
  * KJ_ENOMEM (partly applied). Used by commit and by recovery: one decoder. */
 int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e);
+/* End of recovery: apply the ops kj_body_apply() staged (s->staging) to
+ * every table and clear s->staging. KJ_OK or KJ_ENOMEM. */
+int kj_store_apply_staged(kj_store *s);
 
 #endif

@@ -371,7 +371,12 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .base_segno = s->snap.base,
       .base_seq = s->snap.seq,
       .base_tag = s->snap.seq ? s->snap.prev_tag : NULL};
-  if ((rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e)))
+  s->staging = 1; /* replayed ops are applied in bulk (kj_map_stage) */
+  rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
+  if (!rc && kj_store_apply_staged(s))
+    rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
+  s->staging = 0;
+  if (rc)
     return rc;
   if (!o->read_only) {
     kj_errbuf ignored; /* leftovers of an interrupted checkpoint: retried */

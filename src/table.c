@@ -37,6 +37,10 @@ struct kj_map {
    * the tree; kj_map_seal() builds it. */
   kj_entry **bulk;
   size_t nbulk, capbulk;
+  /* Staged replay (kj_map_stage): puts and tombstones in arrival order,
+   * applied by kj_map_apply_staged(). */
+  kj_entry **stage;
+  size_t nstage, capstage;
 };
 
 /* Bytes before the inline data; offsetof, not sizeof, so the struct's tail
@@ -193,6 +197,11 @@ static void free_bulk(kj_map *m) {
   free(m->bulk);
   m->bulk = NULL;
   m->nbulk = m->capbulk = 0;
+  for (size_t i = 0; i < m->nstage; i++)
+    free(m->stage[i]);
+  free(m->stage);
+  m->stage = NULL;
+  m->nstage = m->capstage = 0;
 }
 
 void kj_map_free(kj_map *m) {
@@ -251,7 +260,7 @@ static kj_entry *node_new(const void *key, size_t klen, const void *val,
 int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
                size_t vlen, int tomb) {
   kj_entry *n, *old = NULL;
-  int rc = kj_map_seal(m);
+  int rc = m->nstage ? kj_map_apply_staged(m) : kj_map_seal(m);
   if (rc)
     return rc;
   /* Allocate before touching the tree so a failure leaves it unchanged. */
@@ -319,8 +328,135 @@ int kj_map_seal(kj_map *m) {
   return KJ_OK;
 }
 
+/* ---- staged replay ------------------------------------------------------ */
+
+int kj_map_stage(kj_map *m, const void *key, size_t klen, const void *val,
+                 size_t vlen, int tomb) {
+  if (m->nstage == m->capstage) {
+    size_t cap = m->capstage ? 2 * m->capstage : 1024;
+    kj_entry **v = realloc(m->stage, cap * sizeof *v);
+    if (!v)
+      return KJ_ENOMEM;
+    m->stage = v;
+    m->capstage = cap;
+  }
+  kj_entry *n = node_new(key, klen, val, vlen, tomb);
+  if (!n)
+    return KJ_ENOMEM;
+  m->stage[m->nstage++] = n;
+  return KJ_OK;
+}
+
+size_t kj_map_staged(const kj_map *m) { return m->nstage; }
+
+/* A staged op with the first 16 key bytes cached (big-endian, zero
+ * padded), so that most comparisons of the sort touch no node. */
+typedef struct staged_op {
+  uint64_t p0, p1;
+  size_t seq;
+  kj_entry *e;
+} staged_op;
+
+static uint64_t be_prefix(const unsigned char *k, size_t n, size_t from) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; i++)
+    v = v << 8 | (from + i < n ? k[from + i] : 0);
+  return v;
+}
+
+static int staged_cmp(const void *a, const void *b) {
+  const staged_op *x = a, *y = b;
+  if (x->p0 != y->p0)
+    return x->p0 < y->p0 ? -1 : 1;
+  if (x->p1 != y->p1)
+    return x->p1 < y->p1 ? -1 : 1;
+  int c = kj_key_cmp(x->e->data, x->e->klen, y->e->data, y->e->klen);
+  if (c)
+    return c;
+  /* Same key: arrival order, so the last op of a key sorts last. */
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* In-order nodes of t into *out (advances it); the tree is left unlinked. */
+static void flatten(kj_entry *t, kj_entry ***out) {
+  kj_iter it;
+  kj_map tmp = {.root = t};
+  kj_iter_seek(&it, &tmp, NULL, 0);
+  const kj_entry *e;
+  while ((e = kj_iter_next(&it)))
+    *(*out)++ = (kj_entry *)e;
+}
+
+int kj_map_apply_staged(kj_map *m) {
+  if (!m->nstage)
+    return KJ_OK;
+  int rc = kj_map_seal(m);
+  if (rc)
+    return rc;
+  size_t ns = m->nstage;
+  staged_op *ops = malloc(ns * sizeof *ops);
+  kj_entry **merged = malloc((m->count + ns) * sizeof *merged);
+  kj_entry **old = malloc((m->count ? m->count : 1) * sizeof *old);
+  if (!ops || !merged || !old) {
+    free(ops);
+    free(merged);
+    free(old);
+    return KJ_ENOMEM;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    kj_entry *e = m->stage[i];
+    ops[i].p0 = be_prefix(e->data, e->klen, 0);
+    ops[i].p1 = be_prefix(e->data, e->klen, 8);
+    ops[i].seq = i;
+    ops[i].e = e;
+  }
+  qsort(ops, ns, sizeof *ops, staged_cmp);
+  kj_entry **op = old;
+  flatten(m->root, &op);
+  size_t nold = (size_t)(op - old), io = 0, nm = 0;
+  uint64_t count = 0, bytes = 0;
+  for (size_t i = 0; i < ns; i++) {
+    kj_entry *e = ops[i].e;
+    /* Only the last op of a key counts. */
+    if (i + 1 < ns &&
+        !kj_key_cmp(e->data, e->klen, ops[i + 1].e->data, ops[i + 1].e->klen)) {
+      free(e);
+      continue;
+    }
+    while (io < nold &&
+           kj_key_cmp(old[io]->data, old[io]->klen, e->data, e->klen) < 0)
+      merged[nm++] = old[io++];
+    if (io < nold &&
+        !kj_key_cmp(old[io]->data, old[io]->klen, e->data, e->klen))
+      free(old[io++]); /* replaced or deleted */
+    if (e->tomb)
+      free(e);
+    else
+      merged[nm++] = e;
+  }
+  while (io < nold)
+    merged[nm++] = old[io++];
+  for (size_t i = 0; i < nm; i++) {
+    merged[i]->left = merged[i]->right = NULL;
+    count++;
+    bytes += (uint64_t)merged[i]->klen + merged[i]->vlen;
+  }
+  m->root = build(merged, nm);
+  m->count = count;
+  m->bytes = bytes;
+  free(m->stage);
+  m->stage = NULL;
+  m->nstage = m->capstage = 0;
+  free(ops);
+  free(merged);
+  free(old);
+  return KJ_OK;
+}
+
 int kj_map_del(kj_map *m, const void *key, size_t klen) {
   kj_entry *gone = NULL;
+  if (m->nstage)
+    kj_map_apply_staged(m);
   kj_map_seal(m);
   m->root = erase(m->root, key, klen, &gone);
   if (!gone)
@@ -426,8 +562,8 @@ static int check_tree(const kj_entry *e, const kj_entry *lo, const kj_entry *hi,
 
 int kj_map_check(const kj_map *m) {
   struct check_acc acc = {0, 0};
-  if (m->nbulk)
-    return -1; /* not sealed */
+  if (m->nbulk || m->nstage)
+    return -1; /* not sealed, or staged ops not applied */
   int h = check_tree(m->root, NULL, NULL, 0, &acc);
   if (h < 0 || acc.count != m->count || acc.bytes != m->bytes)
     return -1;

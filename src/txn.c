@@ -183,6 +183,19 @@ static int next_op(const uint8_t **p, const uint8_t *end, body_op *op) {
   return 0;
 }
 
+/* Recovery applies staged ops of a table once this many have gathered
+ * (and at least as many as its rows). */
+#define STAGE_BATCH 65536u
+
+int kj_store_apply_staged(kj_store *s) {
+  int rc = KJ_OK;
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+    if (kj_map_staged(s->tables[t]) && !rc)
+      rc = kj_map_apply_staged(s->tables[t]);
+  s->staging = 0;
+  return rc;
+}
+
 int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
   const uint8_t *end = body + len, *p = body;
   uint64_t count;
@@ -212,10 +225,19 @@ int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
     next_op(&p, end, &op);
     kj_map *m = s->tables[op.table];
     s->stats_dirty[op.table / 64] |= UINT64_C(1) << (op.table % 64);
-    if (op.kind == OP_DEL)
+    if (s->staging) {
+      /* Recovery: stage, and apply in bulk once enough has gathered (the
+       * staged nodes stay within max(64k, rows) per table). */
+      if (kj_map_stage(m, op.key, op.klen, op.val, op.vlen,
+                       op.kind == OP_DEL) ||
+          (kj_map_staged(m) >= STAGE_BATCH &&
+           kj_map_staged(m) >= kj_map_count(m) && kj_map_apply_staged(m)))
+        return kj_err(e, KJ_ENOMEM, "applying a commit: out of memory");
+    } else if (op.kind == OP_DEL) {
       kj_map_del(m, op.key, op.klen);
-    else if (kj_map_put(m, op.key, op.klen, op.val, op.vlen, 0))
+    } else if (kj_map_put(m, op.key, op.klen, op.val, op.vlen, 0)) {
       return kj_err(e, KJ_ENOMEM, "applying a commit: out of memory");
+    }
   }
   return KJ_OK;
 }

@@ -122,11 +122,9 @@ static kj_store *open_store(const char *dir, const kj_options *o,
   return s;
 }
 
-static void key_of(char *k, size_t n, int thread, int i) {
+/* Row i of a thread: its key into k[n], its VALUE_BYTES value into v. */
+static void row_of(char *k, size_t n, uint8_t *v, int thread, int i) {
   snprintf(k, n, "t%d-%05d", thread, i);
-}
-
-static void value_of(uint8_t *v, int thread, int i) {
   for (int j = 0; j < VALUE_BYTES; j++)
     v[j] = (uint8_t)(thread * 31 + i * 7 + j);
 }
@@ -134,8 +132,7 @@ static void value_of(uint8_t *v, int thread, int i) {
 static int put_row(kj_store *s, int thread, int i) {
   char k[32];
   uint8_t v[VALUE_BYTES];
-  key_of(k, sizeof k, thread, i);
-  value_of(v, thread, i);
+  row_of(k, sizeof k, v, thread, i);
   return kj_put(s, NULL, TABLE, k, strlen(k), v, sizeof v);
 }
 
@@ -143,8 +140,7 @@ static int put_row(kj_store *s, int thread, int i) {
 static int row_state(kj_store *s, int thread, int i) {
   char k[32];
   uint8_t v[VALUE_BYTES];
-  key_of(k, sizeof k, thread, i);
-  value_of(v, thread, i);
+  row_of(k, sizeof k, v, thread, i);
   void *got = NULL;
   size_t gl = 0;
   int rc = kj_get(s, NULL, TABLE, k, strlen(k), &got, &gl);
@@ -249,24 +245,11 @@ static void run_free(run *r) {
   free(r);
 }
 
-static int total_acked(const run *r) {
+/* The sum over the threads of a per-thread field of a run. */
+static int total(const int per_thread[NTHREADS]) {
   int n = 0;
   for (int t = 0; t < NTHREADS; t++)
-    n += r->acked[t];
-  return n;
-}
-
-static int total_errors(const run *r) {
-  int n = 0;
-  for (int t = 0; t < NTHREADS; t++)
-    n += r->errors[t];
-  return n;
-}
-
-static int total_bad_status(const run *r) {
-  int n = 0;
-  for (int t = 0; t < NTHREADS; t++)
-    n += r->bad_status[t];
+    n += per_thread[t];
   return n;
 }
 
@@ -294,34 +277,99 @@ static int check_rows(kj_store *s, const run *r, int exact, int *extra) {
   return bad;
 }
 
-static kj_store *reopen_plain(const char *dir, kj_sync mode, const char *what) {
+/* ---- the fixture: a temp dir, the VFS and the store of one test --------- */
+
+typedef struct fx {
+  const char *what; /* the prefix of the test's TAP descriptions */
+  char *dir;
+  gc_vfs g;
+  kj_options o; /* what fx_open uses: the test may change them first */
+  kj_store *s;  /* the open store or NULL; fx_done closes it */
+} fx;
+
+/* A temp dir, the VFS, and options for mode on that VFS. */
+static void fx_init(fx *f, const char *what, kj_sync mode) {
+  f->what = what;
+  f->dir = tu_mkdtemp();
+  gc_init(&f->g);
+  opts(&f->o, &f->g, mode);
+  f->s = NULL;
+}
+
+static kj_store *fx_open(fx *f) {
+  f->s = open_store(f->dir, &f->o, f->what);
+  return f->s;
+}
+
+/* Close the store; with checked, the close must succeed (a poisoned
+ * handle's close status is unspecified: pass 0). */
+static void fx_close(fx *f, int checked) {
+  int rc = kj_store_close(f->s);
+  f->s = NULL;
+  if (checked)
+    is(rc, KJ_OK, "%s: close", f->what);
+}
+
+/* fx_close, then open the directory again on the plain VFS. */
+static kj_store *fx_reopen(fx *f, kj_sync mode, int checked) {
+  fx_close(f, checked);
   kj_options p;
   opts(&p, NULL, mode);
-  return open_store(dir, &p, what);
+  f->s = open_store(f->dir, &p, f->what);
+  return f->s;
+}
+
+/* fx_reopen after a clean run; then the store must hold exactly the rows
+ * r acknowledged, `want` of them, each with its value. */
+static void fx_reopen_exact(fx *f, kj_sync mode, const run *r, uint64_t want) {
+  if (!fx_reopen(f, mode, 1))
+    return;
+  is(rows_of(f->s), want, "%s: every row after reopen", f->what);
+  is(check_rows(f->s, r, 1, NULL), 0, "%s: every value after reopen", f->what);
+}
+
+/* After the reopen that follows a failure: every row r acknowledged is
+ * there, the failed ones whole or absent (desc), and the store holds
+ * `known` rows besides the failed ones that reached the disk. */
+static void check_failed_rows(fx *f, const run *r, uint64_t known,
+                              const char *desc) {
+  int extra = 0;
+  is(check_rows(f->s, r, 0, &extra), 0, "%s: %s", f->what, desc);
+  printf("# %s: %d of the failed commits are on disk\n", f->what, extra);
+  is(rows_of(f->s), known + (uint64_t)extra, "%s: no other row", f->what);
+}
+
+/* Run r's writers on the fixture; the number of syncs they caused. */
+static uint64_t fx_run_writers(fx *f, run *r) {
+  uint64_t syncs0 = tu_vfs_calls(&f->g.tv, TU_SYNC);
+  run_writers(r);
+  return tu_vfs_calls(&f->g.tv, TU_SYNC) - syncs0;
+}
+
+static void fx_done(fx *f) {
+  if (f->s)
+    kj_store_close(f->s);
+  tu_vfs_destroy(&f->g.tv);
+  tu_rmrf(f->dir);
+  free(f->dir);
 }
 
 /* ---- 1. many overlapping durable commits -------------------------------- */
 
 static void test_overlap(void) {
   const char *what = "overlap";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  if (!fx_open(&f))
     goto out;
-  atomic_store(&g.delay_us, 1500); /* commits pile up behind each sync */
-  run *r = run_new(s, 0, 60);
-  kj_stats st0 = stats_of(s);
-  uint64_t syncs0 = tu_vfs_calls(&g.tv, TU_SYNC);
-  run_writers(r);
-  uint64_t syncs = tu_vfs_calls(&g.tv, TU_SYNC) - syncs0;
-  kj_stats st = stats_of(s);
+  atomic_store(&f.g.delay_us, 1500); /* commits pile up behind each sync */
+  run *r = run_new(f.s, 0, 60);
+  kj_stats st0 = stats_of(f.s);
+  uint64_t syncs = fx_run_writers(&f, r);
+  kj_stats st = stats_of(f.s);
   const int want = NTHREADS * r->commits;
-  is(total_errors(r), 0, "%s: every commit succeeded", what);
-  is(total_acked(r), want, "%s: %d commits acknowledged", what, want);
+  is(total(r->errors), 0, "%s: every commit succeeded", what);
+  is(total(r->acked), want, "%s: %d commits acknowledged", what, want);
   is(st.commits - st0.commits, want, "%s: stats.commits", what);
   printf("# %s: %d commits, %llu syncs\n", what, want,
          (unsigned long long)syncs);
@@ -329,126 +377,95 @@ static void test_overlap(void) {
      "%s: fewer syncs than commits (%llu < %d): commits shared a sync", what,
      (unsigned long long)syncs, want);
   is(st.syncs - st0.syncs, syncs, "%s: stats.syncs counts the same", what);
-  is(rows_of(s), want, "%s: every row in the handle", what);
-  atomic_store(&g.delay_us, 0);
-  is(kj_store_close(s), KJ_OK, "%s: close", what);
-  s = reopen_plain(dir, KJ_SYNC_FULL, what);
-  if (s) {
-    is(rows_of(s), want, "%s: every row after reopen", what);
-    is(check_rows(s, r, 1, NULL), 0, "%s: every value after reopen", what);
-    kj_store_close(s);
-  }
+  is(rows_of(f.s), want, "%s: every row in the handle", what);
+  atomic_store(&f.g.delay_us, 0);
+  fx_reopen_exact(&f, KJ_SYNC_FULL, r, want);
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 2. a gated round: 8 commits, 2 syncs ------------------------------- */
 
 static void test_gated(void) {
   const char *what = "gated";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  if (!fx_open(&f))
     goto out;
-  run *r = run_new(s, 0, 1);
-  uint64_t syncs0 = tu_vfs_calls(&g.tv, TU_SYNC);
+  run *r = run_new(f.s, 0, 1);
   /* The first commit's sync waits until all 8 frames are written: that
    * needs the writer lock to be free while a sync runs. */
-  gc_gate(&g, NTHREADS);
-  run_writers(r);
-  uint64_t syncs = tu_vfs_calls(&g.tv, TU_SYNC) - syncs0;
-  is(atomic_load(&g.gate_timed_out), 0,
+  gc_gate(&f.g, NTHREADS);
+  uint64_t syncs = fx_run_writers(&f, r);
+  is(atomic_load(&f.g.gate_timed_out), 0,
      "%s: the other 7 frames were written before the first sync returned",
      what);
-  is(atomic_load(&g.gate_reached), 1, "%s: the gate opened", what);
-  is(total_acked(r), NTHREADS, "%s: all %d commits succeeded", what, NTHREADS);
+  is(atomic_load(&f.g.gate_reached), 1, "%s: the gate opened", what);
+  is(total(r->acked), NTHREADS, "%s: all %d commits succeeded", what, NTHREADS);
   /* The first sync covers the leader's frame and any written before it
    * began (possibly all 8); the next leader's covers all the rest. */
   ok(syncs >= 1 && syncs <= 2, "%s: %d commits in at most 2 syncs (%llu)", what,
      NTHREADS, (unsigned long long)syncs);
-  is(kj_store_close(s), KJ_OK, "%s: close", what);
-  s = reopen_plain(dir, KJ_SYNC_FULL, what);
-  if (s) {
-    is(check_rows(s, r, 1, NULL), 0, "%s: every row after reopen", what);
-    is(rows_of(s), NTHREADS, "%s: row count after reopen", what);
-    kj_store_close(s);
-  }
+  fx_reopen_exact(&f, KJ_SYNC_FULL, r, NTHREADS);
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 3. a failing shared sync with 8 committers on it ------------------- */
 
 static void test_failed_group(void) {
   const char *what = "failed group";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  if (!fx_open(&f))
     goto out;
-  run *before = run_new(s, 0, 5);
+  run *before = run_new(f.s, 0, 5);
   run_writers(before);
-  is(total_acked(before), 5 * NTHREADS, "%s: commits before the failure", what);
-  char *good = tu_dump_store(s);
+  is(total(before->acked), 5 * NTHREADS, "%s: commits before the failure",
+     what);
+  char *good = tu_dump_store(f.s);
 
   /* 8 commits whose frames are all written while the first sync, which
    * fails, is running. */
-  run *r = run_new(s, 5, 1);
-  gc_gate(&g, NTHREADS);
-  tu_vfs_arm(&g.tv, TU_SYNC, 1, KJ_EIO, TU_ARM_ONCE);
+  run *r = run_new(f.s, 5, 1);
+  gc_gate(&f.g, NTHREADS);
+  tu_vfs_arm(&f.g.tv, TU_SYNC, 1, KJ_EIO, TU_ARM_ONCE);
   run_writers(r);
-  tu_vfs_disarm(&g.tv);
-  is(atomic_load(&g.gate_timed_out), 0,
+  tu_vfs_disarm(&f.g.tv);
+  is(atomic_load(&f.g.gate_timed_out), 0,
      "%s: every frame was written before the sync failed", what);
-  is(total_acked(r), 0, "%s: no commit of the failed group succeeded", what);
+  is(total(r->acked), 0, "%s: no commit of the failed group succeeded", what);
   int eio = 0;
   for (int t = 0; t < NTHREADS; t++)
     eio += r->first_err[t] == KJ_EIO;
   is(eio, NTHREADS, "%s: each of the %d committers got KJ_EIO", what, NTHREADS);
-  kj_stats st = stats_of(s);
+  kj_stats st = stats_of(f.s);
   is(st.poisoned, 1, "%s: the handle is poisoned", what);
   is(st.commits, 5 * NTHREADS, "%s: stats.commits counts only successes", what);
-  is(put_row(s, 0, 99), KJ_EPOISONED, "%s: a later commit: KJ_EPOISONED", what);
-  ok(kj_store_errmsg(s)[0] != '\0', "%s: errmsg set", what);
-  char *now = tu_dump_store(s);
+  is(put_row(f.s, 0, 99), KJ_EPOISONED, "%s: a later commit: KJ_EPOISONED",
+     what);
+  ok(kj_store_errmsg(f.s)[0] != '\0', "%s: errmsg set", what);
+  char *now = tu_dump_store(f.s);
   ok(tu_same_dump(good, now),
      "%s: the handle shows exactly the acknowledged commits", what);
   free(now);
-  kj_store_close(s); /* status unspecified on a poisoned handle */
 
-  s = reopen_plain(dir, KJ_SYNC_FULL, what);
-  if (s) {
-    is(stats_of(s).poisoned, 0, "%s: reopened handle not poisoned", what);
-    is(check_rows(s, before, 1, NULL), 0,
+  /* the close of a poisoned handle: status unspecified, unchecked */
+  if (fx_reopen(&f, KJ_SYNC_FULL, 0)) {
+    is(stats_of(f.s).poisoned, 0, "%s: reopened handle not poisoned", what);
+    is(check_rows(f.s, before, 1, NULL), 0,
        "%s: every acknowledged commit after reopen", what);
-    int extra = 0;
-    is(check_rows(s, r, 0, &extra), 0,
-       "%s: failed commits after reopen are absent or whole", what);
-    printf("# %s: %d of the failed commits are on disk\n", what, extra);
-    is(rows_of(s), (uint64_t)(5 * NTHREADS + extra), "%s: no other row", what);
-    is(put_row(s, 0, 99), KJ_OK, "%s: writes work again", what);
-    kj_store_close(s);
+    check_failed_rows(&f, r, 5 * NTHREADS,
+                      "failed commits after reopen are absent or whole");
+    is(put_row(f.s, 0, 99), KJ_OK, "%s: writes work again", what);
   }
   free(good);
   run_free(before);
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 4. a sync failing while 8 writers loop ----------------------------- */
@@ -456,57 +473,44 @@ out:
 static void test_failed_loop(int status) {
   char what[64];
   snprintf(what, sizeof what, "failing loop %s", kj_strerror(status));
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  if (!fx_open(&f))
     goto out;
-  atomic_store(&g.delay_us, 1000);
-  run *r = run_new(s, 0, 200);
+  atomic_store(&f.g.delay_us, 1000);
+  run *r = run_new(f.s, 0, 200);
   r->stop_on_error = 1;
-  tu_vfs_arm(&g.tv, TU_SYNC, 15, status, TU_ARM_PERSIST);
+  tu_vfs_arm(&f.g.tv, TU_SYNC, 15, status, TU_ARM_PERSIST);
   run_writers(r);
-  tu_vfs_disarm(&g.tv);
-  atomic_store(&g.delay_us, 0);
+  tu_vfs_disarm(&f.g.tv);
+  atomic_store(&f.g.delay_us, 0);
   int stopped = 0, synced_err = 0;
   for (int t = 0; t < NTHREADS; t++) {
     stopped += r->errors[t] == 1;
     synced_err += r->first_err[t] == status;
   }
   is(stopped, NTHREADS, "%s: every writer met the failure", what);
-  is(total_bad_status(r), 0, "%s: each got %s or KJ_EPOISONED", what,
+  is(total(r->bad_status), 0, "%s: each got %s or KJ_EPOISONED", what,
      kj_strerror(status));
   ok(synced_err >= 1, "%s: %d committer(s) got the sync's own status", what,
      synced_err);
-  printf("# %s: %d commits acknowledged before the failure\n", what,
-         total_acked(r));
-  kj_stats st = stats_of(s);
+  const int acked = total(r->acked);
+  printf("# %s: %d commits acknowledged before the failure\n", what, acked);
+  kj_stats st = stats_of(f.s);
   is(st.poisoned, 1, "%s: the handle is poisoned", what);
-  is(st.commits, total_acked(r), "%s: stats.commits = acknowledged", what);
-  is(check_rows(s, r, 1, NULL), 0,
+  is(st.commits, acked, "%s: stats.commits = acknowledged", what);
+  is(check_rows(f.s, r, 1, NULL), 0,
      "%s: the handle shows exactly the acknowledged commits", what);
-  is(rows_of(s), total_acked(r), "%s: and no other row", what);
-  kj_store_close(s);
+  is(rows_of(f.s), acked, "%s: and no other row", what);
 
-  s = reopen_plain(dir, KJ_SYNC_FULL, what);
-  if (s) {
-    int extra = 0;
-    is(check_rows(s, r, 0, &extra), 0,
-       "%s: after reopen every acknowledged commit is there, the failed "
-       "ones whole or absent",
-       what);
-    is(rows_of(s), (uint64_t)(total_acked(r) + extra), "%s: no other row",
-       what);
-    kj_store_close(s);
-  }
+  /* the close of a poisoned handle: status unspecified, unchecked */
+  if (fx_reopen(&f, KJ_SYNC_FULL, 0))
+    check_failed_rows(&f, r, (uint64_t)acked,
+                      "after reopen every acknowledged commit is there, the "
+                      "failed ones whole or absent");
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 5. roll-overs, snapshots, syncs and a reader under load ------------- */
@@ -555,18 +559,14 @@ static void *helper_main(void *p) {
 
 static void test_busy(void) {
   const char *what = "roll-over, snapshots, syncs";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  o.segment_bytes = 16 * 1024;      /* a roll-over every ~25 commits */
-  o.snapshot_threshold = 96 * 1024; /* and automatic snapshots */
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  f.o.segment_bytes = 16 * 1024;      /* a roll-over every ~25 commits */
+  f.o.snapshot_threshold = 96 * 1024; /* and automatic snapshots */
+  if (!fx_open(&f))
     goto out;
-  atomic_store(&g.delay_us, 500);
-  run *r = run_new(s, 0, 80);
+  atomic_store(&f.g.delay_us, 500);
+  run *r = run_new(f.s, 0, 80);
   atomic_int stop = 0;
   helper_arg ha[2];
   memset(ha, 0, sizeof ha);
@@ -582,14 +582,14 @@ static void test_busy(void) {
   atomic_store(&stop, 1);
   for (int h = 0; h < 2; h++)
     pthread_join(ht[h], NULL);
-  atomic_store(&g.delay_us, 0);
+  atomic_store(&f.g.delay_us, 0);
   const int want = NTHREADS * r->commits;
-  is(total_errors(r), 0, "%s: every commit succeeded", what);
+  is(total(r->errors), 0, "%s: every commit succeeded", what);
   is(atomic_load(&ha[0].errors), 0, "%s: kj_store_sync/checkpoint succeeded",
      what);
   is(atomic_load(&ha[1].errors), 0, "%s: reader scans fine, never shrink",
      what);
-  kj_stats st = stats_of(s);
+  kj_stats st = stats_of(f.s);
   printf("# %s: %llu syncs, %llu snapshots, %d sync/checkpoint calls, %d "
          "scans\n",
          what, (unsigned long long)st.syncs,
@@ -598,107 +598,83 @@ static void test_busy(void) {
   ok(st.snapshots_written >= 1, "%s: snapshots were written", what);
   is(st.poisoned, 0, "%s: not poisoned", what);
   is(st.commits, want, "%s: stats.commits", what);
-  is(rows_of(s), want, "%s: every row in the handle", what);
-  char *before = tu_dump_store(s);
-  is(kj_store_close(s), KJ_OK, "%s: close", what);
-  s = reopen_plain(dir, KJ_SYNC_FULL, what);
-  if (s) {
-    char *after = tu_dump_store(s);
+  is(rows_of(f.s), want, "%s: every row in the handle", what);
+  char *before = tu_dump_store(f.s);
+  if (fx_reopen(&f, KJ_SYNC_FULL, 1)) {
+    char *after = tu_dump_store(f.s);
     ok(tu_same_dump(before, after), "%s: reopen holds the same rows", what);
-    is(check_rows(s, r, 1, NULL), 0, "%s: every value after reopen", what);
+    is(check_rows(f.s, r, 1, NULL), 0, "%s: every value after reopen", what);
     free(after);
-    kj_store_close(s);
   }
   free(before);
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 6. one thread: one sync per commit --------------------------------- */
 
 static void test_single(void) {
   const char *what = "single thread";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_FULL);
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_FULL);
+  if (!fx_open(&f))
     goto out;
-  kj_stats st0 = stats_of(s);
-  uint64_t syncs0 = tu_vfs_calls(&g.tv, TU_SYNC);
-  uint64_t writes0 = tu_vfs_calls(&g.tv, TU_WRITE);
+  tu_vfs *tv = &f.g.tv;
+  kj_stats st0 = stats_of(f.s);
+  uint64_t syncs0 = tu_vfs_calls(tv, TU_SYNC);
+  uint64_t writes0 = tu_vfs_calls(tv, TU_WRITE);
   int bad = 0, order = 0;
   for (int i = 0; i < 50; i++) {
-    if (put_row(s, 0, i) != KJ_OK)
+    if (put_row(f.s, 0, i) != KJ_OK)
       bad++;
     /* acknowledged = durable: the sync came after the write, before the
      * return */
-    if (tu_vfs_calls(&g.tv, TU_SYNC) - syncs0 != (uint64_t)i + 1 ||
-        tu_vfs_calls(&g.tv, TU_WRITE) - writes0 != (uint64_t)i + 1)
+    if (tu_vfs_calls(tv, TU_SYNC) - syncs0 != (uint64_t)i + 1 ||
+        tu_vfs_calls(tv, TU_WRITE) - writes0 != (uint64_t)i + 1)
       order++;
   }
   is(bad, 0, "%s: 50 commits", what);
   is(order, 0, "%s: each commit returned after its own write and sync", what);
-  is(tu_vfs_calls(&g.tv, TU_SYNC) - syncs0, 50, "%s: 50 syncs", what);
-  kj_stats st = stats_of(s);
+  is(tu_vfs_calls(tv, TU_SYNC) - syncs0, 50, "%s: 50 syncs", what);
+  kj_stats st = stats_of(f.s);
   is(st.syncs - st0.syncs, 50, "%s: stats.syncs = 50", what);
   is(st.commits - st0.commits, 50, "%s: stats.commits = 50", what);
   /* a version-1 caller gets the version-1 fields only */
   kj_stats v1;
   memset(&v1, 0xab, sizeof v1);
   v1.version = 1;
-  is(kj_store_stats(s, &v1), KJ_OK, "%s: version-1 stats", what);
+  is(kj_store_stats(f.s, &v1), KJ_OK, "%s: version-1 stats", what);
   is(v1.version, 1, "%s: version-1 stats say version 1", what);
   is(v1.commits, st.commits, "%s: version-1 stats filled", what);
   uint64_t untouched;
   memset(&untouched, 0xab, sizeof untouched);
   ok(!memcmp(&v1.syncs, &untouched, sizeof untouched),
      "%s: version-1 stats: nothing written past the version-1 struct", what);
-  is(kj_store_close(s), KJ_OK, "%s: close", what);
+  fx_close(&f, 1);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 7. KJ_SYNC_NORMAL with 8 threads ------------------------------------ */
 
 static void test_normal(void) {
   const char *what = "NORMAL, 8 threads";
-  char *dir = tu_mkdtemp();
-  gc_vfs g;
-  gc_init(&g);
-  kj_options o;
-  opts(&o, &g, KJ_SYNC_NORMAL);
-  o.sync_interval_bytes = 8192;
-  kj_store *s = open_store(dir, &o, what);
-  if (!s)
+  fx f;
+  fx_init(&f, what, KJ_SYNC_NORMAL);
+  f.o.sync_interval_bytes = 8192;
+  if (!fx_open(&f))
     goto out;
-  run *r = run_new(s, 0, 50);
-  uint64_t syncs0 = tu_vfs_calls(&g.tv, TU_SYNC);
-  run_writers(r);
-  uint64_t syncs = tu_vfs_calls(&g.tv, TU_SYNC) - syncs0;
+  run *r = run_new(f.s, 0, 50);
+  uint64_t syncs = fx_run_writers(&f, r);
   const int want = NTHREADS * r->commits;
-  is(total_errors(r), 0, "%s: every commit succeeded", what);
+  is(total(r->errors), 0, "%s: every commit succeeded", what);
   ok(syncs >= 1 && syncs < (uint64_t)want / 4, "%s: interval syncs only (%llu)",
      what, (unsigned long long)syncs);
-  is(kj_store_close(s), KJ_OK, "%s: close", what);
-  s = reopen_plain(dir, KJ_SYNC_NORMAL, what);
-  if (s) {
-    is(rows_of(s), want, "%s: every row after reopen", what);
-    is(check_rows(s, r, 1, NULL), 0, "%s: every value after reopen", what);
-    kj_store_close(s);
-  }
+  fx_reopen_exact(&f, KJ_SYNC_NORMAL, r, want);
   run_free(r);
 out:
-  tu_vfs_destroy(&g.tv);
-  tu_rmrf(dir);
-  free(dir);
+  fx_done(&f);
 }
 
 /* ---- 8. SIGKILL while 8 threads commit ---------------------------------- */
