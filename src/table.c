@@ -279,6 +279,25 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
   return KJ_OK;
 }
 
+/* Append a new node for (key, val, tomb) to the node vector *v (n used,
+ * *cap allocated), growing it by doubling. KJ_OK or KJ_ENOMEM (unchanged). */
+static int vec_push(kj_entry ***v, size_t *n, size_t *cap, const void *key,
+                    size_t klen, const void *val, size_t vlen, int tomb) {
+  if (*n == *cap) {
+    size_t c = *cap ? 2 * *cap : 1024;
+    kj_entry **g = realloc(*v, c * sizeof *g);
+    if (!g)
+      return KJ_ENOMEM;
+    *v = g;
+    *cap = c;
+  }
+  kj_entry *e = node_new(key, klen, val, vlen, tomb);
+  if (!e)
+    return KJ_ENOMEM;
+  (*v)[(*n)++] = e;
+  return KJ_OK;
+}
+
 /* A balanced tree of the n nodes at a (in key order), O(n). */
 static kj_entry *build(kj_entry **a, size_t n) {
   if (n == 0)
@@ -299,18 +318,9 @@ int kj_map_append(kj_map *m, const void *key, size_t klen, const void *val,
       (m->nbulk && kj_key_cmp(key, klen, m->bulk[m->nbulk - 1]->data,
                               m->bulk[m->nbulk - 1]->klen) <= 0))
     return kj_map_put(m, key, klen, val, vlen, 0);
-  if (m->nbulk == m->capbulk) {
-    size_t cap = m->capbulk ? 2 * m->capbulk : 1024;
-    kj_entry **b = realloc(m->bulk, cap * sizeof *b);
-    if (!b)
-      return KJ_ENOMEM;
-    m->bulk = b;
-    m->capbulk = cap;
-  }
-  kj_entry *n = node_new(key, klen, val, vlen, 0);
-  if (!n)
+  if (vec_push(&m->bulk, &m->nbulk, &m->capbulk, key, klen, val, vlen, 0))
     return KJ_ENOMEM;
-  m->bulk[m->nbulk++] = n;
+  kj_entry *n = m->bulk[m->nbulk - 1];
   m->count++;
   m->bytes += (uint64_t)n->klen + n->vlen;
   return KJ_OK;
@@ -332,19 +342,8 @@ int kj_map_seal(kj_map *m) {
 
 int kj_map_stage(kj_map *m, const void *key, size_t klen, const void *val,
                  size_t vlen, int tomb) {
-  if (m->nstage == m->capstage) {
-    size_t cap = m->capstage ? 2 * m->capstage : 1024;
-    kj_entry **v = realloc(m->stage, cap * sizeof *v);
-    if (!v)
-      return KJ_ENOMEM;
-    m->stage = v;
-    m->capstage = cap;
-  }
-  kj_entry *n = node_new(key, klen, val, vlen, tomb);
-  if (!n)
-    return KJ_ENOMEM;
-  m->stage[m->nstage++] = n;
-  return KJ_OK;
+  return vec_push(&m->stage, &m->nstage, &m->capstage, key, klen, val, vlen,
+                  tomb);
 }
 
 size_t kj_map_staged(const kj_map *m) { return m->nstage; }

@@ -508,6 +508,21 @@ static void test_load(int mode, uint64_t seed) {
   free(order);
 }
 
+/* The two maps hold the same keys in the same order, with values of the
+ * same lengths, and a holds no tombstone. */
+static int same_entries(const kj_map *a, const kj_map *b) {
+  kj_iter ia, ib;
+  kj_iter_seek(&ia, a, NULL, 0);
+  kj_iter_seek(&ib, b, NULL, 0);
+  const kj_entry *ea, *eb = NULL;
+  int same = 1;
+  while ((ea = kj_iter_next(&ia)) && (eb = kj_iter_next(&ib)))
+    same &= kj_key_cmp(kj_entry_key(ea), kj_entry_klen(ea), kj_entry_key(eb),
+                       kj_entry_klen(eb)) == 0 &&
+            kj_entry_vlen(ea) == kj_entry_vlen(eb) && !kj_entry_tomb(ea);
+  return same && !ea && !kj_iter_next(&ib);
+}
+
 /* Bulk load: appends in key order build the same map as puts, balanced;
  * out-of-order appends and appends to a non-empty map still give the right
  * map (they become puts). */
@@ -528,16 +543,7 @@ static void test_bulk(void) {
   ok(h > 0 && h <= 17, "bulk: sealed tree is balanced (height %d, n %d)", h, n);
   ok(kj_map_count(a) == kj_map_count(b) && kj_map_bytes(a) == kj_map_bytes(b),
      "bulk: same count and bytes as puts");
-  kj_iter ia, ib;
-  kj_iter_seek(&ia, a, NULL, 0);
-  kj_iter_seek(&ib, b, NULL, 0);
-  const kj_entry *ea, *eb;
-  int same = 1;
-  while ((ea = kj_iter_next(&ia)) && (eb = kj_iter_next(&ib)))
-    same &= kj_key_cmp(kj_entry_key(ea), kj_entry_klen(ea), kj_entry_key(eb),
-                       kj_entry_klen(eb)) == 0 &&
-            kj_entry_vlen(ea) == kj_entry_vlen(eb);
-  ok(same && !ea && !kj_iter_next(&ib), "bulk: same entries in order");
+  ok(same_entries(a, b), "bulk: same entries in order");
   /* Later puts and deletes on the sealed tree keep it valid. */
   kj_map_put(a, "k00000005", 9, "x", 1, 0);
   kj_map_del(a, "k00000006", 9);
@@ -613,17 +619,7 @@ static void test_staged(uint64_t seed) {
   ok(kj_map_count(a) == kj_map_count(b) && kj_map_bytes(a) == kj_map_bytes(b),
      "staged: same count and bytes as one-by-one (%llu rows)",
      (unsigned long long)kj_map_count(b));
-  kj_iter ia, ib;
-  kj_iter_seek(&ia, a, NULL, 0);
-  kj_iter_seek(&ib, b, NULL, 0);
-  const kj_entry *ea, *eb;
-  int same = 1;
-  while ((ea = kj_iter_next(&ia)) && (eb = kj_iter_next(&ib)))
-    same &= kj_key_cmp(kj_entry_key(ea), kj_entry_klen(ea), kj_entry_key(eb),
-                       kj_entry_klen(eb)) == 0 &&
-            kj_entry_vlen(ea) == kj_entry_vlen(eb) && !kj_entry_tomb(ea);
-  ok(same && !ea && !kj_iter_next(&ib),
-     "staged: same entries and values, no tombstones left");
+  ok(same_entries(a, b), "staged: same entries and values, no tombstones left");
   /* A put after staging applies the staged ops first. */
   kj_map_stage(a, "zz", 2, "1", 1, 0);
   kj_map_stage(a, "zz", 2, NULL, 0, 1);
