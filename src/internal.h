@@ -130,7 +130,7 @@ int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);
  * KJ_ENOMEM (partly applied). Used by commit and by recovery: one decoder. */
 int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e);
 /* End of recovery: apply the ops kj_body_apply() staged (s->staging) to
- * every table and clear s->staging. KJ_OK or KJ_ENOMEM. */
+ * every table; the caller clears s->staging. KJ_OK or KJ_ENOMEM. */
 int kj_store_apply_staged(kj_store *s);
 
 #endif

@@ -192,7 +192,6 @@ int kj_store_apply_staged(kj_store *s) {
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
     if (kj_map_staged(s->tables[t]) && !rc)
       rc = kj_map_apply_staged(s->tables[t]);
-  s->staging = 0;
   return rc;
 }
 
