@@ -23,7 +23,7 @@
  * `bench_sqlcipher --sqlcipher-child [--reps N] [--quick] [--large] DIR`
  * it measures the SQLCipher FULL contender with the functions below (the
  * reference backend's schema and statements, opened by
- * kj_sqlite_open_keyed: PRAGMA key with a raw 32-byte key), proves that
+ * ora_sqlite_open_keyed: PRAGMA key with a raw 32-byte key), proves that
  * the database file is encrypted (no SQLite header, an unkeyed open fails)
  * or fails, and prints "fig NAME VALUE" lines. The main program runs the
  * helper named by $KJ_BENCH_SQLCIPHER, else the one of the build tree
@@ -241,10 +241,10 @@ static kj_backend *open_at(int c, const char *dir, uint64_t snap_threshold) {
     char path[4200];
     snprintf(path, sizeof path, "%s/store.sqlite", dir);
     if (c == SQLC_FULL)
-      rc = kj_sqlite_open_keyed(path, 0, bench_key, sizeof bench_key, NULL,
-                                NULL, &b, &em);
+      rc = ora_sqlite_open_keyed(path, 0, bench_key, sizeof bench_key, NULL,
+                                 NULL, &b, &em);
     else
-      rc = kj_sqlite_open(path, is_normal(c), NULL, NULL, &b, &em);
+      rc = ora_sqlite_open(path, is_normal(c), NULL, NULL, &b, &em);
   }
   if (rc)
     die("open %s (%s): %s: %s", dir, cont_name[c], kj_strerror(rc),
@@ -722,7 +722,7 @@ static void prove_encrypted(const char *dir) {
     die("%s is NOT encrypted: it starts with the SQLite header", path);
   kj_backend *b = NULL;
   char *em = NULL;
-  int rc = kj_sqlite_open(path, 0, NULL, NULL, &b, &em);
+  int rc = ora_sqlite_open(path, 0, NULL, NULL, &b, &em);
   if (rc == KJ_OK) {
     kj_backend_close(b);
     die("%s is NOT encrypted: it opens without the key", path);

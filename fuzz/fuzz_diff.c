@@ -1,7 +1,7 @@
 /*
  * fuzz/fuzz_diff.c - libFuzzer target for differential testing: the input
  * chooses a seeded oracle workload (seed, length, mix, check interval;
- * oracle/workload.c generates the domain operations) and kj_diff_run
+ * oracle/workload.c generates the domain operations) and ora_diff_run
  * (oracle/runner.c) applies it to the memory-only native backend and to
  * the SQLite reference in memory, comparing every result and the whole
  * state. A divergence prints the runner's report and calls abort() so that
@@ -24,7 +24,7 @@ static int native_factory(void *ctx, kj_backend **out) {
   memset(&o, 0, sizeof o);
   o.version = KJ_OPTIONS_VERSION;
   o.key = fz_key;
-  o.clock = kj_oracle_clock;
+  o.clock = ora_oracle_clock;
   char *em = NULL;
   int rc = kj_backend_open(NULL, &o, out, &em);
   kj_free(em);
@@ -34,7 +34,7 @@ static int native_factory(void *ctx, kj_backend **out) {
 static int sqlite_factory(void *ctx, kj_backend **out) {
   (void)ctx;
   char *em = NULL;
-  int rc = kj_sqlite_open(":memory:", 0, kj_oracle_clock, NULL, out, &em);
+  int rc = ora_sqlite_open(":memory:", 0, ora_oracle_clock, NULL, out, &em);
   kj_free(em);
   return rc;
 }
@@ -45,18 +45,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   fz_init(&fp, data, size);
   uint64_t seed = fz_u64(&fp);
   size_t n = (size_t)fz_range(&fp, 1, 300);
-  kj_mix mix = fz_bool(&fp) ? KJ_MIX_ADVERSARIAL : KJ_MIX_REALISTIC;
+  ora_mix mix = fz_bool(&fp) ? ORA_MIX_ADVERSARIAL : ORA_MIX_REALISTIC;
   /* Full-state dumps are costly (one per check): keep them sparse. */
   size_t check_every = (size_t)fz_range(&fp, 16, 128);
-  kj_workload w;
-  if (kj_workload_gen(seed, n, mix, &w) != KJ_OK)
+  ora_workload w;
+  if (ora_workload_gen(seed, n, mix, &w) != KJ_OK)
     return 0; /* out of memory: not a finding */
-  kj_diff_result r;
+  ora_diff_result r;
   memset(&r, 0, sizeof r);
-  int rc = kj_diff_run(&w, native_factory, NULL, sqlite_factory, NULL,
-                       check_every, 0, &r);
+  int rc = ora_diff_run(&w, native_factory, NULL, sqlite_factory, NULL,
+                        check_every, 0, &r);
   if (rc != KJ_OK) {
-    fprintf(stderr, "fuzz_diff: kj_diff_run failed: %d\n", rc);
+    fprintf(stderr, "fuzz_diff: ora_diff_run failed: %d\n", rc);
     abort();
   }
   if (r.diverged) {
@@ -67,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             (int)r.report.len, r.report.p ? (const char *)r.report.p : "");
     abort();
   }
-  kj_obuf_free(&r.report);
-  kj_workload_free(&w);
+  ora_obuf_free(&r.report);
+  ora_workload_free(&w);
   return 0;
 }

@@ -5,12 +5,12 @@
  * ids, varint lengths, keys and values).
  *
  * Authenticated frames cannot be forged by a fuzzer, so this target is
- * built with the test-only switch KJ_FUZZ_TEST_KEY (src/crypto.c): the
+ * built with the test-only switch KJ_FUZZ_TEST_KEY (src/engine/crypto.c): the
  * engine objects linked into it "seal" frames as plaintext followed by a
  * zero tag and skip the MAC and checksum checks, so every input byte reaches
  * the decoder past the MAC. The library itself is never built with it
- * (src/crypto.c refuses it together with KJ_LIBRARY_BUILD). The header key
- * check still uses the fixed fuzz key.
+ * (src/engine/crypto.c refuses it together with KJ_LIBRARY_BUILD). The header
+ * key check still uses the fixed fuzz key.
  *
  * The first input byte picks a mode:
  *   0  frames: a fresh store supplies a valid header and segment header;

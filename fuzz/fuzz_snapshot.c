@@ -1,6 +1,6 @@
 /*
  * fuzz/fuzz_snapshot.c - libFuzzer target for the snapshot decoder
- * (src/snapshot.h, doc/FORMAT.md section 6), an internal function: build
+ * (src/engine/snapshot.h, doc/FORMAT.md section 6), an internal function: build
  * with -Isrc and the library sources. The first input byte picks a mode:
  *   0  raw: the rest of the input is the snapshot file, served through the
  *      read callback (short reads at the end, as from a file) and decoded
@@ -30,11 +30,11 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "codec.h"
+#include "common/codec.h"
+#include "engine/map.h"
+#include "engine/snapshot.h"
 #include "fuzz.h"
 #include "keyjournal.h"
-#include "snapshot.h"
-#include "table.h"
 
 static const uint8_t store_id[16] = "kj-fuzz-storeid";
 

@@ -1,5 +1,5 @@
 /*
- * oracle/crash.c - crash campaigns (kj_campaign_run of oracle/oracle.h).
+ * oracle/crash.c - crash campaigns (ora_campaign_run of oracle/oracle.h).
  *
  * For each workload (seed c->seed + i, realistic and adversarial mixes in
  * turn) a campaign makes:
@@ -13,7 +13,7 @@
  *     p (all of 1..N, or a sample), forks one child per damage pattern (two
  *     or three). The child takes a copy of the durable files, dies at VFS
  *     operation p; the ops before the first one whose result differs from
- *     the reference completed (m of them); kj_fault_vfs_crash() plays power
+ *     the reference completed (m of them); ora_fault_vfs_crash() plays power
  *     loss; for some points the recovery is crashed too; a clean reopen
  *     must then hold the oracle state at some boundary q with lo <= q <=
  *     hi, where hi is m, or m + 1 when op m (in flight) could have
@@ -36,7 +36,7 @@
  *     the state at the last reported boundary or the next one.
  *
  * Every divergence adds one reproducer line (seed, ops, mode, crash point,
- * pattern, recovery crash) to c->report. Runs use kj_oracle_clock with a
+ * pattern, recovery crash) to c->report. Runs use ora_oracle_clock with a
  * clock that advances 1000 ms per op (fixed while dumping), so all runs of
  * a workload see the same times. Native stores use 16 KiB segments, a
  * 4 KiB NORMAL sync interval and, on even (realistic) workloads, an 8 KiB
@@ -84,7 +84,7 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-static int text_eq(const kj_obuf *a, const kj_obuf *b) {
+static int text_eq(const ora_obuf *a, const ora_obuf *b) {
   return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
 }
 
@@ -121,15 +121,15 @@ static void rm_dir(char *path) {
 
 static const char *pattern_name(int p) {
   static const char *n[] = {"drop", "keep", "random", "tear", "garbage"};
-  return p >= 0 && p < KJ_CRASH_NPATTERNS ? n[p] : "?";
+  return p >= 0 && p < ORA_CRASH_NPATTERNS ? n[p] : "?";
 }
 
 static const char *fault_name(int m) {
   static const char *n[] = {"write", "sync", "read", "rename", "open"};
-  return m >= 0 && m < KJ_FAULT_NMETHODS ? n[m] : "?";
+  return m >= 0 && m < ORA_FAULT_NMETHODS ? n[m] : "?";
 }
 
-static void progress(kj_campaign *c, size_t wi, const char *phase) {
+static void progress(ora_campaign *c, size_t wi, const char *phase) {
   if (!c->progress)
     return;
   fprintf(stderr,
@@ -144,26 +144,26 @@ static void progress(kj_campaign *c, size_t wi, const char *phase) {
 /* ---- one workload's reference ------------------------------------------ */
 
 typedef struct wref {
-  kj_campaign *c;
-  const kj_workload *w;
+  ora_campaign *c;
+  const ora_workload *w;
   size_t n;
-  int variant;   /* small snapshot threshold */
-  uint8_t *bnd;  /* [n+1] position p (ops applied) is outside any tx */
-  kj_obuf *res;  /* [n] result texts of the native reference run */
-  kj_obuf *dump; /* [n+1] oracle dumps at boundaries */
-  size_t *nslots_nat, *nslots_sql;           /* [n+1] */
-  uint32_t nat_slots[KJ_WORKLOAD_MAX_SLOTS]; /* native reference's slots */
-  uint32_t sql_slots[KJ_WORKLOAD_MAX_SLOTS];
+  int variant;    /* small snapshot threshold */
+  uint8_t *bnd;   /* [n+1] position p (ops applied) is outside any tx */
+  ora_obuf *res;  /* [n] result texts of the native reference run */
+  ora_obuf *dump; /* [n+1] oracle dumps at boundaries */
+  size_t *nslots_nat, *nslots_sql;            /* [n+1] */
+  uint32_t nat_slots[ORA_WORKLOAD_MAX_SLOTS]; /* native reference's slots */
+  uint32_t sql_slots[ORA_WORKLOAD_MAX_SLOTS];
   uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
-  int64_t clock;    /* ms, kj_oracle_clock ctx for every run */
+  int64_t clock;    /* ms, ora_oracle_clock ctx for every run */
   size_t wi;        /* workload index in the campaign */
 } wref;
 
 static void wref_free(wref *r) {
   for (size_t i = 0; r->res && i < r->n; i++)
-    kj_obuf_free(&r->res[i]);
+    ora_obuf_free(&r->res[i]);
   for (size_t i = 0; r->dump && i <= r->n; i++)
-    kj_obuf_free(&r->dump[i]);
+    ora_obuf_free(&r->dump[i]);
   free(r->res);
   free(r->dump);
   free(r->bnd);
@@ -183,7 +183,7 @@ static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
             : r->c->normal          ? KJ_SYNC_NORMAL
                                     : KJ_SYNC_FULL;
   o->vfs = vfs;
-  o->clock = kj_oracle_clock;
+  o->clock = ora_oracle_clock;
   o->clock_ctx = &r->clock;
   o->segment_bytes = SEGMENT_BYTES;
   o->snapshot_threshold = r->variant ? SNAPSHOT_SMALL : 0;
@@ -196,38 +196,38 @@ static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
 typedef struct walker {
   kj_backend *b;
   kj_tx *t;
-  uint32_t slots[KJ_WORKLOAD_MAX_SLOTS];
+  uint32_t slots[ORA_WORKLOAD_MAX_SLOTS];
   size_t nslots;
 } walker;
 
-static void walk_op(walker *k, const kj_wop *op, kj_obuf *res) {
-  if (kj_wop_is_begin(op)) {
+static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
+  if (ora_wop_is_begin(op)) {
     if (k->t) {
-      kj_obuf_addf(res, "begin skipped\n");
+      ora_obuf_addf(res, "begin skipped\n");
       return;
     }
     int rc = kj_tx_begin(k->b, &k->t);
     if (rc)
       k->t = NULL;
-    kj_obuf_addf(res, "begin rc=%d\n", rc);
-  } else if (kj_wop_is_commit(op)) {
+    ora_obuf_addf(res, "begin rc=%d\n", rc);
+  } else if (ora_wop_is_commit(op)) {
     if (!k->t) {
-      kj_obuf_addf(res, "commit skipped\n");
+      ora_obuf_addf(res, "commit skipped\n");
       return;
     }
     int rc = kj_tx_commit(k->t);
     k->t = NULL;
-    kj_obuf_addf(res, "commit rc=%d\n", rc);
-  } else if (kj_wop_is_rollback(op)) {
+    ora_obuf_addf(res, "commit rc=%d\n", rc);
+  } else if (ora_wop_is_rollback(op)) {
     if (!k->t) {
-      kj_obuf_addf(res, "rollback skipped\n");
+      ora_obuf_addf(res, "rollback skipped\n");
       return;
     }
     kj_tx_rollback(k->t);
     k->t = NULL;
-    kj_obuf_addf(res, "rollback\n");
+    ora_obuf_addf(res, "rollback\n");
   } else {
-    kj_wop_apply(op, k->b, k->t, k->slots, &k->nslots, res);
+    ora_wop_apply(op, k->b, k->t, k->slots, &k->nslots, res);
   }
 }
 
@@ -238,16 +238,16 @@ static void walk_end(walker *k) {
   k->b = NULL;
 }
 
-static void divergence(kj_campaign *c, const char *fmt, ...)
+static void divergence(ora_campaign *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void divergence(kj_campaign *c, const char *fmt, ...) {
+static void divergence(ora_campaign *c, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   c->divergences++;
-  kj_obuf_addf(&c->report, "%s\n", line);
+  ora_obuf_addf(&c->report, "%s\n", line);
 }
 
 /* The largest boundary <= m. */
@@ -272,26 +272,26 @@ static int wref_build(wref *r, char **why) {
   /* The oracle. */
   walker sq = {0};
   r->clock = CLOCK_EPOCH_MS;
-  int rc = kj_sqlite_open(":memory:", r->c->normal, kj_oracle_clock, &r->clock,
-                          &sq.b, why);
+  int rc = ora_sqlite_open(":memory:", r->c->normal, ora_oracle_clock,
+                           &r->clock, &sq.b, why);
   if (rc)
     return rc;
   r->bnd[0] = 1;
-  kj_workload_dump(sq.b, sq.slots, 0, &r->dump[0]);
-  kj_obuf *sres = calloc(n ? n : 1, sizeof *sres);
+  ora_workload_dump(sq.b, sq.slots, 0, &r->dump[0]);
+  ora_obuf *sres = calloc(n ? n : 1, sizeof *sres);
   if (!sres) {
     walk_end(&sq);
     return KJ_ENOMEM;
   }
   for (size_t i = 0; i < n; i++) {
     set_op_clock(r, i);
-    walk_op(&sq, kj_workload_op(r->w, i), &sres[i]);
+    walk_op(&sq, ora_workload_op(r->w, i), &sres[i]);
     r->c->ops_run++;
     r->nslots_sql[i + 1] = sq.nslots;
     if (!sq.t) {
       r->bnd[i + 1] = 1;
       r->clock = CLOCK_EPOCH_MS;
-      kj_workload_dump(sq.b, sq.slots, sq.nslots, &r->dump[i + 1]);
+      ora_workload_dump(sq.b, sq.slots, sq.nslots, &r->dump[i + 1]);
     }
   }
   memcpy(r->sql_slots, sq.slots, sizeof sq.slots);
@@ -299,17 +299,17 @@ static int wref_build(wref *r, char **why) {
 
   /* The native reference on disk through a fault VFS that never fails. */
   char *dir = mktemp_dir();
-  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed);
+  ora_fault_vfs *fv = ora_fault_vfs_new(r->w->seed);
   if (!dir || !fv) {
-    kj_fault_vfs_free(fv);
+    ora_fault_vfs_free(fv);
     rm_dir(dir);
     for (size_t i = 0; i < n; i++)
-      kj_obuf_free(&sres[i]);
+      ora_obuf_free(&sres[i]);
     free(sres);
     return KJ_ENOMEM;
   }
   kj_options o;
-  disk_options(r, &o, kj_fault_vfs_get(fv));
+  disk_options(r, &o, ora_fault_vfs_get(fv));
   walker nt = {0};
   int diverged = 0;
   r->clock = CLOCK_EPOCH_MS;
@@ -317,7 +317,7 @@ static int wref_build(wref *r, char **why) {
   if (rc == KJ_OK) {
     for (size_t i = 0; i < n; i++) {
       set_op_clock(r, i);
-      walk_op(&nt, kj_workload_op(r->w, i), &r->res[i]);
+      walk_op(&nt, ora_workload_op(r->w, i), &r->res[i]);
       r->c->ops_run++;
       r->nslots_nat[i + 1] = nt.nslots;
       if (!diverged && !text_eq(&r->res[i], &sres[i])) {
@@ -331,32 +331,32 @@ static int wref_build(wref *r, char **why) {
     }
     memcpy(r->nat_slots, nt.slots, sizeof nt.slots);
     walk_end(&nt);
-    r->vfs_ops = kj_fault_vfs_ops(fv);
+    r->vfs_ops = ora_fault_vfs_ops(fv);
     /* A clean reopen holds the final state. */
-    kj_fault_vfs_reset(fv);
+    ora_fault_vfs_reset(fv);
     r->clock = CLOCK_EPOCH_MS;
     if (kj_backend_open(dir, &o, &nt.b, NULL) == KJ_OK) {
       /* The last boundary (a workload may end in an open transaction),
        * with the slots known there. */
       size_t last = bnd_floor(r, n);
-      kj_obuf d = {0};
-      kj_workload_dump(nt.b, r->nat_slots, r->nslots_nat[last], &d);
+      ora_obuf d = {0};
+      ora_workload_dump(nt.b, r->nat_slots, r->nslots_nat[last], &d);
       if (!text_eq(&d, &r->dump[last]))
         divergence(r->c,
                    "clean reopen: state differs from the oracle: seed=%" PRIu64
                    " ops=%zu",
                    r->w->seed, n);
-      kj_obuf_free(&d);
+      ora_obuf_free(&d);
       kj_backend_close(nt.b);
     } else {
       divergence(r->c, "clean reopen failed: seed=%" PRIu64 " ops=%zu",
                  r->w->seed, n);
     }
   }
-  kj_fault_vfs_free(fv);
+  ora_fault_vfs_free(fv);
   rm_dir(dir);
   for (size_t i = 0; i < n; i++)
-    kj_obuf_free(&sres[i]);
+    ora_obuf_free(&sres[i]);
   free(sres);
   return rc;
 }
@@ -364,7 +364,7 @@ static int wref_build(wref *r, char **why) {
 /* The state of b equals the oracle's at some boundary in [lo, hi]? */
 static int state_in(wref *r, kj_backend *b, size_t lo, size_t hi,
                     size_t *match) {
-  kj_obuf d = {0};
+  ora_obuf d = {0};
   size_t have = SIZE_MAX;
   int found = 0;
   r->clock = CLOCK_EPOCH_MS;
@@ -374,14 +374,14 @@ static int state_in(wref *r, kj_backend *b, size_t lo, size_t hi,
     if (r->nslots_nat[q] != have) {
       have = r->nslots_nat[q];
       d.len = 0;
-      kj_workload_dump(b, r->nat_slots, have, &d);
+      ora_workload_dump(b, r->nat_slots, have, &d);
     }
     if (text_eq(&d, &r->dump[q])) {
       found = 1;
       *match = q;
     }
   }
-  kj_obuf_free(&d);
+  ora_obuf_free(&d);
   return found;
 }
 
@@ -397,7 +397,7 @@ typedef struct runstate {
 } runstate;
 
 /* The status in a result text ("... rc=N ..."), or 0. */
-static int text_rc(const kj_obuf *t) {
+static int text_rc(const ora_obuf *t) {
   if (!t->len)
     return 0;
   const char *p = strstr((const char *)t->p, "rc=");
@@ -435,23 +435,23 @@ static void on_sync_cb(void *arg) {
   s->synced = s->cur_bnd;
 }
 
-static size_t run_faulty(wref *r, const char *dir, kj_fault_vfs *fv,
+static size_t run_faulty(wref *r, const char *dir, ora_fault_vfs *fv,
                          runstate *s) {
   kj_options o;
-  disk_options(r, &o, kj_fault_vfs_get(fv));
+  disk_options(r, &o, ora_fault_vfs_get(fv));
   s->cur_bnd = s->synced = 0;
-  kj_fault_vfs_on_sync(fv, on_sync_cb, s);
+  ora_fault_vfs_on_sync(fv, on_sync_cb, s);
   walker k = {0};
   r->clock = CLOCK_EPOCH_MS;
   s->open_rc = kj_backend_open(dir, &o, &k.b, NULL);
   s->failed_rc = s->same_rc = 0;
   size_t m = 0;
   if (s->open_rc == KJ_OK) {
-    kj_obuf res = {0};
+    ora_obuf res = {0};
     for (; m < r->n; m++) {
       set_op_clock(r, m);
       res.len = 0;
-      walk_op(&k, kj_workload_op(r->w, m), &res);
+      walk_op(&k, ora_workload_op(r->w, m), &res);
       r->c->ops_run++;
       if (!text_eq(&res, &r->res[m])) {
         s->failed_rc = text_rc(&res);
@@ -461,19 +461,19 @@ static size_t run_faulty(wref *r, const char *dir, kj_fault_vfs *fv,
       if (r->bnd[m + 1])
         s->cur_bnd = m + 1;
     }
-    kj_obuf_free(&res);
+    ora_obuf_free(&res);
     walk_end(&k);
   }
-  kj_fault_vfs_on_sync(fv, NULL, NULL);
+  ora_fault_vfs_on_sync(fv, NULL, NULL);
   return m;
 }
 
 /* Reopen cleanly through fv and check the state is in [lo, hi]. */
-static void check_recovered(wref *r, const char *dir, kj_fault_vfs *fv,
+static void check_recovered(wref *r, const char *dir, ora_fault_vfs *fv,
                             size_t lo, size_t hi, const char *repro) {
-  kj_fault_vfs_reset(fv);
+  ora_fault_vfs_reset(fv);
   kj_options o;
-  disk_options(r, &o, kj_fault_vfs_get(fv));
+  disk_options(r, &o, ora_fault_vfs_get(fv));
   kj_backend *b = NULL;
   char *err = NULL;
   r->clock = CLOCK_EPOCH_MS;
@@ -500,7 +500,7 @@ static size_t in_flight_hi(const wref *r, size_t m) {
 /* b. The crash sweep. One run of the workload through the fault VFS; at
  * the start of each chosen VFS call (the crash point) the run forks one
  * child per damage pattern. A child copies the store directory's durable
- * files to a directory of its own (kj_fault_vfs_fork_dir), dies at that
+ * files to a directory of its own (ora_fault_vfs_fork_dir), dies at that
  * call (set_crash_at), lets the run finish failing, plays power loss with
  * its pattern, sometimes crashes the recovery too, then checks the
  * recovered state and sends its counters and report lines to the parent
@@ -516,7 +516,7 @@ typedef struct kid {
 
 typedef struct sweep {
   wref *r;
-  kj_fault_vfs *fv;
+  ora_fault_vfs *fv;
   const char *dir;
   runstate *s;
   uint64_t npoints, next, fired;
@@ -532,7 +532,7 @@ typedef struct sweep {
 
 /* The crash point of sample j (1-based VFS call index). */
 static uint64_t sweep_point(const sweep *w, uint64_t j) {
-  const kj_campaign *c = w->r->c;
+  const ora_campaign *c = w->r->c;
   uint64_t n = w->r->vfs_ops, stride = w->npoints ? n / w->npoints : 1;
   if (c->crash_all || stride <= 1)
     return j + 1;
@@ -542,8 +542,8 @@ static uint64_t sweep_point(const sweep *w, uint64_t j) {
 
 /* Read a child's results to the end and reap it. */
 static void kid_collect(sweep *w, kid *k) {
-  kj_campaign *c = w->r->c;
-  kj_obuf in = {0};
+  ora_campaign *c = w->r->c;
+  ora_obuf in = {0};
   uint8_t buf[4096];
   for (;;) {
     ssize_t got = read(k->fd, buf, sizeof buf);
@@ -551,7 +551,7 @@ static void kid_collect(sweep *w, kid *k) {
       continue;
     if (got <= 0)
       break;
-    kj_obuf_add(&in, buf, (size_t)got);
+    ora_obuf_add(&in, buf, (size_t)got);
   }
   close(k->fd);
   int st = 0;
@@ -570,9 +570,9 @@ static void kid_collect(sweep *w, kid *k) {
     c->crash_points += head[1];
     c->divergences += head[2];
     if (in.len > sizeof head)
-      kj_obuf_add(&c->report, in.p + sizeof head, in.len - sizeof head);
+      ora_obuf_add(&c->report, in.p + sizeof head, in.len - sizeof head);
   }
-  kj_obuf_free(&in);
+  ora_obuf_free(&in);
 }
 
 static void kid_collect_oldest(sweep *w) {
@@ -620,7 +620,7 @@ static void fork_one(sweep *w, uint64_t point, int pattern, int crash_recovery,
   for (size_t i = 0; i < w->nkids; i++)
     close(w->kids[i].fd);
   w->nkids = 0;
-  kj_campaign *c = w->r->c;
+  ora_campaign *c = w->r->c;
   w->child = 1;
   w->pipe_fd = fds[1];
   w->point = point;
@@ -631,14 +631,14 @@ static void fork_one(sweep *w, uint64_t point, int pattern, int crash_recovery,
   w->base_points = c->crash_points;
   w->base_div = c->divergences;
   w->base_report = c->report.len;
-  kj_fault_vfs_on_op(w->fv, NULL, NULL);
+  ora_fault_vfs_on_op(w->fv, NULL, NULL);
   w->cdir = mktemp_dir();
-  if (!w->cdir || kj_fault_vfs_fork_dir(w->fv, w->dir, w->cdir) != KJ_OK)
+  if (!w->cdir || ora_fault_vfs_fork_dir(w->fv, w->dir, w->cdir) != KJ_OK)
     _exit(5);
   if (write(w->pipe_fd, "r", 1) != 1)
     _exit(6);
-  kj_fault_vfs_set_crash_at(w->fv, point);
-  kj_fault_vfs_reseed(w->fv, mix64(w->r->w->seed ^ salt));
+  ora_fault_vfs_set_crash_at(w->fv, point);
+  ora_fault_vfs_reseed(w->fv, mix64(w->r->w->seed ^ salt));
 }
 
 static void sweep_on_op(void *arg, uint64_t op) {
@@ -647,14 +647,14 @@ static void sweep_on_op(void *arg, uint64_t op) {
     return;
   uint64_t j = w->next++, p = op;
   w->fired++;
-  fork_one(w, p, KJ_CRASH_DROP, 0, j * 8 + 0);
+  fork_one(w, p, ORA_CRASH_DROP, 0, j * 8 + 0);
   if (w->child)
     return;
-  fork_one(w, p, KJ_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
+  fork_one(w, p, ORA_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
   if (w->child)
     return;
   if (j % 4 == 0)
-    fork_one(w, p, KJ_CRASH_KEEP, 1, j * 8 + 2);
+    fork_one(w, p, ORA_CRASH_KEEP, 1, j * 8 + 2);
   if (w->child)
     return;
   if (j % 8 == 0)
@@ -665,29 +665,29 @@ static void sweep_on_op(void *arg, uint64_t op) {
  * returns. */
 static void sweep_child_finish(sweep *w, size_t m) {
   wref *r = w->r;
-  kj_campaign *c = r->c;
+  ora_campaign *c = r->c;
   const runstate *s = w->s;
-  kj_fault_vfs *fv = w->fv;
-  kj_fault_vfs_crash(fv, w->pattern);
+  ora_fault_vfs *fv = w->fv;
+  ora_fault_vfs_crash(fv, w->pattern);
   uint64_t rpoint = 0;
   if (w->crash_recovery) {
     /* Crash the recovery too, then crash again. */
-    kj_fault_vfs_reset(fv);
+    ora_fault_vfs_reset(fv);
     rpoint = 1 + mix64(w->salt + w->point) % RECOVERY_CRASH_SPAN;
-    kj_fault_vfs_set_crash_at(fv, rpoint);
+    ora_fault_vfs_set_crash_at(fv, rpoint);
     kj_options o;
-    disk_options(r, &o, kj_fault_vfs_get(fv));
+    disk_options(r, &o, ora_fault_vfs_get(fv));
     kj_backend *b = NULL;
     r->clock = CLOCK_EPOCH_MS;
     if (kj_backend_open(w->cdir, &o, &b, NULL) == KJ_OK)
       kj_backend_close(b);
-    kj_fault_vfs_crash(fv, (w->pattern + 2) % KJ_CRASH_NPATTERNS);
+    ora_fault_vfs_crash(fv, (w->pattern + 2) % ORA_CRASH_NPATTERNS);
   }
   size_t hi = s->open_rc ? 0 : in_flight_hi(r, m);
   /* KEEP loses nothing the OS had: a process crash, where NORMAL too
    * keeps every acknowledged commit. */
   size_t lo =
-      c->normal && w->pattern != KJ_CRASH_KEEP ? s->synced : bnd_floor(r, m);
+      c->normal && w->pattern != ORA_CRASH_KEEP ? s->synced : bnd_floor(r, m);
   if (lo > hi)
     lo = hi;
   char repro[256];
@@ -703,11 +703,11 @@ static void sweep_child_finish(sweep *w, size_t m) {
   uint64_t head[3] = {c->ops_run - w->base_ops,
                       c->crash_points - w->base_points,
                       c->divergences - w->base_div};
-  kj_obuf out = {0};
-  kj_obuf_add(&out, head, sizeof head);
+  ora_obuf out = {0};
+  ora_obuf_add(&out, head, sizeof head);
   if (c->report.len > w->base_report) /* report.p may still be NULL */
-    kj_obuf_add(&out, c->report.p + w->base_report,
-                c->report.len - w->base_report);
+    ora_obuf_add(&out, c->report.p + w->base_report,
+                 c->report.len - w->base_report);
   size_t off = 0;
   while (off < out.len) {
     ssize_t put = write(w->pipe_fd, out.p + off, out.len - off);
@@ -723,11 +723,11 @@ static void sweep_child_finish(sweep *w, size_t m) {
 }
 
 static void crash_sweep(wref *r, uint64_t npoints) {
-  kj_campaign *c = r->c;
+  ora_campaign *c = r->c;
   char *dir = mktemp_dir();
-  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed);
+  ora_fault_vfs *fv = ora_fault_vfs_new(r->w->seed);
   if (!dir || !fv) {
-    kj_fault_vfs_free(fv);
+    ora_fault_vfs_free(fv);
     rm_dir(dir);
     divergence(c, "crash: seed=%" PRIu64 ": out of memory", r->w->seed);
     return;
@@ -741,11 +741,11 @@ static void crash_sweep(wref *r, uint64_t npoints) {
   w.s = &s;
   w.npoints = npoints;
   w.jobs = c->jobs < 1 ? 1 : c->jobs > MAX_JOBS ? MAX_JOBS : c->jobs;
-  kj_fault_vfs_on_op(fv, sweep_on_op, &w);
+  ora_fault_vfs_on_op(fv, sweep_on_op, &w);
   size_t m = run_faulty(r, dir, fv, &s);
   if (w.child)
     sweep_child_finish(&w, m);
-  kj_fault_vfs_on_op(fv, NULL, NULL);
+  ora_fault_vfs_on_op(fv, NULL, NULL);
   while (w.nkids)
     kid_collect_oldest(&w);
   /* The run repeats the reference, so it meets every chosen point. */
@@ -754,23 +754,23 @@ static void crash_sweep(wref *r, uint64_t npoints) {
                "crash: seed=%" PRIu64 " ops=%zu: the sweep run completed %zu "
                "ops and met %" PRIu64 " of %" PRIu64 " crash points",
                r->w->seed, r->n, m, w.fired, npoints);
-  kj_fault_vfs_free(fv);
+  ora_fault_vfs_free(fv);
   rm_dir(dir);
 }
 
 /* c. One Nth-operation fault. */
 static void fault_one(wref *r, int method, uint64_t nth, int status,
                       int persistent) {
-  kj_campaign *c = r->c;
+  ora_campaign *c = r->c;
   char *dir = mktemp_dir();
-  kj_fault_vfs *fv = kj_fault_vfs_new(r->w->seed + nth);
+  ora_fault_vfs *fv = ora_fault_vfs_new(r->w->seed + nth);
   if (!dir || !fv) {
-    kj_fault_vfs_free(fv);
+    ora_fault_vfs_free(fv);
     rm_dir(dir);
     return;
   }
   runstate s;
-  kj_fault_vfs_fail(fv, method, nth, status, persistent);
+  ora_fault_vfs_fail(fv, method, nth, status, persistent);
   size_t m = run_faulty(r, dir, fv, &s);
   char repro[256];
   snprintf(repro, sizeof repro,
@@ -782,7 +782,7 @@ static void fault_one(wref *r, int method, uint64_t nth, int status,
   /* No power loss: the OS keeps every write. */
   check_recovered(r, dir, fv, bnd_floor(r, m),
                   s.open_rc ? 0 : in_flight_hi(r, m), repro);
-  kj_fault_vfs_free(fv);
+  ora_fault_vfs_free(fv);
   rm_dir(dir);
 }
 
@@ -796,11 +796,11 @@ static void child_run(wref *r, const char *dir, int fd) {
   r->clock = CLOCK_EPOCH_MS;
   if (kj_backend_open(dir, &o, &k.b, NULL) != KJ_OK)
     _exit(2);
-  kj_obuf res = {0};
+  ora_obuf res = {0};
   for (size_t i = 0; i < r->n; i++) {
     set_op_clock(r, i);
     res.len = 0;
-    walk_op(&k, kj_workload_op(r->w, i), &res);
+    walk_op(&k, ora_workload_op(r->w, i), &res);
     if (!text_eq(&res, &r->res[i]))
       _exit(3);
     if (r->bnd[i + 1]) {
@@ -809,7 +809,7 @@ static void child_run(wref *r, const char *dir, int fd) {
         _exit(4);
     }
   }
-  kj_obuf_free(&res);
+  ora_obuf_free(&res);
   walk_end(&k);
   _exit(0);
 }
@@ -823,7 +823,7 @@ static int64_t now_us(void) {
 /* One child run; delay_us < 0: let it finish. Returns the time from the
  * fork to the last acknowledgement read. */
 static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
-  kj_campaign *c = r->c;
+  ora_campaign *c = r->c;
   *killed = 0;
   /* The kill runs use their own reference under FULL on the real VFS; the
    * result texts and dumps are those of the sweep. */
@@ -919,7 +919,7 @@ static int native_mem_factory(void *ctx, kj_backend **out) {
   (void)ctx;
   kj_options o = KJ_OPTIONS_INIT;
   o.key = campaign_key;
-  o.clock = kj_oracle_clock;
+  o.clock = ora_oracle_clock;
   return kj_backend_open(NULL, &o, out, NULL);
 }
 
@@ -927,41 +927,41 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
   const int *normal = ctx;
   char *err = NULL;
   int rc =
-      kj_sqlite_open(":memory:", *normal, kj_oracle_clock, NULL, out, &err);
+      ora_sqlite_open(":memory:", *normal, ora_oracle_clock, NULL, out, &err);
   kj_free(err);
   return rc;
 }
 
 /* ---- the campaign -------------------------------------------------------- */
 
-static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
-  kj_workload w = {0};
+static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
+  ora_workload w = {0};
   uint64_t seed = c->seed + wi;
-  int rc = kj_workload_gen(seed, c->ops,
-                           wi % 2 ? KJ_MIX_ADVERSARIAL : KJ_MIX_REALISTIC, &w);
+  int rc = ora_workload_gen(
+      seed, c->ops, wi % 2 ? ORA_MIX_ADVERSARIAL : ORA_MIX_REALISTIC, &w);
   if (rc)
     return rc;
 
   /* a. */
   progress(c, wi, "diff");
-  kj_diff_result dr;
+  ora_diff_result dr;
   memset(&dr, 0, sizeof dr);
   int normal = c->normal;
-  rc = kj_diff_run(&w, native_mem_factory, NULL, sqlite_factory, &normal, 10, 1,
-                   &dr);
+  rc = ora_diff_run(&w, native_mem_factory, NULL, sqlite_factory, &normal, 10,
+                    1, &dr);
   if (rc == KJ_OK) {
     c->ops_run += dr.ops_run;
     if (dr.diverged) {
       c->divergences++;
-      kj_obuf_addf(&c->report, "diff: seed=%" PRIu64 " ops=%zu op_index=%zu\n",
-                   seed, w.n, dr.op_index);
+      ora_obuf_addf(&c->report, "diff: seed=%" PRIu64 " ops=%zu op_index=%zu\n",
+                    seed, w.n, dr.op_index);
       if (dr.report.len)
-        kj_obuf_add(&c->report, dr.report.p, dr.report.len);
+        ora_obuf_add(&c->report, dr.report.p, dr.report.len);
     }
   }
-  kj_obuf_free(&dr.report);
+  ora_obuf_free(&dr.report);
   if (rc) {
-    kj_workload_free(&w);
+    ora_workload_free(&w);
     return rc;
   }
 
@@ -977,12 +977,12 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   progress(c, wi, "ref");
   rc = wref_build(&r, &why);
   if (rc) {
-    kj_obuf_addf(&c->report,
-                 "reference run failed: seed=%" PRIu64 ": %s (%s)\n", seed,
-                 kj_strerror(rc), why ? why : "");
+    ora_obuf_addf(&c->report,
+                  "reference run failed: seed=%" PRIu64 ": %s (%s)\n", seed,
+                  kj_strerror(rc), why ? why : "");
     kj_free(why);
     wref_free(&r);
-    kj_workload_free(&w);
+    ora_workload_free(&w);
     return rc;
   }
   uint64_t npoints = c->crash_all                  ? r.vfs_ops
@@ -993,7 +993,7 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   /* c. */
   progress(c, wi, "faults");
   for (size_t k = 0; k < sizeof fault_nth / sizeof fault_nth[0]; k++)
-    for (int m = 0; m < KJ_FAULT_NMETHODS; m++)
+    for (int m = 0; m < ORA_FAULT_NMETHODS; m++)
       for (int st = 0; st < 2; st++)
         for (int pers = 0; pers < 2; pers++)
           fault_one(&r, m, fault_nth[k], st ? KJ_ENOSPC : KJ_EIO, pers);
@@ -1016,15 +1016,15 @@ static int one_workload(kj_campaign *c, size_t wi, size_t kills) {
   }
   progress(c, wi, "done");
   wref_free(&r);
-  kj_workload_free(&w);
+  ora_workload_free(&w);
   return KJ_OK;
 }
 
-int kj_crash_check(kj_campaign *c, const kj_workload *w,
-                   const kj_crash_plan *plan) {
+int ora_crash_check(ora_campaign *c, const ora_workload *w,
+                    const ora_crash_plan *plan) {
   if (!c || !w || !plan || plan->pattern < 0 ||
-      plan->pattern >= KJ_CRASH_NPATTERNS ||
-      plan->fault_method >= KJ_FAULT_NMETHODS)
+      plan->pattern >= ORA_CRASH_NPATTERNS ||
+      plan->fault_method >= ORA_FAULT_NMETHODS)
     return KJ_EINVAL;
   wref r;
   memset(&r, 0, sizeof r);
@@ -1035,44 +1035,44 @@ int kj_crash_check(kj_campaign *c, const kj_workload *w,
   char *why = NULL;
   int rc = wref_build(&r, &why);
   if (rc) {
-    kj_obuf_addf(&c->report,
-                 "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w->seed,
-                 kj_strerror(rc), why ? why : "");
+    ora_obuf_addf(&c->report,
+                  "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w->seed,
+                  kj_strerror(rc), why ? why : "");
     kj_free(why);
     wref_free(&r);
     return rc;
   }
   char *dir = mktemp_dir();
-  kj_fault_vfs *fv = kj_fault_vfs_new(mix64(w->seed ^ plan->salt));
+  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(w->seed ^ plan->salt));
   if (!dir || !fv) {
-    kj_fault_vfs_free(fv);
+    ora_fault_vfs_free(fv);
     rm_dir(dir);
     wref_free(&r);
     return KJ_ENOMEM;
   }
   runstate s;
   if (plan->point)
-    kj_fault_vfs_set_crash_at(fv, plan->point);
+    ora_fault_vfs_set_crash_at(fv, plan->point);
   if (plan->fault_method >= 0 && plan->fault_nth)
-    kj_fault_vfs_fail(fv, plan->fault_method, plan->fault_nth,
-                      plan->fault_status == KJ_ENOSPC ? KJ_ENOSPC : KJ_EIO,
-                      plan->fault_persistent);
+    ora_fault_vfs_fail(fv, plan->fault_method, plan->fault_nth,
+                       plan->fault_status == KJ_ENOSPC ? KJ_ENOSPC : KJ_EIO,
+                       plan->fault_persistent);
   size_t m = run_faulty(&r, dir, fv, &s);
-  kj_fault_vfs_crash(fv, plan->pattern);
+  ora_fault_vfs_crash(fv, plan->pattern);
   if (plan->recovery_point) {
-    kj_fault_vfs_reset(fv);
-    kj_fault_vfs_set_crash_at(fv, plan->recovery_point);
+    ora_fault_vfs_reset(fv);
+    ora_fault_vfs_set_crash_at(fv, plan->recovery_point);
     kj_options o;
-    disk_options(&r, &o, kj_fault_vfs_get(fv));
+    disk_options(&r, &o, ora_fault_vfs_get(fv));
     kj_backend *b = NULL;
     r.clock = CLOCK_EPOCH_MS;
     if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
       kj_backend_close(b);
-    kj_fault_vfs_crash(fv, (plan->pattern + 2) % KJ_CRASH_NPATTERNS);
+    ora_fault_vfs_crash(fv, (plan->pattern + 2) % ORA_CRASH_NPATTERNS);
   }
   size_t hi = s.open_rc ? 0 : in_flight_hi(&r, m);
-  size_t lo =
-      c->normal && plan->pattern != KJ_CRASH_KEEP ? s.synced : bnd_floor(&r, m);
+  size_t lo = c->normal && plan->pattern != ORA_CRASH_KEEP ? s.synced
+                                                           : bnd_floor(&r, m);
   if (lo > hi)
     lo = hi;
   char repro[320];
@@ -1088,13 +1088,13 @@ int kj_crash_check(kj_campaign *c, const kj_workload *w,
   check_failed_op(&r, &s, m, repro);
   check_recovered(&r, dir, fv, lo, hi, repro);
   c->crash_points++;
-  kj_fault_vfs_free(fv);
+  ora_fault_vfs_free(fv);
   rm_dir(dir);
   wref_free(&r);
   return KJ_OK;
 }
 
-int kj_campaign_run(kj_campaign *c) {
+int ora_campaign_run(ora_campaign *c) {
   if (!c)
     return KJ_EINVAL;
   int rc = KJ_OK;

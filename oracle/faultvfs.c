@@ -1,5 +1,5 @@
 /*
- * oracle/faultvfs.c - the fault-injecting VFS (kj_fault_vfs of
+ * oracle/faultvfs.c - the fault-injecting VFS (ora_fault_vfs of
  * oracle/oracle.h): a model of a disk with a page cache, over the POSIX VFS.
  *
  * The real files hold only DURABLE data. Each file (a node, found by path,
@@ -9,7 +9,7 @@
  * the list to the real file and clears it. Creations, renames and unlinks
  * happen on the real file system at once, each with an undo entry (the
  * replaced or removed file's durable bytes are kept in memory) in a log
- * that sync_dir() of the entry's directory clears. kj_fault_vfs_crash()
+ * that sync_dir() of the entry's directory clears. ora_fault_vfs_crash()
  * then plays power loss: each pending write is kept, dropped, torn or
  * garbled per the pattern and written out, and a suffix of the directory
  * log is undone (newest first; metadata is journaled in order, so a prefix
@@ -19,7 +19,7 @@
  *
  * Every call counts as one operation. set_crash_at() kills the "process"
  * at an operation: that call and every later one fail with KJ_EIO and
- * change nothing. kj_fault_vfs_fail() fails the Nth call of a method, once
+ * change nothing. ora_fault_vfs_fail() fails the Nth call of a method, once
  * or from then on. mkdir() is passed through and durable at once. One
  * mutex guards everything.
  */
@@ -74,7 +74,7 @@ typedef struct arm {
   uint64_t nth, seen;
 } arm;
 
-struct kj_fault_vfs {
+struct ora_fault_vfs {
   kj_vfs vfs;
   const kj_vfs *base;
   pthread_mutex_t mu;
@@ -83,7 +83,7 @@ struct kj_fault_vfs {
   dop *dhead, *dtail;
   uint64_t ops, crash_at, injected;
   int dead;
-  arm arms[KJ_FAULT_NMETHODS];
+  arm arms[ORA_FAULT_NMETHODS];
   void (*on_sync)(void *arg);
   void *on_sync_arg;
   void (*on_op)(void *arg, uint64_t op);
@@ -92,7 +92,7 @@ struct kj_fault_vfs {
 
 /* Every method starts here: the on_op hook runs before the lock is taken
  * (it may fork, and a child must not inherit a held lock). */
-static void enter(kj_fault_vfs *f) {
+static void enter(ora_fault_vfs *f) {
   if (f->on_op)
     f->on_op(f->on_op_arg, f->ops + 1);
   pthread_mutex_lock(&f->mu);
@@ -100,14 +100,14 @@ static void enter(kj_fault_vfs *f) {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static uint64_t rng_next(kj_fault_vfs *f) {
+static uint64_t rng_next(ora_fault_vfs *f) {
   uint64_t z = (f->rng += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
-static uint64_t rng_below(kj_fault_vfs *f, uint64_t n) {
+static uint64_t rng_below(ora_fault_vfs *f, uint64_t n) {
   return n ? rng_next(f) % n : 0;
 }
 
@@ -153,7 +153,7 @@ static char *dir_norm(const char *dir) {
 
 /* Count a call and decide whether it fails: a death (crash_at), then an
  * armed Nth fault of method (-1: not armable). */
-static int gate(kj_fault_vfs *f, int method) {
+static int gate(ora_fault_vfs *f, int method) {
   f->ops++;
   if (f->dead || (f->crash_at && f->ops >= f->crash_at)) {
     f->dead = 1;
@@ -175,7 +175,7 @@ static int gate(kj_fault_vfs *f, int method) {
   return KJ_OK;
 }
 
-static node *node_find(kj_fault_vfs *f, const char *path) {
+static node *node_find(ora_fault_vfs *f, const char *path) {
   for (node *n = f->nodes; n; n = n->next)
     if (n->path && !strcmp(n->path, path))
       return n;
@@ -194,7 +194,7 @@ static void pops_free(node *n) {
 }
 
 /* Free n if nothing refers to it any more. */
-static void node_gc(kj_fault_vfs *f, node *n) {
+static void node_gc(ora_fault_vfs *f, node *n) {
   if (n->refs > 0 || (n->head && n->path))
     return;
   for (node **pp = &f->nodes; *pp; pp = &(*pp)->next)
@@ -209,7 +209,7 @@ static void node_gc(kj_fault_vfs *f, node *n) {
 
 /* A path no longer names n (unlinked or replaced): its pending writes can
  * never reach a disk under that name. */
-static void node_detach(kj_fault_vfs *f, node *n) {
+static void node_detach(ora_fault_vfs *f, node *n) {
   free(n->path);
   n->path = NULL;
   pops_free(n);
@@ -236,7 +236,7 @@ static void pop_add(node *n, int kind, uint64_t off, const void *data,
   n->tail = p;
 }
 
-static void dop_add(kj_fault_vfs *f, int kind, const char *a, const char *b,
+static void dop_add(ora_fault_vfs *f, int kind, const char *a, const char *b,
                     uint8_t *saved, size_t saved_len, int has_saved) {
   dop *d = xmalloc(sizeof *d);
   d->kind = kind;
@@ -255,7 +255,7 @@ static void dop_add(kj_fault_vfs *f, int kind, const char *a, const char *b,
   f->dtail = d;
 }
 
-static void dop_unlink_free(kj_fault_vfs *f, dop *d) {
+static void dop_unlink_free(ora_fault_vfs *f, dop *d) {
   if (d->prev)
     d->prev->next = d->next;
   else
@@ -272,7 +272,7 @@ static void dop_unlink_free(kj_fault_vfs *f, dop *d) {
 }
 
 /* Real (durable) bytes of path. KJ_OK, or KJ_NOTFOUND / an error. */
-static int real_read_all(kj_fault_vfs *f, const char *path, uint8_t **out,
+static int real_read_all(ora_fault_vfs *f, const char *path, uint8_t **out,
                          size_t *len) {
   kj_vfs_file *bf;
   int rc = f->base->open(f->base->ctx, path, KJ_VFS_READ, &bf);
@@ -294,7 +294,7 @@ static int real_read_all(kj_fault_vfs *f, const char *path, uint8_t **out,
   return KJ_OK;
 }
 
-static void real_write_all(kj_fault_vfs *f, const char *path, const uint8_t *p,
+static void real_write_all(ora_fault_vfs *f, const char *path, const uint8_t *p,
                            size_t len) {
   kj_vfs_file *bf;
   if (f->base->open(f->base->ctx, path, KJ_VFS_WRITE | KJ_VFS_CREATE, &bf))
@@ -314,7 +314,7 @@ static int path_kind(const char *path) { /* 0 none, 1 file, 2 dir */
 
 /* Write n's pending list to the real file through bf (or by path when bf
  * is NULL) and clear it. */
-static int node_flush(kj_fault_vfs *f, node *n, kj_vfs_file *bf) {
+static int node_flush(ora_fault_vfs *f, node *n, kj_vfs_file *bf) {
   if (!n->head)
     return KJ_OK;
   kj_vfs_file *own = NULL;
@@ -342,12 +342,12 @@ static int node_flush(kj_fault_vfs *f, node *n, kj_vfs_file *bf) {
 
 /* ---- the VFS methods ---------------------------------------------------- */
 
-#define F ((kj_fault_vfs *)ctx)
+#define F ((ora_fault_vfs *)ctx)
 
 static int fv_open(void *ctx, const char *path, unsigned flags,
                    kj_vfs_file **out) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_OPEN);
+  int rc = gate(F, ORA_FAULT_OPEN);
   if (rc)
     goto done;
   int kind = path_kind(path);
@@ -394,7 +394,7 @@ static int fv_close(void *ctx, kj_vfs_file *h) {
 }
 
 /* Logical size: real size with the pending list applied. */
-static int logical_size(kj_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
+static int logical_size(ora_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
   uint64_t sz;
   int rc = f->base->size(f->base->ctx, h->base, &sz);
   if (rc)
@@ -413,7 +413,7 @@ static int logical_size(kj_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
 static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
                    size_t *got) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_READ);
+  int rc = gate(F, ORA_FAULT_READ);
   if (rc)
     goto done;
   if (!h->n) {
@@ -453,7 +453,7 @@ done:
 static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
                     uint64_t off) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_WRITE);
+  int rc = gate(F, ORA_FAULT_WRITE);
   if (!rc && (!h->n || !h->writable)) {
     errno = EBADF;
     rc = KJ_EIO;
@@ -466,7 +466,7 @@ static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
 
 static int fv_sync(void *ctx, kj_vfs_file *h) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_SYNC);
+  int rc = gate(F, ORA_FAULT_SYNC);
   if (!rc && h->n)
     rc = node_flush(F, h->n, h->writable ? h->base : NULL);
   if (!rc && F->on_sync)
@@ -508,7 +508,7 @@ static int fv_lock(void *ctx, kj_vfs_file *h, int mode) {
 
 static int fv_rename(void *ctx, const char *from, const char *to) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_RENAME);
+  int rc = gate(F, ORA_FAULT_RENAME);
   if (rc)
     goto done;
   uint8_t *saved = NULL;
@@ -556,7 +556,7 @@ done:
 
 static int fv_sync_dir(void *ctx, const char *dir) {
   enter(F);
-  int rc = gate(F, KJ_FAULT_SYNC);
+  int rc = gate(F, ORA_FAULT_SYNC);
   if (!rc && path_kind(dir) != 2) {
     errno = ENOENT;
     rc = KJ_NOTFOUND;
@@ -626,8 +626,8 @@ static int fv_list(void *ctx, const char *dir,
 
 /* ---- public API ------------------------------------------------------- */
 
-kj_fault_vfs *kj_fault_vfs_new(uint64_t seed) {
-  kj_fault_vfs *f = calloc(1, sizeof *f);
+ora_fault_vfs *ora_fault_vfs_new(uint64_t seed) {
+  ora_fault_vfs *f = calloc(1, sizeof *f);
   if (!f)
     return NULL;
   /* Recursive: list() calls back into the engine while holding the lock,
@@ -650,7 +650,7 @@ kj_fault_vfs *kj_fault_vfs_new(uint64_t seed) {
   return f;
 }
 
-void kj_fault_vfs_free(kj_fault_vfs *f) {
+void ora_fault_vfs_free(ora_fault_vfs *f) {
   if (!f)
     return;
   /* The OS lives on: pending writes reach the disk eventually. */
@@ -669,11 +669,11 @@ void kj_fault_vfs_free(kj_fault_vfs *f) {
   free(f);
 }
 
-const kj_vfs *kj_fault_vfs_get(kj_fault_vfs *f) { return &f->vfs; }
+const kj_vfs *ora_fault_vfs_get(ora_fault_vfs *f) { return &f->vfs; }
 
 /* What survives of one pending write: a length kept from its start, with an
  * optional garbage range inside it. */
-static void crash_write(kj_fault_vfs *f, kj_vfs_file *bf, pop *p, int keep,
+static void crash_write(ora_fault_vfs *f, kj_vfs_file *bf, pop *p, int keep,
                         size_t prefix, int garbage) {
   if (!keep)
     return;
@@ -692,7 +692,7 @@ static void crash_write(kj_fault_vfs *f, kj_vfs_file *bf, pop *p, int keep,
   f->base->write(f->base->ctx, bf, p->data, len, p->off);
 }
 
-static void undo_dop(kj_fault_vfs *f, dop *d) {
+static void undo_dop(ora_fault_vfs *f, dop *d) {
   switch (d->kind) {
   case DOP_CREATE:
     f->base->unlink(f->base->ctx, d->a);
@@ -709,7 +709,7 @@ static void undo_dop(kj_fault_vfs *f, dop *d) {
   }
 }
 
-void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
+void ora_fault_vfs_crash(ora_fault_vfs *f, int pattern) {
   pthread_mutex_lock(&f->mu);
   /* The garbage victim: one pending write among all files. */
   uint64_t nwrites = 0, victim = UINT64_MAX, idx = 0;
@@ -717,7 +717,7 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
     if (n->path)
       for (pop *p = n->head; p; p = p->next)
         nwrites += p->kind == POP_WRITE;
-  if (pattern == KJ_CRASH_GARBAGE && nwrites)
+  if (pattern == ORA_CRASH_GARBAGE && nwrites)
     victim = rng_below(f, nwrites);
 
   for (node *n = f->nodes; n; n = n->next) {
@@ -727,9 +727,9 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
       bf = NULL;
     for (pop *p = n->head; p && bf; p = p->next) {
       if (p->kind == POP_TRUNC) {
-        int keep = pattern == KJ_CRASH_DROP     ? 0
-                   : pattern == KJ_CRASH_RANDOM ? (int)rng_below(f, 2)
-                                                : 1;
+        int keep = pattern == ORA_CRASH_DROP     ? 0
+                   : pattern == ORA_CRASH_RANDOM ? (int)rng_below(f, 2)
+                                                 : 1;
         if (keep)
           f->base->truncate(f->base->ctx, bf, p->off);
         continue;
@@ -737,12 +737,12 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
       int keep = 1, garbage = 0;
       size_t prefix = p->len;
       switch (pattern) {
-      case KJ_CRASH_DROP:
+      case ORA_CRASH_DROP:
         keep = 0;
         break;
-      case KJ_CRASH_KEEP:
+      case ORA_CRASH_KEEP:
         break;
-      case KJ_CRASH_RANDOM:
+      case ORA_CRASH_RANDOM:
         switch (rng_below(f, 4)) {
         case 0:
           keep = 0;
@@ -754,7 +754,7 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
           break;
         }
         break;
-      case KJ_CRASH_TEAR: {
+      case ORA_CRASH_TEAR: {
         int last = 1;
         for (pop *q = p->next; q; q = q->next)
           if (q->kind == POP_WRITE)
@@ -763,7 +763,7 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
           prefix = (size_t)rng_below(f, p->len ? p->len : 1);
         break;
       }
-      case KJ_CRASH_GARBAGE:
+      case ORA_CRASH_GARBAGE:
         garbage = idx == victim;
         break;
       default:
@@ -782,9 +782,9 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
   for (dop *d = f->dhead; d; d = d->next)
     ndops++;
   size_t keepn = ndops;
-  if (pattern == KJ_CRASH_DROP)
+  if (pattern == ORA_CRASH_DROP)
     keepn = 0;
-  else if (pattern == KJ_CRASH_RANDOM || pattern == KJ_CRASH_GARBAGE)
+  else if (pattern == ORA_CRASH_RANDOM || pattern == ORA_CRASH_GARBAGE)
     keepn = (size_t)rng_below(f, ndops + 1);
   while (ndops > keepn) {
     dop *d = f->dtail;
@@ -806,29 +806,29 @@ void kj_fault_vfs_crash(kj_fault_vfs *f, int pattern) {
   pthread_mutex_unlock(&f->mu);
 }
 
-void kj_fault_vfs_set_crash_at(kj_fault_vfs *f, uint64_t op_index) {
+void ora_fault_vfs_set_crash_at(ora_fault_vfs *f, uint64_t op_index) {
   pthread_mutex_lock(&f->mu);
   f->crash_at = op_index;
   pthread_mutex_unlock(&f->mu);
 }
 
-uint64_t kj_fault_vfs_ops(kj_fault_vfs *f) {
+uint64_t ora_fault_vfs_ops(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
   uint64_t n = f->ops;
   pthread_mutex_unlock(&f->mu);
   return n;
 }
 
-int kj_fault_vfs_dead(kj_fault_vfs *f) {
+int ora_fault_vfs_dead(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
   int d = f->dead;
   pthread_mutex_unlock(&f->mu);
   return d;
 }
 
-void kj_fault_vfs_fail(kj_fault_vfs *f, int method, uint64_t nth, int status,
-                       int persistent) {
-  if (method < 0 || method >= KJ_FAULT_NMETHODS)
+void ora_fault_vfs_fail(ora_fault_vfs *f, int method, uint64_t nth, int status,
+                        int persistent) {
+  if (method < 0 || method >= ORA_FAULT_NMETHODS)
     return;
   pthread_mutex_lock(&f->mu);
   arm *a = &f->arms[method];
@@ -840,14 +840,14 @@ void kj_fault_vfs_fail(kj_fault_vfs *f, int method, uint64_t nth, int status,
   pthread_mutex_unlock(&f->mu);
 }
 
-uint64_t kj_fault_vfs_injected(kj_fault_vfs *f) {
+uint64_t ora_fault_vfs_injected(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
   uint64_t n = f->injected;
   pthread_mutex_unlock(&f->mu);
   return n;
 }
 
-void kj_fault_vfs_reset(kj_fault_vfs *f) {
+void ora_fault_vfs_reset(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
   f->ops = f->crash_at = f->injected = 0;
   f->dead = 0;
@@ -855,22 +855,22 @@ void kj_fault_vfs_reset(kj_fault_vfs *f) {
   pthread_mutex_unlock(&f->mu);
 }
 
-void kj_fault_vfs_on_sync(kj_fault_vfs *f, void (*fn)(void *arg), void *arg) {
+void ora_fault_vfs_on_sync(ora_fault_vfs *f, void (*fn)(void *arg), void *arg) {
   pthread_mutex_lock(&f->mu);
   f->on_sync = fn;
   f->on_sync_arg = arg;
   pthread_mutex_unlock(&f->mu);
 }
 
-void kj_fault_vfs_on_op(kj_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
-                        void *arg) {
+void ora_fault_vfs_on_op(ora_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
+                         void *arg) {
   pthread_mutex_lock(&f->mu);
   f->on_op = fn;
   f->on_op_arg = arg;
   pthread_mutex_unlock(&f->mu);
 }
 
-void kj_fault_vfs_reseed(kj_fault_vfs *f, uint64_t seed) {
+void ora_fault_vfs_reseed(ora_fault_vfs *f, uint64_t seed) {
   pthread_mutex_lock(&f->mu);
   f->rng = seed ^ 0x6a09e667f3bcc909ull;
   pthread_mutex_unlock(&f->mu);
@@ -899,7 +899,7 @@ static void rebase_path(char **path, const char *from, const char *to) {
 }
 
 typedef struct copy_ctx {
-  kj_fault_vfs *f;
+  ora_fault_vfs *f;
   const char *from, *to;
   int rc;
 } copy_ctx;
@@ -925,7 +925,7 @@ static int copy_one(void *arg, const char *name) {
   return 0;
 }
 
-int kj_fault_vfs_fork_dir(kj_fault_vfs *f, const char *from, const char *to) {
+int ora_fault_vfs_fork_dir(ora_fault_vfs *f, const char *from, const char *to) {
   pthread_mutex_lock(&f->mu);
   copy_ctx c = {f, from, to, KJ_OK};
   int rc = f->base->list(f->base->ctx, from, copy_one, &c);

@@ -1,5 +1,5 @@
 /*
- * oracle/obuf.c - the oracle's growable byte buffer (kj_obuf of
+ * oracle/obuf.c - the oracle's growable byte buffer (ora_obuf of
  * oracle/oracle.h): append raw bytes or printf-formatted text, free.
  *
  * The buffer keeps a NUL byte after its contents whenever it holds
@@ -14,7 +14,7 @@
 
 #include "oracle.h"
 
-static void obuf_reserve(kj_obuf *b, size_t extra) {
+static void obuf_reserve(ora_obuf *b, size_t extra) {
   size_t need = b->len + extra + 1;
   if (need <= b->cap)
     return;
@@ -30,7 +30,7 @@ static void obuf_reserve(kj_obuf *b, size_t extra) {
   b->cap = cap;
 }
 
-void kj_obuf_add(kj_obuf *b, const void *p, size_t n) {
+void ora_obuf_add(ora_obuf *b, const void *p, size_t n) {
   obuf_reserve(b, n);
   if (n)
     memcpy(b->p + b->len, p, n);
@@ -38,7 +38,7 @@ void kj_obuf_add(kj_obuf *b, const void *p, size_t n) {
   b->p[b->len] = 0;
 }
 
-void kj_obuf_addf(kj_obuf *b, const char *fmt, ...) {
+void ora_obuf_addf(ora_obuf *b, const char *fmt, ...) {
   char small[256];
   va_list ap;
   va_start(ap, fmt);
@@ -47,7 +47,7 @@ void kj_obuf_addf(kj_obuf *b, const char *fmt, ...) {
   if (n < 0)
     return;
   if ((size_t)n < sizeof small) {
-    kj_obuf_add(b, small, (size_t)n);
+    ora_obuf_add(b, small, (size_t)n);
     return;
   }
   obuf_reserve(b, (size_t)n);
@@ -57,7 +57,7 @@ void kj_obuf_addf(kj_obuf *b, const char *fmt, ...) {
   b->len += (size_t)n;
 }
 
-void kj_obuf_free(kj_obuf *b) {
+void ora_obuf_free(ora_obuf *b) {
   free(b->p);
   b->p = NULL;
   b->len = b->cap = 0;

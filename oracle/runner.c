@@ -1,12 +1,12 @@
 /*
- * oracle/runner.c - the differential runner (kj_diff_run) and the
- * deterministic clock of differential runs (kj_oracle_clock).
+ * oracle/runner.c - the differential runner (ora_diff_run) and the
+ * deterministic clock of differential runs (ora_oracle_clock).
  *
  * A run opens a fresh backend from each factory, walks the workload and
  * applies every op to both, comparing the canonical result texts of
- * kj_wop_apply; every check_every ops (deferred while a transaction is
+ * ora_wop_apply; every check_every ops (deferred while a transaction is
  * open) and at the end it compares the canonical dumps of
- * kj_workload_dump. Each backend has at most one open transaction: a
+ * ora_workload_dump. Each backend has at most one open transaction: a
  * TX_BEGIN while one is open, and a COMMIT or ROLLBACK without one, are
  * no-ops. Both backends read the same clock, advanced 1000 ms per op.
  *
@@ -15,7 +15,7 @@
  * of halving size, keeping a removal whenever the rest still diverges (in
  * any way), on fresh backends each time, until removing any single op
  * makes the divergence go away. The report names the seed, the op index,
- * both texts and the reproducer as a numbered list of kj_wop_describe
+ * both texts and the reproducer as a numbered list of ora_wop_describe
  * lines.
  */
 #include <inttypes.h>
@@ -31,16 +31,16 @@
 
 static _Thread_local int64_t run_clock = CLOCK_EPOCH_MS;
 
-int64_t kj_oracle_clock(void *ctx) {
+int64_t ora_oracle_clock(void *ctx) {
   return ctx ? *(const int64_t *)ctx : run_clock;
 }
 
 typedef struct side {
   kj_backend *b;
   kj_tx *t;
-  uint32_t slots[KJ_WORKLOAD_MAX_SLOTS];
+  uint32_t slots[ORA_WORKLOAD_MAX_SLOTS];
   size_t nslots;
-  kj_obuf text;
+  ora_obuf text;
 } side;
 
 /* What one run found. */
@@ -49,56 +49,57 @@ typedef struct outcome {
   int at_dump;  /* the divergence showed in a dump */
   size_t index; /* op index (within the run's workload) */
   size_t ops_run;
-  kj_obuf ta, tb; /* the two differing texts */
+  ora_obuf ta, tb; /* the two differing texts */
 } outcome;
 
 static void outcome_free(outcome *o) {
-  kj_obuf_free(&o->ta);
-  kj_obuf_free(&o->tb);
+  ora_obuf_free(&o->ta);
+  ora_obuf_free(&o->tb);
 }
 
-static int text_eq(const kj_obuf *a, const kj_obuf *b) {
+static int text_eq(const ora_obuf *a, const ora_obuf *b) {
   return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
 }
 
 /* Apply a transaction op to one side. */
-static void tx_op(const kj_wop *op, side *s) {
+static void tx_op(const ora_wop *op, side *s) {
   s->text.len = 0;
-  if (kj_wop_is_begin(op)) {
+  if (ora_wop_is_begin(op)) {
     if (s->t) {
-      kj_obuf_addf(&s->text, "kj_tx_begin skipped (open)\n");
+      ora_obuf_addf(&s->text, "kj_tx_begin skipped (open)\n");
       return;
     }
     int rc = kj_tx_begin(s->b, &s->t);
     if (rc != KJ_OK)
       s->t = NULL;
-    kj_obuf_addf(&s->text, "kj_tx_begin rc=%d\n", rc);
-  } else if (kj_wop_is_commit(op)) {
+    ora_obuf_addf(&s->text, "kj_tx_begin rc=%d\n", rc);
+  } else if (ora_wop_is_commit(op)) {
     if (!s->t) {
-      kj_obuf_addf(&s->text, "kj_tx_commit skipped (none)\n");
+      ora_obuf_addf(&s->text, "kj_tx_commit skipped (none)\n");
       return;
     }
     int rc = kj_tx_commit(s->t);
     s->t = NULL;
-    kj_obuf_addf(&s->text, "kj_tx_commit rc=%d\n", rc);
+    ora_obuf_addf(&s->text, "kj_tx_commit rc=%d\n", rc);
   } else {
     if (!s->t) {
-      kj_obuf_addf(&s->text, "kj_tx_rollback skipped (none)\n");
+      ora_obuf_addf(&s->text, "kj_tx_rollback skipped (none)\n");
       return;
     }
     kj_tx_rollback(s->t);
     s->t = NULL;
-    kj_obuf_addf(&s->text, "kj_tx_rollback\n");
+    ora_obuf_addf(&s->text, "kj_tx_rollback\n");
   }
 }
 
-static int is_tx(const kj_wop *op) {
-  return kj_wop_is_begin(op) || kj_wop_is_commit(op) || kj_wop_is_rollback(op);
+static int is_tx(const ora_wop *op) {
+  return ora_wop_is_begin(op) || ora_wop_is_commit(op) ||
+         ora_wop_is_rollback(op);
 }
 
 /* Copy the first differing line of two texts (with the line before it)
  * into the outcome. */
-static void first_diff(const kj_obuf *a, const kj_obuf *b, outcome *o) {
+static void first_diff(const ora_obuf *a, const ora_obuf *b, outcome *o) {
   size_t n = a->len < b->len ? a->len : b->len, i = 0, line = 0, prev = 0;
   while (i < n && a->p[i] == b->p[i]) {
     if (a->p[i] == '\n') {
@@ -115,42 +116,42 @@ static void first_diff(const kj_obuf *a, const kj_obuf *b, outcome *o) {
   size_t sec_end = sec;
   while (sec_end < line && a->p[sec_end] != '\n')
     sec_end++;
-  const kj_obuf *src[2] = {a, b};
-  kj_obuf *dst[2] = {&o->ta, &o->tb};
+  const ora_obuf *src[2] = {a, b};
+  ora_obuf *dst[2] = {&o->ta, &o->tb};
   for (int k = 0; k < 2; k++) {
-    const kj_obuf *s = src[k];
+    const ora_obuf *s = src[k];
     size_t end = line;
     while (end < s->len && s->p[end] != '\n')
       end++;
     if (sec > 0 && sec < sec_end)
-      kj_obuf_addf(dst[k], "[%.*s] ", (int)(sec_end - sec), a->p + sec);
+      ora_obuf_addf(dst[k], "[%.*s] ", (int)(sec_end - sec), a->p + sec);
     if (prev < line)
-      kj_obuf_addf(dst[k], "(after: %.*s) ", (int)(line - prev - 1),
-                   s->p + prev);
+      ora_obuf_addf(dst[k], "(after: %.*s) ", (int)(line - prev - 1),
+                    s->p + prev);
     if (line < s->len)
-      kj_obuf_add(dst[k], s->p + line, end - line);
+      ora_obuf_add(dst[k], s->p + line, end - line);
     else
-      kj_obuf_addf(dst[k], "<end of dump>");
-    kj_obuf_add(dst[k], "\n", 1);
+      ora_obuf_addf(dst[k], "<end of dump>");
+    ora_obuf_add(dst[k], "\n", 1);
   }
 }
 
 /* Compare the dumps of both sides (no transaction open). */
 static int dumps_differ(side *a, side *b, outcome *o) {
-  kj_obuf da = {0}, db = {0};
-  kj_workload_dump(a->b, a->slots, a->nslots, &da);
-  kj_workload_dump(b->b, b->slots, b->nslots, &db);
+  ora_obuf da = {0}, db = {0};
+  ora_workload_dump(a->b, a->slots, a->nslots, &da);
+  ora_workload_dump(b->b, b->slots, b->nslots, &db);
   int differ = !text_eq(&da, &db);
   if (differ)
     first_diff(&da, &db, o);
-  kj_obuf_free(&da);
-  kj_obuf_free(&db);
+  ora_obuf_free(&da);
+  ora_obuf_free(&db);
   return differ;
 }
 
 /* Run ops[idx[0..m)] (idx NULL: every op of w) on fresh backends. */
-static int run_once(const kj_workload *w, const size_t *idx, size_t m,
-                    kj_backend_factory fa, void *actx, kj_backend_factory fb,
+static int run_once(const ora_workload *w, const size_t *idx, size_t m,
+                    ora_backend_factory fa, void *actx, ora_backend_factory fb,
                     void *bctx, size_t check_every, outcome *o) {
   side sa, sb;
   int rc;
@@ -169,22 +170,22 @@ static int run_once(const kj_workload *w, const size_t *idx, size_t m,
   size_t n = idx ? m : w->n;
   int pending = 0;
   for (size_t i = 0; i < n && !o->diverged; i++) {
-    const kj_wop *op = kj_workload_op(w, idx ? idx[i] : i);
+    const ora_wop *op = ora_workload_op(w, idx ? idx[i] : i);
     run_clock += CLOCK_STEP_MS;
     if (is_tx(op)) {
       tx_op(op, &sa);
       tx_op(op, &sb);
     } else {
       sa.text.len = sb.text.len = 0;
-      kj_wop_apply(op, sa.b, sa.t, sa.slots, &sa.nslots, &sa.text);
-      kj_wop_apply(op, sb.b, sb.t, sb.slots, &sb.nslots, &sb.text);
+      ora_wop_apply(op, sa.b, sa.t, sa.slots, &sa.nslots, &sa.text);
+      ora_wop_apply(op, sb.b, sb.t, sb.slots, &sb.nslots, &sb.text);
     }
     o->ops_run = i + 1;
     if (!text_eq(&sa.text, &sb.text) || (!sa.t) != (!sb.t)) {
       o->diverged = 1;
       o->index = i;
-      kj_obuf_add(&o->ta, sa.text.p, sa.text.len);
-      kj_obuf_add(&o->tb, sb.text.p, sb.text.len);
+      ora_obuf_add(&o->ta, sa.text.p, sa.text.len);
+      ora_obuf_add(&o->tb, sb.text.p, sb.text.len);
       break;
     }
     if (check_every && (i + 1) % check_every == 0)
@@ -210,14 +211,14 @@ static int run_once(const kj_workload *w, const size_t *idx, size_t m,
   }
   kj_backend_close(sa.b);
   kj_backend_close(sb.b);
-  kj_obuf_free(&sa.text);
-  kj_obuf_free(&sb.text);
+  ora_obuf_free(&sa.text);
+  ora_obuf_free(&sb.text);
   return KJ_OK;
 }
 
 /* Does ops[idx[0..m)] diverge? */
-static int diverges(const kj_workload *w, const size_t *idx, size_t m,
-                    kj_backend_factory fa, void *actx, kj_backend_factory fb,
+static int diverges(const ora_workload *w, const size_t *idx, size_t m,
+                    ora_backend_factory fa, void *actx, ora_backend_factory fb,
                     void *bctx, size_t check_every, size_t *runs) {
   outcome o;
   (*runs)++;
@@ -228,8 +229,8 @@ static int diverges(const kj_workload *w, const size_t *idx, size_t m,
 }
 
 /* Delta debugging: shrink idx[0..*m) in place. */
-static void shrink(const kj_workload *w, size_t *idx, size_t *m,
-                   kj_backend_factory fa, void *actx, kj_backend_factory fb,
+static void shrink(const ora_workload *w, size_t *idx, size_t *m,
+                   ora_backend_factory fa, void *actx, ora_backend_factory fb,
                    void *bctx, size_t check_every, size_t *runs) {
   size_t *cand = malloc((*m ? *m : 1) * sizeof *cand);
   if (!cand)
@@ -261,22 +262,22 @@ static void shrink(const kj_workload *w, size_t *idx, size_t *m,
   free(cand);
 }
 
-static void report_texts(kj_obuf *r, const outcome *o) {
+static void report_texts(ora_obuf *r, const outcome *o) {
   if (o->at_dump)
-    kj_obuf_addf(r, "  state dumps differ:\n");
-  kj_obuf_addf(r, "  A: ");
-  kj_obuf_add(r, o->ta.p, o->ta.len);
+    ora_obuf_addf(r, "  state dumps differ:\n");
+  ora_obuf_addf(r, "  A: ");
+  ora_obuf_add(r, o->ta.p, o->ta.len);
   if (!o->ta.len || o->ta.p[o->ta.len - 1] != '\n')
-    kj_obuf_add(r, "\n", 1);
-  kj_obuf_addf(r, "  B: ");
-  kj_obuf_add(r, o->tb.p, o->tb.len);
+    ora_obuf_add(r, "\n", 1);
+  ora_obuf_addf(r, "  B: ");
+  ora_obuf_add(r, o->tb.p, o->tb.len);
   if (!o->tb.len || o->tb.p[o->tb.len - 1] != '\n')
-    kj_obuf_add(r, "\n", 1);
+    ora_obuf_add(r, "\n", 1);
 }
 
-int kj_diff_run(const kj_workload *w, kj_backend_factory a, void *actx,
-                kj_backend_factory b, void *bctx, size_t check_every,
-                int shrink_it, kj_diff_result *res) {
+int ora_diff_run(const ora_workload *w, ora_backend_factory a, void *actx,
+                 ora_backend_factory b, void *bctx, size_t check_every,
+                 int shrink_it, ora_diff_result *res) {
   outcome o;
   memset(res, 0, sizeof *res);
   int rc = run_once(w, NULL, 0, a, actx, b, bctx, check_every, &o);
@@ -289,14 +290,14 @@ int kj_diff_run(const kj_workload *w, kj_backend_factory a, void *actx,
   }
   res->diverged = 1;
   res->op_index = o.index;
-  kj_obuf *r = &res->report;
-  kj_obuf_addf(r,
-               "divergence: seed %" PRIu64 " (0x%016" PRIx64
-               "), op %zu of %zu%s\n  op: ",
-               w->seed, w->seed, o.index, w->n,
-               o.at_dump ? " (state checkpoint)" : "");
-  kj_wop_describe(kj_workload_op(w, o.index), r);
-  kj_obuf_add(r, "\n", 1);
+  ora_obuf *r = &res->report;
+  ora_obuf_addf(r,
+                "divergence: seed %" PRIu64 " (0x%016" PRIx64
+                "), op %zu of %zu%s\n  op: ",
+                w->seed, w->seed, o.index, w->n,
+                o.at_dump ? " (state checkpoint)" : "");
+  ora_wop_describe(ora_workload_op(w, o.index), r);
+  ora_obuf_add(r, "\n", 1);
   report_texts(r, &o);
   outcome_free(&o);
   if (!shrink_it)
@@ -311,17 +312,17 @@ int kj_diff_run(const kj_workload *w, kj_backend_factory a, void *actx,
     idx[i] = i;
   shrink(w, idx, &m, a, actx, b, bctx, check_every, &runs);
   rc = run_once(w, idx, m, a, actx, b, bctx, check_every, &o);
-  kj_obuf_addf(r, "shrunk reproducer: %zu op%s (%zu runs)%s\n", m,
-               m == 1 ? "" : "s", runs,
-               rc == KJ_OK && o.diverged ? "" : " [NO LONGER DIVERGES]");
+  ora_obuf_addf(r, "shrunk reproducer: %zu op%s (%zu runs)%s\n", m,
+                m == 1 ? "" : "s", runs,
+                rc == KJ_OK && o.diverged ? "" : " [NO LONGER DIVERGES]");
   for (size_t i = 0; i < m; i++) {
-    kj_obuf_addf(r, "  %zu. ", i + 1);
-    kj_wop_describe(kj_workload_op(w, idx[i]), r);
-    kj_obuf_addf(r, "   /* op %zu */\n", idx[i]);
+    ora_obuf_addf(r, "  %zu. ", i + 1);
+    ora_wop_describe(ora_workload_op(w, idx[i]), r);
+    ora_obuf_addf(r, "   /* op %zu */\n", idx[i]);
   }
   if (rc == KJ_OK && o.diverged) {
-    kj_obuf_addf(r, "  diverges at step %zu%s\n", o.index + 1,
-                 o.at_dump ? " (state dump)" : "");
+    ora_obuf_addf(r, "  diverges at step %zu%s\n", o.index + 1,
+                  o.at_dump ? " (state dump)" : "");
     report_texts(r, &o);
   }
   if (rc == KJ_OK)

@@ -1,7 +1,7 @@
 /*
  * oracle/sqlite_backend.c - the SQLite reference backend of the test
- * oracle (kj_sqlite_open, oracle/oracle.h), and, built against SQLCipher,
- * the encrypted contender of the benchmark (kj_sqlite_open_keyed).
+ * oracle (ora_sqlite_open, oracle/oracle.h), and, built against SQLCipher,
+ * the encrypted contender of the benchmark (ora_sqlite_open_keyed).
  *
  * It owns one more implementation of the whole domain contract
  * (keyjournal/sys/backend.h, /work/shared/API.md), written the way a
@@ -63,7 +63,7 @@
  * deleting a slot is one `DELETE FROM devices WHERE id=?`.
  *
  * Transactions: kj_tx is BEGIN IMMEDIATE ... COMMIT / ROLLBACK; inside it
- * every write op runs under SAVEPOINT kj_op so that a failing op changes
+ * every write op runs under SAVEPOINT ora_op so that a failing op changes
  * nothing; an op without a kj_tx runs in its own BEGIN (IMMEDIATE for
  * writes) ... COMMIT. The connection is NOMUTEX: a mutex serialises the
  * handle's calls, and a condition variable makes a second kj_tx (or an op
@@ -514,7 +514,7 @@ static int op_begin(kj_backend *kb, kj_tx *t, int mode, uint32_t dev,
                "sqlite: the transaction was rolled back by an "
                "earlier failure");
   else if (t)
-    rc = op->write ? run(b, "SAVEPOINT kj_op") : KJ_OK;
+    rc = op->write ? run(b, "SAVEPOINT ora_op") : KJ_OK;
   else
     rc = run(b, op->write ? "BEGIN IMMEDIATE" : "BEGIN");
   if (rc) {
@@ -538,8 +538,8 @@ static int op_end(sq_op *op, int rc) {
   int keep = rc == KJ_OK || rc == KJ_NOTFOUND;
   if (op->t) {
     if (op->write && !sqlite3_get_autocommit(b->db)) {
-      int r = keep ? KJ_OK : run(b, "ROLLBACK TO kj_op");
-      int r2 = run(b, "RELEASE kj_op");
+      int r = keep ? KJ_OK : run(b, "ROLLBACK TO ora_op");
+      int r2 = run(b, "RELEASE ora_op");
       if (keep && !rc)
         rc = r2;
       if (r || r2)
@@ -2360,8 +2360,8 @@ static int has_cipher(sqlite3 *db) {
   return yes;
 }
 
-/* kj_sqlite_open, and with key (keylen bytes, NULL: none) the keyed open
- * of kj_sqlite_open_keyed. */
+/* ora_sqlite_open, and with key (keylen bytes, NULL: none) the keyed open
+ * of ora_sqlite_open_keyed. */
 static int sq_open(const char *path, int normal, const uint8_t *key,
                    size_t keylen, kj_clock_fn clock, void *clock_ctx,
                    kj_backend **out, char **errmsg) {
@@ -2513,14 +2513,14 @@ static int sq_open(const char *path, int normal, const uint8_t *key,
   return KJ_OK;
 }
 
-int kj_sqlite_open(const char *path, int normal, kj_clock_fn clock,
-                   void *clock_ctx, kj_backend **out, char **errmsg) {
+int ora_sqlite_open(const char *path, int normal, kj_clock_fn clock,
+                    void *clock_ctx, kj_backend **out, char **errmsg) {
   return sq_open(path, normal, NULL, 0, clock, clock_ctx, out, errmsg);
 }
 
-int kj_sqlite_open_keyed(const char *path, int normal, const uint8_t *key,
-                         size_t keylen, kj_clock_fn clock, void *clock_ctx,
-                         kj_backend **out, char **errmsg) {
+int ora_sqlite_open_keyed(const char *path, int normal, const uint8_t *key,
+                          size_t keylen, kj_clock_fn clock, void *clock_ctx,
+                          kj_backend **out, char **errmsg) {
   if (!key) {
     if (out)
       *out = NULL;

@@ -1,11 +1,11 @@
 /*
  * oracle/workload.c - seeded workloads for the differential oracle: the
- * definition of struct kj_wop (one operation of every public domain call,
+ * definition of struct ora_wop (one operation of every public domain call,
  * plus TX_BEGIN / TX_COMMIT / TX_ROLLBACK), the generator of the realistic
- * and adversarial mixes (kj_workload_gen), subsets for shrinking,
- * kj_wop_apply (run one operation through the PUBLIC API and write a
- * canonical text of its status and every output), kj_wop_describe (one
- * C-like line per operation, for reproducers) and kj_workload_dump (a
+ * and adversarial mixes (ora_workload_gen), subsets for shrinking,
+ * ora_wop_apply (run one operation through the PUBLIC API and write a
+ * canonical text of its status and every output), ora_wop_describe (one
+ * C-like line per operation, for reproducers) and ora_workload_dump (a
  * canonical dump of every key of the workload universe in every slot).
  *
  * Operations name keys by small codes into fixed universes (8 addresses,
@@ -15,7 +15,7 @@
  * only, so a workload replays exactly; operations that depend on time
  * (ratchet saves and cleanups, token expiry) take explicit timestamps,
  * cutoffs and ages, and the runner gives both backends the same clock
- * (kj_oracle_clock).
+ * (ora_oracle_clock).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -176,7 +176,7 @@ static const char *const wk_name[W_NKINDS] = {
 /* Slot code meaning "device id 0" (never a slot). */
 #define SLOT_ZERO 0xFFu
 
-struct kj_wop {
+struct ora_wop {
   uint8_t kind;
   uint8_t slot;  /* index into slots[]; beyond *nslots: an absent slot */
   uint8_t flags; /* F_* */
@@ -294,7 +294,7 @@ static const uint32_t spk_ids[] = {1, 2, 3, 256, 0, 0xFFFFFFFF};
 #define N_SKIP (N_SKIP_PK * N_SKIP_NUM)
 
 /* Element i of a batch whose codes start at a, in a universe of u. */
-static unsigned elem_code(const kj_wop *op, size_t i, unsigned u) {
+static unsigned elem_code(const ora_wop *op, size_t i, unsigned u) {
   if (op->flags & F_DUP)
     return (unsigned)((op->a + h2(op->vseed, i) % 2) % u);
   return (unsigned)((op->a + i) % u);
@@ -309,7 +309,7 @@ static uint64_t fnv64(const uint8_t *p, size_t n) {
   return h;
 }
 
-static void o_hex(kj_obuf *r, const uint8_t *p, size_t n) {
+static void o_hex(ora_obuf *r, const uint8_t *p, size_t n) {
   static const char hx[] = "0123456789abcdef";
   char buf[128];
   size_t k = 0;
@@ -317,19 +317,19 @@ static void o_hex(kj_obuf *r, const uint8_t *p, size_t n) {
     buf[k++] = hx[p[i] >> 4];
     buf[k++] = hx[p[i] & 15];
     if (k == sizeof buf) {
-      kj_obuf_add(r, buf, k);
+      ora_obuf_add(r, buf, k);
       k = 0;
     }
   }
-  kj_obuf_add(r, buf, k);
+  ora_obuf_add(r, buf, k);
 }
 
 /* " k=<len>:<hex>" (long blobs: a prefix and two hashes). */
-static void o_blob(kj_obuf *r, const char *k, const void *pv, size_t n) {
+static void o_blob(ora_obuf *r, const char *k, const void *pv, size_t n) {
   const uint8_t *p = pv;
-  kj_obuf_addf(r, " %s=%zu:", k, n);
+  ora_obuf_addf(r, " %s=%zu:", k, n);
   if (n && !p) {
-    kj_obuf_addf(r, "NULL");
+    ora_obuf_addf(r, "NULL");
     return;
   }
   if (n <= 64) {
@@ -337,41 +337,41 @@ static void o_blob(kj_obuf *r, const char *k, const void *pv, size_t n) {
     return;
   }
   o_hex(r, p, 16);
-  kj_obuf_addf(r, "..#%016" PRIx64 "%016" PRIx64, fnv64(p, n),
-               fnv64(p + n / 2, n - n / 2));
+  ora_obuf_addf(r, "..#%016" PRIx64 "%016" PRIx64, fnv64(p, n),
+                fnv64(p + n / 2, n - n / 2));
 }
 
-static void o_kb(kj_obuf *r, const char *k, kj_blob b) {
+static void o_kb(ora_obuf *r, const char *k, kj_blob b) {
   o_blob(r, k, b.p, b.len);
 }
 
-static void o_i(kj_obuf *r, const char *k, int64_t v) {
-  kj_obuf_addf(r, " %s=%" PRId64, k, v);
+static void o_i(ora_obuf *r, const char *k, int64_t v) {
+  ora_obuf_addf(r, " %s=%" PRId64, k, v);
 }
 
-static void o_u(kj_obuf *r, const char *k, uint64_t v) {
-  kj_obuf_addf(r, " %s=%" PRIu64, k, v);
+static void o_u(ora_obuf *r, const char *k, uint64_t v) {
+  ora_obuf_addf(r, " %s=%" PRIu64, k, v);
 }
 
 /* Note an out pointer left set on failure (a contract violation), free it. */
-static void o_leftover(kj_obuf *r, int rc, void *p) {
+static void o_leftover(ora_obuf *r, int rc, void *p) {
   if (rc != KJ_OK && p)
-    kj_obuf_addf(r, " OUT-NOT-NULL");
+    ora_obuf_addf(r, " OUT-NOT-NULL");
   kj_free(p);
 }
 
-static void o_prekeys(kj_obuf *r, const kj_prekey_list *l) {
+static void o_prekeys(ora_obuf *r, const kj_prekey_list *l) {
   if (!l)
     return;
   o_u(r, "n", l->n);
   for (size_t i = 0; i < l->n; i++) {
-    kj_obuf_addf(r, " [%" PRIu32 " up=%d", l->v[i].id, l->v[i].uploaded);
+    ora_obuf_addf(r, " [%" PRIu32 " up=%d", l->v[i].id, l->v[i].uploaded);
     o_kb(r, "rec", l->v[i].record);
-    kj_obuf_addf(r, "]");
+    ora_obuf_addf(r, "]");
   }
 }
 
-static void o_blobs(kj_obuf *r, const kj_blob_list *l) {
+static void o_blobs(ora_obuf *r, const kj_blob_list *l) {
   if (!l)
     return;
   o_u(r, "n", l->n);
@@ -379,19 +379,19 @@ static void o_blobs(kj_obuf *r, const kj_blob_list *l) {
     o_kb(r, "e", l->v[i]);
 }
 
-static void o_lids(kj_obuf *r, const kj_lid_mapping_list *l) {
+static void o_lids(ora_obuf *r, const kj_lid_mapping_list *l) {
   if (!l)
     return;
   o_u(r, "n", l->n);
   for (size_t i = 0; i < l->n; i++) {
     const kj_lid_mapping *m = &l->v[i];
-    kj_obuf_addf(r, " [");
+    ora_obuf_addf(r, " [");
     o_kb(r, "lid", m->lid);
     o_kb(r, "phone", m->phone);
     o_i(r, "created", m->created_at);
     o_i(r, "updated", m->updated_at);
     o_kb(r, "source", m->source);
-    kj_obuf_addf(r, "]");
+    ora_obuf_addf(r, "]");
   }
 }
 
@@ -405,7 +405,7 @@ typedef struct keys {
 
 /* n keys of family fam (elem_code from op->a), the last one invalid when
  * F_BADELEM. */
-static void mkkeys(const kj_wop *op, int fam, size_t n, keys *k) {
+static void mkkeys(const ora_wop *op, int fam, size_t n, keys *k) {
   k->n = n;
   k->v = calloc(n ? n : 1, sizeof *k->v);
   k->mem = malloc((n ? n : 1) * KEYBUF);
@@ -428,7 +428,7 @@ static void freekeys(keys *k) {
   free(k->mem);
 }
 
-static void mkrecord(const kj_wop *op, kj_device_record *r, uint8_t **mem) {
+static void mkrecord(const ora_wop *op, kj_device_record *r, uint8_t **mem) {
   memset(r, 0, sizeof *r);
   uint64_t s = op->vseed;
   size_t acc = op->size, push = op->size2 % (KJ_MAX_ID + 2);
@@ -473,13 +473,13 @@ static void mkrecord(const kj_wop *op, kj_device_record *r, uint8_t **mem) {
   r->app_version_fetched_at_ms = op->ts;
 }
 
-static void o_record(kj_obuf *r, const kj_device_record *d) {
+static void o_record(ora_obuf *r, const kj_device_record *d) {
   if (!d)
     return;
-  kj_obuf_addf(r, " hp=%d", d->has_phone_jid);
+  ora_obuf_addf(r, " hp=%d", d->has_phone_jid);
   if (d->has_phone_jid)
     o_kb(r, "phone", d->phone_jid);
-  kj_obuf_addf(r, " hl=%d", d->has_lid);
+  ora_obuf_addf(r, " hl=%d", d->has_lid);
   if (d->has_lid)
     o_kb(r, "lid", d->lid);
   o_u(r, "reg", d->registration_id);
@@ -492,52 +492,53 @@ static void o_record(kj_obuf *r, const kj_device_record *d) {
   o_u(r, "spkid", d->signed_prekey_id);
   o_blob(r, "sig", d->signed_prekey_sig, 64);
   o_blob(r, "adv", d->adv_secret, 32);
-  kj_obuf_addf(r, " ha=%d", d->has_account);
+  ora_obuf_addf(r, " ha=%d", d->has_account);
   if (d->has_account)
     o_kb(r, "account", d->account);
   o_kb(r, "push", d->push_name);
-  kj_obuf_addf(r, " ver=%" PRIu32 ".%" PRIu32 ".%" PRIu32, d->app_version[0],
-               d->app_version[1], d->app_version[2]);
+  ora_obuf_addf(r, " ver=%" PRIu32 ".%" PRIu32 ".%" PRIu32, d->app_version[0],
+                d->app_version[1], d->app_version[2]);
   o_i(r, "fetched", d->app_version_fetched_at_ms);
-  kj_obuf_addf(r, " he=%d", d->has_edge_routing);
+  ora_obuf_addf(r, " he=%d", d->has_edge_routing);
   if (d->has_edge_routing)
     o_kb(r, "edge", d->edge_routing);
-  kj_obuf_addf(r, " hh=%d", d->has_props_hash);
+  ora_obuf_addf(r, " hh=%d", d->has_props_hash);
   if (d->has_props_hash)
     o_kb(r, "props", d->props_hash);
 }
 
-static void o_ratchet(kj_obuf *r, const kj_ratchet_state *s) {
+static void o_ratchet(ora_obuf *r, const kj_ratchet_state *s) {
   if (!s)
     return;
   o_blob(r, "root", s->root_key, 32);
-  kj_obuf_addf(r, " hs=%d", s->has_sending_chain);
+  ora_obuf_addf(r, " hs=%d", s->has_sending_chain);
   if (s->has_sending_chain)
     o_blob(r, "send", s->sending_chain, 32);
-  kj_obuf_addf(r, " hr=%d", s->has_receiving_chain);
+  ora_obuf_addf(r, " hr=%d", s->has_receiving_chain);
   if (s->has_receiving_chain)
     o_blob(r, "recv", s->receiving_chain, 32);
   o_blob(r, "dh", s->dh_self_secret, 32);
-  kj_obuf_addf(r, " hd=%d", s->has_dh_remote);
+  ora_obuf_addf(r, " hd=%d", s->has_dh_remote);
   if (s->has_dh_remote)
     o_blob(r, "remote", s->dh_remote, 32);
-  kj_obuf_addf(r, " ms=%" PRIu32 " mr=%" PRIu32 " pc=%" PRIu32, s->msg_send,
-               s->msg_recv, s->prev_chain_len);
+  ora_obuf_addf(r, " ms=%" PRIu32 " mr=%" PRIu32 " pc=%" PRIu32, s->msg_send,
+                s->msg_recv, s->prev_chain_len);
   o_u(r, "nsk", s->n_skipped);
   for (size_t i = 0; i < s->n_skipped; i++) {
     const kj_skipped_key *k = &s->skipped[i];
-    kj_obuf_addf(r, " [");
+    ora_obuf_addf(r, " [");
     o_hex(r, k->public_key, 4);
-    kj_obuf_addf(r, " #%" PRIu32, k->msg_num);
+    ora_obuf_addf(r, " #%" PRIu32, k->msg_num);
     o_blob(r, "mk", k->message_key, 32);
     o_i(r, "at", k->created_at);
-    kj_obuf_addf(r, "]");
+    ora_obuf_addf(r, "]");
   }
 }
 
 /* ---- apply -------------------------------------------------------------- */
 
-static uint32_t op_dev(const kj_wop *op, const uint32_t *slots, size_t nslots) {
+static uint32_t op_dev(const ora_wop *op, const uint32_t *slots,
+                       size_t nslots) {
   if (op->slot == SLOT_ZERO)
     return 0;
   if (op->slot < nslots)
@@ -545,14 +546,14 @@ static uint32_t op_dev(const kj_wop *op, const uint32_t *slots, size_t nslots) {
   return 0x7FFFFF00u + op->slot; /* never created */
 }
 
-static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
-                      uint32_t *slots, size_t *nslots, kj_obuf *r) {
+static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
+                      uint32_t *slots, size_t *nslots, ora_obuf *r) {
   uint8_t k1[KEYBUF], k2[KEYBUF];
   size_t l1, l2;
   int rc = KJ_OK;
   const char *name = op->kind < W_NKINDS ? wk_name[op->kind] : "?";
-  kj_obuf out = {0};
-  kj_obuf *o = &out;
+  ora_obuf out = {0};
+  ora_obuf *o = &out;
 
   switch ((enum wk)op->kind) {
   case W_TX_BEGIN:
@@ -961,15 +962,15 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     if (rc == KJ_OK && d) {
       o_kb(o, "user", d->user);
       o_i(o, "ts", d->timestamp);
-      kj_obuf_addf(o, " hp=%d", d->has_phash);
+      ora_obuf_addf(o, " hp=%d", d->has_phash);
       if (d->has_phash)
         o_kb(o, "phash", d->phash);
       o_u(o, "n", d->n);
       for (size_t i = 0; i < d->n; i++) {
-        kj_obuf_addf(o, " [%" PRIu32, d->devices[i].device_id);
+        ora_obuf_addf(o, " [%" PRIu32, d->devices[i].device_id);
         if (d->devices[i].has_key_index)
-          kj_obuf_addf(o, " ki=%" PRIu32, d->devices[i].key_index);
-        kj_obuf_addf(o, "]");
+          ora_obuf_addf(o, " ki=%" PRIu32, d->devices[i].key_index);
+        ora_obuf_addf(o, "]");
       }
     }
     o_leftover(o, rc, d);
@@ -998,7 +999,7 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     if (rc == KJ_OK && tok) {
       o_kb(o, "token", tok->token);
       o_i(o, "ts", tok->token_ts);
-      kj_obuf_addf(o, " hs=%d", tok->has_sender_ts);
+      ora_obuf_addf(o, " hs=%d", tok->has_sender_ts);
       if (tok->has_sender_ts)
         o_i(o, "sender_ts", tok->sender_ts);
     }
@@ -1034,7 +1035,7 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     rc = kj_device_create(b, t, &id);
     if (rc == KJ_OK) {
       o_u(o, "id", id);
-      if (*nslots < KJ_WORKLOAD_MAX_SLOTS)
+      if (*nslots < ORA_WORKLOAD_MAX_SLOTS)
         slots[(*nslots)++] = id;
     }
     break;
@@ -1045,7 +1046,7 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     if (rc == KJ_OK && l) {
       o_u(o, "n", l->n);
       for (size_t i = 0; i < l->n; i++)
-        kj_obuf_addf(o, " %" PRIu32, l->v[i]);
+        ora_obuf_addf(o, " %" PRIu32, l->v[i]);
     }
     o_leftover(o, rc, l);
     break;
@@ -1081,7 +1082,7 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     size_t n = op->n;
     kj_ratchet_state *s = kj_ratchet_state_alloc(n);
     if (!s) {
-      kj_obuf_addf(o, " ALLOC-FAILED");
+      ora_obuf_addf(o, " ALLOC-FAILED");
       rc = KJ_ENOMEM;
       break;
     }
@@ -1140,88 +1141,88 @@ static void apply_dev(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     break;
   }
 
-  kj_obuf_addf(r, "%s rc=%d", name, rc);
+  ora_obuf_addf(r, "%s rc=%d", name, rc);
   if (out.len)
-    kj_obuf_add(r, out.p, out.len);
-  kj_obuf_add(r, "\n", 1);
-  kj_obuf_free(&out);
+    ora_obuf_add(r, out.p, out.len);
+  ora_obuf_add(r, "\n", 1);
+  ora_obuf_free(&out);
 }
 
-void kj_wop_apply(const kj_wop *op, kj_backend *b, kj_tx *t, uint32_t *slots,
-                  size_t *nslots, kj_obuf *res) {
+void ora_wop_apply(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t *slots,
+                   size_t *nslots, ora_obuf *res) {
   apply_dev(op, b, t, op_dev(op, slots, *nslots), slots, nslots, res);
 }
 
-int kj_wop_is_begin(const kj_wop *op) { return op->kind == W_TX_BEGIN; }
-int kj_wop_is_commit(const kj_wop *op) { return op->kind == W_TX_COMMIT; }
-int kj_wop_is_rollback(const kj_wop *op) { return op->kind == W_TX_ROLLBACK; }
+int ora_wop_is_begin(const ora_wop *op) { return op->kind == W_TX_BEGIN; }
+int ora_wop_is_commit(const ora_wop *op) { return op->kind == W_TX_COMMIT; }
+int ora_wop_is_rollback(const ora_wop *op) { return op->kind == W_TX_ROLLBACK; }
 
-int kj_wop_kind(const kj_wop *op) { return op->kind; }
-int kj_wop_nkinds(void) { return W_NKINDS; }
-const char *kj_wop_kind_name(int kind) {
+int ora_wop_kind(const ora_wop *op) { return op->kind; }
+int ora_wop_nkinds(void) { return W_NKINDS; }
+const char *ora_wop_kind_name(int kind) {
   return kind >= 0 && kind < W_NKINDS ? wk_name[kind] : "?";
 }
 
 /* ---- describe ----------------------------------------------------------- */
 
-static void d_key(kj_obuf *o, int fam, unsigned code) {
+static void d_key(ora_obuf *o, int fam, unsigned code) {
   uint8_t k[KEYBUF];
   size_t n = mkkey(fam, code, k);
   if (code == K_MAXLEN || code == K_OVER) {
-    kj_obuf_addf(o, "<%s key of %zu bytes>, %zu", fam_prefix[fam], n, n);
+    ora_obuf_addf(o, "<%s key of %zu bytes>, %zu", fam_prefix[fam], n, n);
     return;
   }
-  kj_obuf_addf(o, "\"");
+  ora_obuf_addf(o, "\"");
   for (size_t i = 0; i < n; i++) {
     if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\')
-      kj_obuf_addf(o, "%c", k[i]);
+      ora_obuf_addf(o, "%c", k[i]);
     else
-      kj_obuf_addf(o, "\\x%02x\"\"", k[i]);
+      ora_obuf_addf(o, "\\x%02x\"\"", k[i]);
   }
-  kj_obuf_addf(o, "\", %zu", n);
+  ora_obuf_addf(o, "\", %zu", n);
 }
 
-static void d_val(kj_obuf *o, uint64_t seed, size_t n) {
-  kj_obuf_addf(o, "<%zu bytes seed 0x%016" PRIx64 ">", n, seed);
+static void d_val(ora_obuf *o, uint64_t seed, size_t n) {
+  ora_obuf_addf(o, "<%zu bytes seed 0x%016" PRIx64 ">", n, seed);
 }
 
-static void d_batch(kj_obuf *o, const kj_wop *op, const char *what) {
-  kj_obuf_addf(o, "{%" PRIu32 " %s from #%u%s%s}, %" PRIu32, op->n, what,
-               (unsigned)op->a, (op->flags & F_DUP) ? " dup" : "",
-               (op->flags & F_BADELEM) ? " last-invalid" : "", op->n);
+static void d_batch(ora_obuf *o, const ora_wop *op, const char *what) {
+  ora_obuf_addf(o, "{%" PRIu32 " %s from #%u%s%s}, %" PRIu32, op->n, what,
+                (unsigned)op->a, (op->flags & F_DUP) ? " dup" : "",
+                (op->flags & F_BADELEM) ? " last-invalid" : "", op->n);
 }
 
-void kj_wop_describe(const kj_wop *op, kj_obuf *o) {
+void ora_wop_describe(const ora_wop *op, ora_obuf *o) {
   const char *name = op->kind < W_NKINDS ? wk_name[op->kind] : "?";
   switch (op->kind) {
   case W_TX_BEGIN:
-    kj_obuf_addf(o, "kj_tx_begin(b, &t)");
+    ora_obuf_addf(o, "kj_tx_begin(b, &t)");
     return;
   case W_TX_COMMIT:
-    kj_obuf_addf(o, "kj_tx_commit(t)");
+    ora_obuf_addf(o, "kj_tx_commit(t)");
     return;
   case W_TX_ROLLBACK:
-    kj_obuf_addf(o, "kj_tx_rollback(t)");
+    ora_obuf_addf(o, "kj_tx_rollback(t)");
     return;
   case W_DEVICE_CREATE:
-    kj_obuf_addf(o, "kj_device_create(b, t, &slot[next])");
+    ora_obuf_addf(o, "kj_device_create(b, t, &slot[next])");
     return;
   case W_DEVICE_LIST_IDS:
-    kj_obuf_addf(o, "kj_device_list_ids(b, t, &out)");
+    ora_obuf_addf(o, "kj_device_list_ids(b, t, &out)");
     return;
   default:
     break;
   }
-  kj_obuf_addf(o, "%s(b, t, ", name);
+  ora_obuf_addf(o, "%s(b, t, ", name);
   if (op->slot == SLOT_ZERO)
-    kj_obuf_addf(o, "0");
+    ora_obuf_addf(o, "0");
   else
-    kj_obuf_addf(o, "slot[%u]", (unsigned)op->slot);
+    ora_obuf_addf(o, "slot[%u]", (unsigned)op->slot);
   switch ((enum wk)op->kind) {
   case W_IDENTITY_PUT:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_ADDR, op->a);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_val(o, op->vseed, 32);
     break;
   case W_IDENTITY_LOAD:
@@ -1229,203 +1230,204 @@ void kj_wop_describe(const kj_wop *op, kj_obuf *o) {
   case W_SESSION_GET:
   case W_SESSION_HAS:
   case W_SESSION_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_ADDR, op->a);
     break;
   case W_SESSION_PUT:
   case W_SENDER_KEY_PUT:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, op->kind == W_SESSION_PUT ? FA_ADDR : FA_SKN, op->a);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_val(o, op->vseed, op->size);
     break;
   case W_SENDER_KEY_GET:
   case W_SENDER_KEY_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_SKN, op->a);
     break;
   case W_PREKEY_STORE:
-    kj_obuf_addf(o, ", %" PRIu32 ", ", prekey_ids[op->a % N_PREKEY]);
+    ora_obuf_addf(o, ", %" PRIu32 ", ", prekey_ids[op->a % N_PREKEY]);
     d_val(o, op->vseed, op->size);
-    kj_obuf_addf(o, ", %d", (op->flags & F_ODD) ? 2 : !!(op->flags & F_UP));
+    ora_obuf_addf(o, ", %d", (op->flags & F_ODD) ? 2 : !!(op->flags & F_UP));
     break;
   case W_PREKEY_STORE_BATCH:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_batch(o, op, "pre-keys");
-    kj_obuf_addf(o, ", %d) /* records %" PRIu32 "+ bytes */",
-                 !!(op->flags & F_UP), op->size);
+    ora_obuf_addf(o, ", %d) /* records %" PRIu32 "+ bytes */",
+                  !!(op->flags & F_UP), op->size);
     return;
   case W_PREKEY_LOAD:
   case W_PREKEY_REMOVE:
-    kj_obuf_addf(o, ", %" PRIu32, prekey_ids[op->a % N_PREKEY]);
+    ora_obuf_addf(o, ", %" PRIu32, prekey_ids[op->a % N_PREKEY]);
     break;
   case W_PREKEY_LOAD_BATCH:
   case W_PREKEY_MARK_UPLOADED:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_batch(o, op, "ids");
     break;
   case W_SPK_STORE:
-    kj_obuf_addf(o, ", %" PRIu32 ", ", spk_ids[op->a % N_SPK]);
+    ora_obuf_addf(o, ", %" PRIu32 ", ", spk_ids[op->a % N_SPK]);
     d_val(o, op->vseed, op->size);
     break;
   case W_SPK_LOAD:
   case W_SPK_REMOVE:
-    kj_obuf_addf(o, ", %" PRIu32, spk_ids[op->a % N_SPK]);
+    ora_obuf_addf(o, ", %" PRIu32, spk_ids[op->a % N_SPK]);
     break;
   case W_SYNC_KEY_SET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_KID, op->a);
-    kj_obuf_addf(o, ", {data ");
+    ora_obuf_addf(o, ", {data ");
     d_val(o, op->vseed, op->size);
-    kj_obuf_addf(o, ", fp %" PRIu32 " bytes, ts %" PRId64 "}", op->size2,
-                 op->ts);
+    ora_obuf_addf(o, ", fp %" PRIu32 " bytes, ts %" PRId64 "}", op->size2,
+                  op->ts);
     break;
   case W_SYNC_KEY_GET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_KID, op->a);
     break;
   case W_SYNC_VERSION_SET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_COLL, op->b);
-    kj_obuf_addf(o, ", {version %" PRId64 ", ", op->ts);
+    ora_obuf_addf(o, ", {version %" PRId64 ", ", op->ts);
     d_batch(o, op, "entries");
-    kj_obuf_addf(o, " values <=%" PRIu32 " bytes seed 0x%016" PRIx64 "}",
-                 op->size, op->vseed);
+    ora_obuf_addf(o, " values <=%" PRIu32 " bytes seed 0x%016" PRIx64 "}",
+                  op->size, op->vseed);
     break;
   case W_SYNC_VERSION_GET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_COLL, op->b);
     break;
   case W_MMAC_PUT:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_COLL, op->b);
-    kj_obuf_addf(o, ", %" PRId64 ", ", op->ts);
+    ora_obuf_addf(o, ", %" PRId64 ", ", op->ts);
     d_batch(o, op, "macs");
-    kj_obuf_addf(o, ") /* value_mac %" PRIu32 " bytes seed 0x%016" PRIx64 " */",
-                 op->size, op->vseed);
+    ora_obuf_addf(o,
+                  ") /* value_mac %" PRIu32 " bytes seed 0x%016" PRIx64 " */",
+                  op->size, op->vseed);
     return;
   case W_MMAC_GET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_COLL, op->b);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_IDX, op->a);
     break;
   case W_MMAC_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_COLL, op->b);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_batch(o, op, "index macs");
     break;
   case W_SKDM_GET:
   case W_SKDM_CLEAR:
   case W_SK_CONSUME_FORGET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_GROUP, op->b);
     break;
   case W_SKDM_ADD:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_GROUP, op->b);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_batch(o, op, "jids");
     break;
   case W_SK_MARK_FORGET:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_GROUP, op->b);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_JID, op->a);
     break;
   case W_LID_PUT:
-    kj_obuf_addf(o, ", {lid ");
+    ora_obuf_addf(o, ", {lid ");
     d_key(o, FA_LID, op->a);
-    kj_obuf_addf(o, ", phone ");
+    ora_obuf_addf(o, ", phone ");
     d_key(o, FA_PHONE, op->b);
-    kj_obuf_addf(o, ", created %d, updated %" PRId64 ", source ",
-                 1000 * (int)op->c, op->ts);
+    ora_obuf_addf(o, ", created %d, updated %" PRId64 ", source ",
+                  1000 * (int)op->c, op->ts);
     d_val(o, op->vseed, op->size);
-    kj_obuf_addf(o, "}");
+    ora_obuf_addf(o, "}");
     break;
   case W_LID_GET_BY_LID:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_LID, op->a);
     break;
   case W_LID_GET_BY_PHONE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_PHONE, op->b);
     break;
   case W_BASE_KEY_SAVE:
   case W_BASE_KEY_HAS_SAME:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_ADDR, op->a);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_MSG, op->b);
-    kj_obuf_addf(o, ", <base key variant %u, %" PRIu32 " bytes>",
-                 (unsigned)op->c, op->size);
+    ora_obuf_addf(o, ", <base key variant %u, %" PRIu32 " bytes>",
+                  (unsigned)op->c, op->size);
     break;
   case W_BASE_KEY_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_ADDR, op->a);
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_MSG, op->b);
     break;
   case W_DEVLIST_UPDATE:
-    kj_obuf_addf(o, ", {user ");
+    ora_obuf_addf(o, ", {user ");
     d_key(o, FA_USER, op->a);
-    kj_obuf_addf(o,
-                 ", ts %" PRId64 ", phash %s%" PRIu32 " bytes, %" PRIu32
-                 " devices seed 0x%016" PRIx64 "}",
-                 op->ts, (op->flags & F_HAS1) ? "" : "none/", op->size, op->n,
-                 op->vseed);
+    ora_obuf_addf(o,
+                  ", ts %" PRId64 ", phash %s%" PRIu32 " bytes, %" PRIu32
+                  " devices seed 0x%016" PRIx64 "}",
+                  op->ts, (op->flags & F_HAS1) ? "" : "none/", op->size, op->n,
+                  op->vseed);
     break;
   case W_DEVLIST_GET:
   case W_DEVLIST_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_USER, op->a);
     break;
   case W_TC_PUT:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_JID, op->a);
-    kj_obuf_addf(o, ", {token ");
+    ora_obuf_addf(o, ", {token ");
     d_val(o, op->vseed, op->size);
-    kj_obuf_addf(o, ", ts %" PRId64, op->ts);
+    ora_obuf_addf(o, ", ts %" PRId64, op->ts);
     if (op->flags & F_HAS1)
-      kj_obuf_addf(o, ", sender_ts %" PRId64, op->ts + op->c);
-    kj_obuf_addf(o, "}");
+      ora_obuf_addf(o, ", sender_ts %" PRId64, op->ts + op->c);
+    ora_obuf_addf(o, "}");
     break;
   case W_TC_GET:
   case W_TC_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_JID, op->a);
     break;
   case W_TC_DELETE_EXPIRED:
   case W_RATCHET_CLEANUP:
-    kj_obuf_addf(o, ", %" PRId64, op->ts);
+    ora_obuf_addf(o, ", %" PRId64, op->ts);
     break;
   case W_DEVICE_SAVE:
-    kj_obuf_addf(o,
-                 ", <record seed 0x%016" PRIx64 " account %s%" PRIu32
-                 " push %" PRIu32 " flags 0x%x>",
-                 op->vseed, (op->flags & F_ODD) ? "none/" : "", op->size,
-                 op->size2, (unsigned)op->flags);
+    ora_obuf_addf(o,
+                  ", <record seed 0x%016" PRIx64 " account %s%" PRIu32
+                  " push %" PRIu32 " flags 0x%x>",
+                  op->vseed, (op->flags & F_ODD) ? "none/" : "", op->size,
+                  op->size2, (unsigned)op->flags);
     break;
   case W_RATCHET_SAVE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_CONV, op->a);
-    kj_obuf_addf(o,
-                 ", <state seed 0x%016" PRIx64 " flags 0x%x, %" PRIu32
-                 " skipped from #%u%s>",
-                 op->vseed, (unsigned)op->flags, op->n, (unsigned)op->b,
-                 (op->flags & F_DUP) ? " dup" : "");
+    ora_obuf_addf(o,
+                  ", <state seed 0x%016" PRIx64 " flags 0x%x, %" PRIu32
+                  " skipped from #%u%s>",
+                  op->vseed, (unsigned)op->flags, op->n, (unsigned)op->b,
+                  (op->flags & F_DUP) ? " dup" : "");
     break;
   case W_RATCHET_LOAD:
   case W_RATCHET_EXISTS:
   case W_RATCHET_DELETE:
-    kj_obuf_addf(o, ", ");
+    ora_obuf_addf(o, ", ");
     d_key(o, FA_CONV, op->a);
     break;
   default:
     break;
   }
-  kj_obuf_addf(o, ")");
+  ora_obuf_addf(o, ")");
 }
 
 /* ---- generation --------------------------------------------------------- */
@@ -1433,13 +1435,13 @@ void kj_wop_describe(const kj_wop *op, kj_obuf *o) {
 typedef struct gen {
   uint64_t s; /* rng state */
   uint64_t seed;
-  kj_mix mix;
-  kj_wop *ops;
+  ora_mix mix;
+  ora_wop *ops;
   size_t n, cap;
   unsigned creates;
   int64_t now;            /* a notion of time for timestamps (ms) */
   uint16_t rlo[3], rn[3]; /* per conversation skipped-key window */
-  uint8_t live[KJ_WORKLOAD_MAX_SLOTS]; /* realistic: slots not deleted */
+  uint8_t live[ORA_WORKLOAD_MAX_SLOTS]; /* realistic: slots not deleted */
   unsigned nlive;
 } gen;
 
@@ -1450,10 +1452,10 @@ static uint64_t rnd(gen *g) {
 static uint32_t below(gen *g, uint32_t n) { return (uint32_t)(rnd(g) % n); }
 static int chance(gen *g, unsigned pct) { return below(g, 100) < pct; }
 
-static kj_wop *emit(gen *g, int kind) {
+static ora_wop *emit(gen *g, int kind) {
   if (g->n >= g->cap)
     return NULL;
-  kj_wop *op = &g->ops[g->n];
+  ora_wop *op = &g->ops[g->n];
   memset(op, 0, sizeof *op);
   op->kind = (uint8_t)kind;
   op->vseed = h2(g->seed, g->n);
@@ -1463,7 +1465,7 @@ static kj_wop *emit(gen *g, int kind) {
 }
 
 static uint8_t pick_slot(gen *g) {
-  if (g->mix == KJ_MIX_ADVERSARIAL) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
     uint32_t r = below(g, 100);
     if (r < 5)
       return SLOT_ZERO;
@@ -1481,7 +1483,7 @@ static uint8_t pick_slot(gen *g) {
 
 /* A key code of family fam. */
 static uint16_t pick_key(gen *g, int fam) {
-  if (g->mix == KJ_MIX_ADVERSARIAL && chance(g, 12)) {
+  if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 12)) {
     uint32_t r = below(g, 3);
     return r == 0 ? K_MAXLEN : r == 1 ? K_OVER : K_EMPTY;
   }
@@ -1490,7 +1492,7 @@ static uint16_t pick_key(gen *g, int fam) {
 
 /* A record size. */
 static uint32_t pick_size(gen *g, uint32_t typical) {
-  if (g->mix == KJ_MIX_ADVERSARIAL) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
     uint32_t r = below(g, 1000);
     if (r < 150)
       return 0;
@@ -1513,7 +1515,7 @@ static uint32_t pick_size(gen *g, uint32_t typical) {
 
 /* An identifier-sized value (0..KJ_MAX_ID, adversarially beyond). */
 static uint32_t pick_idsize(gen *g, uint32_t typical) {
-  if (g->mix == KJ_MIX_ADVERSARIAL) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
     uint32_t r = below(g, 100);
     if (r < 15)
       return 0;
@@ -1527,7 +1529,7 @@ static uint32_t pick_idsize(gen *g, uint32_t typical) {
 }
 
 static uint32_t pick_n(gen *g, uint32_t typical) {
-  if (g->mix == KJ_MIX_ADVERSARIAL) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
     uint32_t r = below(g, 100);
     if (r < 20)
       return 0;
@@ -1537,8 +1539,8 @@ static uint32_t pick_n(gen *g, uint32_t typical) {
   return 1 + below(g, typical);
 }
 
-static void batch_flags(gen *g, kj_wop *op) {
-  if (g->mix == KJ_MIX_ADVERSARIAL) {
+static void batch_flags(gen *g, ora_wop *op) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
     if (chance(g, 30))
       op->flags |= F_DUP;
     if (op->n && chance(g, 8))
@@ -1549,7 +1551,7 @@ static void batch_flags(gen *g, kj_wop *op) {
 }
 
 /* Fill the arguments of one (non-transaction) op of kind. */
-static void gen_args(gen *g, kj_wop *op) {
+static void gen_args(gen *g, ora_wop *op) {
   op->slot = pick_slot(g);
   switch ((enum wk)op->kind) {
   case W_IDENTITY_PUT:
@@ -1569,13 +1571,13 @@ static void gen_args(gen *g, kj_wop *op) {
     op->size = pick_size(g, 120);
     if (chance(g, 50))
       op->flags |= F_UP;
-    if (g->mix == KJ_MIX_ADVERSARIAL && chance(g, 5))
+    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 5))
       op->flags |= F_ODD;
     break;
   case W_PREKEY_STORE_BATCH:
     op->a = (uint16_t)below(g, N_PREKEY);
     op->n = pick_n(g, 8);
-    op->size = g->mix == KJ_MIX_ADVERSARIAL ? below(g, 64) + 1 : 60;
+    op->size = g->mix == ORA_MIX_ADVERSARIAL ? below(g, 64) + 1 : 60;
     if (chance(g, 50))
       op->flags |= F_UP;
     batch_flags(g, op);
@@ -1621,7 +1623,7 @@ static void gen_args(gen *g, kj_wop *op) {
   case W_SYNC_KEY_SET:
     op->a = pick_key(g, FA_KID);
     op->size = pick_size(g, 32);
-    op->size2 = g->mix == KJ_MIX_ADVERSARIAL ? pick_size(g, 16) : below(g, 20);
+    op->size2 = g->mix == ORA_MIX_ADVERSARIAL ? pick_size(g, 16) : below(g, 20);
     op->ts = (int64_t)below(g, 5) * 1000; /* collisions on timestamp */
     break;
   case W_SYNC_KEY_GET:
@@ -1642,7 +1644,7 @@ static void gen_args(gen *g, kj_wop *op) {
     op->b = pick_key(g, FA_COLL);
     op->a = (uint16_t)below(g, fam_size[FA_IDX]);
     op->n = pick_n(g, 10);
-    op->size = g->mix == KJ_MIX_ADVERSARIAL ? pick_idsize(g, 40) : 32;
+    op->size = g->mix == ORA_MIX_ADVERSARIAL ? pick_idsize(g, 40) : 32;
     op->ts = (int64_t)below(g, 1000);
     batch_flags(g, op);
     break;
@@ -1676,7 +1678,7 @@ static void gen_args(gen *g, kj_wop *op) {
     op->b = pick_key(g, FA_PHONE);
     op->c = (uint16_t)below(g, 4);
     op->ts = (int64_t)below(g, 4) * 100; /* ties on updated_at */
-    op->size = g->mix == KJ_MIX_ADVERSARIAL ? pick_idsize(g, 8) : below(g, 8);
+    op->size = g->mix == ORA_MIX_ADVERSARIAL ? pick_idsize(g, 8) : below(g, 8);
     break;
   case W_LID_GET_BY_LID:
     op->a = pick_key(g, FA_LID);
@@ -1689,7 +1691,7 @@ static void gen_args(gen *g, kj_wop *op) {
     op->a = pick_key(g, FA_ADDR);
     op->b = pick_key(g, FA_MSG);
     op->c = (uint16_t)below(g, 2);
-    op->size = g->mix == KJ_MIX_ADVERSARIAL && chance(g, 50)
+    op->size = g->mix == ORA_MIX_ADVERSARIAL && chance(g, 50)
                    ? pick_size(g, 33)
                    : (chance(g, 90) ? 32 : 1);
     break;
@@ -1700,12 +1702,13 @@ static void gen_args(gen *g, kj_wop *op) {
   case W_DEVLIST_UPDATE:
     op->a = pick_key(g, FA_USER);
     op->ts = (int64_t)below(g, 100000);
-    op->n = g->mix == KJ_MIX_ADVERSARIAL && chance(g, 3)
+    op->n = g->mix == ORA_MIX_ADVERSARIAL && chance(g, 3)
                 ? KJ_MAX_DEVICES + below(g, 2)
                 : below(g, 6);
     if (chance(g, 60))
       op->flags |= F_HAS1;
-    op->size = g->mix == KJ_MIX_ADVERSARIAL ? pick_idsize(g, 20) : below(g, 20);
+    op->size =
+        g->mix == ORA_MIX_ADVERSARIAL ? pick_idsize(g, 20) : below(g, 20);
     break;
   case W_DEVLIST_GET:
   case W_DEVLIST_DELETE:
@@ -1725,22 +1728,23 @@ static void gen_args(gen *g, kj_wop *op) {
     break;
   case W_TC_DELETE_EXPIRED:
     op->ts = g->now / 1000 - (int64_t)below(g, 300);
-    if (g->mix == KJ_MIX_ADVERSARIAL && chance(g, 20))
+    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 20))
       op->ts = chance(g, 50) ? INT64_MIN : INT64_MAX;
     break;
   case W_RATCHET_CLEANUP: {
     static const int64_t ages[] = {0, 1, 3, 10, 30, 100, 100000};
     op->ts = ages[below(g, 7)];
-    if (g->mix == KJ_MIX_ADVERSARIAL && chance(g, 15))
+    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 15))
       op->ts = chance(g, 50) ? -1 : INT64_MAX;
     break;
   }
   case W_DEVICE_SAVE:
     op->flags =
         (uint8_t)below(g, 0x80) & (F_HAS1 | F_HAS2 | F_HAS3 | F_UP | F_ODD);
-    op->size = g->mix == KJ_MIX_ADVERSARIAL ? pick_size(g, 200) : below(g, 300);
+    op->size =
+        g->mix == ORA_MIX_ADVERSARIAL ? pick_size(g, 200) : below(g, 300);
     op->size2 =
-        g->mix == KJ_MIX_ADVERSARIAL ? pick_idsize(g, 30) : below(g, 30);
+        g->mix == ORA_MIX_ADVERSARIAL ? pick_idsize(g, 30) : below(g, 30);
     op->ts = g->now;
     op->a = (uint16_t)below(g, 100);
     op->b = (uint16_t)below(g, 100);
@@ -1749,7 +1753,7 @@ static void gen_args(gen *g, kj_wop *op) {
   case W_RATCHET_SAVE: {
     unsigned conv = below(g, 3);
     op->a = (uint16_t)conv;
-    if (g->mix == KJ_MIX_ADVERSARIAL && chance(g, 10))
+    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 10))
       op->a = pick_key(g, FA_CONV);
     /* the skipped window drifts, growing and shrinking */
     int lo = g->rlo[conv] + (int)below(g, 3);
@@ -1762,7 +1766,7 @@ static void gen_args(gen *g, kj_wop *op) {
     g->rn[conv] = (uint16_t)n;
     op->b = g->rlo[conv];
     op->n = (uint32_t)n;
-    if (g->mix == KJ_MIX_ADVERSARIAL) {
+    if (g->mix == ORA_MIX_ADVERSARIAL) {
       uint32_t r = below(g, 100);
       if (r < 15)
         op->n = 0;
@@ -1777,8 +1781,8 @@ static void gen_args(gen *g, kj_wop *op) {
   case W_RATCHET_LOAD:
   case W_RATCHET_EXISTS:
   case W_RATCHET_DELETE:
-    op->a = g->mix == KJ_MIX_ADVERSARIAL ? pick_key(g, FA_CONV)
-                                         : (uint16_t)below(g, 3);
+    op->a = g->mix == ORA_MIX_ADVERSARIAL ? pick_key(g, FA_CONV)
+                                          : (uint16_t)below(g, 3);
     break;
   case W_TX_BEGIN:
   case W_TX_COMMIT:
@@ -1789,14 +1793,14 @@ static void gen_args(gen *g, kj_wop *op) {
 }
 
 static void one(gen *g, int kind) {
-  kj_wop *op = emit(g, kind);
+  ora_wop *op = emit(g, kind);
   if (op)
     gen_args(g, op);
 }
 
 /* Device slot creation, bounded so that slots[] never overflows. */
 static void create(gen *g) {
-  if (g->creates >= KJ_WORKLOAD_MAX_SLOTS - 2)
+  if (g->creates >= ORA_WORKLOAD_MAX_SLOTS - 2)
     return;
   g->live[g->nlive++] = (uint8_t)g->creates++;
   one(g, W_DEVICE_CREATE);
@@ -1810,7 +1814,7 @@ static void delete_slot(gen *g) {
     return;
   }
   unsigned i = 1 + below(g, g->nlive - 1);
-  kj_wop *op = emit(g, W_DEVICE_DELETE);
+  ora_wop *op = emit(g, W_DEVICE_DELETE);
   if (!op)
     return;
   op->slot = g->live[i];
@@ -1827,7 +1831,7 @@ static int any_kind(gen *g) {
     if (k == W_TX_BEGIN || k == W_TX_COMMIT || k == W_TX_ROLLBACK ||
         k == W_DEVICE_CREATE)
       continue;
-    if (k == W_DEVICE_DELETE && (g->mix == KJ_MIX_REALISTIC || !chance(g, 20)))
+    if (k == W_DEVICE_DELETE && (g->mix == ORA_MIX_REALISTIC || !chance(g, 20)))
       continue;
     return k;
   }
@@ -1850,7 +1854,7 @@ static void gen_realistic(gen *g) {
   } else if (r < 490) { /* pre-key consumption in one transaction */
     uint8_t slot = pick_slot(g);
     uint16_t id = (uint16_t)below(g, N_PREKEY);
-    kj_wop *op;
+    ora_wop *op;
     if (emit(g, W_TX_BEGIN) == NULL)
       return;
     if ((op = emit(g, W_PREKEY_LOAD)) != NULL) {
@@ -1950,12 +1954,12 @@ static void gen_adversarial(gen *g) {
   }
 }
 
-int kj_workload_gen(uint64_t seed, size_t n, kj_mix mix, kj_workload *w) {
+int ora_workload_gen(uint64_t seed, size_t n, ora_mix mix, ora_workload *w) {
   gen g;
   memset(&g, 0, sizeof g);
   memset(w, 0, sizeof *w);
   w->seed = seed;
-  g.s = mix64(seed ^ (mix == KJ_MIX_ADVERSARIAL ? 0xad7e55a1ull : 0x7ea1ull));
+  g.s = mix64(seed ^ (mix == ORA_MIX_ADVERSARIAL ? 0xad7e55a1ull : 0x7ea1ull));
   g.seed = seed;
   g.mix = mix;
   g.cap = n;
@@ -1965,14 +1969,14 @@ int kj_workload_gen(uint64_t seed, size_t n, kj_mix mix, kj_workload *w) {
     return KJ_ENOMEM;
   /* The first ops create the slots. */
   create(&g);
-  if (mix == KJ_MIX_REALISTIC) {
+  if (mix == ORA_MIX_REALISTIC) {
     create(&g);
     one(&g, W_DEVICE_SAVE);
     if (g.n == 3)
       g.ops[2].slot = 0;
   }
   while (g.n < n) {
-    if (mix == KJ_MIX_ADVERSARIAL)
+    if (mix == ORA_MIX_ADVERSARIAL)
       gen_adversarial(&g);
     else
       gen_realistic(&g);
@@ -1982,7 +1986,7 @@ int kj_workload_gen(uint64_t seed, size_t n, kj_mix mix, kj_workload *w) {
   return KJ_OK;
 }
 
-void kj_workload_free(kj_workload *w) {
+void ora_workload_free(ora_workload *w) {
   if (!w)
     return;
   free(w->ops);
@@ -1990,8 +1994,8 @@ void kj_workload_free(kj_workload *w) {
   w->n = 0;
 }
 
-int kj_workload_subset(const kj_workload *w, const uint8_t *keep,
-                       kj_workload *out) {
+int ora_workload_subset(const ora_workload *w, const uint8_t *keep,
+                        ora_workload *out) {
   size_t n = 0;
   memset(out, 0, sizeof *out);
   out->seed = w->seed;
@@ -2008,15 +2012,15 @@ int kj_workload_subset(const kj_workload *w, const uint8_t *keep,
 
 /* ---- dump --------------------------------------------------------------- */
 
-static void dump_op(kj_backend *b, uint32_t dev, kj_wop *op, kj_obuf *out) {
+static void dump_op(kj_backend *b, uint32_t dev, ora_wop *op, ora_obuf *out) {
   uint32_t none[1];
   size_t zero = 0;
   apply_dev(op, b, NULL, dev, none, &zero, out);
 }
 
 static void dump_keys(kj_backend *b, uint32_t dev, int kind, int fam, int use_b,
-                      kj_obuf *out) {
-  kj_wop op;
+                      ora_obuf *out) {
+  ora_wop op;
   memset(&op, 0, sizeof op);
   op.kind = (uint8_t)kind;
   for (unsigned c = 0; c <= fam_size[fam]; c++) {
@@ -2029,8 +2033,8 @@ static void dump_keys(kj_backend *b, uint32_t dev, int kind, int fam, int use_b,
   }
 }
 
-static void dump_slot(kj_backend *b, uint32_t dev, kj_obuf *out) {
-  kj_wop op;
+static void dump_slot(kj_backend *b, uint32_t dev, ora_obuf *out) {
+  ora_wop op;
   memset(&op, 0, sizeof op);
 
   op.kind = W_DEVICE_EXISTS;
@@ -2096,7 +2100,7 @@ static void dump_slot(kj_backend *b, uint32_t dev, kj_obuf *out) {
    * that is rolled back. */
   kj_tx *t = NULL;
   int rc = kj_tx_begin(b, &t);
-  kj_obuf_addf(out, "forget-tx rc=%d\n", rc);
+  ora_obuf_addf(out, "forget-tx rc=%d\n", rc);
   if (rc == KJ_OK) {
     uint32_t none[1];
     size_t zero = 0;
@@ -2109,18 +2113,18 @@ static void dump_slot(kj_backend *b, uint32_t dev, kj_obuf *out) {
   }
 }
 
-void kj_workload_dump(kj_backend *b, const uint32_t *slots, size_t nslots,
-                      kj_obuf *out) {
-  kj_wop op;
+void ora_workload_dump(kj_backend *b, const uint32_t *slots, size_t nslots,
+                       ora_obuf *out) {
+  ora_wop op;
   memset(&op, 0, sizeof op);
   op.kind = W_DEVICE_LIST_IDS;
   dump_op(b, 0, &op, out);
   for (size_t i = 0; i < nslots; i++) {
-    kj_obuf_addf(out, "== slot[%zu] = %" PRIu32 "\n", i, slots[i]);
+    ora_obuf_addf(out, "== slot[%zu] = %" PRIu32 "\n", i, slots[i]);
     dump_slot(b, slots[i], out);
   }
   /* Nothing may be visible through id 0. */
-  kj_obuf_addf(out, "== dev 0\n");
+  ora_obuf_addf(out, "== dev 0\n");
   op.kind = W_SESSION_GET;
   op.a = 0;
   dump_op(b, 0, &op, out);
@@ -2128,6 +2132,6 @@ void kj_workload_dump(kj_backend *b, const uint32_t *slots, size_t nslots,
   dump_op(b, 0, &op, out);
 }
 
-const kj_wop *kj_workload_op(const kj_workload *w, size_t i) {
+const ora_wop *ora_workload_op(const ora_workload *w, size_t i) {
   return &w->ops[i];
 }

@@ -14,7 +14,7 @@
 #include "tap.h"
 
 /* Print a report as TAP comments (at most max bytes). */
-static void show_report(const kj_campaign *c, size_t max) {
+static void show_report(const ora_campaign *c, size_t max) {
   size_t n = c->report.len < max ? c->report.len : max;
   const char *p = (const char *)c->report.p;
   size_t i = 0;
@@ -29,7 +29,7 @@ static void show_report(const kj_campaign *c, size_t max) {
 
 static void run(const char *what, uint64_t seed, size_t workloads, size_t ops,
                 size_t sample, int all, int normal, size_t kills) {
-  kj_campaign c;
+  ora_campaign c;
   memset(&c, 0, sizeof c);
   c.seed = seed;
   c.workloads = workloads;
@@ -38,7 +38,7 @@ static void run(const char *what, uint64_t seed, size_t workloads, size_t ops,
   c.crash_all = all;
   c.normal = normal;
   c.kills = kills;
-  int rc = kj_campaign_run(&c);
+  int rc = ora_campaign_run(&c);
   is(rc, KJ_OK, "%s: campaign ran", what);
   ok(c.crash_points > 0, "%s: crash points tried (%llu)", what,
      (unsigned long long)c.crash_points);
@@ -49,18 +49,18 @@ static void run(const char *what, uint64_t seed, size_t workloads, size_t ops,
   is(c.divergences, 0, "%s: no divergence", what);
   if (c.divergences)
     show_report(&c, 4000);
-  kj_obuf_free(&c.report);
+  ora_obuf_free(&c.report);
 }
 
 static void negative(void) {
-  kj_campaign c;
+  ora_campaign c;
   memset(&c, 0, sizeof c);
   c.seed = 11;
   c.workloads = 1;
   c.ops = 40;
   c.crash_sample = 20;
   c.selftest_sync_off = 1;
-  int rc = kj_campaign_run(&c);
+  int rc = ora_campaign_run(&c);
   is(rc, KJ_OK, "negative: campaign ran");
   ok(c.divergences > 0,
      "negative: KJ_SYNC_OFF checked as FULL is caught (%llu divergences)",
@@ -71,7 +71,7 @@ static void negative(void) {
      "negative: lost acknowledged commits are named as such");
   if (c.report.len)
     show_report(&c, 600);
-  kj_obuf_free(&c.report);
+  ora_obuf_free(&c.report);
 }
 
 int main(void) {

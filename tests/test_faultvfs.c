@@ -64,15 +64,15 @@ static void durable_file(const char *dir, const char *path, int c, size_t n) {
   V->sync_dir(C, dir);
 }
 
-static kj_fault_vfs *fresh(uint64_t seed) {
-  kj_fault_vfs *f = kj_fault_vfs_new(seed);
-  V = kj_fault_vfs_get(f);
+static ora_fault_vfs *fresh(uint64_t seed) {
+  ora_fault_vfs *f = ora_fault_vfs_new(seed);
+  V = ora_fault_vfs_get(f);
   C = V->ctx;
   return f;
 }
 
 static void test_pending_reads(const char *dir) {
-  kj_fault_vfs *f = fresh(1);
+  ora_fault_vfs *f = fresh(1);
   char *p = tu_path(dir, "a");
   durable_file(dir, p, 'B', 1000);
   kj_vfs_file *h1 = vopen(p, KJ_VFS_WRITE), *h2 = vopen(p, KJ_VFS_READ);
@@ -101,12 +101,12 @@ static void test_pending_reads(const char *dir) {
      "write after truncate leaves a zero gap");
   V->close(C, h1);
   V->close(C, h2);
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   r = real_file(p, &rl);
   ok(r && rl == 1000 && all_bytes(r, 0, 1000, 'B'),
      "crash DROP: truncate and writes lost, durable bytes intact");
   free(r);
-  kj_fault_vfs_free(f);
+  ora_fault_vfs_free(f);
   free(p);
 }
 
@@ -114,28 +114,28 @@ static void test_patterns(const char *dir) {
   char *p = tu_path(dir, "b");
   /* DROP and KEEP. */
   for (int pat = 0; pat < 2; pat++) {
-    kj_fault_vfs *f = fresh(2);
+    ora_fault_vfs *f = fresh(2);
     durable_file(dir, p, 'B', 4096);
     kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
     vwrite_fill(h, 'A', 4096, 0);
     V->close(C, h);
-    kj_fault_vfs_crash(f, pat);
+    ora_fault_vfs_crash(f, pat);
     size_t rl;
     uint8_t *r = real_file(p, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 4096, pat ? 'A' : 'B'),
        "unsynced write %s by crash pattern %d", pat ? "kept" : "lost", pat);
     free(r);
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   /* TEAR: a strict prefix of the last write survives. */
   int torn_ok = 1, torn_some = 0;
   for (uint64_t seed = 0; seed < 8; seed++) {
-    kj_fault_vfs *f = fresh(seed);
+    ora_fault_vfs *f = fresh(seed);
     durable_file(dir, p, 'B', 4096);
     kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
     vwrite_fill(h, 'A', 4096, 0);
     V->close(C, h);
-    kj_fault_vfs_crash(f, KJ_CRASH_TEAR);
+    ora_fault_vfs_crash(f, ORA_CRASH_TEAR);
     size_t rl, k = 0;
     uint8_t *r = real_file(p, &rl);
     while (r && k < rl && r[k] == 'A')
@@ -144,19 +144,19 @@ static void test_patterns(const char *dir) {
       torn_ok = 0;
     torn_some += k > 0;
     free(r);
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   ok(torn_ok, "crash TEAR: a strict prefix of the last write, then old bytes");
   ok(torn_some > 0, "crash TEAR: some tears keep a non-empty prefix");
   /* GARBAGE: one sector of the write's bytes garbled, the rest exact. */
   int garb_ok = 1;
   for (uint64_t seed = 0; seed < 8; seed++) {
-    kj_fault_vfs *f = fresh(seed);
+    ora_fault_vfs *f = fresh(seed);
     durable_file(dir, p, 0, 4096);
     kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
     vwrite_fill(h, 'A', 1024, 512);
     V->close(C, h);
-    kj_fault_vfs_crash(f, KJ_CRASH_GARBAGE);
+    ora_fault_vfs_crash(f, ORA_CRASH_GARBAGE);
     size_t rl;
     uint8_t *r = real_file(p, &rl);
     int s1 = r && all_bytes(r, 512, 1024, 'A');
@@ -165,35 +165,35 @@ static void test_patterns(const char *dir) {
         !all_bytes(r, 1536, 4096, 0) || s1 == s2)
       garb_ok = 0;
     free(r);
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   ok(garb_ok, "crash GARBAGE: exactly one sector of the write garbled");
   /* Synced data survives every pattern. */
-  for (int pat = 0; pat < KJ_CRASH_NPATTERNS; pat++) {
-    kj_fault_vfs *f = fresh((uint64_t)pat + 100);
+  for (int pat = 0; pat < ORA_CRASH_NPATTERNS; pat++) {
+    ora_fault_vfs *f = fresh((uint64_t)pat + 100);
     durable_file(dir, p, 'B', 4096);
     kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
     vwrite_fill(h, 'S', 2048, 0);
     V->sync(C, h);
     vwrite_fill(h, 'U', 2048, 2048);
     V->close(C, h);
-    kj_fault_vfs_crash(f, pat);
+    ora_fault_vfs_crash(f, pat);
     size_t rl;
     uint8_t *r = real_file(p, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 2048, 'S'),
        "synced bytes survive crash pattern %d", pat);
     free(r);
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   /* RANDOM: over many writes some are kept and some not. */
   {
-    kj_fault_vfs *f = fresh(7);
+    ora_fault_vfs *f = fresh(7);
     durable_file(dir, p, 'B', 64 * 16);
     kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
     for (int i = 0; i < 64; i++)
       vwrite_fill(h, 'A', 16, (uint64_t)i * 16);
     V->close(C, h);
-    kj_fault_vfs_crash(f, KJ_CRASH_RANDOM);
+    ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
     size_t rl;
     uint8_t *r = real_file(p, &rl);
     int kept = 0, lost = 0;
@@ -203,7 +203,7 @@ static void test_patterns(const char *dir) {
     }
     ok(kept > 0 && lost > 0, "crash RANDOM keeps some writes, drops others");
     free(r);
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   free(p);
 }
@@ -221,7 +221,7 @@ static void test_dirops(const char *dir) {
   uint8_t *r;
   for (int pat = 0; pat < 2; pat++) {
     tu_rmrf(a), tu_rmrf(b), tu_rmrf(c);
-    kj_fault_vfs *f = fresh(3);
+    ora_fault_vfs *f = fresh(3);
     durable_file(dir, b, 'O', 100); /* old y, durable */
     durable_file(dir, c, 'Z', 50);  /* z, durable */
     /* Non-durable: create x, write and sync its data, rename x -> y over
@@ -233,8 +233,8 @@ static void test_dirops(const char *dir) {
     V->rename(C, a, b);
     V->unlink(C, c);
     ok(!exists(a) && !exists(c), "rename and unlink happen at once");
-    kj_fault_vfs_crash(f, pat);
-    if (pat == KJ_CRASH_DROP) {
+    ora_fault_vfs_crash(f, pat);
+    if (pat == ORA_CRASH_DROP) {
       r = real_file(b, &rl);
       ok(!exists(a) && r && rl == 100 && all_bytes(r, 0, 100, 'O'),
          "non-durable rename undone: old target back, source creation gone");
@@ -250,11 +250,11 @@ static void test_dirops(const char *dir) {
       free(r);
       ok(!exists(c), "crash KEEP: unlink kept");
     }
-    kj_fault_vfs_free(f);
+    ora_fault_vfs_free(f);
   }
   /* Durable ones stay whatever the pattern. */
   tu_rmrf(a), tu_rmrf(b), tu_rmrf(c);
-  kj_fault_vfs *f = fresh(4);
+  ora_fault_vfs *f = fresh(4);
   durable_file(dir, c, 'Z', 50);
   kj_vfs_file *h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE);
   vwrite_fill(h, 'N', 10, 0);
@@ -263,7 +263,7 @@ static void test_dirops(const char *dir) {
   V->rename(C, a, b);
   V->unlink(C, c);
   V->sync_dir(C, dir);
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   r = real_file(b, &rl);
   ok(r && rl == 10 && !exists(a) && !exists(c),
      "durable create, rename and unlink survive crash DROP");
@@ -273,7 +273,7 @@ static void test_dirops(const char *dir) {
   vwrite_fill(h, 'N', 10, 0);
   V->sync(C, h);
   V->close(C, h);
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   ok(!exists(a), "non-durable creation undone by crash DROP");
   /* A sync of another directory does not help. */
   char *sub = tu_path(dir, "sub");
@@ -281,26 +281,26 @@ static void test_dirops(const char *dir) {
   h = vopen(a, KJ_VFS_WRITE | KJ_VFS_CREATE);
   V->close(C, h);
   V->sync_dir(C, sub);
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   ok(!exists(a), "sync_dir of another directory leaves a creation undoable");
   tu_rmrf(sub);
   free(sub);
-  kj_fault_vfs_free(f);
+  ora_fault_vfs_free(f);
   free(a), free(b), free(c);
 }
 
 static void test_crash_at(const char *dir) {
-  kj_fault_vfs *f = fresh(5);
+  ora_fault_vfs *f = fresh(5);
   char *p = tu_path(dir, "d");
   kj_vfs_file *h = vopen(p, KJ_VFS_WRITE | KJ_VFS_CREATE);
-  uint64_t n0 = kj_fault_vfs_ops(f);
+  uint64_t n0 = ora_fault_vfs_ops(f);
   is(n0, 1, "open counted as one operation");
-  kj_fault_vfs_set_crash_at(f, n0 + 3);
+  ora_fault_vfs_set_crash_at(f, n0 + 3);
   ok(vwrite_fill(h, 'A', 10, 0) == KJ_OK, "op before the crash point works");
   ok(V->sync(C, h) == KJ_OK, "op before the crash point works (sync)");
-  ok(!kj_fault_vfs_dead(f), "not dead yet");
+  ok(!ora_fault_vfs_dead(f), "not dead yet");
   is(vwrite_fill(h, 'B', 10, 10), KJ_EIO, "op at the crash point fails EIO");
-  ok(kj_fault_vfs_dead(f), "dead after the crash point");
+  ok(ora_fault_vfs_dead(f), "dead after the crash point");
   uint64_t sz = 0;
   is(V->size(C, h, &sz), KJ_EIO, "every later op fails (size)");
   is(V->sync(C, h), KJ_EIO, "every later op fails (sync)");
@@ -308,16 +308,16 @@ static void test_crash_at(const char *dir) {
   is(V->open(C, p, KJ_VFS_READ, &h2), KJ_EIO, "every later op fails (open)");
   is(V->close(C, h), KJ_EIO, "close after death reports EIO, frees");
   is(V->sync_dir(C, dir), KJ_EIO, "a directory sync after death fails too");
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
-  ok(!kj_fault_vfs_dead(f), "crash() brings the VFS back");
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  ok(!ora_fault_vfs_dead(f), "crash() brings the VFS back");
   size_t rl;
   uint8_t *r = real_file(p, &rl);
   ok(!r, "creation not made durable before the death is undone at crash");
   free(r);
-  ok(kj_fault_vfs_injected(f) >= 5, "injected failures counted");
-  kj_fault_vfs_reset(f);
-  is(kj_fault_vfs_ops(f), 0, "reset zeroes the op counter");
-  kj_fault_vfs_free(f);
+  ok(ora_fault_vfs_injected(f) >= 5, "injected failures counted");
+  ora_fault_vfs_reset(f);
+  is(ora_fault_vfs_ops(f), 0, "reset zeroes the op counter");
+  ora_fault_vfs_free(f);
   free(p);
 }
 
@@ -332,9 +332,9 @@ static void record_op(void *arg, uint64_t op) {
  * the original directory keeps its own bytes and pending writes. */
 static void test_fork_dir(const char *dir) {
   char *d1 = tu_path(dir, "f1"), *d2 = tu_path(dir, "f2");
-  kj_fault_vfs *f = fresh(8);
+  ora_fault_vfs *f = fresh(8);
   uint64_t seen[16] = {0};
-  kj_fault_vfs_on_op(f, record_op, seen);
+  ora_fault_vfs_on_op(f, record_op, seen);
   ok(V->mkdir(C, d1) == KJ_OK, "mkdir");
   char *a = tu_path(d1, "a"), *b = tu_path(d1, "b");
   durable_file(d1, a, 'D', 1000);
@@ -343,19 +343,19 @@ static void test_fork_dir(const char *dir) {
     in_order = in_order && seen[1 + i] == i + 1;
   ok(in_order, "on_op sees every call with its index before it runs (%llu)",
      (unsigned long long)seen[0]);
-  kj_fault_vfs_on_op(f, NULL, NULL);
+  ora_fault_vfs_on_op(f, NULL, NULL);
   /* Pending: an overwrite of a, and a new file b. */
   kj_vfs_file *h = vopen(a, KJ_VFS_WRITE);
   vwrite_fill(h, 'P', 100, 0);
   kj_vfs_file *hb = vopen(b, KJ_VFS_WRITE | KJ_VFS_CREATE);
   vwrite_fill(hb, 'B', 10, 0);
   ok(mkdir(d2, 0700) == 0, "the child's directory");
-  is(kj_fault_vfs_fork_dir(f, d1, d2), KJ_OK, "fork_dir copies and rebases");
-  kj_fault_vfs_set_crash_at(f, kj_fault_vfs_ops(f) + 1);
+  is(ora_fault_vfs_fork_dir(f, d1, d2), KJ_OK, "fork_dir copies and rebases");
+  ora_fault_vfs_set_crash_at(f, ora_fault_vfs_ops(f) + 1);
   is(vwrite_fill(h, 'X', 10, 0), KJ_EIO, "dead after fork_dir + crash_at");
   V->close(C, h);
   V->close(C, hb);
-  kj_fault_vfs_crash(f, KJ_CRASH_KEEP);
+  ora_fault_vfs_crash(f, ORA_CRASH_KEEP);
   char *a2 = tu_path(d2, "a"), *b2 = tu_path(d2, "b");
   size_t l1 = 0, l2 = 0, lb = 0;
   uint8_t *r1 = real_file(a, &l1), *r2 = real_file(a2, &l2),
@@ -373,9 +373,9 @@ static void test_fork_dir(const char *dir) {
   free(rb);
   free(rb2);
   /* reseed gives the same damage as a fresh VFS with that seed. */
-  kj_fault_vfs_reseed(f, 77);
-  kj_fault_vfs *g = kj_fault_vfs_new(77);
-  const kj_vfs *vf = kj_fault_vfs_get(f), *vg = kj_fault_vfs_get(g);
+  ora_fault_vfs_reseed(f, 77);
+  ora_fault_vfs *g = ora_fault_vfs_new(77);
+  const kj_vfs *vf = ora_fault_vfs_get(f), *vg = ora_fault_vfs_get(g);
   char *c1 = tu_path(d1, "c"), *c2 = tu_path(d2, "c");
   kj_vfs_file *hc1 = NULL, *hc2 = NULL;
   vf->open(vf->ctx, c1, KJ_VFS_WRITE | KJ_VFS_CREATE, &hc1);
@@ -388,8 +388,8 @@ static void test_fork_dir(const char *dir) {
   }
   vf->close(vf->ctx, hc1);
   vg->close(vg->ctx, hc2);
-  kj_fault_vfs_crash(f, KJ_CRASH_RANDOM);
-  kj_fault_vfs_crash(g, KJ_CRASH_RANDOM);
+  ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
+  ora_fault_vfs_crash(g, ORA_CRASH_RANDOM);
   size_t lc1 = 0, lc2 = 0;
   uint8_t *rc1 = real_file(c1, &lc1), *rc2 = real_file(c2, &lc2);
   ok((!rc1 && !rc2) ||
@@ -397,8 +397,8 @@ static void test_fork_dir(const char *dir) {
      "reseed: the same random damage as a new VFS with that seed");
   free(rc1);
   free(rc2);
-  kj_fault_vfs_free(g);
-  kj_fault_vfs_free(f);
+  ora_fault_vfs_free(g);
+  ora_fault_vfs_free(f);
   free(a);
   free(b);
   free(a2);
@@ -410,10 +410,10 @@ static void test_fork_dir(const char *dir) {
 }
 
 static void test_nth(const char *dir) {
-  kj_fault_vfs *f = fresh(6);
+  ora_fault_vfs *f = fresh(6);
   char *p = tu_path(dir, "e"), *q = tu_path(dir, "e2");
   kj_vfs_file *h = vopen(p, KJ_VFS_WRITE | KJ_VFS_CREATE);
-  kj_fault_vfs_fail(f, KJ_FAULT_WRITE, 2, KJ_ENOSPC, 0);
+  ora_fault_vfs_fail(f, ORA_FAULT_WRITE, 2, KJ_ENOSPC, 0);
   int r1 = vwrite_fill(h, 'A', 4, 0), r2 = vwrite_fill(h, 'B', 4, 4),
       r3 = vwrite_fill(h, 'C', 4, 8);
   ok(r1 == KJ_OK && r2 == KJ_ENOSPC && r3 == KJ_OK,
@@ -422,29 +422,29 @@ static void test_nth(const char *dir) {
   size_t got = 0;
   V->read(C, h, buf, sizeof buf, 0, &got);
   ok(got == 12 && all_bytes(buf, 4, 8, 0), "a failed write changes nothing");
-  kj_fault_vfs_fail(f, KJ_FAULT_SYNC, 1, KJ_EIO, 1);
+  ora_fault_vfs_fail(f, ORA_FAULT_SYNC, 1, KJ_EIO, 1);
   ok(V->sync(C, h) == KJ_EIO && V->sync(C, h) == KJ_EIO &&
          V->sync_dir(C, dir) == KJ_EIO,
      "sync: persistent EIO from the 1st call");
-  kj_fault_vfs_fail(f, KJ_FAULT_READ, 2, KJ_EIO, 1);
+  ora_fault_vfs_fail(f, ORA_FAULT_READ, 2, KJ_EIO, 1);
   int a = V->read(C, h, buf, 4, 0, &got), b = V->read(C, h, buf, 4, 0, &got),
       c = V->read(C, h, buf, 4, 0, &got);
   ok(a == KJ_OK && b == KJ_EIO && c == KJ_EIO, "read: persistent from 2nd");
-  kj_fault_vfs_fail(f, KJ_FAULT_RENAME, 1, KJ_EIO, 0);
+  ora_fault_vfs_fail(f, ORA_FAULT_RENAME, 1, KJ_EIO, 0);
   ok(V->rename(C, p, q) == KJ_EIO && exists(p) && !exists(q),
      "rename: failed once, nothing moved");
   ok(V->rename(C, q, p) == KJ_NOTFOUND, "rename of an absent file NOTFOUND");
   ok(V->rename(C, p, q) == KJ_OK && exists(q), "rename works after once");
-  kj_fault_vfs_fail(f, KJ_FAULT_OPEN, 1, KJ_ENOSPC, 0);
+  ora_fault_vfs_fail(f, ORA_FAULT_OPEN, 1, KJ_ENOSPC, 0);
   kj_vfs_file *h2 = NULL;
   ok(V->open(C, q, KJ_VFS_READ, &h2) == KJ_ENOSPC, "open fails once");
   ok(V->open(C, q, KJ_VFS_READ, &h2) == KJ_OK, "open works after");
   V->close(C, h2);
   V->close(C, h);
-  kj_fault_vfs_reset(f);
+  ora_fault_vfs_reset(f);
   ok(V->sync_dir(C, dir) == KJ_OK, "reset disarms persistent faults");
   is(V->open(C, p, KJ_VFS_READ, &h2), KJ_NOTFOUND, "open of absent NOTFOUND");
-  kj_fault_vfs_free(f);
+  ora_fault_vfs_free(f);
   tu_rmrf(q);
   free(p), free(q);
 }
@@ -453,12 +453,12 @@ static void count_sync(void *arg) { (*(int *)arg)++; }
 
 static void test_store(void) {
   char *dir = tu_mkdtemp();
-  kj_fault_vfs *f = fresh(8);
+  ora_fault_vfs *f = fresh(8);
   int syncs = 0;
-  kj_fault_vfs_on_sync(f, count_sync, &syncs);
+  ora_fault_vfs_on_sync(f, count_sync, &syncs);
   kj_options o;
   tu_options(&o);
-  o.vfs = kj_fault_vfs_get(f);
+  o.vfs = ora_fault_vfs_get(f);
   kj_store *s = NULL;
   int rc = kj_store_open(dir, &o, &s, NULL);
   is(rc, KJ_OK, "store opens through the fault VFS (directory lock)");
@@ -472,11 +472,11 @@ static void test_store(void) {
   ok(kj_put(s, NULL, 1, "k2", 2, "v2", 2) == KJ_OK, "second put");
   ok(syncs > before, "a FULL commit calls the on_sync hook");
   /* Die at the very next operation: the third put is in flight. */
-  kj_fault_vfs_set_crash_at(f, kj_fault_vfs_ops(f) + 1);
+  ora_fault_vfs_set_crash_at(f, ora_fault_vfs_ops(f) + 1);
   ok(kj_put(s, NULL, 1, "k3", 2, "v3", 2) != KJ_OK, "put after death fails");
   kj_store_close(s);
-  kj_fault_vfs_crash(f, KJ_CRASH_DROP);
-  kj_fault_vfs_on_sync(f, NULL, NULL);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  ora_fault_vfs_on_sync(f, NULL, NULL);
   rc = kj_store_open(dir, &o, &s, NULL);
   is(rc, KJ_OK, "store reopens after the crash");
   if (rc)
@@ -491,7 +491,7 @@ static void test_store(void) {
      "the failed commit is absent");
   kj_store_close(s);
 out:
-  kj_fault_vfs_free(f);
+  ora_fault_vfs_free(f);
   tu_rmrf(dir);
   free(dir);
 }

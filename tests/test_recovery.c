@@ -14,7 +14,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "keyjournal/store.h"
 #include "tap.h"
 #include "testutil.h"

@@ -10,7 +10,7 @@
 
 #include <xxhash.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "keyjournal/store.h"
 #include "tap.h"
 #include "testutil.h"

@@ -1,6 +1,6 @@
 /*
  * tests/test_sqlite_backend.c - the SQLite reference backend of the oracle
- * (oracle/sqlite_backend.c, kj_sqlite_open).
+ * (oracle/sqlite_backend.c, ora_sqlite_open).
  *
  * Three parts: every operation of every store once, with an assertion on
  * its result, on a ":memory:" and on a file database; what only a file
@@ -297,9 +297,9 @@ static kj_backend *open_native(int64_t *clk) {
 static kj_backend *open_sqlite(const char *path, int64_t *clk) {
   kj_backend *b = NULL;
   char *em = NULL;
-  int rc = kj_sqlite_open(path, 0, test_clock, clk, &b, &em);
+  int rc = ora_sqlite_open(path, 0, test_clock, clk, &b, &em);
   if (rc)
-    printf("# kj_sqlite_open(%s): %d %s\n", path, rc, em ? em : "");
+    printf("# ora_sqlite_open(%s): %d %s\n", path, rc, em ? em : "");
   kj_free(em);
   return b;
 }
@@ -793,7 +793,7 @@ static void file_only(const char *dir) {
   kj_backend *bad = NULL;
   char *em = NULL;
   char *nodir = tu_path(dir, "no/such/dir/x.db");
-  rc = kj_sqlite_open(nodir, 0, NULL, NULL, &bad, &em);
+  rc = ora_sqlite_open(nodir, 0, NULL, NULL, &bad, &em);
   ok(rc == KJ_EIO && !bad && em,
      "open in a missing directory: KJ_EIO with a message (%s)", em ? em : "");
   kj_free(em);

@@ -1,5 +1,6 @@
 /*
- * tests/test_table.c - unit test for the in-memory ordered map (src/table.c).
+ * tests/test_table.c - unit test for the in-memory ordered map
+ * (src/engine/map.c).
  *
  * Fixed edge cases first (empty map, empty key, key order, oversize lengths,
  * entry pointer stability), then a randomized differential run: ~20k random
@@ -16,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/map.h"
 #include "keyjournal/errors.h"
-#include "table.h"
 #include "tap.h"
 
 #define KMAX 5   /* key lengths 0..KMAX-1 */

@@ -25,7 +25,7 @@ static int native_factory(void *ctx, kj_backend **out) {
   kj_options o;
   char *em = NULL;
   tu_options(&o);
-  o.clock = kj_oracle_clock;
+  o.clock = ora_oracle_clock;
   o.clock_ctx = NULL;
   int rc = kj_backend_open(NULL, &o, out, &em);
   if (rc != KJ_OK)
@@ -66,7 +66,7 @@ static int bad_factory(void *ctx, kj_backend **out) {
 static int sqlite_factory(void *ctx, kj_backend **out) {
   (void)ctx;
   char *em = NULL;
-  int rc = kj_sqlite_open(":memory:", 0, kj_oracle_clock, NULL, out, &em);
+  int rc = ora_sqlite_open(":memory:", 0, ora_oracle_clock, NULL, out, &em);
   if (rc != KJ_OK)
     fprintf(stderr, "# sqlite open: %s\n", em ? em : "?");
   kj_free(em);
@@ -77,26 +77,26 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
 /* ---- helpers --------------------------------------------------------------
  */
 
-static void describe_all(const kj_workload *w, kj_obuf *out) {
+static void describe_all(const ora_workload *w, ora_obuf *out) {
   for (size_t i = 0; i < w->n; i++) {
-    kj_wop_describe(kj_workload_op(w, i), out);
-    kj_obuf_add(out, "\n", 1);
+    ora_wop_describe(ora_workload_op(w, i), out);
+    ora_obuf_add(out, "\n", 1);
   }
 }
 
-static int same(const kj_obuf *a, const kj_obuf *b) {
+static int same(const ora_obuf *a, const ora_obuf *b) {
   return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
 }
 
 /* The op count of "shrunk reproducer: N op(s)" in a report, or -1. */
-static long shrunk_len(const kj_obuf *r) {
+static long shrunk_len(const ora_obuf *r) {
   if (!r->p)
     return -1;
   const char *s = strstr((const char *)r->p, "shrunk reproducer: ");
   return s ? strtol(s + strlen("shrunk reproducer: "), NULL, 10) : -1;
 }
 
-static void diag_report(const kj_obuf *r) {
+static void diag_report(const ora_obuf *r) {
   if (!r->len)
     return;
   const char *p = (const char *)r->p;
@@ -115,11 +115,11 @@ static void diag_report(const kj_obuf *r) {
 
 static void test_determinism(void) {
   for (int mix = 0; mix < 2; mix++) {
-    kj_workload w1, w2, w3;
-    kj_obuf d1 = {0}, d2 = {0}, d3 = {0};
-    is(kj_workload_gen(42, 400, (kj_mix)mix, &w1), KJ_OK, "gen mix %d", mix);
-    is(kj_workload_gen(42, 400, (kj_mix)mix, &w2), KJ_OK, "gen again");
-    is(kj_workload_gen(43, 400, (kj_mix)mix, &w3), KJ_OK, "gen other seed");
+    ora_workload w1, w2, w3;
+    ora_obuf d1 = {0}, d2 = {0}, d3 = {0};
+    is(ora_workload_gen(42, 400, (ora_mix)mix, &w1), KJ_OK, "gen mix %d", mix);
+    is(ora_workload_gen(42, 400, (ora_mix)mix, &w2), KJ_OK, "gen again");
+    is(ora_workload_gen(43, 400, (ora_mix)mix, &w3), KJ_OK, "gen other seed");
     is(w1.n, 400, "mix %d: n ops", mix);
     describe_all(&w1, &d1);
     describe_all(&w2, &d2);
@@ -130,55 +130,55 @@ static void test_determinism(void) {
 
     /* A subset keeps exactly the chosen ops. */
     uint8_t *keep = calloc(w1.n, 1);
-    kj_workload s;
+    ora_workload s;
     for (size_t i = 0; i < w1.n; i += 3)
       keep[i] = 1;
-    is(kj_workload_subset(&w1, keep, &s), KJ_OK, "subset");
-    kj_obuf a = {0}, b = {0};
+    is(ora_workload_subset(&w1, keep, &s), KJ_OK, "subset");
+    ora_obuf a = {0}, b = {0};
     for (size_t i = 0, j = 0; i < w1.n; i++)
       if (keep[i]) {
-        kj_wop_describe(kj_workload_op(&w1, i), &a);
-        kj_wop_describe(kj_workload_op(&s, j++), &b);
+        ora_wop_describe(ora_workload_op(&w1, i), &a);
+        ora_wop_describe(ora_workload_op(&s, j++), &b);
       }
     ok(s.n == (w1.n + 2) / 3 && same(&a, &b),
        "mix %d: subset holds the kept ops", mix);
-    kj_obuf_free(&a);
-    kj_obuf_free(&b);
-    kj_workload_free(&s);
+    ora_obuf_free(&a);
+    ora_obuf_free(&b);
+    ora_workload_free(&s);
     free(keep);
-    kj_obuf_free(&d1);
-    kj_obuf_free(&d2);
-    kj_obuf_free(&d3);
-    kj_workload_free(&w1);
-    kj_workload_free(&w2);
-    kj_workload_free(&w3);
+    ora_obuf_free(&d1);
+    ora_obuf_free(&d2);
+    ora_obuf_free(&d3);
+    ora_workload_free(&w1);
+    ora_workload_free(&w2);
+    ora_workload_free(&w3);
   }
 }
 
 static void test_coverage(void) {
-  int nk = kj_wop_nkinds();
+  int nk = ora_wop_nkinds();
   unsigned long *cnt = calloc((size_t)nk, sizeof *cnt);
   unsigned long real_sessions = 0, real_total = 0;
   for (int mix = 0; mix < 2; mix++) {
-    kj_workload w;
-    is(kj_workload_gen(7 + (uint64_t)mix, 5000, (kj_mix)mix, &w), KJ_OK,
+    ora_workload w;
+    is(ora_workload_gen(7 + (uint64_t)mix, 5000, (ora_mix)mix, &w), KJ_OK,
        "gen 5000");
     for (size_t i = 0; i < w.n; i++) {
-      int k = kj_wop_kind(kj_workload_op(&w, i));
+      int k = ora_wop_kind(ora_workload_op(&w, i));
       if (k >= 0 && k < nk)
         cnt[k]++;
       if (mix == 0) {
         real_total++;
-        real_sessions += !strncmp(kj_wop_kind_name(k), "kj_session_", 11);
+        real_sessions += !strncmp(ora_wop_kind_name(k), "kj_session_", 11);
       }
     }
-    kj_workload_free(&w);
+    ora_workload_free(&w);
   }
   int missing = 0;
   for (int k = 0; k < nk; k++)
     if (!cnt[k]) {
       missing++;
-      printf("# never generated: %s\n", kj_wop_kind_name(k));
+      printf("# never generated: %s\n", ora_wop_kind_name(k));
     }
   ok(nk >= 60, "every domain operation has a kind (%d)", nk);
   is(missing, 0, "every op kind appears in a realistic+adversarial sample");
@@ -191,35 +191,35 @@ static void test_coverage(void) {
 /* Applying an op directly: outputs and created slot ids are written. */
 static void test_apply(void) {
   kj_backend *b = NULL;
-  kj_workload w;
-  uint32_t slots[KJ_WORKLOAD_MAX_SLOTS];
+  ora_workload w;
+  uint32_t slots[ORA_WORKLOAD_MAX_SLOTS];
   size_t nslots = 0;
-  kj_obuf res = {0}, d1 = {0}, d2 = {0};
+  ora_obuf res = {0}, d1 = {0}, d2 = {0};
   is(native_factory(NULL, &b), KJ_OK, "open native");
-  is(kj_workload_gen(5, 200, KJ_MIX_REALISTIC, &w), KJ_OK, "gen");
+  is(ora_workload_gen(5, 200, ORA_MIX_REALISTIC, &w), KJ_OK, "gen");
   int in_tx = 0;
   for (size_t i = 0; i < w.n; i++)
-    if (kj_wop_is_begin(kj_workload_op(&w, i)))
+    if (ora_wop_is_begin(ora_workload_op(&w, i)))
       in_tx = 1;
-    else if (kj_wop_is_commit(kj_workload_op(&w, i)) ||
-             kj_wop_is_rollback(kj_workload_op(&w, i)))
+    else if (ora_wop_is_commit(ora_workload_op(&w, i)) ||
+             ora_wop_is_rollback(ora_workload_op(&w, i)))
       in_tx = 0;
     else if (!in_tx)
-      kj_wop_apply(kj_workload_op(&w, i), b, NULL, slots, &nslots, &res);
+      ora_wop_apply(ora_workload_op(&w, i), b, NULL, slots, &nslots, &res);
   ok(nslots >= 2 && slots[0] == 1 && slots[1] == 2,
      "device creates fill slots[] (%zu)", nslots);
   ok(res.p && strstr((char *)res.p, "kj_device_create rc=0 id=1\n") &&
          strstr((char *)res.p, "kj_session_put rc=0\n"),
      "apply writes status texts");
-  kj_workload_dump(b, slots, nslots, &d1);
-  kj_workload_dump(b, slots, nslots, &d2);
+  ora_workload_dump(b, slots, nslots, &d1);
+  ora_workload_dump(b, slots, nslots, &d2);
   ok(d1.len > 1000 && same(&d1, &d2), "dump is stable (%zu bytes)", d1.len);
   ok(strstr((char *)d1.p, "kj_session_get rc=0 rec=") != NULL,
      "dump shows stored sessions");
-  kj_obuf_free(&res);
-  kj_obuf_free(&d1);
-  kj_obuf_free(&d2);
-  kj_workload_free(&w);
+  ora_obuf_free(&res);
+  ora_obuf_free(&d1);
+  ora_obuf_free(&d2);
+  ora_workload_free(&w);
   is(kj_backend_close(b), KJ_OK, "close");
 }
 
@@ -227,27 +227,28 @@ static void test_native_vs_native(void) {
   static const uint64_t seeds[] = {1, 2, 3, 0xdeadbeef};
   for (int mix = 0; mix < 2; mix++)
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
-      kj_workload w;
-      kj_diff_result r;
-      is(kj_workload_gen(seeds[s], 500, (kj_mix)mix, &w), KJ_OK, "gen");
-      is(kj_diff_run(&w, native_factory, NULL, native_factory, NULL, 50, 1, &r),
+      ora_workload w;
+      ora_diff_result r;
+      is(ora_workload_gen(seeds[s], 500, (ora_mix)mix, &w), KJ_OK, "gen");
+      is(ora_diff_run(&w, native_factory, NULL, native_factory, NULL, 50, 1,
+                      &r),
          KJ_OK, "run");
       ok(!r.diverged && r.ops_run == 500,
          "native vs native, mix %d seed %llu: no divergence (%zu ops)", mix,
          (unsigned long long)seeds[s], r.ops_run);
       diag_report(&r.report);
-      kj_obuf_free(&r.report);
-      kj_workload_free(&w);
+      ora_obuf_free(&r.report);
+      ora_workload_free(&w);
     }
 }
 
 static void test_divergent(void) {
-  kj_workload w;
-  kj_diff_result r;
-  is(kj_workload_gen(11, 500, KJ_MIX_REALISTIC, &w), KJ_OK, "gen");
+  ora_workload w;
+  ora_diff_result r;
+  is(ora_workload_gen(11, 500, ORA_MIX_REALISTIC, &w), KJ_OK, "gen");
   bad_hits = 0;
-  is(kj_diff_run(&w, native_factory, NULL, bad_factory, NULL, 50, 1, &r), KJ_OK,
-     "run against a wrong backend");
+  is(ora_diff_run(&w, native_factory, NULL, bad_factory, NULL, 50, 1, &r),
+     KJ_OK, "run against a wrong backend");
   ok(r.diverged, "the divergence is detected");
   ok(r.op_index < 500, "at op %zu", r.op_index);
   ok(bad_hits > 0, "the wrong backend did corrupt records (%lu)", bad_hits);
@@ -259,30 +260,30 @@ static void test_divergent(void) {
          strstr((char *)r.report.p, "seed 11"),
      "the reproducer still diverges and names seed and op");
   diag_report(&r.report);
-  kj_obuf_free(&r.report);
+  ora_obuf_free(&r.report);
 
   /* Without shrinking: the report is there, no reproducer. */
-  is(kj_diff_run(&w, native_factory, NULL, bad_factory, NULL, 0, 0, &r), KJ_OK,
+  is(ora_diff_run(&w, native_factory, NULL, bad_factory, NULL, 0, 0, &r), KJ_OK,
      "run without shrinking");
   ok(r.diverged && shrunk_len(&r.report) == -1,
      "diverges, nothing shrunk without shrink");
-  kj_obuf_free(&r.report);
-  kj_workload_free(&w);
+  ora_obuf_free(&r.report);
+  ora_workload_free(&w);
 }
 
 #ifdef KJ_TEST_SQLITE_FACTORY
 static void test_native_vs_sqlite(void) {
   for (int mix = 0; mix < 2; mix++) {
-    kj_workload w;
-    kj_diff_result r;
-    kj_workload_gen(100 + (uint64_t)mix, 500, (kj_mix)mix, &w);
+    ora_workload w;
+    ora_diff_result r;
+    ora_workload_gen(100 + (uint64_t)mix, 500, (ora_mix)mix, &w);
     int rc =
-        kj_diff_run(&w, native_factory, NULL, sqlite_factory, NULL, 50, 1, &r);
+        ora_diff_run(&w, native_factory, NULL, sqlite_factory, NULL, 50, 1, &r);
     printf("# native vs sqlite mix %d: rc=%d diverged=%d\n", mix, rc,
            r.diverged);
     diag_report(&r.report);
-    kj_obuf_free(&r.report);
-    kj_workload_free(&w);
+    ora_obuf_free(&r.report);
+    ora_workload_free(&w);
   }
 }
 #endif

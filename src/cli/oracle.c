@@ -43,7 +43,7 @@ static int parse_u64(const char *s, uint64_t *out) {
 }
 
 int cli_oracle(int argc, char **argv) {
-  kj_campaign c;
+  ora_campaign c;
   memset(&c, 0, sizeof c);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -101,10 +101,10 @@ int cli_oracle(int argc, char **argv) {
                           : "none",
          c.normal ? "normal" : "full", c.kills);
   fflush(stdout);
-  int rc = kj_campaign_run(&c);
+  int rc = ora_campaign_run(&c);
   if (c.report.len)
     fwrite(c.report.p, 1, c.report.len, stdout);
-  kj_obuf_free(&c.report);
+  ora_obuf_free(&c.report);
   if (rc) {
     cli_kj_error("oracle", "campaign", rc, NULL);
     return CLI_EXIT_FAIL;

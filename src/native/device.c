@@ -4,7 +4,7 @@
  * deleting a slot with every row it owns, and the debugging copy of the
  * whole store. Byte layouts: doc/FORMAT.md section 8.
  *
- * The public layer (src/device.c) has checked the arguments and answered
+ * The public layer (src/domain/device.c) has checked the arguments and answered
  * slot id 0 itself, so every id seen here is >= 1.
  */
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dispatch.h"
+#include "domain/dispatch.h"
 #include "native.h"
 
 static const char META_NEXT_ID[] = "next_device_id";

@@ -10,10 +10,10 @@
 #ifndef KJ_NATIVE_H
 #define KJ_NATIVE_H
 
-#include "errbuf.h"
+#include "common/errbuf.h"
+#include "common/rowcodec.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/backend.h"
-#include "rowcodec.h"
 
 /* Engine table ids of the domain rows (doc/FORMAT.md section 8). */
 enum {

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "engine/internal.h"
 #include "native.h"
 
 /* Value of the rows that are only a key (tables 30, 32, 35). */

@@ -5,12 +5,12 @@
  * keys are one key prefix, ascending by (public_key, msg_num)). Byte
  * layouts: doc/FORMAT.md section 8.
  *
- * The public layer (src/ratchet.c) has checked the arguments.
+ * The public layer (src/domain/ratchet.c) has checked the arguments.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "domain/dispatch.h"
 #include "native.h"
 
 #define STATE_BYTES (1 + 32 + 33 + 33 + 32 + 33 + 3 * 4)

@@ -1,5 +1,5 @@
 /*
- * src/store.c - opening and closing a store: options, the lock file, the
+ * src/engine/store.c - opening and closing a store: options, the lock file, the
  * store header (doc/FORMAT.md section 3), keys, recovery, statistics.
  *
  * Open order: lock first (so two openers never race on creation), then
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "internal.h"
 
 #define HDR_NAME "keyjournal.hdr"

@@ -1,5 +1,5 @@
 /*
- * src/errors.c - status code text and the detail-message buffer.
+ * src/engine/errors.c - status code text and the detail-message buffer.
  *
  * kj_strerror() is the fixed table of English texts; kj_err() formats the
  * per-call detail (file, offset, cause) that a store handle keeps for its

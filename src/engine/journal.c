@@ -1,5 +1,5 @@
 /*
- * src/journal.c - segments, frames, sync points and recovery.
+ * src/engine/journal.c - segments, frames, sync points and recovery.
  *
  * This file is the one place that writes frames and the one place that
  * decides where the log ends. doc/FORMAT.md is its specification: section 4
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "crypto.h"
 #include "journal.h"
 
@@ -141,7 +141,7 @@ static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
   if (len < KJ_TAG_BYTES + 1 || len > KJ_MAX_FRAME_BODY ||
       size - off - KJ_FRAME_HEADER < len)
     return 0;
-#ifndef KJ_FUZZ_TEST_KEY /* test-only: see src/crypto.c */
+#ifndef KJ_FUZZ_TEST_KEY /* test-only: see src/engine/crypto.c */
   if (frame_checksum(h, h + KJ_FRAME_HEADER, len) != kj_get64(h + 56))
     return 0;
 #endif

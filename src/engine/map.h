@@ -1,5 +1,5 @@
 /*
- * src/table.h - in-memory ordered map (internal).
+ * src/engine/map.h - in-memory ordered map (internal).
  *
  * One kj_map per table holds the committed rows; a transaction's write set is
  * another kj_map whose entries may be tombstones. Keys are ordered by memcmp,

@@ -1,6 +1,6 @@
 /*
- * src/dispatch.h - argument checks shared by every public domain function
- * (internal).
+ * src/domain/dispatch.h - argument checks shared by every public domain
+ * function (internal).
  *
  * A public domain function checks its arguments here, then calls the
  * backend's function pointer: the checks are common to every backend, so

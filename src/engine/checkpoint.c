@@ -1,6 +1,6 @@
 /*
- * src/checkpoint.c - the snapshot protocol: when a snapshot is written, in
- * which order the files change, and which snapshot an open starts from.
+ * src/engine/checkpoint.c - the snapshot protocol: when a snapshot is written,
+ * in which order the files change, and which snapshot an open starts from.
  *
  * A checkpoint at frame S (the newest) runs, under the writer lock:
  *   1. sync the journal and move it to a new segment B (first seq S+1);

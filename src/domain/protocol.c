@@ -1,6 +1,6 @@
 /*
- * src/protocol.c - the public functions of keyjournal/protocol.h: argument
- * checks, then dispatch to the backend's protocol ops.
+ * src/domain/protocol.c - the public functions of keyjournal/protocol.h:
+ * argument checks, then dispatch to the backend's protocol ops.
  *
  * Every check that can be made without reading the store is made here, the
  * items of nested arrays included, so that every backend rejects the same

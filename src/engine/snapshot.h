@@ -1,5 +1,5 @@
 /*
- * src/snapshot.h - snapshot files: the whole table state at one journal
+ * src/engine/snapshot.h - snapshot files: the whole table state at one journal
  * sequence number, zstd-compressed and encrypted in authenticated chunks
  * (internal). doc/FORMAT.md section 6 is the specification.
  */
@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/errbuf.h"
 #include "crypto.h"
-#include "errbuf.h"
 #include "keyjournal/sys/vfs.h"
-#include "table.h"
+#include "map.h"
 
 /* What a snapshot says about the journal it replaces. */
 typedef struct kj_snap_info {

@@ -1,7 +1,7 @@
 /*
- * src/signal.c - the public functions of keyjournal/signal.h.
+ * src/domain/signal.c - the public functions of keyjournal/signal.h.
  *
- * Each one clears its outputs, checks its arguments (src/dispatch.h) and
+ * Each one clears its outputs, checks its arguments (src/domain/dispatch.h) and
  * calls the backend's function. The checks live here, not in a backend, so
  * every backend rejects the same input the same way and may rely on what
  * was checked. A batch is checked item by item before the backend sees it,

@@ -1,5 +1,5 @@
 /*
- * src/journal.h - the write-ahead journal: segments of encrypted frames
+ * src/engine/journal.h - the write-ahead journal: segments of encrypted frames
  * (internal). doc/FORMAT.md sections 4 and 5 are the specification.
  *
  * The journal knows nothing of tables: it appends opaque commit bodies as
@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/errbuf.h"
 #include "crypto.h"
-#include "errbuf.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
 

@@ -1,9 +1,9 @@
 /*
- * src/ratchet.c - the public ratchet store of keyjournal/ratchet.h: argument
- * checks (src/dispatch.h) and dispatch to the backend's kj_ratchet_ops,
- * plus the two functions that are the same for every backend and so are
- * not in the ops table: kj_ratchet_state_alloc (the one-allocation layout)
- * and the session layer kj_ratchet_step, built on the public save.
+ * src/domain/ratchet.c - the public ratchet store of keyjournal/ratchet.h:
+ * argument checks (src/domain/dispatch.h) and dispatch to the backend's
+ * kj_ratchet_ops, plus the two functions that are the same for every backend
+ * and so are not in the ops table: kj_ratchet_state_alloc (the one-allocation
+ * layout) and the session layer kj_ratchet_step, built on the public save.
  */
 #include <stdalign.h>
 #include <stdlib.h>

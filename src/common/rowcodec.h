@@ -1,5 +1,5 @@
 /*
- * src/rowcodec.h - building row keys and encoding row values (internal).
+ * src/common/rowcodec.h - building row keys and encoding row values (internal).
  *
  * Every domain row key starts with the device slot id (u32 big-endian, so a
  * slot is a key prefix and ids sort numerically); composite keys put a

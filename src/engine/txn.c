@@ -1,5 +1,5 @@
 /*
- * src/txn.c - transactions, row access, and the commit body codec.
+ * src/engine/txn.c - transactions, row access, and the commit body codec.
  *
  * A write transaction is an ordered write set (a kj_map keyed by the table
  * id byte followed by the row key, with tombstones for deletes) over the
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "internal.h"
 
 #define BODY_VERSION 1u

@@ -1,7 +1,7 @@
 /*
- * src/appsync.c - the public functions of keyjournal/appsync.h.
+ * src/domain/appsync.c - the public functions of keyjournal/appsync.h.
  *
- * Each one clears its outputs, checks its arguments (src/dispatch.h) and
+ * Each one clears its outputs, checks its arguments (src/domain/dispatch.h) and
  * calls the backend's function. The checks live here so every backend
  * rejects the same input the same way; that includes the whole content of
  * a version map (sizes, duplicate names, total size) and of every item of

@@ -1,6 +1,7 @@
 /*
- * src/device.c - the public device-slot functions of keyjournal/device.h:
- * argument checks (src/dispatch.h), then the backend's kj_device_ops.
+ * src/domain/device.c - the public device-slot functions of
+ * keyjournal/device.h: argument checks (src/domain/dispatch.h), then the
+ * backend's kj_device_ops.
  *
  * Slot id 0 is never a slot (ids start at 1), so it is answered here,
  * identically for every backend, without a call into the backend: save and

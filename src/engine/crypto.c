@@ -1,5 +1,5 @@
 /*
- * src/crypto.c - key derivation and frame sealing over libsodium.
+ * src/engine/crypto.c - key derivation and frame sealing over libsodium.
  *
  * Argon2id stretches passphrases (parameters from the store header), the
  * KDF splits the master key into one subkey per purpose, and

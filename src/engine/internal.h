@@ -1,5 +1,5 @@
 /*
- * src/internal.h - the store and transaction structs shared by store.c
+ * src/engine/internal.h - the store and transaction structs shared by store.c
  * (open, close, header, lock) and txn.c (transactions, rows, commit body).
  */
 #ifndef KJ_INTERNAL_H
@@ -9,13 +9,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "common/errbuf.h"
 #include "crypto.h"
-#include "errbuf.h"
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
+#include "map.h"
 #include "snapshot.h"
-#include "table.h"
 
 #define KJ_NTABLES 256
 

@@ -1,5 +1,5 @@
 /*
- * src/vfs_posix.c - the default VFS: plain POSIX calls.
+ * src/engine/vfs_posix.c - the default VFS: plain POSIX calls.
  *
  * Data syncs are fdatasync(2); directory syncs fsync(2) the directory; the
  * store lock is flock(2), which conflicts between two open() calls even in

@@ -1,5 +1,5 @@
 /*
- * src/codec.h - little-endian integers and LEB128 varints (internal).
+ * src/common/codec.h - little-endian integers and LEB128 varints (internal).
  *
  * Every on-disk integer goes through these helpers, so the byte order is
  * decided in one place. Decoders take the bytes left and never read past

@@ -1,5 +1,5 @@
 /*
- * src/table.c - the in-memory ordered map behind src/table.h.
+ * src/engine/map.c - the in-memory ordered map behind src/engine/map.h.
  *
  * This file owns the AVL tree that holds a table's committed rows and a
  * transaction's write set: node layout and allocation, rebalancing, the
@@ -10,7 +10,7 @@
  * only relink nodes, so an entry pointer stays valid until its own key is
  * replaced or removed.
  */
-#include "table.h"
+#include "map.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * src/snapshot.c - writing and reading snapshot files.
+ * src/engine/snapshot.c - writing and reading snapshot files.
  *
  * A snapshot is the whole table state at one journal sequence number:
  * rows serialised in (table, key) order, compressed as one zstd stream, and
@@ -20,7 +20,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "codec.h"
+#include "common/codec.h"
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "snapshot.h"

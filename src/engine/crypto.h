@@ -1,5 +1,5 @@
 /*
- * src/crypto.h - keys and authenticated encryption (internal).
+ * src/engine/crypto.h - keys and authenticated encryption (internal).
  *
  * The master key (raw, or Argon2id of a passphrase) is only used to derive
  * the per-purpose subkeys below and is wiped at once. Subkeys live in

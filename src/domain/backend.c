@@ -1,6 +1,7 @@
 /*
- * src/backend.c - the backend handle: opening the native backend, closing
- * any backend, transactions, and the argument checks of src/dispatch.h.
+ * src/domain/backend.c - the backend handle: opening the native backend,
+ * closing any backend, transactions, and the argument checks of
+ * src/domain/dispatch.h.
  */
 #include <stdarg.h>
 #include <stdio.h>
