@@ -432,14 +432,14 @@ static void m_misc(int c, double budget, double *get, double *prekey,
   put_ctx pc = {.b = b, .dev = dev, .naddr = 1000};
   fill_random(pc.rec, sizeof pc.rec);
   kj_tx *t;
-  check(kj_tx_begin(b, &t), b, "tx begin");
+  check(kj_backend_begin(b, &t), b, "tx begin");
   for (long i = 0; i < pc.naddr; i++) {
     char a[40];
     int al = addr_of(a, sizeof a, 0, i);
     check(kj_session_put(b, t, dev, a, (size_t)al, pc.rec, sizeof pc.rec), b,
           "session put");
   }
-  check(kj_tx_commit(t), b, "tx commit");
+  check(kj_backend_commit(t), b, "tx commit");
   for (long i = 0; i < 1000; i++)
     op_get(&pc, i);
   *get = timed_loop(op_get, &pc, budget, 1000, 50000000);
@@ -512,7 +512,7 @@ static uint64_t build_store(int c, const char *dir, long n, uint32_t *dev) {
   uint64_t logical = 0;
   for (long i = 0; i < n;) {
     kj_tx *t;
-    check(kj_tx_begin(b, &t), b, "tx begin");
+    check(kj_backend_begin(b, &t), b, "tx begin");
     for (long k = 0; k < 1000 && i < n; k++, i++) {
       char a[40];
       int al = addr_of(a, sizeof a, 0, i);
@@ -521,7 +521,7 @@ static uint64_t build_store(int c, const char *dir, long n, uint32_t *dev) {
             "session put");
       logical += (uint64_t)al + sizeof rec;
     }
-    check(kj_tx_commit(t), b, "tx commit");
+    check(kj_backend_commit(t), b, "tx commit");
     if (i % 50000 == 0)
       progress("%s: building a %ld-row store: %ld", cont_name[c], n, i);
   }

@@ -206,7 +206,7 @@ static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
       ora_obuf_addf(res, "begin skipped\n");
       return;
     }
-    int rc = kj_tx_begin(k->b, &k->t);
+    int rc = kj_backend_begin(k->b, &k->t);
     if (rc)
       k->t = NULL;
     ora_obuf_addf(res, "begin rc=%d\n", rc);
@@ -215,7 +215,7 @@ static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
       ora_obuf_addf(res, "commit skipped\n");
       return;
     }
-    int rc = kj_tx_commit(k->t);
+    int rc = kj_backend_commit(k->t);
     k->t = NULL;
     ora_obuf_addf(res, "commit rc=%d\n", rc);
   } else if (ora_wop_is_rollback(op)) {
@@ -223,7 +223,7 @@ static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
       ora_obuf_addf(res, "rollback skipped\n");
       return;
     }
-    kj_tx_rollback(k->t);
+    kj_backend_rollback(k->t);
     k->t = NULL;
     ora_obuf_addf(res, "rollback\n");
   } else {
@@ -232,7 +232,7 @@ static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
 }
 
 static void walk_end(walker *k) {
-  kj_tx_rollback(k->t);
+  kj_backend_rollback(k->t);
   k->t = NULL;
   kj_backend_close(k->b);
   k->b = NULL;

@@ -92,7 +92,7 @@ void ora_wop_apply(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t *slots,
 #define ORA_WORKLOAD_MAX_SLOTS 16u
 
 /* The kind of op, 0..ora_wop_nkinds()-1, and the public function it calls
- * ("kj_session_put", "kj_tx_begin", ...): for coverage checks. */
+ * ("kj_session_put", "kj_backend_begin", ...): for coverage checks. */
 int ora_wop_kind(const ora_wop *op);
 int ora_wop_nkinds(void);
 const char *ora_wop_kind_name(int kind);

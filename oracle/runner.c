@@ -66,29 +66,29 @@ static void tx_op(const ora_wop *op, side *s) {
   s->text.len = 0;
   if (ora_wop_is_begin(op)) {
     if (s->t) {
-      ora_obuf_addf(&s->text, "kj_tx_begin skipped (open)\n");
+      ora_obuf_addf(&s->text, "kj_backend_begin skipped (open)\n");
       return;
     }
-    int rc = kj_tx_begin(s->b, &s->t);
+    int rc = kj_backend_begin(s->b, &s->t);
     if (rc != KJ_OK)
       s->t = NULL;
-    ora_obuf_addf(&s->text, "kj_tx_begin rc=%d\n", rc);
+    ora_obuf_addf(&s->text, "kj_backend_begin rc=%d\n", rc);
   } else if (ora_wop_is_commit(op)) {
     if (!s->t) {
-      ora_obuf_addf(&s->text, "kj_tx_commit skipped (none)\n");
+      ora_obuf_addf(&s->text, "kj_backend_commit skipped (none)\n");
       return;
     }
-    int rc = kj_tx_commit(s->t);
+    int rc = kj_backend_commit(s->t);
     s->t = NULL;
-    ora_obuf_addf(&s->text, "kj_tx_commit rc=%d\n", rc);
+    ora_obuf_addf(&s->text, "kj_backend_commit rc=%d\n", rc);
   } else {
     if (!s->t) {
-      ora_obuf_addf(&s->text, "kj_tx_rollback skipped (none)\n");
+      ora_obuf_addf(&s->text, "kj_backend_rollback skipped (none)\n");
       return;
     }
-    kj_tx_rollback(s->t);
+    kj_backend_rollback(s->t);
     s->t = NULL;
-    ora_obuf_addf(&s->text, "kj_tx_rollback\n");
+    ora_obuf_addf(&s->text, "kj_backend_rollback\n");
   }
 }
 
@@ -200,9 +200,9 @@ static int run_once(const ora_workload *w, const size_t *idx, size_t m,
     }
   }
   if (sa.t)
-    kj_tx_rollback(sa.t);
+    kj_backend_rollback(sa.t);
   if (sb.t)
-    kj_tx_rollback(sb.t);
+    kj_backend_rollback(sb.t);
   sa.t = sb.t = NULL;
   if (!o->diverged && dumps_differ(&sa, &sb, o)) {
     o->diverged = 1;

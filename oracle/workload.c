@@ -99,9 +99,9 @@ enum wk {
 };
 
 static const char *const wk_name[W_NKINDS] = {
-    [W_TX_BEGIN] = "kj_tx_begin",
-    [W_TX_COMMIT] = "kj_tx_commit",
-    [W_TX_ROLLBACK] = "kj_tx_rollback",
+    [W_TX_BEGIN] = "kj_backend_begin",
+    [W_TX_COMMIT] = "kj_backend_commit",
+    [W_TX_ROLLBACK] = "kj_backend_rollback",
     [W_IDENTITY_PUT] = "kj_identity_put",
     [W_IDENTITY_LOAD] = "kj_identity_load",
     [W_IDENTITY_DELETE] = "kj_identity_delete",
@@ -1196,13 +1196,13 @@ void ora_wop_describe(const ora_wop *op, ora_obuf *o) {
   const char *name = op->kind < W_NKINDS ? wk_name[op->kind] : "?";
   switch (op->kind) {
   case W_TX_BEGIN:
-    ora_obuf_addf(o, "kj_tx_begin(b, &t)");
+    ora_obuf_addf(o, "kj_backend_begin(b, &t)");
     return;
   case W_TX_COMMIT:
-    ora_obuf_addf(o, "kj_tx_commit(t)");
+    ora_obuf_addf(o, "kj_backend_commit(t)");
     return;
   case W_TX_ROLLBACK:
-    ora_obuf_addf(o, "kj_tx_rollback(t)");
+    ora_obuf_addf(o, "kj_backend_rollback(t)");
     return;
   case W_DEVICE_CREATE:
     ora_obuf_addf(o, "kj_device_create(b, t, &slot[next])");
@@ -2099,7 +2099,7 @@ static void dump_slot(kj_backend *b, uint32_t dev, ora_obuf *out) {
   /* Forget marks can only be read by consuming them: in a transaction
    * that is rolled back. */
   kj_tx *t = NULL;
-  int rc = kj_tx_begin(b, &t);
+  int rc = kj_backend_begin(b, &t);
   ora_obuf_addf(out, "forget-tx rc=%d\n", rc);
   if (rc == KJ_OK) {
     uint32_t none[1];
@@ -2109,7 +2109,7 @@ static void dump_slot(kj_backend *b, uint32_t dev, ora_obuf *out) {
       op.b = c == fam_size[FA_GROUP] ? K_MAXLEN : (uint16_t)c;
       apply_dev(&op, b, t, dev, none, &zero, out);
     }
-    kj_tx_rollback(t);
+    kj_backend_rollback(t);
   }
 }
 

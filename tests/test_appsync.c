@@ -640,28 +640,28 @@ static void test_tx(void) {
   base_rows(b);
   char *before = dump(b);
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "tx: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
   is(tx_writes(b, t), KJ_OK, "tx: every write op inside a transaction");
   ok(tx_visible(b, t), "tx: reads inside the tx see the tx's writes");
   ok(latest_is(b, NULL, 1, "base"), "tx: outside, latest is still base");
   char *mid = dump(b);
   ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
   free(mid);
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump(b);
   ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
   free(after);
   ok(latest_is(b, NULL, 1, "base"), "tx: rollback restores the latest key");
 
   t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "tx: begin again");
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin again");
   is(tx_writes(b, t), KJ_OK, "tx: writes again");
   kj_mutation_mac bad[] = {{{B("n1"), 2}, {B("v"), 1}},
                            {{B("n2"), 2}, {NULL, 0}}};
   is(kj_mutation_mac_put(b, t, 1, "regular", 7, 1, bad, 2), KJ_EINVAL,
      "tx: a bad batch inside the tx is EINVAL");
   ok(mac_absent(b, t, 1, "regular", "n1"), "tx: ... stores nothing in the tx");
-  is(kj_tx_commit(t), KJ_OK, "tx: commit");
+  is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(tx_visible(b, NULL), "tx: commit makes every write visible");
   free(before);
   kj_backend_close(b);
@@ -689,7 +689,7 @@ static void test_batch_too_big(void) {
   ok(tu_same_dump(before, after), "big batch: ... and stores nothing");
   free(after);
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "big batch: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
   set_key(b, t, 1, "k", "d", "", 1);
   rc = kj_mutation_mac_put(b, t, 1, "regular", 7, 1, m, n);
   ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
@@ -699,7 +699,7 @@ static void test_batch_too_big(void) {
                          NULL),
      KJ_NOTFOUND, "big batch: ... its first item is not in the tx");
   ok(key_is(b, t, 1, "k", "d", "", 1), "big batch: ... earlier writes stay");
-  is(kj_tx_commit(t), KJ_OK, "big batch: the tx still commits");
+  is(kj_backend_commit(t), KJ_OK, "big batch: the tx still commits");
   after = dump(b);
   ok(!tu_same_dump(before, after) && latest_is(b, NULL, 1, "k"),
      "big batch: only the tx's other write was committed");
@@ -720,9 +720,9 @@ static void test_persistence(void) {
   }
   base_rows(b);
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   tx_writes(b, t);
-  kj_tx_commit(t);
+  kj_backend_commit(t);
   char *before = dump(b);
   is(kj_backend_close(b), KJ_OK, "persist: close");
   b = open_backend(dir);

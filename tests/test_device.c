@@ -281,16 +281,16 @@ static void test_list_many(void) {
   char *dir = tu_mkdtemp();
   kj_backend *b = open_b(dir, 0);
   kj_tx *t = NULL;
-  int rc = kj_tx_begin(b, &t);
+  int rc = kj_backend_begin(b, &t);
   uint32_t want[300], id = 0;
   for (int i = 0; i < 300 && !rc; i++) {
     rc = kj_device_create(b, t, &id);
     want[i] = id;
   }
   if (!rc)
-    rc = kj_tx_commit(t);
+    rc = kj_backend_commit(t);
   else
-    kj_tx_rollback(t);
+    kj_backend_rollback(t);
   is(rc, KJ_OK, "list: 300 creates in one transaction");
   is(want[299], 300, "list: the 300th id is 300");
   /* Ids past 255 sort after 255 only if keys are big-endian. */
@@ -310,7 +310,7 @@ static void test_tx(void) {
   char *before = dump_all(b);
 
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   uint32_t tid = 0;
   is(kj_device_create(b, t, &tid), KJ_OK, "tx: create in a transaction");
   is(tid, 2, "tx: id 2");
@@ -320,16 +320,16 @@ static void test_tx(void) {
   kj_device_record r;
   full_record(&r, 1);
   is(kj_device_save(b, t, tid, &r), KJ_OK, "tx: save into the new slot");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump_all(b);
   ok(tu_same_dump(before, after), "tx: rollback leaves every table unchanged");
   free(after);
   is(exists(b, 2), 0, "tx: rolled-back slot does not exist");
 
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   kj_device_create(b, t, &tid);
   kj_device_save(b, t, tid, &r);
-  is(kj_tx_commit(t), KJ_OK, "tx: commit");
+  is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(round_trip(b, tid, &r), "tx: committed slot and record are there");
   free(before);
   kj_backend_close(b);
@@ -544,12 +544,12 @@ static void test_bad_args(void) {
   /* A transaction of another backend. */
   kj_backend *m = open_b(NULL, 0);
   kj_tx *t = NULL;
-  kj_tx_begin(m, &t);
+  kj_backend_begin(m, &t);
   is(kj_device_create(b, t, &xid), KJ_EINVAL,
      "args: transaction of another backend");
   is(kj_device_save(b, t, id, &good), KJ_EINVAL,
      "args: save with another backend's transaction");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   kj_backend_close(m);
 
   char *after = dump_all(b);
@@ -601,12 +601,12 @@ static void test_delete(void) {
 
   /* Rolled back: everything stays. */
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(kj_device_delete(b, t, a), KJ_OK, "delete: inside a transaction");
   int e = 1;
   kj_device_exists(b, t, a, &e);
   is(e, 0, "delete: the transaction no longer sees the slot");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump_all(b);
   ok(tu_same_dump(before, after),
      "delete: rollback keeps every row of the slot");
@@ -926,13 +926,13 @@ static void test_snapshot_copy(void) {
 
   /* Inside a transaction: no deadlock; the committed state is copied. */
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   uint32_t tid = 0;
   kj_device_create(b, t, &tid);
   char *tp = NULL;
   is(kj_device_snapshot_copy(b, t, "in-tx", 5, NULL, 0, &tp), KJ_OK,
      "copy: inside the caller's transaction");
-  is(kj_tx_commit(t), KJ_OK, "copy: the transaction still commits");
+  is(kj_backend_commit(t), KJ_OK, "copy: the transaction still commits");
   cb = tp ? open_b(tp, 0) : NULL;
   ok(cb != NULL, "copy: the in-transaction copy opens");
   if (cb) {

@@ -105,7 +105,7 @@ static void test_atomic_unit(void) {
 
   for (int commit = 0; commit < 2; commit++) {
     kj_tx *t;
-    is(kj_tx_begin(b, &t), KJ_OK, "begin");
+    is(kj_backend_begin(b, &t), KJ_OK, "begin");
     kj_prekey_list *pk = NULL;
     int rc = kj_prekey_load(b, t, dev, 42, &pk);
     kj_free(pk);
@@ -115,9 +115,9 @@ static void test_atomic_unit(void) {
     kj_session_has(b, t, dev, "carol.0:1", 9, &has);
     ok(rc == KJ_OK && has == 1, "inside the transaction: session visible");
     if (commit) {
-      is(kj_tx_commit(t), KJ_OK, "commit");
+      is(kj_backend_commit(t), KJ_OK, "commit");
     } else {
-      kj_tx_rollback(t);
+      kj_backend_rollback(t);
     }
     pk = NULL;
     int prc = kj_prekey_load(b, NULL, dev, 42, &pk);
@@ -149,12 +149,12 @@ static void test_failed_commit(void) {
   is(fill_slot(b, NULL, d1, 1), KJ_OK, "slot 1 filled, call by call");
   char *before = dump_all(b);
   kj_tx *t;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   int rc = fill_slot(b, t, d1, 2);
   rc = rc ? rc : fill_slot(b, t, d2, 3);
   ok(rc == KJ_OK, "every store written in one transaction");
   tu_vfs_arm(&tv, TU_WRITE, 1, KJ_EIO, TU_ARM_ONCE);
-  rc = kj_tx_commit(t);
+  rc = kj_backend_commit(t);
   tu_vfs_disarm(&tv);
   is(rc, KJ_EIO, "the commit's write fails: KJ_EIO");
   char *after = dump_all(b);
@@ -195,9 +195,9 @@ static void test_slots(void) {
   is(fill_slot(b, NULL, d2, 2), KJ_OK, "slot 2 filled");
   char *full = dump_all(b);
   kj_tx *t;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(kj_device_delete(b, t, d1), KJ_OK, "delete slot 1 in a transaction");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *same = dump_all(b);
   ok(full && same && !strcmp(full, same), "rolled back: nothing deleted");
   free(same);

@@ -623,7 +623,7 @@ static void test_forget(void) {
   /* Consume inside a rolled-back transaction leaves the marks. */
   kj_sender_key_mark_forget(b, NULL, 1, S("g"), S("x"));
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "forget: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "forget: begin");
   l = NULL;
   is(kj_sender_key_consume_forget(b, t, 1, S("g"), &l), KJ_OK,
      "forget: consume in tx");
@@ -633,7 +633,7 @@ static void test_forget(void) {
   kj_sender_key_consume_forget(b, t, 1, S("g"), &l);
   ok(list_eq(l, NULL, 0), "forget: the tx sees its own take");
   kj_free(l);
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   l = NULL;
   kj_sender_key_consume_forget(b, NULL, 1, S("g"), &l);
   ok(list_eq(l, (kj_blob[]){BL("x")}, 1),
@@ -643,12 +643,12 @@ static void test_forget(void) {
   /* And in a committed one it is gone. */
   kj_sender_key_mark_forget(b, NULL, 1, S("g"), S("y"));
   t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   l = NULL;
   kj_sender_key_consume_forget(b, t, 1, S("g"), &l);
   ok(list_eq(l, (kj_blob[]){BL("y")}, 1), "forget: tx consume takes y");
   kj_free(l);
-  is(kj_tx_commit(t), KJ_OK, "forget: commit");
+  is(kj_backend_commit(t), KJ_OK, "forget: commit");
   l = NULL;
   kj_sender_key_consume_forget(b, NULL, 1, S("g"), &l);
   ok(list_eq(l, NULL, 0), "forget: after commit the mark is gone");
@@ -1087,10 +1087,10 @@ static void test_einval(void) {
   kj_backend *b2 = open_backend(NULL);
   mkslot(b2, 1);
   kj_tx *t2 = NULL;
-  kj_tx_begin(b2, &t2);
+  kj_backend_begin(b2, &t2);
   expect_einval(&c, kj_skdm_add(b, t2, 1, S("g"), (kj_blob[]){BL("x")}, 1),
                 "transaction of another backend");
-  kj_tx_rollback(t2);
+  kj_backend_rollback(t2);
   kj_backend_close(b2);
 
   /* SKDM */
@@ -1280,11 +1280,11 @@ static void test_tx(void) {
 
   /* Every write in a transaction, seen inside it, gone after rollback. */
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "tx: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
   is(fill_slot(b, t, 1, "one"), KJ_OK, "tx: every write in a tx");
   ok(slot_holds(b, t, 1, "one"), "tx: reads in the tx see its writes");
   ok(strcmp(by_phone(b, t, 1, "one"), "L") == 0, "tx: index seen in the tx");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *now = dump(b);
   ok(strcmp(empty, now) == 0, "tx: rollback leaves nothing");
   free(now);
@@ -1292,15 +1292,15 @@ static void test_tx(void) {
 
   /* Commit keeps them. */
   t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(fill_slot(b, t, 1, "one"), KJ_OK, "tx: writes again");
-  is(kj_tx_commit(t), KJ_OK, "tx: commit");
+  is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(slot_holds(b, NULL, 1, "one"), "tx: committed rows are read");
   char *full = dump(b);
 
   /* Every delete and a phone move in a transaction, rolled back. */
   t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   kj_lid_mapping mv = lidm(BL("L"), BL("two"), 0, 3, BL(""));
   uint64_t n = 0;
   kj_blob_list *l = NULL;
@@ -1324,7 +1324,7 @@ static void test_tx(void) {
   is(token_ts(b, t, 1, "J", &ts), KJ_NOTFOUND, "tx: expired token gone in tx");
   is(kj_tc_token_put(b, t, 2, S("J"), &(kj_tc_token){BL("x"), 0, 0, 0}),
      KJ_NOTFOUND, "tx: write to a missing slot inside a tx");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   now = dump(b);
   ok(strcmp(full, now) == 0, "tx: rolled-back deletes change nothing");
   free(now);
@@ -1332,13 +1332,13 @@ static void test_tx(void) {
 
   /* A failed call inside a transaction leaves it usable. */
   t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(kj_tc_token_put(b, t, 2, S("J"), &(kj_tc_token){BL("x"), 0, 0, 0}),
      KJ_NOTFOUND, "tx: NOTFOUND inside a tx");
   is(kj_skdm_add(b, t, 1, "", 0, NULL, 0), KJ_EINVAL, "tx: EINVAL inside a tx");
   is(kj_skdm_add(b, t, 1, S("G"), (kj_blob[]){BL("two")}, 1), KJ_OK,
      "tx: a later write in the same tx");
-  is(kj_tx_commit(t), KJ_OK, "tx: commit after failed calls");
+  is(kj_backend_commit(t), KJ_OK, "tx: commit after failed calls");
   is(skdm_count(b, NULL, 1, "G"), 2, "tx: the later write is committed");
 
   free(full);

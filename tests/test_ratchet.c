@@ -398,12 +398,12 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
 
   char *before = dump_all(b);
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(kj_ratchet_delete(b, t, d1, "bob", 3), KJ_OK, "delete: in a transaction");
   got = (kj_ratchet_state *)&got;
   is(kj_ratchet_load(b, t, d1, "bob", 3, &got), KJ_NOTFOUND,
      "delete: the transaction sees it gone");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump_all(b);
   ok(tu_same_dump(before, after), "delete: rollback keeps state and keys");
   free(after);
@@ -499,10 +499,10 @@ static void test_cleanup(kj_backend *b, uint32_t dev, uint32_t other) {
   /* In a rolled-back transaction: nothing removed. */
   char *before = dump_all(b);
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   kj_ratchet_cleanup_skipped(b, t, other, 0, &rm);
   is(rm, 2, "cleanup: 2 in a transaction");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump_all(b);
   ok(tu_same_dump(before, after), "cleanup: rollback keeps them");
   free(before);
@@ -656,7 +656,7 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
 
   /* Inside a transaction. */
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   c = (step_ctx){0};
   is(kj_ratchet_step(b, t, dev, "sess", 4, &st, step_fn, &c), KJ_OK,
      "step: inside a transaction");
@@ -664,7 +664,7 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
   kj_ratchet_load(b, t, dev, "sess", 4, &tg);
   ok(tg && tg->msg_send == 132, "step: visible in the transaction");
   kj_free(tg);
-  is(kj_tx_commit(t), KJ_OK, "step: commit");
+  is(kj_backend_commit(t), KJ_OK, "step: commit");
   got = load(b, dev, "sess");
   ok(got && got->msg_send == 132, "step: committed");
   kj_free(got);
@@ -740,10 +740,10 @@ static void test_bad_args(kj_backend *b, uint32_t dev) {
      "args: cleanup NULL removed");
   kj_backend *m = open_b(NULL, 0);
   kj_tx *t = NULL;
-  kj_tx_begin(m, &t);
+  kj_backend_begin(m, &t);
   is(kj_ratchet_save(b, t, dev, c, 4, s), KJ_EINVAL,
      "args: another backend's transaction");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   kj_backend_close(m);
   char *after = dump_all(b);
   ok(tu_same_dump(before, after), "args: no bad call changed a row");

@@ -693,10 +693,10 @@ static void test_slots(void) {
   /* A transaction of another backend is refused. */
   kj_backend *b2 = open_backend(NULL);
   kj_tx *t2 = NULL;
-  if (b2 && !kj_tx_begin(b2, &t2)) {
+  if (b2 && !kj_backend_begin(b2, &t2)) {
     FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put(b, t2, 1, "a", 1, K1),
                 "slots: a transaction of another backend is EINVAL");
-    kj_tx_rollback(t2);
+    kj_backend_rollback(t2);
   } else {
     ok(0, "slots: second backend");
   }
@@ -783,20 +783,20 @@ static void test_tx(void) {
   char *before = dump(b);
 
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "tx: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
   is(tx_writes(b, t), KJ_OK, "tx: every write op inside a transaction");
   ok(tx_visible(b, t), "tx: reads inside the tx see the tx's writes");
   char *mid = dump(b);
   ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
   free(mid);
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   char *after = dump(b);
   ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
   free(after);
   ok(!tx_visible(b, NULL), "tx: rolled-back writes are not readable");
 
   t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "tx: begin again");
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin again");
   is(tx_writes(b, t), KJ_OK, "tx: writes again");
   /* A failing call inside the tx leaves the tx usable and unchanged. */
   kj_prekey bad[] = {{40, 0, {(const uint8_t *)"a", 1}}, {41, 0, {NULL, 0}}};
@@ -805,7 +805,7 @@ static void test_tx(void) {
   ok(prekey_absent(b, t, 1, 40), "tx: ... and stores nothing in the tx");
   is(kj_identity_put(b, t, 9, "x", 1, K1), KJ_NOTFOUND,
      "tx: a write to a missing slot inside the tx is NOTFOUND");
-  is(kj_tx_commit(t), KJ_OK, "tx: commit");
+  is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(tx_visible(b, NULL), "tx: commit makes every write visible");
   free(before);
   kj_backend_close(b);
@@ -830,14 +830,14 @@ static void test_batch_too_big(void) {
   ok(tu_same_dump(before, after), "big batch: ... and stores nothing");
   free(after);
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "big batch: begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
   kj_prekey_store(b, t, 1, 1, "one", 3, 0);
   rc = kj_prekey_store_batch(b, t, 1, keys, n, 0);
   ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
   ok(prekey_absent(b, t, 1, 100),
      "big batch: ... its first item is not in the tx");
   ok(prekey_is(b, t, 1, 1, "1:0:one"), "big batch: ... earlier writes stay");
-  is(kj_tx_commit(t), KJ_OK, "big batch: the tx still commits");
+  is(kj_backend_commit(t), KJ_OK, "big batch: the tx still commits");
   ok(prekey_is(b, NULL, 1, 1, "1:0:one") && prekey_absent(b, NULL, 1, 100),
      "big batch: committed without any item of the batch");
   free(before);
@@ -859,9 +859,9 @@ static void test_persistence(void) {
   }
   base_rows(b);
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   tx_writes(b, t);
-  kj_tx_commit(t);
+  kj_backend_commit(t);
   char *before = dump(b);
   is(kj_backend_close(b), KJ_OK, "persist: close");
   b = open_backend(dir);
@@ -957,12 +957,12 @@ static void test_corrupt(void) {
   /* A failed call changes nothing, even inside the caller's transaction:
    * id 1 is marked before id 2 fails, and must come back unmarked. */
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   is(kj_prekey_mark_uploaded(b, t, 1, ids, 2), KJ_ECORRUPT,
      "corrupt: mark_uploaded over a damaged row is ECORRUPT");
   ok(prekey_is(b, t, 1, 1, "1:0:good"),
      "corrupt: ... and marks nothing, even in the caller's tx");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   raw_put(b, T_PREKEY, k, kl, "\x01\x01", 2);
   is(kj_prekey_load(b, NULL, 1, 2, &l), KJ_ECORRUPT,
      "corrupt: pre-key without a record");

@@ -628,14 +628,14 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
 
   /* transactions */
   kj_tx *t = NULL;
-  is(kj_tx_begin(b, &t), KJ_OK, "%s: tx_begin", what);
+  is(kj_backend_begin(b, &t), KJ_OK, "%s: tx_begin", what);
   is(kj_session_put(b, t, d3, A("t1"), A("v")), KJ_OK, "%s: put in tx", what);
-  is(kj_tx_commit(t), KJ_OK, "%s: tx_commit", what);
+  is(kj_backend_commit(t), KJ_OK, "%s: tx_commit", what);
   ok(kj_session_has(b, NULL, d3, A("t1"), &has) == KJ_OK && has == 1,
      "%s: committed", what);
-  is(kj_tx_begin(b, &t), KJ_OK, "%s: tx_begin 2", what);
+  is(kj_backend_begin(b, &t), KJ_OK, "%s: tx_begin 2", what);
   is(kj_session_put(b, t, d3, A("t2"), A("v")), KJ_OK, "%s: put in tx 2", what);
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   ok(kj_session_has(b, NULL, d3, A("t2"), &has) == KJ_OK && has == 0,
      "%s: rolled back", what);
 }
@@ -708,11 +708,11 @@ static void file_only(const char *dir) {
   ok(cp2 == NULL, "file: no path on failure");
   /* Inside a transaction the copy is the committed state. */
   kj_tx *t = NULL;
-  kj_tx_begin(b, &t);
+  kj_backend_begin(b, &t);
   kj_session_put(b, t, d, A("uncommitted"), A("v"));
   is(kj_device_snapshot_copy(b, t, NULL, 0, NULL, 0, &cp2), KJ_OK,
      "file: snapshot_copy inside a tx");
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   if (cp2) {
     size_t pl = strlen(cp2);
     ok(pl > 8 && !strcmp(cp2 + pl - 8, "/copy.db"),
@@ -741,13 +741,13 @@ static void file_only(const char *dir) {
      kj_backend_errmsg(b));
   is(kj_prekey_load(b, NULL, d, 12, &pl), KJ_NOTFOUND,
      "file: failed batch stored nothing");
-  is(kj_tx_begin(b, &t), KJ_OK, "file: tx_begin");
+  is(kj_backend_begin(b, &t), KJ_OK, "file: tx_begin");
   is(kj_session_put(b, t, d, A("before"), A("v")), KJ_OK, "file: op in tx");
   ok(kj_prekey_store_batch(b, t, d, batch, 2, 0) < 0,
      "file: failing op in tx fails");
   is(kj_session_put(b, t, d, A("after"), A("v")), KJ_OK,
      "file: tx goes on after a failed op");
-  is(kj_tx_commit(t), KJ_OK, "file: commit");
+  is(kj_backend_commit(t), KJ_OK, "file: commit");
   int has = 0;
   ok(kj_session_has(b, NULL, d, A("before"), &has) == KJ_OK && has == 1 &&
          kj_session_has(b, NULL, d, A("after"), &has) == KJ_OK && has == 1,
@@ -1293,7 +1293,7 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
 
   /* a transaction that commits, with a NOTFOUND and an EINVAL inside */
   CALL("tx1");
-  rc = kj_tx_begin(b, &t);
+  rc = kj_backend_begin(b, &t);
   R(rc);
   rc = kj_session_put(b, t, c2, A("in-tx"), A("v1"));
   R(rc);
@@ -1307,14 +1307,14 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   R(rc, OUTL(f_blobs, bl));
   rc = kj_session_get(b, t, c2, A("in-tx"), &v, &vl);
   R(rc, OUTV());
-  rc = kj_tx_commit(t);
+  rc = kj_backend_commit(t);
   R(rc);
   rc = kj_session_get(b, NULL, c2, A("in-tx"), &v, &vl);
   R(rc, OUTV());
 
   /* a transaction that rolls back: a create, a delete, writes */
   CALL("tx2");
-  rc = kj_tx_begin(b, &t);
+  rc = kj_backend_begin(b, &t);
   R(rc);
   rc = kj_device_create(b, t, &cx);
   R(rc, sb_addf(&s, " id=%u", cx));
@@ -1326,7 +1326,7 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   R(rc, sb_addf(&s, " %d", flag));
   rc = kj_session_get(b, t, c2, A("rolled"), &v, &vl);
   R(rc, OUTV());
-  kj_tx_rollback(t);
+  kj_backend_rollback(t);
   rc = kj_session_get(b, NULL, c2, A("rolled"), &v, &vl);
   R(rc, OUTV());
   rc = kj_device_exists(b, NULL, c1, &flag);

@@ -92,12 +92,12 @@ const char *kj_backend_errmsg(kj_backend *b);
 /* Begin a transaction on b. One write transaction at a time per handle:
  * a second begin waits. Errors: KJ_EINVAL, KJ_EPOISONED, KJ_EREADONLY,
  * KJ_ENOMEM. */
-int kj_tx_begin(kj_backend *b, kj_tx **out);
+int kj_backend_begin(kj_backend *b, kj_tx **out);
 /* Commit every call made in t, atomically; frees t whatever it returns.
  * On failure nothing of t is applied. */
-int kj_tx_commit(kj_tx *t);
+int kj_backend_commit(kj_tx *t);
 /* Drop every change of t and free it. NULL is a no-op. */
-void kj_tx_rollback(kj_tx *t);
+void kj_backend_rollback(kj_tx *t);
 
 #ifdef __cplusplus
 }

@@ -131,19 +131,21 @@ const char *kj_backend_errmsg(kj_backend *b) {
   return b->errmsg ? b->errmsg(b) : "";
 }
 
-int kj_tx_begin(kj_backend *b, kj_tx **out) {
+int kj_backend_begin(kj_backend *b, kj_tx **out) {
   if (out)
     *out = NULL;
-  int rc =
-      kj_d_start(b, NULL, b ? (const void *)b->tx_begin : NULL, "kj_tx_begin");
+  int rc = kj_d_start(b, NULL, b ? (const void *)b->tx_begin : NULL,
+                      "kj_backend_begin");
   if (!rc)
-    rc = kj_d_ptr(b, out, "kj_tx_begin: out");
+    rc = kj_d_ptr(b, out, "kj_backend_begin: out");
   return rc ? rc : b->tx_begin(b, out);
 }
 
-int kj_tx_commit(kj_tx *t) { return t ? t->backend->tx_commit(t) : KJ_EINVAL; }
+int kj_backend_commit(kj_tx *t) {
+  return t ? t->backend->tx_commit(t) : KJ_EINVAL;
+}
 
-void kj_tx_rollback(kj_tx *t) {
+void kj_backend_rollback(kj_tx *t) {
   if (t)
     t->backend->tx_rollback(t);
 }
