@@ -325,6 +325,21 @@ int kj_store_checkpoint(kj_store *s);
  * Cost: a snapshot write. */
 int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
 
+/* kj_store_copy_ex flags. */
+/* Create dir's parent directory first when it is missing (mode 0700). An
+ * existing parent must be a directory itself, not a symbolic link (KJ_EIO
+ * otherwise), so a link cannot carry the copy elsewhere. */
+#define KJ_COPY_PARENT 0x1u
+
+/* kj_store_copy, and then, when extra is non-NULL, elen bytes of the
+ * caller's written durably as dir/extra.bin (FORMAT.md section 1); flags
+ * is 0 or KJ_COPY_PARENT. Every file and directory goes through the
+ * store's VFS. Errors: those of kj_store_copy, and KJ_EINVAL for unknown
+ * flags or NULL extra with elen > 0. A failure after the copy leaves it
+ * behind without extra.bin. Cost: kj_store_copy plus writing elen bytes. */
+int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
+                     const void *extra, size_t elen, unsigned flags);
+
 /* The store's clock (kj_options.clock): milliseconds since the epoch. */
 int64_t kj_store_clock(kj_store *s);
 

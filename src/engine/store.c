@@ -534,24 +534,82 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   return write_durable(&c, HDR_NAME, b, (size_t)n, e);
 }
 
-int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir) {
+/* The directory holding path's last entry, into out: "" when path has no
+ * '/' (the working directory), "/" for an entry of the root. */
+static void parent_of(const char *path, char out[PATHLEN]) {
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/')
+    n--;
+  while (n > 0 && path[n - 1] != '/')
+    n--;
+  while (n > 1 && path[n - 1] == '/')
+    n--;
+  snprintf(out, PATHLEN, "%.*s", (int)n, path);
+}
+
+/* The parent of dir: created (and its own directory entry synced) when
+ * missing, else it must be a directory and not a link (KJ_VFS_DIRECTORY). */
+static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
+  char parent[PATHLEN], grand[PATHLEN];
+  parent_of(dir, parent);
+  if (!parent[0])
+    return KJ_OK;
+  const kj_vfs *v = s->vfs;
+  errno = 0;
+  int rc = v->mkdir(v->ctx, parent);
+  if (rc == KJ_OK) {
+    parent_of(parent, grand);
+    errno = 0;
+    if ((rc = v->sync_dir(v->ctx, grand[0] ? grand : ".")))
+      return kj_err(e, rc, "sync directory %s: %s", grand[0] ? grand : ".",
+                    cause());
+    return KJ_OK;
+  }
+  if (rc != KJ_EEXIST)
+    return kj_err(e, rc, "create directory %s: %s", parent, cause());
+  kj_vfs_file *f;
+  errno = 0;
+  rc = v->open(v->ctx, parent, KJ_VFS_READ | KJ_VFS_DIRECTORY, &f);
+  if (rc)
+    return kj_err(e, KJ_EIO, "%s exists and is not a directory", parent);
+  v->close(v->ctx, f);
+  return KJ_OK;
+}
+
+int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
+                     const void *extra, size_t elen, unsigned flags) {
   if (!s)
     return KJ_EINVAL;
   kj_errbuf e;
   if (!s->journal || s->read_only || !dir || !dir[0] ||
-      strlen(dir) > PATHLEN - 64 || (txn && (txn->s != s || !txn->ws)))
+      strlen(dir) > PATHLEN - 64 || (txn && (txn->s != s || !txn->ws)) ||
+      (flags & ~KJ_COPY_PARENT) || (!extra && elen))
     return kj_store_fail(
         s, KJ_EINVAL,
         (kj_err(&e, KJ_EINVAL,
                 "kj_store_copy: memory-only or read-only store, bad "
-                "directory or transaction"),
+                "directory, transaction, flags or extra bytes"),
          &e));
   if (!txn)
     pthread_mutex_lock(&s->writer);
-  int rc = copy_locked(s, dir, &e);
+  int rc = KJ_OK;
+  if (flags & KJ_COPY_PARENT)
+    rc = ensure_parent(s, dir, &e);
+  if (!rc)
+    rc = copy_locked(s, dir, &e);
+  if (!rc && extra) {
+    kj_store c = {0}; /* just enough of a store for write_durable */
+    c.vfs = s->vfs;
+    c.dir = (char *)dir;
+    rc = write_durable(&c, "extra.bin", extra, elen, &e);
+  }
   if (!txn)
     pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
+}
+
+int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir) {
+  return kj_store_copy_ex(s, txn, dir, NULL, 0, 0);
 }
 
 int kj_store_checkpoint(kj_store *s) {

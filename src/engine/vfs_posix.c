@@ -50,6 +50,8 @@ static int px_open(void *ctx, const char *path, unsigned flags,
     of |= O_CREAT;
   if (flags & KJ_VFS_EXCL)
     of |= O_EXCL;
+  if (flags & KJ_VFS_DIRECTORY)
+    of |= O_DIRECTORY | O_NOFOLLOW;
   kj_vfs_file *f = malloc(sizeof *f);
   if (!f)
     return KJ_ENOMEM;
@@ -61,6 +63,9 @@ static int px_open(void *ctx, const char *path, unsigned flags,
     int err = errno;
     free(f);
     errno = err;
+    /* A link or a non-directory where a directory was asked for. */
+    if ((flags & KJ_VFS_DIRECTORY) && (err == ELOOP || err == ENOTDIR))
+      return KJ_EIO;
     return map_errno(err);
   }
   f->fd = fd;

@@ -7,13 +7,9 @@
  * The public layer (src/domain/device.c) has checked the arguments and answered
  * slot id 0 itself, so every id seen here is >= 1.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "domain/dispatch.h"
 #include "native.h"
@@ -336,67 +332,9 @@ static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
 
 /* ---- the debugging copy ----------------------------------------------- */
 
-static int errno_status(int err) {
-  return err == ENOSPC || err == EDQUOT ? KJ_ENOSPC
-         : err == ENOMEM                ? KJ_ENOMEM
-                                        : KJ_EIO;
-}
-
-/* <store>/copies, created if absent. It must be a real directory: a
- * symlink there could carry the copy outside the store's folder. */
-static int ensure_copies_dir(kj_backend *b, const char *dir) {
-  if (mkdir(dir, 0700) == 0)
-    return KJ_OK;
-  int err = errno;
-  struct stat st;
-  if (err == EEXIST && lstat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-    return KJ_OK;
-  if (err == EEXIST)
-    return kj_d_fail(b, KJ_EIO, "%s exists and is not a directory", dir);
-  return kj_d_fail(b, errno_status(err), "create directory %s: %s", dir,
-                   strerror(err));
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-/* <copy>/extra.bin, durably (file, then the directory entry). */
-static int write_extra(kj_backend *b, const char *copy, const void *extra,
-                       size_t elen) {
-  size_t plen = strlen(copy) + sizeof "/extra.bin";
-  char *p = malloc(plen);
-  if (!p)
-    return KJ_ENOMEM;
-  snprintf(p, plen, "%s/extra.bin", copy);
-  int rc = KJ_OK;
-  int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 || write_all(fd, extra, elen) || fsync(fd)) {
-    int err = errno;
-    rc = kj_d_fail(b, errno_status(err), "write %s: %s", p, strerror(err));
-  }
-  if (fd >= 0 && close(fd) && !rc)
-    rc = kj_d_fail(b, KJ_EIO, "close %s: %s", p, strerror(errno));
-  free(p);
-  if (!rc) {
-    int dfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd))
-      rc = kj_d_fail(b, KJ_EIO, "sync directory %s: %s", copy, strerror(errno));
-    if (dfd >= 0)
-      close(dfd);
-  }
-  return rc;
-}
-
+/* <store>/copies/<label>: the engine writes the copy and extra.bin through
+ * the store's VFS, creating copies/ when missing (it must be a real
+ * directory: a symlink there could carry the copy outside the store). */
 static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
                              size_t llen, const void *extra, size_t elen,
                              char **path) {
@@ -418,23 +356,16 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   kj_backend_copy_label(label, llen, name);
 
   size_t cap = dlen + sizeof "/copies/" + KJ_COPY_LABEL_MAX + 1;
-  char *copies = malloc(cap), *copy = malloc(cap);
-  rc = copies && copy ? KJ_OK : KJ_ENOMEM;
-  if (!rc) {
-    snprintf(copies, cap, "%.*s/copies", (int)dlen, dir);
-    snprintf(copy, cap, "%s/%s", copies, name);
-    rc = ensure_copies_dir(b, copies);
-  }
+  char *copy = malloc(cap);
+  if (!copy)
+    return KJ_ENOMEM;
+  snprintf(copy, cap, "%.*s/copies/%s", (int)dlen, dir, name);
   /* Inside the caller's transaction, the engine copies the committed state
    * under the writer lock this thread already holds (a NULL txn would wait
-   * for it forever). */
-  if (!rc)
-    rc = kj_store_copy(s, t ? ((nat_tx *)t)->txn : NULL, copy);
-  /* A failed extra.bin leaves the copy behind, as a failed engine copy may:
-   * it is a debugging aid, never read by the store. */
-  if (!rc && extra)
-    rc = write_extra(b, copy, extra, elen);
-  free(copies);
+   * for it forever). A failed extra.bin leaves the copy behind, as a failed
+   * engine copy may: it is a debugging aid, never read by the store. */
+  rc = kj_store_copy_ex(s, t ? ((nat_tx *)t)->txn : NULL, copy, extra,
+                        extra ? elen : 0, KJ_COPY_PARENT);
   if (!rc && path) {
     *path = copy;
     copy = NULL;

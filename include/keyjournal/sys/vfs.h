@@ -41,6 +41,10 @@ typedef struct kj_vfs_file kj_vfs_file;
 #define KJ_VFS_WRITE 0x2u  /* open for reading and writing */
 #define KJ_VFS_CREATE 0x4u /* create if absent */
 #define KJ_VFS_EXCL 0x8u   /* with CREATE: fail with KJ_EEXIST if present */
+/* The path must name a directory itself, not a symbolic link to one (and
+ * not a file): KJ_EIO otherwise. Used to check a directory the engine
+ * creates entries in, so a link cannot carry them elsewhere. */
+#define KJ_VFS_DIRECTORY 0x10u
 
 /* lock() modes */
 #define KJ_VFS_LOCK_SHARED 1
