@@ -4,7 +4,7 @@
  *
  * The domain stores (signal.h, appsync.h, protocol.h, device.h, ratchet.h)
  * are functions on a kj_backend. A backend is one implementation of the
- * contract in the project's API documentation: the native journal engine
+ * contract in doc/CONTRACT.md: the native journal engine
  * (kj_backend_open), the SQLite reference in the oracle, or one of your
  * own (keyjournal/sys/backend.h). Every function dispatches through the
  * backend of the handle, after the argument checks, which are common to all
