@@ -25,8 +25,6 @@
 
 #define PATHLEN 4096
 
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
-
 /* ---- finding snapshots ------------------------------------------------ */
 
 typedef struct snap_list {
@@ -58,7 +56,7 @@ static int list_snapshots(kj_store *s, snap_list *l, kj_errbuf *e) {
   if (rc) {
     free(l->v);
     l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", s->dir, cause());
+    return kj_err(e, rc, "list %s: %s", s->dir, kj_err_cause());
   }
   return KJ_OK;
 }
@@ -117,13 +115,13 @@ int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e) {
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
     errno = 0;
     if ((rc = s->vfs->unlink(s->vfs->ctx, path)))
-      kj_err(e, rc, "remove %s: %s", path, cause());
+      kj_err(e, rc, "remove %s: %s", path, kj_err_cause());
     removed = 1;
   }
   free(l.v);
   errno = 0;
   if (!rc && removed && (rc = s->vfs->sync_dir(s->vfs->ctx, s->dir)))
-    kj_err(e, rc, "sync directory %s: %s", s->dir, cause());
+    kj_err(e, rc, "sync directory %s: %s", s->dir, kj_err_cause());
   return rc;
 }
 

@@ -104,8 +104,6 @@ static int parse_seg_name(const char *name, uint64_t *segno) {
          !strcmp(name + 24, ".kjl") && kj_parse_hex16(name + 8, segno);
 }
 
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
-
 static int all_zero(const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (p[i])
@@ -155,12 +153,12 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &f);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   uint64_t sz;
   rc = vfs->size(vfs->ctx, f, &sz);
   if (rc) {
     vfs->close(vfs->ctx, f);
-    return kj_err(e, rc, "size of %s: %s", path, cause());
+    return kj_err(e, rc, "size of %s: %s", path, kj_err_cause());
   }
   if (sz > SIZE_MAX - 1) {
     vfs->close(vfs->ctx, f);
@@ -176,7 +174,7 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
   vfs->close(vfs->ctx, f);
   if (rc) {
     free(buf);
-    return kj_err(e, rc, "read %s: %s", path, cause());
+    return kj_err(e, rc, "read %s: %s", path, kj_err_cause());
   }
   *out = buf;
   *size = got; /* a file that shrank under us reads short: trust the bytes */
@@ -227,7 +225,7 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   errno = 0;
   int rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
   if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, cause());
+    return kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
   errno = 0;
   rc = vfs->write(vfs->ctx, f, h, sizeof h, 0);
   if (!rc)
@@ -235,7 +233,8 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   if (!rc && dosync)
     rc = vfs->sync(vfs->ctx, f);
   if (rc) {
-    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size, cause());
+    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size,
+           kj_err_cause());
     vfs->close(vfs->ctx, f);
     vfs->unlink(vfs->ctx, tmp);
     return rc;
@@ -244,7 +243,7 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   errno = 0;
   rc = vfs->rename(vfs->ctx, tmp, fin);
   if (rc) {
-    kj_err(e, rc, "rename %s: %s", tmp, cause());
+    kj_err(e, rc, "rename %s: %s", tmp, kj_err_cause());
     vfs->unlink(vfs->ctx, tmp);
     return rc;
   }
@@ -255,11 +254,11 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   dosync = 0;
 #endif
   if (dosync && (rc = vfs->sync_dir(vfs->ctx, cfg->dir)))
-    return kj_err(e, rc, "sync directory %s: %s", cfg->dir, cause());
+    return kj_err(e, rc, "sync directory %s: %s", cfg->dir, kj_err_cause());
   errno = 0;
   rc = vfs->open(vfs->ctx, fin, KJ_VFS_WRITE, out);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", fin, cause());
+    return kj_err(e, rc, "open %s: %s", fin, kj_err_cause());
   return KJ_OK;
 }
 
@@ -314,7 +313,7 @@ static int list_segments(const kj_journal_cfg *cfg, int remove_tmp, seg_list *l,
   if (rc) {
     free(l->v);
     l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", cfg->dir, cause());
+    return kj_err(e, rc, "list %s: %s", cfg->dir, kj_err_cause());
   }
   if (l->n)
     qsort(l->v, l->n, sizeof *l->v, cmp_u64);
@@ -484,7 +483,7 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_WRITE, &f);
   if (rc)
-    return kj_err(e, rc, "open %s to cut the tail: %s", path, cause());
+    return kj_err(e, rc, "open %s to cut the tail: %s", path, kj_err_cause());
   errno = 0;
   rc = write_zeros(vfs, f, off, n);
   if (!rc)
@@ -492,16 +491,16 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   vfs->close(vfs->ctx, f);
   if (rc)
     return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path, off,
-                  cause());
+                  kj_err_cause());
   for (size_t i = later; i < l->n; i++) {
     char p[PATH_MAX_KJ];
     seg_path(j->cfg.dir, l->v[i], "", p, sizeof p);
     errno = 0;
     if ((rc = vfs->unlink(vfs->ctx, p)))
-      return kj_err(e, rc, "remove %s: %s", p, cause());
+      return kj_err(e, rc, "remove %s: %s", p, kj_err_cause());
   }
   if (later < l->n && (rc = vfs->sync_dir(vfs->ctx, j->cfg.dir)))
-    return kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause());
+    return kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause());
   return KJ_OK;
 }
 
@@ -607,12 +606,12 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   errno = 0;
   rc = cfg->vfs->open(cfg->vfs->ctx, path, KJ_VFS_WRITE, &j->seg);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   /* Rule 5.7: what we replayed may be in the page cache only. */
   if (cfg->sync != KJ_SYNC_OFF) {
     errno = 0;
     if ((rc = cfg->vfs->sync(cfg->vfs->ctx, j->seg)))
-      return kj_err(e, rc, "sync %s: %s", path, cause());
+      return kj_err(e, rc, "sync %s: %s", path, kj_err_cause());
     j->durable_seq = j->next_seq - 1;
   }
   return KJ_OK;
@@ -704,7 +703,7 @@ static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
     char msg[sizeof j->sync_msg];
     if (src)
       snprintf(msg, sizeof msg, "sync journal segment %" PRIu64 ": %s", segno,
-               cause());
+               kj_err_cause());
     pthread_mutex_lock(&j->sync_mu);
     j->syncing = 0;
     j->syncs++;
@@ -816,7 +815,7 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
     return poison(j, kj_err(e, rc,
                             "write journal segment %" PRIu64
                             " at offset %" PRIu64 ": %s",
-                            j->segno, j->off, cause()));
+                            j->segno, j->off, kj_err_cause()));
   memcpy(j->prev_tag, h + need - KJ_TAG_BYTES, KJ_TAG_BYTES);
   j->off += need;
   j->unsynced_bytes += need;
@@ -943,7 +942,7 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
     seg_path(j->cfg.dir, l.v[i], "", p, sizeof p);
     errno = 0;
     if ((rc = j->cfg.vfs->unlink(j->cfg.vfs->ctx, p)))
-      kj_err(e, rc, "remove %s: %s", p, cause());
+      kj_err(e, rc, "remove %s: %s", p, kj_err_cause());
   }
   free(l.v);
   if (rc)
@@ -951,8 +950,8 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
   errno = 0;
   if (j->cfg.sync != KJ_SYNC_OFF &&
       (rc = j->cfg.vfs->sync_dir(j->cfg.vfs->ctx, j->cfg.dir)))
-    return poison(j,
-                  kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause()));
+    return poison(
+        j, kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause()));
   j->cfg.base_segno = base;
   j->segments = j->segno - base + 1;
   if (j->segno == base) {

@@ -45,8 +45,6 @@ int kj_snapshot_parse_name(const char *name, uint64_t *seq) {
          !strcmp(name + 25, ".kjs") && kj_parse_hex16(name + 9, seq);
 }
 
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
-
 static void header_encode(uint8_t h[HDR], const uint8_t *store_id,
                           const kj_snap_info *info) {
   memset(h, 0, HDR);
@@ -193,7 +191,7 @@ int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
   vfs->unlink(vfs->ctx, tmp);
   errno = 0;
   if ((rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &w.f))) {
-    kj_err(e, rc, "create %s: %s", tmp, cause());
+    kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
     w.f = NULL;
     goto out;
   }
@@ -203,33 +201,33 @@ int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
   errno = 0;
   if ((rc = vfs->write(vfs->ctx, w.f, w.hdr, HDR, 0)) ||
       (rc = vfs->write(vfs->ctx, w.f, ssh, SS_HDR, HDR))) {
-    kj_err(e, rc, "write %s: %s", tmp, cause());
+    kj_err(e, rc, "write %s: %s", tmp, kj_err_cause());
     goto out;
   }
   w.off = HDR + SS_HDR;
   errno = 0;
   if ((rc = write_body(&w, tables, info))) {
     kj_err(e, rc, "write %s: %s", tmp,
-           rc == KJ_ENOMEM ? "out of memory" : cause());
+           rc == KJ_ENOMEM ? "out of memory" : kj_err_cause());
     goto out;
   }
   info->file_bytes = w.off;
   errno = 0;
   if ((rc = vfs->sync(vfs->ctx, w.f))) {
-    kj_err(e, rc, "sync %s: %s", tmp, cause());
+    kj_err(e, rc, "sync %s: %s", tmp, kj_err_cause());
     goto out;
   }
   vfs->close(vfs->ctx, w.f);
   w.f = NULL;
   errno = 0;
   if ((rc = vfs->rename(vfs->ctx, tmp, fin))) {
-    kj_err(e, rc, "rename %s: %s", tmp, cause());
+    kj_err(e, rc, "rename %s: %s", tmp, kj_err_cause());
     goto out;
   }
   *renamed = 1;
   errno = 0;
   if ((rc = vfs->sync_dir(vfs->ctx, dir)))
-    kj_err(e, rc, "sync directory %s: %s", dir, cause());
+    kj_err(e, rc, "sync directory %s: %s", dir, kj_err_cause());
 out:
   if (w.f)
     vfs->close(vfs->ctx, w.f);
@@ -364,7 +362,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   size_t got = 0;
   int rc = rd(rd_arg, 0, h, sizeof h, &got);
   if (rc)
-    return kj_err(e, rc, "read %s: %s", name, cause());
+    return kj_err(e, rc, "read %s: %s", name, kj_err_cause());
   if (got < sizeof h || memcmp(h, SNAP_MAGIC, 8) ||
       XXH3_64bits(h, 56) != kj_get64(h + 56))
     return kj_err(e, KJ_ECORRUPT, "%s at offset 0: snapshot header damaged",
@@ -400,7 +398,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   while (!final) {
     uint8_t lb[4];
     if ((rc = rd(rd_arg, off, lb, 4, &got))) {
-      kj_err(e, rc, "read %s: %s", name, cause());
+      kj_err(e, rc, "read %s: %s", name, kj_err_cause());
       goto out;
     }
     uint32_t clen = got == 4 ? kj_get32(lb) : 0;
@@ -412,7 +410,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
       goto out;
     }
     if ((rc = rd(rd_arg, off + 4, ct, clen, &got))) {
-      kj_err(e, rc, "read %s: %s", name, cause());
+      kj_err(e, rc, "read %s: %s", name, kj_err_cause());
       goto out;
     }
     unsigned long long plen;
@@ -449,7 +447,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   }
   uint8_t extra;
   if ((rc = rd(rd_arg, off, &extra, 1, &got))) {
-    kj_err(e, rc, "read %s: %s", name, cause());
+    kj_err(e, rc, "read %s: %s", name, kj_err_cause());
     goto out;
   }
   if (got || zleft != 0 || ps.stage != 2 || ps.len)
@@ -487,7 +485,7 @@ int kj_snapshot_read(const kj_vfs *vfs, const char *path, const uint8_t *key,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &r.f);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   memset(info, 0, sizeof *info);
   rc = kj_snapshot_decode(file_read, &r, path, key, store_id, fn, arg, info, e);
   vfs->close(vfs->ctx, r.f);

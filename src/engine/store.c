@@ -34,8 +34,6 @@ size_t kj_max_key(void) { return KJ_MAX_KEY; }
 size_t kj_max_value(void) { return KJ_MAX_VALUE; }
 void kj_free(void *p) { free(p); }
 
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
-
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e) {
   pthread_mutex_lock(&s->mu);
   snprintf(s->errmsg, sizeof s->errmsg, "%s", e->msg);
@@ -127,7 +125,8 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
   int rc = s->vfs->open(s->vfs->ctx, s->dir, KJ_VFS_READ, &s->lockfile);
   if (rc) {
     s->lockfile = NULL;
-    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir, cause());
+    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir,
+                  kj_err_cause());
   }
   int mode = s->read_only ? KJ_VFS_LOCK_SHARED : KJ_VFS_LOCK_EXCLUSIVE;
   unsigned waited = 0, step = 1;
@@ -148,7 +147,7 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
       step *= 2;
   }
   if (rc)
-    return kj_err(e, rc, "lock %s: %s", s->dir, cause());
+    return kj_err(e, rc, "lock %s: %s", s->dir, kj_err_cause());
   return KJ_OK;
 }
 
@@ -219,7 +218,7 @@ static int write_durable(kj_store *s, const char *name, const uint8_t *b,
   errno = 0;
   int rc = v->open(v->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
   if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, cause());
+    return kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
   errno = 0;
   if (!(rc = v->truncate(v->ctx, f, 0)) && !(rc = v->write(v->ctx, f, b, n, 0)))
     rc = v->sync(v->ctx, f);
@@ -228,7 +227,7 @@ static int write_durable(kj_store *s, const char *name, const uint8_t *b,
     rc = v->sync_dir(v->ctx, s->dir);
   if (rc) {
     v->unlink(v->ctx, tmp);
-    return kj_err(e, rc, "write %s: %s", fin, cause());
+    return kj_err(e, rc, "write %s: %s", fin, kj_err_cause());
   }
   return KJ_OK;
 }
@@ -243,14 +242,14 @@ static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
   if (rc == KJ_NOTFOUND)
     return KJ_NOTFOUND;
   if (rc)
-    return kj_err(e, rc, "open %s: %s", p, cause());
+    return kj_err(e, rc, "open %s: %s", p, kj_err_cause());
   size_t got = 0;
   uint64_t size = 0;
   if (!(rc = s->vfs->size(s->vfs->ctx, f, &size)))
     rc = s->vfs->read(s->vfs->ctx, f, b, HDR_BYTES, 0, &got);
   s->vfs->close(s->vfs->ctx, f);
   if (rc)
-    return kj_err(e, rc, "read %s: %s", p, cause());
+    return kj_err(e, rc, "read %s: %s", p, kj_err_cause());
   *n = size; /* a longer file is not a header either */
   return KJ_OK;
 }
@@ -317,7 +316,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     errno = 0;
     int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
     if (rc && rc != KJ_EEXIST)
-      return kj_err(e, rc, "create directory %s: %s", s->dir, cause());
+      return kj_err(e, rc, "create directory %s: %s", s->dir, kj_err_cause());
   }
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
@@ -500,7 +499,7 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   errno = 0;
   int rc = s->vfs->mkdir(s->vfs->ctx, dir);
   if (rc)
-    return kj_err(e, rc, "create directory %s: %s", dir, cause());
+    return kj_err(e, rc, "create directory %s: %s", dir, kj_err_cause());
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   if ((rc = read_header(s, b, &n, e)))
@@ -562,11 +561,11 @@ static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
     errno = 0;
     if ((rc = v->sync_dir(v->ctx, grand[0] ? grand : ".")))
       return kj_err(e, rc, "sync directory %s: %s", grand[0] ? grand : ".",
-                    cause());
+                    kj_err_cause());
     return KJ_OK;
   }
   if (rc != KJ_EEXIST)
-    return kj_err(e, rc, "create directory %s: %s", parent, cause());
+    return kj_err(e, rc, "create directory %s: %s", parent, kj_err_cause());
   kj_vfs_file *f;
   errno = 0;
   rc = v->open(v->ctx, parent, KJ_VFS_READ | KJ_VFS_DIRECTORY, &f);
