@@ -21,9 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "durable.h"
 #include "internal.h"
-
-#define PATHLEN 4096
 
 /* ---- finding snapshots ------------------------------------------------ */
 
@@ -85,9 +84,9 @@ int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
     return KJ_OK;
   /* The newest snapshot must be sound: falling back to an older one would
    * silently roll the store back. */
-  char name[64], path[PATHLEN];
+  char name[64], path[KJ_PATH_MAX];
   kj_snapshot_name(newest, name, sizeof name);
-  snprintf(path, sizeof path, "%s/%s", s->dir, name);
+  kj_path(path, s->dir, name);
   kj_snap_info info;
   rc = kj_snapshot_read(s->vfs, path, s->keys->snapshot, s->store_id, load_row,
                         s, &info, e);
@@ -110,9 +109,9 @@ int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e) {
   for (size_t i = 0; !rc && i < l.n; i++) {
     if (l.v[i] >= s->snap.seq)
       continue;
-    char name[64], path[PATHLEN];
+    char name[64], path[KJ_PATH_MAX];
     kj_snapshot_name(l.v[i], name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    kj_path(path, s->dir, name);
     errno = 0;
     if ((rc = s->vfs->unlink(s->vfs->ctx, path)))
       kj_err(e, rc, "remove %s: %s", path, kj_err_cause());

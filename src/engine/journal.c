@@ -30,6 +30,7 @@
 
 #include "common/codec.h"
 #include "crypto.h"
+#include "durable.h"
 #include "journal.h"
 
 #define SEG_MAGIC "KJSEGMT\0"
@@ -40,7 +41,6 @@
 #define BODY_VERSION 1u
 #define AD_BYTES (KJ_STORE_ID_BYTES + 8 + 32 + KJ_TAG_BYTES)
 #define ZERO_CHUNK (1u << 20)
-#define PATH_MAX_KJ 4096
 
 struct kj_journal {
   kj_journal_cfg cfg; /* cfg.dir points to dir */
@@ -93,9 +93,16 @@ struct kj_journal {
 
 /* ---- names and small helpers ------------------------------------------ */
 
-static void seg_path(const char *dir, uint64_t segno, const char *suffix,
-                     char *out, size_t len) {
-  snprintf(out, len, "%s/journal-%016" PRIx64 ".kjl%s", dir, segno, suffix);
+#define SEG_NAME_BYTES 32
+
+static void seg_name(uint64_t segno, char out[SEG_NAME_BYTES]) {
+  snprintf(out, SEG_NAME_BYTES, "journal-%016" PRIx64 ".kjl", segno);
+}
+
+static void seg_path(const char *dir, uint64_t segno, char out[KJ_PATH_MAX]) {
+  char name[SEG_NAME_BYTES];
+  seg_name(segno, name);
+  kj_path(out, dir, name);
 }
 
 /* Parse "journal-<16 hex>.kjl"; 1 on success. */
@@ -200,16 +207,13 @@ static int write_zeros(const kj_vfs *vfs, kj_vfs_file *f, uint64_t off,
 
 /* ---- segments --------------------------------------------------------- */
 
-/* Create segment segno durably (tmp, zeros, sync, rename, sync dir) and
- * leave it open for writing in *out. */
+/* Create segment segno durably (kj_durable: tmp, header and zeros, sync,
+ * rename, sync dir; no syncs under KJ_SYNC_OFF) and leave it open for
+ * writing in *out. *renamed as kj_durable's. */
 static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
                           uint64_t segno, uint64_t first_seq, uint64_t size,
                           kj_vfs_file **out, int *renamed, kj_errbuf *e) {
   const kj_vfs *vfs = cfg->vfs;
-  char tmp[PATH_MAX_KJ], fin[PATH_MAX_KJ];
-  int dosync = cfg->sync != KJ_SYNC_OFF;
-  seg_path(cfg->dir, segno, ".tmp", tmp, sizeof tmp);
-  seg_path(cfg->dir, segno, "", fin, sizeof fin);
   *renamed = 0;
 
   uint8_t h[KJ_SEGMENT_HEADER] = {0};
@@ -220,45 +224,36 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   kj_put64(h + 40, first_seq);
   kj_put64(h + 56, XXH3_64bits(h, 56));
 
-  kj_vfs_file *f;
-  vfs->unlink(vfs->ctx, tmp); /* a leftover of a crash; absent is fine */
-  errno = 0;
-  int rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
-  if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
-  errno = 0;
-  rc = vfs->write(vfs->ctx, f, h, sizeof h, 0);
-  if (!rc)
-    rc = write_zeros(vfs, f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
-  if (!rc && dosync)
-    rc = vfs->sync(vfs->ctx, f);
-  if (rc) {
-    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size,
-           kj_err_cause());
-    vfs->close(vfs->ctx, f);
-    vfs->unlink(vfs->ctx, tmp);
-    return rc;
-  }
-  vfs->close(vfs->ctx, f);
-  errno = 0;
-  rc = vfs->rename(vfs->ctx, tmp, fin);
-  if (rc) {
-    kj_err(e, rc, "rename %s: %s", tmp, kj_err_cause());
-    vfs->unlink(vfs->ctx, tmp);
-    return rc;
-  }
-  *renamed = 1;
+  unsigned flags = cfg->sync != KJ_SYNC_OFF ? KJ_DURABLE_SYNC : 0;
 #ifdef KJ_BUG_NO_DIRSYNC
   /* Oracle self-test: forget that a rename is durable only after the
    * directory is synced. */
-  dosync = 0;
+  flags &= ~KJ_DURABLE_SYNC_DIR;
 #endif
-  if (dosync && (rc = vfs->sync_dir(vfs->ctx, cfg->dir)))
-    return kj_err(e, rc, "sync directory %s: %s", cfg->dir, kj_err_cause());
-  errno = 0;
-  rc = vfs->open(vfs->ctx, fin, KJ_VFS_WRITE, out);
+  char name[SEG_NAME_BYTES];
+  seg_name(segno, name);
+  kj_durable d;
+  int rc = kj_durable_begin(&d, vfs, cfg->dir, name, flags, e);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", fin, kj_err_cause());
+    return rc;
+  errno = 0;
+  rc = kj_durable_write(&d, h, sizeof h, 0, NULL);
+  if (!rc)
+    rc = write_zeros(vfs, d.f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
+  if (rc) {
+    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", d.tmp, size,
+           kj_err_cause());
+    kj_durable_abort(&d);
+    return rc;
+  }
+  rc = kj_durable_commit(&d, e);
+  *renamed = d.renamed;
+  if (rc)
+    return rc;
+  errno = 0;
+  rc = vfs->open(vfs->ctx, d.fin, KJ_VFS_WRITE, out);
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", d.fin, kj_err_cause());
   return KJ_OK;
 }
 
@@ -291,8 +286,8 @@ static int list_cb(void *arg, const char *name) {
     }
     l->v[l->n++] = no;
   } else if (l->remove_tmp && is_tmp_name(name)) {
-    char p[PATH_MAX_KJ];
-    snprintf(p, sizeof p, "%s/%s", l->cfg->dir, name);
+    char p[KJ_PATH_MAX];
+    kj_path(p, l->cfg->dir, name);
     l->cfg->vfs->unlink(l->cfg->vfs->ctx, p);
   }
   return 0;
@@ -327,8 +322,8 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
     return rc;
   /* Only an empty segment 1 (a creation that crashed) may be replaced. */
   for (size_t i = 0; i < l.n && !rc; i++) {
-    char p[PATH_MAX_KJ];
-    seg_path(cfg->dir, l.v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(cfg->dir, l.v[i], p);
     uint8_t *buf;
     uint64_t size;
     if (l.v[i] != 1) {
@@ -493,8 +488,8 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
     return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path, off,
                   kj_err_cause());
   for (size_t i = later; i < l->n; i++) {
-    char p[PATH_MAX_KJ];
-    seg_path(j->cfg.dir, l->v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(j->cfg.dir, l->v[i], p);
     errno = 0;
     if ((rc = vfs->unlink(vfs->ctx, p)))
       return kj_err(e, rc, "remove %s: %s", p, kj_err_cause());
@@ -515,16 +510,16 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   size_t first = 0;
   while (first < l.n && l.v[first] < cfg->base_segno) {
     if (!cfg->read_only) {
-      char p[PATH_MAX_KJ];
-      seg_path(cfg->dir, l.v[first], "", p, sizeof p);
+      char p[KJ_PATH_MAX];
+      seg_path(cfg->dir, l.v[first], p);
       cfg->vfs->unlink(cfg->vfs->ctx, p);
     }
     first++;
   }
   for (size_t i = first; i <= l.n; i++) {
     if (i == l.n ? i == first : l.v[i] != cfg->base_segno + (i - first)) {
-      char p[PATH_MAX_KJ];
-      seg_path(cfg->dir, cfg->base_segno + (i - first), "", p, sizeof p);
+      char p[KJ_PATH_MAX];
+      seg_path(cfg->dir, cfg->base_segno + (i - first), p);
       free(l.v);
       return kj_err(e, KJ_ECORRUPT, "%s: journal segment missing", p);
     }
@@ -536,8 +531,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     memset(j->prev_tag, 0, sizeof j->prev_tag);
   uint64_t end = 0, last = 0, last_size = 0;
   for (size_t i = first; i < l.n && !rc; i++) {
-    char path[PATH_MAX_KJ];
-    seg_path(cfg->dir, l.v[i], "", path, sizeof path);
+    char path[KJ_PATH_MAX];
+    seg_path(cfg->dir, l.v[i], path);
     uint8_t *b;
     uint64_t size;
     if ((rc = read_file(cfg->vfs, path, &b, &size, e)))
@@ -563,8 +558,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     uint64_t later_bytes = 0;
     free(b);
     for (size_t k = i + 1; k < l.n && !rc; k++) {
-      char lp[PATH_MAX_KJ];
-      seg_path(cfg->dir, l.v[k], "", lp, sizeof lp);
+      char lp[KJ_PATH_MAX];
+      seg_path(cfg->dir, l.v[k], lp);
       uint8_t *lb;
       uint64_t lsize;
       if ((rc = read_file(cfg->vfs, lp, &lb, &lsize, e)))
@@ -601,8 +596,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   j->segments = last - cfg->base_segno + 1;
   if (cfg->read_only)
     return KJ_OK;
-  char path[PATH_MAX_KJ];
-  seg_path(cfg->dir, last, "", path, sizeof path);
+  char path[KJ_PATH_MAX];
+  seg_path(cfg->dir, last, path);
   errno = 0;
   rc = cfg->vfs->open(cfg->vfs->ctx, path, KJ_VFS_WRITE, &j->seg);
   if (rc)
@@ -938,8 +933,8 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
   for (size_t i = 0; i < l.n && !rc; i++) {
     if (l.v[i] >= base)
       continue;
-    char p[PATH_MAX_KJ];
-    seg_path(j->cfg.dir, l.v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(j->cfg.dir, l.v[i], p);
     errno = 0;
     if ((rc = j->cfg.vfs->unlink(j->cfg.vfs->ctx, p)))
       kj_err(e, rc, "remove %s: %s", p, kj_err_cause());

@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "common/codec.h"
+#include "durable.h"
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "snapshot.h"
@@ -34,7 +35,6 @@
 #define CHUNK (1u << 20) /* compressed bytes per encrypted chunk */
 #define STAGE (256u << 10)
 #define ZLEVEL 1
-#define PATHLEN 4096
 
 void kj_snapshot_name(uint64_t seq, char *out, size_t len) {
   snprintf(out, len, "snapshot-%016" PRIx64 ".kjs", seq);
@@ -59,8 +59,7 @@ static void header_encode(uint8_t h[HDR], const uint8_t *store_id,
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct writer {
-  const kj_vfs *vfs;
-  kj_vfs_file *f;
+  kj_durable d; /* the file */
   uint64_t off;
   crypto_secretstream_xchacha20poly1305_state ss;
   uint8_t hdr[HDR];
@@ -83,7 +82,7 @@ static int emit_chunk(writer *w, int final) {
       final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
   w->first = 0;
   kj_put32(w->ct, (uint32_t)clen);
-  int rc = w->vfs->write(w->vfs->ctx, w->f, w->ct, 4 + (size_t)clen, w->off);
+  int rc = kj_durable_write(&w->d, w->ct, 4 + (size_t)clen, w->off, NULL);
   w->off += 4 + clen;
   w->zpos = 0;
   return rc;
@@ -169,70 +168,45 @@ static int write_body(writer *w, kj_map *const *tables, kj_snap_info *info) {
 int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
                       const uint8_t *store_id, kj_map *const *tables,
                       kj_snap_info *info, int *renamed, kj_errbuf *e) {
-  char name[64], tmp[PATHLEN], fin[PATHLEN];
+  char name[64];
   kj_snapshot_name(info->seq, name, sizeof name);
-  snprintf(fin, sizeof fin, "%s/%s", dir, name);
-  snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
   *renamed = 0;
   writer w = {0};
-  w.vfs = vfs;
   w.first = 1;
   w.z = ZSTD_createCCtx();
   w.zout = malloc(CHUNK);
   w.ct = malloc(4 + CHUNK + SS_ABYTES);
   w.stage = malloc(STAGE);
-  int rc = KJ_OK;
+  int rc = KJ_OK, started = 0;
   if (!w.z || !w.zout || !w.ct || !w.stage ||
       ZSTD_isError(
           ZSTD_CCtx_setParameter(w.z, ZSTD_c_compressionLevel, ZLEVEL))) {
     rc = kj_err(e, KJ_ENOMEM, "snapshot: out of memory");
     goto out;
   }
-  vfs->unlink(vfs->ctx, tmp);
-  errno = 0;
-  if ((rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &w.f))) {
-    kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
-    w.f = NULL;
+  if ((rc = kj_durable_begin(&w.d, vfs, dir, name, KJ_DURABLE_SYNC, e)))
     goto out;
-  }
+  started = 1;
   header_encode(w.hdr, store_id, info);
   uint8_t ssh[SS_HDR];
   crypto_secretstream_xchacha20poly1305_init_push(&w.ss, ssh, key);
-  errno = 0;
-  if ((rc = vfs->write(vfs->ctx, w.f, w.hdr, HDR, 0)) ||
-      (rc = vfs->write(vfs->ctx, w.f, ssh, SS_HDR, HDR))) {
-    kj_err(e, rc, "write %s: %s", tmp, kj_err_cause());
+  if ((rc = kj_durable_write(&w.d, w.hdr, HDR, 0, e)) ||
+      (rc = kj_durable_write(&w.d, ssh, SS_HDR, HDR, e)))
     goto out;
-  }
   w.off = HDR + SS_HDR;
   errno = 0;
   if ((rc = write_body(&w, tables, info))) {
-    kj_err(e, rc, "write %s: %s", tmp,
+    kj_err(e, rc, "write %s: %s", w.d.tmp,
            rc == KJ_ENOMEM ? "out of memory" : kj_err_cause());
     goto out;
   }
   info->file_bytes = w.off;
-  errno = 0;
-  if ((rc = vfs->sync(vfs->ctx, w.f))) {
-    kj_err(e, rc, "sync %s: %s", tmp, kj_err_cause());
-    goto out;
-  }
-  vfs->close(vfs->ctx, w.f);
-  w.f = NULL;
-  errno = 0;
-  if ((rc = vfs->rename(vfs->ctx, tmp, fin))) {
-    kj_err(e, rc, "rename %s: %s", tmp, kj_err_cause());
-    goto out;
-  }
-  *renamed = 1;
-  errno = 0;
-  if ((rc = vfs->sync_dir(vfs->ctx, dir)))
-    kj_err(e, rc, "sync directory %s: %s", dir, kj_err_cause());
+  started = 0; /* commit cleans up after itself */
+  rc = kj_durable_commit(&w.d, e);
+  *renamed = w.d.renamed;
 out:
-  if (w.f)
-    vfs->close(vfs->ctx, w.f);
-  if (rc && !*renamed)
-    vfs->unlink(vfs->ctx, tmp);
+  if (rc && started)
+    kj_durable_abort(&w.d);
   sodium_memzero(&w.ss, sizeof w.ss);
   ZSTD_freeCCtx(w.z);
   free(w.zout);

@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "common/codec.h"
+#include "durable.h"
 #include "internal.h"
 
 #define HDR_NAME "keyjournal.hdr"
@@ -28,7 +29,6 @@
 #define MIN_SEGMENT 4096u
 #define DEFAULT_SYNC_INTERVAL (1u << 20)
 #define DEFAULT_SNAPSHOT_THRESHOLD (64u << 20)
-#define PATHLEN 4096
 
 size_t kj_max_key(void) { return KJ_MAX_KEY; }
 size_t kj_max_value(void) { return KJ_MAX_VALUE; }
@@ -207,35 +207,10 @@ static int derive(const kj_options *o, const header *h, kj_keys **k,
   return KJ_OK;
 }
 
-/* Write path durably: tmp file, sync, rename, sync dir. */
-static int write_durable(kj_store *s, const char *name, const uint8_t *b,
-                         size_t n, kj_errbuf *e) {
-  char tmp[PATHLEN], fin[PATHLEN];
-  snprintf(fin, sizeof fin, "%s/%s", s->dir, name);
-  snprintf(tmp, sizeof tmp, "%s/%s.tmp", s->dir, name);
-  kj_vfs_file *f;
-  const kj_vfs *v = s->vfs;
-  errno = 0;
-  int rc = v->open(v->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
-  if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, kj_err_cause());
-  errno = 0;
-  if (!(rc = v->truncate(v->ctx, f, 0)) && !(rc = v->write(v->ctx, f, b, n, 0)))
-    rc = v->sync(v->ctx, f);
-  v->close(v->ctx, f);
-  if (!rc && !(rc = v->rename(v->ctx, tmp, fin)))
-    rc = v->sync_dir(v->ctx, s->dir);
-  if (rc) {
-    v->unlink(v->ctx, tmp);
-    return kj_err(e, rc, "write %s: %s", fin, kj_err_cause());
-  }
-  return KJ_OK;
-}
-
 static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
                        kj_errbuf *e) {
-  char p[PATHLEN];
-  snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+  char p[KJ_PATH_MAX];
+  kj_path(p, s->dir, HDR_NAME);
   kj_vfs_file *f;
   errno = 0;
   int rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ, &f);
@@ -307,7 +282,8 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
     return rc;
   uint8_t b[HDR_BYTES];
   header_encode(h, s->keys, b);
-  return write_durable(s, HDR_NAME, b, sizeof b, e); /* the commit point */
+  return kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b,
+                         e); /* the commit point */
 }
 
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
@@ -338,8 +314,8 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   } else if (rc) {
     return rc;
   } else {
-    char p[PATHLEN];
-    snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+    char p[KJ_PATH_MAX];
+    kj_path(p, s->dir, HDR_NAME);
     if (o->mode == KJ_OPEN_CREATE_NEW)
       return kj_err(e, KJ_EEXIST, "%s: a store exists there", s->dir);
     if ((rc = header_decode(b, n, &h, p, e)))
@@ -418,7 +394,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   s->next_checkpoint = s->snapshot_threshold;
   if (!path) {
     /* Memory-only: nothing is encrypted, so no key is derived. */
-  } else if (!path[0] || strlen(path) > PATHLEN - 64) {
+  } else if (!path[0] || strlen(path) > KJ_PATH_MAX - 64) {
     rc = kj_err(&e, KJ_EINVAL, "store path empty or too long");
   } else if (!(s->dir = strdup(path))) {
     rc = kj_err(&e, KJ_ENOMEM, "out of memory");
@@ -493,9 +469,6 @@ const char *kj_store_path(kj_store *s) { return s ? s->dir : NULL; }
 /* Segment, snapshot, then the header (the commit point of a store's
  * creation, FORMAT.md section 1), all durably. */
 static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
-  kj_store c = {0}; /* just enough of a store for write_durable */
-  c.vfs = s->vfs;
-  c.dir = (char *)dir;
   errno = 0;
   int rc = s->vfs->mkdir(s->vfs->ctx, dir);
   if (rc)
@@ -530,12 +503,12 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
       (rc = kj_snapshot_write(s->vfs, dir, s->keys->snapshot, s->store_id,
                               s->tables, &info, &renamed, e)))
     return rc;
-  return write_durable(&c, HDR_NAME, b, (size_t)n, e);
+  return kj_durable_file(s->vfs, dir, HDR_NAME, b, (size_t)n, e);
 }
 
 /* The directory holding path's last entry, into out: "" when path has no
  * '/' (the working directory), "/" for an entry of the root. */
-static void parent_of(const char *path, char out[PATHLEN]) {
+static void parent_of(const char *path, char out[KJ_PATH_MAX]) {
   size_t n = strlen(path);
   while (n > 1 && path[n - 1] == '/')
     n--;
@@ -543,13 +516,13 @@ static void parent_of(const char *path, char out[PATHLEN]) {
     n--;
   while (n > 1 && path[n - 1] == '/')
     n--;
-  snprintf(out, PATHLEN, "%.*s", (int)n, path);
+  snprintf(out, KJ_PATH_MAX, "%.*s", (int)n, path);
 }
 
 /* The parent of dir: created (and its own directory entry synced) when
  * missing, else it must be a directory and not a link (KJ_VFS_DIRECTORY). */
 static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
-  char parent[PATHLEN], grand[PATHLEN];
+  char parent[KJ_PATH_MAX], grand[KJ_PATH_MAX];
   parent_of(dir, parent);
   if (!parent[0])
     return KJ_OK;
@@ -581,7 +554,7 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
     return KJ_EINVAL;
   kj_errbuf e;
   if (!s->journal || s->read_only || !dir || !dir[0] ||
-      strlen(dir) > PATHLEN - 64 || (txn && (txn->s != s || !txn->ws)) ||
+      strlen(dir) > KJ_PATH_MAX - 64 || (txn && (txn->s != s || !txn->ws)) ||
       (flags & ~KJ_COPY_PARENT) || (!extra && elen))
     return kj_store_fail(
         s, KJ_EINVAL,
@@ -596,12 +569,8 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
     rc = ensure_parent(s, dir, &e);
   if (!rc)
     rc = copy_locked(s, dir, &e);
-  if (!rc && extra) {
-    kj_store c = {0}; /* just enough of a store for write_durable */
-    c.vfs = s->vfs;
-    c.dir = (char *)dir;
-    rc = write_durable(&c, "extra.bin", extra, elen, &e);
-  }
+  if (!rc && extra)
+    rc = kj_durable_file(s->vfs, dir, "extra.bin", extra, elen, &e);
   if (!txn)
     pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
