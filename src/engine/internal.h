@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "body.h"
 #include "common/errbuf.h"
 #include "crypto.h"
 #include "journal.h"
@@ -16,8 +17,6 @@
 #include "keyjournal/sys/vfs.h"
 #include "map.h"
 #include "snapshot.h"
-
-#define KJ_NTABLES 256
 
 /* A KJ_SYNC_FULL commit applied to the tables whose frame may not be
  * durable yet (group commit, see kj_txn_commit). undo is a commit body
@@ -76,9 +75,6 @@ struct kj_store {
    * Set by kj_body_apply(); read and cleared under the writer lock (or
    * before the handle is shared). All ones at creation. */
   uint64_t stats_dirty[KJ_NTABLES / 64];
-  /* Set while the journal is replayed at open: kj_body_apply() stages its
-   * ops (kj_map_stage) and kj_store_apply_staged() applies them in bulk. */
-  int staging;
   kj_journal_stats jstats;
   kj_snap_info snap; /* newest snapshot */
   uint64_t snapshots_written, snapshot_usec, snapshot_failures;
@@ -124,13 +120,5 @@ int kj_checkpoint_due(kj_store *s);
 
 /* Record e's message (or msg) as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);
-
-/* Validate a commit body and apply it to s->tables (caller holds the
- * writer side). Returns KJ_OK, KJ_ECORRUPT (malformed: nothing applied) or
- * KJ_ENOMEM (partly applied). Used by commit and by recovery: one decoder. */
-int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e);
-/* End of recovery: apply the ops kj_body_apply() staged (s->staging) to
- * every table; the caller clears s->staging. KJ_OK or KJ_ENOMEM. */
-int kj_store_apply_staged(kj_store *s);
 
 #endif

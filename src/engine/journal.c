@@ -28,6 +28,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "body.h"
 #include "common/codec.h"
 #include "crypto.h"
 #include "durable.h"
@@ -38,7 +39,6 @@
 #define FORMAT_VERSION 1u
 #define FRAME_COMMIT 1u
 #define FRAME_MARKER 2u
-#define BODY_VERSION 1u
 #define AD_BYTES (KJ_STORE_ID_BYTES + 8 + 32 + KJ_TAG_BYTES)
 #define ZERO_CHUNK (1u << 20)
 
@@ -451,7 +451,7 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
                       path, off, j->next_seq, inner);
       }
     } else if (type == FRAME_MARKER) {
-      if (ptlen != 1 || r->pt[0] != BODY_VERSION)
+      if (ptlen != 1 || r->pt[0] != KJ_BODY_VERSION)
         return kj_err(e, KJ_ECORRUPT,
                       "%s at offset %" PRIu64 ": malformed sync marker", path,
                       off);
@@ -878,7 +878,9 @@ int kj_journal_sync(kj_journal *j, kj_errbuf *e) {
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (!j->since_marker)
     return sync_segment(j, e);
-  static const uint8_t marker[1] = {BODY_VERSION};
+  /* A marker's plaintext is a commit body's version byte alone (FORMAT.md
+   * 4.3). */
+  static const uint8_t marker[1] = {KJ_BODY_VERSION};
   int rc = sync_segment(j, e);
   if (!rc)
     rc = write_frame(j, FRAME_MARKER, marker, sizeof marker, e);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "body.h"
 #include "common/codec.h"
 #include "durable.h"
 #include "internal.h"
@@ -252,8 +253,10 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
   return KJ_OK;
 }
 
+/* Recovery: each replayed commit is staged, and applied in bulk below. */
 static int replay_cb(void *arg, const uint8_t *body, size_t len, kj_errbuf *e) {
-  return kj_body_apply(arg, body, len, e);
+  kj_store *s = arg;
+  return kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_STAGE, body, len, e);
 }
 
 static int create_store(kj_store *s, const kj_options *o, header *h,
@@ -346,11 +349,9 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .base_segno = s->snap.base,
       .base_seq = s->snap.seq,
       .base_tag = s->snap.seq ? s->snap.prev_tag : NULL};
-  s->staging = 1; /* replayed ops are applied in bulk (kj_map_stage) */
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
-  if (!rc && kj_store_apply_staged(s))
+  if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
-  s->staging = 0;
   if (rc)
     return rc;
   if (!o->read_only) {
