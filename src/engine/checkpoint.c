@@ -21,8 +21,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "checkpoint.h"
 #include "durable.h"
-#include "internal.h"
+#include "handle.h"
 
 /* ---- finding snapshots ------------------------------------------------ */
 
@@ -67,7 +68,7 @@ static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
   return kj_map_append(s->tables[table], key, klen, val, vlen);
 }
 
-int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
+int kj_checkpoint_load(kj_store *s, kj_errbuf *e) {
   memset(&s->snap, 0, sizeof s->snap);
   s->snap.base = 1;
   snap_list l;
@@ -103,7 +104,7 @@ int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
   return KJ_OK;
 }
 
-int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e) {
+int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
   snap_list l;
   int rc = list_snapshots(s, &l, e), removed = 0;
   for (size_t i = 0; !rc && i < l.n; i++) {
@@ -125,13 +126,6 @@ int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e) {
 }
 
 /* ---- writing ---------------------------------------------------------- */
-
-static uint64_t usec_since(const struct timespec *t0) {
-  struct timespec t1;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  return (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000000 +
-                    (t1.tv_nsec - t0->tv_nsec) / 1000);
-}
 
 int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   if (!s->journal)
@@ -165,12 +159,12 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
     pthread_mutex_lock(&s->mu);
     s->snap = info;
     s->snapshots_written++;
-    s->snapshot_usec = usec_since(&t0);
+    s->snapshot_usec = kj_usec_since(&t0);
     pthread_mutex_unlock(&s->mu);
     /* 3. What the snapshot replaces. */
     rc = kj_journal_drop_before(s->journal, info.base, e);
     if (!rc)
-      rc = kj_snapshot_drop_old(s, e);
+      rc = kj_checkpoint_drop_old(s, e);
   }
   if (kj_journal_poisoned(s->journal) || (rc && renamed))
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */

@@ -16,9 +16,10 @@
 #include <xxhash.h>
 
 #include "body.h"
+#include "checkpoint.h"
 #include "common/codec.h"
 #include "durable.h"
-#include "internal.h"
+#include "handle.h"
 
 #define HDR_NAME "keyjournal.hdr"
 #define HDR_BYTES 128u
@@ -34,13 +35,6 @@
 size_t kj_max_key(void) { return KJ_MAX_KEY; }
 size_t kj_max_value(void) { return KJ_MAX_VALUE; }
 void kj_free(void *p) { free(p); }
-
-int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e) {
-  pthread_mutex_lock(&s->mu);
-  snprintf(s->errmsg, sizeof s->errmsg, "%s", e->msg);
-  pthread_mutex_unlock(&s->mu);
-  return rc;
-}
 
 const char *kj_store_errmsg(kj_store *s) { return s ? s->errmsg : ""; }
 
@@ -334,7 +328,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
   }
   memcpy(s->store_id, h.store_id, KJ_STORE_ID_BYTES);
-  if ((rc = kj_snapshot_load(s, e)))
+  if ((rc = kj_checkpoint_load(s, e)))
     return rc;
   kj_journal_cfg jc = {
       .vfs = s->vfs,
@@ -356,7 +350,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     return rc;
   if (!o->read_only) {
     kj_errbuf ignored; /* leftovers of an interrupted checkpoint: retried */
-    kj_snapshot_drop_old(s, &ignored);
+    kj_checkpoint_drop_old(s, &ignored);
   }
   return KJ_OK;
 }
@@ -366,7 +360,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   kj_errbuf e = {{0}};
   int rc;
   kj_store *s = NULL;
-  struct timespec t0, t1;
+  struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (errmsg)
     *errmsg = NULL;
@@ -415,10 +409,8 @@ done:
       *errmsg = strdup(e.msg);
     return rc;
   }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
+  s->recovery_usec = kj_usec_since(&t0);
   kj_store_refresh_stats(s);
-  s->recovery_usec = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                (t1.tv_nsec - t0.tv_nsec) / 1000);
   *out = s;
   return KJ_OK;
 }
@@ -430,15 +422,13 @@ int kj_store_close(kj_store *s) {
    * committing (raised before it released the writer lock). */
   if (atomic_load(&s->readers) || atomic_load(&s->committing) ||
       pthread_mutex_trylock(&s->writer) != 0) {
-    kj_errbuf e;
-    kj_err(&e, KJ_EINVAL, "kj_store_close: a transaction is still open");
-    return kj_store_fail(s, KJ_EINVAL, &e);
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_store_close: a transaction is still open");
   }
   if (atomic_load(&s->committing)) { /* raised before we took the lock */
     pthread_mutex_unlock(&s->writer);
-    kj_errbuf e;
-    kj_err(&e, KJ_EINVAL, "kj_store_close: a commit is still running");
-    return kj_store_fail(s, KJ_EINVAL, &e);
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_store_close: a commit is still running");
   }
   kj_errbuf e;
   int rc = s->journal ? kj_journal_close(s->journal, &e) : KJ_OK;
@@ -557,12 +547,10 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
   if (!s->journal || s->read_only || !dir || !dir[0] ||
       strlen(dir) > KJ_PATH_MAX - 64 || (txn && (txn->s != s || !txn->ws)) ||
       (flags & ~KJ_COPY_PARENT) || (!extra && elen))
-    return kj_store_fail(
+    return kj_store_fail_msg(
         s, KJ_EINVAL,
-        (kj_err(&e, KJ_EINVAL,
-                "kj_store_copy: memory-only or read-only store, bad "
-                "directory, transaction, flags or extra bytes"),
-         &e));
+        "kj_store_copy: memory-only or read-only store, bad directory, "
+        "transaction, flags or extra bytes");
   if (!txn)
     pthread_mutex_lock(&s->writer);
   int rc = KJ_OK;
@@ -592,27 +580,6 @@ int kj_store_checkpoint(kj_store *s) {
 }
 
 /* ---- statistics ------------------------------------------------------- */
-
-void kj_store_refresh_stats(kj_store *s) {
-  kj_journal_stats js = {0};
-  if (s->journal)
-    kj_journal_get_stats(s->journal, &js);
-  pthread_mutex_lock(&s->mu);
-  s->jstats = js;
-  for (unsigned w = 0; w < KJ_NTABLES / 64; w++) {
-    uint64_t bits = s->stats_dirty[w];
-    s->stats_dirty[w] = 0;
-    while (bits) {
-      unsigned t = w * 64 + (unsigned)__builtin_ctzll(bits);
-      bits &= bits - 1;
-      if (t >= KJ_TABLE_MIN && t <= KJ_TABLE_MAX) {
-        s->table_rows[t] = kj_map_count(s->tables[t]);
-        s->table_bytes[t] = kj_map_bytes(s->tables[t]);
-      }
-    }
-  }
-  pthread_mutex_unlock(&s->mu);
-}
 
 static int stats_fill(kj_store *s, kj_stats *out) {
   memset(out, 0, sizeof *out);

@@ -21,7 +21,8 @@
 #include <string.h>
 
 #include "body.h"
-#include "internal.h"
+#include "checkpoint.h"
+#include "handle.h"
 
 /* Largest undo body kept for a group commit; a commit that overwrites more
  * waits for its sync under the writer lock (see kj_txn_commit). */
@@ -39,30 +40,28 @@ static int check_txn(kj_store *s, kj_txn *txn) {
   return !s || (txn && txn->s != s);
 }
 
-static int fail(kj_store *s, int rc, const char *msg) {
-  kj_errbuf e;
-  kj_err(&e, rc, "%s", msg);
-  return kj_store_fail(s, rc, &e);
-}
-
 /* ---- begin / rollback ------------------------------------------------- */
 
 int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
   if (out)
     *out = NULL;
   if (!s || !out || (flags & ~KJ_TXN_READONLY))
-    return s ? fail(s, KJ_EINVAL, "kj_txn_begin: bad arguments") : KJ_EINVAL;
+    return s ? kj_store_fail_msg(s, KJ_EINVAL, "kj_txn_begin: bad arguments")
+             : KJ_EINVAL;
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   int ro = flags & KJ_TXN_READONLY;
   if (!ro && s->read_only)
-    return fail(s, KJ_EREADONLY, "write transaction on a read-only handle");
+    return kj_store_fail_msg(s, KJ_EREADONLY,
+                             "write transaction on a read-only handle");
   if (!ro && atomic_load(&s->poisoned))
-    return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle poisoned by an earlier failure");
   kj_txn *t = calloc(1, sizeof *t);
   if (!t || (!ro && !(t->ws = kj_map_new()))) {
     free(t);
-    return fail(s, KJ_ENOMEM, "kj_txn_begin: out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "kj_txn_begin: out of memory");
   }
   t->s = s;
   t->flags = flags;
@@ -75,7 +74,8 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
       pthread_mutex_unlock(&s->writer);
       kj_map_free(t->ws);
       free(t);
-      return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+      return kj_store_fail_msg(s, KJ_EPOISONED,
+                               "handle poisoned by an earlier failure");
     }
   }
   *out = t;
@@ -327,9 +327,10 @@ static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
                     const void *val, size_t vlen, int tomb) {
   kj_store *s = t->s;
   if (t->flags & KJ_TXN_READONLY)
-    return fail(s, KJ_EINVAL, "write in a read-only transaction");
+    return kj_store_fail_msg(s, KJ_EINVAL, "write in a read-only transaction");
   if (t->scanning)
-    return fail(s, KJ_EINVAL, "write to a transaction during its own scan");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "write to a transaction during its own scan");
   uint8_t tk[1 + KJ_MAX_KEY];
   size_t tklen = kj_ws_key(tk, table, key, klen);
   const kj_entry *old = kj_map_get(t->ws, tk, tklen);
@@ -337,12 +338,13 @@ static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
   if (old)
     bytes -= kj_body_op_bytes(klen, kj_entry_tomb(old), kj_entry_vlen(old));
   if (bytes > KJ_MAX_TXN_BYTES)
-    return fail(s, KJ_EINVAL, "transaction exceeds KJ_MAX_TXN_BYTES");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "transaction exceeds KJ_MAX_TXN_BYTES");
   if (t->undo && !kj_map_get(t->undo, tk, tklen) &&
       undo_record(t, tk, tklen, old))
-    return fail(s, KJ_ENOMEM, "out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "out of memory");
   if (kj_map_put(t->ws, tk, tklen, val, vlen, tomb))
-    return fail(s, KJ_ENOMEM, "out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "out of memory");
   t->ws_bytes = bytes;
   return KJ_OK;
 }
@@ -367,21 +369,24 @@ static int do_write(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 int kj_put(kj_store *s, kj_txn *txn, unsigned table, const void *key,
            size_t klen, const void *val, size_t vlen) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_put: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_put: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen) || vlen > KJ_MAX_VALUE ||
       (vlen && !val))
-    return fail(s, KJ_EINVAL, "kj_put: bad table id, key or value");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_put: bad table id, key or value");
   return do_write(s, txn, table, key, klen, val, vlen, 0);
 }
 
 int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
               size_t klen) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_delete: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_delete: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen))
-    return fail(s, KJ_EINVAL, "kj_delete: bad table id or key");
+    return kj_store_fail_msg(s, KJ_EINVAL, "kj_delete: bad table id or key");
   return do_write(s, txn, table, key, klen, NULL, 0, 1);
 }
 
@@ -403,12 +408,15 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (vlen)
     *vlen = 0;
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_get: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_get: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen) || !val || !vlen)
-    return fail(s, KJ_EINVAL, "kj_get: bad table id, key or output");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_get: bad table id, key or output");
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   if (txn && txn->ws) {
     uint8_t tk[1 + KJ_MAX_KEY];
     const kj_entry *w =
@@ -417,7 +425,7 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
       if (kj_entry_tomb(w))
         return KJ_NOTFOUND;
       return copy_out(kj_entry_val(w), kj_entry_vlen(w), val, vlen)
-                 ? fail(s, KJ_ENOMEM, "kj_get: out of memory")
+                 ? kj_store_fail_msg(s, KJ_ENOMEM, "kj_get: out of memory")
                  : KJ_OK;
     }
   }
@@ -430,7 +438,8 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
       c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen) : KJ_NOTFOUND;
   if (!txn)
     pthread_rwlock_unlock(&s->rows);
-  return rc == KJ_ENOMEM ? fail(s, rc, "kj_get: out of memory") : rc;
+  return rc == KJ_ENOMEM ? kj_store_fail_msg(s, rc, "kj_get: out of memory")
+                         : rc;
 }
 
 /* ---- scans ------------------------------------------------------------ */
@@ -482,13 +491,16 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                   size_t start_len, const void *end, size_t end_len,
                   kj_scan_fn fn, void *arg) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_scan: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_scan: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || !fn || (start_len && !start) ||
       start_len > KJ_MAX_KEY || (end && end_len > KJ_MAX_KEY))
-    return fail(s, KJ_EINVAL, "kj_scan: bad table id, bound or callback");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_scan: bad table id, bound or callback");
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   if (!start_len)
     start = NULL;
   if (!txn)
@@ -502,7 +514,8 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
 int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
                    size_t plen, kj_scan_fn fn, void *arg) {
   if (plen > KJ_MAX_KEY || (plen && !prefix))
-    return s ? fail(s, KJ_EINVAL, "kj_scan_prefix: bad prefix") : KJ_EINVAL;
+    return s ? kj_store_fail_msg(s, KJ_EINVAL, "kj_scan_prefix: bad prefix")
+             : KJ_EINVAL;
   /* Keys with the prefix are exactly [prefix, prefix+1) where +1
    * increments the last byte that is not 0xff, dropping those after it;
    * an all-0xff prefix has no upper bound. */
