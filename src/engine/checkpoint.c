@@ -27,38 +27,15 @@
 
 /* ---- finding snapshots ------------------------------------------------ */
 
+/* The snapshot seqs of s's directory, ascending. */
 typedef struct snap_list {
   uint64_t *v;
-  size_t n, cap;
+  size_t n;
 } snap_list;
 
-static int snap_list_cb(void *arg, const char *name) {
-  snap_list *l = arg;
-  uint64_t seq;
-  if (!kj_snapshot_parse_name(name, &seq))
-    return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 8;
-    uint64_t *v = realloc(l->v, cap * sizeof *v);
-    if (!v)
-      return KJ_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = seq;
-  return 0;
-}
-
 static int list_snapshots(kj_store *s, snap_list *l, kj_errbuf *e) {
-  memset(l, 0, sizeof *l);
-  errno = 0;
-  int rc = s->vfs->list(s->vfs->ctx, s->dir, snap_list_cb, l);
-  if (rc) {
-    free(l->v);
-    l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", s->dir, kj_err_cause());
-  }
-  return KJ_OK;
+  return kj_list_numbered(s->vfs, s->dir, kj_snapshot_parse_name, NULL, NULL,
+                          &l->v, &l->n, e);
 }
 
 static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,

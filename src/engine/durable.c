@@ -1,6 +1,7 @@
 /*
- * src/engine/durable.c - the one implementation of "write NAME.tmp, sync,
- * rename to NAME, sync the directory" (src/engine/durable.h).
+ * src/engine/durable.c - files of the store directory (src/engine/durable.h):
+ * paths, numbered listings, and the one implementation of "write NAME.tmp,
+ * sync, rename to NAME, sync the directory".
  *
  * This file owns the order of those steps and their cleanup: NAME.tmp is
  * removed after any failure before the rename and never after it (NAME
@@ -13,12 +14,67 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "keyjournal/errors.h"
 
 void kj_path(char out[KJ_PATH_MAX], const char *dir, const char *name) {
   snprintf(out, KJ_PATH_MAX, "%s/%s", dir, name);
 }
+
+/* ---- listing ---------------------------------------------------------- */
+
+typedef struct num_list {
+  int (*parse)(const char *name, uint64_t *no);
+  int (*other)(void *arg, const char *name);
+  void *arg;
+  uint64_t *v;
+  size_t n, cap;
+} num_list;
+
+static int num_cb(void *arg, const char *name) {
+  num_list *l = arg;
+  uint64_t no;
+  if (!l->parse(name, &no))
+    return l->other ? l->other(l->arg, name) : 0;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 16;
+    uint64_t *v = realloc(l->v, cap * sizeof *v);
+    if (!v)
+      return KJ_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = no;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+int kj_list_numbered(const kj_vfs *vfs, const char *dir,
+                     int (*parse)(const char *name, uint64_t *no),
+                     int (*other)(void *arg, const char *name), void *arg,
+                     uint64_t **v, size_t *n, kj_errbuf *e) {
+  num_list l = {parse, other, arg, NULL, 0, 0};
+  *v = NULL;
+  *n = 0;
+  errno = 0;
+  int rc = vfs->list(vfs->ctx, dir, num_cb, &l);
+  if (rc) {
+    free(l.v);
+    return kj_err(e, rc, "list %s: %s", dir, kj_err_cause());
+  }
+  if (l.n)
+    qsort(l.v, l.n, sizeof *l.v, cmp_u64);
+  *v = l.v;
+  *n = l.n;
+  return KJ_OK;
+}
+
+/* ---- writing a whole file --------------------------------------------- */
 
 int kj_durable_begin(kj_durable *d, const kj_vfs *vfs, const char *dir,
                      const char *name, unsigned flags, kj_errbuf *e) {

@@ -1,6 +1,7 @@
 /*
- * src/engine/durable.h - writing a whole file so that it appears complete or
- * not at all (internal).
+ * src/engine/durable.h - files of the store directory (internal): their
+ * paths, listing the numbered ones (segments, snapshots), and writing a
+ * whole file so that it appears complete or not at all.
  *
  * Every file the engine writes in one go - the store header, a snapshot, a
  * new journal segment, a copy's extra bytes - is written the same way
@@ -22,6 +23,16 @@
 
 /* out = dir + "/" + name. */
 void kj_path(char out[KJ_PATH_MAX], const char *dir, const char *name);
+
+/* The numbers of dir's entries whose names parse() accepts (1 and *no),
+ * ascending, into *v (malloc'd, or NULL when none; the caller frees it)
+ * and *n. Every other name goes to other(arg, name) when other is not
+ * NULL; a non-zero return from it stops the listing and is returned.
+ * Errors: the VFS's status or KJ_ENOMEM, as "list DIR: cause". */
+int kj_list_numbered(const kj_vfs *vfs, const char *dir,
+                     int (*parse)(const char *name, uint64_t *no),
+                     int (*other)(void *arg, const char *name), void *arg,
+                     uint64_t **v, size_t *n, kj_errbuf *e);
 
 /* kj_durable_begin() flags. */
 #define KJ_DURABLE_SYNC_FILE 0x1u /* sync NAME.tmp before the rename */

@@ -257,11 +257,10 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   return KJ_OK;
 }
 
+/* The segment numbers of a directory, ascending. */
 typedef struct seg_list {
   uint64_t *v;
-  size_t n, cap;
-  const kj_journal_cfg *cfg;
-  int remove_tmp;
+  size_t n;
 } seg_list;
 
 /* Files being created (FORMAT.md section 1): never trusted. */
@@ -272,47 +271,22 @@ static int is_tmp_name(const char *name) {
           !strncmp(name, "keyjournal.", 11));
 }
 
-static int list_cb(void *arg, const char *name) {
-  seg_list *l = arg;
-  uint64_t no;
-  if (parse_seg_name(name, &no)) {
-    if (l->n == l->cap) {
-      size_t cap = l->cap ? 2 * l->cap : 16;
-      uint64_t *v = realloc(l->v, cap * sizeof *v);
-      if (!v)
-        return KJ_ENOMEM;
-      l->v = v;
-      l->cap = cap;
-    }
-    l->v[l->n++] = no;
-  } else if (l->remove_tmp && is_tmp_name(name)) {
+static int remove_tmp_cb(void *arg, const char *name) {
+  const kj_journal_cfg *cfg = arg;
+  if (is_tmp_name(name)) {
     char p[KJ_PATH_MAX];
-    kj_path(p, l->cfg->dir, name);
-    l->cfg->vfs->unlink(l->cfg->vfs->ctx, p);
+    kj_path(p, cfg->dir, name);
+    cfg->vfs->unlink(cfg->vfs->ctx, p);
   }
   return 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
+/* List the segments; remove_tmp: also remove leftover temporary files. */
 static int list_segments(const kj_journal_cfg *cfg, int remove_tmp, seg_list *l,
                          kj_errbuf *e) {
-  memset(l, 0, sizeof *l);
-  l->cfg = cfg;
-  l->remove_tmp = remove_tmp;
-  errno = 0;
-  int rc = cfg->vfs->list(cfg->vfs->ctx, cfg->dir, list_cb, l);
-  if (rc) {
-    free(l->v);
-    l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", cfg->dir, kj_err_cause());
-  }
-  if (l->n)
-    qsort(l->v, l->n, sizeof *l->v, cmp_u64);
-  return KJ_OK;
+  return kj_list_numbered(cfg->vfs, cfg->dir, parse_seg_name,
+                          remove_tmp ? remove_tmp_cb : NULL, (void *)cfg, &l->v,
+                          &l->n, e);
 }
 
 int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
