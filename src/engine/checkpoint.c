@@ -1,13 +1,17 @@
 /*
  * src/engine/checkpoint.c - the snapshot protocol: when a snapshot is written,
- * in which order the files change, and which snapshot an open starts from.
+ * in which order the files change, which snapshot an open starts from, and
+ * removing the snapshots a newer one replaces. It drives snapshot.c (the
+ * file format) and journal.c (roll-over, dropping segments) for store.c
+ * and txn.c, and calls nothing above it.
  *
  * A checkpoint at frame S (the newest) runs, under the writer lock:
  *   1. sync the journal and move it to a new segment B (first seq S+1);
  *      that sync also covers every group commit still waiting for its
  *      own (their changes are in the tables already), so the snapshot
  *      below never holds a change that is not durable;
- *   2. write snapshot-S: temporary file, sync, rename, sync directory;
+ *   2. write snapshot-S: temporary file, sync, rename, sync directory
+ *      (durable.c);
  *   3. remove the segments before B and the snapshots before S.
  * A crash before 2 completes leaves the old snapshot and every segment: the
  * new segment is just replayed after them. A crash after it leaves extra

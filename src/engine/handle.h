@@ -1,12 +1,14 @@
 /*
  * src/engine/handle.h - the store handle and the transaction handle
  * (internal): struct kj_store, struct kj_txn and the group commit's
- * pending records, plus the two things every layer above does with a
- * handle: record a failure's detail and refresh the statistics copies.
+ * pending records, plus what every layer above does with a handle: record
+ * a failure's detail and refresh the statistics copies.
  *
- * Lock order: writer, rows, pend_mu (pend_mu alone for an unlink); mu is
- * taken last and alone, and held only to copy a few fields. No file I/O
- * happens under rows, pend_mu or mu.
+ * Lock order: writer, rows, pend_mu (pend_mu alone for an unlink). mu is
+ * innermost: it may be taken with any of them held, and nothing is locked
+ * or read from disk while it is held. The writer lock is held across the
+ * journal's I/O (frame writes, serial syncs, checkpoints); rows, pend_mu
+ * and mu never are, and a group commit waits for its sync holding none.
  */
 #ifndef KJ_HANDLE_H
 #define KJ_HANDLE_H

@@ -7,7 +7,10 @@
  *
  * Segments are pre-written with zeros so that appending a frame is an
  * overwrite: a durable commit costs one write and one fdatasync, and no
- * change of file size (and so no file-system journal commit).
+ * change of file size (and so no file-system journal commit). A new
+ * segment appears whole, through durable.c. The journal knows nothing of
+ * tables or of the store handle: it carries commit bodies as opaque bytes
+ * and hands replayed ones to its caller's callback.
  *
  * Group commit (FORMAT.md 4.4): frames are written under the store's
  * writer lock, but the fdatasync that makes a KJ_SYNC_FULL commit durable

@@ -9,7 +9,9 @@
  * chunk as associated data. doc/FORMAT.md section 6 has the bytes.
  *
  * Both directions stream with bounded buffers, so a snapshot never needs
- * memory for the whole state beyond the tables themselves.
+ * memory for the whole state beyond the tables themselves. The file is
+ * written through durable.c; when to write one, and which one to load, is
+ * checkpoint.c's business.
  */
 #include <errno.h>
 #include <inttypes.h>

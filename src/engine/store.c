@@ -1,10 +1,17 @@
 /*
- * src/engine/store.c - opening and closing a store: options, the lock file, the
- * store header (doc/FORMAT.md section 3), keys, recovery, statistics.
+ * src/engine/store.c - the store's entry points other than transactions:
+ * open and close (options, the lock, the store header of doc/FORMAT.md
+ * section 3, keys, recovery), sync, copy, checkpoint on request, and the
+ * statistics getters.
  *
  * Open order: lock first (so two openers never race on creation), then
  * the header (create, or check it before trusting anything else), then
- * the journal replay into the tables.
+ * the newest snapshot (checkpoint.c), then the journal replay into the
+ * tables (staged, through body.c). The header is the commit point of a
+ * store's creation and of a copy's, written last through durable.c.
+ *
+ * It calls only downwards: checkpoint.c, handle.c, snapshot.c, journal.c,
+ * body.c, map.c, durable.c, crypto.c, errors.c; never txn.c.
  */
 #include <errno.h>
 #include <inttypes.h>

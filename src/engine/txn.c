@@ -16,6 +16,10 @@
  * durable is undone before its committer returns the failure. Commits
  * whose undo would be large, and the one that triggers a snapshot, wait
  * under the writer lock instead and apply only once durable.
+ *
+ * One commit only calls downwards: body.c (encode), journal.c (append,
+ * wait), body.c (apply), handle.c (statistics, failure detail) and
+ * checkpoint.c (a snapshot when due); never store.c.
  */
 #include <stdlib.h>
 #include <string.h>
