@@ -286,8 +286,8 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
     return rc;
   uint8_t b[HDR_BYTES];
   header_encode(h, s->keys, b);
-  return kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b,
-                         e); /* the commit point */
+  /* The commit point of the creation. */
+  return kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b, e);
 }
 
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
