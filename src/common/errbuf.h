@@ -13,4 +13,8 @@ typedef struct kj_errbuf {
 int kj_err(kj_errbuf *e, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The cause to quote after a failed VFS call: strerror(errno), or "failed"
+ * when the VFS left errno at 0 (callers clear errno before the call). */
+const char *kj_err_cause(void);
+
 #endif

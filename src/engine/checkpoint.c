@@ -1,13 +1,17 @@
 /*
  * src/engine/checkpoint.c - the snapshot protocol: when a snapshot is written,
- * in which order the files change, and which snapshot an open starts from.
+ * in which order the files change, which snapshot an open starts from, and
+ * removing the snapshots a newer one replaces. It drives snapshot.c (the
+ * file format) and journal.c (roll-over, dropping segments) for store.c
+ * and txn.c, and calls nothing above it.
  *
  * A checkpoint at frame S (the newest) runs, under the writer lock:
  *   1. sync the journal and move it to a new segment B (first seq S+1);
  *      that sync also covers every group commit still waiting for its
  *      own (their changes are in the tables already), so the snapshot
  *      below never holds a change that is not durable;
- *   2. write snapshot-S: temporary file, sync, rename, sync directory;
+ *   2. write snapshot-S: temporary file, sync, rename, sync directory
+ *      (durable.c);
  *   3. remove the segments before B and the snapshots before S.
  * A crash before 2 completes leaves the old snapshot and every segment: the
  * new segment is just replayed after them. A crash after it leaves extra
@@ -21,46 +25,21 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
-
-#define PATHLEN 4096
-
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
+#include "checkpoint.h"
+#include "durable.h"
+#include "handle.h"
 
 /* ---- finding snapshots ------------------------------------------------ */
 
+/* The snapshot seqs of s's directory, ascending. */
 typedef struct snap_list {
   uint64_t *v;
-  size_t n, cap;
+  size_t n;
 } snap_list;
 
-static int snap_list_cb(void *arg, const char *name) {
-  snap_list *l = arg;
-  uint64_t seq;
-  if (!kj_snapshot_parse_name(name, &seq))
-    return 0;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? 2 * l->cap : 8;
-    uint64_t *v = realloc(l->v, cap * sizeof *v);
-    if (!v)
-      return KJ_ENOMEM;
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = seq;
-  return 0;
-}
-
 static int list_snapshots(kj_store *s, snap_list *l, kj_errbuf *e) {
-  memset(l, 0, sizeof *l);
-  errno = 0;
-  int rc = s->vfs->list(s->vfs->ctx, s->dir, snap_list_cb, l);
-  if (rc) {
-    free(l->v);
-    l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", s->dir, cause());
-  }
-  return KJ_OK;
+  return kj_list_numbered(s->vfs, s->dir, kj_snapshot_parse_name, NULL, NULL,
+                          &l->v, &l->n, e);
 }
 
 static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
@@ -70,7 +49,7 @@ static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
   return kj_map_append(s->tables[table], key, klen, val, vlen);
 }
 
-int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
+int kj_checkpoint_load(kj_store *s, kj_errbuf *e) {
   memset(&s->snap, 0, sizeof s->snap);
   s->snap.base = 1;
   snap_list l;
@@ -87,9 +66,9 @@ int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
     return KJ_OK;
   /* The newest snapshot must be sound: falling back to an older one would
    * silently roll the store back. */
-  char name[64], path[PATHLEN];
+  char name[64], path[KJ_PATH_MAX];
   kj_snapshot_name(newest, name, sizeof name);
-  snprintf(path, sizeof path, "%s/%s", s->dir, name);
+  kj_path(path, s->dir, name);
   kj_snap_info info;
   rc = kj_snapshot_read(s->vfs, path, s->keys->snapshot, s->store_id, load_row,
                         s, &info, e);
@@ -106,35 +85,28 @@ int kj_snapshot_load(kj_store *s, kj_errbuf *e) {
   return KJ_OK;
 }
 
-int kj_snapshot_drop_old(kj_store *s, kj_errbuf *e) {
+int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
   snap_list l;
   int rc = list_snapshots(s, &l, e), removed = 0;
   for (size_t i = 0; !rc && i < l.n; i++) {
     if (l.v[i] >= s->snap.seq)
       continue;
-    char name[64], path[PATHLEN];
+    char name[64], path[KJ_PATH_MAX];
     kj_snapshot_name(l.v[i], name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    kj_path(path, s->dir, name);
     errno = 0;
     if ((rc = s->vfs->unlink(s->vfs->ctx, path)))
-      kj_err(e, rc, "remove %s: %s", path, cause());
+      kj_err(e, rc, "remove %s: %s", path, kj_err_cause());
     removed = 1;
   }
   free(l.v);
   errno = 0;
   if (!rc && removed && (rc = s->vfs->sync_dir(s->vfs->ctx, s->dir)))
-    kj_err(e, rc, "sync directory %s: %s", s->dir, cause());
+    kj_err(e, rc, "sync directory %s: %s", s->dir, kj_err_cause());
   return rc;
 }
 
 /* ---- writing ---------------------------------------------------------- */
-
-static uint64_t usec_since(const struct timespec *t0) {
-  struct timespec t1;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  return (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000000 +
-                    (t1.tv_nsec - t0->tv_nsec) / 1000);
-}
 
 int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   if (!s->journal)
@@ -168,12 +140,12 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
     pthread_mutex_lock(&s->mu);
     s->snap = info;
     s->snapshots_written++;
-    s->snapshot_usec = usec_since(&t0);
+    s->snapshot_usec = kj_usec_since(&t0);
     pthread_mutex_unlock(&s->mu);
     /* 3. What the snapshot replaces. */
     rc = kj_journal_drop_before(s->journal, info.base, e);
     if (!rc)
-      rc = kj_snapshot_drop_old(s, e);
+      rc = kj_checkpoint_drop_old(s, e);
   }
   if (kj_journal_poisoned(s->journal) || (rc && renamed))
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */

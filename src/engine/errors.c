@@ -3,12 +3,17 @@
  *
  * kj_strerror() is the fixed table of English texts; kj_err() formats the
  * per-call detail (file, offset, cause) that a store handle keeps for its
- * last failure.
+ * last failure, and kj_err_cause() is the one place that turns errno into
+ * the cause quoted after a failed VFS call. Depends on nothing else of the
+ * engine.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
-#include "internal.h"
+#include "common/errbuf.h"
+#include "keyjournal/errors.h"
 
 const char *kj_strerror(int status) {
   switch (status) {
@@ -53,3 +58,5 @@ int kj_err(kj_errbuf *e, int rc, const char *fmt, ...) {
   }
   return rc;
 }
+
+const char *kj_err_cause(void) { return errno ? strerror(errno) : "failed"; }

@@ -7,7 +7,10 @@
  *
  * Segments are pre-written with zeros so that appending a frame is an
  * overwrite: a durable commit costs one write and one fdatasync, and no
- * change of file size (and so no file-system journal commit).
+ * change of file size (and so no file-system journal commit). A new
+ * segment appears whole, through durable.c. The journal knows nothing of
+ * tables or of the store handle: it carries commit bodies as opaque bytes
+ * and hands replayed ones to its caller's callback.
  *
  * Group commit (FORMAT.md 4.4): frames are written under the store's
  * writer lock, but the fdatasync that makes a KJ_SYNC_FULL commit durable
@@ -28,8 +31,10 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "body.h"
 #include "common/codec.h"
 #include "crypto.h"
+#include "durable.h"
 #include "journal.h"
 
 #define SEG_MAGIC "KJSEGMT\0"
@@ -37,10 +42,8 @@
 #define FORMAT_VERSION 1u
 #define FRAME_COMMIT 1u
 #define FRAME_MARKER 2u
-#define BODY_VERSION 1u
 #define AD_BYTES (KJ_STORE_ID_BYTES + 8 + 32 + KJ_TAG_BYTES)
 #define ZERO_CHUNK (1u << 20)
-#define PATH_MAX_KJ 4096
 
 struct kj_journal {
   kj_journal_cfg cfg; /* cfg.dir points to dir */
@@ -93,9 +96,16 @@ struct kj_journal {
 
 /* ---- names and small helpers ------------------------------------------ */
 
-static void seg_path(const char *dir, uint64_t segno, const char *suffix,
-                     char *out, size_t len) {
-  snprintf(out, len, "%s/journal-%016" PRIx64 ".kjl%s", dir, segno, suffix);
+#define SEG_NAME_BYTES 32
+
+static void seg_name(uint64_t segno, char out[SEG_NAME_BYTES]) {
+  snprintf(out, SEG_NAME_BYTES, "journal-%016" PRIx64 ".kjl", segno);
+}
+
+static void seg_path(const char *dir, uint64_t segno, char out[KJ_PATH_MAX]) {
+  char name[SEG_NAME_BYTES];
+  seg_name(segno, name);
+  kj_path(out, dir, name);
 }
 
 /* Parse "journal-<16 hex>.kjl"; 1 on success. */
@@ -103,8 +113,6 @@ static int parse_seg_name(const char *name, uint64_t *segno) {
   return strlen(name) == 8 + 16 + 4 && !strncmp(name, "journal-", 8) &&
          !strcmp(name + 24, ".kjl") && kj_parse_hex16(name + 8, segno);
 }
-
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
 
 static int all_zero(const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -155,12 +163,12 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &f);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   uint64_t sz;
   rc = vfs->size(vfs->ctx, f, &sz);
   if (rc) {
     vfs->close(vfs->ctx, f);
-    return kj_err(e, rc, "size of %s: %s", path, cause());
+    return kj_err(e, rc, "size of %s: %s", path, kj_err_cause());
   }
   if (sz > SIZE_MAX - 1) {
     vfs->close(vfs->ctx, f);
@@ -176,7 +184,7 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
   vfs->close(vfs->ctx, f);
   if (rc) {
     free(buf);
-    return kj_err(e, rc, "read %s: %s", path, cause());
+    return kj_err(e, rc, "read %s: %s", path, kj_err_cause());
   }
   *out = buf;
   *size = got; /* a file that shrank under us reads short: trust the bytes */
@@ -202,16 +210,13 @@ static int write_zeros(const kj_vfs *vfs, kj_vfs_file *f, uint64_t off,
 
 /* ---- segments --------------------------------------------------------- */
 
-/* Create segment segno durably (tmp, zeros, sync, rename, sync dir) and
- * leave it open for writing in *out. */
+/* Create segment segno durably (kj_durable: tmp, header and zeros, sync,
+ * rename, sync dir; no syncs under KJ_SYNC_OFF) and leave it open for
+ * writing in *out. *renamed as kj_durable's. */
 static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
                           uint64_t segno, uint64_t first_seq, uint64_t size,
                           kj_vfs_file **out, int *renamed, kj_errbuf *e) {
   const kj_vfs *vfs = cfg->vfs;
-  char tmp[PATH_MAX_KJ], fin[PATH_MAX_KJ];
-  int dosync = cfg->sync != KJ_SYNC_OFF;
-  seg_path(cfg->dir, segno, ".tmp", tmp, sizeof tmp);
-  seg_path(cfg->dir, segno, "", fin, sizeof fin);
   *renamed = 0;
 
   uint8_t h[KJ_SEGMENT_HEADER] = {0};
@@ -222,52 +227,43 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   kj_put64(h + 40, first_seq);
   kj_put64(h + 56, XXH3_64bits(h, 56));
 
-  kj_vfs_file *f;
-  vfs->unlink(vfs->ctx, tmp); /* a leftover of a crash; absent is fine */
-  errno = 0;
-  int rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
-  if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, cause());
-  errno = 0;
-  rc = vfs->write(vfs->ctx, f, h, sizeof h, 0);
-  if (!rc)
-    rc = write_zeros(vfs, f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
-  if (!rc && dosync)
-    rc = vfs->sync(vfs->ctx, f);
-  if (rc) {
-    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", tmp, size, cause());
-    vfs->close(vfs->ctx, f);
-    vfs->unlink(vfs->ctx, tmp);
-    return rc;
-  }
-  vfs->close(vfs->ctx, f);
-  errno = 0;
-  rc = vfs->rename(vfs->ctx, tmp, fin);
-  if (rc) {
-    kj_err(e, rc, "rename %s: %s", tmp, cause());
-    vfs->unlink(vfs->ctx, tmp);
-    return rc;
-  }
-  *renamed = 1;
+  unsigned flags = cfg->sync != KJ_SYNC_OFF ? KJ_DURABLE_SYNC : 0;
 #ifdef KJ_BUG_NO_DIRSYNC
   /* Oracle self-test: forget that a rename is durable only after the
    * directory is synced. */
-  dosync = 0;
+  flags &= ~KJ_DURABLE_SYNC_DIR;
 #endif
-  if (dosync && (rc = vfs->sync_dir(vfs->ctx, cfg->dir)))
-    return kj_err(e, rc, "sync directory %s: %s", cfg->dir, cause());
-  errno = 0;
-  rc = vfs->open(vfs->ctx, fin, KJ_VFS_WRITE, out);
+  char name[SEG_NAME_BYTES];
+  seg_name(segno, name);
+  kj_durable d;
+  int rc = kj_durable_begin(&d, vfs, cfg->dir, name, flags, e);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", fin, cause());
+    return rc;
+  errno = 0;
+  rc = kj_durable_write(&d, h, sizeof h, 0, NULL);
+  if (!rc)
+    rc = write_zeros(vfs, d.f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
+  if (rc) {
+    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", d.tmp, size,
+           kj_err_cause());
+    kj_durable_abort(&d);
+    return rc;
+  }
+  rc = kj_durable_commit(&d, e);
+  *renamed = d.renamed;
+  if (rc)
+    return rc;
+  errno = 0;
+  rc = vfs->open(vfs->ctx, d.fin, KJ_VFS_WRITE, out);
+  if (rc)
+    return kj_err(e, rc, "open %s: %s", d.fin, kj_err_cause());
   return KJ_OK;
 }
 
+/* The segment numbers of a directory, ascending. */
 typedef struct seg_list {
   uint64_t *v;
-  size_t n, cap;
-  const kj_journal_cfg *cfg;
-  int remove_tmp;
+  size_t n;
 } seg_list;
 
 /* Files being created (FORMAT.md section 1): never trusted. */
@@ -278,47 +274,22 @@ static int is_tmp_name(const char *name) {
           !strncmp(name, "keyjournal.", 11));
 }
 
-static int list_cb(void *arg, const char *name) {
-  seg_list *l = arg;
-  uint64_t no;
-  if (parse_seg_name(name, &no)) {
-    if (l->n == l->cap) {
-      size_t cap = l->cap ? 2 * l->cap : 16;
-      uint64_t *v = realloc(l->v, cap * sizeof *v);
-      if (!v)
-        return KJ_ENOMEM;
-      l->v = v;
-      l->cap = cap;
-    }
-    l->v[l->n++] = no;
-  } else if (l->remove_tmp && is_tmp_name(name)) {
-    char p[PATH_MAX_KJ];
-    snprintf(p, sizeof p, "%s/%s", l->cfg->dir, name);
-    l->cfg->vfs->unlink(l->cfg->vfs->ctx, p);
+static int remove_tmp_cb(void *arg, const char *name) {
+  const kj_journal_cfg *cfg = arg;
+  if (is_tmp_name(name)) {
+    char p[KJ_PATH_MAX];
+    kj_path(p, cfg->dir, name);
+    cfg->vfs->unlink(cfg->vfs->ctx, p);
   }
   return 0;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
+/* List the segments; remove_tmp: also remove leftover temporary files. */
 static int list_segments(const kj_journal_cfg *cfg, int remove_tmp, seg_list *l,
                          kj_errbuf *e) {
-  memset(l, 0, sizeof *l);
-  l->cfg = cfg;
-  l->remove_tmp = remove_tmp;
-  errno = 0;
-  int rc = cfg->vfs->list(cfg->vfs->ctx, cfg->dir, list_cb, l);
-  if (rc) {
-    free(l->v);
-    l->v = NULL;
-    return kj_err(e, rc, "list %s: %s", cfg->dir, cause());
-  }
-  if (l->n)
-    qsort(l->v, l->n, sizeof *l->v, cmp_u64);
-  return KJ_OK;
+  return kj_list_numbered(cfg->vfs, cfg->dir, parse_seg_name,
+                          remove_tmp ? remove_tmp_cb : NULL, (void *)cfg, &l->v,
+                          &l->n, e);
 }
 
 int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
@@ -328,8 +299,8 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
     return rc;
   /* Only an empty segment 1 (a creation that crashed) may be replaced. */
   for (size_t i = 0; i < l.n && !rc; i++) {
-    char p[PATH_MAX_KJ];
-    seg_path(cfg->dir, l.v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(cfg->dir, l.v[i], p);
     uint8_t *buf;
     uint64_t size;
     if (l.v[i] != 1) {
@@ -457,7 +428,7 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
                       path, off, j->next_seq, inner);
       }
     } else if (type == FRAME_MARKER) {
-      if (ptlen != 1 || r->pt[0] != BODY_VERSION)
+      if (ptlen != 1 || r->pt[0] != KJ_BODY_VERSION)
         return kj_err(e, KJ_ECORRUPT,
                       "%s at offset %" PRIu64 ": malformed sync marker", path,
                       off);
@@ -484,7 +455,7 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_WRITE, &f);
   if (rc)
-    return kj_err(e, rc, "open %s to cut the tail: %s", path, cause());
+    return kj_err(e, rc, "open %s to cut the tail: %s", path, kj_err_cause());
   errno = 0;
   rc = write_zeros(vfs, f, off, n);
   if (!rc)
@@ -492,16 +463,16 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   vfs->close(vfs->ctx, f);
   if (rc)
     return kj_err(e, rc, "cut tail of %s at offset %" PRIu64 ": %s", path, off,
-                  cause());
+                  kj_err_cause());
   for (size_t i = later; i < l->n; i++) {
-    char p[PATH_MAX_KJ];
-    seg_path(j->cfg.dir, l->v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(j->cfg.dir, l->v[i], p);
     errno = 0;
     if ((rc = vfs->unlink(vfs->ctx, p)))
-      return kj_err(e, rc, "remove %s: %s", p, cause());
+      return kj_err(e, rc, "remove %s: %s", p, kj_err_cause());
   }
   if (later < l->n && (rc = vfs->sync_dir(vfs->ctx, j->cfg.dir)))
-    return kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause());
+    return kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause());
   return KJ_OK;
 }
 
@@ -516,16 +487,16 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   size_t first = 0;
   while (first < l.n && l.v[first] < cfg->base_segno) {
     if (!cfg->read_only) {
-      char p[PATH_MAX_KJ];
-      seg_path(cfg->dir, l.v[first], "", p, sizeof p);
+      char p[KJ_PATH_MAX];
+      seg_path(cfg->dir, l.v[first], p);
       cfg->vfs->unlink(cfg->vfs->ctx, p);
     }
     first++;
   }
   for (size_t i = first; i <= l.n; i++) {
     if (i == l.n ? i == first : l.v[i] != cfg->base_segno + (i - first)) {
-      char p[PATH_MAX_KJ];
-      seg_path(cfg->dir, cfg->base_segno + (i - first), "", p, sizeof p);
+      char p[KJ_PATH_MAX];
+      seg_path(cfg->dir, cfg->base_segno + (i - first), p);
       free(l.v);
       return kj_err(e, KJ_ECORRUPT, "%s: journal segment missing", p);
     }
@@ -537,8 +508,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     memset(j->prev_tag, 0, sizeof j->prev_tag);
   uint64_t end = 0, last = 0, last_size = 0;
   for (size_t i = first; i < l.n && !rc; i++) {
-    char path[PATH_MAX_KJ];
-    seg_path(cfg->dir, l.v[i], "", path, sizeof path);
+    char path[KJ_PATH_MAX];
+    seg_path(cfg->dir, l.v[i], path);
     uint8_t *b;
     uint64_t size;
     if ((rc = read_file(cfg->vfs, path, &b, &size, e)))
@@ -564,8 +535,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     uint64_t later_bytes = 0;
     free(b);
     for (size_t k = i + 1; k < l.n && !rc; k++) {
-      char lp[PATH_MAX_KJ];
-      seg_path(cfg->dir, l.v[k], "", lp, sizeof lp);
+      char lp[KJ_PATH_MAX];
+      seg_path(cfg->dir, l.v[k], lp);
       uint8_t *lb;
       uint64_t lsize;
       if ((rc = read_file(cfg->vfs, lp, &lb, &lsize, e)))
@@ -602,17 +573,17 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   j->segments = last - cfg->base_segno + 1;
   if (cfg->read_only)
     return KJ_OK;
-  char path[PATH_MAX_KJ];
-  seg_path(cfg->dir, last, "", path, sizeof path);
+  char path[KJ_PATH_MAX];
+  seg_path(cfg->dir, last, path);
   errno = 0;
   rc = cfg->vfs->open(cfg->vfs->ctx, path, KJ_VFS_WRITE, &j->seg);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   /* Rule 5.7: what we replayed may be in the page cache only. */
   if (cfg->sync != KJ_SYNC_OFF) {
     errno = 0;
     if ((rc = cfg->vfs->sync(cfg->vfs->ctx, j->seg)))
-      return kj_err(e, rc, "sync %s: %s", path, cause());
+      return kj_err(e, rc, "sync %s: %s", path, kj_err_cause());
     j->durable_seq = j->next_seq - 1;
   }
   return KJ_OK;
@@ -704,7 +675,7 @@ static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
     char msg[sizeof j->sync_msg];
     if (src)
       snprintf(msg, sizeof msg, "sync journal segment %" PRIu64 ": %s", segno,
-               cause());
+               kj_err_cause());
     pthread_mutex_lock(&j->sync_mu);
     j->syncing = 0;
     j->syncs++;
@@ -816,7 +787,7 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
     return poison(j, kj_err(e, rc,
                             "write journal segment %" PRIu64
                             " at offset %" PRIu64 ": %s",
-                            j->segno, j->off, cause()));
+                            j->segno, j->off, kj_err_cause()));
   memcpy(j->prev_tag, h + need - KJ_TAG_BYTES, KJ_TAG_BYTES);
   j->off += need;
   j->unsynced_bytes += need;
@@ -884,7 +855,9 @@ int kj_journal_sync(kj_journal *j, kj_errbuf *e) {
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (!j->since_marker)
     return sync_segment(j, e);
-  static const uint8_t marker[1] = {BODY_VERSION};
+  /* A marker's plaintext is a commit body's version byte alone (FORMAT.md
+   * 4.3). */
+  static const uint8_t marker[1] = {KJ_BODY_VERSION};
   int rc = sync_segment(j, e);
   if (!rc)
     rc = write_frame(j, FRAME_MARKER, marker, sizeof marker, e);
@@ -939,11 +912,11 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
   for (size_t i = 0; i < l.n && !rc; i++) {
     if (l.v[i] >= base)
       continue;
-    char p[PATH_MAX_KJ];
-    seg_path(j->cfg.dir, l.v[i], "", p, sizeof p);
+    char p[KJ_PATH_MAX];
+    seg_path(j->cfg.dir, l.v[i], p);
     errno = 0;
     if ((rc = j->cfg.vfs->unlink(j->cfg.vfs->ctx, p)))
-      kj_err(e, rc, "remove %s: %s", p, cause());
+      kj_err(e, rc, "remove %s: %s", p, kj_err_cause());
   }
   free(l.v);
   if (rc)
@@ -951,8 +924,8 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
   errno = 0;
   if (j->cfg.sync != KJ_SYNC_OFF &&
       (rc = j->cfg.vfs->sync_dir(j->cfg.vfs->ctx, j->cfg.dir)))
-    return poison(j,
-                  kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, cause()));
+    return poison(
+        j, kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause()));
   j->cfg.base_segno = base;
   j->segments = j->segno - base + 1;
   if (j->segno == base) {

@@ -8,7 +8,7 @@
  * the value bytes, so a row costs one allocation and no separate buffers.
  * Replacing a row allocates a fresh node and unlinks the old one; rotations
  * only relink nodes, so an entry pointer stays valid until its own key is
- * replaced or removed.
+ * replaced or removed. It depends on nothing else of the engine.
  */
 #include "map.h"
 

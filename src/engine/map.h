@@ -10,8 +10,8 @@
  * kj_map_get()/kj_iter_next() stay valid until the entry is replaced or
  * removed, or the map is freed. Not thread-safe: callers lock.
  */
-#ifndef KJ_TABLE_H
-#define KJ_TABLE_H
+#ifndef KJ_MAP_H
+#define KJ_MAP_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -9,7 +9,9 @@
  * chunk as associated data. doc/FORMAT.md section 6 has the bytes.
  *
  * Both directions stream with bounded buffers, so a snapshot never needs
- * memory for the whole state beyond the tables themselves.
+ * memory for the whole state beyond the tables themselves. The file is
+ * written through durable.c; when to write one, and which one to load, is
+ * checkpoint.c's business.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +23,7 @@
 #include <zstd.h>
 
 #include "common/codec.h"
+#include "durable.h"
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "snapshot.h"
@@ -34,7 +37,6 @@
 #define CHUNK (1u << 20) /* compressed bytes per encrypted chunk */
 #define STAGE (256u << 10)
 #define ZLEVEL 1
-#define PATHLEN 4096
 
 void kj_snapshot_name(uint64_t seq, char *out, size_t len) {
   snprintf(out, len, "snapshot-%016" PRIx64 ".kjs", seq);
@@ -44,8 +46,6 @@ int kj_snapshot_parse_name(const char *name, uint64_t *seq) {
   return strlen(name) == 9 + 16 + 4 && !strncmp(name, "snapshot-", 9) &&
          !strcmp(name + 25, ".kjs") && kj_parse_hex16(name + 9, seq);
 }
-
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
 
 static void header_encode(uint8_t h[HDR], const uint8_t *store_id,
                           const kj_snap_info *info) {
@@ -61,8 +61,7 @@ static void header_encode(uint8_t h[HDR], const uint8_t *store_id,
 /* ---- writing ---------------------------------------------------------- */
 
 typedef struct writer {
-  const kj_vfs *vfs;
-  kj_vfs_file *f;
+  kj_durable d; /* the file */
   uint64_t off;
   crypto_secretstream_xchacha20poly1305_state ss;
   uint8_t hdr[HDR];
@@ -85,7 +84,7 @@ static int emit_chunk(writer *w, int final) {
       final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
   w->first = 0;
   kj_put32(w->ct, (uint32_t)clen);
-  int rc = w->vfs->write(w->vfs->ctx, w->f, w->ct, 4 + (size_t)clen, w->off);
+  int rc = kj_durable_write(&w->d, w->ct, 4 + (size_t)clen, w->off, NULL);
   w->off += 4 + clen;
   w->zpos = 0;
   return rc;
@@ -171,70 +170,45 @@ static int write_body(writer *w, kj_map *const *tables, kj_snap_info *info) {
 int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
                       const uint8_t *store_id, kj_map *const *tables,
                       kj_snap_info *info, int *renamed, kj_errbuf *e) {
-  char name[64], tmp[PATHLEN], fin[PATHLEN];
+  char name[64];
   kj_snapshot_name(info->seq, name, sizeof name);
-  snprintf(fin, sizeof fin, "%s/%s", dir, name);
-  snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
   *renamed = 0;
   writer w = {0};
-  w.vfs = vfs;
   w.first = 1;
   w.z = ZSTD_createCCtx();
   w.zout = malloc(CHUNK);
   w.ct = malloc(4 + CHUNK + SS_ABYTES);
   w.stage = malloc(STAGE);
-  int rc = KJ_OK;
+  int rc = KJ_OK, started = 0;
   if (!w.z || !w.zout || !w.ct || !w.stage ||
       ZSTD_isError(
           ZSTD_CCtx_setParameter(w.z, ZSTD_c_compressionLevel, ZLEVEL))) {
     rc = kj_err(e, KJ_ENOMEM, "snapshot: out of memory");
     goto out;
   }
-  vfs->unlink(vfs->ctx, tmp);
-  errno = 0;
-  if ((rc = vfs->open(vfs->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &w.f))) {
-    kj_err(e, rc, "create %s: %s", tmp, cause());
-    w.f = NULL;
+  if ((rc = kj_durable_begin(&w.d, vfs, dir, name, KJ_DURABLE_SYNC, e)))
     goto out;
-  }
+  started = 1;
   header_encode(w.hdr, store_id, info);
   uint8_t ssh[SS_HDR];
   crypto_secretstream_xchacha20poly1305_init_push(&w.ss, ssh, key);
-  errno = 0;
-  if ((rc = vfs->write(vfs->ctx, w.f, w.hdr, HDR, 0)) ||
-      (rc = vfs->write(vfs->ctx, w.f, ssh, SS_HDR, HDR))) {
-    kj_err(e, rc, "write %s: %s", tmp, cause());
+  if ((rc = kj_durable_write(&w.d, w.hdr, HDR, 0, e)) ||
+      (rc = kj_durable_write(&w.d, ssh, SS_HDR, HDR, e)))
     goto out;
-  }
   w.off = HDR + SS_HDR;
   errno = 0;
   if ((rc = write_body(&w, tables, info))) {
-    kj_err(e, rc, "write %s: %s", tmp,
-           rc == KJ_ENOMEM ? "out of memory" : cause());
+    kj_err(e, rc, "write %s: %s", w.d.tmp,
+           rc == KJ_ENOMEM ? "out of memory" : kj_err_cause());
     goto out;
   }
   info->file_bytes = w.off;
-  errno = 0;
-  if ((rc = vfs->sync(vfs->ctx, w.f))) {
-    kj_err(e, rc, "sync %s: %s", tmp, cause());
-    goto out;
-  }
-  vfs->close(vfs->ctx, w.f);
-  w.f = NULL;
-  errno = 0;
-  if ((rc = vfs->rename(vfs->ctx, tmp, fin))) {
-    kj_err(e, rc, "rename %s: %s", tmp, cause());
-    goto out;
-  }
-  *renamed = 1;
-  errno = 0;
-  if ((rc = vfs->sync_dir(vfs->ctx, dir)))
-    kj_err(e, rc, "sync directory %s: %s", dir, cause());
+  started = 0; /* commit cleans up after itself */
+  rc = kj_durable_commit(&w.d, e);
+  *renamed = w.d.renamed;
 out:
-  if (w.f)
-    vfs->close(vfs->ctx, w.f);
-  if (rc && !*renamed)
-    vfs->unlink(vfs->ctx, tmp);
+  if (rc && started)
+    kj_durable_abort(&w.d);
   sodium_memzero(&w.ss, sizeof w.ss);
   ZSTD_freeCCtx(w.z);
   free(w.zout);
@@ -364,7 +338,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   size_t got = 0;
   int rc = rd(rd_arg, 0, h, sizeof h, &got);
   if (rc)
-    return kj_err(e, rc, "read %s: %s", name, cause());
+    return kj_err(e, rc, "read %s: %s", name, kj_err_cause());
   if (got < sizeof h || memcmp(h, SNAP_MAGIC, 8) ||
       XXH3_64bits(h, 56) != kj_get64(h + 56))
     return kj_err(e, KJ_ECORRUPT, "%s at offset 0: snapshot header damaged",
@@ -400,7 +374,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   while (!final) {
     uint8_t lb[4];
     if ((rc = rd(rd_arg, off, lb, 4, &got))) {
-      kj_err(e, rc, "read %s: %s", name, cause());
+      kj_err(e, rc, "read %s: %s", name, kj_err_cause());
       goto out;
     }
     uint32_t clen = got == 4 ? kj_get32(lb) : 0;
@@ -412,7 +386,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
       goto out;
     }
     if ((rc = rd(rd_arg, off + 4, ct, clen, &got))) {
-      kj_err(e, rc, "read %s: %s", name, cause());
+      kj_err(e, rc, "read %s: %s", name, kj_err_cause());
       goto out;
     }
     unsigned long long plen;
@@ -449,7 +423,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   }
   uint8_t extra;
   if ((rc = rd(rd_arg, off, &extra, 1, &got))) {
-    kj_err(e, rc, "read %s: %s", name, cause());
+    kj_err(e, rc, "read %s: %s", name, kj_err_cause());
     goto out;
   }
   if (got || zleft != 0 || ps.stage != 2 || ps.len)
@@ -487,7 +461,7 @@ int kj_snapshot_read(const kj_vfs *vfs, const char *path, const uint8_t *key,
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &r.f);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", path, cause());
+    return kj_err(e, rc, "open %s: %s", path, kj_err_cause());
   memset(info, 0, sizeof *info);
   rc = kj_snapshot_decode(file_read, &r, path, key, store_id, fn, arg, info, e);
   vfs->close(vfs->ctx, r.f);

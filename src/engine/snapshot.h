@@ -40,9 +40,9 @@ void kj_snapshot_name(uint64_t seq, char *out, size_t len);
 int kj_snapshot_parse_name(const char *name, uint64_t *seq);
 
 /* Write the snapshot of tables[1..255] described by info into dir,
- * durably (tmp file, sync, rename, sync dir). Fills info->rows, raw_bytes
- * and file_bytes. *renamed tells whether the final name was reached (after
- * which a failure leaves the directory's state unknown). */
+ * durably (durable.c: tmp file, sync, rename, sync dir). Fills info->rows,
+ * raw_bytes and file_bytes. *renamed tells whether the final name was reached
+ * (after which a failure leaves the directory's state unknown). */
 int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
                       const uint8_t *store_id, kj_map *const *tables,
                       kj_snap_info *info, int *renamed, kj_errbuf *e);

@@ -1,10 +1,17 @@
 /*
- * src/engine/store.c - opening and closing a store: options, the lock file, the
- * store header (doc/FORMAT.md section 3), keys, recovery, statistics.
+ * src/engine/store.c - the store's entry points other than transactions:
+ * open and close (options, the lock, the store header of doc/FORMAT.md
+ * section 3, keys, recovery), sync, copy, checkpoint on request, and the
+ * statistics getters.
  *
  * Open order: lock first (so two openers never race on creation), then
  * the header (create, or check it before trusting anything else), then
- * the journal replay into the tables.
+ * the newest snapshot (checkpoint.c), then the journal replay into the
+ * tables (staged, through body.c). The header is the commit point of a
+ * store's creation and of a copy's, written last through durable.c.
+ *
+ * It calls only downwards: checkpoint.c, handle.c, snapshot.c, journal.c,
+ * body.c, map.c, durable.c, crypto.c, errors.c; never txn.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,8 +22,11 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "body.h"
+#include "checkpoint.h"
 #include "common/codec.h"
-#include "internal.h"
+#include "durable.h"
+#include "handle.h"
 
 #define HDR_NAME "keyjournal.hdr"
 #define HDR_BYTES 128u
@@ -28,20 +38,10 @@
 #define MIN_SEGMENT 4096u
 #define DEFAULT_SYNC_INTERVAL (1u << 20)
 #define DEFAULT_SNAPSHOT_THRESHOLD (64u << 20)
-#define PATHLEN 4096
 
 size_t kj_max_key(void) { return KJ_MAX_KEY; }
 size_t kj_max_value(void) { return KJ_MAX_VALUE; }
 void kj_free(void *p) { free(p); }
-
-static const char *cause(void) { return errno ? strerror(errno) : "failed"; }
-
-int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e) {
-  pthread_mutex_lock(&s->mu);
-  snprintf(s->errmsg, sizeof s->errmsg, "%s", e->msg);
-  pthread_mutex_unlock(&s->mu);
-  return rc;
-}
 
 const char *kj_store_errmsg(kj_store *s) { return s ? s->errmsg : ""; }
 
@@ -127,7 +127,8 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
   int rc = s->vfs->open(s->vfs->ctx, s->dir, KJ_VFS_READ, &s->lockfile);
   if (rc) {
     s->lockfile = NULL;
-    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir, cause());
+    return kj_err(e, rc, "open directory %s to lock it: %s", s->dir,
+                  kj_err_cause());
   }
   int mode = s->read_only ? KJ_VFS_LOCK_SHARED : KJ_VFS_LOCK_EXCLUSIVE;
   unsigned waited = 0, step = 1;
@@ -148,7 +149,7 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
       step *= 2;
   }
   if (rc)
-    return kj_err(e, rc, "lock %s: %s", s->dir, cause());
+    return kj_err(e, rc, "lock %s: %s", s->dir, kj_err_cause());
   return KJ_OK;
 }
 
@@ -208,49 +209,24 @@ static int derive(const kj_options *o, const header *h, kj_keys **k,
   return KJ_OK;
 }
 
-/* Write path durably: tmp file, sync, rename, sync dir. */
-static int write_durable(kj_store *s, const char *name, const uint8_t *b,
-                         size_t n, kj_errbuf *e) {
-  char tmp[PATHLEN], fin[PATHLEN];
-  snprintf(fin, sizeof fin, "%s/%s", s->dir, name);
-  snprintf(tmp, sizeof tmp, "%s/%s.tmp", s->dir, name);
-  kj_vfs_file *f;
-  const kj_vfs *v = s->vfs;
-  errno = 0;
-  int rc = v->open(v->ctx, tmp, KJ_VFS_WRITE | KJ_VFS_CREATE, &f);
-  if (rc)
-    return kj_err(e, rc, "create %s: %s", tmp, cause());
-  errno = 0;
-  if (!(rc = v->truncate(v->ctx, f, 0)) && !(rc = v->write(v->ctx, f, b, n, 0)))
-    rc = v->sync(v->ctx, f);
-  v->close(v->ctx, f);
-  if (!rc && !(rc = v->rename(v->ctx, tmp, fin)))
-    rc = v->sync_dir(v->ctx, s->dir);
-  if (rc) {
-    v->unlink(v->ctx, tmp);
-    return kj_err(e, rc, "write %s: %s", fin, cause());
-  }
-  return KJ_OK;
-}
-
 static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
                        kj_errbuf *e) {
-  char p[PATHLEN];
-  snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+  char p[KJ_PATH_MAX];
+  kj_path(p, s->dir, HDR_NAME);
   kj_vfs_file *f;
   errno = 0;
   int rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ, &f);
   if (rc == KJ_NOTFOUND)
     return KJ_NOTFOUND;
   if (rc)
-    return kj_err(e, rc, "open %s: %s", p, cause());
+    return kj_err(e, rc, "open %s: %s", p, kj_err_cause());
   size_t got = 0;
   uint64_t size = 0;
   if (!(rc = s->vfs->size(s->vfs->ctx, f, &size)))
     rc = s->vfs->read(s->vfs->ctx, f, b, HDR_BYTES, 0, &got);
   s->vfs->close(s->vfs->ctx, f);
   if (rc)
-    return kj_err(e, rc, "read %s: %s", p, cause());
+    return kj_err(e, rc, "read %s: %s", p, kj_err_cause());
   *n = size; /* a longer file is not a header either */
   return KJ_OK;
 }
@@ -278,8 +254,10 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
   return KJ_OK;
 }
 
+/* Recovery: each replayed commit is staged, and applied in bulk below. */
 static int replay_cb(void *arg, const uint8_t *body, size_t len, kj_errbuf *e) {
-  return kj_body_apply(arg, body, len, e);
+  kj_store *s = arg;
+  return kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_STAGE, body, len, e);
 }
 
 static int create_store(kj_store *s, const kj_options *o, header *h,
@@ -308,7 +286,8 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
     return rc;
   uint8_t b[HDR_BYTES];
   header_encode(h, s->keys, b);
-  return write_durable(s, HDR_NAME, b, sizeof b, e); /* the commit point */
+  /* The commit point of the creation. */
+  return kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b, e);
 }
 
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
@@ -317,7 +296,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     errno = 0;
     int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
     if (rc && rc != KJ_EEXIST)
-      return kj_err(e, rc, "create directory %s: %s", s->dir, cause());
+      return kj_err(e, rc, "create directory %s: %s", s->dir, kj_err_cause());
   }
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
@@ -339,8 +318,8 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   } else if (rc) {
     return rc;
   } else {
-    char p[PATHLEN];
-    snprintf(p, sizeof p, "%s/" HDR_NAME, s->dir);
+    char p[KJ_PATH_MAX];
+    kj_path(p, s->dir, HDR_NAME);
     if (o->mode == KJ_OPEN_CREATE_NEW)
       return kj_err(e, KJ_EEXIST, "%s: a store exists there", s->dir);
     if ((rc = header_decode(b, n, &h, p, e)))
@@ -356,7 +335,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
   }
   memcpy(s->store_id, h.store_id, KJ_STORE_ID_BYTES);
-  if ((rc = kj_snapshot_load(s, e)))
+  if ((rc = kj_checkpoint_load(s, e)))
     return rc;
   kj_journal_cfg jc = {
       .vfs = s->vfs,
@@ -371,16 +350,14 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .base_segno = s->snap.base,
       .base_seq = s->snap.seq,
       .base_tag = s->snap.seq ? s->snap.prev_tag : NULL};
-  s->staging = 1; /* replayed ops are applied in bulk (kj_map_stage) */
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
-  if (!rc && kj_store_apply_staged(s))
+  if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
-  s->staging = 0;
   if (rc)
     return rc;
   if (!o->read_only) {
     kj_errbuf ignored; /* leftovers of an interrupted checkpoint: retried */
-    kj_snapshot_drop_old(s, &ignored);
+    kj_checkpoint_drop_old(s, &ignored);
   }
   return KJ_OK;
 }
@@ -390,7 +367,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   kj_errbuf e = {{0}};
   int rc;
   kj_store *s = NULL;
-  struct timespec t0, t1;
+  struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (errmsg)
     *errmsg = NULL;
@@ -419,7 +396,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   s->next_checkpoint = s->snapshot_threshold;
   if (!path) {
     /* Memory-only: nothing is encrypted, so no key is derived. */
-  } else if (!path[0] || strlen(path) > PATHLEN - 64) {
+  } else if (!path[0] || strlen(path) > KJ_PATH_MAX - 64) {
     rc = kj_err(&e, KJ_EINVAL, "store path empty or too long");
   } else if (!(s->dir = strdup(path))) {
     rc = kj_err(&e, KJ_ENOMEM, "out of memory");
@@ -439,10 +416,8 @@ done:
       *errmsg = strdup(e.msg);
     return rc;
   }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
+  s->recovery_usec = kj_usec_since(&t0);
   kj_store_refresh_stats(s);
-  s->recovery_usec = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                (t1.tv_nsec - t0.tv_nsec) / 1000);
   *out = s;
   return KJ_OK;
 }
@@ -454,15 +429,13 @@ int kj_store_close(kj_store *s) {
    * committing (raised before it released the writer lock). */
   if (atomic_load(&s->readers) || atomic_load(&s->committing) ||
       pthread_mutex_trylock(&s->writer) != 0) {
-    kj_errbuf e;
-    kj_err(&e, KJ_EINVAL, "kj_store_close: a transaction is still open");
-    return kj_store_fail(s, KJ_EINVAL, &e);
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_store_close: a transaction is still open");
   }
   if (atomic_load(&s->committing)) { /* raised before we took the lock */
     pthread_mutex_unlock(&s->writer);
-    kj_errbuf e;
-    kj_err(&e, KJ_EINVAL, "kj_store_close: a commit is still running");
-    return kj_store_fail(s, KJ_EINVAL, &e);
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_store_close: a commit is still running");
   }
   kj_errbuf e;
   int rc = s->journal ? kj_journal_close(s->journal, &e) : KJ_OK;
@@ -494,13 +467,10 @@ const char *kj_store_path(kj_store *s) { return s ? s->dir : NULL; }
 /* Segment, snapshot, then the header (the commit point of a store's
  * creation, FORMAT.md section 1), all durably. */
 static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
-  kj_store c = {0}; /* just enough of a store for write_durable */
-  c.vfs = s->vfs;
-  c.dir = (char *)dir;
   errno = 0;
   int rc = s->vfs->mkdir(s->vfs->ctx, dir);
   if (rc)
-    return kj_err(e, rc, "create directory %s: %s", dir, cause());
+    return kj_err(e, rc, "create directory %s: %s", dir, kj_err_cause());
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   if ((rc = read_header(s, b, &n, e)))
@@ -531,12 +501,12 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
       (rc = kj_snapshot_write(s->vfs, dir, s->keys->snapshot, s->store_id,
                               s->tables, &info, &renamed, e)))
     return rc;
-  return write_durable(&c, HDR_NAME, b, (size_t)n, e);
+  return kj_durable_file(s->vfs, dir, HDR_NAME, b, (size_t)n, e);
 }
 
 /* The directory holding path's last entry, into out: "" when path has no
  * '/' (the working directory), "/" for an entry of the root. */
-static void parent_of(const char *path, char out[PATHLEN]) {
+static void parent_of(const char *path, char out[KJ_PATH_MAX]) {
   size_t n = strlen(path);
   while (n > 1 && path[n - 1] == '/')
     n--;
@@ -544,13 +514,13 @@ static void parent_of(const char *path, char out[PATHLEN]) {
     n--;
   while (n > 1 && path[n - 1] == '/')
     n--;
-  snprintf(out, PATHLEN, "%.*s", (int)n, path);
+  snprintf(out, KJ_PATH_MAX, "%.*s", (int)n, path);
 }
 
 /* The parent of dir: created (and its own directory entry synced) when
  * missing, else it must be a directory and not a link (KJ_VFS_DIRECTORY). */
 static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
-  char parent[PATHLEN], grand[PATHLEN];
+  char parent[KJ_PATH_MAX], grand[KJ_PATH_MAX];
   parent_of(dir, parent);
   if (!parent[0])
     return KJ_OK;
@@ -562,11 +532,11 @@ static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
     errno = 0;
     if ((rc = v->sync_dir(v->ctx, grand[0] ? grand : ".")))
       return kj_err(e, rc, "sync directory %s: %s", grand[0] ? grand : ".",
-                    cause());
+                    kj_err_cause());
     return KJ_OK;
   }
   if (rc != KJ_EEXIST)
-    return kj_err(e, rc, "create directory %s: %s", parent, cause());
+    return kj_err(e, rc, "create directory %s: %s", parent, kj_err_cause());
   kj_vfs_file *f;
   errno = 0;
   rc = v->open(v->ctx, parent, KJ_VFS_READ | KJ_VFS_DIRECTORY, &f);
@@ -582,14 +552,12 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
     return KJ_EINVAL;
   kj_errbuf e;
   if (!s->journal || s->read_only || !dir || !dir[0] ||
-      strlen(dir) > PATHLEN - 64 || (txn && (txn->s != s || !txn->ws)) ||
+      strlen(dir) > KJ_PATH_MAX - 64 || (txn && (txn->s != s || !txn->ws)) ||
       (flags & ~KJ_COPY_PARENT) || (!extra && elen))
-    return kj_store_fail(
+    return kj_store_fail_msg(
         s, KJ_EINVAL,
-        (kj_err(&e, KJ_EINVAL,
-                "kj_store_copy: memory-only or read-only store, bad "
-                "directory, transaction, flags or extra bytes"),
-         &e));
+        "kj_store_copy: memory-only or read-only store, bad directory, "
+        "transaction, flags or extra bytes");
   if (!txn)
     pthread_mutex_lock(&s->writer);
   int rc = KJ_OK;
@@ -597,12 +565,8 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
     rc = ensure_parent(s, dir, &e);
   if (!rc)
     rc = copy_locked(s, dir, &e);
-  if (!rc && extra) {
-    kj_store c = {0}; /* just enough of a store for write_durable */
-    c.vfs = s->vfs;
-    c.dir = (char *)dir;
-    rc = write_durable(&c, "extra.bin", extra, elen, &e);
-  }
+  if (!rc && extra)
+    rc = kj_durable_file(s->vfs, dir, "extra.bin", extra, elen, &e);
   if (!txn)
     pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
@@ -623,27 +587,6 @@ int kj_store_checkpoint(kj_store *s) {
 }
 
 /* ---- statistics ------------------------------------------------------- */
-
-void kj_store_refresh_stats(kj_store *s) {
-  kj_journal_stats js = {0};
-  if (s->journal)
-    kj_journal_get_stats(s->journal, &js);
-  pthread_mutex_lock(&s->mu);
-  s->jstats = js;
-  for (unsigned w = 0; w < KJ_NTABLES / 64; w++) {
-    uint64_t bits = s->stats_dirty[w];
-    s->stats_dirty[w] = 0;
-    while (bits) {
-      unsigned t = w * 64 + (unsigned)__builtin_ctzll(bits);
-      bits &= bits - 1;
-      if (t >= KJ_TABLE_MIN && t <= KJ_TABLE_MAX) {
-        s->table_rows[t] = kj_map_count(s->tables[t]);
-        s->table_bytes[t] = kj_map_bytes(s->tables[t]);
-      }
-    }
-  }
-  pthread_mutex_unlock(&s->mu);
-}
 
 static int stats_fill(kj_store *s, kj_stats *out) {
   memset(out, 0, sizeof *out);

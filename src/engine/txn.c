@@ -1,12 +1,11 @@
 /*
- * src/engine/txn.c - transactions, row access, and the commit body codec.
+ * src/engine/txn.c - transactions, row access, commit and group commit.
  *
  * A write transaction is an ordered write set (a kj_map keyed by the table
- * id byte followed by the row key, with tombstones for deletes) over the
- * committed tables. Reads merge the two. Commit encodes the write set as
- * one commit body (doc/FORMAT.md 4.3), hands it to the journal and applies
- * it to the tables - through kj_body_apply(), the same decoder recovery
- * uses.
+ * id byte followed by the row key, with tombstones for deletes: body.h)
+ * over the committed tables. Reads merge the two. Commit encodes the write
+ * set as one commit body (body.c), hands it to the journal and applies it
+ * to the tables - through kj_body_apply(), the same decoder recovery uses.
  *
  * KJ_SYNC_NORMAL and OFF apply once the frame is written. KJ_SYNC_FULL uses
  * group commit: the frame is written and applied under the writer lock,
@@ -17,25 +16,25 @@
  * durable is undone before its committer returns the failure. Commits
  * whose undo would be large, and the one that triggers a snapshot, wait
  * under the writer lock instead and apply only once durable.
+ *
+ * One commit only calls downwards: body.c (encode), journal.c (append,
+ * wait), body.c (apply), handle.c (statistics, failure detail) and
+ * checkpoint.c (a snapshot when due); never store.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/codec.h"
-#include "internal.h"
+#include "body.h"
+#include "checkpoint.h"
+#include "handle.h"
 
-#define BODY_VERSION 1u
-#define OP_PUT 1u
-#define OP_DEL 2u
 /* Largest undo body kept for a group commit; a commit that overwrites more
  * waits for its sync under the writer lock (see kj_txn_commit). */
 #define GROUP_UNDO_MAX (1u << 20)
 
 /* ---- argument checks -------------------------------------------------- */
 
-static int bad_table(unsigned table) {
-  return table < KJ_TABLE_MIN || table > KJ_TABLE_MAX;
-}
+static int bad_table(unsigned table) { return !kj_table_ok(table); }
 
 static int bad_key(const void *key, size_t klen) {
   return !key || klen < 1 || klen > KJ_MAX_KEY;
@@ -45,30 +44,28 @@ static int check_txn(kj_store *s, kj_txn *txn) {
   return !s || (txn && txn->s != s);
 }
 
-static int fail(kj_store *s, int rc, const char *msg) {
-  kj_errbuf e;
-  kj_err(&e, rc, "%s", msg);
-  return kj_store_fail(s, rc, &e);
-}
-
 /* ---- begin / rollback ------------------------------------------------- */
 
 int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
   if (out)
     *out = NULL;
   if (!s || !out || (flags & ~KJ_TXN_READONLY))
-    return s ? fail(s, KJ_EINVAL, "kj_txn_begin: bad arguments") : KJ_EINVAL;
+    return s ? kj_store_fail_msg(s, KJ_EINVAL, "kj_txn_begin: bad arguments")
+             : KJ_EINVAL;
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   int ro = flags & KJ_TXN_READONLY;
   if (!ro && s->read_only)
-    return fail(s, KJ_EREADONLY, "write transaction on a read-only handle");
+    return kj_store_fail_msg(s, KJ_EREADONLY,
+                             "write transaction on a read-only handle");
   if (!ro && atomic_load(&s->poisoned))
-    return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle poisoned by an earlier failure");
   kj_txn *t = calloc(1, sizeof *t);
   if (!t || (!ro && !(t->ws = kj_map_new()))) {
     free(t);
-    return fail(s, KJ_ENOMEM, "kj_txn_begin: out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "kj_txn_begin: out of memory");
   }
   t->s = s;
   t->flags = flags;
@@ -81,7 +78,8 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
       pthread_mutex_unlock(&s->writer);
       kj_map_free(t->ws);
       free(t);
-      return fail(s, KJ_EPOISONED, "handle poisoned by an earlier failure");
+      return kj_store_fail_msg(s, KJ_EPOISONED,
+                               "handle poisoned by an earlier failure");
     }
   }
   *out = t;
@@ -112,135 +110,6 @@ void kj_txn_rollback(kj_txn *t) {
     txn_end(t);
 }
 
-/* ---- commit body ------------------------------------------------------ */
-
-static uint64_t op_bytes(size_t klen, int tomb, size_t vlen) {
-  uint64_t n = 2 + kj_varint_len(klen) + klen;
-  if (!tomb)
-    n += kj_varint_len(vlen) + vlen;
-  return n;
-}
-
-/* Encode the write set: version, op count, ops in (table, key) order. */
-static uint8_t *encode_body(const kj_txn *t, size_t *len) {
-  uint64_t count = kj_map_count(t->ws);
-  size_t n = 1 + kj_varint_len(count) + (size_t)t->ws_bytes;
-  uint8_t *b = malloc(n), *p = b;
-  if (!b)
-    return NULL;
-  *p++ = BODY_VERSION;
-  p += kj_put_varint(p, count);
-  kj_iter it;
-  kj_iter_seek(&it, t->ws, NULL, 0);
-  for (const kj_entry *e; (e = kj_iter_next(&it));) {
-    const uint8_t *k = kj_entry_key(e);
-    size_t klen = kj_entry_klen(e) - 1;
-    *p++ = kj_entry_tomb(e) ? OP_DEL : OP_PUT;
-    *p++ = k[0];
-    p += kj_put_varint(p, klen);
-    memcpy(p, k + 1, klen);
-    p += klen;
-    if (!kj_entry_tomb(e)) {
-      size_t vlen = kj_entry_vlen(e);
-      p += kj_put_varint(p, vlen);
-      if (vlen)
-        memcpy(p, kj_entry_val(e), vlen);
-      p += vlen;
-    }
-  }
-  *len = (size_t)(p - b);
-  return b;
-}
-
-typedef struct body_op {
-  unsigned kind, table;
-  const uint8_t *key, *val;
-  size_t klen, vlen;
-} body_op;
-
-static int next_op(const uint8_t **p, const uint8_t *end, body_op *op) {
-  uint64_t klen, vlen = 0;
-  if (end - *p < 2)
-    return -1;
-  op->kind = *(*p)++;
-  op->table = *(*p)++;
-  if ((op->kind != OP_PUT && op->kind != OP_DEL) || bad_table(op->table) ||
-      kj_get_varint(p, end, &klen) || klen < 1 || klen > KJ_MAX_KEY ||
-      (uint64_t)(end - *p) < klen)
-    return -1;
-  op->key = *p;
-  op->klen = (size_t)klen;
-  *p += klen;
-  op->val = NULL;
-  if (op->kind == OP_PUT) {
-    if (kj_get_varint(p, end, &vlen) || vlen > KJ_MAX_VALUE ||
-        (uint64_t)(end - *p) < vlen)
-      return -1;
-    op->val = *p;
-    *p += vlen;
-  }
-  op->vlen = (size_t)vlen;
-  return 0;
-}
-
-/* Recovery applies staged ops of a table once this many have gathered
- * (and at least as many as its rows). */
-#define STAGE_BATCH 65536u
-
-int kj_store_apply_staged(kj_store *s) {
-  int rc = KJ_OK;
-  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
-    if (kj_map_staged(s->tables[t]) && !rc)
-      rc = kj_map_apply_staged(s->tables[t]);
-  return rc;
-}
-
-int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
-  const uint8_t *end = body + len, *p = body;
-  uint64_t count;
-  if (len < 2 || *p++ != BODY_VERSION || kj_get_varint(&p, end, &count) ||
-      count < 1)
-    return kj_err(e, KJ_ECORRUPT, "malformed commit body header");
-  /* Pass 1: the whole body must decode, ops strictly ascending by (table,
-   * key), before anything is applied. */
-  const uint8_t *ops = p;
-  body_op prev = {0}, op;
-  for (uint64_t i = 0; i < count; i++) {
-    if (next_op(&p, end, &op))
-      return kj_err(e, KJ_ECORRUPT, "malformed op %llu of commit body",
-                    (unsigned long long)i);
-    if (i && (op.table < prev.table ||
-              (op.table == prev.table &&
-               kj_key_cmp(prev.key, prev.klen, op.key, op.klen) >= 0)))
-      return kj_err(e, KJ_ECORRUPT, "commit body ops out of order at %llu",
-                    (unsigned long long)i);
-    prev = op;
-  }
-  if (p != end)
-    return kj_err(e, KJ_ECORRUPT, "trailing bytes after commit body");
-  /* Pass 2: apply. Only allocation can fail here. */
-  p = ops;
-  for (uint64_t i = 0; i < count; i++) {
-    next_op(&p, end, &op);
-    kj_map *m = s->tables[op.table];
-    s->stats_dirty[op.table / 64] |= UINT64_C(1) << (op.table % 64);
-    if (s->staging) {
-      /* Recovery: stage, and apply in bulk once enough has gathered (the
-       * staged nodes stay within max(64k, rows) per table). */
-      if (kj_map_stage(m, op.key, op.klen, op.val, op.vlen,
-                       op.kind == OP_DEL) ||
-          (kj_map_staged(m) >= STAGE_BATCH &&
-           kj_map_staged(m) >= kj_map_count(m) && kj_map_apply_staged(m)))
-        return kj_err(e, KJ_ENOMEM, "applying a commit: out of memory");
-    } else if (op.kind == OP_DEL) {
-      kj_map_del(m, op.key, op.klen);
-    } else if (kj_map_put(m, op.key, op.klen, op.val, op.vlen, 0)) {
-      return kj_err(e, KJ_ENOMEM, "applying a commit: out of memory");
-    }
-  }
-  return KJ_OK;
-}
-
 /* ---- group commit ----------------------------------------------------- */
 
 /* The pending record of t: an undo body that puts back, for each key of
@@ -250,43 +119,13 @@ int kj_body_apply(kj_store *s, const uint8_t *body, size_t len, kj_errbuf *e) {
  * serial way. Caller holds the writer lock (the tables do not change). */
 static kj_pending *pending_new(const kj_txn *t) {
   kj_store *s = t->s;
-  uint64_t count = kj_map_count(t->ws);
-  uint64_t n = 1 + kj_varint_len(count);
-  kj_iter it;
-  kj_iter_seek(&it, t->ws, NULL, 0);
-  for (const kj_entry *w; (w = kj_iter_next(&it));) {
-    const uint8_t *k = kj_entry_key(w);
-    size_t klen = kj_entry_klen(w) - 1;
-    const kj_entry *c = kj_map_get(s->tables[k[0]], k + 1, klen);
-    n += op_bytes(klen, !c, c ? kj_entry_vlen(c) : 0);
-    if (n > GROUP_UNDO_MAX)
-      return NULL;
-  }
+  uint64_t n = kj_body_undo_len(s->tables, t->ws, GROUP_UNDO_MAX);
+  if (!n)
+    return NULL;
   kj_pending *pd = malloc(sizeof *pd + (size_t)n);
   if (!pd)
     return NULL;
-  uint8_t *p = pd->undo;
-  *p++ = BODY_VERSION;
-  p += kj_put_varint(p, count);
-  kj_iter_seek(&it, t->ws, NULL, 0);
-  for (const kj_entry *w; (w = kj_iter_next(&it));) {
-    const uint8_t *k = kj_entry_key(w);
-    size_t klen = kj_entry_klen(w) - 1;
-    const kj_entry *c = kj_map_get(s->tables[k[0]], k + 1, klen);
-    *p++ = c ? OP_PUT : OP_DEL;
-    *p++ = k[0];
-    p += kj_put_varint(p, klen);
-    memcpy(p, k + 1, klen);
-    p += klen;
-    if (c) {
-      size_t vlen = kj_entry_vlen(c);
-      p += kj_put_varint(p, vlen);
-      if (vlen)
-        memcpy(p, kj_entry_val(c), vlen);
-      p += vlen;
-    }
-  }
-  pd->len = (size_t)(p - pd->undo);
+  pd->len = kj_body_encode_undo(pd->undo, s->tables, t->ws);
   pd->prev = pd->next = NULL;
   pd->seq = 0;
   return pd;
@@ -315,7 +154,8 @@ static void undo_pending(kj_store *s) {
     kj_pending *pd = s->pend_tail;
     pending_unlink(s, pd);
     kj_errbuf e;
-    if (kj_body_apply(s, pd->undo, pd->len, &e))
+    if (kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_APPLY, pd->undo,
+                      pd->len, &e))
       atomic_store(&s->broken, 1); /* memory no longer matches */
     free(pd);
   }
@@ -368,9 +208,10 @@ int kj_txn_commit(kj_txn *t) {
   kj_pending *pd = NULL;
   if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
     rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
-  else if (!(body = encode_body(t, &len)))
+  else if (!(body = malloc(kj_body_len(kj_map_count(t->ws), t->ws_bytes))))
     rc = kj_err(&e, KJ_ENOMEM, "commit: out of memory");
   else {
+    len = kj_body_encode(body, t->ws);
     if (full)
       pd = pending_new(t); /* NULL: the serial way below */
     if (s->journal &&
@@ -388,7 +229,7 @@ int kj_txn_commit(kj_txn *t) {
     atomic_store(&s->poisoned, 1); /* serial: durable before applied */
   if (!rc) {
     pthread_rwlock_wrlock(&s->rows);
-    rc = kj_body_apply(s, body, len, &e);
+    rc = kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_APPLY, body, len, &e);
     pthread_rwlock_unlock(&s->rows);
     if (rc) /* journal and memory now disagree: only a reopen can help */
       atomic_store(&s->broken, 1);
@@ -422,17 +263,6 @@ int kj_txn_commit(kj_txn *t) {
     kj_checkpoint_maybe(s);
   txn_end(t);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
-}
-
-/* ---- rows ------------------------------------------------------------- */
-
-/* Write-set key: table id byte, then the row key. */
-static size_t ws_key(uint8_t *buf, unsigned table, const void *key,
-                     size_t klen) {
-  buf[0] = (uint8_t)table;
-  if (klen)
-    memcpy(buf + 1, key, klen);
-  return klen + 1;
 }
 
 /* ---- savepoints ------------------------------------------------------- */
@@ -495,26 +325,30 @@ void kj_txn_rollback_savepoint(kj_txn *t) {
   t->undo = NULL;
 }
 
+/* ---- rows ------------------------------------------------------------- */
+
 static int ws_write(kj_txn *t, unsigned table, const void *key, size_t klen,
                     const void *val, size_t vlen, int tomb) {
   kj_store *s = t->s;
   if (t->flags & KJ_TXN_READONLY)
-    return fail(s, KJ_EINVAL, "write in a read-only transaction");
+    return kj_store_fail_msg(s, KJ_EINVAL, "write in a read-only transaction");
   if (t->scanning)
-    return fail(s, KJ_EINVAL, "write to a transaction during its own scan");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "write to a transaction during its own scan");
   uint8_t tk[1 + KJ_MAX_KEY];
-  size_t tklen = ws_key(tk, table, key, klen);
+  size_t tklen = kj_ws_key(tk, table, key, klen);
   const kj_entry *old = kj_map_get(t->ws, tk, tklen);
-  uint64_t bytes = t->ws_bytes + op_bytes(klen, tomb, vlen);
+  uint64_t bytes = t->ws_bytes + kj_body_op_bytes(klen, tomb, vlen);
   if (old)
-    bytes -= op_bytes(klen, kj_entry_tomb(old), kj_entry_vlen(old));
+    bytes -= kj_body_op_bytes(klen, kj_entry_tomb(old), kj_entry_vlen(old));
   if (bytes > KJ_MAX_TXN_BYTES)
-    return fail(s, KJ_EINVAL, "transaction exceeds KJ_MAX_TXN_BYTES");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "transaction exceeds KJ_MAX_TXN_BYTES");
   if (t->undo && !kj_map_get(t->undo, tk, tklen) &&
       undo_record(t, tk, tklen, old))
-    return fail(s, KJ_ENOMEM, "out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "out of memory");
   if (kj_map_put(t->ws, tk, tklen, val, vlen, tomb))
-    return fail(s, KJ_ENOMEM, "out of memory");
+    return kj_store_fail_msg(s, KJ_ENOMEM, "out of memory");
   t->ws_bytes = bytes;
   return KJ_OK;
 }
@@ -539,21 +373,24 @@ static int do_write(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 int kj_put(kj_store *s, kj_txn *txn, unsigned table, const void *key,
            size_t klen, const void *val, size_t vlen) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_put: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_put: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen) || vlen > KJ_MAX_VALUE ||
       (vlen && !val))
-    return fail(s, KJ_EINVAL, "kj_put: bad table id, key or value");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_put: bad table id, key or value");
   return do_write(s, txn, table, key, klen, val, vlen, 0);
 }
 
 int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
               size_t klen) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_delete: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_delete: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen))
-    return fail(s, KJ_EINVAL, "kj_delete: bad table id or key");
+    return kj_store_fail_msg(s, KJ_EINVAL, "kj_delete: bad table id or key");
   return do_write(s, txn, table, key, klen, NULL, 0, 1);
 }
 
@@ -575,20 +412,24 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (vlen)
     *vlen = 0;
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_get: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_get: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || bad_key(key, klen) || !val || !vlen)
-    return fail(s, KJ_EINVAL, "kj_get: bad table id, key or output");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_get: bad table id, key or output");
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   if (txn && txn->ws) {
     uint8_t tk[1 + KJ_MAX_KEY];
-    const kj_entry *w = kj_map_get(txn->ws, tk, ws_key(tk, table, key, klen));
+    const kj_entry *w =
+        kj_map_get(txn->ws, tk, kj_ws_key(tk, table, key, klen));
     if (w) {
       if (kj_entry_tomb(w))
         return KJ_NOTFOUND;
       return copy_out(kj_entry_val(w), kj_entry_vlen(w), val, vlen)
-                 ? fail(s, KJ_ENOMEM, "kj_get: out of memory")
+                 ? kj_store_fail_msg(s, KJ_ENOMEM, "kj_get: out of memory")
                  : KJ_OK;
     }
   }
@@ -601,7 +442,8 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
       c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen) : KJ_NOTFOUND;
   if (!txn)
     pthread_rwlock_unlock(&s->rows);
-  return rc == KJ_ENOMEM ? fail(s, rc, "kj_get: out of memory") : rc;
+  return rc == KJ_ENOMEM ? kj_store_fail_msg(s, rc, "kj_get: out of memory")
+                         : rc;
 }
 
 /* ---- scans ------------------------------------------------------------ */
@@ -616,7 +458,7 @@ static int scan(kj_store *s, kj_txn *txn, unsigned table, const void *start,
   const kj_entry *c = kj_iter_next(&ci), *w = NULL;
   if (txn && txn->ws) {
     uint8_t tk[1 + KJ_MAX_KEY];
-    kj_iter_seek(&wi, txn->ws, tk, ws_key(tk, table, start, slen));
+    kj_iter_seek(&wi, txn->ws, tk, kj_ws_key(tk, table, start, slen));
     w = kj_iter_next(&wi);
     txn->scanning = 1;
   }
@@ -653,13 +495,16 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                   size_t start_len, const void *end, size_t end_len,
                   kj_scan_fn fn, void *arg) {
   if (check_txn(s, txn))
-    return s ? fail(s, KJ_EINVAL, "kj_scan: transaction of another store")
+    return s ? kj_store_fail_msg(s, KJ_EINVAL,
+                                 "kj_scan: transaction of another store")
              : KJ_EINVAL;
   if (bad_table(table) || !fn || (start_len && !start) ||
       start_len > KJ_MAX_KEY || (end && end_len > KJ_MAX_KEY))
-    return fail(s, KJ_EINVAL, "kj_scan: bad table id, bound or callback");
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_scan: bad table id, bound or callback");
   if (atomic_load(&s->broken))
-    return fail(s, KJ_EPOISONED, "handle is broken; reopen the store");
+    return kj_store_fail_msg(s, KJ_EPOISONED,
+                             "handle is broken; reopen the store");
   if (!start_len)
     start = NULL;
   if (!txn)
@@ -673,7 +518,8 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
 int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
                    size_t plen, kj_scan_fn fn, void *arg) {
   if (plen > KJ_MAX_KEY || (plen && !prefix))
-    return s ? fail(s, KJ_EINVAL, "kj_scan_prefix: bad prefix") : KJ_EINVAL;
+    return s ? kj_store_fail_msg(s, KJ_EINVAL, "kj_scan_prefix: bad prefix")
+             : KJ_EINVAL;
   /* Keys with the prefix are exactly [prefix, prefix+1) where +1
    * increments the last byte that is not 0xff, dropping those after it;
    * an all-0xff prefix has no upper bound. */

@@ -5,6 +5,10 @@
  * store lock is flock(2), which conflicts between two open() calls even in
  * one process (unlike fcntl locks), so a second handle in the same process
  * gets KJ_EBUSY too.
+ *
+ * This is the only engine file that calls the system's file functions;
+ * every other one reaches files through a kj_vfs, so a test or the oracle
+ * can count, fail or "crash" any operation.
  */
 #include <dirent.h>
 #include <errno.h>

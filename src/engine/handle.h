@@ -1,0 +1,124 @@
+/*
+ * src/engine/handle.h - the store handle and the transaction handle
+ * (internal): struct kj_store, struct kj_txn and the group commit's
+ * pending records, plus what every layer above does with a handle: record
+ * a failure's detail and refresh the statistics copies.
+ *
+ * Lock order: writer, rows, pend_mu (pend_mu alone for an unlink). mu is
+ * innermost: it may be taken with any of them held, and nothing is locked
+ * or read from disk while it is held. The writer lock is held across the
+ * journal's I/O (frame writes, serial syncs, checkpoints); rows, pend_mu
+ * and mu never are, and a group commit waits for its sync holding none.
+ */
+#ifndef KJ_HANDLE_H
+#define KJ_HANDLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "body.h"
+#include "common/errbuf.h"
+#include "crypto.h"
+#include "journal.h"
+#include "keyjournal/store.h"
+#include "keyjournal/sys/vfs.h"
+#include "map.h"
+#include "snapshot.h"
+
+/* A KJ_SYNC_FULL commit applied to the tables whose frame may not be
+ * durable yet (group commit, see kj_txn_commit). undo is a commit body
+ * (FORMAT.md 4.3) that puts back what the commit overwrote: a put of the
+ * previous value, or a delete where there was none. */
+typedef struct kj_pending {
+  struct kj_pending *prev, *next;
+  uint64_t seq; /* its frame */
+  size_t len;
+  uint8_t undo[];
+} kj_pending;
+
+struct kj_store {
+  const kj_vfs *vfs;
+  char *dir;             /* NULL for memory-only */
+  kj_vfs_file *lockfile; /* holds the flock */
+  kj_keys *keys;
+  kj_journal *journal; /* NULL for memory-only */
+  int read_only;
+  kj_clock_fn clock;
+  void *clock_ctx;
+
+  /* Committed rows, one map per table id (index 0 unused). */
+  kj_map *tables[KJ_NTABLES];
+
+  /* One write transaction at a time. A KJ_SYNC_FULL commit releases it
+   * once its frame is written and applied, and waits for the shared sync
+   * outside it (group commit). */
+  pthread_mutex_t writer;
+  /* Readers of committed tables vs. the commit that applies to them. */
+  pthread_rwlock_t rows;
+  /* errmsg and counters. */
+  pthread_mutex_t mu;
+
+  /* Set by a failed write/sync (refuse writes) or a failed apply (refuse
+   * everything: memory no longer matches the journal). */
+  atomic_int poisoned;
+  atomic_int broken;
+  atomic_int readers; /* open read-only transactions */
+  /* Commits waiting for their sync outside the writer lock. */
+  atomic_int committing;
+  /* Group commit: the pending commits, oldest (lowest seq) first. Linked
+   * under the writer lock; a committer unlinks its own once durable; after
+   * a failed sync, every one not durable is undone, newest first, under
+   * the writer and row locks before any of their committers returns.
+   * Lock order: writer, rows, pend_mu (pend_mu alone for an unlink). */
+  pthread_mutex_t pend_mu;
+  kj_pending *pend_head, *pend_tail;
+  /* Under mu: copies refreshed after every commit and sync, so statistics
+   * never wait for the writer or the row lock (a caller may hold either). */
+  uint64_t commits;
+  uint64_t recovery_usec;
+  uint64_t table_rows[KJ_NTABLES], table_bytes[KJ_NTABLES];
+  /* Tables changed since the last kj_store_refresh_stats() (bit t), so a
+   * commit copies the counters of the tables it wrote, not of all 255.
+   * Set by kj_body_apply(); read and cleared under the writer lock (or
+   * before the handle is shared). All ones at creation. */
+  uint64_t stats_dirty[KJ_NTABLES / 64];
+  kj_journal_stats jstats;
+  kj_snap_info snap; /* newest snapshot */
+  uint64_t snapshots_written, snapshot_usec, snapshot_failures;
+
+  /* Writer side only. */
+  uint64_t snapshot_threshold;
+  uint64_t next_checkpoint; /* journal bytes that trigger the next one */
+  uint8_t store_id[KJ_STORE_ID_BYTES];
+  char errmsg[512];
+};
+
+struct kj_txn {
+  kj_store *s;
+  unsigned flags;
+  /* Write set: key = table id byte || row key; tombstones for deletes. */
+  kj_map *ws;
+  /* Encoded size of the write set's ops (kj_body_op_bytes()). */
+  uint64_t ws_bytes;
+  int scanning;
+  /* Savepoint: the write-set state of every key changed since, keyed like
+   * ws; value: 0 = absent, 1 = tombstone, 2 + value = a put. */
+  kj_map *undo;
+  uint64_t undo_ws_bytes;
+};
+
+/* Record e's message as the handle's detail and return rc. */
+int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);
+/* The same with a fixed message. */
+int kj_store_fail_msg(kj_store *s, int rc, const char *msg);
+
+/* Refresh the statistics copies; the caller holds the writer lock (or is
+ * the only user of s) so neither tables nor journal change meanwhile. */
+void kj_store_refresh_stats(kj_store *s);
+
+/* Microseconds since t0 (CLOCK_MONOTONIC), for the timing statistics. */
+uint64_t kj_usec_since(const struct timespec *t0);
+
+#endif
