@@ -84,22 +84,6 @@ int kj_d_flag(kj_backend *b, int v, const char *what) {
              : kj_d_fail(b, KJ_EINVAL, "%s: must be 0 or 1 (got %d)", what, v);
 }
 
-void kj_backend_copy_label(const void *label, size_t llen, char *out) {
-  const uint8_t *l = label;
-  size_t m = llen < KJ_COPY_LABEL_MAX ? llen : KJ_COPY_LABEL_MAX;
-  for (size_t i = 0; i < m; i++) {
-    uint8_t c = l[i];
-    int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    out[i] = keep ? (char)c : '_';
-  }
-  out[m] = '\0';
-  if (m == 0)
-    strcpy(out, "copy");
-  else if (out[0] == '.')
-    out[0] = '_';
-}
-
 /* ---- the handle ------------------------------------------------------- */
 
 int kj_backend_open(const char *path, const kj_options *opts, kj_backend **out,

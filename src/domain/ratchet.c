@@ -1,35 +1,15 @@
 /*
  * src/domain/ratchet.c - the public ratchet store of keyjournal/ratchet.h:
  * argument checks (src/domain/dispatch.h) and dispatch to the backend's
- * kj_ratchet_ops, plus the two functions that are the same for every backend
- * and so are not in the ops table: kj_ratchet_state_alloc (the one-allocation
- * layout) and the session layer kj_ratchet_step, built on the public save.
+ * kj_ratchet_ops, plus the session layer kj_ratchet_step, built on the
+ * public save (the same for every backend, so not in the ops table). The
+ * one-allocation layout kj_ratchet_state_alloc is in src/common/values.c,
+ * below both the domain and the backends.
  */
-#include <stdalign.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "dispatch.h"
 
 #define RAT_START(b, t, op, fn)                                                \
   kj_d_start(b, t, (b) ? (const void *)(b)->ratchet.op : NULL, fn)
-
-/* Where the skipped keys start inside a state allocation: right after the
- * struct, rounded up so that their int64 fields are aligned. */
-#define SKIPPED_OFFSET                                                         \
-  ((sizeof(kj_ratchet_state) + alignof(kj_skipped_key) - 1) /                  \
-   alignof(kj_skipped_key) * alignof(kj_skipped_key))
-
-kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
-  if (n > KJ_MAX_SKIPPED)
-    return NULL;
-  kj_ratchet_state *s = calloc(1, SKIPPED_OFFSET + n * sizeof(kj_skipped_key));
-  if (!s)
-    return NULL;
-  s->n_skipped = n;
-  s->skipped = n ? (kj_skipped_key *)((uint8_t *)s + SKIPPED_OFFSET) : NULL;
-  return s;
-}
 
 static int check_state(kj_backend *b, const kj_ratchet_state *s) {
   int rc = kj_d_ptr(b, s, "kj_ratchet_save: state");

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/dispatch.h"
 #include "native.h"
 
 static const char META_NEXT_ID[] = "next_device_id";
@@ -53,7 +52,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (!rc && *next == 0)
     rc = KJ_ECORRUPT; /* ids start at 1 */
   if (rc)
-    return kj_d_fail(b, rc, "table 1: malformed next_device_id row");
+    return nat_fail(b, rc, "table 1: malformed next_device_id row");
   return KJ_OK;
 }
 
@@ -67,14 +66,14 @@ static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   /* The counter only grows, so an id is never handed out twice; the last
    * id is kept back so that the counter itself cannot wrap to 0. */
   if (!rc && next == UINT32_MAX)
-    rc = kj_d_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
+    rc = nat_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
   if (!rc) {
     int ex = nat_slot_exists(&op, next);
     if (ex < 0)
       rc = ex;
     else if (ex) /* the counter is behind an existing slot */
-      rc = kj_d_fail(b, KJ_ECORRUPT,
-                     "table 1: next_device_id %u names an existing slot", next);
+      rc = nat_fail(b, KJ_ECORRUPT,
+                    "table 1: next_device_id %u names an existing slot", next);
   }
   if (!rc) {
     kj_kbuf k;
@@ -130,7 +129,7 @@ static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   /* Keys are big-endian ids, so key order is numeric order. */
   rc = nat_end(&op, nat_scan(&op, NT_DEVICE, &all, collect_id, &a));
   if (rc == KJ_ECORRUPT)
-    kj_d_fail(b, rc, "table 2: malformed slot key");
+    nat_fail(b, rc, "table 2: malformed slot key");
   kj_u32_list *l = NULL;
   if (!rc) {
     l = malloc(sizeof *l + a.n * sizeof l->v[0]);
@@ -306,7 +305,7 @@ static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
   rc = dec_record(v, vlen, out);
   kj_free(v);
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 2: malformed record of slot %u", id);
+    nat_fail(b, rc, "table 2: malformed record of slot %u", id);
   return rc;
 }
 
@@ -338,6 +337,7 @@ static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
 static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
                              size_t llen, const void *extra, size_t elen,
                              char **path) {
+  nat_clear_msg(b); /* the one operation that needs no nat_begin */
   kj_store *s = ((nat_backend *)b)->s;
   const char *dir = kj_store_path(s);
   kj_stats st = KJ_STATS_INIT;
@@ -347,8 +347,8 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   /* Refused before copies/ is created: a read-only handle changes no file
    * (and the engine could not copy from it anyway). */
   if (!dir || st.memory_only || st.read_only)
-    return kj_d_fail(b, KJ_EINVAL, "kj_device_snapshot_copy: %s store",
-                     dir && !st.memory_only ? "read-only" : "memory-only");
+    return nat_fail(b, KJ_EINVAL, "kj_device_snapshot_copy: %s store",
+                    dir && !st.memory_only ? "read-only" : "memory-only");
   size_t dlen = strlen(dir);
   while (dlen > 1 && dir[dlen - 1] == '/')
     dlen--;

@@ -10,7 +10,9 @@
 #ifndef KJ_NATIVE_H
 #define KJ_NATIVE_H
 
-#include "common/errbuf.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "common/rowcodec.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/backend.h"
@@ -42,6 +44,12 @@ enum {
 typedef struct nat_backend {
   kj_backend base; /* first */
   kj_store *s;
+  /* The detail of a failure the backend itself found (a malformed row, no
+   * slot ids left...), reported by its errmsg operation instead of the
+   * store's until the next operation begins. */
+  pthread_mutex_t msg_mu; /* one writer of msg at a time */
+  atomic_int has_msg;
+  char msg[256];
 } nat_backend;
 
 typedef struct nat_tx {
@@ -51,6 +59,7 @@ typedef struct nat_tx {
 
 /* The engine transaction one operation runs in. */
 typedef struct nat_op {
+  kj_backend *b;
   kj_store *s;
   kj_txn *txn;
   int own; /* begun by nat_begin: nat_end commits or rolls it back */
@@ -72,6 +81,12 @@ int nat_begin(kj_backend *b, kj_tx *t, int mode, uint32_t dev, nat_op *op);
  * and this is a write, else rolls back. Returns rc, or the commit's
  * failure. */
 int nat_end(nat_op *op, int rc);
+
+/* Record a detail message on b and return rc. */
+int nat_fail(kj_backend *b, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Forget b's detail message: an operation begins. */
+void nat_clear_msg(kj_backend *b);
 
 /* 1 if slot dev exists, 0 if not, or a negative status. */
 int nat_slot_exists(nat_op *op, uint32_t dev);

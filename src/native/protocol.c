@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/internal.h"
 #include "native.h"
 
 /* Value of the rows that are only a key (tables 30, 32, 35). */
@@ -53,17 +52,15 @@ static const char *table_name(unsigned table) {
   }
 }
 
-/* Name the damaged table in the handle's detail message; other statuses
+/* Name the damaged table in the backend's detail message; other statuses
  * already carry the engine's own. */
 static int row_fail(nat_op *op, int rc, unsigned table, uint32_t dev) {
   if (rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
     return rc;
-  kj_errbuf e;
-  kj_err(&e, rc, "table %u (%s), slot %u: %s", table, table_name(table), dev,
-         rc == KJ_EFORMAT ? "row written by a newer format version"
-                          : "malformed row");
-  kj_store_fail(op->s, rc, &e);
-  return rc;
+  return nat_fail(op->b, rc, "table %u (%s), slot %u: %s", table,
+                  table_name(table), dev,
+                  rc == KJ_EFORMAT ? "row written by a newer format version"
+                                   : "malformed row");
 }
 
 static kj_blob copy_blob(uint8_t **p, const void *src, size_t n) {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/dispatch.h"
 #include "native.h"
 
 #define STATE_BYTES (1 + 32 + 33 + 33 + 32 + 33 + 3 * 4)
@@ -275,7 +274,7 @@ static int rat_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
    * nat_end would commit). */
   rc = nat_end(&op, save_in(&op, dev, conv, clen, s));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
+    nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   return rc;
 }
 
@@ -327,7 +326,7 @@ static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   /* One read transaction: the state and its keys are from one commit. */
   rc = nat_end(&op, load_in(&op, dev, conv, clen, out, &table));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table %u: malformed ratchet row of slot %u", table, dev);
+    nat_fail(b, rc, "table %u: malformed ratchet row of slot %u", table, dev);
   return rc;
 }
 
@@ -418,7 +417,7 @@ static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_w_free(&e.w);
   rc = nat_end(&op, rc);
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
+    nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   if (!rc)
     *removed = e.n;
   return rc;
