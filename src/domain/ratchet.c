@@ -8,8 +8,7 @@
  */
 #include "dispatch.h"
 
-#define RAT_START(b, t, op, fn)                                                \
-  kj_d_start(b, t, (b) ? (const void *)(b)->ratchet.op : NULL, fn)
+#define RAT_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, ratchet, op), fn)
 
 static int check_state(kj_backend *b, const kj_ratchet_state *s) {
   int rc = kj_d_ptr(b, s, "kj_ratchet_save: state");
@@ -34,7 +33,7 @@ int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_save: conversation");
   if (!rc)
     rc = check_state(b, s);
-  return rc ? rc : b->ratchet.ratchet_save(b, t, dev, conv, clen, s);
+  return rc ? rc : b->ops->ratchet->ratchet_save(b, t, dev, conv, clen, s);
 }
 
 int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -46,7 +45,7 @@ int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_load: conversation");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_ratchet_load: out");
-  return rc ? rc : b->ratchet.ratchet_load(b, t, dev, conv, clen, out);
+  return rc ? rc : b->ops->ratchet->ratchet_load(b, t, dev, conv, clen, out);
 }
 
 int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -58,7 +57,8 @@ int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_exists: conversation");
   if (!rc)
     rc = kj_d_ptr(b, exists, "kj_ratchet_exists: exists");
-  return rc ? rc : b->ratchet.ratchet_exists(b, t, dev, conv, clen, exists);
+  return rc ? rc
+            : b->ops->ratchet->ratchet_exists(b, t, dev, conv, clen, exists);
 }
 
 int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -66,7 +66,7 @@ int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   int rc = RAT_START(b, t, ratchet_delete, "kj_ratchet_delete");
   if (!rc)
     rc = kj_d_id(b, conv, clen, "kj_ratchet_delete: conversation");
-  return rc ? rc : b->ratchet.ratchet_delete(b, t, dev, conv, clen);
+  return rc ? rc : b->ops->ratchet->ratchet_delete(b, t, dev, conv, clen);
 }
 
 int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -82,8 +82,8 @@ int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
                    "kj_ratchet_cleanup_skipped: max_age_secs < 0 (%lld)",
                    (long long)max_age_secs);
   return rc ? rc
-            : b->ratchet.ratchet_cleanup_skipped(b, t, dev, max_age_secs,
-                                                 removed);
+            : b->ops->ratchet->ratchet_cleanup_skipped(b, t, dev, max_age_secs,
+                                                       removed);
 }
 
 /* ---- session layer ---------------------------------------------------- */

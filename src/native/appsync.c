@@ -214,9 +214,9 @@ static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
 
 /* The key row and the latest pointer in one transaction, so the latest key
  * is always the last one set in commit order, whatever its timestamp. */
-static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *key_id, size_t idlen,
-                          const kj_sync_key *key) {
+static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *key_id, size_t idlen,
+                            const kj_sync_key *key) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -237,8 +237,9 @@ static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *key_id, size_t idlen, kj_sync_key **out) {
+static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *key_id, size_t idlen,
+                            kj_sync_key **out) {
   kj_kbuf k;
   key_named(&k, dev, key_id, idlen);
   void *v;
@@ -251,8 +252,8 @@ static int n_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
-                             size_t *idlen) {
+static int nat_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
+                               size_t *idlen) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
   void *v;
@@ -276,9 +277,9 @@ static int cmp_entry(const void *x, const void *y) {
 /* The row holds the map sorted by name (the caller's order is free), so a
  * get returns it ascending and two equal maps are equal rows. Names are
  * unique: the public function checked that. */
-static int n_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              const kj_sync_version *v) {
+static int nat_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                const kj_sync_version *v) {
   const kj_sync_entry **ix = NULL;
   if (v->n) {
     ix = malloc(v->n * sizeof *ix);
@@ -303,9 +304,9 @@ static int n_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              kj_sync_version **out) {
+static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                kj_sync_version **out) {
   kj_kbuf k;
   key_named(&k, dev, name, nlen);
   void *v;
@@ -330,9 +331,9 @@ static int n_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
 /* ---- mutation MACs ----------------------------------------------------- */
 
 /* In order, so a duplicate index_mac ends with its last value_mac. */
-static int n_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen, uint64_t version,
-                              const kj_mutation_mac *macs, size_t n) {
+static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen, uint64_t version,
+                                const kj_mutation_mac *macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -350,11 +351,11 @@ static int n_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              const void *index_mac, size_t ilen,
-                              void **value_mac, size_t *vlen,
-                              uint64_t *version) {
+static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                const void *index_mac, size_t ilen,
+                                void **value_mac, size_t *vlen,
+                                uint64_t *version) {
   kj_kbuf k;
   key_mac(&k, dev, name, nlen, index_mac, ilen);
   void *v;
@@ -367,9 +368,9 @@ static int n_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                                 const void *name, size_t nlen,
-                                 const kj_blob *index_macs, size_t n) {
+static int nat_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   const void *name, size_t nlen,
+                                   const kj_blob *index_macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -382,13 +383,13 @@ static int n_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-void nat_appsync_ops(kj_appsync_ops *ops) {
-  ops->sync_key_set = n_sync_key_set;
-  ops->sync_key_get = n_sync_key_get;
-  ops->sync_key_latest = n_sync_key_latest;
-  ops->sync_version_set = n_sync_version_set;
-  ops->sync_version_get = n_sync_version_get;
-  ops->mutation_mac_put = n_mutation_mac_put;
-  ops->mutation_mac_get = n_mutation_mac_get;
-  ops->mutation_mac_delete = n_mutation_mac_delete;
-}
+const kj_appsync_ops nat_appsync_ops = {
+    .sync_key_set = nat_sync_key_set,
+    .sync_key_get = nat_sync_key_get,
+    .sync_key_latest = nat_sync_key_latest,
+    .sync_version_set = nat_sync_version_set,
+    .sync_version_get = nat_sync_version_get,
+    .mutation_mac_put = nat_mutation_mac_put,
+    .mutation_mac_get = nat_mutation_mac_get,
+    .mutation_mac_delete = nat_mutation_mac_delete,
+};

@@ -56,7 +56,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   return KJ_OK;
 }
 
-static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
+static int nat_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
@@ -116,7 +116,7 @@ static int collect_id(void *arg, const void *key, size_t klen, const void *val,
   return a->w.oom ? KJ_ENOMEM : 0;
 }
 
-static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
+static int nat_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -146,7 +146,8 @@ static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   return rc;
 }
 
-static int dev_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
+static int nat_device_exists(kj_backend *b, kj_tx *t, uint32_t id,
+                             int *exists) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -273,8 +274,8 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   return KJ_OK;
 }
 
-static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
-                    const kj_device_record *r) {
+static int nat_device_save(kj_backend *b, kj_tx *t, uint32_t id,
+                           const kj_device_record *r) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, id, &op); /* KJ_NOTFOUND: no such slot */
   if (rc)
@@ -289,8 +290,8 @@ static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
   return nat_end(&op, rc);
 }
 
-static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
-                    kj_device_record **out) {
+static int nat_device_load(kj_backend *b, kj_tx *t, uint32_t id,
+                           kj_device_record **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -311,7 +312,7 @@ static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
 
 /* ---- deleting a slot -------------------------------------------------- */
 
-static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
+static int nat_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
@@ -334,9 +335,9 @@ static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
 /* <store>/copies/<label>: the engine writes the copy and extra.bin through
  * the store's VFS, creating copies/ when missing (it must be a real
  * directory: a symlink there could carry the copy outside the store). */
-static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
-                             size_t llen, const void *extra, size_t elen,
-                             char **path) {
+static int nat_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
+                                    size_t llen, const void *extra, size_t elen,
+                                    char **path) {
   nat_clear_msg(b); /* the one operation that needs no nat_begin */
   kj_store *s = ((nat_backend *)b)->s;
   const char *dir = kj_store_path(s);
@@ -374,12 +375,12 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   return rc;
 }
 
-void nat_device_ops(kj_device_ops *ops) {
-  ops->device_create = dev_create;
-  ops->device_list_ids = dev_list_ids;
-  ops->device_exists = dev_exists;
-  ops->device_save = dev_save;
-  ops->device_load = dev_load;
-  ops->device_delete = dev_delete;
-  ops->device_snapshot_copy = dev_snapshot_copy;
-}
+const kj_device_ops nat_device_ops = {
+    .device_create = nat_device_create,
+    .device_list_ids = nat_device_list_ids,
+    .device_exists = nat_device_exists,
+    .device_save = nat_device_save,
+    .device_load = nat_device_load,
+    .device_delete = nat_device_delete,
+    .device_snapshot_copy = nat_device_snapshot_copy,
+};

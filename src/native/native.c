@@ -84,11 +84,17 @@ static void nat_tx_rollback(kj_tx *t) {
   free(t);
 }
 
-int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
-                   char **errmsg);
+const kj_backend_ops nat_backend_ops = {
+    KJ_BACKEND_OPS_INIT("native"),  .close = nat_close,
+    .errmsg = nat_errmsg,           .store = store_of,
+    .tx_begin = nat_tx_begin,       .tx_commit = nat_tx_commit,
+    .tx_rollback = nat_tx_rollback, .signal = &nat_signal_ops,
+    .appsync = &nat_appsync_ops,    .protocol = &nat_protocol_ops,
+    .device = &nat_device_ops,      .ratchet = &nat_ratchet_ops,
+};
 
-int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
-                   char **errmsg) {
+int nat_open(const char *path, const kj_options *opts, kj_backend **out,
+             char **errmsg) {
   nat_backend *nb = calloc(1, sizeof *nb);
   if (!nb)
     return KJ_ENOMEM;
@@ -98,21 +104,8 @@ int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
     return rc;
   }
   pthread_mutex_init(&nb->msg_mu, NULL);
-  kj_backend *b = &nb->base;
-  b->version = KJ_BACKEND_VERSION;
-  b->name = "native";
-  b->close = nat_close;
-  b->errmsg = nat_errmsg;
-  b->store = store_of;
-  b->tx_begin = nat_tx_begin;
-  b->tx_commit = nat_tx_commit;
-  b->tx_rollback = nat_tx_rollback;
-  nat_signal_ops(&b->signal);
-  nat_appsync_ops(&b->appsync);
-  nat_protocol_ops(&b->protocol);
-  nat_device_ops(&b->device);
-  nat_ratchet_ops(&b->ratchet);
-  *out = b;
+  nb->base.ops = &nat_backend_ops;
+  *out = &nb->base;
   return KJ_OK;
 }
 

@@ -115,12 +115,17 @@ int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
 void nat_free_wiped(void *p, size_t n);
 void nat_wbuf_free_wiped(kj_wbuf *w);
 
-/* The ops tables, filled by each store's native file. */
-void nat_signal_ops(kj_signal_ops *ops);
-void nat_appsync_ops(kj_appsync_ops *ops);
-void nat_protocol_ops(kj_protocol_ops *ops);
-void nat_device_ops(kj_device_ops *ops);
-void nat_ratchet_ops(kj_ratchet_ops *ops);
+/* The store groups of the backend's table, one per store file. */
+extern const kj_signal_ops nat_signal_ops;
+extern const kj_appsync_ops nat_appsync_ops;
+extern const kj_protocol_ops nat_protocol_ops;
+extern const kj_device_ops nat_device_ops;
+extern const kj_ratchet_ops nat_ratchet_ops;
+
+/* The backend's table (native.c), and its open, for kj_backend_open. */
+extern const kj_backend_ops nat_backend_ops;
+int nat_open(const char *path, const kj_options *opts, kj_backend **out,
+             char **errmsg);
 
 /* Every domain table id, for slot deletion. */
 extern const unsigned nat_slot_tables[];

@@ -856,25 +856,25 @@ static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- ops table -------------------------------------------------------- */
 
-void nat_protocol_ops(kj_protocol_ops *ops) {
-  ops->skdm_get = nat_skdm_get;
-  ops->skdm_add = nat_skdm_add;
-  ops->skdm_clear = nat_skdm_clear;
-  ops->lid_put = nat_lid_put;
-  ops->lid_get_by_lid = nat_lid_get_by_lid;
-  ops->lid_get_by_phone = nat_lid_get_by_phone;
-  ops->lid_get_all = nat_lid_get_all;
-  ops->base_key_save = nat_base_key_save;
-  ops->base_key_has_same = nat_base_key_has_same;
-  ops->base_key_delete = nat_base_key_delete;
-  ops->device_list_update = nat_device_list_update;
-  ops->device_list_get = nat_device_list_get;
-  ops->device_list_delete = nat_device_list_delete;
-  ops->sender_key_mark_forget = nat_sender_key_mark_forget;
-  ops->sender_key_consume_forget = nat_sender_key_consume_forget;
-  ops->tc_token_put = nat_tc_token_put;
-  ops->tc_token_get = nat_tc_token_get;
-  ops->tc_token_delete = nat_tc_token_delete;
-  ops->tc_token_all_jids = nat_tc_token_all_jids;
-  ops->tc_token_delete_expired = nat_tc_token_delete_expired;
-}
+const kj_protocol_ops nat_protocol_ops = {
+    .skdm_get = nat_skdm_get,
+    .skdm_add = nat_skdm_add,
+    .skdm_clear = nat_skdm_clear,
+    .lid_put = nat_lid_put,
+    .lid_get_by_lid = nat_lid_get_by_lid,
+    .lid_get_by_phone = nat_lid_get_by_phone,
+    .lid_get_all = nat_lid_get_all,
+    .base_key_save = nat_base_key_save,
+    .base_key_has_same = nat_base_key_has_same,
+    .base_key_delete = nat_base_key_delete,
+    .device_list_update = nat_device_list_update,
+    .device_list_get = nat_device_list_get,
+    .device_list_delete = nat_device_list_delete,
+    .sender_key_mark_forget = nat_sender_key_mark_forget,
+    .sender_key_consume_forget = nat_sender_key_consume_forget,
+    .tc_token_put = nat_tc_token_put,
+    .tc_token_get = nat_tc_token_get,
+    .tc_token_delete = nat_tc_token_delete,
+    .tc_token_all_jids = nat_tc_token_all_jids,
+    .tc_token_delete_expired = nat_tc_token_delete_expired,
+};

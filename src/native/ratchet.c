@@ -263,8 +263,9 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   return rc;
 }
 
-static int rat_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                    size_t clen, const kj_ratchet_state *s) {
+static int nat_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *conv, size_t clen,
+                            const kj_ratchet_state *s) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -316,8 +317,9 @@ static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   return rc;
 }
 
-static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                    size_t clen, kj_ratchet_state **out) {
+static int nat_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *conv, size_t clen,
+                            kj_ratchet_state **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -330,8 +332,8 @@ static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   return rc;
 }
 
-static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                      size_t clen, int *exists) {
+static int nat_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *conv, size_t clen, int *exists) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -349,8 +351,8 @@ static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   return KJ_OK;
 }
 
-static int rat_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                      size_t clen) {
+static int nat_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *conv, size_t clen) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -394,8 +396,9 @@ static int collect_expired(void *arg, const void *key, size_t klen,
   return e->w.oom ? KJ_ENOMEM : 0;
 }
 
-static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
-                               int64_t max_age_secs, uint64_t *removed) {
+static int nat_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
+                                       int64_t max_age_secs,
+                                       uint64_t *removed) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -423,10 +426,10 @@ static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-void nat_ratchet_ops(kj_ratchet_ops *ops) {
-  ops->ratchet_save = rat_save;
-  ops->ratchet_load = rat_load;
-  ops->ratchet_exists = rat_exists;
-  ops->ratchet_delete = rat_delete;
-  ops->ratchet_cleanup_skipped = rat_cleanup_skipped;
-}
+const kj_ratchet_ops nat_ratchet_ops = {
+    .ratchet_save = nat_ratchet_save,
+    .ratchet_load = nat_ratchet_load,
+    .ratchet_exists = nat_ratchet_exists,
+    .ratchet_delete = nat_ratchet_delete,
+    .ratchet_cleanup_skipped = nat_ratchet_cleanup_skipped,
+};

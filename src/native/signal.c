@@ -244,9 +244,9 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
 
 /* ---- identity keys ----------------------------------------------------- */
 
-static int n_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *addr, size_t alen,
-                          const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *addr, size_t alen,
+                            const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   kj_wbuf w;
@@ -255,9 +255,9 @@ static int n_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return put_encoded(b, t, dev, NT_IDENTITY, &k, &w);
 }
 
-static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
-                           const void *addr, size_t alen,
-                           uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
+static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *addr, size_t alen,
+                             uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   void *v;
@@ -275,8 +275,8 @@ static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                             const void *addr, size_t alen) {
+static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *addr, size_t alen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_IDENTITY, &k);
@@ -284,9 +284,9 @@ static int n_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- sessions ---------------------------------------------------------- */
 
-static int n_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, const void *rec,
-                         size_t rlen) {
+static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, const void *rec,
+                           size_t rlen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   kj_wbuf w;
@@ -295,9 +295,9 @@ static int n_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return put_encoded(b, t, dev, NT_SESSION, &k, &w);
 }
 
-static int n_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, void **rec,
-                         size_t *rlen) {
+static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, void **rec,
+                           size_t *rlen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   return get_record(b, t, NT_SESSION, &k, rec, rlen);
@@ -305,8 +305,8 @@ static int n_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* has checks the row is well-formed too, so it never says yes to a session
  * that get would refuse. */
-static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, int *has) {
+static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, int *has) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   void *v;
@@ -325,8 +325,8 @@ static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *addr, size_t alen) {
+static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *addr, size_t alen) {
   kj_kbuf k;
   key_named(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_SESSION, &k);
@@ -334,8 +334,8 @@ static int n_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- one-time pre-keys ------------------------------------------------- */
 
-static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
-                          const void *rec, size_t rlen, int uploaded) {
+static int nat_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                            const void *rec, size_t rlen, int uploaded) {
   kj_kbuf k;
   key_id(&k, dev, id);
   kj_wbuf w;
@@ -345,8 +345,9 @@ static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
 }
 
 /* In order, so a duplicate id ends with its last record. */
-static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const kj_prekey *keys, size_t n, int uploaded) {
+static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const kj_prekey *keys, size_t n,
+                                  int uploaded) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -364,8 +365,8 @@ static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
-                         kj_prekey_list **out) {
+static int nat_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                           kj_prekey_list **out) {
   return load_one(b, t, dev, NT_PREKEY, id, pkb_add_prekey, out);
 }
 
@@ -396,9 +397,9 @@ static int sorted_ids(const uint32_t *ids, size_t n, uint32_t **out,
   return KJ_OK;
 }
 
-static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                               const uint32_t *ids, size_t n,
-                               kj_prekey_list **out) {
+static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const uint32_t *ids, size_t n,
+                                 kj_prekey_list **out) {
   uint32_t *s;
   size_t m;
   int rc = sorted_ids(ids, n, &s, &m);
@@ -434,7 +435,8 @@ static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id) {
+static int nat_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                             uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
   return nat_del_row(b, t, dev, NT_PREKEY, &k);
@@ -481,8 +483,8 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
 
 /* A damaged row fails the whole call; nat_end then undoes the rows already
  * marked, in an own transaction or (savepoint) in the caller's. */
-static int n_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  const uint32_t *ids, size_t n) {
+static int nat_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    const uint32_t *ids, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -529,8 +531,8 @@ static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
  * search on "is there an id >= x": at most 33 probes, each O(log n) and
  * stopping at its first row, so O(log n) overall, however many pre-keys
  * the slot holds (a plain prefix scan keeping the last key would be O(n)). */
-static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
-                           uint32_t *max_id) {
+static int nat_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
+                             uint32_t *max_id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -556,8 +558,8 @@ static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- signed pre-keys --------------------------------------------------- */
 
-static int n_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
-                                 uint32_t id, const void *rec, size_t rlen) {
+static int nat_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   uint32_t id, const void *rec, size_t rlen) {
   kj_kbuf k;
   key_id(&k, dev, id);
   kj_wbuf w;
@@ -566,8 +568,8 @@ static int n_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
   return put_encoded(b, t, dev, NT_SIGNED_PREKEY, &k, &w);
 }
 
-static int n_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
-                                uint32_t id, kj_prekey_list **out) {
+static int nat_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  uint32_t id, kj_prekey_list **out) {
   return load_one(b, t, dev, NT_SIGNED_PREKEY, id, pkb_add_signed, out);
 }
 
@@ -579,8 +581,8 @@ static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
 }
 
 /* Keys are dev then the id big-endian, so key order is numeric order. */
-static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
-                                    kj_prekey_list **out) {
+static int nat_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
+                                      kj_prekey_list **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -596,8 +598,8 @@ static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  uint32_t id) {
+static int nat_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
   return nat_del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
@@ -605,9 +607,9 @@ static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- sender keys ------------------------------------------------------- */
 
-static int n_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *name, size_t nlen, const void *rec,
-                            size_t rlen) {
+static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, const void *rec,
+                              size_t rlen) {
   kj_kbuf k;
   key_named(&k, dev, name, nlen);
   kj_wbuf w;
@@ -616,41 +618,41 @@ static int n_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return put_encoded(b, t, dev, NT_SENDER_KEY, &k, &w);
 }
 
-static int n_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *name, size_t nlen, void **rec,
-                            size_t *rlen) {
+static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, void **rec,
+                              size_t *rlen) {
   kj_kbuf k;
   key_named(&k, dev, name, nlen);
   return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
 }
 
-static int n_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                               const void *name, size_t nlen) {
+static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const void *name, size_t nlen) {
   kj_kbuf k;
   key_named(&k, dev, name, nlen);
   return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
 }
 
-void nat_signal_ops(kj_signal_ops *ops) {
-  ops->identity_put = n_identity_put;
-  ops->identity_load = n_identity_load;
-  ops->identity_delete = n_identity_delete;
-  ops->session_put = n_session_put;
-  ops->session_get = n_session_get;
-  ops->session_has = n_session_has;
-  ops->session_delete = n_session_delete;
-  ops->prekey_store = n_prekey_store;
-  ops->prekey_store_batch = n_prekey_store_batch;
-  ops->prekey_load = n_prekey_load;
-  ops->prekey_load_batch = n_prekey_load_batch;
-  ops->prekey_remove = n_prekey_remove;
-  ops->prekey_mark_uploaded = n_prekey_mark_uploaded;
-  ops->prekey_max_id = n_prekey_max_id;
-  ops->signed_prekey_store = n_signed_prekey_store;
-  ops->signed_prekey_load = n_signed_prekey_load;
-  ops->signed_prekey_load_all = n_signed_prekey_load_all;
-  ops->signed_prekey_remove = n_signed_prekey_remove;
-  ops->sender_key_put = n_sender_key_put;
-  ops->sender_key_get = n_sender_key_get;
-  ops->sender_key_delete = n_sender_key_delete;
-}
+const kj_signal_ops nat_signal_ops = {
+    .identity_put = nat_identity_put,
+    .identity_load = nat_identity_load,
+    .identity_delete = nat_identity_delete,
+    .session_put = nat_session_put,
+    .session_get = nat_session_get,
+    .session_has = nat_session_has,
+    .session_delete = nat_session_delete,
+    .prekey_store = nat_prekey_store,
+    .prekey_store_batch = nat_prekey_store_batch,
+    .prekey_load = nat_prekey_load,
+    .prekey_load_batch = nat_prekey_load_batch,
+    .prekey_remove = nat_prekey_remove,
+    .prekey_mark_uploaded = nat_prekey_mark_uploaded,
+    .prekey_max_id = nat_prekey_max_id,
+    .signed_prekey_store = nat_signed_prekey_store,
+    .signed_prekey_load = nat_signed_prekey_load,
+    .signed_prekey_load_all = nat_signed_prekey_load_all,
+    .signed_prekey_remove = nat_signed_prekey_remove,
+    .sender_key_put = nat_sender_key_put,
+    .sender_key_get = nat_sender_key_get,
+    .sender_key_delete = nat_sender_key_delete,
+};
