@@ -16,16 +16,6 @@
 
 #include "native.h"
 
-static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                   void **v, size_t *vlen) {
-  nat_op op;
-  *v = NULL;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  return nat_end(&op, nat_get(&op, table, k, v, vlen));
-}
-
 /* Memory order of names, shorter first on a common prefix: the order of
  * the map in a version row. */
 static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
@@ -198,11 +188,6 @@ static int dec_mac(void *v, size_t vlen, void **value_mac, size_t *mlen,
 
 /* ---- keys -------------------------------------------------------------- */
 
-static void key_named(kj_kbuf *k, uint32_t dev, const void *name, size_t n) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, name, n);
-}
-
 static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
                     const void *index_mac, size_t ilen) {
   kj_k_dev(k, dev);
@@ -222,7 +207,7 @@ static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  key_named(&k, dev, key_id, idlen);
+  nat_key(&k, dev, key_id, idlen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_sync_key(&w, key);
@@ -241,10 +226,10 @@ static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *key_id, size_t idlen,
                             kj_sync_key **out) {
   kj_kbuf k;
-  key_named(&k, dev, key_id, idlen);
+  nat_key(&k, dev, key_id, idlen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_KEY, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_KEY, &k, &v, &vlen);
   if (rc)
     return rc;
   rc = dec_sync_key(v, vlen, out);
@@ -258,7 +243,7 @@ static int nat_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
   kj_k_dev(&k, dev);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_LATEST, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_LATEST, &k, &v, &vlen);
   if (rc)
     return rc;
   if ((rc = dec_latest(v, vlen, id, idlen)))
@@ -297,7 +282,7 @@ static int nat_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (!rc) {
     kj_kbuf k;
-    key_named(&k, dev, name, nlen);
+    nat_key(&k, dev, name, nlen);
     rc = nat_end(&op, nat_put_w(&op, NT_SYNC_VERSION, &k, &w));
   }
   kj_w_free(&w);
@@ -308,10 +293,10 @@ static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
                                 const void *name, size_t nlen,
                                 kj_sync_version **out) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_VERSION, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_VERSION, &k, &v, &vlen);
   if (rc == KJ_NOTFOUND) {
     /* An unknown collection is at version 0: the zero state, not absent. */
     kj_sync_version *z = calloc(1, sizeof *z);
@@ -360,7 +345,7 @@ static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
   key_mac(&k, dev, name, nlen, index_mac, ilen);
   void *v;
   size_t n;
-  int rc = get_row(b, t, NT_MUTATION_MAC, &k, &v, &n);
+  int rc = nat_get_row(b, t, NT_MUTATION_MAC, &k, &v, &n);
   if (rc)
     return rc;
   if ((rc = dec_mac(v, n, value_mac, vlen, version)))

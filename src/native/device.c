@@ -15,12 +15,6 @@
 
 static const char META_NEXT_ID[] = "next_device_id";
 
-/* kj_get() hands back NULL for an empty value, and even NULL + 0 is
- * undefined: give the reader an empty buffer instead. */
-static void r_init(kj_rbuf *r, const void *p, size_t n) {
-  kj_r_init(r, p ? p : (const void *)"", n);
-}
-
 static void meta_key(kj_kbuf *k) {
   k->len = 0;
   kj_k_raw(k, META_NEXT_ID, sizeof META_NEXT_ID - 1);
@@ -43,7 +37,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (rc)
     return rc;
   kj_rbuf r;
-  r_init(&r, v, vlen);
+  kj_r_init(&r, v, vlen);
   rc = kj_r_version(&r);
   *next = kj_r_u32(&r);
   if (!rc)
@@ -192,12 +186,6 @@ static void enc_record(kj_wbuf *w, const kj_device_record *r) {
   enc_opt(w, r->has_props_hash, &r->props_hash);
 }
 
-static void dec_fixed(kj_rbuf *r, uint8_t *dst, size_t n) {
-  const uint8_t *p = kj_r_bytes(r, n);
-  if (p)
-    memcpy(dst, p, n);
-}
-
 /* An optional blob; v points into the row until the record is moved into
  * its own allocation. */
 static void dec_opt(kj_rbuf *r, int *has, kj_blob *v, size_t max) {
@@ -226,7 +214,7 @@ static void place(int has, kj_blob *v, uint8_t **d) {
  * for a slot with no record, KJ_ECORRUPT / KJ_EFORMAT. */
 static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -238,15 +226,15 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   dec_opt(&r, &d.has_phone_jid, &d.phone_jid, KJ_MAX_ID);
   dec_opt(&r, &d.has_lid, &d.lid, KJ_MAX_ID);
   d.registration_id = kj_r_u32(&r);
-  dec_fixed(&r, d.noise_pub, 32);
-  dec_fixed(&r, d.noise_priv, 32);
-  dec_fixed(&r, d.identity_pub, 32);
-  dec_fixed(&r, d.identity_priv, 32);
-  dec_fixed(&r, d.signed_prekey_pub, 32);
-  dec_fixed(&r, d.signed_prekey_priv, 32);
+  kj_r_copy(&r, d.noise_pub, 32);
+  kj_r_copy(&r, d.noise_priv, 32);
+  kj_r_copy(&r, d.identity_pub, 32);
+  kj_r_copy(&r, d.identity_priv, 32);
+  kj_r_copy(&r, d.signed_prekey_pub, 32);
+  kj_r_copy(&r, d.signed_prekey_priv, 32);
   d.signed_prekey_id = kj_r_u32(&r);
-  dec_fixed(&r, d.signed_prekey_sig, 64);
-  dec_fixed(&r, d.adv_secret, 32);
+  kj_r_copy(&r, d.signed_prekey_sig, 64);
+  kj_r_copy(&r, d.adv_secret, 32);
   dec_opt(&r, &d.has_account, &d.account, KJ_MAX_RECORD);
   d.push_name.p = kj_r_blob(&r, KJ_MAX_ID, &d.push_name.len);
   for (int i = 0; i < 3; i++)

@@ -209,6 +209,16 @@ int nat_del(nat_op *op, unsigned table, const kj_kbuf *k) {
   return kj_delete(op->s, op->txn, table, k->b, k->len);
 }
 
+int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                void **v, size_t *vlen) {
+  nat_op op;
+  *v = NULL;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  if (rc)
+    return rc;
+  return nat_end(&op, nat_get(&op, table, k, v, vlen));
+}
+
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k) {
   nat_op op;

@@ -93,6 +93,16 @@ int nat_slot_exists(nat_op *op, uint32_t dev);
 /* The store clock, in milliseconds. */
 int64_t nat_now_ms(nat_op *op);
 
+/* The key dev|bytes: a row named by one identifier of slot dev. */
+static inline void nat_key(kj_kbuf *k, uint32_t dev, const void *p, size_t n) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, p, n);
+}
+
+/* A whole read operation: one row (KJ_NOTFOUND with *v NULL if absent). */
+int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                void **v, size_t *vlen);
+
 /* Engine row access in op's transaction. */
 int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
             size_t *vlen);

@@ -16,17 +16,6 @@
 #define SKIPPED_BYTES (1 + 32 + 8)
 #define SKIPPED_SUFFIX (32 + 4) /* public_key, msg_num after lp(conv) */
 
-/* kj_get() hands back NULL for an empty value, and even NULL + 0 is
- * undefined: give the reader an empty buffer instead. */
-static void r_init(kj_rbuf *r, const void *p, size_t n) {
-  kj_r_init(r, p ? p : (const void *)"", n);
-}
-
-static void state_key(kj_kbuf *k, uint32_t dev, const void *conv, size_t clen) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, conv, clen);
-}
-
 /* The key prefix of every skipped key of one conversation. */
 static void skipped_prefix(kj_kbuf *k, uint32_t dev, const void *conv,
                            size_t clen) {
@@ -93,23 +82,17 @@ static void dec_opt32(kj_rbuf *r, int *has, uint8_t v[32]) {
   memcpy(v, p, 32);
 }
 
-static void dec_fixed(kj_rbuf *r, uint8_t *dst, size_t n) {
-  const uint8_t *p = kj_r_bytes(r, n);
-  if (p)
-    memcpy(dst, p, n);
-}
-
 /* The state fields of a table-40 value into s (n_skipped untouched). */
 static int dec_state(const void *val, size_t vlen, kj_ratchet_state *s) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
-  dec_fixed(&r, s->root_key, 32);
+  kj_r_copy(&r, s->root_key, 32);
   dec_opt32(&r, &s->has_sending_chain, s->sending_chain);
   dec_opt32(&r, &s->has_receiving_chain, s->receiving_chain);
-  dec_fixed(&r, s->dh_self_secret, 32);
+  kj_r_copy(&r, s->dh_self_secret, 32);
   dec_opt32(&r, &s->has_dh_remote, s->dh_remote);
   s->msg_send = kj_r_u32(&r);
   s->msg_recv = kj_r_u32(&r);
@@ -129,11 +112,11 @@ static void enc_skipped(uint8_t out[SKIPPED_BYTES], const uint8_t mk[32],
 static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
                        int64_t *created_at) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
-  dec_fixed(&r, mk, 32);
+  kj_r_copy(&r, mk, 32);
   *created_at = kj_r_i64(&r);
   return kj_r_done(&r);
 }
@@ -142,9 +125,9 @@ static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
  * not write, so a save or cleanup collects first and writes after). */
 typedef struct skip_acc {
   size_t prefix_len; /* a key is prefix + SKIPPED_SUFFIX bytes */
-  kj_skipped_key *v;
-  int *status; /* per key: KJ_OK, or why its value does not decode */
-  size_t n, cap;
+  kj_wbuf v;         /* kj_skipped_key array */
+  kj_wbuf status;    /* int per key: KJ_OK, or why its value is malformed */
+  size_t n;
   int lazy; /* save: a bad value matters only if that key is kept */
 } skip_acc;
 
@@ -153,32 +136,22 @@ static int collect_skipped(void *arg, const void *key, size_t klen,
   skip_acc *a = arg;
   if (klen != a->prefix_len + SKIPPED_SUFFIX)
     return KJ_ECORRUPT;
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? 2 * a->cap : 16;
-    kj_skipped_key *v = realloc(a->v, cap * sizeof *v);
-    if (!v)
-      return KJ_ENOMEM;
-    a->v = v;
-    int *st = realloc(a->status, cap * sizeof *st);
-    if (!st)
-      return KJ_ENOMEM;
-    a->status = st;
-    a->cap = cap;
-  }
-  kj_skipped_key *k = &a->v[a->n];
+  kj_skipped_key k;
   const uint8_t *kp = (const uint8_t *)key + a->prefix_len;
-  memcpy(k->public_key, kp, 32);
-  k->msg_num = kj_k_get_u32(kp + 32);
-  int rc = dec_skipped(val, vlen, k->message_key, &k->created_at);
+  memcpy(k.public_key, kp, 32);
+  k.msg_num = kj_k_get_u32(kp + 32);
+  int rc = dec_skipped(val, vlen, k.message_key, &k.created_at);
   if (rc && !a->lazy)
     return rc;
-  a->status[a->n++] = rc;
-  return 0;
+  kj_w_bytes(&a->v, &k, sizeof k);
+  kj_w_bytes(&a->status, &rc, sizeof rc);
+  a->n++;
+  return a->v.oom || a->status.oom ? KJ_ENOMEM : 0;
 }
 
 static void skip_acc_free(skip_acc *a) {
-  free(a->v);
-  free(a->status);
+  kj_w_free(&a->v);
+  kj_w_free(&a->status);
 }
 
 static int cmp_slot(const kj_skipped_key *x, const kj_skipped_key *y) {
@@ -223,24 +196,26 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   skipped_prefix(&prefix, dev, conv, clen);
   skip_acc a = {.prefix_len = prefix.len, .lazy = 1};
   int rc = nat_scan(op, NT_SKIPPED, &prefix, collect_skipped, &a);
+  const kj_skipped_key *sv = (const kj_skipped_key *)a.v.p;
+  const int *status = (const int *)a.status.p;
 
   int64_t now = now_secs(op);
   uint8_t row[SKIPPED_BYTES];
   size_t i = 0, j = 0;
   while (!rc && (i < m || j < a.n)) {
-    int c = i == m ? 1 : j == a.n ? -1 : cmp_slot(g[i], &a.v[j]);
+    int c = i == m ? 1 : j == a.n ? -1 : cmp_slot(g[i], &sv[j]);
     if (c > 0) { /* stored, not given: removed */
-      skipped_key(&k, &prefix, a.v[j].public_key, a.v[j].msg_num);
+      skipped_key(&k, &prefix, sv[j].public_key, sv[j].msg_num);
       rc = nat_del(op, NT_SKIPPED, &k);
       j++;
       continue;
     }
     int64_t created = now;
     if (c == 0) { /* kept: its created_at stays */
-      if ((rc = a.status[j]))
+      if ((rc = status[j]))
         break;
-      created = a.v[j].created_at;
-      int same = !memcmp(g[i]->message_key, a.v[j].message_key, 32);
+      created = sv[j].created_at;
+      int same = !memcmp(g[i]->message_key, sv[j].message_key, 32);
       j++;
       if (same) { /* the row would not change */
         i++;
@@ -257,7 +232,7 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   if (!rc) {
     uint8_t v[STATE_BYTES];
     enc_state(v, s);
-    state_key(&k, dev, conv, clen);
+    nat_key(&k, dev, conv, clen);
     rc = nat_put(op, NT_RATCHET, &k, v, sizeof v);
   }
   return rc;
@@ -282,7 +257,7 @@ static int nat_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev,
 static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
                    kj_ratchet_state **out, unsigned *table) {
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   void *v;
   size_t vlen;
   *table = NT_RATCHET;
@@ -310,7 +285,7 @@ static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
     st.skipped = o->skipped;
     *o = st;
     if (a.n) /* the scan went in key order: (public_key, msg_num) */
-      memcpy(o->skipped, a.v, a.n * sizeof *a.v);
+      memcpy(o->skipped, a.v.p, a.n * sizeof *o->skipped);
     *out = o;
   }
   skip_acc_free(&a);
@@ -339,7 +314,7 @@ static int nat_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   void *v;
   size_t vlen;
   rc = nat_end(&op, nat_get(&op, NT_RATCHET, &k, &v, &vlen));
@@ -358,7 +333,7 @@ static int nat_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   rc = nat_del(&op, NT_RATCHET, &k);
   if (!rc) {
     skipped_prefix(&k, dev, conv, clen);

@@ -100,11 +100,6 @@ static int dec_prekey(const void *v, size_t vlen, int *uploaded,
 
 /* ---- shared row operations --------------------------------------------- */
 
-static void key_named(kj_kbuf *k, uint32_t dev, const void *name, size_t n) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, name, n);
-}
-
 static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
   kj_k_dev(k, dev);
   kj_k_u32(k, id);
@@ -123,22 +118,12 @@ static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   return nat_end(&op, rc);
 }
 
-static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                   void **v, size_t *vlen) {
-  nat_op op;
-  *v = NULL;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  return nat_end(&op, nat_get(&op, table, k, v, vlen));
-}
-
 /* A record row (tables 11, 13, 14) as the record alone. */
 static int get_record(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                       void **rec, size_t *rlen) {
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, table, k, &v, &vlen);
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
   return rc ? rc : take_record(v, vlen, rec, rlen);
 }
 
@@ -151,34 +136,29 @@ typedef struct pk_item {
 } pk_item;
 
 typedef struct pk_builder {
-  pk_item *items;
-  size_t n, cap;
+  kj_wbuf items; /* pk_item array */
+  size_t n;
   kj_wbuf bytes;
 } pk_builder;
 
 static void pkb_init(pk_builder *pb) {
-  memset(pb, 0, sizeof *pb);
+  kj_w_init(&pb->items);
+  pb->n = 0;
   kj_w_init(&pb->bytes);
 }
 
 static void pkb_free(pk_builder *pb) {
-  free(pb->items);
+  kj_w_free(&pb->items);
   nat_wbuf_free_wiped(&pb->bytes);
 }
 
 static int pkb_add(pk_builder *pb, uint32_t id, int uploaded,
                    const uint8_t *rec, size_t rlen) {
-  if (pb->n == pb->cap) {
-    size_t cap = pb->cap ? 2 * pb->cap : 8;
-    pk_item *q = realloc(pb->items, cap * sizeof *q);
-    if (!q)
-      return KJ_ENOMEM;
-    pb->items = q;
-    pb->cap = cap;
-  }
-  pb->items[pb->n++] = (pk_item){id, uploaded, pb->bytes.len, rlen};
+  pk_item it = {id, uploaded, pb->bytes.len, rlen};
+  kj_w_bytes(&pb->items, &it, sizeof it);
+  pb->n++;
   kj_w_bytes(&pb->bytes, rec, rlen);
-  return pb->bytes.oom ? KJ_ENOMEM : KJ_OK;
+  return pb->items.oom || pb->bytes.oom ? KJ_ENOMEM : KJ_OK;
 }
 
 /* The list: header and array first, then every record's bytes, with the
@@ -193,7 +173,7 @@ static int pkb_finish(pk_builder *pb, kj_prekey_list **out) {
     memcpy(bytes, pb->bytes.p, pb->bytes.len);
   l->n = pb->n;
   for (size_t i = 0; i < pb->n; i++) {
-    const pk_item *it = &pb->items[i];
+    const pk_item *it = (const pk_item *)pb->items.p + i;
     l->v[i] = (kj_prekey){it->id, it->uploaded, {bytes + it->off, it->len}};
   }
   *out = l;
@@ -229,7 +209,7 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   key_id(&k, dev, id);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, table, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, table, &k, &v, &vlen);
   if (rc)
     return rc;
   pk_builder pb;
@@ -248,7 +228,7 @@ static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *addr, size_t alen,
                             const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_identity(&w, key);
@@ -259,10 +239,10 @@ static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen,
                              uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
   if (rc)
     return rc;
   /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
@@ -278,7 +258,7 @@ static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *addr, size_t alen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_IDENTITY, &k);
 }
 
@@ -288,7 +268,7 @@ static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, const void *rec,
                            size_t rlen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, rec, rlen);
@@ -299,7 +279,7 @@ static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, void **rec,
                            size_t *rlen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return get_record(b, t, NT_SESSION, &k, rec, rlen);
 }
 
@@ -308,10 +288,10 @@ static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, int *has) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SESSION, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SESSION, &k, &v, &vlen);
   if (rc == KJ_NOTFOUND)
     return KJ_OK; /* *has is already 0 */
   if (rc)
@@ -328,7 +308,7 @@ static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *addr, size_t alen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_SESSION, &k);
 }
 
@@ -611,7 +591,7 @@ static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *name, size_t nlen, const void *rec,
                               size_t rlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, rec, rlen);
@@ -622,14 +602,14 @@ static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *name, size_t nlen, void **rec,
                               size_t *rlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
 }
 
 static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *name, size_t nlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
 }
 
