@@ -1,7 +1,9 @@
 /*
  * src/domain/backend.c - the backend handle: opening the native backend,
- * closing any backend, transactions, and the argument checks of
- * src/domain/dispatch.h.
+ * closing any backend, transactions, and the checks of
+ * src/domain/dispatch.h, the first of which is the one place where a
+ * backend's table version is compared with this library's before anything
+ * of the table is read (keyjournal/sys/backend.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
