@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/values.h"
 #include "dispatch.h"
 
 /* The native backend (src/native/native.c): its table, and its open. */
@@ -102,6 +103,10 @@ int kj_d_flag(kj_backend *b, int v, const char *what) {
   return v == 0 || v == 1
              ? KJ_OK
              : kj_d_fail(b, KJ_EINVAL, "%s: must be 0 or 1 (got %d)", what, v);
+}
+
+void kj_backend_copy_label(const void *label, size_t llen, char *out) {
+  kj_v_copy_label(label, llen, out);
 }
 
 /* ---- the handle ------------------------------------------------------- */

@@ -2,13 +2,18 @@
  * src/domain/ratchet.c - the public ratchet store of keyjournal/ratchet.h:
  * argument checks (src/domain/dispatch.h) and dispatch to the backend's
  * kj_ratchet_ops, plus the session layer kj_ratchet_step, built on the
- * public save (the same for every backend, so not in the ops table). The
- * one-allocation layout kj_ratchet_state_alloc is in src/common/values.c,
- * below both the domain and the backends.
+ * public save (the same for every backend, so not in the ops table), and
+ * kj_ratchet_state_alloc, whose one-allocation layout is in
+ * src/common/values.h, below both the domain and the backends.
  */
+#include "common/values.h"
 #include "dispatch.h"
 
 #define RAT_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, ratchet, op), fn)
+
+kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
+  return kj_v_ratchet_state_alloc(n);
+}
 
 static int check_state(kj_backend *b, const kj_ratchet_state *s) {
   int rc = kj_d_ptr(b, s, "kj_ratchet_save: state");

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/values.h"
 #include "native.h"
 
 static const char META_NEXT_ID[] = "next_device_id";
@@ -342,7 +343,7 @@ static int nat_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   while (dlen > 1 && dir[dlen - 1] == '/')
     dlen--;
   char name[KJ_COPY_LABEL_MAX + 1];
-  kj_backend_copy_label(label, llen, name);
+  kj_v_copy_label(label, llen, name);
 
   size_t cap = dlen + sizeof "/copies/" + KJ_COPY_LABEL_MAX + 1;
   char *copy = malloc(cap);

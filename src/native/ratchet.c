@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/values.h"
 #include "native.h"
 
 #define STATE_BYTES (1 + 32 + 33 + 33 + 32 + 33 + 3 * 4)
@@ -278,7 +279,7 @@ static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   if (!rc && a.n > KJ_MAX_SKIPPED)
     rc = KJ_ECORRUPT;
   kj_ratchet_state *o = NULL;
-  if (!rc && !(o = kj_ratchet_state_alloc(a.n)))
+  if (!rc && !(o = kj_v_ratchet_state_alloc(a.n)))
     rc = KJ_ENOMEM;
   if (!rc) {
     st.n_skipped = o->n_skipped;
