@@ -812,12 +812,16 @@ void ora_fault_vfs_set_crash_at(ora_fault_vfs *f, uint64_t op_index) {
   pthread_mutex_unlock(&f->mu);
 }
 
-uint64_t ora_fault_vfs_ops(ora_fault_vfs *f) {
+/* One counter of f, read under its lock (the VFS may run in other
+ * threads). */
+static uint64_t read_locked(ora_fault_vfs *f, const uint64_t *counter) {
   pthread_mutex_lock(&f->mu);
-  uint64_t n = f->ops;
+  uint64_t n = *counter;
   pthread_mutex_unlock(&f->mu);
   return n;
 }
+
+uint64_t ora_fault_vfs_ops(ora_fault_vfs *f) { return read_locked(f, &f->ops); }
 
 int ora_fault_vfs_dead(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
@@ -841,10 +845,7 @@ void ora_fault_vfs_fail(ora_fault_vfs *f, int method, uint64_t nth, int status,
 }
 
 uint64_t ora_fault_vfs_injected(ora_fault_vfs *f) {
-  pthread_mutex_lock(&f->mu);
-  uint64_t n = f->injected;
-  pthread_mutex_unlock(&f->mu);
-  return n;
+  return read_locked(f, &f->injected);
 }
 
 void ora_fault_vfs_reset(ora_fault_vfs *f) {

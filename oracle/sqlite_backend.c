@@ -83,6 +83,7 @@
 
 #include <sqlite3.h>
 
+#include "common/rowcodec.h"
 #include "oracle.h"
 
 /* The benchmark also builds this file against SQLCipher (bench/bench.am:
@@ -423,36 +424,19 @@ static int col_opt_fixed(sq_backend *b, sqlite3_stmt *st, int i, int *has,
 
 /* ---- growable buffer ---------------------------------------------------- */
 
-typedef struct sq_buf {
-  uint8_t *p;
-  size_t len, cap;
-  int oom;
-} sq_buf;
+/* The row writer of src/common/rowcodec.h, as a plain growing buffer. */
+typedef kj_wbuf sq_buf;
 
+/* Append n bytes; returns where they start. */
 static size_t buf_add(sq_buf *w, const void *p, size_t n) {
   size_t off = w->len;
-  if (w->oom || !n)
-    return off;
-  if (w->len + n > w->cap) {
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap < w->len + n)
-      cap *= 2;
-    uint8_t *q = realloc(w->p, cap);
-    if (!q) {
-      w->oom = 1;
-      return off;
-    }
-    w->p = q;
-    w->cap = cap;
-  }
-  memcpy(w->p + w->len, p, n);
-  w->len += n;
+  kj_w_bytes(w, p, n);
   return off;
 }
 
 static void buf_free(sq_buf *w) {
-  free(w->p);
-  memset(w, 0, sizeof *w);
+  kj_w_free(w);
+  kj_w_init(w);
 }
 
 /* ---- operations: transaction and slot handling ------------------------- */
@@ -2334,6 +2318,92 @@ static int sq_tx_commit(kj_tx *t) { return tx_end(t, 1); }
 
 static void sq_tx_rollback(kj_tx *t) { tx_end(t, 0); }
 
+/* The table of every handle. */
+static const kj_signal_ops sq_signal_ops = {
+    .identity_put = s_identity_put,
+    .identity_load = s_identity_load,
+    .identity_delete = s_identity_delete,
+    .session_put = s_session_put,
+    .session_get = s_session_get,
+    .session_has = s_session_has,
+    .session_delete = s_session_delete,
+    .prekey_store = s_prekey_store,
+    .prekey_store_batch = s_prekey_store_batch,
+    .prekey_load = s_prekey_load,
+    .prekey_load_batch = s_prekey_load_batch,
+    .prekey_remove = s_prekey_remove,
+    .prekey_mark_uploaded = s_prekey_mark_uploaded,
+    .prekey_max_id = s_prekey_max_id,
+    .signed_prekey_store = s_signed_prekey_store,
+    .signed_prekey_load = s_signed_prekey_load,
+    .signed_prekey_load_all = s_signed_prekey_load_all,
+    .signed_prekey_remove = s_signed_prekey_remove,
+    .sender_key_put = s_sender_key_put,
+    .sender_key_get = s_sender_key_get,
+    .sender_key_delete = s_sender_key_delete,
+};
+
+static const kj_appsync_ops sq_appsync_ops = {
+    .sync_key_set = a_sync_key_set,
+    .sync_key_get = a_sync_key_get,
+    .sync_key_latest = a_sync_key_latest,
+    .sync_version_set = a_sync_version_set,
+    .sync_version_get = a_sync_version_get,
+    .mutation_mac_put = a_mutation_mac_put,
+    .mutation_mac_get = a_mutation_mac_get,
+    .mutation_mac_delete = a_mutation_mac_delete,
+};
+
+static const kj_protocol_ops sq_protocol_ops = {
+    .skdm_get = p_skdm_get,
+    .skdm_add = p_skdm_add,
+    .skdm_clear = p_skdm_clear,
+    .lid_put = p_lid_put,
+    .lid_get_by_lid = p_lid_get_by_lid,
+    .lid_get_by_phone = p_lid_get_by_phone,
+    .lid_get_all = p_lid_get_all,
+    .base_key_save = p_base_key_save,
+    .base_key_has_same = p_base_key_has_same,
+    .base_key_delete = p_base_key_delete,
+    .device_list_update = p_device_list_update,
+    .device_list_get = p_device_list_get,
+    .device_list_delete = p_device_list_delete,
+    .sender_key_mark_forget = p_sender_key_mark_forget,
+    .sender_key_consume_forget = p_sender_key_consume_forget,
+    .tc_token_put = p_tc_token_put,
+    .tc_token_get = p_tc_token_get,
+    .tc_token_delete = p_tc_token_delete,
+    .tc_token_all_jids = p_tc_token_all_jids,
+    .tc_token_delete_expired = p_tc_token_delete_expired,
+};
+
+static const kj_device_ops sq_device_ops = {
+    .device_create = d_create,
+    .device_list_ids = d_list_ids,
+    .device_exists = d_exists,
+    .device_save = d_save,
+    .device_load = d_load,
+    .device_delete = d_delete,
+    .device_snapshot_copy = d_snapshot_copy,
+};
+
+static const kj_ratchet_ops sq_ratchet_ops = {
+    .ratchet_save = r_save,
+    .ratchet_load = r_load,
+    .ratchet_exists = r_exists,
+    .ratchet_delete = r_delete,
+    .ratchet_cleanup_skipped = r_cleanup_skipped,
+};
+
+static const kj_backend_ops sq_ops = {
+    KJ_BACKEND_OPS_INIT("sqlite"), .close = sq_close,
+    .errmsg = sq_errmsg,           .store = sq_store,
+    .tx_begin = sq_tx_begin,       .tx_commit = sq_tx_commit,
+    .tx_rollback = sq_tx_rollback, .signal = &sq_signal_ops,
+    .appsync = &sq_appsync_ops,    .protocol = &sq_protocol_ops,
+    .device = &sq_device_ops,      .ratchet = &sq_ratchet_ops,
+};
+
 /* SQLCipher's raw-key form, PRAGMA key = "x'<64 hex digits>'" (no key
  * derivation), in buf (cap >= 80). */
 static void key_pragma(char *buf, size_t cap, const uint8_t *key,
@@ -2428,88 +2498,8 @@ static int sq_open(const char *path, int normal, const uint8_t *key,
     free(b);
     return rc;
   }
-  kj_backend *kb = &b->base;
-  kb->version = KJ_BACKEND_VERSION;
-  kb->name = "sqlite";
-  kb->close = sq_close;
-  kb->errmsg = sq_errmsg;
-  kb->store = sq_store;
-  kb->tx_begin = sq_tx_begin;
-  kb->tx_commit = sq_tx_commit;
-  kb->tx_rollback = sq_tx_rollback;
-
-  kj_signal_ops *s = &kb->signal;
-  s->identity_put = s_identity_put;
-  s->identity_load = s_identity_load;
-  s->identity_delete = s_identity_delete;
-  s->session_put = s_session_put;
-  s->session_get = s_session_get;
-  s->session_has = s_session_has;
-  s->session_delete = s_session_delete;
-  s->prekey_store = s_prekey_store;
-  s->prekey_store_batch = s_prekey_store_batch;
-  s->prekey_load = s_prekey_load;
-  s->prekey_load_batch = s_prekey_load_batch;
-  s->prekey_remove = s_prekey_remove;
-  s->prekey_mark_uploaded = s_prekey_mark_uploaded;
-  s->prekey_max_id = s_prekey_max_id;
-  s->signed_prekey_store = s_signed_prekey_store;
-  s->signed_prekey_load = s_signed_prekey_load;
-  s->signed_prekey_load_all = s_signed_prekey_load_all;
-  s->signed_prekey_remove = s_signed_prekey_remove;
-  s->sender_key_put = s_sender_key_put;
-  s->sender_key_get = s_sender_key_get;
-  s->sender_key_delete = s_sender_key_delete;
-
-  kj_appsync_ops *a = &kb->appsync;
-  a->sync_key_set = a_sync_key_set;
-  a->sync_key_get = a_sync_key_get;
-  a->sync_key_latest = a_sync_key_latest;
-  a->sync_version_set = a_sync_version_set;
-  a->sync_version_get = a_sync_version_get;
-  a->mutation_mac_put = a_mutation_mac_put;
-  a->mutation_mac_get = a_mutation_mac_get;
-  a->mutation_mac_delete = a_mutation_mac_delete;
-
-  kj_protocol_ops *p = &kb->protocol;
-  p->skdm_get = p_skdm_get;
-  p->skdm_add = p_skdm_add;
-  p->skdm_clear = p_skdm_clear;
-  p->lid_put = p_lid_put;
-  p->lid_get_by_lid = p_lid_get_by_lid;
-  p->lid_get_by_phone = p_lid_get_by_phone;
-  p->lid_get_all = p_lid_get_all;
-  p->base_key_save = p_base_key_save;
-  p->base_key_has_same = p_base_key_has_same;
-  p->base_key_delete = p_base_key_delete;
-  p->device_list_update = p_device_list_update;
-  p->device_list_get = p_device_list_get;
-  p->device_list_delete = p_device_list_delete;
-  p->sender_key_mark_forget = p_sender_key_mark_forget;
-  p->sender_key_consume_forget = p_sender_key_consume_forget;
-  p->tc_token_put = p_tc_token_put;
-  p->tc_token_get = p_tc_token_get;
-  p->tc_token_delete = p_tc_token_delete;
-  p->tc_token_all_jids = p_tc_token_all_jids;
-  p->tc_token_delete_expired = p_tc_token_delete_expired;
-
-  kj_device_ops *d = &kb->device;
-  d->device_create = d_create;
-  d->device_list_ids = d_list_ids;
-  d->device_exists = d_exists;
-  d->device_save = d_save;
-  d->device_load = d_load;
-  d->device_delete = d_delete;
-  d->device_snapshot_copy = d_snapshot_copy;
-
-  kj_ratchet_ops *rt = &kb->ratchet;
-  rt->ratchet_save = r_save;
-  rt->ratchet_load = r_load;
-  rt->ratchet_exists = r_exists;
-  rt->ratchet_delete = r_delete;
-  rt->ratchet_cleanup_skipped = r_cleanup_skipped;
-
-  *out = kb;
+  b->base.ops = &sq_ops;
+  *out = &b->base;
   return KJ_OK;
 }
 

@@ -1,14 +1,15 @@
 /*
  * tests/test_domain.c - rules that span the domain stores: one transaction
  * over several stores, a failed commit that leaves every store as it was,
- * slot isolation and slot deletion through the public API, and time from
- * the store clock.
+ * slot isolation and slot deletion through the public API, time from the
+ * store clock, and the backend table's version and missing operations.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keyjournal.h"
+#include "keyjournal/sys/backend.h"
 #include "tap.h"
 #include "testutil.h"
 
@@ -245,10 +246,240 @@ static void test_clock_rules(void) {
   kj_backend_close(b);
 }
 
+/* ---- the backend table ------------------------------------------------- */
+
+/* Calls of the backend-level operations of the spy table. */
+static int spy_calls;
+static int spy_close(kj_backend *b) {
+  (void)b;
+  spy_calls++;
+  return KJ_OK;
+}
+static const char *spy_errmsg(kj_backend *b) {
+  (void)b;
+  spy_calls++;
+  return "spy";
+}
+static kj_store *spy_store(kj_backend *b) {
+  (void)b;
+  spy_calls++;
+  return NULL;
+}
+static int spy_tx_begin(kj_backend *b, kj_tx **out) {
+  (void)b;
+  (void)out;
+  spy_calls++;
+  return KJ_OK;
+}
+static int spy_tx_commit(kj_tx *t) {
+  (void)t;
+  spy_calls++;
+  return KJ_OK;
+}
+static void spy_tx_rollback(kj_tx *t) {
+  (void)t;
+  spy_calls++;
+}
+
+static int never_step(void *arg, const kj_ratchet_state *cur,
+                      kj_ratchet_state **next) {
+  (void)arg;
+  (void)cur;
+  (void)next;
+  spy_calls++;
+  return KJ_EINVAL;
+}
+
+static void refused(kj_backend *b, int rc, const char *fn, int version) {
+  char want[160];
+  snprintf(want, sizeof want,
+           "backend native implements backend interface version %d; this "
+           "library implements %d",
+           version, KJ_BACKEND_VERSION);
+  const char *m = kj_backend_errmsg(b);
+  ok(rc == KJ_EFORMAT && strstr(m, fn) && strstr(m, want),
+     "version %d: %s refused (%d, %s)", version, fn, rc, m);
+}
+
+/* Every entry point on b, whose table has the wrong version. The table's
+ * store groups are the native ones on a real store: had any call reached
+ * one, it would have answered KJ_OK, KJ_NOTFOUND or KJ_EINVAL, never
+ * KJ_EFORMAT (an empty store has no row of a newer format). */
+static void call_everything(kj_backend *b, int version) {
+#define REFUSED(fn, args) refused(b, fn args, #fn, version)
+  uint8_t k32[32] = {1};
+  void *p = NULL;
+  size_t n = 0;
+  int flag = 0;
+  uint32_t id = 1, u = 0;
+  uint64_t u64 = 0;
+  kj_prekey pk = {1, 0, {(const uint8_t *)"r", 1}};
+  kj_prekey_list *pl = NULL;
+  kj_sync_key sk = {{(const uint8_t *)"kd", 2}, {NULL, 0}, 5};
+  kj_sync_key *skp = NULL;
+  kj_sync_version sv = {0};
+  kj_sync_version *svp = NULL;
+  kj_mutation_mac mm = {{(const uint8_t *)"i", 1}, {(const uint8_t *)"v", 1}};
+  kj_blob jid = {(const uint8_t *)"j", 1};
+  kj_blob_list *bl = NULL;
+  kj_lid_mapping lm = {
+      {(const uint8_t *)"l", 1}, {(const uint8_t *)"p", 1}, 1, 2, {NULL, 0}};
+  kj_lid_mapping_list *ll = NULL;
+  kj_device_list dl = {0};
+  kj_device_list *dlp = NULL;
+  kj_tc_token tok = {0};
+  kj_tc_token *tokp = NULL;
+  kj_u32_list *ul = NULL;
+  kj_device_record dr = {0};
+  kj_device_record *drp = NULL;
+  char *path = NULL;
+  kj_ratchet_state rs = {0};
+  kj_ratchet_state *rsp = &rs;
+  kj_tx *t = NULL;
+
+  REFUSED(kj_identity_put, (b, NULL, 1, "a", 1, k32));
+  REFUSED(kj_identity_load, (b, NULL, 1, "a", 1, k32));
+  REFUSED(kj_identity_delete, (b, NULL, 1, "a", 1));
+  REFUSED(kj_session_put, (b, NULL, 1, "a", 1, "r", 1));
+  REFUSED(kj_session_get, (b, NULL, 1, "a", 1, &p, &n));
+  REFUSED(kj_session_has, (b, NULL, 1, "a", 1, &flag));
+  REFUSED(kj_session_delete, (b, NULL, 1, "a", 1));
+  REFUSED(kj_prekey_store, (b, NULL, 1, 1, "r", 1, 0));
+  REFUSED(kj_prekey_store_batch, (b, NULL, 1, &pk, 1, 0));
+  REFUSED(kj_prekey_load, (b, NULL, 1, 1, &pl));
+  REFUSED(kj_prekey_load_batch, (b, NULL, 1, &id, 1, &pl));
+  REFUSED(kj_prekey_remove, (b, NULL, 1, 1));
+  REFUSED(kj_prekey_mark_uploaded, (b, NULL, 1, &id, 1));
+  REFUSED(kj_prekey_max_id, (b, NULL, 1, &u));
+  REFUSED(kj_signed_prekey_store, (b, NULL, 1, 1, "r", 1));
+  REFUSED(kj_signed_prekey_load, (b, NULL, 1, 1, &pl));
+  REFUSED(kj_signed_prekey_load_all, (b, NULL, 1, &pl));
+  REFUSED(kj_signed_prekey_remove, (b, NULL, 1, 1));
+  REFUSED(kj_sender_key_put, (b, NULL, 1, "g", 1, "r", 1));
+  REFUSED(kj_sender_key_get, (b, NULL, 1, "g", 1, &p, &n));
+  REFUSED(kj_sender_key_delete, (b, NULL, 1, "g", 1));
+  REFUSED(kj_sync_key_set, (b, NULL, 1, "k", 1, &sk));
+  REFUSED(kj_sync_key_get, (b, NULL, 1, "k", 1, &skp));
+  REFUSED(kj_sync_key_latest, (b, NULL, 1, &p, &n));
+  REFUSED(kj_sync_version_set, (b, NULL, 1, "c", 1, &sv));
+  REFUSED(kj_sync_version_get, (b, NULL, 1, "c", 1, &svp));
+  REFUSED(kj_mutation_mac_put, (b, NULL, 1, "c", 1, 1, &mm, 1));
+  REFUSED(kj_mutation_mac_get, (b, NULL, 1, "c", 1, "i", 1, &p, &n, &u64));
+  REFUSED(kj_mutation_mac_delete, (b, NULL, 1, "c", 1, &jid, 1));
+  REFUSED(kj_skdm_get, (b, NULL, 1, "g", 1, &bl));
+  REFUSED(kj_skdm_add, (b, NULL, 1, "g", 1, &jid, 1));
+  REFUSED(kj_skdm_clear, (b, NULL, 1, "g", 1));
+  REFUSED(kj_lid_put, (b, NULL, 1, &lm));
+  REFUSED(kj_lid_get_by_lid, (b, NULL, 1, "l", 1, &ll));
+  REFUSED(kj_lid_get_by_phone, (b, NULL, 1, "p", 1, &ll));
+  REFUSED(kj_lid_get_all, (b, NULL, 1, &ll));
+  REFUSED(kj_base_key_save, (b, NULL, 1, "a", 1, "m", 1, "k", 1));
+  REFUSED(kj_base_key_has_same, (b, NULL, 1, "a", 1, "m", 1, "k", 1, &flag));
+  REFUSED(kj_base_key_delete, (b, NULL, 1, "a", 1, "m", 1));
+  REFUSED(kj_device_list_update, (b, NULL, 1, &dl));
+  REFUSED(kj_device_list_get, (b, NULL, 1, "u", 1, &dlp));
+  REFUSED(kj_device_list_delete, (b, NULL, 1, "u", 1));
+  REFUSED(kj_sender_key_mark_forget, (b, NULL, 1, "g", 1, "p", 1));
+  REFUSED(kj_sender_key_consume_forget, (b, NULL, 1, "g", 1, &bl));
+  REFUSED(kj_tc_token_put, (b, NULL, 1, "j", 1, &tok));
+  REFUSED(kj_tc_token_get, (b, NULL, 1, "j", 1, &tokp));
+  REFUSED(kj_tc_token_delete, (b, NULL, 1, "j", 1));
+  REFUSED(kj_tc_token_all_jids, (b, NULL, 1, &bl));
+  REFUSED(kj_tc_token_delete_expired, (b, NULL, 1, 0, &u64));
+  REFUSED(kj_device_create, (b, NULL, &u));
+  REFUSED(kj_device_list_ids, (b, NULL, &ul));
+  REFUSED(kj_device_exists, (b, NULL, 1, &flag));
+  REFUSED(kj_device_save, (b, NULL, 1, &dr));
+  REFUSED(kj_device_load, (b, NULL, 1, &drp));
+  REFUSED(kj_device_delete, (b, NULL, 1));
+  REFUSED(kj_device_snapshot_copy, (b, NULL, "x", 1, NULL, 0, &path));
+  REFUSED(kj_ratchet_save, (b, NULL, 1, "c", 1, &rs));
+  REFUSED(kj_ratchet_load, (b, NULL, 1, "c", 1, &rsp));
+  REFUSED(kj_ratchet_exists, (b, NULL, 1, "c", 1, &flag));
+  REFUSED(kj_ratchet_delete, (b, NULL, 1, "c", 1));
+  REFUSED(kj_ratchet_cleanup_skipped, (b, NULL, 1, 0, &u64));
+  REFUSED(kj_ratchet_step, (b, NULL, 1, "c", 1, &rsp, never_step, NULL));
+  REFUSED(kj_backend_begin, (b, &t));
+  ok(t == NULL, "version %d: no transaction", version);
+  REFUSED(kj_backend_close, (b));
+  ok(kj_backend_store(b) == NULL, "version %d: no store", version);
+  refused(b, KJ_EFORMAT, "kj_backend_store", version);
+  /* A transaction that claims to be of b (begun before its table
+   * changed, say) is refused too. */
+  kj_tx fake = {b};
+  REFUSED(kj_backend_commit, (&fake));
+  kj_backend_rollback(&fake);
+  refused(b, KJ_EFORMAT, "kj_backend_rollback", version);
+  /* Without a failing call first, errmsg still says why. */
+  ok(strstr(kj_backend_errmsg(b), "interface version") != NULL,
+     "version %d: errmsg explains", version);
+  is(strcmp(kj_backend_name(b), "native"), 0, "version %d: name is read",
+     version);
+#undef REFUSED
+}
+
+static void test_backend_version(void) {
+  kj_backend *b = open_b(NULL, NULL);
+  uint32_t d = 0;
+  is(kj_device_create(b, NULL, &d), KJ_OK, "a slot");
+  char *before = dump_all(b);
+  const kj_backend_ops *native = b->ops;
+  int versions[] = {KJ_BACKEND_VERSION - 1, KJ_BACKEND_VERSION + 1, 0};
+  for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+    kj_backend_ops wrong = *native;
+    wrong.version = versions[i];
+    wrong.close = spy_close;
+    wrong.errmsg = spy_errmsg;
+    wrong.store = spy_store;
+    wrong.tx_begin = spy_tx_begin;
+    wrong.tx_commit = spy_tx_commit;
+    wrong.tx_rollback = spy_tx_rollback;
+    spy_calls = 0;
+    b->ops = &wrong;
+    call_everything(b, versions[i]);
+    b->ops = native;
+    is(spy_calls, 0, "version %d: no operation of the backend called",
+       versions[i]);
+  }
+  char *after = dump_all(b);
+  ok(before && after && strcmp(before, after) == 0, "nothing changed");
+  free(before);
+  free(after);
+
+  /* A table without operations, and a missing operation or group. */
+  b->ops = NULL;
+  is(kj_session_delete(b, NULL, d, "a", 1), KJ_EINVAL, "no table: EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "operations table") != NULL,
+     "no table: said (%s)", kj_backend_errmsg(b));
+  kj_backend_ops partial = *native;
+  kj_signal_ops signal = *native->signal;
+  signal.session_delete = NULL;
+  partial.signal = &signal;
+  partial.appsync = NULL;
+  partial.tx_begin = NULL;
+  b->ops = &partial;
+  is(kj_session_delete(b, NULL, d, "a", 1), KJ_EINVAL, "NULL op: EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "kj_session_delete: not implemented"),
+     "NULL op: not implemented (%s)", kj_backend_errmsg(b));
+  is(kj_session_put(b, NULL, d, "a", 1, "r", 1), KJ_OK,
+     "the rest of the group still works");
+  kj_sync_key *sk = NULL;
+  is(kj_sync_key_get(b, NULL, d, "k", 1, &sk), KJ_EINVAL, "NULL group: EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "kj_sync_key_get: not implemented"),
+     "NULL group: not implemented (%s)", kj_backend_errmsg(b));
+  kj_tx *t = NULL;
+  is(kj_backend_begin(b, &t), KJ_EINVAL, "NULL tx_begin: EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "kj_backend_begin: not implemented"),
+     "NULL tx_begin: not implemented (%s)", kj_backend_errmsg(b));
+  b->ops = native;
+  is(kj_backend_close(b), KJ_OK, "closed with its own table");
+}
+
 int main(void) {
   test_atomic_unit();
   test_failed_commit();
   test_slots();
   test_clock_rules();
+  test_backend_version();
   return tap_done();
 }

@@ -35,9 +35,10 @@ static int native_factory(void *ctx, kj_backend **out) {
 }
 
 /* A native backend whose session_get flips the first byte of records
- * whose length is 3 mod 7. The native backend's function table is patched
- * in place (its struct kj_backend is embedded first in its own struct, so
- * the native functions still get their own object). */
+ * whose length is 3 mod 7. The handle is pointed at a copy of the native
+ * table whose signal group differs in that one operation (its struct
+ * kj_backend is embedded first in its own struct, so the native functions
+ * still get their own object). */
 static int (*real_session_get)(kj_backend *, kj_tx *, uint32_t, const void *,
                                size_t, void **, size_t *);
 static unsigned long bad_hits;
@@ -57,8 +58,14 @@ static int bad_factory(void *ctx, kj_backend **out) {
   int rc = native_factory(ctx, out);
   if (rc != KJ_OK)
     return rc;
-  real_session_get = (*out)->signal.session_get;
-  (*out)->signal.session_get = bad_session_get;
+  static kj_backend_ops bad_ops;
+  static kj_signal_ops bad_signal;
+  bad_ops = *(*out)->ops;
+  bad_signal = *bad_ops.signal;
+  real_session_get = bad_signal.session_get;
+  bad_signal.session_get = bad_session_get;
+  bad_ops.signal = &bad_signal;
+  (*out)->ops = &bad_ops;
   return KJ_OK;
 }
 

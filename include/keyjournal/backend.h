@@ -76,7 +76,9 @@ int kj_backend_open(const char *path, const kj_options *opts, kj_backend **out,
                     char **errmsg);
 
 /* Close b (any backend). No transaction may be open. NULL is a no-op.
- * Returns the status of the final sync; b is freed either way. */
+ * Returns the status of the final sync; b is freed either way, except a
+ * backend of another interface version (keyjournal/sys/backend.h), which
+ * the library refuses with KJ_EFORMAT without calling into it. */
 int kj_backend_close(kj_backend *b);
 
 /* The engine store under a native backend (for kj_store_stats,

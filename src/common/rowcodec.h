@@ -162,6 +162,12 @@ static inline uint64_t kj_r_varint(kj_rbuf *r) {
     r->bad = 1;
   return v;
 }
+/* n bytes into dst (left as is when they run out). */
+static inline void kj_r_copy(kj_rbuf *r, void *dst, size_t n) {
+  const uint8_t *q = kj_r_bytes(r, n);
+  if (q)
+    memcpy(dst, q, n);
+}
 /* A 0/1 flag; anything else is malformed. */
 static inline int kj_r_flag(kj_rbuf *r) {
   uint8_t v = kj_r_u8(r);

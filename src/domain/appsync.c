@@ -16,8 +16,7 @@
  * rule), so a map of empty values still has a bounded size. */
 #define SYNC_ENTRY_OVERHEAD 8u
 
-#define START(b, t, op, fn)                                                    \
-  kj_d_start(b, t, (b) ? (const void *)(b)->appsync.op : NULL, fn)
+#define START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, appsync, op), fn)
 
 /* ---- sync keys --------------------------------------------------------- */
 
@@ -34,7 +33,7 @@ int kj_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
   if (!rc)
     rc = kj_d_opt(b, key->fingerprint.p, key->fingerprint.len, KJ_MAX_RECORD,
                   "kj_sync_key_set: fingerprint");
-  return rc ? rc : b->appsync.sync_key_set(b, t, dev, key_id, idlen, key);
+  return rc ? rc : b->ops->appsync->sync_key_set(b, t, dev, key_id, idlen, key);
 }
 
 int kj_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
@@ -46,7 +45,7 @@ int kj_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
     rc = kj_d_id(b, key_id, idlen, "kj_sync_key_get: key_id");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_sync_key_get: out");
-  return rc ? rc : b->appsync.sync_key_get(b, t, dev, key_id, idlen, out);
+  return rc ? rc : b->ops->appsync->sync_key_get(b, t, dev, key_id, idlen, out);
 }
 
 int kj_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
@@ -60,7 +59,7 @@ int kj_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
     rc = kj_d_ptr(b, id, "kj_sync_key_latest: id");
   if (!rc)
     rc = kj_d_ptr(b, idlen, "kj_sync_key_latest: idlen");
-  return rc ? rc : b->appsync.sync_key_latest(b, t, dev, id, idlen);
+  return rc ? rc : b->ops->appsync->sync_key_latest(b, t, dev, id, idlen);
 }
 
 /* ---- collection versions ----------------------------------------------- */
@@ -121,7 +120,7 @@ int kj_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
     rc = kj_d_ptr(b, v, "kj_sync_version_set: v");
   if (!rc)
     rc = check_map(b, v);
-  return rc ? rc : b->appsync.sync_version_set(b, t, dev, name, nlen, v);
+  return rc ? rc : b->ops->appsync->sync_version_set(b, t, dev, name, nlen, v);
 }
 
 int kj_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
@@ -133,7 +132,8 @@ int kj_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
     rc = kj_d_id(b, name, nlen, "kj_sync_version_get: name");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_sync_version_get: out");
-  return rc ? rc : b->appsync.sync_version_get(b, t, dev, name, nlen, out);
+  return rc ? rc
+            : b->ops->appsync->sync_version_get(b, t, dev, name, nlen, out);
 }
 
 /* ---- mutation MACs ----------------------------------------------------- */
@@ -154,8 +154,8 @@ int kj_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
                    "kj_mutation_mac_put: a value_mac");
   }
   return rc ? rc
-            : b->appsync.mutation_mac_put(b, t, dev, name, nlen, version, macs,
-                                          n);
+            : b->ops->appsync->mutation_mac_put(b, t, dev, name, nlen, version,
+                                                macs, n);
 }
 
 int kj_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
@@ -177,8 +177,9 @@ int kj_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
   if (!rc)
     rc = kj_d_ptr(b, vlen, "kj_mutation_mac_get: vlen");
   return rc ? rc
-            : b->appsync.mutation_mac_get(b, t, dev, name, nlen, index_mac,
-                                          ilen, value_mac, vlen, version);
+            : b->ops->appsync->mutation_mac_get(b, t, dev, name, nlen,
+                                                index_mac, ilen, value_mac,
+                                                vlen, version);
 }
 
 int kj_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -194,6 +195,6 @@ int kj_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = kj_d_id(b, index_macs[i].p, index_macs[i].len,
                  "kj_mutation_mac_delete: an index_mac");
   return rc ? rc
-            : b->appsync.mutation_mac_delete(b, t, dev, name, nlen, index_macs,
-                                             n);
+            : b->ops->appsync->mutation_mac_delete(b, t, dev, name, nlen,
+                                                   index_macs, n);
 }

@@ -1,16 +1,21 @@
 /*
  * src/domain/backend.c - the backend handle: opening the native backend,
- * closing any backend, transactions, and the argument checks of
- * src/domain/dispatch.h.
+ * closing any backend, transactions, and the checks of
+ * src/domain/dispatch.h, the first of which is the one place where a
+ * backend's table version is compared with this library's before anything
+ * of the table is read (keyjournal/sys/backend.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/values.h"
 #include "dispatch.h"
 
-int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
-                   char **errmsg);
+/* The native backend (src/native/native.c): its table, and its open. */
+extern const kj_backend_ops nat_backend_ops;
+int nat_open(const char *path, const kj_options *opts, kj_backend **out,
+             char **errmsg);
 
 /* Dispatch-level detail messages, one per handle. A backend struct has no
  * room for it (it is the implementer's), so the checks keep it here, keyed
@@ -31,16 +36,32 @@ int kj_d_fail(kj_backend *b, int rc, const char *fmt, ...) {
   return rc;
 }
 
-int kj_d_start(kj_backend *b, kj_tx *t, const void *op, const char *fn) {
+int kj_d_backend(kj_backend *b, const char *fn) {
   if (!b)
     return KJ_EINVAL;
-  if (d_msg_owner == b)
+  if (!b->ops)
+    return kj_d_fail(b, KJ_EINVAL, "%s: backend without an operations table",
+                     fn);
+  if (b->ops->version != KJ_BACKEND_VERSION)
+    return kj_d_fail(b, KJ_EFORMAT,
+                     "%s: backend %s implements backend interface version %d;"
+                     " this library implements %d",
+                     fn, b->ops->name ? b->ops->name : "?", b->ops->version,
+                     KJ_BACKEND_VERSION);
+  return KJ_OK;
+}
+
+int kj_d_start(kj_backend *b, kj_tx *t, const void *op, const char *fn) {
+  if (b && d_msg_owner == b)
     d_msg_owner = NULL;
+  int rc = kj_d_backend(b, fn);
+  if (rc)
+    return rc;
   if (t && t->backend != b)
     return kj_d_fail(b, KJ_EINVAL, "%s: transaction of another backend", fn);
   if (!op)
     return kj_d_fail(b, KJ_EINVAL, "%s: not implemented by backend %s", fn,
-                     b->name ? b->name : "?");
+                     b->ops->name ? b->ops->name : "?");
   return KJ_OK;
 }
 
@@ -85,19 +106,7 @@ int kj_d_flag(kj_backend *b, int v, const char *what) {
 }
 
 void kj_backend_copy_label(const void *label, size_t llen, char *out) {
-  const uint8_t *l = label;
-  size_t m = llen < KJ_COPY_LABEL_MAX ? llen : KJ_COPY_LABEL_MAX;
-  for (size_t i = 0; i < m; i++) {
-    uint8_t c = l[i];
-    int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    out[i] = keep ? (char)c : '_';
-  }
-  out[m] = '\0';
-  if (m == 0)
-    strcpy(out, "copy");
-  else if (out[0] == '.')
-    out[0] = '_';
+  kj_v_copy_label(label, llen, out);
 }
 
 /* ---- the handle ------------------------------------------------------- */
@@ -110,17 +119,40 @@ int kj_backend_open(const char *path, const kj_options *opts, kj_backend **out,
     *errmsg = NULL;
   if (!out)
     return KJ_EINVAL;
-  return kj_native_open(path, opts, out, errmsg);
+  /* The native table is checked like any backend's, before the first call
+   * into it. */
+  if (nat_backend_ops.version != KJ_BACKEND_VERSION) {
+    if (errmsg) {
+      char m[160];
+      snprintf(m, sizeof m,
+               "kj_backend_open: backend native implements backend interface "
+               "version %d; this library implements %d",
+               nat_backend_ops.version, KJ_BACKEND_VERSION);
+      *errmsg = strdup(m);
+    }
+    return KJ_EFORMAT;
+  }
+  return nat_open(path, opts, out, errmsg);
 }
 
-int kj_backend_close(kj_backend *b) { return b ? b->close(b) : KJ_OK; }
+int kj_backend_close(kj_backend *b) {
+  if (!b)
+    return KJ_OK;
+  const char *fn = "kj_backend_close";
+  int rc = kj_d_start(b, NULL,
+                      kj_d_usable(b) ? (const void *)b->ops->close : NULL, fn);
+  return rc ? rc : b->ops->close(b);
+}
 
 kj_store *kj_backend_store(kj_backend *b) {
-  return b && b->store ? b->store(b) : NULL;
+  if (!b || kj_d_backend(b, "kj_backend_store"))
+    return NULL;
+  return b->ops->store ? b->ops->store(b) : NULL;
 }
 
 const char *kj_backend_name(const kj_backend *b) {
-  return b && b->name ? b->name : "";
+  /* version and name are the first two fields of every table version. */
+  return b && b->ops && b->ops->name ? b->ops->name : "";
 }
 
 const char *kj_backend_errmsg(kj_backend *b) {
@@ -128,24 +160,34 @@ const char *kj_backend_errmsg(kj_backend *b) {
     return "";
   if (d_msg_owner == b)
     return d_msg;
-  return b->errmsg ? b->errmsg(b) : "";
+  if (kj_d_backend(b, "kj_backend_errmsg"))
+    return d_msg; /* why the library refuses b */
+  return b->ops->errmsg ? b->ops->errmsg(b) : "";
 }
 
 int kj_backend_begin(kj_backend *b, kj_tx **out) {
   if (out)
     *out = NULL;
-  int rc = kj_d_start(b, NULL, b ? (const void *)b->tx_begin : NULL,
+  int rc = kj_d_start(b, NULL,
+                      kj_d_usable(b) ? (const void *)b->ops->tx_begin : NULL,
                       "kj_backend_begin");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_backend_begin: out");
-  return rc ? rc : b->tx_begin(b, out);
+  return rc ? rc : b->ops->tx_begin(b, out);
 }
 
 int kj_backend_commit(kj_tx *t) {
-  return t ? t->backend->tx_commit(t) : KJ_EINVAL;
+  if (!t)
+    return KJ_EINVAL;
+  kj_backend *b = t->backend;
+  int rc = kj_d_start(b, NULL,
+                      kj_d_usable(b) ? (const void *)b->ops->tx_commit : NULL,
+                      "kj_backend_commit");
+  return rc ? rc : b->ops->tx_commit(t);
 }
 
 void kj_backend_rollback(kj_tx *t) {
-  if (t)
-    t->backend->tx_rollback(t);
+  if (t && kj_d_backend(t->backend, "kj_backend_rollback") == KJ_OK &&
+      t->backend->ops->tx_rollback)
+    t->backend->ops->tx_rollback(t);
 }

@@ -10,8 +10,7 @@
  */
 #include "dispatch.h"
 
-#define DEV_START(b, t, op, fn)                                                \
-  kj_d_start(b, t, (b) ? (const void *)(b)->device.op : NULL, fn)
+#define DEV_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, device, op), fn)
 
 int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   if (id)
@@ -19,7 +18,7 @@ int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   int rc = DEV_START(b, t, device_create, "kj_device_create");
   if (!rc)
     rc = kj_d_ptr(b, id, "kj_device_create: id");
-  return rc ? rc : b->device.device_create(b, t, id);
+  return rc ? rc : b->ops->device->device_create(b, t, id);
 }
 
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
@@ -28,7 +27,7 @@ int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   int rc = DEV_START(b, t, device_list_ids, "kj_device_list_ids");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_device_list_ids: out");
-  return rc ? rc : b->device.device_list_ids(b, t, out);
+  return rc ? rc : b->ops->device->device_list_ids(b, t, out);
 }
 
 int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
@@ -39,7 +38,7 @@ int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
     rc = kj_d_ptr(b, exists, "kj_device_exists: exists");
   if (rc || id == 0)
     return rc;
-  return b->device.device_exists(b, t, id, exists);
+  return b->ops->device->device_exists(b, t, id, exists);
 }
 
 /* An optional blob: checked only when its flag says it is present (an
@@ -85,7 +84,7 @@ int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
   /* Bad input is reported before "no such slot", as for every write. */
   if (id == 0)
     return KJ_NOTFOUND;
-  return b->device.device_save(b, t, id, r);
+  return b->ops->device->device_save(b, t, id, r);
 }
 
 int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
@@ -99,14 +98,14 @@ int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
     return rc;
   if (id == 0)
     return KJ_NOTFOUND;
-  return b->device.device_load(b, t, id, out);
+  return b->ops->device->device_load(b, t, id, out);
 }
 
 int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {
   int rc = DEV_START(b, t, device_delete, "kj_device_delete");
   if (rc || id == 0)
     return rc;
-  return b->device.device_delete(b, t, id);
+  return b->ops->device->device_delete(b, t, id);
 }
 
 int kj_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
@@ -121,6 +120,6 @@ int kj_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
     rc = kj_d_opt(b, extra, elen, KJ_MAX_RECORD,
                   "kj_device_snapshot_copy: extra");
   return rc ? rc
-            : b->device.device_snapshot_copy(b, t, label, llen, extra, elen,
-                                             path);
+            : b->ops->device->device_snapshot_copy(b, t, label, llen, extra,
+                                                   elen, path);
 }

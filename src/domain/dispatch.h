@@ -18,8 +18,22 @@
 
 #include "keyjournal/sys/backend.h"
 
-/* Start of every call: b non-NULL, t NULL or begun on b, op implemented.
- * Clears b's dispatch-level message. */
+/* 1 when the library may read b's table: b and its table non-NULL, of
+ * this library's KJ_BACKEND_VERSION. Records nothing. */
+static inline int kj_d_usable(const kj_backend *b) {
+  return b && b->ops && b->ops->version == KJ_BACKEND_VERSION;
+}
+
+/* Operation op of b's store group grp, or NULL when b is not usable (the
+ * table is read only once its version is known) or lacks it. */
+#define KJ_D_OP(b, grp, op)                                                    \
+  (kj_d_usable(b) && (b)->ops->grp ? (const void *)(b)->ops->grp->op : NULL)
+
+/* A backend the library may call: KJ_OK, or records why not (KJ_EINVAL for
+ * a NULL backend or table, KJ_EFORMAT for another interface version). */
+int kj_d_backend(kj_backend *b, const char *fn);
+/* Start of every call: b usable, t NULL or begun on b, op (KJ_D_OP)
+ * implemented. Clears b's dispatch-level message. */
 int kj_d_start(kj_backend *b, kj_tx *t, const void *op, const char *fn);
 /* Identifier: p non-NULL, 1..KJ_MAX_ID bytes. */
 int kj_d_id(kj_backend *b, const void *p, size_t n, const char *what);

@@ -29,49 +29,46 @@ int kj_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.skdm_get : NULL,
-                       "kj_skdm_get")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_get), "kj_skdm_get")) ||
       (rc = kj_d_id(b, group, glen, "kj_skdm_get: group")) ||
       (rc = kj_d_ptr(b, out, "kj_skdm_get: out")))
     return rc;
-  return b->protocol.skdm_get(b, t, dev, group, glen, out);
+  return b->ops->protocol->skdm_get(b, t, dev, group, glen, out);
 }
 
 int kj_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                 size_t glen, const kj_blob *jids, size_t n) {
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.skdm_add : NULL,
-                       "kj_skdm_add")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_add), "kj_skdm_add")) ||
       (rc = kj_d_id(b, group, glen, "kj_skdm_add: group")) ||
       (rc = kj_d_array(b, jids, n, KJ_MAX_BATCH, "kj_skdm_add: jids")) ||
       (rc = check_ids(b, jids, n, "kj_skdm_add: jids")))
     return rc;
-  return b->protocol.skdm_add(b, t, dev, group, glen, jids, n);
+  return b->ops->protocol->skdm_add(b, t, dev, group, glen, jids, n);
 }
 
 int kj_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                   size_t glen) {
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.skdm_clear : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_clear),
                        "kj_skdm_clear")) ||
       (rc = kj_d_id(b, group, glen, "kj_skdm_clear: group")))
     return rc;
-  return b->protocol.skdm_clear(b, t, dev, group, glen);
+  return b->ops->protocol->skdm_clear(b, t, dev, group, glen);
 }
 
 /* ---- LID <-> phone number mappings ------------------------------------ */
 
 int kj_lid_put(kj_backend *b, kj_tx *t, uint32_t dev, const kj_lid_mapping *m) {
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.lid_put : NULL,
-                       "kj_lid_put")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_put), "kj_lid_put")) ||
       (rc = kj_d_ptr(b, m, "kj_lid_put: mapping")) ||
       (rc = kj_d_id(b, m->lid.p, m->lid.len, "kj_lid_put: lid")) ||
       (rc = kj_d_id(b, m->phone.p, m->phone.len, "kj_lid_put: phone")) ||
       (rc = kj_d_opt(b, m->source.p, m->source.len, KJ_MAX_ID,
                      "kj_lid_put: source")))
     return rc;
-  return b->protocol.lid_put(b, t, dev, m);
+  return b->ops->protocol->lid_put(b, t, dev, m);
 }
 
 int kj_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev, const void *lid,
@@ -79,13 +76,12 @@ int kj_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev, const void *lid,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc =
-           kj_d_start(b, t, b ? (const void *)b->protocol.lid_get_by_lid : NULL,
-                      "kj_lid_get_by_lid")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_by_lid),
+                       "kj_lid_get_by_lid")) ||
       (rc = kj_d_id(b, lid, llen, "kj_lid_get_by_lid: lid")) ||
       (rc = kj_d_ptr(b, out, "kj_lid_get_by_lid: out")))
     return rc;
-  return b->protocol.lid_get_by_lid(b, t, dev, lid, llen, out);
+  return b->ops->protocol->lid_get_by_lid(b, t, dev, lid, llen, out);
 }
 
 int kj_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -94,13 +90,12 @@ int kj_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.lid_get_by_phone : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_by_phone),
                        "kj_lid_get_by_phone")) ||
       (rc = kj_d_id(b, phone, plen, "kj_lid_get_by_phone: phone")) ||
       (rc = kj_d_ptr(b, out, "kj_lid_get_by_phone: out")))
     return rc;
-  return b->protocol.lid_get_by_phone(b, t, dev, phone, plen, out);
+  return b->ops->protocol->lid_get_by_phone(b, t, dev, phone, plen, out);
 }
 
 int kj_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -108,11 +103,11 @@ int kj_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.lid_get_all : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_all),
                        "kj_lid_get_all")) ||
       (rc = kj_d_ptr(b, out, "kj_lid_get_all: out")))
     return rc;
-  return b->protocol.lid_get_all(b, t, dev, out);
+  return b->ops->protocol->lid_get_all(b, t, dev, out);
 }
 
 /* ---- base keys -------------------------------------------------------- */
@@ -121,14 +116,14 @@ int kj_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
                      size_t alen, const void *msg_id, size_t mlen,
                      const void *base_key, size_t klen) {
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.base_key_save : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_save),
                        "kj_base_key_save")) ||
       (rc = kj_d_id(b, addr, alen, "kj_base_key_save: address")) ||
       (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_save: message id")) ||
       (rc = kj_d_id(b, base_key, klen, "kj_base_key_save: base key")))
     return rc;
-  return b->protocol.base_key_save(b, t, dev, addr, alen, msg_id, mlen,
-                                   base_key, klen);
+  return b->ops->protocol->base_key_save(b, t, dev, addr, alen, msg_id, mlen,
+                                         base_key, klen);
 }
 
 int kj_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -138,28 +133,26 @@ int kj_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
   if (same)
     *same = 0;
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.base_key_has_same : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_has_same),
                        "kj_base_key_has_same")) ||
       (rc = kj_d_id(b, addr, alen, "kj_base_key_has_same: address")) ||
       (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_has_same: message id")) ||
       (rc = kj_d_id(b, base_key, klen, "kj_base_key_has_same: base key")) ||
       (rc = kj_d_ptr(b, same, "kj_base_key_has_same: same")))
     return rc;
-  return b->protocol.base_key_has_same(b, t, dev, addr, alen, msg_id, mlen,
-                                       base_key, klen, same);
+  return b->ops->protocol->base_key_has_same(b, t, dev, addr, alen, msg_id,
+                                             mlen, base_key, klen, same);
 }
 
 int kj_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
                        size_t alen, const void *msg_id, size_t mlen) {
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.base_key_delete : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_delete),
                        "kj_base_key_delete")) ||
       (rc = kj_d_id(b, addr, alen, "kj_base_key_delete: address")) ||
       (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_delete: message id")))
     return rc;
-  return b->protocol.base_key_delete(b, t, dev, addr, alen, msg_id, mlen);
+  return b->ops->protocol->base_key_delete(b, t, dev, addr, alen, msg_id, mlen);
 }
 
 /* ---- device registry -------------------------------------------------- */
@@ -167,8 +160,7 @@ int kj_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
 int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                           const kj_device_list *r) {
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.device_list_update : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_update),
                        "kj_device_list_update")) ||
       (rc = kj_d_ptr(b, r, "kj_device_list_update: record")) ||
       (rc =
@@ -185,7 +177,7 @@ int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                        "kj_device_list_update: devices[%zu].has_key_index: "
                        "must be 0 or 1 (got %d)",
                        i, r->devices[i].has_key_index);
-  return b->protocol.device_list_update(b, t, dev, r);
+  return b->ops->protocol->device_list_update(b, t, dev, r);
 }
 
 int kj_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *user,
@@ -193,24 +185,22 @@ int kj_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *user,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.device_list_get : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_get),
                        "kj_device_list_get")) ||
       (rc = kj_d_id(b, user, ulen, "kj_device_list_get: user")) ||
       (rc = kj_d_ptr(b, out, "kj_device_list_get: out")))
     return rc;
-  return b->protocol.device_list_get(b, t, dev, user, ulen, out);
+  return b->ops->protocol->device_list_get(b, t, dev, user, ulen, out);
 }
 
 int kj_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *user, size_t ulen) {
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.device_list_delete : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_delete),
                        "kj_device_list_delete")) ||
       (rc = kj_d_id(b, user, ulen, "kj_device_list_delete: user")))
     return rc;
-  return b->protocol.device_list_delete(b, t, dev, user, ulen);
+  return b->ops->protocol->device_list_delete(b, t, dev, user, ulen);
 }
 
 /* ---- sender-key status ------------------------------------------------ */
@@ -219,15 +209,14 @@ int kj_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *group, size_t glen,
                               const void *participant, size_t plen) {
   int rc;
-  if ((rc = kj_d_start(
-           b, t, b ? (const void *)b->protocol.sender_key_mark_forget : NULL,
-           "kj_sender_key_mark_forget")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, sender_key_mark_forget),
+                       "kj_sender_key_mark_forget")) ||
       (rc = kj_d_id(b, group, glen, "kj_sender_key_mark_forget: group")) ||
       (rc = kj_d_id(b, participant, plen,
                     "kj_sender_key_mark_forget: participant")))
     return rc;
-  return b->protocol.sender_key_mark_forget(b, t, dev, group, glen, participant,
-                                            plen);
+  return b->ops->protocol->sender_key_mark_forget(b, t, dev, group, glen,
+                                                  participant, plen);
 }
 
 int kj_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -236,13 +225,13 @@ int kj_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(
-           b, t, b ? (const void *)b->protocol.sender_key_consume_forget : NULL,
-           "kj_sender_key_consume_forget")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, sender_key_consume_forget),
+                       "kj_sender_key_consume_forget")) ||
       (rc = kj_d_id(b, group, glen, "kj_sender_key_consume_forget: group")) ||
       (rc = kj_d_ptr(b, out, "kj_sender_key_consume_forget: out")))
     return rc;
-  return b->protocol.sender_key_consume_forget(b, t, dev, group, glen, out);
+  return b->ops->protocol->sender_key_consume_forget(b, t, dev, group, glen,
+                                                     out);
 }
 
 /* ---- trusted-contact tokens ------------------------------------------- */
@@ -250,7 +239,7 @@ int kj_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 int kj_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                     size_t jlen, const kj_tc_token *tok) {
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.tc_token_put : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_put),
                        "kj_tc_token_put")) ||
       (rc = kj_d_id(b, jid, jlen, "kj_tc_token_put: jid")) ||
       (rc = kj_d_ptr(b, tok, "kj_tc_token_put: token")) ||
@@ -258,7 +247,7 @@ int kj_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                      "kj_tc_token_put: token bytes")) ||
       (rc = kj_d_flag(b, tok->has_sender_ts, "kj_tc_token_put: has_sender_ts")))
     return rc;
-  return b->protocol.tc_token_put(b, t, dev, jid, jlen, tok);
+  return b->ops->protocol->tc_token_put(b, t, dev, jid, jlen, tok);
 }
 
 int kj_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
@@ -266,23 +255,22 @@ int kj_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t, b ? (const void *)b->protocol.tc_token_get : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_get),
                        "kj_tc_token_get")) ||
       (rc = kj_d_id(b, jid, jlen, "kj_tc_token_get: jid")) ||
       (rc = kj_d_ptr(b, out, "kj_tc_token_get: out")))
     return rc;
-  return b->protocol.tc_token_get(b, t, dev, jid, jlen, out);
+  return b->ops->protocol->tc_token_get(b, t, dev, jid, jlen, out);
 }
 
 int kj_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                        size_t jlen) {
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.tc_token_delete : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_delete),
                        "kj_tc_token_delete")) ||
       (rc = kj_d_id(b, jid, jlen, "kj_tc_token_delete: jid")))
     return rc;
-  return b->protocol.tc_token_delete(b, t, dev, jid, jlen);
+  return b->ops->protocol->tc_token_delete(b, t, dev, jid, jlen);
 }
 
 int kj_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -290,12 +278,11 @@ int kj_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
   if (out)
     *out = NULL;
   int rc;
-  if ((rc = kj_d_start(b, t,
-                       b ? (const void *)b->protocol.tc_token_all_jids : NULL,
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_all_jids),
                        "kj_tc_token_all_jids")) ||
       (rc = kj_d_ptr(b, out, "kj_tc_token_all_jids: out")))
     return rc;
-  return b->protocol.tc_token_all_jids(b, t, dev, out);
+  return b->ops->protocol->tc_token_all_jids(b, t, dev, out);
 }
 
 int kj_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -303,10 +290,9 @@ int kj_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
   if (removed)
     *removed = 0;
   int rc;
-  if ((rc = kj_d_start(
-           b, t, b ? (const void *)b->protocol.tc_token_delete_expired : NULL,
-           "kj_tc_token_delete_expired")) ||
+  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_delete_expired),
+                       "kj_tc_token_delete_expired")) ||
       (rc = kj_d_ptr(b, removed, "kj_tc_token_delete_expired: removed")))
     return rc;
-  return b->protocol.tc_token_delete_expired(b, t, dev, cutoff, removed);
+  return b->ops->protocol->tc_token_delete_expired(b, t, dev, cutoff, removed);
 }

@@ -1,34 +1,18 @@
 /*
  * src/domain/ratchet.c - the public ratchet store of keyjournal/ratchet.h:
  * argument checks (src/domain/dispatch.h) and dispatch to the backend's
- * kj_ratchet_ops, plus the two functions that are the same for every backend
- * and so are not in the ops table: kj_ratchet_state_alloc (the one-allocation
- * layout) and the session layer kj_ratchet_step, built on the public save.
+ * kj_ratchet_ops, plus the session layer kj_ratchet_step, built on the
+ * public save (the same for every backend, so not in the ops table), and
+ * kj_ratchet_state_alloc, whose one-allocation layout is in
+ * src/common/values.h, below both the domain and the backends.
  */
-#include <stdalign.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "common/values.h"
 #include "dispatch.h"
 
-#define RAT_START(b, t, op, fn)                                                \
-  kj_d_start(b, t, (b) ? (const void *)(b)->ratchet.op : NULL, fn)
-
-/* Where the skipped keys start inside a state allocation: right after the
- * struct, rounded up so that their int64 fields are aligned. */
-#define SKIPPED_OFFSET                                                         \
-  ((sizeof(kj_ratchet_state) + alignof(kj_skipped_key) - 1) /                  \
-   alignof(kj_skipped_key) * alignof(kj_skipped_key))
+#define RAT_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, ratchet, op), fn)
 
 kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
-  if (n > KJ_MAX_SKIPPED)
-    return NULL;
-  kj_ratchet_state *s = calloc(1, SKIPPED_OFFSET + n * sizeof(kj_skipped_key));
-  if (!s)
-    return NULL;
-  s->n_skipped = n;
-  s->skipped = n ? (kj_skipped_key *)((uint8_t *)s + SKIPPED_OFFSET) : NULL;
-  return s;
+  return kj_v_ratchet_state_alloc(n);
 }
 
 static int check_state(kj_backend *b, const kj_ratchet_state *s) {
@@ -54,7 +38,7 @@ int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_save: conversation");
   if (!rc)
     rc = check_state(b, s);
-  return rc ? rc : b->ratchet.ratchet_save(b, t, dev, conv, clen, s);
+  return rc ? rc : b->ops->ratchet->ratchet_save(b, t, dev, conv, clen, s);
 }
 
 int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -66,7 +50,7 @@ int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_load: conversation");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_ratchet_load: out");
-  return rc ? rc : b->ratchet.ratchet_load(b, t, dev, conv, clen, out);
+  return rc ? rc : b->ops->ratchet->ratchet_load(b, t, dev, conv, clen, out);
 }
 
 int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -78,7 +62,8 @@ int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
     rc = kj_d_id(b, conv, clen, "kj_ratchet_exists: conversation");
   if (!rc)
     rc = kj_d_ptr(b, exists, "kj_ratchet_exists: exists");
-  return rc ? rc : b->ratchet.ratchet_exists(b, t, dev, conv, clen, exists);
+  return rc ? rc
+            : b->ops->ratchet->ratchet_exists(b, t, dev, conv, clen, exists);
 }
 
 int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
@@ -86,7 +71,7 @@ int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   int rc = RAT_START(b, t, ratchet_delete, "kj_ratchet_delete");
   if (!rc)
     rc = kj_d_id(b, conv, clen, "kj_ratchet_delete: conversation");
-  return rc ? rc : b->ratchet.ratchet_delete(b, t, dev, conv, clen);
+  return rc ? rc : b->ops->ratchet->ratchet_delete(b, t, dev, conv, clen);
 }
 
 int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -102,8 +87,8 @@ int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
                    "kj_ratchet_cleanup_skipped: max_age_secs < 0 (%lld)",
                    (long long)max_age_secs);
   return rc ? rc
-            : b->ratchet.ratchet_cleanup_skipped(b, t, dev, max_age_secs,
-                                                 removed);
+            : b->ops->ratchet->ratchet_cleanup_skipped(b, t, dev, max_age_secs,
+                                                       removed);
 }
 
 /* ---- session layer ---------------------------------------------------- */

@@ -9,8 +9,7 @@
  */
 #include "dispatch.h"
 
-#define START(b, t, op, fn)                                                    \
-  kj_d_start(b, t, (b) ? (const void *)(b)->signal.op : NULL, fn)
+#define START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, signal, op), fn)
 
 /* ---- identity keys ----------------------------------------------------- */
 
@@ -21,7 +20,7 @@ int kj_identity_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
     rc = kj_d_id(b, addr, alen, "kj_identity_put: address");
   if (!rc)
     rc = kj_d_ptr(b, key, "kj_identity_put: key");
-  return rc ? rc : b->signal.identity_put(b, t, dev, addr, alen, key);
+  return rc ? rc : b->ops->signal->identity_put(b, t, dev, addr, alen, key);
 }
 
 int kj_identity_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -31,7 +30,8 @@ int kj_identity_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
     rc = kj_d_id(b, addr, alen, "kj_identity_load: address");
   if (!rc)
     rc = kj_d_ptr(b, key_out, "kj_identity_load: key_out");
-  return rc ? rc : b->signal.identity_load(b, t, dev, addr, alen, key_out);
+  return rc ? rc
+            : b->ops->signal->identity_load(b, t, dev, addr, alen, key_out);
 }
 
 int kj_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -39,7 +39,7 @@ int kj_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
   int rc = START(b, t, identity_delete, "kj_identity_delete");
   if (!rc)
     rc = kj_d_id(b, addr, alen, "kj_identity_delete: address");
-  return rc ? rc : b->signal.identity_delete(b, t, dev, addr, alen);
+  return rc ? rc : b->ops->signal->identity_delete(b, t, dev, addr, alen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -51,7 +51,8 @@ int kj_session_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
     rc = kj_d_id(b, addr, alen, "kj_session_put: address");
   if (!rc)
     rc = kj_d_rec(b, rec, rlen, "kj_session_put: record");
-  return rc ? rc : b->signal.session_put(b, t, dev, addr, alen, rec, rlen);
+  return rc ? rc
+            : b->ops->signal->session_put(b, t, dev, addr, alen, rec, rlen);
 }
 
 int kj_session_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -67,7 +68,8 @@ int kj_session_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
     rc = kj_d_ptr(b, rec, "kj_session_get: rec");
   if (!rc)
     rc = kj_d_ptr(b, rlen, "kj_session_get: rlen");
-  return rc ? rc : b->signal.session_get(b, t, dev, addr, alen, rec, rlen);
+  return rc ? rc
+            : b->ops->signal->session_get(b, t, dev, addr, alen, rec, rlen);
 }
 
 int kj_session_has(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -79,7 +81,7 @@ int kj_session_has(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
     rc = kj_d_id(b, addr, alen, "kj_session_has: address");
   if (!rc)
     rc = kj_d_ptr(b, has, "kj_session_has: has");
-  return rc ? rc : b->signal.session_has(b, t, dev, addr, alen, has);
+  return rc ? rc : b->ops->signal->session_has(b, t, dev, addr, alen, has);
 }
 
 int kj_session_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -87,7 +89,7 @@ int kj_session_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
   int rc = START(b, t, session_delete, "kj_session_delete");
   if (!rc)
     rc = kj_d_id(b, addr, alen, "kj_session_delete: address");
-  return rc ? rc : b->signal.session_delete(b, t, dev, addr, alen);
+  return rc ? rc : b->ops->signal->session_delete(b, t, dev, addr, alen);
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
@@ -99,7 +101,8 @@ int kj_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
     rc = kj_d_rec(b, rec, rlen, "kj_prekey_store: record");
   if (!rc)
     rc = kj_d_flag(b, uploaded, "kj_prekey_store: uploaded");
-  return rc ? rc : b->signal.prekey_store(b, t, dev, id, rec, rlen, uploaded);
+  return rc ? rc
+            : b->ops->signal->prekey_store(b, t, dev, id, rec, rlen, uploaded);
 }
 
 int kj_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -113,7 +116,8 @@ int kj_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   for (size_t i = 0; !rc && i < n; i++)
     rc = kj_d_rec(b, keys[i].record.p, keys[i].record.len,
                   "kj_prekey_store_batch: a record");
-  return rc ? rc : b->signal.prekey_store_batch(b, t, dev, keys, n, uploaded);
+  return rc ? rc
+            : b->ops->signal->prekey_store_batch(b, t, dev, keys, n, uploaded);
 }
 
 int kj_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
@@ -123,7 +127,7 @@ int kj_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   int rc = START(b, t, prekey_load, "kj_prekey_load");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_prekey_load: out");
-  return rc ? rc : b->signal.prekey_load(b, t, dev, id, out);
+  return rc ? rc : b->ops->signal->prekey_load(b, t, dev, id, out);
 }
 
 int kj_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -135,12 +139,12 @@ int kj_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = kj_d_array(b, ids, n, KJ_MAX_BATCH, "kj_prekey_load_batch: ids");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_prekey_load_batch: out");
-  return rc ? rc : b->signal.prekey_load_batch(b, t, dev, ids, n, out);
+  return rc ? rc : b->ops->signal->prekey_load_batch(b, t, dev, ids, n, out);
 }
 
 int kj_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id) {
   int rc = START(b, t, prekey_remove, "kj_prekey_remove");
-  return rc ? rc : b->signal.prekey_remove(b, t, dev, id);
+  return rc ? rc : b->ops->signal->prekey_remove(b, t, dev, id);
 }
 
 int kj_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -148,7 +152,7 @@ int kj_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = START(b, t, prekey_mark_uploaded, "kj_prekey_mark_uploaded");
   if (!rc)
     rc = kj_d_array(b, ids, n, KJ_MAX_BATCH, "kj_prekey_mark_uploaded: ids");
-  return rc ? rc : b->signal.prekey_mark_uploaded(b, t, dev, ids, n);
+  return rc ? rc : b->ops->signal->prekey_mark_uploaded(b, t, dev, ids, n);
 }
 
 int kj_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t *max_id) {
@@ -157,7 +161,7 @@ int kj_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t *max_id) {
   int rc = START(b, t, prekey_max_id, "kj_prekey_max_id");
   if (!rc)
     rc = kj_d_ptr(b, max_id, "kj_prekey_max_id: max_id");
-  return rc ? rc : b->signal.prekey_max_id(b, t, dev, max_id);
+  return rc ? rc : b->ops->signal->prekey_max_id(b, t, dev, max_id);
 }
 
 /* ---- signed pre-keys --------------------------------------------------- */
@@ -167,7 +171,8 @@ int kj_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   int rc = START(b, t, signed_prekey_store, "kj_signed_prekey_store");
   if (!rc)
     rc = kj_d_rec(b, rec, rlen, "kj_signed_prekey_store: record");
-  return rc ? rc : b->signal.signed_prekey_store(b, t, dev, id, rec, rlen);
+  return rc ? rc
+            : b->ops->signal->signed_prekey_store(b, t, dev, id, rec, rlen);
 }
 
 int kj_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
@@ -177,7 +182,7 @@ int kj_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   int rc = START(b, t, signed_prekey_load, "kj_signed_prekey_load");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_signed_prekey_load: out");
-  return rc ? rc : b->signal.signed_prekey_load(b, t, dev, id, out);
+  return rc ? rc : b->ops->signal->signed_prekey_load(b, t, dev, id, out);
 }
 
 int kj_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -187,13 +192,13 @@ int kj_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = START(b, t, signed_prekey_load_all, "kj_signed_prekey_load_all");
   if (!rc)
     rc = kj_d_ptr(b, out, "kj_signed_prekey_load_all: out");
-  return rc ? rc : b->signal.signed_prekey_load_all(b, t, dev, out);
+  return rc ? rc : b->ops->signal->signed_prekey_load_all(b, t, dev, out);
 }
 
 int kj_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
                             uint32_t id) {
   int rc = START(b, t, signed_prekey_remove, "kj_signed_prekey_remove");
-  return rc ? rc : b->signal.signed_prekey_remove(b, t, dev, id);
+  return rc ? rc : b->ops->signal->signed_prekey_remove(b, t, dev, id);
 }
 
 /* ---- sender keys ------------------------------------------------------- */
@@ -205,7 +210,8 @@ int kj_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
     rc = kj_d_id(b, name, nlen, "kj_sender_key_put: name");
   if (!rc)
     rc = kj_d_rec(b, rec, rlen, "kj_sender_key_put: record");
-  return rc ? rc : b->signal.sender_key_put(b, t, dev, name, nlen, rec, rlen);
+  return rc ? rc
+            : b->ops->signal->sender_key_put(b, t, dev, name, nlen, rec, rlen);
 }
 
 int kj_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
@@ -221,7 +227,8 @@ int kj_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
     rc = kj_d_ptr(b, rec, "kj_sender_key_get: rec");
   if (!rc)
     rc = kj_d_ptr(b, rlen, "kj_sender_key_get: rlen");
-  return rc ? rc : b->signal.sender_key_get(b, t, dev, name, nlen, rec, rlen);
+  return rc ? rc
+            : b->ops->signal->sender_key_get(b, t, dev, name, nlen, rec, rlen);
 }
 
 int kj_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -229,5 +236,5 @@ int kj_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = START(b, t, sender_key_delete, "kj_sender_key_delete");
   if (!rc)
     rc = kj_d_id(b, name, nlen, "kj_sender_key_delete: name");
-  return rc ? rc : b->signal.sender_key_delete(b, t, dev, name, nlen);
+  return rc ? rc : b->ops->signal->sender_key_delete(b, t, dev, name, nlen);
 }

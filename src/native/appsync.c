@@ -16,16 +16,6 @@
 
 #include "native.h"
 
-static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                   void **v, size_t *vlen) {
-  nat_op op;
-  *v = NULL;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  return nat_end(&op, nat_get(&op, table, k, v, vlen));
-}
-
 /* Memory order of names, shorter first on a common prefix: the order of
  * the map in a version row. */
 static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
@@ -198,11 +188,6 @@ static int dec_mac(void *v, size_t vlen, void **value_mac, size_t *mlen,
 
 /* ---- keys -------------------------------------------------------------- */
 
-static void key_named(kj_kbuf *k, uint32_t dev, const void *name, size_t n) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, name, n);
-}
-
 static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
                     const void *index_mac, size_t ilen) {
   kj_k_dev(k, dev);
@@ -214,15 +199,15 @@ static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
 
 /* The key row and the latest pointer in one transaction, so the latest key
  * is always the last one set in commit order, whatever its timestamp. */
-static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *key_id, size_t idlen,
-                          const kj_sync_key *key) {
+static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *key_id, size_t idlen,
+                            const kj_sync_key *key) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
-  key_named(&k, dev, key_id, idlen);
+  nat_key(&k, dev, key_id, idlen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_sync_key(&w, key);
@@ -237,13 +222,14 @@ static int n_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *key_id, size_t idlen, kj_sync_key **out) {
+static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *key_id, size_t idlen,
+                            kj_sync_key **out) {
   kj_kbuf k;
-  key_named(&k, dev, key_id, idlen);
+  nat_key(&k, dev, key_id, idlen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_KEY, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_KEY, &k, &v, &vlen);
   if (rc)
     return rc;
   rc = dec_sync_key(v, vlen, out);
@@ -251,13 +237,13 @@ static int n_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
-                             size_t *idlen) {
+static int nat_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
+                               size_t *idlen) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_LATEST, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_LATEST, &k, &v, &vlen);
   if (rc)
     return rc;
   if ((rc = dec_latest(v, vlen, id, idlen)))
@@ -276,9 +262,9 @@ static int cmp_entry(const void *x, const void *y) {
 /* The row holds the map sorted by name (the caller's order is free), so a
  * get returns it ascending and two equal maps are equal rows. Names are
  * unique: the public function checked that. */
-static int n_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              const kj_sync_version *v) {
+static int nat_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                const kj_sync_version *v) {
   const kj_sync_entry **ix = NULL;
   if (v->n) {
     ix = malloc(v->n * sizeof *ix);
@@ -296,21 +282,21 @@ static int n_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (!rc) {
     kj_kbuf k;
-    key_named(&k, dev, name, nlen);
+    nat_key(&k, dev, name, nlen);
     rc = nat_end(&op, nat_put_w(&op, NT_SYNC_VERSION, &k, &w));
   }
   kj_w_free(&w);
   return rc;
 }
 
-static int n_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              kj_sync_version **out) {
+static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                kj_sync_version **out) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SYNC_VERSION, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SYNC_VERSION, &k, &v, &vlen);
   if (rc == KJ_NOTFOUND) {
     /* An unknown collection is at version 0: the zero state, not absent. */
     kj_sync_version *z = calloc(1, sizeof *z);
@@ -330,9 +316,9 @@ static int n_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
 /* ---- mutation MACs ----------------------------------------------------- */
 
 /* In order, so a duplicate index_mac ends with its last value_mac. */
-static int n_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen, uint64_t version,
-                              const kj_mutation_mac *macs, size_t n) {
+static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen, uint64_t version,
+                                const kj_mutation_mac *macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -350,16 +336,16 @@ static int n_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                              const void *name, size_t nlen,
-                              const void *index_mac, size_t ilen,
-                              void **value_mac, size_t *vlen,
-                              uint64_t *version) {
+static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                const void *index_mac, size_t ilen,
+                                void **value_mac, size_t *vlen,
+                                uint64_t *version) {
   kj_kbuf k;
   key_mac(&k, dev, name, nlen, index_mac, ilen);
   void *v;
   size_t n;
-  int rc = get_row(b, t, NT_MUTATION_MAC, &k, &v, &n);
+  int rc = nat_get_row(b, t, NT_MUTATION_MAC, &k, &v, &n);
   if (rc)
     return rc;
   if ((rc = dec_mac(v, n, value_mac, vlen, version)))
@@ -367,9 +353,9 @@ static int n_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                                 const void *name, size_t nlen,
-                                 const kj_blob *index_macs, size_t n) {
+static int nat_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   const void *name, size_t nlen,
+                                   const kj_blob *index_macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -382,13 +368,13 @@ static int n_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-void nat_appsync_ops(kj_appsync_ops *ops) {
-  ops->sync_key_set = n_sync_key_set;
-  ops->sync_key_get = n_sync_key_get;
-  ops->sync_key_latest = n_sync_key_latest;
-  ops->sync_version_set = n_sync_version_set;
-  ops->sync_version_get = n_sync_version_get;
-  ops->mutation_mac_put = n_mutation_mac_put;
-  ops->mutation_mac_get = n_mutation_mac_get;
-  ops->mutation_mac_delete = n_mutation_mac_delete;
-}
+const kj_appsync_ops nat_appsync_ops = {
+    .sync_key_set = nat_sync_key_set,
+    .sync_key_get = nat_sync_key_get,
+    .sync_key_latest = nat_sync_key_latest,
+    .sync_version_set = nat_sync_version_set,
+    .sync_version_get = nat_sync_version_get,
+    .mutation_mac_put = nat_mutation_mac_put,
+    .mutation_mac_get = nat_mutation_mac_get,
+    .mutation_mac_delete = nat_mutation_mac_delete,
+};

@@ -11,16 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/dispatch.h"
+#include "common/values.h"
 #include "native.h"
 
 static const char META_NEXT_ID[] = "next_device_id";
-
-/* kj_get() hands back NULL for an empty value, and even NULL + 0 is
- * undefined: give the reader an empty buffer instead. */
-static void r_init(kj_rbuf *r, const void *p, size_t n) {
-  kj_r_init(r, p ? p : (const void *)"", n);
-}
 
 static void meta_key(kj_kbuf *k) {
   k->len = 0;
@@ -44,7 +38,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (rc)
     return rc;
   kj_rbuf r;
-  r_init(&r, v, vlen);
+  kj_r_init(&r, v, vlen);
   rc = kj_r_version(&r);
   *next = kj_r_u32(&r);
   if (!rc)
@@ -53,11 +47,11 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (!rc && *next == 0)
     rc = KJ_ECORRUPT; /* ids start at 1 */
   if (rc)
-    return kj_d_fail(b, rc, "table 1: malformed next_device_id row");
+    return nat_fail(b, rc, "table 1: malformed next_device_id row");
   return KJ_OK;
 }
 
-static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
+static int nat_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
@@ -67,14 +61,14 @@ static int dev_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   /* The counter only grows, so an id is never handed out twice; the last
    * id is kept back so that the counter itself cannot wrap to 0. */
   if (!rc && next == UINT32_MAX)
-    rc = kj_d_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
+    rc = nat_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
   if (!rc) {
     int ex = nat_slot_exists(&op, next);
     if (ex < 0)
       rc = ex;
     else if (ex) /* the counter is behind an existing slot */
-      rc = kj_d_fail(b, KJ_ECORRUPT,
-                     "table 1: next_device_id %u names an existing slot", next);
+      rc = nat_fail(b, KJ_ECORRUPT,
+                    "table 1: next_device_id %u names an existing slot", next);
   }
   if (!rc) {
     kj_kbuf k;
@@ -117,7 +111,7 @@ static int collect_id(void *arg, const void *key, size_t klen, const void *val,
   return a->w.oom ? KJ_ENOMEM : 0;
 }
 
-static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
+static int nat_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -130,7 +124,7 @@ static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   /* Keys are big-endian ids, so key order is numeric order. */
   rc = nat_end(&op, nat_scan(&op, NT_DEVICE, &all, collect_id, &a));
   if (rc == KJ_ECORRUPT)
-    kj_d_fail(b, rc, "table 2: malformed slot key");
+    nat_fail(b, rc, "table 2: malformed slot key");
   kj_u32_list *l = NULL;
   if (!rc) {
     l = malloc(sizeof *l + a.n * sizeof l->v[0]);
@@ -147,7 +141,8 @@ static int dev_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   return rc;
 }
 
-static int dev_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
+static int nat_device_exists(kj_backend *b, kj_tx *t, uint32_t id,
+                             int *exists) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -192,12 +187,6 @@ static void enc_record(kj_wbuf *w, const kj_device_record *r) {
   enc_opt(w, r->has_props_hash, &r->props_hash);
 }
 
-static void dec_fixed(kj_rbuf *r, uint8_t *dst, size_t n) {
-  const uint8_t *p = kj_r_bytes(r, n);
-  if (p)
-    memcpy(dst, p, n);
-}
-
 /* An optional blob; v points into the row until the record is moved into
  * its own allocation. */
 static void dec_opt(kj_rbuf *r, int *has, kj_blob *v, size_t max) {
@@ -226,7 +215,7 @@ static void place(int has, kj_blob *v, uint8_t **d) {
  * for a slot with no record, KJ_ECORRUPT / KJ_EFORMAT. */
 static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -238,15 +227,15 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   dec_opt(&r, &d.has_phone_jid, &d.phone_jid, KJ_MAX_ID);
   dec_opt(&r, &d.has_lid, &d.lid, KJ_MAX_ID);
   d.registration_id = kj_r_u32(&r);
-  dec_fixed(&r, d.noise_pub, 32);
-  dec_fixed(&r, d.noise_priv, 32);
-  dec_fixed(&r, d.identity_pub, 32);
-  dec_fixed(&r, d.identity_priv, 32);
-  dec_fixed(&r, d.signed_prekey_pub, 32);
-  dec_fixed(&r, d.signed_prekey_priv, 32);
+  kj_r_copy(&r, d.noise_pub, 32);
+  kj_r_copy(&r, d.noise_priv, 32);
+  kj_r_copy(&r, d.identity_pub, 32);
+  kj_r_copy(&r, d.identity_priv, 32);
+  kj_r_copy(&r, d.signed_prekey_pub, 32);
+  kj_r_copy(&r, d.signed_prekey_priv, 32);
   d.signed_prekey_id = kj_r_u32(&r);
-  dec_fixed(&r, d.signed_prekey_sig, 64);
-  dec_fixed(&r, d.adv_secret, 32);
+  kj_r_copy(&r, d.signed_prekey_sig, 64);
+  kj_r_copy(&r, d.adv_secret, 32);
   dec_opt(&r, &d.has_account, &d.account, KJ_MAX_RECORD);
   d.push_name.p = kj_r_blob(&r, KJ_MAX_ID, &d.push_name.len);
   for (int i = 0; i < 3; i++)
@@ -274,8 +263,8 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   return KJ_OK;
 }
 
-static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
-                    const kj_device_record *r) {
+static int nat_device_save(kj_backend *b, kj_tx *t, uint32_t id,
+                           const kj_device_record *r) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, id, &op); /* KJ_NOTFOUND: no such slot */
   if (rc)
@@ -290,8 +279,8 @@ static int dev_save(kj_backend *b, kj_tx *t, uint32_t id,
   return nat_end(&op, rc);
 }
 
-static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
-                    kj_device_record **out) {
+static int nat_device_load(kj_backend *b, kj_tx *t, uint32_t id,
+                           kj_device_record **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -306,13 +295,13 @@ static int dev_load(kj_backend *b, kj_tx *t, uint32_t id,
   rc = dec_record(v, vlen, out);
   kj_free(v);
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 2: malformed record of slot %u", id);
+    nat_fail(b, rc, "table 2: malformed record of slot %u", id);
   return rc;
 }
 
 /* ---- deleting a slot -------------------------------------------------- */
 
-static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
+static int nat_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
   if (rc)
@@ -335,9 +324,10 @@ static int dev_delete(kj_backend *b, kj_tx *t, uint32_t id) {
 /* <store>/copies/<label>: the engine writes the copy and extra.bin through
  * the store's VFS, creating copies/ when missing (it must be a real
  * directory: a symlink there could carry the copy outside the store). */
-static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
-                             size_t llen, const void *extra, size_t elen,
-                             char **path) {
+static int nat_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
+                                    size_t llen, const void *extra, size_t elen,
+                                    char **path) {
+  nat_clear_msg(b); /* the one operation that needs no nat_begin */
   kj_store *s = ((nat_backend *)b)->s;
   const char *dir = kj_store_path(s);
   kj_stats st = KJ_STATS_INIT;
@@ -347,13 +337,13 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   /* Refused before copies/ is created: a read-only handle changes no file
    * (and the engine could not copy from it anyway). */
   if (!dir || st.memory_only || st.read_only)
-    return kj_d_fail(b, KJ_EINVAL, "kj_device_snapshot_copy: %s store",
-                     dir && !st.memory_only ? "read-only" : "memory-only");
+    return nat_fail(b, KJ_EINVAL, "kj_device_snapshot_copy: %s store",
+                    dir && !st.memory_only ? "read-only" : "memory-only");
   size_t dlen = strlen(dir);
   while (dlen > 1 && dir[dlen - 1] == '/')
     dlen--;
   char name[KJ_COPY_LABEL_MAX + 1];
-  kj_backend_copy_label(label, llen, name);
+  kj_v_copy_label(label, llen, name);
 
   size_t cap = dlen + sizeof "/copies/" + KJ_COPY_LABEL_MAX + 1;
   char *copy = malloc(cap);
@@ -374,12 +364,12 @@ static int dev_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
   return rc;
 }
 
-void nat_device_ops(kj_device_ops *ops) {
-  ops->device_create = dev_create;
-  ops->device_list_ids = dev_list_ids;
-  ops->device_exists = dev_exists;
-  ops->device_save = dev_save;
-  ops->device_load = dev_load;
-  ops->device_delete = dev_delete;
-  ops->device_snapshot_copy = dev_snapshot_copy;
-}
+const kj_device_ops nat_device_ops = {
+    .device_create = nat_device_create,
+    .device_list_ids = nat_device_list_ids,
+    .device_exists = nat_device_exists,
+    .device_save = nat_device_save,
+    .device_load = nat_device_load,
+    .device_delete = nat_device_delete,
+    .device_snapshot_copy = nat_device_snapshot_copy,
+};

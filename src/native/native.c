@@ -4,6 +4,8 @@
  * store files (signal.c, appsync.c, ...) build on.
  */
 #include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,19 +23,43 @@ const size_t nat_slot_ntables =
 
 static kj_store *store_of(kj_backend *b) { return ((nat_backend *)b)->s; }
 
+/* ---- detail messages -------------------------------------------------- */
+
+int nat_fail(kj_backend *b, int rc, const char *fmt, ...) {
+  nat_backend *nb = (nat_backend *)b;
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&nb->msg_mu);
+  vsnprintf(nb->msg, sizeof nb->msg, fmt, ap);
+  atomic_store(&nb->has_msg, 1);
+  pthread_mutex_unlock(&nb->msg_mu);
+  va_end(ap);
+  return rc;
+}
+
+void nat_clear_msg(kj_backend *b) {
+  nat_backend *nb = (nat_backend *)b;
+  /* Read first: the common case (no message) writes nothing shared. */
+  if (atomic_load_explicit(&nb->has_msg, memory_order_relaxed))
+    atomic_store(&nb->has_msg, 0);
+}
+
 /* ---- backend object --------------------------------------------------- */
 
 static int nat_close(kj_backend *b) {
   int rc = kj_store_close(store_of(b));
+  pthread_mutex_destroy(&((nat_backend *)b)->msg_mu);
   free(b);
   return rc;
 }
 
 static const char *nat_errmsg(kj_backend *b) {
-  return kj_store_errmsg(store_of(b));
+  nat_backend *nb = (nat_backend *)b;
+  return atomic_load(&nb->has_msg) ? nb->msg : kj_store_errmsg(nb->s);
 }
 
 static int nat_tx_begin(kj_backend *b, kj_tx **out) {
+  nat_clear_msg(b);
   nat_tx *t = calloc(1, sizeof *t);
   if (!t)
     return KJ_ENOMEM;
@@ -58,11 +84,17 @@ static void nat_tx_rollback(kj_tx *t) {
   free(t);
 }
 
-int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
-                   char **errmsg);
+const kj_backend_ops nat_backend_ops = {
+    KJ_BACKEND_OPS_INIT("native"),  .close = nat_close,
+    .errmsg = nat_errmsg,           .store = store_of,
+    .tx_begin = nat_tx_begin,       .tx_commit = nat_tx_commit,
+    .tx_rollback = nat_tx_rollback, .signal = &nat_signal_ops,
+    .appsync = &nat_appsync_ops,    .protocol = &nat_protocol_ops,
+    .device = &nat_device_ops,      .ratchet = &nat_ratchet_ops,
+};
 
-int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
-                   char **errmsg) {
+int nat_open(const char *path, const kj_options *opts, kj_backend **out,
+             char **errmsg) {
   nat_backend *nb = calloc(1, sizeof *nb);
   if (!nb)
     return KJ_ENOMEM;
@@ -71,21 +103,9 @@ int kj_native_open(const char *path, const kj_options *opts, kj_backend **out,
     free(nb);
     return rc;
   }
-  kj_backend *b = &nb->base;
-  b->version = KJ_BACKEND_VERSION;
-  b->name = "native";
-  b->close = nat_close;
-  b->errmsg = nat_errmsg;
-  b->store = store_of;
-  b->tx_begin = nat_tx_begin;
-  b->tx_commit = nat_tx_commit;
-  b->tx_rollback = nat_tx_rollback;
-  nat_signal_ops(&b->signal);
-  nat_appsync_ops(&b->appsync);
-  nat_protocol_ops(&b->protocol);
-  nat_device_ops(&b->device);
-  nat_ratchet_ops(&b->ratchet);
-  *out = b;
+  pthread_mutex_init(&nb->msg_mu, NULL);
+  nb->base.ops = &nat_backend_ops;
+  *out = &nb->base;
   return KJ_OK;
 }
 
@@ -103,8 +123,10 @@ int nat_slot_exists(nat_op *op, uint32_t dev) {
 
 int nat_begin(kj_backend *b, kj_tx *t, int mode, uint32_t dev, nat_op *op) {
   int write = mode != NAT_READ;
+  nat_clear_msg(b);
   if (mode == NAT_WRITE && dev == 0)
     return KJ_NOTFOUND; /* slot ids start at 1 */
+  op->b = b;
   op->s = store_of(b);
   op->write = write;
   op->own = !t;
@@ -185,6 +207,16 @@ int nat_put_w(nat_op *op, unsigned table, const kj_kbuf *k, kj_wbuf *w) {
 
 int nat_del(nat_op *op, unsigned table, const kj_kbuf *k) {
   return kj_delete(op->s, op->txn, table, k->b, k->len);
+}
+
+int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                void **v, size_t *vlen) {
+  nat_op op;
+  *v = NULL;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  if (rc)
+    return rc;
+  return nat_end(&op, nat_get(&op, table, k, v, vlen));
 }
 
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,

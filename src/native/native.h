@@ -10,7 +10,9 @@
 #ifndef KJ_NATIVE_H
 #define KJ_NATIVE_H
 
-#include "common/errbuf.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "common/rowcodec.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/backend.h"
@@ -42,6 +44,12 @@ enum {
 typedef struct nat_backend {
   kj_backend base; /* first */
   kj_store *s;
+  /* The detail of a failure the backend itself found (a malformed row, no
+   * slot ids left...), reported by its errmsg operation instead of the
+   * store's until the next operation begins. */
+  pthread_mutex_t msg_mu; /* one writer of msg at a time */
+  atomic_int has_msg;
+  char msg[256];
 } nat_backend;
 
 typedef struct nat_tx {
@@ -51,6 +59,7 @@ typedef struct nat_tx {
 
 /* The engine transaction one operation runs in. */
 typedef struct nat_op {
+  kj_backend *b;
   kj_store *s;
   kj_txn *txn;
   int own; /* begun by nat_begin: nat_end commits or rolls it back */
@@ -73,10 +82,26 @@ int nat_begin(kj_backend *b, kj_tx *t, int mode, uint32_t dev, nat_op *op);
  * failure. */
 int nat_end(nat_op *op, int rc);
 
+/* Record a detail message on b and return rc. */
+int nat_fail(kj_backend *b, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Forget b's detail message: an operation begins. */
+void nat_clear_msg(kj_backend *b);
+
 /* 1 if slot dev exists, 0 if not, or a negative status. */
 int nat_slot_exists(nat_op *op, uint32_t dev);
 /* The store clock, in milliseconds. */
 int64_t nat_now_ms(nat_op *op);
+
+/* The key dev|bytes: a row named by one identifier of slot dev. */
+static inline void nat_key(kj_kbuf *k, uint32_t dev, const void *p, size_t n) {
+  kj_k_dev(k, dev);
+  kj_k_raw(k, p, n);
+}
+
+/* A whole read operation: one row (KJ_NOTFOUND with *v NULL if absent). */
+int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                void **v, size_t *vlen);
 
 /* Engine row access in op's transaction. */
 int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
@@ -100,12 +125,17 @@ int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
 void nat_free_wiped(void *p, size_t n);
 void nat_wbuf_free_wiped(kj_wbuf *w);
 
-/* The ops tables, filled by each store's native file. */
-void nat_signal_ops(kj_signal_ops *ops);
-void nat_appsync_ops(kj_appsync_ops *ops);
-void nat_protocol_ops(kj_protocol_ops *ops);
-void nat_device_ops(kj_device_ops *ops);
-void nat_ratchet_ops(kj_ratchet_ops *ops);
+/* The store groups of the backend's table, one per store file. */
+extern const kj_signal_ops nat_signal_ops;
+extern const kj_appsync_ops nat_appsync_ops;
+extern const kj_protocol_ops nat_protocol_ops;
+extern const kj_device_ops nat_device_ops;
+extern const kj_ratchet_ops nat_ratchet_ops;
+
+/* The backend's table (native.c), and its open, for kj_backend_open. */
+extern const kj_backend_ops nat_backend_ops;
+int nat_open(const char *path, const kj_options *opts, kj_backend **out,
+             char **errmsg);
 
 /* Every domain table id, for slot deletion. */
 extern const unsigned nat_slot_tables[];

@@ -16,19 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/internal.h"
 #include "native.h"
 
 /* Value of the rows that are only a key (tables 30, 32, 35). */
 static const uint8_t MARK[1] = {KJ_ROW_VERSION};
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/* kj_get returns NULL for an empty value, and NULL + 0 is undefined
- * behaviour, so a reader always gets a real pointer. */
-static void rinit(kj_rbuf *r, const void *v, size_t n) {
-  kj_r_init(r, n ? v : (const void *)MARK, n);
-}
 
 static int rbegin(kj_backend *b, kj_tx *t, nat_op *op) {
   return nat_begin(b, t, NAT_READ, 0, op);
@@ -53,17 +46,15 @@ static const char *table_name(unsigned table) {
   }
 }
 
-/* Name the damaged table in the handle's detail message; other statuses
+/* Name the damaged table in the backend's detail message; other statuses
  * already carry the engine's own. */
 static int row_fail(nat_op *op, int rc, unsigned table, uint32_t dev) {
   if (rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
     return rc;
-  kj_errbuf e;
-  kj_err(&e, rc, "table %u (%s), slot %u: %s", table, table_name(table), dev,
-         rc == KJ_EFORMAT ? "row written by a newer format version"
-                          : "malformed row");
-  kj_store_fail(op->s, rc, &e);
-  return rc;
+  return nat_fail(op->b, rc, "table %u (%s), slot %u: %s", table,
+                  table_name(table), dev,
+                  rc == KJ_EFORMAT ? "row written by a newer format version"
+                                   : "malformed row");
 }
 
 static kj_blob copy_blob(uint8_t **p, const void *src, size_t n) {
@@ -141,7 +132,7 @@ static int rows_blob_list(const rowset *rs, kj_blob_list **out) {
     return KJ_ENOMEM;
   uint8_t *p = (uint8_t *)l + head;
   kj_rbuf r;
-  rinit(&r, rs->w.p, rs->w.len);
+  kj_r_init(&r, rs->w.p, rs->w.len);
   l->n = rs->n;
   for (size_t i = 0; i < rs->n; i++) {
     kj_blob tail, val;
@@ -156,7 +147,7 @@ static int rows_blob_list(const rowset *rs, kj_blob_list **out) {
 static int rows_delete(nat_op *op, unsigned table, const kj_kbuf *prefix,
                        const rowset *rs) {
   kj_rbuf r;
-  rinit(&r, rs->w.p, rs->w.len);
+  kj_r_init(&r, rs->w.p, rs->w.len);
   kj_kbuf k = *prefix;
   int rc = KJ_OK;
   for (size_t i = 0; !rc && i < rs->n; i++) {
@@ -174,7 +165,7 @@ static int rows_delete(nat_op *op, unsigned table, const kj_kbuf *prefix,
 /* Tables 30, 32, 35: the version byte and nothing else. */
 static int mark_decode(const void *v, size_t n) {
   kj_rbuf r;
-  rinit(&r, v, n);
+  kj_r_init(&r, v, n);
   int rc = kj_r_version(&r);
   return rc ? rc : kj_r_done(&r);
 }
@@ -199,7 +190,7 @@ static void lid_encode(kj_wbuf *w, const kj_lid_mapping *m) {
 static int lid_decode(const void *v, size_t n, kj_lid_mapping *m) {
   memset(m, 0, sizeof *m);
   kj_rbuf r;
-  rinit(&r, v, n);
+  kj_r_init(&r, v, n);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -221,7 +212,7 @@ static void base_key_encode(kj_wbuf *w, const void *key, size_t n) {
 static int base_key_decode(const void *v, size_t n, kj_blob *key) {
   memset(key, 0, sizeof *key);
   kj_rbuf r;
-  rinit(&r, v, n);
+  kj_r_init(&r, v, n);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -257,7 +248,7 @@ static int device_list_decode(const void *v, size_t len, kj_device_list *d,
                               kj_device_entry *devs) {
   memset(d, 0, sizeof *d);
   kj_rbuf r;
-  rinit(&r, v, len);
+  kj_r_init(&r, v, len);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -296,7 +287,7 @@ static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
 static int token_decode(const void *v, size_t n, kj_tc_token *t) {
   memset(t, 0, sizeof *t);
   kj_rbuf r;
-  rinit(&r, v, n);
+  kj_r_init(&r, v, n);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
@@ -392,11 +383,6 @@ static int nat_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- LID mappings (tables 31 and 32) ---------------------------------- */
 
-static void lid_key(kj_kbuf *k, uint32_t dev, const void *lid, size_t llen) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, lid, llen);
-}
-
 static void lid_index_key(kj_kbuf *k, uint32_t dev, const void *phone,
                           size_t plen, const void *lid, size_t llen) {
   kj_k_dev(k, dev);
@@ -435,7 +421,7 @@ static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
     return rc;
   kj_kbuf k, old_ix;
   old_ix.len = 0; /* no index row to move */
-  lid_key(&k, dev, m->lid.p, m->lid.len);
+  nat_key(&k, dev, m->lid.p, m->lid.len);
   kj_lid_mapping row = *m;
   void *v;
   size_t vlen;
@@ -481,7 +467,7 @@ static int nat_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  lid_key(&k, dev, lid, llen);
+  nat_key(&k, dev, lid, llen);
   void *v;
   size_t vlen;
   rc = nat_get(&op, NT_LID, &k, &v, &vlen);
@@ -519,11 +505,11 @@ static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_lid_mapping best;
   memset(&best, 0, sizeof best);
   kj_rbuf r;
-  rinit(&r, rs.w.p, rs.w.len);
+  kj_r_init(&r, rs.w.p, rs.w.len);
   for (size_t i = 0; !rc && i < rs.n; i++) {
     kj_blob lid, unused;
     rows_next(&rs, &r, &lid, &unused);
-    lid_key(&k, dev, lid.p, lid.len);
+    nat_key(&k, dev, lid.p, lid.len);
     void *v;
     size_t vlen;
     kj_lid_mapping m;
@@ -565,7 +551,7 @@ static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
   if (!rc && rs.n && !(v = malloc(rs.n * sizeof *v)))
     rc = KJ_ENOMEM;
   kj_rbuf r;
-  rinit(&r, rs.w.p, rs.w.len);
+  kj_r_init(&r, rs.w.p, rs.w.len);
   for (size_t i = 0; !rc && i < rs.n; i++) {
     kj_blob lid, val;
     rows_next(&rs, &r, &lid, &val);
@@ -641,12 +627,6 @@ static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- device registry (table 34) --------------------------------------- */
 
-static void device_list_key(kj_kbuf *k, uint32_t dev, const void *user,
-                            size_t ulen) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, user, ulen);
-}
-
 static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const kj_device_list *r) {
   nat_op op;
@@ -654,7 +634,7 @@ static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  device_list_key(&k, dev, r->user.p, r->user.len);
+  nat_key(&k, dev, r->user.p, r->user.len);
   kj_wbuf w;
   kj_w_init(&w);
   device_list_encode(&w, r);
@@ -693,7 +673,7 @@ static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  device_list_key(&k, dev, user, ulen);
+  nat_key(&k, dev, user, ulen);
   void *v;
   size_t vlen;
   rc = nat_get(&op, NT_DEVICE_LIST, &k, &v, &vlen);
@@ -707,7 +687,7 @@ static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const void *user, size_t ulen) {
   kj_kbuf k;
-  device_list_key(&k, dev, user, ulen);
+  nat_key(&k, dev, user, ulen);
   return nat_del_row(b, t, dev, NT_DEVICE_LIST, &k);
 }
 
@@ -760,11 +740,6 @@ static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- trusted-contact tokens (table 36) -------------------------------- */
 
-static void token_key(kj_kbuf *k, uint32_t dev, const void *jid, size_t jlen) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, jid, jlen);
-}
-
 static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *jid, size_t jlen,
                             const kj_tc_token *tok) {
@@ -773,7 +748,7 @@ static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  token_key(&k, dev, jid, jlen);
+  nat_key(&k, dev, jid, jlen);
   kj_wbuf w;
   kj_w_init(&w);
   token_encode(&w, tok);
@@ -789,7 +764,7 @@ static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   kj_kbuf k;
-  token_key(&k, dev, jid, jlen);
+  nat_key(&k, dev, jid, jlen);
   void *v;
   size_t vlen;
   rc = nat_get(&op, NT_TC_TOKEN, &k, &v, &vlen);
@@ -814,7 +789,7 @@ static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *jid, size_t jlen) {
   kj_kbuf k;
-  token_key(&k, dev, jid, jlen);
+  nat_key(&k, dev, jid, jlen);
   return nat_del_row(b, t, dev, NT_TC_TOKEN, &k);
 }
 
@@ -859,25 +834,25 @@ static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- ops table -------------------------------------------------------- */
 
-void nat_protocol_ops(kj_protocol_ops *ops) {
-  ops->skdm_get = nat_skdm_get;
-  ops->skdm_add = nat_skdm_add;
-  ops->skdm_clear = nat_skdm_clear;
-  ops->lid_put = nat_lid_put;
-  ops->lid_get_by_lid = nat_lid_get_by_lid;
-  ops->lid_get_by_phone = nat_lid_get_by_phone;
-  ops->lid_get_all = nat_lid_get_all;
-  ops->base_key_save = nat_base_key_save;
-  ops->base_key_has_same = nat_base_key_has_same;
-  ops->base_key_delete = nat_base_key_delete;
-  ops->device_list_update = nat_device_list_update;
-  ops->device_list_get = nat_device_list_get;
-  ops->device_list_delete = nat_device_list_delete;
-  ops->sender_key_mark_forget = nat_sender_key_mark_forget;
-  ops->sender_key_consume_forget = nat_sender_key_consume_forget;
-  ops->tc_token_put = nat_tc_token_put;
-  ops->tc_token_get = nat_tc_token_get;
-  ops->tc_token_delete = nat_tc_token_delete;
-  ops->tc_token_all_jids = nat_tc_token_all_jids;
-  ops->tc_token_delete_expired = nat_tc_token_delete_expired;
-}
+const kj_protocol_ops nat_protocol_ops = {
+    .skdm_get = nat_skdm_get,
+    .skdm_add = nat_skdm_add,
+    .skdm_clear = nat_skdm_clear,
+    .lid_put = nat_lid_put,
+    .lid_get_by_lid = nat_lid_get_by_lid,
+    .lid_get_by_phone = nat_lid_get_by_phone,
+    .lid_get_all = nat_lid_get_all,
+    .base_key_save = nat_base_key_save,
+    .base_key_has_same = nat_base_key_has_same,
+    .base_key_delete = nat_base_key_delete,
+    .device_list_update = nat_device_list_update,
+    .device_list_get = nat_device_list_get,
+    .device_list_delete = nat_device_list_delete,
+    .sender_key_mark_forget = nat_sender_key_mark_forget,
+    .sender_key_consume_forget = nat_sender_key_consume_forget,
+    .tc_token_put = nat_tc_token_put,
+    .tc_token_get = nat_tc_token_get,
+    .tc_token_delete = nat_tc_token_delete,
+    .tc_token_all_jids = nat_tc_token_all_jids,
+    .tc_token_delete_expired = nat_tc_token_delete_expired,
+};

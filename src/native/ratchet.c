@@ -10,23 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "domain/dispatch.h"
+#include "common/values.h"
 #include "native.h"
 
 #define STATE_BYTES (1 + 32 + 33 + 33 + 32 + 33 + 3 * 4)
 #define SKIPPED_BYTES (1 + 32 + 8)
 #define SKIPPED_SUFFIX (32 + 4) /* public_key, msg_num after lp(conv) */
-
-/* kj_get() hands back NULL for an empty value, and even NULL + 0 is
- * undefined: give the reader an empty buffer instead. */
-static void r_init(kj_rbuf *r, const void *p, size_t n) {
-  kj_r_init(r, p ? p : (const void *)"", n);
-}
-
-static void state_key(kj_kbuf *k, uint32_t dev, const void *conv, size_t clen) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, conv, clen);
-}
 
 /* The key prefix of every skipped key of one conversation. */
 static void skipped_prefix(kj_kbuf *k, uint32_t dev, const void *conv,
@@ -94,23 +83,17 @@ static void dec_opt32(kj_rbuf *r, int *has, uint8_t v[32]) {
   memcpy(v, p, 32);
 }
 
-static void dec_fixed(kj_rbuf *r, uint8_t *dst, size_t n) {
-  const uint8_t *p = kj_r_bytes(r, n);
-  if (p)
-    memcpy(dst, p, n);
-}
-
 /* The state fields of a table-40 value into s (n_skipped untouched). */
 static int dec_state(const void *val, size_t vlen, kj_ratchet_state *s) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
-  dec_fixed(&r, s->root_key, 32);
+  kj_r_copy(&r, s->root_key, 32);
   dec_opt32(&r, &s->has_sending_chain, s->sending_chain);
   dec_opt32(&r, &s->has_receiving_chain, s->receiving_chain);
-  dec_fixed(&r, s->dh_self_secret, 32);
+  kj_r_copy(&r, s->dh_self_secret, 32);
   dec_opt32(&r, &s->has_dh_remote, s->dh_remote);
   s->msg_send = kj_r_u32(&r);
   s->msg_recv = kj_r_u32(&r);
@@ -130,11 +113,11 @@ static void enc_skipped(uint8_t out[SKIPPED_BYTES], const uint8_t mk[32],
 static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
                        int64_t *created_at) {
   kj_rbuf r;
-  r_init(&r, val, vlen);
+  kj_r_init(&r, val, vlen);
   int rc = kj_r_version(&r);
   if (rc)
     return rc;
-  dec_fixed(&r, mk, 32);
+  kj_r_copy(&r, mk, 32);
   *created_at = kj_r_i64(&r);
   return kj_r_done(&r);
 }
@@ -143,9 +126,9 @@ static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
  * not write, so a save or cleanup collects first and writes after). */
 typedef struct skip_acc {
   size_t prefix_len; /* a key is prefix + SKIPPED_SUFFIX bytes */
-  kj_skipped_key *v;
-  int *status; /* per key: KJ_OK, or why its value does not decode */
-  size_t n, cap;
+  kj_wbuf v;         /* kj_skipped_key array */
+  kj_wbuf status;    /* int per key: KJ_OK, or why its value is malformed */
+  size_t n;
   int lazy; /* save: a bad value matters only if that key is kept */
 } skip_acc;
 
@@ -154,32 +137,22 @@ static int collect_skipped(void *arg, const void *key, size_t klen,
   skip_acc *a = arg;
   if (klen != a->prefix_len + SKIPPED_SUFFIX)
     return KJ_ECORRUPT;
-  if (a->n == a->cap) {
-    size_t cap = a->cap ? 2 * a->cap : 16;
-    kj_skipped_key *v = realloc(a->v, cap * sizeof *v);
-    if (!v)
-      return KJ_ENOMEM;
-    a->v = v;
-    int *st = realloc(a->status, cap * sizeof *st);
-    if (!st)
-      return KJ_ENOMEM;
-    a->status = st;
-    a->cap = cap;
-  }
-  kj_skipped_key *k = &a->v[a->n];
+  kj_skipped_key k;
   const uint8_t *kp = (const uint8_t *)key + a->prefix_len;
-  memcpy(k->public_key, kp, 32);
-  k->msg_num = kj_k_get_u32(kp + 32);
-  int rc = dec_skipped(val, vlen, k->message_key, &k->created_at);
+  memcpy(k.public_key, kp, 32);
+  k.msg_num = kj_k_get_u32(kp + 32);
+  int rc = dec_skipped(val, vlen, k.message_key, &k.created_at);
   if (rc && !a->lazy)
     return rc;
-  a->status[a->n++] = rc;
-  return 0;
+  kj_w_bytes(&a->v, &k, sizeof k);
+  kj_w_bytes(&a->status, &rc, sizeof rc);
+  a->n++;
+  return a->v.oom || a->status.oom ? KJ_ENOMEM : 0;
 }
 
 static void skip_acc_free(skip_acc *a) {
-  free(a->v);
-  free(a->status);
+  kj_w_free(&a->v);
+  kj_w_free(&a->status);
 }
 
 static int cmp_slot(const kj_skipped_key *x, const kj_skipped_key *y) {
@@ -224,24 +197,26 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   skipped_prefix(&prefix, dev, conv, clen);
   skip_acc a = {.prefix_len = prefix.len, .lazy = 1};
   int rc = nat_scan(op, NT_SKIPPED, &prefix, collect_skipped, &a);
+  const kj_skipped_key *sv = (const kj_skipped_key *)a.v.p;
+  const int *status = (const int *)a.status.p;
 
   int64_t now = now_secs(op);
   uint8_t row[SKIPPED_BYTES];
   size_t i = 0, j = 0;
   while (!rc && (i < m || j < a.n)) {
-    int c = i == m ? 1 : j == a.n ? -1 : cmp_slot(g[i], &a.v[j]);
+    int c = i == m ? 1 : j == a.n ? -1 : cmp_slot(g[i], &sv[j]);
     if (c > 0) { /* stored, not given: removed */
-      skipped_key(&k, &prefix, a.v[j].public_key, a.v[j].msg_num);
+      skipped_key(&k, &prefix, sv[j].public_key, sv[j].msg_num);
       rc = nat_del(op, NT_SKIPPED, &k);
       j++;
       continue;
     }
     int64_t created = now;
     if (c == 0) { /* kept: its created_at stays */
-      if ((rc = a.status[j]))
+      if ((rc = status[j]))
         break;
-      created = a.v[j].created_at;
-      int same = !memcmp(g[i]->message_key, a.v[j].message_key, 32);
+      created = sv[j].created_at;
+      int same = !memcmp(g[i]->message_key, sv[j].message_key, 32);
       j++;
       if (same) { /* the row would not change */
         i++;
@@ -258,14 +233,15 @@ static int save_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   if (!rc) {
     uint8_t v[STATE_BYTES];
     enc_state(v, s);
-    state_key(&k, dev, conv, clen);
+    nat_key(&k, dev, conv, clen);
     rc = nat_put(op, NT_RATCHET, &k, v, sizeof v);
   }
   return rc;
 }
 
-static int rat_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                    size_t clen, const kj_ratchet_state *s) {
+static int nat_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *conv, size_t clen,
+                            const kj_ratchet_state *s) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -275,14 +251,14 @@ static int rat_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
    * nat_end would commit). */
   rc = nat_end(&op, save_in(&op, dev, conv, clen, s));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
+    nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   return rc;
 }
 
 static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
                    kj_ratchet_state **out, unsigned *table) {
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   void *v;
   size_t vlen;
   *table = NT_RATCHET;
@@ -303,22 +279,23 @@ static int load_in(nat_op *op, uint32_t dev, const void *conv, size_t clen,
   if (!rc && a.n > KJ_MAX_SKIPPED)
     rc = KJ_ECORRUPT;
   kj_ratchet_state *o = NULL;
-  if (!rc && !(o = kj_ratchet_state_alloc(a.n)))
+  if (!rc && !(o = kj_v_ratchet_state_alloc(a.n)))
     rc = KJ_ENOMEM;
   if (!rc) {
     st.n_skipped = o->n_skipped;
     st.skipped = o->skipped;
     *o = st;
     if (a.n) /* the scan went in key order: (public_key, msg_num) */
-      memcpy(o->skipped, a.v, a.n * sizeof *a.v);
+      memcpy(o->skipped, a.v.p, a.n * sizeof *o->skipped);
     *out = o;
   }
   skip_acc_free(&a);
   return rc;
 }
 
-static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                    size_t clen, kj_ratchet_state **out) {
+static int nat_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *conv, size_t clen,
+                            kj_ratchet_state **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -327,18 +304,18 @@ static int rat_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   /* One read transaction: the state and its keys are from one commit. */
   rc = nat_end(&op, load_in(&op, dev, conv, clen, out, &table));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table %u: malformed ratchet row of slot %u", table, dev);
+    nat_fail(b, rc, "table %u: malformed ratchet row of slot %u", table, dev);
   return rc;
 }
 
-static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                      size_t clen, int *exists) {
+static int nat_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *conv, size_t clen, int *exists) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   void *v;
   size_t vlen;
   rc = nat_end(&op, nat_get(&op, NT_RATCHET, &k, &v, &vlen));
@@ -350,14 +327,14 @@ static int rat_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
   return KJ_OK;
 }
 
-static int rat_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                      size_t clen) {
+static int nat_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *conv, size_t clen) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
   kj_kbuf k;
-  state_key(&k, dev, conv, clen);
+  nat_key(&k, dev, conv, clen);
   rc = nat_del(&op, NT_RATCHET, &k);
   if (!rc) {
     skipped_prefix(&k, dev, conv, clen);
@@ -395,8 +372,9 @@ static int collect_expired(void *arg, const void *key, size_t klen,
   return e->w.oom ? KJ_ENOMEM : 0;
 }
 
-static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
-                               int64_t max_age_secs, uint64_t *removed) {
+static int nat_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
+                                       int64_t max_age_secs,
+                                       uint64_t *removed) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -418,16 +396,16 @@ static int rat_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_w_free(&e.w);
   rc = nat_end(&op, rc);
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
-    kj_d_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
+    nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   if (!rc)
     *removed = e.n;
   return rc;
 }
 
-void nat_ratchet_ops(kj_ratchet_ops *ops) {
-  ops->ratchet_save = rat_save;
-  ops->ratchet_load = rat_load;
-  ops->ratchet_exists = rat_exists;
-  ops->ratchet_delete = rat_delete;
-  ops->ratchet_cleanup_skipped = rat_cleanup_skipped;
-}
+const kj_ratchet_ops nat_ratchet_ops = {
+    .ratchet_save = nat_ratchet_save,
+    .ratchet_load = nat_ratchet_load,
+    .ratchet_exists = nat_ratchet_exists,
+    .ratchet_delete = nat_ratchet_delete,
+    .ratchet_cleanup_skipped = nat_ratchet_cleanup_skipped,
+};

@@ -100,11 +100,6 @@ static int dec_prekey(const void *v, size_t vlen, int *uploaded,
 
 /* ---- shared row operations --------------------------------------------- */
 
-static void key_named(kj_kbuf *k, uint32_t dev, const void *name, size_t n) {
-  kj_k_dev(k, dev);
-  kj_k_raw(k, name, n);
-}
-
 static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
   kj_k_dev(k, dev);
   kj_k_u32(k, id);
@@ -123,22 +118,12 @@ static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   return nat_end(&op, rc);
 }
 
-static int get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                   void **v, size_t *vlen) {
-  nat_op op;
-  *v = NULL;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  return nat_end(&op, nat_get(&op, table, k, v, vlen));
-}
-
 /* A record row (tables 11, 13, 14) as the record alone. */
 static int get_record(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                       void **rec, size_t *rlen) {
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, table, k, &v, &vlen);
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
   return rc ? rc : take_record(v, vlen, rec, rlen);
 }
 
@@ -151,34 +136,29 @@ typedef struct pk_item {
 } pk_item;
 
 typedef struct pk_builder {
-  pk_item *items;
-  size_t n, cap;
+  kj_wbuf items; /* pk_item array */
+  size_t n;
   kj_wbuf bytes;
 } pk_builder;
 
 static void pkb_init(pk_builder *pb) {
-  memset(pb, 0, sizeof *pb);
+  kj_w_init(&pb->items);
+  pb->n = 0;
   kj_w_init(&pb->bytes);
 }
 
 static void pkb_free(pk_builder *pb) {
-  free(pb->items);
+  kj_w_free(&pb->items);
   nat_wbuf_free_wiped(&pb->bytes);
 }
 
 static int pkb_add(pk_builder *pb, uint32_t id, int uploaded,
                    const uint8_t *rec, size_t rlen) {
-  if (pb->n == pb->cap) {
-    size_t cap = pb->cap ? 2 * pb->cap : 8;
-    pk_item *q = realloc(pb->items, cap * sizeof *q);
-    if (!q)
-      return KJ_ENOMEM;
-    pb->items = q;
-    pb->cap = cap;
-  }
-  pb->items[pb->n++] = (pk_item){id, uploaded, pb->bytes.len, rlen};
+  pk_item it = {id, uploaded, pb->bytes.len, rlen};
+  kj_w_bytes(&pb->items, &it, sizeof it);
+  pb->n++;
   kj_w_bytes(&pb->bytes, rec, rlen);
-  return pb->bytes.oom ? KJ_ENOMEM : KJ_OK;
+  return pb->items.oom || pb->bytes.oom ? KJ_ENOMEM : KJ_OK;
 }
 
 /* The list: header and array first, then every record's bytes, with the
@@ -193,7 +173,7 @@ static int pkb_finish(pk_builder *pb, kj_prekey_list **out) {
     memcpy(bytes, pb->bytes.p, pb->bytes.len);
   l->n = pb->n;
   for (size_t i = 0; i < pb->n; i++) {
-    const pk_item *it = &pb->items[i];
+    const pk_item *it = (const pk_item *)pb->items.p + i;
     l->v[i] = (kj_prekey){it->id, it->uploaded, {bytes + it->off, it->len}};
   }
   *out = l;
@@ -229,7 +209,7 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   key_id(&k, dev, id);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, table, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, table, &k, &v, &vlen);
   if (rc)
     return rc;
   pk_builder pb;
@@ -244,25 +224,25 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
 
 /* ---- identity keys ----------------------------------------------------- */
 
-static int n_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *addr, size_t alen,
-                          const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *addr, size_t alen,
+                            const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_identity(&w, key);
   return put_encoded(b, t, dev, NT_IDENTITY, &k, &w);
 }
 
-static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
-                           const void *addr, size_t alen,
-                           uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
+static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *addr, size_t alen,
+                             uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
   if (rc)
     return rc;
   /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
@@ -275,43 +255,43 @@ static int n_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                             const void *addr, size_t alen) {
+static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *addr, size_t alen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_IDENTITY, &k);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
 
-static int n_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, const void *rec,
-                         size_t rlen) {
+static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, const void *rec,
+                           size_t rlen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, rec, rlen);
   return put_encoded(b, t, dev, NT_SESSION, &k, &w);
 }
 
-static int n_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, void **rec,
-                         size_t *rlen) {
+static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, void **rec,
+                           size_t *rlen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return get_record(b, t, NT_SESSION, &k, rec, rlen);
 }
 
 /* has checks the row is well-formed too, so it never says yes to a session
  * that get would refuse. */
-static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
-                         const void *addr, size_t alen, int *has) {
+static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen, int *has) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   void *v;
   size_t vlen;
-  int rc = get_row(b, t, NT_SESSION, &k, &v, &vlen);
+  int rc = nat_get_row(b, t, NT_SESSION, &k, &v, &vlen);
   if (rc == KJ_NOTFOUND)
     return KJ_OK; /* *has is already 0 */
   if (rc)
@@ -325,17 +305,17 @@ static int n_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *addr, size_t alen) {
+static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *addr, size_t alen) {
   kj_kbuf k;
-  key_named(&k, dev, addr, alen);
+  nat_key(&k, dev, addr, alen);
   return nat_del_row(b, t, dev, NT_SESSION, &k);
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
 
-static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
-                          const void *rec, size_t rlen, int uploaded) {
+static int nat_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                            const void *rec, size_t rlen, int uploaded) {
   kj_kbuf k;
   key_id(&k, dev, id);
   kj_wbuf w;
@@ -345,8 +325,9 @@ static int n_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
 }
 
 /* In order, so a duplicate id ends with its last record. */
-static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const kj_prekey *keys, size_t n, int uploaded) {
+static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const kj_prekey *keys, size_t n,
+                                  int uploaded) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -364,8 +345,8 @@ static int n_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_end(&op, rc);
 }
 
-static int n_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
-                         kj_prekey_list **out) {
+static int nat_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                           kj_prekey_list **out) {
   return load_one(b, t, dev, NT_PREKEY, id, pkb_add_prekey, out);
 }
 
@@ -396,9 +377,9 @@ static int sorted_ids(const uint32_t *ids, size_t n, uint32_t **out,
   return KJ_OK;
 }
 
-static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                               const uint32_t *ids, size_t n,
-                               kj_prekey_list **out) {
+static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const uint32_t *ids, size_t n,
+                                 kj_prekey_list **out) {
   uint32_t *s;
   size_t m;
   int rc = sorted_ids(ids, n, &s, &m);
@@ -434,7 +415,8 @@ static int n_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id) {
+static int nat_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                             uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
   return nat_del_row(b, t, dev, NT_PREKEY, &k);
@@ -481,8 +463,8 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
 
 /* A damaged row fails the whole call; nat_end then undoes the rows already
  * marked, in an own transaction or (savepoint) in the caller's. */
-static int n_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  const uint32_t *ids, size_t n) {
+static int nat_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    const uint32_t *ids, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
@@ -529,8 +511,8 @@ static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
  * search on "is there an id >= x": at most 33 probes, each O(log n) and
  * stopping at its first row, so O(log n) overall, however many pre-keys
  * the slot holds (a plain prefix scan keeping the last key would be O(n)). */
-static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
-                           uint32_t *max_id) {
+static int nat_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
+                             uint32_t *max_id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -556,8 +538,8 @@ static int n_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- signed pre-keys --------------------------------------------------- */
 
-static int n_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
-                                 uint32_t id, const void *rec, size_t rlen) {
+static int nat_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   uint32_t id, const void *rec, size_t rlen) {
   kj_kbuf k;
   key_id(&k, dev, id);
   kj_wbuf w;
@@ -566,8 +548,8 @@ static int n_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
   return put_encoded(b, t, dev, NT_SIGNED_PREKEY, &k, &w);
 }
 
-static int n_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
-                                uint32_t id, kj_prekey_list **out) {
+static int nat_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  uint32_t id, kj_prekey_list **out) {
   return load_one(b, t, dev, NT_SIGNED_PREKEY, id, pkb_add_signed, out);
 }
 
@@ -579,8 +561,8 @@ static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
 }
 
 /* Keys are dev then the id big-endian, so key order is numeric order. */
-static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
-                                    kj_prekey_list **out) {
+static int nat_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
+                                      kj_prekey_list **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
@@ -596,8 +578,8 @@ static int n_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
-static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  uint32_t id) {
+static int nat_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    uint32_t id) {
   kj_kbuf k;
   key_id(&k, dev, id);
   return nat_del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
@@ -605,52 +587,52 @@ static int n_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- sender keys ------------------------------------------------------- */
 
-static int n_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *name, size_t nlen, const void *rec,
-                            size_t rlen) {
+static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, const void *rec,
+                              size_t rlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, rec, rlen);
   return put_encoded(b, t, dev, NT_SENDER_KEY, &k, &w);
 }
 
-static int n_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *name, size_t nlen, void **rec,
-                            size_t *rlen) {
+static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, void **rec,
+                              size_t *rlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
 }
 
-static int n_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
-                               const void *name, size_t nlen) {
+static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const void *name, size_t nlen) {
   kj_kbuf k;
-  key_named(&k, dev, name, nlen);
+  nat_key(&k, dev, name, nlen);
   return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
 }
 
-void nat_signal_ops(kj_signal_ops *ops) {
-  ops->identity_put = n_identity_put;
-  ops->identity_load = n_identity_load;
-  ops->identity_delete = n_identity_delete;
-  ops->session_put = n_session_put;
-  ops->session_get = n_session_get;
-  ops->session_has = n_session_has;
-  ops->session_delete = n_session_delete;
-  ops->prekey_store = n_prekey_store;
-  ops->prekey_store_batch = n_prekey_store_batch;
-  ops->prekey_load = n_prekey_load;
-  ops->prekey_load_batch = n_prekey_load_batch;
-  ops->prekey_remove = n_prekey_remove;
-  ops->prekey_mark_uploaded = n_prekey_mark_uploaded;
-  ops->prekey_max_id = n_prekey_max_id;
-  ops->signed_prekey_store = n_signed_prekey_store;
-  ops->signed_prekey_load = n_signed_prekey_load;
-  ops->signed_prekey_load_all = n_signed_prekey_load_all;
-  ops->signed_prekey_remove = n_signed_prekey_remove;
-  ops->sender_key_put = n_sender_key_put;
-  ops->sender_key_get = n_sender_key_get;
-  ops->sender_key_delete = n_sender_key_delete;
-}
+const kj_signal_ops nat_signal_ops = {
+    .identity_put = nat_identity_put,
+    .identity_load = nat_identity_load,
+    .identity_delete = nat_identity_delete,
+    .session_put = nat_session_put,
+    .session_get = nat_session_get,
+    .session_has = nat_session_has,
+    .session_delete = nat_session_delete,
+    .prekey_store = nat_prekey_store,
+    .prekey_store_batch = nat_prekey_store_batch,
+    .prekey_load = nat_prekey_load,
+    .prekey_load_batch = nat_prekey_load_batch,
+    .prekey_remove = nat_prekey_remove,
+    .prekey_mark_uploaded = nat_prekey_mark_uploaded,
+    .prekey_max_id = nat_prekey_max_id,
+    .signed_prekey_store = nat_signed_prekey_store,
+    .signed_prekey_load = nat_signed_prekey_load,
+    .signed_prekey_load_all = nat_signed_prekey_load_all,
+    .signed_prekey_remove = nat_signed_prekey_remove,
+    .sender_key_put = nat_sender_key_put,
+    .sender_key_get = nat_sender_key_get,
+    .sender_key_delete = nat_sender_key_delete,
+};

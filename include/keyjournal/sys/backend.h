@@ -1,24 +1,47 @@
 /*
- * keyjournal/sys/backend.h - the domain contract as a table of functions
+ * keyjournal/sys/backend.h - the domain contract as a table of operations
  * (implementer header).
  *
- * A backend is a struct kj_backend, embedded FIRST in the implementation's
- * own struct, whose function pointers implement the contract of the domain
- * stores. Each pointer has exactly the signature of the public function of
- * the same name (kj_<name>) and the same contract; it is called only after
- * the public function has checked the arguments (non-NULL pointers, lengths
+ * A backend is an implementation's own struct with a struct kj_backend
+ * embedded FIRST; that struct points to ONE table of operations, a
+ * kj_backend_ops the implementation defines `static const`, shared by all
+ * its handles (like SQLite's sqlite3_io_methods):
+ *
+ *   static const kj_signal_ops my_signal = {.identity_put = my_identity_put,
+ *                                           ...};
+ *   static const kj_backend_ops my_ops = {
+ *       KJ_BACKEND_OPS_INIT("mine"), // first: version and name
+ *       .close = my_close, .errmsg = my_errmsg, ...,
+ *       .signal = &my_signal, ...};
+ *
+ *   my_backend *m = calloc(1, sizeof *m);
+ *   m->base.ops = &my_ops;   // or: m->base =
+ * (kj_backend)KJ_BACKEND_INIT(&my_ops) *out = &m->base;
+ *
+ * Each operation has exactly the signature of the public function of the
+ * same name (kj_<name>) and the same contract; it is called only after the
+ * public function has checked the arguments (non-NULL pointers, lengths
  * within KJ_MAX_ID / KJ_MAX_RECORD, exact key sizes, t begun on b), so an
  * implementation may rely on them. Out pointers are set to NULL by the
- * caller before the call.
+ * caller before the call. A NULL operation, or a NULL store group (every
+ * operation of that store), makes the public function fail with KJ_EINVAL
+ * ("not implemented") without a call.
+ *
+ * Versions: the table's version says which layout it was built against;
+ * KJ_BACKEND_OPS_INIT sets it to the KJ_BACKEND_VERSION of the header the
+ * backend was compiled with. Every function of the library that takes a
+ * backend (every domain function, kj_backend_close, kj_backend_errmsg,
+ * kj_backend_begin/commit/rollback, kj_backend_store) first checks it and
+ * refuses a backend of any other version with KJ_EFORMAT ("backend X
+ * implements backend interface version N; this library implements M", in
+ * kj_backend_errmsg) without calling any of its operations; such a handle
+ * cannot be closed by the library either. version and name stay the first
+ * two fields in every version, so the refusal can name the backend.
  *
  * Transactions: an implementation defines its own transaction struct with a
  * struct kj_tx embedded first; tx_begin allocates it, tx_commit and
  * tx_rollback free it. Every operation receives t (possibly NULL: then the
  * operation must be atomic on its own).
- *
- * Start from KJ_BACKEND_INIT and set every pointer: a NULL one makes the
- * public function fail with KJ_EINVAL. Fields are only ever appended;
- * version tells which exist.
  */
 #ifndef KEYJOURNAL_SYS_BACKEND_H
 #define KEYJOURNAL_SYS_BACKEND_H
@@ -34,7 +57,9 @@
 extern "C" {
 #endif
 
-#define KJ_BACKEND_VERSION 1
+/* 2: the operations moved out of struct kj_backend into one shared
+ * kj_backend_ops table, the store groups are pointers. */
+#define KJ_BACKEND_VERSION 2
 
 /* Every transaction struct starts with this. */
 struct kj_tx {
@@ -190,8 +215,8 @@ typedef struct kj_ratchet_ops {
                                  int64_t max_age_secs, uint64_t *removed);
 } kj_ratchet_ops;
 
-struct kj_backend {
-  int version;      /* KJ_BACKEND_VERSION */
+typedef struct kj_backend_ops {
+  int version;      /* KJ_BACKEND_VERSION (KJ_BACKEND_OPS_INIT) */
   const char *name; /* "native", "sqlite", ... (static) */
 
   /* Free everything; no transaction is open. Returns the final status. */
@@ -205,15 +230,26 @@ struct kj_backend {
   int (*tx_commit)(kj_tx *t);
   void (*tx_rollback)(kj_tx *t);
 
-  kj_signal_ops signal;
-  kj_appsync_ops appsync;
-  kj_protocol_ops protocol;
-  kj_device_ops device;
-  kj_ratchet_ops ratchet;
+  /* One group per store header; NULL: the backend has none of its
+   * operations. */
+  const kj_signal_ops *signal;
+  const kj_appsync_ops *appsync;
+  const kj_protocol_ops *protocol;
+  const kj_device_ops *device;
+  const kj_ratchet_ops *ratchet;
+} kj_backend_ops;
+
+/* First in the initializer of every kj_backend_ops. */
+#define KJ_BACKEND_OPS_INIT(backend_name)                                      \
+  .version = KJ_BACKEND_VERSION, .name = (backend_name)
+
+/* Embedded first in every backend's own struct. */
+struct kj_backend {
+  const kj_backend_ops *ops; /* the backend's static const table */
 };
 
-#define KJ_BACKEND_INIT                                                        \
-  { .version = KJ_BACKEND_VERSION }
+#define KJ_BACKEND_INIT(table)                                                 \
+  { .ops = (table) }
 
 /* Longest sanitised copy label. */
 #define KJ_COPY_LABEL_MAX 64u
