@@ -83,7 +83,6 @@
 
 #include <sqlite3.h>
 
-#include "common/rowcodec.h"
 #include "oracle.h"
 
 /* The benchmark also builds this file against SQLCipher (bench/bench.am:
@@ -424,19 +423,36 @@ static int col_opt_fixed(sq_backend *b, sqlite3_stmt *st, int i, int *has,
 
 /* ---- growable buffer ---------------------------------------------------- */
 
-/* The row writer of src/common/rowcodec.h, as a plain growing buffer. */
-typedef kj_wbuf sq_buf;
+typedef struct sq_buf {
+  uint8_t *p;
+  size_t len, cap;
+  int oom;
+} sq_buf;
 
-/* Append n bytes; returns where they start. */
 static size_t buf_add(sq_buf *w, const void *p, size_t n) {
   size_t off = w->len;
-  kj_w_bytes(w, p, n);
+  if (w->oom || !n)
+    return off;
+  if (w->len + n > w->cap) {
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap < w->len + n)
+      cap *= 2;
+    uint8_t *q = realloc(w->p, cap);
+    if (!q) {
+      w->oom = 1;
+      return off;
+    }
+    w->p = q;
+    w->cap = cap;
+  }
+  memcpy(w->p + w->len, p, n);
+  w->len += n;
   return off;
 }
 
 static void buf_free(sq_buf *w) {
-  kj_w_free(w);
-  kj_w_init(w);
+  free(w->p);
+  memset(w, 0, sizeof *w);
 }
 
 /* ---- operations: transaction and slot handling ------------------------- */
