@@ -1,0 +1,192 @@
+#!/bin/sh
+# tools/layers.sh - the dependency listing of the library, made from the
+# code, and the check that every dependency points down.
+#
+#   tools/layers.sh [-q] [SRCDIR [BUILDDIR]]
+#
+# Edges come from two places: the `#include "..."` lines of every file
+# under src/, and the calls between files, read from the compiled objects
+# (a file A depends on a file B when A's object uses a symbol that B's
+# object defines: `nm -u` against `nm --defined-only`). Calls through a
+# table of function pointers (a backend's operations, a VFS) are not
+# edges: that is what the tables are for.
+#
+# Every file under src/ has a rank (the table below: a folder's rank, or a
+# file's own inside the engine). An edge must go from a higher rank to a
+# strictly lower one, so no cycle is possible; a file and its own header
+# are one unit. The domain and the native backend may use only the public
+# engine API (exported symbols, no engine header). Nothing in src/ may
+# include or call oracle/ or
+# bench/, and oracle/ and bench/ may use only the installed headers and
+# the symbols the shared library exports (libkeyjournal.sym).
+#
+# Prints every edge as "FROM -> TO  [include|call: symbols]" (-q: only the
+# violations), then one summary line. Exit status 0 when every edge points
+# down, 1 when one does not, 2 when the objects are missing (build first).
+# doc/ARCHITECTURE.md explains the layers.
+set -u
+quiet=0
+if [ "${1:-}" = -q ]; then
+  quiet=1
+  shift
+fi
+src=${1:-.}
+build=${2:-$src}
+
+# Rank of a file (a pattern without .c/.h matches both), first match wins. Higher
+# calls lower; doc/ARCHITECTURE.md draws the same table.
+ranks='
+src/cli/main.c          95  the command table
+src/cli/cmd_*.c         90  one file per command
+src/cli/*.c             85  helpers of the commands
+src/cli/*.h             84  their declarations
+src/domain/backend.c    78  the backend handle and the argument checks
+src/domain/dispatch.h   77  their declarations
+src/domain/*            80  the public domain functions
+src/native/native.c     76  the native backend: open, the operations table
+src/native/*.h          69  declarations shared by the native stores
+src/native/rows.c       70  helpers shared by the native stores
+src/native/*            72  the native stores
+src/engine/store        60
+src/engine/txn          59
+src/engine/checkpoint   57
+src/engine/handle       56
+src/engine/snapshot     54
+src/engine/journal      53
+src/engine/body         50
+src/engine/map          48
+src/engine/durable      46
+src/engine/crypto       44
+src/engine/vfs_posix    42
+src/engine/errors       42
+src/engine/*            41  a new engine file must be placed in this table
+src/common/rowcodec     12
+src/common/*            10
+include/*                0  declarations only
+'
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/layers.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+
+# --- include edges --------------------------------------------------------
+# Resolve "x" against the including file's folder, then src/, then include/.
+(cd "$src" && find src oracle bench -name '*.[ch]' 2>/dev/null | LC_ALL=C sort) >"$tmp/files"
+while read -r f; do
+  d=$(dirname "$f")
+  sed -n 's/^[ \t]*#[ \t]*include[ \t]*"\([^"]*\)".*/\1/p' "$src/$f" |
+    while read -r inc; do
+      for cand in "$d/$inc" "src/$inc" "include/$inc" "oracle/$inc" "bench/$inc"; do
+        if [ -f "$src/$cand" ]; then
+          # normalise a/b/../c
+          echo "$f $(echo "$cand" | sed -e 's#/\./#/#g' -e ':a' -e 's#[^/]*/\.\./##' -e 'ta')"
+          break
+        fi
+      done
+    done
+done <"$tmp/files" >"$tmp/includes"
+
+# --- call edges -----------------------------------------------------------
+# Objects of the library and of the commands; the name of an object is
+# PROGRAM-BASE.o next to its source (automake), or under .libs/ (libtool).
+objs=$(cd "$build" && find src oracle bench -name '*.o' 2>/dev/null |
+  grep -v -e 'fuzz_' -e 'sqlcipher' | LC_ALL=C sort)
+lib_objs=$(echo "$objs" | grep '^src/' | grep -v '/\.libs/' | grep 'libkjcore_la-')
+[ -n "$lib_objs" ] || lib_objs=$(echo "$objs" | grep '^src/.*/\.libs/libkjcore_la-')
+if [ -z "$lib_objs" ]; then
+  echo "layers: no library objects under $build/src (build first)" >&2
+  exit 2
+fi
+other_objs=$(echo "$objs" | grep -v '/\.libs/' | grep -v '^src/.*libkjcore_la-')
+unit_of_obj() { # src/engine/libkjcore_la-map.o -> src/engine/map.c
+  o=$1
+  d=$(dirname "$o" | sed 's#/\.libs$##')
+  b=$(basename "$o" .o)
+  echo "$d/${b##*-}.c"
+}
+for o in $lib_objs $other_objs; do
+  u=$(unit_of_obj "$o")
+  nm --defined-only -g "$build/$o" 2>/dev/null | awk -v u="$u" 'NF==3{print $3, u}'
+done | LC_ALL=C sort -u >"$tmp/defs"
+for o in $lib_objs $other_objs; do
+  u=$(unit_of_obj "$o")
+  nm -u "$build/$o" 2>/dev/null | awk -v u="$u" '{print $NF, u}'
+done | LC_ALL=C sort -u >"$tmp/uses"
+# symbol user definer; a symbol defined twice (a library file and a test
+# copy) keeps the library's definition.
+join "$tmp/uses" "$tmp/defs" | awk '$2 != $3 {print $2, $3, $1}' |
+  LC_ALL=C sort -u >"$tmp/calls"
+
+# --- exports of the shared library ----------------------------------------
+exports=$build/libkeyjournal.sym
+[ -f "$exports" ] || exports=/dev/null
+
+# --- judge ----------------------------------------------------------------
+{
+  awk '{print $1, $2, "include", "-"}' "$tmp/includes"
+  awk '{print $1, $2, "call", $3}' "$tmp/calls"
+} | LC_ALL=C sort -u |
+  awk '{k=$1" "$2" "$3; if (k in s) s[k]=s[k]","$4; else {s[k]=$4; o[++n]=k}}
+       END {for (i=1;i<=n;i++) print o[i], s[o[i]]}' >"$tmp/pairs"
+printf '%s\n' "$ranks" | awk 'NF >= 2 {print $1, $2}' >"$tmp/ranks"
+awk -v quiet="$quiet" -v exports="$exports" -v ranks="$tmp/ranks" '
+function unit(p) { sub(/\.[ch]$/, "", p); return p }
+function glob(pat, s,   re) {
+  re = pat; gsub(/\./, "\\.", re); gsub(/\*/, ".*", re)
+  return s ~ ("^" re "$")
+}
+function rank(p,   i) {
+  for (i = 1; i <= nr; i++) if (glob(rp[i], p) || glob(rp[i], unit(p))) return rv[i]
+  return -1
+}
+BEGIN {
+  while ((getline l < ranks) > 0) { split(l, f, " "); rp[++nr] = f[1]; rv[nr] = f[2] }
+  while ((getline l < exports) > 0) exp_[l] = 1
+}
+{
+  from = $1; to = $2; kind = $3; syms = $4
+  fu = unit(from); tu = unit(to)
+  if (fu == tu) next
+  why = ""
+  if (from ~ /^src\//) {
+    if (to ~ /^(oracle|bench)\//) why = "src/ depends on " to
+    else {
+      fr = rank(from); tr = rank(to)
+      if (fr < 0 || tr < 0) why = "has no rank"
+      else if (tr >= fr) why = "points up or sideways (rank " fr " -> " tr ")"
+      else if (from ~ /^src\/(native|domain)\// && to ~ /^src\/engine\//) {
+        # Above the engine, only its public API.
+        if (kind == "include") why = "includes an engine internal header"
+        else {
+          n = split(syms, sy, ",")
+          for (i = 1; i <= n; i++)
+            if (!(sy[i] in exp_)) why = "calls " sy[i] ", which is not the public engine API"
+        }
+      }
+    }
+  } else if (from ~ /^(oracle|bench)\// && to ~ /^src\//) {
+    if (kind == "include") why = "uses a header of the library internals"
+    else {
+      n = split(syms, sy, ",")
+      for (i = 1; i <= n; i++)
+        if (!(sy[i] in exp_)) why = "uses " sy[i] ", which the library does not export"
+    }
+  } else if (from ~ /^include\// && to !~ /^include\//)
+    why = "a public header includes " to
+  edges++
+  line = from " -> " to "  [" kind (syms == "-" ? "" : ": " syms) "]"
+  if (why != "") { bad++; print "UPWARD: " line ": " why }
+  else if (!quiet) print line
+}
+END { printf "%d %d\n", edges, bad > "/dev/stderr" }
+' "$tmp/pairs" 2>"$tmp/count"
+read -r nedges bad <"$tmp/count"
+
+# A second opinion on cycles, over units: tsort reports any loop.
+awk '{print $1, $2}' "$tmp/pairs" | sed 's/\.[ch]\b//g' |
+  awk '$1 != $2' >"$tmp/unit_edges"
+if ! tsort "$tmp/unit_edges" >/dev/null 2>"$tmp/tsort"; then
+  bad=$((bad + 1))
+  echo "CYCLE:"
+  cat "$tmp/tsort"
+fi
+echo "layers: $nedges edges, $bad pointing up or in a cycle"
+[ "$bad" -eq 0 ]
