@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "common/codec.h"
-#include "common/errbuf.h"
+#include "errbuf.h"
 #include "keyjournal/store.h"
 #include "map.h"
 

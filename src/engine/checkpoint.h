@@ -6,7 +6,7 @@
 #ifndef KJ_CHECKPOINT_H
 #define KJ_CHECKPOINT_H
 
-#include "common/errbuf.h"
+#include "errbuf.h"
 #include "handle.h"
 
 /* Load the newest snapshot into s->tables (s->snap describes it; zeroed

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/errbuf.h"
+#include "errbuf.h"
 #include "keyjournal/sys/vfs.h"
 
 /* Longest path the engine builds (store directory + "/" + file name). */

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/errbuf.h"
+#include "errbuf.h"
 #include "keyjournal/errors.h"
 
 const char *kj_strerror(int status) {

@@ -19,8 +19,8 @@
 #include <time.h>
 
 #include "body.h"
-#include "common/errbuf.h"
 #include "crypto.h"
+#include "errbuf.h"
 #include "journal.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"

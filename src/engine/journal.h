@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/errbuf.h"
 #include "crypto.h"
+#include "errbuf.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
 

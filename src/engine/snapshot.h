@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/errbuf.h"
 #include "crypto.h"
+#include "errbuf.h"
 #include "keyjournal/sys/vfs.h"
 #include "map.h"
 

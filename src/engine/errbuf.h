@@ -1,5 +1,5 @@
 /*
- * src/common/errbuf.h - the detail message of one failing internal call.
+ * src/engine/errbuf.h - the detail message of one failing internal call.
  */
 #ifndef KJ_ERRBUF_H
 #define KJ_ERRBUF_H
