@@ -30,14 +30,10 @@ char *tu_mkdtemp(void) {
     base = getenv("TMPDIR");
   if (base == NULL || base[0] == '\0')
     base = "/tmp";
-  size_t n = strlen(base) + sizeof("/kjtest.XXXXXX");
-  char *p = malloc(n);
-  if (p == NULL)
-    return NULL;
-  snprintf(p, n, "%s/kjtest.XXXXXX", base);
-  if (mkdtemp(p) == NULL) {
+  char *p = tu_path(base, "kjtest.XXXXXX");
+  if (p != NULL && mkdtemp(p) == NULL) {
     free(p);
-    return NULL;
+    p = NULL;
   }
   return p;
 }
@@ -309,14 +305,36 @@ static int tv_enter(tu_vfs *tv, tu_method m, int *partial) {
   return fail;
 }
 
-static int tv_open(void *ctx, const char *path, unsigned flags,
-                   kj_vfs_file **out) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_OPEN, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->open(tv->base->ctx, path, flags, out);
-}
+/* A method that is counted, failed when armed, else forwarded to the base
+ * VFS with the same arguments. */
+#define TV_FORWARD(name, method, params, ...)                                  \
+  static int tv_##name params {                                                \
+    tu_vfs *tv = ctx;                                                          \
+    int rc = tv_enter(tv, method, NULL);                                       \
+    return rc != 0 ? rc : tv->base->name(tv->base->ctx, __VA_ARGS__);          \
+  }
+
+TV_FORWARD(open, TU_OPEN,
+           (void *ctx, const char *path, unsigned flags, kj_vfs_file **out),
+           path, flags, out)
+TV_FORWARD(read, TU_READ,
+           (void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
+            size_t *got),
+           f, buf, n, off, got)
+TV_FORWARD(sync, TU_SYNC, (void *ctx, kj_vfs_file *f), f)
+TV_FORWARD(truncate, TU_TRUNCATE, (void *ctx, kj_vfs_file *f, uint64_t size), f,
+           size)
+TV_FORWARD(size, TU_SIZE, (void *ctx, kj_vfs_file *f, uint64_t *out), f, out)
+TV_FORWARD(lock, TU_LOCK, (void *ctx, kj_vfs_file *f, int mode), f, mode)
+TV_FORWARD(rename, TU_RENAME, (void *ctx, const char *from, const char *to),
+           from, to)
+TV_FORWARD(unlink, TU_UNLINK, (void *ctx, const char *path), path)
+TV_FORWARD(sync_dir, TU_SYNC_DIR, (void *ctx, const char *dir), dir)
+TV_FORWARD(mkdir, TU_MKDIR, (void *ctx, const char *dir), dir)
+TV_FORWARD(list, TU_LIST,
+           (void *ctx, const char *dir, int (*fn)(void *arg, const char *name),
+            void *arg),
+           dir, fn, arg)
 
 static int tv_close(void *ctx, kj_vfs_file *f) {
   tu_vfs *tv = ctx;
@@ -325,15 +343,6 @@ static int tv_close(void *ctx, kj_vfs_file *f) {
   tv->calls[TU_CLOSE]++;
   pthread_mutex_unlock(&tv->mu);
   return tv->base->close(tv->base->ctx, f);
-}
-
-static int tv_read(void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
-                   size_t *got) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_READ, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->read(tv->base->ctx, f, buf, n, off, got);
 }
 
 static int tv_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
@@ -348,79 +357,6 @@ static int tv_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
     return rc;
   }
   return tv->base->write(tv->base->ctx, f, buf, n, off);
-}
-
-static int tv_sync(void *ctx, kj_vfs_file *f) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SYNC, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->sync(tv->base->ctx, f);
-}
-
-static int tv_truncate(void *ctx, kj_vfs_file *f, uint64_t size) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_TRUNCATE, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->truncate(tv->base->ctx, f, size);
-}
-
-static int tv_size(void *ctx, kj_vfs_file *f, uint64_t *out) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SIZE, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->size(tv->base->ctx, f, out);
-}
-
-static int tv_lock(void *ctx, kj_vfs_file *f, int mode) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_LOCK, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->lock(tv->base->ctx, f, mode);
-}
-
-static int tv_rename(void *ctx, const char *from, const char *to) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_RENAME, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->rename(tv->base->ctx, from, to);
-}
-
-static int tv_unlink(void *ctx, const char *path) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_UNLINK, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->unlink(tv->base->ctx, path);
-}
-
-static int tv_sync_dir(void *ctx, const char *dir) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SYNC_DIR, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->sync_dir(tv->base->ctx, dir);
-}
-
-static int tv_mkdir(void *ctx, const char *dir) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_MKDIR, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->mkdir(tv->base->ctx, dir);
-}
-
-static int tv_list(void *ctx, const char *dir,
-                   int (*fn)(void *arg, const char *name), void *arg) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_LIST, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->list(tv->base->ctx, dir, fn, arg);
 }
 
 void tu_vfs_init(tu_vfs *tv) {
@@ -464,28 +400,34 @@ void tu_vfs_disarm(tu_vfs *tv) {
   pthread_mutex_unlock(&tv->mu);
 }
 
-uint64_t tu_vfs_calls(tu_vfs *tv, tu_method method) {
+/* Every counter of tv, read in one go under its lock. */
+typedef struct tv_counts {
+  uint64_t calls[TU_NMETHODS];
+  uint64_t injected;
+} tv_counts;
+
+static tv_counts tv_read_counts(tu_vfs *tv) {
+  tv_counts c;
   pthread_mutex_lock(&tv->mu);
-  uint64_t n = (unsigned)method < TU_NMETHODS ? tv->calls[method] : 0;
+  memcpy(c.calls, tv->calls, sizeof c.calls);
+  c.injected = tv->injected;
   pthread_mutex_unlock(&tv->mu);
-  return n;
+  return c;
+}
+
+uint64_t tu_vfs_calls(tu_vfs *tv, tu_method method) {
+  return (unsigned)method < TU_NMETHODS ? tv_read_counts(tv).calls[method] : 0;
 }
 
 uint64_t tu_vfs_total_calls(tu_vfs *tv) {
+  tv_counts c = tv_read_counts(tv);
   uint64_t n = 0;
-  pthread_mutex_lock(&tv->mu);
   for (int i = 0; i < TU_NMETHODS; i++)
-    n += tv->calls[i];
-  pthread_mutex_unlock(&tv->mu);
+    n += c.calls[i];
   return n;
 }
 
-uint64_t tu_vfs_injected(tu_vfs *tv) {
-  pthread_mutex_lock(&tv->mu);
-  uint64_t n = tv->injected;
-  pthread_mutex_unlock(&tv->mu);
-  return n;
-}
+uint64_t tu_vfs_injected(tu_vfs *tv) { return tv_read_counts(tv).injected; }
 
 void tu_vfs_reset_counts(tu_vfs *tv) {
   pthread_mutex_lock(&tv->mu);
