@@ -7,6 +7,8 @@
 
 #include "testutil.h"
 
+#include "tap.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -268,6 +270,137 @@ void tu_options_pass(kj_options *o, const char *passphrase) {
   o->passphrase = passphrase;
   o->pwhash_opslimit = 1;
   o->pwhash_memlimit = 8192;
+}
+
+/* ---- opening stores and backends ------------------------------------------
+ */
+
+/* o, or the defaults of tu_options() when o is NULL. */
+static const kj_options *opts_or_default(const kj_options *o, kj_options *tmp) {
+  if (o != NULL)
+    return o;
+  tu_options(tmp);
+  return tmp;
+}
+
+static void diag_open(const char *fn, const char *dir, int rc, char *em) {
+  if (rc != KJ_OK)
+    printf("# %s(%s): %d %s\n", fn, dir ? dir : "(memory)", rc, em ? em : "");
+  kj_free(em);
+}
+
+kj_store *tu_store_open(const char *dir, const kj_options *o) {
+  kj_options tmp;
+  kj_store *s = NULL;
+  char *em = NULL;
+  int rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
+  diag_open("kj_store_open", dir, rc, em);
+  return rc == KJ_OK ? s : NULL;
+}
+
+kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
+                           const char *what) {
+  kj_options tmp;
+  kj_store *s = NULL;
+  char *em = NULL;
+  int rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
+  is(rc, KJ_OK, "%s: kj_store_open", what);
+  diag_open(what, dir, rc, em);
+  if (rc != KJ_OK && s != NULL) {
+    ok(0, "%s: *out must be NULL on failure", what);
+    s = NULL;
+  }
+  return s;
+}
+
+kj_backend *tu_backend_open(const char *dir, const kj_options *o) {
+  kj_options tmp;
+  kj_backend *b = NULL;
+  char *em = NULL;
+  int rc = kj_backend_open(dir, opts_or_default(o, &tmp), &b, &em);
+  diag_open("kj_backend_open", dir, rc, em);
+  return rc == KJ_OK ? b : NULL;
+}
+
+void tu_with_slots(const char *name, unsigned nslots,
+                   void (*fn)(kj_backend *)) {
+  kj_backend *b = tu_backend_open(NULL, NULL);
+  int slots_ok = b != NULL;
+  for (unsigned i = 1; slots_ok && i <= nslots; i++)
+    slots_ok = tu_make_slot(b, i) == KJ_OK;
+  ok(slots_ok, "%s: backend and slot%s", name, nslots > 1 ? "s" : "");
+  if (b != NULL)
+    fn(b);
+  kj_backend_close(b);
+}
+
+/* ---- raw rows of the domain tables -----------------------------------------
+ */
+
+void tu_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+size_t tu_slot_key(uint8_t *k, uint32_t dev, const void *p, size_t n) {
+  tu_be32(k, dev);
+  if (n > 0)
+    memcpy(k + 4, p, n);
+  return 4 + n;
+}
+
+size_t tu_slot_name_key(uint8_t *k, uint32_t dev, const char *name) {
+  size_t n = strlen(name);
+  tu_be32(k, dev);
+  k[4] = (uint8_t)(n >> 8);
+  k[5] = (uint8_t)n;
+  memcpy(k + 6, name, n);
+  return 6 + n;
+}
+
+int tu_make_slot(kj_backend *b, uint32_t dev) {
+  uint8_t k[4];
+  tu_be32(k, dev);
+  return tu_raw_put(b, TU_T_DEVICE, k, 4, "\x01\x00", 2);
+}
+
+int tu_raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
+               const void *v, size_t vl) {
+  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
+}
+
+int tu_raw_get(kj_backend *b, unsigned table, const void *k, size_t kl,
+               uint8_t **v, size_t *vl) {
+  return kj_get(kj_backend_store(b), NULL, table, k, kl, (void **)v, vl);
+}
+
+int tu_raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl) {
+  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
+}
+
+static int count_cb(void *arg, const void *k, size_t kl, const void *v,
+                    size_t vl) {
+  (void)k;
+  (void)kl;
+  (void)v;
+  (void)vl;
+  (*(size_t *)arg)++;
+  return 0;
+}
+
+long tu_raw_count(kj_backend *b, unsigned table, const void *prefix,
+                  size_t plen) {
+  size_t n = 0;
+  int rc = kj_scan_prefix(kj_backend_store(b), NULL, table, prefix, plen,
+                          count_cb, &n);
+  return rc ? -1 : (long)n;
+}
+
+char *tu_dump_backend(kj_backend *b) {
+  return tu_dump_store(kj_backend_store(b));
 }
 
 /* ---- test VFS --------------------------------------------------------------
@@ -592,4 +725,104 @@ int tu_row_eq(kj_store *s, unsigned table, const void *k, size_t kl,
     printf("#   raw row: rc %d len %zu (want %zu)\n", rc, gl, vl);
   kj_free(got);
   return res;
+}
+
+/* ---- checks shared by the domain store tests ------------------------------
+ */
+
+kj_tx *tu_tx_begin_writes(kj_backend *b, const tu_tx_script *s) {
+  kj_tx *t = NULL;
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
+  is(s->writes(b, t), KJ_OK, "tx: every write op inside a transaction");
+  ok(s->visible(b, t), "tx: reads inside the tx see the tx's writes");
+  return t;
+}
+
+void tu_tx_rollback_clean(kj_backend *b, kj_tx *t, const char *before) {
+  char *mid = tu_dump_backend(b);
+  ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
+  free(mid);
+  kj_backend_rollback(t);
+  char *after = tu_dump_backend(b);
+  ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
+  free(after);
+}
+
+void tu_check_persistence(const tu_tx_script *s) {
+  char *dir = tu_mkdtemp();
+  kj_backend *b = dir ? tu_backend_open(dir, NULL) : NULL;
+  ok(b && !tu_make_slot(b, 1), "persist: backend on a directory");
+  if (!b) {
+    free(dir);
+    return;
+  }
+  s->base_rows(b);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  s->writes(b, t);
+  kj_backend_commit(t);
+  char *before = tu_dump_backend(b);
+  is(kj_backend_close(b), KJ_OK, "persist: close");
+  b = tu_backend_open(dir, NULL);
+  ok(b != NULL, "persist: reopen");
+  if (b) {
+    char *after = tu_dump_backend(b);
+    ok(tu_same_dump(before, after), "persist: every row survives reopen");
+    free(after);
+    ok(s->visible(b, NULL), "persist: every value reads back after reopen");
+    kj_backend_close(b);
+  }
+  free(before);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+kj_tx *tu_big_batch_fails(kj_backend *b, const tu_big_batch *bb,
+                          char **before) {
+  *before = tu_dump_backend(b);
+  int rc = bb->batch(b, NULL, bb->items, bb->n);
+  ok(rc != KJ_OK, "big batch: alone fails (got %d)", rc);
+  char *after = tu_dump_backend(b);
+  ok(tu_same_dump(*before, after), "big batch: ... and stores nothing");
+  free(after);
+  kj_tx *t = NULL;
+  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
+  bb->write(b, t);
+  rc = bb->batch(b, t, bb->items, bb->n);
+  ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
+  return t;
+}
+
+void tu_run_domain_suite(const tu_domain_suite *s) {
+  tu_with_slots("slots", 2, s->slots);
+  tu_with_slots("tx", 1, s->tx);
+  tu_with_slots("big batch", 1, s->big_batch);
+  tu_check_persistence(s->persist);
+  tu_with_slots("corrupt", 1, s->corrupt);
+}
+
+int tu_damage_rc_ok(int rc) {
+  return rc == KJ_OK || rc == KJ_ECORRUPT || rc == KJ_EFORMAT;
+}
+
+void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
+                            size_t cap, unsigned odds, unsigned npick,
+                            int (*try)(kj_backend *b, tu_rng *r, unsigned pick,
+                                       uint8_t *v, size_t vl)) {
+  uint8_t *v = malloc(cap);
+  if (v == NULL)
+    abort();
+  tu_rng r;
+  tu_rng_seed(&r, seed);
+  int bad = 0;
+  for (int i = 0; i < rounds; i++) {
+    size_t vl = (size_t)tu_rng_below(&r, cap);
+    tu_rng_fill(&r, v, vl);
+    if (vl && tu_rng_below(&r, odds))
+      v[0] = 1;
+    if (!try(b, &r, (unsigned)tu_rng_below(&r, npick), v, vl))
+      bad++;
+  }
+  free(v);
+  is(bad, 0, "corrupt: random values give OK, ECORRUPT or EFORMAT only");
 }

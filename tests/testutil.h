@@ -1,12 +1,14 @@
 /*
  * tests/testutil.h - helpers shared by the keyjournal test programs.
  *
- * Temp store directories, a fixed test key and option filler, a counting /
+ * Temp store directories, a fixed test key and option filler, opening
+ * stores and backends, raw rows of the domain tables, a counting /
  * failure-injecting VFS wrapped around kj_vfs_posix(), table dumps that can
  * be compared as strings, a directory copier (to snapshot a store as if the
  * process had crashed) and a deterministic PRNG.
  *
- * Nothing here prints TAP; the test programs do the asserting.
+ * Only the functions and macros said to check something print TAP results
+ * (through tap.h); the rest at most print a "#" comment on a failure.
  */
 #ifndef KJ_TESTS_TESTUTIL_H
 #define KJ_TESTS_TESTUTIL_H
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyjournal/backend.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
 
@@ -67,6 +70,69 @@ void tu_options(kj_options *o);
 /* As tu_options() but with passphrase instead of key and the cheapest
  * Argon2id limits (opslimit 1, memlimit 8192). */
 void tu_options_pass(kj_options *o, const char *passphrase);
+
+/* ---- opening stores and backends ------------------------------------------
+ */
+
+/* kj_store_open() with *o (NULL: tu_options()). NULL on failure, after a
+ * "#" comment with the status and the detail message. */
+kj_store *tu_store_open(const char *dir, const kj_options *o);
+/* The same, checked: "<what>: kj_store_open" is KJ_OK, and a failing open
+ * left *out NULL. NULL on failure. */
+kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
+                           const char *what);
+/* kj_backend_open() on dir (NULL: memory-only) with *o (NULL:
+ * tu_options()). NULL on failure, after a "#" comment. */
+kj_backend *tu_backend_open(const char *dir, const kj_options *o);
+
+/* Fixture: run fn on a fresh memory-only backend with the slots 1..nslots,
+ * then close it. Checks "<name>: backend and slot(s)" first; fn is not run
+ * when the backend did not open. */
+void tu_with_slots(const char *name, unsigned nslots, void (*fn)(kj_backend *));
+
+/* ---- raw rows of the domain tables (doc/FORMAT.md section 8) -------------
+ */
+
+/* Table 2: one row per device slot. */
+#define TU_T_DEVICE 2u
+
+void tu_be32(uint8_t *p, uint32_t v);
+/* A slot row key into k: dev (big-endian) then n bytes of p. Its length. */
+size_t tu_slot_key(uint8_t *k, uint32_t dev, const void *p, size_t n);
+/* dev, then name with a 2-byte big-endian length prefix: the key prefix of
+ * the rows of one name (collection, conversation). Its length. */
+size_t tu_slot_name_key(uint8_t *k, uint32_t dev, const char *name);
+/* Make slot dev exist without the device store: its table-2 row (version 1,
+ * no device record). */
+int tu_make_slot(kj_backend *b, uint32_t dev);
+/* kj_put / kj_get straight into the engine table of b, outside any
+ * transaction. */
+int tu_raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
+               const void *v, size_t vl);
+int tu_raw_get(kj_backend *b, unsigned table, const void *k, size_t kl,
+               uint8_t **v, size_t *vl);
+/* tu_row_eq() on the store of b. */
+int tu_raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl);
+/* Rows of table whose key starts with prefix (-1 on a scan error). */
+long tu_raw_count(kj_backend *b, unsigned table, const void *prefix,
+                  size_t plen);
+/* tu_dump_store() of the store of b: every table a domain call could touch,
+ * the whole observable state. */
+char *tu_dump_backend(kj_backend *b);
+
+/* A check like ok() and is(): call fails with want and leaves every table
+ * of backend b as it was ("<desc>", then "  ... and changes nothing"). */
+#define FAILS_CLEAN(b, want, call, ...)                                        \
+  do {                                                                         \
+    char *d0_ = tu_dump_backend(b);                                            \
+    int rc_ = (call);                                                          \
+    char *d1_ = tu_dump_backend(b);                                            \
+    is(rc_, want, __VA_ARGS__);                                                \
+    ok(tu_same_dump(d0_, d1_), "  ... and changes nothing");                   \
+    free(d0_);                                                                 \
+    free(d1_);                                                                 \
+  } while (0)
 
 /* ---- test VFS --------------------------------------------------------------
  */
@@ -173,5 +239,72 @@ uint64_t tu_rng_next(tu_rng *r);
 /* Uniform in [0, n); n > 0. */
 uint64_t tu_rng_below(tu_rng *r, uint64_t n);
 void tu_rng_fill(tu_rng *r, void *buf, size_t n);
+
+/* ---- checks shared by the domain store tests ------------------------------
+ */
+
+/* What the transaction tests of one domain store write and read back, all
+ * in slot 1. */
+typedef struct tu_tx_script {
+  void (*base_rows)(kj_backend *b);        /* rows there before the tx */
+  int (*writes)(kj_backend *b, kj_tx *t);  /* every kind of write; 1st error */
+  int (*visible)(kj_backend *b, kj_tx *t); /* 1 if every write reads back */
+} tu_tx_script;
+
+/* Begin a transaction on b and run the script's writes in it, checking
+ * "tx: begin", "tx: every write op inside a transaction" and "tx: reads
+ * inside the tx see the tx's writes". Returns the transaction. */
+kj_tx *tu_tx_begin_writes(kj_backend *b, const tu_tx_script *s);
+/* Check that nothing of t shows outside it ("tx: nothing visible outside
+ * before commit"), roll it back, and check that b is as dumped in before
+ * ("tx: rollback leaves nothing"). */
+void tu_tx_rollback_clean(kj_backend *b, kj_tx *t, const char *before);
+/* The "persist: ..." checks: the script's base rows and writes, committed
+ * to a store in a new directory, read back the same after a reopen. */
+void tu_check_persistence(const tu_tx_script *s);
+
+/* A call that writes the n items of a batch too big for one transaction
+ * (over KJ_MAX_TXN_BYTES) in t, and a small write to make before it. */
+typedef struct tu_big_batch {
+  int (*batch)(kj_backend *b, kj_tx *t, const void *items, size_t n);
+  const void *items;
+  size_t n;
+  int (*write)(kj_backend *b, kj_tx *t);
+} tu_big_batch;
+
+/* The batch must fail alone and store nothing ("big batch: alone fails",
+ * "big batch: ... and stores nothing"), then fail again in a transaction
+ * after the small write ("big batch: begin", "big batch: in a tx fails").
+ * Returns that transaction, still open; *before gets the dump of b from
+ * before the batch (free()). */
+kj_tx *tu_big_batch_fails(kj_backend *b, const tu_big_batch *bb, char **before);
+
+/* The tests that every domain store has, in the order tu_run_domain_suite()
+ * runs them: slot isolation ("slots", on two slots), transactions ("tx"),
+ * a batch over the transaction limit ("big batch"), persistence (the tx
+ * script's rows across a reopen) and damaged rows ("corrupt"). */
+typedef struct tu_domain_suite {
+  void (*slots)(kj_backend *b);
+  void (*tx)(kj_backend *b);
+  void (*big_batch)(kj_backend *b);
+  const tu_tx_script *persist;
+  void (*corrupt)(kj_backend *b);
+} tu_domain_suite;
+
+void tu_run_domain_suite(const tu_domain_suite *s);
+
+/* 1 if rc is what a decoder may answer for a damaged row: KJ_OK,
+ * KJ_ECORRUPT or KJ_EFORMAT. */
+int tu_damage_rc_ok(int rc);
+/* Random row values for the decoders of b: rounds times, a value of fewer
+ * than cap random bytes goes to try() with pick uniform in [0, npick).
+ * The first byte of a value is made format version 1 unless a 1-in-odds
+ * draw says otherwise, so that most values get past the version check.
+ * Checks that try() found every round right (returned 1): "corrupt: random
+ * values give OK, ECORRUPT or EFORMAT only". */
+void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
+                            size_t cap, unsigned odds, unsigned npick,
+                            int (*try)(kj_backend *b, tu_rng *r, unsigned pick,
+                                       uint8_t *v, size_t vl));
 
 #endif
