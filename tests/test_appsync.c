@@ -17,9 +17,6 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* Engine table ids of doc/FORMAT.md section 8. */
-enum { T_SYNC_KEY = 20, T_SYNC_LATEST = 21, T_SYNC_VERSION = 22, T_MAC = 23 };
-
 #define B(s) ((const uint8_t *)(s))
 /* A string literal as (bytes, length), embedded NULs included. */
 #define L(s) s, sizeof(s) - 1
@@ -614,33 +611,23 @@ typedef struct bad_row {
   const char *what;
 } bad_row;
 
-/* The status of a get, or 99 when a failing get left its result set. */
-static int out_rc(int rc, void *out, size_t len) {
-  if (rc && (out || len)) {
-    printf("#   out not NULL on failure\n");
-    return 99;
-  }
-  kj_free(out);
-  return rc;
-}
-
 static int key_rc(kj_backend *b, const char *id) {
   kj_sync_key *k = (kj_sync_key *)1;
   int rc = kj_sync_key_get(b, NULL, 1, id, strlen(id), &k);
-  return out_rc(rc, k, 0);
+  return tu_out_rc(rc, k, 0);
 }
 
 static int version_rc(kj_backend *b, const char *name) {
   kj_sync_version *v = (kj_sync_version *)1;
   int rc = kj_sync_version_get(b, NULL, 1, name, strlen(name), &v);
-  return out_rc(rc, v, 0);
+  return tu_out_rc(rc, v, 0);
 }
 
 static int latest_rc(kj_backend *b) {
   void *id = (void *)1;
   size_t n = 1;
   int rc = kj_sync_key_latest(b, NULL, 1, &id, &n);
-  return out_rc(rc, id, n);
+  return tu_out_rc(rc, id, n);
 }
 
 static int mac_rc(kj_backend *b, const char *name, const char *imac) {
@@ -649,7 +636,7 @@ static int mac_rc(kj_backend *b, const char *name, const char *imac) {
   uint64_t ver = 0;
   int rc = kj_mutation_mac_get(b, NULL, 1, name, strlen(name), imac,
                                strlen(imac), &vm, &vl, &ver);
-  return out_rc(rc, vm, vl);
+  return tu_out_rc(rc, vm, vl);
 }
 
 /* A version row: header (version, hash), then body bytes as given. */

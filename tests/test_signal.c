@@ -16,15 +16,6 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* Engine table ids of doc/FORMAT.md section 8. */
-enum {
-  T_IDENTITY = 10,
-  T_SESSION = 11,
-  T_PREKEY = 12,
-  T_SIGNED = 13,
-  T_SENDER = 14
-};
-
 /* ---- helpers -------------------------------------------------------------
  */
 

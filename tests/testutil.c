@@ -289,23 +289,28 @@ static void diag_open(const char *fn, const char *dir, int rc, char *em) {
   kj_free(em);
 }
 
-kj_store *tu_store_open(const char *dir, const kj_options *o) {
+/* kj_store_open() with o or the defaults; *rc gets its status. */
+static kj_store *store_open(const char *dir, const kj_options *o,
+                            const char *what, int *rc) {
   kj_options tmp;
   kj_store *s = NULL;
   char *em = NULL;
-  int rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
-  diag_open("kj_store_open", dir, rc, em);
+  *rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
+  diag_open(what, dir, *rc, em);
+  return s;
+}
+
+kj_store *tu_store_open(const char *dir, const kj_options *o) {
+  int rc;
+  kj_store *s = store_open(dir, o, "kj_store_open", &rc);
   return rc == KJ_OK ? s : NULL;
 }
 
 kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
                            const char *what) {
-  kj_options tmp;
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
+  int rc;
+  kj_store *s = store_open(dir, o, what, &rc);
   is(rc, KJ_OK, "%s: kj_store_open", what);
-  diag_open(what, dir, rc, em);
   if (rc != KJ_OK && s != NULL) {
     ok(0, "%s: *out must be NULL on failure", what);
     s = NULL;
@@ -363,7 +368,7 @@ size_t tu_slot_name_key(uint8_t *k, uint32_t dev, const char *name) {
 int tu_make_slot(kj_backend *b, uint32_t dev) {
   uint8_t k[4];
   tu_be32(k, dev);
-  return tu_raw_put(b, TU_T_DEVICE, k, 4, "\x01\x00", 2);
+  return tu_raw_put(b, T_DEVICE, k, 4, "\x01\x00", 2);
 }
 
 int tu_raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
@@ -420,16 +425,17 @@ static int tv_enter(tu_vfs *tv, tu_method m, int *partial) {
   int fail = 0;
   pthread_mutex_lock(&tv->mu);
   tv->calls[m]++;
-  if (tv->armed && tv->arm_method == m) {
-    tv->arm_seen++;
-    if (tv->arm_seen == tv->arm_nth ||
-        (tv->arm_seen > tv->arm_nth && (tv->arm_flags & TU_ARM_PERSIST))) {
-      fail = tv->arm_status;
+  struct tu_vfs_arming *a = &tv->arm;
+  if (a->on && a->method == m) {
+    a->seen++;
+    if (a->seen == a->nth ||
+        (a->seen > a->nth && (a->flags & TU_ARM_PERSIST))) {
+      fail = a->status;
       tv->injected++;
       if (partial != NULL)
-        *partial = (tv->arm_flags & TU_ARM_PARTIAL) != 0;
-      if (!(tv->arm_flags & TU_ARM_PERSIST))
-        tv->armed = 0;
+        *partial = (a->flags & TU_ARM_PARTIAL) != 0;
+      if (!(a->flags & TU_ARM_PERSIST))
+        a->on = 0;
     }
   }
   pthread_mutex_unlock(&tv->mu);
@@ -518,18 +524,14 @@ void tu_vfs_destroy(tu_vfs *tv) { pthread_mutex_destroy(&tv->mu); }
 void tu_vfs_arm(tu_vfs *tv, tu_method method, uint64_t nth, int status,
                 unsigned flags) {
   pthread_mutex_lock(&tv->mu);
-  tv->armed = 1;
-  tv->arm_method = method;
-  tv->arm_nth = nth == 0 ? 1 : nth;
-  tv->arm_seen = 0;
-  tv->arm_status = status;
-  tv->arm_flags = flags;
+  tv->arm =
+      (struct tu_vfs_arming){1, method, nth == 0 ? 1 : nth, 0, status, flags};
   pthread_mutex_unlock(&tv->mu);
 }
 
 void tu_vfs_disarm(tu_vfs *tv) {
   pthread_mutex_lock(&tv->mu);
-  tv->armed = 0;
+  tv->arm.on = 0;
   pthread_mutex_unlock(&tv->mu);
 }
 
@@ -799,6 +801,15 @@ void tu_run_domain_suite(const tu_domain_suite *s) {
   tu_with_slots("big batch", 1, s->big_batch);
   tu_check_persistence(s->persist);
   tu_with_slots("corrupt", 1, s->corrupt);
+}
+
+int tu_out_rc(int rc, void *out, size_t len) {
+  if (rc != KJ_OK && (out != NULL || len != 0)) {
+    printf("#   out not NULL on failure\n");
+    return 99;
+  }
+  kj_free(out);
+  return rc;
 }
 
 int tu_damage_rc_ok(int rc) {

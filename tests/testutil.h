@@ -93,8 +93,29 @@ void tu_with_slots(const char *name, unsigned nslots, void (*fn)(kj_backend *));
 /* ---- raw rows of the domain tables (doc/FORMAT.md section 8) -------------
  */
 
-/* Table 2: one row per device slot. */
-#define TU_T_DEVICE 2u
+/* Engine table ids of the domain rows (doc/FORMAT.md section 8), spelled
+ * out here rather than taken from src/ so that a renumbering is caught. */
+enum {
+  T_DEVICE = 2, /* one row per device slot */
+  T_IDENTITY = 10,
+  T_SESSION = 11,
+  T_PREKEY = 12,
+  T_SIGNED = 13,
+  T_SENDER = 14,
+  T_SYNC_KEY = 20,
+  T_SYNC_LATEST = 21,
+  T_SYNC_VERSION = 22,
+  T_MAC = 23,
+  T_SKDM = 30,
+  T_LID = 31,
+  T_LID_BY_PHONE = 32,
+  T_BASE_KEY = 33,
+  T_DEVICE_LIST = 34,
+  T_SK_FORGET = 35,
+  T_TC_TOKEN = 36,
+  T_RATCHET = 40,
+  T_SKIPPED = 41,
+};
 
 void tu_be32(uint8_t *p, uint32_t v);
 /* A slot row key into k: dev (big-endian) then n bytes of p. Its length. */
@@ -166,14 +187,15 @@ typedef struct tu_vfs {
   const kj_vfs *base;
   pthread_mutex_t mu;
   uint64_t calls[TU_NMETHODS];
-  /* arming */
-  int armed;
-  tu_method arm_method;
-  uint64_t arm_nth;   /* 1-based, counted from arming */
-  uint64_t arm_seen;  /* calls of arm_method since arming */
-  int arm_status;     /* KJ_EIO or KJ_ENOSPC */
-  unsigned arm_flags; /* TU_ARM_* */
-  uint64_t injected;  /* failures injected since tu_vfs_init() */
+  struct tu_vfs_arming {
+    int on;
+    tu_method method;
+    uint64_t nth;   /* 1-based, counted from arming */
+    uint64_t seen;  /* calls of method since arming */
+    int status;     /* KJ_EIO or KJ_ENOSPC */
+    unsigned flags; /* TU_ARM_* */
+  } arm;
+  uint64_t injected; /* failures injected since tu_vfs_init() */
 } tu_vfs;
 
 /* Initialise tv as a pass-through wrapper around kj_vfs_posix(). */
@@ -292,6 +314,10 @@ typedef struct tu_domain_suite {
 } tu_domain_suite;
 
 void tu_run_domain_suite(const tu_domain_suite *s);
+
+/* The status of a read, or 99 when a failing read left its result set
+ * (out not NULL or len not 0; a "#" comment says so). Frees out. */
+int tu_out_rc(int rc, void *out, size_t len);
 
 /* 1 if rc is what a decoder may answer for a damaged row: KJ_OK,
  * KJ_ECORRUPT or KJ_EFORMAT. */
