@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "keyjournal/backend.h"
+#include "keyjournal/device.h"
 #include "keyjournal/store.h"
 #include "keyjournal/sys/vfs.h"
 
@@ -141,6 +142,17 @@ long tu_raw_count(kj_backend *b, unsigned table, const void *prefix,
 /* tu_dump_store() of the store of b: every table a domain call could touch,
  * the whole observable state. */
 char *tu_dump_backend(kj_backend *b);
+
+/* Test bytes: p[i] = seed + 7 * i. */
+void tu_fill(uint8_t *p, size_t n, uint8_t seed);
+/* The key material of a device record, each field tu_fill()ed from its own
+ * seed: noise_pub with seed, noise_priv seed + 1, identity_pub, identity_priv,
+ * signed_prekey_pub, signed_prekey_priv, signed_prekey_sig, and adv_secret
+ * with seed + 7. */
+void tu_device_keys(kj_device_record *r, uint8_t seed);
+
+/* 1 if b still dumps (tu_dump_backend) as before; the new dump is freed. */
+int tu_backend_unchanged(kj_backend *b, const char *before);
 
 /* A check like ok() and is(): call fails with want and leaves every table
  * of backend b as it was ("<desc>", then "  ... and changes nothing"). */
