@@ -57,9 +57,8 @@ static void sb_sp_blob(sb *s, kj_blob b) {
 
 /* ---- canonical text of every output type -------------------------------- */
 
+/* Each f_ prints a result that is there (OUTL skips a NULL one). */
 static void f_prekeys(sb *s, const kj_prekey_list *l) {
-  if (!l)
-    return;
   tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++) {
     tu_buf_addf(s, " {%u,%d,", l->v[i].id, l->v[i].uploaded);
@@ -69,16 +68,12 @@ static void f_prekeys(sb *s, const kj_prekey_list *l) {
 }
 
 static void f_blobs(sb *s, const kj_blob_list *l) {
-  if (!l)
-    return;
   tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++)
     sb_sp_blob(s, l->v[i]);
 }
 
 static void f_lids(sb *s, const kj_lid_mapping_list *l) {
-  if (!l)
-    return;
   tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++) {
     tu_buf_addf(s, " {");
@@ -92,16 +87,12 @@ static void f_lids(sb *s, const kj_lid_mapping_list *l) {
 }
 
 static void f_sync_key(sb *s, const kj_sync_key *k) {
-  if (!k)
-    return;
   sb_sp_blob(s, k->key_data);
   sb_blob(s, k->fingerprint);
   tu_buf_addf(s, " ts=%lld", (long long)k->timestamp);
 }
 
 static void f_version(sb *s, const kj_sync_version *v) {
-  if (!v)
-    return;
   tu_buf_addf(s, " v=%llu hash=", (unsigned long long)v->version);
   sb_hex(s, v->hash, sizeof v->hash);
   tu_buf_addf(s, " n=%zu entries=%s", v->n, v->entries ? "ptr" : "NULL");
@@ -113,8 +104,6 @@ static void f_version(sb *s, const kj_sync_version *v) {
 }
 
 static void f_devlist(sb *s, const kj_device_list *d) {
-  if (!d)
-    return;
   tu_buf_addf(s, " user=");
   sb_blob(s, d->user);
   tu_buf_addf(s, " ts=%lld phash=%d", (long long)d->timestamp, d->has_phash);
@@ -126,16 +115,12 @@ static void f_devlist(sb *s, const kj_device_list *d) {
 }
 
 static void f_token(sb *s, const kj_tc_token *t) {
-  if (!t)
-    return;
   sb_sp_blob(s, t->token);
   tu_buf_addf(s, " ts=%lld sender=%d,%lld", (long long)t->token_ts,
               t->has_sender_ts, (long long)t->sender_ts);
 }
 
 static void f_record(sb *s, const kj_device_record *r) {
-  if (!r)
-    return;
   const struct {
     int has;
     kj_blob v;
@@ -162,8 +147,6 @@ static void f_record(sb *s, const kj_device_record *r) {
 }
 
 static void f_ratchet(sb *s, const kj_ratchet_state *st) {
-  if (!st)
-    return;
   tu_buf_addf(s, " root=");
   sb_hex(s, st->root_key, 32);
   tu_buf_addf(s, " send=%d", st->has_sending_chain);
@@ -186,8 +169,6 @@ static void f_ratchet(sb *s, const kj_ratchet_state *st) {
 }
 
 static void f_u32s(sb *s, const kj_u32_list *l) {
-  if (!l)
-    return;
   tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++)
     tu_buf_addf(s, " %u", l->v[i]);
@@ -798,7 +779,7 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   kj_tx *t = NULL;
 
 #define OUTV() (!rc ? sb_hex(&s, v, vl) : (void)0), kj_free(v), v = NULL
-#define OUTL(f, p) f(&s, p), kj_free(p), p = NULL
+#define OUTL(f, p) ((p) ? f(&s, p) : (void)0), kj_free(p), p = NULL
 
   CALL("create");
   R(kj_device_create(b, NULL, &c1), tu_buf_addf(&s, " id=%u", c1));
