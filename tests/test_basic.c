@@ -17,28 +17,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void diag_msg(const char *what, const char *msg) {
-  if (msg != NULL && msg[0] != '\0')
-    printf("# %s: %s\n", what, msg);
-}
-
-/* Open and assert success; NULL on failure (the caller bails out). */
-static kj_store *open_ok(const char *dir, const kj_options *o,
-                         const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: kj_store_open", what);
-  if (rc != KJ_OK)
-    diag_msg(what, em);
-  kj_free(em);
-  if (rc != KJ_OK && s != NULL) {
-    ok(0, "%s: *out must be NULL on failure", what);
-    s = NULL;
-  }
-  return s;
-}
-
 static void close_ok(kj_store *s, const char *what) {
   is(kj_store_close(s), KJ_OK, "%s: kj_store_close", what);
 }
@@ -191,7 +169,7 @@ static void test_roundtrip(void) {
     return;
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "roundtrip");
+  kj_store *s = tu_store_open_ok(dir, &o, "roundtrip");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -282,7 +260,7 @@ static void test_roundtrip(void) {
 
   /* everything survives a reopen */
   close_ok(s, "roundtrip");
-  s = open_ok(dir, &o, "roundtrip reopen");
+  s = tu_store_open_ok(dir, &o, "roundtrip reopen");
   if (s != NULL) {
     ok(get_absent(s, NULL, 1, "alpha", 5), "reopen: deleted key absent");
     ok(get_eq(s, NULL, 1, "empty", 5, "", 0), "reopen: empty value");
@@ -513,7 +491,7 @@ static void test_scans(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "scans");
+  kj_store *s = tu_store_open_ok(dir, &o, "scans");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -606,7 +584,7 @@ static void test_scans(void) {
   }
   /* after a reopen */
   close_ok(s, "scans");
-  s = open_ok(dir, &o, "scans reopen");
+  s = tu_store_open_ok(dir, &o, "scans reopen");
   if (s != NULL) {
     check_all_scans(s, NULL, 9, "after reopen");
     close_ok(s, "scans reopen");
@@ -637,7 +615,7 @@ static void test_txn_overlay(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "txn");
+  kj_store *s = tu_store_open_ok(dir, &o, "txn");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -812,7 +790,7 @@ static void test_txn_overlay(void) {
 
   /* after reopen: committed txn present, rolled-back one absent */
   close_ok(s, "txn");
-  s = open_ok(dir, &o, "txn reopen");
+  s = tu_store_open_ok(dir, &o, "txn reopen");
   if (s != NULL) {
     after = NULL;
     is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after reopen");
@@ -833,7 +811,7 @@ static void test_reopen_many(void) {
   kj_options o;
   tu_options(&o);
   o.sync = KJ_SYNC_NORMAL;
-  kj_store *s = open_ok(dir, &o, "many");
+  kj_store *s = tu_store_open_ok(dir, &o, "many");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -881,7 +859,7 @@ static void test_reopen_many(void) {
   is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump before close");
   close_ok(s, "many");
 
-  s = open_ok(dir, &o, "many reopen");
+  s = tu_store_open_ok(dir, &o, "many reopen");
   if (s != NULL) {
     char *got = NULL;
     is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen");
@@ -901,7 +879,7 @@ static void test_reopen_many(void) {
     want = NULL;
     is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump 2");
     close_ok(s, "many reopen");
-    s = open_ok(dir, &o, "many reopen 2");
+    s = tu_store_open_ok(dir, &o, "many reopen 2");
     if (s != NULL) {
       got = NULL;
       is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen 2");
@@ -928,8 +906,8 @@ static void test_memory_only(void) {
   kj_options o;
   tu_options(&o);
   o.vfs = &tv.vfs; /* must be ignored */
-  kj_store *s = open_ok(NULL, &o, "memory");
-  kj_store *s2 = open_ok(NULL, &o, "second memory store");
+  kj_store *s = tu_store_open_ok(NULL, &o, "memory");
+  kj_store *s2 = tu_store_open_ok(NULL, &o, "second memory store");
   if (s != NULL) {
     kj_stats st;
     is(stats_of(s, &st), KJ_OK, "memory: stats");
@@ -979,7 +957,7 @@ static void test_memory_only(void) {
   }
   if (s2 != NULL)
     close_ok(s2, "second memory store");
-  s = open_ok(NULL, &o, "memory reopen");
+  s = tu_store_open_ok(NULL, &o, "memory reopen");
   if (s != NULL) {
     ok(get_absent(s, NULL, 1, "b", 1), "a new memory store starts empty");
     close_ok(s, "memory reopen");
@@ -999,7 +977,7 @@ static void test_passphrase(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options_pass(&o, "correct horse battery staple");
-  kj_store *s = open_ok(dir, &o, "passphrase create");
+  kj_store *s = tu_store_open_ok(dir, &o, "passphrase create");
   if (s != NULL) {
     is(put_str(s, NULL, 1, "secret", "value"), KJ_OK, "passphrase: put");
     close_ok(s, "passphrase create");
@@ -1007,7 +985,7 @@ static void test_passphrase(void) {
   /* cost options are ignored for an existing store */
   o.pwhash_opslimit = 3;
   o.pwhash_memlimit = 16384;
-  s = open_ok(dir, &o, "passphrase reopen");
+  s = tu_store_open_ok(dir, &o, "passphrase reopen");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "secret", "value"), "passphrase: reopen get");
     is(put_str(s, NULL, 1, "more", "data"), KJ_OK, "passphrase: put 2");
@@ -1017,7 +995,7 @@ static void test_passphrase(void) {
   o.pwhash_opslimit = 0; /* would be the expensive default for a new store */
   o.pwhash_memlimit = 0;
   o.mode = KJ_OPEN_EXISTING;
-  s = open_ok(dir, &o, "passphrase reopen EXISTING");
+  s = tu_store_open_ok(dir, &o, "passphrase reopen EXISTING");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
     close_ok(s, "passphrase reopen 2");
@@ -1039,7 +1017,7 @@ static void sync_mode_case(kj_sync mode, const char *name) {
   o.vfs = &tv.vfs;
   o.segment_bytes = 1024 * 1024; /* no rollover within this test */
   o.sync_interval_bytes = 4096;
-  kj_store *s = open_ok(dir, &o, name);
+  kj_store *s = tu_store_open_ok(dir, &o, name);
   if (s == NULL)
     goto out;
   uint64_t syncs0 = tu_vfs_calls(&tv, TU_SYNC);
@@ -1073,7 +1051,7 @@ static void sync_mode_case(kj_sync mode, const char *name) {
     tu_options(&o2);
     o2.sync = mode;
     o2.segment_bytes = o.segment_bytes;
-    kj_store *c = open_ok(snap, &o2, "crash snapshot");
+    kj_store *c = tu_store_open_ok(snap, &o2, "crash snapshot");
     if (c != NULL) {
       uint64_t rows = 0, tbytes = 0;
       is(kj_table_count(c, 1, &rows, &tbytes), KJ_OK, "%s: snapshot count",
@@ -1091,7 +1069,7 @@ static void sync_mode_case(kj_sync mode, const char *name) {
     ok(tu_vfs_calls(&tv, TU_SYNC) > syncs0, "%s: kj_store_sync syncs", name);
   close_ok(s, name);
 
-  s = open_ok(dir, &o, name);
+  s = tu_store_open_ok(dir, &o, name);
   if (s != NULL) {
     uint64_t rows = 0, tbytes = 0;
     is(kj_table_count(s, 1, &rows, &tbytes), KJ_OK, "%s: count after reopen",
@@ -1122,7 +1100,7 @@ static void test_stats(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "stats");
+  kj_store *s = tu_store_open_ok(dir, &o, "stats");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -1175,7 +1153,7 @@ static void test_stats(void) {
   ok(seq >= 6, "last_seq >= 6");
 
   close_ok(s, "stats");
-  s = open_ok(dir, &o, "stats reopen");
+  s = tu_store_open_ok(dir, &o, "stats reopen");
   if (s != NULL) {
     is(stats_of(s, &st), KJ_OK, "stats after reopen");
     is(st.rows, 4, "reopen: rows 4");
@@ -1382,7 +1360,7 @@ static void test_random(void) {
   tu_options(&o);
   o.sync = KJ_SYNC_OFF;
   o.segment_bytes = 16 * 1024;
-  kj_store *s = open_ok(dir, &o, "random");
+  kj_store *s = tu_store_open_ok(dir, &o, "random");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -1511,7 +1489,7 @@ static void test_random(void) {
      rs.rollbacks, rs.reopens);
   if (s != NULL) {
     close_ok(s, "random");
-    s = open_ok(dir, &o, "random final reopen");
+    s = tu_store_open_ok(dir, &o, "random final reopen");
   }
   if (s != NULL) {
     rstate fin;

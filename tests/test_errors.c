@@ -18,18 +18,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static kj_store *open_ok(const char *dir, const kj_options *o,
-                         const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: kj_store_open", what);
-  if (rc != KJ_OK && em != NULL)
-    printf("# %s: %s\n", what, em);
-  kj_free(em);
-  return rc == KJ_OK ? s : NULL;
-}
-
 /* Open expecting failure; returns the status. *out must come back NULL; a
  * detail message, if any, must be non-empty. */
 static int open_fail(const char *dir, const kj_options *o, const char *what) {
@@ -145,7 +133,7 @@ static void test_wrong_key(void) {
   char *dir = tu_mkdtemp(), *snap = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "wrongkey create");
+  kj_store *s = tu_store_open_ok(dir, &o, "wrongkey create");
   if (s == NULL)
     goto out;
   put_str(s, NULL, 1, "k", "v");
@@ -168,7 +156,7 @@ static void test_wrong_key(void) {
      "passphrase on a raw-key store: KJ_EKEY");
   is(tu_dirs_equal(dir, snap), 1, "failed opens changed no file");
 
-  s = open_ok(dir, &o, "wrongkey right key");
+  s = tu_store_open_ok(dir, &o, "wrongkey right key");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "k", "v"), "right key still reads the row");
     kj_store_close(s);
@@ -178,7 +166,7 @@ static void test_wrong_key(void) {
   char *pdir = tu_mkdtemp();
   kj_options p;
   tu_options_pass(&p, "right passphrase");
-  s = open_ok(pdir, &p, "passphrase create");
+  s = tu_store_open_ok(pdir, &p, "passphrase create");
   if (s != NULL) {
     put_str(s, NULL, 1, "pk", "pv");
     kj_store_close(s);
@@ -193,7 +181,7 @@ static void test_wrong_key(void) {
   tu_options(&wp);
   is(open_fail(pdir, &wp, "raw key on passphrase store"), KJ_EKEY,
      "raw key on a passphrase store: KJ_EKEY");
-  s = open_ok(pdir, &p, "passphrase reopen");
+  s = tu_store_open_ok(pdir, &p, "passphrase reopen");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "pk", "pv"), "right passphrase reads the row");
     kj_store_close(s);
@@ -239,8 +227,8 @@ static void test_bad_args(void) {
   char *dir = tu_mkdtemp(), *dir2 = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "badargs");
-  kj_store *s2 = open_ok(dir2, &o, "badargs second store");
+  kj_store *s = tu_store_open_ok(dir, &o, "badargs");
+  kj_store *s2 = tu_store_open_ok(dir2, &o, "badargs second store");
   if (s == NULL || s2 == NULL) {
     kj_store_close(s);
     kj_store_close(s2);
@@ -488,7 +476,7 @@ static void test_open_modes(void) {
   free(missing);
 
   o.mode = KJ_OPEN_CREATE_NEW;
-  kj_store *s = open_ok(dir, &o, "CREATE_NEW on empty dir");
+  kj_store *s = tu_store_open_ok(dir, &o, "CREATE_NEW on empty dir");
   if (s != NULL) {
     put_str(s, NULL, 1, "keep", "me");
     kj_store_close(s);
@@ -496,13 +484,13 @@ static void test_open_modes(void) {
   is(open_fail(dir, &o, "CREATE_NEW on store"), KJ_EEXIST,
      "KJ_OPEN_CREATE_NEW on an existing store: KJ_EEXIST");
   o.mode = KJ_OPEN_EXISTING;
-  s = open_ok(dir, &o, "EXISTING on store");
+  s = tu_store_open_ok(dir, &o, "EXISTING on store");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE_NEW refusal kept data");
     kj_store_close(s);
   }
   o.mode = KJ_OPEN_CREATE;
-  s = open_ok(dir, &o, "CREATE on store");
+  s = tu_store_open_ok(dir, &o, "CREATE on store");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE opens the existing one");
     kj_store_close(s);
@@ -536,7 +524,7 @@ static void test_open_modes(void) {
   /* a store whose files were overwritten with garbage (bad magic) */
   char *garb = tu_mkdtemp();
   tu_options(&o);
-  s = open_ok(garb, &o, "store to garble");
+  s = tu_store_open_ok(garb, &o, "store to garble");
   if (s != NULL) {
     put_str(s, NULL, 1, "k", "v");
     kj_store_close(s);
@@ -559,7 +547,7 @@ static void test_open_modes(void) {
   {
     char *hd = tu_mkdtemp();
     tu_options(&o);
-    s = open_ok(hd, &o, "store for a garbage header");
+    s = tu_store_open_ok(hd, &o, "store for a garbage header");
     if (s != NULL) {
       put_str(s, NULL, 1, "k", "v");
       kj_store_close(s);
@@ -684,7 +672,7 @@ static void test_busy(void) {
   char c;
   pid_t pid = spawn_opener(dir, 0, 0, 0, &wfd, &rfd);
   ok(pid > 0, "fork child (EBUSY)");
-  kj_store *s = open_ok(dir, &o, "busy parent");
+  kj_store *s = tu_store_open_ok(dir, &o, "busy parent");
   if (pid > 0) {
     ok(write(wfd, "g", 1) == 1, "signal child");
     close(wfd);
@@ -722,7 +710,7 @@ static void test_busy(void) {
    * hold the store 100 ms after hearing that: it must wait >= 100 ms */
   pid = spawn_opener(dir, 3000, 1, 100, &wfd, &rfd);
   ok(pid > 0, "fork child (waiter)");
-  s = open_ok(dir, &o, "holder");
+  s = tu_store_open_ok(dir, &o, "holder");
   if (pid > 0) {
     ok(write(wfd, "g", 1) == 1, "signal waiter");
     close(wfd);
@@ -738,14 +726,14 @@ static void test_busy(void) {
   kj_store_close(s);
 
   /* after the child closed, we can open again */
-  s = open_ok(dir, &o, "reopen after child");
+  s = tu_store_open_ok(dir, &o, "reopen after child");
   kj_store_close(s);
 
   /* read-only handles share the store, but not with a writer */
   tu_options(&o);
   o.read_only = 1;
-  kj_store *r1 = open_ok(dir, &o, "read-only 1");
-  kj_store *r2 = open_ok(dir, &o, "read-only 2 alongside");
+  kj_store *r1 = tu_store_open_ok(dir, &o, "read-only 1");
+  kj_store *r2 = tu_store_open_ok(dir, &o, "read-only 2 alongside");
   if (r1 != NULL && r2 != NULL) {
     ok(get_str_eq(r2, NULL, 1, "parent", "wrote"), "both read-only read");
     kj_options w;
@@ -763,7 +751,7 @@ static void test_busy(void) {
     char *lock = tu_path(dir, "LOCK");
     ok(tu_file_size(lock) < 0, "no lock file in the store directory");
     int n0 = tu_count_entries(dir);
-    kj_store *r = open_ok(dir, &o, "read-only, directory lock");
+    kj_store *r = tu_store_open_ok(dir, &o, "read-only, directory lock");
     if (r != NULL) {
       is(tu_count_entries(dir), n0, "read-only open created no file");
       kj_options w;
@@ -783,7 +771,7 @@ static void test_read_only(void) {
   char *dir = tu_mkdtemp(), *snap = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "ro create");
+  kj_store *s = tu_store_open_ok(dir, &o, "ro create");
   if (s == NULL) {
     cleanup_dir(dir);
     cleanup_dir(snap);
@@ -797,7 +785,7 @@ static void test_read_only(void) {
   tu_copy_dir(dir, snap);
 
   o.read_only = 1;
-  s = open_ok(dir, &o, "ro open");
+  s = tu_store_open_ok(dir, &o, "ro open");
   if (s != NULL) {
     kj_stats st;
     is(stats_of(s, &st), KJ_OK, "ro: stats");
@@ -888,7 +876,7 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
   char *s0 = expected_state(0, null_txn), *s1 = expected_state(1, null_txn);
   ok(s0 != NULL && s1 != NULL && strcmp(s0, s1) != 0,
      "%s: expected states computed", name);
-  kj_store *s = open_ok(dir, &o, name);
+  kj_store *s = tu_store_open_ok(dir, &o, name);
   if (s == NULL)
     goto out;
   apply_base(s);
@@ -939,7 +927,7 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
   kj_options p;
   tu_options(&p);
   p.sync = sync;
-  s = open_ok(dir, &p, "reopen after poison");
+  s = tu_store_open_ok(dir, &p, "reopen after poison");
   if (s != NULL) {
     d = dump(s);
     int before = str_eq(d, s0), with = str_eq(d, s1);
@@ -959,7 +947,7 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
     ok(get_str_eq(s, NULL, 2, "after", "reopen"), "%s: and read back", name);
     char *want = dump(s);
     kj_store_close(s);
-    s = open_ok(dir, &p, "second reopen after poison");
+    s = tu_store_open_ok(dir, &p, "second reopen after poison");
     if (s != NULL) {
       d = dump(s);
       ok(str_eq(d, want), "%s: post-recovery write survives reopen", name);
@@ -997,7 +985,7 @@ static void test_open_failures(void) {
   kj_options o;
   tu_options(&o);
   o.vfs = &tv.vfs;
-  kj_store *s = open_ok(dir, &o, "openfail create");
+  kj_store *s = tu_store_open_ok(dir, &o, "openfail create");
   if (s != NULL) {
     put_str(s, NULL, 1, "k", "v");
     kj_store_close(s);
@@ -1013,7 +1001,7 @@ static void test_open_failures(void) {
      "open with failing open(): KJ_EIO");
   ok(tu_vfs_injected(&tv) > inj, "open failure injected");
   tu_vfs_disarm(&tv);
-  s = open_ok(dir, &o, "open after injected failures");
+  s = tu_store_open_ok(dir, &o, "open after injected failures");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
     kj_store_close(s);
@@ -1052,7 +1040,7 @@ static void test_open_failures(void) {
       kj_options e;
       tu_options(&e);
       e.mode = KJ_OPEN_EXISTING;
-      c = open_ok(d, &e, "reopen after retry");
+      c = tu_store_open_ok(d, &e, "reopen after retry");
       if (c != NULL) {
         ok(get_str_eq(c, NULL, 1, "k", mn), "retried store holds data (%s)",
            mn);
@@ -1075,7 +1063,7 @@ static void test_close(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "close ro txn");
+  kj_store *s = tu_store_open_ok(dir, &o, "close ro txn");
   if (s != NULL) {
     put_str(s, NULL, 1, "k", "v");
     kj_txn *t = NULL;
@@ -1097,14 +1085,14 @@ static void test_close(void) {
   tu_options(&o);
   o.vfs = &tv.vfs;
   o.sync = KJ_SYNC_NORMAL;
-  s = open_ok(dir, &o, "close sync status");
+  s = tu_store_open_ok(dir, &o, "close sync status");
   if (s != NULL) {
     is(put_str(s, NULL, 1, "unsynced", "row"), KJ_OK, "NORMAL put");
     tu_vfs_arm(&tv, TU_SYNC, 1, KJ_EIO, TU_ARM_PERSIST);
     is(kj_store_close(s), KJ_EIO, "close with a failing final sync: KJ_EIO");
     ok(tu_vfs_injected(&tv) >= 1, "close tried to sync");
     tu_vfs_disarm(&tv);
-    s = open_ok(dir, &o, "reopen after failed close sync");
+    s = tu_store_open_ok(dir, &o, "reopen after failed close sync");
     if (s != NULL) {
       ok(get_str_eq(s, NULL, 1, "unsynced", "row"),
          "row that reached the OS is there");
@@ -1112,7 +1100,7 @@ static void test_close(void) {
     }
   }
   o.sync = KJ_SYNC_OFF;
-  s = open_ok(dir, &o, "close SYNC_OFF");
+  s = tu_store_open_ok(dir, &o, "close SYNC_OFF");
   if (s != NULL) {
     put_str(s, NULL, 1, "off", "row");
     uint64_t inj = tu_vfs_injected(&tv);
@@ -1137,7 +1125,7 @@ static void test_txn_limit(void) {
   kj_options o;
   tu_options(&o);
   o.sync = KJ_SYNC_OFF;
-  kj_store *s = open_ok(dir, &o, "txn limit");
+  kj_store *s = tu_store_open_ok(dir, &o, "txn limit");
   if (s == NULL) {
     cleanup_dir(dir);
     return;
@@ -1188,7 +1176,7 @@ static void test_txn_limit(void) {
   ok(get_absent(s, NULL, 1, "one-more"), "refused row absent");
   is(put_str(s, NULL, 1, "post", "ok"), KJ_OK, "writes still work");
   kj_store_close(s);
-  s = open_ok(dir, &o, "txn limit reopen");
+  s = tu_store_open_ok(dir, &o, "txn limit reopen");
   if (s != NULL) {
     void *got = NULL;
     size_t gl = 0;
@@ -1220,7 +1208,7 @@ static void test_enospc_preallocate(void) {
   tu_options(&o);
   o.vfs = &tv.vfs;
   o.segment_bytes = 4096;
-  kj_store *s = open_ok(dir, &o, "enospc preallocate");
+  kj_store *s = tu_store_open_ok(dir, &o, "enospc preallocate");
   if (s == NULL) {
     tu_vfs_destroy(&tv);
     cleanup_dir(dir);
@@ -1258,7 +1246,7 @@ static void test_enospc_preallocate(void) {
      "with space back the same commit succeeds");
   is(kj_store_close(s), KJ_OK, "close");
   tu_options(&o);
-  s = open_ok(dir, &o, "enospc reopen");
+  s = tu_store_open_ok(dir, &o, "enospc reopen");
   if (s != NULL) {
     uint64_t rows = 0;
     kj_table_count(s, 1, &rows, NULL);

@@ -110,18 +110,6 @@ static void opts(kj_options *o, gc_vfs *g, kj_sync mode) {
   o->snapshot_threshold = UINT64_MAX;
 }
 
-static kj_store *open_store(const char *dir, const kj_options *o,
-                            const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: open", what);
-  if (rc)
-    printf("# %s\n", em ? em : "");
-  kj_free(em);
-  return s;
-}
-
 /* Row i of a thread: its key into k[n], its VALUE_BYTES value into v. */
 static void row_of(char *k, size_t n, uint8_t *v, int thread, int i) {
   snprintf(k, n, "t%d-%05d", thread, i);
@@ -297,7 +285,7 @@ static void fx_init(fx *f, const char *what, kj_sync mode) {
 }
 
 static kj_store *fx_open(fx *f) {
-  f->s = open_store(f->dir, &f->o, f->what);
+  f->s = tu_store_open_ok(f->dir, &f->o, f->what);
   return f->s;
 }
 
@@ -315,7 +303,7 @@ static kj_store *fx_reopen(fx *f, kj_sync mode, int checked) {
   fx_close(f, checked);
   kj_options p;
   opts(&p, NULL, mode);
-  f->s = open_store(f->dir, &p, f->what);
+  f->s = tu_store_open_ok(f->dir, &p, f->what);
   return f->s;
 }
 
@@ -793,7 +781,7 @@ static void test_sigkill(void) {
   kj_options p;
   opts(&p, NULL, KJ_SYNC_FULL);
   p.segment_bytes = 64 * 1024;
-  kj_store *s = open_store(dir, &p, what);
+  kj_store *s = tu_store_open_ok(dir, &p, what);
   if (s) {
     int missing = 0, holes = 0, wrong = 0, beyond = 0;
     for (int t = 0; t < NTHREADS; t++) {
