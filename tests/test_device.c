@@ -717,16 +717,6 @@ static void test_corrupt(disk *d) {
 /* ---- snapshot copy ---------------------------------------------------------
  */
 
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  char *p = malloc(1 << 16);
-  *len = fread(p, 1, 1 << 16, f);
-  fclose(f);
-  return p;
-}
-
 /* 1 if path is directly inside the real directory copies and named name. */
 static int lands_in(const char *path, const char *copies, const char *name) {
   char rp[PATH_MAX], rc[PATH_MAX];
@@ -776,7 +766,7 @@ static void test_snapshot_copy(void) {
   }
   char *ep = tu_path(path ? path : "/nonexistent", "extra.bin");
   size_t el = 0;
-  char *ed = read_all(ep, &el);
+  char *ed = tu_read_file(ep, &el);
   ok(ed && el == sizeof extra && !memcmp(ed, extra, el),
      "copy: extra.bin holds the extra bytes");
   free(ed);

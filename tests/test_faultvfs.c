@@ -34,20 +34,6 @@ static int vwrite_fill(kj_vfs_file *h, int c, size_t n, uint64_t off) {
   return rc;
 }
 
-/* Real bytes of path (bypassing the VFS); NULL if absent. */
-static uint8_t *real_file(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp)
-    return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
-  *len = fread(p, 1, (size_t)n, fp);
-  fclose(fp);
-  return p;
-}
-
 static int all_bytes(const uint8_t *p, size_t from, size_t to, int c) {
   for (size_t i = from; i < to; i++)
     if (p[i] != (uint8_t)c)
@@ -88,7 +74,7 @@ static void test_pending_reads(const char *dir) {
   ok(all_bytes(buf, 0, 50, 'B') && all_bytes(buf, 50, 150, 'A'),
      "read sees durable bytes with the pending write over them");
   size_t rl = 0;
-  uint8_t *r = real_file(p, &rl);
+  uint8_t *r = tu_read_file(p, &rl);
   is(rl, 1000, "real file holds only the durable bytes");
   free(r);
   V->truncate(C, h1, 10);
@@ -102,7 +88,7 @@ static void test_pending_reads(const char *dir) {
   V->close(C, h1);
   V->close(C, h2);
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
-  r = real_file(p, &rl);
+  r = tu_read_file(p, &rl);
   ok(r && rl == 1000 && all_bytes(r, 0, 1000, 'B'),
      "crash DROP: truncate and writes lost, durable bytes intact");
   free(r);
@@ -121,7 +107,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, pat);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 4096, pat ? 'A' : 'B'),
        "unsynced write %s by crash pattern %d", pat ? "kept" : "lost", pat);
     free(r);
@@ -137,7 +123,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, ORA_CRASH_TEAR);
     size_t rl, k = 0;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     while (r && k < rl && r[k] == 'A')
       k++;
     if (!r || rl != 4096 || k >= 4096 || !all_bytes(r, k, 4096, 'B'))
@@ -158,7 +144,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, ORA_CRASH_GARBAGE);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     int s1 = r && all_bytes(r, 512, 1024, 'A');
     int s2 = r && all_bytes(r, 1024, 1536, 'A');
     if (!r || rl != 4096 || !all_bytes(r, 0, 512, 0) ||
@@ -179,7 +165,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, pat);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 2048, 'S'),
        "synced bytes survive crash pattern %d", pat);
     free(r);
@@ -195,7 +181,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     int kept = 0, lost = 0;
     for (int i = 0; r && i < 64; i++) {
       kept += all_bytes(r, (size_t)i * 16, (size_t)i * 16 + 16, 'A');
@@ -210,7 +196,7 @@ static void test_patterns(const char *dir) {
 
 static int exists(const char *p) {
   size_t n;
-  uint8_t *r = real_file(p, &n);
+  uint8_t *r = tu_read_file(p, &n);
   free(r);
   return r != NULL;
 }
@@ -235,16 +221,16 @@ static void test_dirops(const char *dir) {
     ok(!exists(a) && !exists(c), "rename and unlink happen at once");
     ora_fault_vfs_crash(f, pat);
     if (pat == ORA_CRASH_DROP) {
-      r = real_file(b, &rl);
+      r = tu_read_file(b, &rl);
       ok(!exists(a) && r && rl == 100 && all_bytes(r, 0, 100, 'O'),
          "non-durable rename undone: old target back, source creation gone");
       free(r);
-      r = real_file(c, &rl);
+      r = tu_read_file(c, &rl);
       ok(r && rl == 50 && all_bytes(r, 0, 50, 'Z'),
          "non-durable unlink undone with the durable content");
       free(r);
     } else {
-      r = real_file(b, &rl);
+      r = tu_read_file(b, &rl);
       ok(!exists(a) && r && rl == 10 && all_bytes(r, 0, 10, 'N'),
          "crash KEEP: rename kept");
       free(r);
@@ -264,7 +250,7 @@ static void test_dirops(const char *dir) {
   V->unlink(C, c);
   V->sync_dir(C, dir);
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
-  r = real_file(b, &rl);
+  r = tu_read_file(b, &rl);
   ok(r && rl == 10 && !exists(a) && !exists(c),
      "durable create, rename and unlink survive crash DROP");
   free(r);
@@ -311,7 +297,7 @@ static void test_crash_at(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   ok(!ora_fault_vfs_dead(f), "crash() brings the VFS back");
   size_t rl;
-  uint8_t *r = real_file(p, &rl);
+  uint8_t *r = tu_read_file(p, &rl);
   ok(!r, "creation not made durable before the death is undone at crash");
   free(r);
   ok(ora_fault_vfs_injected(f) >= 5, "injected failures counted");
@@ -358,8 +344,8 @@ static void test_fork_dir(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_KEEP);
   char *a2 = tu_path(d2, "a"), *b2 = tu_path(d2, "b");
   size_t l1 = 0, l2 = 0, lb = 0;
-  uint8_t *r1 = real_file(a, &l1), *r2 = real_file(a2, &l2),
-          *rb = real_file(b, &lb), *rb2 = real_file(b2, &lb);
+  uint8_t *r1 = tu_read_file(a, &l1), *r2 = tu_read_file(a2, &l2),
+          *rb = tu_read_file(b, &lb), *rb2 = tu_read_file(b2, &lb);
   ok(r2 && l2 == 1000 && all_bytes(r2, 0, 100, 'P') &&
          all_bytes(r2, 100, 1000, 'D'),
      "the crash applied the pending write to the copy");
@@ -391,7 +377,7 @@ static void test_fork_dir(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
   ora_fault_vfs_crash(g, ORA_CRASH_RANDOM);
   size_t lc1 = 0, lc2 = 0;
-  uint8_t *rc1 = real_file(c1, &lc1), *rc2 = real_file(c2, &lc2);
+  uint8_t *rc1 = tu_read_file(c1, &lc1), *rc2 = tu_read_file(c2, &lc2);
   ok((!rc1 && !rc2) ||
          (rc1 && rc2 && lc1 == lc2 && (!lc1 || !memcmp(rc1, rc2, lc1))),
      "reseed: the same random damage as a new VFS with that seed");

@@ -106,26 +106,13 @@ static void free_image(image *im) {
     free(im->states[i]);
 }
 
-static unsigned char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long sz = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-  *n = b ? fread(b, 1, (size_t)sz, f) : 0;
-  fclose(f);
-  return b;
-}
-
 /* Copy the image to a fresh dir and return it with its segment bytes. */
 static char *work_copy(const image *im, unsigned char **seg, size_t *n) {
   char *w = tu_mkdtemp();
   if (!w || tu_copy_dir(im->dir, w))
     return NULL;
   char *p = tu_path(w, SEG1);
-  *seg = read_all(p, n);
+  *seg = tu_read_file(p, n);
   free(p);
   return w;
 }
@@ -402,7 +389,7 @@ static void test_header_and_segments(void) {
   tu_copy_dir(d, w);
   p = tu_path(w, "keyjournal.hdr");
   size_t n;
-  unsigned char *h = read_all(p, &n);
+  unsigned char *h = tu_read_file(p, &n);
   h[20] ^= 0x10;
   tu_write_file(p, h, n);
   try_open(w, 0, &r);
@@ -424,7 +411,7 @@ static void test_header_and_segments(void) {
   /* A damaged segment header. */
   tu_copy_dir(d, w);
   p = tu_path(w, "journal-0000000000000002.kjl");
-  h = read_all(p, &n);
+  h = tu_read_file(p, &n);
   h[33] ^= 1;
   tu_write_file(p, h, n);
   try_open(w, 0, &r);

@@ -322,19 +322,6 @@ static char *snapshot_path(const char *dir) {
   return name[0] ? tu_path(dir, name) : NULL;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long sz = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)sz + 1);
-  *n = fread(b, 1, (size_t)sz, f);
-  fclose(f);
-  return b;
-}
-
 typedef struct damage {
   const char *what;
   int kind; /* 0 flip at off, 1 truncate to off, 2 append junk */
@@ -357,7 +344,7 @@ static void test_damaged(void) {
   kj_store_close(s);
   char *snap = snapshot_path(dir);
   size_t n = 0;
-  unsigned char *orig = snap ? slurp(snap, &n) : NULL;
+  unsigned char *orig = snap ? tu_read_file(snap, &n) : NULL;
   ok(orig && n > 200, "snapshot file of %zu bytes", n);
   const damage ds[] = {
       {"flipped magic", 0, 1},
@@ -480,7 +467,7 @@ static void test_truncated_chunks(void) {
   is(rc, KJ_OK, "3000 rows of random bytes, checkpointed");
   char *snap = snapshot_path(dir);
   size_t n = 0;
-  unsigned char *b = snap ? slurp(snap, &n) : NULL;
+  unsigned char *b = snap ? tu_read_file(snap, &n) : NULL;
   /* Walk the chunks: 64-byte header, 24-byte stream header, then
    * (u32 length, ciphertext) pairs. */
   size_t off = 88, last = 0;

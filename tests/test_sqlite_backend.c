@@ -569,16 +569,6 @@ static void exec_side(const char *path, const char *sql) {
   sqlite3_close(db);
 }
 
-static char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  char *buf = malloc(4096);
-  *n = buf ? fread(buf, 1, 4096, f) : 0;
-  fclose(f);
-  return buf;
-}
-
 static void file_only(const char *dir) {
   int64_t clk = T0_MS;
   char *path = tu_path(dir, "ref.db");
@@ -608,7 +598,7 @@ static void file_only(const char *dir) {
     size_t xl = strlen(cp) + 8, n = 0;
     char *x = malloc(xl);
     snprintf(x, xl, "%s.extra", cp);
-    char *data = read_all(x, &n);
+    char *data = tu_read_file(x, &n);
     ok(data && n == 5 && !memcmp(data, "EXTRA", 5), "file: extra bytes");
     free(data);
     free(x);

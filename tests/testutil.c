@@ -104,6 +104,21 @@ static int read_file(const char *path, char **data, size_t *len) {
   return 0;
 }
 
+void *tu_read_file(const char *path, size_t *len) {
+  char *data = NULL;
+  size_t n = 0;
+  if (read_file(path, &data, &n) != 0)
+    return NULL;
+  char *p = realloc(data, n + 1);
+  if (p == NULL) {
+    free(data);
+    return NULL;
+  }
+  p[n] = '\0';
+  *len = n;
+  return p;
+}
+
 int tu_write_file(const char *path, const void *data, size_t len) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0)

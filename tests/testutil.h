@@ -41,6 +41,9 @@ int tu_copy_dir(const char *src, const char *dst);
 int tu_dirs_equal(const char *a, const char *b);
 /* Number of entries in dir other than "." and "..", or -1. */
 int tu_count_entries(const char *dir);
+/* The bytes of the file at path, read straight (not through a VFS):
+ * malloc'd, with a NUL byte after the *len bytes; NULL on an error. */
+void *tu_read_file(const char *path, size_t *len);
 /* Write (create/replace) a file with the given bytes. Returns 0 or -1. */
 int tu_write_file(const char *path, const void *data, size_t len);
 /* Size of a file, or -1. */
