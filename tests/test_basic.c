@@ -502,67 +502,106 @@ static void test_scans(void) {
   is(put_str(s, NULL, 10, "a", "other table"), KJ_OK, "neighbour table 10");
   check_all_scans(s, NULL, 9, "committed");
 
-  /* specific expectations spelled out */
-  {
+  /* specific expectations spelled out, and early stops, which return the
+   * callback's value */
+  static const struct {
+    int range; /* kj_scan_range [a, b), else kj_scan_prefix a */
+    unsigned table;
+    skey a, b;
+    int stop_after, stop_value; /* collect_init() */
+    int want_rc, want_visited;
+    const char *what_rc, *what_visited; /* what_visited NULL: not checked */
+  } cases[] = {
+      {1, 9, SK("abc"), SK("abd"), 0, 0, KJ_OK, 1, "range [abc, abd)",
+       "[abc, abd) visits only abc"},
+      {1, 9, SK("abc"), SK("abc"), 0, 0, KJ_OK, 0, "range [abc, abc)",
+       "[abc, abc) is empty"},
+      {1, 9, SK("b"), SK("a"), 0, 0, KJ_OK, 0, "range with start > end",
+       "start > end visits nothing"},
+      {1, 9, SK("b"), SK("b\0"), 0, 0, KJ_OK, 1, "range [b, b\\0)",
+       "[b, b\\0) visits only b (shorter key first)"},
+      {0,
+       9,
+       SK("b\0"),
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       2,
+       "prefix b\\0",
+       "prefix b\\0 visits b\\0 and b\\0\\0"},
+      {0,
+       9,
+       SK("zz"),
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       0,
+       "prefix with no match",
+       "no rows for absent prefix"},
+      {0,
+       77,
+       {NULL, 0},
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       0,
+       "scan of an empty table",
+       "empty table has no rows"},
+      {0,
+       9,
+       {NULL, 0},
+       {NULL, 0},
+       3,
+       42,
+       42,
+       3,
+       "prefix scan stopped by callback returns 42",
+       "no row visited after the stop"},
+      {1,
+       9,
+       SK("ab"),
+       {NULL, 0},
+       1,
+       7,
+       7,
+       1,
+       "range scan stopped by callback returns 7",
+       "range scan stopped after one row"},
+      {0,
+       9,
+       SK("b"),
+       {NULL, 0},
+       2,
+       1,
+       1,
+       2,
+       "stop value 1 (== KJ_NOTFOUND numerically) returned as is",
+       "stopped after two rows"},
+      {0,
+       9,
+       {NULL, 0},
+       {NULL, 0},
+       (int)NSCAN_KEYS,
+       5,
+       5,
+       0,
+       "stop on the very last row still returns the value",
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     collect c;
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "abc", 3, "abd", 3, collect_cb, &c), KJ_OK,
-       "range [abc, abd)");
-    is(c.visited, 1, "[abc, abd) visits only abc");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "abc", 3, "abc", 3, collect_cb, &c), KJ_OK,
-       "range [abc, abc)");
-    is(c.visited, 0, "[abc, abc) is empty");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "b", 1, "a", 1, collect_cb, &c), KJ_OK,
-       "range with start > end");
-    is(c.visited, 0, "start > end visits nothing");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "b", 1, "b\0", 2, collect_cb, &c), KJ_OK,
-       "range [b, b\\0)");
-    is(c.visited, 1, "[b, b\\0) visits only b (shorter key first)");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 9, "b\0", 2, collect_cb, &c), KJ_OK,
-       "prefix b\\0");
-    is(c.visited, 2, "prefix b\\0 visits b\\0 and b\\0\\0");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 9, "zz", 2, collect_cb, &c), KJ_OK,
-       "prefix with no match");
-    is(c.visited, 0, "no rows for absent prefix");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 77, NULL, 0, collect_cb, &c), KJ_OK,
-       "scan of an empty table");
-    is(c.visited, 0, "empty table has no rows");
-    tu_buf_free(&c.b);
-  }
-
-  /* early stop returns the callback's value */
-  {
-    collect c;
-    collect_init(&c, 3, 42);
-    is(kj_scan_prefix(s, NULL, 9, NULL, 0, collect_cb, &c), 42,
-       "prefix scan stopped by callback returns 42");
-    is(c.visited, 3, "no row visited after the stop");
-    tu_buf_free(&c.b);
-    collect_init(&c, 1, 7);
-    is(kj_scan_range(s, NULL, 9, "ab", 2, NULL, 0, collect_cb, &c), 7,
-       "range scan stopped by callback returns 7");
-    is(c.visited, 1, "range scan stopped after one row");
-    tu_buf_free(&c.b);
-    collect_init(&c, 2, 1);
-    is(kj_scan_prefix(s, NULL, 9, "b", 1, collect_cb, &c), 1,
-       "stop value 1 (== KJ_NOTFOUND numerically) returned as is");
-    is(c.visited, 2, "stopped after two rows");
-    tu_buf_free(&c.b);
-    collect_init(&c, (int)NSCAN_KEYS, 5);
-    is(kj_scan_prefix(s, NULL, 9, NULL, 0, collect_cb, &c), 5,
-       "stop on the very last row still returns the value");
+    collect_init(&c, cases[i].stop_after, cases[i].stop_value);
+    const skey *a = &cases[i].a, *b = &cases[i].b;
+    int rc = cases[i].range ? kj_scan_range(s, NULL, cases[i].table, a->k, a->n,
+                                            b->k, b->n, collect_cb, &c)
+                            : kj_scan_prefix(s, NULL, cases[i].table, a->k,
+                                             a->n, collect_cb, &c);
+    is(rc, cases[i].want_rc, "%s", cases[i].what_rc);
+    if (cases[i].what_visited)
+      is(c.visited, cases[i].want_visited, "%s", cases[i].what_visited);
     tu_buf_free(&c.b);
   }
 
