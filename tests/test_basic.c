@@ -21,6 +21,14 @@ static void close_ok(kj_store *s, const char *what) {
   is(kj_store_close(s), KJ_OK, "%s: kj_store_close", what);
 }
 
+/* close_ok(s, closing), then the store in dir opened again (checked as
+ * "<opening>: kj_store_open"). */
+static kj_store *reopen_ok(kj_store *s, const char *dir, const kj_options *o,
+                           const char *closing, const char *opening) {
+  close_ok(s, closing);
+  return tu_store_open_ok(dir, o, opening);
+}
+
 /* 1 if get returns KJ_OK with exactly (v, vl). */
 static int get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k,
                   size_t kl, const void *v, size_t vl) {
@@ -157,6 +165,30 @@ static int stats_of(kj_store *s, kj_stats *st) {
   kj_stats init = KJ_STATS_INIT;
   *st = init;
   return kj_store_stats(s, st);
+}
+
+/* Checks that tables tabs[0..2] of s, read in t, dump as want: the scan
+ * ("<scan_what>") and its rows ("<rows_what>"). */
+static void dump_is(kj_store *s, kj_txn *t, const unsigned *tabs,
+                    const char *want, const char *scan_what,
+                    const char *rows_what) {
+  char *got = NULL;
+  is(tu_dump_tables(s, t, tabs, 3, &got), KJ_OK, "%s", scan_what);
+  ok(dumps_equal(got, want), "%s", rows_what);
+  free(got);
+}
+
+/* Close s and reopen the store in dir (reopen_ok(what[0], what[1])); if it
+ * opened, check that it dumps as want (dump_is(what[2], what[3])) and close
+ * it again (close_ok(what[1])). */
+static void reopen_dump_is(kj_store *s, const char *dir, const kj_options *o,
+                           const unsigned *tabs, const char *want,
+                           const char *const what[4]) {
+  s = reopen_ok(s, dir, o, what[0], what[1]);
+  if (s != NULL) {
+    dump_is(s, NULL, tabs, want, what[2], what[3]);
+    close_ok(s, what[1]);
+  }
 }
 
 /* ---- round trips ----------------------------------------------------------
@@ -382,6 +414,17 @@ static int has_prefix(const skey *k, const skey *p) {
   return k->n >= p->n && memcmp(k->k, p->k, p->n) == 0;
 }
 
+/* 1 if a scan collected exactly the rows of want; a failed scan counts in
+ * *rc_bad, one out of order in *order_bad. */
+static int scan_matches(int rc, const collect *c, const tu_buf *want,
+                        int *rc_bad, int *order_bad) {
+  if (rc != KJ_OK)
+    (*rc_bad)++;
+  if (!c->order_ok)
+    (*order_bad)++;
+  return strcmp(c->b.p ? c->b.p : "", want->p ? want->p : "") == 0;
+}
+
 /* Check every prefix and every (start, end) pair of probe keys. */
 static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
                             const char *what) {
@@ -435,12 +478,7 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
     collect_init(&c, 0, 0);
     int rc = kj_scan_prefix(s, t, table, probe_keys[p].k, probe_keys[p].n,
                             collect_cb, &c);
-    if (rc != KJ_OK)
-      rc_bad++;
-    if (!c.order_ok)
-      order_bad++;
-    const char *g = c.b.p ? c.b.p : "", *w = want.p ? want.p : "";
-    if (strcmp(g, w) != 0) {
+    if (!scan_matches(rc, &c, &want, &rc_bad, &order_bad)) {
       prefix_bad++;
       printf("#   prefix #%zu: got %d rows\n", p, c.visited);
     }
@@ -466,12 +504,7 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
       collect_init(&c, 0, 0);
       int rc = kj_scan_range(s, t, table, st ? st->k : NULL, st ? st->n : 0,
                              en ? en->k : NULL, en ? en->n : 0, collect_cb, &c);
-      if (rc != KJ_OK)
-        rc_bad++;
-      if (!c.order_ok)
-        order_bad++;
-      const char *g = c.b.p ? c.b.p : "", *w = want.p ? want.p : "";
-      if (strcmp(g, w) != 0) {
+      if (!scan_matches(rc, &c, &want, &rc_bad, &order_bad)) {
         range_bad++;
         if (range_bad <= 5)
           printf("#   range [%zu, %zu): got %d rows\n", a, e, c.visited);
@@ -487,16 +520,7 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
      (NPROBE_KEYS + 1) * (NPROBE_KEYS + 1));
 }
 
-static void test_scans(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = tu_store_open_ok(dir, &o, "scans");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_scans(const char *dir, const kj_options *o, kj_store *s) {
   put_scan_keys(s, NULL, 9);
   is(put_str(s, NULL, 8, "b", "other table"), KJ_OK, "neighbour table 8");
   is(put_str(s, NULL, 10, "a", "other table"), KJ_OK, "neighbour table 10");
@@ -622,14 +646,11 @@ static void test_scans(void) {
     }
   }
   /* after a reopen */
-  close_ok(s, "scans");
-  s = tu_store_open_ok(dir, &o, "scans reopen");
+  s = reopen_ok(s, dir, o, "scans", "scans reopen");
   if (s != NULL) {
     check_all_scans(s, NULL, 9, "after reopen");
     close_ok(s, "scans reopen");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- transactions ---------------------------------------------------------
@@ -650,16 +671,8 @@ static void *stats_thread(void *p) {
   return NULL;
 }
 
-static void test_txn_overlay(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = tu_store_open_ok(dir, &o, "txn");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_txn_overlay(const char *dir, const kj_options *o,
+                             kj_store *s) {
   const char *ks[] = {"k1", "k2", "k3", "k4", "k5", "k7"};
   for (size_t i = 0; i < 6; i++) {
     char v[16];
@@ -678,8 +691,6 @@ static void test_txn_overlay(void) {
   if (t == NULL) {
     free(before);
     kj_store_close(s);
-    tu_rmrf(dir);
-    free(dir);
     return;
   }
   is(put_str(s, t, 1, "k3", "new3"), KJ_OK, "txn: overwrite committed k3");
@@ -722,10 +733,8 @@ static void test_txn_overlay(void) {
   tu_dump_row(&w, "t3", 2, "txn-only", 8);
   char *want = tu_buf_take(&w);
 
-  char *in_txn = NULL;
-  is(tu_dump_tables(s, t, tabs, 3, &in_txn), KJ_OK, "txn scan");
-  ok(dumps_equal(in_txn, want), "txn scan merges overlay with committed rows");
-  free(in_txn);
+  dump_is(s, t, tabs, want, "txn scan",
+          "txn scan merges overlay with committed rows");
 
   {
     collect c;
@@ -781,10 +790,8 @@ static void test_txn_overlay(void) {
   is(kj_txn_commit(t), KJ_OK, "commit");
   if (have_thread && !stats_done)
     pthread_join(job.th, NULL); /* unblocked by the commit */
-  char *after = NULL;
-  is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after commit");
-  ok(dumps_equal(after, want), "committed state equals the txn's view");
-  free(after);
+  dump_is(s, NULL, tabs, want, "scan after commit",
+          "committed state equals the txn's view");
 
   /* rollback drops everything */
   t = NULL;
@@ -797,10 +804,8 @@ static void test_txn_overlay(void) {
     kj_txn_rollback(t);
   }
   kj_txn_rollback(NULL); /* no-op */
-  after = NULL;
-  is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after rollback");
-  ok(dumps_equal(after, want), "rollback changed nothing");
-  free(after);
+  dump_is(s, NULL, tabs, want, "scan after rollback",
+          "rollback changed nothing");
   ok(get_absent(s, NULL, 4, "x", 1), "rolled-back put absent");
 
   /* an empty transaction writes nothing */
@@ -820,42 +825,23 @@ static void test_txn_overlay(void) {
   is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK, "begin read-only txn");
   if (t != NULL) {
     ok(get_str_eq(s, t, 1, "k6", "new6"), "read-only txn get");
-    char *ro = NULL;
-    is(tu_dump_tables(s, t, tabs, 3, &ro), KJ_OK, "read-only txn scan");
-    ok(dumps_equal(ro, want), "read-only txn sees committed state");
-    free(ro);
+    dump_is(s, t, tabs, want, "read-only txn scan",
+            "read-only txn sees committed state");
     is(kj_txn_commit(t), KJ_OK, "commit read-only txn");
   }
 
   /* after reopen: committed txn present, rolled-back one absent */
-  close_ok(s, "txn");
-  s = tu_store_open_ok(dir, &o, "txn reopen");
-  if (s != NULL) {
-    after = NULL;
-    is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after reopen");
-    ok(dumps_equal(after, want), "reopen: committed txn, no rolled-back one");
-    free(after);
-    close_ok(s, "txn reopen");
-  }
-  free(want);
+  reopen_dump_is(
+      s, dir, o, tabs, want,
+      (const char *const[]){"txn", "txn reopen", "scan after reopen",
+                            "reopen: committed txn, no rolled-back one"});
   free(before);
-  tu_rmrf(dir);
-  free(dir);
+  free(want);
 }
 
 /* ---- reopen across many commits and segments ---------------------------- */
 
-static void test_reopen_many(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_NORMAL;
-  kj_store *s = tu_store_open_ok(dir, &o, "many");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void reopen_many_on(const char *dir, const kj_options *o, kj_store *s) {
   tu_rng rng;
   tu_rng_seed(&rng, 7);
   unsigned tabs[] = {1, 2, 200};
@@ -898,12 +884,10 @@ static void test_reopen_many(void) {
   is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump before close");
   close_ok(s, "many");
 
-  s = tu_store_open_ok(dir, &o, "many reopen");
+  s = tu_store_open_ok(dir, o, "many reopen");
   if (s != NULL) {
-    char *got = NULL;
-    is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen");
-    ok(dumps_equal(got, want), "reopen preserves all tables");
-    free(got);
+    dump_is(s, NULL, tabs, want, "dump after reopen",
+            "reopen preserves all tables");
     is(stats_of(s, &st), KJ_OK, "stats after reopen");
     is(st.commits, 0, "commits counts this handle only");
     ok(st.last_seq >= seq, "last_seq survives reopen");
@@ -917,19 +901,19 @@ static void test_reopen_many(void) {
     free(want);
     want = NULL;
     is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump 2");
-    close_ok(s, "many reopen");
-    s = tu_store_open_ok(dir, &o, "many reopen 2");
-    if (s != NULL) {
-      got = NULL;
-      is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen 2");
-      ok(dumps_equal(got, want), "second reopen preserves state");
-      free(got);
-      close_ok(s, "many reopen 2");
-    }
+    reopen_dump_is(s, dir, o, tabs, want,
+                   (const char *const[]){"many reopen", "many reopen 2",
+                                         "dump after reopen 2",
+                                         "second reopen preserves state"});
   }
   free(want);
-  tu_rmrf(dir);
-  free(dir);
+}
+
+static void test_reopen_many(void) {
+  kj_options o;
+  tu_options(&o);
+  o.sync = KJ_SYNC_NORMAL;
+  tu_with_store_dir("many", &o, reopen_many_on);
 }
 
 /* ---- memory-only stores ----------------------------------------------- */
@@ -982,12 +966,12 @@ static void test_memory_only(void) {
     ok(dumps_equal(d, w.p), "memory: scan rows");
     tu_buf_free(&w);
     free(d);
+    uint64_t rows = 9, tbytes = 0;
     is(kj_store_sync(s), KJ_OK, "memory: kj_store_sync");
     is(stats_of(s, &st), KJ_OK, "memory: stats 2");
     is(st.rows, 3, "memory: rows");
     is(st.commits, 5, "memory: commits");
     is(st.disk_bytes, 0, "memory: no disk bytes");
-    uint64_t rows = 9, tbytes = 0;
     is(kj_table_count(s, 2, &rows, &tbytes) == KJ_OK ? (long long)rows : -1, 1,
        "memory: table_count");
     if (s2 != NULL)
@@ -1135,16 +1119,7 @@ static void test_sync_modes(void) {
 /* ---- statistics -------------------------------------------------------------
  */
 
-static void test_stats(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = tu_store_open_ok(dir, &o, "stats");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_stats(const char *dir, const kj_options *o, kj_store *s) {
   kj_stats st;
   is(stats_of(s, &st), KJ_OK, "stats: fresh");
   is(st.rows, 0, "fresh: rows 0");
@@ -1191,8 +1166,7 @@ static void test_stats(void) {
   uint64_t seq = st.last_seq;
   ok(seq >= 6, "last_seq >= 6");
 
-  close_ok(s, "stats");
-  s = tu_store_open_ok(dir, &o, "stats reopen");
+  s = reopen_ok(s, dir, o, "stats", "stats reopen");
   if (s != NULL) {
     is(stats_of(s, &st), KJ_OK, "stats after reopen");
     is(st.rows, 4, "reopen: rows 4");
@@ -1204,8 +1178,6 @@ static void test_stats(void) {
     is(bytes, 14, "reopen: table 2 bytes");
     close_ok(s, "stats reopen");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- creating the store directory ------------------------------------ */
@@ -1393,25 +1365,37 @@ static void check_against(kj_store *s, const model *m, rstate *rs) {
     rs->stat_bad++;
 }
 
-static void test_random(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_OFF;
-  o.segment_bytes = 16 * 1024;
-  kj_store *s = tu_store_open_ok(dir, &o, "random");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
+/* Put a random value under k (put) or delete k, in table ti of s (in t)
+ * and of the model m. 0 if the store refused. */
+static int write_op(kj_store *s, kj_txn *t, model *m, tu_rng *r, int ti,
+                    const unsigned char *k, size_t kl, int put) {
+  unsigned char v[64];
+  if (put) {
+    size_t vl = rand_val(r, v);
+    model_put(m, ti, k, kl, v, vl);
+    return kj_put(s, t, rtables[ti], k, kl, v, vl) == KJ_OK;
   }
+  model_del(m, ti, k, kl);
+  return kj_delete(s, t, rtables[ti], k, kl) == KJ_OK;
+}
+
+/* 1 if a get of k in table ti of s (in t) finds what the model m holds. */
+static int get_matches(kj_store *s, kj_txn *t, const model *m, int ti,
+                       const unsigned char *k, size_t kl) {
+  long i = mfind(&m->t[ti], k, kl);
+  return i >= 0 ? get_eq(s, t, rtables[ti], k, kl, m->t[ti].r[i].v,
+                         m->t[ti].r[i].vl)
+                : get_absent(s, t, rtables[ti], k, kl);
+}
+
+static void random_on(const char *dir, const kj_options *o, kj_store *s) {
   tu_rng r;
   tu_rng_seed(&r, 0x5eed1234u);
   model m;
   memset(&m, 0, sizeof m);
   rstate rs;
   memset(&rs, 0, sizeof rs);
-  unsigned char k[4], v[64];
+  unsigned char k[4];
   int ops = 0, next_reopen = 400;
 
   while (ops < 2000 && s != NULL) {
@@ -1421,24 +1405,10 @@ static void test_random(void) {
       size_t kl = rand_key(&r, k);
       uint64_t what = tu_rng_below(&r, 10);
       ops++;
-      if (what < 5) {
-        size_t vl = rand_val(&r, v);
-        if (kj_put(s, NULL, rtables[ti], k, kl, v, vl) != KJ_OK)
-          rs.op_bad++;
-        model_put(&m, ti, k, kl, v, vl);
-      } else if (what < 8) {
-        if (kj_delete(s, NULL, rtables[ti], k, kl) != KJ_OK)
-          rs.op_bad++;
-        model_del(&m, ti, k, kl);
+      if (what < 8) {
+        rs.op_bad += !write_op(s, NULL, &m, &r, ti, k, kl, what < 5);
       } else {
-        long i = mfind(&m.t[ti], k, kl);
-        if (i >= 0) {
-          if (!get_eq(s, NULL, rtables[ti], k, kl, m.t[ti].r[i].v,
-                      m.t[ti].r[i].vl))
-            rs.get_bad++;
-        } else if (!get_absent(s, NULL, rtables[ti], k, kl)) {
-          rs.get_bad++;
-        }
+        rs.get_bad += !get_matches(s, NULL, &m, ti, k, kl);
         continue;
       }
       check_against(s, &m, &rs);
@@ -1457,23 +1427,12 @@ static void test_random(void) {
         int ti = (int)tu_rng_below(&r, NT);
         size_t kl = rand_key(&r, k);
         uint64_t what = tu_rng_below(&r, 20);
-        if (what < 9) {
-          size_t vl = rand_val(&r, v);
-          if (kj_put(s, t, rtables[ti], k, kl, v, vl) != KJ_OK)
-            rs.op_bad++;
-          model_put(&tm, ti, k, kl, v, vl);
-        } else if (what < 14) {
-          if (kj_delete(s, t, rtables[ti], k, kl) != KJ_OK)
-            rs.op_bad++;
-          model_del(&tm, ti, k, kl);
+        if (what < 14) {
+          rs.op_bad += !write_op(s, t, &tm, &r, ti, k, kl, what < 9);
         } else if (what < 17) {
           /* get inside the txn, and outside it (committed state) */
-          long i = mfind(&tm.t[ti], k, kl);
-          if (i >= 0 ? !get_eq(s, t, rtables[ti], k, kl, tm.t[ti].r[i].v,
-                               tm.t[ti].r[i].vl)
-                     : !get_absent(s, t, rtables[ti], k, kl))
-            rs.get_bad++;
-          i = mfind(&m.t[ti], k, kl);
+          rs.get_bad += !get_matches(s, t, &tm, ti, k, kl);
+          long i = mfind(&m.t[ti], k, kl);
           if (i >= 0 ? !outside_get_eq(s, rtables[ti], k, kl, m.t[ti].r[i].v,
                                        m.t[ti].r[i].vl)
                      : !outside_get_absent(s, rtables[ti], k, kl))
@@ -1510,7 +1469,7 @@ static void test_random(void) {
       if (kj_store_close(s) != KJ_OK)
         rs.op_bad++;
       s = NULL;
-      if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
+      if (kj_store_open(dir, o, &s, NULL) != KJ_OK) {
         rs.op_bad++;
         break;
       }
@@ -1527,8 +1486,7 @@ static void test_random(void) {
      "random: exercised commits (%d), rollbacks (%d), reopens (%d)", rs.commits,
      rs.rollbacks, rs.reopens);
   if (s != NULL) {
-    close_ok(s, "random");
-    s = tu_store_open_ok(dir, &o, "random final reopen");
+    s = reopen_ok(s, dir, o, "random", "random final reopen");
   }
   if (s != NULL) {
     rstate fin;
@@ -1542,8 +1500,14 @@ static void test_random(void) {
     close_ok(s, "random final");
   }
   model_free(&m);
-  tu_rmrf(dir);
-  free(dir);
+}
+
+static void test_random(void) {
+  kj_options o;
+  tu_options(&o);
+  o.sync = KJ_SYNC_OFF;
+  o.segment_bytes = 16 * 1024;
+  tu_with_store_dir("random", &o, random_on);
 }
 
 /* Savepoints: undo every change since the savepoint (puts over existing
@@ -1601,13 +1565,13 @@ static void test_savepoint(void) {
 int main(void) {
   alarm(300); /* a deadlock fails the run instead of hanging it */
   test_roundtrip();
-  test_scans();
-  test_txn_overlay();
+  tu_with_store_dir("scans", NULL, test_scans);
+  tu_with_store_dir("txn", NULL, test_txn_overlay);
   test_reopen_many();
   test_memory_only();
   test_passphrase();
   test_sync_modes();
-  test_stats();
+  tu_with_store_dir("stats", NULL, test_stats);
   test_create_missing_dir();
   test_random();
   test_savepoint();

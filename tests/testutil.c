@@ -333,6 +333,19 @@ kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
   return s;
 }
 
+void tu_with_store_dir(const char *what, const kj_options *o,
+                       void (*fn)(const char *dir, const kj_options *o,
+                                  kj_store *s)) {
+  kj_options tmp;
+  o = opts_or_default(o, &tmp);
+  char *dir = tu_mkdtemp();
+  kj_store *s = tu_store_open_ok(dir, o, what);
+  if (s != NULL)
+    fn(dir, o, s);
+  tu_rmrf(dir);
+  free(dir);
+}
+
 kj_backend *tu_backend_open(const char *dir, const kj_options *o) {
   kj_options tmp;
   kj_backend *b = NULL;

@@ -85,6 +85,13 @@ kj_store *tu_store_open(const char *dir, const kj_options *o);
  * left *out NULL. NULL on failure. */
 kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
                            const char *what);
+/* Fixture: fn(dir, o, s) on a store opened with *o (NULL: tu_options()) in
+ * a fresh directory, checked as "<what>: kj_store_open"; fn does not run
+ * if it did not open. fn closes s (and may reopen the store in dir); the
+ * directory is removed afterwards. */
+void tu_with_store_dir(const char *what, const kj_options *o,
+                       void (*fn)(const char *dir, const kj_options *o,
+                                  kj_store *s));
 /* kj_backend_open() on dir (NULL: memory-only) with *o (NULL:
  * tu_options()). NULL on failure, after a "#" comment. */
 kj_backend *tu_backend_open(const char *dir, const kj_options *o);
