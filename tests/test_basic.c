@@ -841,7 +841,10 @@ static void test_txn_overlay(const char *dir, const kj_options *o,
 
 /* ---- reopen across many commits and segments ---------------------------- */
 
-static void reopen_many_on(const char *dir, const kj_options *o, kj_store *s) {
+static void sync_normal(kj_options *o) { o->sync = KJ_SYNC_NORMAL; }
+
+static void test_reopen_many(const char *dir, const kj_options *o,
+                             kj_store *s) {
   tu_rng rng;
   tu_rng_seed(&rng, 7);
   unsigned tabs[] = {1, 2, 200};
@@ -907,13 +910,6 @@ static void reopen_many_on(const char *dir, const kj_options *o, kj_store *s) {
                                          "second reopen preserves state"});
   }
   free(want);
-}
-
-static void test_reopen_many(void) {
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_NORMAL;
-  tu_with_store_dir("many", &o, reopen_many_on);
 }
 
 /* ---- memory-only stores ----------------------------------------------- */
@@ -996,16 +992,16 @@ static void test_memory_only(void) {
 
 /* ---- passphrase store ------------------------------------------------- */
 
-static void test_passphrase(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options_pass(&o, "correct horse battery staple");
-  kj_store *s = tu_store_open_ok(dir, &o, "passphrase create");
-  if (s != NULL) {
-    is(put_str(s, NULL, 1, "secret", "value"), KJ_OK, "passphrase: put");
-    close_ok(s, "passphrase create");
-  }
+static void passphrase(kj_options *o) {
+  tu_options_pass(o, "correct horse battery staple");
+}
+
+static void test_passphrase(const char *dir, const kj_options *created,
+                            kj_store *s) {
+  is(put_str(s, NULL, 1, "secret", "value"), KJ_OK, "passphrase: put");
+  close_ok(s, "passphrase create");
   /* cost options are ignored for an existing store */
+  kj_options o = *created;
   o.pwhash_opslimit = 3;
   o.pwhash_memlimit = 16384;
   s = tu_store_open_ok(dir, &o, "passphrase reopen");
@@ -1023,8 +1019,6 @@ static void test_passphrase(void) {
     ok(get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
     close_ok(s, "passphrase reopen 2");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- sync modes --------------------------------------------------------- */
@@ -1033,11 +1027,9 @@ static void sync_mode_case(kj_sync mode, const char *name) {
   char *dir = tu_mkdtemp();
   char *snap = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
+  tu_options_vfs(&o, &tv);
   o.sync = mode;
-  o.vfs = &tv.vfs;
   o.segment_bytes = 1024 * 1024; /* no rollover within this test */
   o.sync_interval_bytes = 4096;
   kj_store *s = tu_store_open_ok(dir, &o, name);
@@ -1388,7 +1380,13 @@ static int get_matches(kj_store *s, kj_txn *t, const model *m, int ti,
                 : get_absent(s, t, rtables[ti], k, kl);
 }
 
-static void random_on(const char *dir, const kj_options *o, kj_store *s) {
+/* Small segments, no syncs: many segments, quickly. */
+static void random_options(kj_options *o) {
+  o->sync = KJ_SYNC_OFF;
+  o->segment_bytes = 16 * 1024;
+}
+
+static void test_random(const char *dir, const kj_options *o, kj_store *s) {
   tu_rng r;
   tu_rng_seed(&r, 0x5eed1234u);
   model m;
@@ -1502,14 +1500,6 @@ static void random_on(const char *dir, const kj_options *o, kj_store *s) {
   model_free(&m);
 }
 
-static void test_random(void) {
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_OFF;
-  o.segment_bytes = 16 * 1024;
-  tu_with_store_dir("random", &o, random_on);
-}
-
 /* Savepoints: undo every change since the savepoint (puts over existing
  * write-set entries, tombstones, new keys) and keep what came before. */
 static void test_savepoint(void) {
@@ -1567,13 +1557,13 @@ int main(void) {
   test_roundtrip();
   tu_with_store_dir("scans", NULL, test_scans);
   tu_with_store_dir("txn", NULL, test_txn_overlay);
-  test_reopen_many();
+  tu_with_store_dir("many", sync_normal, test_reopen_many);
   test_memory_only();
-  test_passphrase();
+  tu_with_store_dir("passphrase create", passphrase, test_passphrase);
   test_sync_modes();
   tu_with_store_dir("stats", NULL, test_stats);
   test_create_missing_dir();
-  test_random();
+  tu_with_store_dir("random", random_options, test_random);
   test_savepoint();
   return tap_done();
 }

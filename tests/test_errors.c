@@ -59,6 +59,17 @@ static int put_str(kj_store *s, kj_txn *t, unsigned table, const char *k,
   return kj_put(s, t, table, k, strlen(k), v, strlen(v));
 }
 
+/* Create the store in dir with o (checked: "<what>: kj_store_open") and
+ * the row k = v in table 1. */
+static void store_with_row(const char *dir, const kj_options *o,
+                           const char *what) {
+  kj_store *s = tu_store_open_ok(dir, o, what);
+  if (s != NULL) {
+    put_str(s, NULL, 1, "k", "v");
+    kj_store_close(s);
+  }
+}
+
 static int stats_of(kj_store *s, kj_stats *st) {
   kj_stats init = KJ_STATS_INIT;
   *st = init;
@@ -141,16 +152,26 @@ static void test_wrong_key(void) {
   tu_rmrf(snap);
   ok(tu_copy_dir(dir, snap) == 0, "wrongkey: snapshot");
 
+  /* The other raw key, also with KJ_OPEN_EXISTING, also read-only. */
+  static const struct {
+    kj_open_mode mode;
+    int read_only;
+    const char *what, *desc;
+  } other[] = {
+      {KJ_OPEN_CREATE, 0, "other raw key", "wrong raw key: KJ_EKEY"},
+      {KJ_OPEN_EXISTING, 0, "other raw key, EXISTING",
+       "wrong raw key with KJ_OPEN_EXISTING: KJ_EKEY"},
+      {KJ_OPEN_EXISTING, 1, "other raw key, read-only",
+       "wrong raw key read-only: KJ_EKEY"},
+  };
   kj_options w;
   tu_options(&w);
   w.key = tu_key_other;
-  is(open_fail(dir, &w, "other raw key"), KJ_EKEY, "wrong raw key: KJ_EKEY");
-  w.mode = KJ_OPEN_EXISTING;
-  is(open_fail(dir, &w, "other raw key, EXISTING"), KJ_EKEY,
-     "wrong raw key with KJ_OPEN_EXISTING: KJ_EKEY");
-  w.read_only = 1;
-  is(open_fail(dir, &w, "other raw key, read-only"), KJ_EKEY,
-     "wrong raw key read-only: KJ_EKEY");
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    w.mode = other[i].mode;
+    w.read_only = other[i].read_only;
+    is(open_fail(dir, &w, other[i].what), KJ_EKEY, "%s", other[i].desc);
+  }
   tu_options_pass(&w, "a passphrase");
   is(open_fail(dir, &w, "passphrase on raw-key store"), KJ_EKEY,
      "passphrase on a raw-key store: KJ_EKEY");
@@ -524,11 +545,7 @@ static void test_open_modes(void) {
   /* a store whose files were overwritten with garbage (bad magic) */
   char *garb = tu_mkdtemp();
   tu_options(&o);
-  s = tu_store_open_ok(garb, &o, "store to garble");
-  if (s != NULL) {
-    put_str(s, NULL, 1, "k", "v");
-    kj_store_close(s);
-  }
+  store_with_row(garb, &o, "store to garble");
   tu_rng r;
   tu_rng_seed(&r, 1234);
   ok(tu_for_each_file(garb, garble_one, &r) > 0, "garbled every file");
@@ -547,11 +564,7 @@ static void test_open_modes(void) {
   {
     char *hd = tu_mkdtemp();
     tu_options(&o);
-    s = tu_store_open_ok(hd, &o, "store for a garbage header");
-    if (s != NULL) {
-      put_str(s, NULL, 1, "k", "v");
-      kj_store_close(s);
-    }
+    store_with_row(hd, &o, "store for a garbage header");
     char *hp = tu_path(hd, "keyjournal.hdr");
     long long hn = tu_file_size(hp);
     ok(hn > 8, "header file exists (%lld bytes)", hn);
@@ -767,23 +780,17 @@ static void test_busy(void) {
 
 /* ---- read-only handles -------------------------------------------------- */
 
-static void test_read_only(void) {
-  char *dir = tu_mkdtemp(), *snap = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = tu_store_open_ok(dir, &o, "ro create");
-  if (s == NULL) {
-    cleanup_dir(dir);
-    cleanup_dir(snap);
-    return;
-  }
+static void test_read_only(const char *dir, const kj_options *created,
+                           kj_store *s) {
   put_str(s, NULL, 1, "a", "1");
   put_str(s, NULL, 2, "b", "2");
   char *want = dump(s);
   kj_store_close(s);
+  char *snap = tu_mkdtemp();
   tu_rmrf(snap);
   tu_copy_dir(dir, snap);
 
+  kj_options o = *created;
   o.read_only = 1;
   s = tu_store_open_ok(dir, &o, "ro open");
   if (s != NULL) {
@@ -822,7 +829,6 @@ static void test_read_only(void) {
   cleanup_dir(empty);
 
   free(want);
-  cleanup_dir(dir);
   cleanup_dir(snap);
 }
 
@@ -868,11 +874,9 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
                         int status, unsigned flags, int null_txn) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
+  tu_options_vfs(&o, &tv);
   o.sync = sync;
-  o.vfs = &tv.vfs;
   char *s0 = expected_state(0, null_txn), *s1 = expected_state(1, null_txn);
   ok(s0 != NULL && s1 != NULL && strcmp(s0, s1) != 0,
      "%s: expected states computed", name);
@@ -981,15 +985,9 @@ static void test_poison(void) {
 static void test_open_failures(void) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
-  o.vfs = &tv.vfs;
-  kj_store *s = tu_store_open_ok(dir, &o, "openfail create");
-  if (s != NULL) {
-    put_str(s, NULL, 1, "k", "v");
-    kj_store_close(s);
-  }
+  tu_options_vfs(&o, &tv);
+  store_with_row(dir, &o, "openfail create");
 
   tu_vfs_arm(&tv, TU_READ, 1, KJ_EIO, TU_ARM_PERSIST);
   is(open_fail(dir, &o, "read EIO"), KJ_EIO, "open with failing reads: KJ_EIO");
@@ -1001,7 +999,7 @@ static void test_open_failures(void) {
      "open with failing open(): KJ_EIO");
   ok(tu_vfs_injected(&tv) > inj, "open failure injected");
   tu_vfs_disarm(&tv);
-  s = tu_store_open_ok(dir, &o, "open after injected failures");
+  kj_store *s = tu_store_open_ok(dir, &o, "open after injected failures");
   if (s != NULL) {
     ok(get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
     kj_store_close(s);
@@ -1081,9 +1079,7 @@ static void test_close(void) {
 
   /* close returns the status of its final sync */
   tu_vfs tv;
-  tu_vfs_init(&tv);
-  tu_options(&o);
-  o.vfs = &tv.vfs;
+  tu_options_vfs(&o, &tv);
   o.sync = KJ_SYNC_NORMAL;
   s = tu_store_open_ok(dir, &o, "close sync status");
   if (s != NULL) {
@@ -1120,27 +1116,18 @@ static void test_close(void) {
  * KJ_MAX_TXN_BYTES fails with KJ_EINVAL and changes nothing; the
  * transaction stays usable. 15 values of KJ_MAX_VALUE (plus keys and
  * per-row overhead) fit in 64 MiB, a 16th does not. */
-static void test_txn_limit(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_OFF;
-  kj_store *s = tu_store_open_ok(dir, &o, "txn limit");
-  if (s == NULL) {
-    cleanup_dir(dir);
-    return;
-  }
+static void sync_off(kj_options *o) { o->sync = KJ_SYNC_OFF; }
+
+static void test_txn_limit(const char *dir, const kj_options *o, kj_store *s) {
   put_str(s, NULL, 1, "pre", "existing");
-  unsigned char *v = calloc(1, KJ_MAX_VALUE);
   const int fit = (int)(KJ_MAX_TXN_BYTES / KJ_MAX_VALUE) - 1; /* 15 */
   kj_txn *t = NULL;
   is(kj_txn_begin(s, 0, &t), KJ_OK, "begin big txn");
   if (t == NULL) {
-    free(v);
     kj_store_close(s);
-    cleanup_dir(dir);
     return;
   }
+  unsigned char *v = calloc(1, KJ_MAX_VALUE);
   int bad = 0;
   char k[16];
   for (int i = 0; i < fit; i++) {
@@ -1176,7 +1163,7 @@ static void test_txn_limit(void) {
   ok(get_absent(s, NULL, 1, "one-more"), "refused row absent");
   is(put_str(s, NULL, 1, "post", "ok"), KJ_OK, "writes still work");
   kj_store_close(s);
-  s = tu_store_open_ok(dir, &o, "txn limit reopen");
+  s = tu_store_open_ok(dir, o, "txn limit reopen");
   if (s != NULL) {
     void *got = NULL;
     size_t gl = 0;
@@ -1192,7 +1179,6 @@ static void test_txn_limit(void) {
     kj_store_close(s);
   }
   free(v);
-  cleanup_dir(dir);
 }
 
 /* ---- disk full while preallocating a segment -------------------------- */
@@ -1203,10 +1189,8 @@ static void test_txn_limit(void) {
 static void test_enospc_preallocate(void) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
-  o.vfs = &tv.vfs;
+  tu_options_vfs(&o, &tv);
   o.segment_bytes = 4096;
   kj_store *s = tu_store_open_ok(dir, &o, "enospc preallocate");
   if (s == NULL) {
@@ -1265,11 +1249,11 @@ int main(void) {
   test_bad_options();
   test_open_modes();
   test_busy();
-  test_read_only();
+  tu_with_store_dir("ro create", NULL, test_read_only);
   test_poison();
   test_open_failures();
   test_close();
-  test_txn_limit();
+  tu_with_store_dir("txn limit", sync_off, test_txn_limit);
   test_enospc_preallocate();
   return tap_done();
 }

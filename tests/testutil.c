@@ -333,15 +333,17 @@ kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
   return s;
 }
 
-void tu_with_store_dir(const char *what, const kj_options *o,
+void tu_with_store_dir(const char *what, void (*tune)(kj_options *o),
                        void (*fn)(const char *dir, const kj_options *o,
                                   kj_store *s)) {
-  kj_options tmp;
-  o = opts_or_default(o, &tmp);
+  kj_options o;
+  tu_options(&o);
+  if (tune != NULL)
+    tune(&o);
   char *dir = tu_mkdtemp();
-  kj_store *s = tu_store_open_ok(dir, o, what);
+  kj_store *s = tu_store_open_ok(dir, &o, what);
   if (s != NULL)
-    fn(dir, o, s);
+    fn(dir, &o, s);
   tu_rmrf(dir);
   free(dir);
 }
@@ -567,6 +569,12 @@ void tu_vfs_init(tu_vfs *tv) {
   tv->vfs.sync_dir = tv_sync_dir;
   tv->vfs.mkdir = tv_mkdir;
   tv->vfs.list = tv_list;
+}
+
+void tu_options_vfs(kj_options *o, tu_vfs *tv) {
+  tu_vfs_init(tv);
+  tu_options(o);
+  o->vfs = &tv->vfs;
 }
 
 void tu_vfs_destroy(tu_vfs *tv) { pthread_mutex_destroy(&tv->mu); }

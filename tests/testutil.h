@@ -85,11 +85,11 @@ kj_store *tu_store_open(const char *dir, const kj_options *o);
  * left *out NULL. NULL on failure. */
 kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
                            const char *what);
-/* Fixture: fn(dir, o, s) on a store opened with *o (NULL: tu_options()) in
- * a fresh directory, checked as "<what>: kj_store_open"; fn does not run
- * if it did not open. fn closes s (and may reopen the store in dir); the
- * directory is removed afterwards. */
-void tu_with_store_dir(const char *what, const kj_options *o,
+/* Fixture: fn(dir, o, s) on a store opened with tu_options() as changed
+ * by tune (if not NULL) in a fresh directory, checked as "<what>:
+ * kj_store_open"; fn does not run if it did not open. fn closes s (and may
+ * reopen the store in dir with o); the directory is removed afterwards. */
+void tu_with_store_dir(const char *what, void (*tune)(kj_options *o),
                        void (*fn)(const char *dir, const kj_options *o,
                                   kj_store *s));
 /* kj_backend_open() on dir (NULL: memory-only) with *o (NULL:
@@ -222,6 +222,8 @@ typedef struct tu_vfs {
 
 /* Initialise tv as a pass-through wrapper around kj_vfs_posix(). */
 void tu_vfs_init(tu_vfs *tv);
+/* tu_options(o) on the counting VFS tv, which this initialises. */
+void tu_options_vfs(kj_options *o, tu_vfs *tv);
 void tu_vfs_destroy(tu_vfs *tv);
 /* Fail the nth (1-based, counted from now) call of method with status. */
 void tu_vfs_arm(tu_vfs *tv, tu_method method, uint64_t nth, int status,
