@@ -29,25 +29,6 @@ static kj_store *reopen_ok(kj_store *s, const char *dir, const kj_options *o,
   return tu_store_open_ok(dir, o, opening);
 }
 
-/* 1 if get returns KJ_OK with exactly (v, vl). */
-static int get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k,
-                  size_t kl, const void *v, size_t vl) {
-  void *got = NULL;
-  size_t gl = (size_t)-1;
-  int rc = kj_get(s, t, table, k, kl, &got, &gl);
-  int res = rc == KJ_OK && gl == vl &&
-            (vl == 0 || (got != NULL && memcmp(got, v, vl) == 0));
-  if (!res)
-    printf("#   get: rc=%d len=%zu (want %zu)\n", rc, gl, vl);
-  kj_free(got);
-  return res;
-}
-
-static int get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
-                      const char *v) {
-  return get_eq(s, t, table, k, strlen(k), v, strlen(v));
-}
-
 /* 1 if get returns KJ_NOTFOUND. */
 static int get_absent(kj_store *s, kj_txn *t, unsigned table, const void *k,
                       size_t kl) {
@@ -90,7 +71,7 @@ typedef struct outside {
 static void *outside_main(void *p) {
   outside *o = p;
   if (o->kind == 0)
-    o->result = get_eq(o->s, NULL, o->table, o->k, o->kl, o->v, o->vl);
+    o->result = tu_get_eq(o->s, NULL, o->table, o->k, o->kl, o->v, o->vl);
   else if (o->kind == 1)
     o->result = get_absent(o->s, NULL, o->table, o->k, o->kl);
   else
@@ -210,7 +191,7 @@ static void test_roundtrip(void) {
 
   /* simple put / get / delete */
   is(put_str(s, NULL, 1, "alpha", "one"), KJ_OK, "put alpha");
-  ok(get_str_eq(s, NULL, 1, "alpha", "one"), "get alpha");
+  ok(tu_get_str_eq(s, NULL, 1, "alpha", "one"), "get alpha");
   ok(get_absent(s, NULL, 1, "alph", 4), "a prefix of a key is absent");
   ok(get_absent(s, NULL, 1, "alphab", 6), "a longer key is absent");
   ok(get_absent(s, NULL, 2, "alpha", 5), "same key in another table absent");
@@ -243,10 +224,11 @@ static void test_roundtrip(void) {
   is(kj_put(s, NULL, 3, k00, 2, "zerozero", 8), KJ_OK, "put key \\0\\0");
   is(kj_put(s, NULL, 3, kb1, 3, vbin, sizeof vbin), KJ_OK, "put a\\0b");
   is(kj_put(s, NULL, 3, kb2, 3, "c", 1), KJ_OK, "put a\\0c");
-  ok(get_eq(s, NULL, 3, k0, 1, "zero", 4), "get \\0");
-  ok(get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "get \\0\\0");
-  ok(get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "get a\\0b (binary value)");
-  ok(get_eq(s, NULL, 3, kb2, 3, "c", 1), "get a\\0c");
+  ok(tu_get_eq(s, NULL, 3, k0, 1, "zero", 4), "get \\0");
+  ok(tu_get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "get \\0\\0");
+  ok(tu_get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin),
+     "get a\\0b (binary value)");
+  ok(tu_get_eq(s, NULL, 3, kb2, 3, "c", 1), "get a\\0c");
   ok(get_absent(s, NULL, 3, "a", 2), "\"a\\0\" (C string + NUL) absent");
 
   /* KJ_MAX_KEY-length key */
@@ -256,7 +238,7 @@ static void test_roundtrip(void) {
   tu_rng_fill(&rng, bigkey, KJ_MAX_KEY);
   is(kj_put(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), KJ_OK,
      "put KJ_MAX_KEY-byte key");
-  ok(get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), "get KJ_MAX_KEY key");
+  ok(tu_get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), "get KJ_MAX_KEY key");
   ok(get_absent(s, NULL, 4, bigkey, KJ_MAX_KEY - 1),
      "KJ_MAX_KEY-1 prefix absent");
   is(kj_max_key(), KJ_MAX_KEY, "kj_max_key()");
@@ -267,47 +249,48 @@ static void test_roundtrip(void) {
   unsigned char *big = malloc(KJ_MAX_VALUE);
   tu_rng_fill(&rng, big, KJ_MAX_VALUE);
   is(kj_put(s, NULL, 5, "mib", 3, big, mib), KJ_OK, "put 1 MiB value");
-  ok(get_eq(s, NULL, 5, "mib", 3, big, mib), "get 1 MiB value");
+  ok(tu_get_eq(s, NULL, 5, "mib", 3, big, mib), "get 1 MiB value");
   is(kj_put(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1), KJ_OK,
      "put KJ_MAX_VALUE-1 byte value");
   is(kj_put(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), KJ_OK,
      "put KJ_MAX_VALUE byte value");
-  ok(get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), "get KJ_MAX_VALUE");
+  ok(tu_get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), "get KJ_MAX_VALUE");
 
   /* overwrite: longer, shorter, empty, back */
   is(put_str(s, NULL, 1, "ow", "first"), KJ_OK, "put ow");
   is(put_str(s, NULL, 1, "ow", "second-and-longer"), KJ_OK, "overwrite ow");
-  ok(get_str_eq(s, NULL, 1, "ow", "second-and-longer"), "overwritten value");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", "second-and-longer"), "overwritten value");
   is(put_str(s, NULL, 1, "ow", "s"), KJ_OK, "overwrite ow shorter");
-  ok(get_str_eq(s, NULL, 1, "ow", "s"), "shorter overwrite");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", "s"), "shorter overwrite");
   is(put_str(s, NULL, 1, "ow", ""), KJ_OK, "overwrite ow with empty");
-  ok(get_str_eq(s, NULL, 1, "ow", ""), "empty overwrite");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", ""), "empty overwrite");
   is(put_str(s, NULL, 1, "ow", "final"), KJ_OK, "overwrite ow again");
 
   /* table ids at the ends of the range are independent */
   is(put_str(s, NULL, KJ_TABLE_MIN, "edge", "min"), KJ_OK, "put table 1");
   is(put_str(s, NULL, KJ_TABLE_MAX, "edge", "max"), KJ_OK, "put table 255");
-  ok(get_str_eq(s, NULL, KJ_TABLE_MIN, "edge", "min"), "get table 1");
-  ok(get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "get table 255");
+  ok(tu_get_str_eq(s, NULL, KJ_TABLE_MIN, "edge", "min"), "get table 1");
+  ok(tu_get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "get table 255");
 
   /* everything survives a reopen */
   close_ok(s, "roundtrip");
   s = tu_store_open_ok(dir, &o, "roundtrip reopen");
   if (s != NULL) {
     ok(get_absent(s, NULL, 1, "alpha", 5), "reopen: deleted key absent");
-    ok(get_eq(s, NULL, 1, "empty", 5, "", 0), "reopen: empty value");
-    ok(get_eq(s, NULL, 3, k0, 1, "zero", 4), "reopen: \\0");
-    ok(get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "reopen: \\0\\0");
-    ok(get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "reopen: a\\0b");
-    ok(get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3),
+    ok(tu_get_eq(s, NULL, 1, "empty", 5, "", 0), "reopen: empty value");
+    ok(tu_get_eq(s, NULL, 3, k0, 1, "zero", 4), "reopen: \\0");
+    ok(tu_get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "reopen: \\0\\0");
+    ok(tu_get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "reopen: a\\0b");
+    ok(tu_get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3),
        "reopen: KJ_MAX_KEY key");
-    ok(get_eq(s, NULL, 5, "mib", 3, big, mib), "reopen: 1 MiB value");
-    ok(get_eq(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1),
+    ok(tu_get_eq(s, NULL, 5, "mib", 3, big, mib), "reopen: 1 MiB value");
+    ok(tu_get_eq(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1),
        "reopen: KJ_MAX_VALUE-1 value");
-    ok(get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE),
+    ok(tu_get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE),
        "reopen: KJ_MAX_VALUE value");
-    ok(get_str_eq(s, NULL, 1, "ow", "final"), "reopen: last overwrite wins");
-    ok(get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "reopen: table 255");
+    ok(tu_get_str_eq(s, NULL, 1, "ow", "final"), "reopen: last overwrite wins");
+    ok(tu_get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"),
+       "reopen: table 255");
     close_ok(s, "roundtrip reopen");
   }
   free(big);
@@ -707,17 +690,17 @@ static void test_txn_overlay(const char *dir, const kj_options *o,
   is(del_str(s, t, 2, "t2"), KJ_OK, "txn: delete only row of table 2");
 
   /* the transaction sees its own writes */
-  ok(get_str_eq(s, t, 1, "k1", "old0"), "txn get: untouched committed row");
+  ok(tu_get_str_eq(s, t, 1, "k1", "old0"), "txn get: untouched committed row");
   ok(get_absent(s, t, 1, "k2", 2), "txn get: deleted committed row absent");
-  ok(get_str_eq(s, t, 1, "k3", "new3"), "txn get: overwritten row");
-  ok(get_str_eq(s, t, 1, "k4", "new4"), "txn get: deleted then re-put");
-  ok(get_str_eq(s, t, 1, "k5", "old4"), "txn get: k5 committed");
-  ok(get_str_eq(s, t, 1, "k6", "new6"), "txn get: inserted row");
-  ok(get_str_eq(s, t, 1, "k0", "new0"), "txn get: inserted first row");
+  ok(tu_get_str_eq(s, t, 1, "k3", "new3"), "txn get: overwritten row");
+  ok(tu_get_str_eq(s, t, 1, "k4", "new4"), "txn get: deleted then re-put");
+  ok(tu_get_str_eq(s, t, 1, "k5", "old4"), "txn get: k5 committed");
+  ok(tu_get_str_eq(s, t, 1, "k6", "new6"), "txn get: inserted row");
+  ok(tu_get_str_eq(s, t, 1, "k0", "new0"), "txn get: inserted first row");
   ok(get_absent(s, t, 1, "k8", 2), "txn get: put then deleted absent");
   ok(get_absent(s, t, 1, "k7", 2), "txn get: deleted last row absent");
   ok(get_absent(s, t, 1, "k9", 2), "txn get: k9 absent");
-  ok(get_str_eq(s, t, 3, "t3", "txn-only"), "txn get: new table row");
+  ok(tu_get_str_eq(s, t, 3, "t3", "txn-only"), "txn get: new table row");
   ok(get_absent(s, t, 2, "t2", 2), "txn get: table 2 row deleted");
 
   tu_buf w;
@@ -800,7 +783,7 @@ static void test_txn_overlay(const char *dir, const kj_options *o,
     put_str(s, t, 1, "k1", "rolled");
     del_str(s, t, 1, "k3");
     put_str(s, t, 4, "x", "rolled");
-    ok(get_str_eq(s, t, 1, "k1", "rolled"), "rollback txn sees its put");
+    ok(tu_get_str_eq(s, t, 1, "k1", "rolled"), "rollback txn sees its put");
     kj_txn_rollback(t);
   }
   kj_txn_rollback(NULL); /* no-op */
@@ -824,7 +807,7 @@ static void test_txn_overlay(const char *dir, const kj_options *o,
   t = NULL;
   is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK, "begin read-only txn");
   if (t != NULL) {
-    ok(get_str_eq(s, t, 1, "k6", "new6"), "read-only txn get");
+    ok(tu_get_str_eq(s, t, 1, "k6", "new6"), "read-only txn get");
     dump_is(s, t, tabs, want, "read-only txn scan",
             "read-only txn sees committed state");
     is(kj_txn_commit(t), KJ_OK, "commit read-only txn");
@@ -935,7 +918,7 @@ static void test_memory_only(void) {
     is(put_str(s, NULL, 1, "a", "1"), KJ_OK, "memory: put");
     is(put_str(s, NULL, 1, "b", "2"), KJ_OK, "memory: put b");
     is(put_str(s, NULL, 2, "c", "3"), KJ_OK, "memory: put table 2");
-    ok(get_str_eq(s, NULL, 1, "a", "1"), "memory: get");
+    ok(tu_get_str_eq(s, NULL, 1, "a", "1"), "memory: get");
     is(del_str(s, NULL, 1, "a"), KJ_OK, "memory: delete");
     ok(get_absent(s, NULL, 1, "a", 1), "memory: deleted");
     kj_txn *t = NULL;
@@ -945,7 +928,7 @@ static void test_memory_only(void) {
       ok(outside_get_absent(s, 1, "d", 1), "memory: txn invisible outside");
       is(kj_txn_commit(t), KJ_OK, "memory: commit");
     }
-    ok(get_str_eq(s, NULL, 1, "d", "4"), "memory: committed");
+    ok(tu_get_str_eq(s, NULL, 1, "d", "4"), "memory: committed");
     t = NULL;
     is(kj_txn_begin(s, 0, &t), KJ_OK, "memory: begin 2");
     if (t != NULL) {
@@ -1006,7 +989,7 @@ static void test_passphrase(const char *dir, const kj_options *created,
   o.pwhash_memlimit = 16384;
   s = tu_store_open_ok(dir, &o, "passphrase reopen");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "secret", "value"), "passphrase: reopen get");
+    ok(tu_get_str_eq(s, NULL, 1, "secret", "value"), "passphrase: reopen get");
     is(put_str(s, NULL, 1, "more", "data"), KJ_OK, "passphrase: put 2");
     close_ok(s, "passphrase reopen");
   }
@@ -1016,7 +999,7 @@ static void test_passphrase(const char *dir, const kj_options *created,
   o.mode = KJ_OPEN_EXISTING;
   s = tu_store_open_ok(dir, &o, "passphrase reopen EXISTING");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
+    ok(tu_get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
     close_ok(s, "passphrase reopen 2");
   }
 }
@@ -1073,7 +1056,7 @@ static void sync_mode_case(kj_sync mode, const char *name) {
          name);
       is(rows, 50, "%s: crash snapshot holds every commit", name);
       v[0] = (char)('A' + 49 % 26);
-      ok(get_eq(c, NULL, 1, "k49", 3, v, sizeof v),
+      ok(tu_get_eq(c, NULL, 1, "k49", 3, v, sizeof v),
          "%s: crash snapshot holds the last commit", name);
       close_ok(c, "crash snapshot");
     }
@@ -1091,7 +1074,8 @@ static void sync_mode_case(kj_sync mode, const char *name) {
        name);
     is(rows, 50, "%s: every commit after clean close", name);
     v[0] = (char)('A' + 7);
-    ok(get_eq(s, NULL, 1, "k07", 3, v, sizeof v), "%s: k07 after reopen", name);
+    ok(tu_get_eq(s, NULL, 1, "k07", 3, v, sizeof v), "%s: k07 after reopen",
+       name);
     close_ok(s, name);
   }
 out:
@@ -1375,8 +1359,8 @@ static int write_op(kj_store *s, kj_txn *t, model *m, tu_rng *r, int ti,
 static int get_matches(kj_store *s, kj_txn *t, const model *m, int ti,
                        const unsigned char *k, size_t kl) {
   long i = mfind(&m->t[ti], k, kl);
-  return i >= 0 ? get_eq(s, t, rtables[ti], k, kl, m->t[ti].r[i].v,
-                         m->t[ti].r[i].vl)
+  return i >= 0 ? tu_get_eq(s, t, rtables[ti], k, kl, m->t[ti].r[i].v,
+                            m->t[ti].r[i].vl)
                 : get_absent(s, t, rtables[ti], k, kl);
 }
 
@@ -1529,12 +1513,10 @@ static void test_savepoint(void) {
   kj_txn_release_savepoint(t);
   kj_txn_rollback_savepoint(t); /* no savepoint: no-op */
   is(kj_txn_commit(t), KJ_OK, "commit");
+  ok(tu_get_str_eq(s, NULL, 1, "a", "a1"),
+     "the change before the savepoint is committed");
   void *v = NULL;
   size_t vl = 0;
-  ok(kj_get(s, NULL, 1, "a", 1, &v, &vl) == KJ_OK && vl == 2 &&
-         !memcmp(v, "a1", 2),
-     "the change before the savepoint is committed");
-  kj_free(v);
   is(kj_get(s, NULL, 1, "committed", 9, &v, &vl), KJ_NOTFOUND,
      "the delete before the savepoint is committed");
   is(kj_get(s, NULL, 1, "new", 3, &v, &vl), KJ_NOTFOUND,

@@ -924,11 +924,7 @@ static void test_snapshot_copy(void) {
 }
 
 int main(void) {
-  char *dir = tu_mkdtemp();
-  if (!dir) {
-    printf("Bail out! no temp dir\n");
-    return 1;
-  }
+  char *dir = tu_mkdtemp_or_bail();
   test_ids(dir);
   tu_rmrf(dir);
   free(dir);

@@ -34,17 +34,6 @@ static int open_fail(const char *dir, const kj_options *o, const char *what) {
   return rc;
 }
 
-static int get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
-                      const char *v) {
-  void *got = NULL;
-  size_t gl = 0;
-  int rc = kj_get(s, t, table, k, strlen(k), &got, &gl);
-  int res =
-      rc == KJ_OK && gl == strlen(v) && (gl == 0 || memcmp(got, v, gl) == 0);
-  kj_free(got);
-  return res;
-}
-
 static int get_absent(kj_store *s, kj_txn *t, unsigned table, const char *k) {
   void *got = NULL;
   size_t gl = 0;
@@ -179,7 +168,7 @@ static void test_wrong_key(void) {
 
   s = tu_store_open_ok(dir, &o, "wrongkey right key");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "k", "v"), "right key still reads the row");
+    ok(tu_get_str_eq(s, NULL, 1, "k", "v"), "right key still reads the row");
     kj_store_close(s);
   }
 
@@ -204,7 +193,7 @@ static void test_wrong_key(void) {
      "raw key on a passphrase store: KJ_EKEY");
   s = tu_store_open_ok(pdir, &p, "passphrase reopen");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "pk", "pv"), "right passphrase reads the row");
+    ok(tu_get_str_eq(s, NULL, 1, "pk", "pv"), "right passphrase reads the row");
     kj_store_close(s);
   }
   cleanup_dir(pdir);
@@ -375,7 +364,7 @@ static void test_bad_args(void) {
          "scan with another store's txn");
       /* close with an open transaction */
       is(kj_store_close(s), KJ_EINVAL, "close with an open txn: KJ_EINVAL");
-      ok(get_str_eq(s, t, 1, "a", "1"), "handle and txn still usable");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "handle and txn still usable");
       /* writes from a scan callback through the same txn */
       scan_write w = {s, t, 99, 99, 0};
       is(kj_scan_prefix(s, t, 1, NULL, 0, scan_write_cb, &w), KJ_OK,
@@ -384,10 +373,10 @@ static void test_bad_args(void) {
       is(w.put_rc, KJ_EINVAL, "put from scan callback: KJ_EINVAL");
       is(w.del_rc, KJ_EINVAL, "delete from scan callback: KJ_EINVAL");
       ok(get_absent(s, t, 1, "from-scan"), "callback's put not applied");
-      ok(get_str_eq(s, t, 1, "a", "1"), "callback's delete not applied");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "callback's delete not applied");
       is(kj_txn_commit(t), KJ_OK, "txn commits after refused calls");
     }
-    ok(get_str_eq(s, NULL, 1, "in-txn", "ok"), "txn's valid put committed");
+    ok(tu_get_str_eq(s, NULL, 1, "in-txn", "ok"), "txn's valid put committed");
     is(kj_delete(s, NULL, 1, "in-txn", 6), KJ_OK, "undo it");
   }
 
@@ -400,7 +389,7 @@ static void test_bad_args(void) {
          "put through a read-only txn: KJ_EINVAL");
       is(kj_delete(s, t, 1, "a", 1), KJ_EINVAL,
          "delete through a read-only txn: KJ_EINVAL");
-      ok(get_str_eq(s, t, 1, "a", "1"), "read-only txn still reads");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "read-only txn still reads");
       is(kj_txn_commit(t), KJ_OK, "commit read-only txn");
     }
   }
@@ -507,13 +496,14 @@ static void test_open_modes(void) {
   o.mode = KJ_OPEN_EXISTING;
   s = tu_store_open_ok(dir, &o, "EXISTING on store");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE_NEW refusal kept data");
+    ok(tu_get_str_eq(s, NULL, 1, "keep", "me"), "CREATE_NEW refusal kept data");
     kj_store_close(s);
   }
   o.mode = KJ_OPEN_CREATE;
   s = tu_store_open_ok(dir, &o, "CREATE on store");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE opens the existing one");
+    ok(tu_get_str_eq(s, NULL, 1, "keep", "me"),
+       "CREATE opens the existing one");
     kj_store_close(s);
   }
 
@@ -647,7 +637,7 @@ static pid_t spawn_opener(const char *dir, uint32_t timeout_ms, int want_row,
     if (rc != KJ_OK)
       _exit(child_code(rc));
     int code = CHILD_OK;
-    if (want_row && !get_str_eq(s, NULL, 1, "parent", "wrote"))
+    if (want_row && !tu_get_str_eq(s, NULL, 1, "parent", "wrote"))
       code = CHILD_BAD_READ;
     else if (waited < min_wait_ms)
       code = CHILD_NOT_WAITED;
@@ -748,7 +738,7 @@ static void test_busy(void) {
   kj_store *r1 = tu_store_open_ok(dir, &o, "read-only 1");
   kj_store *r2 = tu_store_open_ok(dir, &o, "read-only 2 alongside");
   if (r1 != NULL && r2 != NULL) {
-    ok(get_str_eq(r2, NULL, 1, "parent", "wrote"), "both read-only read");
+    ok(tu_get_str_eq(r2, NULL, 1, "parent", "wrote"), "both read-only read");
     kj_options w;
     tu_options(&w);
     is(open_fail(dir, &w, "writer while readers"), KJ_EBUSY,
@@ -811,7 +801,7 @@ static void test_read_only(const char *dir, const kj_options *created,
     t = NULL;
     is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK, "ro: read-only txn ok");
     if (t != NULL) {
-      ok(get_str_eq(s, t, 2, "b", "2"), "ro: read in read-only txn");
+      ok(tu_get_str_eq(s, t, 2, "b", "2"), "ro: read in read-only txn");
       kj_txn_rollback(t);
     }
     got = dump(s);
@@ -919,7 +909,8 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
   is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK,
      "%s: read-only txn still allowed", name);
   if (t != NULL) {
-    ok(get_str_eq(s, t, 1, "a", "base-a"), "%s: read in read-only txn", name);
+    ok(tu_get_str_eq(s, t, 1, "a", "base-a"), "%s: read in read-only txn",
+       name);
     kj_txn_rollback(t);
   }
   d = dump(s);
@@ -948,7 +939,7 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
     is(st.poisoned, 0, "%s: reopened handle not poisoned", name);
     is(put_str(s, NULL, 2, "after", "reopen"), KJ_OK, "%s: writes work again",
        name);
-    ok(get_str_eq(s, NULL, 2, "after", "reopen"), "%s: and read back", name);
+    ok(tu_get_str_eq(s, NULL, 2, "after", "reopen"), "%s: and read back", name);
     char *want = dump(s);
     kj_store_close(s);
     s = tu_store_open_ok(dir, &p, "second reopen after poison");
@@ -1001,7 +992,7 @@ static void test_open_failures(void) {
   tu_vfs_disarm(&tv);
   kj_store *s = tu_store_open_ok(dir, &o, "open after injected failures");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
+    ok(tu_get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
     kj_store_close(s);
   }
 
@@ -1040,7 +1031,7 @@ static void test_open_failures(void) {
       e.mode = KJ_OPEN_EXISTING;
       c = tu_store_open_ok(d, &e, "reopen after retry");
       if (c != NULL) {
-        ok(get_str_eq(c, NULL, 1, "k", mn), "retried store holds data (%s)",
+        ok(tu_get_str_eq(c, NULL, 1, "k", mn), "retried store holds data (%s)",
            mn);
         kj_store_close(c);
       }
@@ -1069,7 +1060,7 @@ static void test_close(void) {
     int rc = kj_store_close(s);
     is(rc, KJ_EINVAL, "close with an open read-only txn: KJ_EINVAL");
     if (rc == KJ_EINVAL) {
-      ok(get_str_eq(s, t, 1, "k", "v"), "handle and txn still usable");
+      ok(tu_get_str_eq(s, t, 1, "k", "v"), "handle and txn still usable");
       kj_txn_rollback(t);
       is(kj_store_close(s), KJ_OK, "close after the txn ended");
     } else {
@@ -1090,7 +1081,7 @@ static void test_close(void) {
     tu_vfs_disarm(&tv);
     s = tu_store_open_ok(dir, &o, "reopen after failed close sync");
     if (s != NULL) {
-      ok(get_str_eq(s, NULL, 1, "unsynced", "row"),
+      ok(tu_get_str_eq(s, NULL, 1, "unsynced", "row"),
          "row that reached the OS is there");
       kj_store_close(s);
     }
@@ -1159,7 +1150,7 @@ static void test_txn_limit(const char *dir, const kj_options *o, kj_store *s) {
   uint64_t rows = 0, bytes = 0;
   is(kj_table_count(s, 1, &rows, &bytes), KJ_OK, "table_count");
   is(rows, (uint64_t)fit + 3, "committed: pre, %d big rows, small", fit);
-  ok(get_str_eq(s, NULL, 1, "big01", "tiny"), "big01 shrunk");
+  ok(tu_get_str_eq(s, NULL, 1, "big01", "tiny"), "big01 shrunk");
   ok(get_absent(s, NULL, 1, "one-more"), "refused row absent");
   is(put_str(s, NULL, 1, "post", "ok"), KJ_OK, "writes still work");
   kj_store_close(s);
@@ -1173,7 +1164,7 @@ static void test_txn_limit(const char *dir, const kj_options *o, kj_store *s) {
        "reopen: big row intact");
     kj_free(got);
     ok(get_absent(s, NULL, 1, "one-more"), "reopen: refused row absent");
-    ok(get_str_eq(s, NULL, 1, "post", "ok"), "reopen: later write kept");
+    ok(tu_get_str_eq(s, NULL, 1, "post", "ok"), "reopen: later write kept");
     is(kj_table_count(s, 1, &rows, &bytes), KJ_OK, "reopen: table_count");
     is(rows, (uint64_t)fit + 4, "reopen: every committed row");
     kj_store_close(s);

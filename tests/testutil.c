@@ -40,6 +40,15 @@ char *tu_mkdtemp(void) {
   return p;
 }
 
+char *tu_mkdtemp_or_bail(void) {
+  char *dir = tu_mkdtemp();
+  if (dir == NULL) {
+    printf("Bail out! no temp dir\n");
+    exit(1);
+  }
+  return dir;
+}
+
 static int rm_cb(const char *path, const struct stat *st, int flag,
                  struct FTW *ftw) {
   (void)st;
@@ -769,6 +778,24 @@ char *tu_dump_store(kj_store *s) {
     t[i] = i + 1;
   char *d = NULL;
   return tu_dump_tables(s, NULL, t, KJ_TABLE_MAX, &d) ? NULL : d;
+}
+
+int tu_get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl) {
+  void *got = NULL;
+  size_t gl = (size_t)-1;
+  int rc = kj_get(s, t, table, k, kl, &got, &gl);
+  int res = rc == KJ_OK && gl == vl &&
+            (vl == 0 || (got != NULL && memcmp(got, v, vl) == 0));
+  if (!res)
+    printf("#   get: rc=%d len=%zu (want %zu)\n", rc, gl, vl);
+  kj_free(got);
+  return res;
+}
+
+int tu_get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
+                  const char *v) {
+  return tu_get_eq(s, t, table, k, strlen(k), v, strlen(v));
 }
 
 int tu_same_dump(const char *a, const char *b) {

@@ -28,6 +28,8 @@
  * /tmp. Returns a malloc'd
  * path (free()), or NULL on failure. */
 char *tu_mkdtemp(void);
+/* tu_mkdtemp(), or a TAP "Bail out!" and exit(1) when that fails. */
+char *tu_mkdtemp_or_bail(void);
 /* Remove path and everything below it (nftw, no symlink following).
  * Returns 0 on success; a missing path counts as success. NULL is a no-op. */
 int tu_rmrf(const char *path);
@@ -267,6 +269,13 @@ char *tu_dump_store(kj_store *s);
  * saying what it found otherwise. */
 int tu_row_eq(kj_store *s, unsigned table, const void *k, size_t kl,
               const void *v, size_t vl);
+/* 1 if kj_get of k in table (in t) is KJ_OK with exactly (v, vl); prints
+ * a TAP comment with what it got otherwise. */
+int tu_get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl);
+/* tu_get_eq with a string key and value. */
+int tu_get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
+                  const char *v);
 /* 1 if both dumps exist and are equal. */
 int tu_same_dump(const char *a, const char *b);
 /* Dump several tables: "T<id>\n" followed by the rows of each. */
