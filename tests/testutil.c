@@ -898,8 +898,9 @@ int tu_damage_rc_ok(int rc) {
 
 void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
                             size_t cap, unsigned odds, unsigned npick,
-                            int (*try)(kj_backend *b, tu_rng *r, unsigned pick,
-                                       uint8_t *v, size_t vl)) {
+                            int (*probe)(kj_backend *b, tu_rng *r,
+                                         unsigned pick, uint8_t *v,
+                                         size_t vl)) {
   uint8_t *v = malloc(cap);
   if (v == NULL)
     abort();
@@ -911,7 +912,7 @@ void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
     tu_rng_fill(&r, v, vl);
     if (vl && tu_rng_below(&r, odds))
       v[0] = 1;
-    if (!try(b, &r, (unsigned)tu_rng_below(&r, npick), v, vl))
+    if (!probe(b, &r, (unsigned)tu_rng_below(&r, npick), v, vl))
       bad++;
   }
   free(v);

@@ -166,8 +166,9 @@ void tu_device_keys(kj_device_record *r, uint8_t seed);
 /* 1 if b still dumps (tu_dump_backend) as before; the new dump is freed. */
 int tu_backend_unchanged(kj_backend *b, const char *before);
 
-/* A check like ok() and is(): call fails with want and leaves every table
- * of backend b as it was ("<desc>", then "  ... and changes nothing"). */
+/* A check like ok() and is() of tap.h: call fails with want and leaves
+ * every table of backend b as it was ("<desc>", then "  ... and changes
+ * nothing"). */
 #define FAILS_CLEAN(b, want, call, ...)                                        \
   do {                                                                         \
     char *d0_ = tu_dump_backend(b);                                            \
@@ -356,14 +357,14 @@ int tu_out_rc(int rc, void *out, size_t len);
  * KJ_ECORRUPT or KJ_EFORMAT. */
 int tu_damage_rc_ok(int rc);
 /* Random row values for the decoders of b: rounds times, a value of fewer
- * than cap random bytes goes to try() with pick uniform in [0, npick).
+ * than cap random bytes goes to probe() with pick uniform in [0, npick).
  * The first byte of a value is made format version 1 unless a 1-in-odds
  * draw says otherwise, so that most values get past the version check.
- * Checks that try() found every round right (returned 1): "corrupt: random
+ * Checks that probe() found every round right (returned 1): "corrupt: random
  * values give OK, ECORRUPT or EFORMAT only". */
 void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
                             size_t cap, unsigned odds, unsigned npick,
-                            int (*try)(kj_backend *b, tu_rng *r, unsigned pick,
-                                       uint8_t *v, size_t vl));
+                            int (*probe)(kj_backend *b, tu_rng *r,
+                                         unsigned pick, uint8_t *v, size_t vl));
 
 #endif
