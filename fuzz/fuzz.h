@@ -33,12 +33,23 @@ const uint8_t *fz_bytes(fz_provider *fp, size_t n, size_t *got);
 const uint8_t *fz_lbytes(fz_provider *fp, size_t max, size_t *got);
 /* Every remaining byte. */
 const uint8_t *fz_rest(fz_provider *fp, size_t *got);
+/* A key: fz_lbytes(max), or the one byte "k" when that is empty. */
+const uint8_t *fz_key_bytes(fz_provider *fp, size_t max, size_t *got);
+/* Overwrite b[off..] with fz_lbytes(max), clipped at len (off <= len). */
+void fz_overwrite(fz_provider *fp, uint8_t *b, size_t len, size_t off,
+                  size_t max);
+/* Append fz_lbytes(max) to the malloc'd b of *len bytes (growing it; abort()
+ * when out of memory); returns b, *len is the new length. */
+uint8_t *fz_append(fz_provider *fp, uint8_t *b, size_t *len, size_t max);
 
 /* Make libsodium's randombytes deterministic (a splitmix64 stream) and
  * restart the stream from seed: call first thing in every test, so store
  * ids, nonces and secretstream headers - and so every file a harness
  * builds - are the same on every run of the same input. */
 void fz_random_reset(uint64_t seed);
+/* The start of every test: fz_random_reset(seed), and a provider over the
+ * input. */
+fz_provider fz_start(const uint8_t *data, size_t size, uint64_t seed);
 
 /* The fixed 32-byte raw key of every target. */
 extern const uint8_t fz_key[32];
@@ -62,11 +73,23 @@ int64_t fz_clock(void *ctx);
 /* Options of every harness store: fz_key, fz_clock, the segment size, no
  * automatic snapshots. */
 void fz_store_options(struct kj_options *o, uint64_t segment_bytes);
+/* Open a memory-only native backend with fz_key and clock; KJ_OK or the
+ * open's status. */
+struct kj_backend;
+int fz_open_backend(int64_t (*clock)(void *ctx), struct kj_backend **out);
 /* Create a new store in dir with those options and sync mode (a kj_sync);
- * KJ_OK or the open's status. */
+ * abort() if that fails (a harness problem, not a finding). */
 struct kj_store;
-int fz_create_store(const char *dir, uint64_t segment_bytes, int sync,
-                    struct kj_store **s);
+struct kj_store *fz_create_store(const char *dir, uint64_t segment_bytes,
+                                 int sync);
+/* The choices of one random store operation: which one (in [0, kinds)),
+ * a table in 1..4 and a key (fz_key_bytes(max_key)). */
+typedef struct fz_op {
+  unsigned what, table;
+  const uint8_t *k;
+  size_t kl;
+} fz_op;
+fz_op fz_next_op(fz_provider *fp, unsigned kinds, size_t max_key);
 /* Open dir read-only, read-write, then read-only again; each successful
  * open reads every table and the stats (the read-write pass commits one
  * row when commit is set). A failed open that hands out a handle aborts.

@@ -21,9 +21,7 @@
 #include "oracle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(5);
-  fz_provider fp;
-  fz_init(&fp, data, size);
+  fz_provider fp = fz_start(data, size, 5);
   uint64_t seed = fz_u64(&fp);
   size_t n = (size_t)fz_range(&fp, 1, 120);
   ora_mix mix = fz_bool(&fp) ? ORA_MIX_ADVERSARIAL : ORA_MIX_REALISTIC;

@@ -20,15 +20,7 @@
 
 static int native_factory(void *ctx, kj_backend **out) {
   (void)ctx;
-  kj_options o;
-  memset(&o, 0, sizeof o);
-  o.version = KJ_OPTIONS_VERSION;
-  o.key = fz_key;
-  o.clock = ora_oracle_clock;
-  char *em = NULL;
-  int rc = kj_backend_open(NULL, &o, out, &em);
-  kj_free(em);
-  return rc;
+  return fz_open_backend(ora_oracle_clock, out);
 }
 
 static int sqlite_factory(void *ctx, kj_backend **out) {
@@ -40,9 +32,7 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(4);
-  fz_provider fp;
-  fz_init(&fp, data, size);
+  fz_provider fp = fz_start(data, size, 4);
   uint64_t seed = fz_u64(&fp);
   size_t n = (size_t)fz_range(&fp, 1, 300);
   ora_mix mix = fz_bool(&fp) ? ORA_MIX_ADVERSARIAL : ORA_MIX_REALISTIC;

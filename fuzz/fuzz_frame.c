@@ -52,9 +52,7 @@ static void put32(uint8_t *p, uint32_t v) {
 
 /* Mode 0: the real segment header, then frames from the input. */
 static void mode_frames(fz_provider *fp, const char *dir) {
-  kj_store *s = NULL;
-  if (fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF, &s) != KJ_OK)
-    abort();
+  kj_store *s = fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF);
   (void)kj_store_close(s);
   char *path = fz_join(dir, SEG1);
   size_t len = 0;
@@ -107,32 +105,29 @@ static void mode_frames(fz_provider *fp, const char *dir) {
 
 /* Mode 1: a real store, then byte edits in its segment. */
 static void mode_build(fz_provider *fp, const char *dir) {
-  kj_store *s = NULL;
-  if (fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF, &s) != KJ_OK)
-    abort();
+  kj_store *s = fz_create_store(dir, SEG_BYTES, KJ_SYNC_OFF);
   unsigned ops = (unsigned)fz_range(fp, 1, 10);
   for (unsigned i = 0; i < ops; i++) {
-    unsigned what = fz_u8(fp) % 4;
-    unsigned table = (unsigned)fz_range(fp, 1, 4);
-    size_t kl, vl;
-    const uint8_t *k = fz_lbytes(fp, 16, &kl);
-    uint8_t k1 = 'k';
-    if (kl == 0) {
-      k = &k1;
-      kl = 1;
-    }
-    if (what <= 1) {
+    fz_op op = fz_next_op(fp, 4, 16);
+    size_t vl;
+    switch (op.what) {
+    case 0:
+    case 1: {
       const uint8_t *v = fz_lbytes(fp, 200, &vl);
-      (void)kj_put(s, NULL, table, k, kl, v, vl);
-    } else if (what == 2) {
-      (void)kj_delete(s, NULL, table, k, kl);
-    } else {
+      (void)kj_put(s, NULL, op.table, op.k, op.kl, v, vl);
+      break;
+    }
+    case 2:
+      (void)kj_delete(s, NULL, op.table, op.k, op.kl);
+      break;
+    default: {
       kj_txn *t = NULL;
       if (kj_txn_begin(s, 0, &t) == KJ_OK) {
-        (void)kj_put(s, t, table, k, kl, "v", 1);
-        (void)kj_delete(s, t, table + 1, k, kl);
+        (void)kj_put(s, t, op.table, op.k, op.kl, "v", 1);
+        (void)kj_delete(s, t, op.table + 1, op.k, op.kl);
         (void)kj_txn_commit(t);
       }
+    }
     }
   }
   (void)kj_store_close(s);
@@ -155,9 +150,7 @@ static void mode_build(fz_provider *fp, const char *dir) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(6);
-  fz_provider fp;
-  fz_init(&fp, data, size);
+  fz_provider fp = fz_start(data, size, 6);
   char *dir = fz_mkdtemp();
   if (fz_u8(&fp) % 2 == 0)
     mode_frames(&fp, dir);

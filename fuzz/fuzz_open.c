@@ -52,9 +52,7 @@ static void mode_raw(fz_provider *fp, const char *dir) {
 }
 
 static void mode_real_header(fz_provider *fp, const char *dir) {
-  kj_store *s = NULL;
-  if (fz_create_store(dir, 4096, KJ_SYNC_OFF, &s) != KJ_OK)
-    abort();
+  kj_store *s = fz_create_store(dir, 4096, KJ_SYNC_OFF);
   (void)kj_store_close(s);
   uint8_t flags = fz_u8(fp);
   size_t n;
@@ -108,9 +106,6 @@ static void damage(fz_provider *fp, const char *dir) {
     unsigned op = fz_u8(fp) % 6;
     size_t off = len ? (size_t)fz_range(fp, 0, len - 1) : 0;
     if (b) {
-      size_t n;
-      const uint8_t *p;
-      uint8_t *nb;
       switch (op) {
       case 0: /* xor one byte */
       case 1:
@@ -119,24 +114,15 @@ static void damage(fz_provider *fp, const char *dir) {
         (void)fz_write_file(dir, names[fi], b, len);
         break;
       case 2: /* overwrite a span */
-        p = fz_lbytes(fp, 64, &n);
-        if (n > len - off)
-          n = len - off;
-        if (len)
-          memcpy(b + off, p, n);
+        fz_overwrite(fp, b, len, off, 64);
         (void)fz_write_file(dir, names[fi], b, len);
         break;
       case 3: /* truncate */
         (void)fz_write_file(dir, names[fi], b, off);
         break;
       case 4: /* append */
-        p = fz_lbytes(fp, 128, &n);
-        nb = realloc(b, len + n + 1);
-        if (!nb)
-          abort();
-        b = nb;
-        memcpy(b + len, p, n);
-        (void)fz_write_file(dir, names[fi], b, len + n);
+        b = fz_append(fp, b, &len, 128);
+        (void)fz_write_file(dir, names[fi], b, len);
         break;
       default: /* remove */
         (void)remove(path);
@@ -152,34 +138,25 @@ static void damage(fz_provider *fp, const char *dir) {
 
 static void mode_build(fz_provider *fp, const char *dir) {
   kj_sync sync = (kj_sync)fz_range(fp, 0, 2);
-  kj_store *s = NULL;
-  if (fz_create_store(dir, 4096, sync, &s) != KJ_OK)
-    abort();
+  kj_store *s = fz_create_store(dir, 4096, sync);
   unsigned ops = (unsigned)fz_range(fp, 0, 12);
   for (unsigned i = 0; i < ops; i++) {
-    unsigned what = fz_u8(fp) % 8;
-    unsigned table = (unsigned)fz_range(fp, 1, 4);
-    size_t kl, vl;
-    const uint8_t *k = fz_lbytes(fp, 24, &kl);
-    uint8_t k1 = 'k';
-    if (kl == 0) {
-      k = &k1;
-      kl = 1;
-    }
-    if (what <= 3) {
-      const uint8_t *v = fz_lbytes(fp, what == 3 ? 3000 : 48, &vl);
-      (void)kj_put(s, NULL, table, k, kl, v, vl);
-    } else if (what == 4) {
-      (void)kj_delete(s, NULL, table, k, kl);
-    } else if (what == 5) {
+    fz_op op = fz_next_op(fp, 8, 24);
+    size_t vl;
+    if (op.what <= 3) {
+      const uint8_t *v = fz_lbytes(fp, op.what == 3 ? 3000 : 48, &vl);
+      (void)kj_put(s, NULL, op.table, op.k, op.kl, v, vl);
+    } else if (op.what == 4) {
+      (void)kj_delete(s, NULL, op.table, op.k, op.kl);
+    } else if (op.what == 5) {
       (void)kj_store_sync(s);
-    } else if (what == 6) {
+    } else if (op.what == 6) {
       (void)kj_store_checkpoint(s);
     } else {
       kj_txn *t = NULL;
       if (kj_txn_begin(s, 0, &t) == KJ_OK) {
-        (void)kj_put(s, t, table, k, kl, "v", 1);
-        (void)kj_put(s, t, table + 1, k, kl, "w", 1);
+        (void)kj_put(s, t, op.table, op.k, op.kl, "v", 1);
+        (void)kj_put(s, t, op.table + 1, op.k, op.kl, "w", 1);
         (void)kj_txn_commit(t);
       }
     }
@@ -190,9 +167,7 @@ static void mode_build(fz_provider *fp, const char *dir) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(1);
-  fz_provider fp;
-  fz_init(&fp, data, size);
+  fz_provider fp = fz_start(data, size, 1);
   char *dir = fz_mkdtemp();
   switch (fz_u8(&fp) % 3) {
   case 0:

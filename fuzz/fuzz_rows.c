@@ -39,6 +39,15 @@ static int split_lp(const uint8_t *s, size_t n, const uint8_t **a, size_t *al,
   return 1;
 }
 
+/* A read whose result is freed; out is cleared first, and a failing read
+ * leaves it NULL. */
+#define READ(call, out)                                                        \
+  do {                                                                         \
+    out = NULL;                                                                \
+    if ((call) == KJ_OK)                                                       \
+      kj_free(out);                                                            \
+  } while (0)
+
 /* Call the decoders of table t for a row whose key is dev || sfx. */
 static void read_back(kj_backend *b, unsigned t, uint32_t dev,
                       const uint8_t *sfx, size_t sl) {
@@ -55,18 +64,15 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
     kj_device_record *rec = NULL;
     kj_u32_list *ids = NULL;
     (void)kj_device_exists(b, NULL, dev, &has);
-    if (kj_device_load(b, NULL, dev, &rec) == KJ_OK)
-      kj_free(rec);
-    if (kj_device_list_ids(b, NULL, &ids) == KJ_OK)
-      kj_free(ids);
+    READ(kj_device_load(b, NULL, dev, &rec), rec);
+    READ(kj_device_list_ids(b, NULL, &ids), ids);
     break;
   }
   case 10:
     (void)kj_identity_load(b, NULL, dev, sfx, sl, idk);
     break;
   case 11:
-    if (kj_session_get(b, NULL, dev, sfx, sl, &v, &vl) == KJ_OK)
-      kj_free(v);
+    READ(kj_session_get(b, NULL, dev, sfx, sl, &v, &vl), v);
     (void)kj_session_has(b, NULL, dev, sfx, sl, &has);
     break;
   case 12:
@@ -74,39 +80,29 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
     kj_prekey_list *l = NULL;
     uint32_t id = sl >= 4 ? be32(sfx) : 0, mx = 0;
     if (t == 12) {
-      if (kj_prekey_load(b, NULL, dev, id, &l) == KJ_OK)
-        kj_free(l);
-      l = NULL;
-      if (kj_prekey_load_batch(b, NULL, dev, &id, 1, &l) == KJ_OK)
-        kj_free(l);
+      READ(kj_prekey_load(b, NULL, dev, id, &l), l);
+      READ(kj_prekey_load_batch(b, NULL, dev, &id, 1, &l), l);
       (void)kj_prekey_max_id(b, NULL, dev, &mx);
       (void)kj_prekey_mark_uploaded(b, NULL, dev, &id, 1);
     } else {
-      if (kj_signed_prekey_load(b, NULL, dev, id, &l) == KJ_OK)
-        kj_free(l);
-      l = NULL;
-      if (kj_signed_prekey_load_all(b, NULL, dev, &l) == KJ_OK)
-        kj_free(l);
+      READ(kj_signed_prekey_load(b, NULL, dev, id, &l), l);
+      READ(kj_signed_prekey_load_all(b, NULL, dev, &l), l);
     }
     break;
   }
   case 14:
-    if (kj_sender_key_get(b, NULL, dev, sfx, sl, &v, &vl) == KJ_OK)
-      kj_free(v);
+    READ(kj_sender_key_get(b, NULL, dev, sfx, sl, &v, &vl), v);
     break;
   case 20:
   case 21: {
     kj_sync_key *k = NULL;
-    if (kj_sync_key_get(b, NULL, dev, sfx, sl, &k) == KJ_OK)
-      kj_free(k);
-    if (kj_sync_key_latest(b, NULL, dev, &v, &vl) == KJ_OK)
-      kj_free(v);
+    READ(kj_sync_key_get(b, NULL, dev, sfx, sl, &k), k);
+    READ(kj_sync_key_latest(b, NULL, dev, &v, &vl), v);
     break;
   }
   case 22: {
     kj_sync_version *sv = NULL;
-    if (kj_sync_version_get(b, NULL, dev, sfx, sl, &sv) == KJ_OK)
-      kj_free(sv);
+    READ(kj_sync_version_get(b, NULL, dev, sfx, sl, &sv), sv);
     break;
   }
   case 23:
@@ -119,26 +115,20 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
     kj_blob_list *l = NULL;
     if (!split_lp(sfx, sl, &a, &al, &r, &rl))
       break;
-    if (t == 30) {
-      if (kj_skdm_get(b, NULL, dev, a, al, &l) == KJ_OK)
-        kj_free(l);
-    } else if (kj_sender_key_consume_forget(b, NULL, dev, a, al, &l) == KJ_OK) {
-      kj_free(l);
-    }
+    if (t == 30)
+      READ(kj_skdm_get(b, NULL, dev, a, al, &l), l);
+    else
+      READ(kj_sender_key_consume_forget(b, NULL, dev, a, al, &l), l);
     break;
   }
   case 31:
   case 32: {
     kj_lid_mapping_list *l = NULL;
-    if (t == 31 && kj_lid_get_by_lid(b, NULL, dev, sfx, sl, &l) == KJ_OK)
-      kj_free(l);
-    l = NULL;
-    if (t == 32 && split_lp(sfx, sl, &a, &al, &r, &rl) &&
-        kj_lid_get_by_phone(b, NULL, dev, a, al, &l) == KJ_OK)
-      kj_free(l);
-    l = NULL;
-    if (kj_lid_get_all(b, NULL, dev, &l) == KJ_OK)
-      kj_free(l);
+    if (t == 31)
+      READ(kj_lid_get_by_lid(b, NULL, dev, sfx, sl, &l), l);
+    else if (split_lp(sfx, sl, &a, &al, &r, &rl))
+      READ(kj_lid_get_by_phone(b, NULL, dev, a, al, &l), l);
+    READ(kj_lid_get_all(b, NULL, dev, &l), l);
     break;
   }
   case 33:
@@ -147,17 +137,14 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
     break;
   case 34: {
     kj_device_list *l = NULL;
-    if (kj_device_list_get(b, NULL, dev, sfx, sl, &l) == KJ_OK)
-      kj_free(l);
+    READ(kj_device_list_get(b, NULL, dev, sfx, sl, &l), l);
     break;
   }
   case 36: {
     kj_tc_token *tok = NULL;
     kj_blob_list *l = NULL;
-    if (kj_tc_token_get(b, NULL, dev, sfx, sl, &tok) == KJ_OK)
-      kj_free(tok);
-    if (kj_tc_token_all_jids(b, NULL, dev, &l) == KJ_OK)
-      kj_free(l);
+    READ(kj_tc_token_get(b, NULL, dev, sfx, sl, &tok), tok);
+    READ(kj_tc_token_all_jids(b, NULL, dev, &l), l);
     (void)kj_tc_token_delete_expired(b, NULL, dev, 1000, &u64);
     break;
   }
@@ -170,8 +157,7 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
       conv = a;
       cl = al;
     }
-    if (kj_ratchet_load(b, NULL, dev, conv, cl, &st) == KJ_OK)
-      kj_free(st);
+    READ(kj_ratchet_load(b, NULL, dev, conv, cl, &st), st);
     (void)kj_ratchet_exists(b, NULL, dev, conv, cl, &has);
     (void)kj_ratchet_cleanup_skipped(b, NULL, dev, 60, &u64);
     break;
@@ -182,19 +168,10 @@ static void read_back(kj_backend *b, unsigned t, uint32_t dev,
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(2);
-  fz_provider fp;
-  fz_init(&fp, data, size);
-  kj_options o;
-  memset(&o, 0, sizeof o);
-  o.version = KJ_OPTIONS_VERSION;
-  o.key = fz_key;
-  o.clock = fz_clock;
+  fz_provider fp = fz_start(data, size, 2);
   kj_backend *b = NULL;
-  char *em = NULL;
-  if (kj_backend_open(NULL, &o, &b, &em) != KJ_OK)
+  if (fz_open_backend(fz_clock, &b) != KJ_OK)
     abort();
-  kj_free(em);
   kj_store *s = kj_backend_store(b);
   uint32_t slots[2];
   if (kj_device_create(b, NULL, &slots[0]) != KJ_OK ||

@@ -109,10 +109,8 @@ static void mode_build(fz_provider *fp) {
   for (unsigned i = 0; i < rows; i++) {
     unsigned t = (unsigned)fz_range(fp, 1, 255);
     size_t kl, vl;
-    const uint8_t *k = fz_lbytes(fp, 16, &kl);
+    const uint8_t *k = fz_key_bytes(fp, 16, &kl);
     const uint8_t *v = fz_lbytes(fp, 600, &vl);
-    if (kl == 0)
-      k = (const uint8_t *)"k", kl = 1;
     (void)kj_map_put(tables[t], k, kl, v, vl, 0);
   }
   kj_snap_info info;
@@ -137,30 +135,19 @@ static void mode_build(fz_provider *fp) {
     abort();
   unsigned edits = (unsigned)fz_range(fp, 0, 4);
   for (unsigned i = 0; i < edits && len > 0; i++) {
-    size_t off = (size_t)fz_range(fp, 0, len - 1), n;
-    const uint8_t *p;
-    uint8_t *nb;
+    size_t off = (size_t)fz_range(fp, 0, len - 1);
     switch (fz_u8(fp) % 4) {
     case 0:
       b[off] ^= (uint8_t)(fz_u8(fp) | 1);
       break;
     case 1:
-      p = fz_lbytes(fp, 32, &n);
-      if (n > len - off)
-        n = len - off;
-      memcpy(b + off, p, n);
+      fz_overwrite(fp, b, len, off, 32);
       break;
     case 2:
       len = off;
       break;
     default:
-      p = fz_lbytes(fp, 64, &n);
-      nb = realloc(b, len + n + 1);
-      if (!nb)
-        abort();
-      b = nb;
-      memcpy(b + len, p, n);
-      len += n;
+      b = fz_append(fp, b, &len, 64);
       break;
     }
   }
@@ -236,9 +223,7 @@ static void mode_sealed(fz_provider *fp) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  fz_random_reset(3);
-  fz_provider fp;
-  fz_init(&fp, data, size);
+  fz_provider fp = fz_start(data, size, 3);
   uint8_t mode = fz_u8(&fp) % 3;
   if (mode == 1) {
     mode_build(&fp);

@@ -71,6 +71,13 @@ void fz_init(fz_provider *fp, const uint8_t *data, size_t size) {
   fp->left = data ? size : 0;
 }
 
+fz_provider fz_start(const uint8_t *data, size_t size, uint64_t seed) {
+  fz_random_reset(seed);
+  fz_provider fp;
+  fz_init(&fp, data, size);
+  return fp;
+}
+
 size_t fz_remaining(const fz_provider *fp) { return fp->left; }
 
 static uint64_t take_le(fz_provider *fp, size_t n) {
@@ -118,6 +125,36 @@ const uint8_t *fz_lbytes(fz_provider *fp, size_t max, size_t *got) {
 
 const uint8_t *fz_rest(fz_provider *fp, size_t *got) {
   return fz_bytes(fp, fp->left, got);
+}
+
+const uint8_t *fz_key_bytes(fz_provider *fp, size_t max, size_t *got) {
+  const uint8_t *k = fz_lbytes(fp, max, got);
+  if (*got == 0) {
+    k = (const uint8_t *)"k";
+    *got = 1;
+  }
+  return k;
+}
+
+void fz_overwrite(fz_provider *fp, uint8_t *b, size_t len, size_t off,
+                  size_t max) {
+  size_t n;
+  const uint8_t *p = fz_lbytes(fp, max, &n);
+  if (n > len - off)
+    n = len - off;
+  if (n > 0)
+    memcpy(b + off, p, n);
+}
+
+uint8_t *fz_append(fz_provider *fp, uint8_t *b, size_t *len, size_t max) {
+  size_t n;
+  const uint8_t *p = fz_lbytes(fp, max, &n);
+  uint8_t *nb = realloc(b, *len + n + 1);
+  if (!nb)
+    abort();
+  memcpy(nb + *len, p, n);
+  *len += n;
+  return nb;
 }
 
 char *fz_mkdtemp(void) {
@@ -224,25 +261,49 @@ int64_t fz_clock(void *ctx) {
   return 1700000000000;
 }
 
-void fz_store_options(kj_options *o, uint64_t segment_bytes) {
+/* Zeroed options of this version with fz_key and clock. */
+static void base_options(kj_options *o, int64_t (*clock)(void *ctx)) {
   memset(o, 0, sizeof *o);
   o->version = KJ_OPTIONS_VERSION;
   o->key = fz_key;
-  o->clock = fz_clock;
+  o->clock = clock;
+}
+
+int fz_open_backend(int64_t (*clock)(void *ctx), kj_backend **out) {
+  kj_options o;
+  base_options(&o, clock);
+  char *em = NULL;
+  int rc = kj_backend_open(NULL, &o, out, &em);
+  kj_free(em);
+  return rc;
+}
+
+void fz_store_options(kj_options *o, uint64_t segment_bytes) {
+  base_options(o, fz_clock);
   o->segment_bytes = segment_bytes;
   o->snapshot_threshold = UINT64_MAX;
 }
 
-int fz_create_store(const char *dir, uint64_t segment_bytes, int sync,
-                    kj_store **s) {
+kj_store *fz_create_store(const char *dir, uint64_t segment_bytes, int sync) {
   kj_options o;
   fz_store_options(&o, segment_bytes);
   o.sync = (kj_sync)sync;
   o.mode = KJ_OPEN_CREATE_NEW;
+  kj_store *s = NULL;
   char *em = NULL;
-  int rc = kj_store_open(dir, &o, s, &em);
+  int rc = kj_store_open(dir, &o, &s, &em);
   kj_free(em);
-  return rc;
+  if (rc != KJ_OK)
+    abort();
+  return s;
+}
+
+fz_op fz_next_op(fz_provider *fp, unsigned kinds, size_t max_key) {
+  fz_op op;
+  op.what = fz_u8(fp) % kinds;
+  op.table = (unsigned)fz_range(fp, 1, 4);
+  op.k = fz_key_bytes(fp, max_key, &op.kl);
+  return op;
 }
 
 static int count_row(void *arg, const void *key, size_t klen, const void *val,

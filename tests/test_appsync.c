@@ -17,15 +17,6 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* Engine table ids of doc/FORMAT.md section 8. */
-enum {
-  T_DEVICE = 2,
-  T_SYNC_KEY = 20,
-  T_SYNC_LATEST = 21,
-  T_SYNC_VERSION = 22,
-  T_MAC = 23
-};
-
 #define B(s) ((const uint8_t *)(s))
 /* A string literal as (bytes, length), embedded NULs included. */
 #define L(s) s, sizeof(s) - 1
@@ -33,73 +24,13 @@ enum {
 /* ---- helpers -------------------------------------------------------------
  */
 
-static kj_backend *open_backend(const char *dir) {
-  kj_options o;
-  tu_options(&o);
-  kj_backend *b = NULL;
-  char *em = NULL;
-  int rc = kj_backend_open(dir, &o, &b, &em);
-  if (rc)
-    printf("# kj_backend_open: %d %s\n", rc, em ? em : "");
-  kj_free(em);
-  return b;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-/* A slot is its table-2 row: version 1, no device record. */
-static int make_slot(kj_backend *b, uint32_t dev) {
-  uint8_t k[4];
-  be32(k, dev);
-  return kj_put(kj_backend_store(b), NULL, T_DEVICE, k, 4, "\x01\x00", 2);
-}
-
-static size_t row_key(uint8_t *k, uint32_t dev, const void *p, size_t n) {
-  be32(k, dev);
-  memcpy(k + 4, p, n);
-  return 4 + n;
-}
-
 /* dev, lp(name), index_mac */
 static size_t mac_key(uint8_t *k, uint32_t dev, const char *name,
                       const char *imac) {
-  size_t nl = strlen(name), il = strlen(imac);
-  be32(k, dev);
-  k[4] = (uint8_t)(nl >> 8);
-  k[5] = (uint8_t)nl;
-  memcpy(k + 6, name, nl);
-  memcpy(k + 6 + nl, imac, il);
-  return 6 + nl + il;
+  size_t n = tu_slot_name_key(k, dev, name), il = strlen(imac);
+  memcpy(k + n, imac, il);
+  return n + il;
 }
-
-static int raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
-                   const void *v, size_t vl) {
-  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
-}
-
-static int raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
-                  const void *v, size_t vl) {
-  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
-}
-
-static char *dump(kj_backend *b) { return tu_dump_store(kj_backend_store(b)); }
-
-/* A call that must fail with want and leave every table as it was. */
-#define FAILS_CLEAN(b, want, call, ...)                                        \
-  do {                                                                         \
-    char *d0_ = dump(b);                                                       \
-    int rc_ = (call);                                                          \
-    char *d1_ = dump(b);                                                       \
-    is(rc_, want, __VA_ARGS__);                                                \
-    ok(tu_same_dump(d0_, d1_), "  ... and changes nothing");                   \
-    free(d0_);                                                                 \
-    free(d1_);                                                                 \
-  } while (0)
 
 static int set_key(kj_backend *b, kj_tx *t, uint32_t dev, const char *id,
                    const char *data, const char *fp, int64_t ts) {
@@ -189,14 +120,15 @@ static int mac_absent(kj_backend *b, kj_tx *t, uint32_t dev, const char *name,
   return rc == KJ_NOTFOUND && vm == NULL && vl == 0;
 }
 
+/* Delete n index_macs of collection "regular" in slot 1, outside a tx. */
+static int del_macs(kj_backend *b, const kj_blob *imacs, size_t n) {
+  return kj_mutation_mac_delete(b, NULL, 1, "regular", 7, imacs, n);
+}
+
 /* ---- sync keys ------------------------------------------------------------
  */
 
-static void test_sync_key(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "sync key: backend and slot");
-  if (!b)
-    return;
+static void test_sync_key(kj_backend *b) {
   ok(latest_is(b, NULL, 1, NULL), "sync key: latest is NOTFOUND when none");
   kj_sync_key *k = (kj_sync_key *)1;
   is(kj_sync_key_get(b, NULL, 1, "A", 1, &k), KJ_NOTFOUND,
@@ -220,17 +152,17 @@ static void test_sync_key(void) {
 
   /* Exact rows (FORMAT.md 8, tables 20 and 21). */
   uint8_t kk[64];
-  size_t kl = row_key(kk, 1, "A", 1);
-  ok(raw_eq(b, T_SYNC_KEY, kk, kl,
-            L("\x01\x06"
-              "dataA2"
-              "\x01"
-              "f"
-              "\x01\x00\x00\x00\x00\x00\x00\x00")),
+  size_t kl = tu_slot_key(kk, 1, "A", 1);
+  ok(tu_raw_eq(b, T_SYNC_KEY, kk, kl,
+               L("\x01\x06"
+                 "dataA2"
+                 "\x01"
+                 "f"
+                 "\x01\x00\x00\x00\x00\x00\x00\x00")),
      "sync key: row layout (blob, blob, i64 LE)");
-  ok(raw_eq(b, T_SYNC_LATEST, L("\0\0\0\x01"),
-            L("\x01"
-              "A")),
+  ok(tu_raw_eq(b, T_SYNC_LATEST, L("\0\0\0\x01"),
+               L("\x01"
+                 "A")),
      "sync key: latest row layout (dev -> 01, key_id)");
 
   /* Large key data and fingerprint. */
@@ -249,21 +181,21 @@ static void test_sync_key(void) {
   kj_free(k);
   ok(latest_is(b, NULL, 1, "big"), "sync key: latest is big");
 
-  sk = (kj_sync_key){{big, KJ_MAX_RECORD + 1}, {NULL, 0}, 0};
-  FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 1, &sk),
-              "sync key: key_data of KJ_MAX_RECORD+1 is EINVAL");
-  sk = (kj_sync_key){{big, 1}, {big, KJ_MAX_RECORD + 1}, 0};
-  FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 1, &sk),
-              "sync key: fingerprint of KJ_MAX_RECORD+1 is EINVAL");
-  sk = (kj_sync_key){{big, 0}, {NULL, 0}, 0};
-  FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 1, &sk),
-              "sync key: empty key_data is EINVAL");
-  sk = (kj_sync_key){{NULL, 3}, {NULL, 0}, 0};
-  FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 1, &sk),
-              "sync key: NULL key_data is EINVAL");
-  sk = (kj_sync_key){{big, 1}, {NULL, 2}, 0};
-  FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 1, &sk),
-              "sync key: NULL fingerprint of length 2 is EINVAL");
+  const struct {
+    kj_sync_key k;
+    const char *what;
+  } bad_keys[] = {
+      {{{big, KJ_MAX_RECORD + 1}, {NULL, 0}, 0}, "key_data of KJ_MAX_RECORD+1"},
+      {{{big, 1}, {big, KJ_MAX_RECORD + 1}, 0},
+       "fingerprint of KJ_MAX_RECORD+1"},
+      {{{big, 0}, {NULL, 0}, 0}, "empty key_data"},
+      {{{NULL, 3}, {NULL, 0}, 0}, "NULL key_data"},
+      {{{big, 1}, {NULL, 2}, 0}, "NULL fingerprint of length 2"},
+  };
+  for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++)
+    FAILS_CLEAN(b, KJ_EINVAL,
+                kj_sync_key_set(b, NULL, 1, "A", 1, &bad_keys[i].k),
+                "sync key: %s is EINVAL", bad_keys[i].what);
   sk = (kj_sync_key){{big, 1}, {NULL, 0}, 0};
   FAILS_CLEAN(b, KJ_EINVAL, kj_sync_key_set(b, NULL, 1, "A", 0, &sk),
               "sync key: empty key_id is EINVAL");
@@ -281,17 +213,12 @@ static void test_sync_key(void) {
   size_t n;
   is(kj_sync_key_latest(b, NULL, 1, NULL, &n), KJ_EINVAL,
      "sync key: latest into NULL is EINVAL");
-  kj_backend_close(b);
 }
 
 /* ---- collection versions --------------------------------------------------
  */
 
-static void test_version(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "version: backend and slot");
-  if (!b)
-    return;
+static void test_version(kj_backend *b) {
   kj_sync_version *v = NULL;
   is(kj_sync_version_get(b, NULL, 1, "regular", 7, &v), KJ_OK,
      "version: get of an unknown name is OK");
@@ -344,8 +271,8 @@ static void test_version(void) {
   memcpy(w, map, sizeof map - 1);
   w += sizeof map - 1;
   uint8_t kk[64];
-  size_t kl = row_key(kk, 1, "regular", 7);
-  ok(raw_eq(b, T_SYNC_VERSION, kk, kl, want, (size_t)(w - want)),
+  size_t kl = tu_slot_key(kk, 1, "regular", 7);
+  ok(tu_raw_eq(b, T_SYNC_VERSION, kk, kl, want, (size_t)(w - want)),
      "version: row layout");
 
   kj_sync_version sv2 = {.version = 43, .n = 0, .entries = NULL};
@@ -399,7 +326,7 @@ static void test_version(void) {
   uint8_t *names = malloc(nbig * 4);
   memset(huge, 'v', KJ_MAX_ID);
   for (size_t i = 0; i < nbig; i++) {
-    be32(names + 4 * i, (uint32_t)(nbig - i)); /* descending on purpose */
+    tu_be32(names + 4 * i, (uint32_t)(nbig - i)); /* descending on purpose */
     be[i].name = (kj_blob){names + 4 * i, 4};
     be[i].value = (kj_blob){huge, i + 1 < nbig ? KJ_MAX_ID : 132};
   }
@@ -422,17 +349,12 @@ static void test_version(void) {
   free(be);
   free(names);
   free(huge);
-  kj_backend_close(b);
 }
 
 /* ---- mutation MACs --------------------------------------------------------
  */
 
-static void test_mac(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "mac: backend and slot");
-  if (!b)
-    return;
+static void test_mac(kj_backend *b) {
   ok(mac_absent(b, NULL, 1, "regular", "i1"), "mac: get absent is NOTFOUND");
   kj_mutation_mac m[] = {
       {{B("i1"), 2}, {B("v1"), 2}},
@@ -466,51 +388,44 @@ static void test_mac(void) {
   ok(mac_absent(b, NULL, 1, "other", "i1"), "mac: names are separate");
   uint8_t kk[64];
   size_t kl = mac_key(kk, 1, "ab", "c");
-  ok(raw_eq(b, T_MAC, kk, kl, L("\x01\x01\0\0\0\0\0\0\0abc")),
+  ok(tu_raw_eq(b, T_MAC, kk, kl, L("\x01\x01\0\0\0\0\0\0\0abc")),
      "mac: row layout (dev, lp(name), index_mac -> 01, u64 LE, value_mac)");
 
   FAILS_CLEAN(b, KJ_OK,
               kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, NULL, 0),
               "mac: put of nothing is OK");
   kj_blob del[] = {{B("i1"), 2}, {B("absent"), 6}, {B("i1"), 2}};
-  is(kj_mutation_mac_delete(b, NULL, 1, "regular", 7, del, 3), KJ_OK,
+  is(del_macs(b, del, 3), KJ_OK,
      "mac: delete, with absent and repeated index_macs");
   ok(mac_absent(b, NULL, 1, "regular", "i1"), "mac: deleted is NOTFOUND");
   ok(mac_is(b, NULL, 1, "regular", "i2", "v2b", 9), "mac: others stay");
-  FAILS_CLEAN(b, KJ_OK,
-              kj_mutation_mac_delete(b, NULL, 1, "regular", 7, del, 2),
+  FAILS_CLEAN(b, KJ_OK, del_macs(b, del, 2),
               "mac: delete of absent MACs is OK");
-  FAILS_CLEAN(b, KJ_OK,
-              kj_mutation_mac_delete(b, NULL, 1, "regular", 7, NULL, 0),
-              "mac: delete of nothing is OK");
+  FAILS_CLEAN(b, KJ_OK, del_macs(b, NULL, 0), "mac: delete of nothing is OK");
 
   /* Bad arguments: a bad item anywhere stores nothing. */
   uint8_t *huge = calloc(1, KJ_MAX_ID + 1);
-  kj_mutation_mac bm[] = {
+  kj_mutation_mac bm[3] = {
       {{B("n1"), 2}, {B("x"), 1}},
       {{B("i2"), 2}, {B("changed"), 7}},
-      {{B("n3"), 2}, {B("x"), 0}},
   };
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
-              "mac: an empty value_mac is EINVAL");
-  bm[2].value_mac = (kj_blob){huge, KJ_MAX_ID + 1};
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
-              "mac: a value_mac of KJ_MAX_ID+1 is EINVAL");
-  bm[2].value_mac = (kj_blob){B("x"), 1};
-  bm[2].index_mac = (kj_blob){B("x"), 0};
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
-              "mac: an empty index_mac is EINVAL");
-  bm[2].index_mac = (kj_blob){huge, KJ_MAX_ID + 1};
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
-              "mac: an index_mac of KJ_MAX_ID+1 is EINVAL");
-  bm[2].index_mac = (kj_blob){NULL, 2};
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
-              "mac: a NULL index_mac is EINVAL");
+  /* The bad third item: (index_mac, value_mac). */
+  const struct {
+    kj_mutation_mac m;
+    const char *what;
+  } bad_macs[] = {
+      {{{B("n3"), 2}, {B("x"), 0}}, "an empty value_mac"},
+      {{{B("n3"), 2}, {huge, KJ_MAX_ID + 1}}, "a value_mac of KJ_MAX_ID+1"},
+      {{{B("x"), 0}, {B("x"), 1}}, "an empty index_mac"},
+      {{{huge, KJ_MAX_ID + 1}, {B("x"), 1}}, "an index_mac of KJ_MAX_ID+1"},
+      {{{NULL, 2}, {B("x"), 1}}, "a NULL index_mac"},
+  };
+  for (size_t i = 0; i < sizeof bad_macs / sizeof bad_macs[0]; i++) {
+    bm[2] = bad_macs[i].m;
+    FAILS_CLEAN(b, KJ_EINVAL,
+                kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, bm, 3),
+                "mac: %s is EINVAL", bad_macs[i].what);
+  }
   FAILS_CLEAN(b, KJ_EINVAL,
               kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, NULL, 1),
               "mac: NULL macs with n 1 is EINVAL");
@@ -520,11 +435,9 @@ static void test_mac(void) {
               kj_mutation_mac_put(b, NULL, 1, huge, KJ_MAX_ID + 1, 1, bm, 2),
               "mac: a name of KJ_MAX_ID+1 is EINVAL");
   kj_blob bd[] = {{B("i2"), 2}, {B("x"), 0}};
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_delete(b, NULL, 1, "regular", 7, bd, 2),
+  FAILS_CLEAN(b, KJ_EINVAL, del_macs(b, bd, 2),
               "mac: delete with an empty index_mac is EINVAL");
-  FAILS_CLEAN(b, KJ_EINVAL,
-              kj_mutation_mac_delete(b, NULL, 1, "regular", 7, NULL, 2),
+  FAILS_CLEAN(b, KJ_EINVAL, del_macs(b, NULL, 2),
               "mac: delete with NULL list and n 2 is EINVAL");
   vm = (void *)1;
   is(kj_mutation_mac_get(b, NULL, 1, "regular", 7, "i2", 2, &vm, NULL, NULL),
@@ -533,7 +446,6 @@ static void test_mac(void) {
   is(kj_mutation_mac_get(b, NULL, 1, "regular", 7, "", 0, &vm, &vl, NULL),
      KJ_EINVAL, "mac: get with empty index_mac is EINVAL");
   free(huge);
-  kj_backend_close(b);
 }
 
 /* ---- slots ----------------------------------------------------------------
@@ -557,11 +469,7 @@ static int slot_reads(kj_backend *b, uint32_t dev, const char *tag) {
          mac_is(b, NULL, dev, "regular", "im", tag, 3);
 }
 
-static void test_slots(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1) && !make_slot(b, 2), "slots: backend and slots");
-  if (!b)
-    return;
+static void test_slots(kj_backend *b) {
   fill(b, 1, "one");
   fill(b, 2, "two");
   ok(slot_reads(b, 1, "one"), "slots: slot 1 sees its own rows");
@@ -593,7 +501,6 @@ static void test_slots(void) {
     ok(mac_absent(b, NULL, dev, "regular", "im"),
        "slots: mac in missing slot %u is NOTFOUND", dev);
   }
-  kj_backend_close(b);
 }
 
 /* ---- transactions ---------------------------------------------------------
@@ -632,25 +539,14 @@ static void base_rows(kj_backend *b) {
   kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, &m, 1);
 }
 
-static void test_tx(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "tx: backend and slot");
-  if (!b)
-    return;
+static const tu_tx_script tx_script = {base_rows, tx_writes, tx_visible};
+
+static void test_tx(kj_backend *b) {
   base_rows(b);
-  char *before = dump(b);
-  kj_tx *t = NULL;
-  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
-  is(tx_writes(b, t), KJ_OK, "tx: every write op inside a transaction");
-  ok(tx_visible(b, t), "tx: reads inside the tx see the tx's writes");
+  char *before = tu_dump_backend(b);
+  kj_tx *t = tu_tx_begin_writes(b, &tx_script);
   ok(latest_is(b, NULL, 1, "base"), "tx: outside, latest is still base");
-  char *mid = dump(b);
-  ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
-  free(mid);
-  kj_backend_rollback(t);
-  char *after = dump(b);
-  ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
-  free(after);
+  tu_tx_rollback_clean(b, t, before);
   ok(latest_is(b, NULL, 1, "base"), "tx: rollback restores the latest key");
 
   t = NULL;
@@ -664,16 +560,19 @@ static void test_tx(void) {
   is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(tx_visible(b, NULL), "tx: commit makes every write visible");
   free(before);
-  kj_backend_close(b);
 }
 
 /* A MAC batch the engine refuses part-way (over KJ_MAX_TXN_BYTES) stores
  * nothing, alone or inside the caller's transaction. */
-static void test_batch_too_big(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "big batch: backend and slot");
-  if (!b)
-    return;
+static int put_macs(kj_backend *b, kj_tx *t, const void *m, size_t n) {
+  return kj_mutation_mac_put(b, t, 1, "regular", 7, 1, m, n);
+}
+
+static int set_key_k(kj_backend *b, kj_tx *t) {
+  return set_key(b, t, 1, "k", "d", "", 1);
+}
+
+static void test_batch_too_big(kj_backend *b) {
   size_t n = 40000; /* about 80 MiB of rows */
   uint8_t *pool = malloc(n + KJ_MAX_ID);
   tu_rng r;
@@ -682,17 +581,9 @@ static void test_batch_too_big(void) {
   kj_mutation_mac *m = calloc(n, sizeof *m);
   for (size_t i = 0; i < n; i++)
     m[i] = (kj_mutation_mac){{pool + i, KJ_MAX_ID}, {pool + i, KJ_MAX_ID}};
-  char *before = dump(b);
-  int rc = kj_mutation_mac_put(b, NULL, 1, "regular", 7, 1, m, n);
-  ok(rc != KJ_OK, "big batch: alone fails (got %d)", rc);
-  char *after = dump(b);
-  ok(tu_same_dump(before, after), "big batch: ... and stores nothing");
-  free(after);
-  kj_tx *t = NULL;
-  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
-  set_key(b, t, 1, "k", "d", "", 1);
-  rc = kj_mutation_mac_put(b, t, 1, "regular", 7, 1, m, n);
-  ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
+  char *before = NULL;
+  kj_tx *t = tu_big_batch_fails(b, &(tu_big_batch){put_macs, m, n, set_key_k},
+                                &before);
   void *vm = NULL;
   size_t vl = 0;
   is(kj_mutation_mac_get(b, t, 1, "regular", 7, pool, KJ_MAX_ID, &vm, &vl,
@@ -700,78 +591,43 @@ static void test_batch_too_big(void) {
      KJ_NOTFOUND, "big batch: ... its first item is not in the tx");
   ok(key_is(b, t, 1, "k", "d", "", 1), "big batch: ... earlier writes stay");
   is(kj_backend_commit(t), KJ_OK, "big batch: the tx still commits");
-  after = dump(b);
+  char *after = tu_dump_backend(b);
   ok(!tu_same_dump(before, after) && latest_is(b, NULL, 1, "k"),
      "big batch: only the tx's other write was committed");
   free(after);
   free(before);
   free(m);
   free(pool);
-  kj_backend_close(b);
-}
-
-static void test_persistence(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = dir ? open_backend(dir) : NULL;
-  ok(b && !make_slot(b, 1), "persist: backend on a directory");
-  if (!b) {
-    free(dir);
-    return;
-  }
-  base_rows(b);
-  kj_tx *t = NULL;
-  kj_backend_begin(b, &t);
-  tx_writes(b, t);
-  kj_backend_commit(t);
-  char *before = dump(b);
-  is(kj_backend_close(b), KJ_OK, "persist: close");
-  b = open_backend(dir);
-  ok(b != NULL, "persist: reopen");
-  if (b) {
-    char *after = dump(b);
-    ok(tu_same_dump(before, after), "persist: every row survives reopen");
-    free(after);
-    ok(tx_visible(b, NULL), "persist: every value reads back after reopen");
-    kj_backend_close(b);
-  }
-  free(before);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- damaged rows ---------------------------------------------------------
  */
 
+/* A damaged row value (v, n) and the status a read of it must give. */
+typedef struct bad_row {
+  const char *v;
+  size_t n;
+  int want;
+  const char *what;
+} bad_row;
+
 static int key_rc(kj_backend *b, const char *id) {
   kj_sync_key *k = (kj_sync_key *)1;
   int rc = kj_sync_key_get(b, NULL, 1, id, strlen(id), &k);
-  if (rc && k) {
-    printf("#   out not NULL on failure\n");
-    return 99;
-  }
-  kj_free(k);
-  return rc;
+  return tu_out_rc(rc, k, 0);
 }
 
 static int version_rc(kj_backend *b, const char *name) {
   kj_sync_version *v = (kj_sync_version *)1;
   int rc = kj_sync_version_get(b, NULL, 1, name, strlen(name), &v);
-  if (rc && v) {
-    printf("#   out not NULL on failure\n");
-    return 99;
-  }
-  kj_free(v);
-  return rc;
+  return tu_out_rc(rc, v, 0);
 }
 
 static int latest_rc(kj_backend *b) {
   void *id = (void *)1;
   size_t n = 1;
   int rc = kj_sync_key_latest(b, NULL, 1, &id, &n);
-  if (rc && (id || n))
-    return 99;
-  kj_free(id);
-  return rc;
+  return tu_out_rc(rc, id, n);
 }
 
 static int mac_rc(kj_backend *b, const char *name, const char *imac) {
@@ -780,10 +636,7 @@ static int mac_rc(kj_backend *b, const char *name, const char *imac) {
   uint64_t ver = 0;
   int rc = kj_mutation_mac_get(b, NULL, 1, name, strlen(name), imac,
                                strlen(imac), &vm, &vl, &ver);
-  if (rc && (vm || vl))
-    return 99;
-  kj_free(vm);
-  return rc;
+  return tu_out_rc(rc, vm, vl);
 }
 
 /* A version row: header (version, hash), then body bytes as given. */
@@ -794,25 +647,43 @@ static int put_version_row(kj_backend *b, const char *name, uint8_t vbyte,
   memset(v + 1, 0, 8 + 128);
   memcpy(v + 137, body, blen);
   uint8_t k[64];
-  size_t kl = row_key(k, 1, name, strlen(name));
-  return raw_put(b, T_SYNC_VERSION, k, kl, v, 137 + blen);
+  size_t kl = tu_slot_key(k, 1, name, strlen(name));
+  return tu_raw_put(b, T_SYNC_VERSION, k, kl, v, 137 + blen);
 }
 
-static void test_corrupt(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "corrupt: backend and slot");
-  if (!b)
-    return;
+/* Put random value v under a key of table T_SYNC_KEY + pick and read it
+ * back: 1 if the status is a decoder's. */
+static int damaged_read(kj_backend *b, tu_rng *rng, unsigned pick, uint8_t *v,
+                        size_t vl) {
+  unsigned table = T_SYNC_KEY + pick;
   uint8_t k[64];
-  size_t kl = row_key(k, 1, "K", 1);
+  size_t kl = table == T_MAC           ? mac_key(k, 1, "z", "z")
+              : table == T_SYNC_LATEST ? tu_slot_key(k, 1, "", 0)
+                                       : tu_slot_key(k, 1, "z", 1);
+  /* Mostly a valid version header, so the map decoder gets exercised. */
+  if (table == T_SYNC_VERSION && vl > 137 && tu_rng_below(rng, 4)) {
+    v[0] = 1;
+    v[137] = (uint8_t)tu_rng_below(rng, 5);
+  }
+  tu_raw_put(b, table, k, kl, v, vl);
+  switch (table) {
+  case T_SYNC_KEY:
+    return tu_damage_rc_ok(key_rc(b, "z"));
+  case T_SYNC_LATEST:
+    return tu_damage_rc_ok(latest_rc(b));
+  case T_SYNC_VERSION:
+    return tu_damage_rc_ok(version_rc(b, "z"));
+  default:
+    return tu_damage_rc_ok(mac_rc(b, "z", "z"));
+  }
+}
+
+static void test_corrupt(kj_backend *b) {
+  uint8_t k[64];
+  size_t kl = tu_slot_key(k, 1, "K", 1);
 
   /* sync keys (table 20). */
-  static const struct {
-    const char *v;
-    size_t n;
-    int want;
-    const char *what;
-  } sk[] = {
+  static const bad_row sk[] = {
       {L("\x01\x01"
          "d\x00\0\0\0\0\0\0\0\0"),
        KJ_OK, "a well-formed row"},
@@ -834,31 +705,26 @@ static void test_corrupt(void) {
       {L(""), KJ_ECORRUPT, "an empty value"},
   };
   for (size_t i = 0; i < sizeof sk / sizeof sk[0]; i++) {
-    raw_put(b, T_SYNC_KEY, k, kl, sk[i].v, sk[i].n);
+    tu_raw_put(b, T_SYNC_KEY, k, kl, sk[i].v, sk[i].n);
     is(key_rc(b, "K"), sk[i].want, "corrupt: sync key: %s", sk[i].what);
   }
 
   /* latest (table 21). */
-  raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, "\x01", 1);
+  tu_raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, "\x01", 1);
   is(latest_rc(b), KJ_ECORRUPT, "corrupt: latest with an empty key_id");
-  raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, "\x02K", 2);
+  tu_raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, "\x02K", 2);
   is(latest_rc(b), KJ_EFORMAT, "corrupt: latest version 2 is EFORMAT");
-  raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, NULL, 0);
+  tu_raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, NULL, 0);
   is(latest_rc(b), KJ_ECORRUPT, "corrupt: latest empty value");
   uint8_t *big = calloc(1, KJ_MAX_ID + 2);
   big[0] = 1;
-  raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, big, KJ_MAX_ID + 2);
+  tu_raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, big, KJ_MAX_ID + 2);
   is(latest_rc(b), KJ_ECORRUPT, "corrupt: latest key_id over KJ_MAX_ID");
-  raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, big, KJ_MAX_ID + 1);
+  tu_raw_put(b, T_SYNC_LATEST, "\0\0\0\x01", 4, big, KJ_MAX_ID + 1);
   is(latest_rc(b), KJ_OK, "corrupt: latest key_id of KJ_MAX_ID is fine");
 
   /* versions (table 22). */
-  static const struct {
-    const char *body;
-    size_t n;
-    int want;
-    const char *what;
-  } vr[] = {
+  static const bad_row vr[] = {
       {L("\x00"), KJ_OK, "an empty map"},
       {L("\x02\x01"
          "a\x00\x01"
@@ -892,13 +758,13 @@ static void test_corrupt(void) {
       {L(""), KJ_ECORRUPT, "no entry count"},
   };
   for (size_t i = 0; i < sizeof vr / sizeof vr[0]; i++) {
-    put_version_row(b, "V", 1, vr[i].body, vr[i].n);
+    put_version_row(b, "V", 1, vr[i].v, vr[i].n);
     is(version_rc(b, "V"), vr[i].want, "corrupt: version: %s", vr[i].what);
   }
   put_version_row(b, "V", 2, "\x00", 1);
   is(version_rc(b, "V"), KJ_EFORMAT, "corrupt: version 2 is EFORMAT");
-  kl = row_key(k, 1, "V", 1);
-  raw_put(b, T_SYNC_VERSION, k, kl, "\x01\0\0\0\0\0\0\0\0\0", 10);
+  kl = tu_slot_key(k, 1, "V", 1);
+  tu_raw_put(b, T_SYNC_VERSION, k, kl, "\x01\0\0\0\0\0\0\0\0\0", 10);
   is(version_rc(b, "V"), KJ_ECORRUPT, "corrupt: version truncated hash");
   /* One entry whose name is KJ_MAX_ID bytes (fine), then one more. */
   for (size_t len = KJ_MAX_ID; len <= KJ_MAX_ID + 1; len++) {
@@ -909,7 +775,7 @@ static void test_corrupt(void) {
     e[1] = (uint8_t)((len & 0x7f) | 0x80); /* varint of a 2-byte length */
     e[2] = (uint8_t)(len >> 7);
     memset(e + 3, 'n', len);
-    raw_put(b, T_SYNC_VERSION, k, kl, row, 137 + 4 + len);
+    tu_raw_put(b, T_SYNC_VERSION, k, kl, row, 137 + 4 + len);
     is(version_rc(b, "V"), len > KJ_MAX_ID ? KJ_ECORRUPT : KJ_OK,
        "corrupt: version entry name of %zu bytes", len);
     free(row);
@@ -917,74 +783,30 @@ static void test_corrupt(void) {
 
   /* MACs (table 23). */
   kl = mac_key(k, 1, "n", "i");
-  raw_put(b, T_MAC, k, kl, "\x01\0\0\0\0\0\0\0\0", 9);
+  tu_raw_put(b, T_MAC, k, kl, "\x01\0\0\0\0\0\0\0\0", 9);
   is(mac_rc(b, "n", "i"), KJ_ECORRUPT, "corrupt: mac without value_mac");
-  raw_put(b, T_MAC, k, kl, "\x01\0\0\0", 4);
+  tu_raw_put(b, T_MAC, k, kl, "\x01\0\0\0", 4);
   is(mac_rc(b, "n", "i"), KJ_ECORRUPT, "corrupt: mac truncated version");
-  raw_put(b, T_MAC, k, kl, "\x02\0\0\0\0\0\0\0\0v", 10);
+  tu_raw_put(b, T_MAC, k, kl, "\x02\0\0\0\0\0\0\0\0v", 10);
   is(mac_rc(b, "n", "i"), KJ_EFORMAT, "corrupt: mac version 2 is EFORMAT");
   uint8_t *mb = calloc(1, 9 + KJ_MAX_ID + 1);
   mb[0] = 1;
-  raw_put(b, T_MAC, k, kl, mb, 9 + KJ_MAX_ID + 1);
+  tu_raw_put(b, T_MAC, k, kl, mb, 9 + KJ_MAX_ID + 1);
   is(mac_rc(b, "n", "i"), KJ_ECORRUPT, "corrupt: mac value over KJ_MAX_ID");
-  raw_put(b, T_MAC, k, kl, mb, 9 + KJ_MAX_ID);
+  tu_raw_put(b, T_MAC, k, kl, mb, 9 + KJ_MAX_ID);
   is(mac_rc(b, "n", "i"), KJ_OK, "corrupt: mac value of KJ_MAX_ID is fine");
   free(mb);
   free(big);
 
   /* Random garbage: never a crash, only OK, ECORRUPT or EFORMAT. */
-  tu_rng rng;
-  tu_rng_seed(&rng, 11);
-  int bad = 0;
-  for (int i = 0; i < 3000; i++) {
-    uint8_t g[200];
-    size_t gl = (size_t)tu_rng_below(&rng, sizeof g);
-    tu_rng_fill(&rng, g, gl);
-    if (gl && tu_rng_below(&rng, 4))
-      g[0] = 1;
-    unsigned table = T_SYNC_KEY + (unsigned)tu_rng_below(&rng, 4);
-    int rc;
-    switch (table) {
-    case T_SYNC_KEY:
-      kl = row_key(k, 1, "z", 1);
-      raw_put(b, table, k, kl, g, gl);
-      rc = key_rc(b, "z");
-      break;
-    case T_SYNC_LATEST:
-      kl = row_key(k, 1, "", 0);
-      raw_put(b, table, k, kl, g, gl);
-      rc = latest_rc(b);
-      break;
-    case T_SYNC_VERSION:
-      kl = row_key(k, 1, "z", 1);
-      /* Mostly a valid header, so the map decoder gets exercised. */
-      if (gl > 137 && tu_rng_below(&rng, 4)) {
-        g[0] = 1;
-        g[137] = (uint8_t)tu_rng_below(&rng, 5);
-      }
-      raw_put(b, table, k, kl, g, gl);
-      rc = version_rc(b, "z");
-      break;
-    default:
-      kl = mac_key(k, 1, "z", "z");
-      raw_put(b, table, k, kl, g, gl);
-      rc = mac_rc(b, "z", "z");
-    }
-    if (rc != KJ_OK && rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
-      bad++;
-  }
-  is(bad, 0, "corrupt: random values give OK, ECORRUPT or EFORMAT only");
-  kj_backend_close(b);
+  tu_check_damage_rounds(b, 11, 3000, 200, 4, 4, damaged_read);
 }
 
 int main(void) {
-  test_sync_key();
-  test_version();
-  test_mac();
-  test_slots();
-  test_tx();
-  test_batch_too_big();
-  test_persistence();
-  test_corrupt();
+  tu_with_slots("sync key", 1, test_sync_key);
+  tu_with_slots("version", 1, test_version);
+  tu_with_slots("mac", 1, test_mac);
+  tu_run_domain_suite(&(tu_domain_suite){
+      test_slots, test_tx, test_batch_too_big, &tx_script, test_corrupt});
   return tap_done();
 }

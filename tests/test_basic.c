@@ -17,49 +17,16 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void diag_msg(const char *what, const char *msg) {
-  if (msg != NULL && msg[0] != '\0')
-    printf("# %s: %s\n", what, msg);
-}
-
-/* Open and assert success; NULL on failure (the caller bails out). */
-static kj_store *open_ok(const char *dir, const kj_options *o,
-                         const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: kj_store_open", what);
-  if (rc != KJ_OK)
-    diag_msg(what, em);
-  kj_free(em);
-  if (rc != KJ_OK && s != NULL) {
-    ok(0, "%s: *out must be NULL on failure", what);
-    s = NULL;
-  }
-  return s;
-}
-
 static void close_ok(kj_store *s, const char *what) {
   is(kj_store_close(s), KJ_OK, "%s: kj_store_close", what);
 }
 
-/* 1 if get returns KJ_OK with exactly (v, vl). */
-static int get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k,
-                  size_t kl, const void *v, size_t vl) {
-  void *got = NULL;
-  size_t gl = (size_t)-1;
-  int rc = kj_get(s, t, table, k, kl, &got, &gl);
-  int res = rc == KJ_OK && gl == vl &&
-            (vl == 0 || (got != NULL && memcmp(got, v, vl) == 0));
-  if (!res)
-    printf("#   get: rc=%d len=%zu (want %zu)\n", rc, gl, vl);
-  kj_free(got);
-  return res;
-}
-
-static int get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
-                      const char *v) {
-  return get_eq(s, t, table, k, strlen(k), v, strlen(v));
+/* close_ok(s, closing), then the store in dir opened again (checked as
+ * "<opening>: kj_store_open"). */
+static kj_store *reopen_ok(kj_store *s, const char *dir, const kj_options *o,
+                           const char *closing, const char *opening) {
+  close_ok(s, closing);
+  return tu_store_open_ok(dir, o, opening);
 }
 
 /* 1 if get returns KJ_NOTFOUND. */
@@ -104,7 +71,7 @@ typedef struct outside {
 static void *outside_main(void *p) {
   outside *o = p;
   if (o->kind == 0)
-    o->result = get_eq(o->s, NULL, o->table, o->k, o->kl, o->v, o->vl);
+    o->result = tu_get_eq(o->s, NULL, o->table, o->k, o->kl, o->v, o->vl);
   else if (o->kind == 1)
     o->result = get_absent(o->s, NULL, o->table, o->k, o->kl);
   else
@@ -181,6 +148,30 @@ static int stats_of(kj_store *s, kj_stats *st) {
   return kj_store_stats(s, st);
 }
 
+/* Checks that tables tabs[0..2] of s, read in t, dump as want: the scan
+ * ("<scan_what>") and its rows ("<rows_what>"). */
+static void dump_is(kj_store *s, kj_txn *t, const unsigned *tabs,
+                    const char *want, const char *scan_what,
+                    const char *rows_what) {
+  char *got = NULL;
+  is(tu_dump_tables(s, t, tabs, 3, &got), KJ_OK, "%s", scan_what);
+  ok(dumps_equal(got, want), "%s", rows_what);
+  free(got);
+}
+
+/* Close s and reopen the store in dir (reopen_ok(what[0], what[1])); if it
+ * opened, check that it dumps as want (dump_is(what[2], what[3])) and close
+ * it again (close_ok(what[1])). */
+static void reopen_dump_is(kj_store *s, const char *dir, const kj_options *o,
+                           const unsigned *tabs, const char *want,
+                           const char *const what[4]) {
+  s = reopen_ok(s, dir, o, what[0], what[1]);
+  if (s != NULL) {
+    dump_is(s, NULL, tabs, want, what[2], what[3]);
+    close_ok(s, what[1]);
+  }
+}
+
 /* ---- round trips ----------------------------------------------------------
  */
 
@@ -191,7 +182,7 @@ static void test_roundtrip(void) {
     return;
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "roundtrip");
+  kj_store *s = tu_store_open_ok(dir, &o, "roundtrip");
   if (s == NULL) {
     tu_rmrf(dir);
     free(dir);
@@ -200,7 +191,7 @@ static void test_roundtrip(void) {
 
   /* simple put / get / delete */
   is(put_str(s, NULL, 1, "alpha", "one"), KJ_OK, "put alpha");
-  ok(get_str_eq(s, NULL, 1, "alpha", "one"), "get alpha");
+  ok(tu_get_str_eq(s, NULL, 1, "alpha", "one"), "get alpha");
   ok(get_absent(s, NULL, 1, "alph", 4), "a prefix of a key is absent");
   ok(get_absent(s, NULL, 1, "alphab", 6), "a longer key is absent");
   ok(get_absent(s, NULL, 2, "alpha", 5), "same key in another table absent");
@@ -233,10 +224,11 @@ static void test_roundtrip(void) {
   is(kj_put(s, NULL, 3, k00, 2, "zerozero", 8), KJ_OK, "put key \\0\\0");
   is(kj_put(s, NULL, 3, kb1, 3, vbin, sizeof vbin), KJ_OK, "put a\\0b");
   is(kj_put(s, NULL, 3, kb2, 3, "c", 1), KJ_OK, "put a\\0c");
-  ok(get_eq(s, NULL, 3, k0, 1, "zero", 4), "get \\0");
-  ok(get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "get \\0\\0");
-  ok(get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "get a\\0b (binary value)");
-  ok(get_eq(s, NULL, 3, kb2, 3, "c", 1), "get a\\0c");
+  ok(tu_get_eq(s, NULL, 3, k0, 1, "zero", 4), "get \\0");
+  ok(tu_get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "get \\0\\0");
+  ok(tu_get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin),
+     "get a\\0b (binary value)");
+  ok(tu_get_eq(s, NULL, 3, kb2, 3, "c", 1), "get a\\0c");
   ok(get_absent(s, NULL, 3, "a", 2), "\"a\\0\" (C string + NUL) absent");
 
   /* KJ_MAX_KEY-length key */
@@ -246,7 +238,7 @@ static void test_roundtrip(void) {
   tu_rng_fill(&rng, bigkey, KJ_MAX_KEY);
   is(kj_put(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), KJ_OK,
      "put KJ_MAX_KEY-byte key");
-  ok(get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), "get KJ_MAX_KEY key");
+  ok(tu_get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3), "get KJ_MAX_KEY key");
   ok(get_absent(s, NULL, 4, bigkey, KJ_MAX_KEY - 1),
      "KJ_MAX_KEY-1 prefix absent");
   is(kj_max_key(), KJ_MAX_KEY, "kj_max_key()");
@@ -257,47 +249,48 @@ static void test_roundtrip(void) {
   unsigned char *big = malloc(KJ_MAX_VALUE);
   tu_rng_fill(&rng, big, KJ_MAX_VALUE);
   is(kj_put(s, NULL, 5, "mib", 3, big, mib), KJ_OK, "put 1 MiB value");
-  ok(get_eq(s, NULL, 5, "mib", 3, big, mib), "get 1 MiB value");
+  ok(tu_get_eq(s, NULL, 5, "mib", 3, big, mib), "get 1 MiB value");
   is(kj_put(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1), KJ_OK,
      "put KJ_MAX_VALUE-1 byte value");
   is(kj_put(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), KJ_OK,
      "put KJ_MAX_VALUE byte value");
-  ok(get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), "get KJ_MAX_VALUE");
+  ok(tu_get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE), "get KJ_MAX_VALUE");
 
   /* overwrite: longer, shorter, empty, back */
   is(put_str(s, NULL, 1, "ow", "first"), KJ_OK, "put ow");
   is(put_str(s, NULL, 1, "ow", "second-and-longer"), KJ_OK, "overwrite ow");
-  ok(get_str_eq(s, NULL, 1, "ow", "second-and-longer"), "overwritten value");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", "second-and-longer"), "overwritten value");
   is(put_str(s, NULL, 1, "ow", "s"), KJ_OK, "overwrite ow shorter");
-  ok(get_str_eq(s, NULL, 1, "ow", "s"), "shorter overwrite");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", "s"), "shorter overwrite");
   is(put_str(s, NULL, 1, "ow", ""), KJ_OK, "overwrite ow with empty");
-  ok(get_str_eq(s, NULL, 1, "ow", ""), "empty overwrite");
+  ok(tu_get_str_eq(s, NULL, 1, "ow", ""), "empty overwrite");
   is(put_str(s, NULL, 1, "ow", "final"), KJ_OK, "overwrite ow again");
 
   /* table ids at the ends of the range are independent */
   is(put_str(s, NULL, KJ_TABLE_MIN, "edge", "min"), KJ_OK, "put table 1");
   is(put_str(s, NULL, KJ_TABLE_MAX, "edge", "max"), KJ_OK, "put table 255");
-  ok(get_str_eq(s, NULL, KJ_TABLE_MIN, "edge", "min"), "get table 1");
-  ok(get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "get table 255");
+  ok(tu_get_str_eq(s, NULL, KJ_TABLE_MIN, "edge", "min"), "get table 1");
+  ok(tu_get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "get table 255");
 
   /* everything survives a reopen */
   close_ok(s, "roundtrip");
-  s = open_ok(dir, &o, "roundtrip reopen");
+  s = tu_store_open_ok(dir, &o, "roundtrip reopen");
   if (s != NULL) {
     ok(get_absent(s, NULL, 1, "alpha", 5), "reopen: deleted key absent");
-    ok(get_eq(s, NULL, 1, "empty", 5, "", 0), "reopen: empty value");
-    ok(get_eq(s, NULL, 3, k0, 1, "zero", 4), "reopen: \\0");
-    ok(get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "reopen: \\0\\0");
-    ok(get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "reopen: a\\0b");
-    ok(get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3),
+    ok(tu_get_eq(s, NULL, 1, "empty", 5, "", 0), "reopen: empty value");
+    ok(tu_get_eq(s, NULL, 3, k0, 1, "zero", 4), "reopen: \\0");
+    ok(tu_get_eq(s, NULL, 3, k00, 2, "zerozero", 8), "reopen: \\0\\0");
+    ok(tu_get_eq(s, NULL, 3, kb1, 3, vbin, sizeof vbin), "reopen: a\\0b");
+    ok(tu_get_eq(s, NULL, 4, bigkey, KJ_MAX_KEY, "max", 3),
        "reopen: KJ_MAX_KEY key");
-    ok(get_eq(s, NULL, 5, "mib", 3, big, mib), "reopen: 1 MiB value");
-    ok(get_eq(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1),
+    ok(tu_get_eq(s, NULL, 5, "mib", 3, big, mib), "reopen: 1 MiB value");
+    ok(tu_get_eq(s, NULL, 5, "max", 3, big + 1, KJ_MAX_VALUE - 1),
        "reopen: KJ_MAX_VALUE-1 value");
-    ok(get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE),
+    ok(tu_get_eq(s, NULL, 5, "maxv", 4, big, KJ_MAX_VALUE),
        "reopen: KJ_MAX_VALUE value");
-    ok(get_str_eq(s, NULL, 1, "ow", "final"), "reopen: last overwrite wins");
-    ok(get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"), "reopen: table 255");
+    ok(tu_get_str_eq(s, NULL, 1, "ow", "final"), "reopen: last overwrite wins");
+    ok(tu_get_str_eq(s, NULL, KJ_TABLE_MAX, "edge", "max"),
+       "reopen: table 255");
     close_ok(s, "roundtrip reopen");
   }
   free(big);
@@ -404,6 +397,17 @@ static int has_prefix(const skey *k, const skey *p) {
   return k->n >= p->n && memcmp(k->k, p->k, p->n) == 0;
 }
 
+/* 1 if a scan collected exactly the rows of want; a failed scan counts in
+ * *rc_bad, one out of order in *order_bad. */
+static int scan_matches(int rc, const collect *c, const tu_buf *want,
+                        int *rc_bad, int *order_bad) {
+  if (rc != KJ_OK)
+    (*rc_bad)++;
+  if (!c->order_ok)
+    (*order_bad)++;
+  return strcmp(c->b.p ? c->b.p : "", want->p ? want->p : "") == 0;
+}
+
 /* Check every prefix and every (start, end) pair of probe keys. */
 static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
                             const char *what) {
@@ -457,12 +461,7 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
     collect_init(&c, 0, 0);
     int rc = kj_scan_prefix(s, t, table, probe_keys[p].k, probe_keys[p].n,
                             collect_cb, &c);
-    if (rc != KJ_OK)
-      rc_bad++;
-    if (!c.order_ok)
-      order_bad++;
-    const char *g = c.b.p ? c.b.p : "", *w = want.p ? want.p : "";
-    if (strcmp(g, w) != 0) {
+    if (!scan_matches(rc, &c, &want, &rc_bad, &order_bad)) {
       prefix_bad++;
       printf("#   prefix #%zu: got %d rows\n", p, c.visited);
     }
@@ -488,12 +487,7 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
       collect_init(&c, 0, 0);
       int rc = kj_scan_range(s, t, table, st ? st->k : NULL, st ? st->n : 0,
                              en ? en->k : NULL, en ? en->n : 0, collect_cb, &c);
-      if (rc != KJ_OK)
-        rc_bad++;
-      if (!c.order_ok)
-        order_bad++;
-      const char *g = c.b.p ? c.b.p : "", *w = want.p ? want.p : "";
-      if (strcmp(g, w) != 0) {
+      if (!scan_matches(rc, &c, &want, &rc_bad, &order_bad)) {
         range_bad++;
         if (range_bad <= 5)
           printf("#   range [%zu, %zu): got %d rows\n", a, e, c.visited);
@@ -509,82 +503,112 @@ static void check_all_scans(kj_store *s, kj_txn *t, unsigned table,
      (NPROBE_KEYS + 1) * (NPROBE_KEYS + 1));
 }
 
-static void test_scans(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "scans");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_scans(const char *dir, const kj_options *o, kj_store *s) {
   put_scan_keys(s, NULL, 9);
   is(put_str(s, NULL, 8, "b", "other table"), KJ_OK, "neighbour table 8");
   is(put_str(s, NULL, 10, "a", "other table"), KJ_OK, "neighbour table 10");
   check_all_scans(s, NULL, 9, "committed");
 
-  /* specific expectations spelled out */
-  {
+  /* specific expectations spelled out, and early stops, which return the
+   * callback's value */
+  static const struct {
+    int range; /* kj_scan_range [a, b), else kj_scan_prefix a */
+    unsigned table;
+    skey a, b;
+    int stop_after, stop_value; /* collect_init() */
+    int want_rc, want_visited;
+    const char *what_rc, *what_visited; /* what_visited NULL: not checked */
+  } cases[] = {
+      {1, 9, SK("abc"), SK("abd"), 0, 0, KJ_OK, 1, "range [abc, abd)",
+       "[abc, abd) visits only abc"},
+      {1, 9, SK("abc"), SK("abc"), 0, 0, KJ_OK, 0, "range [abc, abc)",
+       "[abc, abc) is empty"},
+      {1, 9, SK("b"), SK("a"), 0, 0, KJ_OK, 0, "range with start > end",
+       "start > end visits nothing"},
+      {1, 9, SK("b"), SK("b\0"), 0, 0, KJ_OK, 1, "range [b, b\\0)",
+       "[b, b\\0) visits only b (shorter key first)"},
+      {0,
+       9,
+       SK("b\0"),
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       2,
+       "prefix b\\0",
+       "prefix b\\0 visits b\\0 and b\\0\\0"},
+      {0,
+       9,
+       SK("zz"),
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       0,
+       "prefix with no match",
+       "no rows for absent prefix"},
+      {0,
+       77,
+       {NULL, 0},
+       {NULL, 0},
+       0,
+       0,
+       KJ_OK,
+       0,
+       "scan of an empty table",
+       "empty table has no rows"},
+      {0,
+       9,
+       {NULL, 0},
+       {NULL, 0},
+       3,
+       42,
+       42,
+       3,
+       "prefix scan stopped by callback returns 42",
+       "no row visited after the stop"},
+      {1,
+       9,
+       SK("ab"),
+       {NULL, 0},
+       1,
+       7,
+       7,
+       1,
+       "range scan stopped by callback returns 7",
+       "range scan stopped after one row"},
+      {0,
+       9,
+       SK("b"),
+       {NULL, 0},
+       2,
+       1,
+       1,
+       2,
+       "stop value 1 (== KJ_NOTFOUND numerically) returned as is",
+       "stopped after two rows"},
+      {0,
+       9,
+       {NULL, 0},
+       {NULL, 0},
+       (int)NSCAN_KEYS,
+       5,
+       5,
+       0,
+       "stop on the very last row still returns the value",
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     collect c;
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "abc", 3, "abd", 3, collect_cb, &c), KJ_OK,
-       "range [abc, abd)");
-    is(c.visited, 1, "[abc, abd) visits only abc");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "abc", 3, "abc", 3, collect_cb, &c), KJ_OK,
-       "range [abc, abc)");
-    is(c.visited, 0, "[abc, abc) is empty");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "b", 1, "a", 1, collect_cb, &c), KJ_OK,
-       "range with start > end");
-    is(c.visited, 0, "start > end visits nothing");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_range(s, NULL, 9, "b", 1, "b\0", 2, collect_cb, &c), KJ_OK,
-       "range [b, b\\0)");
-    is(c.visited, 1, "[b, b\\0) visits only b (shorter key first)");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 9, "b\0", 2, collect_cb, &c), KJ_OK,
-       "prefix b\\0");
-    is(c.visited, 2, "prefix b\\0 visits b\\0 and b\\0\\0");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 9, "zz", 2, collect_cb, &c), KJ_OK,
-       "prefix with no match");
-    is(c.visited, 0, "no rows for absent prefix");
-    tu_buf_free(&c.b);
-    collect_init(&c, 0, 0);
-    is(kj_scan_prefix(s, NULL, 77, NULL, 0, collect_cb, &c), KJ_OK,
-       "scan of an empty table");
-    is(c.visited, 0, "empty table has no rows");
-    tu_buf_free(&c.b);
-  }
-
-  /* early stop returns the callback's value */
-  {
-    collect c;
-    collect_init(&c, 3, 42);
-    is(kj_scan_prefix(s, NULL, 9, NULL, 0, collect_cb, &c), 42,
-       "prefix scan stopped by callback returns 42");
-    is(c.visited, 3, "no row visited after the stop");
-    tu_buf_free(&c.b);
-    collect_init(&c, 1, 7);
-    is(kj_scan_range(s, NULL, 9, "ab", 2, NULL, 0, collect_cb, &c), 7,
-       "range scan stopped by callback returns 7");
-    is(c.visited, 1, "range scan stopped after one row");
-    tu_buf_free(&c.b);
-    collect_init(&c, 2, 1);
-    is(kj_scan_prefix(s, NULL, 9, "b", 1, collect_cb, &c), 1,
-       "stop value 1 (== KJ_NOTFOUND numerically) returned as is");
-    is(c.visited, 2, "stopped after two rows");
-    tu_buf_free(&c.b);
-    collect_init(&c, (int)NSCAN_KEYS, 5);
-    is(kj_scan_prefix(s, NULL, 9, NULL, 0, collect_cb, &c), 5,
-       "stop on the very last row still returns the value");
+    collect_init(&c, cases[i].stop_after, cases[i].stop_value);
+    const skey *a = &cases[i].a, *b = &cases[i].b;
+    int rc = cases[i].range ? kj_scan_range(s, NULL, cases[i].table, a->k, a->n,
+                                            b->k, b->n, collect_cb, &c)
+                            : kj_scan_prefix(s, NULL, cases[i].table, a->k,
+                                             a->n, collect_cb, &c);
+    is(rc, cases[i].want_rc, "%s", cases[i].what_rc);
+    if (cases[i].what_visited)
+      is(c.visited, cases[i].want_visited, "%s", cases[i].what_visited);
     tu_buf_free(&c.b);
   }
 
@@ -605,14 +629,11 @@ static void test_scans(void) {
     }
   }
   /* after a reopen */
-  close_ok(s, "scans");
-  s = open_ok(dir, &o, "scans reopen");
+  s = reopen_ok(s, dir, o, "scans", "scans reopen");
   if (s != NULL) {
     check_all_scans(s, NULL, 9, "after reopen");
     close_ok(s, "scans reopen");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- transactions ---------------------------------------------------------
@@ -633,16 +654,8 @@ static void *stats_thread(void *p) {
   return NULL;
 }
 
-static void test_txn_overlay(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "txn");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_txn_overlay(const char *dir, const kj_options *o,
+                             kj_store *s) {
   const char *ks[] = {"k1", "k2", "k3", "k4", "k5", "k7"};
   for (size_t i = 0; i < 6; i++) {
     char v[16];
@@ -661,8 +674,6 @@ static void test_txn_overlay(void) {
   if (t == NULL) {
     free(before);
     kj_store_close(s);
-    tu_rmrf(dir);
-    free(dir);
     return;
   }
   is(put_str(s, t, 1, "k3", "new3"), KJ_OK, "txn: overwrite committed k3");
@@ -679,17 +690,17 @@ static void test_txn_overlay(void) {
   is(del_str(s, t, 2, "t2"), KJ_OK, "txn: delete only row of table 2");
 
   /* the transaction sees its own writes */
-  ok(get_str_eq(s, t, 1, "k1", "old0"), "txn get: untouched committed row");
+  ok(tu_get_str_eq(s, t, 1, "k1", "old0"), "txn get: untouched committed row");
   ok(get_absent(s, t, 1, "k2", 2), "txn get: deleted committed row absent");
-  ok(get_str_eq(s, t, 1, "k3", "new3"), "txn get: overwritten row");
-  ok(get_str_eq(s, t, 1, "k4", "new4"), "txn get: deleted then re-put");
-  ok(get_str_eq(s, t, 1, "k5", "old4"), "txn get: k5 committed");
-  ok(get_str_eq(s, t, 1, "k6", "new6"), "txn get: inserted row");
-  ok(get_str_eq(s, t, 1, "k0", "new0"), "txn get: inserted first row");
+  ok(tu_get_str_eq(s, t, 1, "k3", "new3"), "txn get: overwritten row");
+  ok(tu_get_str_eq(s, t, 1, "k4", "new4"), "txn get: deleted then re-put");
+  ok(tu_get_str_eq(s, t, 1, "k5", "old4"), "txn get: k5 committed");
+  ok(tu_get_str_eq(s, t, 1, "k6", "new6"), "txn get: inserted row");
+  ok(tu_get_str_eq(s, t, 1, "k0", "new0"), "txn get: inserted first row");
   ok(get_absent(s, t, 1, "k8", 2), "txn get: put then deleted absent");
   ok(get_absent(s, t, 1, "k7", 2), "txn get: deleted last row absent");
   ok(get_absent(s, t, 1, "k9", 2), "txn get: k9 absent");
-  ok(get_str_eq(s, t, 3, "t3", "txn-only"), "txn get: new table row");
+  ok(tu_get_str_eq(s, t, 3, "t3", "txn-only"), "txn get: new table row");
   ok(get_absent(s, t, 2, "t2", 2), "txn get: table 2 row deleted");
 
   tu_buf w;
@@ -705,10 +716,8 @@ static void test_txn_overlay(void) {
   tu_dump_row(&w, "t3", 2, "txn-only", 8);
   char *want = tu_buf_take(&w);
 
-  char *in_txn = NULL;
-  is(tu_dump_tables(s, t, tabs, 3, &in_txn), KJ_OK, "txn scan");
-  ok(dumps_equal(in_txn, want), "txn scan merges overlay with committed rows");
-  free(in_txn);
+  dump_is(s, t, tabs, want, "txn scan",
+          "txn scan merges overlay with committed rows");
 
   {
     collect c;
@@ -764,10 +773,8 @@ static void test_txn_overlay(void) {
   is(kj_txn_commit(t), KJ_OK, "commit");
   if (have_thread && !stats_done)
     pthread_join(job.th, NULL); /* unblocked by the commit */
-  char *after = NULL;
-  is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after commit");
-  ok(dumps_equal(after, want), "committed state equals the txn's view");
-  free(after);
+  dump_is(s, NULL, tabs, want, "scan after commit",
+          "committed state equals the txn's view");
 
   /* rollback drops everything */
   t = NULL;
@@ -776,14 +783,12 @@ static void test_txn_overlay(void) {
     put_str(s, t, 1, "k1", "rolled");
     del_str(s, t, 1, "k3");
     put_str(s, t, 4, "x", "rolled");
-    ok(get_str_eq(s, t, 1, "k1", "rolled"), "rollback txn sees its put");
+    ok(tu_get_str_eq(s, t, 1, "k1", "rolled"), "rollback txn sees its put");
     kj_txn_rollback(t);
   }
   kj_txn_rollback(NULL); /* no-op */
-  after = NULL;
-  is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after rollback");
-  ok(dumps_equal(after, want), "rollback changed nothing");
-  free(after);
+  dump_is(s, NULL, tabs, want, "scan after rollback",
+          "rollback changed nothing");
   ok(get_absent(s, NULL, 4, "x", 1), "rolled-back put absent");
 
   /* an empty transaction writes nothing */
@@ -802,43 +807,27 @@ static void test_txn_overlay(void) {
   t = NULL;
   is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK, "begin read-only txn");
   if (t != NULL) {
-    ok(get_str_eq(s, t, 1, "k6", "new6"), "read-only txn get");
-    char *ro = NULL;
-    is(tu_dump_tables(s, t, tabs, 3, &ro), KJ_OK, "read-only txn scan");
-    ok(dumps_equal(ro, want), "read-only txn sees committed state");
-    free(ro);
+    ok(tu_get_str_eq(s, t, 1, "k6", "new6"), "read-only txn get");
+    dump_is(s, t, tabs, want, "read-only txn scan",
+            "read-only txn sees committed state");
     is(kj_txn_commit(t), KJ_OK, "commit read-only txn");
   }
 
   /* after reopen: committed txn present, rolled-back one absent */
-  close_ok(s, "txn");
-  s = open_ok(dir, &o, "txn reopen");
-  if (s != NULL) {
-    after = NULL;
-    is(tu_dump_tables(s, NULL, tabs, 3, &after), KJ_OK, "scan after reopen");
-    ok(dumps_equal(after, want), "reopen: committed txn, no rolled-back one");
-    free(after);
-    close_ok(s, "txn reopen");
-  }
-  free(want);
+  reopen_dump_is(
+      s, dir, o, tabs, want,
+      (const char *const[]){"txn", "txn reopen", "scan after reopen",
+                            "reopen: committed txn, no rolled-back one"});
   free(before);
-  tu_rmrf(dir);
-  free(dir);
+  free(want);
 }
 
 /* ---- reopen across many commits and segments ---------------------------- */
 
-static void test_reopen_many(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_NORMAL;
-  kj_store *s = open_ok(dir, &o, "many");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void sync_normal(kj_options *o) { o->sync = KJ_SYNC_NORMAL; }
+
+static void test_reopen_many(const char *dir, const kj_options *o,
+                             kj_store *s) {
   tu_rng rng;
   tu_rng_seed(&rng, 7);
   unsigned tabs[] = {1, 2, 200};
@@ -881,12 +870,10 @@ static void test_reopen_many(void) {
   is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump before close");
   close_ok(s, "many");
 
-  s = open_ok(dir, &o, "many reopen");
+  s = tu_store_open_ok(dir, o, "many reopen");
   if (s != NULL) {
-    char *got = NULL;
-    is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen");
-    ok(dumps_equal(got, want), "reopen preserves all tables");
-    free(got);
+    dump_is(s, NULL, tabs, want, "dump after reopen",
+            "reopen preserves all tables");
     is(stats_of(s, &st), KJ_OK, "stats after reopen");
     is(st.commits, 0, "commits counts this handle only");
     ok(st.last_seq >= seq, "last_seq survives reopen");
@@ -900,19 +887,12 @@ static void test_reopen_many(void) {
     free(want);
     want = NULL;
     is(tu_dump_tables(s, NULL, tabs, 3, &want), KJ_OK, "dump 2");
-    close_ok(s, "many reopen");
-    s = open_ok(dir, &o, "many reopen 2");
-    if (s != NULL) {
-      got = NULL;
-      is(tu_dump_tables(s, NULL, tabs, 3, &got), KJ_OK, "dump after reopen 2");
-      ok(dumps_equal(got, want), "second reopen preserves state");
-      free(got);
-      close_ok(s, "many reopen 2");
-    }
+    reopen_dump_is(s, dir, o, tabs, want,
+                   (const char *const[]){"many reopen", "many reopen 2",
+                                         "dump after reopen 2",
+                                         "second reopen preserves state"});
   }
   free(want);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- memory-only stores ----------------------------------------------- */
@@ -928,8 +908,8 @@ static void test_memory_only(void) {
   kj_options o;
   tu_options(&o);
   o.vfs = &tv.vfs; /* must be ignored */
-  kj_store *s = open_ok(NULL, &o, "memory");
-  kj_store *s2 = open_ok(NULL, &o, "second memory store");
+  kj_store *s = tu_store_open_ok(NULL, &o, "memory");
+  kj_store *s2 = tu_store_open_ok(NULL, &o, "second memory store");
   if (s != NULL) {
     kj_stats st;
     is(stats_of(s, &st), KJ_OK, "memory: stats");
@@ -938,7 +918,7 @@ static void test_memory_only(void) {
     is(put_str(s, NULL, 1, "a", "1"), KJ_OK, "memory: put");
     is(put_str(s, NULL, 1, "b", "2"), KJ_OK, "memory: put b");
     is(put_str(s, NULL, 2, "c", "3"), KJ_OK, "memory: put table 2");
-    ok(get_str_eq(s, NULL, 1, "a", "1"), "memory: get");
+    ok(tu_get_str_eq(s, NULL, 1, "a", "1"), "memory: get");
     is(del_str(s, NULL, 1, "a"), KJ_OK, "memory: delete");
     ok(get_absent(s, NULL, 1, "a", 1), "memory: deleted");
     kj_txn *t = NULL;
@@ -948,7 +928,7 @@ static void test_memory_only(void) {
       ok(outside_get_absent(s, 1, "d", 1), "memory: txn invisible outside");
       is(kj_txn_commit(t), KJ_OK, "memory: commit");
     }
-    ok(get_str_eq(s, NULL, 1, "d", "4"), "memory: committed");
+    ok(tu_get_str_eq(s, NULL, 1, "d", "4"), "memory: committed");
     t = NULL;
     is(kj_txn_begin(s, 0, &t), KJ_OK, "memory: begin 2");
     if (t != NULL) {
@@ -965,12 +945,12 @@ static void test_memory_only(void) {
     ok(dumps_equal(d, w.p), "memory: scan rows");
     tu_buf_free(&w);
     free(d);
+    uint64_t rows = 9, tbytes = 0;
     is(kj_store_sync(s), KJ_OK, "memory: kj_store_sync");
     is(stats_of(s, &st), KJ_OK, "memory: stats 2");
     is(st.rows, 3, "memory: rows");
     is(st.commits, 5, "memory: commits");
     is(st.disk_bytes, 0, "memory: no disk bytes");
-    uint64_t rows = 9, tbytes = 0;
     is(kj_table_count(s, 2, &rows, &tbytes) == KJ_OK ? (long long)rows : -1, 1,
        "memory: table_count");
     if (s2 != NULL)
@@ -979,7 +959,7 @@ static void test_memory_only(void) {
   }
   if (s2 != NULL)
     close_ok(s2, "second memory store");
-  s = open_ok(NULL, &o, "memory reopen");
+  s = tu_store_open_ok(NULL, &o, "memory reopen");
   if (s != NULL) {
     ok(get_absent(s, NULL, 1, "b", 1), "a new memory store starts empty");
     close_ok(s, "memory reopen");
@@ -995,21 +975,21 @@ static void test_memory_only(void) {
 
 /* ---- passphrase store ------------------------------------------------- */
 
-static void test_passphrase(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options_pass(&o, "correct horse battery staple");
-  kj_store *s = open_ok(dir, &o, "passphrase create");
-  if (s != NULL) {
-    is(put_str(s, NULL, 1, "secret", "value"), KJ_OK, "passphrase: put");
-    close_ok(s, "passphrase create");
-  }
+static void passphrase(kj_options *o) {
+  tu_options_pass(o, "correct horse battery staple");
+}
+
+static void test_passphrase(const char *dir, const kj_options *created,
+                            kj_store *s) {
+  is(put_str(s, NULL, 1, "secret", "value"), KJ_OK, "passphrase: put");
+  close_ok(s, "passphrase create");
   /* cost options are ignored for an existing store */
+  kj_options o = *created;
   o.pwhash_opslimit = 3;
   o.pwhash_memlimit = 16384;
-  s = open_ok(dir, &o, "passphrase reopen");
+  s = tu_store_open_ok(dir, &o, "passphrase reopen");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "secret", "value"), "passphrase: reopen get");
+    ok(tu_get_str_eq(s, NULL, 1, "secret", "value"), "passphrase: reopen get");
     is(put_str(s, NULL, 1, "more", "data"), KJ_OK, "passphrase: put 2");
     close_ok(s, "passphrase reopen");
   }
@@ -1017,13 +997,11 @@ static void test_passphrase(void) {
   o.pwhash_opslimit = 0; /* would be the expensive default for a new store */
   o.pwhash_memlimit = 0;
   o.mode = KJ_OPEN_EXISTING;
-  s = open_ok(dir, &o, "passphrase reopen EXISTING");
+  s = tu_store_open_ok(dir, &o, "passphrase reopen EXISTING");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
+    ok(tu_get_str_eq(s, NULL, 1, "more", "data"), "passphrase: second reopen");
     close_ok(s, "passphrase reopen 2");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- sync modes --------------------------------------------------------- */
@@ -1032,14 +1010,12 @@ static void sync_mode_case(kj_sync mode, const char *name) {
   char *dir = tu_mkdtemp();
   char *snap = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
+  tu_options_vfs(&o, &tv);
   o.sync = mode;
-  o.vfs = &tv.vfs;
   o.segment_bytes = 1024 * 1024; /* no rollover within this test */
   o.sync_interval_bytes = 4096;
-  kj_store *s = open_ok(dir, &o, name);
+  kj_store *s = tu_store_open_ok(dir, &o, name);
   if (s == NULL)
     goto out;
   uint64_t syncs0 = tu_vfs_calls(&tv, TU_SYNC);
@@ -1073,14 +1049,14 @@ static void sync_mode_case(kj_sync mode, const char *name) {
     tu_options(&o2);
     o2.sync = mode;
     o2.segment_bytes = o.segment_bytes;
-    kj_store *c = open_ok(snap, &o2, "crash snapshot");
+    kj_store *c = tu_store_open_ok(snap, &o2, "crash snapshot");
     if (c != NULL) {
       uint64_t rows = 0, tbytes = 0;
       is(kj_table_count(c, 1, &rows, &tbytes), KJ_OK, "%s: snapshot count",
          name);
       is(rows, 50, "%s: crash snapshot holds every commit", name);
       v[0] = (char)('A' + 49 % 26);
-      ok(get_eq(c, NULL, 1, "k49", 3, v, sizeof v),
+      ok(tu_get_eq(c, NULL, 1, "k49", 3, v, sizeof v),
          "%s: crash snapshot holds the last commit", name);
       close_ok(c, "crash snapshot");
     }
@@ -1091,14 +1067,15 @@ static void sync_mode_case(kj_sync mode, const char *name) {
     ok(tu_vfs_calls(&tv, TU_SYNC) > syncs0, "%s: kj_store_sync syncs", name);
   close_ok(s, name);
 
-  s = open_ok(dir, &o, name);
+  s = tu_store_open_ok(dir, &o, name);
   if (s != NULL) {
     uint64_t rows = 0, tbytes = 0;
     is(kj_table_count(s, 1, &rows, &tbytes), KJ_OK, "%s: count after reopen",
        name);
     is(rows, 50, "%s: every commit after clean close", name);
     v[0] = (char)('A' + 7);
-    ok(get_eq(s, NULL, 1, "k07", 3, v, sizeof v), "%s: k07 after reopen", name);
+    ok(tu_get_eq(s, NULL, 1, "k07", 3, v, sizeof v), "%s: k07 after reopen",
+       name);
     close_ok(s, name);
   }
 out:
@@ -1118,16 +1095,7 @@ static void test_sync_modes(void) {
 /* ---- statistics -------------------------------------------------------------
  */
 
-static void test_stats(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "stats");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
-  }
+static void test_stats(const char *dir, const kj_options *o, kj_store *s) {
   kj_stats st;
   is(stats_of(s, &st), KJ_OK, "stats: fresh");
   is(st.rows, 0, "fresh: rows 0");
@@ -1174,8 +1142,7 @@ static void test_stats(void) {
   uint64_t seq = st.last_seq;
   ok(seq >= 6, "last_seq >= 6");
 
-  close_ok(s, "stats");
-  s = open_ok(dir, &o, "stats reopen");
+  s = reopen_ok(s, dir, o, "stats", "stats reopen");
   if (s != NULL) {
     is(stats_of(s, &st), KJ_OK, "stats after reopen");
     is(st.rows, 4, "reopen: rows 4");
@@ -1187,8 +1154,6 @@ static void test_stats(void) {
     is(bytes, 14, "reopen: table 2 bytes");
     close_ok(s, "stats reopen");
   }
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- creating the store directory ------------------------------------ */
@@ -1376,25 +1341,43 @@ static void check_against(kj_store *s, const model *m, rstate *rs) {
     rs->stat_bad++;
 }
 
-static void test_random(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_OFF;
-  o.segment_bytes = 16 * 1024;
-  kj_store *s = open_ok(dir, &o, "random");
-  if (s == NULL) {
-    tu_rmrf(dir);
-    free(dir);
-    return;
+/* Put a random value under k (put) or delete k, in table ti of s (in t)
+ * and of the model m. 0 if the store refused. */
+static int write_op(kj_store *s, kj_txn *t, model *m, tu_rng *r, int ti,
+                    const unsigned char *k, size_t kl, int put) {
+  unsigned char v[64];
+  if (put) {
+    size_t vl = rand_val(r, v);
+    model_put(m, ti, k, kl, v, vl);
+    return kj_put(s, t, rtables[ti], k, kl, v, vl) == KJ_OK;
   }
+  model_del(m, ti, k, kl);
+  return kj_delete(s, t, rtables[ti], k, kl) == KJ_OK;
+}
+
+/* 1 if a get of k in table ti of s (in t) finds what the model m holds. */
+static int get_matches(kj_store *s, kj_txn *t, const model *m, int ti,
+                       const unsigned char *k, size_t kl) {
+  long i = mfind(&m->t[ti], k, kl);
+  return i >= 0 ? tu_get_eq(s, t, rtables[ti], k, kl, m->t[ti].r[i].v,
+                            m->t[ti].r[i].vl)
+                : get_absent(s, t, rtables[ti], k, kl);
+}
+
+/* Small segments, no syncs: many segments, quickly. */
+static void random_options(kj_options *o) {
+  o->sync = KJ_SYNC_OFF;
+  o->segment_bytes = 16 * 1024;
+}
+
+static void test_random(const char *dir, const kj_options *o, kj_store *s) {
   tu_rng r;
   tu_rng_seed(&r, 0x5eed1234u);
   model m;
   memset(&m, 0, sizeof m);
   rstate rs;
   memset(&rs, 0, sizeof rs);
-  unsigned char k[4], v[64];
+  unsigned char k[4];
   int ops = 0, next_reopen = 400;
 
   while (ops < 2000 && s != NULL) {
@@ -1404,24 +1387,10 @@ static void test_random(void) {
       size_t kl = rand_key(&r, k);
       uint64_t what = tu_rng_below(&r, 10);
       ops++;
-      if (what < 5) {
-        size_t vl = rand_val(&r, v);
-        if (kj_put(s, NULL, rtables[ti], k, kl, v, vl) != KJ_OK)
-          rs.op_bad++;
-        model_put(&m, ti, k, kl, v, vl);
-      } else if (what < 8) {
-        if (kj_delete(s, NULL, rtables[ti], k, kl) != KJ_OK)
-          rs.op_bad++;
-        model_del(&m, ti, k, kl);
+      if (what < 8) {
+        rs.op_bad += !write_op(s, NULL, &m, &r, ti, k, kl, what < 5);
       } else {
-        long i = mfind(&m.t[ti], k, kl);
-        if (i >= 0) {
-          if (!get_eq(s, NULL, rtables[ti], k, kl, m.t[ti].r[i].v,
-                      m.t[ti].r[i].vl))
-            rs.get_bad++;
-        } else if (!get_absent(s, NULL, rtables[ti], k, kl)) {
-          rs.get_bad++;
-        }
+        rs.get_bad += !get_matches(s, NULL, &m, ti, k, kl);
         continue;
       }
       check_against(s, &m, &rs);
@@ -1440,23 +1409,12 @@ static void test_random(void) {
         int ti = (int)tu_rng_below(&r, NT);
         size_t kl = rand_key(&r, k);
         uint64_t what = tu_rng_below(&r, 20);
-        if (what < 9) {
-          size_t vl = rand_val(&r, v);
-          if (kj_put(s, t, rtables[ti], k, kl, v, vl) != KJ_OK)
-            rs.op_bad++;
-          model_put(&tm, ti, k, kl, v, vl);
-        } else if (what < 14) {
-          if (kj_delete(s, t, rtables[ti], k, kl) != KJ_OK)
-            rs.op_bad++;
-          model_del(&tm, ti, k, kl);
+        if (what < 14) {
+          rs.op_bad += !write_op(s, t, &tm, &r, ti, k, kl, what < 9);
         } else if (what < 17) {
           /* get inside the txn, and outside it (committed state) */
-          long i = mfind(&tm.t[ti], k, kl);
-          if (i >= 0 ? !get_eq(s, t, rtables[ti], k, kl, tm.t[ti].r[i].v,
-                               tm.t[ti].r[i].vl)
-                     : !get_absent(s, t, rtables[ti], k, kl))
-            rs.get_bad++;
-          i = mfind(&m.t[ti], k, kl);
+          rs.get_bad += !get_matches(s, t, &tm, ti, k, kl);
+          long i = mfind(&m.t[ti], k, kl);
           if (i >= 0 ? !outside_get_eq(s, rtables[ti], k, kl, m.t[ti].r[i].v,
                                        m.t[ti].r[i].vl)
                      : !outside_get_absent(s, rtables[ti], k, kl))
@@ -1493,7 +1451,7 @@ static void test_random(void) {
       if (kj_store_close(s) != KJ_OK)
         rs.op_bad++;
       s = NULL;
-      if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
+      if (kj_store_open(dir, o, &s, NULL) != KJ_OK) {
         rs.op_bad++;
         break;
       }
@@ -1510,8 +1468,7 @@ static void test_random(void) {
      "random: exercised commits (%d), rollbacks (%d), reopens (%d)", rs.commits,
      rs.rollbacks, rs.reopens);
   if (s != NULL) {
-    close_ok(s, "random");
-    s = open_ok(dir, &o, "random final reopen");
+    s = reopen_ok(s, dir, o, "random", "random final reopen");
   }
   if (s != NULL) {
     rstate fin;
@@ -1525,8 +1482,6 @@ static void test_random(void) {
     close_ok(s, "random final");
   }
   model_free(&m);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* Savepoints: undo every change since the savepoint (puts over existing
@@ -1558,12 +1513,10 @@ static void test_savepoint(void) {
   kj_txn_release_savepoint(t);
   kj_txn_rollback_savepoint(t); /* no savepoint: no-op */
   is(kj_txn_commit(t), KJ_OK, "commit");
+  ok(tu_get_str_eq(s, NULL, 1, "a", "a1"),
+     "the change before the savepoint is committed");
   void *v = NULL;
   size_t vl = 0;
-  ok(kj_get(s, NULL, 1, "a", 1, &v, &vl) == KJ_OK && vl == 2 &&
-         !memcmp(v, "a1", 2),
-     "the change before the savepoint is committed");
-  kj_free(v);
   is(kj_get(s, NULL, 1, "committed", 9, &v, &vl), KJ_NOTFOUND,
      "the delete before the savepoint is committed");
   is(kj_get(s, NULL, 1, "new", 3, &v, &vl), KJ_NOTFOUND,
@@ -1584,15 +1537,15 @@ static void test_savepoint(void) {
 int main(void) {
   alarm(300); /* a deadlock fails the run instead of hanging it */
   test_roundtrip();
-  test_scans();
-  test_txn_overlay();
-  test_reopen_many();
+  tu_with_store_dir("scans", NULL, test_scans);
+  tu_with_store_dir("txn", NULL, test_txn_overlay);
+  tu_with_store_dir("many", sync_normal, test_reopen_many);
   test_memory_only();
-  test_passphrase();
+  tu_with_store_dir("passphrase create", passphrase, test_passphrase);
   test_sync_modes();
-  test_stats();
+  tu_with_store_dir("stats", NULL, test_stats);
   test_create_missing_dir();
-  test_random();
+  tu_with_store_dir("random", random_options, test_random);
   test_savepoint();
   return tap_done();
 }

@@ -36,55 +36,14 @@ static kj_backend *open_b(const char *dir, int read_only) {
   tu_options(&o);
   o.sync = KJ_SYNC_OFF; /* speed: durability is not what is tested here */
   o.read_only = read_only;
-  kj_backend *b = NULL;
-  char *em = NULL;
-  int rc = kj_backend_open(dir, &o, &b, &em);
-  if (rc)
-    printf("# kj_backend_open(%s): %d %s\n", dir ? dir : "(memory)", rc,
-           em ? em : "");
-  kj_free(em);
-  return b;
-}
-
-/* Every row of every table, as one comparable string (free()). */
-static char *dump_all(kj_backend *b) {
-  return tu_dump_store(kj_backend_store(b));
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static int count_cb(void *arg, const void *k, size_t kl, const void *v,
-                    size_t vl) {
-  (void)k;
-  (void)kl;
-  (void)v;
-  (void)vl;
-  (*(size_t *)arg)++;
-  return 0;
+  return tu_backend_open(dir, &o);
 }
 
 /* Rows of table whose key starts with slot id dev (-1 on error). */
 static long rows_of(kj_backend *b, unsigned table, uint32_t dev) {
   uint8_t p[4];
-  be32(p, dev);
-  size_t n = 0;
-  int rc = kj_scan_prefix(kj_backend_store(b), NULL, table, p, 4, count_cb, &n);
-  return rc ? -1 : (long)n;
-}
-
-static int get_raw(kj_backend *b, unsigned table, const void *k, size_t kl,
-                   uint8_t **v, size_t *vl) {
-  return kj_get(kj_backend_store(b), NULL, table, k, kl, (void **)v, vl);
-}
-
-static int put_raw(kj_backend *b, unsigned table, const void *k, size_t kl,
-                   const void *v, size_t vl) {
-  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
+  tu_be32(p, dev);
+  return tu_raw_count(b, table, p, 4);
 }
 
 static int list_is(kj_backend *b, const uint32_t *want, size_t n) {
@@ -119,11 +78,6 @@ static uint64_t commits(kj_backend *b) {
 static uint8_t big_account[KJ_MAX_RECORD];
 static uint8_t big_id[KJ_MAX_ID + 1];
 
-static void fill(uint8_t *p, size_t n, uint8_t seed) {
-  for (size_t i = 0; i < n; i++)
-    p[i] = (uint8_t)(seed + i * 7);
-}
-
 /* A record with every field set and every optional blob present. */
 static void full_record(kj_device_record *r, uint8_t seed) {
   memset(r, 0, sizeof *r);
@@ -132,15 +86,8 @@ static void full_record(kj_device_record *r, uint8_t seed) {
   r->has_lid = 1;
   r->lid = (kj_blob){(const uint8_t *)"123456789@lid", 13};
   r->registration_id = 0xdeadbeefu + seed;
-  fill(r->noise_pub, 32, seed + 1);
-  fill(r->noise_priv, 32, seed + 2);
-  fill(r->identity_pub, 32, seed + 3);
-  fill(r->identity_priv, 32, seed + 4);
-  fill(r->signed_prekey_pub, 32, seed + 5);
-  fill(r->signed_prekey_priv, 32, seed + 6);
+  tu_device_keys(r, seed + 1);
   r->signed_prekey_id = 0x01020304u + seed;
-  fill(r->signed_prekey_sig, 64, seed + 7);
-  fill(r->adv_secret, 32, seed + 8);
   r->has_account = 1;
   r->account = (kj_blob){(const uint8_t *)"\x00\x01"
                                           "account\xff",
@@ -201,6 +148,15 @@ static int rec_eq(const kj_device_record *got, const kj_device_record *want) {
                  &want->props_hash);
 }
 
+/* A new slot holding full_record(r, 1); its id. */
+static uint32_t slot_with_record(kj_backend *b, kj_device_record *r) {
+  uint32_t id = 0;
+  kj_device_create(b, NULL, &id);
+  full_record(r, 1);
+  kj_device_save(b, NULL, id, r);
+  return id;
+}
+
 /* Save r into slot id, load it back, compare. */
 static int round_trip(kj_backend *b, uint32_t id, const kj_device_record *r) {
   int rc = kj_device_save(b, NULL, id, r);
@@ -215,6 +171,29 @@ static int round_trip(kj_backend *b, uint32_t id, const kj_device_record *r) {
     printf("#   load: %d\n", rc);
   kj_free(got);
   return res;
+}
+
+/* A backend on a fresh directory, for tests that also reopen it. */
+typedef struct disk {
+  char *dir;
+  kj_backend *b;
+} disk;
+
+/* Close d's backend and open the store again. */
+static kj_backend *reopen(disk *d) {
+  kj_backend_close(d->b);
+  return d->b = open_b(d->dir, 0);
+}
+
+/* Run fn on a backend on a fresh directory; then close it and remove the
+ * directory. */
+static void on_disk(void (*fn)(disk *d)) {
+  disk d = {tu_mkdtemp(), NULL};
+  d.b = open_b(d.dir, 0);
+  fn(&d);
+  kj_backend_close(d.b);
+  tu_rmrf(d.dir);
+  free(d.dir);
 }
 
 /* ---- slot ids ------------------------------------------------------------ */
@@ -250,13 +229,13 @@ static void test_ids(const char *dir) {
    * slot (version, has_record 0). */
   uint8_t *v = NULL;
   size_t vl = 0;
-  int rc = get_raw(b, 1, "next_device_id", 14, &v, &vl);
+  int rc = tu_raw_get(b, 1, "next_device_id", 14, &v, &vl);
   ok(rc == KJ_OK && vl == 5 && !memcmp(v, "\x01\x05\x00\x00\x00", 5),
      "ids: table 1 next_device_id = 01 05000000");
   kj_free(v);
   uint8_t k[4];
-  be32(k, 4);
-  rc = get_raw(b, 2, k, 4, &v, &vl);
+  tu_be32(k, 4);
+  rc = tu_raw_get(b, 2, k, 4, &v, &vl);
   ok(rc == KJ_OK && vl == 2 && !memcmp(v, "\x01\x00", 2),
      "ids: table 2 row of a new slot is 01 00 under its BE id");
   kj_free(v);
@@ -277,9 +256,8 @@ static void test_ids(const char *dir) {
   kj_backend_close(b);
 }
 
-static void test_list_many(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
+static void test_list_many(disk *d) {
+  kj_backend *b = d->b;
   kj_tx *t = NULL;
   int rc = kj_backend_begin(b, &t);
   uint32_t want[300], id = 0;
@@ -297,17 +275,13 @@ static void test_list_many(void) {
   kj_device_delete(b, NULL, 7);
   memmove(want + 6, want + 7, (300 - 7) * sizeof *want);
   ok(list_is(b, want, 299), "list: ascending numerically across 255/256");
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
-static void test_tx(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
+static void test_tx(disk *d) {
+  kj_backend *b = d->b;
   uint32_t id = 0;
   kj_device_create(b, NULL, &id);
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
 
   kj_tx *t = NULL;
   kj_backend_begin(b, &t);
@@ -321,9 +295,8 @@ static void test_tx(void) {
   full_record(&r, 1);
   is(kj_device_save(b, t, tid, &r), KJ_OK, "tx: save into the new slot");
   kj_backend_rollback(t);
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "tx: rollback leaves every table unchanged");
-  free(after);
+  ok(tu_backend_unchanged(b, before),
+     "tx: rollback leaves every table unchanged");
   is(exists(b, 2), 0, "tx: rolled-back slot does not exist");
 
   kj_backend_begin(b, &t);
@@ -332,17 +305,13 @@ static void test_tx(void) {
   is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(round_trip(b, tid, &r), "tx: committed slot and record are there");
   free(before);
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- records --------------------------------------------------------------
  */
 
-static void test_records(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
+static void test_records(disk *d) {
+  kj_backend *b = d->b;
   uint32_t id = 0, id2 = 0;
   kj_device_create(b, NULL, &id);
   kj_device_create(b, NULL, &id2);
@@ -383,8 +352,8 @@ static void test_records(void) {
   /* Limits: identifiers KJ_MAX_ID, account KJ_MAX_RECORD. */
   kj_device_record m;
   full_record(&m, 6);
-  fill(big_account, sizeof big_account, 9);
-  fill(big_id, sizeof big_id, 11);
+  tu_fill(big_account, sizeof big_account, 9);
+  tu_fill(big_id, sizeof big_id, 11);
   m.phone_jid = m.lid = m.push_name = m.edge_routing = m.props_hash =
       (kj_blob){big_id, KJ_MAX_ID};
   m.account = (kj_blob){big_account, KJ_MAX_RECORD};
@@ -444,15 +413,15 @@ static void test_records(void) {
   kj_device_save(b, NULL, id2, &s);
   uint8_t k[4], *v = NULL;
   size_t vl = 0;
-  be32(k, id2);
-  get_raw(b, 2, k, 4, &v, &vl);
+  tu_be32(k, id2);
+  tu_raw_get(b, 2, k, 4, &v, &vl);
   ok(v && vl == (size_t)(p - want) && !memcmp(v, want, vl),
      "record: table-2 bytes are exactly the FORMAT.md layout");
   kj_free(v);
 
   /* Slot id 0 and absent slots. */
   uint32_t ghost = id2 + 10;
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
   is(kj_device_save(b, NULL, ghost, &r), KJ_NOTFOUND,
      "record: save into an absent slot is KJ_NOTFOUND");
   is(kj_device_save(b, NULL, 0, &r), KJ_NOTFOUND,
@@ -466,31 +435,21 @@ static void test_records(void) {
   is(kj_device_delete(b, NULL, ghost), KJ_OK,
      "record: delete of an absent slot is KJ_OK");
   is(kj_device_delete(b, NULL, 0), KJ_OK, "record: delete of slot 0 is KJ_OK");
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "record: none of that changed a row");
+  ok(tu_backend_unchanged(b, before), "record: none of that changed a row");
   free(before);
-  free(after);
 
-  kj_backend_close(b);
-  b = open_b(dir, 0);
+  b = reopen(d);
   ok(round_trip(b, id, &r), "record: survives a reopen");
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- argument checks -------------------------------------------------------
  */
 
-static void test_bad_args(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
-  uint32_t id = 0;
-  kj_device_create(b, NULL, &id);
+static void test_bad_args(disk *d) {
+  kj_backend *b = d->b;
   kj_device_record good;
-  full_record(&good, 1);
-  kj_device_save(b, NULL, id, &good);
-  char *before = dump_all(b);
+  uint32_t id = slot_with_record(b, &good);
+  char *before = tu_dump_backend(b);
 
   uint32_t xid = 5;
   is(kj_device_create(NULL, NULL, &xid), KJ_EINVAL, "args: create(NULL b)");
@@ -552,16 +511,13 @@ static void test_bad_args(void) {
   kj_backend_rollback(t);
   kj_backend_close(m);
 
-  char *after = dump_all(b);
+  char *after = tu_dump_backend(b);
   ok(tu_same_dump(before, after), "args: no bad call changed a row");
-  char *cp = tu_path(dir, "copies");
+  char *cp = tu_path(d->dir, "copies");
   ok(access(cp, F_OK) != 0, "args: no copies/ directory was created");
   free(cp);
   free(before);
   free(after);
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- deleting a slot ------------------------------------------------------
@@ -572,18 +528,17 @@ static int fill_slot(kj_backend *b, uint32_t dev) {
   int rc = 0;
   for (size_t i = 0; i < NSLOT_TABLES && !rc; i++) {
     uint8_t k[16];
-    be32(k, dev);
-    rc = put_raw(b, slot_tables[i], k, 4, "whole-key", 9); /* key = dev */
+    tu_be32(k, dev);
+    rc = tu_raw_put(b, slot_tables[i], k, 4, "whole-key", 9); /* key = dev */
     memcpy(k + 4, "\x00\x01row", 5);
     if (!rc)
-      rc = put_raw(b, slot_tables[i], k, 9, "v", 1);
+      rc = tu_raw_put(b, slot_tables[i], k, 9, "v", 1);
   }
   return rc;
 }
 
-static void test_delete(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
+static void test_delete(disk *d) {
+  kj_backend *b = d->b;
   uint32_t a = 0, c = 0;
   kj_device_create(b, NULL, &a);
   kj_device_create(b, NULL, &c);
@@ -597,7 +552,7 @@ static void test_delete(void) {
   st->skipped[1].msg_num = 1;
   is(kj_ratchet_save(b, NULL, a, "conv", 4, st), KJ_OK,
      "delete: a ratchet state with skipped keys in slot A");
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
 
   /* Rolled back: everything stays. */
   kj_tx *t = NULL;
@@ -607,10 +562,8 @@ static void test_delete(void) {
   kj_device_exists(b, t, a, &e);
   is(e, 0, "delete: the transaction no longer sees the slot");
   kj_backend_rollback(t);
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after),
+  ok(tu_backend_unchanged(b, before),
      "delete: rollback keeps every row of the slot");
-  free(after);
 
   uint64_t c0 = commits(b);
   is(kj_device_delete(b, NULL, a), KJ_OK, "delete: slot A");
@@ -637,12 +590,12 @@ static void test_delete(void) {
   kj_free(got);
   uint8_t *v = NULL;
   size_t vl = 0;
-  int rc = get_raw(b, 1, "next_device_id", 14, &v, &vl);
+  int rc = tu_raw_get(b, 1, "next_device_id", 14, &v, &vl);
   ok(rc == KJ_OK && vl == 5 && v[1] == 3, "delete: the id counter stays (3)");
   kj_free(v);
 
   /* Writes to the deleted slot. */
-  char *gone = dump_all(b);
+  char *gone = tu_dump_backend(b);
   is(kj_device_save(b, NULL, a, &r), KJ_NOTFOUND,
      "delete: device save to the deleted slot is KJ_NOTFOUND");
   is(kj_ratchet_save(b, NULL, a, "conv", 4, st), KJ_NOTFOUND,
@@ -653,41 +606,31 @@ static void test_delete(void) {
   is(kj_device_load(b, NULL, a, &got), KJ_NOTFOUND,
      "delete: load of the deleted slot is KJ_NOTFOUND");
   is(kj_device_delete(b, NULL, a), KJ_OK, "delete: deleting it again is KJ_OK");
-  after = dump_all(b);
-  ok(tu_same_dump(gone, after), "delete: none of that wrote a row");
-  free(after);
+  ok(tu_backend_unchanged(b, gone), "delete: none of that wrote a row");
   free(gone);
   free(before);
   kj_free(st);
 
-  kj_backend_close(b);
-  b = open_b(dir, 0);
+  b = reopen(d);
   ok(list_is(b, &c, 1), "delete: after a reopen only C is listed");
   uint32_t id = 0;
   kj_device_create(b, NULL, &id);
   is(id, 3, "delete: the next id is 3");
   is(rows_of(b, 10, a) + rows_of(b, 41, a), 0,
      "delete: A's rows stay gone after a reopen");
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- damaged rows ----------------------------------------------------------
  */
 
-static void test_corrupt(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = open_b(dir, 0);
-  uint32_t id = 0;
-  kj_device_create(b, NULL, &id);
+static void test_corrupt(disk *d) {
+  kj_backend *b = d->b;
   kj_device_record r;
-  full_record(&r, 1);
-  kj_device_save(b, NULL, id, &r);
+  uint32_t id = slot_with_record(b, &r);
   uint8_t k[4], *good = NULL;
   size_t gl = 0;
-  be32(k, id);
-  get_raw(b, 2, k, 4, &good, &gl);
+  tu_be32(k, id);
+  tu_raw_get(b, 2, k, 4, &good, &gl);
 
   uint8_t buf[600];
   struct {
@@ -729,7 +672,7 @@ static void test_corrupt(void) {
       if (i == 8)
         buf[2] = 2;
     }
-    put_raw(b, 2, k, 4, buf, len);
+    tu_raw_put(b, 2, k, 4, buf, len);
     kj_device_record *got = (kj_device_record *)&got;
     is(kj_device_load(b, NULL, id, &got), cases[i].want, "corrupt: %s",
        cases[i].what);
@@ -752,40 +695,27 @@ static void test_corrupt(void) {
       {"names an existing slot", "\x01\x01\x00\x00\x00", 5, KJ_ECORRUPT},
   };
   for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) {
-    put_raw(b, 1, "next_device_id", 14, meta[i].v, meta[i].len);
+    tu_raw_put(b, 1, "next_device_id", 14, meta[i].v, meta[i].len);
     uint32_t nid = 77;
     is(kj_device_create(b, NULL, &nid), meta[i].want,
        "corrupt: next_device_id %s", meta[i].what);
     is(nid, 0, "corrupt: *id 0");
   }
   is(rows_of(b, 2, 2), 0, "corrupt: no slot was created meanwhile");
-  put_raw(b, 1, "next_device_id", 14, "\x01\x02\x00\x00\x00", 5);
+  tu_raw_put(b, 1, "next_device_id", 14, "\x01\x02\x00\x00\x00", 5);
   uint32_t nid = 0;
   is(kj_device_create(b, NULL, &nid), KJ_OK, "corrupt: repaired counter");
   is(nid, 2, "corrupt: id 2");
 
-  put_raw(b, 2, "abc", 3, "\x01\x00", 2);
+  tu_raw_put(b, 2, "abc", 3, "\x01\x00", 2);
   kj_u32_list *l = (kj_u32_list *)&l;
   is(kj_device_list_ids(b, NULL, &l), KJ_ECORRUPT,
      "corrupt: a 3-byte slot key fails the list");
   ok(l == NULL, "corrupt: list *out NULL");
-  kj_backend_close(b);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- snapshot copy ---------------------------------------------------------
  */
-
-static char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  char *p = malloc(1 << 16);
-  *len = fread(p, 1, 1 << 16, f);
-  fclose(f);
-  return p;
-}
 
 /* 1 if path is directly inside the real directory copies and named name. */
 static int lands_in(const char *path, const char *copies, const char *name) {
@@ -806,16 +736,13 @@ static void test_snapshot_copy(void) {
   char *dir = tu_path(root, "store");
   char *copies = tu_path(dir, "copies");
   kj_backend *b = open_b(dir, 0);
-  uint32_t id = 0;
-  kj_device_create(b, NULL, &id);
   kj_device_record r;
-  full_record(&r, 1);
-  kj_device_save(b, NULL, id, &r);
+  uint32_t id = slot_with_record(b, &r);
   fill_slot(b, id);
   kj_ratchet_state *st = kj_ratchet_state_alloc(1);
   kj_ratchet_save(b, NULL, id, "c", 1, st);
   kj_free(st);
-  char *orig = dump_all(b);
+  char *orig = tu_dump_backend(b);
 
   char *path = NULL;
   static const char extra[] = "extra\0bytes";
@@ -828,7 +755,7 @@ static void test_snapshot_copy(void) {
   kj_backend *cb = path ? open_b(path, 0) : NULL;
   ok(cb != NULL, "copy: opens with the same key");
   if (cb) {
-    char *cd = dump_all(cb);
+    char *cd = tu_dump_backend(cb);
     ok(tu_same_dump(orig, cd), "copy: every row of every table is equal");
     free(cd);
     kj_device_record *got = NULL;
@@ -839,7 +766,7 @@ static void test_snapshot_copy(void) {
   }
   char *ep = tu_path(path ? path : "/nonexistent", "extra.bin");
   size_t el = 0;
-  char *ed = read_all(ep, &el);
+  char *ed = tu_read_file(ep, &el);
   ok(ed && el == sizeof extra && !memcmp(ed, extra, el),
      "copy: extra.bin holds the extra bytes");
   free(ed);
@@ -936,7 +863,7 @@ static void test_snapshot_copy(void) {
   cb = tp ? open_b(tp, 0) : NULL;
   ok(cb != NULL, "copy: the in-transaction copy opens");
   if (cb) {
-    char *cd = dump_all(cb);
+    char *cd = tu_dump_backend(cb);
     ok(tu_same_dump(orig, cd),
        "copy: it holds the committed state, not the open transaction");
     free(cd);
@@ -997,20 +924,16 @@ static void test_snapshot_copy(void) {
 }
 
 int main(void) {
-  char *dir = tu_mkdtemp();
-  if (!dir) {
-    printf("Bail out! no temp dir\n");
-    return 1;
-  }
+  char *dir = tu_mkdtemp_or_bail();
   test_ids(dir);
   tu_rmrf(dir);
   free(dir);
-  test_list_many();
-  test_tx();
-  test_records();
-  test_bad_args();
-  test_delete();
-  test_corrupt();
+  on_disk(test_list_many);
+  on_disk(test_tx);
+  on_disk(test_records);
+  on_disk(test_bad_args);
+  on_disk(test_delete);
+  on_disk(test_corrupt);
   test_snapshot_copy();
   return tap_done();
 }

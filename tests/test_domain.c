@@ -19,9 +19,12 @@ static int64_t test_clock(void *ctx) {
   return test_now_ms;
 }
 
-/* Every domain table of the engine, dumped: the whole observable state. */
-static char *dump_all(kj_backend *b) {
-  return tu_dump_store(kj_backend_store(b));
+static kj_backend *open_b(const char *dir, const kj_vfs *vfs) {
+  kj_options o;
+  tu_options(&o);
+  o.vfs = vfs;
+  o.clock = test_clock;
+  return tu_backend_open(dir, &o);
 }
 
 /* One row in every store of slot dev, all in transaction t. */
@@ -82,19 +85,6 @@ static int fill_slot(kj_backend *b, kj_tx *t, uint32_t dev, int n) {
   return rc;
 }
 
-static kj_backend *open_b(const char *dir, const kj_vfs *vfs) {
-  kj_options o;
-  tu_options(&o);
-  o.vfs = vfs;
-  o.clock = test_clock;
-  kj_backend *b = NULL;
-  char *em = NULL;
-  if (kj_backend_open(dir, &o, &b, &em))
-    printf("# open: %s\n", em ? em : "?");
-  kj_free(em);
-  return b;
-}
-
 /* Consume a pre-key and create a session as one atomic unit. */
 static void test_atomic_unit(void) {
   char *dir = tu_mkdtemp();
@@ -148,7 +138,7 @@ static void test_failed_commit(void) {
   kj_device_create(b, NULL, &d1);
   kj_device_create(b, NULL, &d2);
   is(fill_slot(b, NULL, d1, 1), KJ_OK, "slot 1 filled, call by call");
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
   kj_tx *t;
   kj_backend_begin(b, &t);
   int rc = fill_slot(b, t, d1, 2);
@@ -158,13 +148,13 @@ static void test_failed_commit(void) {
   rc = kj_backend_commit(t);
   tu_vfs_disarm(&tv);
   is(rc, KJ_EIO, "the commit's write fails: KJ_EIO");
-  char *after = dump_all(b);
+  char *after = tu_dump_backend(b);
   ok(before && after && !strcmp(before, after),
      "every store in memory is exactly as before");
   free(after);
   kj_backend_close(b);
   b = open_b(dir, NULL);
-  after = b ? dump_all(b) : NULL;
+  after = b ? tu_dump_backend(b) : NULL;
   ok(before && after && !strcmp(before, after),
      "after reopening, every store is exactly as before");
   free(after);
@@ -194,12 +184,12 @@ static void test_slots(void) {
      "slot 2 does not see slot 1's SKDM recipients");
   kj_free(jids);
   is(fill_slot(b, NULL, d2, 2), KJ_OK, "slot 2 filled");
-  char *full = dump_all(b);
+  char *full = tu_dump_backend(b);
   kj_tx *t;
   kj_backend_begin(b, &t);
   is(kj_device_delete(b, t, d1), KJ_OK, "delete slot 1 in a transaction");
   kj_backend_rollback(t);
-  char *same = dump_all(b);
+  char *same = tu_dump_backend(b);
   ok(full && same && !strcmp(full, same), "rolled back: nothing deleted");
   free(same);
   is(kj_device_delete(b, NULL, d1), KJ_OK, "delete slot 1");

@@ -18,18 +18,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static kj_store *open_ok(const char *dir, const kj_options *o,
-                         const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: kj_store_open", what);
-  if (rc != KJ_OK && em != NULL)
-    printf("# %s: %s\n", what, em);
-  kj_free(em);
-  return rc == KJ_OK ? s : NULL;
-}
-
 /* Open expecting failure; returns the status. *out must come back NULL; a
  * detail message, if any, must be non-empty. */
 static int open_fail(const char *dir, const kj_options *o, const char *what) {
@@ -46,17 +34,6 @@ static int open_fail(const char *dir, const kj_options *o, const char *what) {
   return rc;
 }
 
-static int get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
-                      const char *v) {
-  void *got = NULL;
-  size_t gl = 0;
-  int rc = kj_get(s, t, table, k, strlen(k), &got, &gl);
-  int res =
-      rc == KJ_OK && gl == strlen(v) && (gl == 0 || memcmp(got, v, gl) == 0);
-  kj_free(got);
-  return res;
-}
-
 static int get_absent(kj_store *s, kj_txn *t, unsigned table, const char *k) {
   void *got = NULL;
   size_t gl = 0;
@@ -69,6 +46,17 @@ static int get_absent(kj_store *s, kj_txn *t, unsigned table, const char *k) {
 static int put_str(kj_store *s, kj_txn *t, unsigned table, const char *k,
                    const char *v) {
   return kj_put(s, t, table, k, strlen(k), v, strlen(v));
+}
+
+/* Create the store in dir with o (checked: "<what>: kj_store_open") and
+ * the row k = v in table 1. */
+static void store_with_row(const char *dir, const kj_options *o,
+                           const char *what) {
+  kj_store *s = tu_store_open_ok(dir, o, what);
+  if (s != NULL) {
+    put_str(s, NULL, 1, "k", "v");
+    kj_store_close(s);
+  }
 }
 
 static int stats_of(kj_store *s, kj_stats *st) {
@@ -145,7 +133,7 @@ static void test_wrong_key(void) {
   char *dir = tu_mkdtemp(), *snap = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "wrongkey create");
+  kj_store *s = tu_store_open_ok(dir, &o, "wrongkey create");
   if (s == NULL)
     goto out;
   put_str(s, NULL, 1, "k", "v");
@@ -153,24 +141,34 @@ static void test_wrong_key(void) {
   tu_rmrf(snap);
   ok(tu_copy_dir(dir, snap) == 0, "wrongkey: snapshot");
 
+  /* The other raw key, also with KJ_OPEN_EXISTING, also read-only. */
+  static const struct {
+    kj_open_mode mode;
+    int read_only;
+    const char *what, *desc;
+  } other[] = {
+      {KJ_OPEN_CREATE, 0, "other raw key", "wrong raw key: KJ_EKEY"},
+      {KJ_OPEN_EXISTING, 0, "other raw key, EXISTING",
+       "wrong raw key with KJ_OPEN_EXISTING: KJ_EKEY"},
+      {KJ_OPEN_EXISTING, 1, "other raw key, read-only",
+       "wrong raw key read-only: KJ_EKEY"},
+  };
   kj_options w;
   tu_options(&w);
   w.key = tu_key_other;
-  is(open_fail(dir, &w, "other raw key"), KJ_EKEY, "wrong raw key: KJ_EKEY");
-  w.mode = KJ_OPEN_EXISTING;
-  is(open_fail(dir, &w, "other raw key, EXISTING"), KJ_EKEY,
-     "wrong raw key with KJ_OPEN_EXISTING: KJ_EKEY");
-  w.read_only = 1;
-  is(open_fail(dir, &w, "other raw key, read-only"), KJ_EKEY,
-     "wrong raw key read-only: KJ_EKEY");
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+    w.mode = other[i].mode;
+    w.read_only = other[i].read_only;
+    is(open_fail(dir, &w, other[i].what), KJ_EKEY, "%s", other[i].desc);
+  }
   tu_options_pass(&w, "a passphrase");
   is(open_fail(dir, &w, "passphrase on raw-key store"), KJ_EKEY,
      "passphrase on a raw-key store: KJ_EKEY");
   is(tu_dirs_equal(dir, snap), 1, "failed opens changed no file");
 
-  s = open_ok(dir, &o, "wrongkey right key");
+  s = tu_store_open_ok(dir, &o, "wrongkey right key");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "k", "v"), "right key still reads the row");
+    ok(tu_get_str_eq(s, NULL, 1, "k", "v"), "right key still reads the row");
     kj_store_close(s);
   }
 
@@ -178,7 +176,7 @@ static void test_wrong_key(void) {
   char *pdir = tu_mkdtemp();
   kj_options p;
   tu_options_pass(&p, "right passphrase");
-  s = open_ok(pdir, &p, "passphrase create");
+  s = tu_store_open_ok(pdir, &p, "passphrase create");
   if (s != NULL) {
     put_str(s, NULL, 1, "pk", "pv");
     kj_store_close(s);
@@ -193,9 +191,9 @@ static void test_wrong_key(void) {
   tu_options(&wp);
   is(open_fail(pdir, &wp, "raw key on passphrase store"), KJ_EKEY,
      "raw key on a passphrase store: KJ_EKEY");
-  s = open_ok(pdir, &p, "passphrase reopen");
+  s = tu_store_open_ok(pdir, &p, "passphrase reopen");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "pk", "pv"), "right passphrase reads the row");
+    ok(tu_get_str_eq(s, NULL, 1, "pk", "pv"), "right passphrase reads the row");
     kj_store_close(s);
   }
   cleanup_dir(pdir);
@@ -239,8 +237,8 @@ static void test_bad_args(void) {
   char *dir = tu_mkdtemp(), *dir2 = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "badargs");
-  kj_store *s2 = open_ok(dir2, &o, "badargs second store");
+  kj_store *s = tu_store_open_ok(dir, &o, "badargs");
+  kj_store *s2 = tu_store_open_ok(dir2, &o, "badargs second store");
   if (s == NULL || s2 == NULL) {
     kj_store_close(s);
     kj_store_close(s2);
@@ -366,7 +364,7 @@ static void test_bad_args(void) {
          "scan with another store's txn");
       /* close with an open transaction */
       is(kj_store_close(s), KJ_EINVAL, "close with an open txn: KJ_EINVAL");
-      ok(get_str_eq(s, t, 1, "a", "1"), "handle and txn still usable");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "handle and txn still usable");
       /* writes from a scan callback through the same txn */
       scan_write w = {s, t, 99, 99, 0};
       is(kj_scan_prefix(s, t, 1, NULL, 0, scan_write_cb, &w), KJ_OK,
@@ -375,10 +373,10 @@ static void test_bad_args(void) {
       is(w.put_rc, KJ_EINVAL, "put from scan callback: KJ_EINVAL");
       is(w.del_rc, KJ_EINVAL, "delete from scan callback: KJ_EINVAL");
       ok(get_absent(s, t, 1, "from-scan"), "callback's put not applied");
-      ok(get_str_eq(s, t, 1, "a", "1"), "callback's delete not applied");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "callback's delete not applied");
       is(kj_txn_commit(t), KJ_OK, "txn commits after refused calls");
     }
-    ok(get_str_eq(s, NULL, 1, "in-txn", "ok"), "txn's valid put committed");
+    ok(tu_get_str_eq(s, NULL, 1, "in-txn", "ok"), "txn's valid put committed");
     is(kj_delete(s, NULL, 1, "in-txn", 6), KJ_OK, "undo it");
   }
 
@@ -391,7 +389,7 @@ static void test_bad_args(void) {
          "put through a read-only txn: KJ_EINVAL");
       is(kj_delete(s, t, 1, "a", 1), KJ_EINVAL,
          "delete through a read-only txn: KJ_EINVAL");
-      ok(get_str_eq(s, t, 1, "a", "1"), "read-only txn still reads");
+      ok(tu_get_str_eq(s, t, 1, "a", "1"), "read-only txn still reads");
       is(kj_txn_commit(t), KJ_OK, "commit read-only txn");
     }
   }
@@ -488,7 +486,7 @@ static void test_open_modes(void) {
   free(missing);
 
   o.mode = KJ_OPEN_CREATE_NEW;
-  kj_store *s = open_ok(dir, &o, "CREATE_NEW on empty dir");
+  kj_store *s = tu_store_open_ok(dir, &o, "CREATE_NEW on empty dir");
   if (s != NULL) {
     put_str(s, NULL, 1, "keep", "me");
     kj_store_close(s);
@@ -496,15 +494,16 @@ static void test_open_modes(void) {
   is(open_fail(dir, &o, "CREATE_NEW on store"), KJ_EEXIST,
      "KJ_OPEN_CREATE_NEW on an existing store: KJ_EEXIST");
   o.mode = KJ_OPEN_EXISTING;
-  s = open_ok(dir, &o, "EXISTING on store");
+  s = tu_store_open_ok(dir, &o, "EXISTING on store");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE_NEW refusal kept data");
+    ok(tu_get_str_eq(s, NULL, 1, "keep", "me"), "CREATE_NEW refusal kept data");
     kj_store_close(s);
   }
   o.mode = KJ_OPEN_CREATE;
-  s = open_ok(dir, &o, "CREATE on store");
+  s = tu_store_open_ok(dir, &o, "CREATE on store");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "keep", "me"), "CREATE opens the existing one");
+    ok(tu_get_str_eq(s, NULL, 1, "keep", "me"),
+       "CREATE opens the existing one");
     kj_store_close(s);
   }
 
@@ -536,11 +535,7 @@ static void test_open_modes(void) {
   /* a store whose files were overwritten with garbage (bad magic) */
   char *garb = tu_mkdtemp();
   tu_options(&o);
-  s = open_ok(garb, &o, "store to garble");
-  if (s != NULL) {
-    put_str(s, NULL, 1, "k", "v");
-    kj_store_close(s);
-  }
+  store_with_row(garb, &o, "store to garble");
   tu_rng r;
   tu_rng_seed(&r, 1234);
   ok(tu_for_each_file(garb, garble_one, &r) > 0, "garbled every file");
@@ -559,11 +554,7 @@ static void test_open_modes(void) {
   {
     char *hd = tu_mkdtemp();
     tu_options(&o);
-    s = open_ok(hd, &o, "store for a garbage header");
-    if (s != NULL) {
-      put_str(s, NULL, 1, "k", "v");
-      kj_store_close(s);
-    }
+    store_with_row(hd, &o, "store for a garbage header");
     char *hp = tu_path(hd, "keyjournal.hdr");
     long long hn = tu_file_size(hp);
     ok(hn > 8, "header file exists (%lld bytes)", hn);
@@ -646,7 +637,7 @@ static pid_t spawn_opener(const char *dir, uint32_t timeout_ms, int want_row,
     if (rc != KJ_OK)
       _exit(child_code(rc));
     int code = CHILD_OK;
-    if (want_row && !get_str_eq(s, NULL, 1, "parent", "wrote"))
+    if (want_row && !tu_get_str_eq(s, NULL, 1, "parent", "wrote"))
       code = CHILD_BAD_READ;
     else if (waited < min_wait_ms)
       code = CHILD_NOT_WAITED;
@@ -684,7 +675,7 @@ static void test_busy(void) {
   char c;
   pid_t pid = spawn_opener(dir, 0, 0, 0, &wfd, &rfd);
   ok(pid > 0, "fork child (EBUSY)");
-  kj_store *s = open_ok(dir, &o, "busy parent");
+  kj_store *s = tu_store_open_ok(dir, &o, "busy parent");
   if (pid > 0) {
     ok(write(wfd, "g", 1) == 1, "signal child");
     close(wfd);
@@ -722,7 +713,7 @@ static void test_busy(void) {
    * hold the store 100 ms after hearing that: it must wait >= 100 ms */
   pid = spawn_opener(dir, 3000, 1, 100, &wfd, &rfd);
   ok(pid > 0, "fork child (waiter)");
-  s = open_ok(dir, &o, "holder");
+  s = tu_store_open_ok(dir, &o, "holder");
   if (pid > 0) {
     ok(write(wfd, "g", 1) == 1, "signal waiter");
     close(wfd);
@@ -738,16 +729,16 @@ static void test_busy(void) {
   kj_store_close(s);
 
   /* after the child closed, we can open again */
-  s = open_ok(dir, &o, "reopen after child");
+  s = tu_store_open_ok(dir, &o, "reopen after child");
   kj_store_close(s);
 
   /* read-only handles share the store, but not with a writer */
   tu_options(&o);
   o.read_only = 1;
-  kj_store *r1 = open_ok(dir, &o, "read-only 1");
-  kj_store *r2 = open_ok(dir, &o, "read-only 2 alongside");
+  kj_store *r1 = tu_store_open_ok(dir, &o, "read-only 1");
+  kj_store *r2 = tu_store_open_ok(dir, &o, "read-only 2 alongside");
   if (r1 != NULL && r2 != NULL) {
-    ok(get_str_eq(r2, NULL, 1, "parent", "wrote"), "both read-only read");
+    ok(tu_get_str_eq(r2, NULL, 1, "parent", "wrote"), "both read-only read");
     kj_options w;
     tu_options(&w);
     is(open_fail(dir, &w, "writer while readers"), KJ_EBUSY,
@@ -763,7 +754,7 @@ static void test_busy(void) {
     char *lock = tu_path(dir, "LOCK");
     ok(tu_file_size(lock) < 0, "no lock file in the store directory");
     int n0 = tu_count_entries(dir);
-    kj_store *r = open_ok(dir, &o, "read-only, directory lock");
+    kj_store *r = tu_store_open_ok(dir, &o, "read-only, directory lock");
     if (r != NULL) {
       is(tu_count_entries(dir), n0, "read-only open created no file");
       kj_options w;
@@ -779,25 +770,19 @@ static void test_busy(void) {
 
 /* ---- read-only handles -------------------------------------------------- */
 
-static void test_read_only(void) {
-  char *dir = tu_mkdtemp(), *snap = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "ro create");
-  if (s == NULL) {
-    cleanup_dir(dir);
-    cleanup_dir(snap);
-    return;
-  }
+static void test_read_only(const char *dir, const kj_options *created,
+                           kj_store *s) {
   put_str(s, NULL, 1, "a", "1");
   put_str(s, NULL, 2, "b", "2");
   char *want = dump(s);
   kj_store_close(s);
+  char *snap = tu_mkdtemp();
   tu_rmrf(snap);
   tu_copy_dir(dir, snap);
 
+  kj_options o = *created;
   o.read_only = 1;
-  s = open_ok(dir, &o, "ro open");
+  s = tu_store_open_ok(dir, &o, "ro open");
   if (s != NULL) {
     kj_stats st;
     is(stats_of(s, &st), KJ_OK, "ro: stats");
@@ -816,7 +801,7 @@ static void test_read_only(void) {
     t = NULL;
     is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK, "ro: read-only txn ok");
     if (t != NULL) {
-      ok(get_str_eq(s, t, 2, "b", "2"), "ro: read in read-only txn");
+      ok(tu_get_str_eq(s, t, 2, "b", "2"), "ro: read in read-only txn");
       kj_txn_rollback(t);
     }
     got = dump(s);
@@ -834,7 +819,6 @@ static void test_read_only(void) {
   cleanup_dir(empty);
 
   free(want);
-  cleanup_dir(dir);
   cleanup_dir(snap);
 }
 
@@ -880,15 +864,13 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
                         int status, unsigned flags, int null_txn) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
+  tu_options_vfs(&o, &tv);
   o.sync = sync;
-  o.vfs = &tv.vfs;
   char *s0 = expected_state(0, null_txn), *s1 = expected_state(1, null_txn);
   ok(s0 != NULL && s1 != NULL && strcmp(s0, s1) != 0,
      "%s: expected states computed", name);
-  kj_store *s = open_ok(dir, &o, name);
+  kj_store *s = tu_store_open_ok(dir, &o, name);
   if (s == NULL)
     goto out;
   apply_base(s);
@@ -927,7 +909,8 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
   is(kj_txn_begin(s, KJ_TXN_READONLY, &t), KJ_OK,
      "%s: read-only txn still allowed", name);
   if (t != NULL) {
-    ok(get_str_eq(s, t, 1, "a", "base-a"), "%s: read in read-only txn", name);
+    ok(tu_get_str_eq(s, t, 1, "a", "base-a"), "%s: read in read-only txn",
+       name);
     kj_txn_rollback(t);
   }
   d = dump(s);
@@ -939,7 +922,7 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
   kj_options p;
   tu_options(&p);
   p.sync = sync;
-  s = open_ok(dir, &p, "reopen after poison");
+  s = tu_store_open_ok(dir, &p, "reopen after poison");
   if (s != NULL) {
     d = dump(s);
     int before = str_eq(d, s0), with = str_eq(d, s1);
@@ -956,10 +939,10 @@ static void poison_case(const char *name, kj_sync sync, tu_method method,
     is(st.poisoned, 0, "%s: reopened handle not poisoned", name);
     is(put_str(s, NULL, 2, "after", "reopen"), KJ_OK, "%s: writes work again",
        name);
-    ok(get_str_eq(s, NULL, 2, "after", "reopen"), "%s: and read back", name);
+    ok(tu_get_str_eq(s, NULL, 2, "after", "reopen"), "%s: and read back", name);
     char *want = dump(s);
     kj_store_close(s);
-    s = open_ok(dir, &p, "second reopen after poison");
+    s = tu_store_open_ok(dir, &p, "second reopen after poison");
     if (s != NULL) {
       d = dump(s);
       ok(str_eq(d, want), "%s: post-recovery write survives reopen", name);
@@ -993,15 +976,9 @@ static void test_poison(void) {
 static void test_open_failures(void) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
-  o.vfs = &tv.vfs;
-  kj_store *s = open_ok(dir, &o, "openfail create");
-  if (s != NULL) {
-    put_str(s, NULL, 1, "k", "v");
-    kj_store_close(s);
-  }
+  tu_options_vfs(&o, &tv);
+  store_with_row(dir, &o, "openfail create");
 
   tu_vfs_arm(&tv, TU_READ, 1, KJ_EIO, TU_ARM_PERSIST);
   is(open_fail(dir, &o, "read EIO"), KJ_EIO, "open with failing reads: KJ_EIO");
@@ -1013,9 +990,9 @@ static void test_open_failures(void) {
      "open with failing open(): KJ_EIO");
   ok(tu_vfs_injected(&tv) > inj, "open failure injected");
   tu_vfs_disarm(&tv);
-  s = open_ok(dir, &o, "open after injected failures");
+  kj_store *s = tu_store_open_ok(dir, &o, "open after injected failures");
   if (s != NULL) {
-    ok(get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
+    ok(tu_get_str_eq(s, NULL, 1, "k", "v"), "data intact after failed opens");
     kj_store_close(s);
   }
 
@@ -1052,9 +1029,9 @@ static void test_open_failures(void) {
       kj_options e;
       tu_options(&e);
       e.mode = KJ_OPEN_EXISTING;
-      c = open_ok(d, &e, "reopen after retry");
+      c = tu_store_open_ok(d, &e, "reopen after retry");
       if (c != NULL) {
-        ok(get_str_eq(c, NULL, 1, "k", mn), "retried store holds data (%s)",
+        ok(tu_get_str_eq(c, NULL, 1, "k", mn), "retried store holds data (%s)",
            mn);
         kj_store_close(c);
       }
@@ -1075,7 +1052,7 @@ static void test_close(void) {
   char *dir = tu_mkdtemp();
   kj_options o;
   tu_options(&o);
-  kj_store *s = open_ok(dir, &o, "close ro txn");
+  kj_store *s = tu_store_open_ok(dir, &o, "close ro txn");
   if (s != NULL) {
     put_str(s, NULL, 1, "k", "v");
     kj_txn *t = NULL;
@@ -1083,7 +1060,7 @@ static void test_close(void) {
     int rc = kj_store_close(s);
     is(rc, KJ_EINVAL, "close with an open read-only txn: KJ_EINVAL");
     if (rc == KJ_EINVAL) {
-      ok(get_str_eq(s, t, 1, "k", "v"), "handle and txn still usable");
+      ok(tu_get_str_eq(s, t, 1, "k", "v"), "handle and txn still usable");
       kj_txn_rollback(t);
       is(kj_store_close(s), KJ_OK, "close after the txn ended");
     } else {
@@ -1093,26 +1070,24 @@ static void test_close(void) {
 
   /* close returns the status of its final sync */
   tu_vfs tv;
-  tu_vfs_init(&tv);
-  tu_options(&o);
-  o.vfs = &tv.vfs;
+  tu_options_vfs(&o, &tv);
   o.sync = KJ_SYNC_NORMAL;
-  s = open_ok(dir, &o, "close sync status");
+  s = tu_store_open_ok(dir, &o, "close sync status");
   if (s != NULL) {
     is(put_str(s, NULL, 1, "unsynced", "row"), KJ_OK, "NORMAL put");
     tu_vfs_arm(&tv, TU_SYNC, 1, KJ_EIO, TU_ARM_PERSIST);
     is(kj_store_close(s), KJ_EIO, "close with a failing final sync: KJ_EIO");
     ok(tu_vfs_injected(&tv) >= 1, "close tried to sync");
     tu_vfs_disarm(&tv);
-    s = open_ok(dir, &o, "reopen after failed close sync");
+    s = tu_store_open_ok(dir, &o, "reopen after failed close sync");
     if (s != NULL) {
-      ok(get_str_eq(s, NULL, 1, "unsynced", "row"),
+      ok(tu_get_str_eq(s, NULL, 1, "unsynced", "row"),
          "row that reached the OS is there");
       kj_store_close(s);
     }
   }
   o.sync = KJ_SYNC_OFF;
-  s = open_ok(dir, &o, "close SYNC_OFF");
+  s = tu_store_open_ok(dir, &o, "close SYNC_OFF");
   if (s != NULL) {
     put_str(s, NULL, 1, "off", "row");
     uint64_t inj = tu_vfs_injected(&tv);
@@ -1132,27 +1107,18 @@ static void test_close(void) {
  * KJ_MAX_TXN_BYTES fails with KJ_EINVAL and changes nothing; the
  * transaction stays usable. 15 values of KJ_MAX_VALUE (plus keys and
  * per-row overhead) fit in 64 MiB, a 16th does not. */
-static void test_txn_limit(void) {
-  char *dir = tu_mkdtemp();
-  kj_options o;
-  tu_options(&o);
-  o.sync = KJ_SYNC_OFF;
-  kj_store *s = open_ok(dir, &o, "txn limit");
-  if (s == NULL) {
-    cleanup_dir(dir);
-    return;
-  }
+static void sync_off(kj_options *o) { o->sync = KJ_SYNC_OFF; }
+
+static void test_txn_limit(const char *dir, const kj_options *o, kj_store *s) {
   put_str(s, NULL, 1, "pre", "existing");
-  unsigned char *v = calloc(1, KJ_MAX_VALUE);
   const int fit = (int)(KJ_MAX_TXN_BYTES / KJ_MAX_VALUE) - 1; /* 15 */
   kj_txn *t = NULL;
   is(kj_txn_begin(s, 0, &t), KJ_OK, "begin big txn");
   if (t == NULL) {
-    free(v);
     kj_store_close(s);
-    cleanup_dir(dir);
     return;
   }
+  unsigned char *v = calloc(1, KJ_MAX_VALUE);
   int bad = 0;
   char k[16];
   for (int i = 0; i < fit; i++) {
@@ -1184,11 +1150,11 @@ static void test_txn_limit(void) {
   uint64_t rows = 0, bytes = 0;
   is(kj_table_count(s, 1, &rows, &bytes), KJ_OK, "table_count");
   is(rows, (uint64_t)fit + 3, "committed: pre, %d big rows, small", fit);
-  ok(get_str_eq(s, NULL, 1, "big01", "tiny"), "big01 shrunk");
+  ok(tu_get_str_eq(s, NULL, 1, "big01", "tiny"), "big01 shrunk");
   ok(get_absent(s, NULL, 1, "one-more"), "refused row absent");
   is(put_str(s, NULL, 1, "post", "ok"), KJ_OK, "writes still work");
   kj_store_close(s);
-  s = open_ok(dir, &o, "txn limit reopen");
+  s = tu_store_open_ok(dir, o, "txn limit reopen");
   if (s != NULL) {
     void *got = NULL;
     size_t gl = 0;
@@ -1198,13 +1164,12 @@ static void test_txn_limit(void) {
        "reopen: big row intact");
     kj_free(got);
     ok(get_absent(s, NULL, 1, "one-more"), "reopen: refused row absent");
-    ok(get_str_eq(s, NULL, 1, "post", "ok"), "reopen: later write kept");
+    ok(tu_get_str_eq(s, NULL, 1, "post", "ok"), "reopen: later write kept");
     is(kj_table_count(s, 1, &rows, &bytes), KJ_OK, "reopen: table_count");
     is(rows, (uint64_t)fit + 4, "reopen: every committed row");
     kj_store_close(s);
   }
   free(v);
-  cleanup_dir(dir);
 }
 
 /* ---- disk full while preallocating a segment -------------------------- */
@@ -1215,12 +1180,10 @@ static void test_txn_limit(void) {
 static void test_enospc_preallocate(void) {
   char *dir = tu_mkdtemp();
   tu_vfs tv;
-  tu_vfs_init(&tv);
   kj_options o;
-  tu_options(&o);
-  o.vfs = &tv.vfs;
+  tu_options_vfs(&o, &tv);
   o.segment_bytes = 4096;
-  kj_store *s = open_ok(dir, &o, "enospc preallocate");
+  kj_store *s = tu_store_open_ok(dir, &o, "enospc preallocate");
   if (s == NULL) {
     tu_vfs_destroy(&tv);
     cleanup_dir(dir);
@@ -1258,7 +1221,7 @@ static void test_enospc_preallocate(void) {
      "with space back the same commit succeeds");
   is(kj_store_close(s), KJ_OK, "close");
   tu_options(&o);
-  s = open_ok(dir, &o, "enospc reopen");
+  s = tu_store_open_ok(dir, &o, "enospc reopen");
   if (s != NULL) {
     uint64_t rows = 0;
     kj_table_count(s, 1, &rows, NULL);
@@ -1277,11 +1240,11 @@ int main(void) {
   test_bad_options();
   test_open_modes();
   test_busy();
-  test_read_only();
+  tu_with_store_dir("ro create", NULL, test_read_only);
   test_poison();
   test_open_failures();
   test_close();
-  test_txn_limit();
+  tu_with_store_dir("txn limit", sync_off, test_txn_limit);
   test_enospc_preallocate();
   return tap_done();
 }

@@ -34,20 +34,6 @@ static int vwrite_fill(kj_vfs_file *h, int c, size_t n, uint64_t off) {
   return rc;
 }
 
-/* Real bytes of path (bypassing the VFS); NULL if absent. */
-static uint8_t *real_file(const char *path, size_t *len) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp)
-    return NULL;
-  fseek(fp, 0, SEEK_END);
-  long n = ftell(fp);
-  fseek(fp, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)n + 1);
-  *len = fread(p, 1, (size_t)n, fp);
-  fclose(fp);
-  return p;
-}
-
 static int all_bytes(const uint8_t *p, size_t from, size_t to, int c) {
   for (size_t i = from; i < to; i++)
     if (p[i] != (uint8_t)c)
@@ -88,7 +74,7 @@ static void test_pending_reads(const char *dir) {
   ok(all_bytes(buf, 0, 50, 'B') && all_bytes(buf, 50, 150, 'A'),
      "read sees durable bytes with the pending write over them");
   size_t rl = 0;
-  uint8_t *r = real_file(p, &rl);
+  uint8_t *r = tu_read_file(p, &rl);
   is(rl, 1000, "real file holds only the durable bytes");
   free(r);
   V->truncate(C, h1, 10);
@@ -102,7 +88,7 @@ static void test_pending_reads(const char *dir) {
   V->close(C, h1);
   V->close(C, h2);
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
-  r = real_file(p, &rl);
+  r = tu_read_file(p, &rl);
   ok(r && rl == 1000 && all_bytes(r, 0, 1000, 'B'),
      "crash DROP: truncate and writes lost, durable bytes intact");
   free(r);
@@ -110,62 +96,60 @@ static void test_pending_reads(const char *dir) {
   free(p);
 }
 
+/* On a fresh fault VFS (seed): 4096 durable bytes of old in file p, an
+ * unsynced write of n bytes of 'A' at off, then a crash with pattern. The
+ * file's real bytes afterwards (malloc'd, *rl of them). */
+static uint8_t *crash_after_write(const char *dir, const char *p, uint64_t seed,
+                                  int old, size_t n, uint64_t off, int pattern,
+                                  size_t *rl) {
+  ora_fault_vfs *f = fresh(seed);
+  durable_file(dir, p, old, 4096);
+  kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
+  vwrite_fill(h, 'A', n, off);
+  V->close(C, h);
+  ora_fault_vfs_crash(f, pattern);
+  uint8_t *r = tu_read_file(p, rl);
+  ora_fault_vfs_free(f);
+  return r;
+}
+
 static void test_patterns(const char *dir) {
   char *p = tu_path(dir, "b");
   /* DROP and KEEP. */
   for (int pat = 0; pat < 2; pat++) {
-    ora_fault_vfs *f = fresh(2);
-    durable_file(dir, p, 'B', 4096);
-    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
-    vwrite_fill(h, 'A', 4096, 0);
-    V->close(C, h);
-    ora_fault_vfs_crash(f, pat);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = crash_after_write(dir, p, 2, 'B', 4096, 0, pat, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 4096, pat ? 'A' : 'B'),
        "unsynced write %s by crash pattern %d", pat ? "kept" : "lost", pat);
     free(r);
-    ora_fault_vfs_free(f);
   }
   /* TEAR: a strict prefix of the last write survives. */
   int torn_ok = 1, torn_some = 0;
   for (uint64_t seed = 0; seed < 8; seed++) {
-    ora_fault_vfs *f = fresh(seed);
-    durable_file(dir, p, 'B', 4096);
-    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
-    vwrite_fill(h, 'A', 4096, 0);
-    V->close(C, h);
-    ora_fault_vfs_crash(f, ORA_CRASH_TEAR);
     size_t rl, k = 0;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r =
+        crash_after_write(dir, p, seed, 'B', 4096, 0, ORA_CRASH_TEAR, &rl);
     while (r && k < rl && r[k] == 'A')
       k++;
     if (!r || rl != 4096 || k >= 4096 || !all_bytes(r, k, 4096, 'B'))
       torn_ok = 0;
     torn_some += k > 0;
     free(r);
-    ora_fault_vfs_free(f);
   }
   ok(torn_ok, "crash TEAR: a strict prefix of the last write, then old bytes");
   ok(torn_some > 0, "crash TEAR: some tears keep a non-empty prefix");
   /* GARBAGE: one sector of the write's bytes garbled, the rest exact. */
   int garb_ok = 1;
   for (uint64_t seed = 0; seed < 8; seed++) {
-    ora_fault_vfs *f = fresh(seed);
-    durable_file(dir, p, 0, 4096);
-    kj_vfs_file *h = vopen(p, KJ_VFS_WRITE);
-    vwrite_fill(h, 'A', 1024, 512);
-    V->close(C, h);
-    ora_fault_vfs_crash(f, ORA_CRASH_GARBAGE);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r =
+        crash_after_write(dir, p, seed, 0, 1024, 512, ORA_CRASH_GARBAGE, &rl);
     int s1 = r && all_bytes(r, 512, 1024, 'A');
     int s2 = r && all_bytes(r, 1024, 1536, 'A');
     if (!r || rl != 4096 || !all_bytes(r, 0, 512, 0) ||
         !all_bytes(r, 1536, 4096, 0) || s1 == s2)
       garb_ok = 0;
     free(r);
-    ora_fault_vfs_free(f);
   }
   ok(garb_ok, "crash GARBAGE: exactly one sector of the write garbled");
   /* Synced data survives every pattern. */
@@ -179,7 +163,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, pat);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     ok(r && rl == 4096 && all_bytes(r, 0, 2048, 'S'),
        "synced bytes survive crash pattern %d", pat);
     free(r);
@@ -195,7 +179,7 @@ static void test_patterns(const char *dir) {
     V->close(C, h);
     ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
     size_t rl;
-    uint8_t *r = real_file(p, &rl);
+    uint8_t *r = tu_read_file(p, &rl);
     int kept = 0, lost = 0;
     for (int i = 0; r && i < 64; i++) {
       kept += all_bytes(r, (size_t)i * 16, (size_t)i * 16 + 16, 'A');
@@ -210,7 +194,7 @@ static void test_patterns(const char *dir) {
 
 static int exists(const char *p) {
   size_t n;
-  uint8_t *r = real_file(p, &n);
+  uint8_t *r = tu_read_file(p, &n);
   free(r);
   return r != NULL;
 }
@@ -235,16 +219,16 @@ static void test_dirops(const char *dir) {
     ok(!exists(a) && !exists(c), "rename and unlink happen at once");
     ora_fault_vfs_crash(f, pat);
     if (pat == ORA_CRASH_DROP) {
-      r = real_file(b, &rl);
+      r = tu_read_file(b, &rl);
       ok(!exists(a) && r && rl == 100 && all_bytes(r, 0, 100, 'O'),
          "non-durable rename undone: old target back, source creation gone");
       free(r);
-      r = real_file(c, &rl);
+      r = tu_read_file(c, &rl);
       ok(r && rl == 50 && all_bytes(r, 0, 50, 'Z'),
          "non-durable unlink undone with the durable content");
       free(r);
     } else {
-      r = real_file(b, &rl);
+      r = tu_read_file(b, &rl);
       ok(!exists(a) && r && rl == 10 && all_bytes(r, 0, 10, 'N'),
          "crash KEEP: rename kept");
       free(r);
@@ -264,7 +248,7 @@ static void test_dirops(const char *dir) {
   V->unlink(C, c);
   V->sync_dir(C, dir);
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
-  r = real_file(b, &rl);
+  r = tu_read_file(b, &rl);
   ok(r && rl == 10 && !exists(a) && !exists(c),
      "durable create, rename and unlink survive crash DROP");
   free(r);
@@ -311,7 +295,7 @@ static void test_crash_at(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_DROP);
   ok(!ora_fault_vfs_dead(f), "crash() brings the VFS back");
   size_t rl;
-  uint8_t *r = real_file(p, &rl);
+  uint8_t *r = tu_read_file(p, &rl);
   ok(!r, "creation not made durable before the death is undone at crash");
   free(r);
   ok(ora_fault_vfs_injected(f) >= 5, "injected failures counted");
@@ -358,8 +342,8 @@ static void test_fork_dir(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_KEEP);
   char *a2 = tu_path(d2, "a"), *b2 = tu_path(d2, "b");
   size_t l1 = 0, l2 = 0, lb = 0;
-  uint8_t *r1 = real_file(a, &l1), *r2 = real_file(a2, &l2),
-          *rb = real_file(b, &lb), *rb2 = real_file(b2, &lb);
+  uint8_t *r1 = tu_read_file(a, &l1), *r2 = tu_read_file(a2, &l2),
+          *rb = tu_read_file(b, &lb), *rb2 = tu_read_file(b2, &lb);
   ok(r2 && l2 == 1000 && all_bytes(r2, 0, 100, 'P') &&
          all_bytes(r2, 100, 1000, 'D'),
      "the crash applied the pending write to the copy");
@@ -391,7 +375,7 @@ static void test_fork_dir(const char *dir) {
   ora_fault_vfs_crash(f, ORA_CRASH_RANDOM);
   ora_fault_vfs_crash(g, ORA_CRASH_RANDOM);
   size_t lc1 = 0, lc2 = 0;
-  uint8_t *rc1 = real_file(c1, &lc1), *rc2 = real_file(c2, &lc2);
+  uint8_t *rc1 = tu_read_file(c1, &lc1), *rc2 = tu_read_file(c2, &lc2);
   ok((!rc1 && !rc2) ||
          (rc1 && rc2 && lc1 == lc2 && (!lc1 || !memcmp(rc1, rc2, lc1))),
      "reseed: the same random damage as a new VFS with that seed");
@@ -481,12 +465,10 @@ static void test_store(void) {
   is(rc, KJ_OK, "store reopens after the crash");
   if (rc)
     goto out;
+  ok(tu_get_str_eq(s, NULL, 1, "k2", "v2"),
+     "acknowledged FULL commit survives crash DROP");
   void *v = NULL;
   size_t vl = 0;
-  ok(kj_get(s, NULL, 1, "k2", 2, &v, &vl) == KJ_OK && vl == 2 &&
-         !memcmp(v, "v2", 2),
-     "acknowledged FULL commit survives crash DROP");
-  kj_free(v);
   ok(kj_get(s, NULL, 1, "k3", 2, &v, &vl) == KJ_NOTFOUND,
      "the failed commit is absent");
   kj_store_close(s);
@@ -497,11 +479,7 @@ out:
 }
 
 int main(void) {
-  char *dir = tu_mkdtemp();
-  if (!dir) {
-    printf("Bail out! no temp dir\n");
-    return 1;
-  }
+  char *dir = tu_mkdtemp_or_bail();
   test_pending_reads(dir);
   test_patterns(dir);
   test_dirops(dir);

@@ -110,18 +110,6 @@ static void opts(kj_options *o, gc_vfs *g, kj_sync mode) {
   o->snapshot_threshold = UINT64_MAX;
 }
 
-static kj_store *open_store(const char *dir, const kj_options *o,
-                            const char *what) {
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, o, &s, &em);
-  is(rc, KJ_OK, "%s: open", what);
-  if (rc)
-    printf("# %s\n", em ? em : "");
-  kj_free(em);
-  return s;
-}
-
 /* Row i of a thread: its key into k[n], its VALUE_BYTES value into v. */
 static void row_of(char *k, size_t n, uint8_t *v, int thread, int i) {
   snprintf(k, n, "t%d-%05d", thread, i);
@@ -297,7 +285,7 @@ static void fx_init(fx *f, const char *what, kj_sync mode) {
 }
 
 static kj_store *fx_open(fx *f) {
-  f->s = open_store(f->dir, &f->o, f->what);
+  f->s = tu_store_open_ok(f->dir, &f->o, f->what);
   return f->s;
 }
 
@@ -315,7 +303,7 @@ static kj_store *fx_reopen(fx *f, kj_sync mode, int checked) {
   fx_close(f, checked);
   kj_options p;
   opts(&p, NULL, mode);
-  f->s = open_store(f->dir, &p, f->what);
+  f->s = tu_store_open_ok(f->dir, &p, f->what);
   return f->s;
 }
 
@@ -354,19 +342,28 @@ static void fx_done(fx *f) {
   free(f->dir);
 }
 
+/* Run test fn on a fixture: fx_init(what, mode), its options changed by
+ * tune if given, fx_open (fn does not run if that failed), then fx_done. */
+static void fx_run(const char *what, kj_sync mode, void (*tune)(kj_options *o),
+                   void (*fn)(fx *f)) {
+  fx f;
+  fx_init(&f, what, mode);
+  if (tune != NULL)
+    tune(&f.o);
+  if (fx_open(&f))
+    fn(&f);
+  fx_done(&f);
+}
+
 /* ---- 1. many overlapping durable commits -------------------------------- */
 
-static void test_overlap(void) {
-  const char *what = "overlap";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_FULL);
-  if (!fx_open(&f))
-    goto out;
-  atomic_store(&f.g.delay_us, 1500); /* commits pile up behind each sync */
-  run *r = run_new(f.s, 0, 60);
-  kj_stats st0 = stats_of(f.s);
-  uint64_t syncs = fx_run_writers(&f, r);
-  kj_stats st = stats_of(f.s);
+static void test_overlap(fx *f) {
+  const char *what = f->what;
+  atomic_store(&f->g.delay_us, 1500); /* commits pile up behind each sync */
+  run *r = run_new(f->s, 0, 60);
+  kj_stats st0 = stats_of(f->s);
+  uint64_t syncs = fx_run_writers(f, r);
+  kj_stats st = stats_of(f->s);
   const int want = NTHREADS * r->commits;
   is(total(r->errors), 0, "%s: every commit succeeded", what);
   is(total(r->acked), want, "%s: %d commits acknowledged", what, want);
@@ -377,95 +374,81 @@ static void test_overlap(void) {
      "%s: fewer syncs than commits (%llu < %d): commits shared a sync", what,
      (unsigned long long)syncs, want);
   is(st.syncs - st0.syncs, syncs, "%s: stats.syncs counts the same", what);
-  is(rows_of(f.s), want, "%s: every row in the handle", what);
-  atomic_store(&f.g.delay_us, 0);
-  fx_reopen_exact(&f, KJ_SYNC_FULL, r, want);
+  is(rows_of(f->s), want, "%s: every row in the handle", what);
+  atomic_store(&f->g.delay_us, 0);
+  fx_reopen_exact(f, KJ_SYNC_FULL, r, want);
   run_free(r);
-out:
-  fx_done(&f);
 }
 
 /* ---- 2. a gated round: 8 commits, 2 syncs ------------------------------- */
 
-static void test_gated(void) {
-  const char *what = "gated";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_FULL);
-  if (!fx_open(&f))
-    goto out;
-  run *r = run_new(f.s, 0, 1);
+static void test_gated(fx *f) {
+  const char *what = f->what;
+  run *r = run_new(f->s, 0, 1);
   /* The first commit's sync waits until all 8 frames are written: that
    * needs the writer lock to be free while a sync runs. */
-  gc_gate(&f.g, NTHREADS);
-  uint64_t syncs = fx_run_writers(&f, r);
-  is(atomic_load(&f.g.gate_timed_out), 0,
+  gc_gate(&f->g, NTHREADS);
+  uint64_t syncs = fx_run_writers(f, r);
+  is(atomic_load(&f->g.gate_timed_out), 0,
      "%s: the other 7 frames were written before the first sync returned",
      what);
-  is(atomic_load(&f.g.gate_reached), 1, "%s: the gate opened", what);
+  is(atomic_load(&f->g.gate_reached), 1, "%s: the gate opened", what);
   is(total(r->acked), NTHREADS, "%s: all %d commits succeeded", what, NTHREADS);
   /* The first sync covers the leader's frame and any written before it
    * began (possibly all 8); the next leader's covers all the rest. */
   ok(syncs >= 1 && syncs <= 2, "%s: %d commits in at most 2 syncs (%llu)", what,
      NTHREADS, (unsigned long long)syncs);
-  fx_reopen_exact(&f, KJ_SYNC_FULL, r, NTHREADS);
+  fx_reopen_exact(f, KJ_SYNC_FULL, r, NTHREADS);
   run_free(r);
-out:
-  fx_done(&f);
 }
 
 /* ---- 3. a failing shared sync with 8 committers on it ------------------- */
 
-static void test_failed_group(void) {
-  const char *what = "failed group";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_FULL);
-  if (!fx_open(&f))
-    goto out;
-  run *before = run_new(f.s, 0, 5);
+static void test_failed_group(fx *f) {
+  const char *what = f->what;
+  run *before = run_new(f->s, 0, 5);
   run_writers(before);
   is(total(before->acked), 5 * NTHREADS, "%s: commits before the failure",
      what);
-  char *good = tu_dump_store(f.s);
+  char *good = tu_dump_store(f->s);
 
   /* 8 commits whose frames are all written while the first sync, which
    * fails, is running. */
-  run *r = run_new(f.s, 5, 1);
-  gc_gate(&f.g, NTHREADS);
-  tu_vfs_arm(&f.g.tv, TU_SYNC, 1, KJ_EIO, TU_ARM_ONCE);
+  run *r = run_new(f->s, 5, 1);
+  gc_gate(&f->g, NTHREADS);
+  tu_vfs_arm(&f->g.tv, TU_SYNC, 1, KJ_EIO, TU_ARM_ONCE);
   run_writers(r);
-  tu_vfs_disarm(&f.g.tv);
-  is(atomic_load(&f.g.gate_timed_out), 0,
+  tu_vfs_disarm(&f->g.tv);
+  is(atomic_load(&f->g.gate_timed_out), 0,
      "%s: every frame was written before the sync failed", what);
   is(total(r->acked), 0, "%s: no commit of the failed group succeeded", what);
   int eio = 0;
   for (int t = 0; t < NTHREADS; t++)
     eio += r->first_err[t] == KJ_EIO;
   is(eio, NTHREADS, "%s: each of the %d committers got KJ_EIO", what, NTHREADS);
-  kj_stats st = stats_of(f.s);
+  kj_stats st = stats_of(f->s);
   is(st.poisoned, 1, "%s: the handle is poisoned", what);
   is(st.commits, 5 * NTHREADS, "%s: stats.commits counts only successes", what);
-  is(put_row(f.s, 0, 99), KJ_EPOISONED, "%s: a later commit: KJ_EPOISONED",
+  is(put_row(f->s, 0, 99), KJ_EPOISONED, "%s: a later commit: KJ_EPOISONED",
      what);
-  ok(kj_store_errmsg(f.s)[0] != '\0', "%s: errmsg set", what);
-  char *now = tu_dump_store(f.s);
+  ok(kj_store_errmsg(f->s)[0] != '\0', "%s: errmsg set", what);
+  char *now = tu_dump_store(f->s);
   ok(tu_same_dump(good, now),
      "%s: the handle shows exactly the acknowledged commits", what);
   free(now);
 
   /* the close of a poisoned handle: status unspecified, unchecked */
-  if (fx_reopen(&f, KJ_SYNC_FULL, 0)) {
-    is(stats_of(f.s).poisoned, 0, "%s: reopened handle not poisoned", what);
-    is(check_rows(f.s, before, 1, NULL), 0,
+  if (fx_reopen(f, KJ_SYNC_FULL, 0)) {
+    is(stats_of(f->s).poisoned, 0, "%s: reopened handle not poisoned", what);
+    is(check_rows(f->s, before, 1, NULL), 0,
        "%s: every acknowledged commit after reopen", what);
-    check_failed_rows(&f, r, 5 * NTHREADS,
+    check_failed_rows(f, r, 5 * NTHREADS,
                       "failed commits after reopen are absent or whole");
-    is(put_row(f.s, 0, 99), KJ_OK, "%s: writes work again", what);
+    is(put_row(f->s, 0, 99), KJ_OK, "%s: writes work again", what);
   }
   free(good);
   run_free(before);
   run_free(r);
-out:
-  fx_done(&f);
 }
 
 /* ---- 4. a sync failing while 8 writers loop ----------------------------- */
@@ -557,16 +540,15 @@ static void *helper_main(void *p) {
   return NULL;
 }
 
-static void test_busy(void) {
-  const char *what = "roll-over, snapshots, syncs";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_FULL);
-  f.o.segment_bytes = 16 * 1024;      /* a roll-over every ~25 commits */
-  f.o.snapshot_threshold = 96 * 1024; /* and automatic snapshots */
-  if (!fx_open(&f))
-    goto out;
-  atomic_store(&f.g.delay_us, 500);
-  run *r = run_new(f.s, 0, 80);
+static void busy_options(kj_options *o) {
+  o->segment_bytes = 16 * 1024;      /* a roll-over every ~25 commits */
+  o->snapshot_threshold = 96 * 1024; /* and automatic snapshots */
+}
+
+static void test_busy(fx *f) {
+  const char *what = f->what;
+  atomic_store(&f->g.delay_us, 500);
+  run *r = run_new(f->s, 0, 80);
   atomic_int stop = 0;
   helper_arg ha[2];
   memset(ha, 0, sizeof ha);
@@ -582,14 +564,14 @@ static void test_busy(void) {
   atomic_store(&stop, 1);
   for (int h = 0; h < 2; h++)
     pthread_join(ht[h], NULL);
-  atomic_store(&f.g.delay_us, 0);
+  atomic_store(&f->g.delay_us, 0);
   const int want = NTHREADS * r->commits;
   is(total(r->errors), 0, "%s: every commit succeeded", what);
   is(atomic_load(&ha[0].errors), 0, "%s: kj_store_sync/checkpoint succeeded",
      what);
   is(atomic_load(&ha[1].errors), 0, "%s: reader scans fine, never shrink",
      what);
-  kj_stats st = stats_of(f.s);
+  kj_stats st = stats_of(f->s);
   printf("# %s: %llu syncs, %llu snapshots, %d sync/checkpoint calls, %d "
          "scans\n",
          what, (unsigned long long)st.syncs,
@@ -598,35 +580,29 @@ static void test_busy(void) {
   ok(st.snapshots_written >= 1, "%s: snapshots were written", what);
   is(st.poisoned, 0, "%s: not poisoned", what);
   is(st.commits, want, "%s: stats.commits", what);
-  is(rows_of(f.s), want, "%s: every row in the handle", what);
-  char *before = tu_dump_store(f.s);
-  if (fx_reopen(&f, KJ_SYNC_FULL, 1)) {
-    char *after = tu_dump_store(f.s);
+  is(rows_of(f->s), want, "%s: every row in the handle", what);
+  char *before = tu_dump_store(f->s);
+  if (fx_reopen(f, KJ_SYNC_FULL, 1)) {
+    char *after = tu_dump_store(f->s);
     ok(tu_same_dump(before, after), "%s: reopen holds the same rows", what);
-    is(check_rows(f.s, r, 1, NULL), 0, "%s: every value after reopen", what);
+    is(check_rows(f->s, r, 1, NULL), 0, "%s: every value after reopen", what);
     free(after);
   }
   free(before);
   run_free(r);
-out:
-  fx_done(&f);
 }
 
 /* ---- 6. one thread: one sync per commit --------------------------------- */
 
-static void test_single(void) {
-  const char *what = "single thread";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_FULL);
-  if (!fx_open(&f))
-    goto out;
-  tu_vfs *tv = &f.g.tv;
-  kj_stats st0 = stats_of(f.s);
+static void test_single(fx *f) {
+  const char *what = f->what;
+  tu_vfs *tv = &f->g.tv;
+  kj_stats st0 = stats_of(f->s);
   uint64_t syncs0 = tu_vfs_calls(tv, TU_SYNC);
   uint64_t writes0 = tu_vfs_calls(tv, TU_WRITE);
   int bad = 0, order = 0;
   for (int i = 0; i < 50; i++) {
-    if (put_row(f.s, 0, i) != KJ_OK)
+    if (put_row(f->s, 0, i) != KJ_OK)
       bad++;
     /* acknowledged = durable: the sync came after the write, before the
      * return */
@@ -637,44 +613,37 @@ static void test_single(void) {
   is(bad, 0, "%s: 50 commits", what);
   is(order, 0, "%s: each commit returned after its own write and sync", what);
   is(tu_vfs_calls(tv, TU_SYNC) - syncs0, 50, "%s: 50 syncs", what);
-  kj_stats st = stats_of(f.s);
+  kj_stats st = stats_of(f->s);
   is(st.syncs - st0.syncs, 50, "%s: stats.syncs = 50", what);
   is(st.commits - st0.commits, 50, "%s: stats.commits = 50", what);
   /* a version-1 caller gets the version-1 fields only */
   kj_stats v1;
   memset(&v1, 0xab, sizeof v1);
   v1.version = 1;
-  is(kj_store_stats(f.s, &v1), KJ_OK, "%s: version-1 stats", what);
+  is(kj_store_stats(f->s, &v1), KJ_OK, "%s: version-1 stats", what);
   is(v1.version, 1, "%s: version-1 stats say version 1", what);
   is(v1.commits, st.commits, "%s: version-1 stats filled", what);
   uint64_t untouched;
   memset(&untouched, 0xab, sizeof untouched);
   ok(!memcmp(&v1.syncs, &untouched, sizeof untouched),
      "%s: version-1 stats: nothing written past the version-1 struct", what);
-  fx_close(&f, 1);
-out:
-  fx_done(&f);
+  fx_close(f, 1);
 }
 
 /* ---- 7. KJ_SYNC_NORMAL with 8 threads ------------------------------------ */
 
-static void test_normal(void) {
-  const char *what = "NORMAL, 8 threads";
-  fx f;
-  fx_init(&f, what, KJ_SYNC_NORMAL);
-  f.o.sync_interval_bytes = 8192;
-  if (!fx_open(&f))
-    goto out;
-  run *r = run_new(f.s, 0, 50);
-  uint64_t syncs = fx_run_writers(&f, r);
+static void normal_options(kj_options *o) { o->sync_interval_bytes = 8192; }
+
+static void test_normal(fx *f) {
+  const char *what = f->what;
+  run *r = run_new(f->s, 0, 50);
+  uint64_t syncs = fx_run_writers(f, r);
   const int want = NTHREADS * r->commits;
   is(total(r->errors), 0, "%s: every commit succeeded", what);
   ok(syncs >= 1 && syncs < (uint64_t)want / 4, "%s: interval syncs only (%llu)",
      what, (unsigned long long)syncs);
-  fx_reopen_exact(&f, KJ_SYNC_NORMAL, r, want);
+  fx_reopen_exact(f, KJ_SYNC_NORMAL, r, want);
   run_free(r);
-out:
-  fx_done(&f);
 }
 
 /* ---- 8. SIGKILL while 8 threads commit ---------------------------------- */
@@ -793,7 +762,7 @@ static void test_sigkill(void) {
   kj_options p;
   opts(&p, NULL, KJ_SYNC_FULL);
   p.segment_bytes = 64 * 1024;
-  kj_store *s = open_store(dir, &p, what);
+  kj_store *s = tu_store_open_ok(dir, &p, what);
   if (s) {
     int missing = 0, holes = 0, wrong = 0, beyond = 0;
     for (int t = 0; t < NTHREADS; t++) {
@@ -825,14 +794,14 @@ static void test_sigkill(void) {
 
 int main(void) {
   alarm(300); /* a deadlock fails the test instead of hanging it */
-  test_single();
-  test_overlap();
-  test_gated();
-  test_failed_group();
+  fx_run("single thread", KJ_SYNC_FULL, NULL, test_single);
+  fx_run("overlap", KJ_SYNC_FULL, NULL, test_overlap);
+  fx_run("gated", KJ_SYNC_FULL, NULL, test_gated);
+  fx_run("failed group", KJ_SYNC_FULL, NULL, test_failed_group);
   test_failed_loop(KJ_EIO);
   test_failed_loop(KJ_ENOSPC);
-  test_busy();
-  test_normal();
+  fx_run("roll-over, snapshots, syncs", KJ_SYNC_FULL, busy_options, test_busy);
+  fx_run("NORMAL, 8 threads", KJ_SYNC_NORMAL, normal_options, test_normal);
   test_sigkill();
   return tap_done();
 }

@@ -35,57 +35,7 @@ static kj_backend *open_b(const char *dir, int read_only) {
   o.read_only = read_only;
   o.clock = tclock_now;
   o.clock_ctx = &clk;
-  kj_backend *b = NULL;
-  char *em = NULL;
-  int rc = kj_backend_open(dir, &o, &b, &em);
-  if (rc)
-    printf("# kj_backend_open: %d %s\n", rc, em ? em : "");
-  kj_free(em);
-  return b;
-}
-
-static char *dump_all(kj_backend *b) {
-  return tu_dump_store(kj_backend_store(b));
-}
-
-static int count_cb(void *arg, const void *k, size_t kl, const void *v,
-                    size_t vl) {
-  (void)k;
-  (void)kl;
-  (void)v;
-  (void)vl;
-  (*(size_t *)arg)++;
-  return 0;
-}
-
-static long rows_with(kj_backend *b, unsigned table, const void *prefix,
-                      size_t plen) {
-  size_t n = 0;
-  int rc = kj_scan_prefix(kj_backend_store(b), NULL, table, prefix, plen,
-                          count_cb, &n);
-  return rc ? -1 : (long)n;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-/* dev | lp(conv): the table-41 prefix of one conversation. */
-static size_t skip_prefix(uint8_t *k, uint32_t dev, const char *conv) {
-  size_t n = strlen(conv);
-  be32(k, dev);
-  k[4] = (uint8_t)(n >> 8);
-  k[5] = (uint8_t)n;
-  memcpy(k + 6, conv, n);
-  return 6 + n;
-}
-
-static int put_raw(kj_backend *b, unsigned table, const void *k, size_t kl,
-                   const void *v, size_t vl) {
-  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
+  return tu_backend_open(dir, &o);
 }
 
 static void fill(uint8_t *p, size_t n, uint8_t seed) {
@@ -269,7 +219,7 @@ static void test_round_trip(kj_backend *b, uint32_t dev) {
   /* Byte layout (FORMAT.md section 8). */
   uint8_t k[64], *v = NULL;
   size_t vl = 0;
-  be32(k, dev);
+  tu_be32(k, dev);
   memcpy(k + 4, "absent", 6);
   kj_get(kj_backend_store(b), NULL, 40, k, 10, (void **)&v, &vl);
   uint8_t want[176], *p = want;
@@ -284,7 +234,7 @@ static void test_round_trip(kj_backend *b, uint32_t dev) {
      "layout: table-40 row is the FORMAT.md layout (absent keys zero)");
   kj_free(v);
   uint8_t sk[64];
-  size_t sl = skip_prefix(sk, dev, "alice");
+  size_t sl = tu_slot_name_key(sk, dev, "alice");
   memset(sk + sl, 3, 32);
   memcpy(sk + sl + 32, "\x00\x00\x01\x00", 4); /* msg_num 256, big-endian */
   v = NULL;
@@ -356,8 +306,9 @@ static void test_skipped_set(kj_backend *b, uint32_t dev) {
   ok(got && got->n_skipped == 0, "set: an empty set removes every key");
   kj_free(got);
   uint8_t pfx[64];
-  size_t pl = skip_prefix(pfx, dev, "set");
-  is(rows_with(b, 41, pfx, pl), 0, "set: no table-41 row of the conversation");
+  size_t pl = tu_slot_name_key(pfx, dev, "set");
+  is(tu_raw_count(b, 41, pfx, pl), 0,
+     "set: no table-41 row of the conversation");
   got = load(b, dev, "set2");
   ok(got && got->n_skipped == 1, "set: conversation set2 kept its key");
   kj_free(got);
@@ -396,7 +347,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
      "slots: and the first slot's is untouched");
   kj_free(got);
 
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
   kj_tx *t = NULL;
   kj_backend_begin(b, &t);
   is(kj_ratchet_delete(b, t, d1, "bob", 3), KJ_OK, "delete: in a transaction");
@@ -404,9 +355,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
   is(kj_ratchet_load(b, t, d1, "bob", 3, &got), KJ_NOTFOUND,
      "delete: the transaction sees it gone");
   kj_backend_rollback(t);
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "delete: rollback keeps state and keys");
-  free(after);
+  ok(tu_backend_unchanged(b, before), "delete: rollback keeps state and keys");
   free(before);
 
   is(kj_ratchet_delete(b, NULL, d1, "bob", 3), KJ_OK, "delete: conversation");
@@ -417,8 +366,8 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
   is(kj_ratchet_load(b, NULL, d1, "bob", 3, &got), KJ_NOTFOUND,
      "delete: load KJ_NOTFOUND");
   uint8_t pfx[64];
-  size_t pl = skip_prefix(pfx, d1, "bob");
-  is(rows_with(b, 41, pfx, pl), 0, "delete: its skipped keys are removed");
+  size_t pl = tu_slot_name_key(pfx, d1, "bob");
+  is(tu_raw_count(b, 41, pfx, pl), 0, "delete: its skipped keys are removed");
   got = load(b, d2, "bob");
   ok(got && got->n_skipped == 1, "delete: the other slot's keeps its keys");
   kj_free(got);
@@ -428,7 +377,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
      "delete: in an absent slot is KJ_NOTFOUND (a write)");
 
   /* Absent and zero slots. */
-  before = dump_all(b);
+  before = tu_dump_backend(b);
   is(kj_ratchet_save(b, NULL, 0, "bob", 3, s1), KJ_NOTFOUND,
      "slots: save into slot 0 is KJ_NOTFOUND");
   is(kj_ratchet_save(b, NULL, d2 + 1000, "bob", 3, s1), KJ_NOTFOUND,
@@ -444,9 +393,7 @@ static void test_isolation_delete(kj_backend *b, uint32_t d1, uint32_t d2) {
      "slots: load in slot 0 finds nothing");
   kj_ratchet_exists(b, NULL, d2 + 1000, "bob", 3, &e);
   is(e, 0, "slots: exists in an absent slot is 0");
-  after = dump_all(b);
-  ok(tu_same_dump(before, after), "slots: none of that wrote a row");
-  free(after);
+  ok(tu_backend_unchanged(b, before), "slots: none of that wrote a row");
   free(before);
   kj_free(s1);
   kj_free(s2);
@@ -497,16 +444,14 @@ static void test_cleanup(kj_backend *b, uint32_t dev, uint32_t other) {
   is(rm, 0, "cleanup: removes nothing");
 
   /* In a rolled-back transaction: nothing removed. */
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
   kj_tx *t = NULL;
   kj_backend_begin(b, &t);
   kj_ratchet_cleanup_skipped(b, t, other, 0, &rm);
   is(rm, 2, "cleanup: 2 in a transaction");
   kj_backend_rollback(t);
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "cleanup: rollback keeps them");
+  ok(tu_backend_unchanged(b, before), "cleanup: rollback keeps them");
   free(before);
-  free(after);
   kj_free(s);
 }
 
@@ -568,16 +513,14 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
   }
   kj_ratchet_state *orig_ptr = st;
   uint8_t *snap = snapshot_state(st);
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
 
   step_ctx c = {.fail = 4242};
   is(kj_ratchet_step(b, NULL, dev, "sess", 4, &st, step_fn, &c), 4242,
      "step: a failing step returns its value");
   ok(st == orig_ptr && state_unchanged(st, snap),
      "step: failing step: *state unchanged");
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "step: failing step: nothing stored");
-  free(after);
+  ok(tu_backend_unchanged(b, before), "step: failing step: nothing stored");
 
   c = (step_ctx){.fail = -7, .alloc_first = 1};
   is(kj_ratchet_step(b, NULL, dev, "sess", 4, &st, step_fn, &c), -7,
@@ -600,9 +543,8 @@ static void test_step(const char *dir, kj_backend **bp, uint32_t dev) {
   is(c.calls, 1, "step: the step ran");
   ok(st == orig_ptr && state_unchanged(st, snap),
      "step: failed save: *state unchanged");
-  after = dump_all(b);
-  ok(tu_same_dump(before, after), "step: none of the failures stored anything");
-  free(after);
+  ok(tu_backend_unchanged(b, before),
+     "step: none of the failures stored anything");
 
   /* Save fails in a read-only backend (a writer excludes readers: close
    * it meanwhile). */
@@ -682,7 +624,7 @@ static uint8_t big[KJ_MAX_ID + 1];
 static void test_bad_args(kj_backend *b, uint32_t dev) {
   kj_ratchet_state *s = mkstate(40, 0, NULL, NULL, 0);
   save(b, dev, "args", s);
-  char *before = dump_all(b);
+  char *before = tu_dump_backend(b);
   const char *c = "args";
 #define BADS(mutate, what)                                                     \
   do {                                                                         \
@@ -745,10 +687,8 @@ static void test_bad_args(kj_backend *b, uint32_t dev) {
      "args: another backend's transaction");
   kj_backend_rollback(t);
   kj_backend_close(m);
-  char *after = dump_all(b);
-  ok(tu_same_dump(before, after), "args: no bad call changed a row");
+  ok(tu_backend_unchanged(b, before), "args: no bad call changed a row");
   free(before);
-  free(after);
   kj_free(s);
 
   /* n_skipped == KJ_MAX_SKIPPED is accepted. */
@@ -777,7 +717,7 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
   kj_ratchet_state *s = mkstate(50, 1, pk, n, 1);
   save(b, dev, "bad", s);
   uint8_t k[16];
-  be32(k, dev);
+  tu_be32(k, dev);
   memcpy(k + 4, "bad", 3);
   uint8_t *good = NULL;
   size_t gl = 0;
@@ -810,22 +750,22 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
       tu_rng_fill(&r, buf, sizeof buf);
       buf[0] = 1;
     }
-    put_raw(b, 40, k, 7, buf, cases[i].len);
+    tu_raw_put(b, 40, k, 7, buf, cases[i].len);
     kj_ratchet_state *got = (kj_ratchet_state *)&got;
     is(kj_ratchet_load(b, NULL, dev, "bad", 3, &got), cases[i].want,
        "corrupt: table 40 %s", cases[i].what);
     ok(got == NULL, "corrupt: *out NULL");
   }
-  put_raw(b, 40, k, 7, good, gl);
+  tu_raw_put(b, 40, k, 7, good, gl);
   kj_ratchet_state *got = load(b, dev, "bad");
   ok(got != NULL, "corrupt: the repaired state loads");
   kj_free(got);
 
   /* Table 41 values. */
   uint8_t sk[64];
-  size_t sl = skip_prefix(sk, dev, "bad");
+  size_t sl = tu_slot_name_key(sk, dev, "bad");
   memset(sk + sl, 1, 32);
-  be32(sk + sl + 32, 1);
+  tu_be32(sk + sl + 32, 1);
   uint8_t *gv = NULL;
   size_t gvl = 0;
   kj_get(kj_backend_store(b), NULL, 41, sk, sl + 36, (void **)&gv, &gvl);
@@ -841,7 +781,7 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
        KJ_EFORMAT},
   };
   for (size_t i = 0; i < sizeof sv / sizeof sv[0]; i++) {
-    put_raw(b, 41, sk, sl + 36, sv[i].v, sv[i].len);
+    tu_raw_put(b, 41, sk, sl + 36, sv[i].v, sv[i].len);
     got = (kj_ratchet_state *)&got;
     is(kj_ratchet_load(b, NULL, dev, "bad", 3, &got), sv[i].want,
        "corrupt: table 41 %s: load", sv[i].what);
@@ -849,10 +789,10 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
     uint64_t rm = 9;
     is(kj_ratchet_cleanup_skipped(b, NULL, dev, 0, &rm), sv[i].want,
        "corrupt: table 41 %s: cleanup", sv[i].what);
-    char *before = dump_all(b);
+    char *before = tu_dump_backend(b);
     is(kj_ratchet_save(b, NULL, dev, "bad", 3, s), sv[i].want,
        "corrupt: table 41 %s: a save keeping that key", sv[i].what);
-    char *after = dump_all(b);
+    char *after = tu_dump_backend(b);
     ok(tu_same_dump(before, after), "corrupt: the failed save wrote nothing");
     free(before);
     free(after);
@@ -867,7 +807,7 @@ static void test_corrupt(kj_backend *b, uint32_t dev) {
   kj_free(got);
 
   /* A key of the wrong length under the conversation's prefix. */
-  put_raw(b, 41, sk, sl + 35, gv, gvl);
+  tu_raw_put(b, 41, sk, sl + 35, gv, gvl);
   got = (kj_ratchet_state *)&got;
   is(kj_ratchet_load(b, NULL, dev, "bad", 3, &got), KJ_ECORRUPT,
      "corrupt: a short table-41 key");

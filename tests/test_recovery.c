@@ -106,41 +106,36 @@ static void free_image(image *im) {
     free(im->states[i]);
 }
 
-static unsigned char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long sz = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-  *n = b ? fread(b, 1, (size_t)sz, f) : 0;
-  fclose(f);
-  return b;
+/* A working copy of the image: its directory and the bytes of segment 1,
+ * to be damaged and written back. */
+typedef struct copy {
+  char *dir;
+  unsigned char *seg;
+  size_t n;
+} copy;
+
+/* Copy the image to a fresh dir (dir or seg NULL on a failure). */
+static copy work_copy(const image *im) {
+  copy c = {tu_mkdtemp(), NULL, 0};
+  if (c.dir && tu_copy_dir(im->dir, c.dir) == 0) {
+    char *p = tu_path(c.dir, SEG1);
+    c.seg = tu_read_file(p, &c.n);
+    free(p);
+  }
+  return c;
 }
 
-/* Copy the image to a fresh dir and return it with its segment bytes. */
-static char *work_copy(const image *im, unsigned char **seg, size_t *n) {
-  char *w = tu_mkdtemp();
-  if (!w || tu_copy_dir(im->dir, w))
-    return NULL;
-  char *p = tu_path(w, SEG1);
-  *seg = read_all(p, n);
-  free(p);
-  return w;
-}
-
-static int write_seg(const char *dir, const unsigned char *b, size_t n) {
-  char *p = tu_path(dir, SEG1);
-  int rc = tu_write_file(p, b, n);
-  free(p);
-  return rc;
+static void drop_copy(copy *c) {
+  free(c->seg);
+  tu_rmrf(c->dir);
+  free(c->dir);
 }
 
 typedef struct outcome {
   int rc;
   char *state;
   uint64_t tail;
+  int unchanged; /* open_copy() WATCH_FILES: the open left every file */
   char msg[600];
 } outcome;
 
@@ -165,6 +160,29 @@ static void try_open(const char *dir, int read_only, outcome *out) {
   }
 }
 
+/* open_copy() flags */
+#define READ_ONLY 1   /* open read-only */
+#define WATCH_FILES 2 /* set outcome.unchanged */
+
+/* Write the first n bytes of c->seg back as segment 1 and open the copy:
+ * the outcome, whose state the caller frees. */
+static outcome open_copy(const copy *c, size_t n, unsigned flags) {
+  char *p = tu_path(c->dir, SEG1);
+  tu_write_file(p, c->seg, n);
+  free(p);
+  char *before = NULL;
+  if (flags & WATCH_FILES) {
+    before = tu_mkdtemp();
+    tu_copy_dir(c->dir, before);
+  }
+  outcome r;
+  try_open(c->dir, (flags & READ_ONLY) != 0, &r);
+  r.unchanged = before && tu_dirs_equal(c->dir, before) == 1;
+  tu_rmrf(before);
+  free(before);
+  return r;
+}
+
 /* ---- torn tails --------------------------------------------------------- */
 
 /* Damage [cut, end) of the last frame: zeros, garbage or truncation. Every
@@ -176,21 +194,17 @@ static void test_tail_cuts(const image *im) {
   for (int mode = 0; mode < 3; mode++) {
     int bad_state = 0, bad_rc = 0, bad_tail = 0, runs = 0;
     for (uint64_t cut = start; cut < end; cut++) {
-      unsigned char *seg;
-      size_t n;
-      char *w = work_copy(im, &seg, &n);
-      if (!w || !seg) {
+      copy c = work_copy(im);
+      if (!c.seg) {
         bad_rc++;
         break;
       }
       if (mode == 0)
-        memset(seg + cut, 0, end - cut);
+        memset(c.seg + cut, 0, end - cut);
       else if (mode == 1)
         for (uint64_t i = cut; i < end; i++)
-          seg[i] = (unsigned char)(0xA5 ^ (i * 7));
-      write_seg(w, seg, mode == 2 ? cut : n);
-      outcome r;
-      try_open(w, 0, &r);
+          c.seg[i] = (unsigned char)(0xA5 ^ (i * 7));
+      outcome r = open_copy(&c, mode == 2 ? cut : c.n, 0);
       runs++;
       if (r.rc != KJ_OK)
         bad_rc++;
@@ -208,18 +222,16 @@ static void test_tail_cuts(const image *im) {
         kj_options o;
         tu_options(&o);
         kj_store *s;
-        int ok1 = kj_store_open(w, &o, &s, NULL) == KJ_OK;
+        int ok1 = kj_store_open(c.dir, &o, &s, NULL) == KJ_OK;
         ok1 = ok1 && do_commit(s, 99) == KJ_OK && kj_store_close(s) == KJ_OK;
         outcome again;
-        try_open(w, 0, &again);
+        try_open(c.dir, 0, &again);
         ok(ok1 && again.rc == KJ_OK && again.tail == 0,
            "%s tail: after recovery a new commit persists, no tail left",
            how[mode]);
         free(again.state);
       }
-      free(seg);
-      tu_rmrf(w);
-      free(w);
+      drop_copy(&c);
     }
     is(runs, (int)(end - start), "%s tail: tried every byte of the last frame",
        how[mode]);
@@ -232,26 +244,16 @@ static void test_tail_cuts(const image *im) {
 
 /* A read-only open reports a torn tail and changes no file. */
 static void test_readonly_tail(const image *im) {
-  unsigned char *seg;
-  size_t n;
-  char *w = work_copy(im, &seg, &n);
+  copy c = work_copy(im);
   uint64_t mid = (im->fstart[NCOMMITS] + im->fend[NCOMMITS]) / 2;
-  memset(seg + mid, 0, im->fend[NCOMMITS] - mid);
-  write_seg(w, seg, n);
-  char *before = tu_mkdtemp();
-  tu_copy_dir(w, before);
-  outcome r;
-  try_open(w, 1, &r);
+  memset(c.seg + mid, 0, im->fend[NCOMMITS] - mid);
+  outcome r = open_copy(&c, c.n, READ_ONLY | WATCH_FILES);
   ok(r.rc == KJ_OK && r.tail > 0 && r.state &&
          !strcmp(r.state, im->states[NCOMMITS - 1]),
      "read-only open of a torn tail: previous commit, tail reported");
-  is(tu_dirs_equal(w, before), 1, "read-only open changed no file");
+  is(r.unchanged, 1, "read-only open changed no file");
   free(r.state);
-  free(seg);
-  tu_rmrf(w);
-  tu_rmrf(before);
-  free(w);
-  free(before);
+  drop_copy(&c);
 }
 
 /* ---- damage to durable data ------------------------------------------- */
@@ -265,31 +267,21 @@ static void test_bitflips(const image *im, int frame, const char *what) {
   char want[64];
   snprintf(want, sizeof want, "offset %llu", (unsigned long long)start);
   for (uint64_t at = start; at < end; at++) {
-    unsigned char *seg;
-    size_t n;
-    char *w = work_copy(im, &seg, &n);
-    seg[at] ^= (unsigned char)(1u << (at % 8));
-    write_seg(w, seg, n);
-    char *before = tu_mkdtemp();
-    tu_copy_dir(w, before);
-    outcome r;
-    try_open(w, 0, &r);
+    copy c = work_copy(im);
+    c.seg[at] ^= (unsigned char)(1u << (at % 8));
+    outcome r = open_copy(&c, c.n, WATCH_FILES);
     runs++;
     if (r.rc != KJ_ECORRUPT)
       bad_rc++;
     else if (!strstr(r.msg, SEG1) || !strstr(r.msg, want))
       bad_msg++;
-    if (tu_dirs_equal(w, before) != 1)
+    if (!r.unchanged)
       changed++;
     if ((r.rc != KJ_ECORRUPT || !strstr(r.msg, want)) && !shown++)
       printf("# first miss at byte %llu: rc %d, msg '%s'\n",
              (unsigned long long)at, r.rc, r.msg);
     free(r.state);
-    free(seg);
-    tu_rmrf(w);
-    tu_rmrf(before);
-    free(w);
-    free(before);
+    drop_copy(&c);
   }
   is(runs, (int)(end - start), "%s: flipped a bit in every byte", what);
   is(bad_rc, 0, "%s: every flip gives KJ_ECORRUPT", what);
@@ -299,61 +291,67 @@ static void test_bitflips(const image *im, int frame, const char *what) {
 
 /* Re-checksum a tampered frame: the checksum holds, authentication fails. */
 static void test_tamper(const image *im) {
-  unsigned char *seg;
-  size_t n;
-  char *w = work_copy(im, &seg, &n);
+  copy c = work_copy(im);
   uint64_t st = im->fstart[2], en = im->fend[2];
-  seg[st + 64 + 5] ^= 1; /* ciphertext byte */
-  uint64_t sum = XXH3_64bits_withSeed(seg + st + 64, en - st - 64,
-                                      XXH3_64bits(seg + st, 56));
-  kj_put64(seg + st + 56, sum);
-  write_seg(w, seg, n);
-  outcome r;
-  try_open(w, 0, &r);
+  c.seg[st + 64 + 5] ^= 1; /* ciphertext byte */
+  uint64_t sum = XXH3_64bits_withSeed(c.seg + st + 64, en - st - 64,
+                                      XXH3_64bits(c.seg + st, 56));
+  kj_put64(c.seg + st + 56, sum);
+  outcome r = open_copy(&c, c.n, 0);
   is(r.rc, KJ_ECORRUPT, "re-checksummed tampered frame: KJ_ECORRUPT");
   ok(strstr(r.msg, "authentication") != NULL,
      "tampered frame: message says authentication failed (%s)", r.msg);
   free(r.state);
-  free(seg);
-  tu_rmrf(w);
-  free(w);
+  drop_copy(&c);
 }
 
 /* Swap two whole frames: each is sound on its own but out of place. */
 static void test_reorder(const image *im) {
-  unsigned char *seg;
-  size_t n;
-  char *w = work_copy(im, &seg, &n);
+  copy w = work_copy(im);
   uint64_t a = im->fstart[2], b = im->fstart[3], c = im->fend[3];
   unsigned char *tmp = malloc(c - a);
-  memcpy(tmp, seg + b, c - b);
-  memcpy(tmp + (c - b), seg + a, b - a);
-  memcpy(seg + a, tmp, c - a);
+  memcpy(tmp, w.seg + b, c - b);
+  memcpy(tmp + (c - b), w.seg + a, b - a);
+  memcpy(w.seg + a, tmp, c - a);
   free(tmp);
-  write_seg(w, seg, n);
-  outcome r;
-  try_open(w, 0, &r);
+  outcome r = open_copy(&w, w.n, 0);
   is(r.rc, KJ_ECORRUPT, "two frames swapped: KJ_ECORRUPT (%s)", r.msg);
   free(r.state);
-  free(seg);
-  tu_rmrf(w);
-  free(w);
+  drop_copy(&w);
 }
 
 /* Drop a middle frame (zero it): a later frame claims it was synced. */
 static void test_lost_frame(const image *im) {
-  unsigned char *seg;
-  size_t n;
-  char *w = work_copy(im, &seg, &n);
-  memset(seg + im->fstart[3], 0, im->fend[3] - im->fstart[3]);
-  write_seg(w, seg, n);
-  outcome r;
-  try_open(w, 0, &r);
+  copy c = work_copy(im);
+  memset(c.seg + im->fstart[3], 0, im->fend[3] - im->fstart[3]);
+  outcome r = open_copy(&c, c.n, 0);
   is(r.rc, KJ_ECORRUPT, "a zeroed middle frame: KJ_ECORRUPT (%s)", r.msg);
   free(r.state);
-  free(seg);
-  tu_rmrf(w);
-  free(w);
+  drop_copy(&c);
+}
+
+/* Checks that an open of w is refused with KJ_ECORRUPT naming the file
+ * name: "<what>: KJ_ECORRUPT naming it (<message>)". */
+static void refused_naming(const char *w, const char *name, const char *what) {
+  outcome r;
+  try_open(w, 0, &r);
+  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, name),
+     "%s: KJ_ECORRUPT naming it (%s)", what, r.msg);
+  free(r.state);
+}
+
+/* Copy store d to w and flip the bits mask of byte at of its file name:
+ * that file's bytes (malloc'd, *n of them). */
+static unsigned char *flipped_copy(const char *d, const char *w,
+                                   const char *name, size_t at, unsigned mask,
+                                   size_t *n) {
+  tu_copy_dir(d, w);
+  char *p = tu_path(w, name);
+  unsigned char *b = tu_read_file(p, n);
+  b[at] ^= (unsigned char)mask;
+  tu_write_file(p, b, *n);
+  free(p);
+  return b;
 }
 
 static void test_header_and_segments(void) {
@@ -378,10 +376,7 @@ static void test_header_and_segments(void) {
   remove(p);
   free(p);
   outcome r;
-  try_open(w, 0, &r);
-  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "journal-0000000000000002.kjl"),
-     "missing segment 2: KJ_ECORRUPT naming it (%s)", r.msg);
-  free(r.state);
+  refused_naming(w, "journal-0000000000000002.kjl", "missing segment 2");
   tu_rmrf(w);
 
   /* The whole journal gone. */
@@ -399,20 +394,14 @@ static void test_header_and_segments(void) {
   tu_rmrf(w);
 
   /* A damaged store header. */
-  tu_copy_dir(d, w);
-  p = tu_path(w, "keyjournal.hdr");
   size_t n;
-  unsigned char *h = read_all(p, &n);
-  h[20] ^= 0x10;
-  tu_write_file(p, h, n);
-  try_open(w, 0, &r);
-  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "keyjournal.hdr"),
-     "damaged header: KJ_ECORRUPT naming it (%s)", r.msg);
-  free(r.state);
+  unsigned char *h = flipped_copy(d, w, "keyjournal.hdr", 20, 0x10, &n);
+  refused_naming(w, "keyjournal.hdr", "damaged header");
   /* A different format version with a valid checksum. */
   h[20] ^= 0x10;
   h[8] = 9;
   kj_put64(h + 120, XXH3_64bits(h, 120));
+  p = tu_path(w, "keyjournal.hdr");
   tu_write_file(p, h, n);
   try_open(w, 0, &r);
   is(r.rc, KJ_EFORMAT, "header of format version 9: KJ_EFORMAT");
@@ -422,17 +411,8 @@ static void test_header_and_segments(void) {
   tu_rmrf(w);
 
   /* A damaged segment header. */
-  tu_copy_dir(d, w);
-  p = tu_path(w, "journal-0000000000000002.kjl");
-  h = read_all(p, &n);
-  h[33] ^= 1;
-  tu_write_file(p, h, n);
-  try_open(w, 0, &r);
-  ok(r.rc == KJ_ECORRUPT && strstr(r.msg, "journal-0000000000000002.kjl"),
-     "damaged segment header: KJ_ECORRUPT naming it (%s)", r.msg);
-  free(r.state);
-  free(h);
-  free(p);
+  free(flipped_copy(d, w, "journal-0000000000000002.kjl", 33, 1, &n));
+  refused_naming(w, "journal-0000000000000002.kjl", "damaged segment header");
   tu_rmrf(w);
 
   /* A leftover temporary file is removed by a read-write open. */

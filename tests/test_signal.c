@@ -16,82 +16,14 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* Engine table ids of doc/FORMAT.md section 8. */
-enum {
-  T_DEVICE = 2,
-  T_IDENTITY = 10,
-  T_SESSION = 11,
-  T_PREKEY = 12,
-  T_SIGNED = 13,
-  T_SENDER = 14
-};
-
 /* ---- helpers -------------------------------------------------------------
  */
 
-static kj_backend *open_backend(const char *dir) {
-  kj_options o;
-  tu_options(&o);
-  kj_backend *b = NULL;
-  char *em = NULL;
-  int rc = kj_backend_open(dir, &o, &b, &em);
-  if (rc)
-    printf("# kj_backend_open: %d %s\n", rc, em ? em : "");
-  kj_free(em);
-  return b;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-/* A slot is its table-2 row: version 1, no device record. */
-static int make_slot(kj_backend *b, uint32_t dev) {
-  uint8_t k[4];
-  be32(k, dev);
-  return kj_put(kj_backend_store(b), NULL, T_DEVICE, k, 4, "\x01\x00", 2);
-}
-
-/* Row key: dev, then raw bytes. */
-static size_t row_key(uint8_t *k, uint32_t dev, const void *p, size_t n) {
-  be32(k, dev);
-  memcpy(k + 4, p, n);
-  return 4 + n;
-}
-
 static size_t id_key(uint8_t *k, uint32_t dev, uint32_t id) {
-  be32(k, dev);
-  be32(k + 4, id);
+  tu_be32(k, dev);
+  tu_be32(k + 4, id);
   return 8;
 }
-
-static int raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
-                   const void *v, size_t vl) {
-  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
-}
-
-static int raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
-                  const void *v, size_t vl) {
-  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
-}
-
-/* Every table a domain call could touch: the whole observable state. */
-static char *dump(kj_backend *b) { return tu_dump_store(kj_backend_store(b)); }
-
-/* A call that must fail with want and leave every table as it was. */
-#define FAILS_CLEAN(b, want, call, ...)                                        \
-  do {                                                                         \
-    char *d0_ = dump(b);                                                       \
-    int rc_ = (call);                                                          \
-    char *d1_ = dump(b);                                                       \
-    is(rc_, want, __VA_ARGS__);                                                \
-    ok(tu_same_dump(d0_, d1_), "  ... and changes nothing");                   \
-    free(d0_);                                                                 \
-    free(d1_);                                                                 \
-  } while (0)
 
 static int session_is(kj_backend *b, kj_tx *t, uint32_t dev, const char *a,
                       const char *want) {
@@ -161,11 +93,7 @@ static const uint8_t K2[32] = {0xAA, 0xBB, 0xCC};
 /* ---- identity keys --------------------------------------------------------
  */
 
-static void test_identity(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "identity: backend and slot");
-  if (!b)
-    return;
+static void test_identity(kj_backend *b) {
   uint8_t got[32];
   is(kj_identity_load(b, NULL, 1, "alice", 5, got), KJ_NOTFOUND,
      "identity: load absent is NOTFOUND");
@@ -186,10 +114,10 @@ static void test_identity(void) {
 
   /* Exact row (FORMAT.md 8, table 10): dev|addr -> 01, 32 key bytes. */
   uint8_t k[64], v[33];
-  size_t kl = row_key(k, 1, "alice", 5);
+  size_t kl = tu_slot_key(k, 1, "alice", 5);
   v[0] = 1;
   memcpy(v + 1, K2, 32);
-  ok(raw_eq(b, T_IDENTITY, k, kl, v, 33), "identity: row layout");
+  ok(tu_raw_eq(b, T_IDENTITY, k, kl, v, 33), "identity: row layout");
 
   uint8_t big[KJ_MAX_ID + 1];
   memset(big, 'x', sizeof big);
@@ -229,17 +157,12 @@ static void test_identity(void) {
   is(kj_identity_put(NULL, NULL, 1, "alice", 5, K1), KJ_EINVAL,
      "identity: NULL backend is EINVAL");
   ok(kj_backend_errmsg(b)[0] != '\0', "identity: EINVAL leaves a detail");
-  kj_backend_close(b);
 }
 
 /* ---- sessions -------------------------------------------------------------
  */
 
-static void test_session(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "session: backend and slot");
-  if (!b)
-    return;
+static void test_session(kj_backend *b) {
   int has = 7;
   is(kj_session_has(b, NULL, 1, "bob", 3, &has), KJ_OK, "session: has absent");
   is(has, 0, "session: has absent is 0");
@@ -254,8 +177,8 @@ static void test_session(void) {
      "session: a put replaces the record (upsert)");
 
   uint8_t k[64];
-  size_t kl = row_key(k, 1, "bob", 3);
-  ok(raw_eq(b, T_SESSION, k, kl, "\x01record2", 8), "session: row layout");
+  size_t kl = tu_slot_key(k, 1, "bob", 3);
+  ok(tu_raw_eq(b, T_SESSION, k, kl, "\x01record2", 8), "session: row layout");
 
   /* Records up to KJ_MAX_RECORD. */
   uint8_t *big = malloc(KJ_MAX_RECORD + 1);
@@ -298,17 +221,12 @@ static void test_session(void) {
   is(has, 0, "session: deleted has is 0");
   FAILS_CLEAN(b, KJ_OK, kj_session_delete(b, NULL, 1, "bob", 3),
               "session: delete of an absent address is OK");
-  kj_backend_close(b);
 }
 
 /* ---- one-time pre-keys ----------------------------------------------------
  */
 
-static void test_prekey(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "prekey: backend and slot");
-  if (!b)
-    return;
+static void test_prekey(kj_backend *b) {
   is(max_id(b, NULL, 1), 0, "prekey: max_id is 0 when there are none");
   ok(prekey_absent(b, NULL, 1, 5), "prekey: load absent is NOTFOUND");
   is(kj_prekey_store(b, NULL, 1, 5, "five", 4, 0), KJ_OK, "prekey: store");
@@ -320,10 +238,10 @@ static void test_prekey(void) {
 
   uint8_t k[16];
   size_t kl = id_key(k, 1, 5);
-  ok(raw_eq(b, T_PREKEY, k, kl,
-            "\x01\x01"
-            "FIVE!",
-            7),
+  ok(tu_raw_eq(b, T_PREKEY, k, kl,
+               "\x01\x01"
+               "FIVE!",
+               7),
      "prekey: row layout (dev, u32 BE id -> 01, uploaded, record)");
 
   /* Batch: n 0 is nothing; duplicates: the last one wins. */
@@ -430,20 +348,19 @@ static void test_prekey(void) {
   FAILS_CLEAN(b, KJ_EINVAL, kj_prekey_store_batch(b, NULL, 1, bad, 3, 0),
               "prekey: batch with an oversize record is EINVAL");
   ok(prekey_absent(b, NULL, 1, 100), "prekey: ... its good items absent");
-  kj_backend_close(b);
 }
 
 /* max_id against a brute-force maximum over random id sets, with
  * neighbour slots full of larger and smaller ids. */
 static void test_max_id_random(void) {
-  kj_backend *b = open_backend(NULL);
+  kj_backend *b = tu_backend_open(NULL, NULL);
   if (!b) {
     ok(0, "max_id random: backend");
     return;
   }
-  make_slot(b, 1);
-  make_slot(b, 2);
-  make_slot(b, 3);
+  tu_make_slot(b, 1);
+  tu_make_slot(b, 2);
+  tu_make_slot(b, 3);
   kj_prekey_store(b, NULL, 1, UINT32_MAX, "n", 1, 0);
   kj_prekey_store(b, NULL, 3, 0, "n", 1, 0);
   tu_rng r;
@@ -489,7 +406,7 @@ static void test_max_id_random(void) {
   is(max_id(b, NULL, 3), 0, "max_id random: slot 3 holds only id 0");
 
   /* The last possible slot: its prefix has no successor. */
-  is(make_slot(b, UINT32_MAX), KJ_OK, "max_id: slot 0xFFFFFFFF");
+  is(tu_make_slot(b, UINT32_MAX), KJ_OK, "max_id: slot 0xFFFFFFFF");
   is(max_id(b, NULL, UINT32_MAX), 0, "max_id: last slot empty is 0");
   kj_prekey_store(b, NULL, UINT32_MAX, 77, "k", 1, 0);
   kj_prekey_store(b, NULL, UINT32_MAX, 7, "k", 1, 0);
@@ -500,11 +417,7 @@ static void test_max_id_random(void) {
 /* ---- signed pre-keys ------------------------------------------------------
  */
 
-static void test_signed_prekey(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "signed: backend and slot");
-  if (!b)
-    return;
+static void test_signed_prekey(kj_backend *b) {
   kj_prekey_list *l = NULL;
   int rc = kj_signed_prekey_load_all(b, NULL, 1, &l);
   ok(list_is(rc, l, ""), "signed: load_all of none is an empty list");
@@ -535,7 +448,7 @@ static void test_signed_prekey(void) {
   ok(list_is(rc, l, "256:0:new"), "signed: a store replaces (upsert)");
   uint8_t k[16];
   size_t kl = id_key(k, 1, 256);
-  ok(raw_eq(b, T_SIGNED, k, kl, "\x01new", 4), "signed: row layout");
+  ok(tu_raw_eq(b, T_SIGNED, k, kl, "\x01new", 4), "signed: row layout");
 
   is(kj_signed_prekey_remove(b, NULL, 1, 65536), KJ_OK, "signed: remove");
   FAILS_CLEAN(b, KJ_OK, kj_signed_prekey_remove(b, NULL, 1, 65536),
@@ -557,17 +470,12 @@ static void test_signed_prekey(void) {
      "signed: load_all into NULL is EINVAL");
   is(kj_signed_prekey_load(b, NULL, 1, 2, NULL), KJ_EINVAL,
      "signed: load into NULL is EINVAL");
-  kj_backend_close(b);
 }
 
 /* ---- sender keys ----------------------------------------------------------
  */
 
-static void test_sender_key(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "sender: backend and slot");
-  if (!b)
-    return;
+static void test_sender_key(kj_backend *b) {
   const char *n = "group@g.us::alice:1";
   size_t nl = strlen(n);
   void *r = (void *)1;
@@ -582,8 +490,8 @@ static void test_sender_key(void) {
   ok(rl == 6 && !memcmp(r, "sk-two", 6), "sender: a put replaces (upsert)");
   kj_free(r);
   uint8_t k[64];
-  size_t kl = row_key(k, 1, n, nl);
-  ok(raw_eq(b, T_SENDER, k, kl, "\x01sk-two", 7), "sender: row layout");
+  size_t kl = tu_slot_key(k, 1, n, nl);
+  ok(tu_raw_eq(b, T_SENDER, k, kl, "\x01sk-two", 7), "sender: row layout");
   FAILS_CLEAN(b, KJ_EINVAL, kj_sender_key_put(b, NULL, 1, n, 0, "x", 1),
               "sender: empty name is EINVAL");
   FAILS_CLEAN(b, KJ_EINVAL, kj_sender_key_put(b, NULL, 1, n, nl, "x", 0),
@@ -599,7 +507,6 @@ static void test_sender_key(void) {
      "sender: deleted is NOTFOUND");
   FAILS_CLEAN(b, KJ_OK, kj_sender_key_delete(b, NULL, 1, n, nl),
               "sender: delete of an absent name is OK");
-  kj_backend_close(b);
 }
 
 /* ---- slots ----------------------------------------------------------------
@@ -634,11 +541,7 @@ static int slot_reads(kj_backend *b, uint32_t dev, const char *tag) {
   return good;
 }
 
-static void test_slots(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1) && !make_slot(b, 2), "slots: backend and slots");
-  if (!b)
-    return;
+static void test_slots(kj_backend *b) {
   fill(b, 1, "one");
   fill(b, 2, "two");
   ok(slot_reads(b, 1, "one"), "slots: slot 1 sees its own rows");
@@ -691,7 +594,7 @@ static void test_slots(void) {
   }
 
   /* A transaction of another backend is refused. */
-  kj_backend *b2 = open_backend(NULL);
+  kj_backend *b2 = tu_backend_open(NULL, NULL);
   kj_tx *t2 = NULL;
   if (b2 && !kj_backend_begin(b2, &t2)) {
     FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put(b, t2, 1, "a", 1, K1),
@@ -701,7 +604,6 @@ static void test_slots(void) {
     ok(0, "slots: second backend");
   }
   kj_backend_close(b2);
-  kj_backend_close(b);
 }
 
 /* ---- transactions ---------------------------------------------------------
@@ -774,25 +676,14 @@ static void base_rows(kj_backend *b) {
   kj_sender_key_put(b, NULL, 1, "base", 4, "k", 1);
 }
 
-static void test_tx(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "tx: backend and slot");
-  if (!b)
-    return;
-  base_rows(b);
-  char *before = dump(b);
+static const tu_tx_script tx_script = {base_rows, tx_writes, tx_visible};
 
-  kj_tx *t = NULL;
-  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
-  is(tx_writes(b, t), KJ_OK, "tx: every write op inside a transaction");
-  ok(tx_visible(b, t), "tx: reads inside the tx see the tx's writes");
-  char *mid = dump(b);
-  ok(tu_same_dump(before, mid), "tx: nothing visible outside before commit");
-  free(mid);
-  kj_backend_rollback(t);
-  char *after = dump(b);
-  ok(tu_same_dump(before, after), "tx: rollback leaves nothing");
-  free(after);
+static void test_tx(kj_backend *b) {
+  base_rows(b);
+  char *before = tu_dump_backend(b);
+
+  kj_tx *t = tu_tx_begin_writes(b, &tx_script);
+  tu_tx_rollback_clean(b, t, before);
   ok(!tx_visible(b, NULL), "tx: rolled-back writes are not readable");
 
   t = NULL;
@@ -808,32 +699,27 @@ static void test_tx(void) {
   is(kj_backend_commit(t), KJ_OK, "tx: commit");
   ok(tx_visible(b, NULL), "tx: commit makes every write visible");
   free(before);
-  kj_backend_close(b);
 }
 
 /* A batch the engine refuses part-way (over KJ_MAX_TXN_BYTES) stores
  * nothing, alone or inside the caller's transaction, which stays usable. */
-static void test_batch_too_big(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "big batch: backend and slot");
-  if (!b)
-    return;
+static int store_keys(kj_backend *b, kj_tx *t, const void *keys, size_t n) {
+  return kj_prekey_store_batch(b, t, 1, keys, n, 0);
+}
+
+static int store_one(kj_backend *b, kj_tx *t) {
+  return kj_prekey_store(b, t, 1, 1, "one", 3, 0);
+}
+
+static void test_batch_too_big(kj_backend *b) {
   size_t n = 70; /* 70 MiB of records */
   uint8_t *rec = calloc(1, KJ_MAX_RECORD);
   kj_prekey *keys = calloc(n, sizeof *keys);
   for (size_t i = 0; i < n; i++)
     keys[i] = (kj_prekey){(uint32_t)(100 + i), 0, {rec, KJ_MAX_RECORD}};
-  char *before = dump(b);
-  int rc = kj_prekey_store_batch(b, NULL, 1, keys, n, 0);
-  ok(rc != KJ_OK, "big batch: alone fails (got %d)", rc);
-  char *after = dump(b);
-  ok(tu_same_dump(before, after), "big batch: ... and stores nothing");
-  free(after);
-  kj_tx *t = NULL;
-  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
-  kj_prekey_store(b, t, 1, 1, "one", 3, 0);
-  rc = kj_prekey_store_batch(b, t, 1, keys, n, 0);
-  ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
+  char *before = NULL;
+  kj_tx *t = tu_big_batch_fails(
+      b, &(tu_big_batch){store_keys, keys, n, store_one}, &before);
   ok(prekey_absent(b, t, 1, 100),
      "big batch: ... its first item is not in the tx");
   ok(prekey_is(b, t, 1, 1, "1:0:one"), "big batch: ... earlier writes stay");
@@ -843,71 +729,72 @@ static void test_batch_too_big(void) {
   free(before);
   free(keys);
   free(rec);
-  kj_backend_close(b);
-}
-
-/* ---- persistence ----------------------------------------------------------
- */
-
-static void test_persistence(void) {
-  char *dir = tu_mkdtemp();
-  kj_backend *b = dir ? open_backend(dir) : NULL;
-  ok(b && !make_slot(b, 1), "persist: backend on a directory");
-  if (!b) {
-    free(dir);
-    return;
-  }
-  base_rows(b);
-  kj_tx *t = NULL;
-  kj_backend_begin(b, &t);
-  tx_writes(b, t);
-  kj_backend_commit(t);
-  char *before = dump(b);
-  is(kj_backend_close(b), KJ_OK, "persist: close");
-  b = open_backend(dir);
-  ok(b != NULL, "persist: reopen");
-  if (b) {
-    char *after = dump(b);
-    ok(tu_same_dump(before, after), "persist: every row survives reopen");
-    free(after);
-    ok(tx_visible(b, NULL), "persist: every value reads back after reopen");
-    kj_backend_close(b);
-  }
-  free(before);
-  tu_rmrf(dir);
-  free(dir);
 }
 
 /* ---- damaged rows ---------------------------------------------------------
  */
 
-static void test_corrupt(void) {
-  kj_backend *b = open_backend(NULL);
-  ok(b && !make_slot(b, 1), "corrupt: backend and slot");
-  if (!b)
-    return;
+/* Put random value v under a key of table T_IDENTITY + pick and read it
+ * back: 1 if the status is a decoder's and a failure left no result. */
+static int damaged_read(kj_backend *b, tu_rng *rng, unsigned pick, uint8_t *v,
+                        size_t vl) {
+  (void)rng;
+  unsigned table = T_IDENTITY + pick;
+  uint8_t k[64], got[32];
+  size_t kl = table == T_PREKEY || table == T_SIGNED
+                  ? id_key(k, 1, 99)
+                  : tu_slot_key(k, 1, "z", 1);
+  tu_raw_put(b, table, k, kl, v, vl);
+  kj_prekey_list *l = NULL;
+  void *r = NULL;
+  size_t rl;
+  int rc;
+  switch (table) {
+  case T_IDENTITY:
+    rc = kj_identity_load(b, NULL, 1, "z", 1, got);
+    break;
+  case T_SESSION:
+    rc = kj_session_get(b, NULL, 1, "z", 1, &r, &rl);
+    break;
+  case T_PREKEY:
+    rc = kj_prekey_load(b, NULL, 1, 99, &l);
+    break;
+  case T_SIGNED:
+    rc = kj_signed_prekey_load(b, NULL, 1, 99, &l);
+    break;
+  default:
+    rc = kj_sender_key_get(b, NULL, 1, "z", 1, &r, &rl);
+  }
+  int good = tu_damage_rc_ok(rc) && (rc == KJ_OK || (!l && !r));
+  kj_free(l);
+  kj_free(r);
+  kj_delete(kj_backend_store(b), NULL, table, k, kl);
+  return good;
+}
+
+static void test_corrupt(kj_backend *b) {
   uint8_t k[64], v[64];
   size_t kl;
   uint8_t got[32];
   int rc;
 
   /* identity (table 10): exactly 01 + 32 bytes. */
-  kl = row_key(k, 1, "a", 1);
+  kl = tu_slot_key(k, 1, "a", 1);
   memset(v, 7, sizeof v);
   v[0] = 1;
-  raw_put(b, T_IDENTITY, k, kl, v, 32);
+  tu_raw_put(b, T_IDENTITY, k, kl, v, 32);
   memset(got, 0x5a, sizeof got);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity truncated to 31 bytes");
   ok(got[0] == 0x5a, "corrupt: ... leaves key_out alone");
-  raw_put(b, T_IDENTITY, k, kl, v, 34);
+  tu_raw_put(b, T_IDENTITY, k, kl, v, 34);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity with a trailing byte");
-  raw_put(b, T_IDENTITY, k, kl, NULL, 0);
+  tu_raw_put(b, T_IDENTITY, k, kl, NULL, 0);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity empty value");
   v[0] = 2;
-  raw_put(b, T_IDENTITY, k, kl, v, 33);
+  tu_raw_put(b, T_IDENTITY, k, kl, v, 33);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_EFORMAT,
      "corrupt: identity version 2 is EFORMAT");
 
@@ -915,36 +802,36 @@ static void test_corrupt(void) {
   void *r = (void *)1;
   size_t rl = 1;
   int has = 1;
-  kl = row_key(k, 1, "s", 1);
-  raw_put(b, T_SESSION, k, kl, "\x01", 1);
+  kl = tu_slot_key(k, 1, "s", 1);
+  tu_raw_put(b, T_SESSION, k, kl, "\x01", 1);
   is(kj_session_get(b, NULL, 1, "s", 1, &r, &rl), KJ_ECORRUPT,
      "corrupt: session with an empty record");
   ok(r == NULL && rl == 0, "corrupt: ... and NULL outputs");
   is(kj_session_has(b, NULL, 1, "s", 1, &has), KJ_ECORRUPT,
      "corrupt: session_has of a damaged row is ECORRUPT");
-  raw_put(b, T_SESSION, k, kl, "\x02rec", 4);
+  tu_raw_put(b, T_SESSION, k, kl, "\x02rec", 4);
   is(kj_session_get(b, NULL, 1, "s", 1, &r, &rl), KJ_EFORMAT,
      "corrupt: session version 2 is EFORMAT");
-  raw_put(b, T_SESSION, k, kl, NULL, 0);
+  tu_raw_put(b, T_SESSION, k, kl, NULL, 0);
   is(kj_session_get(b, NULL, 1, "s", 1, &r, &rl), KJ_ECORRUPT,
      "corrupt: session empty value");
-  kl = row_key(k, 1, "g", 1);
-  raw_put(b, T_SENDER, k, kl, "\x00rec", 4);
+  kl = tu_slot_key(k, 1, "g", 1);
+  tu_raw_put(b, T_SENDER, k, kl, "\x00rec", 4);
   /* Version 0 was never written: refused, as damage or as unknown. */
   rc = kj_sender_key_get(b, NULL, 1, "g", 1, &r, &rl);
   ok(rc == KJ_EFORMAT || rc == KJ_ECORRUPT,
      "corrupt: sender key version 0 is refused (got %d)", rc);
-  raw_put(b, T_SENDER, k, kl, "\x02rec", 4);
+  tu_raw_put(b, T_SENDER, k, kl, "\x02rec", 4);
   is(kj_sender_key_get(b, NULL, 1, "g", 1, &r, &rl), KJ_EFORMAT,
      "corrupt: sender key version 2 is EFORMAT");
-  raw_put(b, T_SENDER, k, kl, "\x01", 1);
+  tu_raw_put(b, T_SENDER, k, kl, "\x01", 1);
   is(kj_sender_key_get(b, NULL, 1, "g", 1, &r, &rl), KJ_ECORRUPT,
      "corrupt: sender key with an empty record");
 
   /* pre-keys (table 12): 01, flag 0/1, 1.. record bytes. */
   kj_prekey_store(b, NULL, 1, 1, "good", 4, 0);
   kl = id_key(k, 1, 2);
-  raw_put(b, T_PREKEY, k, kl, "\x01\x02rec", 5);
+  tu_raw_put(b, T_PREKEY, k, kl, "\x01\x02rec", 5);
   kj_prekey_list *l = (kj_prekey_list *)1;
   is(kj_prekey_load(b, NULL, 1, 2, &l), KJ_ECORRUPT,
      "corrupt: pre-key flag 2 is ECORRUPT");
@@ -963,18 +850,18 @@ static void test_corrupt(void) {
   ok(prekey_is(b, t, 1, 1, "1:0:good"),
      "corrupt: ... and marks nothing, even in the caller's tx");
   kj_backend_rollback(t);
-  raw_put(b, T_PREKEY, k, kl, "\x01\x01", 2);
+  tu_raw_put(b, T_PREKEY, k, kl, "\x01\x01", 2);
   is(kj_prekey_load(b, NULL, 1, 2, &l), KJ_ECORRUPT,
      "corrupt: pre-key without a record");
-  raw_put(b, T_PREKEY, k, kl, "\x01", 1);
+  tu_raw_put(b, T_PREKEY, k, kl, "\x01", 1);
   is(kj_prekey_load(b, NULL, 1, 2, &l), KJ_ECORRUPT,
      "corrupt: pre-key without a flag");
-  raw_put(b, T_PREKEY, k, kl, "\x02\x00rec", 5);
+  tu_raw_put(b, T_PREKEY, k, kl, "\x02\x00rec", 5);
   is(kj_prekey_load(b, NULL, 1, 2, &l), KJ_EFORMAT,
      "corrupt: pre-key version 2 is EFORMAT");
   /* A key of the wrong length under the slot's prefix. */
-  raw_put(b, T_PREKEY, "\x00\x00\x00\x01\x00\x00\x00\x09\x00", 9, "\x01\x00r",
-          3);
+  tu_raw_put(b, T_PREKEY, "\x00\x00\x00\x01\x00\x00\x00\x09\x00", 9,
+             "\x01\x00r", 3);
   uint32_t m = 5;
   is(kj_prekey_max_id(b, NULL, 1, &m), KJ_ECORRUPT,
      "corrupt: max_id over a 9-byte pre-key key is ECORRUPT");
@@ -982,73 +869,30 @@ static void test_corrupt(void) {
   /* signed pre-keys (table 13). */
   kj_signed_prekey_store(b, NULL, 1, 1, "good", 4);
   kl = id_key(k, 1, 2);
-  raw_put(b, T_SIGNED, k, kl, "\x01", 1);
+  tu_raw_put(b, T_SIGNED, k, kl, "\x01", 1);
   l = (kj_prekey_list *)1;
   is(kj_signed_prekey_load_all(b, NULL, 1, &l), KJ_ECORRUPT,
      "corrupt: load_all over a damaged row is ECORRUPT");
   ok(l == NULL, "corrupt: ... with NULL out");
   is(kj_signed_prekey_load(b, NULL, 1, 2, &l), KJ_ECORRUPT,
      "corrupt: signed pre-key with an empty record");
-  raw_put(b, T_SIGNED, k, kl, "\x01r", 2);
-  raw_put(b, T_SIGNED, "\x00\x00\x00\x01\x00\x00\x03", 7, "\x01r", 2);
+  tu_raw_put(b, T_SIGNED, k, kl, "\x01r", 2);
+  tu_raw_put(b, T_SIGNED, "\x00\x00\x00\x01\x00\x00\x03", 7, "\x01r", 2);
   is(kj_signed_prekey_load_all(b, NULL, 1, &l), KJ_ECORRUPT,
      "corrupt: load_all over a 7-byte key is ECORRUPT");
 
   /* Random garbage: never a crash, only OK, ECORRUPT or EFORMAT. */
-  tu_rng rng;
-  tu_rng_seed(&rng, 7);
-  int bad = 0;
-  for (int i = 0; i < 2000; i++) {
-    uint8_t g[48];
-    size_t gl = (size_t)tu_rng_below(&rng, sizeof g);
-    tu_rng_fill(&rng, g, gl);
-    if (gl && tu_rng_below(&rng, 2))
-      g[0] = 1;
-    unsigned table = T_IDENTITY + (unsigned)tu_rng_below(&rng, 5);
-    kl = table == T_PREKEY || table == T_SIGNED ? id_key(k, 1, 99)
-                                                : row_key(k, 1, "z", 1);
-    raw_put(b, table, k, kl, g, gl);
-    l = NULL;
-    r = NULL;
-    switch (table) {
-    case T_IDENTITY:
-      rc = kj_identity_load(b, NULL, 1, "z", 1, got);
-      break;
-    case T_SESSION:
-      rc = kj_session_get(b, NULL, 1, "z", 1, &r, &rl);
-      break;
-    case T_PREKEY:
-      rc = kj_prekey_load(b, NULL, 1, 99, &l);
-      break;
-    case T_SIGNED:
-      rc = kj_signed_prekey_load(b, NULL, 1, 99, &l);
-      break;
-    default:
-      rc = kj_sender_key_get(b, NULL, 1, "z", 1, &r, &rl);
-    }
-    if (rc != KJ_OK && rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
-      bad++;
-    if (rc != KJ_OK && (l || r))
-      bad++;
-    kj_free(l);
-    kj_free(r);
-    kj_delete(kj_backend_store(b), NULL, table, k, kl);
-  }
-  is(bad, 0, "corrupt: random values give OK, ECORRUPT or EFORMAT only");
-  kj_backend_close(b);
+  tu_check_damage_rounds(b, 7, 2000, 48, 2, 5, damaged_read);
 }
 
 int main(void) {
-  test_identity();
-  test_session();
-  test_prekey();
+  tu_with_slots("identity", 1, test_identity);
+  tu_with_slots("session", 1, test_session);
+  tu_with_slots("prekey", 1, test_prekey);
   test_max_id_random();
-  test_signed_prekey();
-  test_sender_key();
-  test_slots();
-  test_tx();
-  test_batch_too_big();
-  test_persistence();
-  test_corrupt();
+  tu_with_slots("signed", 1, test_signed_prekey);
+  tu_with_slots("sender", 1, test_sender_key);
+  tu_run_domain_suite(&(tu_domain_suite){
+      test_slots, test_tx, test_batch_too_big, &tx_script, test_corrupt});
   return tap_done();
 }

@@ -74,18 +74,30 @@ static int count_files(const char *dir, const char *prefix) {
   return n;
 }
 
+/* n random transactions from r; the first failure, else KJ_OK. */
+static int random_commits(kj_store *s, tu_rng *r, int n) {
+  int rc = KJ_OK;
+  for (int i = 0; i < n && !rc; i++)
+    rc = random_txn(s, r);
+  return rc;
+}
+
 static kj_store *open_store(const char *dir, uint64_t threshold,
                             const kj_vfs *vfs) {
   kj_options o;
   tu_options(&o);
   o.snapshot_threshold = threshold;
   o.vfs = vfs;
-  kj_store *s = NULL;
-  char *em = NULL;
-  int rc = kj_store_open(dir, &o, &s, &em);
-  if (rc)
-    printf("# open %s: %s: %s\n", dir, kj_strerror(rc), em ? em : "");
-  kj_free(em);
+  return tu_store_open(dir, &o);
+}
+
+/* A store in a fresh directory (*dir), without automatic snapshots, after
+ * n random transactions from r seeded with seed. */
+static kj_store *random_store(char **dir, tu_rng *r, uint64_t seed, int n) {
+  *dir = tu_mkdtemp();
+  kj_store *s = open_store(*dir, UINT64_MAX, NULL);
+  tu_rng_seed(r, seed);
+  random_commits(s, r, n);
   return s;
 }
 
@@ -96,10 +108,7 @@ static void test_round_trip(void) {
   kj_store *s = open_store(dir, UINT64_MAX, NULL);
   tu_rng r;
   tu_rng_seed(&r, 1);
-  int rc = KJ_OK;
-  for (int i = 0; i < 300 && !rc; i++)
-    rc = random_txn(s, &r);
-  is(rc, KJ_OK, "300 random commits");
+  is(random_commits(s, &r, 300), KJ_OK, "300 random commits");
   kj_stats before = stats(s);
   ok(before.segments > 2, "several segments before the checkpoint (%llu)",
      (unsigned long long)before.segments);
@@ -122,8 +131,7 @@ static void test_round_trip(void) {
   char *same = dump(s);
   ok(want && same && !strcmp(want, same), "state unchanged by checkpoint");
   free(same);
-  for (int i = 0; i < 20 && !rc; i++)
-    rc = random_txn(s, &r);
+  random_commits(s, &r, 20);
   char *want2 = dump(s);
   kj_store_close(s);
 
@@ -146,7 +154,7 @@ static void test_round_trip(void) {
   tu_options(&o);
   o.read_only = 1;
   char *em = NULL;
-  rc = kj_store_open(dir, &o, &s, &em);
+  int rc = kj_store_open(dir, &o, &s, &em);
   is(rc, KJ_OK, "read-only open with a snapshot");
   if (!rc) {
     char *got = dump(s);
@@ -186,10 +194,8 @@ static void test_auto(void) {
   kj_store *s = open_store(dir, 32 * 1024, NULL);
   tu_rng r;
   tu_rng_seed(&r, 2);
-  int rc = KJ_OK;
-  for (int i = 0; i < 600 && !rc; i++)
-    rc = random_txn(s, &r);
-  is(rc, KJ_OK, "600 commits with a 32 KiB snapshot threshold");
+  is(random_commits(s, &r, 600), KJ_OK,
+     "600 commits with a 32 KiB snapshot threshold");
   kj_stats st = stats(s);
   ok(st.snapshots_written >= 5, "automatic snapshots written (%llu)",
      (unsigned long long)st.snapshots_written);
@@ -217,15 +223,11 @@ static void test_auto(void) {
 /* Base store: some commits, one snapshot, more commits (so the checkpoint
  * under test replaces a snapshot and several segments). */
 static char *make_base(char **want) {
-  char *dir = tu_mkdtemp();
-  kj_store *s = open_store(dir, UINT64_MAX, NULL);
+  char *dir;
   tu_rng r;
-  tu_rng_seed(&r, 3);
-  for (int i = 0; i < 60; i++)
-    random_txn(s, &r);
+  kj_store *s = random_store(&dir, &r, 3, 60);
   kj_store_checkpoint(s);
-  for (int i = 0; i < 60; i++)
-    random_txn(s, &r);
+  random_commits(s, &r, 60);
   *want = dump(s);
   kj_store_close(s);
   return dir;
@@ -322,19 +324,6 @@ static char *snapshot_path(const char *dir) {
   return name[0] ? tu_path(dir, name) : NULL;
 }
 
-static unsigned char *slurp(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long sz = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc((size_t)sz + 1);
-  *n = fread(b, 1, (size_t)sz, f);
-  fclose(f);
-  return b;
-}
-
 typedef struct damage {
   const char *what;
   int kind; /* 0 flip at off, 1 truncate to off, 2 append junk */
@@ -342,22 +331,18 @@ typedef struct damage {
 } damage;
 
 static void test_damaged(void) {
-  char *dir = tu_mkdtemp();
-  kj_store *s = open_store(dir, UINT64_MAX, NULL);
+  char *dir;
   tu_rng r;
-  tu_rng_seed(&r, 4);
-  for (int i = 0; i < 80; i++)
-    random_txn(s, &r);
+  kj_store *s = random_store(&dir, &r, 4, 80);
   kj_store_checkpoint(s);
   char *older = tu_mkdtemp();
   tu_copy_dir(dir, older); /* holds the first snapshot */
-  for (int i = 0; i < 80; i++)
-    random_txn(s, &r);
+  random_commits(s, &r, 80);
   kj_store_checkpoint(s);
   kj_store_close(s);
   char *snap = snapshot_path(dir);
   size_t n = 0;
-  unsigned char *orig = snap ? slurp(snap, &n) : NULL;
+  unsigned char *orig = snap ? tu_read_file(snap, &n) : NULL;
   ok(orig && n > 200, "snapshot file of %zu bytes", n);
   const damage ds[] = {
       {"flipped magic", 0, 1},
@@ -458,12 +443,9 @@ static void test_damaged(void) {
   free(older);
 }
 
-/* A snapshot of several chunks cut exactly at a chunk boundary: every
- * remaining chunk authenticates, only the final tag is missing. And a
- * header changed with its checksum fixed: the first chunk's associated
- * data no longer matches. */
-static void test_truncated_chunks(void) {
-  char *dir = tu_mkdtemp();
+/* A store in dir of 3000 rows of 1 KiB random bytes (a snapshot of several
+ * chunks), checkpointed and closed; KJ_OK or the first failure. */
+static int write_big_store(const char *dir) {
   kj_store *s = open_store(dir, UINT64_MAX, NULL);
   tu_rng r;
   tu_rng_seed(&r, 5);
@@ -477,10 +459,19 @@ static void test_truncated_chunks(void) {
   }
   rc = rc ? rc : kj_store_checkpoint(s);
   kj_store_close(s);
-  is(rc, KJ_OK, "3000 rows of random bytes, checkpointed");
+  return rc;
+}
+
+/* A snapshot of several chunks cut exactly at a chunk boundary: every
+ * remaining chunk authenticates, only the final tag is missing. And a
+ * header changed with its checksum fixed: the first chunk's associated
+ * data no longer matches. */
+static void test_truncated_chunks(void) {
+  char *dir = tu_mkdtemp();
+  is(write_big_store(dir), KJ_OK, "3000 rows of random bytes, checkpointed");
   char *snap = snapshot_path(dir);
   size_t n = 0;
-  unsigned char *b = snap ? slurp(snap, &n) : NULL;
+  unsigned char *b = snap ? tu_read_file(snap, &n) : NULL;
   /* Walk the chunks: 64-byte header, 24-byte stream header, then
    * (u32 length, ciphertext) pairs. */
   size_t off = 88, last = 0;
@@ -495,8 +486,9 @@ static void test_truncated_chunks(void) {
     tu_write_file(snap, b, last); /* drop the final chunk */
     kj_options o;
     tu_options(&o);
+    kj_store *s = NULL;
     char *em = NULL;
-    rc = kj_store_open(dir, &o, &s, &em);
+    int rc = kj_store_open(dir, &o, &s, &em);
     ok(rc == KJ_ECORRUPT && em && strstr(em, "no final chunk"),
        "final chunk missing: KJ_ECORRUPT (%s)", em ? em : "");
     if (!rc)

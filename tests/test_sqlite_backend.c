@@ -32,137 +32,95 @@ static int64_t test_clock(void *ctx) { return *(int64_t *)ctx; }
 
 /* ---- a string builder for canonical outputs ----------------------------- */
 
-typedef struct sb {
-  char *p;
-  size_t len, cap;
-} sb;
-
-static void sb_addf(sb *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sb_addf(sb *s, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0)
-    abort();
-  if (s->len + (size_t)n + 1 > s->cap) {
-    size_t cap = s->cap ? s->cap : 256;
-    while (cap < s->len + (size_t)n + 1)
-      cap *= 2;
-    char *q = realloc(s->p, cap);
-    if (!q)
-      abort();
-    s->p = q;
-    s->cap = cap;
-  }
-  va_start(ap, fmt);
-  vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
-  va_end(ap);
-  s->len += (size_t)n;
-}
+typedef tu_buf sb;
 
 /* Bytes as hex; a NULL pointer is "~", so that an empty blob returned as
  * NULL differs from one returned as a real pointer. */
 static void sb_hex(sb *s, const void *p, size_t n) {
   if (!p) {
-    sb_addf(s, "~%zu", n);
+    tu_buf_addf(s, "~%zu", n);
     return;
   }
-  sb_addf(s, "[");
+  tu_buf_addf(s, "[");
   for (size_t i = 0; i < n; i++)
-    sb_addf(s, "%02x", ((const uint8_t *)p)[i]);
-  sb_addf(s, "]");
+    tu_buf_addf(s, "%02x", ((const uint8_t *)p)[i]);
+  tu_buf_addf(s, "]");
 }
 
 static void sb_blob(sb *s, kj_blob b) { sb_hex(s, b.p, b.len); }
 
+/* A space, then the blob. */
+static void sb_sp_blob(sb *s, kj_blob b) {
+  tu_buf_addf(s, " ");
+  sb_blob(s, b);
+}
+
 /* ---- canonical text of every output type -------------------------------- */
 
+/* Each f_ prints a result that is there (OUTL skips a NULL one). */
 static void f_prekeys(sb *s, const kj_prekey_list *l) {
-  if (!l)
-    return;
-  sb_addf(s, " n=%zu", l->n);
+  tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++) {
-    sb_addf(s, " {%u,%d,", l->v[i].id, l->v[i].uploaded);
+    tu_buf_addf(s, " {%u,%d,", l->v[i].id, l->v[i].uploaded);
     sb_blob(s, l->v[i].record);
-    sb_addf(s, "}");
+    tu_buf_addf(s, "}");
   }
 }
 
 static void f_blobs(sb *s, const kj_blob_list *l) {
-  if (!l)
-    return;
-  sb_addf(s, " n=%zu", l->n);
-  for (size_t i = 0; i < l->n; i++) {
-    sb_addf(s, " ");
-    sb_blob(s, l->v[i]);
-  }
+  tu_buf_addf(s, " n=%zu", l->n);
+  for (size_t i = 0; i < l->n; i++)
+    sb_sp_blob(s, l->v[i]);
 }
 
 static void f_lids(sb *s, const kj_lid_mapping_list *l) {
-  if (!l)
-    return;
-  sb_addf(s, " n=%zu", l->n);
+  tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++) {
-    sb_addf(s, " {");
+    tu_buf_addf(s, " {");
     sb_blob(s, l->v[i].lid);
     sb_blob(s, l->v[i].phone);
-    sb_addf(s, ",%lld,%lld,", (long long)l->v[i].created_at,
-            (long long)l->v[i].updated_at);
+    tu_buf_addf(s, ",%lld,%lld,", (long long)l->v[i].created_at,
+                (long long)l->v[i].updated_at);
     sb_blob(s, l->v[i].source);
-    sb_addf(s, "}");
+    tu_buf_addf(s, "}");
   }
 }
 
 static void f_sync_key(sb *s, const kj_sync_key *k) {
-  if (!k)
-    return;
-  sb_addf(s, " ");
-  sb_blob(s, k->key_data);
+  sb_sp_blob(s, k->key_data);
   sb_blob(s, k->fingerprint);
-  sb_addf(s, " ts=%lld", (long long)k->timestamp);
+  tu_buf_addf(s, " ts=%lld", (long long)k->timestamp);
 }
 
 static void f_version(sb *s, const kj_sync_version *v) {
-  if (!v)
-    return;
-  sb_addf(s, " v=%llu hash=", (unsigned long long)v->version);
+  tu_buf_addf(s, " v=%llu hash=", (unsigned long long)v->version);
   sb_hex(s, v->hash, sizeof v->hash);
-  sb_addf(s, " n=%zu entries=%s", v->n, v->entries ? "ptr" : "NULL");
+  tu_buf_addf(s, " n=%zu entries=%s", v->n, v->entries ? "ptr" : "NULL");
   for (size_t i = 0; i < v->n; i++) {
-    sb_addf(s, " ");
-    sb_blob(s, v->entries[i].name);
-    sb_addf(s, "=");
+    sb_sp_blob(s, v->entries[i].name);
+    tu_buf_addf(s, "=");
     sb_blob(s, v->entries[i].value);
   }
 }
 
 static void f_devlist(sb *s, const kj_device_list *d) {
-  if (!d)
-    return;
-  sb_addf(s, " user=");
+  tu_buf_addf(s, " user=");
   sb_blob(s, d->user);
-  sb_addf(s, " ts=%lld phash=%d", (long long)d->timestamp, d->has_phash);
+  tu_buf_addf(s, " ts=%lld phash=%d", (long long)d->timestamp, d->has_phash);
   sb_blob(s, d->phash);
-  sb_addf(s, " n=%zu devices=%s", d->n, d->devices ? "ptr" : "NULL");
+  tu_buf_addf(s, " n=%zu devices=%s", d->n, d->devices ? "ptr" : "NULL");
   for (size_t i = 0; i < d->n; i++)
-    sb_addf(s, " (%u,%d,%u)", d->devices[i].device_id,
-            d->devices[i].has_key_index, d->devices[i].key_index);
+    tu_buf_addf(s, " (%u,%d,%u)", d->devices[i].device_id,
+                d->devices[i].has_key_index, d->devices[i].key_index);
 }
 
 static void f_token(sb *s, const kj_tc_token *t) {
-  if (!t)
-    return;
-  sb_addf(s, " ");
-  sb_blob(s, t->token);
-  sb_addf(s, " ts=%lld sender=%d,%lld", (long long)t->token_ts,
-          t->has_sender_ts, (long long)t->sender_ts);
+  sb_sp_blob(s, t->token);
+  tu_buf_addf(s, " ts=%lld sender=%d,%lld", (long long)t->token_ts,
+              t->has_sender_ts, (long long)t->sender_ts);
 }
 
 static void f_record(sb *s, const kj_device_record *r) {
-  if (!r)
-    return;
   const struct {
     int has;
     kj_blob v;
@@ -173,12 +131,12 @@ static void f_record(sb *s, const kj_device_record *r) {
              {r->has_edge_routing, r->edge_routing},
              {r->has_props_hash, r->props_hash}};
   for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++) {
-    sb_addf(s, " %d", opt[i].has);
+    tu_buf_addf(s, " %d", opt[i].has);
     sb_blob(s, opt[i].v);
   }
-  sb_addf(s, " reg=%u spk=%u app=%u.%u.%u at=%lld ", r->registration_id,
-          r->signed_prekey_id, r->app_version[0], r->app_version[1],
-          r->app_version[2], (long long)r->app_version_fetched_at_ms);
+  tu_buf_addf(s, " reg=%u spk=%u app=%u.%u.%u at=%lld ", r->registration_id,
+              r->signed_prekey_id, r->app_version[0], r->app_version[1],
+              r->app_version[2], (long long)r->app_version_fetched_at_ms);
   const uint8_t *k[] = {r->noise_pub,         r->noise_priv,
                         r->identity_pub,      r->identity_priv,
                         r->signed_prekey_pub, r->signed_prekey_priv,
@@ -189,43 +147,34 @@ static void f_record(sb *s, const kj_device_record *r) {
 }
 
 static void f_ratchet(sb *s, const kj_ratchet_state *st) {
-  if (!st)
-    return;
-  sb_addf(s, " root=");
+  tu_buf_addf(s, " root=");
   sb_hex(s, st->root_key, 32);
-  sb_addf(s, " send=%d", st->has_sending_chain);
+  tu_buf_addf(s, " send=%d", st->has_sending_chain);
   sb_hex(s, st->sending_chain, 32);
-  sb_addf(s, " recv=%d", st->has_receiving_chain);
+  tu_buf_addf(s, " recv=%d", st->has_receiving_chain);
   sb_hex(s, st->receiving_chain, 32);
-  sb_addf(s, " self=");
+  tu_buf_addf(s, " self=");
   sb_hex(s, st->dh_self_secret, 32);
-  sb_addf(s, " remote=%d", st->has_dh_remote);
+  tu_buf_addf(s, " remote=%d", st->has_dh_remote);
   sb_hex(s, st->dh_remote, 32);
-  sb_addf(s, " ctr=%u,%u,%u n=%zu skipped=%s", st->msg_send, st->msg_recv,
-          st->prev_chain_len, st->n_skipped, st->skipped ? "ptr" : "NULL");
+  tu_buf_addf(s, " ctr=%u,%u,%u n=%zu skipped=%s", st->msg_send, st->msg_recv,
+              st->prev_chain_len, st->n_skipped, st->skipped ? "ptr" : "NULL");
   for (size_t i = 0; i < st->n_skipped; i++) {
-    sb_addf(s, " {");
+    tu_buf_addf(s, " {");
     sb_hex(s, st->skipped[i].public_key, 4);
-    sb_addf(s, ",%u,", st->skipped[i].msg_num);
+    tu_buf_addf(s, ",%u,", st->skipped[i].msg_num);
     sb_hex(s, st->skipped[i].message_key, 4);
-    sb_addf(s, ",%lld}", (long long)st->skipped[i].created_at);
+    tu_buf_addf(s, ",%lld}", (long long)st->skipped[i].created_at);
   }
 }
 
 static void f_u32s(sb *s, const kj_u32_list *l) {
-  if (!l)
-    return;
-  sb_addf(s, " n=%zu", l->n);
+  tu_buf_addf(s, " n=%zu", l->n);
   for (size_t i = 0; i < l->n; i++)
-    sb_addf(s, " %u", l->v[i]);
+    tu_buf_addf(s, " %u", l->v[i]);
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
-
-static void fill(uint8_t *p, size_t n, uint8_t seed) {
-  for (size_t i = 0; i < n; i++)
-    p[i] = (uint8_t)(seed + i * 7);
-}
 
 static void make_record(kj_device_record *r, uint8_t seed) {
   memset(r, 0, sizeof *r);
@@ -234,15 +183,8 @@ static void make_record(kj_device_record *r, uint8_t seed) {
   r->has_lid = 1;
   r->lid = (kj_blob){(const uint8_t *)"", 0}; /* present but empty */
   r->registration_id = 4242u + seed;
-  fill(r->noise_pub, 32, seed);
-  fill(r->noise_priv, 32, seed + 1);
-  fill(r->identity_pub, 32, seed + 2);
-  fill(r->identity_priv, 32, seed + 3);
-  fill(r->signed_prekey_pub, 32, seed + 4);
-  fill(r->signed_prekey_priv, 32, seed + 5);
+  tu_device_keys(r, seed);
   r->signed_prekey_id = 77;
-  fill(r->signed_prekey_sig, 64, seed + 6);
-  fill(r->adv_secret, 32, seed + 7);
   r->has_account = 0;
   r->push_name = (kj_blob){(const uint8_t *)"", 0};
   r->app_version[0] = 2;
@@ -258,14 +200,14 @@ static kj_ratchet_state *make_state(size_t n, uint8_t seed) {
   kj_ratchet_state *s = kj_ratchet_state_alloc(n);
   if (!s)
     abort();
-  fill(s->root_key, 32, seed);
+  tu_fill(s->root_key, 32, seed);
   s->has_sending_chain = 1;
-  fill(s->sending_chain, 32, seed + 1);
+  tu_fill(s->sending_chain, 32, seed + 1);
   s->has_receiving_chain = 0;
-  fill(s->receiving_chain, 32, 0x55); /* absent: must read back as zeros */
-  fill(s->dh_self_secret, 32, seed + 2);
+  tu_fill(s->receiving_chain, 32, 0x55); /* absent: must read back as zeros */
+  tu_fill(s->dh_self_secret, 32, seed + 2);
   s->has_dh_remote = 1;
-  fill(s->dh_remote, 32, seed + 3);
+  tu_fill(s->dh_remote, 32, seed + 3);
   s->msg_send = 3;
   s->msg_recv = 9;
   s->prev_chain_len = UINT32_MAX;
@@ -285,13 +227,7 @@ static kj_backend *open_native(int64_t *clk) {
   tu_options(&o);
   o.clock = test_clock;
   o.clock_ctx = clk;
-  kj_backend *b = NULL;
-  char *em = NULL;
-  int rc = kj_backend_open(NULL, &o, &b, &em);
-  if (rc)
-    printf("# kj_backend_open: %d %s\n", rc, em ? em : "");
-  kj_free(em);
-  return b;
+  return tu_backend_open(NULL, &o);
 }
 
 static kj_backend *open_sqlite(const char *path, int64_t *clk) {
@@ -308,57 +244,56 @@ static kj_backend *open_sqlite(const char *path, int64_t *clk) {
 
 #define A(s) (s), (sizeof(s) - 1)
 
+/* Checks of every_op(): call returns want (KJ_OK, KJ_NOTFOUND), described
+ * as "<what>: <desc>". */
+#define IS_RC(call, want, desc) is(call, want, "%s: " desc, what)
+#define IS_OK(call, desc) IS_RC(call, KJ_OK, desc)
+#define IS_GONE(call, desc) IS_RC(call, KJ_NOTFOUND, desc)
+
 static void every_op(kj_backend *b, int64_t *clk, const char *what) {
   uint32_t d1 = 0, d2 = 0;
-  is(kj_device_create(b, NULL, &d1), KJ_OK, "%s: create", what);
+  IS_OK(kj_device_create(b, NULL, &d1), "create");
   is(d1, 1, "%s: first slot is 1", what);
-  is(kj_device_create(b, NULL, &d2), KJ_OK, "%s: create again", what);
+  IS_OK(kj_device_create(b, NULL, &d2), "create again");
   is(d2, 2, "%s: second slot is 2", what);
   ok(!strcmp(kj_backend_name(b), "sqlite"), "%s: name", what);
   ok(kj_backend_store(b) == NULL, "%s: no engine store", what);
 
   /* signal */
   uint8_t key[32], got[32];
-  fill(key, 32, 9);
+  tu_fill(key, 32, 9);
   memset(got, 0, sizeof got);
-  is(kj_identity_put(b, NULL, d1, A("alice"), key), KJ_OK, "%s: identity_put",
-     what);
+  IS_OK(kj_identity_put(b, NULL, d1, A("alice"), key), "identity_put");
   ok(kj_identity_load(b, NULL, d1, A("alice"), got) == KJ_OK &&
          !memcmp(got, key, 32),
      "%s: identity_load returns the key", what);
-  is(kj_identity_load(b, NULL, d2, A("alice"), got), KJ_NOTFOUND,
-     "%s: identity invisible in another slot", what);
-  is(kj_identity_put(b, NULL, 9, A("alice"), key), KJ_NOTFOUND,
-     "%s: identity_put to a missing slot", what);
-  is(kj_identity_delete(b, NULL, d1, A("alice")), KJ_OK, "%s: identity_delete",
-     what);
-  is(kj_identity_load(b, NULL, d1, A("alice"), got), KJ_NOTFOUND,
-     "%s: identity gone", what);
+  IS_GONE(kj_identity_load(b, NULL, d2, A("alice"), got),
+          "identity invisible in another slot");
+  IS_GONE(kj_identity_put(b, NULL, 9, A("alice"), key),
+          "identity_put to a missing slot");
+  IS_OK(kj_identity_delete(b, NULL, d1, A("alice")), "identity_delete");
+  IS_GONE(kj_identity_load(b, NULL, d1, A("alice"), got), "identity gone");
 
   void *rec = NULL;
   size_t rlen = 0;
   int has = -1;
-  is(kj_session_put(b, NULL, d1, A("bob"), A("sess1")), KJ_OK,
-     "%s: session_put", what);
+  IS_OK(kj_session_put(b, NULL, d1, A("bob"), A("sess1")), "session_put");
   ok(kj_session_get(b, NULL, d1, A("bob"), &rec, &rlen) == KJ_OK && rlen == 5 &&
          !memcmp(rec, "sess1", 5),
      "%s: session_get", what);
   kj_free(rec);
   ok(kj_session_has(b, NULL, d1, A("bob"), &has) == KJ_OK && has == 1,
      "%s: session_has yes", what);
-  is(kj_session_delete(b, NULL, d1, A("bob")), KJ_OK, "%s: session_delete",
-     what);
+  IS_OK(kj_session_delete(b, NULL, d1, A("bob")), "session_delete");
   ok(kj_session_has(b, NULL, d1, A("bob"), &has) == KJ_OK && has == 0,
      "%s: session_has no", what);
 
   kj_prekey_list *pl = NULL;
-  is(kj_prekey_store(b, NULL, d1, 10, A("pk10"), 0), KJ_OK, "%s: prekey_store",
-     what);
+  IS_OK(kj_prekey_store(b, NULL, d1, 10, A("pk10"), 0), "prekey_store");
   kj_prekey batch[3] = {{5, 0, {(const uint8_t *)"a", 1}},
                         {20, 0, {(const uint8_t *)"b", 1}},
                         {5, 0, {(const uint8_t *)"c", 1}}};
-  is(kj_prekey_store_batch(b, NULL, d1, batch, 3, 1), KJ_OK,
-     "%s: prekey_store_batch", what);
+  IS_OK(kj_prekey_store_batch(b, NULL, d1, batch, 3, 1), "prekey_store_batch");
   ok(kj_prekey_load(b, NULL, d1, 5, &pl) == KJ_OK && pl->n == 1 &&
          pl->v[0].record.len == 1 && pl->v[0].record.p[0] == 'c' &&
          pl->v[0].uploaded == 1,
@@ -370,26 +305,25 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
      "%s: prekey_load_batch: existing ids ascending, once", what);
   kj_free(pl);
   uint32_t up[] = {10, 11};
-  is(kj_prekey_mark_uploaded(b, NULL, d1, up, 2), KJ_OK,
-     "%s: prekey_mark_uploaded", what);
+  IS_OK(kj_prekey_mark_uploaded(b, NULL, d1, up, 2), "prekey_mark_uploaded");
   ok(kj_prekey_load(b, NULL, d1, 10, &pl) == KJ_OK && pl->v[0].uploaded == 1,
      "%s: marked uploaded", what);
   kj_free(pl);
-  is(kj_prekey_load(b, NULL, d1, 11, &pl), KJ_NOTFOUND,
-     "%s: mark_uploaded did not resurrect", what);
+  IS_GONE(kj_prekey_load(b, NULL, d1, 11, &pl),
+          "mark_uploaded did not resurrect");
   uint32_t mx = 0;
   ok(kj_prekey_max_id(b, NULL, d1, &mx) == KJ_OK && mx == 20,
      "%s: prekey_max_id", what);
-  is(kj_prekey_remove(b, NULL, d1, 20), KJ_OK, "%s: prekey_remove", what);
+  IS_OK(kj_prekey_remove(b, NULL, d1, 20), "prekey_remove");
   ok(kj_prekey_max_id(b, NULL, d1, &mx) == KJ_OK && mx == 10,
      "%s: max after remove", what);
   ok(kj_prekey_max_id(b, NULL, d2, &mx) == KJ_OK && mx == 0,
      "%s: max of an empty slot is 0", what);
 
-  is(kj_signed_prekey_store(b, NULL, d1, 300, A("s300")), KJ_OK,
-     "%s: signed_prekey_store", what);
-  is(kj_signed_prekey_store(b, NULL, d1, 4, A("s4")), KJ_OK,
-     "%s: signed_prekey_store 2", what);
+  IS_OK(kj_signed_prekey_store(b, NULL, d1, 300, A("s300")),
+        "signed_prekey_store");
+  IS_OK(kj_signed_prekey_store(b, NULL, d1, 4, A("s4")),
+        "signed_prekey_store 2");
   ok(kj_signed_prekey_load(b, NULL, d1, 4, &pl) == KJ_OK && pl->n == 1 &&
          pl->v[0].uploaded == 0 && pl->v[0].record.len == 2,
      "%s: signed_prekey_load", what);
@@ -398,30 +332,25 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
          pl->v[0].id == 4 && pl->v[1].id == 300,
      "%s: signed_prekey_load_all numeric order", what);
   kj_free(pl);
-  is(kj_signed_prekey_remove(b, NULL, d1, 4), KJ_OK, "%s: signed_prekey_remove",
-     what);
-  is(kj_signed_prekey_load(b, NULL, d1, 4, &pl), KJ_NOTFOUND,
-     "%s: signed pre-key gone", what);
+  IS_OK(kj_signed_prekey_remove(b, NULL, d1, 4), "signed_prekey_remove");
+  IS_GONE(kj_signed_prekey_load(b, NULL, d1, 4, &pl), "signed pre-key gone");
 
-  is(kj_sender_key_put(b, NULL, d1, A("grp::bob"), A("skrec")), KJ_OK,
-     "%s: sender_key_put", what);
+  IS_OK(kj_sender_key_put(b, NULL, d1, A("grp::bob"), A("skrec")),
+        "sender_key_put");
   ok(kj_sender_key_get(b, NULL, d1, A("grp::bob"), &rec, &rlen) == KJ_OK &&
          rlen == 5,
      "%s: sender_key_get", what);
   kj_free(rec);
-  is(kj_sender_key_delete(b, NULL, d1, A("grp::bob")), KJ_OK,
-     "%s: sender_key_delete", what);
-  is(kj_sender_key_get(b, NULL, d1, A("grp::bob"), &rec, &rlen), KJ_NOTFOUND,
-     "%s: sender key gone", what);
+  IS_OK(kj_sender_key_delete(b, NULL, d1, A("grp::bob")), "sender_key_delete");
+  IS_GONE(kj_sender_key_get(b, NULL, d1, A("grp::bob"), &rec, &rlen),
+          "sender key gone");
 
   /* app-state sync */
   kj_sync_key sk = {{(const uint8_t *)"kd", 2}, {(const uint8_t *)"", 0}, 900};
   kj_sync_key *skp = NULL;
-  is(kj_sync_key_set(b, NULL, d1, A("idB"), &sk), KJ_OK, "%s: sync_key_set",
-     what);
+  IS_OK(kj_sync_key_set(b, NULL, d1, A("idB"), &sk), "sync_key_set");
   sk.timestamp = 1;
-  is(kj_sync_key_set(b, NULL, d1, A("idA"), &sk), KJ_OK, "%s: sync_key_set 2",
-     what);
+  IS_OK(kj_sync_key_set(b, NULL, d1, A("idA"), &sk), "sync_key_set 2");
   ok(kj_sync_key_get(b, NULL, d1, A("idA"), &skp) == KJ_OK &&
          skp->timestamp == 1 && skp->fingerprint.p != NULL &&
          skp->fingerprint.len == 0,
@@ -441,8 +370,7 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
       {{(const uint8_t *)"a", 1}, {(const uint8_t *)"", 0}}};
   kj_sync_version v = {.version = UINT64_MAX, .n = 2, .entries = ents};
   memset(v.hash, 0xab, sizeof v.hash);
-  is(kj_sync_version_set(b, NULL, d1, A("coll"), &v), KJ_OK,
-     "%s: sync_version_set", what);
+  IS_OK(kj_sync_version_set(b, NULL, d1, A("coll"), &v), "sync_version_set");
   ok(kj_sync_version_get(b, NULL, d1, A("coll"), &sv) == KJ_OK &&
          sv->version == UINT64_MAX && sv->n == 2 &&
          sv->entries[0].name.len == 1 && sv->entries[1].name.len == 2 &&
@@ -453,28 +381,29 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
       {{(const uint8_t *)"i1", 2}, {(const uint8_t *)"v1", 2}},
       {{(const uint8_t *)"i2", 2}, {(const uint8_t *)"v2", 2}}};
   uint64_t ver = 0;
-  is(kj_mutation_mac_put(b, NULL, d1, A("coll"), 7, macs, 2), KJ_OK,
-     "%s: mutation_mac_put", what);
+  IS_OK(kj_mutation_mac_put(b, NULL, d1, A("coll"), 7, macs, 2),
+        "mutation_mac_put");
   ok(kj_mutation_mac_get(b, NULL, d1, A("coll"), A("i2"), &rec, &rlen, &ver) ==
              KJ_OK &&
          ver == 7 && rlen == 2 && !memcmp(rec, "v2", 2),
      "%s: mutation_mac_get", what);
   kj_free(rec);
   kj_blob del[1] = {{(const uint8_t *)"i2", 2}};
-  is(kj_mutation_mac_delete(b, NULL, d1, A("coll"), del, 1), KJ_OK,
-     "%s: mutation_mac_delete", what);
-  is(kj_mutation_mac_get(b, NULL, d1, A("coll"), A("i2"), &rec, &rlen, NULL),
-     KJ_NOTFOUND, "%s: mac gone", what);
+  IS_OK(kj_mutation_mac_delete(b, NULL, d1, A("coll"), del, 1),
+        "mutation_mac_delete");
+  IS_GONE(
+      kj_mutation_mac_get(b, NULL, d1, A("coll"), A("i2"), &rec, &rlen, NULL),
+      "mac gone");
 
   /* protocol */
   kj_blob_list *bl = NULL;
   kj_blob jids[2] = {{(const uint8_t *)"j2", 2}, {(const uint8_t *)"j1", 2}};
-  is(kj_skdm_add(b, NULL, d1, A("g"), jids, 2), KJ_OK, "%s: skdm_add", what);
+  IS_OK(kj_skdm_add(b, NULL, d1, A("g"), jids, 2), "skdm_add");
   ok(kj_skdm_get(b, NULL, d1, A("g"), &bl) == KJ_OK && bl->n == 2 &&
          bl->v[0].p[1] == '1',
      "%s: skdm_get ascending", what);
   kj_free(bl);
-  is(kj_skdm_clear(b, NULL, d1, A("g")), KJ_OK, "%s: skdm_clear", what);
+  IS_OK(kj_skdm_clear(b, NULL, d1, A("g")), "skdm_clear");
   ok(kj_skdm_get(b, NULL, d1, A("g"), &bl) == KJ_OK && bl->n == 0,
      "%s: skdm empty after clear", what);
   kj_free(bl);
@@ -485,16 +414,16 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
                       20,
                       {(const uint8_t *)"s", 1}};
   kj_lid_mapping_list *ll = NULL;
-  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put", what);
+  IS_OK(kj_lid_put(b, NULL, d1, &m), "lid_put");
   m.created_at = 99;
   m.updated_at = 30;
-  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put update", what);
+  IS_OK(kj_lid_put(b, NULL, d1, &m), "lid_put update");
   ok(kj_lid_get_by_lid(b, NULL, d1, A("L1"), &ll) == KJ_OK && ll->n == 1 &&
          ll->v[0].created_at == 10 && ll->v[0].updated_at == 30,
      "%s: lid_get_by_lid: update kept created_at", what);
   kj_free(ll);
   m.lid = (kj_blob){(const uint8_t *)"L0", 2};
-  is(kj_lid_put(b, NULL, d1, &m), KJ_OK, "%s: lid_put L0", what);
+  IS_OK(kj_lid_put(b, NULL, d1, &m), "lid_put L0");
   ok(kj_lid_get_by_phone(b, NULL, d1, A("P"), &ll) == KJ_OK && ll->n == 1 &&
          ll->v[0].lid.p[1] == '0',
      "%s: lid_get_by_phone: tie goes to the smallest lid", what);
@@ -504,14 +433,13 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
   kj_free(ll);
 
   int same = -1;
-  is(kj_base_key_save(b, NULL, d1, A("addr"), A("m1"), A("bk")), KJ_OK,
-     "%s: base_key_save", what);
+  IS_OK(kj_base_key_save(b, NULL, d1, A("addr"), A("m1"), A("bk")),
+        "base_key_save");
   ok(kj_base_key_has_same(b, NULL, d1, A("addr"), A("m1"), A("bk"), &same) ==
              KJ_OK &&
          same == 1,
      "%s: base_key_has_same", what);
-  is(kj_base_key_delete(b, NULL, d1, A("addr"), A("m1")), KJ_OK,
-     "%s: base_key_delete", what);
+  IS_OK(kj_base_key_delete(b, NULL, d1, A("addr"), A("m1")), "base_key_delete");
   ok(kj_base_key_has_same(b, NULL, d1, A("addr"), A("m1"), A("bk"), &same) ==
              KJ_OK &&
          same == 0,
@@ -520,22 +448,18 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
   kj_device_entry de[2] = {{9, 0, 0}, {3, 1, 44}};
   kj_device_list dl = {{(const uint8_t *)"u", 1}, 5, 0, {NULL, 0}, 2, de};
   kj_device_list *dlp = NULL;
-  is(kj_device_list_update(b, NULL, d1, &dl), KJ_OK, "%s: device_list_update",
-     what);
+  IS_OK(kj_device_list_update(b, NULL, d1, &dl), "device_list_update");
   ok(kj_device_list_get(b, NULL, d1, A("u"), &dlp) == KJ_OK && dlp->n == 2 &&
          dlp->devices[0].device_id == 9 && dlp->devices[1].key_index == 44 &&
          !dlp->has_phash,
      "%s: device_list_get keeps the given order", what);
   kj_free(dlp);
-  is(kj_device_list_delete(b, NULL, d1, A("u")), KJ_OK,
-     "%s: device_list_delete", what);
-  is(kj_device_list_get(b, NULL, d1, A("u"), &dlp), KJ_NOTFOUND,
-     "%s: device list gone", what);
+  IS_OK(kj_device_list_delete(b, NULL, d1, A("u")), "device_list_delete");
+  IS_GONE(kj_device_list_get(b, NULL, d1, A("u"), &dlp), "device list gone");
 
-  is(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p2")), KJ_OK,
-     "%s: mark_forget", what);
-  is(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p1")), KJ_OK,
-     "%s: mark_forget 2", what);
+  IS_OK(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p2")), "mark_forget");
+  IS_OK(kj_sender_key_mark_forget(b, NULL, d1, A("g"), A("p1")),
+        "mark_forget 2");
   ok(kj_sender_key_consume_forget(b, NULL, d1, A("g"), &bl) == KJ_OK &&
          bl->n == 2 && bl->v[0].p[1] == '1',
      "%s: consume_forget ascending", what);
@@ -547,11 +471,9 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
 
   kj_tc_token tok = {{(const uint8_t *)"tk", 2}, 100, 1, -7};
   kj_tc_token *tp = NULL;
-  is(kj_tc_token_put(b, NULL, d1, A("jid1"), &tok), KJ_OK, "%s: tc_token_put",
-     what);
+  IS_OK(kj_tc_token_put(b, NULL, d1, A("jid1"), &tok), "tc_token_put");
   tok.token_ts = 300;
-  is(kj_tc_token_put(b, NULL, d1, A("jid2"), &tok), KJ_OK, "%s: tc_token_put 2",
-     what);
+  IS_OK(kj_tc_token_put(b, NULL, d1, A("jid2"), &tok), "tc_token_put 2");
   ok(kj_tc_token_get(b, NULL, d1, A("jid1"), &tp) == KJ_OK &&
          tp->sender_ts == -7 && tp->has_sender_ts == 1,
      "%s: tc_token_get", what);
@@ -563,21 +485,17 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
   ok(kj_tc_token_delete_expired(b, NULL, d1, 200, &removed) == KJ_OK &&
          removed == 1,
      "%s: tc_token_delete_expired counts", what);
-  is(kj_tc_token_delete(b, NULL, d1, A("jid2")), KJ_OK, "%s: tc_token_delete",
-     what);
-  is(kj_tc_token_get(b, NULL, d1, A("jid2"), &tp), KJ_NOTFOUND,
-     "%s: token gone", what);
+  IS_OK(kj_tc_token_delete(b, NULL, d1, A("jid2")), "tc_token_delete");
+  IS_GONE(kj_tc_token_get(b, NULL, d1, A("jid2"), &tp), "token gone");
 
   /* ratchet */
   kj_ratchet_state *st = make_state(2, 1), *ld = NULL;
   set_skipped(&st->skipped[0], 2, 1, 1);
   set_skipped(&st->skipped[1], 1, 5, 1);
-  is(kj_ratchet_save(b, NULL, d1, A("conv"), st), KJ_OK, "%s: ratchet_save",
-     what);
+  IS_OK(kj_ratchet_save(b, NULL, d1, A("conv"), st), "ratchet_save");
   *clk += 10500;
   set_skipped(&st->skipped[0], 3, 0, 1); /* new; (1,5) stays */
-  is(kj_ratchet_save(b, NULL, d1, A("conv"), st), KJ_OK, "%s: ratchet_save 2",
-     what);
+  IS_OK(kj_ratchet_save(b, NULL, d1, A("conv"), st), "ratchet_save 2");
   ok(kj_ratchet_load(b, NULL, d1, A("conv"), &ld) == KJ_OK &&
          ld->n_skipped == 2 && ld->skipped[0].public_key[0] == 1 &&
          ld->skipped[0].created_at == T0_MS / 1000 &&
@@ -591,35 +509,30 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
   ok(kj_ratchet_cleanup_skipped(b, NULL, d1, 5, &removed) == KJ_OK &&
          removed == 1,
      "%s: ratchet_cleanup_skipped removed the old key", what);
-  is(kj_ratchet_delete(b, NULL, d1, A("conv")), KJ_OK, "%s: ratchet_delete",
-     what);
-  is(kj_ratchet_load(b, NULL, d1, A("conv"), &ld), KJ_NOTFOUND,
-     "%s: ratchet gone", what);
+  IS_OK(kj_ratchet_delete(b, NULL, d1, A("conv")), "ratchet_delete");
+  IS_GONE(kj_ratchet_load(b, NULL, d1, A("conv"), &ld), "ratchet gone");
   kj_free(st);
 
   /* device store */
   kj_device_record r, *rp = NULL;
   make_record(&r, 3);
-  is(kj_device_load(b, NULL, d1, &rp), KJ_NOTFOUND,
-     "%s: device_load before save", what);
-  is(kj_device_save(b, NULL, d1, &r), KJ_OK, "%s: device_save", what);
+  IS_GONE(kj_device_load(b, NULL, d1, &rp), "device_load before save");
+  IS_OK(kj_device_save(b, NULL, d1, &r), "device_save");
   ok(kj_device_load(b, NULL, d1, &rp) == KJ_OK && rp->has_lid &&
          rp->lid.p != NULL && rp->lid.len == 0 && !rp->has_account &&
          rp->account.p == NULL && rp->app_version[2] == UINT32_MAX &&
          !memcmp(rp->signed_prekey_sig, r.signed_prekey_sig, 64),
      "%s: device_load", what);
   kj_free(rp);
-  is(kj_device_save(b, NULL, 7, &r), KJ_NOTFOUND,
-     "%s: device_save of a missing slot", what);
+  IS_GONE(kj_device_save(b, NULL, 7, &r), "device_save of a missing slot");
   ok(kj_device_exists(b, NULL, d2, &ex) == KJ_OK && ex == 1,
      "%s: device_exists", what);
   kj_u32_list *ul = NULL;
   ok(kj_device_list_ids(b, NULL, &ul) == KJ_OK && ul->n == 2 && ul->v[1] == 2,
      "%s: device_list_ids", what);
   kj_free(ul);
-  is(kj_session_put(b, NULL, d2, A("x"), A("y")), KJ_OK, "%s: a row in slot 2",
-     what);
-  is(kj_device_delete(b, NULL, d2), KJ_OK, "%s: device_delete", what);
+  IS_OK(kj_session_put(b, NULL, d2, A("x"), A("y")), "a row in slot 2");
+  IS_OK(kj_device_delete(b, NULL, d2), "device_delete");
   ok(kj_session_has(b, NULL, d2, A("x"), &has) == KJ_OK && has == 0,
      "%s: slot rows went with it", what);
   uint32_t d3 = 0;
@@ -628,17 +541,21 @@ static void every_op(kj_backend *b, int64_t *clk, const char *what) {
 
   /* transactions */
   kj_tx *t = NULL;
-  is(kj_backend_begin(b, &t), KJ_OK, "%s: tx_begin", what);
-  is(kj_session_put(b, t, d3, A("t1"), A("v")), KJ_OK, "%s: put in tx", what);
-  is(kj_backend_commit(t), KJ_OK, "%s: tx_commit", what);
+  IS_OK(kj_backend_begin(b, &t), "tx_begin");
+  IS_OK(kj_session_put(b, t, d3, A("t1"), A("v")), "put in tx");
+  IS_OK(kj_backend_commit(t), "tx_commit");
   ok(kj_session_has(b, NULL, d3, A("t1"), &has) == KJ_OK && has == 1,
      "%s: committed", what);
-  is(kj_backend_begin(b, &t), KJ_OK, "%s: tx_begin 2", what);
-  is(kj_session_put(b, t, d3, A("t2"), A("v")), KJ_OK, "%s: put in tx 2", what);
+  IS_OK(kj_backend_begin(b, &t), "tx_begin 2");
+  IS_OK(kj_session_put(b, t, d3, A("t2"), A("v")), "put in tx 2");
   kj_backend_rollback(t);
   ok(kj_session_has(b, NULL, d3, A("t2"), &has) == KJ_OK && has == 0,
      "%s: rolled back", what);
 }
+
+#undef IS_OK
+#undef IS_GONE
+#undef IS_RC
 
 /* ---- part 2: what a file database has ------------------------------------ */
 
@@ -650,16 +567,6 @@ static void exec_side(const char *path, const char *sql) {
   if (r != SQLITE_OK)
     printf("# side connection: %s\n", sqlite3_errmsg(db));
   sqlite3_close(db);
-}
-
-static char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  char *buf = malloc(4096);
-  *n = buf ? fread(buf, 1, 4096, f) : 0;
-  fclose(f);
-  return buf;
 }
 
 static void file_only(const char *dir) {
@@ -691,7 +598,7 @@ static void file_only(const char *dir) {
     size_t xl = strlen(cp) + 8, n = 0;
     char *x = malloc(xl);
     snprintf(x, xl, "%s.extra", cp);
-    char *data = read_all(x, &n);
+    char *data = tu_read_file(x, &n);
     ok(data && n == 5 && !memcmp(data, "EXTRA", 5), "file: extra bytes");
     free(data);
     free(x);
@@ -758,7 +665,7 @@ static void file_only(const char *dir) {
 
   /* A damaged row is KJ_ECORRUPT and leaves the output alone. */
   uint8_t key[32], out[32];
-  fill(key, 32, 1);
+  tu_fill(key, 32, 1);
   memset(out, 0xee, sizeof out);
   kj_identity_put(b, NULL, d, A("dmg"), key);
   exec_side(path, "UPDATE identity_keys SET public_key=x'0102';");
@@ -815,8 +722,7 @@ static void emit(lines *l, sb *s) {
     if (!l->v)
       abort();
   }
-  l->v[l->n++] = s->p ? s->p : strdup("");
-  memset(s, 0, sizeof *s);
+  l->v[l->n++] = tu_buf_take(s);
 }
 
 static void lines_free(lines *l) {
@@ -825,10 +731,12 @@ static void lines_free(lines *l) {
   free(l->v);
 }
 
-/* One result line: the call's name, its status and its outputs. */
-#define R(rc_, ...)                                                            \
+/* One result line: the call's name, the status of call_ (kept in rc) and
+ * its outputs. */
+#define R(call_, ...)                                                          \
   do {                                                                         \
-    sb_addf(&s, "%s rc=%d", name, (rc_));                                      \
+    rc = (call_);                                                              \
+    tu_buf_addf(&s, "%s rc=%d", name, rc);                                     \
     __VA_ARGS__;                                                               \
     emit(out, &s);                                                             \
   } while (0)
@@ -861,212 +769,143 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   kj_tx *t = NULL;
 
 #define OUTV() (!rc ? sb_hex(&s, v, vl) : (void)0), kj_free(v), v = NULL
-#define OUTL(f, p) f(&s, p), kj_free(p), p = NULL
+#define OUTL(f, p) ((p) ? f(&s, p) : (void)0), kj_free(p), p = NULL
 
   CALL("create");
-  rc = kj_device_create(b, NULL, &c1);
-  R(rc, sb_addf(&s, " id=%u", c1));
-  rc = kj_device_create(b, NULL, &c2);
-  R(rc, sb_addf(&s, " id=%u", c2));
-  rc = kj_device_create(b, NULL, &c3);
-  R(rc, sb_addf(&s, " id=%u", c3));
+  R(kj_device_create(b, NULL, &c1), tu_buf_addf(&s, " id=%u", c1));
+  R(kj_device_create(b, NULL, &c2), tu_buf_addf(&s, " id=%u", c2));
+  R(kj_device_create(b, NULL, &c3), tu_buf_addf(&s, " id=%u", c3));
   CALL("list_ids");
-  rc = kj_device_list_ids(b, NULL, &ul);
-  R(rc, OUTL(f_u32s, ul));
+  R(kj_device_list_ids(b, NULL, &ul), OUTL(f_u32s, ul));
   CALL("exists");
   uint32_t probe[] = {c1, 99, 0, UINT32_MAX};
   for (size_t i = 0; i < 4; i++) {
-    rc = kj_device_exists(b, NULL, probe[i], &flag);
-    R(rc, sb_addf(&s, " %u:%d", probe[i], flag));
+    R(kj_device_exists(b, NULL, probe[i], &flag),
+      tu_buf_addf(&s, " %u:%d", probe[i], flag));
   }
   kj_device_record rec;
   make_record(&rec, 5);
   CALL("device_load");
-  rc = kj_device_load(b, NULL, c1, &dr);
-  R(rc, OUTL(f_record, dr));
+  R(kj_device_load(b, NULL, c1, &dr), OUTL(f_record, dr));
   CALL("device_save");
-  rc = kj_device_save(b, NULL, c1, &rec);
-  R(rc);
-  rc = kj_device_save(b, NULL, 0, &rec);
-  R(rc);
-  rc = kj_device_save(b, NULL, 99, &rec);
-  R(rc);
+  R(kj_device_save(b, NULL, c1, &rec));
+  R(kj_device_save(b, NULL, 0, &rec));
+  R(kj_device_save(b, NULL, 99, &rec));
   rec.has_account = 2; /* bad flag */
-  rc = kj_device_save(b, NULL, c1, &rec);
-  R(rc);
+  R(kj_device_save(b, NULL, c1, &rec));
   rec.has_account = 1;
   rec.account = (kj_blob){(const uint8_t *)"acct", 4};
   rec.has_props_hash = 1;
   rec.props_hash = (kj_blob){(const uint8_t *)"ph", 2};
-  rc = kj_device_save(b, NULL, c2, &rec);
-  R(rc);
+  R(kj_device_save(b, NULL, c2, &rec));
   CALL("device_load");
-  rc = kj_device_load(b, NULL, c1, &dr);
-  R(rc, OUTL(f_record, dr));
-  rc = kj_device_load(b, NULL, c2, &dr);
-  R(rc, OUTL(f_record, dr));
-  rc = kj_device_load(b, NULL, 0, &dr);
-  R(rc, OUTL(f_record, dr));
+  R(kj_device_load(b, NULL, c1, &dr), OUTL(f_record, dr));
+  R(kj_device_load(b, NULL, c2, &dr), OUTL(f_record, dr));
+  R(kj_device_load(b, NULL, 0, &dr), OUTL(f_record, dr));
 
   /* identity */
-  fill(key, 32, 0x40);
+  tu_fill(key, 32, 0x40);
   CALL("identity_put");
-  rc = kj_identity_put(b, NULL, c1, A("alice"), key);
-  R(rc);
-  rc = kj_identity_put(b, NULL, 99, A("alice"), key);
-  R(rc);
-  rc = kj_identity_put(b, NULL, 0, A("alice"), key);
-  R(rc);
-  rc = kj_identity_put(b, NULL, c1, "alice", 0, key);
-  R(rc);
+  R(kj_identity_put(b, NULL, c1, A("alice"), key));
+  R(kj_identity_put(b, NULL, 99, A("alice"), key));
+  R(kj_identity_put(b, NULL, 0, A("alice"), key));
+  R(kj_identity_put(b, NULL, c1, "alice", 0, key));
   CALL("identity_load");
   memset(key, 0, 32);
-  rc = kj_identity_load(b, NULL, c1, A("alice"), key);
-  R(rc, sb_hex(&s, key, 32));
-  rc = kj_identity_load(b, NULL, c2, A("alice"), key);
-  R(rc);
+  R(kj_identity_load(b, NULL, c1, A("alice"), key), sb_hex(&s, key, 32));
+  R(kj_identity_load(b, NULL, c2, A("alice"), key));
   CALL("identity_delete");
-  rc = kj_identity_delete(b, NULL, c1, A("nobody"));
-  R(rc);
-  rc = kj_identity_delete(b, NULL, 99, A("nobody"));
-  R(rc);
+  R(kj_identity_delete(b, NULL, c1, A("nobody")));
+  R(kj_identity_delete(b, NULL, 99, A("nobody")));
 
   /* sessions: "a" and "a\0" are different keys */
   CALL("session_put");
-  rc = kj_session_put(b, NULL, c1, A("a"), A("rec-a"));
-  R(rc);
-  rc = kj_session_put(b, NULL, c1, "a\0", 2, A("rec-a0"));
-  R(rc);
-  rc = kj_session_put(b, NULL, c1, A("a"), "", 0);
-  R(rc);
+  R(kj_session_put(b, NULL, c1, A("a"), A("rec-a")));
+  R(kj_session_put(b, NULL, c1, "a\0", 2, A("rec-a0")));
+  R(kj_session_put(b, NULL, c1, A("a"), "", 0));
   CALL("session_get");
-  rc = kj_session_get(b, NULL, c1, A("a"), &v, &vl);
-  R(rc, OUTV());
-  rc = kj_session_get(b, NULL, c1, "a\0", 2, &v, &vl);
-  R(rc, OUTV());
-  rc = kj_session_get(b, NULL, c1, NULL, 1, &v, &vl);
-  R(rc, OUTV());
+  R(kj_session_get(b, NULL, c1, A("a"), &v, &vl), OUTV());
+  R(kj_session_get(b, NULL, c1, "a\0", 2, &v, &vl), OUTV());
+  R(kj_session_get(b, NULL, c1, NULL, 1, &v, &vl), OUTV());
   CALL("session_has");
-  rc = kj_session_has(b, NULL, c1, A("b"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
+  R(kj_session_has(b, NULL, c1, A("b"), &flag), tu_buf_addf(&s, " %d", flag));
   CALL("session_delete");
-  rc = kj_session_delete(b, NULL, c1, A("a"));
-  R(rc);
+  R(kj_session_delete(b, NULL, c1, A("a")));
   CALL("session_has");
-  rc = kj_session_has(b, NULL, c1, A("a"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
+  R(kj_session_has(b, NULL, c1, A("a"), &flag), tu_buf_addf(&s, " %d", flag));
 
   /* pre-keys */
   CALL("prekey_store");
-  rc = kj_prekey_store(b, NULL, c1, 5, A("five"), 0);
-  R(rc);
-  rc = kj_prekey_store(b, NULL, c1, UINT32_MAX, A("max"), 1);
-  R(rc);
-  rc = kj_prekey_store(b, NULL, c1, 6, A("six"), 2);
-  R(rc);
+  R(kj_prekey_store(b, NULL, c1, 5, A("five"), 0));
+  R(kj_prekey_store(b, NULL, c1, UINT32_MAX, A("max"), 1));
+  R(kj_prekey_store(b, NULL, c1, 6, A("six"), 2));
   CALL("prekey_store_batch");
   kj_prekey pb[3] = {{300, 0, {(const uint8_t *)"x", 1}},
                      {7, 0, {(const uint8_t *)"y", 1}},
                      {300, 0, {(const uint8_t *)"z", 1}}};
-  rc = kj_prekey_store_batch(b, NULL, c1, pb, 3, 1);
-  R(rc);
-  rc = kj_prekey_store_batch(b, NULL, 99, pb, 0, 1);
-  R(rc);
-  rc = kj_prekey_store_batch(b, NULL, c1, pb, 0, 1);
-  R(rc);
+  R(kj_prekey_store_batch(b, NULL, c1, pb, 3, 1));
+  R(kj_prekey_store_batch(b, NULL, 99, pb, 0, 1));
+  R(kj_prekey_store_batch(b, NULL, c1, pb, 0, 1));
   pb[1].record.len = 0;
-  rc = kj_prekey_store_batch(b, NULL, c1, pb, 3, 1);
-  R(rc);
+  R(kj_prekey_store_batch(b, NULL, c1, pb, 3, 1));
   CALL("prekey_load");
-  rc = kj_prekey_load(b, NULL, c1, 300, &pl);
-  R(rc, OUTL(f_prekeys, pl));
-  rc = kj_prekey_load(b, NULL, c1, 8, &pl);
-  R(rc, OUTL(f_prekeys, pl));
+  R(kj_prekey_load(b, NULL, c1, 300, &pl), OUTL(f_prekeys, pl));
+  R(kj_prekey_load(b, NULL, c1, 8, &pl), OUTL(f_prekeys, pl));
   CALL("prekey_load_batch");
   uint32_t lb[] = {UINT32_MAX, 8, 5, 300, 5, 0};
-  rc = kj_prekey_load_batch(b, NULL, c1, lb, 6, &pl);
-  R(rc, OUTL(f_prekeys, pl));
-  rc = kj_prekey_load_batch(b, NULL, c1, lb, 0, &pl);
-  R(rc, OUTL(f_prekeys, pl));
+  R(kj_prekey_load_batch(b, NULL, c1, lb, 6, &pl), OUTL(f_prekeys, pl));
+  R(kj_prekey_load_batch(b, NULL, c1, lb, 0, &pl), OUTL(f_prekeys, pl));
   CALL("prekey_mark_uploaded");
   uint32_t mu[] = {5, 8};
-  rc = kj_prekey_mark_uploaded(b, NULL, c1, mu, 2);
-  R(rc);
-  rc = kj_prekey_mark_uploaded(b, NULL, c3 + 100, mu, 2);
-  R(rc);
+  R(kj_prekey_mark_uploaded(b, NULL, c1, mu, 2));
+  R(kj_prekey_mark_uploaded(b, NULL, c3 + 100, mu, 2));
   CALL("prekey_load_batch"); /* 5 is marked, 8 stays absent */
-  rc = kj_prekey_load_batch(b, NULL, c1, mu, 2, &pl);
-  R(rc, OUTL(f_prekeys, pl));
+  R(kj_prekey_load_batch(b, NULL, c1, mu, 2, &pl), OUTL(f_prekeys, pl));
   CALL("prekey_max_id");
-  rc = kj_prekey_max_id(b, NULL, c1, &u32);
-  R(rc, sb_addf(&s, " %u", u32));
+  R(kj_prekey_max_id(b, NULL, c1, &u32), tu_buf_addf(&s, " %u", u32));
   CALL("prekey_remove");
-  rc = kj_prekey_remove(b, NULL, c1, UINT32_MAX);
-  R(rc);
+  R(kj_prekey_remove(b, NULL, c1, UINT32_MAX));
   CALL("prekey_max_id");
-  rc = kj_prekey_max_id(b, NULL, c1, &u32);
-  R(rc, sb_addf(&s, " %u", u32));
-  rc = kj_prekey_max_id(b, NULL, c2, &u32);
-  R(rc, sb_addf(&s, " %u", u32));
+  R(kj_prekey_max_id(b, NULL, c1, &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_prekey_max_id(b, NULL, c2, &u32), tu_buf_addf(&s, " %u", u32));
 
   /* signed pre-keys and sender keys */
   CALL("signed_prekey_store");
-  rc = kj_signed_prekey_store(b, NULL, c1, 256, A("s256"));
-  R(rc);
-  rc = kj_signed_prekey_store(b, NULL, c1, 1, A("s1"));
-  R(rc);
-  rc = kj_signed_prekey_store(b, NULL, c1, 2, A("s2"));
-  R(rc);
+  R(kj_signed_prekey_store(b, NULL, c1, 256, A("s256")));
+  R(kj_signed_prekey_store(b, NULL, c1, 1, A("s1")));
+  R(kj_signed_prekey_store(b, NULL, c1, 2, A("s2")));
   CALL("signed_prekey_remove");
-  rc = kj_signed_prekey_remove(b, NULL, c1, 2);
-  R(rc);
+  R(kj_signed_prekey_remove(b, NULL, c1, 2));
   CALL("signed_prekey_load_all");
-  rc = kj_signed_prekey_load_all(b, NULL, c1, &pl);
-  R(rc, OUTL(f_prekeys, pl));
-  rc = kj_signed_prekey_load_all(b, NULL, 77, &pl);
-  R(rc, OUTL(f_prekeys, pl));
+  R(kj_signed_prekey_load_all(b, NULL, c1, &pl), OUTL(f_prekeys, pl));
+  R(kj_signed_prekey_load_all(b, NULL, 77, &pl), OUTL(f_prekeys, pl));
   CALL("signed_prekey_load");
-  rc = kj_signed_prekey_load(b, NULL, c1, 256, &pl);
-  R(rc, OUTL(f_prekeys, pl));
-  rc = kj_signed_prekey_load(b, NULL, c1, 2, &pl);
-  R(rc, OUTL(f_prekeys, pl));
+  R(kj_signed_prekey_load(b, NULL, c1, 256, &pl), OUTL(f_prekeys, pl));
+  R(kj_signed_prekey_load(b, NULL, c1, 2, &pl), OUTL(f_prekeys, pl));
   CALL("sender_key");
-  rc = kj_sender_key_put(b, NULL, c1, A("g1::s"), A("sk"));
-  R(rc);
-  rc = kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl);
-  R(rc, OUTV());
-  rc = kj_sender_key_delete(b, NULL, c1, A("g1::s"));
-  R(rc);
-  rc = kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl);
-  R(rc, OUTV());
+  R(kj_sender_key_put(b, NULL, c1, A("g1::s"), A("sk")));
+  R(kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl), OUTV());
+  R(kj_sender_key_delete(b, NULL, c1, A("g1::s")));
+  R(kj_sender_key_get(b, NULL, c1, A("g1::s"), &v, &vl), OUTV());
 
   /* app-state sync */
   CALL("sync_key_latest");
-  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
-  R(rc, OUTV());
+  R(kj_sync_key_latest(b, NULL, c1, &v, &vl), OUTV());
   CALL("sync_key_set");
   kj_sync_key key1 = {
       {(const uint8_t *)"data1", 5}, {(const uint8_t *)"f", 1}, 500};
   kj_sync_key key2 = {{(const uint8_t *)"data2", 5}, {NULL, 0}, -1};
-  rc = kj_sync_key_set(b, NULL, c1, A("k-new"), &key1);
-  R(rc);
-  rc = kj_sync_key_set(b, NULL, c1, A("k-old"), &key2);
-  R(rc);
-  rc = kj_sync_key_set(b, NULL, 99, A("k-x"), &key2);
-  R(rc);
+  R(kj_sync_key_set(b, NULL, c1, A("k-new"), &key1));
+  R(kj_sync_key_set(b, NULL, c1, A("k-old"), &key2));
+  R(kj_sync_key_set(b, NULL, 99, A("k-x"), &key2));
   CALL("sync_key_latest");
-  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
-  R(rc, OUTV());
+  R(kj_sync_key_latest(b, NULL, c1, &v, &vl), OUTV());
   CALL("sync_key_get");
-  rc = kj_sync_key_get(b, NULL, c1, A("k-old"), &sk);
-  R(rc, OUTL(f_sync_key, sk));
-  rc = kj_sync_key_get(b, NULL, c1, A("k-new"), &sk);
-  R(rc, OUTL(f_sync_key, sk));
-  rc = kj_sync_key_get(b, NULL, c2, A("k-new"), &sk);
-  R(rc, OUTL(f_sync_key, sk));
+  R(kj_sync_key_get(b, NULL, c1, A("k-old"), &sk), OUTL(f_sync_key, sk));
+  R(kj_sync_key_get(b, NULL, c1, A("k-new"), &sk), OUTL(f_sync_key, sk));
+  R(kj_sync_key_get(b, NULL, c2, A("k-new"), &sk), OUTL(f_sync_key, sk));
   CALL("sync_version_get");
-  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
-  R(rc, OUTL(f_version, sv));
+  R(kj_sync_version_get(b, NULL, c1, A("critical"), &sv), OUTL(f_version, sv));
   CALL("sync_version_set");
   kj_sync_entry ents[3] = {
       {{(const uint8_t *)"mm", 2}, {(const uint8_t *)"1", 1}},
@@ -1074,64 +913,50 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
       {{(const uint8_t *)"\xff", 1}, {(const uint8_t *)"3", 1}}};
   kj_sync_version ver = {.version = 42, .n = 3, .entries = ents};
   memset(ver.hash, 0x11, sizeof ver.hash);
-  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
-  R(rc);
+  R(kj_sync_version_set(b, NULL, c1, A("critical"), &ver));
   CALL("sync_version_get");
-  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
-  R(rc, OUTL(f_version, sv));
+  R(kj_sync_version_get(b, NULL, c1, A("critical"), &sv), OUTL(f_version, sv));
   CALL("sync_version_set");
   ver.n = 0;
   ver.version = 43;
-  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
-  R(rc);
+  R(kj_sync_version_set(b, NULL, c1, A("critical"), &ver));
   CALL("sync_version_get");
-  rc = kj_sync_version_get(b, NULL, c1, A("critical"), &sv);
-  R(rc, OUTL(f_version, sv));
+  R(kj_sync_version_get(b, NULL, c1, A("critical"), &sv), OUTL(f_version, sv));
   CALL("sync_version_set");
   ents[2].name = ents[0].name; /* a name given twice */
   ver.n = 3;
-  rc = kj_sync_version_set(b, NULL, c1, A("critical"), &ver);
-  R(rc);
+  R(kj_sync_version_set(b, NULL, c1, A("critical"), &ver));
   CALL("mutation_mac_put");
   kj_mutation_mac macs[3] = {
       {{(const uint8_t *)"ix1", 3}, {(const uint8_t *)"va", 2}},
       {{(const uint8_t *)"ix2", 3}, {(const uint8_t *)"vb", 2}},
       {{(const uint8_t *)"ix1", 3}, {(const uint8_t *)"vc", 2}}};
-  rc = kj_mutation_mac_put(b, NULL, c1, A("critical"), UINT64_MAX - 1, macs, 3);
-  R(rc);
-  rc = kj_mutation_mac_put(b, NULL, 0, A("critical"), 1, macs, 0);
-  R(rc);
+  R(kj_mutation_mac_put(b, NULL, c1, A("critical"), UINT64_MAX - 1, macs, 3));
+  R(kj_mutation_mac_put(b, NULL, 0, A("critical"), 1, macs, 0));
   CALL("mutation_mac_get");
-  rc = kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix1"), &v, &vl, &u64);
-  R(rc, sb_addf(&s, " ver=%llu", (unsigned long long)u64), OUTV());
+  R(kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix1"), &v, &vl, &u64),
+    tu_buf_addf(&s, " ver=%llu", (unsigned long long)u64), OUTV());
   CALL("mutation_mac_delete");
   kj_blob md[2] = {{(const uint8_t *)"ix2", 3}, {(const uint8_t *)"nope", 4}};
-  rc = kj_mutation_mac_delete(b, NULL, c1, A("critical"), md, 2);
-  R(rc);
+  R(kj_mutation_mac_delete(b, NULL, c1, A("critical"), md, 2));
   CALL("mutation_mac_get");
-  rc = kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix2"), &v, &vl, NULL);
-  R(rc, OUTV());
+  R(kj_mutation_mac_get(b, NULL, c1, A("critical"), A("ix2"), &v, &vl, NULL),
+    OUTV());
 
   /* protocol */
   CALL("skdm_add");
   kj_blob sj[3] = {{(const uint8_t *)"dev2", 4},
                    {(const uint8_t *)"dev10", 5},
                    {(const uint8_t *)"dev2", 4}};
-  rc = kj_skdm_add(b, NULL, c1, A("grp"), sj, 3);
-  R(rc);
-  rc = kj_skdm_add(b, NULL, 99, A("grp"), sj, 0);
-  R(rc);
+  R(kj_skdm_add(b, NULL, c1, A("grp"), sj, 3));
+  R(kj_skdm_add(b, NULL, 99, A("grp"), sj, 0));
   CALL("skdm_get");
-  rc = kj_skdm_get(b, NULL, c1, A("grp"), &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_skdm_get(b, NULL, c1, A("unknown"), &bl);
-  R(rc, OUTL(f_blobs, bl));
+  R(kj_skdm_get(b, NULL, c1, A("grp"), &bl), OUTL(f_blobs, bl));
+  R(kj_skdm_get(b, NULL, c1, A("unknown"), &bl), OUTL(f_blobs, bl));
   CALL("skdm_clear");
-  rc = kj_skdm_clear(b, NULL, c1, A("grp"));
-  R(rc);
+  R(kj_skdm_clear(b, NULL, c1, A("grp")));
   CALL("skdm_get");
-  rc = kj_skdm_get(b, NULL, c1, A("grp"), &bl);
-  R(rc, OUTL(f_blobs, bl));
+  R(kj_skdm_get(b, NULL, c1, A("grp"), &bl), OUTL(f_blobs, bl));
 
   CALL("lid_put");
   kj_lid_mapping lm = {{(const uint8_t *)"lidB", 4},
@@ -1139,116 +964,86 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
                        100,
                        200,
                        {(const uint8_t *)"", 0}};
-  rc = kj_lid_put(b, NULL, c1, &lm);
-  R(rc);
+  R(kj_lid_put(b, NULL, c1, &lm));
   lm.lid = (kj_blob){(const uint8_t *)"lidC", 4};
   lm.updated_at = 250;
-  rc = kj_lid_put(b, NULL, c1, &lm);
-  R(rc);
+  R(kj_lid_put(b, NULL, c1, &lm));
   lm.lid = (kj_blob){(const uint8_t *)"lidA", 4};
   lm.updated_at = 250;
   lm.source = (kj_blob){(const uint8_t *)"usync", 5};
-  rc = kj_lid_put(b, NULL, c1, &lm);
-  R(rc);
+  R(kj_lid_put(b, NULL, c1, &lm));
   CALL("lid_get_by_phone");
-  rc = kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll);
-  R(rc, OUTL(f_lids, ll));
+  R(kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll), OUTL(f_lids, ll));
   CALL("lid_put");
   lm.phone = (kj_blob){(const uint8_t *)"+2", 2};
   lm.created_at = -1;
   lm.updated_at = 10;
-  rc = kj_lid_put(b, NULL, c1, &lm); /* lidA moves to +2 */
-  R(rc);
+  /* lidA moves to +2 */
+  R(kj_lid_put(b, NULL, c1, &lm));
   CALL("lid_get_by_phone");
-  rc = kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll);
-  R(rc, OUTL(f_lids, ll));
-  rc = kj_lid_get_by_phone(b, NULL, c1, A("+3"), &ll);
-  R(rc, OUTL(f_lids, ll));
+  R(kj_lid_get_by_phone(b, NULL, c1, A("+1"), &ll), OUTL(f_lids, ll));
+  R(kj_lid_get_by_phone(b, NULL, c1, A("+3"), &ll), OUTL(f_lids, ll));
   CALL("lid_get_by_lid");
-  rc = kj_lid_get_by_lid(b, NULL, c1, A("lidA"), &ll);
-  R(rc, OUTL(f_lids, ll));
-  rc = kj_lid_get_by_lid(b, NULL, c1, A("lidZ"), &ll);
-  R(rc, OUTL(f_lids, ll));
+  R(kj_lid_get_by_lid(b, NULL, c1, A("lidA"), &ll), OUTL(f_lids, ll));
+  R(kj_lid_get_by_lid(b, NULL, c1, A("lidZ"), &ll), OUTL(f_lids, ll));
   CALL("lid_get_all");
-  rc = kj_lid_get_all(b, NULL, c1, &ll);
-  R(rc, OUTL(f_lids, ll));
-  rc = kj_lid_get_all(b, NULL, c2, &ll);
-  R(rc, OUTL(f_lids, ll));
+  R(kj_lid_get_all(b, NULL, c1, &ll), OUTL(f_lids, ll));
+  R(kj_lid_get_all(b, NULL, c2, &ll), OUTL(f_lids, ll));
 
   CALL("base_key");
-  rc = kj_base_key_save(b, NULL, c1, A("ad"), A("msg"), A("base"));
-  R(rc);
-  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("bas"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_base_key_has_same(b, NULL, c1, A("a"), A("dmsg"), A("base"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_base_key_delete(b, NULL, c1, A("ad"), A("msg"));
-  R(rc);
-  rc = kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
+  R(kj_base_key_save(b, NULL, c1, A("ad"), A("msg"), A("base")));
+  R(kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("bas"), &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_base_key_has_same(b, NULL, c1, A("a"), A("dmsg"), A("base"), &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_base_key_delete(b, NULL, c1, A("ad"), A("msg")));
+  R(kj_base_key_has_same(b, NULL, c1, A("ad"), A("msg"), A("base"), &flag),
+    tu_buf_addf(&s, " %d", flag));
 
   CALL("device_list");
   kj_device_entry de[3] = {{7, 1, 0}, {1, 0, 99}, {UINT32_MAX, 1, 3}};
   kj_device_list dlr = {{(const uint8_t *)"user", 4}, -9, 1,
                         {(const uint8_t *)"", 0},     3,  de};
-  rc = kj_device_list_update(b, NULL, c1, &dlr);
-  R(rc);
-  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
-  R(rc, OUTL(f_devlist, dl));
+  R(kj_device_list_update(b, NULL, c1, &dlr));
+  R(kj_device_list_get(b, NULL, c1, A("user"), &dl), OUTL(f_devlist, dl));
   dlr.has_phash = 0;
   dlr.n = 0;
-  rc = kj_device_list_update(b, NULL, c1, &dlr);
-  R(rc);
-  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
-  R(rc, OUTL(f_devlist, dl));
-  rc = kj_device_list_delete(b, NULL, c1, A("user"));
-  R(rc);
-  rc = kj_device_list_get(b, NULL, c1, A("user"), &dl);
-  R(rc, OUTL(f_devlist, dl));
+  R(kj_device_list_update(b, NULL, c1, &dlr));
+  R(kj_device_list_get(b, NULL, c1, A("user"), &dl), OUTL(f_devlist, dl));
+  R(kj_device_list_delete(b, NULL, c1, A("user")));
+  R(kj_device_list_get(b, NULL, c1, A("user"), &dl), OUTL(f_devlist, dl));
 
   CALL("forget");
-  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pz"));
-  R(rc);
-  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa"));
-  R(rc);
-  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa"));
-  R(rc);
-  rc = kj_sender_key_mark_forget(b, NULL, c1, A("grp2"), A("pq"));
-  R(rc);
-  rc = kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_sender_key_consume_forget(b, NULL, 99, A("grp"), &bl);
-  R(rc, OUTL(f_blobs, bl));
+  R(kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pz")));
+  R(kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa")));
+  R(kj_sender_key_mark_forget(b, NULL, c1, A("grp"), A("pa")));
+  R(kj_sender_key_mark_forget(b, NULL, c1, A("grp2"), A("pq")));
+  R(kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl),
+    OUTL(f_blobs, bl));
+  R(kj_sender_key_consume_forget(b, NULL, c1, A("grp"), &bl),
+    OUTL(f_blobs, bl));
+  R(kj_sender_key_consume_forget(b, NULL, 99, A("grp"), &bl),
+    OUTL(f_blobs, bl));
 
   CALL("tc_token");
   kj_tc_token tt = {{(const uint8_t *)"T1", 2}, 100, 0, 555};
-  rc = kj_tc_token_put(b, NULL, c1, A("j1"), &tt);
-  R(rc);
+  R(kj_tc_token_put(b, NULL, c1, A("j1"), &tt));
   tt.token_ts = 200;
   tt.has_sender_ts = 1;
-  rc = kj_tc_token_put(b, NULL, c1, A("j2"), &tt);
-  R(rc);
+  R(kj_tc_token_put(b, NULL, c1, A("j2"), &tt));
   tt.token_ts = INT64_MIN;
-  rc = kj_tc_token_put(b, NULL, c1, A("j0"), &tt);
-  R(rc);
-  rc = kj_tc_token_get(b, NULL, c1, A("j1"), &tk);
-  R(rc, OUTL(f_token, tk));
-  rc = kj_tc_token_all_jids(b, NULL, c1, &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_tc_token_delete_expired(b, NULL, c1, 150, &u64);
-  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
-  rc = kj_tc_token_delete_expired(b, NULL, 99, 150, &u64);
-  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
-  rc = kj_tc_token_all_jids(b, NULL, c1, &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_tc_token_delete(b, NULL, c1, A("j2"));
-  R(rc);
-  rc = kj_tc_token_get(b, NULL, c1, A("j2"), &tk);
-  R(rc, OUTL(f_token, tk));
+  R(kj_tc_token_put(b, NULL, c1, A("j0"), &tt));
+  R(kj_tc_token_get(b, NULL, c1, A("j1"), &tk), OUTL(f_token, tk));
+  R(kj_tc_token_all_jids(b, NULL, c1, &bl), OUTL(f_blobs, bl));
+  R(kj_tc_token_delete_expired(b, NULL, c1, 150, &u64),
+    tu_buf_addf(&s, " removed=%llu", (unsigned long long)u64));
+  R(kj_tc_token_delete_expired(b, NULL, 99, 150, &u64),
+    tu_buf_addf(&s, " removed=%llu", (unsigned long long)u64));
+  R(kj_tc_token_all_jids(b, NULL, c1, &bl), OUTL(f_blobs, bl));
+  R(kj_tc_token_delete(b, NULL, c1, A("j2")));
+  R(kj_tc_token_get(b, NULL, c1, A("j2"), &tk), OUTL(f_token, tk));
 
   /* ratchet: created_at from the clock, kept keys keep it */
   CALL("ratchet");
@@ -1257,109 +1052,70 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   set_skipped(&st->skipped[1], 0xaa, 70000, 2);
   set_skipped(&st->skipped[2], 0xaa, 3, 3);
   set_skipped(&st->skipped[3], 0xbb, 2, 4); /* duplicate: last wins */
-  rc = kj_ratchet_save(b, NULL, c1, A("conv"), st);
-  R(rc);
+  R(kj_ratchet_save(b, NULL, c1, A("conv"), st));
   *clk += 61999; /* 61.999 s later */
   set_skipped(&st->skipped[0], 0xcc, 1, 5);
   set_skipped(&st->skipped[1], 0xaa, 3, 6); /* kept, new message key */
   st->n_skipped = 3;
-  rc = kj_ratchet_save(b, NULL, c1, A("conv"), st);
-  R(rc);
-  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
-  R(rc, OUTL(f_ratchet, rs));
-  rc = kj_ratchet_exists(b, NULL, c1, A("conv"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, 30, &u64);
-  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
-  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, -1, &u64);
-  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
-  rc = kj_ratchet_cleanup_skipped(b, NULL, c1, INT64_MAX, &u64);
-  R(rc, sb_addf(&s, " removed=%llu", (unsigned long long)u64));
-  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
-  R(rc, OUTL(f_ratchet, rs));
+  R(kj_ratchet_save(b, NULL, c1, A("conv"), st));
+  R(kj_ratchet_load(b, NULL, c1, A("conv"), &rs), OUTL(f_ratchet, rs));
+  R(kj_ratchet_exists(b, NULL, c1, A("conv"), &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_ratchet_cleanup_skipped(b, NULL, c1, 30, &u64),
+    tu_buf_addf(&s, " removed=%llu", (unsigned long long)u64));
+  R(kj_ratchet_cleanup_skipped(b, NULL, c1, -1, &u64),
+    tu_buf_addf(&s, " removed=%llu", (unsigned long long)u64));
+  R(kj_ratchet_cleanup_skipped(b, NULL, c1, INT64_MAX, &u64),
+    tu_buf_addf(&s, " removed=%llu", (unsigned long long)u64));
+  R(kj_ratchet_load(b, NULL, c1, A("conv"), &rs), OUTL(f_ratchet, rs));
   st->n_skipped = 0;
-  rc = kj_ratchet_save(b, NULL, c1, A("conv2"), st);
-  R(rc);
-  rc = kj_ratchet_load(b, NULL, c1, A("conv2"), &rs);
-  R(rc, OUTL(f_ratchet, rs));
-  rc = kj_ratchet_save(b, NULL, 99, A("conv"), st);
-  R(rc);
-  rc = kj_ratchet_delete(b, NULL, c1, A("conv"));
-  R(rc);
-  rc = kj_ratchet_exists(b, NULL, c1, A("conv"), &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_ratchet_load(b, NULL, c1, A("conv"), &rs);
-  R(rc, OUTL(f_ratchet, rs));
+  R(kj_ratchet_save(b, NULL, c1, A("conv2"), st));
+  R(kj_ratchet_load(b, NULL, c1, A("conv2"), &rs), OUTL(f_ratchet, rs));
+  R(kj_ratchet_save(b, NULL, 99, A("conv"), st));
+  R(kj_ratchet_delete(b, NULL, c1, A("conv")));
+  R(kj_ratchet_exists(b, NULL, c1, A("conv"), &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_ratchet_load(b, NULL, c1, A("conv"), &rs), OUTL(f_ratchet, rs));
 
   /* a transaction that commits, with a NOTFOUND and an EINVAL inside */
   CALL("tx1");
-  rc = kj_backend_begin(b, &t);
-  R(rc);
-  rc = kj_session_put(b, t, c2, A("in-tx"), A("v1"));
-  R(rc);
-  rc = kj_identity_put(b, t, 99, A("x"), key);
-  R(rc);
-  rc = kj_prekey_store(b, t, c2, 1, "", 0, 0);
-  R(rc);
-  rc = kj_sender_key_mark_forget(b, t, c2, A("g"), A("p"));
-  R(rc);
-  rc = kj_sender_key_consume_forget(b, t, c2, A("g"), &bl);
-  R(rc, OUTL(f_blobs, bl));
-  rc = kj_session_get(b, t, c2, A("in-tx"), &v, &vl);
-  R(rc, OUTV());
-  rc = kj_backend_commit(t);
-  R(rc);
-  rc = kj_session_get(b, NULL, c2, A("in-tx"), &v, &vl);
-  R(rc, OUTV());
+  R(kj_backend_begin(b, &t));
+  R(kj_session_put(b, t, c2, A("in-tx"), A("v1")));
+  R(kj_identity_put(b, t, 99, A("x"), key));
+  R(kj_prekey_store(b, t, c2, 1, "", 0, 0));
+  R(kj_sender_key_mark_forget(b, t, c2, A("g"), A("p")));
+  R(kj_sender_key_consume_forget(b, t, c2, A("g"), &bl), OUTL(f_blobs, bl));
+  R(kj_session_get(b, t, c2, A("in-tx"), &v, &vl), OUTV());
+  R(kj_backend_commit(t));
+  R(kj_session_get(b, NULL, c2, A("in-tx"), &v, &vl), OUTV());
 
   /* a transaction that rolls back: a create, a delete, writes */
   CALL("tx2");
-  rc = kj_backend_begin(b, &t);
-  R(rc);
-  rc = kj_device_create(b, t, &cx);
-  R(rc, sb_addf(&s, " id=%u", cx));
-  rc = kj_session_put(b, t, c2, A("rolled"), A("v"));
-  R(rc);
-  rc = kj_device_delete(b, t, c1);
-  R(rc);
-  rc = kj_device_exists(b, t, c1, &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_session_get(b, t, c2, A("rolled"), &v, &vl);
-  R(rc, OUTV());
+  R(kj_backend_begin(b, &t));
+  R(kj_device_create(b, t, &cx), tu_buf_addf(&s, " id=%u", cx));
+  R(kj_session_put(b, t, c2, A("rolled"), A("v")));
+  R(kj_device_delete(b, t, c1));
+  R(kj_device_exists(b, t, c1, &flag), tu_buf_addf(&s, " %d", flag));
+  R(kj_session_get(b, t, c2, A("rolled"), &v, &vl), OUTV());
   kj_backend_rollback(t);
-  rc = kj_session_get(b, NULL, c2, A("rolled"), &v, &vl);
-  R(rc, OUTV());
-  rc = kj_device_exists(b, NULL, c1, &flag);
-  R(rc, sb_addf(&s, " %d", flag));
-  rc = kj_device_create(b, NULL, &cx);
-  R(rc, sb_addf(&s, " id=%u", cx));
+  R(kj_session_get(b, NULL, c2, A("rolled"), &v, &vl), OUTV());
+  R(kj_device_exists(b, NULL, c1, &flag), tu_buf_addf(&s, " %d", flag));
+  R(kj_device_create(b, NULL, &cx), tu_buf_addf(&s, " id=%u", cx));
 
   /* slot deletion */
   CALL("delete");
-  rc = kj_device_delete(b, NULL, c1);
-  R(rc);
-  rc = kj_device_delete(b, NULL, c1);
-  R(rc);
-  rc = kj_device_delete(b, NULL, 0);
-  R(rc);
-  rc = kj_prekey_max_id(b, NULL, c1, &u32);
-  R(rc, sb_addf(&s, " %u", u32));
-  rc = kj_lid_get_all(b, NULL, c1, &ll);
-  R(rc, OUTL(f_lids, ll));
-  rc = kj_device_load(b, NULL, c1, &dr);
-  R(rc, OUTL(f_record, dr));
-  rc = kj_sync_key_latest(b, NULL, c1, &v, &vl);
-  R(rc, OUTV());
-  rc = kj_session_put(b, NULL, c1, A("a"), A("v"));
-  R(rc);
-  rc = kj_device_create(b, NULL, &cx);
-  R(rc, sb_addf(&s, " id=%u", cx));
-  rc = kj_device_list_ids(b, NULL, &ul);
-  R(rc, OUTL(f_u32s, ul));
-  rc = kj_device_snapshot_copy(b, NULL, A("x"), NULL, 0, NULL);
-  R(rc);
-  rc = kj_device_snapshot_copy(b, NULL, NULL, 3, NULL, 0, NULL);
-  R(rc);
+  R(kj_device_delete(b, NULL, c1));
+  R(kj_device_delete(b, NULL, c1));
+  R(kj_device_delete(b, NULL, 0));
+  R(kj_prekey_max_id(b, NULL, c1, &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_lid_get_all(b, NULL, c1, &ll), OUTL(f_lids, ll));
+  R(kj_device_load(b, NULL, c1, &dr), OUTL(f_record, dr));
+  R(kj_sync_key_latest(b, NULL, c1, &v, &vl), OUTV());
+  R(kj_session_put(b, NULL, c1, A("a"), A("v")));
+  R(kj_device_create(b, NULL, &cx), tu_buf_addf(&s, " id=%u", cx));
+  R(kj_device_list_ids(b, NULL, &ul), OUTL(f_u32s, ul));
+  R(kj_device_snapshot_copy(b, NULL, A("x"), NULL, 0, NULL));
+  R(kj_device_snapshot_copy(b, NULL, NULL, 3, NULL, 0, NULL));
   kj_free(st);
   (void)c3;
 }

@@ -7,6 +7,8 @@
 
 #include "testutil.h"
 
+#include "tap.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,16 +32,21 @@ char *tu_mkdtemp(void) {
     base = getenv("TMPDIR");
   if (base == NULL || base[0] == '\0')
     base = "/tmp";
-  size_t n = strlen(base) + sizeof("/kjtest.XXXXXX");
-  char *p = malloc(n);
-  if (p == NULL)
-    return NULL;
-  snprintf(p, n, "%s/kjtest.XXXXXX", base);
-  if (mkdtemp(p) == NULL) {
+  char *p = tu_path(base, "kjtest.XXXXXX");
+  if (p != NULL && mkdtemp(p) == NULL) {
     free(p);
-    return NULL;
+    p = NULL;
   }
   return p;
+}
+
+char *tu_mkdtemp_or_bail(void) {
+  char *dir = tu_mkdtemp();
+  if (dir == NULL) {
+    printf("Bail out! no temp dir\n");
+    exit(1);
+  }
+  return dir;
 }
 
 static int rm_cb(const char *path, const struct stat *st, int flag,
@@ -104,6 +111,21 @@ static int read_file(const char *path, char **data, size_t *len) {
   *data = p;
   *len = n;
   return 0;
+}
+
+void *tu_read_file(const char *path, size_t *len) {
+  char *data = NULL;
+  size_t n = 0;
+  if (read_file(path, &data, &n) != 0)
+    return NULL;
+  char *p = realloc(data, n + 1);
+  if (p == NULL) {
+    free(data);
+    return NULL;
+  }
+  p[n] = '\0';
+  *len = n;
+  return p;
 }
 
 int tu_write_file(const char *path, const void *data, size_t len) {
@@ -274,6 +296,179 @@ void tu_options_pass(kj_options *o, const char *passphrase) {
   o->pwhash_memlimit = 8192;
 }
 
+/* ---- opening stores and backends ------------------------------------------
+ */
+
+/* o, or the defaults of tu_options() when o is NULL. */
+static const kj_options *opts_or_default(const kj_options *o, kj_options *tmp) {
+  if (o != NULL)
+    return o;
+  tu_options(tmp);
+  return tmp;
+}
+
+static void diag_open(const char *fn, const char *dir, int rc, char *em) {
+  if (rc != KJ_OK)
+    printf("# %s(%s): %d %s\n", fn, dir ? dir : "(memory)", rc, em ? em : "");
+  kj_free(em);
+}
+
+/* kj_store_open() with o or the defaults; *rc gets its status. */
+static kj_store *store_open(const char *dir, const kj_options *o,
+                            const char *what, int *rc) {
+  kj_options tmp;
+  kj_store *s = NULL;
+  char *em = NULL;
+  *rc = kj_store_open(dir, opts_or_default(o, &tmp), &s, &em);
+  diag_open(what, dir, *rc, em);
+  return s;
+}
+
+kj_store *tu_store_open(const char *dir, const kj_options *o) {
+  int rc;
+  kj_store *s = store_open(dir, o, "kj_store_open", &rc);
+  return rc == KJ_OK ? s : NULL;
+}
+
+kj_store *tu_store_open_ok(const char *dir, const kj_options *o,
+                           const char *what) {
+  int rc;
+  kj_store *s = store_open(dir, o, what, &rc);
+  is(rc, KJ_OK, "%s: kj_store_open", what);
+  if (rc != KJ_OK && s != NULL) {
+    ok(0, "%s: *out must be NULL on failure", what);
+    s = NULL;
+  }
+  return s;
+}
+
+void tu_with_store_dir(const char *what, void (*tune)(kj_options *o),
+                       void (*fn)(const char *dir, const kj_options *o,
+                                  kj_store *s)) {
+  kj_options o;
+  tu_options(&o);
+  if (tune != NULL)
+    tune(&o);
+  char *dir = tu_mkdtemp();
+  kj_store *s = tu_store_open_ok(dir, &o, what);
+  if (s != NULL)
+    fn(dir, &o, s);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+kj_backend *tu_backend_open(const char *dir, const kj_options *o) {
+  kj_options tmp;
+  kj_backend *b = NULL;
+  char *em = NULL;
+  int rc = kj_backend_open(dir, opts_or_default(o, &tmp), &b, &em);
+  diag_open("kj_backend_open", dir, rc, em);
+  return rc == KJ_OK ? b : NULL;
+}
+
+void tu_with_slots(const char *name, unsigned nslots,
+                   void (*fn)(kj_backend *)) {
+  kj_backend *b = tu_backend_open(NULL, NULL);
+  int slots_ok = b != NULL;
+  for (unsigned i = 1; slots_ok && i <= nslots; i++)
+    slots_ok = tu_make_slot(b, i) == KJ_OK;
+  ok(slots_ok, "%s: backend and slot%s", name, nslots > 1 ? "s" : "");
+  if (b != NULL)
+    fn(b);
+  kj_backend_close(b);
+}
+
+/* ---- raw rows of the domain tables -----------------------------------------
+ */
+
+void tu_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+size_t tu_slot_key(uint8_t *k, uint32_t dev, const void *p, size_t n) {
+  tu_be32(k, dev);
+  if (n > 0)
+    memcpy(k + 4, p, n);
+  return 4 + n;
+}
+
+size_t tu_slot_name_key(uint8_t *k, uint32_t dev, const char *name) {
+  size_t n = strlen(name);
+  tu_be32(k, dev);
+  k[4] = (uint8_t)(n >> 8);
+  k[5] = (uint8_t)n;
+  memcpy(k + 6, name, n);
+  return 6 + n;
+}
+
+int tu_make_slot(kj_backend *b, uint32_t dev) {
+  uint8_t k[4];
+  tu_be32(k, dev);
+  return tu_raw_put(b, T_DEVICE, k, 4, "\x01\x00", 2);
+}
+
+int tu_raw_put(kj_backend *b, unsigned table, const void *k, size_t kl,
+               const void *v, size_t vl) {
+  return kj_put(kj_backend_store(b), NULL, table, k, kl, v, vl);
+}
+
+int tu_raw_get(kj_backend *b, unsigned table, const void *k, size_t kl,
+               uint8_t **v, size_t *vl) {
+  return kj_get(kj_backend_store(b), NULL, table, k, kl, (void **)v, vl);
+}
+
+int tu_raw_eq(kj_backend *b, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl) {
+  return tu_row_eq(kj_backend_store(b), table, k, kl, v, vl);
+}
+
+static int count_cb(void *arg, const void *k, size_t kl, const void *v,
+                    size_t vl) {
+  (void)k;
+  (void)kl;
+  (void)v;
+  (void)vl;
+  (*(size_t *)arg)++;
+  return 0;
+}
+
+long tu_raw_count(kj_backend *b, unsigned table, const void *prefix,
+                  size_t plen) {
+  size_t n = 0;
+  int rc = kj_scan_prefix(kj_backend_store(b), NULL, table, prefix, plen,
+                          count_cb, &n);
+  return rc ? -1 : (long)n;
+}
+
+int tu_backend_unchanged(kj_backend *b, const char *before) {
+  char *now = tu_dump_backend(b);
+  int same = tu_same_dump(before, now);
+  free(now);
+  return same;
+}
+
+void tu_fill(uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(seed + i * 7);
+}
+
+void tu_device_keys(kj_device_record *r, uint8_t seed) {
+  uint8_t *keys[] = {r->noise_pub,         r->noise_priv,
+                     r->identity_pub,      r->identity_priv,
+                     r->signed_prekey_pub, r->signed_prekey_priv};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    tu_fill(keys[i], 32, (uint8_t)(seed + i));
+  tu_fill(r->signed_prekey_sig, 64, (uint8_t)(seed + 6));
+  tu_fill(r->adv_secret, 32, (uint8_t)(seed + 7));
+}
+
+char *tu_dump_backend(kj_backend *b) {
+  return tu_dump_store(kj_backend_store(b));
+}
+
 /* ---- test VFS --------------------------------------------------------------
  */
 
@@ -291,16 +486,17 @@ static int tv_enter(tu_vfs *tv, tu_method m, int *partial) {
   int fail = 0;
   pthread_mutex_lock(&tv->mu);
   tv->calls[m]++;
-  if (tv->armed && tv->arm_method == m) {
-    tv->arm_seen++;
-    if (tv->arm_seen == tv->arm_nth ||
-        (tv->arm_seen > tv->arm_nth && (tv->arm_flags & TU_ARM_PERSIST))) {
-      fail = tv->arm_status;
+  struct tu_vfs_arming *a = &tv->arm;
+  if (a->on && a->method == m) {
+    a->seen++;
+    if (a->seen == a->nth ||
+        (a->seen > a->nth && (a->flags & TU_ARM_PERSIST))) {
+      fail = a->status;
       tv->injected++;
       if (partial != NULL)
-        *partial = (tv->arm_flags & TU_ARM_PARTIAL) != 0;
-      if (!(tv->arm_flags & TU_ARM_PERSIST))
-        tv->armed = 0;
+        *partial = (a->flags & TU_ARM_PARTIAL) != 0;
+      if (!(a->flags & TU_ARM_PERSIST))
+        a->on = 0;
     }
   }
   pthread_mutex_unlock(&tv->mu);
@@ -309,14 +505,36 @@ static int tv_enter(tu_vfs *tv, tu_method m, int *partial) {
   return fail;
 }
 
-static int tv_open(void *ctx, const char *path, unsigned flags,
-                   kj_vfs_file **out) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_OPEN, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->open(tv->base->ctx, path, flags, out);
-}
+/* A method that is counted, failed when armed, else forwarded to the base
+ * VFS with the same arguments. */
+#define TV_FORWARD(name, method, params, ...)                                  \
+  static int tv_##name params {                                                \
+    tu_vfs *tv = ctx;                                                          \
+    int rc = tv_enter(tv, method, NULL);                                       \
+    return rc != 0 ? rc : tv->base->name(tv->base->ctx, __VA_ARGS__);          \
+  }
+
+TV_FORWARD(open, TU_OPEN,
+           (void *ctx, const char *path, unsigned flags, kj_vfs_file **out),
+           path, flags, out)
+TV_FORWARD(read, TU_READ,
+           (void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
+            size_t *got),
+           f, buf, n, off, got)
+TV_FORWARD(sync, TU_SYNC, (void *ctx, kj_vfs_file *f), f)
+TV_FORWARD(truncate, TU_TRUNCATE, (void *ctx, kj_vfs_file *f, uint64_t size), f,
+           size)
+TV_FORWARD(size, TU_SIZE, (void *ctx, kj_vfs_file *f, uint64_t *out), f, out)
+TV_FORWARD(lock, TU_LOCK, (void *ctx, kj_vfs_file *f, int mode), f, mode)
+TV_FORWARD(rename, TU_RENAME, (void *ctx, const char *from, const char *to),
+           from, to)
+TV_FORWARD(unlink, TU_UNLINK, (void *ctx, const char *path), path)
+TV_FORWARD(sync_dir, TU_SYNC_DIR, (void *ctx, const char *dir), dir)
+TV_FORWARD(mkdir, TU_MKDIR, (void *ctx, const char *dir), dir)
+TV_FORWARD(list, TU_LIST,
+           (void *ctx, const char *dir, int (*fn)(void *arg, const char *name),
+            void *arg),
+           dir, fn, arg)
 
 static int tv_close(void *ctx, kj_vfs_file *f) {
   tu_vfs *tv = ctx;
@@ -325,15 +543,6 @@ static int tv_close(void *ctx, kj_vfs_file *f) {
   tv->calls[TU_CLOSE]++;
   pthread_mutex_unlock(&tv->mu);
   return tv->base->close(tv->base->ctx, f);
-}
-
-static int tv_read(void *ctx, kj_vfs_file *f, void *buf, size_t n, uint64_t off,
-                   size_t *got) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_READ, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->read(tv->base->ctx, f, buf, n, off, got);
 }
 
 static int tv_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
@@ -348,79 +557,6 @@ static int tv_write(void *ctx, kj_vfs_file *f, const void *buf, size_t n,
     return rc;
   }
   return tv->base->write(tv->base->ctx, f, buf, n, off);
-}
-
-static int tv_sync(void *ctx, kj_vfs_file *f) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SYNC, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->sync(tv->base->ctx, f);
-}
-
-static int tv_truncate(void *ctx, kj_vfs_file *f, uint64_t size) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_TRUNCATE, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->truncate(tv->base->ctx, f, size);
-}
-
-static int tv_size(void *ctx, kj_vfs_file *f, uint64_t *out) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SIZE, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->size(tv->base->ctx, f, out);
-}
-
-static int tv_lock(void *ctx, kj_vfs_file *f, int mode) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_LOCK, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->lock(tv->base->ctx, f, mode);
-}
-
-static int tv_rename(void *ctx, const char *from, const char *to) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_RENAME, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->rename(tv->base->ctx, from, to);
-}
-
-static int tv_unlink(void *ctx, const char *path) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_UNLINK, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->unlink(tv->base->ctx, path);
-}
-
-static int tv_sync_dir(void *ctx, const char *dir) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_SYNC_DIR, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->sync_dir(tv->base->ctx, dir);
-}
-
-static int tv_mkdir(void *ctx, const char *dir) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_MKDIR, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->mkdir(tv->base->ctx, dir);
-}
-
-static int tv_list(void *ctx, const char *dir,
-                   int (*fn)(void *arg, const char *name), void *arg) {
-  tu_vfs *tv = ctx;
-  int rc = tv_enter(tv, TU_LIST, NULL);
-  if (rc != 0)
-    return rc;
-  return tv->base->list(tv->base->ctx, dir, fn, arg);
 }
 
 void tu_vfs_init(tu_vfs *tv) {
@@ -444,48 +580,56 @@ void tu_vfs_init(tu_vfs *tv) {
   tv->vfs.list = tv_list;
 }
 
+void tu_options_vfs(kj_options *o, tu_vfs *tv) {
+  tu_vfs_init(tv);
+  tu_options(o);
+  o->vfs = &tv->vfs;
+}
+
 void tu_vfs_destroy(tu_vfs *tv) { pthread_mutex_destroy(&tv->mu); }
 
 void tu_vfs_arm(tu_vfs *tv, tu_method method, uint64_t nth, int status,
                 unsigned flags) {
   pthread_mutex_lock(&tv->mu);
-  tv->armed = 1;
-  tv->arm_method = method;
-  tv->arm_nth = nth == 0 ? 1 : nth;
-  tv->arm_seen = 0;
-  tv->arm_status = status;
-  tv->arm_flags = flags;
+  tv->arm =
+      (struct tu_vfs_arming){1, method, nth == 0 ? 1 : nth, 0, status, flags};
   pthread_mutex_unlock(&tv->mu);
 }
 
 void tu_vfs_disarm(tu_vfs *tv) {
   pthread_mutex_lock(&tv->mu);
-  tv->armed = 0;
+  tv->arm.on = 0;
   pthread_mutex_unlock(&tv->mu);
+}
+
+/* Every counter of tv, read in one go under its lock. */
+typedef struct tv_counts {
+  uint64_t calls[TU_NMETHODS];
+  uint64_t injected;
+} tv_counts;
+
+static tv_counts tv_read_counts(tu_vfs *tv) {
+  tv_counts c;
+  pthread_mutex_lock(&tv->mu);
+  memcpy(c.calls, tv->calls, sizeof c.calls);
+  c.injected = tv->injected;
+  pthread_mutex_unlock(&tv->mu);
+  return c;
 }
 
 uint64_t tu_vfs_calls(tu_vfs *tv, tu_method method) {
-  pthread_mutex_lock(&tv->mu);
-  uint64_t n = (unsigned)method < TU_NMETHODS ? tv->calls[method] : 0;
-  pthread_mutex_unlock(&tv->mu);
-  return n;
+  return (unsigned)method < TU_NMETHODS ? tv_read_counts(tv).calls[method] : 0;
 }
 
 uint64_t tu_vfs_total_calls(tu_vfs *tv) {
+  tv_counts c = tv_read_counts(tv);
   uint64_t n = 0;
-  pthread_mutex_lock(&tv->mu);
   for (int i = 0; i < TU_NMETHODS; i++)
-    n += tv->calls[i];
-  pthread_mutex_unlock(&tv->mu);
+    n += c.calls[i];
   return n;
 }
 
-uint64_t tu_vfs_injected(tu_vfs *tv) {
-  pthread_mutex_lock(&tv->mu);
-  uint64_t n = tv->injected;
-  pthread_mutex_unlock(&tv->mu);
-  return n;
-}
+uint64_t tu_vfs_injected(tu_vfs *tv) { return tv_read_counts(tv).injected; }
 
 void tu_vfs_reset_counts(tu_vfs *tv) {
   pthread_mutex_lock(&tv->mu);
@@ -636,6 +780,24 @@ char *tu_dump_store(kj_store *s) {
   return tu_dump_tables(s, NULL, t, KJ_TABLE_MAX, &d) ? NULL : d;
 }
 
+int tu_get_eq(kj_store *s, kj_txn *t, unsigned table, const void *k, size_t kl,
+              const void *v, size_t vl) {
+  void *got = NULL;
+  size_t gl = (size_t)-1;
+  int rc = kj_get(s, t, table, k, kl, &got, &gl);
+  int res = rc == KJ_OK && gl == vl &&
+            (vl == 0 || (got != NULL && memcmp(got, v, vl) == 0));
+  if (!res)
+    printf("#   get: rc=%d len=%zu (want %zu)\n", rc, gl, vl);
+  kj_free(got);
+  return res;
+}
+
+int tu_get_str_eq(kj_store *s, kj_txn *t, unsigned table, const char *k,
+                  const char *v) {
+  return tu_get_eq(s, t, table, k, strlen(k), v, strlen(v));
+}
+
 int tu_same_dump(const char *a, const char *b) {
   return a && b && strcmp(a, b) == 0;
 }
@@ -650,4 +812,109 @@ int tu_row_eq(kj_store *s, unsigned table, const void *k, size_t kl,
     printf("#   raw row: rc %d len %zu (want %zu)\n", rc, gl, vl);
   kj_free(got);
   return res;
+}
+
+/* ---- checks shared by the domain store tests ------------------------------
+ */
+
+kj_tx *tu_tx_begin_writes(kj_backend *b, const tu_tx_script *s) {
+  kj_tx *t = NULL;
+  is(kj_backend_begin(b, &t), KJ_OK, "tx: begin");
+  is(s->writes(b, t), KJ_OK, "tx: every write op inside a transaction");
+  ok(s->visible(b, t), "tx: reads inside the tx see the tx's writes");
+  return t;
+}
+
+void tu_tx_rollback_clean(kj_backend *b, kj_tx *t, const char *before) {
+  ok(tu_backend_unchanged(b, before),
+     "tx: nothing visible outside before commit");
+  kj_backend_rollback(t);
+  ok(tu_backend_unchanged(b, before), "tx: rollback leaves nothing");
+}
+
+void tu_check_persistence(const tu_tx_script *s) {
+  char *dir = tu_mkdtemp();
+  kj_backend *b = dir ? tu_backend_open(dir, NULL) : NULL;
+  ok(b && !tu_make_slot(b, 1), "persist: backend on a directory");
+  if (!b) {
+    free(dir);
+    return;
+  }
+  s->base_rows(b);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  s->writes(b, t);
+  kj_backend_commit(t);
+  char *before = tu_dump_backend(b);
+  is(kj_backend_close(b), KJ_OK, "persist: close");
+  b = tu_backend_open(dir, NULL);
+  ok(b != NULL, "persist: reopen");
+  if (b) {
+    char *after = tu_dump_backend(b);
+    ok(tu_same_dump(before, after), "persist: every row survives reopen");
+    free(after);
+    ok(s->visible(b, NULL), "persist: every value reads back after reopen");
+    kj_backend_close(b);
+  }
+  free(before);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+kj_tx *tu_big_batch_fails(kj_backend *b, const tu_big_batch *bb,
+                          char **before) {
+  *before = tu_dump_backend(b);
+  int rc = bb->batch(b, NULL, bb->items, bb->n);
+  ok(rc != KJ_OK, "big batch: alone fails (got %d)", rc);
+  ok(tu_backend_unchanged(b, *before), "big batch: ... and stores nothing");
+  kj_tx *t = NULL;
+  is(kj_backend_begin(b, &t), KJ_OK, "big batch: begin");
+  bb->write(b, t);
+  rc = bb->batch(b, t, bb->items, bb->n);
+  ok(rc != KJ_OK, "big batch: in a tx fails (got %d)", rc);
+  return t;
+}
+
+void tu_run_domain_suite(const tu_domain_suite *s) {
+  tu_with_slots("slots", 2, s->slots);
+  tu_with_slots("tx", 1, s->tx);
+  tu_with_slots("big batch", 1, s->big_batch);
+  tu_check_persistence(s->persist);
+  tu_with_slots("corrupt", 1, s->corrupt);
+}
+
+int tu_out_rc(int rc, void *out, size_t len) {
+  if (rc != KJ_OK && (out != NULL || len != 0)) {
+    printf("#   out not NULL on failure\n");
+    return 99;
+  }
+  kj_free(out);
+  return rc;
+}
+
+int tu_damage_rc_ok(int rc) {
+  return rc == KJ_OK || rc == KJ_ECORRUPT || rc == KJ_EFORMAT;
+}
+
+void tu_check_damage_rounds(kj_backend *b, uint64_t seed, int rounds,
+                            size_t cap, unsigned odds, unsigned npick,
+                            int (*probe)(kj_backend *b, tu_rng *r,
+                                         unsigned pick, uint8_t *v,
+                                         size_t vl)) {
+  uint8_t *v = malloc(cap);
+  if (v == NULL)
+    abort();
+  tu_rng r;
+  tu_rng_seed(&r, seed);
+  int bad = 0;
+  for (int i = 0; i < rounds; i++) {
+    size_t vl = (size_t)tu_rng_below(&r, cap);
+    tu_rng_fill(&r, v, vl);
+    if (vl && tu_rng_below(&r, odds))
+      v[0] = 1;
+    if (!probe(b, &r, (unsigned)tu_rng_below(&r, npick), v, vl))
+      bad++;
+  }
+  free(v);
+  is(bad, 0, "corrupt: random values give OK, ECORRUPT or EFORMAT only");
 }
