@@ -14,7 +14,10 @@ cc=${CC:-cc}
 tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-/tmp}/selftest.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 s=$top_srcdir
-srcs="$s/src/engine/*.c $s/src/domain/*.c $s/src/native/*.c $s/oracle/*.c $s/src/cli/*.c $s/bench/bench_compare.c"
+srcs="$s/src/engine/*.c $s/src/domain/*.c $s/src/native/*.c $s/oracle/*.c $s/src/cli/*.c"
+for f in harness measure contender_native contender_sqlite report compare; do
+  srcs="$srcs $s/bench/$f.c"
+done
 # Each bug, and the campaign that must catch it.
 bugs="NONE PREKEY_RESURRECT LID_CREATED_AT ROLLBACK_COMMITS SKIP_SYNC NO_DIRSYNC SNAPSHOT_DROP_EARLY"
 campaign="--seed 11 --workloads 4 --ops 400 --crash sample:30 --kill 0"
