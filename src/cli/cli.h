@@ -4,9 +4,9 @@
  * main.c owns argument parsing, the dispatch, the "verify" and "info"
  * commands, usage text and error printing; keysrc.c owns key material (key
  * files, KJ_PASSPHRASE, the /dev/tty prompt, random keys) and its wiping;
- * demo.c owns the "demo" crash test; bench.c the "bench" benchmark and
- * oracle.c the "oracle" campaigns (both need SQLite). Nothing here is
- * global mutable state: every function works on what it is passed.
+ * demo.c owns the "demo" crash test; cmd_oracle.c runs "oracle" and
+ * "bench" in the program keyjournal-oracle. Nothing here is global mutable
+ * state: every function works on what it is passed.
  */
 #ifndef KJ_CLI_H
 #define KJ_CLI_H
@@ -24,6 +24,10 @@ enum {
   CLI_EXIT_USAGE = 2,   /* bad arguments, unusable key source */
   CLI_EXIT_KEY = 3,     /* KJ_EKEY: wrong key or not a store */
   CLI_EXIT_CORRUPT = 4, /* KJ_ECORRUPT: durable data is damaged */
+  /* oracle, bench: keyjournal-oracle found but exec failed, and not found
+   * (the shell's statuses for the same cases) */
+  CLI_EXIT_CANNOT_RUN = 126,
+  CLI_EXIT_NO_ORACLE = 127,
 };
 
 /* ---- arguments (main.c) ---------------------------------------------- */
@@ -111,18 +115,9 @@ const char *cli_key_describe(const cli_key *k);
 /* keyjournal demo (demo.c); argv[0] is "demo". Returns the exit status. */
 int cli_demo(int argc, char **argv);
 
-/* keyjournal bench (bench.c); argv[0] is "bench". Runs the benchmark of
- * bench/bench_compare.c where SQLite was found, else fails (exit 1).
- * Returns the exit status. */
-int cli_bench(int argc, char **argv);
-extern const char cli_bench_usage_text[];
-
-/* ---- oracle campaigns (oracle.c; only with SQLite) -------------------- */
-
-#ifdef KJ_HAVE_ORACLE
-/* `keyjournal oracle ...`: argv[0] is "oracle". Returns the exit status. */
-int cli_oracle(int argc, char **argv);
-extern const char cli_oracle_usage_text[];
-#endif
+/* keyjournal oracle and keyjournal bench (cmd_oracle.c); argv[0] is
+ * "oracle" or "bench". Executes keyjournal-oracle with the same arguments;
+ * returns only when that fails, with the exit status. */
+int cmd_oracle(int argc, char **argv);
 
 #endif /* KJ_CLI_H */

@@ -7,11 +7,12 @@
  * and the two read-only commands: "verify" (open read-only, which replays
  * and authenticates every journal frame, then cross-check the tables) and
  * "info" (the figures of kj_store_stats() and kj_table_count()). The key
- * comes from keysrc.c; "demo" lives in demo.c, "bench" in bench.c and
- * "oracle" in oracle.c.
+ * comes from keysrc.c; "demo" lives in demo.c; "oracle" and "bench" run in
+ * the program keyjournal-oracle (cmd_oracle.c).
  *
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 wrong key or not a store
- * (KJ_EKEY), 4 damaged store (KJ_ECORRUPT).
+ * (KJ_EKEY), 4 damaged store (KJ_ECORRUPT); oracle and bench: 127 when
+ * keyjournal-oracle is not found, 126 when it cannot be run.
  */
 #ifdef HAVE_CONFIG_H
 #include <config.h>
@@ -28,6 +29,7 @@
 #include "cli.h"
 #include "keyjournal/errors.h"
 #include "keyjournal/store.h"
+#include "usage_oracle.h"
 
 #ifdef PACKAGE_VERSION
 #define CLI_VERSION_TEXT "keyjournal " PACKAGE_VERSION
@@ -103,15 +105,9 @@ static const char usage_keys[] =
 static const char usage_exit[] =
     "Exit status: 0 ok, 1 failure, 2 usage error, 3 wrong key or not a\n"
     "store, 4 store damaged.\n";
-
-/* The oracle's usage text, or "" in a build without SQLite. */
-static const char *usage_oracle(void) {
-#ifdef KJ_HAVE_ORACLE
-  return cli_oracle_usage_text;
-#else
-  return "";
-#endif
-}
+static const char usage_exit_oracle[] =
+    "oracle and bench run the program keyjournal-oracle, built only when\n"
+    "configure finds SQLite: exit 127 when it is not found.\n";
 
 void cli_usage(FILE *to, const char *cmd) {
   if (cmd != NULL && strcmp(cmd, "demo") == 0) {
@@ -136,9 +132,9 @@ void cli_usage(FILE *to, const char *cmd) {
           "\n"
           "Options may come before or after DIR; \"--\" ends the options.\n"
           "\n"
-          "%s\n%s",
-          usage_demo, usage_verify, usage_info, usage_oracle(),
-          cli_bench_usage_text, usage_keys, usage_exit);
+          "%s\n%s%s",
+          usage_demo, usage_verify, usage_info, CLI_USAGE_ORACLE,
+          CLI_USAGE_BENCH, usage_keys, usage_exit, usage_exit_oracle);
 }
 
 /* ---- arguments ------------------------------------------------------- */
@@ -415,14 +411,12 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   if (is_help(cmd)) {
-#ifdef KJ_HAVE_ORACLE
     if (argc > 2 && strcmp(argv[2], "oracle") == 0) {
-      printf("Usage:\n%s", cli_oracle_usage_text);
+      printf("Usage:\n%s", CLI_USAGE_ORACLE);
       return CLI_EXIT_OK;
     }
-#endif
     if (argc > 2 && strcmp(argv[2], "bench") == 0) {
-      printf("Usage:\n%s", cli_bench_usage_text);
+      printf("Usage:\n%s", CLI_USAGE_BENCH);
       return CLI_EXIT_OK;
     }
     if (argc > 2 &&
@@ -437,12 +431,8 @@ int main(int argc, char **argv) {
     puts(CLI_VERSION_TEXT);
     return CLI_EXIT_OK;
   }
-#ifdef KJ_HAVE_ORACLE
-  if (strcmp(cmd, "oracle") == 0)
-    return cli_oracle(argc - 1, argv + 1);
-#endif
-  if (strcmp(cmd, "bench") == 0)
-    return cli_bench(argc - 1, argv + 1);
+  if (strcmp(cmd, "oracle") == 0 || strcmp(cmd, "bench") == 0)
+    return cmd_oracle(argc - 1, argv + 1);
   int is_demo = strcmp(cmd, "demo") == 0;
   int is_verify = strcmp(cmd, "verify") == 0;
   int is_info = strcmp(cmd, "info") == 0;
