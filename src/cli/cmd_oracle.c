@@ -8,7 +8,9 @@
  * installed only when configure finds SQLite. This handler finds that
  * program and executes it in place of this process with the same
  * arguments (`keyjournal-oracle oracle ARGS...`), so output, signals and
- * the exit status are the command's own.
+ * the exit status are the command's own. The usage texts are here too
+ * (usage_oracle.h), so `keyjournal help` describes both commands even where
+ * keyjournal-oracle is not installed.
  *
  * The program is looked for, first found wins:
  *   1. $KEYJOURNAL_ORACLE when set (and then only there);
@@ -31,8 +33,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "usage_oracle.h"
 
 #define ORACLE_PROG "keyjournal-oracle"
+
+const char cli_usage_oracle[] = CLI_USAGE_ORACLE;
+const char cli_usage_bench[] = CLI_USAGE_BENCH;
 
 /* What was searched, for the message: "label: dir, dir; label: dir". */
 typedef struct searched {
@@ -135,13 +141,11 @@ static int find_oracle(const char *cmd, char *out, size_t cap) {
   s.label = "PATH";
   if (try_path(out, cap, &s))
     return CLI_EXIT_OK;
+  const cli_cmd *c = cli_cmd_find(cmd);
   cli_error(cmd,
             "'keyjournal %s' (%s) runs the program " ORACLE_PROG
             ", which was not found",
-            cmd,
-            strcmp(cmd, "bench") == 0
-                ? "the native engine, SQLite and SQLCipher side by side"
-                : "oracle campaigns against the SQLite reference");
+            cmd, c != NULL ? c->summary : "");
   cli_error(cmd, "searched: %s", s.len ? s.text : "nothing");
   cli_error(cmd, ORACLE_PROG
             " is built and installed with keyjournal only "
