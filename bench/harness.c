@@ -132,18 +132,6 @@ double bench_median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-void bench_rng_seed(bench_rng *g, uint64_t seed) {
-  g->state = 0x9e3779b97f4a7c15ull ^ (seed * 0xbf58476d1ce4e5b9ull);
-}
-
-uint64_t bench_rng_next(bench_rng *g) {
-  uint64_t x = g->state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  return g->state = x;
-}
-
 void bench_fill_random(bench_rng *g, uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i += 8) {
     uint64_t v = bench_rng_next(g);
