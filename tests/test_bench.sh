@@ -40,6 +40,8 @@ mkdir "$tmp/run"
 check "bench --help exits 0" status 0 "$tmp/help" "$KEYJOURNAL" bench --help
 check "the help names SQLCipher" grep -q SQLCipher "$tmp/help"
 check "help bench exits 0" status 0 "$tmp/help2" "$KEYJOURNAL" help bench
+check "bench --help and help bench print the same text" \
+  cmp -s "$tmp/help" "$tmp/help2"
 check "an unknown option is a usage error" \
   status 2 "$tmp/out" "$KEYJOURNAL" bench --frobnicate
 check "--reps 0 is a usage error" \

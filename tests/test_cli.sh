@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/test_cli.sh - the keyjournal command: demo, verify, info and their
-# exit codes (0 sound, 2 usage, 3 wrong key, 4 damaged durable data).
+# exit codes (0 sound, 2 usage, 3 wrong key, 4 damaged durable data), help,
+# and the exit code of oracle and bench without keyjournal-oracle (127).
 # Prints TAP. Needs $KEYJOURNAL (set by `make check`).
 
 : "${KEYJOURNAL:?set KEYJOURNAL to the keyjournal binary}"
@@ -29,6 +30,15 @@ store=$tmp/store
 check "--help exits 0" status 0 "$KEYJOURNAL" --help
 check "no command is a usage error" status 2 "$KEYJOURNAL"
 check "unknown command is a usage error" status 2 "$KEYJOURNAL" frobnicate
+check "help exits 0" status 0 "$KEYJOURNAL" help
+check "help lists every command" sh -c 'for c in demo verify info oracle bench help; do
+  grep -q "^  keyjournal $c " "$1" || { echo "# $c missing"; exit 1; }; done' sh "$tmp/out"
+# oracle and bench run keyjournal-oracle: a missing one is exit 127.
+check "oracle with a missing keyjournal-oracle exits 127" \
+  status 127 env KEYJOURNAL_ORACLE="$tmp/no-such-program" "$KEYJOURNAL" oracle
+check "the message names what is missing" grep -q "KEYJOURNAL_ORACLE=$tmp/no-such-program" "$tmp/err"
+check "bench with a missing keyjournal-oracle exits 127" \
+  status 127 env KEYJOURNAL_ORACLE="$tmp/no-such-program" "$KEYJOURNAL" bench
 check "demo runs and recovers after SIGKILL" status 0 "$KEYJOURNAL" demo --seed 7 "$store"
 check "demo reports OK" grep -q "demo: OK" "$tmp/out"
 check "demo wrote the key next to the store" test -s "$store.key"

@@ -27,5 +27,9 @@ check "NORMAL sync campaign: no divergence" \
   --sync normal --kill 2
 check "unknown option is a usage error" run 2 oracle --frobnicate 3
 check "bad --crash value is a usage error" run 2 oracle --crash some
+check "oracle --help exits 0 (keyjournal-oracle)" run 0 oracle --help
+cp "$tmp/out" "$tmp/help"
 check "help oracle exits 0" run 0 help oracle
+check "oracle --help and help oracle print the same text" \
+  cmp -s "$tmp/help" "$tmp/out"
 tap_done

@@ -1,12 +1,16 @@
 /*
  * src/cli/cli.h - shared declarations of the keyjournal command.
  *
- * main.c owns argument parsing, the dispatch, the "verify" and "info"
- * commands, usage text and error printing; keysrc.c owns key material (key
- * files, KJ_PASSPHRASE, the /dev/tty prompt, random keys) and its wiping;
- * demo.c owns the "demo" crash test; bench.c the "bench" benchmark and
- * oracle.c the "oracle" campaigns (both need SQLite). Nothing here is
- * global mutable state: every function works on what it is passed.
+ * The command is one file per command (cmd_*.c, each a handler named in the
+ * command table of main.c) over a few shared files: args.c parses the
+ * options common to the store commands, messages.c prints errors and maps
+ * keyjournal status codes to exit codes, readonly.c opens a store
+ * read-only for verify and info, keysrc.c owns key material (key files,
+ * KJ_PASSPHRASE, the /dev/tty prompt, random keys) and its wiping;
+ * usage_oracle.h is the usage text of the two commands that run in
+ * keyjournal-oracle. The command uses the public API of the library only.
+ * Nothing here is global mutable state: every function works on what it is
+ * passed.
  */
 #ifndef KJ_CLI_H
 #define KJ_CLI_H
@@ -24,9 +28,60 @@ enum {
   CLI_EXIT_USAGE = 2,   /* bad arguments, unusable key source */
   CLI_EXIT_KEY = 3,     /* KJ_EKEY: wrong key or not a store */
   CLI_EXIT_CORRUPT = 4, /* KJ_ECORRUPT: durable data is damaged */
+  /* oracle, bench: keyjournal-oracle found but exec failed, and not found
+   * (the shell's statuses for the same cases) */
+  CLI_EXIT_CANNOT_RUN = 126,
+  CLI_EXIT_NO_ORACLE = 127,
 };
 
-/* ---- arguments (main.c) ---------------------------------------------- */
+/* ---- commands (main.c, cmd_*.c) --------------------------------------- */
+
+/* A command: argv[0] is its name. Returns the exit status. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+/* What `keyjournal help` prints besides a command's usage lines. */
+enum {
+  CLI_HELP_PAGE = 1, /* `keyjournal help NAME` prints its own page */
+  CLI_HELP_KEYS = 2, /* ... followed by the key sources */
+  CLI_HELP_EXIT = 4, /* ... and the exit statuses */
+  CLI_SODIUM = 8,    /* libsodium is initialised before the handler runs */
+};
+
+typedef struct cli_cmd {
+  const char *name;
+  cli_cmd_fn fn;
+  const char *summary; /* one line */
+  const char *usage;   /* its lines in `keyjournal help` */
+  int flags;           /* CLI_HELP_*, CLI_SODIUM */
+} cli_cmd;
+
+/* The command table, in the order of `keyjournal help`. */
+extern const cli_cmd cli_cmds[];
+extern const size_t cli_ncmds;
+/* The command called name (aliases included), or NULL. */
+const cli_cmd *cli_cmd_find(const char *name);
+
+int cmd_demo(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+/* oracle and bench: executes keyjournal-oracle with the same arguments,
+ * returns only when that fails. */
+int cmd_oracle(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+extern const char cli_usage_demo[];
+extern const char cli_usage_verify[];
+extern const char cli_usage_info[];
+extern const char cli_usage_oracle[];
+extern const char cli_usage_bench[];
+extern const char cli_usage_help[];
+extern const char cli_usage_version[];
+
+/* Print the usage text of the command cmd (NULL: the whole command). */
+void cli_usage(FILE *to, const char *cmd);
+
+/* ---- arguments (args.c) ----------------------------------------------- */
 
 /* Options of one command; options may come before or after DIR. */
 typedef struct cli_args {
@@ -42,7 +97,15 @@ typedef struct cli_args {
 int cli_parse_args(const char *cmd, int argc, char **argv, int first,
                    int allow_seed, cli_args *args);
 
-/* ---- messages (main.c) ----------------------------------------------- */
+/* Returned by a parser when the command goes on (not an exit status). */
+#define CLI_GO_ON (-1)
+
+/* The command line of verify and info, argv[0] being the command:
+ * [--key-file F] DIR. Returns CLI_GO_ON with args->dir set, or the exit
+ * status after the usage text (--help) or a usage error. */
+int cli_parse_dir_args(const char *cmd, int argc, char **argv, cli_args *args);
+
+/* ---- messages (messages.c) -------------------------------------------- */
 
 /* "keyjournal: <cmd>: <formatted message>" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -54,8 +117,18 @@ void cli_kj_error(const char *cmd, const char *what, int rc,
 /* Exit status for a failed keyjournal call: 3 for KJ_EKEY, 4 for
  * KJ_ECORRUPT, 1 for anything else. */
 int cli_exit_for(int rc);
-/* Print the usage text of the command cmd (NULL: the whole command). */
-void cli_usage(FILE *to, const char *cmd);
+
+/* ---- read-only stores (readonly.c) ------------------------------------ */
+
+/* Resolve the key (cli_key_resolve) and open a->dir read-only. Returns an
+ * exit status; on CLI_EXIT_OK *out is the open handle. */
+int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out);
+/* Close a handle, reporting a failed close. Returns an exit status. */
+int cli_close_store(const char *cmd, kj_store *s);
+/* kj_store_stats() into *st. Returns an exit status. */
+int cli_get_stats(const char *cmd, kj_store *s, kj_stats *st);
+/* The note on a torn or unsynced tail, when recovery found one. */
+void cli_print_tail_note(const char *cmd, const kj_stats *st);
 
 /* ---- key material (keysrc.c) ----------------------------------------- */
 
@@ -105,24 +178,5 @@ int cli_key_write_file(const cli_key *k, const char *path, const char *cmd);
 void cli_key_apply(const cli_key *k, kj_options *o);
 /* Human-readable source, e.g. "key file", "KJ_PASSPHRASE". */
 const char *cli_key_describe(const cli_key *k);
-
-/* ---- commands -------------------------------------------------------- */
-
-/* keyjournal demo (demo.c); argv[0] is "demo". Returns the exit status. */
-int cli_demo(int argc, char **argv);
-
-/* keyjournal bench (bench.c); argv[0] is "bench". Runs the benchmark of
- * bench/bench_compare.c where SQLite was found, else fails (exit 1).
- * Returns the exit status. */
-int cli_bench(int argc, char **argv);
-extern const char cli_bench_usage_text[];
-
-/* ---- oracle campaigns (oracle.c; only with SQLite) -------------------- */
-
-#ifdef KJ_HAVE_ORACLE
-/* `keyjournal oracle ...`: argv[0] is "oracle". Returns the exit status. */
-int cli_oracle(int argc, char **argv);
-extern const char cli_oracle_usage_text[];
-#endif
 
 #endif /* KJ_CLI_H */

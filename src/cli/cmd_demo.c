@@ -1,5 +1,5 @@
 /*
- * src/cli/demo.c - "keyjournal demo DIR": a crash test anyone can run.
+ * src/cli/cmd_demo.c - "keyjournal demo DIR": a crash test anyone can run.
  *
  * Owns the demo: it creates a new store in DIR holding messaging-client
  * rows, forks a child that commits numbered transactions with KJ_SYNC_FULL
@@ -47,6 +47,15 @@
 #include "keyjournal/store.h"
 
 static const char *const CMD = "demo";
+
+const char cli_usage_demo[] =
+    "  keyjournal demo [--key-file F] [--seed N] DIR\n"
+    "      Create a store in DIR (absent or empty) holding messaging-client\n"
+    "      rows, let a child process commit transactions with KJ_SYNC_FULL,\n"
+    "      SIGKILL it at a random point, reopen the store and check that\n"
+    "      every acknowledged commit survived and no transaction is partial.\n"
+    "      --seed N picks the kill point (default: time-based; printed).\n"
+    "      Exit 0 when the check passes, 1 when it fails, 2 on bad usage.\n";
 
 /* ---- schema ---------------------------------------------------------- */
 
@@ -927,7 +936,7 @@ static int demo_recover(const char *dir, const cli_key *k, const demo_run *run,
 
 /* ---- the command ----------------------------------------------------- */
 
-int cli_demo(int argc, char **argv) {
+int cmd_demo(int argc, char **argv) {
   cli_args a;
   int rc = cli_parse_args(CMD, argc, argv, 1, 1, &a);
   if (rc != CLI_EXIT_OK)

@@ -1,10 +1,12 @@
 /*
- * src/cli/oracle.c - `keyjournal oracle`: run an oracle campaign.
+ * tools/cmd_oracle.c - `keyjournal oracle` (in keyjournal-oracle): run an
+ * oracle campaign.
  *
  * Differential runs of the native engine against the SQLite reference,
  * crash-point sweeps through the fault VFS and SIGKILL runs, as configured
  * by the options; the last line sums them up. Exit 0 only when nothing
- * diverged. Built only when configure found SQLite (KJ_HAVE_ORACLE).
+ * diverged. Owns the options of a campaign and its report; the campaign
+ * itself is oracle/crash.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,23 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/usage_oracle.h"
 #include "oracle.h"
-
-const char cli_oracle_usage_text[] =
-    "  keyjournal oracle [--seed N] [--ops N] [--workloads N]\n"
-    "                    [--crash none|sample:N|all] [--sync full|normal]\n"
-    "                    [--kill N] [--jobs N]\n"
-    "      Drive the native engine and the SQLite reference with the same\n"
-    "      seeded workloads and compare every result and the whole state;\n"
-    "      crash the engine at I/O operations (--crash) and kill it with\n"
-    "      SIGKILL (--kill), and check what it recovers. Defaults: a time\n"
-    "      seed, 500 ops, 4 workloads, --crash sample:50, --sync full,\n"
-    "      --kill 10, --jobs 1. --jobs N checks up to N crash points at\n"
-    "      once (1..16; the results do not depend on it). Temporary stores\n"
-    "      go under $TMPDIR (default /tmp). Exit 0 when nothing diverged,\n"
-    "      1 otherwise, 2 on bad usage. A divergence prints a command that\n"
-    "      reproduces it.\n";
+#include "tools.h"
 
 static int parse_u64(const char *s, uint64_t *out) {
   char *end;
@@ -42,7 +30,7 @@ static int parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
-int cli_oracle(int argc, char **argv) {
+int tool_oracle(int argc, char **argv) {
   ora_campaign c;
   memset(&c, 0, sizeof c);
   struct timespec ts;
@@ -56,12 +44,12 @@ int cli_oracle(int argc, char **argv) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     uint64_t n;
     if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
-      printf("Usage:\n%s", cli_oracle_usage_text);
-      return CLI_EXIT_OK;
+      printf("Usage:\n%s", CLI_USAGE_ORACLE);
+      return TOOL_EXIT_OK;
     }
     if (!v) {
-      cli_error("oracle", "%s needs a value (see 'keyjournal help oracle')", o);
-      return CLI_EXIT_USAGE;
+      tool_error("oracle", "%s needs a value (see 'keyjournal help oracle')", o);
+      return TOOL_EXIT_USAGE;
     }
     i++;
     if (!strcmp(o, "--seed") && !parse_u64(v, &n)) {
@@ -87,9 +75,9 @@ int cli_oracle(int argc, char **argv) {
       c.crash_all = 0;
       c.crash_sample = (size_t)n;
     } else {
-      cli_error("oracle", "bad option '%s %s' (see 'keyjournal help oracle')",
+      tool_error("oracle", "bad option '%s %s' (see 'keyjournal help oracle')",
                 o, v);
-      return CLI_EXIT_USAGE;
+      return TOOL_EXIT_USAGE;
     }
   }
   c.progress = isatty(STDERR_FILENO);
@@ -106,8 +94,8 @@ int cli_oracle(int argc, char **argv) {
     fwrite(c.report.p, 1, c.report.len, stdout);
   ora_obuf_free(&c.report);
   if (rc) {
-    cli_kj_error("oracle", "campaign", rc, NULL);
-    return CLI_EXIT_FAIL;
+    tool_kj_error("oracle", "campaign", rc, NULL);
+    return TOOL_EXIT_FAIL;
   }
   if (c.divergences) {
     /* The campaign is deterministic for a seed (kills aside), and workload
@@ -128,5 +116,5 @@ int cli_oracle(int argc, char **argv) {
   printf("oracle: %" PRIu64 " ops, %" PRIu64 " crash points, %" PRIu64
          " kills, %" PRIu64 " divergences\n",
          c.ops_run, c.crash_points, c.kills_run, c.divergences);
-  return c.divergences ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+  return c.divergences ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
 }

@@ -1,0 +1,51 @@
+/*
+ * src/cli/usage_oracle.h - the usage text of `keyjournal oracle` and
+ * `keyjournal bench`.
+ *
+ * keyjournal runs these two commands in a program of their own,
+ * keyjournal-oracle (tools/), so that the installed keyjournal links
+ * neither the oracle, the benchmark nor SQLite. Both programs print this
+ * text: keyjournal in `keyjournal help` (also when keyjournal-oracle is not
+ * installed), keyjournal-oracle for --help. One copy, so the two cannot
+ * drift. String literals only: the header includes nothing, and including
+ * it adds no code or dependency.
+ */
+#ifndef KJ_CLI_USAGE_ORACLE_H
+#define KJ_CLI_USAGE_ORACLE_H
+
+#define CLI_USAGE_ORACLE                                                       \
+  "  keyjournal oracle [--seed N] [--ops N] [--workloads N]\n"                 \
+  "                    [--crash none|sample:N|all] [--sync full|normal]\n"     \
+  "                    [--kill N] [--jobs N]\n"                                \
+  "      Drive the native engine and the SQLite reference with the same\n"     \
+  "      seeded workloads and compare every result and the whole state;\n"     \
+  "      crash the engine at I/O operations (--crash) and kill it with\n"      \
+  "      SIGKILL (--kill), and check what it recovers. Defaults: a time\n"     \
+  "      seed, 500 ops, 4 workloads, --crash sample:50, --sync full,\n"        \
+  "      --kill 10, --jobs 1. --jobs N checks up to N crash points at\n"       \
+  "      once (1..16; the results do not depend on it). Temporary stores\n"    \
+  "      go under $TMPDIR (default /tmp). Exit 0 when nothing diverged,\n"     \
+  "      1 otherwise, 2 on bad usage. A divergence prints a command that\n"    \
+  "      reproduces it.\n"
+
+#define CLI_USAGE_BENCH                                                        \
+  "  keyjournal bench [--reps N] [--quick] [--large] [--json] [DIR]\n"         \
+  "      Benchmark side by side, with the same generated workloads: the\n"     \
+  "      native engine (FULL and NORMAL), the SQLite reference backend\n"      \
+  "      (FULL and NORMAL) and SQLCipher (FULL: the same schema, a raw\n"      \
+  "      32-byte key set by PRAGMA key, measured by the helper program\n"      \
+  "      bench/bench_sqlcipher of the build tree, or $KJ_BENCH_SQLCIPHER;\n"   \
+  "      when it is missing the column says why). Prints each figure\n"        \
+  "      (durable and NORMAL commits, 8 writer threads, point reads,\n"        \
+  "      pre-key batches, ratchet saves, open times, disk bytes, peak RSS)\n"  \
+  "      with its ratio to SQLite FULL from the same run, the disk's\n"        \
+  "      fdatasync limit and the engine's targets, met or missed. Medians\n"   \
+  "      of --reps N runs (default 5, 1 with --quick); --quick: tiny time\n"   \
+  "      budgets and stores (a smoke test, seconds; the figures mean\n"        \
+  "      nothing); --large adds the 1M-row open; --json: the same as JSON.\n"  \
+  "      Stores go under DIR (default $KJ_BENCH_DIR, $TMPDIR or /tmp) and\n"   \
+  "      are removed. Progress on stderr when it is a terminal. Exit 0\n"      \
+  "      when the benchmark ran (a missed target is not a failure), 1\n"       \
+  "      when it failed, 2 on bad usage.\n"
+
+#endif /* KJ_CLI_USAGE_ORACLE_H */
