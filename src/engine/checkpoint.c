@@ -127,12 +127,6 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   /* 2. The snapshot itself. Commits are held off (we hold the writer lock)
    * and readers only read, so the tables are the state at S. */
   int renamed = 0;
-#ifdef KJ_BUG_SNAPSHOT_DROP_EARLY
-  /* Oracle self-test: remove the old segments before the snapshot that
-   * replaces them is durable. */
-  if (!rc)
-    rc = kj_journal_drop_before(s->journal, info.base, e);
-#endif
   if (!rc)
     rc = kj_snapshot_write(s->vfs, s->dir, s->keys->snapshot, s->store_id,
                            s->tables, &info, &renamed, e);

@@ -228,11 +228,6 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   kj_put64(h + 56, XXH3_64bits(h, 56));
 
   unsigned flags = cfg->sync != KJ_SYNC_OFF ? KJ_DURABLE_SYNC : 0;
-#ifdef KJ_BUG_NO_DIRSYNC
-  /* Oracle self-test: forget that a rename is durable only after the
-   * directory is synced. */
-  flags &= ~KJ_DURABLE_SYNC_DIR;
-#endif
   char name[SEG_NAME_BYTES];
   seg_name(segno, name);
   kj_durable d;
@@ -816,14 +811,7 @@ int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
 int kj_journal_wait_durable(kj_journal *j, uint64_t seq, kj_errbuf *e) {
   if (j->cfg.sync != KJ_SYNC_FULL)
     return KJ_OK;
-#ifdef KJ_BUG_SKIP_SYNC
-  /* Oracle self-test: acknowledge a FULL commit before it is durable. */
-  (void)seq;
-  (void)e;
-  return KJ_OK;
-#else
   return group_sync(j, seq, e);
-#endif
 }
 
 int kj_journal_flush(kj_journal *j, kj_errbuf *e) {

@@ -99,13 +99,6 @@ static void txn_end(kj_txn *t) {
 }
 
 void kj_txn_rollback(kj_txn *t) {
-#ifdef KJ_BUG_ROLLBACK_COMMITS
-  /* Oracle self-test: a rollback that commits. */
-  if (t && !(t->flags & KJ_TXN_READONLY)) {
-    kj_txn_commit(t);
-    return;
-  }
-#endif
   if (t)
     txn_end(t);
 }

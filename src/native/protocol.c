@@ -431,9 +431,7 @@ static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = row_fail(&op, lid_decode(v, vlen, &old), NT_LID, dev);
     if (!rc) {
       /* The first time a LID was seen is history, not a field to set. */
-#ifndef KJ_BUG_LID_CREATED_AT /* oracle self-test: overwrite it */
       row.created_at = old.created_at;
-#endif
       if (old.phone.len != m->phone.len ||
           memcmp(old.phone.p, m->phone.p, m->phone.len))
         lid_index_key(&old_ix, dev, old.phone.p, old.phone.len, m->lid.p,

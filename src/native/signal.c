@@ -430,18 +430,6 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
   void *v;
   size_t vlen;
   int rc = nat_get(op, NT_PREKEY, &k, &v, &vlen);
-#ifdef KJ_BUG_PREKEY_RESURRECT
-  /* Oracle self-test: the classic mistake of an upsert here, which brings
-   * a consumed pre-key back. */
-  if (rc == KJ_NOTFOUND) {
-    kj_wbuf w;
-    kj_w_init(&w);
-    enc_prekey(&w, 1, (const uint8_t *)"resurrected", 11);
-    rc = nat_put_w(op, NT_PREKEY, &k, &w);
-    nat_wbuf_free_wiped(&w);
-    return rc;
-  }
-#endif
   if (rc == KJ_NOTFOUND)
     return KJ_OK;
   if (rc)
