@@ -290,32 +290,6 @@ int bench_child_rss(bench_run *r, const char *kind, const char *dir,
   return 0;
 }
 
-int bench_rss_child_main(bench_run *r, const char *kind, const char *dir) {
-  int rc = 0, c = -1;
-  for (int i = 0; i < NCONT; i++)
-    if (!bench_is_normal(i) && strcmp(kind, bench_cont_key[i]) == 0)
-      c = i;
-  if (c < 0 && strcmp(kind, "none") != 0)
-    return bench_exit_status(
-        r, bench_errf(&r->err, "--rss-child: unknown kind %s", kind));
-  if (c >= 0) {
-    kj_backend *b;
-    if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
-      return bench_exit_status(r, BENCH_FAILED);
-    rc = kj_backend_close(b) ? 1 : 0;
-  }
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long kib = 0;
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmHWM:", 6) == 0)
-      kib = strtol(line + 6, NULL, 10);
-  if (f)
-    fclose(f);
-  printf("%ld\n", kib);
-  return rc;
-}
-
 /* ---- the disk ---------------------------------------------------------- */
 
 /* 512 B pwrite over a preallocated, zero-filled and synced file, then
@@ -420,4 +394,9 @@ int bench_parse_args(bench_run *r, int argc, char **argv, const char **dir,
   if (!*dir)
     *dir = "/tmp";
   return -1;
+}
+
+void bench_put_fig(bench_run *r, int c, int f, double v) {
+  r->fig[c][f] = v;
+  r->has_fig[c][f] = 1;
 }

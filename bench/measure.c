@@ -28,11 +28,6 @@ int bench_open(bench_run *r, int c, const char *dir, uint64_t snap_threshold,
   return bench_sqlite_open(r, c, dir, out);
 }
 
-void bench_put_fig(bench_run *r, int c, int f, double v) {
-  r->fig[c][f] = v;
-  r->has_fig[c][f] = 1;
-}
-
 static int addr_of(char *a, size_t cap, int thread, long i) {
   return snprintf(a, cap, "+1555%02d%07ld.0:1", thread, i);
 }
@@ -429,4 +424,30 @@ int bench_measure_stores(bench_run *r, int c) {
       return rc;
   }
   return 0;
+}
+
+int bench_rss_child_main(bench_run *r, const char *kind, const char *dir) {
+  int rc = 0, c = -1;
+  for (int i = 0; i < NCONT; i++)
+    if (!bench_is_normal(i) && strcmp(kind, bench_cont_key[i]) == 0)
+      c = i;
+  if (c < 0 && strcmp(kind, "none") != 0)
+    return bench_exit_status(
+        r, bench_errf(&r->err, "--rss-child: unknown kind %s", kind));
+  if (c >= 0) {
+    kj_backend *b;
+    if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
+      return bench_exit_status(r, BENCH_FAILED);
+    rc = kj_backend_close(b) ? 1 : 0;
+  }
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0)
+      kib = strtol(line + 6, NULL, 10);
+  if (f)
+    fclose(f);
+  printf("%ld\n", kib);
+  return rc;
 }

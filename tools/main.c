@@ -16,7 +16,6 @@
 #include <config.h>
 #endif
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,30 +50,6 @@ static const tool_cmd *find_cmd(const char *name) {
     if (strcmp(tool_cmds[i].name, name) == 0)
       return &tool_cmds[i];
   return NULL;
-}
-
-void tool_error(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  fputs("keyjournal: ", stderr);
-  if (cmd != NULL)
-    fprintf(stderr, "%s: ", cmd);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-}
-
-void tool_kj_error(const char *cmd, const char *what, int rc,
-                   const char *detail) {
-  fputs("keyjournal: ", stderr);
-  if (cmd != NULL)
-    fprintf(stderr, "%s: ", cmd);
-  if (what != NULL && what[0] != '\0')
-    fprintf(stderr, "%s: ", what);
-  fputs(kj_strerror(rc), stderr);
-  if (detail != NULL && detail[0] != '\0')
-    fprintf(stderr, ": %s", detail);
-  fputc('\n', stderr);
 }
 
 static void usage(FILE *to) {

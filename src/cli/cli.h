@@ -55,9 +55,9 @@ typedef struct cli_cmd {
   int flags;           /* CLI_HELP_*, CLI_SODIUM */
 } cli_cmd;
 
-/* The command table, in the order of `keyjournal help`. */
-extern const cli_cmd cli_cmds[];
-extern const size_t cli_ncmds;
+/* main.c hands its table to usage.c before a handler runs; the rest of
+ * the command reads it through cli_cmd_find() and cli_usage(). */
+void cli_set_commands(const cli_cmd *table, size_t n);
 /* The command called name (aliases included), or NULL. */
 const cli_cmd *cli_cmd_find(const char *name);
 

@@ -19,7 +19,7 @@
 
 #include "cli.h"
 
-const cli_cmd cli_cmds[] = {
+static const cli_cmd commands[] = {
     {"demo", cmd_demo,
      "crash-test a new store: SIGKILL a writer, check what it recovers",
      cli_usage_demo, CLI_HELP_PAGE | CLI_HELP_KEYS | CLI_SODIUM},
@@ -37,20 +37,9 @@ const cli_cmd cli_cmds[] = {
     {"help", cmd_help, "this text", cli_usage_help, 0},
     {"version", cmd_version, "print the version", cli_usage_version, 0},
 };
-const size_t cli_ncmds = sizeof cli_cmds / sizeof cli_cmds[0];
-
-const cli_cmd *cli_cmd_find(const char *name) {
-  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
-    name = "help";
-  else if (strcmp(name, "--version") == 0)
-    name = "version";
-  for (size_t i = 0; i < cli_ncmds; i++)
-    if (strcmp(cli_cmds[i].name, name) == 0)
-      return &cli_cmds[i];
-  return NULL;
-}
 
 int main(int argc, char **argv) {
+  cli_set_commands(commands, sizeof commands / sizeof commands[0]);
   if (argc < 2) {
     cli_usage(stderr, NULL);
     return CLI_EXIT_USAGE;
