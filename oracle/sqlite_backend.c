@@ -4,7 +4,7 @@
  * the encrypted contender of the benchmark (ora_sqlite_open_keyed).
  *
  * It owns one more implementation of the whole domain contract
- * (keyjournal/sys/backend.h, /work/shared/API.md), written the way a
+ * (keyjournal/sys/backend.h, doc/CONTRACT.md), written the way a
  * SQLite-based messaging client stores the same rows, so that the
  * differential runner can compare the native journal engine against
  * something simple and obviously right. Every edge-case choice copies the

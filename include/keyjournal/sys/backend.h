@@ -15,8 +15,8 @@
  *       .signal = &my_signal, ...};
  *
  *   my_backend *m = calloc(1, sizeof *m);
- *   m->base.ops = &my_ops;   // or: m->base =
- * (kj_backend)KJ_BACKEND_INIT(&my_ops) *out = &m->base;
+ *   m->base.ops = &my_ops;   // or KJ_BACKEND_INIT(&my_ops) in an initializer
+ *   *out = &m->base;
  *
  * Each operation has exactly the signature of the public function of the
  * same name (kj_<name>) and the same contract; it is called only after the
