@@ -74,21 +74,29 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/layers.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
 # --- include edges --------------------------------------------------------
-# Resolve "x" against the including file's folder, then src/, then include/.
-(cd "$src" && find src oracle bench tools -name '*.[ch]' 2>/dev/null | LC_ALL=C sort) >"$tmp/files"
-while read -r f; do
-  d=$(dirname "$f")
-  sed -n 's/^[ \t]*#[ \t]*include[ \t]*"\([^"]*\)".*/\1/p' "$src/$f" |
-    while read -r inc; do
-      for cand in "$d/$inc" "src/$inc" "include/$inc" "oracle/$inc" "bench/$inc" "tools/$inc"; do
-        if [ -f "$src/$cand" ]; then
-          # normalise a/b/../c
-          echo "$f $(echo "$cand" | sed -e 's#/\./#/#g' -e ':a' -e 's#[^/]*/\.\./##' -e 'ta')"
-          break
-        fi
-      done
-    done
-done <"$tmp/files" >"$tmp/includes"
+# Resolve "x" against the including file's folder, then src/, include/,
+# oracle/, bench/, tools/. One awk pass over every file.
+(cd "$src" && find src include oracle bench tools -name '*.[ch]' 2>/dev/null |
+  LC_ALL=C sort) >"$tmp/all"
+grep -v '^include/' "$tmp/all" >"$tmp/files"
+(cd "$src" && xargs awk -v all="$tmp/all" '
+  function norm(p,   n, i, parts, out, k) {
+    n = split(p, parts, "/"); k = 0
+    for (i = 1; i <= n; i++) {
+      if (parts[i] == "." || parts[i] == "") continue
+      if (parts[i] == ".." && k > 0) { k--; continue }
+      out[++k] = parts[i]
+    }
+    p = out[1]; for (i = 2; i <= k; i++) p = p "/" out[i]
+    return p
+  }
+  BEGIN { while ((getline l < all) > 0) have[l] = 1 }
+  /^[ \t]*#[ \t]*include[ \t]*"/ {
+    inc = $0; sub(/^[^"]*"/, "", inc); sub(/".*$/, "", inc)
+    d = FILENAME; sub(/\/[^\/]*$/, "", d)
+    split(d "/" inc "|src/" inc "|include/" inc "|oracle/" inc "|bench/" inc "|tools/" inc, cand, "|")
+    for (i = 1; i <= 6; i++) { c = norm(cand[i]); if (c in have) { print FILENAME, c; break } }
+  }' <"$tmp/files") >"$tmp/includes"
 
 # --- call edges -----------------------------------------------------------
 # Objects of the library and of the commands; the name of an object is
@@ -102,25 +110,30 @@ if [ -z "$lib_objs" ]; then
   exit 2
 fi
 other_objs=$(echo "$objs" | grep -v '/\.libs/' | grep -v '^src/.*libkjcore_la-')
-unit_of_obj() { # src/engine/libkjcore_la-map.o -> src/engine/map.c
-  o=$1
-  d=$(dirname "$o" | sed 's#/\.libs$##')
-  b=$(basename "$o" .o)
-  echo "$d/${b##*-}.c"
+# OBJECT UNIT, where src/engine/libkjcore_la-map.o is src/engine/map.c; an
+# object whose source is gone is left over from an earlier build.
+for o in $lib_objs $other_objs; do echo "$o"; done |
+  awk -v all="$tmp/all" 'BEGIN { while ((getline l < all) > 0) have[l] = 1 }
+    { d = $1; sub(/\/[^\/]*$/, "", d); sub(/\/\.libs$/, "", d)
+      b = $1; sub(/^.*\//, "", b); sub(/\.o$/, "", b); sub(/^.*-/, "", b)
+      u = d "/" b ".c"; if (u in have) print $1, u }' >"$tmp/objunits"
+live=$(awk '{print $1}' "$tmp/objunits")
+if [ -n "$live" ]; then
+  # shellcheck disable=SC2086
+  (cd "$build" && nm -A --defined-only -g $live 2>/dev/null) >"$tmp/nmdef"
+  # shellcheck disable=SC2086
+  (cd "$build" && nm -A -u $live 2>/dev/null) >"$tmp/nmuse"
+else
+  : >"$tmp/nmdef"
+  : >"$tmp/nmuse"
+fi
+# "obj.o: ... SYMBOL" lines to "SYMBOL UNIT".
+to_units() {
+  awk -v map="$tmp/objunits" 'BEGIN { while ((getline l < map) > 0) { split(l, f, " "); u[f[1]] = f[2] } }
+    { o = $1; sub(/:.*$/, "", o); if (o in u) print $NF, u[o] }' "$1" | LC_ALL=C sort -u
 }
-live=
-for o in $lib_objs $other_objs; do
-  # An object whose source is gone is left over from an earlier build.
-  [ -f "$src/$(unit_of_obj "$o")" ] && live="$live $o"
-done
-for o in $live; do
-  u=$(unit_of_obj "$o")
-  nm --defined-only -g "$build/$o" 2>/dev/null | awk -v u="$u" 'NF==3{print $3, u}'
-done | LC_ALL=C sort -u >"$tmp/defs"
-for o in $live; do
-  u=$(unit_of_obj "$o")
-  nm -u "$build/$o" 2>/dev/null | awk -v u="$u" '{print $NF, u}'
-done | LC_ALL=C sort -u >"$tmp/uses"
+to_units "$tmp/nmdef" >"$tmp/defs"
+to_units "$tmp/nmuse" >"$tmp/uses"
 # symbol user definer; a symbol defined twice (a library file and a test
 # copy) keeps the library's definition.
 join "$tmp/uses" "$tmp/defs" | awk '$2 != $3 {print $2, $3, $1}' |
