@@ -31,10 +31,8 @@ int kj_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
 
 int kj_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
                     size_t idlen, kj_sync_key **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, appsync, sync_key_get, (b, t, dev, key_id, idlen, out),
-               kj_d_id(b, key_id, idlen, "kj_sync_key_get: key_id"),
-               kj_d_ptr(b, out, "kj_sync_key_get: out"));
+  KJ_D_GET_BY_ID(b, t, appsync, sync_key_get, dev, key_id, idlen, "key_id",
+                 out);
 }
 
 int kj_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
@@ -104,10 +102,7 @@ int kj_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
 
 int kj_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
                         size_t nlen, kj_sync_version **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, appsync, sync_version_get, (b, t, dev, name, nlen, out),
-               kj_d_id(b, name, nlen, "kj_sync_version_get: name"),
-               kj_d_ptr(b, out, "kj_sync_version_get: out"));
+  KJ_D_GET_BY_ID(b, t, appsync, sync_version_get, dev, name, nlen, "name", out);
 }
 
 /* ---- mutation MACs ----------------------------------------------------- */

@@ -11,15 +11,11 @@
 #include "dispatch.h"
 
 int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
-  KJ_D_CLEAR(id);
-  KJ_D_FORWARD(b, t, device, device_create, (b, t, id),
-               kj_d_ptr(b, id, "kj_device_create: id"));
+  KJ_D_GET(b, t, device, device_create, (b, t, id), id);
 }
 
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, device, device_list_ids, (b, t, out),
-               kj_d_ptr(b, out, "kj_device_list_ids: out"));
+  KJ_D_GET(b, t, device, device_list_ids, (b, t, out), out);
 }
 
 int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
@@ -30,6 +26,11 @@ int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
     return rc;
   return id ? b->ops->device->device_exists(b, t, id, exists) : KJ_OK;
 }
+
+/* Slot 0 holds nothing: a save or load of it is KJ_NOTFOUND, once the
+ * arguments passed their checks (bad input is reported before "no such
+ * slot", as for every write). */
+static int check_slot(uint32_t id) { return id ? KJ_OK : KJ_NOTFOUND; }
 
 /* An optional blob: checked only when its flag says it is present (an
  * absent one's pointer and length are ignored, so a caller may leave them
@@ -42,36 +43,36 @@ static int check_opt(kj_backend *b, int has, const kj_blob *v, size_t max,
   return rc;
 }
 
-/* Bad input is reported before "no such slot", as for every write. */
+/* The fields of a record (r checked). */
+static int check_record(kj_backend *b, const kj_device_record *r) {
+  int rc;
+  return KJ_D_CHECKS(
+      rc,
+      check_opt(b, r->has_phone_jid, &r->phone_jid, KJ_MAX_ID,
+                "kj_device_save: phone_jid"),
+      check_opt(b, r->has_lid, &r->lid, KJ_MAX_ID, "kj_device_save: lid"),
+      check_opt(b, r->has_account, &r->account, KJ_MAX_RECORD,
+                "kj_device_save: account"),
+      kj_d_opt(b, r->push_name.p, r->push_name.len, KJ_MAX_ID,
+               "kj_device_save: push_name"),
+      check_opt(b, r->has_edge_routing, &r->edge_routing, KJ_MAX_ID,
+                "kj_device_save: edge_routing"),
+      check_opt(b, r->has_props_hash, &r->props_hash, KJ_MAX_ID,
+                "kj_device_save: props_hash"));
+}
+
 int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
                    const kj_device_record *r) {
-  int rc;
-  if (KJ_D_CHECKS(
-          rc, KJ_D_START(b, t, device, device_save),
-          kj_d_ptr(b, r, "kj_device_save: record"),
-          check_opt(b, r->has_phone_jid, &r->phone_jid, KJ_MAX_ID,
-                    "kj_device_save: phone_jid"),
-          check_opt(b, r->has_lid, &r->lid, KJ_MAX_ID, "kj_device_save: lid"),
-          check_opt(b, r->has_account, &r->account, KJ_MAX_RECORD,
-                    "kj_device_save: account"),
-          kj_d_opt(b, r->push_name.p, r->push_name.len, KJ_MAX_ID,
-                   "kj_device_save: push_name"),
-          check_opt(b, r->has_edge_routing, &r->edge_routing, KJ_MAX_ID,
-                    "kj_device_save: edge_routing"),
-          check_opt(b, r->has_props_hash, &r->props_hash, KJ_MAX_ID,
-                    "kj_device_save: props_hash")))
-    return rc;
-  return id ? b->ops->device->device_save(b, t, id, r) : KJ_NOTFOUND;
+  KJ_D_FORWARD(b, t, device, device_save, (b, t, id, r),
+               kj_d_ptr(b, r, "kj_device_save: record"), check_record(b, r),
+               check_slot(id));
 }
 
 int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
                    kj_device_record **out) {
   KJ_D_CLEAR(out);
-  int rc;
-  if (KJ_D_CHECKS(rc, KJ_D_START(b, t, device, device_load),
-                  kj_d_ptr(b, out, "kj_device_load: out")))
-    return rc;
-  return id ? b->ops->device->device_load(b, t, id, out) : KJ_NOTFOUND;
+  KJ_D_FORWARD(b, t, device, device_load, (b, t, id, out),
+               kj_d_ptr(b, out, "kj_device_load: out"), check_slot(id));
 }
 
 int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {

@@ -26,10 +26,7 @@ static int check_ids(kj_backend *b, const kj_blob *v, size_t n,
 
 int kj_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                 size_t glen, kj_blob_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, skdm_get, (b, t, dev, group, glen, out),
-               kj_d_id(b, group, glen, "kj_skdm_get: group"),
-               kj_d_ptr(b, out, "kj_skdm_get: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, skdm_get, dev, group, glen, "group", out);
 }
 
 int kj_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
@@ -59,26 +56,19 @@ int kj_lid_put(kj_backend *b, kj_tx *t, uint32_t dev, const kj_lid_mapping *m) {
 
 int kj_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev, const void *lid,
                       size_t llen, kj_lid_mapping_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, lid_get_by_lid, (b, t, dev, lid, llen, out),
-               kj_d_id(b, lid, llen, "kj_lid_get_by_lid: lid"),
-               kj_d_ptr(b, out, "kj_lid_get_by_lid: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, lid_get_by_lid, dev, lid, llen, "lid", out);
 }
 
 int kj_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
                         const void *phone, size_t plen,
                         kj_lid_mapping_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, lid_get_by_phone, (b, t, dev, phone, plen, out),
-               kj_d_id(b, phone, plen, "kj_lid_get_by_phone: phone"),
-               kj_d_ptr(b, out, "kj_lid_get_by_phone: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, lid_get_by_phone, dev, phone, plen, "phone",
+                 out);
 }
 
 int kj_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
                    kj_lid_mapping_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, lid_get_all, (b, t, dev, out),
-               kj_d_ptr(b, out, "kj_lid_get_all: out"));
+  KJ_D_GET(b, t, protocol, lid_get_all, (b, t, dev, out), out);
 }
 
 /* ---- base keys -------------------------------------------------------- */
@@ -116,8 +106,18 @@ int kj_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
 
 /* ---- device registry -------------------------------------------------- */
 
-/* Every entry's has_key_index, with its index in the message. */
+/* The record's phash and devices (r checked); an entry's bad has_key_index
+ * is named by its index. */
 static int check_devices(kj_backend *b, const kj_device_list *r) {
+  int rc;
+  if (KJ_D_CHECKS(
+          rc, kj_d_flag(b, r->has_phash, "kj_device_list_update: has_phash"),
+          r->has_phash ? kj_d_opt(b, r->phash.p, r->phash.len, KJ_MAX_ID,
+                                  "kj_device_list_update: phash")
+                       : KJ_OK,
+          kj_d_array(b, r->devices, r->n, KJ_MAX_DEVICES,
+                     "kj_device_list_update: devices")))
+    return rc;
   for (size_t i = 0; i < r->n; i++)
     if (r->devices[i].has_key_index != 0 && r->devices[i].has_key_index != 1)
       return kj_d_fail(b, KJ_EINVAL,
@@ -133,21 +133,12 @@ int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
       b, t, protocol, device_list_update, (b, t, dev, r),
       kj_d_ptr(b, r, "kj_device_list_update: record"),
       kj_d_id(b, r->user.p, r->user.len, "kj_device_list_update: user"),
-      kj_d_flag(b, r->has_phash, "kj_device_list_update: has_phash"),
-      r->has_phash ? kj_d_opt(b, r->phash.p, r->phash.len, KJ_MAX_ID,
-                              "kj_device_list_update: phash")
-                   : KJ_OK,
-      kj_d_array(b, r->devices, r->n, KJ_MAX_DEVICES,
-                 "kj_device_list_update: devices"),
       check_devices(b, r));
 }
 
 int kj_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *user,
                        size_t ulen, kj_device_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, device_list_get, (b, t, dev, user, ulen, out),
-               kj_d_id(b, user, ulen, "kj_device_list_get: user"),
-               kj_d_ptr(b, out, "kj_device_list_get: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, device_list_get, dev, user, ulen, "user", out);
 }
 
 int kj_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -171,11 +162,8 @@ int kj_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 int kj_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *group, size_t glen,
                                  kj_blob_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, sender_key_consume_forget,
-               (b, t, dev, group, glen, out),
-               kj_d_id(b, group, glen, "kj_sender_key_consume_forget: group"),
-               kj_d_ptr(b, out, "kj_sender_key_consume_forget: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, sender_key_consume_forget, dev, group, glen,
+                 "group", out);
 }
 
 /* ---- trusted-contact tokens ------------------------------------------- */
@@ -192,10 +180,7 @@ int kj_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
 
 int kj_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                     size_t jlen, kj_tc_token **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, tc_token_get, (b, t, dev, jid, jlen, out),
-               kj_d_id(b, jid, jlen, "kj_tc_token_get: jid"),
-               kj_d_ptr(b, out, "kj_tc_token_get: out"));
+  KJ_D_GET_BY_ID(b, t, protocol, tc_token_get, dev, jid, jlen, "jid", out);
 }
 
 int kj_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
@@ -206,15 +191,11 @@ int kj_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
 
 int kj_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
                          kj_blob_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, protocol, tc_token_all_jids, (b, t, dev, out),
-               kj_d_ptr(b, out, "kj_tc_token_all_jids: out"));
+  KJ_D_GET(b, t, protocol, tc_token_all_jids, (b, t, dev, out), out);
 }
 
 int kj_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
                                int64_t cutoff, uint64_t *removed) {
-  KJ_D_CLEAR(removed);
-  KJ_D_FORWARD(b, t, protocol, tc_token_delete_expired,
-               (b, t, dev, cutoff, removed),
-               kj_d_ptr(b, removed, "kj_tc_token_delete_expired: removed"));
+  KJ_D_GET(b, t, protocol, tc_token_delete_expired,
+           (b, t, dev, cutoff, removed), removed);
 }

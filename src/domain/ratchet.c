@@ -13,12 +13,10 @@ kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
   return kj_v_ratchet_state_alloc(n);
 }
 
-int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
-                    size_t clen, const kj_ratchet_state *s) {
-  KJ_D_FORWARD(
-      b, t, ratchet, ratchet_save, (b, t, dev, conv, clen, s),
-      kj_d_id(b, conv, clen, "kj_ratchet_save: conversation"),
-      kj_d_ptr(b, s, "kj_ratchet_save: state"),
+static int check_state(kj_backend *b, const kj_ratchet_state *s) {
+  int rc;
+  return KJ_D_CHECKS(
+      rc, kj_d_ptr(b, s, "kj_ratchet_save: state"),
       kj_d_flag(b, s->has_sending_chain, "kj_ratchet_save: has_sending_chain"),
       kj_d_flag(b, s->has_receiving_chain,
                 "kj_ratchet_save: has_receiving_chain"),
@@ -27,20 +25,23 @@ int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                  "kj_ratchet_save: skipped"));
 }
 
+int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
+                    size_t clen, const kj_ratchet_state *s) {
+  KJ_D_FORWARD(b, t, ratchet, ratchet_save, (b, t, dev, conv, clen, s),
+               kj_d_id(b, conv, clen, "kj_ratchet_save: conversation"),
+               check_state(b, s));
+}
+
 int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, kj_ratchet_state **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, ratchet, ratchet_load, (b, t, dev, conv, clen, out),
-               kj_d_id(b, conv, clen, "kj_ratchet_load: conversation"),
-               kj_d_ptr(b, out, "kj_ratchet_load: out"));
+  KJ_D_GET_BY_ID(b, t, ratchet, ratchet_load, dev, conv, clen, "conversation",
+                 out);
 }
 
 int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                       size_t clen, int *exists) {
-  KJ_D_CLEAR(exists);
-  KJ_D_FORWARD(b, t, ratchet, ratchet_exists, (b, t, dev, conv, clen, exists),
-               kj_d_id(b, conv, clen, "kj_ratchet_exists: conversation"),
-               kj_d_ptr(b, exists, "kj_ratchet_exists: exists"));
+  KJ_D_GET_BY_ID(b, t, ratchet, ratchet_exists, dev, conv, clen, "conversation",
+                 exists);
 }
 
 int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,

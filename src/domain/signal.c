@@ -52,10 +52,7 @@ int kj_session_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
 
 int kj_session_has(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
                    size_t alen, int *has) {
-  KJ_D_CLEAR(has);
-  KJ_D_FORWARD(b, t, signal, session_has, (b, t, dev, addr, alen, has),
-               kj_d_id(b, addr, alen, "kj_session_has: address"),
-               kj_d_ptr(b, has, "kj_session_has: has"));
+  KJ_D_GET_BY_ID(b, t, signal, session_has, dev, addr, alen, "address", has);
 }
 
 int kj_session_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
@@ -94,9 +91,7 @@ int kj_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
 
 int kj_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
                    kj_prekey_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, signal, prekey_load, (b, t, dev, id, out),
-               kj_d_ptr(b, out, "kj_prekey_load: out"));
+  KJ_D_GET(b, t, signal, prekey_load, (b, t, dev, id, out), out);
 }
 
 int kj_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -119,9 +114,7 @@ int kj_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
 }
 
 int kj_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t *max_id) {
-  KJ_D_CLEAR(max_id);
-  KJ_D_FORWARD(b, t, signal, prekey_max_id, (b, t, dev, max_id),
-               kj_d_ptr(b, max_id, "kj_prekey_max_id: max_id"));
+  KJ_D_GET(b, t, signal, prekey_max_id, (b, t, dev, max_id), max_id);
 }
 
 /* ---- signed pre-keys --------------------------------------------------- */
@@ -134,16 +127,12 @@ int kj_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
 
 int kj_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
                           kj_prekey_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, signal, signed_prekey_load, (b, t, dev, id, out),
-               kj_d_ptr(b, out, "kj_signed_prekey_load: out"));
+  KJ_D_GET(b, t, signal, signed_prekey_load, (b, t, dev, id, out), out);
 }
 
 int kj_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
                               kj_prekey_list **out) {
-  KJ_D_CLEAR(out);
-  KJ_D_FORWARD(b, t, signal, signed_prekey_load_all, (b, t, dev, out),
-               kj_d_ptr(b, out, "kj_signed_prekey_load_all: out"));
+  KJ_D_GET(b, t, signal, signed_prekey_load_all, (b, t, dev, out), out);
 }
 
 int kj_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
