@@ -158,6 +158,52 @@ int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
   return nat_end(&op, nat_get(&op, table, k, v, vlen));
 }
 
+int nat_read_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 nat_dec_fn dec, void *out) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
+  if (rc)
+    return rc;
+  rc = dec(v, vlen, out);
+  nat_free_wiped(v, vlen);
+  return rc;
+}
+
+int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 void *head, size_t hlen, size_t max, void **p, size_t *n) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
+  if (rc)
+    return rc;
+  kj_rbuf r;
+  rc = nat_r_open(&r, v, vlen);
+  if (!rc && hlen)
+    kj_r_copy(&r, head, hlen);
+  size_t rest = (size_t)(r.end - r.p);
+  if (!rc && (r.bad || rest < 1 || rest > max))
+    rc = KJ_ECORRUPT;
+  if (rc) {
+    nat_free_wiped(v, vlen);
+    return rc;
+  }
+  memmove(v, r.p, rest);
+  *p = v;
+  *n = rest;
+  return KJ_OK;
+}
+
+int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k, kj_wbuf *w) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (!rc)
+    rc = nat_end(&op, nat_put_w(&op, table, k, w));
+  nat_wbuf_free_wiped(w);
+  return rc;
+}
+
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k) {
   nat_op op;

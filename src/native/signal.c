@@ -11,22 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "native.h"
 
 /* Returned by a scan callback to stop early; not a status code. */
 #define SCAN_STOP 1000
-
-/* "rest: record": every byte left is the record, 1..KJ_MAX_RECORD. */
-static int dec_rest_record(kj_rbuf *r, const uint8_t **rec, size_t *rlen) {
-  size_t n = (size_t)(r->end - r->p);
-  if (r->bad || n < 1 || n > KJ_MAX_RECORD)
-    return KJ_ECORRUPT;
-  *rec = kj_r_bytes(r, n);
-  *rlen = n;
-  return kj_r_done(r);
-}
 
 /* ---- codecs ------------------------------------------------------------ */
 
@@ -36,48 +24,22 @@ static void enc_identity(kj_wbuf *w, const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
   kj_w_bytes(w, key, KJ_IDENTITY_KEY_BYTES);
 }
 
-static int dec_identity(const void *v, size_t vlen,
-                        uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+/* key is written only when the whole row is good. */
+static int dec_identity(const void *v, size_t vlen, void *key) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, vlen);
   const uint8_t *k = kj_r_bytes(&r, KJ_IDENTITY_KEY_BYTES);
-  if ((rc = kj_r_done(&r)))
-    return rc;
-  memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
-  return KJ_OK;
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (!rc)
+    memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
+  return rc;
 }
 
 /* Tables 11, 13, 14: rest: record. One layout, one codec. */
 static void enc_record(kj_wbuf *w, const void *rec, size_t rlen) {
   kj_w_u8(w, KJ_ROW_VERSION);
   kj_w_bytes(w, rec, rlen);
-}
-
-static int dec_record(const void *v, size_t vlen, const uint8_t **rec,
-                      size_t *rlen) {
-  kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  return rc ? rc : dec_rest_record(&r, rec, rlen);
-}
-
-/* Hand a record row (tables 11, 13, 14) back as the record alone, reusing
- * the engine's buffer: kj_get's buffer is freed with kj_free, like ours. */
-static int take_record(void *v, size_t vlen, void **rec, size_t *rlen) {
-  const uint8_t *p;
-  size_t n;
-  int rc = dec_record(v, vlen, &p, &n);
-  if (rc) {
-    nat_free_wiped(v, vlen);
-    return rc;
-  }
-  memmove(v, p, n);
-  *rec = v;
-  *rlen = n;
-  return KJ_OK;
 }
 
 /* Table 12: u8 uploaded, rest: record. */
@@ -87,15 +49,18 @@ static void enc_prekey(kj_wbuf *w, int uploaded, const void *rec, size_t rlen) {
   kj_w_bytes(w, rec, rlen);
 }
 
-static int dec_prekey(const void *v, size_t vlen, int *uploaded,
-                      const uint8_t **rec, size_t *rlen) {
+/* Both: *uploaded (0 for table 11, 13, 14 rows, which have no flag), then
+ * every byte left is the record, 1..KJ_MAX_RECORD. */
+static int dec_record_row(const void *v, size_t vlen, int flagged,
+                          int *uploaded, const uint8_t **rec, size_t *rlen) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  *uploaded = kj_r_flag(&r);
-  return dec_rest_record(&r, rec, rlen);
+  int rc = nat_r_open(&r, v, vlen);
+  *uploaded = flagged ? kj_r_flag(&r) : 0;
+  *rlen = (size_t)(r.end - r.p);
+  if (!rc && (r.bad || *rlen < 1 || *rlen > KJ_MAX_RECORD))
+    rc = KJ_ECORRUPT;
+  *rec = rc ? NULL : r.p;
+  return rc;
 }
 
 /* ---- shared row operations --------------------------------------------- */
@@ -105,26 +70,13 @@ static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
   kj_k_u32(k, id);
 }
 
-static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                       const kj_kbuf *k, kj_wbuf *w) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc) {
-    nat_wbuf_free_wiped(w);
-    return rc;
-  }
-  rc = nat_put_w(&op, table, k, w);
-  nat_wbuf_free_wiped(w);
-  return nat_end(&op, rc);
-}
-
-/* A record row (tables 11, 13, 14) as the record alone. */
-static int get_record(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                      void **rec, size_t *rlen) {
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, table, k, &v, &vlen);
-  return rc ? rc : take_record(v, vlen, rec, rlen);
+/* Encode a record row (tables 11, 13, 14) and write it. */
+static int put_record(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const kj_kbuf *k, const void *rec, size_t rlen) {
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  return nat_put_row(b, t, dev, table, k, &w);
 }
 
 /* ---- pre-key lists: built in pieces, returned as one allocation -------- */
@@ -180,31 +132,20 @@ static int pkb_finish(pk_builder *pb, kj_prekey_list **out) {
   return KJ_OK;
 }
 
-/* Decode a pre-key row (table 12) into pb. */
-static int pkb_add_prekey(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen) {
+/* Decode a row of table 12 (a pre-key, with its uploaded flag) or 13 (a
+ * signed pre-key) into pb. */
+static int pkb_add_row(pk_builder *pb, unsigned table, uint32_t id,
+                       const void *v, size_t vlen) {
   int uploaded;
   const uint8_t *rec;
   size_t rlen;
-  int rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  int rc = dec_record_row(v, vlen, table == NT_PREKEY, &uploaded, &rec, &rlen);
   return rc ? rc : pkb_add(pb, id, uploaded, rec, rlen);
 }
 
-/* Decode a signed pre-key row (table 13) into pb. */
-static int pkb_add_signed(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen) {
-  const uint8_t *rec;
-  size_t rlen;
-  int rc = dec_record(v, vlen, &rec, &rlen);
-  return rc ? rc : pkb_add(pb, id, 0, rec, rlen);
-}
-
-typedef int (*pkb_add_fn)(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen);
-
 /* Load one id of table (12 or 13) as a one-item list, or KJ_NOTFOUND. */
 static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                    uint32_t id, pkb_add_fn add, kj_prekey_list **out) {
+                    uint32_t id, kj_prekey_list **out) {
   kj_kbuf k;
   key_id(&k, dev, id);
   void *v;
@@ -214,7 +155,7 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
     return rc;
   pk_builder pb;
   pkb_init(&pb);
-  rc = add(&pb, id, v, vlen);
+  rc = pkb_add_row(&pb, table, id, v, vlen);
   nat_free_wiped(v, vlen);
   if (!rc)
     rc = pkb_finish(&pb, out);
@@ -232,27 +173,16 @@ static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_wbuf w;
   kj_w_init(&w);
   enc_identity(&w, key);
-  return put_encoded(b, t, dev, NT_IDENTITY, &k, &w);
+  return nat_put_row(b, t, dev, NT_IDENTITY, &k, &w);
 }
 
+/* A corrupt row leaves key_out alone. */
 static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen,
                              uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
-  if (rc)
-    return rc;
-  /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
-  uint8_t key[KJ_IDENTITY_KEY_BYTES];
-  rc = dec_identity(v, vlen, key);
-  nat_free_wiped(v, vlen);
-  if (!rc)
-    memcpy(key_out, key, sizeof key);
-  sodium_memzero(key, sizeof key);
-  return rc;
+  return nat_read_row(b, t, NT_IDENTITY, &k, dec_identity, key_out);
 }
 
 static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -269,10 +199,7 @@ static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
                            size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SESSION, &k, &w);
+  return put_record(b, t, dev, NT_SESSION, &k, rec, rlen);
 }
 
 static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -280,7 +207,18 @@ static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
                            size_t *rlen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  return get_record(b, t, NT_SESSION, &k, rec, rlen);
+  return nat_get_rest(b, t, NT_SESSION, &k, NULL, 0, KJ_MAX_RECORD, rec, rlen);
+}
+
+/* A well-formed session row: *has is set. */
+static int dec_has(const void *v, size_t vlen, void *has) {
+  int uploaded;
+  const uint8_t *rec;
+  size_t rlen;
+  int rc = dec_record_row(v, vlen, 0, &uploaded, &rec, &rlen);
+  if (!rc)
+    *(int *)has = 1;
+  return rc;
 }
 
 /* has checks the row is well-formed too, so it never says yes to a session
@@ -289,20 +227,8 @@ static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, int *has) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_SESSION, &k, &v, &vlen);
-  if (rc == KJ_NOTFOUND)
-    return KJ_OK; /* *has is already 0 */
-  if (rc)
-    return rc;
-  const uint8_t *rec;
-  size_t n;
-  rc = dec_record(v, vlen, &rec, &n);
-  nat_free_wiped(v, vlen);
-  if (!rc)
-    *has = 1;
-  return rc;
+  int rc = nat_read_row(b, t, NT_SESSION, &k, dec_has, has);
+  return rc == KJ_NOTFOUND ? KJ_OK : rc; /* *has is already 0 */
 }
 
 static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -321,7 +247,7 @@ static int nat_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   kj_wbuf w;
   kj_w_init(&w);
   enc_prekey(&w, uploaded, rec, rlen);
-  return put_encoded(b, t, dev, NT_PREKEY, &k, &w);
+  return nat_put_row(b, t, dev, NT_PREKEY, &k, &w);
 }
 
 /* In order, so a duplicate id ends with its last record. */
@@ -347,7 +273,7 @@ static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
                            kj_prekey_list **out) {
-  return load_one(b, t, dev, NT_PREKEY, id, pkb_add_prekey, out);
+  return load_one(b, t, dev, NT_PREKEY, id, out);
 }
 
 static int cmp_u32(const void *x, const void *y) {
@@ -403,7 +329,7 @@ static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
       continue;
     }
     if (!rc) {
-      rc = pkb_add_prekey(&pb, s[i], v, vlen);
+      rc = pkb_add_row(&pb, NT_PREKEY, s[i], v, vlen);
       nat_free_wiped(v, vlen);
     }
   }
@@ -449,7 +375,7 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
   int uploaded;
   const uint8_t *rec;
   size_t rlen;
-  rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  rc = dec_record_row(v, vlen, 1, &uploaded, &rec, &rlen);
   if (!rc && !uploaded) {
     kj_wbuf w;
     kj_w_init(&w);
@@ -542,22 +468,20 @@ static int nat_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
                                    uint32_t id, const void *rec, size_t rlen) {
   kj_kbuf k;
   key_id(&k, dev, id);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SIGNED_PREKEY, &k, &w);
+  return put_record(b, t, dev, NT_SIGNED_PREKEY, &k, rec, rlen);
 }
 
 static int nat_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
                                   uint32_t id, kj_prekey_list **out) {
-  return load_one(b, t, dev, NT_SIGNED_PREKEY, id, pkb_add_signed, out);
+  return load_one(b, t, dev, NT_SIGNED_PREKEY, id, out);
 }
 
 static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
                        size_t vlen) {
   if (klen != 8)
     return KJ_ECORRUPT;
-  return pkb_add_signed(arg, kj_k_get_u32((const uint8_t *)key + 4), val, vlen);
+  return pkb_add_row(arg, NT_SIGNED_PREKEY,
+                     kj_k_get_u32((const uint8_t *)key + 4), val, vlen);
 }
 
 /* Keys are dev then the id big-endian, so key order is numeric order. */
@@ -592,10 +516,7 @@ static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
                               size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SENDER_KEY, &k, &w);
+  return put_record(b, t, dev, NT_SENDER_KEY, &k, rec, rlen);
 }
 
 static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -603,7 +524,8 @@ static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
                               size_t *rlen) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
+  return nat_get_rest(b, t, NT_SENDER_KEY, &k, NULL, 0, KJ_MAX_RECORD, rec,
+                      rlen);
 }
 
 static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
