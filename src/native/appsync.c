@@ -157,6 +157,25 @@ static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
 
 /* ---- sync keys --------------------------------------------------------- */
 
+/* In op: the key row, then the latest pointer. */
+static int key_set_in(nat_op *op, uint32_t dev, const void *key_id,
+                      size_t idlen, const kj_sync_key *key) {
+  kj_kbuf k;
+  nat_key(&k, dev, key_id, idlen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_sync_key(&w, key);
+  int rc = nat_put_w(op, NT_SYNC_KEY, &k, &w);
+  if (!rc) {
+    kj_k_dev(&k, dev);
+    w.len = 0;
+    enc_latest(&w, key_id, idlen);
+    rc = nat_put_w(op, NT_SYNC_LATEST, &k, &w);
+  }
+  nat_wbuf_free_wiped(&w);
+  return rc;
+}
+
 /* The key row and the latest pointer in one transaction, so the latest key
  * is always the last one set in commit order, whatever its timestamp. */
 static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -164,22 +183,7 @@ static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
                             const kj_sync_key *key) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, key_id, idlen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_sync_key(&w, key);
-  rc = nat_put_w(&op, NT_SYNC_KEY, &k, &w);
-  if (!rc) {
-    kj_k_dev(&k, dev);
-    w.len = 0;
-    enc_latest(&w, key_id, idlen);
-    rc = nat_put_w(&op, NT_SYNC_LATEST, &k, &w);
-  }
-  nat_wbuf_free_wiped(&w);
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, key_set_in(&op, dev, key_id, idlen, key));
 }
 
 static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -248,25 +252,32 @@ static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 /* ---- mutation MACs ----------------------------------------------------- */
 
-/* In order, so a duplicate index_mac ends with its last value_mac. */
-static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const void *name, size_t nlen, uint64_t version,
-                                const kj_mutation_mac *macs, size_t n) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: every MAC, in order, so a duplicate index_mac ends with its last
+ * value_mac. */
+static int macs_put_in(nat_op *op, uint32_t dev, const void *name, size_t nlen,
+                       uint64_t version, const kj_mutation_mac *macs,
+                       size_t n) {
   kj_wbuf w;
   kj_w_init(&w);
+  int rc = KJ_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     kj_kbuf k;
     key_mac(&k, dev, name, nlen, macs[i].index_mac.p, macs[i].index_mac.len);
     w.len = 0;
     enc_mac(&w, version, &macs[i].value_mac);
-    rc = nat_put_w(&op, NT_MUTATION_MAC, &k, &w);
+    rc = nat_put_w(op, NT_MUTATION_MAC, &k, &w);
   }
   kj_w_free(&w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen, uint64_t version,
+                                const kj_mutation_mac *macs, size_t n) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc
+            : nat_end(&op, macs_put_in(&op, dev, name, nlen, version, macs, n));
 }
 
 static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -284,19 +295,24 @@ static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc;
 }
 
+static int macs_del_in(nat_op *op, uint32_t dev, const void *name, size_t nlen,
+                       const kj_blob *index_macs, size_t n) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++) {
+    kj_kbuf k;
+    key_mac(&k, dev, name, nlen, index_macs[i].p, index_macs[i].len);
+    rc = nat_del(op, NT_MUTATION_MAC, &k);
+  }
+  return rc;
+}
+
 static int nat_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                    const void *name, size_t nlen,
                                    const kj_blob *index_macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  for (size_t i = 0; !rc && i < n; i++) {
-    kj_kbuf k;
-    key_mac(&k, dev, name, nlen, index_macs[i].p, index_macs[i].len);
-    rc = nat_del(&op, NT_MUTATION_MAC, &k);
-  }
-  return nat_end(&op, rc);
+  return rc ? rc
+            : nat_end(&op, macs_del_in(&op, dev, name, nlen, index_macs, n));
 }
 
 const kj_appsync_ops nat_appsync_ops = {

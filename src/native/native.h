@@ -125,6 +125,9 @@ int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
 /* Write the encoded row w into slot dev, then wipe and free w. */
 int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k, kj_wbuf *w);
+/* Scan: fn on every row of table under prefix, ascending. */
+int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
+                  const kj_kbuf *prefix, kj_scan_fn fn, void *arg);
 /* Delete one row of slot dev (absent is KJ_OK). */
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k);
@@ -141,10 +144,14 @@ int nat_del(nat_op *op, unsigned table, const kj_kbuf *k);
 /* Rows whose key starts with prefix, ascending. */
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
              void *arg);
-/* Delete every row of table whose key starts with prefix; *n (if not NULL)
- * gets how many. */
+/* Which rows nat_del_prefix deletes: 1 this one, 0 not, or a negative
+ * status, which fails the call before anything is deleted. */
+typedef int (*nat_keep_fn)(void *ctx, const uint8_t *key, size_t klen,
+                           const uint8_t *val, size_t vlen);
+/* Delete the rows of table whose key starts with prefix and that keep
+ * (NULL: every row) picks; *n (if not NULL) gets how many. */
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
-                   uint64_t *n);
+                   nat_keep_fn keep, void *ctx, uint64_t *n);
 
 /* Free a value or a writer that held key material, wiping it first. */
 void nat_free_wiped(void *p, size_t n);

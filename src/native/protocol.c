@@ -23,23 +23,16 @@ static const uint8_t MARK[1] = {KJ_ROW_VERSION};
 
 /* ---- helpers ---------------------------------------------------------- */
 
+/* Tables 30..36 by name, for the detail message of a damaged row. */
 static const char *table_name(unsigned table) {
-  switch (table) {
-  case NT_SKDM:
-    return "SKDM recipients";
-  case NT_LID:
-    return "LID mappings";
-  case NT_LID_BY_PHONE:
-    return "LID by phone";
-  case NT_BASE_KEY:
-    return "base keys";
-  case NT_DEVICE_LIST:
-    return "device registry";
-  case NT_SK_FORGET:
-    return "sender-key forget marks";
-  default:
-    return "trusted-contact tokens";
-  }
+  static const char *const names[] = {
+      "SKDM recipients",        "LID mappings",
+      "LID by phone",           "base keys",
+      "device registry",        "sender-key forget marks",
+      "trusted-contact tokens",
+  };
+  size_t i = table - NT_SKDM;
+  return i < sizeof names / sizeof names[0] ? names[i] : "?";
 }
 
 /* Name the damaged table in the backend's detail message; other statuses
@@ -333,20 +326,25 @@ static int put_mark_once(nat_op *op, unsigned table, const kj_kbuf *k) {
   return rc;
 }
 
-/* A whole write: the key-only rows prefix|tails[i] of table, in order. */
+/* In op: the key-only rows prefix|tails[i] of table, in order. */
+static int marks_in(nat_op *op, unsigned table, kj_kbuf *prefix,
+                    const kj_blob *tails, size_t n) {
+  size_t plen = prefix->len;
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++) {
+    prefix->len = plen;
+    kj_k_raw(prefix, tails[i].p, tails[i].len);
+    rc = put_mark_once(op, table, prefix);
+  }
+  return rc;
+}
+
+/* A whole write of marks_in. */
 static int add_marks(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                      kj_kbuf *prefix, const kj_blob *tails, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  size_t plen = prefix->len;
-  for (size_t i = 0; !rc && i < n; i++) {
-    prefix->len = plen;
-    kj_k_raw(prefix, tails[i].p, tails[i].len);
-    rc = put_mark_once(&op, table, prefix);
-  }
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, marks_in(&op, table, prefix, tails, n));
 }
 
 /* A whole read: the key tails under prefix whose value keep accepts, as a
@@ -355,17 +353,14 @@ static int list_tails(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                       const kj_kbuf *prefix,
                       int (*keep)(void *, const uint8_t *, size_t),
                       kj_blob_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   rowset rs;
   rows_init(&rs, prefix->len, 0, keep, NULL);
-  rc = row_fail(b, rows_scan(&op, table, prefix, &rs), table, dev);
+  int rc = nat_scan_rows(b, t, table, prefix, rows_collect, &rs);
+  rc = row_fail(b, rc, table, dev);
   if (!rc)
     rc = rows_blob_list(&rs, out);
   kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return rc;
 }
 
 /* In op: delete the rows under prefix whose value keep(ctx) accepts; each
@@ -407,13 +402,12 @@ static int nat_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *group, size_t glen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   group_prefix(&k, dev, group, glen);
-  return nat_end(&op, nat_del_prefix(&op, NT_SKDM, &k, NULL));
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc
+            : nat_end(&op, nat_del_prefix(&op, NT_SKDM, &k, NULL, NULL, NULL));
 }
 
 /* ---- LID mappings (tables 31 and 32) ---------------------------------- */
@@ -448,22 +442,18 @@ static int lid_list_make(const kj_lid_mapping *v, size_t n,
   return KJ_OK;
 }
 
-static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                       const kj_lid_mapping *m) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: the mapping row, and its index row moved to the new phone. */
+static int lid_put_in(nat_op *op, uint32_t dev, const kj_lid_mapping *m) {
   kj_kbuf k, old_ix;
   old_ix.len = 0; /* no index row to move */
   nat_key(&k, dev, m->lid.p, m->lid.len);
   kj_lid_mapping row = *m;
   void *v;
   size_t vlen;
-  rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+  int rc = nat_get(op, NT_LID, &k, &v, &vlen);
   if (rc == KJ_OK) {
     kj_lid_mapping old;
-    rc = row_fail(op.b, lid_decode(v, vlen, &old), NT_LID, dev);
+    rc = row_fail(op->b, lid_decode(v, vlen, &old), NT_LID, dev);
     if (!rc) {
       /* The first time a LID was seen is history, not a field to set. */
 #ifndef KJ_BUG_LID_CREATED_AT /* oracle self-test: overwrite it */
@@ -482,16 +472,23 @@ static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
     kj_wbuf w;
     kj_w_init(&w);
     lid_encode(&w, &row);
-    rc = nat_put_w(&op, NT_LID, &k, &w);
+    rc = nat_put_w(op, NT_LID, &k, &w);
     kj_w_free(&w);
   }
   if (!rc && old_ix.len)
-    rc = nat_del(&op, NT_LID_BY_PHONE, &old_ix);
+    rc = nat_del(op, NT_LID_BY_PHONE, &old_ix);
   if (!rc) {
     lid_index_key(&k, dev, m->phone.p, m->phone.len, m->lid.p, m->lid.len);
-    rc = nat_put(&op, NT_LID_BY_PHONE, &k, MARK, sizeof MARK);
+    rc = nat_put(op, NT_LID_BY_PHONE, &k, MARK, sizeof MARK);
   }
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                       const kj_lid_mapping *m) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, lid_put_in(&op, dev, m));
 }
 
 /* A decoder's input besides the row value: bytes the value does not hold
@@ -521,20 +518,16 @@ static int nat_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev,
   return row_fail(b, nat_read_row(b, t, NT_LID, &k, lid_make, &a), NT_LID, dev);
 }
 
-static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const void *phone, size_t plen,
-                                kj_lid_mapping_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
+/* In op: the mapping of phone updated last, through the index. */
+static int by_phone_in(nat_op *op, uint32_t dev, const void *phone, size_t plen,
+                       kj_lid_mapping_list **out) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
   kj_k_lp(&k, phone, plen);
   rowset rs;
   rows_init(&rs, k.len, 0, mark_keep, NULL);
-  rc = row_fail(op.b, rows_scan(&op, NT_LID_BY_PHONE, &k, &rs), NT_LID_BY_PHONE,
-                dev);
+  int rc = row_fail(op->b, rows_scan(op, NT_LID_BY_PHONE, &k, &rs),
+                    NT_LID_BY_PHONE, dev);
   if (!rc && rs.n == 0)
     rc = KJ_NOTFOUND;
   /* The index is ascending by LID, so keeping the first of equal
@@ -551,13 +544,13 @@ static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
     void *v;
     size_t vlen;
     kj_lid_mapping m;
-    rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+    rc = nat_get(op, NT_LID, &k, &v, &vlen);
     if (rc == KJ_NOTFOUND) /* an index row with no mapping */
-      rc = row_fail(op.b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+      rc = row_fail(op->b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
     else if (!rc)
-      rc = row_fail(op.b, lid_decode(v, vlen, &m), NT_LID, dev);
+      rc = row_fail(op->b, lid_decode(v, vlen, &m), NT_LID, dev);
     if (!rc && (m.phone.len != plen || memcmp(m.phone.p, phone, plen)))
-      rc = row_fail(op.b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+      rc = row_fail(op->b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
     if (!rc && (i == 0 || m.updated_at > best.updated_at)) {
       kj_free(best_v);
       best_v = v;
@@ -571,20 +564,24 @@ static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = lid_list_make(&best, 1, out);
   kj_free(best_v);
   kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *phone, size_t plen,
+                                kj_lid_mapping_list **out) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  return rc ? rc : nat_end(&op, by_phone_in(&op, dev, phone, plen, out));
 }
 
 static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
                            kj_lid_mapping_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, dev);
   rowset rs;
   rows_init(&rs, k.len, 1, NULL, NULL);
-  rc = rows_scan(&op, NT_LID, &k, &rs);
+  int rc = nat_scan_rows(b, t, NT_LID, &k, rows_collect, &rs);
   kj_lid_mapping *v = NULL;
   if (!rc && rs.n && !(v = malloc(rs.n * sizeof *v)))
     rc = KJ_ENOMEM;
@@ -596,12 +593,12 @@ static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = lid_decode(val.p, val.len, &v[i]);
     v[i].lid = lid;
   }
-  rc = row_fail(op.b, rc, NT_LID, dev);
+  rc = row_fail(b, rc, NT_LID, dev);
   if (!rc)
     rc = lid_list_make(v, rs.n, out);
   free(v);
   kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return rc;
 }
 
 /* ---- base keys (table 33) --------------------------------------------- */
@@ -725,16 +722,15 @@ static int nat_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                          const void *group, size_t glen,
                                          kj_blob_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   group_prefix(&k, dev, group, glen);
   kj_blob_list *l = NULL;
   size_t n;
-  rc = nat_end(&op,
-               take_tails(&op, dev, NT_SK_FORGET, &k, mark_keep, NULL, &l, &n));
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (!rc)
+    rc = nat_end(
+        &op, take_tails(&op, dev, NT_SK_FORGET, &k, mark_keep, NULL, &l, &n));
   if (rc) {
     kj_free(l);
     l = NULL;
@@ -796,16 +792,16 @@ static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
                                        int64_t cutoff, uint64_t *removed) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, dev);
   size_t n;
-  rc = nat_end(&op, take_tails(&op, dev, NT_TC_TOKEN, &k, token_expired,
-                               &cutoff, NULL, &n));
-  *removed = rc ? 0 : n;
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (!rc)
+    rc = nat_end(&op, take_tails(&op, dev, NT_TC_TOKEN, &k, token_expired,
+                                 &cutoff, NULL, &n));
+  if (!rc)
+    *removed = n;
   return rc;
 }
 

@@ -218,18 +218,28 @@ int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
   return kj_scan_prefix(op->s, op->txn, table, prefix->b, prefix->len, fn, arg);
 }
 
+int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
+                  const kj_kbuf *prefix, kj_scan_fn fn, void *arg) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  return rc ? rc : nat_end(&op, nat_scan(&op, table, prefix, fn, arg));
+}
+
 /* Keys collected by a scan, to delete after it (a scan callback must not
  * write to its own transaction). */
 typedef struct keylist {
   kj_wbuf w; /* (u16 length, key)* */
   uint64_t n;
+  nat_keep_fn keep; /* NULL: every row */
+  void *ctx;
 } keylist;
 
 static int collect_key(void *arg, const void *key, size_t klen, const void *val,
                        size_t vlen) {
-  (void)val;
-  (void)vlen;
   keylist *l = arg;
+  int keep = l->keep ? l->keep(l->ctx, key, klen, val, vlen) : 1;
+  if (keep <= 0)
+    return keep;
   uint8_t lb[2] = {(uint8_t)(klen >> 8), (uint8_t)klen};
   kj_w_bytes(&l->w, lb, 2);
   kj_w_bytes(&l->w, key, klen);
@@ -238,10 +248,9 @@ static int collect_key(void *arg, const void *key, size_t klen, const void *val,
 }
 
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
-                   uint64_t *n) {
-  keylist l;
+                   nat_keep_fn keep, void *ctx, uint64_t *n) {
+  keylist l = {.keep = keep, .ctx = ctx};
   kj_w_init(&l.w);
-  l.n = 0;
   int rc = nat_scan(op, table, prefix, collect_key, &l);
   for (size_t off = 0; !rc && off < l.w.len;) {
     size_t klen = (size_t)l.w.p[off] << 8 | l.w.p[off + 1];

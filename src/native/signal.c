@@ -250,25 +250,30 @@ static int nat_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   return nat_put_row(b, t, dev, NT_PREKEY, &k, &w);
 }
 
-/* In order, so a duplicate id ends with its last record. */
-static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  const kj_prekey *keys, size_t n,
-                                  int uploaded) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: every key of the batch, in order, so a duplicate id ends with its
+ * last record. */
+static int store_in(nat_op *op, uint32_t dev, const kj_prekey *keys, size_t n,
+                    int uploaded) {
   kj_wbuf w;
   kj_w_init(&w);
+  int rc = KJ_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     kj_kbuf k;
     key_id(&k, dev, keys[i].id);
     w.len = 0;
     enc_prekey(&w, uploaded, keys[i].record.p, keys[i].record.len);
-    rc = nat_put_w(&op, NT_PREKEY, &k, &w);
+    rc = nat_put_w(op, NT_PREKEY, &k, &w);
   }
   nat_wbuf_free_wiped(&w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const kj_prekey *keys, size_t n,
+                                  int uploaded) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, store_in(&op, dev, keys, n, uploaded));
 }
 
 static int nat_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
@@ -303,6 +308,28 @@ static int sorted_ids(const uint32_t *ids, size_t n, uint32_t **out,
   return KJ_OK;
 }
 
+/* In op: the rows of the ascending ids s[0..m-1] that exist, into pb. */
+static int load_ids_in(nat_op *op, uint32_t dev, const uint32_t *s, size_t m,
+                       pk_builder *pb) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < m; i++) {
+    kj_kbuf k;
+    key_id(&k, dev, s[i]);
+    void *v;
+    size_t vlen;
+    rc = nat_get(op, NT_PREKEY, &k, &v, &vlen);
+    if (rc == KJ_NOTFOUND) {
+      rc = KJ_OK;
+      continue;
+    }
+    if (!rc) {
+      rc = pkb_add_row(pb, NT_PREKEY, s[i], v, vlen);
+      nat_free_wiped(v, vlen);
+    }
+  }
+  return rc;
+}
+
 static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const uint32_t *ids, size_t n,
                                  kj_prekey_list **out) {
@@ -311,29 +338,12 @@ static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = sorted_ids(ids, n, &s, &m);
   if (rc)
     return rc;
-  nat_op op;
-  if ((rc = nat_begin(b, t, NAT_READ, 0, &op))) {
-    free(s);
-    return rc;
-  }
   pk_builder pb;
   pkb_init(&pb);
-  for (size_t i = 0; !rc && i < m; i++) {
-    kj_kbuf k;
-    key_id(&k, dev, s[i]);
-    void *v;
-    size_t vlen;
-    rc = nat_get(&op, NT_PREKEY, &k, &v, &vlen);
-    if (rc == KJ_NOTFOUND) {
-      rc = KJ_OK;
-      continue;
-    }
-    if (!rc) {
-      rc = pkb_add_row(&pb, NT_PREKEY, s[i], v, vlen);
-      nat_free_wiped(v, vlen);
-    }
-  }
-  rc = nat_end(&op, rc);
+  nat_op op;
+  rc = nat_begin(b, t, NAT_READ, 0, &op);
+  if (!rc)
+    rc = nat_end(&op, load_ids_in(&op, dev, s, m, &pb));
   if (!rc)
     rc = pkb_finish(&pb, out);
   pkb_free(&pb);
@@ -387,17 +397,21 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
   return rc;
 }
 
-/* A damaged row fails the whole call; nat_end then undoes the rows already
- * marked, in an own transaction or (savepoint) in the caller's. */
+/* In op: mark every id; a damaged row fails the whole call, and nat_end
+ * then undoes the rows already marked, in an own transaction or
+ * (savepoint) in the caller's. */
+static int mark_in(nat_op *op, uint32_t dev, const uint32_t *ids, size_t n) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = mark_one(op, dev, ids[i]);
+  return rc;
+}
+
 static int nat_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
                                     const uint32_t *ids, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  for (size_t i = 0; !rc && i < n; i++)
-    rc = mark_one(&op, dev, ids[i]);
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, mark_in(&op, dev, ids, n));
 }
 
 /* The first pre-key id >= from in slot dev (*found 1), or none. */
@@ -437,29 +451,31 @@ static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
  * search on "is there an id >= x": at most 33 probes, each O(log n) and
  * stopping at its first row, so O(log n) overall, however many pre-keys
  * the slot holds (a plain prefix scan keeping the last key would be O(n)). */
+static int max_id_in(nat_op *op, uint32_t dev, uint32_t *max_id) {
+  probe p;
+  int rc = probe_from(op, dev, 0, &p);
+  if (rc || !p.found)
+    return rc;
+  /* Invariant: lo exists; no id above hi exists. */
+  uint32_t lo = p.id, hi = UINT32_MAX;
+  while (!rc && lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2 + 1;
+    rc = probe_from(op, dev, mid, &p);
+    if (!rc && p.found)
+      lo = p.id;
+    else
+      hi = mid - 1;
+  }
+  if (!rc)
+    *max_id = lo;
+  return rc;
+}
+
 static int nat_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
                              uint32_t *max_id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  probe p;
-  rc = probe_from(&op, dev, 0, &p);
-  if (!rc && p.found) {
-    /* Invariant: lo exists; no id above hi exists. */
-    uint32_t lo = p.id, hi = UINT32_MAX;
-    while (!rc && lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2 + 1;
-      rc = probe_from(&op, dev, mid, &p);
-      if (!rc && p.found)
-        lo = p.id;
-      else
-        hi = mid - 1;
-    }
-    if (!rc)
-      *max_id = lo;
-  }
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, max_id_in(&op, dev, max_id));
 }
 
 /* ---- signed pre-keys --------------------------------------------------- */
@@ -487,15 +503,11 @@ static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
 /* Keys are dev then the id big-endian, so key order is numeric order. */
 static int nat_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
                                       kj_prekey_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   kj_kbuf prefix;
   kj_k_dev(&prefix, dev);
   pk_builder pb;
   pkb_init(&pb);
-  rc = nat_end(&op, nat_scan(&op, NT_SIGNED_PREKEY, &prefix, load_all_cb, &pb));
+  int rc = nat_scan_rows(b, t, NT_SIGNED_PREKEY, &prefix, load_all_cb, &pb);
   if (!rc)
     rc = pkb_finish(&pb, out);
   pkb_free(&pb);
