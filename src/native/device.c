@@ -38,8 +38,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (rc)
     return rc;
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  rc = kj_r_version(&r);
+  rc = nat_r_open(&r, v, vlen);
   *next = kj_r_u32(&r);
   if (!rc)
     rc = kj_r_done(&r);

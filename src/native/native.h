@@ -100,6 +100,15 @@ static inline int nat_r_open(kj_rbuf *r, const void *v, size_t n) {
   return kj_r_version(r);
 }
 
+/* A value's last field, which runs to its end: the bytes left in r when
+ * there are 1..max of them, else NULL with r marked bad. */
+static inline const uint8_t *nat_r_rest(kj_rbuf *r, size_t max, size_t *n) {
+  *n = (size_t)(r->end - r->p);
+  if (*n < 1 || *n > max)
+    r->bad = 1;
+  return kj_r_bytes(r, *n);
+}
+
 /* The key dev|bytes: a row named by one identifier of slot dev. */
 static inline void nat_key(kj_kbuf *k, uint32_t dev, const void *p, size_t n) {
   kj_k_dev(k, dev);
@@ -131,6 +140,9 @@ int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
 /* Delete one row of slot dev (absent is KJ_OK). */
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k);
+/* Delete the row dev|id (nat_key) of slot dev. */
+int nat_del_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+               const void *id, size_t idlen);
 
 /* ---- in an operation -------------------------------------------------- */
 

@@ -54,6 +54,25 @@ static kj_blob copy_blob(uint8_t **p, const void *src, size_t n) {
   return b;
 }
 
+/* A decoder's input besides the row value: bytes the value does not hold
+ * (the identifier that is the row's key, a value to compare with), and
+ * where its result goes. */
+typedef struct dec_arg {
+  const void *p;
+  size_t n;
+  void *out;
+} dec_arg;
+
+/* A whole read of the row of table keyed dev|id, decoded by dec with
+ * {id, idlen, out}; a damaged row is named in the detail message. */
+static int read_by_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const void *id, size_t idlen, nat_dec_fn dec, void *out) {
+  kj_kbuf k;
+  nat_key(&k, dev, id, idlen);
+  dec_arg a = {id, idlen, out};
+  return row_fail(b, nat_read_row(b, t, table, &k, dec, &a), table, dev);
+}
+
 /* ---- rows of a prefix scan -------------------------------------------- */
 
 /* The rows of a scan, copied out so that the caller may write afterwards
@@ -154,8 +173,7 @@ static int rows_delete(nat_op *op, unsigned table, const kj_kbuf *prefix,
 /* Tables 30, 32, 35: the version byte and nothing else. */
 static int mark_decode(const void *v, size_t n) {
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, v, n);
   return rc ? rc : kj_r_done(&r);
 }
 
@@ -179,17 +197,46 @@ static void lid_encode(kj_wbuf *w, const kj_lid_mapping *m) {
 static int lid_decode(const void *v, size_t n, kj_lid_mapping *m) {
   memset(m, 0, sizeof *m);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, n);
   m->phone.p = kj_r_blob(&r, KJ_MAX_ID, &m->phone.len);
   m->created_at = kj_r_i64(&r);
   m->updated_at = kj_r_i64(&r);
   m->source.p = kj_r_blob(&r, KJ_MAX_ID, &m->source.len);
-  if (m->phone.len == 0)
-    return KJ_ECORRUPT; /* a phone is 1..KJ_MAX_ID bytes */
-  return kj_r_done(&r);
+  if (!rc && m->phone.len == 0)
+    rc = KJ_ECORRUPT; /* a phone is 1..KJ_MAX_ID bytes */
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* One allocation holding the n mappings v[] and every byte they point
+ * to. */
+static int lid_list_make(const kj_lid_mapping *v, size_t n,
+                         kj_lid_mapping_list **out) {
+  size_t head = sizeof(kj_lid_mapping_list) + n * sizeof(kj_lid_mapping);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++)
+    bytes += v[i].lid.len + v[i].phone.len + v[i].source.len;
+  kj_lid_mapping_list *l = malloc(head + bytes);
+  if (!l)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)l + head;
+  l->n = n;
+  for (size_t i = 0; i < n; i++) {
+    l->v[i] = v[i];
+    l->v[i].lid = copy_blob(&p, v[i].lid.p, v[i].lid.len);
+    l->v[i].phone = copy_blob(&p, v[i].phone.p, v[i].phone.len);
+    l->v[i].source = copy_blob(&p, v[i].source.p, v[i].source.len);
+  }
+  *out = l;
+  return KJ_OK;
+}
+
+/* Table 31, read by its LID (a->p): a one-mapping list. */
+static int lid_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_lid_mapping m;
+  int rc = lid_decode(v, vlen, &m);
+  m.lid = (kj_blob){a->p, a->n};
+  return rc ? rc : lid_list_make(&m, 1, a->out);
 }
 
 /* Table 33: rest is the base key (1..KJ_MAX_ID bytes). */
@@ -199,17 +246,20 @@ static void base_key_encode(kj_wbuf *w, const void *key, size_t n) {
 }
 
 static int base_key_decode(const void *v, size_t n, kj_blob *key) {
-  memset(key, 0, sizeof *key);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  key->len = (size_t)(r.end - r.p);
-  if (key->len < 1 || key->len > KJ_MAX_ID)
-    return KJ_ECORRUPT;
-  key->p = kj_r_bytes(&r, key->len);
-  return kj_r_done(&r);
+  int rc = nat_r_open(&r, v, n);
+  key->p = nat_r_rest(&r, KJ_MAX_ID, &key->len);
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* Whether the stored base key is a->p (*(int *)a->out). */
+static int base_key_same(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_blob stored;
+  int rc = base_key_decode(v, vlen, &stored);
+  if (!rc)
+    *(int *)a->out = stored.len == a->n && !memcmp(stored.p, a->p, a->n);
+  return rc;
 }
 
 /* Table 34: i64 timestamp, opt blob phash, varint n, n x (u32 device_id,
@@ -237,8 +287,7 @@ static int device_list_decode(const void *v, size_t len, kj_device_list *d,
                               kj_device_entry *devs) {
   memset(d, 0, sizeof *d);
   kj_rbuf r;
-  kj_r_init(&r, v, len);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, v, len);
   if (rc)
     return rc;
   d->timestamp = kj_r_i64(&r);
@@ -262,6 +311,29 @@ static int device_list_decode(const void *v, size_t len, kj_device_list *d,
   return kj_r_done(&r);
 }
 
+/* Table 34, read by its user (a->p): one allocation, the struct, the
+ * entries, then user and phash bytes. */
+static int device_list_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_device_list d;
+  int rc = device_list_decode(v, vlen, &d, NULL);
+  if (rc)
+    return rc;
+  size_t head = sizeof d + d.n * sizeof(kj_device_entry);
+  kj_device_list *l = malloc(head + a->n + d.phash.len);
+  if (!l)
+    return KJ_ENOMEM;
+  *l = d;
+  l->devices = (kj_device_entry *)(l + 1);
+  (void)device_list_decode(v, vlen, &d, l->devices); /* checked above */
+  uint8_t *p = (uint8_t *)l + head;
+  l->user = copy_blob(&p, a->p, a->n);
+  if (d.has_phash)
+    l->phash = copy_blob(&p, d.phash.p, d.phash.len);
+  *(kj_device_list **)a->out = l;
+  return KJ_OK;
+}
+
 /* Table 36: blob token, i64 token_ts, u8 has_sender_ts, i64 sender_ts (0
  * when absent, and must read back as 0). */
 static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
@@ -274,19 +346,32 @@ static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
 
 /* Fills *t, token pointing into v. */
 static int token_decode(const void *v, size_t n, kj_tc_token *t) {
-  memset(t, 0, sizeof *t);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, n);
   t->token.p = kj_r_blob(&r, KJ_MAX_RECORD, &t->token.len);
   t->token_ts = kj_r_i64(&r);
   t->has_sender_ts = kj_r_flag(&r);
   t->sender_ts = kj_r_i64(&r);
-  if (t->token.len == 0 || (!t->has_sender_ts && t->sender_ts))
-    return KJ_ECORRUPT;
-  return kj_r_done(&r);
+  if (!rc && (t->token.len == 0 || (!t->has_sender_ts && t->sender_ts)))
+    rc = KJ_ECORRUPT;
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* Table 36 as one allocation: the struct, then the token bytes. */
+static int token_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_tc_token tok;
+  int rc = token_decode(v, vlen, &tok);
+  if (rc)
+    return rc;
+  kj_tc_token *o = malloc(sizeof *o + tok.token.len);
+  if (!o)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)(o + 1);
+  *o = tok;
+  o->token = copy_blob(&p, tok.token.p, tok.token.len);
+  *(kj_tc_token **)a->out = o;
+  return KJ_OK;
 }
 
 static int token_keep(void *ctx, const uint8_t *v, size_t n) {
@@ -419,29 +504,6 @@ static void lid_index_key(kj_kbuf *k, uint32_t dev, const void *phone,
   kj_k_raw(k, lid, llen);
 }
 
-/* One allocation holding the n mappings v[] and every byte they point
- * to. */
-static int lid_list_make(const kj_lid_mapping *v, size_t n,
-                         kj_lid_mapping_list **out) {
-  size_t head = sizeof(kj_lid_mapping_list) + n * sizeof(kj_lid_mapping);
-  size_t bytes = 0;
-  for (size_t i = 0; i < n; i++)
-    bytes += v[i].lid.len + v[i].phone.len + v[i].source.len;
-  kj_lid_mapping_list *l = malloc(head + bytes);
-  if (!l)
-    return KJ_ENOMEM;
-  uint8_t *p = (uint8_t *)l + head;
-  l->n = n;
-  for (size_t i = 0; i < n; i++) {
-    l->v[i] = v[i];
-    l->v[i].lid = copy_blob(&p, v[i].lid.p, v[i].lid.len);
-    l->v[i].phone = copy_blob(&p, v[i].phone.p, v[i].phone.len);
-    l->v[i].source = copy_blob(&p, v[i].source.p, v[i].source.len);
-  }
-  *out = l;
-  return KJ_OK;
-}
-
 /* In op: the mapping row, and its index row moved to the new phone. */
 static int lid_put_in(nat_op *op, uint32_t dev, const kj_lid_mapping *m) {
   kj_kbuf k, old_ix;
@@ -491,31 +553,10 @@ static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc ? rc : nat_end(&op, lid_put_in(&op, dev, m));
 }
 
-/* A decoder's input besides the row value: bytes the value does not hold
- * (the identifier that is the row's key, a value to compare with), and
- * where its result goes. */
-typedef struct dec_arg {
-  const void *p;
-  size_t n;
-  void *out;
-} dec_arg;
-
-/* Table 31, read by its LID (a->p): a one-mapping list. */
-static int lid_make(const void *v, size_t vlen, void *arg) {
-  const dec_arg *a = arg;
-  kj_lid_mapping m;
-  int rc = lid_decode(v, vlen, &m);
-  m.lid = (kj_blob){a->p, a->n};
-  return rc ? rc : lid_list_make(&m, 1, a->out);
-}
-
 static int nat_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *lid, size_t llen,
                               kj_lid_mapping_list **out) {
-  kj_kbuf k;
-  nat_key(&k, dev, lid, llen);
-  dec_arg a = {lid, llen, out};
-  return row_fail(b, nat_read_row(b, t, NT_LID, &k, lid_make, &a), NT_LID, dev);
+  return read_by_id(b, t, dev, NT_LID, lid, llen, lid_make, out);
 }
 
 /* In op: the mapping of phone updated last, through the index. */
@@ -621,16 +662,6 @@ static int nat_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_put_row(b, t, dev, NT_BASE_KEY, &k, &w);
 }
 
-/* Whether the stored base key is a->p (*(int *)a->out). */
-static int base_key_same(const void *v, size_t vlen, void *arg) {
-  const dec_arg *a = arg;
-  kj_blob stored;
-  int rc = base_key_decode(v, vlen, &stored);
-  if (!rc)
-    *(int *)a->out = stored.len == a->n && !memcmp(stored.p, a->p, a->n);
-  return rc;
-}
-
 static int nat_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *addr, size_t alen,
                                  const void *msg_id, size_t mlen,
@@ -664,45 +695,16 @@ static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_put_row(b, t, dev, NT_DEVICE_LIST, &k, &w);
 }
 
-/* Table 34, read by its user (a->p): one allocation, the struct, the
- * entries, then user and phash bytes. */
-static int device_list_make(const void *v, size_t vlen, void *arg) {
-  const dec_arg *a = arg;
-  kj_device_list d;
-  int rc = device_list_decode(v, vlen, &d, NULL);
-  if (rc)
-    return rc;
-  size_t head = sizeof d + d.n * sizeof(kj_device_entry);
-  kj_device_list *l = malloc(head + a->n + d.phash.len);
-  if (!l)
-    return KJ_ENOMEM;
-  *l = d;
-  l->devices = (kj_device_entry *)(l + 1);
-  (void)device_list_decode(v, vlen, &d, l->devices); /* checked above */
-  uint8_t *p = (uint8_t *)l + head;
-  l->user = copy_blob(&p, a->p, a->n);
-  if (d.has_phash)
-    l->phash = copy_blob(&p, d.phash.p, d.phash.len);
-  *(kj_device_list **)a->out = l;
-  return KJ_OK;
-}
-
 static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *user, size_t ulen,
                                kj_device_list **out) {
-  kj_kbuf k;
-  nat_key(&k, dev, user, ulen);
-  dec_arg a = {user, ulen, out};
-  return row_fail(b,
-                  nat_read_row(b, t, NT_DEVICE_LIST, &k, device_list_make, &a),
-                  NT_DEVICE_LIST, dev);
+  return read_by_id(b, t, dev, NT_DEVICE_LIST, user, ulen, device_list_make,
+                    out);
 }
 
 static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const void *user, size_t ulen) {
-  kj_kbuf k;
-  nat_key(&k, dev, user, ulen);
-  return nat_del_row(b, t, dev, NT_DEVICE_LIST, &k);
+  return nat_del_id(b, t, dev, NT_DEVICE_LIST, user, ulen);
 }
 
 /* ---- sender-key forget marks (table 35) ------------------------------- */
@@ -752,35 +754,14 @@ static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_put_row(b, t, dev, NT_TC_TOKEN, &k, &w);
 }
 
-/* Table 36 as one allocation: the struct, then the token bytes. */
-static int token_make(const void *v, size_t vlen, void *out) {
-  kj_tc_token tok;
-  int rc = token_decode(v, vlen, &tok);
-  if (rc)
-    return rc;
-  kj_tc_token *o = malloc(sizeof *o + tok.token.len);
-  if (!o)
-    return KJ_ENOMEM;
-  uint8_t *p = (uint8_t *)(o + 1);
-  *o = tok;
-  o->token = copy_blob(&p, tok.token.p, tok.token.len);
-  *(kj_tc_token **)out = o;
-  return KJ_OK;
-}
-
 static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *jid, size_t jlen, kj_tc_token **out) {
-  kj_kbuf k;
-  nat_key(&k, dev, jid, jlen);
-  return row_fail(b, nat_read_row(b, t, NT_TC_TOKEN, &k, token_make, out),
-                  NT_TC_TOKEN, dev);
+  return read_by_id(b, t, dev, NT_TC_TOKEN, jid, jlen, token_make, out);
 }
 
 static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *jid, size_t jlen) {
-  kj_kbuf k;
-  nat_key(&k, dev, jid, jlen);
-  return nat_del_row(b, t, dev, NT_TC_TOKEN, &k);
+  return nat_del_id(b, t, dev, NT_TC_TOKEN, jid, jlen);
 }
 
 static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,

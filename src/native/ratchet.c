@@ -86,8 +86,7 @@ static void dec_opt32(kj_rbuf *r, int *has, uint8_t v[32]) {
 /* The state fields of a table-40 value into s (n_skipped untouched). */
 static int dec_state(const void *val, size_t vlen, kj_ratchet_state *s) {
   kj_rbuf r;
-  kj_r_init(&r, val, vlen);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, val, vlen);
   if (rc)
     return rc;
   kj_r_copy(&r, s->root_key, 32);
@@ -113,13 +112,10 @@ static void enc_skipped(uint8_t out[SKIPPED_BYTES], const uint8_t mk[32],
 static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
                        int64_t *created_at) {
   kj_rbuf r;
-  kj_r_init(&r, val, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, val, vlen);
   kj_r_copy(&r, mk, 32);
   *created_at = kj_r_i64(&r);
-  return kj_r_done(&r);
+  return rc ? rc : kj_r_done(&r);
 }
 
 /* Skipped keys of one conversation, read by a scan (a scan callback must

@@ -181,14 +181,15 @@ int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
   rc = nat_r_open(&r, v, vlen);
   if (!rc && hlen)
     kj_r_copy(&r, head, hlen);
-  size_t rest = (size_t)(r.end - r.p);
-  if (!rc && (r.bad || rest < 1 || rest > max))
-    rc = KJ_ECORRUPT;
+  size_t rest;
+  const uint8_t *bytes = nat_r_rest(&r, max, &rest);
+  if (!rc)
+    rc = kj_r_done(&r);
   if (rc) {
     nat_free_wiped(v, vlen);
     return rc;
   }
-  memmove(v, r.p, rest);
+  memmove(v, bytes, rest);
   *p = v;
   *n = rest;
   return KJ_OK;
@@ -211,6 +212,13 @@ int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   if (rc)
     return rc;
   return nat_end(&op, nat_del(&op, table, k));
+}
+
+int nat_del_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+               const void *id, size_t idlen) {
+  kj_kbuf k;
+  nat_key(&k, dev, id, idlen);
+  return nat_del_row(b, t, dev, table, &k);
 }
 
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,

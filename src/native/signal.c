@@ -56,11 +56,8 @@ static int dec_record_row(const void *v, size_t vlen, int flagged,
   kj_rbuf r;
   int rc = nat_r_open(&r, v, vlen);
   *uploaded = flagged ? kj_r_flag(&r) : 0;
-  *rlen = (size_t)(r.end - r.p);
-  if (!rc && (r.bad || *rlen < 1 || *rlen > KJ_MAX_RECORD))
-    rc = KJ_ECORRUPT;
-  *rec = rc ? NULL : r.p;
-  return rc;
+  *rec = nat_r_rest(&r, KJ_MAX_RECORD, rlen);
+  return rc ? rc : kj_r_done(&r);
 }
 
 /* ---- shared row operations --------------------------------------------- */
@@ -187,9 +184,7 @@ static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *addr, size_t alen) {
-  kj_kbuf k;
-  nat_key(&k, dev, addr, alen);
-  return nat_del_row(b, t, dev, NT_IDENTITY, &k);
+  return nat_del_id(b, t, dev, NT_IDENTITY, addr, alen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -233,9 +228,7 @@ static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *addr, size_t alen) {
-  kj_kbuf k;
-  nat_key(&k, dev, addr, alen);
-  return nat_del_row(b, t, dev, NT_SESSION, &k);
+  return nat_del_id(b, t, dev, NT_SESSION, addr, alen);
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
@@ -542,9 +535,7 @@ static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *name, size_t nlen) {
-  kj_kbuf k;
-  nat_key(&k, dev, name, nlen);
-  return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
+  return nat_del_id(b, t, dev, NT_SENDER_KEY, name, nlen);
 }
 
 const kj_signal_ops nat_signal_ops = {
