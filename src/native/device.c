@@ -25,7 +25,7 @@ static void meta_key(kj_kbuf *k) {
 
 /* The id the next create hands out: 1 when the counter row is absent (no
  * slot was ever created). */
-static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
+static int read_next_id(nat_op *op, uint32_t *next) {
   kj_kbuf k;
   meta_key(&k);
   void *v;
@@ -46,7 +46,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (!rc && *next == 0)
     rc = KJ_ECORRUPT; /* ids start at 1 */
   if (rc)
-    return nat_fail(b, rc, "table 1: malformed next_device_id row");
+    return nat_fail(op->b, rc, "table 1: malformed next_device_id row");
   return KJ_OK;
 }
 
@@ -54,7 +54,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
  * on. */
 static int create_in(nat_op *op, uint32_t *id) {
   uint32_t next = 0;
-  int rc = read_next_id(op->b, op, &next);
+  int rc = read_next_id(op, &next);
   /* The counter only grows, so an id is never handed out twice; the last
    * id is kept back so that the counter itself cannot wrap to 0. */
   if (!rc && next == UINT32_MAX)

@@ -115,7 +115,7 @@ static inline void nat_key(kj_kbuf *k, uint32_t dev, const void *p, size_t n) {
   kj_k_raw(k, p, n);
 }
 
-/* ---- whole operations on one row (each its own nat_begin / nat_end) ---- */
+/* ---- whole operations, each its own nat_begin / nat_end ------------- */
 
 /* Read: the row's value (KJ_NOTFOUND with *v NULL if absent). */
 int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
