@@ -16,50 +16,32 @@
  * rule), so a map of empty values still has a bounded size. */
 #define SYNC_ENTRY_OVERHEAD 8u
 
-#define START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, appsync, op), fn)
-
 /* ---- sync keys --------------------------------------------------------- */
 
 int kj_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
                     size_t idlen, const kj_sync_key *key) {
-  int rc = START(b, t, sync_key_set, "kj_sync_key_set");
-  if (!rc)
-    rc = kj_d_id(b, key_id, idlen, "kj_sync_key_set: key_id");
-  if (!rc)
-    rc = kj_d_ptr(b, key, "kj_sync_key_set: key");
-  if (!rc)
-    rc = kj_d_rec(b, key->key_data.p, key->key_data.len,
-                  "kj_sync_key_set: key_data");
-  if (!rc)
-    rc = kj_d_opt(b, key->fingerprint.p, key->fingerprint.len, KJ_MAX_RECORD,
-                  "kj_sync_key_set: fingerprint");
-  return rc ? rc : b->ops->appsync->sync_key_set(b, t, dev, key_id, idlen, key);
+  KJ_D_FORWARD(b, t, appsync, sync_key_set, (b, t, dev, key_id, idlen, key),
+               kj_d_id(b, key_id, idlen, "kj_sync_key_set: key_id"),
+               kj_d_ptr(b, key, "kj_sync_key_set: key"),
+               kj_d_rec(b, key->key_data.p, key->key_data.len,
+                        "kj_sync_key_set: key_data"),
+               kj_d_opt(b, key->fingerprint.p, key->fingerprint.len,
+                        KJ_MAX_RECORD, "kj_sync_key_set: fingerprint"));
 }
 
 int kj_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *key_id,
                     size_t idlen, kj_sync_key **out) {
-  if (out)
-    *out = NULL;
-  int rc = START(b, t, sync_key_get, "kj_sync_key_get");
-  if (!rc)
-    rc = kj_d_id(b, key_id, idlen, "kj_sync_key_get: key_id");
-  if (!rc)
-    rc = kj_d_ptr(b, out, "kj_sync_key_get: out");
-  return rc ? rc : b->ops->appsync->sync_key_get(b, t, dev, key_id, idlen, out);
+  KJ_D_GET_BY_ID(b, t, appsync, sync_key_get, dev, key_id, idlen, "key_id",
+                 out);
 }
 
 int kj_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
                        size_t *idlen) {
-  if (id)
-    *id = NULL;
-  if (idlen)
-    *idlen = 0;
-  int rc = START(b, t, sync_key_latest, "kj_sync_key_latest");
-  if (!rc)
-    rc = kj_d_ptr(b, id, "kj_sync_key_latest: id");
-  if (!rc)
-    rc = kj_d_ptr(b, idlen, "kj_sync_key_latest: idlen");
-  return rc ? rc : b->ops->appsync->sync_key_latest(b, t, dev, id, idlen);
+  KJ_D_CLEAR(id);
+  KJ_D_CLEAR(idlen);
+  KJ_D_FORWARD(b, t, appsync, sync_key_latest, (b, t, dev, id, idlen),
+               kj_d_ptr(b, id, "kj_sync_key_latest: id"),
+               kj_d_ptr(b, idlen, "kj_sync_key_latest: idlen"));
 }
 
 /* ---- collection versions ----------------------------------------------- */
@@ -113,39 +95,20 @@ static int check_map(kj_backend *b, const kj_sync_version *v) {
 
 int kj_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
                         size_t nlen, const kj_sync_version *v) {
-  int rc = START(b, t, sync_version_set, "kj_sync_version_set");
-  if (!rc)
-    rc = kj_d_id(b, name, nlen, "kj_sync_version_set: name");
-  if (!rc)
-    rc = kj_d_ptr(b, v, "kj_sync_version_set: v");
-  if (!rc)
-    rc = check_map(b, v);
-  return rc ? rc : b->ops->appsync->sync_version_set(b, t, dev, name, nlen, v);
+  KJ_D_FORWARD(b, t, appsync, sync_version_set, (b, t, dev, name, nlen, v),
+               kj_d_id(b, name, nlen, "kj_sync_version_set: name"),
+               kj_d_ptr(b, v, "kj_sync_version_set: v"), check_map(b, v));
 }
 
 int kj_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
                         size_t nlen, kj_sync_version **out) {
-  if (out)
-    *out = NULL;
-  int rc = START(b, t, sync_version_get, "kj_sync_version_get");
-  if (!rc)
-    rc = kj_d_id(b, name, nlen, "kj_sync_version_get: name");
-  if (!rc)
-    rc = kj_d_ptr(b, out, "kj_sync_version_get: out");
-  return rc ? rc
-            : b->ops->appsync->sync_version_get(b, t, dev, name, nlen, out);
+  KJ_D_GET_BY_ID(b, t, appsync, sync_version_get, dev, name, nlen, "name", out);
 }
 
 /* ---- mutation MACs ----------------------------------------------------- */
 
-int kj_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
-                        size_t nlen, uint64_t version,
-                        const kj_mutation_mac *macs, size_t n) {
-  int rc = START(b, t, mutation_mac_put, "kj_mutation_mac_put");
-  if (!rc)
-    rc = kj_d_id(b, name, nlen, "kj_mutation_mac_put: name");
-  if (!rc)
-    rc = kj_d_array(b, macs, n, KJ_MAX_BATCH, "kj_mutation_mac_put: macs");
+static int check_macs(kj_backend *b, const kj_mutation_mac *macs, size_t n) {
+  int rc = KJ_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     rc = kj_d_id(b, macs[i].index_mac.p, macs[i].index_mac.len,
                  "kj_mutation_mac_put: an index_mac");
@@ -153,48 +116,51 @@ int kj_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
       rc = kj_d_id(b, macs[i].value_mac.p, macs[i].value_mac.len,
                    "kj_mutation_mac_put: a value_mac");
   }
-  return rc ? rc
-            : b->ops->appsync->mutation_mac_put(b, t, dev, name, nlen, version,
-                                                macs, n);
+  return rc;
+}
+
+int kj_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                        size_t nlen, uint64_t version,
+                        const kj_mutation_mac *macs, size_t n) {
+  KJ_D_FORWARD(
+      b, t, appsync, mutation_mac_put,
+      (b, t, dev, name, nlen, version, macs, n),
+      kj_d_id(b, name, nlen, "kj_mutation_mac_put: name"),
+      kj_d_array(b, macs, n, KJ_MAX_BATCH, "kj_mutation_mac_put: macs"),
+      check_macs(b, macs, n));
 }
 
 int kj_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
                         size_t nlen, const void *index_mac, size_t ilen,
                         void **value_mac, size_t *vlen, uint64_t *version) {
-  if (value_mac)
-    *value_mac = NULL;
-  if (vlen)
-    *vlen = 0;
-  if (version)
-    *version = 0;
-  int rc = START(b, t, mutation_mac_get, "kj_mutation_mac_get");
-  if (!rc)
-    rc = kj_d_id(b, name, nlen, "kj_mutation_mac_get: name");
-  if (!rc)
-    rc = kj_d_id(b, index_mac, ilen, "kj_mutation_mac_get: index_mac");
-  if (!rc)
-    rc = kj_d_ptr(b, value_mac, "kj_mutation_mac_get: value_mac");
-  if (!rc)
-    rc = kj_d_ptr(b, vlen, "kj_mutation_mac_get: vlen");
-  return rc ? rc
-            : b->ops->appsync->mutation_mac_get(b, t, dev, name, nlen,
-                                                index_mac, ilen, value_mac,
-                                                vlen, version);
+  KJ_D_CLEAR(value_mac);
+  KJ_D_CLEAR(vlen);
+  KJ_D_CLEAR(version);
+  KJ_D_FORWARD(
+      b, t, appsync, mutation_mac_get,
+      (b, t, dev, name, nlen, index_mac, ilen, value_mac, vlen, version),
+      kj_d_id(b, name, nlen, "kj_mutation_mac_get: name"),
+      kj_d_id(b, index_mac, ilen, "kj_mutation_mac_get: index_mac"),
+      kj_d_ptr(b, value_mac, "kj_mutation_mac_get: value_mac"),
+      kj_d_ptr(b, vlen, "kj_mutation_mac_get: vlen"));
+}
+
+static int check_index_macs(kj_backend *b, const kj_blob *index_macs,
+                            size_t n) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = kj_d_id(b, index_macs[i].p, index_macs[i].len,
+                 "kj_mutation_mac_delete: an index_mac");
+  return rc;
 }
 
 int kj_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *name, size_t nlen,
                            const kj_blob *index_macs, size_t n) {
-  int rc = START(b, t, mutation_mac_delete, "kj_mutation_mac_delete");
-  if (!rc)
-    rc = kj_d_id(b, name, nlen, "kj_mutation_mac_delete: name");
-  if (!rc)
-    rc = kj_d_array(b, index_macs, n, KJ_MAX_BATCH,
-                    "kj_mutation_mac_delete: index_macs");
-  for (size_t i = 0; !rc && i < n; i++)
-    rc = kj_d_id(b, index_macs[i].p, index_macs[i].len,
-                 "kj_mutation_mac_delete: an index_mac");
-  return rc ? rc
-            : b->ops->appsync->mutation_mac_delete(b, t, dev, name, nlen,
-                                                   index_macs, n);
+  KJ_D_FORWARD(b, t, appsync, mutation_mac_delete,
+               (b, t, dev, name, nlen, index_macs, n),
+               kj_d_id(b, name, nlen, "kj_mutation_mac_delete: name"),
+               kj_d_array(b, index_macs, n, KJ_MAX_BATCH,
+                          "kj_mutation_mac_delete: index_macs"),
+               check_index_macs(b, index_macs, n));
 }

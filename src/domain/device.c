@@ -10,36 +10,27 @@
  */
 #include "dispatch.h"
 
-#define DEV_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, device, op), fn)
-
 int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
-  if (id)
-    *id = 0;
-  int rc = DEV_START(b, t, device_create, "kj_device_create");
-  if (!rc)
-    rc = kj_d_ptr(b, id, "kj_device_create: id");
-  return rc ? rc : b->ops->device->device_create(b, t, id);
+  KJ_D_GET(b, t, device, device_create, (b, t, id), id);
 }
 
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
-  if (out)
-    *out = NULL;
-  int rc = DEV_START(b, t, device_list_ids, "kj_device_list_ids");
-  if (!rc)
-    rc = kj_d_ptr(b, out, "kj_device_list_ids: out");
-  return rc ? rc : b->ops->device->device_list_ids(b, t, out);
+  KJ_D_GET(b, t, device, device_list_ids, (b, t, out), out);
 }
 
 int kj_device_exists(kj_backend *b, kj_tx *t, uint32_t id, int *exists) {
-  if (exists)
-    *exists = 0;
-  int rc = DEV_START(b, t, device_exists, "kj_device_exists");
-  if (!rc)
-    rc = kj_d_ptr(b, exists, "kj_device_exists: exists");
-  if (rc || id == 0)
+  KJ_D_CLEAR(exists);
+  int rc;
+  if (KJ_D_CHECKS(rc, KJ_D_START(b, t, device, device_exists),
+                  kj_d_ptr(b, exists, "kj_device_exists: exists")))
     return rc;
-  return b->ops->device->device_exists(b, t, id, exists);
+  return id ? b->ops->device->device_exists(b, t, id, exists) : KJ_OK;
 }
+
+/* Slot 0 holds nothing: a save or load of it is KJ_NOTFOUND, once the
+ * arguments passed their checks (bad input is reported before "no such
+ * slot", as for every write). */
+static int check_slot(uint32_t id) { return id ? KJ_OK : KJ_NOTFOUND; }
 
 /* An optional blob: checked only when its flag says it is present (an
  * absent one's pointer and length are ignored, so a caller may leave them
@@ -52,74 +43,52 @@ static int check_opt(kj_backend *b, int has, const kj_blob *v, size_t max,
   return rc;
 }
 
+/* The fields of a record (r checked). */
 static int check_record(kj_backend *b, const kj_device_record *r) {
-  int rc = kj_d_ptr(b, r, "kj_device_save: record");
-  if (!rc)
-    rc = check_opt(b, r->has_phone_jid, &r->phone_jid, KJ_MAX_ID,
-                   "kj_device_save: phone_jid");
-  if (!rc)
-    rc = check_opt(b, r->has_lid, &r->lid, KJ_MAX_ID, "kj_device_save: lid");
-  if (!rc)
-    rc = check_opt(b, r->has_account, &r->account, KJ_MAX_RECORD,
-                   "kj_device_save: account");
-  if (!rc)
-    rc = kj_d_opt(b, r->push_name.p, r->push_name.len, KJ_MAX_ID,
-                  "kj_device_save: push_name");
-  if (!rc)
-    rc = check_opt(b, r->has_edge_routing, &r->edge_routing, KJ_MAX_ID,
-                   "kj_device_save: edge_routing");
-  if (!rc)
-    rc = check_opt(b, r->has_props_hash, &r->props_hash, KJ_MAX_ID,
-                   "kj_device_save: props_hash");
-  return rc;
+  int rc;
+  return KJ_D_CHECKS(
+      rc,
+      check_opt(b, r->has_phone_jid, &r->phone_jid, KJ_MAX_ID,
+                "kj_device_save: phone_jid"),
+      check_opt(b, r->has_lid, &r->lid, KJ_MAX_ID, "kj_device_save: lid"),
+      check_opt(b, r->has_account, &r->account, KJ_MAX_RECORD,
+                "kj_device_save: account"),
+      kj_d_opt(b, r->push_name.p, r->push_name.len, KJ_MAX_ID,
+               "kj_device_save: push_name"),
+      check_opt(b, r->has_edge_routing, &r->edge_routing, KJ_MAX_ID,
+                "kj_device_save: edge_routing"),
+      check_opt(b, r->has_props_hash, &r->props_hash, KJ_MAX_ID,
+                "kj_device_save: props_hash"));
 }
 
 int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
                    const kj_device_record *r) {
-  int rc = DEV_START(b, t, device_save, "kj_device_save");
-  if (!rc)
-    rc = check_record(b, r);
-  if (rc)
-    return rc;
-  /* Bad input is reported before "no such slot", as for every write. */
-  if (id == 0)
-    return KJ_NOTFOUND;
-  return b->ops->device->device_save(b, t, id, r);
+  KJ_D_FORWARD(b, t, device, device_save, (b, t, id, r),
+               kj_d_ptr(b, r, "kj_device_save: record"), check_record(b, r),
+               check_slot(id));
 }
 
 int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
                    kj_device_record **out) {
-  if (out)
-    *out = NULL;
-  int rc = DEV_START(b, t, device_load, "kj_device_load");
-  if (!rc)
-    rc = kj_d_ptr(b, out, "kj_device_load: out");
-  if (rc)
-    return rc;
-  if (id == 0)
-    return KJ_NOTFOUND;
-  return b->ops->device->device_load(b, t, id, out);
+  KJ_D_CLEAR(out);
+  KJ_D_FORWARD(b, t, device, device_load, (b, t, id, out),
+               kj_d_ptr(b, out, "kj_device_load: out"), check_slot(id));
 }
 
 int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {
-  int rc = DEV_START(b, t, device_delete, "kj_device_delete");
-  if (rc || id == 0)
-    return rc;
-  return b->ops->device->device_delete(b, t, id);
+  int rc = KJ_D_START(b, t, device, device_delete);
+  return rc || !id ? rc : b->ops->device->device_delete(b, t, id);
 }
 
 int kj_device_snapshot_copy(kj_backend *b, kj_tx *t, const void *label,
                             size_t llen, const void *extra, size_t elen,
                             char **path) {
-  if (path)
-    *path = NULL;
-  int rc = DEV_START(b, t, device_snapshot_copy, "kj_device_snapshot_copy");
-  if (!rc) /* empty is allowed: it becomes "copy" */
-    rc = kj_d_opt(b, label, llen, KJ_MAX_ID, "kj_device_snapshot_copy: label");
-  if (!rc)
-    rc = kj_d_opt(b, extra, elen, KJ_MAX_RECORD,
-                  "kj_device_snapshot_copy: extra");
-  return rc ? rc
-            : b->ops->device->device_snapshot_copy(b, t, label, llen, extra,
-                                                   elen, path);
+  KJ_D_CLEAR(path);
+  /* An empty label is allowed: it becomes "copy". */
+  KJ_D_FORWARD(
+      b, t, device, device_snapshot_copy,
+      (b, t, label, llen, extra, elen, path),
+      kj_d_opt(b, label, llen, KJ_MAX_ID, "kj_device_snapshot_copy: label"),
+      kj_d_opt(b, extra, elen, KJ_MAX_RECORD,
+               "kj_device_snapshot_copy: extra"));
 }

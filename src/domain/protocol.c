@@ -26,88 +26,49 @@ static int check_ids(kj_backend *b, const kj_blob *v, size_t n,
 
 int kj_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                 size_t glen, kj_blob_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_get), "kj_skdm_get")) ||
-      (rc = kj_d_id(b, group, glen, "kj_skdm_get: group")) ||
-      (rc = kj_d_ptr(b, out, "kj_skdm_get: out")))
-    return rc;
-  return b->ops->protocol->skdm_get(b, t, dev, group, glen, out);
+  KJ_D_GET_BY_ID(b, t, protocol, skdm_get, dev, group, glen, "group", out);
 }
 
 int kj_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                 size_t glen, const kj_blob *jids, size_t n) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_add), "kj_skdm_add")) ||
-      (rc = kj_d_id(b, group, glen, "kj_skdm_add: group")) ||
-      (rc = kj_d_array(b, jids, n, KJ_MAX_BATCH, "kj_skdm_add: jids")) ||
-      (rc = check_ids(b, jids, n, "kj_skdm_add: jids")))
-    return rc;
-  return b->ops->protocol->skdm_add(b, t, dev, group, glen, jids, n);
+  KJ_D_FORWARD(b, t, protocol, skdm_add, (b, t, dev, group, glen, jids, n),
+               kj_d_id(b, group, glen, "kj_skdm_add: group"),
+               kj_d_array(b, jids, n, KJ_MAX_BATCH, "kj_skdm_add: jids"),
+               check_ids(b, jids, n, "kj_skdm_add: jids"));
 }
 
 int kj_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev, const void *group,
                   size_t glen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, skdm_clear),
-                       "kj_skdm_clear")) ||
-      (rc = kj_d_id(b, group, glen, "kj_skdm_clear: group")))
-    return rc;
-  return b->ops->protocol->skdm_clear(b, t, dev, group, glen);
+  KJ_D_FORWARD(b, t, protocol, skdm_clear, (b, t, dev, group, glen),
+               kj_d_id(b, group, glen, "kj_skdm_clear: group"));
 }
 
 /* ---- LID <-> phone number mappings ------------------------------------ */
 
 int kj_lid_put(kj_backend *b, kj_tx *t, uint32_t dev, const kj_lid_mapping *m) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_put), "kj_lid_put")) ||
-      (rc = kj_d_ptr(b, m, "kj_lid_put: mapping")) ||
-      (rc = kj_d_id(b, m->lid.p, m->lid.len, "kj_lid_put: lid")) ||
-      (rc = kj_d_id(b, m->phone.p, m->phone.len, "kj_lid_put: phone")) ||
-      (rc = kj_d_opt(b, m->source.p, m->source.len, KJ_MAX_ID,
-                     "kj_lid_put: source")))
-    return rc;
-  return b->ops->protocol->lid_put(b, t, dev, m);
+  KJ_D_FORWARD(
+      b, t, protocol, lid_put, (b, t, dev, m),
+      kj_d_ptr(b, m, "kj_lid_put: mapping"),
+      kj_d_id(b, m->lid.p, m->lid.len, "kj_lid_put: lid"),
+      kj_d_id(b, m->phone.p, m->phone.len, "kj_lid_put: phone"),
+      kj_d_opt(b, m->source.p, m->source.len, KJ_MAX_ID, "kj_lid_put: source"));
 }
 
 int kj_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev, const void *lid,
                       size_t llen, kj_lid_mapping_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_by_lid),
-                       "kj_lid_get_by_lid")) ||
-      (rc = kj_d_id(b, lid, llen, "kj_lid_get_by_lid: lid")) ||
-      (rc = kj_d_ptr(b, out, "kj_lid_get_by_lid: out")))
-    return rc;
-  return b->ops->protocol->lid_get_by_lid(b, t, dev, lid, llen, out);
+  KJ_D_GET_BY_ID(b, t, protocol, lid_get_by_lid, dev, lid, llen, "lid", out);
 }
 
 int kj_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
                         const void *phone, size_t plen,
                         kj_lid_mapping_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_by_phone),
-                       "kj_lid_get_by_phone")) ||
-      (rc = kj_d_id(b, phone, plen, "kj_lid_get_by_phone: phone")) ||
-      (rc = kj_d_ptr(b, out, "kj_lid_get_by_phone: out")))
-    return rc;
-  return b->ops->protocol->lid_get_by_phone(b, t, dev, phone, plen, out);
+  KJ_D_GET_BY_ID(b, t, protocol, lid_get_by_phone, dev, phone, plen, "phone",
+                 out);
 }
 
 int kj_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
                    kj_lid_mapping_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, lid_get_all),
-                       "kj_lid_get_all")) ||
-      (rc = kj_d_ptr(b, out, "kj_lid_get_all: out")))
-    return rc;
-  return b->ops->protocol->lid_get_all(b, t, dev, out);
+  KJ_D_GET(b, t, protocol, lid_get_all, (b, t, dev, out), out);
 }
 
 /* ---- base keys -------------------------------------------------------- */
@@ -115,61 +76,47 @@ int kj_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
 int kj_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
                      size_t alen, const void *msg_id, size_t mlen,
                      const void *base_key, size_t klen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_save),
-                       "kj_base_key_save")) ||
-      (rc = kj_d_id(b, addr, alen, "kj_base_key_save: address")) ||
-      (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_save: message id")) ||
-      (rc = kj_d_id(b, base_key, klen, "kj_base_key_save: base key")))
-    return rc;
-  return b->ops->protocol->base_key_save(b, t, dev, addr, alen, msg_id, mlen,
-                                         base_key, klen);
+  KJ_D_FORWARD(b, t, protocol, base_key_save,
+               (b, t, dev, addr, alen, msg_id, mlen, base_key, klen),
+               kj_d_id(b, addr, alen, "kj_base_key_save: address"),
+               kj_d_id(b, msg_id, mlen, "kj_base_key_save: message id"),
+               kj_d_id(b, base_key, klen, "kj_base_key_save: base key"));
 }
 
 int kj_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
                          const void *addr, size_t alen, const void *msg_id,
                          size_t mlen, const void *base_key, size_t klen,
                          int *same) {
-  if (same)
-    *same = 0;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_has_same),
-                       "kj_base_key_has_same")) ||
-      (rc = kj_d_id(b, addr, alen, "kj_base_key_has_same: address")) ||
-      (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_has_same: message id")) ||
-      (rc = kj_d_id(b, base_key, klen, "kj_base_key_has_same: base key")) ||
-      (rc = kj_d_ptr(b, same, "kj_base_key_has_same: same")))
-    return rc;
-  return b->ops->protocol->base_key_has_same(b, t, dev, addr, alen, msg_id,
-                                             mlen, base_key, klen, same);
+  KJ_D_CLEAR(same);
+  KJ_D_FORWARD(b, t, protocol, base_key_has_same,
+               (b, t, dev, addr, alen, msg_id, mlen, base_key, klen, same),
+               kj_d_id(b, addr, alen, "kj_base_key_has_same: address"),
+               kj_d_id(b, msg_id, mlen, "kj_base_key_has_same: message id"),
+               kj_d_id(b, base_key, klen, "kj_base_key_has_same: base key"),
+               kj_d_ptr(b, same, "kj_base_key_has_same: same"));
 }
 
 int kj_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *addr,
                        size_t alen, const void *msg_id, size_t mlen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, base_key_delete),
-                       "kj_base_key_delete")) ||
-      (rc = kj_d_id(b, addr, alen, "kj_base_key_delete: address")) ||
-      (rc = kj_d_id(b, msg_id, mlen, "kj_base_key_delete: message id")))
-    return rc;
-  return b->ops->protocol->base_key_delete(b, t, dev, addr, alen, msg_id, mlen);
+  KJ_D_FORWARD(b, t, protocol, base_key_delete,
+               (b, t, dev, addr, alen, msg_id, mlen),
+               kj_d_id(b, addr, alen, "kj_base_key_delete: address"),
+               kj_d_id(b, msg_id, mlen, "kj_base_key_delete: message id"));
 }
 
 /* ---- device registry -------------------------------------------------- */
 
-int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const kj_device_list *r) {
+/* The record's phash and devices (r checked); an entry's bad has_key_index
+ * is named by its index. */
+static int check_devices(kj_backend *b, const kj_device_list *r) {
   int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_update),
-                       "kj_device_list_update")) ||
-      (rc = kj_d_ptr(b, r, "kj_device_list_update: record")) ||
-      (rc =
-           kj_d_id(b, r->user.p, r->user.len, "kj_device_list_update: user")) ||
-      (rc = kj_d_flag(b, r->has_phash, "kj_device_list_update: has_phash")) ||
-      (r->has_phash && (rc = kj_d_opt(b, r->phash.p, r->phash.len, KJ_MAX_ID,
-                                      "kj_device_list_update: phash"))) ||
-      (rc = kj_d_array(b, r->devices, r->n, KJ_MAX_DEVICES,
-                       "kj_device_list_update: devices")))
+  if (KJ_D_CHECKS(
+          rc, kj_d_flag(b, r->has_phash, "kj_device_list_update: has_phash"),
+          r->has_phash ? kj_d_opt(b, r->phash.p, r->phash.len, KJ_MAX_ID,
+                                  "kj_device_list_update: phash")
+                       : KJ_OK,
+          kj_d_array(b, r->devices, r->n, KJ_MAX_DEVICES,
+                     "kj_device_list_update: devices")))
     return rc;
   for (size_t i = 0; i < r->n; i++)
     if (r->devices[i].has_key_index != 0 && r->devices[i].has_key_index != 1)
@@ -177,30 +124,27 @@ int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                        "kj_device_list_update: devices[%zu].has_key_index: "
                        "must be 0 or 1 (got %d)",
                        i, r->devices[i].has_key_index);
-  return b->ops->protocol->device_list_update(b, t, dev, r);
+  return KJ_OK;
+}
+
+int kj_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const kj_device_list *r) {
+  KJ_D_FORWARD(
+      b, t, protocol, device_list_update, (b, t, dev, r),
+      kj_d_ptr(b, r, "kj_device_list_update: record"),
+      kj_d_id(b, r->user.p, r->user.len, "kj_device_list_update: user"),
+      check_devices(b, r));
 }
 
 int kj_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *user,
                        size_t ulen, kj_device_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_get),
-                       "kj_device_list_get")) ||
-      (rc = kj_d_id(b, user, ulen, "kj_device_list_get: user")) ||
-      (rc = kj_d_ptr(b, out, "kj_device_list_get: out")))
-    return rc;
-  return b->ops->protocol->device_list_get(b, t, dev, user, ulen, out);
+  KJ_D_GET_BY_ID(b, t, protocol, device_list_get, dev, user, ulen, "user", out);
 }
 
 int kj_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *user, size_t ulen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, device_list_delete),
-                       "kj_device_list_delete")) ||
-      (rc = kj_d_id(b, user, ulen, "kj_device_list_delete: user")))
-    return rc;
-  return b->ops->protocol->device_list_delete(b, t, dev, user, ulen);
+  KJ_D_FORWARD(b, t, protocol, device_list_delete, (b, t, dev, user, ulen),
+               kj_d_id(b, user, ulen, "kj_device_list_delete: user"));
 }
 
 /* ---- sender-key status ------------------------------------------------ */
@@ -208,91 +152,50 @@ int kj_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 int kj_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *group, size_t glen,
                               const void *participant, size_t plen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, sender_key_mark_forget),
-                       "kj_sender_key_mark_forget")) ||
-      (rc = kj_d_id(b, group, glen, "kj_sender_key_mark_forget: group")) ||
-      (rc = kj_d_id(b, participant, plen,
-                    "kj_sender_key_mark_forget: participant")))
-    return rc;
-  return b->ops->protocol->sender_key_mark_forget(b, t, dev, group, glen,
-                                                  participant, plen);
+  KJ_D_FORWARD(
+      b, t, protocol, sender_key_mark_forget,
+      (b, t, dev, group, glen, participant, plen),
+      kj_d_id(b, group, glen, "kj_sender_key_mark_forget: group"),
+      kj_d_id(b, participant, plen, "kj_sender_key_mark_forget: participant"));
 }
 
 int kj_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *group, size_t glen,
                                  kj_blob_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, sender_key_consume_forget),
-                       "kj_sender_key_consume_forget")) ||
-      (rc = kj_d_id(b, group, glen, "kj_sender_key_consume_forget: group")) ||
-      (rc = kj_d_ptr(b, out, "kj_sender_key_consume_forget: out")))
-    return rc;
-  return b->ops->protocol->sender_key_consume_forget(b, t, dev, group, glen,
-                                                     out);
+  KJ_D_GET_BY_ID(b, t, protocol, sender_key_consume_forget, dev, group, glen,
+                 "group", out);
 }
 
 /* ---- trusted-contact tokens ------------------------------------------- */
 
 int kj_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                     size_t jlen, const kj_tc_token *tok) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_put),
-                       "kj_tc_token_put")) ||
-      (rc = kj_d_id(b, jid, jlen, "kj_tc_token_put: jid")) ||
-      (rc = kj_d_ptr(b, tok, "kj_tc_token_put: token")) ||
-      (rc = kj_d_rec(b, tok->token.p, tok->token.len,
-                     "kj_tc_token_put: token bytes")) ||
-      (rc = kj_d_flag(b, tok->has_sender_ts, "kj_tc_token_put: has_sender_ts")))
-    return rc;
-  return b->ops->protocol->tc_token_put(b, t, dev, jid, jlen, tok);
+  KJ_D_FORWARD(
+      b, t, protocol, tc_token_put, (b, t, dev, jid, jlen, tok),
+      kj_d_id(b, jid, jlen, "kj_tc_token_put: jid"),
+      kj_d_ptr(b, tok, "kj_tc_token_put: token"),
+      kj_d_rec(b, tok->token.p, tok->token.len, "kj_tc_token_put: token bytes"),
+      kj_d_flag(b, tok->has_sender_ts, "kj_tc_token_put: has_sender_ts"));
 }
 
 int kj_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                     size_t jlen, kj_tc_token **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_get),
-                       "kj_tc_token_get")) ||
-      (rc = kj_d_id(b, jid, jlen, "kj_tc_token_get: jid")) ||
-      (rc = kj_d_ptr(b, out, "kj_tc_token_get: out")))
-    return rc;
-  return b->ops->protocol->tc_token_get(b, t, dev, jid, jlen, out);
+  KJ_D_GET_BY_ID(b, t, protocol, tc_token_get, dev, jid, jlen, "jid", out);
 }
 
 int kj_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *jid,
                        size_t jlen) {
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_delete),
-                       "kj_tc_token_delete")) ||
-      (rc = kj_d_id(b, jid, jlen, "kj_tc_token_delete: jid")))
-    return rc;
-  return b->ops->protocol->tc_token_delete(b, t, dev, jid, jlen);
+  KJ_D_FORWARD(b, t, protocol, tc_token_delete, (b, t, dev, jid, jlen),
+               kj_d_id(b, jid, jlen, "kj_tc_token_delete: jid"));
 }
 
 int kj_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
                          kj_blob_list **out) {
-  if (out)
-    *out = NULL;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_all_jids),
-                       "kj_tc_token_all_jids")) ||
-      (rc = kj_d_ptr(b, out, "kj_tc_token_all_jids: out")))
-    return rc;
-  return b->ops->protocol->tc_token_all_jids(b, t, dev, out);
+  KJ_D_GET(b, t, protocol, tc_token_all_jids, (b, t, dev, out), out);
 }
 
 int kj_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
                                int64_t cutoff, uint64_t *removed) {
-  if (removed)
-    *removed = 0;
-  int rc;
-  if ((rc = kj_d_start(b, t, KJ_D_OP(b, protocol, tc_token_delete_expired),
-                       "kj_tc_token_delete_expired")) ||
-      (rc = kj_d_ptr(b, removed, "kj_tc_token_delete_expired: removed")))
-    return rc;
-  return b->ops->protocol->tc_token_delete_expired(b, t, dev, cutoff, removed);
+  KJ_D_GET(b, t, protocol, tc_token_delete_expired,
+           (b, t, dev, cutoff, removed), removed);
 }

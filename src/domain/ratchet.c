@@ -9,86 +9,62 @@
 #include "common/values.h"
 #include "dispatch.h"
 
-#define RAT_START(b, t, op, fn) kj_d_start(b, t, KJ_D_OP(b, ratchet, op), fn)
-
 kj_ratchet_state *kj_ratchet_state_alloc(size_t n) {
   return kj_v_ratchet_state_alloc(n);
 }
 
 static int check_state(kj_backend *b, const kj_ratchet_state *s) {
-  int rc = kj_d_ptr(b, s, "kj_ratchet_save: state");
-  if (!rc)
-    rc = kj_d_flag(b, s->has_sending_chain,
-                   "kj_ratchet_save: has_sending_chain");
-  if (!rc)
-    rc = kj_d_flag(b, s->has_receiving_chain,
-                   "kj_ratchet_save: has_receiving_chain");
-  if (!rc)
-    rc = kj_d_flag(b, s->has_dh_remote, "kj_ratchet_save: has_dh_remote");
-  if (!rc)
-    rc = kj_d_array(b, s->skipped, s->n_skipped, KJ_MAX_SKIPPED,
-                    "kj_ratchet_save: skipped");
-  return rc;
+  int rc;
+  return KJ_D_CHECKS(
+      rc, kj_d_ptr(b, s, "kj_ratchet_save: state"),
+      kj_d_flag(b, s->has_sending_chain, "kj_ratchet_save: has_sending_chain"),
+      kj_d_flag(b, s->has_receiving_chain,
+                "kj_ratchet_save: has_receiving_chain"),
+      kj_d_flag(b, s->has_dh_remote, "kj_ratchet_save: has_dh_remote"),
+      kj_d_array(b, s->skipped, s->n_skipped, KJ_MAX_SKIPPED,
+                 "kj_ratchet_save: skipped"));
 }
 
 int kj_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, const kj_ratchet_state *s) {
-  int rc = RAT_START(b, t, ratchet_save, "kj_ratchet_save");
-  if (!rc)
-    rc = kj_d_id(b, conv, clen, "kj_ratchet_save: conversation");
-  if (!rc)
-    rc = check_state(b, s);
-  return rc ? rc : b->ops->ratchet->ratchet_save(b, t, dev, conv, clen, s);
+  KJ_D_FORWARD(b, t, ratchet, ratchet_save, (b, t, dev, conv, clen, s),
+               kj_d_id(b, conv, clen, "kj_ratchet_save: conversation"),
+               check_state(b, s));
 }
 
 int kj_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, kj_ratchet_state **out) {
-  if (out)
-    *out = NULL;
-  int rc = RAT_START(b, t, ratchet_load, "kj_ratchet_load");
-  if (!rc)
-    rc = kj_d_id(b, conv, clen, "kj_ratchet_load: conversation");
-  if (!rc)
-    rc = kj_d_ptr(b, out, "kj_ratchet_load: out");
-  return rc ? rc : b->ops->ratchet->ratchet_load(b, t, dev, conv, clen, out);
+  KJ_D_GET_BY_ID(b, t, ratchet, ratchet_load, dev, conv, clen, "conversation",
+                 out);
 }
 
 int kj_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                       size_t clen, int *exists) {
-  if (exists)
-    *exists = 0;
-  int rc = RAT_START(b, t, ratchet_exists, "kj_ratchet_exists");
-  if (!rc)
-    rc = kj_d_id(b, conv, clen, "kj_ratchet_exists: conversation");
-  if (!rc)
-    rc = kj_d_ptr(b, exists, "kj_ratchet_exists: exists");
-  return rc ? rc
-            : b->ops->ratchet->ratchet_exists(b, t, dev, conv, clen, exists);
+  KJ_D_GET_BY_ID(b, t, ratchet, ratchet_exists, dev, conv, clen, "conversation",
+                 exists);
 }
 
 int kj_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                       size_t clen) {
-  int rc = RAT_START(b, t, ratchet_delete, "kj_ratchet_delete");
-  if (!rc)
-    rc = kj_d_id(b, conv, clen, "kj_ratchet_delete: conversation");
-  return rc ? rc : b->ops->ratchet->ratchet_delete(b, t, dev, conv, clen);
+  KJ_D_FORWARD(b, t, ratchet, ratchet_delete, (b, t, dev, conv, clen),
+               kj_d_id(b, conv, clen, "kj_ratchet_delete: conversation"));
+}
+
+static int check_max_age(kj_backend *b, int64_t max_age_secs) {
+  if (max_age_secs < 0)
+    return kj_d_fail(b, KJ_EINVAL,
+                     "kj_ratchet_cleanup_skipped: max_age_secs < 0 (%lld)",
+                     (long long)max_age_secs);
+  return KJ_OK;
 }
 
 int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
                                int64_t max_age_secs, uint64_t *removed) {
-  if (removed)
-    *removed = 0;
-  int rc =
-      RAT_START(b, t, ratchet_cleanup_skipped, "kj_ratchet_cleanup_skipped");
-  if (!rc)
-    rc = kj_d_ptr(b, removed, "kj_ratchet_cleanup_skipped: removed");
-  if (!rc && max_age_secs < 0)
-    rc = kj_d_fail(b, KJ_EINVAL,
-                   "kj_ratchet_cleanup_skipped: max_age_secs < 0 (%lld)",
-                   (long long)max_age_secs);
-  return rc ? rc
-            : b->ops->ratchet->ratchet_cleanup_skipped(b, t, dev, max_age_secs,
-                                                       removed);
+  KJ_D_CLEAR(removed);
+  KJ_D_FORWARD(b, t, ratchet, ratchet_cleanup_skipped,
+               (b, t, dev, max_age_secs, removed),
+               kj_d_ptr(b, removed, "kj_ratchet_cleanup_skipped: removed"),
+               check_max_age(b, max_age_secs));
 }
 
 /* ---- session layer ---------------------------------------------------- */
@@ -96,16 +72,14 @@ int kj_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
 int kj_ratchet_step(kj_backend *b, kj_tx *t, uint32_t dev, const void *conv,
                     size_t clen, kj_ratchet_state **state,
                     kj_ratchet_step_fn step, void *arg) {
-  int rc = RAT_START(b, t, ratchet_save, "kj_ratchet_step");
-  if (!rc)
-    rc = kj_d_id(b, conv, clen, "kj_ratchet_step: conversation");
-  if (!rc)
-    rc = kj_d_ptr(b, state, "kj_ratchet_step: state");
-  if (!rc)
-    rc = kj_d_ptr(b, *state, "kj_ratchet_step: *state");
-  if (!rc)
-    rc = kj_d_ptr(b, (const void *)step, "kj_ratchet_step: step");
-  if (rc)
+  int rc;
+  if (KJ_D_CHECKS(rc,
+                  kj_d_start(b, t, KJ_D_OP(b, ratchet, ratchet_save),
+                             "kj_ratchet_step"),
+                  kj_d_id(b, conv, clen, "kj_ratchet_step: conversation"),
+                  kj_d_ptr(b, state, "kj_ratchet_step: state"),
+                  kj_d_ptr(b, *state, "kj_ratchet_step: *state"),
+                  kj_d_ptr(b, (const void *)step, "kj_ratchet_step: step")))
     return rc;
 
   /* Until both the step and the save succeed, *state is not touched: the

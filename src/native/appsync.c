@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "native.h"
 
 /* Memory order of names, shorter first on a common prefix: the order of
@@ -33,21 +31,21 @@ static void enc_sync_key(kj_wbuf *w, const kj_sync_key *key) {
   kj_w_i64(w, key->timestamp);
 }
 
-/* Into one allocation: the struct, then key_data, then fingerprint. */
-static int dec_sync_key(const void *v, size_t vlen, kj_sync_key **out) {
+/* Into one allocation (*(kj_sync_key **)out): the struct, then key_data,
+ * then fingerprint. */
+static int dec_sync_key(const void *v, size_t vlen, void *out) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, vlen);
   size_t kn, fn;
   const uint8_t *kd = kj_r_blob(&r, KJ_MAX_RECORD, &kn);
   const uint8_t *fp = kj_r_blob(&r, KJ_MAX_RECORD, &fn);
   int64_t ts = kj_r_i64(&r);
-  if ((rc = kj_r_done(&r)))
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (!rc && kn < 1)
+    rc = KJ_ECORRUPT;
+  if (rc)
     return rc;
-  if (kn < 1)
-    return KJ_ECORRUPT;
   kj_sync_key *k = malloc(sizeof *k + kn + fn);
   if (!k)
     return KJ_ENOMEM;
@@ -60,7 +58,7 @@ static int dec_sync_key(const void *v, size_t vlen, kj_sync_key **out) {
   k->key_data = (kj_blob){p, kn};
   k->fingerprint = (kj_blob){p + kn, fn};
   k->timestamp = ts;
-  *out = k;
+  *(kj_sync_key **)out = k;
   return KJ_OK;
 }
 
@@ -68,23 +66,6 @@ static int dec_sync_key(const void *v, size_t vlen, kj_sync_key **out) {
 static void enc_latest(kj_wbuf *w, const void *key_id, size_t idlen) {
   kj_w_u8(w, KJ_ROW_VERSION);
   kj_w_bytes(w, key_id, idlen);
-}
-
-/* In place: the key_id moves to the start of the engine's buffer (freed
- * with kj_free, like ours). */
-static int dec_latest(void *v, size_t vlen, void **id, size_t *idlen) {
-  kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  size_t n = (size_t)(r.end - r.p);
-  if (n < 1 || n > KJ_MAX_ID)
-    return KJ_ECORRUPT;
-  memmove(v, r.p, n);
-  *id = v;
-  *idlen = n;
-  return KJ_OK;
 }
 
 /* Table 22: u64 version, 128 hash bytes, varint n, n x (blob name, blob
@@ -106,10 +87,9 @@ static void enc_version(kj_wbuf *w, const kj_sync_version *v,
  * the one allocation: the struct, the entry array, then the bytes. Every
  * entry reads at least one byte, so a damaged count runs out of bytes in
  * the first pass, before it sizes anything. */
-static int dec_version(const void *v, size_t vlen, kj_sync_version **out) {
+static int dec_version(const void *v, size_t vlen, void *out) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, v, vlen);
   if (rc)
     return rc;
   uint64_t version = kj_r_u64(&r);
@@ -155,7 +135,7 @@ static int dec_version(const void *v, size_t vlen, kj_sync_version **out) {
       p += len;
     }
   }
-  *out = sv;
+  *(kj_sync_version **)out = sv;
   return KJ_OK;
 }
 
@@ -164,26 +144,6 @@ static void enc_mac(kj_wbuf *w, uint64_t version, const kj_blob *value_mac) {
   kj_w_u8(w, KJ_ROW_VERSION);
   kj_w_u64(w, version);
   kj_w_bytes(w, value_mac->p, value_mac->len);
-}
-
-/* In place, as dec_latest. */
-static int dec_mac(void *v, size_t vlen, void **value_mac, size_t *mlen,
-                   uint64_t *version) {
-  kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  uint64_t ver = kj_r_u64(&r);
-  size_t n = (size_t)(r.end - r.p);
-  if (r.bad || n < 1 || n > KJ_MAX_ID)
-    return KJ_ECORRUPT;
-  memmove(v, r.p, n);
-  *value_mac = v;
-  *mlen = n;
-  if (version)
-    *version = ver;
-  return KJ_OK;
 }
 
 /* ---- keys -------------------------------------------------------------- */
@@ -197,6 +157,25 @@ static void key_mac(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen,
 
 /* ---- sync keys --------------------------------------------------------- */
 
+/* In op: the key row, then the latest pointer. */
+static int key_set_in(nat_op *op, uint32_t dev, const void *key_id,
+                      size_t idlen, const kj_sync_key *key) {
+  kj_kbuf k;
+  nat_key(&k, dev, key_id, idlen);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_sync_key(&w, key);
+  int rc = nat_put_w(op, NT_SYNC_KEY, &k, &w);
+  if (!rc) {
+    kj_k_dev(&k, dev);
+    w.len = 0;
+    enc_latest(&w, key_id, idlen);
+    rc = nat_put_w(op, NT_SYNC_LATEST, &k, &w);
+  }
+  nat_wbuf_free_wiped(&w);
+  return rc;
+}
+
 /* The key row and the latest pointer in one transaction, so the latest key
  * is always the last one set in commit order, whatever its timestamp. */
 static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -204,22 +183,7 @@ static int nat_sync_key_set(kj_backend *b, kj_tx *t, uint32_t dev,
                             const kj_sync_key *key) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, key_id, idlen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_sync_key(&w, key);
-  rc = nat_put_w(&op, NT_SYNC_KEY, &k, &w);
-  if (!rc) {
-    kj_k_dev(&k, dev);
-    w.len = 0;
-    enc_latest(&w, key_id, idlen);
-    rc = nat_put_w(&op, NT_SYNC_LATEST, &k, &w);
-  }
-  nat_wbuf_free_wiped(&w);
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, key_set_in(&op, dev, key_id, idlen, key));
 }
 
 static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -227,28 +191,14 @@ static int nat_sync_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
                             kj_sync_key **out) {
   kj_kbuf k;
   nat_key(&k, dev, key_id, idlen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_SYNC_KEY, &k, &v, &vlen);
-  if (rc)
-    return rc;
-  rc = dec_sync_key(v, vlen, out);
-  nat_free_wiped(v, vlen);
-  return rc;
+  return nat_read_row(b, t, NT_SYNC_KEY, &k, dec_sync_key, out);
 }
 
 static int nat_sync_key_latest(kj_backend *b, kj_tx *t, uint32_t dev, void **id,
                                size_t *idlen) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_SYNC_LATEST, &k, &v, &vlen);
-  if (rc)
-    return rc;
-  if ((rc = dec_latest(v, vlen, id, idlen)))
-    kj_free(v);
-  return rc;
+  return nat_get_rest(b, t, NT_SYNC_LATEST, &k, NULL, 0, KJ_MAX_ID, id, idlen);
 }
 
 /* ---- collection versions ----------------------------------------------- */
@@ -278,15 +228,9 @@ static int nat_sync_version_set(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_w_init(&w);
   enc_version(&w, v, ix);
   free(ix);
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (!rc) {
-    kj_kbuf k;
-    nat_key(&k, dev, name, nlen);
-    rc = nat_end(&op, nat_put_w(&op, NT_SYNC_VERSION, &k, &w));
-  }
-  kj_w_free(&w);
-  return rc;
+  kj_kbuf k;
+  nat_key(&k, dev, name, nlen);
+  return nat_put_row(b, t, dev, NT_SYNC_VERSION, &k, &w);
 }
 
 static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -294,46 +238,46 @@ static int nat_sync_version_get(kj_backend *b, kj_tx *t, uint32_t dev,
                                 kj_sync_version **out) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_SYNC_VERSION, &k, &v, &vlen);
-  if (rc == KJ_NOTFOUND) {
-    /* An unknown collection is at version 0: the zero state, not absent. */
-    kj_sync_version *z = calloc(1, sizeof *z);
-    if (!z)
-      return KJ_ENOMEM;
-    z->entries = (kj_sync_entry *)(z + 1);
-    *out = z;
-    return KJ_OK;
-  }
-  if (rc)
+  int rc = nat_read_row(b, t, NT_SYNC_VERSION, &k, dec_version, out);
+  if (rc != KJ_NOTFOUND)
     return rc;
-  rc = dec_version(v, vlen, out);
-  kj_free(v);
-  return rc;
+  /* An unknown collection is at version 0: the zero state, not absent. */
+  kj_sync_version *z = calloc(1, sizeof *z);
+  if (!z)
+    return KJ_ENOMEM;
+  z->entries = (kj_sync_entry *)(z + 1);
+  *out = z;
+  return KJ_OK;
 }
 
 /* ---- mutation MACs ----------------------------------------------------- */
 
-/* In order, so a duplicate index_mac ends with its last value_mac. */
-static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const void *name, size_t nlen, uint64_t version,
-                                const kj_mutation_mac *macs, size_t n) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: every MAC, in order, so a duplicate index_mac ends with its last
+ * value_mac. */
+static int macs_put_in(nat_op *op, uint32_t dev, const void *name, size_t nlen,
+                       uint64_t version, const kj_mutation_mac *macs,
+                       size_t n) {
   kj_wbuf w;
   kj_w_init(&w);
+  int rc = KJ_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     kj_kbuf k;
     key_mac(&k, dev, name, nlen, macs[i].index_mac.p, macs[i].index_mac.len);
     w.len = 0;
     enc_mac(&w, version, &macs[i].value_mac);
-    rc = nat_put_w(&op, NT_MUTATION_MAC, &k, &w);
+    rc = nat_put_w(op, NT_MUTATION_MAC, &k, &w);
   }
   kj_w_free(&w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_mutation_mac_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen, uint64_t version,
+                                const kj_mutation_mac *macs, size_t n) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc
+            : nat_end(&op, macs_put_in(&op, dev, name, nlen, version, macs, n));
 }
 
 static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -343,13 +287,22 @@ static int nat_mutation_mac_get(kj_backend *b, kj_tx *t, uint32_t dev,
                                 uint64_t *version) {
   kj_kbuf k;
   key_mac(&k, dev, name, nlen, index_mac, ilen);
-  void *v;
-  size_t n;
-  int rc = nat_get_row(b, t, NT_MUTATION_MAC, &k, &v, &n);
-  if (rc)
-    return rc;
-  if ((rc = dec_mac(v, n, value_mac, vlen, version)))
-    kj_free(v);
+  uint8_t ver[8];
+  int rc = nat_get_rest(b, t, NT_MUTATION_MAC, &k, ver, sizeof ver, KJ_MAX_ID,
+                        value_mac, vlen);
+  if (!rc && version)
+    *version = kj_get64(ver);
+  return rc;
+}
+
+static int macs_del_in(nat_op *op, uint32_t dev, const void *name, size_t nlen,
+                       const kj_blob *index_macs, size_t n) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++) {
+    kj_kbuf k;
+    key_mac(&k, dev, name, nlen, index_macs[i].p, index_macs[i].len);
+    rc = nat_del(op, NT_MUTATION_MAC, &k);
+  }
   return rc;
 }
 
@@ -358,14 +311,8 @@ static int nat_mutation_mac_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                    const kj_blob *index_macs, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  for (size_t i = 0; !rc && i < n; i++) {
-    kj_kbuf k;
-    key_mac(&k, dev, name, nlen, index_macs[i].p, index_macs[i].len);
-    rc = nat_del(&op, NT_MUTATION_MAC, &k);
-  }
-  return nat_end(&op, rc);
+  return rc ? rc
+            : nat_end(&op, macs_del_in(&op, dev, name, nlen, index_macs, n));
 }
 
 const kj_appsync_ops nat_appsync_ops = {

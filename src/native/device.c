@@ -25,7 +25,7 @@ static void meta_key(kj_kbuf *k) {
 
 /* The id the next create hands out: 1 when the counter row is absent (no
  * slot was ever created). */
-static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
+static int read_next_id(nat_op *op, uint32_t *next) {
   kj_kbuf k;
   meta_key(&k);
   void *v;
@@ -38,8 +38,7 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (rc)
     return rc;
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  rc = kj_r_version(&r);
+  rc = nat_r_open(&r, v, vlen);
   *next = kj_r_u32(&r);
   if (!rc)
     rc = kj_r_done(&r);
@@ -47,43 +46,50 @@ static int read_next_id(kj_backend *b, nat_op *op, uint32_t *next) {
   if (!rc && *next == 0)
     rc = KJ_ECORRUPT; /* ids start at 1 */
   if (rc)
-    return nat_fail(b, rc, "table 1: malformed next_device_id row");
+    return nat_fail(op->b, rc, "table 1: malformed next_device_id row");
   return KJ_OK;
 }
 
-static int nat_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
-  if (rc)
-    return rc;
+/* In op: take the next slot id, create its slot row and move the counter
+ * on. */
+static int create_in(nat_op *op, uint32_t *id) {
   uint32_t next = 0;
-  rc = read_next_id(b, &op, &next);
+  int rc = read_next_id(op, &next);
   /* The counter only grows, so an id is never handed out twice; the last
    * id is kept back so that the counter itself cannot wrap to 0. */
   if (!rc && next == UINT32_MAX)
-    rc = nat_fail(b, KJ_ENOSPC, "kj_device_create: no slot ids left");
+    rc = nat_fail(op->b, KJ_ENOSPC, "kj_device_create: no slot ids left");
   if (!rc) {
-    int ex = nat_slot_exists(&op, next);
+    int ex = nat_slot_exists(op, next);
     if (ex < 0)
       rc = ex;
     else if (ex) /* the counter is behind an existing slot */
-      rc = nat_fail(b, KJ_ECORRUPT,
+      rc = nat_fail(op->b, KJ_ECORRUPT,
                     "table 1: next_device_id %u names an existing slot", next);
   }
   if (!rc) {
     kj_kbuf k;
     kj_k_dev(&k, next);
     const uint8_t slot[2] = {KJ_ROW_VERSION, 0}; /* no record yet */
-    rc = nat_put(&op, NT_DEVICE, &k, slot, sizeof slot);
+    rc = nat_put(op, NT_DEVICE, &k, slot, sizeof slot);
   }
   if (!rc) {
     kj_kbuf k;
     meta_key(&k);
     uint8_t v[5] = {KJ_ROW_VERSION};
     kj_put32(v + 1, next + 1);
-    rc = nat_put(&op, NT_META, &k, v, sizeof v);
+    rc = nat_put(op, NT_META, &k, v, sizeof v);
   }
-  rc = nat_end(&op, rc);
+  *id = next;
+  return rc;
+}
+
+static int nat_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
+  nat_op op;
+  uint32_t next;
+  int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
+  if (!rc)
+    rc = nat_end(&op, create_in(&op, &next));
   if (!rc)
     *id = next;
   return rc;
@@ -112,17 +118,13 @@ static int collect_id(void *arg, const void *key, size_t klen, const void *val,
 }
 
 static int nat_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   id_acc a;
   kj_w_init(&a.w);
   a.n = 0;
   kj_kbuf all;
   all.len = 0;
   /* Keys are big-endian ids, so key order is numeric order. */
-  rc = nat_end(&op, nat_scan(&op, NT_DEVICE, &all, collect_id, &a));
+  int rc = nat_scan_rows(b, t, NT_DEVICE, &all, collect_id, &a);
   if (rc == KJ_ECORRUPT)
     nat_fail(b, rc, "table 2: malformed slot key");
   kj_u32_list *l = NULL;
@@ -141,17 +143,20 @@ static int nat_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   return rc;
 }
 
+/* In op: *exists is whether slot id exists. */
+static int exists_in(nat_op *op, uint32_t id, int *exists) {
+  int ex = nat_slot_exists(op, id);
+  if (ex < 0)
+    return ex;
+  *exists = ex;
+  return KJ_OK;
+}
+
 static int nat_device_exists(kj_backend *b, kj_tx *t, uint32_t id,
                              int *exists) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  int ex = nat_slot_exists(&op, id);
-  rc = nat_end(&op, ex < 0 ? ex : KJ_OK);
-  if (!rc)
-    *exists = ex;
-  return rc;
+  return rc ? rc : nat_end(&op, exists_in(&op, id, exists));
 }
 
 /* ---- the device record ------------------------------------------------ */
@@ -211,12 +216,12 @@ static void place(int has, kj_blob *v, uint8_t **d) {
   *d += v->len;
 }
 
-/* Decode a table-2 value: KJ_OK with *out (one allocation), KJ_NOTFOUND
- * for a slot with no record, KJ_ECORRUPT / KJ_EFORMAT. */
-static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
+/* Decode a table-2 value: KJ_OK with *(kj_device_record **)out (one
+ * allocation), KJ_NOTFOUND for a slot with no record, KJ_ECORRUPT /
+ * KJ_EFORMAT. */
+static int dec_record(const void *val, size_t vlen, void *out) {
   kj_rbuf r;
-  kj_r_init(&r, val, vlen);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, val, vlen);
   if (rc)
     return rc;
   int has_record = kj_r_flag(&r);
@@ -259,41 +264,26 @@ static int dec_record(const void *val, size_t vlen, kj_device_record **out) {
   place(1, &o->push_name, &p);
   place(o->has_edge_routing, &o->edge_routing, &p);
   place(o->has_props_hash, &o->props_hash, &p);
-  *out = o;
+  *(kj_device_record **)out = o;
   return KJ_OK;
 }
 
 static int nat_device_save(kj_backend *b, kj_tx *t, uint32_t id,
                            const kj_device_record *r) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, id, &op); /* KJ_NOTFOUND: no such slot */
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, id);
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, r);
-  rc = nat_put_w(&op, NT_DEVICE, &k, &w);
-  kj_w_free(&w);
-  return nat_end(&op, rc);
+  /* A write to slot id: KJ_NOTFOUND when there is no such slot. */
+  return nat_put_row(b, t, id, NT_DEVICE, &k, &w);
 }
 
 static int nat_device_load(kj_backend *b, kj_tx *t, uint32_t id,
                            kj_device_record **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, id);
-  void *v;
-  size_t vlen;
-  rc = nat_end(&op, nat_get(&op, NT_DEVICE, &k, &v, &vlen));
-  if (rc)
-    return rc;
-  rc = dec_record(v, vlen, out);
-  kj_free(v);
+  int rc = nat_read_row(b, t, NT_DEVICE, &k, dec_record, out);
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
     nat_fail(b, rc, "table 2: malformed record of slot %u", id);
   return rc;
@@ -301,22 +291,25 @@ static int nat_device_load(kj_backend *b, kj_tx *t, uint32_t id,
 
 /* ---- deleting a slot -------------------------------------------------- */
 
+/* In op: slot id's row and every row keyed under it, in one engine
+ * transaction, so they go in the same commit or none of them does. An
+ * absent slot is KJ_OK with nothing written. */
+static int delete_in(nat_op *op, uint32_t id) {
+  int rc = nat_slot_exists(op, id);
+  if (rc <= 0)
+    return rc;
+  kj_kbuf k;
+  kj_k_dev(&k, id);
+  rc = nat_del(op, NT_DEVICE, &k);
+  for (size_t i = 0; !rc && i < nat_slot_ntables; i++)
+    rc = nat_del_prefix(op, nat_slot_tables[i], &k, NULL, NULL, NULL);
+  return rc;
+}
+
 static int nat_device_delete(kj_backend *b, kj_tx *t, uint32_t id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
-  if (rc)
-    return rc;
-  int ex = nat_slot_exists(&op, id);
-  if (ex <= 0) /* absent: KJ_OK, nothing written */
-    return nat_end(&op, ex);
-  kj_kbuf k;
-  kj_k_dev(&k, id);
-  /* One engine transaction: the slot row and every row keyed under it go
-   * in the same commit, or none of them does. */
-  rc = nat_del(&op, NT_DEVICE, &k);
-  for (size_t i = 0; !rc && i < nat_slot_ntables; i++)
-    rc = nat_del_prefix(&op, nat_slot_tables[i], &k, NULL);
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, delete_in(&op, id));
 }
 
 /* ---- the debugging copy ----------------------------------------------- */

@@ -93,15 +93,58 @@ int nat_slot_exists(nat_op *op, uint32_t dev);
 /* The store clock, in milliseconds. */
 int64_t nat_now_ms(nat_op *op);
 
+/* Start reading a row value: KJ_OK when its version byte is this format's
+ * (kj_r_version). */
+static inline int nat_r_open(kj_rbuf *r, const void *v, size_t n) {
+  kj_r_init(r, v, n);
+  return kj_r_version(r);
+}
+
+/* A value's last field, which runs to its end: the bytes left in r when
+ * there are 1..max of them, else NULL with r marked bad. */
+static inline const uint8_t *nat_r_rest(kj_rbuf *r, size_t max, size_t *n) {
+  *n = (size_t)(r->end - r->p);
+  if (*n < 1 || *n > max)
+    r->bad = 1;
+  return kj_r_bytes(r, *n);
+}
+
 /* The key dev|bytes: a row named by one identifier of slot dev. */
 static inline void nat_key(kj_kbuf *k, uint32_t dev, const void *p, size_t n) {
   kj_k_dev(k, dev);
   kj_k_raw(k, p, n);
 }
 
-/* A whole read operation: one row (KJ_NOTFOUND with *v NULL if absent). */
+/* ---- whole operations, each its own nat_begin / nat_end ------------- */
+
+/* Read: the row's value (KJ_NOTFOUND with *v NULL if absent). */
 int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                 void **v, size_t *vlen);
+/* A decoder of a row value into out: KJ_OK, or why the value is malformed. */
+typedef int (*nat_dec_fn)(const void *v, size_t vlen, void *out);
+/* Read and decode: dec's status on the row's value, which is wiped and
+ * freed after (KJ_NOTFOUND if there is no row). */
+int nat_read_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 nat_dec_fn dec, void *out);
+/* Read a value laid out as the version byte, hlen fixed bytes (copied to
+ * head) and then 1..max bytes, which are handed out in place: moved to the
+ * start of the engine's buffer, *p (kj_free) and *n. */
+int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 void *head, size_t hlen, size_t max, void **p, size_t *n);
+/* Write the encoded row w into slot dev, then wipe and free w. */
+int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k, kj_wbuf *w);
+/* Scan: fn on every row of table under prefix, ascending. */
+int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
+                  const kj_kbuf *prefix, kj_scan_fn fn, void *arg);
+/* Delete one row of slot dev (absent is KJ_OK). */
+int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k);
+/* Delete the row dev|id (nat_key) of slot dev. */
+int nat_del_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+               const void *id, size_t idlen);
+
+/* ---- in an operation -------------------------------------------------- */
 
 /* Engine row access in op's transaction. */
 int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
@@ -110,16 +153,17 @@ int nat_put(nat_op *op, unsigned table, const kj_kbuf *k, const void *v,
             size_t vlen);
 int nat_put_w(nat_op *op, unsigned table, const kj_kbuf *k, kj_wbuf *w);
 int nat_del(nat_op *op, unsigned table, const kj_kbuf *k);
-/* A whole operation that deletes one row of slot dev (absent is KJ_OK). */
-int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                const kj_kbuf *k);
 /* Rows whose key starts with prefix, ascending. */
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
              void *arg);
-/* Delete every row of table whose key starts with prefix; *n (if not NULL)
- * gets how many. */
+/* Which rows nat_del_prefix deletes: 1 this one, 0 not, or a negative
+ * status, which fails the call before anything is deleted. */
+typedef int (*nat_keep_fn)(void *ctx, const uint8_t *key, size_t klen,
+                           const uint8_t *val, size_t vlen);
+/* Delete the rows of table whose key starts with prefix and that keep
+ * (NULL: every row) picks; *n (if not NULL) gets how many. */
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
-                   uint64_t *n);
+                   nat_keep_fn keep, void *ctx, uint64_t *n);
 
 /* Free a value or a writer that held key material, wiping it first. */
 void nat_free_wiped(void *p, size_t n);

@@ -23,36 +23,25 @@ static const uint8_t MARK[1] = {KJ_ROW_VERSION};
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static int rbegin(kj_backend *b, kj_tx *t, nat_op *op) {
-  return nat_begin(b, t, NAT_READ, 0, op);
-}
-
+/* Tables 30..36 by name, for the detail message of a damaged row. */
 static const char *table_name(unsigned table) {
-  switch (table) {
-  case NT_SKDM:
-    return "SKDM recipients";
-  case NT_LID:
-    return "LID mappings";
-  case NT_LID_BY_PHONE:
-    return "LID by phone";
-  case NT_BASE_KEY:
-    return "base keys";
-  case NT_DEVICE_LIST:
-    return "device registry";
-  case NT_SK_FORGET:
-    return "sender-key forget marks";
-  default:
-    return "trusted-contact tokens";
-  }
+  static const char *const names[] = {
+      "SKDM recipients",        "LID mappings",
+      "LID by phone",           "base keys",
+      "device registry",        "sender-key forget marks",
+      "trusted-contact tokens",
+  };
+  size_t i = table - NT_SKDM;
+  return i < sizeof names / sizeof names[0] ? names[i] : "?";
 }
 
 /* Name the damaged table in the backend's detail message; other statuses
  * already carry the engine's own. */
-static int row_fail(nat_op *op, int rc, unsigned table, uint32_t dev) {
+static int row_fail(kj_backend *b, int rc, unsigned table, uint32_t dev) {
   if (rc != KJ_ECORRUPT && rc != KJ_EFORMAT)
     return rc;
-  return nat_fail(op->b, rc, "table %u (%s), slot %u: %s", table,
-                  table_name(table), dev,
+  return nat_fail(b, rc, "table %u (%s), slot %u: %s", table, table_name(table),
+                  dev,
                   rc == KJ_EFORMAT ? "row written by a newer format version"
                                    : "malformed row");
 }
@@ -63,6 +52,25 @@ static kj_blob copy_blob(uint8_t **p, const void *src, size_t n) {
     memcpy(*p, src, n);
   *p += n;
   return b;
+}
+
+/* A decoder's input besides the row value: bytes the value does not hold
+ * (the identifier that is the row's key, a value to compare with), and
+ * where its result goes. */
+typedef struct dec_arg {
+  const void *p;
+  size_t n;
+  void *out;
+} dec_arg;
+
+/* A whole read of the row of table keyed dev|id, decoded by dec with
+ * {id, idlen, out}; a damaged row is named in the detail message. */
+static int read_by_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const void *id, size_t idlen, nat_dec_fn dec, void *out) {
+  kj_kbuf k;
+  nat_key(&k, dev, id, idlen);
+  dec_arg a = {id, idlen, out};
+  return row_fail(b, nat_read_row(b, t, table, &k, dec, &a), table, dev);
 }
 
 /* ---- rows of a prefix scan -------------------------------------------- */
@@ -165,8 +173,7 @@ static int rows_delete(nat_op *op, unsigned table, const kj_kbuf *prefix,
 /* Tables 30, 32, 35: the version byte and nothing else. */
 static int mark_decode(const void *v, size_t n) {
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, v, n);
   return rc ? rc : kj_r_done(&r);
 }
 
@@ -190,17 +197,46 @@ static void lid_encode(kj_wbuf *w, const kj_lid_mapping *m) {
 static int lid_decode(const void *v, size_t n, kj_lid_mapping *m) {
   memset(m, 0, sizeof *m);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, n);
   m->phone.p = kj_r_blob(&r, KJ_MAX_ID, &m->phone.len);
   m->created_at = kj_r_i64(&r);
   m->updated_at = kj_r_i64(&r);
   m->source.p = kj_r_blob(&r, KJ_MAX_ID, &m->source.len);
-  if (m->phone.len == 0)
-    return KJ_ECORRUPT; /* a phone is 1..KJ_MAX_ID bytes */
-  return kj_r_done(&r);
+  if (!rc && m->phone.len == 0)
+    rc = KJ_ECORRUPT; /* a phone is 1..KJ_MAX_ID bytes */
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* One allocation holding the n mappings v[] and every byte they point
+ * to. */
+static int lid_list_make(const kj_lid_mapping *v, size_t n,
+                         kj_lid_mapping_list **out) {
+  size_t head = sizeof(kj_lid_mapping_list) + n * sizeof(kj_lid_mapping);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++)
+    bytes += v[i].lid.len + v[i].phone.len + v[i].source.len;
+  kj_lid_mapping_list *l = malloc(head + bytes);
+  if (!l)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)l + head;
+  l->n = n;
+  for (size_t i = 0; i < n; i++) {
+    l->v[i] = v[i];
+    l->v[i].lid = copy_blob(&p, v[i].lid.p, v[i].lid.len);
+    l->v[i].phone = copy_blob(&p, v[i].phone.p, v[i].phone.len);
+    l->v[i].source = copy_blob(&p, v[i].source.p, v[i].source.len);
+  }
+  *out = l;
+  return KJ_OK;
+}
+
+/* Table 31, read by its LID (a->p): a one-mapping list. */
+static int lid_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_lid_mapping m;
+  int rc = lid_decode(v, vlen, &m);
+  m.lid = (kj_blob){a->p, a->n};
+  return rc ? rc : lid_list_make(&m, 1, a->out);
 }
 
 /* Table 33: rest is the base key (1..KJ_MAX_ID bytes). */
@@ -210,17 +246,20 @@ static void base_key_encode(kj_wbuf *w, const void *key, size_t n) {
 }
 
 static int base_key_decode(const void *v, size_t n, kj_blob *key) {
-  memset(key, 0, sizeof *key);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  key->len = (size_t)(r.end - r.p);
-  if (key->len < 1 || key->len > KJ_MAX_ID)
-    return KJ_ECORRUPT;
-  key->p = kj_r_bytes(&r, key->len);
-  return kj_r_done(&r);
+  int rc = nat_r_open(&r, v, n);
+  key->p = nat_r_rest(&r, KJ_MAX_ID, &key->len);
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* Whether the stored base key is a->p (*(int *)a->out). */
+static int base_key_same(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_blob stored;
+  int rc = base_key_decode(v, vlen, &stored);
+  if (!rc)
+    *(int *)a->out = stored.len == a->n && !memcmp(stored.p, a->p, a->n);
+  return rc;
 }
 
 /* Table 34: i64 timestamp, opt blob phash, varint n, n x (u32 device_id,
@@ -248,8 +287,7 @@ static int device_list_decode(const void *v, size_t len, kj_device_list *d,
                               kj_device_entry *devs) {
   memset(d, 0, sizeof *d);
   kj_rbuf r;
-  kj_r_init(&r, v, len);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, v, len);
   if (rc)
     return rc;
   d->timestamp = kj_r_i64(&r);
@@ -273,6 +311,29 @@ static int device_list_decode(const void *v, size_t len, kj_device_list *d,
   return kj_r_done(&r);
 }
 
+/* Table 34, read by its user (a->p): one allocation, the struct, the
+ * entries, then user and phash bytes. */
+static int device_list_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_device_list d;
+  int rc = device_list_decode(v, vlen, &d, NULL);
+  if (rc)
+    return rc;
+  size_t head = sizeof d + d.n * sizeof(kj_device_entry);
+  kj_device_list *l = malloc(head + a->n + d.phash.len);
+  if (!l)
+    return KJ_ENOMEM;
+  *l = d;
+  l->devices = (kj_device_entry *)(l + 1);
+  (void)device_list_decode(v, vlen, &d, l->devices); /* checked above */
+  uint8_t *p = (uint8_t *)l + head;
+  l->user = copy_blob(&p, a->p, a->n);
+  if (d.has_phash)
+    l->phash = copy_blob(&p, d.phash.p, d.phash.len);
+  *(kj_device_list **)a->out = l;
+  return KJ_OK;
+}
+
 /* Table 36: blob token, i64 token_ts, u8 has_sender_ts, i64 sender_ts (0
  * when absent, and must read back as 0). */
 static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
@@ -285,19 +346,32 @@ static void token_encode(kj_wbuf *w, const kj_tc_token *t) {
 
 /* Fills *t, token pointing into v. */
 static int token_decode(const void *v, size_t n, kj_tc_token *t) {
-  memset(t, 0, sizeof *t);
   kj_rbuf r;
-  kj_r_init(&r, v, n);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, n);
   t->token.p = kj_r_blob(&r, KJ_MAX_RECORD, &t->token.len);
   t->token_ts = kj_r_i64(&r);
   t->has_sender_ts = kj_r_flag(&r);
   t->sender_ts = kj_r_i64(&r);
-  if (t->token.len == 0 || (!t->has_sender_ts && t->sender_ts))
-    return KJ_ECORRUPT;
-  return kj_r_done(&r);
+  if (!rc && (t->token.len == 0 || (!t->has_sender_ts && t->sender_ts)))
+    rc = KJ_ECORRUPT;
+  return rc ? rc : kj_r_done(&r);
+}
+
+/* Table 36 as one allocation: the struct, then the token bytes. */
+static int token_make(const void *v, size_t vlen, void *arg) {
+  const dec_arg *a = arg;
+  kj_tc_token tok;
+  int rc = token_decode(v, vlen, &tok);
+  if (rc)
+    return rc;
+  kj_tc_token *o = malloc(sizeof *o + tok.token.len);
+  if (!o)
+    return KJ_ENOMEM;
+  uint8_t *p = (uint8_t *)(o + 1);
+  *o = tok;
+  o->token = copy_blob(&p, tok.token.p, tok.token.len);
+  *(kj_tc_token **)a->out = o;
+  return KJ_OK;
 }
 
 static int token_keep(void *ctx, const uint8_t *v, size_t n) {
@@ -314,29 +388,14 @@ static int token_expired(void *ctx, const uint8_t *v, size_t n) {
   return rc ? rc : t.token_ts < *(const int64_t *)ctx;
 }
 
-/* ---- SKDM recipients (table 30) --------------------------------------- */
+/* ---- operations on key-only rows and key tails ------------------------ */
 
-static void skdm_prefix(kj_kbuf *k, uint32_t dev, const void *group,
-                        size_t glen) {
+/* The key prefix dev|lp(group) of the SKDM rows (table 30) and the forget
+ * marks (table 35) of one group. */
+static void group_prefix(kj_kbuf *k, uint32_t dev, const void *group,
+                         size_t glen) {
   kj_k_dev(k, dev);
   kj_k_lp(k, group, glen);
-}
-
-static int nat_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev,
-                        const void *group, size_t glen, kj_blob_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  skdm_prefix(&k, dev, group, glen);
-  rowset rs;
-  rows_init(&rs, k.len, 0, mark_keep, NULL);
-  rc = rows_scan(&op, NT_SKDM, &k, &rs);
-  if (!rc)
-    rc = rows_blob_list(&rs, out);
-  kj_w_free(&rs.w);
-  return nat_end(&op, row_fail(&op, rc, NT_SKDM, dev));
 }
 
 /* Add a key-only row unless it is there already: re-adding is the common
@@ -352,33 +411,88 @@ static int put_mark_once(nat_op *op, unsigned table, const kj_kbuf *k) {
   return rc;
 }
 
+/* In op: the key-only rows prefix|tails[i] of table, in order. */
+static int marks_in(nat_op *op, unsigned table, kj_kbuf *prefix,
+                    const kj_blob *tails, size_t n) {
+  size_t plen = prefix->len;
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++) {
+    prefix->len = plen;
+    kj_k_raw(prefix, tails[i].p, tails[i].len);
+    rc = put_mark_once(op, table, prefix);
+  }
+  return rc;
+}
+
+/* A whole write of marks_in. */
+static int add_marks(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                     kj_kbuf *prefix, const kj_blob *tails, size_t n) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, marks_in(&op, table, prefix, tails, n));
+}
+
+/* A whole read: the key tails under prefix whose value keep accepts, as a
+ * kj_blob_list, ascending. */
+static int list_tails(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const kj_kbuf *prefix,
+                      int (*keep)(void *, const uint8_t *, size_t),
+                      kj_blob_list **out) {
+  rowset rs;
+  rows_init(&rs, prefix->len, 0, keep, NULL);
+  int rc = nat_scan_rows(b, t, table, prefix, rows_collect, &rs);
+  rc = row_fail(b, rc, table, dev);
+  if (!rc)
+    rc = rows_blob_list(&rs, out);
+  kj_w_free(&rs.w);
+  return rc;
+}
+
+/* In op: delete the rows under prefix whose value keep(ctx) accepts; each
+ * is read and checked before the first delete, so a damaged row fails the
+ * call with nothing removed. Their key tails go to *out when out is not
+ * NULL, their number to *n. */
+static int take_tails(nat_op *op, uint32_t dev, unsigned table,
+                      const kj_kbuf *prefix,
+                      int (*keep)(void *, const uint8_t *, size_t), void *ctx,
+                      kj_blob_list **out, size_t *n) {
+  rowset rs;
+  rows_init(&rs, prefix->len, 0, keep, ctx);
+  int rc = row_fail(op->b, rows_scan(op, table, prefix, &rs), table, dev);
+  if (!rc && out)
+    rc = rows_blob_list(&rs, out);
+  if (!rc)
+    rc = rows_delete(op, table, prefix, &rs);
+  *n = rs.n;
+  kj_w_free(&rs.w);
+  return rc;
+}
+
+/* ---- SKDM recipients (table 30) --------------------------------------- */
+
+static int nat_skdm_get(kj_backend *b, kj_tx *t, uint32_t dev,
+                        const void *group, size_t glen, kj_blob_list **out) {
+  kj_kbuf k;
+  group_prefix(&k, dev, group, glen);
+  return list_tails(b, t, dev, NT_SKDM, &k, mark_keep, out);
+}
+
 static int nat_skdm_add(kj_backend *b, kj_tx *t, uint32_t dev,
                         const void *group, size_t glen, const kj_blob *jids,
                         size_t n) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
-  skdm_prefix(&k, dev, group, glen);
-  size_t plen = k.len;
-  for (size_t i = 0; !rc && i < n; i++) {
-    k.len = plen;
-    kj_k_raw(&k, jids[i].p, jids[i].len);
-    rc = put_mark_once(&op, NT_SKDM, &k);
-  }
-  return nat_end(&op, rc);
+  group_prefix(&k, dev, group, glen);
+  return add_marks(b, t, dev, NT_SKDM, &k, jids, n);
 }
 
 static int nat_skdm_clear(kj_backend *b, kj_tx *t, uint32_t dev,
                           const void *group, size_t glen) {
+  kj_kbuf k;
+  group_prefix(&k, dev, group, glen);
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  skdm_prefix(&k, dev, group, glen);
-  return nat_end(&op, nat_del_prefix(&op, NT_SKDM, &k, NULL));
+  return rc ? rc
+            : nat_end(&op, nat_del_prefix(&op, NT_SKDM, &k, NULL, NULL, NULL));
 }
 
 /* ---- LID mappings (tables 31 and 32) ---------------------------------- */
@@ -390,45 +504,18 @@ static void lid_index_key(kj_kbuf *k, uint32_t dev, const void *phone,
   kj_k_raw(k, lid, llen);
 }
 
-/* One allocation holding the n mappings v[] and every byte they point
- * to. */
-static int lid_list_make(const kj_lid_mapping *v, size_t n,
-                         kj_lid_mapping_list **out) {
-  size_t head = sizeof(kj_lid_mapping_list) + n * sizeof(kj_lid_mapping);
-  size_t bytes = 0;
-  for (size_t i = 0; i < n; i++)
-    bytes += v[i].lid.len + v[i].phone.len + v[i].source.len;
-  kj_lid_mapping_list *l = malloc(head + bytes);
-  if (!l)
-    return KJ_ENOMEM;
-  uint8_t *p = (uint8_t *)l + head;
-  l->n = n;
-  for (size_t i = 0; i < n; i++) {
-    l->v[i] = v[i];
-    l->v[i].lid = copy_blob(&p, v[i].lid.p, v[i].lid.len);
-    l->v[i].phone = copy_blob(&p, v[i].phone.p, v[i].phone.len);
-    l->v[i].source = copy_blob(&p, v[i].source.p, v[i].source.len);
-  }
-  *out = l;
-  return KJ_OK;
-}
-
-static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                       const kj_lid_mapping *m) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: the mapping row, and its index row moved to the new phone. */
+static int lid_put_in(nat_op *op, uint32_t dev, const kj_lid_mapping *m) {
   kj_kbuf k, old_ix;
   old_ix.len = 0; /* no index row to move */
   nat_key(&k, dev, m->lid.p, m->lid.len);
   kj_lid_mapping row = *m;
   void *v;
   size_t vlen;
-  rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+  int rc = nat_get(op, NT_LID, &k, &v, &vlen);
   if (rc == KJ_OK) {
     kj_lid_mapping old;
-    rc = row_fail(&op, lid_decode(v, vlen, &old), NT_LID, dev);
+    rc = row_fail(op->b, lid_decode(v, vlen, &old), NT_LID, dev);
     if (!rc) {
       /* The first time a LID was seen is history, not a field to set. */
       row.created_at = old.created_at;
@@ -445,56 +532,41 @@ static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
     kj_wbuf w;
     kj_w_init(&w);
     lid_encode(&w, &row);
-    rc = nat_put_w(&op, NT_LID, &k, &w);
+    rc = nat_put_w(op, NT_LID, &k, &w);
     kj_w_free(&w);
   }
   if (!rc && old_ix.len)
-    rc = nat_del(&op, NT_LID_BY_PHONE, &old_ix);
+    rc = nat_del(op, NT_LID_BY_PHONE, &old_ix);
   if (!rc) {
     lid_index_key(&k, dev, m->phone.p, m->phone.len, m->lid.p, m->lid.len);
-    rc = nat_put(&op, NT_LID_BY_PHONE, &k, MARK, sizeof MARK);
+    rc = nat_put(op, NT_LID_BY_PHONE, &k, MARK, sizeof MARK);
   }
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_lid_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                       const kj_lid_mapping *m) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, lid_put_in(&op, dev, m));
 }
 
 static int nat_lid_get_by_lid(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *lid, size_t llen,
                               kj_lid_mapping_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, lid, llen);
-  void *v;
-  size_t vlen;
-  rc = nat_get(&op, NT_LID, &k, &v, &vlen);
-  if (!rc) {
-    kj_lid_mapping m;
-    rc = row_fail(&op, lid_decode(v, vlen, &m), NT_LID, dev);
-    m.lid.p = lid;
-    m.lid.len = llen;
-    if (!rc)
-      rc = lid_list_make(&m, 1, out);
-  }
-  kj_free(v);
-  return nat_end(&op, rc);
+  return read_by_id(b, t, dev, NT_LID, lid, llen, lid_make, out);
 }
 
-static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
-                                const void *phone, size_t plen,
-                                kj_lid_mapping_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
+/* In op: the mapping of phone updated last, through the index. */
+static int by_phone_in(nat_op *op, uint32_t dev, const void *phone, size_t plen,
+                       kj_lid_mapping_list **out) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
   kj_k_lp(&k, phone, plen);
   rowset rs;
   rows_init(&rs, k.len, 0, mark_keep, NULL);
-  rc = row_fail(&op, rows_scan(&op, NT_LID_BY_PHONE, &k, &rs), NT_LID_BY_PHONE,
-                dev);
+  int rc = row_fail(op->b, rows_scan(op, NT_LID_BY_PHONE, &k, &rs),
+                    NT_LID_BY_PHONE, dev);
   if (!rc && rs.n == 0)
     rc = KJ_NOTFOUND;
   /* The index is ascending by LID, so keeping the first of equal
@@ -511,13 +583,13 @@ static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
     void *v;
     size_t vlen;
     kj_lid_mapping m;
-    rc = nat_get(&op, NT_LID, &k, &v, &vlen);
+    rc = nat_get(op, NT_LID, &k, &v, &vlen);
     if (rc == KJ_NOTFOUND) /* an index row with no mapping */
-      rc = row_fail(&op, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+      rc = row_fail(op->b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
     else if (!rc)
-      rc = row_fail(&op, lid_decode(v, vlen, &m), NT_LID, dev);
+      rc = row_fail(op->b, lid_decode(v, vlen, &m), NT_LID, dev);
     if (!rc && (m.phone.len != plen || memcmp(m.phone.p, phone, plen)))
-      rc = row_fail(&op, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
+      rc = row_fail(op->b, KJ_ECORRUPT, NT_LID_BY_PHONE, dev);
     if (!rc && (i == 0 || m.updated_at > best.updated_at)) {
       kj_free(best_v);
       best_v = v;
@@ -531,20 +603,24 @@ static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = lid_list_make(&best, 1, out);
   kj_free(best_v);
   kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_lid_get_by_phone(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *phone, size_t plen,
+                                kj_lid_mapping_list **out) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  return rc ? rc : nat_end(&op, by_phone_in(&op, dev, phone, plen, out));
 }
 
 static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
                            kj_lid_mapping_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, dev);
   rowset rs;
   rows_init(&rs, k.len, 1, NULL, NULL);
-  rc = rows_scan(&op, NT_LID, &k, &rs);
+  int rc = nat_scan_rows(b, t, NT_LID, &k, rows_collect, &rs);
   kj_lid_mapping *v = NULL;
   if (!rc && rs.n && !(v = malloc(rs.n * sizeof *v)))
     rc = KJ_ENOMEM;
@@ -556,12 +632,12 @@ static int nat_lid_get_all(kj_backend *b, kj_tx *t, uint32_t dev,
     rc = lid_decode(val.p, val.len, &v[i]);
     v[i].lid = lid;
   }
-  rc = row_fail(&op, rc, NT_LID, dev);
+  rc = row_fail(b, rc, NT_LID, dev);
   if (!rc)
     rc = lid_list_make(v, rs.n, out);
   free(v);
   kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return rc;
 }
 
 /* ---- base keys (table 33) --------------------------------------------- */
@@ -576,43 +652,25 @@ static void base_key_key(kj_kbuf *k, uint32_t dev, const void *addr,
 static int nat_base_key_save(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen, const void *msg_id,
                              size_t mlen, const void *base_key, size_t klen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   base_key_key(&k, dev, addr, alen, msg_id, mlen);
   kj_wbuf w;
   kj_w_init(&w);
   base_key_encode(&w, base_key, klen);
-  rc = nat_put_w(&op, NT_BASE_KEY, &k, &w);
-  kj_w_free(&w);
-  return nat_end(&op, rc);
+  return nat_put_row(b, t, dev, NT_BASE_KEY, &k, &w);
 }
 
 static int nat_base_key_has_same(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *addr, size_t alen,
                                  const void *msg_id, size_t mlen,
                                  const void *base_key, size_t klen, int *same) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   base_key_key(&k, dev, addr, alen, msg_id, mlen);
-  void *v;
-  size_t vlen;
-  rc = nat_get(&op, NT_BASE_KEY, &k, &v, &vlen);
-  if (rc == KJ_NOTFOUND) {
-    rc = KJ_OK; /* no entry: not the same */
-  } else if (!rc) {
-    kj_blob stored;
-    rc = row_fail(&op, base_key_decode(v, vlen, &stored), NT_BASE_KEY, dev);
-    if (!rc)
-      *same = stored.len == klen && !memcmp(stored.p, base_key, klen);
-  }
-  kj_free(v);
-  return nat_end(&op, rc);
+  dec_arg a = {base_key, klen, same};
+  int rc = nat_read_row(b, t, NT_BASE_KEY, &k, base_key_same, &a);
+  if (rc == KJ_NOTFOUND)
+    return KJ_OK; /* no entry: not the same */
+  return row_fail(b, rc, NT_BASE_KEY, dev);
 }
 
 static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -627,66 +685,24 @@ static int nat_base_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_device_list_update(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const kj_device_list *r) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   nat_key(&k, dev, r->user.p, r->user.len);
   kj_wbuf w;
   kj_w_init(&w);
   device_list_encode(&w, r);
-  rc = nat_put_w(&op, NT_DEVICE_LIST, &k, &w);
-  kj_w_free(&w);
-  return nat_end(&op, rc);
-}
-
-/* One allocation: the struct, the entries, then user and phash bytes. */
-static int device_list_make(const void *v, size_t vlen, const void *user,
-                            size_t ulen, kj_device_list **out) {
-  kj_device_list d;
-  int rc = device_list_decode(v, vlen, &d, NULL);
-  if (rc)
-    return rc;
-  size_t head = sizeof d + d.n * sizeof(kj_device_entry);
-  kj_device_list *l = malloc(head + ulen + d.phash.len);
-  if (!l)
-    return KJ_ENOMEM;
-  *l = d;
-  l->devices = (kj_device_entry *)(l + 1);
-  (void)device_list_decode(v, vlen, &d, l->devices); /* checked above */
-  uint8_t *p = (uint8_t *)l + head;
-  l->user = copy_blob(&p, user, ulen);
-  if (d.has_phash)
-    l->phash = copy_blob(&p, d.phash.p, d.phash.len);
-  *out = l;
-  return KJ_OK;
+  return nat_put_row(b, t, dev, NT_DEVICE_LIST, &k, &w);
 }
 
 static int nat_device_list_get(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *user, size_t ulen,
                                kj_device_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, user, ulen);
-  void *v;
-  size_t vlen;
-  rc = nat_get(&op, NT_DEVICE_LIST, &k, &v, &vlen);
-  if (!rc)
-    rc = row_fail(&op, device_list_make(v, vlen, user, ulen, out),
-                  NT_DEVICE_LIST, dev);
-  kj_free(v);
-  return nat_end(&op, rc);
+  return read_by_id(b, t, dev, NT_DEVICE_LIST, user, ulen, device_list_make,
+                    out);
 }
 
 static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                   const void *user, size_t ulen) {
-  kj_kbuf k;
-  nat_key(&k, dev, user, ulen);
-  return nat_del_row(b, t, dev, NT_DEVICE_LIST, &k);
+  return nat_del_id(b, t, dev, NT_DEVICE_LIST, user, ulen);
 }
 
 /* ---- sender-key forget marks (table 35) ------------------------------- */
@@ -694,15 +710,10 @@ static int nat_device_list_delete(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                       const void *group, size_t glen,
                                       const void *participant, size_t plen) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
-  kj_k_dev(&k, dev);
-  kj_k_lp(&k, group, glen);
-  kj_k_raw(&k, participant, plen);
-  return nat_end(&op, put_mark_once(&op, NT_SK_FORGET, &k));
+  group_prefix(&k, dev, group, glen);
+  const kj_blob p = {participant, plen};
+  return add_marks(b, t, dev, NT_SK_FORGET, &k, &p, 1);
 }
 
 /* A write operation even though it returns data: the take and the removal
@@ -711,23 +722,15 @@ static int nat_sender_key_mark_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
                                          const void *group, size_t glen,
                                          kj_blob_list **out) {
+  kj_kbuf k;
+  group_prefix(&k, dev, group, glen);
+  kj_blob_list *l = NULL;
+  size_t n;
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  kj_k_dev(&k, dev);
-  kj_k_lp(&k, group, glen);
-  rowset rs;
-  rows_init(&rs, k.len, 0, mark_keep, NULL);
-  kj_blob_list *l = NULL;
-  rc = row_fail(&op, rows_scan(&op, NT_SK_FORGET, &k, &rs), NT_SK_FORGET, dev);
   if (!rc)
-    rc = rows_blob_list(&rs, &l);
-  if (!rc)
-    rc = rows_delete(&op, NT_SK_FORGET, &k, &rs);
-  kj_w_free(&rs.w);
-  rc = nat_end(&op, rc);
+    rc = nat_end(
+        &op, take_tails(&op, dev, NT_SK_FORGET, &k, mark_keep, NULL, &l, &n));
   if (rc) {
     kj_free(l);
     l = NULL;
@@ -741,92 +744,43 @@ static int nat_sender_key_consume_forget(kj_backend *b, kj_tx *t, uint32_t dev,
 static int nat_tc_token_put(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *jid, size_t jlen,
                             const kj_tc_token *tok) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   nat_key(&k, dev, jid, jlen);
   kj_wbuf w;
   kj_w_init(&w);
   token_encode(&w, tok);
-  rc = nat_put_w(&op, NT_TC_TOKEN, &k, &w);
-  kj_w_free(&w);
-  return nat_end(&op, rc);
+  return nat_put_row(b, t, dev, NT_TC_TOKEN, &k, &w);
 }
 
 static int nat_tc_token_get(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *jid, size_t jlen, kj_tc_token **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, jid, jlen);
-  void *v;
-  size_t vlen;
-  rc = nat_get(&op, NT_TC_TOKEN, &k, &v, &vlen);
-  kj_tc_token tok;
-  if (!rc)
-    rc = row_fail(&op, token_decode(v, vlen, &tok), NT_TC_TOKEN, dev);
-  if (!rc) {
-    kj_tc_token *o = malloc(sizeof *o + tok.token.len);
-    if (!o) {
-      rc = KJ_ENOMEM;
-    } else {
-      uint8_t *p = (uint8_t *)(o + 1);
-      *o = tok;
-      o->token = copy_blob(&p, tok.token.p, tok.token.len);
-      *out = o;
-    }
-  }
-  kj_free(v);
-  return nat_end(&op, rc);
+  return read_by_id(b, t, dev, NT_TC_TOKEN, jid, jlen, token_make, out);
 }
 
 static int nat_tc_token_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *jid, size_t jlen) {
-  kj_kbuf k;
-  nat_key(&k, dev, jid, jlen);
-  return nat_del_row(b, t, dev, NT_TC_TOKEN, &k);
+  return nat_del_id(b, t, dev, NT_TC_TOKEN, jid, jlen);
 }
 
 static int nat_tc_token_all_jids(kj_backend *b, kj_tx *t, uint32_t dev,
                                  kj_blob_list **out) {
-  nat_op op;
-  int rc = rbegin(b, t, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, dev);
-  rowset rs;
-  rows_init(&rs, k.len, 0, token_keep, NULL);
-  rc = row_fail(&op, rows_scan(&op, NT_TC_TOKEN, &k, &rs), NT_TC_TOKEN, dev);
-  if (!rc)
-    rc = rows_blob_list(&rs, out);
-  kj_w_free(&rs.w);
-  return nat_end(&op, rc);
+  return list_tails(b, t, dev, NT_TC_TOKEN, &k, token_keep, out);
 }
 
 static int nat_tc_token_delete_expired(kj_backend *b, kj_tx *t, uint32_t dev,
                                        int64_t cutoff, uint64_t *removed) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   kj_k_dev(&k, dev);
-  rowset rs;
-  rows_init(&rs, k.len, 0, token_expired, &cutoff);
-  /* Every token is decoded before the first delete, so a damaged row
-   * fails the call with nothing removed. */
-  rc = row_fail(&op, rows_scan(&op, NT_TC_TOKEN, &k, &rs), NT_TC_TOKEN, dev);
+  size_t n;
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (!rc)
-    rc = rows_delete(&op, NT_TC_TOKEN, &k, &rs);
-  size_t n = rs.n;
-  kj_w_free(&rs.w);
-  rc = nat_end(&op, rc);
-  *removed = rc ? 0 : n;
+    rc = nat_end(&op, take_tails(&op, dev, NT_TC_TOKEN, &k, token_expired,
+                                 &cutoff, NULL, &n));
+  if (!rc)
+    *removed = n;
   return rc;
 }
 

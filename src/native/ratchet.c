@@ -86,8 +86,7 @@ static void dec_opt32(kj_rbuf *r, int *has, uint8_t v[32]) {
 /* The state fields of a table-40 value into s (n_skipped untouched). */
 static int dec_state(const void *val, size_t vlen, kj_ratchet_state *s) {
   kj_rbuf r;
-  kj_r_init(&r, val, vlen);
-  int rc = kj_r_version(&r);
+  int rc = nat_r_open(&r, val, vlen);
   if (rc)
     return rc;
   kj_r_copy(&r, s->root_key, 32);
@@ -113,13 +112,10 @@ static void enc_skipped(uint8_t out[SKIPPED_BYTES], const uint8_t mk[32],
 static int dec_skipped(const void *val, size_t vlen, uint8_t mk[32],
                        int64_t *created_at) {
   kj_rbuf r;
-  kj_r_init(&r, val, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, val, vlen);
   kj_r_copy(&r, mk, 32);
   *created_at = kj_r_i64(&r);
-  return kj_r_done(&r);
+  return rc ? rc : kj_r_done(&r);
 }
 
 /* Skipped keys of one conversation, read by a scan (a scan callback must
@@ -244,12 +240,11 @@ static int nat_ratchet_save(kj_backend *b, kj_tx *t, uint32_t dev,
                             const kj_ratchet_state *s) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
   /* One transaction: the state row and the whole skipped-key set change
    * together or not at all (save_in never returns KJ_NOTFOUND, which
    * nat_end would commit). */
-  rc = nat_end(&op, save_in(&op, dev, conv, clen, s));
+  if (!rc)
+    rc = nat_end(&op, save_in(&op, dev, conv, clen, s));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
     nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   return rc;
@@ -298,11 +293,10 @@ static int nat_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev,
                             kj_ratchet_state **out) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  unsigned table;
+  unsigned table = NT_RATCHET;
   /* One read transaction: the state and its keys are from one commit. */
-  rc = nat_end(&op, load_in(&op, dev, conv, clen, out, &table));
+  if (!rc)
+    rc = nat_end(&op, load_in(&op, dev, conv, clen, out, &table));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
     nat_fail(b, rc, "table %u: malformed ratchet row of slot %u", table, dev);
   return rc;
@@ -310,66 +304,48 @@ static int nat_ratchet_load(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_ratchet_exists(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *conv, size_t clen, int *exists) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   kj_kbuf k;
   nat_key(&k, dev, conv, clen);
   void *v;
   size_t vlen;
-  rc = nat_end(&op, nat_get(&op, NT_RATCHET, &k, &v, &vlen));
+  int rc = nat_get_row(b, t, NT_RATCHET, &k, &v, &vlen);
+  kj_free(v);
   if (rc == KJ_OK)
-    kj_free(v);
-  if (rc && rc != KJ_NOTFOUND)
-    return rc;
-  *exists = rc == KJ_OK;
-  return KJ_OK;
+    *exists = 1;
+  return rc == KJ_NOTFOUND ? KJ_OK : rc; /* else *exists is already 0 */
+}
+
+/* The state row and every skipped key of the conversation. */
+static int delete_in(nat_op *op, uint32_t dev, const void *conv, size_t clen) {
+  kj_kbuf k;
+  nat_key(&k, dev, conv, clen);
+  int rc = nat_del(op, NT_RATCHET, &k);
+  if (!rc) {
+    skipped_prefix(&k, dev, conv, clen);
+    rc = nat_del_prefix(op, NT_SKIPPED, &k, NULL, NULL, NULL);
+  }
+  return rc;
 }
 
 static int nat_ratchet_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *conv, size_t clen) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  kj_kbuf k;
-  nat_key(&k, dev, conv, clen);
-  rc = nat_del(&op, NT_RATCHET, &k);
-  if (!rc) {
-    skipped_prefix(&k, dev, conv, clen);
-    rc = nat_del_prefix(&op, NT_SKIPPED, &k, NULL);
-  }
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, delete_in(&op, dev, conv, clen));
 }
 
-/* Keys of expired skipped keys, (u16 length, key)*, deleted after the scan. */
-typedef struct expired {
-  int64_t cutoff;
-  kj_wbuf w;
-  uint64_t n;
-} expired;
-
-static int collect_expired(void *arg, const void *key, size_t klen,
-                           const void *val, size_t vlen) {
-  expired *e = arg;
-  const uint8_t *kp = key;
+/* Pick the skipped keys created before *(int64_t *)ctx, checking every key
+ * and value on the way. */
+static int expired(void *ctx, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen) {
   /* dev, lp(conv) with a non-empty conv, public_key, msg_num */
-  if (klen < 6 || ((size_t)kp[4] << 8 | kp[5]) < 1 ||
-      klen != 6 + ((size_t)kp[4] << 8 | kp[5]) + SKIPPED_SUFFIX)
+  if (klen < 6 || ((size_t)key[4] << 8 | key[5]) < 1 ||
+      klen != 6 + ((size_t)key[4] << 8 | key[5]) + SKIPPED_SUFFIX)
     return KJ_ECORRUPT;
   uint8_t mk[32];
   int64_t created;
   int rc = dec_skipped(val, vlen, mk, &created);
-  if (rc)
-    return rc;
-  if (created >= e->cutoff)
-    return 0;
-  uint8_t lb[2] = {(uint8_t)(klen >> 8), (uint8_t)klen};
-  kj_w_bytes(&e->w, lb, 2);
-  kj_w_bytes(&e->w, key, klen);
-  e->n++;
-  return e->w.oom ? KJ_ENOMEM : 0;
+  return rc ? rc : created < *(const int64_t *)ctx;
 }
 
 static int nat_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -379,26 +355,18 @@ static int nat_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (rc)
     return rc;
-  expired e = {.n = 0};
-  kj_w_init(&e.w);
   int64_t now = now_secs(&op);
   /* now - max_age, saturated: nothing is older than the oldest time. */
-  e.cutoff = now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
+  int64_t cutoff =
+      now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
   kj_kbuf k;
   kj_k_dev(&k, dev); /* every conversation of the slot */
-  rc = nat_scan(&op, NT_SKIPPED, &k, collect_expired, &e);
-  for (size_t off = 0; !rc && off < e.w.len;) {
-    k.len = (size_t)e.w.p[off] << 8 | e.w.p[off + 1];
-    memcpy(k.b, e.w.p + off + 2, k.len);
-    rc = nat_del(&op, NT_SKIPPED, &k);
-    off += 2 + k.len;
-  }
-  kj_w_free(&e.w);
-  rc = nat_end(&op, rc);
+  uint64_t n;
+  rc = nat_end(&op, nat_del_prefix(&op, NT_SKIPPED, &k, expired, &cutoff, &n));
   if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
     nat_fail(b, rc, "table 41: malformed skipped key of slot %u", dev);
   if (!rc)
-    *removed = e.n;
+    *removed = n;
   return rc;
 }
 

@@ -158,6 +158,53 @@ int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
   return nat_end(&op, nat_get(&op, table, k, v, vlen));
 }
 
+int nat_read_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 nat_dec_fn dec, void *out) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
+  if (rc)
+    return rc;
+  rc = dec(v, vlen, out);
+  nat_free_wiped(v, vlen);
+  return rc;
+}
+
+int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 void *head, size_t hlen, size_t max, void **p, size_t *n) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
+  if (rc)
+    return rc;
+  kj_rbuf r;
+  rc = nat_r_open(&r, v, vlen);
+  if (!rc && hlen)
+    kj_r_copy(&r, head, hlen);
+  size_t rest;
+  const uint8_t *bytes = nat_r_rest(&r, max, &rest);
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (rc) {
+    nat_free_wiped(v, vlen);
+    return rc;
+  }
+  memmove(v, bytes, rest);
+  *p = v;
+  *n = rest;
+  return KJ_OK;
+}
+
+int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                const kj_kbuf *k, kj_wbuf *w) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (!rc)
+    rc = nat_end(&op, nat_put_w(&op, table, k, w));
+  nat_wbuf_free_wiped(w);
+  return rc;
+}
+
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k) {
   nat_op op;
@@ -167,9 +214,23 @@ int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   return nat_end(&op, nat_del(&op, table, k));
 }
 
+int nat_del_id(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+               const void *id, size_t idlen) {
+  kj_kbuf k;
+  nat_key(&k, dev, id, idlen);
+  return nat_del_row(b, t, dev, table, &k);
+}
+
 int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
              void *arg) {
   return kj_scan_prefix(op->s, op->txn, table, prefix->b, prefix->len, fn, arg);
+}
+
+int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
+                  const kj_kbuf *prefix, kj_scan_fn fn, void *arg) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  return rc ? rc : nat_end(&op, nat_scan(&op, table, prefix, fn, arg));
 }
 
 /* Keys collected by a scan, to delete after it (a scan callback must not
@@ -177,13 +238,16 @@ int nat_scan(nat_op *op, unsigned table, const kj_kbuf *prefix, kj_scan_fn fn,
 typedef struct keylist {
   kj_wbuf w; /* (u16 length, key)* */
   uint64_t n;
+  nat_keep_fn keep; /* NULL: every row */
+  void *ctx;
 } keylist;
 
 static int collect_key(void *arg, const void *key, size_t klen, const void *val,
                        size_t vlen) {
-  (void)val;
-  (void)vlen;
   keylist *l = arg;
+  int keep = l->keep ? l->keep(l->ctx, key, klen, val, vlen) : 1;
+  if (keep <= 0)
+    return keep;
   uint8_t lb[2] = {(uint8_t)(klen >> 8), (uint8_t)klen};
   kj_w_bytes(&l->w, lb, 2);
   kj_w_bytes(&l->w, key, klen);
@@ -192,10 +256,9 @@ static int collect_key(void *arg, const void *key, size_t klen, const void *val,
 }
 
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
-                   uint64_t *n) {
-  keylist l;
+                   nat_keep_fn keep, void *ctx, uint64_t *n) {
+  keylist l = {.keep = keep, .ctx = ctx};
   kj_w_init(&l.w);
-  l.n = 0;
   int rc = nat_scan(op, table, prefix, collect_key, &l);
   for (size_t off = 0; !rc && off < l.w.len;) {
     size_t klen = (size_t)l.w.p[off] << 8 | l.w.p[off + 1];

@@ -11,22 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "native.h"
 
 /* Returned by a scan callback to stop early; not a status code. */
 #define SCAN_STOP 1000
-
-/* "rest: record": every byte left is the record, 1..KJ_MAX_RECORD. */
-static int dec_rest_record(kj_rbuf *r, const uint8_t **rec, size_t *rlen) {
-  size_t n = (size_t)(r->end - r->p);
-  if (r->bad || n < 1 || n > KJ_MAX_RECORD)
-    return KJ_ECORRUPT;
-  *rec = kj_r_bytes(r, n);
-  *rlen = n;
-  return kj_r_done(r);
-}
 
 /* ---- codecs ------------------------------------------------------------ */
 
@@ -36,48 +24,22 @@ static void enc_identity(kj_wbuf *w, const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
   kj_w_bytes(w, key, KJ_IDENTITY_KEY_BYTES);
 }
 
-static int dec_identity(const void *v, size_t vlen,
-                        uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+/* key is written only when the whole row is good. */
+static int dec_identity(const void *v, size_t vlen, void *key) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
+  int rc = nat_r_open(&r, v, vlen);
   const uint8_t *k = kj_r_bytes(&r, KJ_IDENTITY_KEY_BYTES);
-  if ((rc = kj_r_done(&r)))
-    return rc;
-  memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
-  return KJ_OK;
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (!rc)
+    memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
+  return rc;
 }
 
 /* Tables 11, 13, 14: rest: record. One layout, one codec. */
 static void enc_record(kj_wbuf *w, const void *rec, size_t rlen) {
   kj_w_u8(w, KJ_ROW_VERSION);
   kj_w_bytes(w, rec, rlen);
-}
-
-static int dec_record(const void *v, size_t vlen, const uint8_t **rec,
-                      size_t *rlen) {
-  kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  return rc ? rc : dec_rest_record(&r, rec, rlen);
-}
-
-/* Hand a record row (tables 11, 13, 14) back as the record alone, reusing
- * the engine's buffer: kj_get's buffer is freed with kj_free, like ours. */
-static int take_record(void *v, size_t vlen, void **rec, size_t *rlen) {
-  const uint8_t *p;
-  size_t n;
-  int rc = dec_record(v, vlen, &p, &n);
-  if (rc) {
-    nat_free_wiped(v, vlen);
-    return rc;
-  }
-  memmove(v, p, n);
-  *rec = v;
-  *rlen = n;
-  return KJ_OK;
 }
 
 /* Table 12: u8 uploaded, rest: record. */
@@ -87,15 +49,15 @@ static void enc_prekey(kj_wbuf *w, int uploaded, const void *rec, size_t rlen) {
   kj_w_bytes(w, rec, rlen);
 }
 
-static int dec_prekey(const void *v, size_t vlen, int *uploaded,
-                      const uint8_t **rec, size_t *rlen) {
+/* Both: *uploaded (0 for table 11, 13, 14 rows, which have no flag), then
+ * every byte left is the record, 1..KJ_MAX_RECORD. */
+static int dec_record_row(const void *v, size_t vlen, int flagged,
+                          int *uploaded, const uint8_t **rec, size_t *rlen) {
   kj_rbuf r;
-  kj_r_init(&r, v, vlen);
-  int rc = kj_r_version(&r);
-  if (rc)
-    return rc;
-  *uploaded = kj_r_flag(&r);
-  return dec_rest_record(&r, rec, rlen);
+  int rc = nat_r_open(&r, v, vlen);
+  *uploaded = flagged ? kj_r_flag(&r) : 0;
+  *rec = nat_r_rest(&r, KJ_MAX_RECORD, rlen);
+  return rc ? rc : kj_r_done(&r);
 }
 
 /* ---- shared row operations --------------------------------------------- */
@@ -105,26 +67,13 @@ static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
   kj_k_u32(k, id);
 }
 
-static int put_encoded(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                       const kj_kbuf *k, kj_wbuf *w) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc) {
-    nat_wbuf_free_wiped(w);
-    return rc;
-  }
-  rc = nat_put_w(&op, table, k, w);
-  nat_wbuf_free_wiped(w);
-  return nat_end(&op, rc);
-}
-
-/* A record row (tables 11, 13, 14) as the record alone. */
-static int get_record(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                      void **rec, size_t *rlen) {
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, table, k, &v, &vlen);
-  return rc ? rc : take_record(v, vlen, rec, rlen);
+/* Encode a record row (tables 11, 13, 14) and write it. */
+static int put_record(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const kj_kbuf *k, const void *rec, size_t rlen) {
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  return nat_put_row(b, t, dev, table, k, &w);
 }
 
 /* ---- pre-key lists: built in pieces, returned as one allocation -------- */
@@ -180,31 +129,20 @@ static int pkb_finish(pk_builder *pb, kj_prekey_list **out) {
   return KJ_OK;
 }
 
-/* Decode a pre-key row (table 12) into pb. */
-static int pkb_add_prekey(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen) {
+/* Decode a row of table 12 (a pre-key, with its uploaded flag) or 13 (a
+ * signed pre-key) into pb. */
+static int pkb_add_row(pk_builder *pb, unsigned table, uint32_t id,
+                       const void *v, size_t vlen) {
   int uploaded;
   const uint8_t *rec;
   size_t rlen;
-  int rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  int rc = dec_record_row(v, vlen, table == NT_PREKEY, &uploaded, &rec, &rlen);
   return rc ? rc : pkb_add(pb, id, uploaded, rec, rlen);
 }
 
-/* Decode a signed pre-key row (table 13) into pb. */
-static int pkb_add_signed(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen) {
-  const uint8_t *rec;
-  size_t rlen;
-  int rc = dec_record(v, vlen, &rec, &rlen);
-  return rc ? rc : pkb_add(pb, id, 0, rec, rlen);
-}
-
-typedef int (*pkb_add_fn)(pk_builder *pb, uint32_t id, const void *v,
-                          size_t vlen);
-
 /* Load one id of table (12 or 13) as a one-item list, or KJ_NOTFOUND. */
 static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
-                    uint32_t id, pkb_add_fn add, kj_prekey_list **out) {
+                    uint32_t id, kj_prekey_list **out) {
   kj_kbuf k;
   key_id(&k, dev, id);
   void *v;
@@ -214,7 +152,7 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
     return rc;
   pk_builder pb;
   pkb_init(&pb);
-  rc = add(&pb, id, v, vlen);
+  rc = pkb_add_row(&pb, table, id, v, vlen);
   nat_free_wiped(v, vlen);
   if (!rc)
     rc = pkb_finish(&pb, out);
@@ -232,34 +170,21 @@ static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_wbuf w;
   kj_w_init(&w);
   enc_identity(&w, key);
-  return put_encoded(b, t, dev, NT_IDENTITY, &k, &w);
+  return nat_put_row(b, t, dev, NT_IDENTITY, &k, &w);
 }
 
+/* A corrupt row leaves key_out alone. */
 static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen,
                              uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_IDENTITY, &k, &v, &vlen);
-  if (rc)
-    return rc;
-  /* Decode into a scratch copy so a corrupt row leaves key_out alone. */
-  uint8_t key[KJ_IDENTITY_KEY_BYTES];
-  rc = dec_identity(v, vlen, key);
-  nat_free_wiped(v, vlen);
-  if (!rc)
-    memcpy(key_out, key, sizeof key);
-  sodium_memzero(key, sizeof key);
-  return rc;
+  return nat_read_row(b, t, NT_IDENTITY, &k, dec_identity, key_out);
 }
 
 static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                const void *addr, size_t alen) {
-  kj_kbuf k;
-  nat_key(&k, dev, addr, alen);
-  return nat_del_row(b, t, dev, NT_IDENTITY, &k);
+  return nat_del_id(b, t, dev, NT_IDENTITY, addr, alen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -269,10 +194,7 @@ static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
                            size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SESSION, &k, &w);
+  return put_record(b, t, dev, NT_SESSION, &k, rec, rlen);
 }
 
 static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -280,7 +202,18 @@ static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
                            size_t *rlen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  return get_record(b, t, NT_SESSION, &k, rec, rlen);
+  return nat_get_rest(b, t, NT_SESSION, &k, NULL, 0, KJ_MAX_RECORD, rec, rlen);
+}
+
+/* A well-formed session row: *has is set. */
+static int dec_has(const void *v, size_t vlen, void *has) {
+  int uploaded;
+  const uint8_t *rec;
+  size_t rlen;
+  int rc = dec_record_row(v, vlen, 0, &uploaded, &rec, &rlen);
+  if (!rc)
+    *(int *)has = 1;
+  return rc;
 }
 
 /* has checks the row is well-formed too, so it never says yes to a session
@@ -289,27 +222,13 @@ static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, int *has) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, NT_SESSION, &k, &v, &vlen);
-  if (rc == KJ_NOTFOUND)
-    return KJ_OK; /* *has is already 0 */
-  if (rc)
-    return rc;
-  const uint8_t *rec;
-  size_t n;
-  rc = dec_record(v, vlen, &rec, &n);
-  nat_free_wiped(v, vlen);
-  if (!rc)
-    *has = 1;
-  return rc;
+  int rc = nat_read_row(b, t, NT_SESSION, &k, dec_has, has);
+  return rc == KJ_NOTFOUND ? KJ_OK : rc; /* *has is already 0 */
 }
 
 static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *addr, size_t alen) {
-  kj_kbuf k;
-  nat_key(&k, dev, addr, alen);
-  return nat_del_row(b, t, dev, NT_SESSION, &k);
+  return nat_del_id(b, t, dev, NT_SESSION, addr, alen);
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
@@ -321,33 +240,38 @@ static int nat_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
   kj_wbuf w;
   kj_w_init(&w);
   enc_prekey(&w, uploaded, rec, rlen);
-  return put_encoded(b, t, dev, NT_PREKEY, &k, &w);
+  return nat_put_row(b, t, dev, NT_PREKEY, &k, &w);
 }
 
-/* In order, so a duplicate id ends with its last record. */
-static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
-                                  const kj_prekey *keys, size_t n,
-                                  int uploaded) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
+/* In op: every key of the batch, in order, so a duplicate id ends with its
+ * last record. */
+static int store_in(nat_op *op, uint32_t dev, const kj_prekey *keys, size_t n,
+                    int uploaded) {
   kj_wbuf w;
   kj_w_init(&w);
+  int rc = KJ_OK;
   for (size_t i = 0; !rc && i < n; i++) {
     kj_kbuf k;
     key_id(&k, dev, keys[i].id);
     w.len = 0;
     enc_prekey(&w, uploaded, keys[i].record.p, keys[i].record.len);
-    rc = nat_put_w(&op, NT_PREKEY, &k, &w);
+    rc = nat_put_w(op, NT_PREKEY, &k, &w);
   }
   nat_wbuf_free_wiped(&w);
-  return nat_end(&op, rc);
+  return rc;
+}
+
+static int nat_prekey_store_batch(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const kj_prekey *keys, size_t n,
+                                  int uploaded) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, store_in(&op, dev, keys, n, uploaded));
 }
 
 static int nat_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
                            kj_prekey_list **out) {
-  return load_one(b, t, dev, NT_PREKEY, id, pkb_add_prekey, out);
+  return load_one(b, t, dev, NT_PREKEY, id, out);
 }
 
 static int cmp_u32(const void *x, const void *y) {
@@ -377,6 +301,28 @@ static int sorted_ids(const uint32_t *ids, size_t n, uint32_t **out,
   return KJ_OK;
 }
 
+/* In op: the rows of the ascending ids s[0..m-1] that exist, into pb. */
+static int load_ids_in(nat_op *op, uint32_t dev, const uint32_t *s, size_t m,
+                       pk_builder *pb) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < m; i++) {
+    kj_kbuf k;
+    key_id(&k, dev, s[i]);
+    void *v;
+    size_t vlen;
+    rc = nat_get(op, NT_PREKEY, &k, &v, &vlen);
+    if (rc == KJ_NOTFOUND) {
+      rc = KJ_OK;
+      continue;
+    }
+    if (!rc) {
+      rc = pkb_add_row(pb, NT_PREKEY, s[i], v, vlen);
+      nat_free_wiped(v, vlen);
+    }
+  }
+  return rc;
+}
+
 static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const uint32_t *ids, size_t n,
                                  kj_prekey_list **out) {
@@ -385,29 +331,12 @@ static int nat_prekey_load_batch(kj_backend *b, kj_tx *t, uint32_t dev,
   int rc = sorted_ids(ids, n, &s, &m);
   if (rc)
     return rc;
-  nat_op op;
-  if ((rc = nat_begin(b, t, NAT_READ, 0, &op))) {
-    free(s);
-    return rc;
-  }
   pk_builder pb;
   pkb_init(&pb);
-  for (size_t i = 0; !rc && i < m; i++) {
-    kj_kbuf k;
-    key_id(&k, dev, s[i]);
-    void *v;
-    size_t vlen;
-    rc = nat_get(&op, NT_PREKEY, &k, &v, &vlen);
-    if (rc == KJ_NOTFOUND) {
-      rc = KJ_OK;
-      continue;
-    }
-    if (!rc) {
-      rc = pkb_add_prekey(&pb, s[i], v, vlen);
-      nat_free_wiped(v, vlen);
-    }
-  }
-  rc = nat_end(&op, rc);
+  nat_op op;
+  rc = nat_begin(b, t, NAT_READ, 0, &op);
+  if (!rc)
+    rc = nat_end(&op, load_ids_in(&op, dev, s, m, &pb));
   if (!rc)
     rc = pkb_finish(&pb, out);
   pkb_free(&pb);
@@ -437,7 +366,7 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
   int uploaded;
   const uint8_t *rec;
   size_t rlen;
-  rc = dec_prekey(v, vlen, &uploaded, &rec, &rlen);
+  rc = dec_record_row(v, vlen, 1, &uploaded, &rec, &rlen);
   if (!rc && !uploaded) {
     kj_wbuf w;
     kj_w_init(&w);
@@ -449,17 +378,21 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
   return rc;
 }
 
-/* A damaged row fails the whole call; nat_end then undoes the rows already
- * marked, in an own transaction or (savepoint) in the caller's. */
+/* In op: mark every id; a damaged row fails the whole call, and nat_end
+ * then undoes the rows already marked, in an own transaction or
+ * (savepoint) in the caller's. */
+static int mark_in(nat_op *op, uint32_t dev, const uint32_t *ids, size_t n) {
+  int rc = KJ_OK;
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = mark_one(op, dev, ids[i]);
+  return rc;
+}
+
 static int nat_prekey_mark_uploaded(kj_backend *b, kj_tx *t, uint32_t dev,
                                     const uint32_t *ids, size_t n) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
-  if (rc)
-    return rc;
-  for (size_t i = 0; !rc && i < n; i++)
-    rc = mark_one(&op, dev, ids[i]);
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, mark_in(&op, dev, ids, n));
 }
 
 /* The first pre-key id >= from in slot dev (*found 1), or none. */
@@ -499,29 +432,31 @@ static int probe_from(nat_op *op, uint32_t dev, uint32_t from, probe *p) {
  * search on "is there an id >= x": at most 33 probes, each O(log n) and
  * stopping at its first row, so O(log n) overall, however many pre-keys
  * the slot holds (a plain prefix scan keeping the last key would be O(n)). */
+static int max_id_in(nat_op *op, uint32_t dev, uint32_t *max_id) {
+  probe p;
+  int rc = probe_from(op, dev, 0, &p);
+  if (rc || !p.found)
+    return rc;
+  /* Invariant: lo exists; no id above hi exists. */
+  uint32_t lo = p.id, hi = UINT32_MAX;
+  while (!rc && lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2 + 1;
+    rc = probe_from(op, dev, mid, &p);
+    if (!rc && p.found)
+      lo = p.id;
+    else
+      hi = mid - 1;
+  }
+  if (!rc)
+    *max_id = lo;
+  return rc;
+}
+
 static int nat_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
                              uint32_t *max_id) {
   nat_op op;
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
-  probe p;
-  rc = probe_from(&op, dev, 0, &p);
-  if (!rc && p.found) {
-    /* Invariant: lo exists; no id above hi exists. */
-    uint32_t lo = p.id, hi = UINT32_MAX;
-    while (!rc && lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2 + 1;
-      rc = probe_from(&op, dev, mid, &p);
-      if (!rc && p.found)
-        lo = p.id;
-      else
-        hi = mid - 1;
-    }
-    if (!rc)
-      *max_id = lo;
-  }
-  return nat_end(&op, rc);
+  return rc ? rc : nat_end(&op, max_id_in(&op, dev, max_id));
 }
 
 /* ---- signed pre-keys --------------------------------------------------- */
@@ -530,36 +465,30 @@ static int nat_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
                                    uint32_t id, const void *rec, size_t rlen) {
   kj_kbuf k;
   key_id(&k, dev, id);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SIGNED_PREKEY, &k, &w);
+  return put_record(b, t, dev, NT_SIGNED_PREKEY, &k, rec, rlen);
 }
 
 static int nat_signed_prekey_load(kj_backend *b, kj_tx *t, uint32_t dev,
                                   uint32_t id, kj_prekey_list **out) {
-  return load_one(b, t, dev, NT_SIGNED_PREKEY, id, pkb_add_signed, out);
+  return load_one(b, t, dev, NT_SIGNED_PREKEY, id, out);
 }
 
 static int load_all_cb(void *arg, const void *key, size_t klen, const void *val,
                        size_t vlen) {
   if (klen != 8)
     return KJ_ECORRUPT;
-  return pkb_add_signed(arg, kj_k_get_u32((const uint8_t *)key + 4), val, vlen);
+  return pkb_add_row(arg, NT_SIGNED_PREKEY,
+                     kj_k_get_u32((const uint8_t *)key + 4), val, vlen);
 }
 
 /* Keys are dev then the id big-endian, so key order is numeric order. */
 static int nat_signed_prekey_load_all(kj_backend *b, kj_tx *t, uint32_t dev,
                                       kj_prekey_list **out) {
-  nat_op op;
-  int rc = nat_begin(b, t, NAT_READ, 0, &op);
-  if (rc)
-    return rc;
   kj_kbuf prefix;
   kj_k_dev(&prefix, dev);
   pk_builder pb;
   pkb_init(&pb);
-  rc = nat_end(&op, nat_scan(&op, NT_SIGNED_PREKEY, &prefix, load_all_cb, &pb));
+  int rc = nat_scan_rows(b, t, NT_SIGNED_PREKEY, &prefix, load_all_cb, &pb);
   if (!rc)
     rc = pkb_finish(&pb, out);
   pkb_free(&pb);
@@ -580,10 +509,7 @@ static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
                               size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  kj_wbuf w;
-  kj_w_init(&w);
-  enc_record(&w, rec, rlen);
-  return put_encoded(b, t, dev, NT_SENDER_KEY, &k, &w);
+  return put_record(b, t, dev, NT_SENDER_KEY, &k, rec, rlen);
 }
 
 static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -591,14 +517,13 @@ static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
                               size_t *rlen) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  return get_record(b, t, NT_SENDER_KEY, &k, rec, rlen);
+  return nat_get_rest(b, t, NT_SENDER_KEY, &k, NULL, 0, KJ_MAX_RECORD, rec,
+                      rlen);
 }
 
 static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *name, size_t nlen) {
-  kj_kbuf k;
-  nat_key(&k, dev, name, nlen);
-  return nat_del_row(b, t, dev, NT_SENDER_KEY, &k);
+  return nat_del_id(b, t, dev, NT_SENDER_KEY, name, nlen);
 }
 
 const kj_signal_ops nat_signal_ops = {
