@@ -48,7 +48,8 @@ int tool_oracle(int argc, char **argv) {
       return TOOL_EXIT_OK;
     }
     if (!v) {
-      tool_error("oracle", "%s needs a value (see 'keyjournal help oracle')", o);
+      tool_error("oracle", "%s needs a value (see 'keyjournal help oracle')",
+                 o);
       return TOOL_EXIT_USAGE;
     }
     i++;
@@ -76,7 +77,7 @@ int tool_oracle(int argc, char **argv) {
       c.crash_sample = (size_t)n;
     } else {
       tool_error("oracle", "bad option '%s %s' (see 'keyjournal help oracle')",
-                o, v);
+                 o, v);
       return TOOL_EXIT_USAGE;
     }
   }

@@ -36,8 +36,8 @@ static int tool_help(int argc, char **argv);
 static const tool_cmd tool_cmds[] = {
     {"oracle", tool_oracle, "oracle campaigns against the SQLite reference",
      CLI_USAGE_ORACLE},
-    {"bench", tool_bench, "the native engine, SQLite and SQLCipher side by side",
-     CLI_USAGE_BENCH},
+    {"bench", tool_bench,
+     "the native engine, SQLite and SQLCipher side by side", CLI_USAGE_BENCH},
     {"help", tool_help, "this text",
      "  keyjournal-oracle help [COMMAND]  this text\n"},
 };
