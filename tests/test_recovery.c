@@ -707,6 +707,23 @@ static void test_record_window(const rec_image *im) {
               "crash image, the segment before the record zeroed");
   tu_rmrf(d);
   free(d);
+  /* Stray bytes after the frames of the segment before the record, and
+   * nothing after the record that claims them synced: the cut would
+   * remove the recorded segment. */
+  d = rec_damaged(im->crash, im->last, 64, 1);
+  char *p = tu_path(d, rec_seg(im->last - 1));
+  unsigned char *b = tu_read_file(p, &n);
+  k = b ? frame_ends(b, n, ends, 255) : 0;
+  if (k && ends[k - 1] + 8 <= n) {
+    memset(b + ends[k - 1], 0x5a, 8);
+    tu_write_file(p, b, n);
+  }
+  free(b);
+  free(p);
+  rec_refused(d, rec_seg(im->last - 1),
+              "crash image, stray bytes after the segment before the record");
+  tu_rmrf(d);
+  free(d);
 }
 
 /* (f) A header without the record (bytes 64..79 zero, as written before

@@ -549,10 +549,21 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       }
       continue;
     }
-    /* Rule 5.8 before 5.6.3: the header says the frame was synced. */
+    /* Rule 5.8 before 5.6.3: the header says the frame was synced, or
+     * that a later segment, which the cut would remove, exists. */
     if (cfg->rec_seq >= j->next_seq) {
       free(b);
       rc = ends_before_record(j, path, end, e);
+      break;
+    }
+    if (l.v[i] < cfg->rec_segno) {
+      free(b);
+      rc = kj_err(e, KJ_ECORRUPT,
+                  "%s at offset %" PRIu64 ": stray bytes after frame seq "
+                  "%" PRIu64 ", but the store header records segments up "
+                  "to %016" PRIx64 " (a segment before the last roll-over "
+                  "is damaged)",
+                  path, end, j->next_seq - 1, cfg->rec_segno);
       break;
     }
     /* Rule 5.6.2: is there evidence that the missing frame was synced? */
