@@ -8,7 +8,9 @@
  * the header (create, or check it before trusting anything else), then
  * the newest snapshot (checkpoint.c), then the journal replay into the
  * tables (staged, through body.c). The header is the commit point of a
- * store's creation and of a copy's, written last through durable.c.
+ * store's creation and of a copy's, written last through durable.c, and is
+ * rewritten the same way, by the journal's record hook, at each roll-over
+ * and clean close to record the journal's durable end (FORMAT.md 3.1).
  *
  * It calls only downwards: checkpoint.c, handle.c, snapshot.c, journal.c,
  * body.c, map.c, durable.c, crypto.c, errors.c; never txn.c.
