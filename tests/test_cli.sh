@@ -74,4 +74,20 @@ check "demo with KJ_PASSPHRASE" status 0 env KJ_PASSPHRASE="correct horse" "$KEY
 check "verify with the right passphrase exits 0" status 0 env KJ_PASSPHRASE="correct horse" "$KEYJOURNAL" verify "$tmp/pass"
 check "verify with a wrong passphrase exits 3" status 3 env KJ_PASSPHRASE="wrong horse" "$KEYJOURNAL" verify "$tmp/pass"
 
+# The store header records the last segment and synced seq at a clean
+# close (doc/FORMAT.md 3, rule 5.8): a journal cut back after it is damage,
+# exit 4. The demo store has one segment: cut it after its first frame, or
+# delete it.
+seg1=journal-0000000000000001.kjl
+cp -r "$store" "$tmp/cut"
+first_end=$((128 + $(od -An -tu4 -j68 -N4 "$store/$seg1" | tr -d ' ')))
+head -c "$first_end" "$store/$seg1" >"$tmp/cut/$seg1"
+check "verify of a segment cut at a frame boundary exits 4" status 4 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/cut"
+check "the message names the segment and the recorded seq" \
+  grep -q "$seg1 at offset $first_end: .*store header records seq" "$tmp/err"
+cp -r "$store" "$tmp/gone"
+rm "$tmp/gone/$seg1"
+check "verify of a deleted last segment exits 4" status 4 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/gone"
+check "the message names the missing segment" grep -q "$seg1" "$tmp/err"
+
 tap_done

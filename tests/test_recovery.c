@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "common/codec.h"
+#include "engine/crypto.h"
 #include "keyjournal/store.h"
 #include "tap.h"
 #include "testutil.h"
@@ -442,6 +443,358 @@ static void test_header_and_segments(void) {
   free(d);
 }
 
+/* ---- the store header's record (rule 5.8) -------------------------------- */
+
+/* 200 rows, one commit each, in 4 KiB segments: a dozen of them. The
+ * store header records the last segment and the last synced seq at each
+ * roll-over and at a clean close; a journal that ends before the record
+ * is damage, whatever was cut. Frames after the record (a crash since the
+ * last roll-over) are the window in which a cut is still a torn tail. */
+#define REC_ROWS 200
+#define diag(...) (printf("# "), printf(__VA_ARGS__), printf("\n"))
+
+typedef struct rec_image {
+  char *clean;           /* closed cleanly */
+  char *crash;           /* copied while still open: no close marker */
+  uint64_t last;         /* last segment number (no snapshot: 1..last) */
+  uint64_t rows_at_roll; /* rows when segment last was created */
+} rec_image;
+
+static const char *rec_seg(uint64_t n) {
+  static char name[64];
+  snprintf(name, sizeof name, "journal-%016llx.kjl", (unsigned long long)n);
+  return name;
+}
+
+static int make_rec_image(rec_image *im) {
+  kj_options o;
+  tu_options(&o);
+  o.segment_bytes = 4096;
+  char *src = tu_mkdtemp();
+  im->clean = tu_mkdtemp();
+  im->crash = tu_mkdtemp();
+  kj_store *s;
+  if (!src || !im->clean || !im->crash || kj_store_open(src, &o, &s, NULL))
+    return -1;
+  uint64_t segs = 1;
+  for (int i = 0; i < REC_ROWS; i++) {
+    kj_txn *t;
+    char k[32], v[100];
+    snprintf(k, sizeof k, "row.%03d", i);
+    memset(v, 'a' + i % 26, sizeof v);
+    if (kj_txn_begin(s, 0, &t) || kj_put(s, t, 1, k, strlen(k), v, sizeof v) ||
+        kj_txn_commit(t))
+      return -1;
+    kj_stats st = KJ_STATS_INIT;
+    kj_store_stats(s, &st);
+    if (st.segments != segs) {
+      segs = st.segments;
+      im->rows_at_roll = (uint64_t)i; /* this commit went to the new one */
+    }
+  }
+  im->last = segs;
+  if (tu_copy_dir(src, im->crash) || kj_store_close(s) ||
+      tu_copy_dir(src, im->clean))
+    return -1;
+  tu_rmrf(src);
+  free(src);
+  return segs >= 4 ? 0 : -1;
+}
+
+/* Open dir (read-only or not): the status, the rows of table 1 and the
+ * message. */
+static int rec_open(const char *dir, int read_only, uint64_t *rows,
+                    char msg[600]) {
+  kj_options o;
+  tu_options(&o);
+  o.segment_bytes = 4096;
+  o.read_only = read_only;
+  o.mode = KJ_OPEN_EXISTING;
+  kj_store *s;
+  char *em = NULL;
+  *rows = 0;
+  int rc = kj_store_open(dir, &o, &s, &em);
+  snprintf(msg, 600, "%s", em ? em : "");
+  kj_free(em);
+  if (rc == KJ_OK) {
+    kj_table_count(s, 1, rows, NULL);
+    kj_store_close(s);
+  }
+  return rc;
+}
+
+/* Both opens refuse dir with KJ_ECORRUPT naming name (and the read-write
+ * one changes no file). */
+static void rec_refused(const char *dir, const char *name, const char *what) {
+  char *before = tu_mkdtemp();
+  tu_copy_dir(dir, before);
+  uint64_t rows;
+  char msg[600];
+  int rc = rec_open(dir, 0, &rows, msg);
+  is(rc, KJ_ECORRUPT, "%s: KJ_ECORRUPT", what);
+  ok(strstr(msg, name) != NULL, "  ... naming %s", name);
+  if (!strstr(msg, name))
+    diag("message: %s", msg);
+  ok(tu_dirs_equal(dir, before) == 1, "  ... changing no file");
+  is(rec_open(dir, 1, &rows, msg), KJ_ECORRUPT, "  ... read-only too");
+  tu_rmrf(before);
+  free(before);
+}
+
+static void rec_remove(const char *dir, uint64_t segno) {
+  char *p = tu_path(dir, rec_seg(segno));
+  remove(p);
+  free(p);
+}
+
+/* End offsets of the frames of a segment, from offset 64 (at most max). */
+static size_t frame_ends(const unsigned char *b, size_t n, uint64_t *ends,
+                         size_t max) {
+  size_t k = 0;
+  uint64_t off = 64;
+  while (k < max && off + 64 <= n && !memcmp(b + off, "KJFR", 4)) {
+    off += 64 + kj_get32(b + off + 4);
+    ends[k++] = off;
+  }
+  return k;
+}
+
+/* A copy of img with segment segno damaged: its frames kept up to byte
+ * keep, then truncated (zero_tail 0) or zeroed to the end (1). */
+static char *rec_damaged(const char *img, uint64_t segno, uint64_t keep,
+                         int zero_tail) {
+  char *w = tu_mkdtemp();
+  tu_copy_dir(img, w);
+  char *p = tu_path(w, rec_seg(segno));
+  size_t n;
+  unsigned char *b = tu_read_file(p, &n);
+  if (b && keep <= n) {
+    if (zero_tail)
+      memset(b + keep, 0, n - keep);
+    tu_write_file(p, b, zero_tail ? n : keep);
+  }
+  free(b);
+  free(p);
+  return w;
+}
+
+static void test_record_clean(const rec_image *im) {
+  char *p = tu_path(im->clean, "keyjournal.hdr");
+  size_t n;
+  unsigned char *h = tu_read_file(p, &n);
+  ok(h && n == 128 && kj_get64(h + 64) == im->last &&
+         kj_get64(h + 72) == REC_ROWS + 1,
+     "clean close: the header records segment %llu and seq %d (200 "
+     "commits and the marker)",
+     (unsigned long long)im->last, REC_ROWS + 1);
+  free(h);
+  free(p);
+  uint64_t rows;
+  char msg[600];
+  is(rec_open(im->clean, 1, &rows, msg), KJ_OK, "clean image opens");
+  is((long long)rows, REC_ROWS, "  ... with every row");
+
+  /* (a) the last segment deleted. */
+  char *w = tu_mkdtemp();
+  tu_copy_dir(im->clean, w);
+  rec_remove(w, im->last);
+  rec_refused(w, rec_seg(im->last), "last segment deleted after a clean close");
+  tu_rmrf(w);
+
+  /* (b) the last two deleted. */
+  tu_copy_dir(im->clean, w);
+  rec_remove(w, im->last);
+  rec_remove(w, im->last - 1);
+  rec_refused(w, rec_seg(im->last - 1),
+              "last two segments deleted after a clean close");
+  tu_rmrf(w);
+  free(w);
+
+  /* (c) and (d): the last segment cut, or its tail zeroed, at every frame
+   * boundary (offset 64: every frame gone; the last: only the marker). */
+  char *sp = tu_path(im->clean, rec_seg(im->last));
+  unsigned char *seg = tu_read_file(sp, &n);
+  free(sp);
+  uint64_t ends[256];
+  size_t k = seg ? frame_ends(seg, n, ends + 1, 255) : 0;
+  free(seg);
+  ends[0] = 64;
+  ok(k >= 2, "last segment holds %zu frames", k);
+  for (int zero = 0; zero < 2; zero++) {
+    int bad_rc = 0, bad_msg = 0;
+    for (size_t i = 0; i < k; i++) { /* ends[k] is the whole segment */
+      char *d = rec_damaged(im->clean, im->last, ends[i], zero);
+      int rc = rec_open(d, 0, &rows, msg);
+      if (rc != KJ_ECORRUPT) {
+        bad_rc++;
+        diag("kept %llu bytes: %s, %llu rows", (unsigned long long)ends[i],
+             kj_strerror(rc), (unsigned long long)rows);
+      } else if (!strstr(msg, rec_seg(im->last)) ||
+                 !strstr(msg, "store header records seq")) {
+        bad_msg++;
+        diag("message: %s", msg);
+      }
+      if (rec_open(d, 1, &rows, msg) != KJ_ECORRUPT)
+        bad_rc++;
+      tu_rmrf(d);
+      free(d);
+    }
+    ok(!bad_rc && !bad_msg,
+       "last segment %s at each of its %zu frame boundaries after a clean "
+       "close: KJ_ECORRUPT naming it and the missing seqs",
+       zero ? "zeroed from" : "cut", k);
+  }
+  /* An earlier segment cut at a frame boundary: the next one then starts
+   * at a seq the journal does not reach (rule 5.4), and says so. */
+  char *d = rec_damaged(im->clean, im->last - 1, 64, 0);
+  rec_refused(d, rec_seg(im->last), "an earlier segment cut");
+  tu_rmrf(d);
+  free(d);
+}
+
+/* (e) The same damage to frames written after the last record (a crash
+ * since the last roll-over) is a torn or unsynced tail, as before. */
+static void test_record_window(const rec_image *im) {
+  char *hp = tu_path(im->crash, "keyjournal.hdr");
+  size_t n;
+  unsigned char *h = tu_read_file(hp, &n);
+  ok(h && kj_get64(h + 64) == im->last && kj_get64(h + 72) == im->rows_at_roll,
+     "crash image: the header records the last roll-over (segment %llu, "
+     "seq %llu)",
+     (unsigned long long)im->last, (unsigned long long)im->rows_at_roll);
+  free(h);
+  free(hp);
+  char *sp = tu_path(im->crash, rec_seg(im->last));
+  unsigned char *seg = tu_read_file(sp, &n);
+  free(sp);
+  uint64_t ends[256];
+  size_t k = seg ? frame_ends(seg, n, ends + 1, 255) : 0;
+  free(seg);
+  ends[0] = 64;
+  ok(k >= 1, "crash image: %zu frames after the record", k);
+  for (int zero = 0; zero < 2; zero++) {
+    int bad = 0;
+    for (size_t i = 0; i < k; i++) {
+      char *d = rec_damaged(im->crash, im->last, ends[i], zero);
+      uint64_t rows, rows_ro;
+      char msg[600];
+      int rc_ro = rec_open(d, 1, &rows_ro, msg);
+      int rc = rec_open(d, 0, &rows, msg);
+      if (rc || rc_ro || rows != im->rows_at_roll + i || rows_ro != rows) {
+        bad++;
+        diag("kept %llu bytes: %s, %llu rows, want %llu (%s)",
+             (unsigned long long)ends[i], kj_strerror(rc),
+             (unsigned long long)rows,
+             (unsigned long long)(im->rows_at_roll + i), msg);
+      }
+      tu_rmrf(d);
+      free(d);
+    }
+    ok(!bad,
+       "crash image, last segment %s at each frame boundary after the "
+       "record: recovered to that frame",
+       zero ? "zeroed" : "cut");
+  }
+  /* Before the record: damage. */
+  char *w = tu_mkdtemp();
+  tu_copy_dir(im->crash, w);
+  rec_remove(w, im->last);
+  rec_refused(w, rec_seg(im->last), "crash image, last segment deleted");
+  tu_rmrf(w);
+  free(w);
+  char *d = rec_damaged(im->crash, im->last - 1, 64, 1);
+  rec_refused(d, rec_seg(im->last),
+              "crash image, the segment before the record zeroed");
+  tu_rmrf(d);
+  free(d);
+  /* Stray bytes after the frames of the segment before the record, and
+   * nothing after the record that claims them synced: the cut would
+   * remove the recorded segment. */
+  d = rec_damaged(im->crash, im->last, 64, 1);
+  char *p = tu_path(d, rec_seg(im->last - 1));
+  unsigned char *b = tu_read_file(p, &n);
+  k = b ? frame_ends(b, n, ends, 255) : 0;
+  if (k && ends[k - 1] + 8 <= n) {
+    memset(b + ends[k - 1], 0x5a, 8);
+    tu_write_file(p, b, n);
+  }
+  free(b);
+  free(p);
+  rec_refused(d, rec_seg(im->last - 1),
+              "crash image, stray bytes after the segment before the record");
+  tu_rmrf(d);
+  free(d);
+}
+
+/* (f) A header without the record (bytes 64..79 zero, as written before
+ * the record existed) opens; a read-write close adds the record. */
+static void test_record_old_header(const rec_image *im) {
+  char *w = tu_mkdtemp();
+  tu_copy_dir(im->clean, w);
+  char *hp = tu_path(w, "keyjournal.hdr");
+  size_t n;
+  unsigned char *h = tu_read_file(hp, &n);
+  kj_keys *keys = NULL;
+  uint8_t salt[KJ_SALT_BYTES] = {0};
+  if (!h || n != 128 || kj_crypto_init() ||
+      kj_keys_derive(tu_key, NULL, salt, 0, 0, &keys)) {
+    ok(0, "old header made");
+    free(h);
+    free(hp);
+    free(w);
+    return;
+  }
+  memset(h + 64, 0, 16);
+  kj_header_mac(keys, h, 88, h + 88);
+  kj_put64(h + 120, XXH3_64bits(h, 120));
+  kj_keys_free(keys);
+  tu_write_file(hp, h, n);
+
+  char *old = tu_mkdtemp();
+  tu_copy_dir(w, old);
+  uint64_t rows;
+  char msg[600];
+  is(rec_open(old, 1, &rows, msg), KJ_OK, "header without a record opens");
+  is((long long)rows, REC_ROWS, "  ... with every row");
+  rec_remove(old, im->last);
+  is(rec_open(old, 1, &rows, msg), KJ_OK,
+     "without a record, a deleted last segment is not noticed (as before)");
+  tu_rmrf(old);
+  free(old);
+
+  /* Upgrade: a read-write open and close writes the record. */
+  is(rec_open(w, 0, &rows, msg), KJ_OK, "read-write open of the old header");
+  unsigned char *h2 = tu_read_file(hp, &n);
+  ok(h2 && kj_get64(h2 + 64) == im->last && kj_get64(h2 + 72) == REC_ROWS + 1,
+     "  ... its close recorded segment %llu and seq %d",
+     (unsigned long long)im->last, REC_ROWS + 1);
+  free(h2);
+  rec_remove(w, im->last);
+  rec_refused(w, rec_seg(im->last), "upgraded header, last segment deleted");
+  free(h);
+  free(hp);
+  tu_rmrf(w);
+  free(w);
+}
+
+static void test_record(void) {
+  rec_image im = {0};
+  int made = make_rec_image(&im) == 0;
+  ok(made, "200 rows in 4 KiB segments");
+  if (!made) {
+    free(im.clean);
+    free(im.crash);
+    return;
+  }
+  test_record_clean(&im);
+  test_record_window(&im);
+  test_record_old_header(&im);
+  tu_rmrf(im.clean);
+  tu_rmrf(im.crash);
+  free(im.clean);
+  free(im.crash);
+}
+
 int main(void) {
   image crash = {0}, clean = {0};
   ok(make_image(&crash, 0) == 0, "crash image made");
@@ -456,6 +809,7 @@ int main(void) {
   test_reorder(&crash);
   test_lost_frame(&crash);
   test_header_and_segments();
+  test_record();
 
   free_image(&crash);
   free_image(&clean);

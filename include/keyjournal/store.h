@@ -182,6 +182,9 @@ typedef struct kj_options {
  * On open the journal is replayed. A torn or unsynced tail (normal after a
  * crash) is cut off and reported in kj_stats.tail_bytes_cut; damage to data
  * that had been made durable fails with KJ_ECORRUPT naming file and offset.
+ * So does a journal that ends before what the store header records (the
+ * last segment and synced frame at the last roll-over or clean close,
+ * doc/FORMAT.md 3.1): newest segments deleted or cut back after a close.
  *
  * Errors: KJ_EINVAL (NULL out or opts, no key, both key and passphrase,
  * bad option), KJ_NOTFOUND (KJ_OPEN_EXISTING, no store), KJ_EEXIST
@@ -197,9 +200,10 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
 /* Close the handle: rolls back nothing (an open transaction must have been
  * ended first, and every kj_txn_commit() must have returned; else KJ_EINVAL
  * and nothing is closed), syncs the journal
- * (unless KJ_SYNC_OFF), releases the lock, wipes keys and frees s. Returns
- * the status of the final sync; the handle is freed either way. NULL is a
- * no-op. */
+ * (unless KJ_SYNC_OFF) and then records its end in the store header,
+ * releases the lock, wipes keys and frees s. Returns the status of the
+ * final sync or of the header's rewrite; the handle is freed either way.
+ * NULL is a no-op. */
 int kj_store_close(kj_store *s);
 
 /* Detail message of the last failed call on this handle ("" if none). The

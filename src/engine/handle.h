@@ -92,6 +92,11 @@ struct kj_store {
   uint64_t snapshot_threshold;
   uint64_t next_checkpoint; /* journal bytes that trigger the next one */
   uint8_t store_id[KJ_STORE_ID_BYTES];
+  /* The store header as last written (FORMAT.md 3) and its record: the
+   * last segment and the last durable seq, 0 and 0 for none. Rewritten
+   * under the writer lock, at each roll-over and at a clean close. */
+  uint8_t header[KJ_STORE_HEADER_BYTES];
+  uint64_t rec_segno, rec_seq;
   char errmsg[512];
 };
 

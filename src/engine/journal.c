@@ -471,6 +471,18 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   return KJ_OK;
 }
 
+/* Rule 5.8: the frames end at off of path, before the seq that the store
+ * header records as durable. */
+static int ends_before_record(const kj_journal *j, const char *path,
+                              uint64_t off, kj_errbuf *e) {
+  return kj_err(e, KJ_ECORRUPT,
+                "%s at offset %" PRIu64 ": the journal ends at seq %" PRIu64
+                ", but the store header records seq %" PRIu64
+                " as synced (frames %" PRIu64 "..%" PRIu64 " missing)",
+                path, off, j->next_seq - 1, j->cfg.rec_seq, j->next_seq,
+                j->cfg.rec_seq);
+}
+
 static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   const kj_journal_cfg *cfg = &j->cfg;
   seg_list l;
@@ -495,6 +507,18 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       free(l.v);
       return kj_err(e, KJ_ECORRUPT, "%s: journal segment missing", p);
     }
+  }
+  /* Rule 5.8: the store header records segments up to rec_segno. Those
+   * below the snapshot's base may be gone (the snapshot covers them). */
+  if (cfg->rec_segno >= cfg->base_segno && l.v[l.n - 1] < cfg->rec_segno) {
+    char p[KJ_PATH_MAX];
+    seg_path(cfg->dir, l.v[l.n - 1] + 1, p);
+    free(l.v);
+    return kj_err(e, KJ_ECORRUPT,
+                  "%s: journal segment missing (the store header records "
+                  "segments up to %016" PRIx64 " and frames up to seq %" PRIu64
+                  ")",
+                  p, cfg->rec_segno, cfg->rec_seq);
   }
   j->next_seq = cfg->base_seq + 1;
   if (cfg->base_tag)
@@ -524,6 +548,23 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
         j->disk_before += size;
       }
       continue;
+    }
+    /* Rule 5.8 before 5.6.3: the header says the frame was synced, or
+     * that a later segment, which the cut would remove, exists. */
+    if (cfg->rec_seq >= j->next_seq) {
+      free(b);
+      rc = ends_before_record(j, path, end, e);
+      break;
+    }
+    if (l.v[i] < cfg->rec_segno) {
+      free(b);
+      rc = kj_err(e, KJ_ECORRUPT,
+                  "%s at offset %" PRIu64 ": stray bytes after frame seq "
+                  "%" PRIu64 ", but the store header records segments up "
+                  "to %016" PRIx64 " (a segment before the last roll-over "
+                  "is damaged)",
+                  path, end, j->next_seq - 1, cfg->rec_segno);
+      break;
     }
     /* Rule 5.6.2: is there evidence that the missing frame was synced? */
     uint64_t ev = durable_evidence(b, size, end);
@@ -560,6 +601,11 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     break;
   }
   free(l.v);
+  if (!rc && cfg->rec_seq >= j->next_seq) { /* rule 5.8: a clean end */
+    char path[KJ_PATH_MAX];
+    seg_path(cfg->dir, last, path);
+    rc = ends_before_record(j, path, end, e);
+  }
   if (rc)
     return rc;
   j->segno = last;
@@ -697,6 +743,18 @@ static int sync_segment(kj_journal *j, kj_errbuf *e) {
   return rc;
 }
 
+/* Hand the record (the live segment, durable_seq) to the store, when it
+ * asked for it and the mode promises durability. Called only right after
+ * a sync (of the old segment at a roll-over, of the marker at close). */
+static int tell_record(kj_journal *j, kj_errbuf *e) {
+  if (!j->cfg.record || j->cfg.sync == KJ_SYNC_OFF)
+    return KJ_OK;
+  pthread_mutex_lock(&j->sync_mu);
+  uint64_t durable = j->durable_seq;
+  pthread_mutex_unlock(&j->sync_mu);
+  return j->cfg.record(j->cfg.record_arg, j->segno, durable, e);
+}
+
 /* Move to a new segment big enough for a frame of need bytes. */
 static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   /* Synced even under KJ_SYNC_OFF: a later kj_journal_sync() syncs only
@@ -736,7 +794,10 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   j->seg_size = size;
   j->off = KJ_SEGMENT_HEADER;
   j->unsynced_bytes = 0;
-  return KJ_OK;
+  /* The new segment is durable and so is every frame before it: now the
+   * store header may say so (FORMAT.md 3). A failure leaves the older
+   * record, which claims less: nothing to poison. */
+  return tell_record(j, e);
 }
 
 static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
@@ -861,8 +922,12 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
     return KJ_OK;
   int rc = KJ_OK;
   if (!j->cfg.read_only && !atomic_load(&j->poisoned) &&
-      j->cfg.sync != KJ_SYNC_OFF)
+      j->cfg.sync != KJ_SYNC_OFF) {
     rc = kj_journal_sync(j, e);
+    /* The marker is synced: every frame is durable. */
+    if (!rc)
+      rc = tell_record(j, e);
+  }
   if (j->seg)
     j->cfg.vfs->close(j->cfg.vfs->ctx, j->seg);
   pthread_cond_destroy(&j->sync_cv);

@@ -24,6 +24,14 @@
 /* Largest ciphertext (body + tag) of one frame. */
 #define KJ_MAX_FRAME_BODY ((64u << 20) + (1u << 20))
 #define KJ_STORE_ID_BYTES 16u
+#define KJ_STORE_HEADER_BYTES 128u
+
+/* Called, under the writer lock, once (segno, seq) is true on disk: segment
+ * segno exists durably and every frame up to seq is synced. The store
+ * keeps it in its header (FORMAT.md 3). A failure is the status of the
+ * roll-over or close that called it. */
+typedef int (*kj_record_fn)(void *arg, uint64_t segno, uint64_t seq,
+                            kj_errbuf *e);
 
 typedef struct kj_journal kj_journal;
 
@@ -41,6 +49,13 @@ typedef struct kj_journal_cfg {
   uint64_t base_segno;
   uint64_t base_seq;
   const uint8_t *base_tag; /* KJ_TAG_BYTES, or NULL for zeros */
+  /* The store header's record (FORMAT.md 3, rule 5.8): recovery refuses a
+   * journal that ends before it. rec_segno 0: no record. */
+  uint64_t rec_segno, rec_seq;
+  /* Told the new record after each roll-over and at a clean close (not
+   * under KJ_SYNC_OFF, which promises nothing). NULL: not told. */
+  kj_record_fn record;
+  void *record_arg;
 } kj_journal_cfg;
 
 typedef struct kj_journal_stats {

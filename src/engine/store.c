@@ -8,7 +8,9 @@
  * the header (create, or check it before trusting anything else), then
  * the newest snapshot (checkpoint.c), then the journal replay into the
  * tables (staged, through body.c). The header is the commit point of a
- * store's creation and of a copy's, written last through durable.c.
+ * store's creation and of a copy's, written last through durable.c, and is
+ * rewritten the same way, by the journal's record hook, at each roll-over
+ * and clean close to record the journal's durable end (FORMAT.md 3.1).
  *
  * It calls only downwards: checkpoint.c, handle.c, snapshot.c, journal.c,
  * body.c, map.c, durable.c, crypto.c, errors.c; never txn.c.
@@ -29,7 +31,7 @@
 #include "handle.h"
 
 #define HDR_NAME "keyjournal.hdr"
-#define HDR_BYTES 128u
+#define HDR_BYTES KJ_STORE_HEADER_BYTES
 #define HDR_MAGIC "KJSTORE\0"
 #define FORMAT_VERSION 1u
 #define KEY_RAW 1u
@@ -160,7 +162,23 @@ typedef struct header {
   uint8_t store_id[KJ_STORE_ID_BYTES];
   uint8_t salt[KJ_SALT_BYTES];
   uint64_t opslimit, memlimit;
+  uint64_t rec_segno, rec_seq; /* the record; 0 and 0: none */
 } header;
+
+/* Bytes 64..79 hold the record: the last segment and the last durable seq
+ * (zero in headers written before it existed: no record). The key check
+ * covers them, then the XXH3. */
+static void header_seal(const kj_keys *k, uint8_t b[HDR_BYTES]) {
+  kj_header_mac(k, b, 88, b + 88);
+  kj_put64(b + 120, XXH3_64bits(b, 120));
+}
+
+static void header_set_record(const kj_keys *k, uint8_t b[HDR_BYTES],
+                              uint64_t segno, uint64_t seq) {
+  kj_put64(b + 64, segno);
+  kj_put64(b + 72, segno ? seq : 0);
+  header_seal(k, b);
+}
 
 static void header_encode(const header *h, const kj_keys *k,
                           uint8_t b[HDR_BYTES]) {
@@ -172,8 +190,7 @@ static void header_encode(const header *h, const kj_keys *k,
   memcpy(b + 32, h->salt, KJ_SALT_BYTES);
   kj_put64(b + 48, h->opslimit);
   kj_put64(b + 56, h->memlimit);
-  kj_header_mac(k, b, 88, b + 88);
-  kj_put64(b + 120, XXH3_64bits(b, 120));
+  header_set_record(k, b, h->rec_segno, h->rec_seq);
 }
 
 /* Rules 1-3 of FORMAT.md section 3 (before the key is known). */
@@ -192,6 +209,8 @@ static int header_decode(const uint8_t *b, uint64_t n, header *h,
   memcpy(h->salt, b + 32, KJ_SALT_BYTES);
   h->opslimit = kj_get64(b + 48);
   h->memlimit = kj_get64(b + 56);
+  h->rec_segno = kj_get64(b + 64);
+  h->rec_seq = h->rec_segno ? kj_get64(b + 72) : 0;
   return KJ_OK;
 }
 
@@ -228,6 +247,26 @@ static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
   if (rc)
     return kj_err(e, rc, "read %s: %s", p, kj_err_cause());
   *n = size; /* a longer file is not a header either */
+  return KJ_OK;
+}
+
+/* The journal's record hook (kj_record_fn): rewrite the header through
+ * durable.c (tmp, sync, rename, sync the directory), so that a crash
+ * leaves the old header or the new one, each claiming only what is
+ * durable. Unchanged records are not rewritten. */
+static int write_record(void *arg, uint64_t segno, uint64_t seq, kj_errbuf *e) {
+  kj_store *s = arg;
+  if (segno == s->rec_segno && seq == s->rec_seq)
+    return KJ_OK;
+  uint8_t b[HDR_BYTES];
+  memcpy(b, s->header, HDR_BYTES);
+  header_set_record(s->keys, b, segno, seq);
+  int rc = kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b, e);
+  if (rc)
+    return rc; /* the next roll-over or close tries again */
+  memcpy(s->header, b, HDR_BYTES);
+  s->rec_segno = segno;
+  s->rec_seq = seq;
   return KJ_OK;
 }
 
@@ -272,6 +311,7 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
   } else {
     h->key_mode = KEY_RAW;
   }
+  h->rec_segno = 1; /* segment 1, no frame yet: true once it is written */
   int rc = derive(o, h, &s->keys, e);
   if (rc)
     return rc;
@@ -284,10 +324,9 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
                                                          : DEFAULT_SEGMENT};
   if ((rc = kj_journal_create(&jc, e)))
     return rc;
-  uint8_t b[HDR_BYTES];
-  header_encode(h, s->keys, b);
+  header_encode(h, s->keys, s->header);
   /* The commit point of the creation. */
-  return kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b, e);
+  return kj_durable_file(s->vfs, s->dir, HDR_NAME, s->header, HDR_BYTES, e);
 }
 
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
@@ -333,8 +372,11 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       return rc;
     if (!kj_header_mac_ok(s->keys, b, 88, b + 88))
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
+    memcpy(s->header, b, HDR_BYTES);
   }
   memcpy(s->store_id, h.store_id, KJ_STORE_ID_BYTES);
+  s->rec_segno = h.rec_segno;
+  s->rec_seq = h.rec_seq;
   if ((rc = kj_checkpoint_load(s, e)))
     return rc;
   kj_journal_cfg jc = {
@@ -349,7 +391,11 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .read_only = o->read_only,
       .base_segno = s->snap.base,
       .base_seq = s->snap.seq,
-      .base_tag = s->snap.seq ? s->snap.prev_tag : NULL};
+      .base_tag = s->snap.seq ? s->snap.prev_tag : NULL,
+      .rec_segno = h.rec_segno,
+      .rec_seq = h.rec_seq,
+      .record = o->read_only ? NULL : write_record,
+      .record_arg = s};
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
   if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
@@ -471,10 +517,6 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   int rc = s->vfs->mkdir(s->vfs->ctx, dir);
   if (rc)
     return kj_err(e, rc, "create directory %s: %s", dir, kj_err_cause());
-  uint8_t b[HDR_BYTES];
-  uint64_t n = 0;
-  if ((rc = read_header(s, b, &n, e)))
-    return rc;
   /* KJ_SYNC_FULL: the tables may hold group commits whose sync is still
    * running; copy them only once they are durable (a failed sync fails
    * the copy, and undoes them). */
@@ -501,7 +543,12 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
       (rc = kj_snapshot_write(s->vfs, dir, s->keys->snapshot, s->store_id,
                               s->tables, &info, &renamed, e)))
     return rc;
-  return kj_durable_file(s->vfs, dir, HDR_NAME, b, (size_t)n, e);
+  /* The copy's own record: segment 1, and every frame (the snapshot
+   * holds them) durable. */
+  uint8_t b[HDR_BYTES];
+  memcpy(b, s->header, HDR_BYTES);
+  header_set_record(s->keys, b, 1, info.seq);
+  return kj_durable_file(s->vfs, dir, HDR_NAME, b, sizeof b, e);
 }
 
 /* The directory holding path's last entry, into out: "" when path has no
