@@ -44,6 +44,9 @@ const char *kj_strerror(int status) {
     return "store already exists";
   case KJ_EREADONLY:
     return "store is open read-only";
+  case KJ_EDEADLK:
+    return "the calling thread would wait for itself (it holds a transaction "
+           "or a scan on this store)";
   default:
     return "unknown keyjournal status";
   }
