@@ -31,7 +31,9 @@ enum kj_status {
   /* Data that had been made durable is damaged or was tampered with. The
    * detail message names the file and the byte offset. */
   KJ_ECORRUPT = -3,
-  /* An I/O operation failed (read, write, sync, rename, ...). */
+  /* An I/O operation failed (read, write, sync, rename, ...), or a store
+   * file is not a regular file (a FIFO, a socket, a device, a symbolic
+   * link): refused at once, the message names the file and its type. */
   KJ_EIO = -4,
   /* The disk is full. */
   KJ_ENOSPC = -5,
