@@ -57,7 +57,7 @@ check "a missing key file is a usage error" status 2 "$KEYJOURNAL" verify --key-
 check "verify without DIR is a usage error" status 2 "$KEYJOURNAL" verify --key-file "$store.key"
 check "a passphrase for a raw-key store exits 3" status 3 env KJ_PASSPHRASE=hunter2 "$KEYJOURNAL" verify "$store"
 mkdir "$tmp/empty"
-check "verify of a directory without a store fails" status 1 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/empty"
+check "verify of a directory without a store exits 3 (not a store)" status 3 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/empty"
 
 # Damage the first frame of segment 1 (offset 64 is its header; 200 is in
 # its ciphertext). Later frames claim it synced: exit 4 naming the file.
