@@ -299,8 +299,9 @@ int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 
 /* Scan callback: key and value are valid only during the call. Return 0 to
  * go on, anything else to stop the scan (kj_scan then returns that value).
- * It must not write through the same transaction (such a write fails with
- * KJ_EINVAL). */
+ * It may read the store but must not write to it: a write through the same
+ * transaction fails with KJ_EINVAL, a write with txn == NULL (or a write
+ * kj_txn_begin) with KJ_EDEADLK ("Threads" above). */
 typedef int (*kj_scan_fn)(void *arg, const void *key, size_t klen,
                           const void *val, size_t vlen);
 
