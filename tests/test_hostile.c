@@ -338,6 +338,7 @@ typedef enum dl_kind {
   DL_CHECKPOINT_IN_WRITE,
   DL_COPY_IN_WRITE,
   DL_COMMIT_UNDER_RO,
+  DL_CHECKPOINT_IN_RO,
 } dl_kind;
 
 typedef struct dl_case {
@@ -351,7 +352,8 @@ static void dl_child(void *arg, result *r) {
   if (!s)
     return;
   kj_put(s, NULL, TABLE, "old", 3, "v0", 2);
-  int ro = c->kind == DL_BEGIN_IN_RO || c->kind == DL_PUT_IN_RO;
+  int ro = c->kind == DL_BEGIN_IN_RO || c->kind == DL_PUT_IN_RO ||
+           c->kind == DL_CHECKPOINT_IN_RO;
   kj_txn *t = NULL, *t2 = NULL;
   if (kj_txn_begin(s, ro ? KJ_TXN_READONLY : 0, &t) != KJ_OK)
     return;
@@ -379,6 +381,7 @@ static void dl_child(void *arg, result *r) {
     r->extra = 1;
     break;
   case DL_CHECKPOINT_IN_WRITE:
+  case DL_CHECKPOINT_IN_RO:
     finish(s, r, t0, kj_store_checkpoint(s));
     r->extra = 1;
     break;
@@ -684,6 +687,8 @@ int main(void) {
   check_dl("checkpoint inside a write transaction", DL_CHECKPOINT_IN_WRITE,
            within);
   check_dl("copy(NULL) inside a write transaction", DL_COPY_IN_WRITE, within);
+  check_dl("checkpoint inside a read-only transaction", DL_CHECKPOINT_IN_RO,
+           within);
   check_dl("commit while holding a read-only transaction", DL_COMMIT_UNDER_RO,
            "end it first");
   check_scan("put(NULL) from a scan callback", 0, "scan callback");

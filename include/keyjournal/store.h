@@ -26,9 +26,8 @@
  *   - a write kj_txn_begin() on a thread that holds a transaction on that
  *     store (write or read-only), or from inside a scan callback on it;
  *   - a write with txn == NULL (kj_put, kj_delete, and the domain calls
- *     over them) in the same situations, and kj_store_sync(),
- *     kj_store_checkpoint() or kj_store_copy(s, NULL, ...) on a thread that
- *     holds a write transaction on s;
+ *     over them), kj_store_sync(), kj_store_checkpoint() or
+ *     kj_store_copy(s, NULL, ...) in the same situations;
  *   - kj_txn_commit() of a write transaction on a thread that still holds
  *     a read-only transaction or a scan on that store (the transaction is
  *     rolled back and freed, as for any failed commit).

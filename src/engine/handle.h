@@ -118,10 +118,11 @@ struct kj_txn {
 };
 
 /* KJ_OK, or KJ_EDEADLK (recorded as the handle's detail, naming the
- * call what) when the calling thread holds s's write transaction, so that
- * taking the writer lock would wait for itself. Defined in txn.c; callers
- * that take the writer lock with txn == NULL (sync, checkpoint, copy)
- * check it first. */
+ * call what) when the calling thread holds s's write transaction, a
+ * read-only transaction on s or is inside a scan of s, so that taking the
+ * writer lock would wait for itself (or reverse the lock order). Defined
+ * in txn.c; callers that take the writer lock with txn == NULL (sync,
+ * checkpoint, copy) check it first. */
 int kj_writer_check(kj_store *s, const char *what);
 
 /* Record e's message as the handle's detail and return rc. */

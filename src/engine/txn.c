@@ -126,17 +126,14 @@ static const char held_writer_msg[] =
     "wait for itself; a transaction cannot start within a transaction "
     "(pass the one it holds to every call)";
 
+/* The writer lock may be taken on this thread: KJ_OK or KJ_EDEADLK. Not
+ * while this thread holds it, and not while it holds the row read lock:
+ * the commit of the write would wait for that, and taking the writer lock
+ * after the row lock reverses the lock order (a committer holding the
+ * writer lock may be waiting for the row lock). */
 int kj_writer_check(kj_store *s, const char *what) {
   if (atomic_load_explicit(&s->writer_owner, memory_order_relaxed) == self_id())
     return deadlk(s, what, held_writer_msg);
-  return KJ_OK;
-}
-
-/* A write transaction may start on this thread: KJ_OK or KJ_EDEADLK. */
-static int write_check(kj_store *s, const char *what) {
-  int rc = kj_writer_check(s, what);
-  if (rc)
-    return rc;
   const held *h = held_n ? held_find(s) : NULL;
   if (h && h->scans)
     return deadlk(s, what,
@@ -171,7 +168,7 @@ static int txn_begin(kj_store *s, unsigned flags, kj_txn **out,
   if (!ro && atomic_load(&s->poisoned))
     return kj_store_fail_msg(s, KJ_EPOISONED,
                              "handle poisoned by an earlier failure");
-  int rc = ro ? KJ_OK : write_check(s, what);
+  int rc = ro ? KJ_OK : kj_writer_check(s, what);
   if (rc)
     return rc;
   kj_txn *t = calloc(1, sizeof *t);
