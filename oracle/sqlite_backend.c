@@ -473,10 +473,10 @@ static int lock_handle(sq_backend *b, kj_tx *t) {
   pthread_mutex_lock(&b->mu);
   while (!t && b->tx_open) {
     if (pthread_equal(b->tx_owner, pthread_self())) {
-      failf(b, KJ_EBUSY,
+      failf(b, KJ_EDEADLK,
             "sqlite: a call without its kj_tx while this thread holds one");
       pthread_mutex_unlock(&b->mu);
-      return KJ_EBUSY;
+      return KJ_EDEADLK;
     }
     pthread_cond_wait(&b->cv, &b->mu);
   }
@@ -2290,7 +2290,7 @@ static int sq_tx_begin(kj_backend *kb, kj_tx **out) {
    * that holds the open one it would wait forever, so it fails. */
   while (b->tx_open && !pthread_equal(b->tx_owner, pthread_self()))
     pthread_cond_wait(&b->cv, &b->mu);
-  int rc = b->tx_open ? failf(b, KJ_EBUSY,
+  int rc = b->tx_open ? failf(b, KJ_EDEADLK,
                               "sqlite: this thread already holds"
                               " a kj_tx on the handle")
                       : run(b, "BEGIN IMMEDIATE");

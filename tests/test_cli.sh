@@ -57,7 +57,7 @@ check "a missing key file is a usage error" status 2 "$KEYJOURNAL" verify --key-
 check "verify without DIR is a usage error" status 2 "$KEYJOURNAL" verify --key-file "$store.key"
 check "a passphrase for a raw-key store exits 3" status 3 env KJ_PASSPHRASE=hunter2 "$KEYJOURNAL" verify "$store"
 mkdir "$tmp/empty"
-check "verify of a directory without a store fails" status 1 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/empty"
+check "verify of a directory without a store exits 3 (not a store)" status 3 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/empty"
 
 # Damage the first frame of segment 1 (offset 64 is its header; 200 is in
 # its ciphertext). Later frames claim it synced: exit 4 naming the file.
@@ -89,5 +89,37 @@ cp -r "$store" "$tmp/gone"
 rm "$tmp/gone/$seg1"
 check "verify of a deleted last segment exits 4" status 4 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/gone"
 check "the message names the missing segment" grep -q "$seg1" "$tmp/err"
+
+# What a careless or hostile environment finds (README, reliability).
+# A FIFO in place of the header: verify and info fail at once, not hang.
+cp -r "$store" "$tmp/fifo"
+rm "$tmp/fifo/keyjournal.hdr"
+mkfifo "$tmp/fifo/keyjournal.hdr"
+check "verify of a store whose header is a FIFO fails fast (exit 1)" \
+  status 1 timeout 10 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/fifo"
+check "the message names the file and its type" \
+  grep -q "keyjournal.hdr: is a FIFO" "$tmp/err"
+check "info of a store whose header is a FIFO fails fast (exit 1)" \
+  status 1 timeout 10 "$KEYJOURNAL" info --key-file "$store.key" "$tmp/fifo"
+check "help of an unknown command is a usage error" status 2 "$KEYJOURNAL" help nosuch
+check "... and says so" grep -q "unknown command 'nosuch'" "$tmp/err"
+check "verify of a missing directory exits 3 (not a store)" \
+  status 3 "$KEYJOURNAL" verify --key-file "$store.key" "$tmp/no-such-dir"
+check "info of a missing directory exits 3" \
+  status 3 "$KEYJOURNAL" info --key-file "$store.key" "$tmp/no-such-dir"
+check "info of an empty directory exits 3" \
+  status 3 "$KEYJOURNAL" info --key-file "$store.key" "$tmp/empty"
+check "verify of a file given as DIR exits 3" \
+  status 3 "$KEYJOURNAL" verify --key-file "$store.key" "$store.key"
+check "info of a file given as DIR exits 3" \
+  status 3 "$KEYJOURNAL" info --key-file "$store.key" "$store.key"
+cp "$store.key" "$tmp/open.key"
+chmod 644 "$tmp/open.key"
+check "a world-readable key file still works" \
+  status 0 "$KEYJOURNAL" verify --key-file "$tmp/open.key" "$store"
+check "... with a warning on stderr" grep -q "warning: key file .*open.key" "$tmp/err"
+check "a 0600 key file gives no warning" \
+  sh -c '"$1" verify --key-file "$2" "$3" 2>&1 >/dev/null | grep -q warning && exit 1; exit 0' \
+  sh "$KEYJOURNAL" "$store.key" "$store"
 
 tap_done

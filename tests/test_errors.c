@@ -91,7 +91,7 @@ static void test_strerror(void) {
   static const int codes[] = {
       KJ_OK,     KJ_NOTFOUND, KJ_EINVAL,    KJ_EKEY,      KJ_ECORRUPT,
       KJ_EIO,    KJ_ENOSPC,   KJ_EBUSY,     KJ_EPOISONED, KJ_EFORMAT,
-      KJ_ENOMEM, KJ_EEXIST,   KJ_EREADONLY,
+      KJ_ENOMEM, KJ_EEXIST,   KJ_EREADONLY, KJ_EDEADLK,
   };
   const size_t n = sizeof codes / sizeof codes[0];
   const char *fallback = "unknown keyjournal status";
@@ -113,7 +113,7 @@ static void test_strerror(void) {
   is(null_or_empty, 0, "kj_strerror: every status has non-empty text");
   is(dup, 0, "kj_strerror: texts are distinct");
   is(is_fallback, 0, "kj_strerror: no known status gives the fallback");
-  static const int unknown[] = {2, -12, -1000, 12345, -2147483647 - 1};
+  static const int unknown[] = {2, -13, -1000, 12345, -2147483647 - 1};
   int bad = 0;
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *u = kj_strerror(unknown[i]);

@@ -62,7 +62,7 @@ src/engine/body         50
 src/engine/map          48
 src/engine/durable      46
 src/engine/crypto       44
-src/engine/vfs_posix    42
+src/engine/vfs_posix    43
 src/engine/errors       42
 src/engine/errbuf       40
 src/engine/*            41  a new engine file must be placed in this table

@@ -92,8 +92,12 @@ const char *kj_backend_name(const kj_backend *b);
 const char *kj_backend_errmsg(kj_backend *b);
 
 /* Begin a transaction on b. One write transaction at a time per handle:
- * a second begin waits. Errors: KJ_EINVAL, KJ_EPOISONED, KJ_EREADONLY,
- * KJ_ENOMEM. */
+ * a begin from another thread waits until the open one ends. A begin, or
+ * a write with t == NULL, from the thread that holds the open transaction
+ * would wait for itself: it fails at once with KJ_EDEADLK and changes
+ * nothing (the open transaction stays usable; a read with t == NULL sees
+ * the committed state). Errors: KJ_EINVAL, KJ_EPOISONED, KJ_EREADONLY,
+ * KJ_EDEADLK, KJ_ENOMEM. */
 int kj_backend_begin(kj_backend *b, kj_tx **out);
 /* Commit every call made in t, atomically; frees t whatever it returns.
  * On failure nothing of t is applied. */

@@ -31,7 +31,9 @@ enum kj_status {
   /* Data that had been made durable is damaged or was tampered with. The
    * detail message names the file and the byte offset. */
   KJ_ECORRUPT = -3,
-  /* An I/O operation failed (read, write, sync, rename, ...). */
+  /* An I/O operation failed (read, write, sync, rename, ...), or a store
+   * file is not a regular file (a FIFO, a socket, a device, a symbolic
+   * link): refused at once, the message names the file and its type. */
   KJ_EIO = -4,
   /* The disk is full. */
   KJ_ENOSPC = -5,
@@ -49,6 +51,16 @@ enum kj_status {
   KJ_EEXIST = -10,
   /* A write on a store opened read-only. */
   KJ_EREADONLY = -11,
+  /* The call would wait for the calling thread itself, so it fails at once
+   * instead of hanging: a write transaction begun (or a call with txn ==
+   * NULL that writes, syncs, checkpoints or copies) on a thread that
+   * already holds a transaction on that store or is inside a scan callback
+   * of it, or a commit on a thread that still holds a read-only
+   * transaction or a scan there. A transaction cannot start within a
+   * transaction: pass the one the thread holds. Nothing was changed (a
+   * refused kj_txn_commit() frees its transaction, as always). The detail
+   * message names the rule. */
+  KJ_EDEADLK = -12,
 };
 
 /* Static English text for a status code; never NULL (unknown codes give

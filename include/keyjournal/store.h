@@ -18,10 +18,28 @@
  * see the last committed state. A read-only transaction
  * (KJ_TXN_READONLY) gives a stable view: it holds the handle's read lock, so
  * commits wait until it ends; keep it short. A kj_txn must be used by one
- * thread at a time. A thread that holds a transaction passes it to every
- * call it makes on that store meanwhile: a txn == NULL call (or a second
- * kj_txn_begin) from that thread waits for the transaction it holds itself,
- * and a scan callback must not write to the store.
+ * thread at a time, and ends (commit or rollback) on the thread that began
+ * it. A thread that holds a transaction passes it to every call it makes on
+ * that store meanwhile. Whatever would wait for the calling thread itself
+ * fails at once with KJ_EDEADLK instead of hanging (like SQLite's "cannot
+ * start a transaction within a transaction"), and changes nothing:
+ *   - a write kj_txn_begin() on a thread that holds a transaction on that
+ *     store (write or read-only), or from inside a scan callback on it;
+ *   - a write with txn == NULL (kj_put, kj_delete, and the domain calls
+ *     over them), kj_store_sync(), kj_store_checkpoint() or
+ *     kj_store_copy(s, NULL, ...) in the same situations;
+ *   - kj_txn_commit() of a write transaction on a thread that still holds
+ *     a read-only transaction or a scan on that store (the transaction is
+ *     rolled back and freed, as for any failed commit).
+ * Other threads are not affected: their begins and writes wait as before.
+ * Reads never wait for the calling thread: a read-only kj_txn_begin(), a
+ * kj_get() or a scan with txn == NULL on a thread that already holds a
+ * read-only transaction or a scan there shares its read lock, and one on a
+ * thread inside its own write transaction sees the committed state. A
+ * scan callback may read the store but must not write to it. (The check
+ * costs one compare when the thread holds nothing; a thread holding read
+ * transactions or scans on more than 16 stores at once is checked for the
+ * first 16 only.)
  *
  * Group commit (KJ_SYNC_FULL): a commit writes its journal frame and
  * applies its changes to the tables while it holds the write side, then
@@ -220,10 +238,12 @@ void kj_free(void *p);
 
 #define KJ_TXN_READONLY 0x1u
 
-/* Start a transaction. A write transaction waits for any other write
- * transaction on the handle to end. Errors: KJ_EINVAL, KJ_EPOISONED (write
- * on a poisoned handle), KJ_EREADONLY (write txn on a read-only handle),
- * KJ_ENOMEM. */
+/* Start a transaction. A write transaction waits for any other thread's
+ * write transaction on the handle to end; on a thread that holds a
+ * transaction on s itself, or inside a scan callback on s, it fails at
+ * once with KJ_EDEADLK ("Threads" above). Errors: KJ_EINVAL, KJ_EPOISONED
+ * (write on a poisoned handle), KJ_EREADONLY (write txn on a read-only
+ * handle), KJ_EDEADLK, KJ_ENOMEM. */
 int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out);
 
 /* Commit: one journal frame holding every change, applied to the tables and
@@ -282,8 +302,9 @@ int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 
 /* Scan callback: key and value are valid only during the call. Return 0 to
  * go on, anything else to stop the scan (kj_scan then returns that value).
- * It must not write through the same transaction (such a write fails with
- * KJ_EINVAL). */
+ * It may read the store but must not write to it: a write through the same
+ * transaction fails with KJ_EINVAL, a write with txn == NULL (or a write
+ * kj_txn_begin) with KJ_EDEADLK ("Threads" above). */
 typedef int (*kj_scan_fn)(void *arg, const void *key, size_t klen,
                           const void *val, size_t vlen);
 

@@ -26,7 +26,8 @@ enum {
   CLI_EXIT_OK = 0,      /* success */
   CLI_EXIT_FAIL = 1,    /* any other failure (busy, I/O, format, ...) */
   CLI_EXIT_USAGE = 2,   /* bad arguments, unusable key source */
-  CLI_EXIT_KEY = 3,     /* KJ_EKEY: wrong key or not a store */
+  CLI_EXIT_KEY = 3,     /* KJ_EKEY: wrong key or not a store (also DIR
+                         * missing, empty of a store, or not a directory) */
   CLI_EXIT_CORRUPT = 4, /* KJ_ECORRUPT: durable data is damaged */
   /* oracle, bench: keyjournal-oracle found but exec failed, and not found
    * (the shell's statuses for the same cases) */

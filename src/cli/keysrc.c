@@ -52,6 +52,15 @@ int cli_key_from_file(cli_key *k, const char *path, const char *cmd) {
     cli_error(cmd, "cannot read key file %s: %s", path, strerror(errno));
     return CLI_EXIT_USAGE;
   }
+  /* As ssh does for a private key: a key file others may read is used, but
+   * not in silence. Pipes and the like carry no such mode. */
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+    cli_error(cmd,
+              "warning: key file %s is accessible by group or others "
+              "(mode %04o); anyone who can read it can open the store: "
+              "chmod 600 %s",
+              path, (unsigned)(st.st_mode & 07777), path);
   while (got < sizeof buf) {
     ssize_t r = read(fd, buf + got, sizeof buf - got);
     if (r < 0 && errno == EINTR)

@@ -5,10 +5,15 @@
  * sources (keysrc.c), wiped as soon as the open returns; read-only
  * opening, which replays and authenticates every journal frame; a bounded
  * wait for a store held by another handle; the store's figures; and the
- * note on a torn tail, which is not damage.
+ * note on a torn tail, which is not damage. A DIR that is missing, not a
+ * directory, or a directory without a store is "not a store": exit 3, as
+ * for a wrong key (README).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "keyjournal/errors.h"
@@ -17,8 +22,33 @@
 /* How long verify/info wait for a store held by another handle. */
 #define CLI_BUSY_TIMEOUT_MS 2000u
 
+/* DIR must be a directory before a key is asked for: a missing path or a
+ * file is "not a store" (exit 3), as is a directory without a store (the
+ * KJ_NOTFOUND of the open below). */
+static int check_dir(const char *cmd, const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    int e = errno;
+    if (e == ENOENT || e == ENOTDIR) {
+      cli_error(cmd, "not a keyjournal store: %s: %s", dir, strerror(e));
+      return CLI_EXIT_KEY;
+    }
+    cli_error(cmd, "cannot reach %s: %s", dir, strerror(e));
+    return CLI_EXIT_FAIL;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    cli_error(cmd, "not a keyjournal store: %s is not a directory", dir);
+    return CLI_EXIT_KEY;
+  }
+  return CLI_EXIT_OK;
+}
+
 int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out) {
   char *msg = NULL;
+  *out = NULL;
+  int drc = check_dir(cmd, a->dir);
+  if (drc != CLI_EXIT_OK)
+    return drc;
   cli_key *k = cli_key_new();
   if (k == NULL) {
     cli_kj_error(cmd, NULL, KJ_ENOMEM, "allocating key memory");
@@ -41,7 +71,8 @@ int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out) {
   if (krc != KJ_OK) {
     cli_kj_error(cmd, NULL, krc, msg != NULL && msg[0] ? msg : a->dir);
     kj_free(msg);
-    return cli_exit_for(krc);
+    /* KJ_NOTFOUND: a directory without a store header, "not a store". */
+    return krc == KJ_NOTFOUND ? CLI_EXIT_KEY : cli_exit_for(krc);
   }
   kj_free(msg);
   return CLI_EXIT_OK;

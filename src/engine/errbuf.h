@@ -17,4 +17,11 @@ int kj_err(kj_errbuf *e, int rc, const char *fmt, ...)
  * when the VFS left errno at 0 (callers clear errno before the call). */
 const char *kj_err_cause(void);
 
+/* Set errno to err and note a cause more precise than strerror(err) for
+ * the failure the caller (the default VFS) is about to return, e.g. "is a
+ * FIFO, not a regular file". The next kj_err_cause() on this thread quotes
+ * it once, if errno still holds err. */
+void kj_err_note_cause(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif

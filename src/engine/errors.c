@@ -4,7 +4,8 @@
  * kj_strerror() is the fixed table of English texts; kj_err() formats the
  * per-call detail (file, offset, cause) that a store handle keeps for its
  * last failure, and kj_err_cause() is the one place that turns errno into
- * the cause quoted after a failed VFS call. Depends on nothing else of the
+ * the cause quoted after a failed VFS call (or the more precise cause the
+ * default VFS noted, kj_err_note_cause()). Depends on nothing else of the
  * engine.
  */
 #include <errno.h>
@@ -44,6 +45,9 @@ const char *kj_strerror(int status) {
     return "store already exists";
   case KJ_EREADONLY:
     return "store is open read-only";
+  case KJ_EDEADLK:
+    return "the calling thread would wait for itself (it holds a transaction "
+           "or a scan on this store)";
   default:
     return "unknown keyjournal status";
   }
@@ -59,4 +63,25 @@ int kj_err(kj_errbuf *e, int rc, const char *fmt, ...) {
   return rc;
 }
 
-const char *kj_err_cause(void) { return errno ? strerror(errno) : "failed"; }
+/* The noted cause (thread-local): valid until the next note, quoted once. */
+static _Thread_local char note[192];
+static _Thread_local int note_errno, note_live;
+
+void kj_err_note_cause(int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(note, sizeof note, fmt, ap);
+  va_end(ap);
+  note_errno = err;
+  note_live = 1;
+  errno = err;
+}
+
+const char *kj_err_cause(void) {
+  if (note_live && errno == note_errno) {
+    note_live = 0;
+    return note;
+  }
+  note_live = 0;
+  return errno ? strerror(errno) : "failed";
+}

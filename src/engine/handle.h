@@ -55,6 +55,11 @@ struct kj_store {
    * once its frame is written and applied, and waits for the shared sync
    * outside it (group commit). */
   pthread_mutex_t writer;
+  /* The thread whose write transaction holds writer (its kj_self_id()),
+   * or NULL: a begin from that thread would wait for itself, so it fails
+   * with KJ_EDEADLK instead (txn.c). Only ever compared with the caller's
+   * own id, so relaxed loads suffice. */
+  _Atomic(const void *) writer_owner;
   /* Readers of committed tables vs. the commit that applies to them. */
   pthread_rwlock_t rows;
   /* errmsg and counters. */
@@ -108,11 +113,22 @@ struct kj_txn {
   /* Encoded size of the write set's ops (kj_body_op_bytes()). */
   uint64_t ws_bytes;
   int scanning;
+  /* Read-only: its read hold is counted in the beginning thread's table
+   * (txn.c), 0 when that table was full and the lock was taken as such. */
+  int tracked;
   /* Savepoint: the write-set state of every key changed since, keyed like
    * ws; value: 0 = absent, 1 = tombstone, 2 + value = a put. */
   kj_map *undo;
   uint64_t undo_ws_bytes;
 };
+
+/* KJ_OK, or KJ_EDEADLK (recorded as the handle's detail, naming the
+ * call what) when the calling thread holds s's write transaction, a
+ * read-only transaction on s or is inside a scan of s, so that taking the
+ * writer lock would wait for itself (or reverse the lock order). Defined
+ * in txn.c; callers that take the writer lock with txn == NULL (sync,
+ * checkpoint, copy) check it first. */
+int kj_writer_check(kj_store *s, const char *what);
 
 /* Record e's message as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);

@@ -497,6 +497,8 @@ int kj_store_sync(kj_store *s) {
   if (!s->journal)
     return KJ_OK;
   kj_errbuf e;
+  if (kj_writer_check(s, "kj_store_sync"))
+    return KJ_EDEADLK;
   pthread_mutex_lock(&s->writer);
   int rc = kj_journal_sync(s->journal, &e);
   if (rc && kj_journal_poisoned(s->journal))
@@ -605,6 +607,8 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
         s, KJ_EINVAL,
         "kj_store_copy: memory-only or read-only store, bad directory, "
         "transaction, flags or extra bytes");
+  if (!txn && kj_writer_check(s, "kj_store_copy with txn NULL"))
+    return KJ_EDEADLK;
   if (!txn)
     pthread_mutex_lock(&s->writer);
   int rc = KJ_OK;
@@ -627,6 +631,8 @@ int kj_store_checkpoint(kj_store *s) {
   if (!s)
     return KJ_EINVAL;
   kj_errbuf e;
+  if (kj_writer_check(s, "kj_store_checkpoint"))
+    return KJ_EDEADLK;
   pthread_mutex_lock(&s->writer);
   int rc = kj_checkpoint_locked(s, &e);
   pthread_mutex_unlock(&s->writer);

@@ -44,9 +44,115 @@ static int check_txn(kj_store *s, kj_txn *txn) {
   return !s || (txn && txn->s != s);
 }
 
+/* ---- what the calling thread holds ------------------------------------ */
+
+/* A call that would wait for a lock its own thread holds fails at once with
+ * KJ_EDEADLK instead (store.h "Threads"). Two facts are kept, both cheap
+ * to test on the hot path:
+ *   - the writer: s->writer_owner is the id of the thread whose write
+ *     transaction holds the writer lock, one compare;
+ *   - reads: per thread, the stores on which it holds read-only
+ *     transactions or is inside a scan without a transaction (below); the
+ *     common case, none, is one compare of held_n.
+ * The first read hold of a thread on a store takes the row read lock and
+ * the later ones share it: a second rdlock of the writer-preferring lock
+ * would queue behind a commit that itself waits for this thread. */
+
+/* A thread's id: the address of a thread-local object, unique among the
+ * threads alive. */
+static _Thread_local char self_tag;
+static const void *self_id(void) { return &self_tag; }
+
+/* Read holds on more stores at once than this are taken untracked, as a
+ * lock of their own (no KJ_EDEADLK for them). */
+#define HELD_MAX 16
+
+typedef struct held {
+  const kj_store *s;
+  unsigned ro;    /* read-only transactions */
+  unsigned scans; /* scans with txn == NULL in progress */
+} held;
+
+static _Thread_local held held_tab[HELD_MAX];
+static _Thread_local unsigned held_n;
+
+static held *held_find(const kj_store *s) {
+  for (unsigned i = 0; i < held_n; i++)
+    if (held_tab[i].s == s)
+      return &held_tab[i];
+  return NULL;
+}
+
+/* Take a read hold on s for this thread (a scan's or a read-only
+ * transaction's). Returns 1 when it is tracked, 0 when the table was full
+ * and the lock was taken untracked. */
+static int read_enter(kj_store *s, int scan) {
+  held *h = held_n ? held_find(s) : NULL;
+  if (!h) {
+    pthread_rwlock_rdlock(&s->rows);
+    if (held_n == HELD_MAX)
+      return 0;
+    h = &held_tab[held_n++];
+    *h = (held){s, 0, 0};
+  }
+  if (scan)
+    h->scans++;
+  else
+    h->ro++;
+  return 1;
+}
+
+static void read_leave(kj_store *s, int scan, int tracked) {
+  held *h = tracked && held_n ? held_find(s) : NULL;
+  if (h) {
+    if (scan)
+      h->scans--;
+    else
+      h->ro--;
+    if (h->scans || h->ro)
+      return; /* the lock stays with the holds still open */
+    *h = held_tab[--held_n];
+  }
+  pthread_rwlock_unlock(&s->rows);
+}
+
+static int deadlk(kj_store *s, const char *what, const char *why) {
+  kj_errbuf e;
+  return kj_store_fail(s, kj_err(&e, KJ_EDEADLK, "%s: %s", what, why), &e);
+}
+
+static const char held_writer_msg[] =
+    "this thread already holds a write transaction on this store and would "
+    "wait for itself; a transaction cannot start within a transaction "
+    "(pass the one it holds to every call)";
+
+/* The writer lock may be taken on this thread: KJ_OK or KJ_EDEADLK. Not
+ * while this thread holds it, and not while it holds the row read lock:
+ * the commit of the write would wait for that, and taking the writer lock
+ * after the row lock reverses the lock order (a committer holding the
+ * writer lock may be waiting for the row lock). */
+int kj_writer_check(kj_store *s, const char *what) {
+  if (atomic_load_explicit(&s->writer_owner, memory_order_relaxed) == self_id())
+    return deadlk(s, what, held_writer_msg);
+  const held *h = held_n ? held_find(s) : NULL;
+  if (h && h->scans)
+    return deadlk(s, what,
+                  "called from a scan callback on this store; a scan "
+                  "callback must not write to the store (its commit would "
+                  "wait for the scan)");
+  if (h && h->ro)
+    return deadlk(s, what,
+                  "this thread holds a read-only transaction on this store "
+                  "and would wait for itself; a transaction cannot start "
+                  "within a transaction (end it first)");
+  return KJ_OK;
+}
+
 /* ---- begin / rollback ------------------------------------------------- */
 
-int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
+/* kj_txn_begin; what names the call in a KJ_EDEADLK message. */
+static int txn_begin(kj_store *s, unsigned flags, kj_txn **out,
+                     const char *what) {
   if (out)
     *out = NULL;
   if (!s || !out || (flags & ~KJ_TXN_READONLY))
@@ -62,6 +168,9 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
   if (!ro && atomic_load(&s->poisoned))
     return kj_store_fail_msg(s, KJ_EPOISONED,
                              "handle poisoned by an earlier failure");
+  int rc = ro ? KJ_OK : kj_writer_check(s, what);
+  if (rc)
+    return rc;
   kj_txn *t = calloc(1, sizeof *t);
   if (!t || (!ro && !(t->ws = kj_map_new()))) {
     free(t);
@@ -70,7 +179,10 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
   t->s = s;
   t->flags = flags;
   if (ro) {
-    pthread_rwlock_rdlock(&s->rows);
+    /* Never waits for this thread: a second read-only transaction shares
+     * its read hold, and inside its own write transaction no commit can
+     * queue for the row lock (that needs the writer lock). */
+    t->tracked = read_enter(s, 0);
     atomic_fetch_add(&s->readers, 1);
   } else {
     pthread_mutex_lock(&s->writer);
@@ -81,18 +193,24 @@ int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
       return kj_store_fail_msg(s, KJ_EPOISONED,
                                "handle poisoned by an earlier failure");
     }
+    atomic_store_explicit(&s->writer_owner, self_id(), memory_order_relaxed);
   }
   *out = t;
   return KJ_OK;
+}
+
+int kj_txn_begin(kj_store *s, unsigned flags, kj_txn **out) {
+  return txn_begin(s, flags, out, "kj_txn_begin");
 }
 
 static void txn_end(kj_txn *t) {
   kj_map_free(t->undo);
   if (t->flags & KJ_TXN_READONLY) {
     atomic_fetch_sub(&t->s->readers, 1);
-    pthread_rwlock_unlock(&t->s->rows);
+    read_leave(t->s, 0, t->tracked);
   } else {
     kj_map_free(t->ws);
+    atomic_store_explicit(&t->s->writer_owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&t->s->writer);
   }
   free(t);
@@ -191,6 +309,13 @@ int kj_txn_commit(kj_txn *t) {
   if ((t->flags & KJ_TXN_READONLY) || !kj_map_count(t->ws)) {
     txn_end(t);
     return KJ_OK;
+  }
+  if (held_n && held_find(s)) { /* applying needs the row write lock */
+    txn_end(t);
+    return deadlk(s, "kj_txn_commit",
+                  "this thread holds a read-only transaction or is inside "
+                  "a scan on this store, and the commit would wait for it "
+                  "(end it first); the transaction was rolled back");
   }
   kj_errbuf e;
   int rc = KJ_OK;
@@ -352,7 +477,8 @@ static int do_write(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (txn)
     return ws_write(txn, table, key, klen, val, vlen, tomb);
   kj_txn *t;
-  int rc = kj_txn_begin(s, 0, &t);
+  int rc = txn_begin(s, 0, &t,
+                     tomb ? "kj_delete with txn NULL" : "kj_put with txn NULL");
   if (rc)
     return rc;
   rc = ws_write(t, table, key, klen, val, vlen, tomb);
@@ -427,13 +553,16 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
     }
   }
   /* A write transaction holds the writer lock, so no commit can change the
-   * tables under it; a read-only one holds the read lock. */
-  if (!txn)
+   * tables under it; a read-only one holds the read lock, and so does a
+   * thread with a read hold on s (it shares it rather than queue behind a
+   * waiting commit). */
+  int lock = !txn && !(held_n && held_find(s));
+  if (lock)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
   int rc =
       c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen) : KJ_NOTFOUND;
-  if (!txn)
+  if (lock)
     pthread_rwlock_unlock(&s->rows);
   return rc == KJ_ENOMEM ? kj_store_fail_msg(s, rc, "kj_get: out of memory")
                          : rc;
@@ -500,11 +629,12 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                              "handle is broken; reopen the store");
   if (!start_len)
     start = NULL;
-  if (!txn)
-    pthread_rwlock_rdlock(&s->rows);
+  /* Without a transaction the scan is a read hold of this thread, so a
+   * write from its callback fails with KJ_EDEADLK instead of waiting. */
+  int tracked = txn ? 0 : read_enter(s, 1);
   int rc = scan(s, txn, table, start, start_len, end, end_len, fn, arg);
   if (!txn)
-    pthread_rwlock_unlock(&s->rows);
+    read_leave(s, 1, tracked);
   return rc;
 }
 

@@ -6,6 +6,9 @@
  * one process (unlike fcntl locks), so a second handle in the same process
  * gets KJ_EBUSY too.
  *
+ * Opens of files refuse, at once and with KJ_EIO, anything that is not a
+ * regular file: a FIFO, a socket, a device, a symbolic link (vfs.h).
+ *
  * This is the only engine file that calls the system's file functions;
  * every other one reaches files through a kj_vfs, so a test or the oracle
  * can count, fail or "crash" any operation.
@@ -20,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "keyjournal/errors.h"
 #include "keyjournal/sys/vfs.h"
 
@@ -45,32 +49,127 @@ static int map_errno(int err) {
   }
 }
 
+static const char *type_name(mode_t m) {
+  if (S_ISFIFO(m))
+    return "a FIFO";
+  if (S_ISSOCK(m))
+    return "a socket";
+  if (S_ISCHR(m))
+    return "a character device";
+  if (S_ISBLK(m))
+    return "a block device";
+  if (S_ISDIR(m))
+    return "a directory";
+  if (S_ISLNK(m))
+    return "a symbolic link";
+  if (S_ISREG(m))
+    return "a regular file";
+  return "of an unknown type";
+}
+
+static int open_retry(const char *path, int of) {
+  int fd;
+  do
+    fd = open(path, of, 0600);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+/* open(path) failed with ELOOP under O_NOFOLLOW: path is a symbolic link.
+ * The one link allowed is a store directory opened read-only to lock it
+ * (a store may live behind a link); any other is refused with KJ_EIO,
+ * naming what it points to. Returns the descriptor or -1 (errno set). */
+static int open_link(const char *path, unsigned flags, int of) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    kj_err_note_cause(ELOOP, "is a symbolic link (dangling or looping); "
+                             "store files must be regular files in the "
+                             "store directory itself");
+    return -1;
+  }
+  if (S_ISDIR(st.st_mode) && !(flags & (KJ_VFS_WRITE | KJ_VFS_CREATE)))
+    return open_retry(path, (of & ~O_NOFOLLOW) | O_DIRECTORY);
+  kj_err_note_cause(ELOOP,
+                    "is a symbolic link to %s; store files must be regular "
+                    "files in the store directory itself",
+                    type_name(st.st_mode));
+  return -1;
+}
+
+/* File opens (not KJ_VFS_DIRECTORY) refuse anything but a regular file,
+ * at once: O_NONBLOCK keeps the open of a FIFO without a writer from
+ * waiting, O_NOCTTY a terminal from becoming the controlling one, and
+ * O_NOFOLLOW a link from carrying a store file elsewhere (vfs.h). The one
+ * exception is a directory opened read-only: the store directory, opened
+ * for its lock. O_NONBLOCK is cleared again once the type is known. */
 static int px_open(void *ctx, const char *path, unsigned flags,
                    kj_vfs_file **out) {
   (void)ctx;
-  int of = O_CLOEXEC;
+  int of = O_CLOEXEC | O_NOFOLLOW;
   of |= (flags & KJ_VFS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & KJ_VFS_CREATE)
     of |= O_CREAT;
   if (flags & KJ_VFS_EXCL)
     of |= O_EXCL;
   if (flags & KJ_VFS_DIRECTORY)
-    of |= O_DIRECTORY | O_NOFOLLOW;
+    of |= O_DIRECTORY;
+  else
+    of |= O_NONBLOCK | O_NOCTTY;
   kj_vfs_file *f = malloc(sizeof *f);
   if (!f)
     return KJ_ENOMEM;
-  int fd;
-  do
-    fd = open(path, of, 0600);
-  while (fd < 0 && errno == EINTR);
+  int fd = open_retry(path, of);
+  if (fd < 0 && errno == ELOOP && !(flags & KJ_VFS_DIRECTORY))
+    fd = open_link(path, flags, of);
+  else if (fd < 0 && errno == ENXIO && !(flags & KJ_VFS_DIRECTORY)) {
+    struct stat st; /* open(2) of a socket */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+      kj_err_note_cause(ENXIO,
+                        "is %s, not a regular file; keyjournal opens only "
+                        "regular files",
+                        type_name(st.st_mode));
+    else
+      errno = ENXIO;
+  }
   if (fd < 0) {
     int err = errno;
     free(f);
     errno = err;
-    /* A link or a non-directory where a directory was asked for. */
-    if ((flags & KJ_VFS_DIRECTORY) && (err == ELOOP || err == ENOTDIR))
+    /* A link or a non-directory where a directory was asked for; a link
+     * or a non-regular file where a file was. */
+    if (err == ELOOP || err == ENXIO ||
+        ((flags & KJ_VFS_DIRECTORY) && err == ENOTDIR))
       return KJ_EIO;
     return map_errno(err);
+  }
+  if (!(flags & KJ_VFS_DIRECTORY)) {
+    struct stat st;
+    int fl;
+    if (fstat(fd, &st) != 0) {
+      int err = errno;
+      close(fd);
+      free(f);
+      errno = err;
+      return map_errno(err);
+    }
+    if (!S_ISREG(st.st_mode) &&
+        !(S_ISDIR(st.st_mode) && !(flags & (KJ_VFS_WRITE | KJ_VFS_CREATE)))) {
+      close(fd);
+      free(f);
+      kj_err_note_cause(EINVAL,
+                        "is %s, not a regular file; keyjournal opens only "
+                        "regular files",
+                        type_name(st.st_mode));
+      return KJ_EIO;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+      int err = errno;
+      close(fd);
+      free(f);
+      errno = err;
+      return map_errno(err);
+    }
   }
   f->fd = fd;
   *out = f;

@@ -16,6 +16,21 @@
  *     detail message;
  *   - paths are NUL-terminated and are the full paths the engine built (store
  *     directory + "/" + file name);
+ *   - open() of a file (flags without KJ_VFS_DIRECTORY) must refuse, at
+ *     once and without blocking, anything that is not a regular file: a
+ *     FIFO, a socket, a device, or a symbolic link (to anything, a regular
+ *     file included), with KJ_EIO and, for the detail message, a cause that
+ *     names the type. A FIFO in place of a store file must never make an
+ *     open wait for a writer (the POSIX VFS opens with O_NONBLOCK |
+ *     O_NOFOLLOW | O_NOCTTY, checks fstat() and clears O_NONBLOCK). KJ_EIO
+ *     and not KJ_ECORRUPT: the store's data was not found damaged; the file
+ *     system holds something a store never writes, which a person must
+ *     look at, as for KJ_VFS_DIRECTORY below. Links are refused because the
+ *     engine's durability protocol syncs the store directory, which holds
+ *     the link and not the entry of its target, and removing or replacing
+ *     the file would act on the link only. The one exception: a directory
+ *     opened with KJ_VFS_READ alone (the store directory, opened for its
+ *     lock; it may be reached through a link);
  *   - the engine calls a VFS from one thread at a time per store handle, but
  *     several store handles may share one VFS, so a VFS with mutable state
  *     must lock it.
@@ -58,7 +73,9 @@ typedef struct kj_vfs {
   /* Passed as first argument to every method. */
   void *ctx;
 
-  /* Open path with KJ_VFS_* flags; *out receives the new handle. */
+  /* Open path with KJ_VFS_* flags; *out receives the new handle. A path
+   * that is not a regular file is refused with KJ_EIO (see the
+   * conventions above). */
   int (*open)(void *ctx, const char *path, unsigned flags, kj_vfs_file **out);
   /* Close and free f. Never fails in a way the engine can act on; a
    * returned error is reported but the handle is gone either way. */
