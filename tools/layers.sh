@@ -64,6 +64,7 @@ src/engine/durable      46
 src/engine/crypto       44
 src/engine/vfs_posix    43
 src/engine/errors       42
+src/engine/secmem       41  row memory kept out of core dumps
 src/engine/errbuf       40
 src/engine/*            41  a new engine file must be placed in this table
 src/common/rowcodec     12

@@ -72,8 +72,20 @@ typedef struct kj_wbuf {
   int oom;
 } kj_wbuf;
 
+/* Encoded rows are plaintext: a buffer is wiped before it is released or
+ * moved, so no copy is left behind in the heap. */
+static inline void kj_wipe(void *p, size_t n) {
+  volatile uint8_t *v = (volatile uint8_t *)p;
+  while (n--)
+    *v++ = 0;
+}
+
 static inline void kj_w_init(kj_wbuf *w) { memset(w, 0, sizeof *w); }
-static inline void kj_w_free(kj_wbuf *w) { free(w->p); }
+static inline void kj_w_free(kj_wbuf *w) {
+  if (w->p)
+    kj_wipe(w->p, w->cap);
+  free(w->p);
+}
 
 static inline void kj_w_bytes(kj_wbuf *w, const void *p, size_t n) {
   if (w->oom)
@@ -82,11 +94,14 @@ static inline void kj_w_bytes(kj_wbuf *w, const void *p, size_t n) {
     size_t cap = w->cap ? w->cap : 64;
     while (cap < w->len + n)
       cap *= 2;
-    uint8_t *q = realloc(w->p, cap);
+    uint8_t *q = malloc(cap);
     if (!q) {
       w->oom = 1;
       return;
     }
+    if (w->len)
+      memcpy(q, w->p, w->len);
+    kj_w_free(w);
     w->p = q;
     w->cap = cap;
   }

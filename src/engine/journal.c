@@ -36,6 +36,7 @@
 #include "crypto.h"
 #include "durable.h"
 #include "journal.h"
+#include "secmem.h"
 
 #define SEG_MAGIC "KJSEGMT\0"
 #define FRAME_MAGIC "KJFR"
@@ -399,7 +400,7 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
     frame_ad(ad, j->store_id, segno, h, j->prev_tag);
     size_t ptlen = len - KJ_TAG_BYTES;
     if (ptlen > r->ptcap) {
-      uint8_t *p = realloc(r->pt, ptlen);
+      uint8_t *p = kj_sec_realloc(r->pt, ptlen); /* plaintext rows */
       if (!p)
         return kj_err(e, KJ_ENOMEM, "replay %s: out of memory", path);
       r->pt = p;
@@ -652,7 +653,7 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
   replay r = {j, fn, arg, NULL, 0};
   int rc = recover(j, &r, e);
   j->cfg.base_tag = NULL; /* the caller's buffer: not kept */
-  free(r.pt);
+  kj_sec_free(r.pt);
   if (rc) {
     if (j->seg)
       cfg->vfs->close(cfg->vfs->ctx, j->seg);

@@ -4,11 +4,11 @@
  * This file owns the AVL tree that holds a table's committed rows and a
  * transaction's write set: node layout and allocation, rebalancing, the
  * count/bytes accounting, the key order, and the stack-based iterator.
- * Each entry is one malloc: a small header followed by the key bytes and then
- * the value bytes, so a row costs one allocation and no separate buffers.
- * Replacing a row allocates a fresh node and unlinks the old one; rotations
- * only relink nodes, so an entry pointer stays valid until its own key is
- * replaced or removed. It depends on nothing else of the engine.
+ * Each entry is one allocation (secmem.h): a small header followed by the key
+ * bytes and then the value bytes, so a row costs one allocation and no separate
+ * buffers. Replacing a row allocates a fresh node and unlinks the old one;
+ * rotations only relink nodes, so an entry pointer stays valid until its own
+ * key is replaced or removed. It depends on nothing else of the engine.
  */
 #include "map.h"
 
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "keyjournal/errors.h"
+#include "secmem.h"
 
 struct kj_entry {
   struct kj_entry *left, *right;
@@ -183,7 +184,7 @@ static void free_tree(kj_entry *t) {
       t = l;
     } else {
       kj_entry *r = t->right;
-      free(t);
+      kj_sec_free(t);
       t = r;
     }
   }
@@ -193,12 +194,12 @@ kj_map *kj_map_new(void) { return calloc(1, sizeof(kj_map)); }
 
 static void free_bulk(kj_map *m) {
   for (size_t i = 0; i < m->nbulk; i++)
-    free(m->bulk[i]);
+    kj_sec_free(m->bulk[i]);
   free(m->bulk);
   m->bulk = NULL;
   m->nbulk = m->capbulk = 0;
   for (size_t i = 0; i < m->nstage; i++)
-    free(m->stage[i]);
+    kj_sec_free(m->stage[i]);
   free(m->stage);
   m->stage = NULL;
   m->nstage = m->capstage = 0;
@@ -238,9 +239,10 @@ static kj_entry *node_new(const void *key, size_t klen, const void *val,
     return NULL;
 #endif
   /* Never less than the struct itself: the compiler may assume a whole
-   * struct is addressable, and malloc's rounding makes this free anyway. */
+   * struct is addressable, and the allocator's rounding makes this free
+   * anyway. Row memory is kept out of core dumps (secmem.h). */
   size = NODE_HDR + klen + vlen;
-  n = malloc(size < sizeof(kj_entry) ? sizeof(kj_entry) : size);
+  n = kj_sec_alloc(size < sizeof(kj_entry) ? sizeof(kj_entry) : size);
   if (!n)
     return NULL;
   n->left = n->right = NULL;
@@ -271,7 +273,7 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
   m->root = insert(m->root, n, &old);
   if (old) {
     m->bytes -= (uint64_t)old->klen + old->vlen;
-    free(old);
+    kj_sec_free(old);
   } else {
     m->count++;
   }
@@ -419,7 +421,7 @@ int kj_map_apply_staged(kj_map *m) {
     /* Only the last op of a key counts. */
     if (i + 1 < ns &&
         !kj_key_cmp(e->data, e->klen, ops[i + 1].e->data, ops[i + 1].e->klen)) {
-      free(e);
+      kj_sec_free(e);
       continue;
     }
     while (io < nold &&
@@ -427,9 +429,9 @@ int kj_map_apply_staged(kj_map *m) {
       merged[nm++] = old[io++];
     if (io < nold &&
         !kj_key_cmp(old[io]->data, old[io]->klen, e->data, e->klen))
-      free(old[io++]); /* replaced or deleted */
+      kj_sec_free(old[io++]); /* replaced or deleted */
     if (e->tomb)
-      free(e);
+      kj_sec_free(e);
     else
       merged[nm++] = e;
   }
@@ -462,7 +464,7 @@ int kj_map_del(kj_map *m, const void *key, size_t klen) {
     return 0;
   m->count--;
   m->bytes -= (uint64_t)gone->klen + gone->vlen;
-  free(gone);
+  kj_sec_free(gone);
   return 1;
 }
 

@@ -20,12 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem: contexts in row memory */
 #include <zstd.h>
 
 #include "common/codec.h"
 #include "durable.h"
 #include "journal.h"
 #include "keyjournal/store.h"
+#include "secmem.h"
 #include "snapshot.h"
 
 #define SNAP_MAGIC "KJSNAP\0\0"
@@ -167,6 +169,18 @@ static int write_body(writer *w, kj_map *const *tables, kj_snap_info *info) {
   return rc;
 }
 
+/* zstd's windows and buffers hold plaintext rows: its contexts allocate
+ * from row memory too (secmem.h). */
+static void *zs_alloc(void *opaque, size_t n) {
+  (void)opaque;
+  return kj_sec_alloc(n);
+}
+static void zs_free(void *opaque, void *p) {
+  (void)opaque;
+  kj_sec_free(p);
+}
+static const ZSTD_customMem zs_mem = {zs_alloc, zs_free, NULL};
+
 int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
                       const uint8_t *store_id, kj_map *const *tables,
                       kj_snap_info *info, int *renamed, kj_errbuf *e) {
@@ -175,10 +189,10 @@ int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
   *renamed = 0;
   writer w = {0};
   w.first = 1;
-  w.z = ZSTD_createCCtx();
-  w.zout = malloc(CHUNK);
-  w.ct = malloc(4 + CHUNK + SS_ABYTES);
-  w.stage = malloc(STAGE);
+  w.z = ZSTD_createCCtx_advanced(zs_mem);
+  w.zout = kj_sec_alloc(CHUNK);
+  w.ct = malloc(4 + CHUNK + SS_ABYTES); /* ciphertext only */
+  w.stage = kj_sec_alloc(STAGE);
   int rc = KJ_OK, started = 0;
   if (!w.z || !w.zout || !w.ct || !w.stage ||
       ZSTD_isError(
@@ -211,9 +225,9 @@ out:
     kj_durable_abort(&w.d);
   sodium_memzero(&w.ss, sizeof w.ss);
   ZSTD_freeCCtx(w.z);
-  free(w.zout);
+  kj_sec_free(w.zout);
   free(w.ct);
-  free(w.stage);
+  kj_sec_free(w.stage);
   return rc;
 }
 
@@ -319,7 +333,7 @@ static int append(parser *ps, const uint8_t *b, size_t n) {
     size_t cap = ps->cap ? ps->cap : 1u << 16;
     while (cap < ps->len + n)
       cap *= 2;
-    uint8_t *pb = realloc(ps->pb, cap);
+    uint8_t *pb = kj_sec_realloc(ps->pb, cap);
     if (!pb)
       return KJ_ENOMEM;
     ps->pb = pb;
@@ -360,10 +374,10 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
   ps.fn = fn;
   ps.arg = arg;
   ps.info = info;
-  ZSTD_DCtx *z = ZSTD_createDCtx();
+  ZSTD_DCtx *z = ZSTD_createDCtx_advanced(zs_mem);
   size_t zcap = ZSTD_DStreamOutSize();
-  uint8_t *ct = malloc(4 + CHUNK + SS_ABYTES), *pt = malloc(CHUNK),
-          *zout = malloc(zcap);
+  uint8_t *ct = malloc(4 + CHUNK + SS_ABYTES), *pt = kj_sec_alloc(CHUNK),
+          *zout = kj_sec_alloc(zcap);
   if (!z || !ct || !pt || !zout) {
     rc = kj_err(e, KJ_ENOMEM, "reading %s: out of memory", name);
     goto out;
@@ -436,9 +450,9 @@ out:
   sodium_memzero(&ss, sizeof ss);
   ZSTD_freeDCtx(z);
   free(ct);
-  free(pt);
-  free(zout);
-  free(ps.pb);
+  kj_sec_free(pt);
+  kj_sec_free(zout);
+  kj_sec_free(ps.pb);
   return rc;
 }
 

@@ -17,6 +17,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +47,17 @@
 
 size_t kj_max_key(void) { return KJ_MAX_KEY; }
 size_t kj_max_value(void) { return KJ_MAX_VALUE; }
-void kj_free(void *p) { free(p); }
+/* Values handed to the caller are plain malloc blocks (the caller may keep
+ * them as long as it likes); kj_free wipes one before releasing it, so a
+ * row read and freed leaves no plaintext in the heap. */
+void kj_free(void *p) {
+  if (!p)
+    return;
+#ifdef __GLIBC__
+  sodium_memzero(p, malloc_usable_size(p));
+#endif
+  free(p);
+}
 
 const char *kj_store_errmsg(kj_store *s) { return s ? s->errmsg : ""; }
 

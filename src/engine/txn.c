@@ -27,6 +27,7 @@
 #include "body.h"
 #include "checkpoint.h"
 #include "handle.h"
+#include "secmem.h"
 
 /* Largest undo body kept for a group commit; a commit that overwrites more
  * waits for its sync under the writer lock (see kj_txn_commit). */
@@ -233,7 +234,7 @@ static kj_pending *pending_new(const kj_txn *t) {
   uint64_t n = kj_body_undo_len(s->tables, t->ws, GROUP_UNDO_MAX);
   if (!n)
     return NULL;
-  kj_pending *pd = malloc(sizeof *pd + (size_t)n);
+  kj_pending *pd = kj_sec_alloc(sizeof *pd + (size_t)n);
   if (!pd)
     return NULL;
   pd->len = kj_body_encode_undo(pd->undo, s->tables, t->ws);
@@ -268,7 +269,7 @@ static void undo_pending(kj_store *s) {
     if (kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_APPLY, pd->undo,
                       pd->len, &e))
       atomic_store(&s->broken, 1); /* memory no longer matches */
-    free(pd);
+    kj_sec_free(pd);
   }
   pthread_mutex_unlock(&s->pend_mu);
   pthread_rwlock_unlock(&s->rows);
@@ -284,7 +285,7 @@ static int group_wait(kj_store *s, kj_pending *pd) {
     pthread_mutex_lock(&s->pend_mu);
     pending_unlink(s, pd);
     pthread_mutex_unlock(&s->pend_mu);
-    free(pd);
+    kj_sec_free(pd);
     pthread_mutex_lock(&s->mu);
     s->commits++;
     pthread_mutex_unlock(&s->mu);
@@ -326,7 +327,8 @@ int kj_txn_commit(kj_txn *t) {
   kj_pending *pd = NULL;
   if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
     rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
-  else if (!(body = malloc(kj_body_len(kj_map_count(t->ws), t->ws_bytes))))
+  else if (!(body =
+                 kj_sec_alloc(kj_body_len(kj_map_count(t->ws), t->ws_bytes))))
     rc = kj_err(&e, KJ_ENOMEM, "commit: out of memory");
   else {
     len = kj_body_encode(body, t->ws);
@@ -338,7 +340,7 @@ int kj_txn_commit(kj_txn *t) {
       atomic_store(&s->poisoned, 1);
   }
   if (!rc && pd && kj_checkpoint_due(s)) {
-    free(pd); /* the snapshot must follow this commit's sync: serial */
+    kj_sec_free(pd); /* the snapshot must follow this commit's sync: serial */
     pd = NULL;
   }
   if (!rc && full && !pd &&
@@ -352,7 +354,7 @@ int kj_txn_commit(kj_txn *t) {
     if (rc) /* journal and memory now disagree: only a reopen can help */
       atomic_store(&s->broken, 1);
   }
-  free(body);
+  kj_sec_free(body);
   if (!rc && pd) {
     /* Group commit: publish the undo, let the next writer in, then wait
      * for the shared sync. */
@@ -370,7 +372,7 @@ int kj_txn_commit(kj_txn *t) {
     txn_end(t);
     return group_wait(s, pd);
   }
-  free(pd);
+  kj_sec_free(pd);
   if (!rc) {
     pthread_mutex_lock(&s->mu);
     s->commits++;
@@ -390,14 +392,14 @@ int kj_txn_commit(kj_txn *t) {
 static int undo_record(kj_txn *t, const uint8_t *tk, size_t tklen,
                        const kj_entry *old) {
   size_t vlen = old && !kj_entry_tomb(old) ? kj_entry_vlen(old) : 0;
-  uint8_t *v = malloc(1 + vlen);
+  uint8_t *v = kj_sec_alloc(1 + vlen);
   if (!v)
     return KJ_ENOMEM;
   v[0] = !old ? 0 : kj_entry_tomb(old) ? 1 : 2;
   if (vlen)
     memcpy(v + 1, kj_entry_val(old), vlen);
   int rc = kj_map_put(t->undo, tk, tklen, v, 1 + vlen, 0);
-  free(v);
+  kj_sec_free(v);
   return rc;
 }
 

@@ -172,7 +172,7 @@ static int key_set_in(nat_op *op, uint32_t dev, const void *key_id,
     enc_latest(&w, key_id, idlen);
     rc = nat_put_w(op, NT_SYNC_LATEST, &k, &w);
   }
-  nat_wbuf_free_wiped(&w);
+  kj_w_free(&w);
   return rc;
 }
 

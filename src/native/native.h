@@ -165,9 +165,9 @@ typedef int (*nat_keep_fn)(void *ctx, const uint8_t *key, size_t klen,
 int nat_del_prefix(nat_op *op, unsigned table, const kj_kbuf *prefix,
                    nat_keep_fn keep, void *ctx, uint64_t *n);
 
-/* Free a value or a writer that held key material, wiping it first. */
+/* Free a value that held key material, wiping it first (kj_w_free wipes
+ * a writer). */
 void nat_free_wiped(void *p, size_t n);
-void nat_wbuf_free_wiped(kj_wbuf *w);
 
 /* The store groups of the backend's table, one per store file. */
 extern const kj_signal_ops nat_signal_ops;

@@ -118,12 +118,6 @@ void nat_free_wiped(void *p, size_t n) {
   kj_free(p);
 }
 
-void nat_wbuf_free_wiped(kj_wbuf *w) {
-  if (w->p)
-    sodium_memzero(w->p, w->cap);
-  kj_w_free(w);
-}
-
 int64_t nat_now_ms(nat_op *op) { return kj_store_clock(op->s); }
 
 int nat_get(nat_op *op, unsigned table, const kj_kbuf *k, void **v,
@@ -201,7 +195,7 @@ int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
   if (!rc)
     rc = nat_end(&op, nat_put_w(&op, table, k, w));
-  nat_wbuf_free_wiped(w);
+  kj_w_free(w);
   return rc;
 }
 

@@ -98,7 +98,7 @@ static void pkb_init(pk_builder *pb) {
 
 static void pkb_free(pk_builder *pb) {
   kj_w_free(&pb->items);
-  nat_wbuf_free_wiped(&pb->bytes);
+  kj_w_free(&pb->bytes);
 }
 
 static int pkb_add(pk_builder *pb, uint32_t id, int uploaded,
@@ -257,7 +257,7 @@ static int store_in(nat_op *op, uint32_t dev, const kj_prekey *keys, size_t n,
     enc_prekey(&w, uploaded, keys[i].record.p, keys[i].record.len);
     rc = nat_put_w(op, NT_PREKEY, &k, &w);
   }
-  nat_wbuf_free_wiped(&w);
+  kj_w_free(&w);
   return rc;
 }
 
@@ -372,7 +372,7 @@ static int mark_one(nat_op *op, uint32_t dev, uint32_t id) {
     kj_w_init(&w);
     enc_prekey(&w, 1, rec, rlen);
     rc = nat_put_w(op, NT_PREKEY, &k, &w);
-    nat_wbuf_free_wiped(&w);
+    kj_w_free(&w);
   }
   nat_free_wiped(v, vlen);
   return rc;
