@@ -19,7 +19,11 @@
 
 /* ---- SQLite reference backend (oracle/sqlite_backend.c) -------------- */
 
-/* Open the SQLite reference on file path (":memory:" for none), with
+/* A test oracle, not a store for real keys: it writes rows, and the extra
+ * bytes of kj_device_snapshot_copy, in plaintext (the native backend seals
+ * everything, doc/FORMAT.md).
+ *
+ * Open the SQLite reference on file path (":memory:" for none), with
  * synchronous=FULL (or NORMAL when normal is 1), WAL mode, foreign keys
  * on. clock gives milliseconds (NULL: wall clock). Errors: KJ_EIO (with
  * *errmsg, free with kj_free), KJ_ENOMEM. */

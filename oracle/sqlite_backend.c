@@ -12,6 +12,10 @@
  * a bug. Clarity beats speed here: one statement per step, explicit
  * transactions, no cleverness.
  *
+ * Plaintext: the unkeyed database, and the extra bytes of a snapshot copy
+ * (<label>.db.extra), are written in clear. This is a test oracle, never a
+ * store for real keys; the native backend seals both (doc/FORMAT.md 6.4).
+ *
  * Schema (every key and identifier a BLOB, so ORDER BY compares with
  * memcmp, shorter first on a common prefix: exactly the contract's order;
  * u32 / u64 / i64 numbers as INTEGER, a u64 stored as its i64 bit pattern):
@@ -1931,7 +1935,8 @@ static int write_file(sq_backend *b, const char *p, const void *data,
   return rc;
 }
 
-/* VACUUM INTO <dir of db>/copies/<label>.db, plus <that>.extra. VACUUM
+/* VACUUM INTO <dir of db>/copies/<label>.db, plus <that>.extra (the extra
+ * bytes in plaintext: see the top of this file). VACUUM
  * cannot run inside a transaction, and a caller's kj_tx must not leak into
  * the copy, so the copy is made by a second, read-only connection, which
  * (WAL) sees exactly the committed state. */

@@ -731,6 +731,15 @@ static int lands_in(const char *path, const char *copies, const char *name) {
   return res;
 }
 
+/* 1 when the n bytes at p contain the string w. */
+static int has_bytes(const void *p, size_t n, const char *w) {
+  size_t m = strlen(w);
+  for (size_t i = 0; i + m <= n; i++)
+    if (!memcmp((const char *)p + i, w, m))
+      return 1;
+  return 0;
+}
+
 static void test_snapshot_copy(void) {
   char *root = tu_mkdtemp();
   char *dir = tu_path(root, "store");
@@ -767,9 +776,86 @@ static void test_snapshot_copy(void) {
   char *ep = tu_path(path ? path : "/nonexistent", "extra.bin");
   size_t el = 0;
   char *ed = tu_read_file(ep, &el);
-  ok(ed && el == sizeof extra && !memcmp(ed, extra, el),
-     "copy: extra.bin holds the extra bytes");
+  ok(ed && el == 64 + sizeof extra + 16,
+     "copy: extra.bin is a 64-byte header, the sealed bytes and a tag");
+  ok(ed && !has_bytes(ed, el, "bytes"), "copy: extra.bin holds no plaintext");
   free(ed);
+  if (path) {
+    kj_backend *rb = open_b(path, 0);
+    void *x = NULL;
+    size_t xl = 0;
+    is(rb ? kj_store_read_extra(kj_backend_store(rb), &x, &xl) : -1, KJ_OK,
+       "copy: kj_store_read_extra on the opened copy");
+    ok(x && xl == sizeof extra && !memcmp(x, extra, xl),
+       "copy: ... gives back the extra bytes");
+    kj_free(x);
+    /* Damage: a flipped byte in the header, in the ciphertext, a cut. */
+    size_t fl = 0;
+    uint8_t *f = tu_read_file(ep, &fl);
+    static const struct {
+      size_t off;
+      const char *where;
+    } flips[] = {{3, "at offset 0:"},
+                 {12, "at offset 8:"},
+                 {30, "at offset 64:"},
+                 {70, "at offset 64:"}};
+    for (size_t i = 0; f && rb && i < sizeof flips / sizeof flips[0]; i++) {
+      f[flips[i].off] ^= 0x20;
+      tu_write_file(ep, f, fl);
+      f[flips[i].off] ^= 0x20;
+      x = (void *)&x;
+      is(kj_store_read_extra(kj_backend_store(rb), &x, &xl), KJ_ECORRUPT,
+         "copy: extra.bin with byte %zu flipped is KJ_ECORRUPT", flips[i].off);
+      ok(x == NULL && strstr(kj_backend_errmsg(rb), flips[i].where) &&
+             strstr(kj_backend_errmsg(rb), "extra.bin"),
+         "copy: ... naming the file and '%s' (%s)", flips[i].where,
+         kj_backend_errmsg(rb));
+    }
+    if (f) {
+      tu_write_file(ep, f, fl - 1);
+      is(kj_store_read_extra(kj_backend_store(rb), &x, &xl), KJ_ECORRUPT,
+         "copy: a cut extra.bin is KJ_ECORRUPT");
+      tu_write_file(ep, f, 10);
+      is(kj_store_read_extra(kj_backend_store(rb), &x, &xl), KJ_ECORRUPT,
+         "copy: a 10-byte extra.bin is KJ_ECORRUPT");
+      tu_write_file(ep, f, fl);
+      is(kj_store_read_extra(kj_backend_store(rb), &x, &xl), KJ_OK,
+         "copy: restored, it reads again");
+      kj_free(x);
+    }
+    free(f);
+    is(kj_store_read_extra(kj_backend_store(rb), NULL, &xl), KJ_EINVAL,
+       "copy: NULL extra is KJ_EINVAL");
+    is(kj_store_read_extra(kj_backend_store(rb), &x, NULL), KJ_EINVAL,
+       "copy: NULL elen is KJ_EINVAL");
+    is(kj_store_read_extra(NULL, &x, &xl), KJ_EINVAL,
+       "copy: NULL store is KJ_EINVAL");
+    kj_backend_close(rb);
+  }
+  /* The same store's bytes moved into another store: refused. */
+  {
+    char *odir = tu_mkdtemp(); /* not beside the store: checked below */
+    kj_backend *ob = open_b(odir, 0);
+    char *oe = tu_path(odir, "extra.bin");
+    size_t fl = 0;
+    uint8_t *f = tu_read_file(ep, &fl);
+    ok(f && tu_write_file(oe, f, fl) == 0,
+       "copy: extra.bin put in another store");
+    void *x = (void *)&x;
+    size_t xl = 0;
+    is(ob ? kj_store_read_extra(kj_backend_store(ob), &x, &xl) : -1,
+       KJ_ECORRUPT, "copy: another store's extra.bin is KJ_ECORRUPT");
+    ok(ob && strstr(kj_backend_errmsg(ob), "written by another store"),
+       "copy: ... 'written by another store'");
+    unlink(oe);
+    is(ob ? kj_store_read_extra(kj_backend_store(ob), &x, &xl) : -1,
+       KJ_NOTFOUND, "copy: a store without extra.bin is KJ_NOTFOUND");
+    kj_backend_close(ob);
+    free(f);
+    free(oe);
+    tu_rmrf(odir);
+    free(odir);
+  }
   free(ep);
   {
     kj_options o;
@@ -793,8 +879,19 @@ static void test_snapshot_copy(void) {
   is(kj_device_snapshot_copy(b, NULL, "empty-extra", 11, "", 0, NULL), KJ_OK,
      "copy: extra non-NULL, 0 bytes");
   ep = tu_path(copies, "empty-extra/extra.bin");
-  is(tu_file_size(ep), 0, "copy: an empty extra.bin");
+  is(tu_file_size(ep), 64 + 16, "copy: an empty extra.bin is header and tag");
   free(ep);
+  {
+    char *ed2 = tu_path(copies, "empty-extra");
+    kj_backend *eb = open_b(ed2, 0);
+    void *x = (void *)&x;
+    size_t xl = 1;
+    is(eb ? kj_store_read_extra(kj_backend_store(eb), &x, &xl) : -1, KJ_OK,
+       "copy: empty extra bytes read back");
+    ok(x == NULL && xl == 0, "copy: ... as NULL and 0");
+    kj_backend_close(eb);
+    free(ed2);
+  }
   free(path);
 
   /* Label sanitising: always one entry directly inside copies/. */

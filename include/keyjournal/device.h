@@ -77,9 +77,12 @@ int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id);
  * Where the copy goes depends on the backend, and *path (if not NULL;
  * kj_free) receives it:
  *   native:  <store dir>/copies/<label>/, a store directory that opens with
- *            kj_backend_open(path, same key); extra bytes in extra.bin in it;
- *   SQLite:  <db dir>/copies/<label>.db, a database file; extra bytes in
- *            <label>.db.extra.
+ *            kj_backend_open(path, same key); extra bytes sealed with the
+ *            store's key in extra.bin in it, read back with
+ *            kj_store_read_extra(kj_backend_store(copy), ...);
+ *   SQLite (the test oracle's reference, not for real data): <db
+ *            dir>/copies/<label>.db, a database file; extra bytes in
+ *            plaintext in <label>.db.extra, as its database is.
  * A failure after the copy itself was written (writing the extra bytes)
  * leaves the copy in place.
  *

@@ -357,13 +357,26 @@ int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
 #define KJ_COPY_PARENT 0x1u
 
 /* kj_store_copy, and then, when extra is non-NULL, elen bytes of the
- * caller's written durably as dir/extra.bin (FORMAT.md section 1); flags
- * is 0 or KJ_COPY_PARENT. Every file and directory goes through the
- * store's VFS. Errors: those of kj_store_copy, and KJ_EINVAL for unknown
- * flags or NULL extra with elen > 0. A failure after the copy leaves it
- * behind without extra.bin. Cost: kj_store_copy plus writing elen bytes. */
+ * caller's written durably as dir/extra.bin, sealed with the store's key
+ * like every other file (FORMAT.md 6.4; kj_store_read_extra reads
+ * them back); flags is 0 or KJ_COPY_PARENT. Every file and directory goes
+ * through the store's VFS. Errors: those of kj_store_copy, and KJ_EINVAL
+ * for unknown flags, NULL extra with elen > 0, or elen over kj_max_value().
+ * A failure after the copy leaves it behind without extra.bin. Cost:
+ * kj_store_copy plus sealing and writing elen bytes. */
 int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
                      const void *extra, size_t elen, unsigned flags);
+
+/* The extra bytes that kj_store_copy_ex wrote into the store s is open on
+ * (a copy, opened with the key of the store it was copied from; the
+ * native backend's kj_device_snapshot_copy makes one: kj_backend_store()
+ * gives its kj_store). KJ_OK with *extra (free with kj_free; NULL when
+ * *elen is 0) and *elen; KJ_NOTFOUND when the store has no extra.bin;
+ * KJ_ECORRUPT, with the file and offset in the message, when the file is
+ * damaged, was written by another store or does not authenticate under
+ * this key; KJ_EINVAL for NULL arguments or a memory-only store. Reads
+ * one file; changes nothing. */
+int kj_store_read_extra(kj_store *s, void **extra, size_t *elen);
 
 /* The store's clock (kj_options.clock): milliseconds since the epoch. */
 int64_t kj_store_clock(kj_store *s);

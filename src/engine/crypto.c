@@ -52,6 +52,7 @@ int kj_keys_derive(const uint8_t *raw, const char *passphrase,
                              master);
   crypto_kdf_derive_from_key(k->snapshot, sizeof k->snapshot, 3, KDF_CONTEXT,
                              master);
+  crypto_kdf_derive_from_key(k->side, sizeof k->side, 4, KDF_CONTEXT, master);
   sodium_free(master); /* sodium_free wipes before freeing */
   sodium_mprotect_readonly(k);
   *out = k;

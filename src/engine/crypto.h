@@ -24,6 +24,7 @@ typedef struct kj_keys {
   uint8_t header[32];   /* subkey 1: header key check */
   uint8_t journal[32];  /* subkey 2: journal frames */
   uint8_t snapshot[32]; /* subkey 3: snapshots */
+  uint8_t side[32];     /* subkey 4: side files (a copy's extra.bin) */
 } kj_keys;
 
 /* Once per process before any other call; safe to repeat. KJ_OK or

@@ -609,6 +609,109 @@ static int ensure_parent(kj_store *s, const char *dir, kj_errbuf *e) {
   return KJ_OK;
 }
 
+/* ---- a copy's extra bytes (doc/FORMAT.md 6.4) ---------------------------
+ *
+ * extra.bin is sealed like everything else the engine writes: a 64-byte
+ * header (magic, store id, nonce, length) that is the associated data of
+ * XChaCha20-Poly1305 under the side-file subkey, then the ciphertext. */
+
+#define EXTRA_NAME "extra.bin"
+#define EXTRA_MAGIC "KJEXTRA\001"
+#define EXTRA_HDR 64u
+
+static int extra_write(kj_store *s, const char *dir, const void *m, size_t n,
+                       kj_errbuf *e) {
+  size_t len = EXTRA_HDR + n + KJ_TAG_BYTES;
+  uint8_t *b = calloc(1, len);
+  if (!b)
+    return kj_err(e, KJ_ENOMEM, "sealing %s: out of memory", EXTRA_NAME);
+  memcpy(b, EXTRA_MAGIC, 8);
+  memcpy(b + 8, s->store_id, KJ_STORE_ID_BYTES);
+  kj_random(b + 24, KJ_NONCE_BYTES);
+  kj_put64(b + 48, n);
+  kj_seal(s->keys->side, b + EXTRA_HDR, m, n, b, EXTRA_HDR, b + 24);
+  int rc = kj_durable_file(s->vfs, dir, EXTRA_NAME, b, len, e);
+  free(b);
+  return rc;
+}
+
+int kj_store_read_extra(kj_store *s, void **extra, size_t *elen) {
+  if (!s)
+    return KJ_EINVAL;
+  if (extra)
+    *extra = NULL;
+  if (elen)
+    *elen = 0;
+  if (!extra || !elen || !s->dir)
+    return kj_store_fail_msg(
+        s, KJ_EINVAL,
+        "kj_store_read_extra: NULL output or a memory-only store");
+  kj_errbuf e;
+  char p[KJ_PATH_MAX];
+  kj_path(p, s->dir, EXTRA_NAME);
+  kj_vfs_file *f;
+  errno = 0;
+  int rc = s->vfs->open(s->vfs->ctx, p, KJ_VFS_READ, &f);
+  if (rc == KJ_NOTFOUND)
+    kj_err(&e, rc, "%s: no extra bytes in this store", p);
+  else if (rc)
+    kj_err(&e, rc, "open %s: %s", p, kj_err_cause());
+  if (rc)
+    return kj_store_fail(s, rc, &e);
+  uint64_t size = 0;
+  uint8_t *b = NULL;
+  size_t got = 0;
+  if ((rc = s->vfs->size(s->vfs->ctx, f, &size)))
+    kj_err(&e, rc, "size of %s: %s", p, kj_err_cause());
+  else if (size < EXTRA_HDR + KJ_TAG_BYTES ||
+           size > (uint64_t)EXTRA_HDR + KJ_TAG_BYTES + KJ_MAX_VALUE)
+    rc = kj_err(&e, KJ_ECORRUPT,
+                "%s: %" PRIu64 " bytes is not the size of an extra-bytes file",
+                p, size);
+  else if (!(b = malloc((size_t)size)))
+    rc = kj_err(&e, KJ_ENOMEM, "reading %s: out of memory", p);
+  else if ((rc = s->vfs->read(s->vfs->ctx, f, b, (size_t)size, 0, &got)))
+    kj_err(&e, rc, "read %s: %s", p, kj_err_cause());
+  s->vfs->close(s->vfs->ctx, f);
+  size_t n =
+      got > EXTRA_HDR + KJ_TAG_BYTES ? got - EXTRA_HDR - KJ_TAG_BYTES : 0;
+  uint8_t *m = NULL;
+  if (rc) {
+    /* e says why */
+  } else if (got != size || memcmp(b, EXTRA_MAGIC, 8))
+    rc = kj_err(&e, KJ_ECORRUPT,
+                "%s at offset 0: not an extra-bytes file (bad magic or "
+                "version)",
+                p);
+  else if (memcmp(b + 8, s->store_id, KJ_STORE_ID_BYTES))
+    rc = kj_err(&e, KJ_ECORRUPT, "%s at offset 8: written by another store", p);
+  else if (kj_get64(b + 48) != n)
+    rc = kj_err(&e, KJ_ECORRUPT,
+                "%s at offset 48: length %" PRIu64 " but %zu bytes follow", p,
+                kj_get64(b + 48), n);
+  else if (!(m = malloc(n ? n : 1)))
+    rc = kj_err(&e, KJ_ENOMEM, "reading %s: out of memory", p);
+  else if (kj_unseal(s->keys->side, m, b + EXTRA_HDR, n + KJ_TAG_BYTES, b,
+                     EXTRA_HDR, b + 24)) {
+    free(m);
+    m = NULL;
+    rc = kj_err(&e, KJ_ECORRUPT,
+                "%s at offset %u: authentication failed (damaged, or sealed "
+                "with another key)",
+                p, EXTRA_HDR);
+  }
+  free(b);
+  if (rc)
+    return kj_store_fail(s, rc, &e);
+  if (!n) {
+    free(m);
+    m = NULL;
+  }
+  *extra = m;
+  *elen = n;
+  return KJ_OK;
+}
+
 int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
                      const void *extra, size_t elen, unsigned flags) {
   if (!s)
@@ -616,7 +719,7 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
   kj_errbuf e;
   if (!s->journal || s->read_only || !dir || !dir[0] ||
       strlen(dir) > KJ_PATH_MAX - 64 || (txn && (txn->s != s || !txn->ws)) ||
-      (flags & ~KJ_COPY_PARENT) || (!extra && elen))
+      (flags & ~KJ_COPY_PARENT) || (!extra && elen) || elen > KJ_MAX_VALUE)
     return kj_store_fail_msg(
         s, KJ_EINVAL,
         "kj_store_copy: memory-only or read-only store, bad directory, "
@@ -631,7 +734,7 @@ int kj_store_copy_ex(kj_store *s, kj_txn *txn, const char *dir,
   if (!rc)
     rc = copy_locked(s, dir, &e);
   if (!rc && extra)
-    rc = kj_durable_file(s->vfs, dir, "extra.bin", extra, elen, &e);
+    rc = extra_write(s, dir, extra, elen, &e);
   if (!txn)
     pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;
