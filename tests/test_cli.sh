@@ -31,7 +31,7 @@ check "--help exits 0" status 0 "$KEYJOURNAL" --help
 check "no command is a usage error" status 2 "$KEYJOURNAL"
 check "unknown command is a usage error" status 2 "$KEYJOURNAL" frobnicate
 check "help exits 0" status 0 "$KEYJOURNAL" help
-check "help lists every command" sh -c 'for c in demo verify info oracle bench help; do
+check "help lists every command" sh -c 'for c in demo verify info extra oracle bench help; do
   grep -q "^  keyjournal $c " "$1" || { echo "# $c missing"; exit 1; }; done' sh "$tmp/out"
 # oracle and bench run keyjournal-oracle: a missing one is exit 127.
 check "oracle with a missing keyjournal-oracle exits 127" \

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "keyjournal/device.h"
@@ -740,6 +741,62 @@ static int has_bytes(const void *p, size_t n, const char *w) {
   return 0;
 }
 
+/* `keyjournal extra --key-file K DIR`, K holding tu_key: its exit status
+ * (-1 when it could not run), its stdout in *out (tu_read_file). */
+static int run_extra(const char *root, const char *dir, void **out,
+                     size_t *olen) {
+  const char *kj = getenv("KEYJOURNAL");
+  char *kf = tu_path(root, "cli.key"), *of = tu_path(root, "cli.out");
+  char cmd[4096];
+  int st = -1;
+  *out = NULL;
+  *olen = 0;
+  if (kj && tu_write_file(kf, tu_key, KJ_KEY_BYTES) == 0 &&
+      chmod(kf, 0600) == 0 &&
+      snprintf(cmd, sizeof cmd, "'%s' extra --key-file '%s' '%s' >'%s' 2>&1",
+               kj, kf, dir, of) < (int)sizeof cmd) {
+    int w = system(cmd);
+    st = w != -1 && WIFEXITED(w) ? WEXITSTATUS(w) : -1;
+    *out = tu_read_file(of, olen);
+  }
+  unlink(kf);
+  unlink(of);
+  free(kf);
+  free(of);
+  return st;
+}
+
+/* The command-line reader of the extra bytes (make check sets KEYJOURNAL):
+ * the bytes as they are, exit 4 when damaged, 1 when there are none. The
+ * file ep is left as it was. */
+static void cli_extra(const char *root, const char *dir, const void *want,
+                      size_t wlen, const char *ep) {
+  void *o;
+  size_t ol;
+  ok(getenv("KEYJOURNAL") != NULL, "cli: KEYJOURNAL names the command");
+  is(run_extra(root, dir, &o, &ol), 0, "cli: keyjournal extra exits 0");
+  ok(o && ol == wlen && !memcmp(o, want, wlen),
+     "cli: ... and writes exactly the extra bytes");
+  free(o);
+  size_t fl = 0;
+  uint8_t *f = tu_read_file(ep, &fl);
+  if (f && fl > 70) {
+    f[70] ^= 1;
+    tu_write_file(ep, f, fl);
+    is(run_extra(root, dir, &o, &ol), 4, "cli: damaged extra.bin exits 4");
+    ok(o && has_bytes(o, ol, "authentication failed"), "cli: ... and says why");
+    free(o);
+    unlink(ep);
+    is(run_extra(root, dir, &o, &ol), 1, "cli: no extra.bin exits 1");
+    ok(o && has_bytes(o, ol, "no extra bytes"), "cli: ... and says so");
+    free(o);
+    f[70] ^= 1;
+    tu_write_file(ep, f, fl);
+  }
+  ok(f != NULL, "cli: extra.bin read for the damage cases");
+  free(f);
+}
+
 static void test_snapshot_copy(void) {
   char *root = tu_mkdtemp();
   char *dir = tu_path(root, "store");
@@ -831,6 +888,7 @@ static void test_snapshot_copy(void) {
     is(kj_store_read_extra(NULL, &x, &xl), KJ_EINVAL,
        "copy: NULL store is KJ_EINVAL");
     kj_backend_close(rb);
+    cli_extra(root, path, extra, sizeof extra, ep);
   }
   /* The same store's bytes moved into another store: refused. */
   {

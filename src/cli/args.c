@@ -1,5 +1,6 @@
 /*
- * src/cli/args.c - the options of the store commands (demo, verify, info).
+ * src/cli/args.c - the options of the store commands (demo, verify, info,
+ * extra).
  *
  * Owns their common command line: options before or after DIR, "--name
  * VALUE" and "--name=VALUE", "--" ending the options, -h/--help, one DIR,

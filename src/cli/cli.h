@@ -5,7 +5,7 @@
  * command table of main.c) over a few shared files: args.c parses the
  * options common to the store commands, messages.c prints errors and maps
  * keyjournal status codes to exit codes, readonly.c opens a store
- * read-only for verify and info, keysrc.c owns key material (key files,
+ * read-only for verify, info and extra, keysrc.c owns key material (key files,
  * KJ_PASSPHRASE, the /dev/tty prompt, random keys) and its wiping;
  * usage_oracle.h is the usage text of the two commands that run in
  * keyjournal-oracle. The command uses the public API of the library only.
@@ -65,6 +65,7 @@ const cli_cmd *cli_cmd_find(const char *name);
 int cmd_demo(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_extra(int argc, char **argv);
 /* oracle and bench: executes keyjournal-oracle with the same arguments,
  * returns only when that fails. */
 int cmd_oracle(int argc, char **argv);
@@ -74,6 +75,7 @@ int cmd_version(int argc, char **argv);
 extern const char cli_usage_demo[];
 extern const char cli_usage_verify[];
 extern const char cli_usage_info[];
+extern const char cli_usage_extra[];
 extern const char cli_usage_oracle[];
 extern const char cli_usage_bench[];
 extern const char cli_usage_help[];
@@ -101,7 +103,7 @@ int cli_parse_args(const char *cmd, int argc, char **argv, int first,
 /* Returned by a parser when the command goes on (not an exit status). */
 #define CLI_GO_ON (-1)
 
-/* The command line of verify and info, argv[0] being the command:
+/* The command line of verify, info and extra, argv[0] being the command:
  * [--key-file F] DIR. Returns CLI_GO_ON with args->dir set, or the exit
  * status after the usage text (--help) or a usage error. */
 int cli_parse_dir_args(const char *cmd, int argc, char **argv, cli_args *args);
@@ -164,8 +166,8 @@ int cli_key_from_file(cli_key *k, const char *path, const char *cmd);
  * variable is not set, or CLI_EXIT_USAGE (empty or too long) after printing
  * why. */
 int cli_key_from_env(cli_key *k, const char *cmd);
-/* The full order used by verify and info: --key-file, else KJ_PASSPHRASE,
- * else a "Passphrase: " prompt on /dev/tty without echo. Returns
+/* The full order used by verify, info and extra: --key-file, else
+ * KJ_PASSPHRASE, else a "Passphrase: " prompt on /dev/tty without echo. Returns
  * CLI_EXIT_OK, or CLI_EXIT_USAGE after printing why (also when there is no
  * terminal to prompt on). */
 int cli_key_resolve(cli_key *k, const char *key_file, const char *cmd);

@@ -1,5 +1,5 @@
 /*
- * src/cli/readonly.c - a store opened read-only, for verify and info.
+ * src/cli/readonly.c - a store opened read-only, for verify, info and extra.
  *
  * Owns how the read-only commands reach a store: the key from the usual
  * sources (keysrc.c), wiped as soon as the open returns; read-only

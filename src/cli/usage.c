@@ -39,7 +39,8 @@ static const char usage_keys[] =
     "Key sources, the first that applies:\n"
     "  --key-file F    a file of exactly 32 raw key bytes\n"
     "  KJ_PASSPHRASE   environment variable holding a passphrase (Argon2id)\n"
-    "  prompt          verify, info: \"Passphrase: \" on /dev/tty, no echo\n"
+    "  prompt          verify, info, extra: \"Passphrase: \" on /dev/tty, no "
+    "echo\n"
     "  random key      demo: a new random key, written to DIR.key (mode\n"
     "                  0600) next to DIR\n";
 static const char usage_exit[] =
