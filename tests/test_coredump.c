@@ -373,8 +373,27 @@ static void test_real_core(void) {
   free(dir);
 }
 
+/* AddressSanitizer reserves terabytes of shadow and allocator address
+ * space and turns core dumps off by design: neither check can run in a
+ * sanitizer build. The default build (and the CI's default pass) runs
+ * them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KJ_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KJ_TEST_ASAN 1
+#endif
+#endif
+
 int main(void) {
+#ifdef KJ_TEST_ASAN
+  printf("1..0 # SKIP core dumps cannot be checked under AddressSanitizer "
+         "(it disables them and maps terabytes); the default build runs "
+         "this test\n");
+  return 0;
+#else
   test_live_scan();
   test_real_core();
   return tap_done();
+#endif
 }
