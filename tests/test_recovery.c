@@ -559,6 +559,21 @@ static size_t frame_ends(const unsigned char *b, size_t n, uint64_t *ends,
   return k;
 }
 
+/* The frame boundaries of segment segno in dir: ends[0] = 64 (the segment
+ * header's end), ends[1..k] the end of each frame; returns k (0 when the
+ * segment cannot be read). */
+static size_t seg_boundaries(const char *dir, uint64_t segno,
+                             uint64_t ends[256]) {
+  char *sp = tu_path(dir, rec_seg(segno));
+  size_t n;
+  unsigned char *seg = tu_read_file(sp, &n);
+  free(sp);
+  size_t k = seg ? frame_ends(seg, n, ends + 1, 255) : 0;
+  free(seg);
+  ends[0] = 64;
+  return k;
+}
+
 /* A copy of img with segment segno damaged: its frames kept up to byte
  * keep, then truncated (zero_tail 0) or zeroed to the end (1). */
 static char *rec_damaged(const char *img, uint64_t segno, uint64_t keep,
@@ -612,13 +627,8 @@ static void test_record_clean(const rec_image *im) {
 
   /* (c) and (d): the last segment cut, or its tail zeroed, at every frame
    * boundary (offset 64: every frame gone; the last: only the marker). */
-  char *sp = tu_path(im->clean, rec_seg(im->last));
-  unsigned char *seg = tu_read_file(sp, &n);
-  free(sp);
   uint64_t ends[256];
-  size_t k = seg ? frame_ends(seg, n, ends + 1, 255) : 0;
-  free(seg);
-  ends[0] = 64;
+  size_t k = seg_boundaries(im->clean, im->last, ends);
   ok(k >= 2, "last segment holds %zu frames", k);
   for (int zero = 0; zero < 2; zero++) {
     int bad_rc = 0, bad_msg = 0;
@@ -664,13 +674,8 @@ static void test_record_window(const rec_image *im) {
      (unsigned long long)im->last, (unsigned long long)im->rows_at_roll);
   free(h);
   free(hp);
-  char *sp = tu_path(im->crash, rec_seg(im->last));
-  unsigned char *seg = tu_read_file(sp, &n);
-  free(sp);
   uint64_t ends[256];
-  size_t k = seg ? frame_ends(seg, n, ends + 1, 255) : 0;
-  free(seg);
-  ends[0] = 64;
+  size_t k = seg_boundaries(im->crash, im->last, ends);
   ok(k >= 1, "crash image: %zu frames after the record", k);
   for (int zero = 0; zero < 2; zero++) {
     int bad = 0;
