@@ -157,6 +157,13 @@ static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
   return len;
 }
 
+/* The whole file at path, in a buffer to release with kj_sec_free. A
+ * segment's buffer is megabytes: from secmem it is a mapping of its own,
+ * unmapped when freed. From malloc, its free would raise glibc's mmap
+ * threshold and leave the heap holding megabytes that the rows, which
+ * live in secmem, can never reuse (6 MiB more peak RSS when opening 100k
+ * rows). The bytes are sealed frames, so the wipe on free costs nothing
+ * that matters: large blocks are unmapped, not wiped. */
 static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
                      uint64_t *size, kj_errbuf *e) {
   kj_vfs_file *f;
@@ -175,7 +182,7 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
     vfs->close(vfs->ctx, f);
     return kj_err(e, KJ_ENOMEM, "%s is too large to read", path);
   }
-  uint8_t *buf = malloc(sz ? sz : 1);
+  uint8_t *buf = kj_sec_alloc(sz);
   if (!buf) {
     vfs->close(vfs->ctx, f);
     return kj_err(e, KJ_ENOMEM, "reading %s: out of memory", path);
@@ -184,7 +191,7 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
   rc = vfs->read(vfs->ctx, f, buf, sz, 0, &got);
   vfs->close(vfs->ctx, f);
   if (rc) {
-    free(buf);
+    kj_sec_free(buf);
     return kj_err(e, rc, "read %s: %s", path, kj_err_cause());
   }
   *out = buf;
@@ -312,7 +319,7 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
                   "%s: journal data without a store header (refusing to "
                   "overwrite it)",
                   p);
-    free(buf);
+    kj_sec_free(buf);
   }
   free(l.v);
   if (rc)
@@ -536,14 +543,14 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       break;
     rc = replay_segment(r, path, l.v[i], b, size, &end, e);
     if (rc) {
-      free(b);
+      kj_sec_free(b);
       break;
     }
     last = l.v[i];
     last_size = size;
     uint64_t stray = nonzero_extent(b, size, end);
     if (!stray) { /* rule 5.6.1: clean end */
-      free(b);
+      kj_sec_free(b);
       if (i + 1 < l.n) {
         j->bytes_before += end - KJ_SEGMENT_HEADER;
         j->disk_before += size;
@@ -553,12 +560,12 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     /* Rule 5.8 before 5.6.3: the header says the frame was synced, or
      * that a later segment, which the cut would remove, exists. */
     if (cfg->rec_seq >= j->next_seq) {
-      free(b);
+      kj_sec_free(b);
       rc = ends_before_record(j, path, end, e);
       break;
     }
     if (l.v[i] < cfg->rec_segno) {
-      free(b);
+      kj_sec_free(b);
       rc = kj_err(e, KJ_ECORRUPT,
                   "%s at offset %" PRIu64 ": stray bytes after frame seq "
                   "%" PRIu64 ", but the store header records segments up "
@@ -570,7 +577,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     /* Rule 5.6.2: is there evidence that the missing frame was synced? */
     uint64_t ev = durable_evidence(b, size, end);
     uint64_t later_bytes = 0;
-    free(b);
+    kj_sec_free(b);
     for (size_t k = i + 1; k < l.n && !rc; k++) {
       char lp[KJ_PATH_MAX];
       seg_path(cfg->dir, l.v[k], lp);
@@ -583,7 +590,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
         ev = d;
       if (lsize > KJ_SEGMENT_HEADER)
         later_bytes += nonzero_extent(lb, lsize, KJ_SEGMENT_HEADER);
-      free(lb);
+      kj_sec_free(lb);
     }
     if (rc)
       break;
