@@ -117,6 +117,42 @@ static void test_realloc_keeps(void) {
   ok(1, "kj_sec_free(NULL) is a no-op");
 }
 
+/* A freed large block is unmapped the first time a block that long is
+ * freed, and kept after that (secmem.c): the next request it fits gets
+ * it back, holding none of its old bytes, and one twice as small does
+ * not take it. Large blocks are 16-byte aligned too. */
+static void test_large_kept(void) {
+  const size_t n = 3u << 20; /* longer than any block freed before */
+  unsigned char *a = kj_sec_alloc(n);
+  ok(a && (uintptr_t)a % 16 == 0, "a large block, 16-byte aligned");
+  if (!a)
+    return;
+  memset(a, 0x5A, n);
+  kj_sec_free(a); /* the first of its length: unmapped */
+  unsigned char *b = kj_sec_alloc(n);
+  if (!b) {
+    ok(0, "kj_sec_alloc(%zu) failed", n);
+    return;
+  }
+  memset(b, 0xA5, n);
+  kj_sec_free(b); /* kept */
+  unsigned char *small = kj_sec_alloc(n / 2 - 4096);
+  ok(small != b, "a kept mapping does not serve a request half its size");
+  kj_sec_free(small);
+  unsigned char *c = kj_sec_alloc(n - 100);
+  ok(c == b, "the kept mapping serves the next request it fits");
+  ok(c && all_are(c, n - 100, 0), "and holds none of its old bytes");
+  if (c) {
+    c = kj_sec_realloc(c, n); /* grows in place, up to its mapping */
+    ok(c == b && all_are(c + n - 100, 100, 0), "realloc grows it in place");
+    memset(c, 0x3C, n);
+    kj_sec_free(c);
+    unsigned char *d = kj_sec_alloc(n);
+    ok(d && all_are(d, n, 0), "every byte the grown block held is wiped");
+    kj_sec_free(d);
+  }
+}
+
 static void test_limits(void) {
   ok(kj_sec_alloc(SIZE_MAX) == NULL, "SIZE_MAX bytes: NULL");
   ok(kj_sec_alloc(SIZE_MAX - 8) == NULL, "SIZE_MAX - 8 bytes: NULL");
@@ -182,6 +218,7 @@ int main(void) {
   test_sizes_and_reuse();
   test_shrink_then_free();
   test_realloc_keeps();
+  test_large_kept();
   test_limits();
   test_threads();
   return tap_done();

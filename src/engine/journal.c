@@ -157,17 +157,23 @@ static uint32_t frame_sound(const uint8_t *b, uint64_t size, uint64_t off) {
   return len;
 }
 
-/* The whole file at path, in a buffer to release with kj_sec_free. A
- * segment's buffer is megabytes: from secmem it is a mapping of its own,
- * unmapped when freed. From malloc, its free would raise glibc's mmap
- * threshold and leave the heap holding megabytes that the rows, which
- * live in secmem, can never reuse (6 MiB more peak RSS when opening 100k
- * rows). The bytes are sealed frames, so the wipe on free costs nothing
- * that matters: large blocks are unmapped, not wiped. */
-static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
+/* A buffer that holds one whole file at a time, reused from file to file
+ * and released with free(p). It holds sealed frames only (ciphertext), so
+ * it needs neither a wipe nor exclusion from core dumps, and it comes from
+ * plain malloc: a segment is megabytes, above glibc's mmap threshold, so
+ * the first one is a mapping of its own that free returns to the OS, and
+ * glibc then serves later ones from its heap. Reusing one buffer for
+ * every segment of a replay pays its page faults once, not per segment. */
+typedef struct file_buf {
+  uint8_t *p;
+  size_t cap;
+} file_buf;
+
+/* Read the whole file at path into fb (grown when too small); its bytes
+ * are fb->p[0 .. *size). */
+static int read_file(const kj_vfs *vfs, const char *path, file_buf *fb,
                      uint64_t *size, kj_errbuf *e) {
   kj_vfs_file *f;
-  *out = NULL;
   errno = 0;
   int rc = vfs->open(vfs->ctx, path, KJ_VFS_READ, &f);
   if (rc)
@@ -182,19 +188,20 @@ static int read_file(const kj_vfs *vfs, const char *path, uint8_t **out,
     vfs->close(vfs->ctx, f);
     return kj_err(e, KJ_ENOMEM, "%s is too large to read", path);
   }
-  uint8_t *buf = kj_sec_alloc(sz);
-  if (!buf) {
-    vfs->close(vfs->ctx, f);
-    return kj_err(e, KJ_ENOMEM, "reading %s: out of memory", path);
+  if (!fb->p || fb->cap < sz) {
+    free(fb->p); /* no realloc: the old bytes are not wanted */
+    fb->cap = 0;
+    if (!(fb->p = malloc(sz))) {
+      vfs->close(vfs->ctx, f);
+      return kj_err(e, KJ_ENOMEM, "reading %s: out of memory", path);
+    }
+    fb->cap = sz;
   }
   size_t got = 0;
-  rc = vfs->read(vfs->ctx, f, buf, sz, 0, &got);
+  rc = vfs->read(vfs->ctx, f, fb->p, sz, 0, &got);
   vfs->close(vfs->ctx, f);
-  if (rc) {
-    kj_sec_free(buf);
+  if (rc)
     return kj_err(e, rc, "read %s: %s", path, kj_err_cause());
-  }
-  *out = buf;
   *size = got; /* a file that shrank under us reads short: trust the bytes */
   return KJ_OK;
 }
@@ -301,26 +308,26 @@ int kj_journal_create(const kj_journal_cfg *cfg, kj_errbuf *e) {
   if (rc)
     return rc;
   /* Only an empty segment 1 (a creation that crashed) may be replaced. */
+  file_buf fb = {NULL, 0};
   for (size_t i = 0; i < l.n && !rc; i++) {
     char p[KJ_PATH_MAX];
     seg_path(cfg->dir, l.v[i], p);
-    uint8_t *buf;
     uint64_t size;
     if (l.v[i] != 1) {
       rc = kj_err(e, KJ_ECORRUPT, "%s: journal segment without a store header",
                   p);
       break;
     }
-    if ((rc = read_file(cfg->vfs, p, &buf, &size, e)))
+    if ((rc = read_file(cfg->vfs, p, &fb, &size, e)))
       break;
     if (size > KJ_SEGMENT_HEADER &&
-        !all_zero(buf + KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER))
+        !all_zero(fb.p + KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER))
       rc = kj_err(e, KJ_ECORRUPT,
                   "%s: journal data without a store header (refusing to "
                   "overwrite it)",
                   p);
-    kj_sec_free(buf);
   }
+  free(fb.p);
   free(l.v);
   if (rc)
     return rc;
@@ -534,23 +541,20 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   else
     memset(j->prev_tag, 0, sizeof j->prev_tag);
   uint64_t end = 0, last = 0, last_size = 0;
+  file_buf fb = {NULL, 0}; /* one buffer for every segment read below */
   for (size_t i = first; i < l.n && !rc; i++) {
     char path[KJ_PATH_MAX];
     seg_path(cfg->dir, l.v[i], path);
-    uint8_t *b;
     uint64_t size;
-    if ((rc = read_file(cfg->vfs, path, &b, &size, e)))
+    if ((rc = read_file(cfg->vfs, path, &fb, &size, e)))
       break;
-    rc = replay_segment(r, path, l.v[i], b, size, &end, e);
-    if (rc) {
-      kj_sec_free(b);
+    const uint8_t *b = fb.p;
+    if ((rc = replay_segment(r, path, l.v[i], b, size, &end, e)))
       break;
-    }
     last = l.v[i];
     last_size = size;
     uint64_t stray = nonzero_extent(b, size, end);
     if (!stray) { /* rule 5.6.1: clean end */
-      kj_sec_free(b);
       if (i + 1 < l.n) {
         j->bytes_before += end - KJ_SEGMENT_HEADER;
         j->disk_before += size;
@@ -560,12 +564,10 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     /* Rule 5.8 before 5.6.3: the header says the frame was synced, or
      * that a later segment, which the cut would remove, exists. */
     if (cfg->rec_seq >= j->next_seq) {
-      kj_sec_free(b);
       rc = ends_before_record(j, path, end, e);
       break;
     }
     if (l.v[i] < cfg->rec_segno) {
-      kj_sec_free(b);
       rc = kj_err(e, KJ_ECORRUPT,
                   "%s at offset %" PRIu64 ": stray bytes after frame seq "
                   "%" PRIu64 ", but the store header records segments up "
@@ -577,20 +579,18 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     /* Rule 5.6.2: is there evidence that the missing frame was synced? */
     uint64_t ev = durable_evidence(b, size, end);
     uint64_t later_bytes = 0;
-    kj_sec_free(b);
     for (size_t k = i + 1; k < l.n && !rc; k++) {
       char lp[KJ_PATH_MAX];
       seg_path(cfg->dir, l.v[k], lp);
-      uint8_t *lb;
       uint64_t lsize;
-      if ((rc = read_file(cfg->vfs, lp, &lb, &lsize, e)))
+      if ((rc = read_file(cfg->vfs, lp, &fb, &lsize, e)))
         break;
+      const uint8_t *lb = fb.p;
       uint64_t d = durable_evidence(lb, lsize, KJ_SEGMENT_HEADER);
       if (d > ev)
         ev = d;
       if (lsize > KJ_SEGMENT_HEADER)
         later_bytes += nonzero_extent(lb, lsize, KJ_SEGMENT_HEADER);
-      kj_sec_free(lb);
     }
     if (rc)
       break;
@@ -608,6 +608,7 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       rc = cut_tail(j, path, end, stray, &l, i + 1, e);
     break;
   }
+  free(fb.p);
   free(l.v);
   if (!rc && cfg->rec_seq >= j->next_seq) { /* rule 5.8: a clean end */
     char path[KJ_PATH_MAX];

@@ -12,7 +12,12 @@
  * one mutex per class; a freed block goes back to
  * its class's free list, and slabs are never unmapped while the process
  * runs (like most allocators, the peak stays mapped). Larger blocks are
- * mappings of their own, unmapped when freed.
+ * mappings of their own. A freed one is unmapped, unless one at least as
+ * long was freed before: then it is wiped and kept (up to 8 of them and
+ * 32 MiB) for the next large request it fits, as glibc's malloc keeps
+ * memory a program shows it reuses. A process that opens a store once
+ * keeps none; one that opens stores again and again does not fault in
+ * fresh pages each time.
  *
  * Memory from kj_sec_* must be released with kj_sec_free and never with
  * free(); pointers are 16-byte aligned.

@@ -54,15 +54,10 @@ static int check_txn(kj_store *s, kj_txn *txn) {
  *     transaction holds the writer lock, one compare;
  *   - reads: per thread, the stores on which it holds read-only
  *     transactions or is inside a scan without a transaction (below); the
- *     common case, none, is one compare of held_n.
+ *     common case, none, is one compare of a count.
  * The first read hold of a thread on a store takes the row read lock and
  * the later ones share it: a second rdlock of the writer-preferring lock
  * would queue behind a commit that itself waits for this thread. */
-
-/* A thread's id: the address of a thread-local object, unique among the
- * threads alive. */
-static _Thread_local char self_tag;
-static const void *self_id(void) { return &self_tag; }
 
 /* Read holds on more stores at once than this are taken untracked, as a
  * lock of their own (no KJ_EDEADLK for them). */
@@ -74,13 +69,32 @@ typedef struct held {
   unsigned scans; /* scans with txn == NULL in progress */
 } held;
 
-static _Thread_local held held_tab[HELD_MAX];
-static _Thread_local unsigned held_n;
+/* All a thread keeps, in one thread-local object. In a shared library
+ * each use of a thread-local variable may cost a call to find it
+ * (__tls_get_addr; GCC repeats the call for every access), so the
+ * functions below take its address once, from me(), which is not inlined
+ * for that reason. Its address is also the thread's id, unique among the
+ * threads alive. */
+typedef struct thread_holds {
+  unsigned n; /* tab[0 .. n) are in use */
+  held tab[HELD_MAX];
+} thread_holds;
 
-static held *held_find(const kj_store *s) {
-  for (unsigned i = 0; i < held_n; i++)
-    if (held_tab[i].s == s)
-      return &held_tab[i];
+static _Thread_local thread_holds holds;
+
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static thread_holds *
+me(void) {
+  return &holds;
+}
+static const void *self_id(void) { return me(); }
+
+static held *held_find(thread_holds *me, const kj_store *s) {
+  for (unsigned i = 0; i < me->n; i++)
+    if (me->tab[i].s == s)
+      return &me->tab[i];
   return NULL;
 }
 
@@ -88,12 +102,13 @@ static held *held_find(const kj_store *s) {
  * transaction's). Returns 1 when it is tracked, 0 when the table was full
  * and the lock was taken untracked. */
 static int read_enter(kj_store *s, int scan) {
-  held *h = held_n ? held_find(s) : NULL;
+  thread_holds *t = me();
+  held *h = t->n ? held_find(t, s) : NULL;
   if (!h) {
     pthread_rwlock_rdlock(&s->rows);
-    if (held_n == HELD_MAX)
+    if (t->n == HELD_MAX)
       return 0;
-    h = &held_tab[held_n++];
+    h = &t->tab[t->n++];
     *h = (held){s, 0, 0};
   }
   if (scan)
@@ -104,7 +119,8 @@ static int read_enter(kj_store *s, int scan) {
 }
 
 static void read_leave(kj_store *s, int scan, int tracked) {
-  held *h = tracked && held_n ? held_find(s) : NULL;
+  thread_holds *t = me();
+  held *h = tracked && t->n ? held_find(t, s) : NULL;
   if (h) {
     if (scan)
       h->scans--;
@@ -112,9 +128,15 @@ static void read_leave(kj_store *s, int scan, int tracked) {
       h->ro--;
     if (h->scans || h->ro)
       return; /* the lock stays with the holds still open */
-    *h = held_tab[--held_n];
+    *h = t->tab[--t->n];
   }
   pthread_rwlock_unlock(&s->rows);
+}
+
+/* This thread's read hold on s, or NULL. */
+static const held *read_held(const kj_store *s) {
+  thread_holds *t = me();
+  return t->n ? held_find(t, s) : NULL;
 }
 
 static int deadlk(kj_store *s, const char *what, const char *why) {
@@ -135,7 +157,7 @@ static const char held_writer_msg[] =
 int kj_writer_check(kj_store *s, const char *what) {
   if (atomic_load_explicit(&s->writer_owner, memory_order_relaxed) == self_id())
     return deadlk(s, what, held_writer_msg);
-  const held *h = held_n ? held_find(s) : NULL;
+  const held *h = read_held(s);
   if (h && h->scans)
     return deadlk(s, what,
                   "called from a scan callback on this store; a scan "
@@ -311,7 +333,7 @@ int kj_txn_commit(kj_txn *t) {
     txn_end(t);
     return KJ_OK;
   }
-  if (held_n && held_find(s)) { /* applying needs the row write lock */
+  if (read_held(s)) { /* applying needs the row write lock */
     txn_end(t);
     return deadlk(s, "kj_txn_commit",
                   "this thread holds a read-only transaction or is inside "
@@ -558,7 +580,7 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
    * tables under it; a read-only one holds the read lock, and so does a
    * thread with a read hold on s (it shares it rather than queue behind a
    * waiting commit). */
-  int lock = !txn && !(held_n && held_find(s));
+  int lock = !txn && !read_held(s);
   if (lock)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
