@@ -245,11 +245,49 @@ typedef struct ora_campaign {
   /* Crash points checked at once (forked children; 0 or 1: one at a
    * time). The results do not depend on it. */
   size_t jobs;
+  /* Appended (issue 14). Each capability below is on when its field is
+   * non-zero; keyjournal oracle turns them all on by default. */
+  size_t threads;       /* writer threads of the group-commit crash runs */
+  int kv;               /* raw key-value differential runs (oracle/kv.c) */
+  int damage;           /* damage to durable bytes (oracle/damage.c) */
+  int tamper;           /* edits by an adversary without the key */
+  size_t generations;   /* chained crashes: crash, recover, work, ... */
+  unsigned watchdog_ms; /* an op or crash point slower than this hangs */
+  /* Results of the appended runs. */
+  uint64_t kv_ops, damage_cases, tamper_cases, thread_points, chain_points,
+      hangs;
 } ora_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as
  * configured. KJ_OK when the campaign ran (see divergences). */
 int ora_campaign_run(ora_campaign *c);
+
+/* ---- raw key-value differential runs (oracle/kv.c) -------------------- */
+
+/* One seeded mix of ops ops on the raw store API (kj_put, kj_get,
+ * kj_delete, kj_scan, transactions and savepoints) against a SQLite
+ * reference of the same operations: every result and, at the end, the
+ * whole state must agree. Divergences are added to c (divergences,
+ * report: a shrunk reproducer); c->kv_ops counts the ops run. KJ_OK when
+ * the run itself worked. */
+int ora_kv_check(ora_campaign *c, uint64_t seed, size_t ops);
+
+/* ---- damage and tamper campaigns (oracle/damage.c) -------------------- */
+
+/* Build a store from seed (ops commits, with roll-overs and a checkpoint),
+ * close it cleanly, then for each case damage one durable region (flipped,
+ * zeroed or cut bytes in a segment, a snapshot or the header) and reopen
+ * and verify: the outcome must be KJ_ECORRUPT naming the file and offset,
+ * or the full state; a silent loss is a divergence. c->damage_cases
+ * counts the cases. */
+int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops);
+
+/* The same store, edited by an adversary who holds the files but not the
+ * key: frames swapped, replayed or spliced in from another history of the
+ * same store, unkeyed checksums recomputed. Every edit must fail
+ * authentication (KJ_ECORRUPT); any other outcome is a divergence.
+ * c->tamper_cases counts the cases. */
+int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
 
 /* One fault schedule for ora_crash_check(). */
 typedef struct ora_crash_plan {
