@@ -298,11 +298,14 @@ static void undo_pending(kj_store *s) {
 }
 
 /* The second half of a group commit, after the writer lock was released:
- * wait for the shared sync. The decrement of s->committing is the last
- * touch of s (kj_store_close checks it). */
-static int group_wait(kj_store *s, kj_pending *pd) {
+ * wait for the shared sync of frame seq, whose pending record is pd. Once
+ * published, pd may be freed at any time by another committer whose sync
+ * failed (undo_pending), unless this frame is durable: so seq comes by
+ * value, and pd is touched only after the wait succeeded. The decrement
+ * of s->committing is the last touch of s (kj_store_close checks it). */
+static int group_wait(kj_store *s, kj_pending *pd, uint64_t seq) {
   kj_errbuf e;
-  int rc = kj_journal_wait_durable(s->journal, pd->seq, &e);
+  int rc = kj_journal_wait_durable(s->journal, seq, &e);
   if (!rc) {
     pthread_mutex_lock(&s->pend_mu);
     pending_unlink(s, pd);
@@ -392,7 +395,7 @@ int kj_txn_commit(kj_txn *t) {
     kj_store_refresh_stats(s);
     atomic_fetch_add(&s->committing, 1);
     txn_end(t);
-    return group_wait(s, pd);
+    return group_wait(s, pd, seq);
   }
   kj_sec_free(pd);
   if (!rc) {
