@@ -48,11 +48,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,6 +70,9 @@
 #define SYNC_INTERVAL 4096u
 /* Nth-call values tried by the fault runs. */
 static const uint64_t fault_nth[] = {1, 3, 10, 30};
+/* Concurrent-writer crash schedules and chains of crashes per workload. */
+#define THREAD_POINTS 8u
+#define CHAINS 4u
 /* A crashed recovery dies within its first this many VFS operations. */
 #define RECOVERY_CRASH_SPAN 40u
 
@@ -129,7 +135,48 @@ static const char *fault_name(int m) {
   return m >= 0 && m < ORA_FAULT_NMETHODS ? n[m] : "?";
 }
 
+/* ---- the watchdog -------------------------------------------------------- */
+
+/* Each workload runs in a child process (when c->watchdog_ms is set) that
+ * beats once per operation applied (ora_beat) into a page it shares with
+ * the campaign, and says there which phase, op and crash point it is in.
+ * The campaign kills the child's process group when no beat came for
+ * watchdog_ms, and reports the hang as a divergence: an operation that
+ * never returns, or a recovery that never ends, at that place. The crash
+ * sweep's children share the page, so a recovery that hangs at one crash
+ * point is caught the same way. */
+typedef struct beacon {
+  uint64_t beats;
+  uint64_t op;    /* index of the op being applied (phase-relative) */
+  uint64_t point; /* crash point being recovered, 0: none */
+  int pattern;
+  char phase[16];
+} beacon;
+
+static beacon *the_beacon; /* shared mapping, or NULL when off */
+
+void ora_beat(void) {
+  if (the_beacon)
+    __atomic_add_fetch(&the_beacon->beats, 1, __ATOMIC_RELAXED);
+}
+
+static void beacon_op(uint64_t op) {
+  if (the_beacon)
+    __atomic_store_n(&the_beacon->op, op, __ATOMIC_RELAXED);
+}
+
+static void beacon_point(uint64_t point, int pattern) {
+  if (the_beacon) {
+    the_beacon->pattern = pattern;
+    __atomic_store_n(&the_beacon->point, point, __ATOMIC_RELAXED);
+  }
+}
+
 static void progress(ora_campaign *c, size_t wi, const char *phase) {
+  if (the_beacon) {
+    snprintf(the_beacon->phase, sizeof the_beacon->phase, "%s", phase);
+    ora_beat();
+  }
   if (!c->progress)
     return;
   fprintf(stderr,
@@ -155,6 +202,8 @@ typedef struct wref {
   uint32_t nat_slots[ORA_WORKLOAD_MAX_SLOTS]; /* native reference's slots */
   uint32_t sql_slots[ORA_WORKLOAD_MAX_SLOTS];
   uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
+  uint64_t *jtot;   /* [n+1] journal bytes the reference run had appended
+                       at each boundary (monotonic across snapshots) */
   int64_t clock;    /* ms, ora_oracle_clock ctx for every run */
   size_t wi;        /* workload index in the campaign */
 } wref;
@@ -169,10 +218,12 @@ static void wref_free(wref *r) {
   free(r->bnd);
   free(r->nslots_nat);
   free(r->nslots_sql);
+  free(r->jtot);
 }
 
 static void set_op_clock(wref *r, size_t i) {
   r->clock = CLOCK_EPOCH_MS + 1000 * (int64_t)(i + 1);
+  beacon_op(i);
 }
 
 static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
@@ -201,6 +252,7 @@ typedef struct walker {
 } walker;
 
 static void walk_op(walker *k, const ora_wop *op, ora_obuf *res) {
+  ora_beat();
   if (ora_wop_is_begin(op)) {
     if (k->t) {
       ora_obuf_addf(res, "begin skipped\n");
@@ -266,7 +318,9 @@ static int wref_build(wref *r, char **why) {
   r->dump = calloc(n + 1, sizeof *r->dump);
   r->nslots_nat = calloc(n + 1, sizeof *r->nslots_nat);
   r->nslots_sql = calloc(n + 1, sizeof *r->nslots_sql);
-  if (!r->bnd || !r->res || !r->dump || !r->nslots_nat || !r->nslots_sql)
+  r->jtot = calloc(n + 1, sizeof *r->jtot);
+  if (!r->bnd || !r->res || !r->dump || !r->nslots_nat || !r->nslots_sql ||
+      !r->jtot)
     return KJ_ENOMEM;
 
   /* The oracle. */
@@ -315,11 +369,20 @@ static int wref_build(wref *r, char **why) {
   r->clock = CLOCK_EPOCH_MS;
   rc = kj_backend_open(dir, &o, &nt.b, why);
   if (rc == KJ_OK) {
+    uint64_t jt = 0, prev_jb = 0;
     for (size_t i = 0; i < n; i++) {
       set_op_clock(r, i);
       walk_op(&nt, ora_workload_op(r->w, i), &r->res[i]);
       r->c->ops_run++;
       r->nslots_nat[i + 1] = nt.nslots;
+      kj_stats st = KJ_STATS_INIT;
+      if (kj_store_stats(kj_backend_store(nt.b), &st) == KJ_OK) {
+        /* journal_bytes restarts after a snapshot */
+        jt += st.journal_bytes >= prev_jb ? st.journal_bytes - prev_jb
+                                          : st.journal_bytes;
+        prev_jb = st.journal_bytes;
+      }
+      r->jtot[i + 1] = jt;
       if (!diverged && !text_eq(&r->res[i], &sres[i])) {
         diverged = 1;
         divergence(r->c,
@@ -435,17 +498,22 @@ static void on_sync_cb(void *arg) {
   s->synced = s->cur_bnd;
 }
 
-static size_t run_faulty(wref *r, const char *dir, ora_fault_vfs *fv,
-                         runstate *s) {
+/* Run ops start..n-1 (start: a boundary the store in dir holds) through
+ * fv; see runstate. */
+static size_t run_from(wref *r, const char *dir, ora_fault_vfs *fv, runstate *s,
+                       size_t start) {
   kj_options o;
   disk_options(r, &o, ora_fault_vfs_get(fv));
-  s->cur_bnd = s->synced = 0;
+  s->cur_bnd = s->synced = start;
   ora_fault_vfs_on_sync(fv, on_sync_cb, s);
   walker k = {0};
+  /* The slots the reference had created by then, with the same ids. */
+  memcpy(k.slots, r->nat_slots, sizeof k.slots);
+  k.nslots = r->nslots_nat[start];
   r->clock = CLOCK_EPOCH_MS;
   s->open_rc = kj_backend_open(dir, &o, &k.b, NULL);
   s->failed_rc = s->same_rc = 0;
-  size_t m = 0;
+  size_t m = start;
   if (s->open_rc == KJ_OK) {
     ora_obuf res = {0};
     for (; m < r->n; m++) {
@@ -468,9 +536,15 @@ static size_t run_faulty(wref *r, const char *dir, ora_fault_vfs *fv,
   return m;
 }
 
-/* Reopen cleanly through fv and check the state is in [lo, hi]. */
-static void check_recovered(wref *r, const char *dir, ora_fault_vfs *fv,
-                            size_t lo, size_t hi, const char *repro) {
+static size_t run_faulty(wref *r, const char *dir, ora_fault_vfs *fv,
+                         runstate *s) {
+  return run_from(r, dir, fv, s, 0);
+}
+
+/* Reopen cleanly through fv and check the state is in [lo, hi]. Returns
+ * the boundary it holds, or SIZE_MAX (a divergence was added). */
+static size_t check_recovered(wref *r, const char *dir, ora_fault_vfs *fv,
+                              size_t lo, size_t hi, const char *repro) {
   ora_fault_vfs_reset(fv);
   kj_options o;
   disk_options(r, &o, ora_fault_vfs_get(fv));
@@ -482,15 +556,42 @@ static void check_recovered(wref *r, const char *dir, ora_fault_vfs *fv,
     divergence(r->c, "%s: reopen failed: %s (%s)", repro, kj_strerror(rc),
                err ? err : "");
     kj_free(err);
-    return;
+    return SIZE_MAX;
   }
-  size_t q;
-  if (!state_in(r, b, lo, hi, &q))
+  size_t q = SIZE_MAX;
+  if (!state_in(r, b, lo, hi, &q)) {
     divergence(r->c,
                "%s: recovered state matches no commit in [%zu, %zu] "
                "(lost acknowledged data or partial transaction)",
                repro, lo, hi);
+    q = SIZE_MAX;
+  }
   kj_backend_close(b);
+  return q;
+}
+
+/* Under KJ_SYNC_NORMAL the store promises a sync every sync_interval_bytes
+ * of journal: a power loss may lose the commits of at most that many
+ * bytes, plus the frame that crossed it. q is the boundary recovered, m
+ * the ops completed. */
+static void check_normal_bound(wref *r, size_t q, size_t m, const char *repro) {
+  size_t last = bnd_floor(r, m);
+  if (q == SIZE_MAX || q >= last)
+    return;
+  uint64_t frame = 0;
+  for (size_t b = q, p = q; b++ < last;)
+    if (r->bnd[b]) {
+      if (r->jtot[b] - r->jtot[p] > frame)
+        frame = r->jtot[b] - r->jtot[p];
+      p = b;
+    }
+  uint64_t lost = r->jtot[last] - r->jtot[q];
+  if (lost > SYNC_INTERVAL + frame)
+    divergence(r->c,
+               "%s: NORMAL lost %" PRIu64 " journal bytes of acknowledged "
+               "commits (boundaries %zu..%zu), more than the sync interval "
+               "(%u) plus one frame (%" PRIu64 ")",
+               repro, lost, q, last, SYNC_INTERVAL, frame);
 }
 
 static size_t in_flight_hi(const wref *r, size_t m) {
@@ -668,6 +769,7 @@ static void sweep_child_finish(sweep *w, size_t m) {
   ora_campaign *c = r->c;
   const runstate *s = w->s;
   ora_fault_vfs *fv = w->fv;
+  beacon_point(w->point, w->pattern);
   ora_fault_vfs_crash(fv, w->pattern);
   uint64_t rpoint = 0;
   if (w->crash_recovery) {
@@ -697,7 +799,9 @@ static void sweep_child_finish(sweep *w, size_t m) {
            r->w->seed, r->n, c->normal ? "normal" : "full", w->point,
            pattern_name(w->pattern), rpoint, m);
   check_failed_op(r, s, m, repro);
-  check_recovered(r, w->cdir, fv, lo, hi, repro);
+  size_t q = check_recovered(r, w->cdir, fv, lo, hi, repro);
+  if (c->normal && w->pattern != ORA_CRASH_KEEP)
+    check_normal_bound(r, q, m, repro);
 
   c->crash_points++;
   uint64_t head[3] = {c->ops_run - w->base_ops,
@@ -913,6 +1017,290 @@ static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
   return elapsed;
 }
 
+/* ---- f. chained crashes ------------------------------------------------ */
+
+/* Crash, recover, go on working on the recovered store, crash again, for
+ * c->generations generations: a bug in where appends resume after a
+ * recovery (a frame overwritten, a sequence number reused, a segment
+ * reopened at the wrong offset) shows only in the recovery after next.
+ * Generation g runs the workload on from the boundary q the previous
+ * recovery held (its results must be the reference's: the same ops on
+ * the same state), dies at a seeded VFS call, and the recovery must hold
+ * a boundary in [lo, hi] as in the sweep. */
+static void chain_one(wref *r, uint64_t salt) {
+  ora_campaign *c = r->c;
+  char *dir = mktemp_dir();
+  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(r->w->seed ^ salt));
+  if (!dir || !fv) {
+    ora_fault_vfs_free(fv);
+    rm_dir(dir);
+    return;
+  }
+  size_t start = 0;
+  char trail[160] = "";
+  size_t tl = 0;
+  for (size_t g = 0; g < c->generations && start < r->n; g++) {
+    uint64_t h = mix64(salt * 1000003u + g);
+    /* The calls left: the reference's, in proportion to the ops left. */
+    uint64_t span = r->vfs_ops * (r->n - start) / (r->n ? r->n : 1) + 1;
+    uint64_t point = 1 + h % span;
+    int pattern = (int)((h >> 32) % ORA_CRASH_NPATTERNS);
+    ora_fault_vfs_reset(fv);
+    ora_fault_vfs_set_crash_at(fv, point);
+    runstate st;
+    size_t m = run_from(r, dir, fv, &st, start);
+    ora_fault_vfs_crash(fv, pattern);
+    if (tl < sizeof trail)
+      tl += (size_t)snprintf(trail + tl, sizeof trail - tl, "%s%" PRIu64 "/%s",
+                             g ? "," : "", point, pattern_name(pattern));
+    size_t hi = st.open_rc ? start : in_flight_hi(r, m);
+    size_t lo =
+        c->normal && pattern != ORA_CRASH_KEEP ? st.synced : bnd_floor(r, m);
+    if (lo < start)
+      lo = start;
+    if (lo > hi)
+      lo = hi;
+    char repro[320];
+    snprintf(repro, sizeof repro,
+             "chain: seed=%" PRIu64 " ops=%zu mode=%s salt=%" PRIu64
+             " generation=%zu from=%zu crashes=%s completed=%zu",
+             r->w->seed, r->n, c->normal ? "normal" : "full", salt, g + 1,
+             start, trail, m);
+    check_failed_op(r, &st, m, repro);
+    size_t q = check_recovered(r, dir, fv, lo, hi, repro);
+    if (c->normal && pattern != ORA_CRASH_KEEP)
+      check_normal_bound(r, q, m, repro);
+    c->chain_points++;
+    if (q == SIZE_MAX)
+      break;
+    start = q;
+  }
+  ora_fault_vfs_free(fv);
+  rm_dir(dir);
+}
+
+/* ---- e. concurrent writers under crash ------------------------------- */
+
+/* c->threads writer threads commit at once on one native store (FULL,
+ * small segments) through the fault VFS, whose syncs last a while with
+ * its lock released, so that frames are written while a group commit's
+ * sync runs. Thread t commits TW_COMMITS transactions, each putting its
+ * counter i under "t<t>" and a row "t<t>/<i>"; a value is (t, i) and
+ * padding derived from them. The process dies right after the k-th sync
+ * returns (or at a sampled VFS call), power loss follows, and the reopened
+ * store must hold, for every thread, a counter v with acked <= v <= tried
+ * (every acknowledged commit kept, none invented) and exactly the rows
+ * 1..v. Thread interleavings vary from run to run: a reproducer names the
+ * schedule, which finds the same bug again with high probability, not
+ * certainty. */
+#define TW_COMMITS 24u
+#define TW_MAX 16u
+#define TW_SYNC_USEC 200u
+#define TW_VLEN 150u
+
+typedef struct twriter {
+  kj_store *s;
+  unsigned id;
+  size_t tried, acked;
+  int rc;
+} twriter;
+
+static void tw_value(unsigned t, size_t i, uint8_t *v) {
+  for (unsigned k = 0; k < TW_VLEN; k++)
+    v[k] = (uint8_t)(mix64((uint64_t)t << 32 ^ i ^ (uint64_t)k << 48) >> 56);
+  memcpy(v, &i, sizeof i);
+}
+
+static void *tw_main(void *arg) {
+  twriter *w = arg;
+  char key[32];
+  uint8_t val[TW_VLEN];
+  for (size_t i = 1; i <= TW_COMMITS; i++) {
+    kj_txn *t = NULL;
+    w->tried = i;
+    int rc = kj_txn_begin(w->s, 0, &t);
+    tw_value(w->id, i, val);
+    int kl = snprintf(key, sizeof key, "t%u", w->id);
+    if (!rc)
+      rc = kj_put(w->s, t, 1, key, (size_t)kl, val, sizeof val);
+    kl = snprintf(key, sizeof key, "t%u/%06zu", w->id, i);
+    if (!rc)
+      rc = kj_put(w->s, t, 2, key, (size_t)kl, val, 8);
+    if (!rc) {
+      rc = kj_txn_commit(t); /* frees t */
+    } else {
+      kj_txn_rollback(t);
+    }
+    ora_beat();
+    if (rc) {
+      w->rc = rc;
+      return NULL;
+    }
+    w->acked = i;
+  }
+  return NULL;
+}
+
+static void tw_options(kj_options *o, const kj_vfs *vfs, int64_t *clock) {
+  kj_options z = KJ_OPTIONS_INIT;
+  *o = z;
+  o->key = campaign_key;
+  o->sync = KJ_SYNC_FULL;
+  o->vfs = vfs;
+  o->clock = ora_oracle_clock;
+  o->clock_ctx = clock;
+  o->segment_bytes = SEGMENT_BYTES;
+}
+
+/* The recovered store in dir holds what the writers' acknowledgements
+ * allow? Adds a divergence (with repro) when not. */
+static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
+                     const twriter *w, unsigned n, const char *repro) {
+  ora_fault_vfs_reset(fv);
+  int64_t clock = CLOCK_EPOCH_MS;
+  kj_options o;
+  tw_options(&o, ora_fault_vfs_get(fv), &clock);
+  kj_store *s = NULL;
+  char *err = NULL;
+  int rc = kj_store_open(dir, &o, &s, &err);
+  if (rc) {
+    divergence(c, "%s: reopen failed: %s (%s)", repro, kj_strerror(rc),
+               err ? err : "");
+    kj_free(err);
+    return;
+  }
+  for (unsigned t = 0; t < n; t++) {
+    char key[32];
+    uint8_t want[TW_VLEN];
+    int kl = snprintf(key, sizeof key, "t%u", t);
+    void *v = NULL;
+    size_t vl = 0;
+    size_t got = 0;
+    rc = kj_get(s, NULL, 1, key, (size_t)kl, &v, &vl);
+    if (rc == KJ_OK && vl == TW_VLEN) {
+      memcpy(&got, v, sizeof got);
+      tw_value(t, got, want);
+      if (memcmp(v, want, TW_VLEN))
+        rc = KJ_ECORRUPT;
+    } else if (rc == KJ_OK) {
+      rc = KJ_ECORRUPT;
+    }
+    kj_free(v);
+    if (rc != KJ_OK && rc != KJ_NOTFOUND) {
+      divergence(c, "%s: thread %u's counter reads %s", repro, t,
+                 kj_strerror(rc));
+      break;
+    }
+    if (got < w[t].acked || got > w[t].tried) {
+      divergence(c,
+                 "%s: thread %u: recovered commit %zu, but %zu were "
+                 "acknowledged and %zu tried (an acknowledged commit lost, or "
+                 "one invented)",
+                 repro, t, got, w[t].acked, w[t].tried);
+      break;
+    }
+    size_t rows = 0, bad = 0;
+    for (size_t i = 1; i <= TW_COMMITS; i++) {
+      kl = snprintf(key, sizeof key, "t%u/%06zu", t, i);
+      v = NULL;
+      rc = kj_get(s, NULL, 2, key, (size_t)kl, &v, &vl);
+      kj_free(v);
+      rows += rc == KJ_OK;
+      bad += (rc == KJ_OK) != (i <= got);
+    }
+    if (bad) {
+      divergence(c,
+                 "%s: thread %u: counter %zu but %zu of its rows, not rows "
+                 "1..%zu (a commit split or lost in the middle)",
+                 repro, t, got, rows, got);
+      break;
+    }
+  }
+  kj_store_close(s);
+}
+
+/* One schedule: die after the k-th sync (k > 0) or at VFS call point. */
+static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, uint64_t k,
+                   uint64_t point, int pattern, uint64_t *calls_seen) {
+  char *dir = mktemp_dir();
+  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(seed ^ (k << 20) ^ point));
+  if (!dir || !fv) {
+    ora_fault_vfs_free(fv);
+    rm_dir(dir);
+    return;
+  }
+  ora_fault_vfs_sync_window(fv, TW_SYNC_USEC);
+  int64_t clock = CLOCK_EPOCH_MS;
+  kj_options o;
+  tw_options(&o, ora_fault_vfs_get(fv), &clock);
+  kj_store *s = NULL;
+  twriter w[TW_MAX];
+  memset(w, 0, sizeof w);
+  char repro[200];
+  snprintf(repro, sizeof repro,
+           "threads: seed=%" PRIu64
+           " threads=%u commits=%u die_after_sync=%" PRIu64 " point=%" PRIu64
+           " pattern=%s",
+           seed, n, TW_COMMITS, k, point, pattern_name(pattern));
+  if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
+    divergence(c, "%s: could not create the store", repro);
+    ora_fault_vfs_free(fv);
+    rm_dir(dir);
+    return;
+  }
+  ora_fault_vfs_reset(fv); /* count from here */
+  if (k)
+    ora_fault_vfs_die_after_syncs(fv, k);
+  else if (point)
+    ora_fault_vfs_set_crash_at(fv, point);
+  pthread_t th[TW_MAX];
+  unsigned started = 0;
+  for (unsigned t = 0; t < n; t++) {
+    w[t].s = s;
+    w[t].id = t;
+    if (pthread_create(&th[t], NULL, tw_main, &w[t]) != 0)
+      break;
+    started++;
+  }
+  for (unsigned t = 0; t < started; t++)
+    pthread_join(th[t], NULL);
+  if (calls_seen)
+    *calls_seen = ora_fault_vfs_ops(fv);
+  kj_store_close(s);
+  for (unsigned t = 0; t < started; t++)
+    if (w[t].rc && !clear_status(w[t].rc) && w[t].rc != KJ_EPOISONED) {
+      divergence(c,
+                 "%s: thread %u's commit %zu failed with an unclear status %s",
+                 repro, t, w[t].tried, kj_strerror(w[t].rc));
+      break;
+    }
+  ora_fault_vfs_crash(fv, pattern);
+  tw_check(c, dir, fv, w, started, repro);
+  c->thread_points++;
+  ora_fault_vfs_free(fv);
+  rm_dir(dir);
+}
+
+/* The concurrent-writer crash runs of one workload seed. */
+static void thread_sweep(ora_campaign *c, uint64_t seed, size_t points) {
+  unsigned n = c->threads > TW_MAX ? TW_MAX : (unsigned)c->threads;
+  if (n < 2 || !points)
+    return;
+  /* A run that never dies: how many VFS calls a run makes. */
+  uint64_t calls = 0;
+  tw_one(c, seed, n, 0, 0, ORA_CRASH_KEEP, &calls);
+  /* Group commits make fewer syncs than commits: aim within the first. */
+  uint64_t syncs = n * TW_COMMITS / 2 + 1;
+  for (size_t j = 0; j < points; j++) {
+    uint64_t h = mix64(seed * 7919 + j);
+    int pattern = j % 3 == 2 ? ORA_CRASH_RANDOM : ORA_CRASH_DROP;
+    if (j % 4 == 3)
+      tw_one(c, seed, n, 0, 1 + h % (calls ? calls : 1), pattern, NULL);
+    else
+      tw_one(c, seed, n, 1 + h % syncs, 0, pattern, NULL);
+  }
+}
+
 /* ---- a. differential run ------------------------------------------------ */
 
 static int native_mem_factory(void *ctx, kj_backend **out) {
@@ -997,6 +1385,19 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
       for (int st = 0; st < 2; st++)
         for (int pers = 0; pers < 2; pers++)
           fault_one(&r, m, fault_nth[k], st ? KJ_ENOSPC : KJ_EIO, pers);
+
+  /* e. */
+  if (c->threads > 1) {
+    progress(c, wi, "threads");
+    thread_sweep(c, seed, THREAD_POINTS);
+  }
+
+  /* f. */
+  if (c->generations > 1) {
+    progress(c, wi, "chains");
+    for (size_t k = 0; k < CHAINS; k++)
+      chain_one(&r, seed * 131 + k);
+  }
 
   /* d. */
   if (kills) {
@@ -1086,12 +1487,160 @@ int ora_crash_check(ora_campaign *c, const ora_workload *w,
            plan->fault_nth, kj_strerror(plan->fault_status),
            plan->fault_persistent ? "persistent" : "once", m);
   check_failed_op(&r, &s, m, repro);
-  check_recovered(&r, dir, fv, lo, hi, repro);
+  size_t q = check_recovered(&r, dir, fv, lo, hi, repro);
+  if (c->normal && plan->pattern != ORA_CRASH_KEEP)
+    check_normal_bound(&r, q, m, repro);
   c->crash_points++;
   ora_fault_vfs_free(fv);
   rm_dir(dir);
   wref_free(&r);
   return KJ_OK;
+}
+
+/* The counters a workload adds to its campaign, in the order they travel
+ * from a watched child to the campaign. */
+#define NCOUNTS 10
+static void counts_of(const ora_campaign *c, uint64_t *v) {
+  const uint64_t x[NCOUNTS] = {
+      c->ops_run,      c->crash_points, c->kills_run,    c->divergences,
+      c->kv_ops,       c->damage_cases, c->tamper_cases, c->thread_points,
+      c->chain_points, c->hangs};
+  memcpy(v, x, sizeof x);
+}
+static void counts_add(ora_campaign *c, const uint64_t *d) {
+  uint64_t *f[NCOUNTS] = {&c->ops_run,      &c->crash_points,  &c->kills_run,
+                          &c->divergences,  &c->kv_ops,        &c->damage_cases,
+                          &c->tamper_cases, &c->thread_points, &c->chain_points,
+                          &c->hangs};
+  for (int i = 0; i < NCOUNTS; i++)
+    *f[i] += d[i];
+}
+
+static int64_t now_ms(void) { return now_us() / 1000; }
+
+/* Run one workload in a child under the watchdog. The child sends back the
+ * counters it added and its report lines; a child that stops beating for
+ * c->watchdog_ms is killed with its process group (the crash sweep's
+ * children too) and reported as a hang. */
+static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
+  beacon *bc = mmap(NULL, sizeof *bc, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  int fds[2];
+  if (bc == MAP_FAILED)
+    return KJ_ENOMEM;
+  if (pipe(fds) != 0) {
+    munmap(bc, sizeof *bc);
+    return KJ_EIO;
+  }
+  memset(bc, 0, sizeof *bc);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    munmap(bc, sizeof *bc);
+    return KJ_EIO;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    close(fds[0]);
+    the_beacon = bc;
+    uint64_t base[NCOUNTS], now[NCOUNTS];
+    counts_of(c, base);
+    size_t base_report = c->report.len;
+    int rc = one_workload(c, wi, kills);
+    counts_of(c, now);
+    ora_obuf out = {0};
+    int32_t rc32 = rc;
+    ora_obuf_add(&out, &rc32, sizeof rc32);
+    for (int i = 0; i < NCOUNTS; i++) {
+      uint64_t d = now[i] - base[i];
+      ora_obuf_add(&out, &d, sizeof d);
+    }
+    if (c->report.len > base_report)
+      ora_obuf_add(&out, c->report.p + base_report,
+                   c->report.len - base_report);
+    for (size_t off = 0; off < out.len;) {
+      ssize_t put = write(fds[1], out.p + off, out.len - off);
+      if (put < 0 && errno == EINTR)
+        continue;
+      if (put <= 0)
+        _exit(6);
+      off += (size_t)put;
+    }
+    _exit(0);
+  }
+  setpgid(pid, pid); /* also here: no race with the child's own call */
+  close(fds[1]);
+  ora_obuf in = {0};
+  uint64_t last_beats = 0;
+  int64_t last_change = now_ms();
+  int hung = 0;
+  for (;;) {
+    struct pollfd pfd = {fds[0], POLLIN, 0};
+    int pr = poll(&pfd, 1, 100);
+    if (pr < 0 && errno != EINTR)
+      break;
+    if (pr > 0) {
+      uint8_t buf[4096];
+      ssize_t got = read(fds[0], buf, sizeof buf);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0)
+        break;
+      ora_obuf_add(&in, buf, (size_t)got);
+      continue;
+    }
+    uint64_t beats = __atomic_load_n(&bc->beats, __ATOMIC_RELAXED);
+    if (beats != last_beats) {
+      last_beats = beats;
+      last_change = now_ms();
+    } else if (now_ms() - last_change >= (int64_t)c->watchdog_ms) {
+      hung = 1;
+      kill(-pid, SIGKILL);
+      break;
+    }
+  }
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (hung) /* reap what the group left (the sweep's children) */
+    while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR)
+      ;
+  int rc = KJ_OK;
+  size_t head = sizeof(int32_t) + NCOUNTS * sizeof(uint64_t);
+  if (hung) {
+    c->hangs++;
+    char phase[sizeof bc->phase + 1];
+    memcpy(phase, bc->phase, sizeof bc->phase);
+    phase[sizeof bc->phase] = 0;
+    divergence(c,
+               "hang: seed=%" PRIu64
+               " ops=%zu mode=%s phase=%s op_index=%" PRIu64 " point=%" PRIu64
+               " pattern=%s: no progress for %u ms (an "
+               "operation or a recovery that never returns)",
+               c->seed + wi, c->ops, c->normal ? "normal" : "full", phase,
+               bc->op, bc->point,
+               bc->point ? pattern_name(bc->pattern) : "none", c->watchdog_ms);
+  } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || in.len < head) {
+    divergence(c,
+               "crash: seed=%" PRIu64 " ops=%zu: the workload's process died "
+               "(status %d) in phase %.16s",
+               c->seed + wi, c->ops, st, bc->phase);
+  } else {
+    int32_t rc32;
+    uint64_t d[NCOUNTS];
+    memcpy(&rc32, in.p, sizeof rc32);
+    memcpy(d, in.p + sizeof rc32, sizeof d);
+    counts_add(c, d);
+    if (in.len > head)
+      ora_obuf_add(&c->report, in.p + head, in.len - head);
+    rc = rc32;
+  }
+  ora_obuf_free(&in);
+  munmap(bc, sizeof *bc);
+  return rc;
 }
 
 int ora_campaign_run(ora_campaign *c) {
@@ -1102,7 +1651,12 @@ int ora_campaign_run(ora_campaign *c) {
     size_t kills = c->workloads ? c->kills / c->workloads +
                                       (wi < c->kills % c->workloads ? 1 : 0)
                                 : 0;
-    rc = one_workload(c, wi, kills);
+    int mode = c->normal;
+    if (mode == 2) /* both: workloads 2 and 3 of every 4 under NORMAL */
+      c->normal = (int)(wi / 2 % 2);
+    rc = c->watchdog_ms ? watched_workload(c, wi, kills)
+                        : one_workload(c, wi, kills);
+    c->normal = mode;
   }
   if (c->progress)
     fprintf(stderr, "\n");

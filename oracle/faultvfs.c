@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "keyjournal/errors.h"
 #include "oracle.h"
@@ -39,6 +40,7 @@ enum { POP_WRITE, POP_TRUNC };
 enum { DOP_CREATE, DOP_RENAME, DOP_UNLINK };
 
 typedef struct pop {
+  uint64_t seq; /* order of issue, over the whole VFS */
   int kind;
   uint64_t off; /* write offset, or the new size of a truncate */
   size_t len;
@@ -83,6 +85,9 @@ struct ora_fault_vfs {
   dop *dhead, *dtail;
   uint64_t ops, crash_at, injected;
   int dead;
+  uint64_t pop_seq;   /* last pop's seq */
+  unsigned sync_usec; /* simulated duration of a file sync */
+  uint64_t die_syncs; /* die after this many more file syncs (0: no) */
   arm arms[ORA_FAULT_NMETHODS];
   void (*on_sync)(void *arg);
   void *on_sync_arg;
@@ -216,9 +221,10 @@ static void node_detach(ora_fault_vfs *f, node *n) {
   node_gc(f, n);
 }
 
-static void pop_add(node *n, int kind, uint64_t off, const void *data,
-                    size_t len) {
+static void pop_add(ora_fault_vfs *f, node *n, int kind, uint64_t off,
+                    const void *data, size_t len) {
   pop *p = xmalloc(sizeof *p);
+  p->seq = ++f->pop_seq;
   p->kind = kind;
   p->off = off;
   p->len = len;
@@ -314,8 +320,11 @@ static int path_kind(const char *path) { /* 0 none, 1 file, 2 dir */
 
 /* Write n's pending list to the real file through bf (or by path when bf
  * is NULL) and clear it. */
-static int node_flush(ora_fault_vfs *f, node *n, kj_vfs_file *bf) {
-  if (!n->head)
+/* Make n's pending writes and truncates up to seq upto durable (all of
+ * them: UINT64_MAX), in order; later ones stay pending. */
+static int node_flush_upto(ora_fault_vfs *f, node *n, kj_vfs_file *bf,
+                           uint64_t upto) {
+  if (!n->head || n->head->seq > upto)
     return KJ_OK;
   kj_vfs_file *own = NULL;
   if (!bf) {
@@ -329,15 +338,25 @@ static int node_flush(ora_fault_vfs *f, node *n, kj_vfs_file *bf) {
     bf = own;
   }
   int rc = KJ_OK;
-  for (pop *p = n->head; p && !rc; p = p->next)
+  for (pop *p = n->head; p && p->seq <= upto && !rc; p = p->next)
     rc = p->kind == POP_WRITE
              ? f->base->write(f->base->ctx, bf, p->data, p->len, p->off)
              : f->base->truncate(f->base->ctx, bf, p->off);
   if (own)
     f->base->close(f->base->ctx, own);
-  if (!rc)
-    pops_free(n);
+  while (!rc && n->head && n->head->seq <= upto) {
+    pop *p = n->head;
+    n->head = p->next;
+    if (!n->head)
+      n->tail = NULL;
+    free(p->data);
+    free(p);
+  }
   return rc;
+}
+
+static int node_flush(ora_fault_vfs *f, node *n, kj_vfs_file *bf) {
+  return node_flush_upto(f, n, bf, UINT64_MAX);
 }
 
 /* ---- the VFS methods ---------------------------------------------------- */
@@ -459,18 +478,38 @@ static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
     rc = KJ_EIO;
   }
   if (!rc)
-    pop_add(h->n, POP_WRITE, off, buf, n);
+    pop_add(F, h->n, POP_WRITE, off, buf, n);
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
 
+/* A sync makes durable the writes issued before it began. With a sync
+ * window, it then lasts sync_usec with the lock released, so that other
+ * threads write meanwhile; what they write stays pending (a real fsync may
+ * or may not carry it: the model assumes the worst). */
 static int fv_sync(void *ctx, kj_vfs_file *h) {
   enter(F);
   int rc = gate(F, ORA_FAULT_SYNC);
-  if (!rc && h->n)
+  if (!rc && h->n && F->sync_usec) {
+    uint64_t upto = F->pop_seq;
+    unsigned usec = F->sync_usec;
+    pthread_mutex_unlock(&F->mu);
+    struct timespec ts = {0, (long)usec * 1000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&F->mu);
+    if (F->dead) { /* another thread's call found the process dead */
+      rc = KJ_EIO;
+      errno = EIO;
+    } else {
+      rc = node_flush_upto(F, h->n, h->writable ? h->base : NULL, upto);
+    }
+  } else if (!rc && h->n) {
     rc = node_flush(F, h->n, h->writable ? h->base : NULL);
+  }
   if (!rc && F->on_sync)
     F->on_sync(F->on_sync_arg);
+  if (!rc && F->die_syncs && --F->die_syncs == 0)
+    F->crash_at = F->ops + 1; /* this sync returns; the next call dies */
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
@@ -483,7 +522,7 @@ static int fv_truncate(void *ctx, kj_vfs_file *h, uint64_t size) {
     rc = KJ_EIO;
   }
   if (!rc)
-    pop_add(h->n, POP_TRUNC, size, NULL, 0);
+    pop_add(F, h->n, POP_TRUNC, size, NULL, 0);
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
@@ -803,6 +842,7 @@ void ora_fault_vfs_crash(ora_fault_vfs *f, int pattern) {
   }
   f->dead = 0;
   f->crash_at = 0;
+  f->die_syncs = 0;
   pthread_mutex_unlock(&f->mu);
 }
 
@@ -850,7 +890,7 @@ uint64_t ora_fault_vfs_injected(ora_fault_vfs *f) {
 
 void ora_fault_vfs_reset(ora_fault_vfs *f) {
   pthread_mutex_lock(&f->mu);
-  f->ops = f->crash_at = f->injected = 0;
+  f->ops = f->crash_at = f->injected = f->die_syncs = 0;
   f->dead = 0;
   memset(f->arms, 0, sizeof f->arms);
   pthread_mutex_unlock(&f->mu);
@@ -868,6 +908,18 @@ void ora_fault_vfs_on_op(ora_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
   pthread_mutex_lock(&f->mu);
   f->on_op = fn;
   f->on_op_arg = arg;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void ora_fault_vfs_sync_window(ora_fault_vfs *f, unsigned usec) {
+  pthread_mutex_lock(&f->mu);
+  f->sync_usec = usec;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void ora_fault_vfs_die_after_syncs(ora_fault_vfs *f, uint64_t k) {
+  pthread_mutex_lock(&f->mu);
+  f->die_syncs = k;
   pthread_mutex_unlock(&f->mu);
 }
 

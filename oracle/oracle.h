@@ -108,6 +108,10 @@ const char *ora_wop_kind_name(int kind);
  * factories can pass ora_oracle_clock with a NULL ctx to any backend. */
 int64_t ora_oracle_clock(void *ctx);
 
+/* A sign of progress for the campaign's watchdog (oracle/crash.c): every
+ * operation applied calls it. A no-op outside a watched campaign. */
+void ora_beat(void);
+
 /* Describe op as one line of C-like text (for reproducers). */
 void ora_wop_describe(const ora_wop *op, ora_obuf *out);
 
@@ -213,6 +217,16 @@ void ora_fault_vfs_on_sync(ora_fault_vfs *f, void (*fn)(void *arg), void *arg);
  * VFS must then be used by one thread only. */
 void ora_fault_vfs_on_op(ora_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
                          void *arg);
+/* Give every file sync a duration of usec microseconds (0, the default:
+ * none), during which the VFS lock is released and other threads' calls
+ * go on: a sync makes durable only the writes issued before it began, as
+ * a real fsync may. For crash runs with concurrent writers. */
+void ora_fault_vfs_sync_window(ora_fault_vfs *f, unsigned usec);
+/* The k-th successful file sync from now is the process's last act: it
+ * returns success, and every later call fails as after set_crash_at
+ * (0 disarms). A crash then lands right after a group commit's sync, where
+ * a commit acknowledged by it but written after it began is not durable. */
+void ora_fault_vfs_die_after_syncs(ora_fault_vfs *f, uint64_t k);
 /* Restart the damage-pattern generator as ora_fault_vfs_new(seed) does. */
 void ora_fault_vfs_reseed(ora_fault_vfs *f, uint64_t seed);
 /* For a forked copy of a process: copy the real (durable) files of the
@@ -231,7 +245,8 @@ typedef struct ora_campaign {
   size_t ops;
   int crash_all;       /* sweep every I/O operation */
   size_t crash_sample; /* else this many sampled crash points */
-  int normal;          /* KJ_SYNC_NORMAL instead of FULL */
+  int normal;          /* KJ_SYNC_NORMAL instead of FULL; 2: both, workloads
+                          2 and 3 of every 4 under NORMAL */
   size_t kills;        /* SIGKILL runs */
   int progress;        /* print a progress line on stderr */
   /* Results. */

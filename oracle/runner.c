@@ -63,6 +63,7 @@ static int text_eq(const ora_obuf *a, const ora_obuf *b) {
 
 /* Apply a transaction op to one side. */
 static void tx_op(const ora_wop *op, side *s) {
+  ora_beat();
   s->text.len = 0;
   if (ora_wop_is_begin(op)) {
     if (s->t) {

@@ -1150,6 +1150,7 @@ static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
 
 void ora_wop_apply(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t *slots,
                    size_t *nslots, ora_obuf *res) {
+  ora_beat();
   apply_dev(op, b, t, op_dev(op, slots, *nslots), slots, nslots, res);
 }
 

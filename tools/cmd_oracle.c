@@ -40,6 +40,10 @@ int tool_oracle(int argc, char **argv) {
   c.workloads = 4;
   c.crash_sample = 50;
   c.kills = 10;
+  c.normal = 2;
+  c.threads = 4;
+  c.generations = 3;
+  c.watchdog_ms = 10000;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     uint64_t n;
@@ -64,8 +68,16 @@ int tool_oracle(int argc, char **argv) {
     } else if (!strcmp(o, "--jobs") && !parse_u64(v, &n) && n >= 1 && n <= 16) {
       c.jobs = (size_t)n;
     } else if (!strcmp(o, "--sync") &&
-               (!strcmp(v, "full") || !strcmp(v, "normal"))) {
-      c.normal = !strcmp(v, "normal");
+               (!strcmp(v, "full") || !strcmp(v, "normal") ||
+                !strcmp(v, "both"))) {
+      c.normal = !strcmp(v, "normal") ? 1 : !strcmp(v, "both") ? 2 : 0;
+    } else if (!strcmp(o, "--threads") && !parse_u64(v, &n) && n <= 16 &&
+               n != 1) {
+      c.threads = (size_t)n;
+    } else if (!strcmp(o, "--generations") && !parse_u64(v, &n) && n <= 100) {
+      c.generations = (size_t)n;
+    } else if (!strcmp(o, "--watchdog") && !parse_u64(v, &n) && n <= 3600000) {
+      c.watchdog_ms = (unsigned)n;
     } else if (!strcmp(o, "--crash") && !strcmp(v, "none")) {
       c.crash_all = 0;
       c.crash_sample = 0;
@@ -82,13 +94,14 @@ int tool_oracle(int argc, char **argv) {
     }
   }
   c.progress = isatty(STDERR_FILENO);
+  static const char *const sync_name[] = {"full", "normal", "both"};
   printf("oracle: seed %" PRIu64 ", %zu workloads x %zu ops, crash %s, sync "
-         "%s, %zu kills\n",
+         "%s, %zu kills, %zu writer threads, %zu generations, watchdog %u ms\n",
          c.seed, c.workloads, c.ops,
          c.crash_all      ? "all"
          : c.crash_sample ? "sampled"
                           : "none",
-         c.normal ? "normal" : "full", c.kills);
+         sync_name[c.normal], c.kills, c.threads, c.generations, c.watchdog_ms);
   fflush(stdout);
   int rc = ora_campaign_run(&c);
   if (c.report.len)
@@ -110,10 +123,14 @@ int tool_oracle(int argc, char **argv) {
     else
       snprintf(crash, sizeof crash, "none");
     printf("reproduce: keyjournal oracle --seed %" PRIu64
-           " --workloads %zu --ops %zu --crash %s --sync %s --kill %zu\n",
-           c.seed, c.workloads, c.ops, crash, c.normal ? "normal" : "full",
-           c.kills);
+           " --workloads %zu --ops %zu --crash %s --sync %s --kill %zu "
+           "--threads %zu --generations %zu\n",
+           c.seed, c.workloads, c.ops, crash, sync_name[c.normal], c.kills,
+           c.threads, c.generations);
   }
+  printf("oracle: %" PRIu64 " thread crash points, %" PRIu64
+         " chained crashes, %" PRIu64 " hangs\n",
+         c.thread_points, c.chain_points, c.hangs);
   printf("oracle: %" PRIu64 " ops, %" PRIu64 " crash points, %" PRIu64
          " kills, %" PRIu64 " divergences\n",
          c.ops_run, c.crash_points, c.kills_run, c.divergences);

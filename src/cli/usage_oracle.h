@@ -15,18 +15,28 @@
 
 #define CLI_USAGE_ORACLE                                                       \
   "  keyjournal oracle [--seed N] [--ops N] [--workloads N]\n"                 \
-  "                    [--crash none|sample:N|all] [--sync full|normal]\n"     \
-  "                    [--kill N] [--jobs N]\n"                                \
+  "                    [--crash none|sample:N|all] [--sync "                   \
+  "full|normal|both]\n"                                                        \
+  "                    [--kill N] [--jobs N] [--threads N] [--generations "    \
+  "N]\n"                                                                       \
+  "                    [--watchdog MS]\n"                                      \
   "      Drive the native engine and the SQLite reference with the same\n"     \
   "      seeded workloads and compare every result and the whole state;\n"     \
   "      crash the engine at I/O operations (--crash) and kill it with\n"      \
-  "      SIGKILL (--kill), and check what it recovers. Defaults: a time\n"     \
-  "      seed, 500 ops, 4 workloads, --crash sample:50, --sync full,\n"        \
-  "      --kill 10, --jobs 1. --jobs N checks up to N crash points at\n"       \
-  "      once (1..16; the results do not depend on it). Temporary stores\n"    \
-  "      go under $TMPDIR (default /tmp). Exit 0 when nothing diverged,\n"     \
-  "      1 otherwise, 2 on bad usage. A divergence prints a command that\n"    \
-  "      reproduces it.\n"
+  "      SIGKILL (--kill), and check what it recovers; crash N writer\n"       \
+  "      threads committing at once right after a group commit's sync\n"       \
+  "      (--threads, 0: off); crash, recover, work on and crash again for\n"   \
+  "      N generations (--generations, 0: off); report an operation or a\n"    \
+  "      recovery that makes no progress for MS ms as a hang (--watchdog,\n"   \
+  "      0: off). --sync both runs workloads 2 and 3 of every 4 under\n"       \
+  "      NORMAL, where the loss after a power cut must fit the sync\n"         \
+  "      interval. Defaults: a time seed, 500 ops, 4 workloads, --crash\n"     \
+  "      sample:50, --sync both, --kill 10, --jobs 1, --threads 4,\n"          \
+  "      --generations 3, --watchdog 10000. --jobs N checks up to N crash\n"   \
+  "      points at once (1..16; the results do not depend on it).\n"           \
+  "      Temporary stores go under $TMPDIR (default /tmp). Exit 0 when\n"      \
+  "      nothing diverged, 1 otherwise, 2 on bad usage. A divergence prints\n" \
+  "      a command that reproduces it.\n"
 
 #define CLI_USAGE_BENCH                                                        \
   "  keyjournal bench [--reps N] [--quick] [--large] [--json] [DIR]\n"         \
