@@ -286,6 +286,14 @@ int ora_campaign_run(ora_campaign *c);
  * report: a shrunk reproducer); c->kv_ops counts the ops run. KJ_OK when
  * the run itself worked. */
 int ora_kv_check(ora_campaign *c, uint64_t seed, size_t ops);
+/* Checker self-test: make the SQLite reference of ora_kv_check wrong on
+ * purpose, so that the runs must report divergences. which: 0 the real
+ * reference; 1 in a write transaction, a get of a key the transaction
+ * deleted returns the committed row (read-your-writes forgotten after a
+ * delete); 2 kj_txn_rollback_savepoint keeps the changes; 3 a scan in a
+ * write transaction ignores the transaction's own writes. Not for use while
+ * other threads run ora_kv_check. */
+void ora_kv_selftest_break(int which);
 
 /* ---- damage and tamper campaigns (oracle/damage.c) -------------------- */
 
