@@ -1386,6 +1386,15 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
         for (int pers = 0; pers < 2; pers++)
           fault_one(&r, m, fault_nth[k], st ? KJ_ENOSPC : KJ_EIO, pers);
 
+  /* g. */
+  if (c->kv) {
+    progress(c, wi, "kv");
+    int krc = ora_kv_check(c, seed, c->ops);
+    if (krc)
+      divergence(c, "kv: seed=%" PRIu64 " ops=%zu: the run failed: %s", seed,
+                 c->ops, kj_strerror(krc));
+  }
+
   /* e. */
   if (c->threads > 1) {
     progress(c, wi, "threads");

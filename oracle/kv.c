@@ -38,10 +38,10 @@
  * (written by the reference before each of its writes, cleared when the
  * transaction ends; ROLLBACK TO undoes its rows with the writes they
  * describe). The statuses of misuses are predicted from store.h's rules,
- * arguments checked first. One exception follows the engine rather than
- * store.h's list of KJ_EDEADLK cases: the commit of a write transaction
- * with no changes, under the thread's own read-only transaction, succeeds
- * (nothing to apply, so nothing waits; see OP_COMMIT_UNDER_RO).
+ * arguments checked first; among them, store.h's KJ_EDEADLK cases, where
+ * the commit of a write transaction with no changes, under the thread's
+ * own read-only transaction, succeeds (nothing to apply, so nothing waits;
+ * see OP_COMMIT_UNDER_RO).
  *
  * Every op gives a canonical text on each side (status, outputs, and
  * whether a transaction is open); the texts must be equal. Every 50 ops

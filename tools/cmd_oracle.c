@@ -44,6 +44,7 @@ int tool_oracle(int argc, char **argv) {
   c.threads = 4;
   c.generations = 3;
   c.watchdog_ms = 10000;
+  c.kv = 1;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     uint64_t n;
@@ -76,6 +77,8 @@ int tool_oracle(int argc, char **argv) {
       c.threads = (size_t)n;
     } else if (!strcmp(o, "--generations") && !parse_u64(v, &n) && n <= 100) {
       c.generations = (size_t)n;
+    } else if (!strcmp(o, "--kv") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+      c.kv = !strcmp(v, "on");
     } else if (!strcmp(o, "--watchdog") && !parse_u64(v, &n) && n <= 3600000) {
       c.watchdog_ms = (unsigned)n;
     } else if (!strcmp(o, "--crash") && !strcmp(v, "none")) {
@@ -128,9 +131,10 @@ int tool_oracle(int argc, char **argv) {
            c.seed, c.workloads, c.ops, crash, sync_name[c.normal], c.kills,
            c.threads, c.generations);
   }
-  printf("oracle: %" PRIu64 " thread crash points, %" PRIu64
-         " chained crashes, %" PRIu64 " hangs\n",
-         c.thread_points, c.chain_points, c.hangs);
+  printf("oracle: %" PRIu64 " key-value ops, %" PRIu64
+         " thread crash points, %" PRIu64 " chained crashes, %" PRIu64
+         " hangs\n",
+         c.kv_ops, c.thread_points, c.chain_points, c.hangs);
   printf("oracle: %" PRIu64 " ops, %" PRIu64 " crash points, %" PRIu64
          " kills, %" PRIu64 " divergences\n",
          c.ops_run, c.crash_points, c.kills_run, c.divergences);

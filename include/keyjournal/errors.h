@@ -55,8 +55,8 @@ enum kj_status {
    * instead of hanging: a write transaction begun (or a call with txn ==
    * NULL that writes, syncs, checkpoints or copies) on a thread that
    * already holds a transaction on that store or is inside a scan callback
-   * of it, or a commit on a thread that still holds a read-only
-   * transaction or a scan there. A transaction cannot start within a
+   * of it, or a commit with changes on a thread that still holds a
+   * read-only transaction or a scan there. A transaction cannot start within a
    * transaction: pass the one the thread holds. Nothing was changed (a
    * refused kj_txn_commit() frees its transaction, as always). The detail
    * message names the rule. */

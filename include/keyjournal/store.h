@@ -28,9 +28,11 @@
  *   - a write with txn == NULL (kj_put, kj_delete, and the domain calls
  *     over them), kj_store_sync(), kj_store_checkpoint() or
  *     kj_store_copy(s, NULL, ...) in the same situations;
- *   - kj_txn_commit() of a write transaction on a thread that still holds
- *     a read-only transaction or a scan on that store (the transaction is
- *     rolled back and freed, as for any failed commit).
+ *   - kj_txn_commit() of a write transaction with changes on a thread that
+ *     still holds a read-only transaction or a scan on that store (the
+ *     transaction is rolled back and freed, as for any failed commit; one
+ *     without changes writes nothing, waits for nothing and returns
+ *     KJ_OK).
  * Other threads are not affected: their begins and writes wait as before.
  * Reads never wait for the calling thread: a read-only kj_txn_begin(), a
  * kj_get() or a scan with txn == NULL on a thread that already holds a
