@@ -7,23 +7,27 @@
  * list of its pending (unsynced) writes and truncates; reads and size see
  * the real bytes with the pending list applied over them, and sync() writes
  * the list to the real file and clears it. Creations, renames and unlinks
- * happen on the real file system at once, each with an undo entry (the
- * replaced or removed file's durable bytes are kept in memory) in a log
- * that sync_dir() of the entry's directory clears. ora_fault_vfs_crash()
- * then plays power loss: each pending write is kept, dropped, torn or
- * garbled per the pattern and written out, and a suffix of the directory
- * log is undone (newest first; metadata is journaled in order, so a prefix
- * survives), leaving exactly what a disk could hold afterwards. No real
- * fsync is ever made: durability is the model's, which keeps campaigns
- * fast.
+ * happen on the real file system at once, and so do mkdirs, each with an
+ * undo entry (the replaced or removed file's durable bytes are kept in
+ * memory) in a log that sync_dir() of the entry's directory clears.
+ * ora_fault_vfs_crash() then plays power loss: each pending write is kept,
+ * dropped, torn or garbled per the pattern and written out, and in each
+ * directory a suffix of its log entries is undone (newest first; a
+ * directory's metadata is journaled in order, so a prefix survives, but
+ * two directories are independent; an undone mkdir takes its contents
+ * with it), leaving exactly what a disk could hold afterwards. A sync
+ * makes durable the writes issued before it began (with a sync window,
+ * later ones stay pending). No real fsync is ever made: durability is the
+ * model's, which keeps campaigns fast.
  *
  * Every call counts as one operation. set_crash_at() kills the "process"
  * at an operation: that call and every later one fail with KJ_EIO and
  * change nothing. ora_fault_vfs_fail() fails the Nth call of a method, once
- * or from then on. mkdir() is passed through and durable at once. One
- * mutex guards everything.
+ * or from then on. One mutex guards everything (released only during a
+ * sync window).
  */
 #include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +41,7 @@
 #define SECTOR 512u
 
 enum { POP_WRITE, POP_TRUNC };
-enum { DOP_CREATE, DOP_RENAME, DOP_UNLINK };
+enum { DOP_CREATE, DOP_RENAME, DOP_UNLINK, DOP_MKDIR };
 
 typedef struct pop {
   uint64_t seq; /* order of issue, over the whole VFS */
@@ -68,6 +72,7 @@ typedef struct dop {
   uint8_t *saved; /* durable bytes of the removed / replaced file */
   size_t saved_len;
   int has_saved;
+  int undo; /* chosen to be undone by the crash in progress */
   struct dop *prev, *next;
 } dop;
 
@@ -615,11 +620,16 @@ static int fv_sync_dir(void *ctx, const char *dir) {
   return rc;
 }
 
+/* A new directory is an entry in its parent like a new file: a crash
+ * before the parent's sync may undo it, with everything in it. */
 static int fv_mkdir(void *ctx, const char *dir) {
   enter(F);
   int rc = gate(F, -1);
+  int existed = path_kind(dir) != 0;
   if (!rc)
     rc = F->base->mkdir(F->base->ctx, dir);
+  if (!rc && !existed)
+    dop_add(F, DOP_MKDIR, dir, NULL, NULL, 0, 0);
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
@@ -731,6 +741,15 @@ static void crash_write(ora_fault_vfs *f, kj_vfs_file *bf, pop *p, int keep,
   f->base->write(f->base->ctx, bf, p->data, len, p->off);
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
 static void undo_dop(ora_fault_vfs *f, dop *d) {
   switch (d->kind) {
   case DOP_CREATE:
@@ -744,6 +763,9 @@ static void undo_dop(ora_fault_vfs *f, dop *d) {
   case DOP_UNLINK:
     if (d->has_saved)
       real_write_all(f, d->a, d->saved, d->saved_len);
+    break;
+  case DOP_MKDIR:
+    nftw(d->a, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     break;
   }
 }
@@ -816,21 +838,31 @@ void ora_fault_vfs_crash(ora_fault_vfs *f, int pattern) {
     pops_free(n);
   }
 
-  /* Directory operations: a prefix of the non-durable ones survives. */
-  size_t ndops = 0;
+  /* Directory operations: of the non-durable ones in each directory, a
+   * prefix survives (a file system journals one directory's changes in
+   * order, but two directories' independently). */
   for (dop *d = f->dhead; d; d = d->next)
-    ndops++;
-  size_t keepn = ndops;
-  if (pattern == ORA_CRASH_DROP)
-    keepn = 0;
-  else if (pattern == ORA_CRASH_RANDOM || pattern == ORA_CRASH_GARBAGE)
-    keepn = (size_t)rng_below(f, ndops + 1);
-  while (ndops > keepn) {
-    dop *d = f->dtail;
-    undo_dop(f, d);
-    dop_unlink_free(f, d);
-    ndops--;
+    d->undo = pattern == ORA_CRASH_DROP;
+  if (pattern == ORA_CRASH_RANDOM || pattern == ORA_CRASH_GARBAGE) {
+    for (dop *d = f->dhead; d; d = d->next) {
+      int first = 1; /* d is the oldest of its directory */
+      for (dop *e = f->dhead; e != d && first; e = e->next)
+        if (!strcmp(e->dir, d->dir))
+          first = 0;
+      if (!first)
+        continue;
+      size_t n = 0;
+      for (dop *e = d; e; e = e->next)
+        n += !strcmp(e->dir, d->dir);
+      size_t keep = (size_t)rng_below(f, n + 1), i = 0;
+      for (dop *e = d; e; e = e->next)
+        if (!strcmp(e->dir, d->dir))
+          e->undo = i++ >= keep;
+    }
   }
+  for (dop *d = f->dtail; d; d = d->prev)
+    if (d->undo)
+      undo_dop(f, d);
   while (f->dhead)
     dop_unlink_free(f, f->dhead);
 

@@ -148,9 +148,9 @@ typedef struct ora_fault_vfs ora_fault_vfs;
 
 /* A VFS over POSIX that buffers every write since each file's last sync,
  * and can crash: each unsynced write is kept, dropped, torn (a prefix) or
- * garbage over a 512-byte sector; creations, renames and unlinks not made
- * durable by a directory sync may be undone. It can also fail the Nth
- * operation (write, sync, read, rename, open) with KJ_EIO or KJ_ENOSPC,
+ * garbage over a 512-byte sector; creations, renames, unlinks and mkdirs
+ * not made durable by a sync of their directory may be undone. It can also fail
+ * the Nth operation (write, sync, read, rename, open) with KJ_EIO or KJ_ENOSPC,
  * once or from then on. */
 ora_fault_vfs *ora_fault_vfs_new(uint64_t seed);
 void ora_fault_vfs_free(ora_fault_vfs *f);
@@ -162,7 +162,7 @@ const kj_vfs *ora_fault_vfs_get(ora_fault_vfs *f);
 #define ORA_CRASH_KEEP 1 /* every pending write and directory op survives */
 #define ORA_CRASH_RANDOM                                                       \
   2 /* each write kept, dropped or torn (seeded);                              \
-       a random prefix of the directory ops survives */
+       of each directory's ops a random prefix survives */
 #define ORA_CRASH_TEAR                                                         \
   3 /* each file's last pending write is torn (a                               \
        prefix survives), earlier ones kept; directory                          \
@@ -170,8 +170,8 @@ const kj_vfs *ora_fault_vfs_get(ora_fault_vfs *f);
 #define ORA_CRASH_GARBAGE                                                      \
   4 /* one random pending write gets garbage over one                          \
        512-byte sector (within the write's bytes),                             \
-       the rest kept; a random prefix of the                                   \
-       directory ops survives */
+       the rest kept; of each directory's ops a                                \
+       random prefix survives */
 #define ORA_CRASH_NPATTERNS 5
 
 /* Power loss now: resolve every pending write and directory operation per

@@ -526,8 +526,12 @@ int64_t kj_store_clock(kj_store *s) { return s->clock(s->clock_ctx); }
 
 const char *kj_store_path(kj_store *s) { return s ? s->dir : NULL; }
 
+static void parent_of(const char *path, char out[KJ_PATH_MAX]);
+
 /* Segment, snapshot, then the header (the commit point of a store's
- * creation, FORMAT.md section 1), all durably. */
+ * creation, FORMAT.md section 1), all durably; then the directory entry of
+ * dir itself, in its parent: without that sync a power loss could take the
+ * whole copy away after kj_store_copy() returned. */
 static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   errno = 0;
   int rc = s->vfs->mkdir(s->vfs->ctx, dir);
@@ -564,7 +568,15 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   uint8_t b[HDR_BYTES];
   memcpy(b, s->header, HDR_BYTES);
   header_set_record(s->keys, b, 1, info.seq);
-  return kj_durable_file(s->vfs, dir, HDR_NAME, b, sizeof b, e);
+  if ((rc = kj_durable_file(s->vfs, dir, HDR_NAME, b, sizeof b, e)))
+    return rc;
+  char parent[KJ_PATH_MAX];
+  parent_of(dir, parent);
+  errno = 0;
+  if ((rc = s->vfs->sync_dir(s->vfs->ctx, parent[0] ? parent : ".")))
+    return kj_err(e, rc, "sync directory %s: %s", parent[0] ? parent : ".",
+                  kj_err_cause());
+  return KJ_OK;
 }
 
 /* The directory holding path's last entry, into out: "" when path has no
