@@ -312,6 +312,26 @@ int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops);
  * c->tamper_cases counts the cases. */
 int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
 
+/* Checker self-test: make the two checks above mis-judge on purpose, so
+ * that a test can see them report divergences (0: real use, the default).
+ *   1: ora_damage_check compares with the recorded state less one row
+ *      (every open that keeps the full state, at least the untouched
+ *      store's, is then a divergence);
+ *   2: ora_tamper_check also runs a case left out as undetectable by
+ *      design: the header kept, the snapshot and the whole journal taken
+ *      from another, longer history of the store; the open succeeds with
+ *      that history's state, a divergence;
+ *   3: ora_damage_check expects every message to name a file that is not
+ *      the damaged one (every KJ_ECORRUPT is then a divergence);
+ *   4: ora_tamper_check does not recompute the unkeyed checksums after its
+ *      edits (the cases that only authentication may catch then fail a
+ *      checksum instead, and their messages do not say "authentication");
+ *   5: ora_damage_check's process that judges the cases dies (SIGKILL) in
+ *      the second case and hangs in the third (until c->watchdog_ms, or 20
+ *      s when 0): a crash and a hang, the rest of the cases still run.
+ * Affects every later call in the process. */
+void ora_damage_selftest_break(int which);
+
 /* One fault schedule for ora_crash_check(). */
 typedef struct ora_crash_plan {
   uint64_t point;          /* die at this VFS call (1-based; 0: never) */
