@@ -72,6 +72,8 @@
 static const uint64_t fault_nth[] = {1, 3, 10, 30};
 /* Concurrent-writer crash schedules and chains of crashes per workload. */
 #define THREAD_POINTS 8u
+/* Commits of the store the damage and tamper runs edit. */
+#define DAMAGE_OPS 300u
 #define CHAINS 4u
 /* A crashed recovery dies within its first this many VFS operations. */
 #define RECOVERY_CRASH_SPAN 40u
@@ -1393,6 +1395,19 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
     if (krc)
       divergence(c, "kv: seed=%" PRIu64 " ops=%zu: the run failed: %s", seed,
                  c->ops, kj_strerror(krc));
+  }
+
+  /* h. */
+  if (c->damage || c->tamper) {
+    /* A store of its own, smaller than the workload: every region of
+     * every file is damaged in turn. */
+    size_t dops = c->ops < DAMAGE_OPS ? c->ops : DAMAGE_OPS;
+    progress(c, wi, "damage");
+    int drc = c->damage ? ora_damage_check(c, seed, dops) : KJ_OK;
+    int trc = c->tamper ? ora_tamper_check(c, seed, dops) : KJ_OK;
+    if (drc || trc)
+      divergence(c, "damage: seed=%" PRIu64 " ops=%zu: the run failed: %s",
+                 seed, dops, kj_strerror(drc ? drc : trc));
   }
 
   /* e. */

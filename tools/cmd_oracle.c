@@ -45,6 +45,8 @@ int tool_oracle(int argc, char **argv) {
   c.generations = 3;
   c.watchdog_ms = 10000;
   c.kv = 1;
+  c.damage = 1;
+  c.tamper = 1;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     uint64_t n;
@@ -79,6 +81,12 @@ int tool_oracle(int argc, char **argv) {
       c.generations = (size_t)n;
     } else if (!strcmp(o, "--kv") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
       c.kv = !strcmp(v, "on");
+    } else if (!strcmp(o, "--damage") &&
+               (!strcmp(v, "on") || !strcmp(v, "off"))) {
+      c.damage = !strcmp(v, "on");
+    } else if (!strcmp(o, "--tamper") &&
+               (!strcmp(v, "on") || !strcmp(v, "off"))) {
+      c.tamper = !strcmp(v, "on");
     } else if (!strcmp(o, "--watchdog") && !parse_u64(v, &n) && n <= 3600000) {
       c.watchdog_ms = (unsigned)n;
     } else if (!strcmp(o, "--crash") && !strcmp(v, "none")) {
@@ -131,10 +139,11 @@ int tool_oracle(int argc, char **argv) {
            c.seed, c.workloads, c.ops, crash, sync_name[c.normal], c.kills,
            c.threads, c.generations);
   }
-  printf("oracle: %" PRIu64 " key-value ops, %" PRIu64
-         " thread crash points, %" PRIu64 " chained crashes, %" PRIu64
-         " hangs\n",
-         c.kv_ops, c.thread_points, c.chain_points, c.hangs);
+  printf("oracle: %" PRIu64 " key-value ops, %" PRIu64 " damage cases, %" PRIu64
+         " tamper cases, %" PRIu64 " thread crash points, %" PRIu64
+         " chained crashes, %" PRIu64 " hangs\n",
+         c.kv_ops, c.damage_cases, c.tamper_cases, c.thread_points,
+         c.chain_points, c.hangs);
   printf("oracle: %" PRIu64 " ops, %" PRIu64 " crash points, %" PRIu64
          " kills, %" PRIu64 " divergences\n",
          c.ops_run, c.crash_points, c.kills_run, c.divergences);

@@ -19,7 +19,8 @@
   "full|normal|both]\n"                                                        \
   "                    [--kill N] [--jobs N] [--threads N] [--generations "    \
   "N]\n"                                                                       \
-  "                    [--watchdog MS]\n"                                      \
+  "                    [--watchdog MS] [--kv on|off] [--damage on|off]\n"      \
+  "                    [--tamper on|off]\n"                                    \
   "      Drive the native engine and the SQLite reference with the same\n"     \
   "      seeded workloads and compare every result and the whole state;\n"     \
   "      crash the engine at I/O operations (--crash) and kill it with\n"      \
@@ -28,7 +29,11 @@
   "      (--threads, 0: off); crash, recover, work on and crash again for\n"   \
   "      N generations (--generations, 0: off); report an operation or a\n"    \
   "      recovery that makes no progress for MS ms as a hang (--watchdog,\n"   \
-  "      0: off). --sync both runs workloads 2 and 3 of every 4 under\n"       \
+  "      0: off); run the raw key-value API against a SQLite model of it\n"    \
+  "      (--kv); damage the durable bytes of a closed store, which must be\n"  \
+  "      reported (--damage), and edit its files as one without the key\n"     \
+  "      would, which must fail authentication (--tamper). --sync both\n"      \
+  "      runs workloads 2 and 3 of every 4 under\n"                            \
   "      NORMAL, where the loss after a power cut must fit the sync\n"         \
   "      interval. Defaults: a time seed, 500 ops, 4 workloads, --crash\n"     \
   "      sample:50, --sync both, --kill 10, --jobs 1, --threads 4,\n"          \
