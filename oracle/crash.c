@@ -157,11 +157,6 @@ typedef struct beacon {
 
 static beacon *the_beacon; /* shared mapping, or NULL when off */
 
-void ora_beat(void) {
-  if (the_beacon)
-    __atomic_add_fetch(&the_beacon->beats, 1, __ATOMIC_RELAXED);
-}
-
 static void beacon_op(uint64_t op) {
   if (the_beacon)
     __atomic_store_n(&the_beacon->op, op, __ATOMIC_RELAXED);
@@ -1569,6 +1564,7 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
     setpgid(0, 0);
     close(fds[0]);
     the_beacon = bc;
+    ora_beat_attach(&bc->beats);
     uint64_t base[NCOUNTS], now[NCOUNTS];
     counts_of(c, base);
     size_t base_report = c->report.len;

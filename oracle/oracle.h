@@ -108,9 +108,11 @@ const char *ora_wop_kind_name(int kind);
  * factories can pass ora_oracle_clock with a NULL ctx to any backend. */
 int64_t ora_oracle_clock(void *ctx);
 
-/* A sign of progress for the campaign's watchdog (oracle/crash.c): every
- * operation applied calls it. A no-op outside a watched campaign. */
+/* A sign of progress for the campaign's watchdog (oracle/beat.c): every
+ * operation applied calls it. A no-op until ora_beat_attach() gave it a
+ * counter (a watched campaign's child does, in a page its watcher reads). */
 void ora_beat(void);
+void ora_beat_attach(uint64_t *counter);
 
 /* Describe op as one line of C-like text (for reproducers). */
 void ora_wop_describe(const ora_wop *op, ora_obuf *out);
