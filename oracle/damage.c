@@ -370,7 +370,7 @@ static int dset_load(const char *dir, dset *d) {
       d->f = nf;
     }
     dfile *f = &d->f[d->n];
-    snprintf(f->name, sizeof f->name, "%s", de->d_name);
+    memcpy(f->name, de->d_name, strlen(de->d_name) + 1); /* fits: above */
     if (read_whole(p, &f->p, &f->len) != 0)
       rc = -1;
     else
