@@ -39,7 +39,11 @@
 #   KJ_MUTANTS_CAMPAIGN="..." other campaign options (a quicker check of
 #                             this script; the table is meant for the above)
 #   KJ_MUTANTS_KEEP=1         keep the scratch directory (path printed)
-#   KJ_TEST_TMPDIR / TMPDIR   where the scratch directory goes
+#   KJ_MUTANTS_TMPDIR         where the scratch directory goes (the
+#                             campaigns' stores too: a tmpfs such as
+#                             /dev/shm makes their real syncs free, and
+#                             the fault VFS models power loss anyway);
+#                             else KJ_TEST_TMPDIR, else TMPDIR, else /tmp
 
 : "${top_srcdir:?top_srcdir must name the source tree}"
 s=$top_srcdir
@@ -64,7 +68,8 @@ if ! command -v timeout >/dev/null 2>&1; then
   exit 2
 fi
 
-tmp=$(mktemp -d "${KJ_TEST_TMPDIR:-${TMPDIR:-/tmp}}/mutants.XXXXXX") || exit 2
+tmp=$(mktemp -d "${KJ_MUTANTS_TMPDIR:-${KJ_TEST_TMPDIR:-${TMPDIR:-/tmp}}}/mutants.XXXXXX") ||
+  exit 2
 cleanup() {
   # The campaigns still running (an abort): each is the leader of its own
   # process group only when job control is on, so end them by pid.
