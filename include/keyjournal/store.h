@@ -349,7 +349,9 @@ int kj_store_checkpoint(kj_store *s);
  * KJ_SYNC_FULL it first waits for the fdatasync of commits still waiting
  * for theirs (group commit), so the copy holds only durable commits; if
  * that sync fails, so does the copy (and s is poisoned, as for a commit).
- * Cost: a snapshot write. */
+ * Once it returns KJ_OK the copy is durable, its directory entry in the
+ * parent of dir included (the parent is synced last). Cost: a snapshot
+ * write. */
 int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
 
 /* kj_store_copy_ex flags. */
