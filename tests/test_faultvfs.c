@@ -478,8 +478,116 @@ out:
   free(dir);
 }
 
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A mkdir is a directory entry like a creation: undone by a crash unless
+ * its parent was synced, with what it holds; and two directories' entries
+ * are crashed independently. */
+static void test_mkdir_undo(const char *dir) {
+  char *sub = tu_path(dir, "m"), *in = tu_path(sub, "f");
+  tu_rmrf(sub);
+  ora_fault_vfs *f = fresh(11);
+  is(V->mkdir(C, sub), KJ_OK, "mkdir through the fault VFS");
+  kj_vfs_file *h = vopen(in, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  vwrite_fill(h, 'D', 10, 0);
+  V->sync(C, h);
+  V->close(C, h);
+  V->sync_dir(C, sub); /* the file's entry is durable, not the mkdir */
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  ok(!is_dir(sub) && !exists(in),
+     "a mkdir whose parent was not synced is undone with its contents");
+  V->mkdir(C, sub);
+  V->sync_dir(C, dir);
+  h = vopen(in, KJ_VFS_WRITE | KJ_VFS_CREATE);
+  V->close(C, h);
+  V->sync_dir(C, sub);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  ok(is_dir(sub), "a mkdir made durable by its parent's sync stays");
+  ok(exists(in), "with the entries made durable in it");
+  ora_fault_vfs_free(f);
+  tu_rmrf(sub);
+  free(in);
+  free(sub);
+}
+
+/* With a sync window, a sync makes durable only what was written before it
+ * began; die_after_syncs lets that sync return, then kills every call. */
+static void test_sync_window(const char *dir) {
+  char *a = tu_path(dir, "w");
+  tu_rmrf(a);
+  ora_fault_vfs *f = fresh(12);
+  durable_file(dir, a, 0, 0);
+  ora_fault_vfs_sync_window(f, 1000);
+  ora_fault_vfs_die_after_syncs(f, 1);
+  kj_vfs_file *h = vopen(a, KJ_VFS_WRITE);
+  vwrite_fill(h, 'A', 10, 0);
+  is(V->sync(C, h), KJ_OK, "the k-th sync returns success");
+  ok(V->sync(C, h) != KJ_OK, "and the next call finds the process dead");
+  V->close(C, h);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  size_t rl;
+  uint8_t *r = tu_read_file(a, &rl);
+  ok(r && rl == 10 && all_bytes(r, 0, 10, 'A'),
+     "what was written before the sync began is durable");
+  free(r);
+  ora_fault_vfs_free(f);
+  tu_rmrf(a);
+  free(a);
+}
+
+/* A store created in a new directory, and a returned snapshot copy beside
+ * it, survive a power loss: their directory entries are synced in their
+ * parent (store.h). */
+static void test_new_dirs_durable(void) {
+  char *base = tu_mkdtemp();
+  char *dir = tu_path(base, "store"), *copy = tu_path(base, "copy");
+  ora_fault_vfs *f = fresh(13);
+  kj_options o;
+  tu_options(&o);
+  o.vfs = ora_fault_vfs_get(f);
+  kj_store *s = NULL;
+  int rc = kj_store_open(dir, &o, &s, NULL);
+  is(rc, KJ_OK, "a store created in a new directory");
+  if (!rc) {
+    ok(kj_put(s, NULL, 1, "k", 1, "v", 1) == KJ_OK, "an acknowledged row");
+    /* The copy's parent sync would cover the store's entry too: crash
+     * once before it. */
+    ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+    ok(is_dir(dir), "the new store's directory survives a power loss");
+    is(kj_store_copy(s, NULL, copy), KJ_OK, "a copy beside it");
+    /* Power loss with the store still open: only what was synced stays. */
+    ora_fault_vfs_set_crash_at(f, ora_fault_vfs_ops(f) + 1);
+    kj_store_close(s);
+    ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+    kj_options co;
+    tu_options(&co);
+    co.mode = KJ_OPEN_EXISTING;
+    const char *names[2] = {dir, copy};
+    for (int i = 0; i < 2; i++) {
+      kj_store *c = NULL;
+      rc = kj_store_open(names[i], &co, &c, NULL);
+      is(rc, KJ_OK, "the %s opens after a power loss", i ? "copy" : "store");
+      if (!rc) {
+        ok(tu_get_str_eq(c, NULL, 1, "k", "v"), "and holds the row");
+        kj_store_close(c);
+      }
+    }
+  }
+  ora_fault_vfs_free(f);
+  tu_rmrf(base);
+  free(copy);
+  free(dir);
+  free(base);
+}
+
 int main(void) {
   char *dir = tu_mkdtemp_or_bail();
+  test_mkdir_undo(dir);
+  test_sync_window(dir);
+  test_new_dirs_durable();
   test_pending_reads(dir);
   test_patterns(dir);
   test_dirops(dir);

@@ -343,6 +343,8 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
   return kj_durable_file(s->vfs, s->dir, HDR_NAME, s->header, HDR_BYTES, e);
 }
 
+static void parent_of(const char *path, char out[KJ_PATH_MAX]);
+
 static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   int may_create = o->mode != KJ_OPEN_EXISTING && !o->read_only;
   if (may_create) {
@@ -350,6 +352,14 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
     if (rc && rc != KJ_EEXIST)
       return kj_err(e, rc, "create directory %s: %s", s->dir, kj_err_cause());
+    if (!rc) { /* created: make its entry in the parent durable first */
+      char parent[KJ_PATH_MAX];
+      parent_of(s->dir, parent);
+      errno = 0;
+      if ((rc = s->vfs->sync_dir(s->vfs->ctx, parent[0] ? parent : ".")))
+        return kj_err(e, rc, "sync directory %s: %s", parent[0] ? parent : ".",
+                      kj_err_cause());
+    }
   }
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
@@ -525,8 +535,6 @@ int kj_store_sync(kj_store *s) {
 int64_t kj_store_clock(kj_store *s) { return s->clock(s->clock_ctx); }
 
 const char *kj_store_path(kj_store *s) { return s ? s->dir : NULL; }
-
-static void parent_of(const char *path, char out[KJ_PATH_MAX]);
 
 /* Segment, snapshot, then the header (the commit point of a store's
  * creation, FORMAT.md section 1), all durably; then the directory entry of
