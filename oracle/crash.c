@@ -1674,9 +1674,16 @@ int ora_campaign_run(ora_campaign *c) {
     int mode = c->normal;
     if (mode == 2) /* both: workloads 2 and 3 of every 4 under NORMAL */
       c->normal = (int)(wi / 2 % 2);
+    uint64_t hangs = c->hangs;
     rc = c->watchdog_ms ? watched_workload(c, wi, kills)
                         : one_workload(c, wi, kills);
     c->normal = mode;
+    if (c->hangs > hangs) { /* the engine is stuck: report it now */
+      ora_obuf_addf(&c->report,
+                    "hang: the campaign stops after workload %zu of %zu\n",
+                    wi + 1, c->workloads);
+      break;
+    }
   }
   if (c->progress)
     fprintf(stderr, "\n");

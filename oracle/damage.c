@@ -1156,6 +1156,7 @@ static void run_cases(ora_campaign *c, size_t n, const uint8_t *skip,
       if (got <= 0)
         break;
       ora_obuf_add(&in, buf, (size_t)got);
+      ora_beat(); /* a case judged: progress for the campaign's watchdog */
     }
     close(pfd[0]);
     if (hung)

@@ -1711,6 +1711,7 @@ static int run_ops(const kvx *x, const kvop *ops, const size_t *idx, size_t m,
   for (size_t i = 0; i < m && !o->diverged && !r.err; i++) {
     const kvop *op = &ops[idx ? idx[i] : i];
     ta.len = tb.len = 0;
+    ora_beat();
     nat_apply(x, &n, op, &ta);
     ref_apply(&r, x, op, &tb);
     o->ops_run = i + 1;

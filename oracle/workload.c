@@ -2121,6 +2121,7 @@ void ora_workload_dump(kj_backend *b, const uint32_t *slots, size_t nslots,
   op.kind = W_DEVICE_LIST_IDS;
   dump_op(b, 0, &op, out);
   for (size_t i = 0; i < nslots; i++) {
+    ora_beat();
     ora_obuf_addf(out, "== slot[%zu] = %" PRIu32 "\n", i, slots[i]);
     dump_slot(b, slots[i], out);
   }

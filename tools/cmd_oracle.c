@@ -43,7 +43,7 @@ int tool_oracle(int argc, char **argv) {
   c.normal = 2;
   c.threads = 4;
   c.generations = 3;
-  c.watchdog_ms = 10000;
+  c.watchdog_ms = 20000;
   c.kv = 1;
   c.damage = 1;
   c.tamper = 1;

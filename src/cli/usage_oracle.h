@@ -37,7 +37,7 @@
   "      NORMAL, where the loss after a power cut must fit the sync\n"         \
   "      interval. Defaults: a time seed, 500 ops, 4 workloads, --crash\n"     \
   "      sample:50, --sync both, --kill 10, --jobs 1, --threads 4,\n"          \
-  "      --generations 3, --watchdog 10000. --jobs N checks up to N crash\n"   \
+  "      --generations 3, --watchdog 20000. --jobs N checks up to N crash\n"   \
   "      points at once (1..16; the results do not depend on it).\n"           \
   "      Temporary stores go under $TMPDIR (default /tmp). Exit 0 when\n"      \
   "      nothing diverged, 1 otherwise, 2 on bad usage. A divergence prints\n" \
