@@ -1110,6 +1110,8 @@ static void run_cases(ora_campaign *c, size_t n, const uint8_t *skip,
       /* Complete records first. */
       for (;;) {
         size_t avail = in.len - used;
+        if (!avail)
+          break; /* nothing read yet: in.p may still be NULL */
         const uint8_t *p = in.p + used;
         if (avail >= 5 && p[0] == 'B') {
           cur = get32(p + 1);
