@@ -979,6 +979,13 @@ static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
            r->w->seed, r->n, delay_us, salt, acked);
   if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
     divergence(c, "%s: child failed (exit %d)", repro, WEXITSTATUS(st));
+  } else if (WIFSIGNALED(st) && (delay_us < 0 || WTERMSIG(st) != SIGKILL)) {
+    /* Only the SIGKILL sent above is a planned death: a child that
+     * crashed on its own (a segfault, an abort) is the engine's fault,
+     * even when the store it left behind recovers. */
+    divergence(c, "%s: child died of signal %d (%s)%s", repro, WTERMSIG(st),
+               strsignal(WTERMSIG(st)),
+               delay_us < 0 ? " in a run that was not killed" : "");
   } else {
     size_t hi = acked;
     while (hi < r->n && !r->bnd[hi + 1])
