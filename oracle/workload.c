@@ -1433,6 +1433,9 @@ void ora_wop_describe(const ora_wop *op, ora_obuf *o) {
 
 /* ---- generation --------------------------------------------------------- */
 
+#define MODEL_SLOTS ORA_WORKLOAD_MAX_SLOTS
+#define MODEL_CODES 8u
+
 typedef struct gen {
   uint64_t s; /* rng state */
   uint64_t seed;
@@ -1444,6 +1447,16 @@ typedef struct gen {
   uint16_t rlo[3], rn[3]; /* per conversation skipped-key window */
   uint8_t live[ORA_WORKLOAD_MAX_SLOTS]; /* realistic: slots not deleted */
   unsigned nlive;
+  /* Boundaries: a model of the timestamps the store holds, so that expiry
+   * cutoffs and cleanup ages land on one of them exactly (or one before,
+   * or one after) and a strict comparison is told from an inclusive one.
+   * tok: each token's token_ts + 1 (0: none) by slot and JID code; made:
+   * each skipped key's created op index + 1 by slot, conversation code
+   * and key (the store clock moves 1 s per op). Transactions rolled back
+   * and failed ops make the model approximate, which costs aim, not
+   * correctness: the reference judges every result. */
+  int64_t tok[MODEL_SLOTS][MODEL_CODES];
+  int64_t made[MODEL_SLOTS][MODEL_CODES][N_SKIP];
 } gen;
 
 static uint64_t rnd(gen *g) {
@@ -1452,6 +1465,58 @@ static uint64_t rnd(gen *g) {
 }
 static uint32_t below(gen *g, uint32_t n) { return (uint32_t)(rnd(g) % n); }
 static int chance(gen *g, unsigned pct) { return below(g, 100) < pct; }
+
+/* 0 half the time, else -1 or +1: a comparison against a cutoff flips
+ * at 0. */
+static int64_t nudge(gen *g) {
+  uint32_t r = below(g, 4);
+  return r < 2 ? 0 : r == 2 ? -1 : 1;
+}
+
+/* One of the n values of the model table t (+1 encoded, 0: none), chosen
+ * at random, in *v; 0 if there is none. */
+static int pick_held(gen *g, const int64_t *t, size_t n, int64_t *v) {
+  size_t have = 0;
+  for (size_t i = 0; i < n; i++)
+    have += t[i] != 0;
+  if (!have)
+    return 0;
+  size_t k = below(g, (uint32_t)have);
+  for (size_t i = 0; i < n; i++)
+    if (t[i] && k-- == 0) {
+      *v = t[i] - 1;
+      return 1;
+    }
+  return 0;
+}
+
+/* Forget what a removal by cutoff (v < cutoff) takes from table t. */
+static void drop_below(int64_t *t, size_t n, int64_t cutoff) {
+  for (size_t i = 0; i < n; i++)
+    if (t[i] && t[i] - 1 < cutoff)
+      t[i] = 0;
+}
+
+static int modelled(uint8_t slot, uint16_t code) {
+  return slot < MODEL_SLOTS && code < MODEL_CODES;
+}
+
+/* A modelled slot holding something in the tokens (skipped 0) or the
+ * skipped keys (1) of the model, chosen at random, or -1. */
+static int held_slot(gen *g, int skipped) {
+  uint8_t cand[MODEL_SLOTS];
+  unsigned nc = 0;
+  for (unsigned sl = 0; sl < MODEL_SLOTS && sl < g->creates; sl++) {
+    const int64_t *t = skipped ? &g->made[sl][0][0] : g->tok[sl];
+    size_t n = skipped ? MODEL_CODES * N_SKIP : MODEL_CODES;
+    for (size_t i = 0; i < n; i++)
+      if (t[i]) {
+        cand[nc++] = (uint8_t)sl;
+        break;
+      }
+  }
+  return nc ? cand[below(g, nc)] : -1;
+}
 
 static ora_wop *emit(gen *g, int kind) {
   if (g->n >= g->cap)
@@ -1536,6 +1601,8 @@ static uint32_t pick_n(gen *g, uint32_t typical) {
       return 0;
     if (r < 25)
       return 40 + below(g, 40);
+    if (r < 26 && chance(g, 20)) /* refused: one past the limit */
+      return KJ_MAX_BATCH + 1;
   }
   return 1 + below(g, typical);
 }
@@ -1549,6 +1616,33 @@ static void batch_flags(gen *g, ora_wop *op) {
   } else if (chance(g, 5)) {
     op->flags |= F_DUP;
   }
+}
+
+static void forget_slot(gen *g, uint8_t slot) {
+  if (slot < MODEL_SLOTS) {
+    memset(g->tok[slot], 0, sizeof g->tok[0]);
+    memset(g->made[slot], 0, sizeof g->made[0]);
+  }
+}
+
+/* A ratchet save replaces the conversation's skipped keys: those kept
+ * keep their created_at, new ones are created now (as in ora_wop_apply:
+ * key j of the universe for j = b + i; a duplicate set, a refused one or
+ * one beyond the universe is not modelled: the conversation is
+ * forgotten). */
+static void model_save(gen *g, const ora_wop *op) {
+  if (!modelled(op->slot, op->a))
+    return;
+  int64_t *m = g->made[op->slot][op->a];
+  if ((op->flags & F_DUP) || op->n > N_SKIP) {
+    memset(m, 0, sizeof g->made[0][0]);
+    return;
+  }
+  uint8_t in[N_SKIP] = {0};
+  for (uint32_t i = 0; i < op->n; i++)
+    in[(op->b + i) % N_SKIP] = 1;
+  for (unsigned j = 0; j < N_SKIP; j++)
+    m[j] = !in[j] ? 0 : m[j] ? m[j] : (int64_t)(op - g->ops) + 1;
 }
 
 /* Fill the arguments of one (non-transaction) op of kind. */
@@ -1604,6 +1698,8 @@ static void gen_args(gen *g, ora_wop *op) {
   case W_DEVICE_LOAD:
   case W_DEVICE_DELETE:
   case W_DEVICE_CREATE:
+    if (op->kind == W_DEVICE_DELETE)
+      forget_slot(g, op->slot);
     break;
   case W_SPK_STORE:
     op->a = (uint16_t)below(g, N_SPK);
@@ -1704,7 +1800,7 @@ static void gen_args(gen *g, ora_wop *op) {
     op->a = pick_key(g, FA_USER);
     op->ts = (int64_t)below(g, 100000);
     op->n = g->mix == ORA_MIX_ADVERSARIAL && chance(g, 3)
-                ? KJ_MAX_DEVICES + below(g, 2)
+                ? KJ_MAX_DEVICES - 1 + below(g, 3)
                 : below(g, 6);
     if (chance(g, 60))
       op->flags |= F_HAS1;
@@ -1722,21 +1818,53 @@ static void gen_args(gen *g, ora_wop *op) {
     op->c = (uint16_t)below(g, 50);
     if (chance(g, 50))
       op->flags |= F_HAS1;
+    if (modelled(op->slot, op->a))
+      g->tok[op->slot][op->a] = op->ts + 1;
     break;
   case W_TC_GET:
   case W_TC_DELETE:
     op->a = pick_key(g, FA_JID);
+    if (op->kind == W_TC_DELETE && modelled(op->slot, op->a))
+      g->tok[op->slot][op->a] = 0;
     break;
   case W_TC_DELETE_EXPIRED:
     op->ts = g->now / 1000 - (int64_t)below(g, 300);
-    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 20))
+    if (chance(g, 90)) { /* token_ts < cutoff, at a held token's edge */
+      int sl = held_slot(g, 0);
+      int64_t v;
+      if (sl >= 0 && pick_held(g, g->tok[sl], MODEL_CODES, &v)) {
+        op->slot = (uint8_t)sl;
+        op->ts = v + nudge(g);
+      }
+    } else if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 20)) {
       op->ts = chance(g, 50) ? INT64_MIN : INT64_MAX;
+    }
+    if (op->slot < MODEL_SLOTS)
+      drop_below(g->tok[op->slot], MODEL_CODES, op->ts);
     break;
   case W_RATCHET_CLEANUP: {
     static const int64_t ages[] = {0, 1, 3, 10, 30, 100, 100000};
     op->ts = ages[below(g, 7)];
-    if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 15))
+    int64_t at = (int64_t)(op - g->ops);
+    if (chance(g, 90)) {
+      /* The store clock moves 1 s per op, so a key created k ops ago is
+       * k s old: an age of k keeps it (created_at < now - age is false),
+       * k - 1 removes it. */
+      int sl = held_slot(g, 1);
+      int64_t v;
+      if (sl >= 0 &&
+          pick_held(g, &g->made[sl][0][0], MODEL_CODES * N_SKIP, &v)) {
+        op->slot = (uint8_t)sl;
+        op->ts = at - v + nudge(g);
+        if (op->ts < 0)
+          op->ts = 0;
+      }
+    } else if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 15)) {
       op->ts = chance(g, 50) ? -1 : INT64_MAX;
+    }
+    if (op->slot < MODEL_SLOTS && op->ts >= 0)
+      drop_below(&g->made[op->slot][0][0], MODEL_CODES * N_SKIP,
+                 op->ts > at ? INT64_MIN : at - op->ts);
     break;
   }
   case W_DEVICE_SAVE:
@@ -1773,10 +1901,13 @@ static void gen_args(gen *g, ora_wop *op) {
         op->n = 0;
       else if (r < 18)
         op->n = 300 + below(g, 200);
+      else if (r < 19) /* refused: one past the limit */
+        op->n = KJ_MAX_SKIPPED + 1;
       if (chance(g, 25))
         op->flags |= F_DUP;
     }
     op->flags |= (uint8_t)(below(g, 8) << 2); /* F_HAS1..F_HAS3 */
+    model_save(g, op);
     break;
   }
   case W_RATCHET_LOAD:
@@ -1784,6 +1915,8 @@ static void gen_args(gen *g, ora_wop *op) {
   case W_RATCHET_DELETE:
     op->a = g->mix == ORA_MIX_ADVERSARIAL ? pick_key(g, FA_CONV)
                                           : (uint16_t)below(g, 3);
+    if (op->kind == W_RATCHET_DELETE && modelled(op->slot, op->a))
+      memset(g->made[op->slot][op->a], 0, sizeof g->made[0][0]);
     break;
   case W_TX_BEGIN:
   case W_TX_COMMIT:
@@ -1819,6 +1952,7 @@ static void delete_slot(gen *g) {
   if (!op)
     return;
   op->slot = g->live[i];
+  forget_slot(g, op->slot);
   memmove(&g->live[i], &g->live[i + 1], (g->nlive - i - 1) * sizeof g->live[0]);
   g->nlive--;
   if (chance(g, 70))
@@ -1889,13 +2023,16 @@ static void gen_realistic(gen *g) {
                             W_LID_GET_BY_PHONE, W_LID_GET_ALL};
     one(g, k[below(g, sizeof k / sizeof k[0])]);
   } else if (r < 670) { /* trusted-contact tokens and their expiry */
-    static const int k[] = {W_TC_PUT,    W_TC_PUT,      W_TC_GET,
-                            W_TC_DELETE, W_TC_ALL_JIDS, W_TC_DELETE_EXPIRED};
+    static const int k[] = {W_TC_PUT,           W_TC_PUT,
+                            W_TC_GET,           W_TC_DELETE,
+                            W_TC_ALL_JIDS,      W_TC_DELETE_EXPIRED,
+                            W_TC_DELETE_EXPIRED};
     one(g, k[below(g, sizeof k / sizeof k[0])]);
   } else if (r < 740) { /* ratchet */
-    static const int k[] = {
-        W_RATCHET_SAVE,   W_RATCHET_SAVE,    W_RATCHET_SAVE,  W_RATCHET_LOAD,
-        W_RATCHET_EXISTS, W_RATCHET_CLEANUP, W_RATCHET_DELETE};
+    static const int k[] = {W_RATCHET_SAVE,    W_RATCHET_SAVE,
+                            W_RATCHET_SAVE,    W_RATCHET_LOAD,
+                            W_RATCHET_EXISTS,  W_RATCHET_CLEANUP,
+                            W_RATCHET_CLEANUP, W_RATCHET_DELETE};
     uint32_t i = below(g, sizeof k / sizeof k[0]);
     if (k[i] == W_RATCHET_DELETE && !chance(g, 30))
       i = 0;
