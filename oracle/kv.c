@@ -1754,45 +1754,20 @@ static int run_ops(const kvx *x, const kvop *ops, const size_t *idx, size_t m,
   return rc;
 }
 
-static int diverges(const kvx *x, const kvop *ops, const size_t *idx, size_t m,
-                    size_t *runs) {
+/* Does ops[idx[0..m)] diverge? (ora_shrink's test) */
+typedef struct shrink_ctx {
+  const kvx *x;
+  const kvop *ops;
+} shrink_ctx;
+
+static int diverges(void *arg, const size_t *idx, size_t m) {
+  const shrink_ctx *sx = arg;
   outcome o;
   char why[300];
-  (*runs)++;
-  int d = run_ops(x, ops, idx, m, &o, why, sizeof why) == KJ_OK && o.diverged;
+  int d = run_ops(sx->x, sx->ops, idx, m, &o, why, sizeof why) == KJ_OK &&
+          o.diverged;
   outcome_free(&o);
   return d;
-}
-
-/* Delta debugging: shrink idx[0..*m) in place while a divergence stays. */
-static void shrink(const kvx *x, const kvop *ops, size_t *idx, size_t *m,
-                   size_t *runs) {
-  size_t *cand = malloc((*m ? *m : 1) * sizeof *cand);
-  if (!cand)
-    return;
-  size_t chunk = *m / 2 ? *m / 2 : 1;
-  while (*m > 1 && *runs < SHRINK_MAX_RUNS) {
-    int progress = 0;
-    size_t start = 0;
-    while (start < *m && *runs < SHRINK_MAX_RUNS) {
-      size_t end = start + chunk < *m ? start + chunk : *m, k = 0;
-      for (size_t i = 0; i < *m; i++)
-        if (i < start || i >= end)
-          cand[k++] = idx[i];
-      if (k > 0 && diverges(x, ops, cand, k, runs)) {
-        memcpy(idx, cand, k * sizeof *idx);
-        *m = k;
-        progress = 1;
-      } else {
-        start = end;
-      }
-    }
-    if (chunk == 1 && !progress)
-      break;
-    if (!progress || chunk > *m / 2)
-      chunk = chunk / 2 ? chunk / 2 : 1;
-  }
-  free(cand);
 }
 
 static void quote_text(ora_obuf *r, const char *label, const ora_obuf *t) {
@@ -1849,7 +1824,8 @@ int ora_kv_check(ora_campaign *c, uint64_t seed, size_t ops) {
     if (idx) {
       for (size_t i = 0; i < m; i++)
         idx[i] = i;
-      shrink(&x, seq, idx, &m, &runs);
+      shrink_ctx sx = {&x, seq};
+      ora_shrink(idx, &m, SHRINK_MAX_RUNS, &runs, diverges, &sx);
       outcome so;
       int src = run_ops(&x, seq, idx, m, &so, why, sizeof why);
       int still = src == KJ_OK && so.diverged;

@@ -144,6 +144,15 @@ int ora_diff_run(const ora_workload *w, ora_backend_factory a, void *actx,
                  ora_backend_factory b, void *bctx, size_t check_every,
                  int shrink, ora_diff_result *res);
 
+/* ---- shrinking (oracle/shrink.c) ------------------------------------- */
+
+/* Delta debugging: remove chunks of idx[0..*m) (halves, quarters, ...,
+ * single elements) while still(arg, candidate, k) says the candidate
+ * still fails, in place; *runs counts the calls, at most max_runs. */
+void ora_shrink(size_t *idx, size_t *m, size_t max_runs, size_t *runs,
+                int (*still)(void *arg, const size_t *idx, size_t m),
+                void *arg);
+
 /* ---- fault VFS (oracle/faultvfs.c) ------------------------------------ */
 
 typedef struct ora_fault_vfs ora_fault_vfs;

@@ -217,50 +217,22 @@ static int run_once(const ora_workload *w, const size_t *idx, size_t m,
   return KJ_OK;
 }
 
-/* Does ops[idx[0..m)] diverge? */
-static int diverges(const ora_workload *w, const size_t *idx, size_t m,
-                    ora_backend_factory fa, void *actx, ora_backend_factory fb,
-                    void *bctx, size_t check_every, size_t *runs) {
+/* Does ops[idx[0..m)] diverge? (ora_shrink's test) */
+typedef struct shrink_ctx {
+  const ora_workload *w;
+  ora_backend_factory fa, fb;
+  void *actx, *bctx;
+  size_t check_every;
+} shrink_ctx;
+
+static int diverges(void *arg, const size_t *idx, size_t m) {
+  const shrink_ctx *x = arg;
   outcome o;
-  (*runs)++;
-  int rc = run_once(w, idx, m, fa, actx, fb, bctx, check_every, &o);
+  int rc = run_once(x->w, idx, m, x->fa, x->actx, x->fb, x->bctx,
+                    x->check_every, &o);
   int d = rc == KJ_OK && o.diverged;
   outcome_free(&o);
   return d;
-}
-
-/* Delta debugging: shrink idx[0..*m) in place. */
-static void shrink(const ora_workload *w, size_t *idx, size_t *m,
-                   ora_backend_factory fa, void *actx, ora_backend_factory fb,
-                   void *bctx, size_t check_every, size_t *runs) {
-  size_t *cand = malloc((*m ? *m : 1) * sizeof *cand);
-  if (!cand)
-    return;
-  size_t chunk = *m / 2 ? *m / 2 : 1;
-  while (*m > 1 && *runs < SHRINK_MAX_RUNS) {
-    int progress = 0;
-    size_t start = 0;
-    while (start < *m && *runs < SHRINK_MAX_RUNS) {
-      size_t end = start + chunk < *m ? start + chunk : *m;
-      size_t k = 0;
-      for (size_t i = 0; i < *m; i++)
-        if (i < start || i >= end)
-          cand[k++] = idx[i];
-      if (k > 0 &&
-          diverges(w, cand, k, fa, actx, fb, bctx, check_every, runs)) {
-        memcpy(idx, cand, k * sizeof *idx);
-        *m = k;
-        progress = 1;
-      } else {
-        start = end;
-      }
-    }
-    if (chunk == 1 && !progress)
-      break;
-    if (!progress || chunk > *m / 2)
-      chunk = chunk / 2 ? chunk / 2 : 1;
-  }
-  free(cand);
 }
 
 static void report_texts(ora_obuf *r, const outcome *o) {
@@ -311,7 +283,8 @@ int ora_diff_run(const ora_workload *w, ora_backend_factory a, void *actx,
     return KJ_OK;
   for (size_t i = 0; i < m; i++)
     idx[i] = i;
-  shrink(w, idx, &m, a, actx, b, bctx, check_every, &runs);
+  shrink_ctx sx = {w, a, b, actx, bctx, check_every};
+  ora_shrink(idx, &m, SHRINK_MAX_RUNS, &runs, diverges, &sx);
   rc = run_once(w, idx, m, a, actx, b, bctx, check_every, &o);
   ora_obuf_addf(r, "shrunk reproducer: %zu op%s (%zu runs)%s\n", m,
                 m == 1 ? "" : "s", runs,
