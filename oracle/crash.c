@@ -75,6 +75,9 @@ static const uint64_t fault_nth[] = {1, 3, 10, 30};
 /* Commits of the store the damage and tamper runs edit. */
 #define DAMAGE_OPS 300u
 #define CHAINS 4u
+/* How long a campaign may spend shrinking its first crash or fault
+ * divergence (ms). */
+#define CAMPAIGN_SHRINK_MS 10000
 /* A crashed recovery dies within its first this many VFS operations. */
 #define RECOVERY_CRASH_SPAN 40u
 
@@ -130,6 +133,15 @@ static void rm_dir(char *path) {
 static const char *pattern_name(int p) {
   static const char *n[] = {"drop", "keep", "random", "tear", "garbage"};
   return p >= 0 && p < ORA_CRASH_NPATTERNS ? n[p] : "?";
+}
+
+static const char *mix_name(const ora_workload *w) {
+  return w->mix == ORA_MIX_ADVERSARIAL ? "adversarial" : "realistic";
+}
+
+/* The status an Nth-call fault returns, as lines name it. */
+static const char *status_name(int rc) {
+  return rc == KJ_ENOSPC ? "ENOSPC" : rc == KJ_EIO ? "EIO" : "?";
 }
 
 static const char *fault_name(int m) {
@@ -201,6 +213,8 @@ typedef struct wref {
   uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
   uint64_t *jtot;   /* [n+1] journal bytes the reference run had appended
                        at each boundary (monotonic across snapshots) */
+  uint64_t *vfs_at; /* [n+1] VFS calls of the reference run before op i
+                       (vfs_at[n]: before the close) */
   int64_t clock;    /* ms, ora_oracle_clock ctx for every run */
   size_t wi;        /* workload index in the campaign */
 } wref;
@@ -216,6 +230,7 @@ static void wref_free(wref *r) {
   free(r->nslots_nat);
   free(r->nslots_sql);
   free(r->jtot);
+  free(r->vfs_at);
 }
 
 static void set_op_clock(wref *r, size_t i) {
@@ -316,8 +331,9 @@ static int wref_build(wref *r, char **why) {
   r->nslots_nat = calloc(n + 1, sizeof *r->nslots_nat);
   r->nslots_sql = calloc(n + 1, sizeof *r->nslots_sql);
   r->jtot = calloc(n + 1, sizeof *r->jtot);
+  r->vfs_at = calloc(n + 1, sizeof *r->vfs_at);
   if (!r->bnd || !r->res || !r->dump || !r->nslots_nat || !r->nslots_sql ||
-      !r->jtot)
+      !r->jtot || !r->vfs_at)
     return KJ_ENOMEM;
 
   /* The oracle. */
@@ -369,6 +385,7 @@ static int wref_build(wref *r, char **why) {
     uint64_t jt = 0, prev_jb = 0;
     for (size_t i = 0; i < n; i++) {
       set_op_clock(r, i);
+      r->vfs_at[i] = ora_fault_vfs_ops(fv);
       walk_op(&nt, ora_workload_op(r->w, i), &r->res[i]);
       r->c->ops_run++;
       r->nslots_nat[i + 1] = nt.nslots;
@@ -390,6 +407,7 @@ static int wref_build(wref *r, char **why) {
       }
     }
     memcpy(r->nat_slots, nt.slots, sizeof nt.slots);
+    r->vfs_at[n] = ora_fault_vfs_ops(fv);
     walk_end(&nt);
     r->vfs_ops = ora_fault_vfs_ops(fv);
     /* A clean reopen holds the final state. */
@@ -789,12 +807,14 @@ static void sweep_child_finish(sweep *w, size_t m) {
       c->normal && w->pattern != ORA_CRASH_KEEP ? s->synced : bnd_floor(r, m);
   if (lo > hi)
     lo = hi;
-  char repro[256];
+  char repro[320];
   snprintf(repro, sizeof repro,
-           "crash: seed=%" PRIu64 " ops=%zu mode=%s point=%" PRIu64
-           " pattern=%s recovery_crash=%" PRIu64 " completed=%zu",
-           r->w->seed, r->n, c->normal ? "normal" : "full", w->point,
-           pattern_name(w->pattern), rpoint, m);
+           "crash: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
+           "point=%" PRIu64 " pattern=%s recovery_crash=%" PRIu64
+           " salt=%" PRIu64 " completed=%zu",
+           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
+           r->variant ? "small" : "default", w->point, pattern_name(w->pattern),
+           rpoint, w->salt, m);
   check_failed_op(r, s, m, repro);
   size_t q = check_recovered(r, w->cdir, fv, lo, hi, repro);
   if (c->normal && w->pattern != ORA_CRASH_KEEP)
@@ -873,12 +893,13 @@ static void fault_one(wref *r, int method, uint64_t nth, int status,
   runstate s;
   ora_fault_vfs_fail(fv, method, nth, status, persistent);
   size_t m = run_faulty(r, dir, fv, &s);
-  char repro[256];
+  char repro[320];
   snprintf(repro, sizeof repro,
-           "fault: seed=%" PRIu64 " ops=%zu mode=%s method=%s nth=%" PRIu64
-           " status=%s %s completed=%zu",
-           r->w->seed, r->n, c->normal ? "normal" : "full", fault_name(method),
-           nth, kj_strerror(status), persistent ? "persistent" : "once", m);
+           "fault: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
+           "method=%s nth=%" PRIu64 " status=%s %s completed=%zu",
+           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
+           r->variant ? "small" : "default", fault_name(method), nth,
+           status_name(status), persistent ? "persistent" : "once", m);
   check_failed_op(r, &s, m, repro);
   /* No power loss: the OS keeps every write. */
   check_recovered(r, dir, fv, bnd_floor(r, m),
@@ -920,6 +941,8 @@ static int64_t now_us(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+static int64_t now_ms(void) { return now_us() / 1000; }
 
 /* One child run; delay_us < 0: let it finish. Returns the time from the
  * fork to the last acknowledgement read. */
@@ -1326,8 +1349,45 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
 
 /* ---- the campaign -------------------------------------------------------- */
 
+/* Shrink the first crash or fault line of c->report after offset from
+ * (ora_replay on a copy of the campaign, so that the divergence is not
+ * counted twice): its "shrunk:" lines go under it. */
+static void shrink_first(ora_campaign *c, size_t from) {
+  const char *p = (const char *)c->report.p + from,
+             *end = (const char *)c->report.p + c->report.len;
+  while (p < end && strncmp(p, "crash: ", 7) && strncmp(p, "fault: ", 7)) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
+  if (p >= end)
+    return;
+  const char *nl = memchr(p, '\n', (size_t)(end - p));
+  size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+  char *line = malloc(len + 1);
+  if (!line)
+    return;
+  memcpy(line, p, len);
+  line[len] = 0;
+  ora_campaign sc;
+  memcpy(&sc, c, sizeof sc);
+  memset(&sc.report, 0, sizeof sc.report);
+  sc.divergences = 0;
+  if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
+    /* An ora_obuf keeps a NUL after its bytes. */
+    const char *s =
+        sc.report.len ? strstr((const char *)sc.report.p, "  shrunk:") : NULL;
+    if (s)
+      ora_obuf_add(&c->report, s,
+                   sc.report.len - (size_t)(s - (const char *)sc.report.p));
+    c->shrinks++;
+  }
+  ora_obuf_free(&sc.report);
+  free(line);
+}
+
 static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
   ora_workload w = {0};
+  size_t base_report = c->report.len;
   uint64_t seed = c->seed + wi;
   int rc = ora_workload_gen(
       seed, c->ops, wi % 2 ? ORA_MIX_ADVERSARIAL : ORA_MIX_REALISTIC, &w);
@@ -1389,6 +1449,10 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
       for (int st = 0; st < 2; st++)
         for (int pers = 0; pers < 2; pers++)
           fault_one(&r, m, fault_nth[k], st ? KJ_ENOSPC : KJ_EIO, pers);
+  if (c->shrinks == 0 && c->report.len > base_report) {
+    progress(c, wi, "shrink");
+    shrink_first(c, base_report);
+  }
 
   /* g. */
   if (c->kv) {
@@ -1447,6 +1511,85 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
   return KJ_OK;
 }
 
+/* Check one plan on a built reference (see ora_crash_check). */
+/* A line that names a plan: "TAG: seed=S ops=N mix=M mode=X snapshots=Y"
+ * then the crash point or the fault; gen_ops is the length the workload
+ * was generated with. */
+static void plan_text(ora_obuf *o, const char *tag, uint64_t seed,
+                      size_t gen_ops, ora_mix mix, int normal,
+                      const ora_crash_plan *p) {
+  ora_obuf_addf(
+      o, "%s: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s ", tag, seed,
+      gen_ops, mix == ORA_MIX_ADVERSARIAL ? "adversarial" : "realistic",
+      normal ? "normal" : "full", p->small_snapshots ? "small" : "default");
+  if (p->fault_method >= 0)
+    ora_obuf_addf(o, "method=%s nth=%" PRIu64 " status=%s %s",
+                  fault_name(p->fault_method), p->fault_nth,
+                  status_name(p->fault_status),
+                  p->fault_persistent ? "persistent" : "once");
+  else
+    ora_obuf_addf(
+        o,
+        "point=%" PRIu64 " pattern=%s recovery_crash=%" PRIu64 " salt=%" PRIu64,
+        p->point, pattern_name(p->pattern), p->recovery_point, p->salt);
+}
+
+/* Check one plan on a built reference (see ora_crash_check); the lines it
+ * reports start with tag and name the plan, the workload's generated
+ * length and keep (a keep= list, or NULL). */
+static int plan_check(wref *r, const ora_crash_plan *plan, const char *tag,
+                      size_t gen_ops, const char *keep) {
+  ora_campaign *c = r->c;
+  const ora_workload *w = r->w;
+  char *dir = mktemp_dir();
+  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(w->seed ^ plan->salt));
+  if (!dir || !fv) {
+    ora_fault_vfs_free(fv);
+    rm_dir(dir);
+    return KJ_ENOMEM;
+  }
+  runstate s;
+  if (plan->point)
+    ora_fault_vfs_set_crash_at(fv, plan->point);
+  if (plan->fault_method >= 0 && plan->fault_nth)
+    ora_fault_vfs_fail(fv, plan->fault_method, plan->fault_nth,
+                       plan->fault_status == KJ_ENOSPC ? KJ_ENOSPC : KJ_EIO,
+                       plan->fault_persistent);
+  size_t m = run_faulty(r, dir, fv, &s);
+  ora_fault_vfs_crash(fv, plan->pattern);
+  if (plan->recovery_point) {
+    ora_fault_vfs_reset(fv);
+    ora_fault_vfs_set_crash_at(fv, plan->recovery_point);
+    kj_options o;
+    disk_options(r, &o, ora_fault_vfs_get(fv));
+    kj_backend *b = NULL;
+    r->clock = CLOCK_EPOCH_MS;
+    if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
+      kj_backend_close(b);
+    ora_fault_vfs_crash(fv, (plan->pattern + 2) % ORA_CRASH_NPATTERNS);
+  }
+  size_t hi = s.open_rc ? 0 : in_flight_hi(r, m);
+  size_t lo =
+      c->normal && plan->pattern != ORA_CRASH_KEEP ? s.synced : bnd_floor(r, m);
+  if (lo > hi)
+    lo = hi;
+  ora_obuf line = {0};
+  plan_text(&line, tag, w->seed, gen_ops, w->mix, c->normal, plan);
+  if (keep)
+    ora_obuf_addf(&line, " keep=%s", keep);
+  ora_obuf_addf(&line, " completed=%zu", m);
+  const char *repro = line.p ? (const char *)line.p : tag;
+  check_failed_op(r, &s, m, repro);
+  size_t q = check_recovered(r, dir, fv, lo, hi, repro);
+  if (c->normal && plan->pattern != ORA_CRASH_KEEP)
+    check_normal_bound(r, q, m, repro);
+  c->crash_points++;
+  ora_obuf_free(&line);
+  ora_fault_vfs_free(fv);
+  rm_dir(dir);
+  return KJ_OK;
+}
+
 int ora_crash_check(ora_campaign *c, const ora_workload *w,
                     const ora_crash_plan *plan) {
   if (!c || !w || !plan || plan->pattern < 0 ||
@@ -1466,83 +1609,362 @@ int ora_crash_check(ora_campaign *c, const ora_workload *w,
                   "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w->seed,
                   kj_strerror(rc), why ? why : "");
     kj_free(why);
-    wref_free(&r);
-    return rc;
+  } else {
+    rc = plan_check(&r, plan, "check", w->n, NULL);
   }
-  char *dir = mktemp_dir();
-  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(w->seed ^ plan->salt));
-  if (!dir || !fv) {
-    ora_fault_vfs_free(fv);
-    rm_dir(dir);
-    wref_free(&r);
-    return KJ_ENOMEM;
-  }
-  runstate s;
-  if (plan->point)
-    ora_fault_vfs_set_crash_at(fv, plan->point);
-  if (plan->fault_method >= 0 && plan->fault_nth)
-    ora_fault_vfs_fail(fv, plan->fault_method, plan->fault_nth,
-                       plan->fault_status == KJ_ENOSPC ? KJ_ENOSPC : KJ_EIO,
-                       plan->fault_persistent);
-  size_t m = run_faulty(&r, dir, fv, &s);
-  ora_fault_vfs_crash(fv, plan->pattern);
-  if (plan->recovery_point) {
-    ora_fault_vfs_reset(fv);
-    ora_fault_vfs_set_crash_at(fv, plan->recovery_point);
-    kj_options o;
-    disk_options(&r, &o, ora_fault_vfs_get(fv));
-    kj_backend *b = NULL;
-    r.clock = CLOCK_EPOCH_MS;
-    if (kj_backend_open(dir, &o, &b, NULL) == KJ_OK)
-      kj_backend_close(b);
-    ora_fault_vfs_crash(fv, (plan->pattern + 2) % ORA_CRASH_NPATTERNS);
-  }
-  size_t hi = s.open_rc ? 0 : in_flight_hi(&r, m);
-  size_t lo = c->normal && plan->pattern != ORA_CRASH_KEEP ? s.synced
-                                                           : bnd_floor(&r, m);
-  if (lo > hi)
-    lo = hi;
-  char repro[320];
-  snprintf(repro, sizeof repro,
-           "check: seed=%" PRIu64 " ops=%zu mode=%s point=%" PRIu64
-           " pattern=%s recovery_crash=%" PRIu64 " fault=%s/%" PRIu64
-           "/%s/%s completed=%zu",
-           w->seed, r.n, c->normal ? "normal" : "full", plan->point,
-           pattern_name(plan->pattern), plan->recovery_point,
-           plan->fault_method >= 0 ? fault_name(plan->fault_method) : "none",
-           plan->fault_nth, kj_strerror(plan->fault_status),
-           plan->fault_persistent ? "persistent" : "once", m);
-  check_failed_op(&r, &s, m, repro);
-  size_t q = check_recovered(&r, dir, fv, lo, hi, repro);
-  if (c->normal && plan->pattern != ORA_CRASH_KEEP)
-    check_normal_bound(&r, q, m, repro);
-  c->crash_points++;
-  ora_fault_vfs_free(fv);
-  rm_dir(dir);
   wref_free(&r);
-  return KJ_OK;
+  return rc;
+}
+
+/* ---- replaying and shrinking one reproducer line ----------------------- */
+
+/* The value after " key=" (or at the start) in line, up to a space. */
+static const char *line_field(const char *line, const char *key, char *buf,
+                              size_t cap) {
+  size_t kl = strlen(key);
+  for (const char *p = line; (p = strstr(p, key)) != NULL; p += kl) {
+    if (p != line && p[-1] != ' ')
+      continue;
+    p += kl;
+    size_t n = strcspn(p, " \n");
+    if (n >= cap)
+      return NULL;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    return buf;
+  }
+  return NULL;
+}
+
+static int line_u64(const char *line, const char *key, uint64_t *v) {
+  char buf[32], *end;
+  if (!line_field(line, key, buf, sizeof buf) || !buf[0] || buf[0] == '-')
+    return -1;
+  errno = 0;
+  *v = strtoull(buf, &end, 10);
+  return errno || *end ? -1 : 0;
+}
+
+static int name_index(const char *v, const char *const *names, int n) {
+  for (int i = 0; v && i < n; i++)
+    if (!strcmp(v, names[i]))
+      return i;
+  return -1;
+}
+
+/* "0-3,7,12": keep[i] = 1 for those i < n. -1 when malformed. */
+static int parse_keep(const char *v, uint8_t *keep, size_t n) {
+  while (*v) {
+    char *end;
+    errno = 0;
+    unsigned long long a = strtoull(v, &end, 10), b = a;
+    if (errno || end == v)
+      return -1;
+    if (*end == '-') {
+      v = end + 1;
+      b = strtoull(v, &end, 10);
+      if (errno || end == v || b < a)
+        return -1;
+    }
+    if (b >= n)
+      return -1;
+    for (unsigned long long i = a; i <= b; i++)
+      keep[i] = 1;
+    v = end;
+    if (*v == ',')
+      v++;
+    else if (*v)
+      return -1;
+  }
+  return 0;
+}
+
+static void add_keep(ora_obuf *o, const size_t *idx, size_t m) {
+  for (size_t i = 0; i < m;) {
+    size_t j = i;
+    while (j + 1 < m && idx[j + 1] == idx[j] + 1)
+      j++;
+    ora_obuf_addf(o, "%s%zu", i ? "," : "", idx[i]);
+    if (j > i)
+      ora_obuf_addf(o, "-%zu", idx[j]);
+    i = j + 1;
+  }
+}
+
+/* What a line asks for. */
+typedef struct replay {
+  char tag[8]; /* "crash" or "fault" */
+  uint64_t seed, ops;
+  ora_mix mix;
+  int normal;
+  ora_crash_plan plan;
+} replay;
+
+static int replay_parse(const char *line, replay *x) {
+  static const char *const mixes[] = {"realistic", "adversarial"};
+  static const char *const modes[] = {"full", "normal"};
+  static const char *const snaps[] = {"default", "small"};
+  static const char *const pats[] = {"drop", "keep", "random", "tear",
+                                     "garbage"};
+  static const char *const methods[] = {"write", "sync", "read", "rename",
+                                        "open"};
+  char v[32];
+  memset(x, 0, sizeof *x);
+  x->plan.fault_method = -1;
+  int fault = !strncmp(line, "fault: ", 7);
+  if (!fault && strncmp(line, "crash: ", 7) && strncmp(line, "check: ", 7))
+    return -1;
+  memcpy(x->tag, line, 5);
+  int mix = name_index(line_field(line, "mix=", v, sizeof v), mixes, 2);
+  x->normal = name_index(line_field(line, "mode=", v, sizeof v), modes, 2);
+  x->plan.small_snapshots =
+      name_index(line_field(line, "snapshots=", v, sizeof v), snaps, 2);
+  if (line_u64(line, "seed=", &x->seed) || line_u64(line, "ops=", &x->ops) ||
+      x->ops == 0 || x->ops > 1000000 || mix < 0 || x->normal < 0 ||
+      x->plan.small_snapshots < 0)
+    return -1;
+  x->mix = (ora_mix)mix;
+  if (fault) {
+    uint64_t nth;
+    int m = name_index(line_field(line, "method=", v, sizeof v), methods, 5);
+    const char *st = line_field(line, "status=", v, sizeof v);
+    if (m < 0 || line_u64(line, "nth=", &nth) || nth == 0 || !st)
+      return -1;
+    x->plan.fault_status = !strcmp(st, "ENOSPC") ? KJ_ENOSPC
+                           : !strcmp(st, "EIO")  ? KJ_EIO
+                                                 : 0;
+    if (!x->plan.fault_status)
+      return -1;
+    x->plan.fault_method = m;
+    x->plan.fault_nth = nth;
+    x->plan.fault_persistent = strstr(line, " persistent") != NULL;
+    x->plan.pattern = ORA_CRASH_KEEP; /* no power loss */
+    return 0;
+  }
+  x->plan.pattern =
+      name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
+  if (x->plan.pattern < 0 || line_u64(line, "point=", &x->plan.point) ||
+      line_u64(line, "recovery_crash=", &x->plan.recovery_point) ||
+      line_u64(line, "salt=", &x->plan.salt))
+    return -1;
+  return 0;
+}
+
+/* The replay line of x on the ops idx[0..m) of a workload of n ops. */
+static void replay_line(ora_obuf *o, const replay *x, const ora_crash_plan *p,
+                        const size_t *idx, size_t m, size_t n) {
+  plan_text(o, x->tag, x->seed, (size_t)x->ops, x->mix, x->normal, p);
+  if (m < n) {
+    ora_obuf_addf(o, " keep=");
+    add_keep(o, idx, m);
+  }
+}
+
+/* The shrinker's state: the crash point of the plan is tied to the op it
+ * fell in (or to the open, or the close), at the same distance from that
+ * op's first VFS call, so it follows the op as others are removed. */
+typedef struct pshrink {
+  const ora_campaign *c;
+  const ora_workload *w; /* the whole workload */
+  ora_crash_plan plan, found;
+  int anchor; /* 0: the open, 1: op j, 2: the close */
+  size_t j;
+  uint64_t off;
+  int64_t deadline_ms;
+} pshrink;
+
+/* Does the plan still fail on ops idx[0..m) of x->w? */
+static int plan_fails(void *arg, const size_t *idx, size_t m) {
+  pshrink *x = arg;
+  if (now_ms() > x->deadline_ms)
+    return 0;
+  size_t jj = 0;
+  if (x->anchor == 1) {
+    while (jj < m && idx[jj] != x->j)
+      jj++;
+    if (jj == m)
+      return 0;
+  }
+  uint8_t *keep = calloc(x->w->n ? x->w->n : 1, 1);
+  if (!keep)
+    return 0;
+  for (size_t i = 0; i < m; i++)
+    keep[idx[i]] = 1;
+  ora_workload sub;
+  int rc = ora_workload_subset(x->w, keep, &sub);
+  free(keep);
+  if (rc)
+    return 0;
+  ora_campaign sc;
+  memcpy(&sc, x->c, sizeof sc);
+  memset(&sc.report, 0, sizeof sc.report);
+  sc.divergences = 0;
+  wref r;
+  memset(&r, 0, sizeof r);
+  r.c = &sc;
+  r.w = &sub;
+  r.n = sub.n;
+  r.variant = x->plan.small_snapshots != 0;
+  char *why = NULL;
+  int fails = 0;
+  if (wref_build(&r, &why) == KJ_OK && sc.divergences == 0) {
+    ora_crash_plan p = x->plan;
+    int ok = 1;
+    if (p.point && x->anchor == 1) {
+      p.point = r.vfs_at[jj] + x->off;
+      ok = p.point <= r.vfs_at[jj + 1];
+    } else if (p.point && x->anchor == 2) {
+      p.point = r.vfs_at[m] + x->off;
+      ok = p.point <= r.vfs_ops;
+    }
+    if (ok && plan_check(&r, &p, "check", x->w->n, NULL) == KJ_OK &&
+        sc.divergences) {
+      fails = 1;
+      x->found = p;
+    }
+  }
+  kj_free(why);
+  wref_free(&r);
+  ora_obuf_free(&sc.report);
+  ora_workload_free(&sub);
+  return fails;
+}
+
+/* Most checks one shrink may run. */
+#define REPLAY_SHRINK_RUNS 600
+
+int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
+  if (!c || !line)
+    return KJ_EINVAL;
+  replay x;
+  if (replay_parse(line, &x)) {
+    ora_obuf_addf(&c->report,
+                  "replay: not a crash or fault line with seed, ops, mix, "
+                  "mode, snapshots and its point or fault: %.200s\n",
+                  line);
+    return KJ_EINVAL;
+  }
+  ora_workload full;
+  int rc = ora_workload_gen(x.seed, (size_t)x.ops, x.mix, &full);
+  if (rc)
+    return rc;
+  /* The ops the line keeps (all without keep=). */
+  size_t *idx = calloc(full.n ? full.n : 1, sizeof *idx);
+  uint8_t *keep = calloc(full.n ? full.n : 1, 1);
+  char kv[4096] = "";
+  size_t m = 0;
+  if (!idx || !keep) {
+    rc = KJ_ENOMEM;
+    goto out;
+  }
+  if (line_field(line, "keep=", kv, sizeof kv)) {
+    if (parse_keep(kv, keep, full.n)) {
+      ora_obuf_addf(&c->report, "replay: bad keep= list: %.200s\n", kv);
+      rc = KJ_EINVAL;
+      goto out;
+    }
+  } else {
+    memset(keep, 1, full.n);
+  }
+  for (size_t i = 0; i < full.n; i++)
+    if (keep[i])
+      idx[m++] = i;
+  ora_workload w;
+  if ((rc = ora_workload_subset(&full, keep, &w)) != KJ_OK)
+    goto out;
+  c->normal = x.normal;
+  wref r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.w = &w;
+  r.n = w.n;
+  r.variant = x.plan.small_snapshots;
+  char *why = NULL;
+  uint64_t before = c->divergences;
+  rc = wref_build(&r, &why);
+  if (rc) {
+    ora_obuf_addf(&c->report,
+                  "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w.seed,
+                  kj_strerror(rc), why ? why : "");
+    kj_free(why);
+  } else {
+    rc = plan_check(&r, &x.plan, x.tag, full.n, kv[0] ? kv : NULL);
+  }
+  if (rc == KJ_OK && c->divergences > before && shrink_ms) {
+    /* Where the crash point fell, in ops of w, then of full. */
+    pshrink sx;
+    memset(&sx, 0, sizeof sx);
+    sx.c = c;
+    sx.w = &full;
+    sx.plan = sx.found = x.plan;
+    sx.deadline_ms = now_ms() + (int64_t)shrink_ms;
+    size_t cut = m; /* ops kept before shrinking */
+    if (x.plan.point && x.plan.point <= r.vfs_at[0]) {
+      sx.anchor = 0;
+      cut = 0;
+    } else if (x.plan.point && x.plan.point <= r.vfs_at[w.n]) {
+      size_t j = 0;
+      while (j + 1 < w.n && r.vfs_at[j + 1] < x.plan.point)
+        j++;
+      sx.anchor = 1;
+      sx.j = idx[j];
+      sx.off = x.plan.point - r.vfs_at[j];
+      cut = j + 1; /* the ops after the one it died in never ran */
+    } else if (x.plan.point) {
+      sx.anchor = 2;
+      sx.off = x.plan.point - r.vfs_at[w.n];
+    }
+    size_t runs = 0, n0 = m;
+    if (cut < m && plan_fails(&sx, idx, cut))
+      m = cut;
+    runs++;
+    ora_shrink(idx, &m, REPLAY_SHRINK_RUNS, &runs, plan_fails, &sx);
+    /* The final case, checked once more for the report. */
+    int time_up = now_ms() > sx.deadline_ms;
+    sx.deadline_ms = INT64_MAX;
+    int still = m == n0 || plan_fails(&sx, idx, m);
+    ora_obuf_addf(&c->report, "  shrunk: %zu of %zu ops (%zu checks%s)%s: ", m,
+                  full.n, runs, time_up ? ", time up" : "",
+                  still ? "" : " [NO LONGER FAILS]");
+    ora_obuf_addf(&c->report, "keyjournal oracle --replay '");
+    replay_line(&c->report, &x, m == n0 ? &x.plan : &sx.found, idx, m, full.n);
+    ora_obuf_addf(&c->report, "'\n");
+    for (size_t i = 0; i < m && i < 40; i++) {
+      ora_obuf_addf(&c->report, "    %zu. ", i + 1);
+      ora_wop_describe(ora_workload_op(&full, idx[i]), &c->report);
+      ora_obuf_addf(&c->report, "   /* op %zu */\n", idx[i]);
+    }
+    if (m > 40)
+      ora_obuf_addf(&c->report, "    ... %zu more\n", m - 40);
+    c->shrinks++;
+  }
+  wref_free(&r);
+  ora_workload_free(&w);
+out:
+  free(idx);
+  free(keep);
+  ora_workload_free(&full);
+  return rc;
 }
 
 /* The counters a workload adds to its campaign, in the order they travel
  * from a watched child to the campaign. */
-#define NCOUNTS 10
+#define NCOUNTS 11
 static void counts_of(const ora_campaign *c, uint64_t *v) {
   const uint64_t x[NCOUNTS] = {
       c->ops_run,      c->crash_points, c->kills_run,    c->divergences,
       c->kv_ops,       c->damage_cases, c->tamper_cases, c->thread_points,
-      c->chain_points, c->hangs};
+      c->chain_points, c->hangs,        c->shrinks};
   memcpy(v, x, sizeof x);
 }
 static void counts_add(ora_campaign *c, const uint64_t *d) {
   uint64_t *f[NCOUNTS] = {&c->ops_run,      &c->crash_points,  &c->kills_run,
                           &c->divergences,  &c->kv_ops,        &c->damage_cases,
                           &c->tamper_cases, &c->thread_points, &c->chain_points,
-                          &c->hangs};
+                          &c->hangs,        &c->shrinks};
   for (int i = 0; i < NCOUNTS; i++)
     *f[i] += d[i];
 }
-
-static int64_t now_ms(void) { return now_us() / 1000; }
 
 /* Run one workload in a child under the watchdog. The child sends back the
  * counters it added and its report lines; a child that stops beating for

@@ -66,6 +66,7 @@ typedef struct ora_workload {
   uint64_t seed;
   size_t n;
   ora_wop *ops; /* n operations */
+  ora_mix mix;  /* the mix it was generated with (subsets keep it) */
 } ora_workload;
 
 /* Generate n operations from seed. Deterministic: the same seed, n and mix
@@ -282,6 +283,9 @@ typedef struct ora_campaign {
   /* Results of the appended runs. */
   uint64_t kv_ops, damage_cases, tamper_cases, thread_points, chain_points,
       hangs;
+  /* Crash and fault divergences shrunk so far (the campaign shrinks the
+   * first one; every line can be replayed and shrunk with ora_replay). */
+  uint64_t shrinks;
 } ora_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as
@@ -368,5 +372,19 @@ typedef struct ora_crash_plan {
  * KJ_OK when the check ran. */
 int ora_crash_check(ora_campaign *c, const ora_workload *w,
                     const ora_crash_plan *plan);
+
+/* Replay one reproducer line of a campaign report: a crash point
+ * ("crash: seed=S ops=N mix=M mode=X snapshots=Y point=P pattern=T
+ * recovery_crash=R salt=A ...") or an Nth-call fault ("fault: seed=S ops=N
+ * mix=M mode=X snapshots=Y method=W nth=K status=E once|persistent ..."),
+ * optionally with "keep=0-3,7,12" (the ops of the workload kept, in
+ * order). The line's check runs once on the workload it names (c->normal
+ * is set from mode); a divergence is added to c as in a campaign and,
+ * when shrink_ms is non-zero, shrunk for at most that long: ops are
+ * removed while the check still fails, the crash point following the op
+ * it fell in, and a "shrunk:" line with the replay of the smaller case
+ * and its ops is added to the report. KJ_EINVAL (with a line in the
+ * report) when the line is not one of these. */
+int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms);
 
 #endif

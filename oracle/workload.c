@@ -2097,6 +2097,7 @@ int ora_workload_gen(uint64_t seed, size_t n, ora_mix mix, ora_workload *w) {
   memset(&g, 0, sizeof g);
   memset(w, 0, sizeof *w);
   w->seed = seed;
+  w->mix = mix;
   g.s = mix64(seed ^ (mix == ORA_MIX_ADVERSARIAL ? 0xad7e55a1ull : 0x7ea1ull));
   g.seed = seed;
   g.mix = mix;
@@ -2137,6 +2138,7 @@ int ora_workload_subset(const ora_workload *w, const uint8_t *keep,
   size_t n = 0;
   memset(out, 0, sizeof *out);
   out->seed = w->seed;
+  out->mix = w->mix;
   for (size_t i = 0; i < w->n; i++)
     n += keep[i] != 0;
   out->ops = calloc(n ? n : 1, sizeof *out->ops);

@@ -8,7 +8,9 @@
  * fail.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "oracle.h"
 #include "tap.h"
@@ -74,10 +76,113 @@ static void negative(void) {
   ora_obuf_free(&c.report);
 }
 
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The line after "keyjournal oracle --replay '" in the report, in buf. */
+static int replay_of(const ora_campaign *c, char *buf, size_t cap) {
+  const char *p = c->report.len ? strstr((const char *)c->report.p,
+                                         "keyjournal oracle --replay '")
+                                : NULL;
+  if (!p)
+    return 0;
+  p += strlen("keyjournal oracle --replay '");
+  size_t n = strcspn(p, "'");
+  if (n >= cap)
+    return 0;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  return 1;
+}
+
+/* The campaign shrinks its first crash divergence to a few ops, and the
+ * shrunk line replays the failure on its own in well under a second. */
+static void shrunk_replay(void) {
+  ora_campaign c;
+  memset(&c, 0, sizeof c);
+  c.seed = 12;
+  c.workloads = 1;
+  c.ops = 300;
+  c.crash_sample = 10;
+  c.selftest_sync_off = 1;
+  is(ora_campaign_run(&c), KJ_OK, "shrink: campaign ran");
+  ok(c.divergences > 0, "shrink: the lost commits are caught");
+  is(c.shrinks, 1, "shrink: the first crash divergence was shrunk");
+  const char *sh =
+      c.report.len ? strstr((const char *)c.report.p, "  shrunk: ") : NULL;
+  ok(sh && !strstr(sh, "NO LONGER"), "shrink: the shrunk case still fails");
+  char line[2048];
+  ok(replay_of(&c, line, sizeof line), "shrink: a --replay line is printed");
+  if (c.report.len)
+    show_report(&c, 1200);
+  ora_obuf_free(&c.report);
+
+  /* A crash point late in the workload (op 80 of 300, which a crash at
+   * VFS call 180 met in that campaign): shrunk to a few ops. */
+  memset(&c, 0, sizeof c);
+  c.selftest_sync_off = 1;
+  is(ora_replay(&c,
+                "crash: seed=12 ops=300 mix=realistic mode=full "
+                "snapshots=small point=180 pattern=drop recovery_crash=0 "
+                "salt=16",
+                30000),
+     KJ_OK, "shrink: replay of a late crash point");
+  sh = c.report.len ? strstr((const char *)c.report.p, "  shrunk: ") : NULL;
+  unsigned long kept = sh ? strtoul(sh + strlen("  shrunk: "), NULL, 10) : 0;
+  ok(c.divergences == 1 && sh && kept >= 1 && kept <= 12 &&
+         !strstr(sh, "NO LONGER"),
+     "shrink: to %lu of 300 ops, still failing", kept);
+  ok(replay_of(&c, line, sizeof line) && strstr(line, " keep="),
+     "shrink: its --replay line keeps those ops");
+  if (c.report.len)
+    show_report(&c, 2500);
+  ora_obuf_free(&c.report);
+
+  /* The shrunk line alone: it fails again, quickly. */
+  memset(&c, 0, sizeof c);
+  c.selftest_sync_off = 1;
+  double t0 = now_s();
+  is(ora_replay(&c, line, 0), KJ_OK, "replay: the line reads");
+  double dt = now_s() - t0;
+  ok(c.divergences > 0, "replay: it fails again");
+  ok(dt < 1.0, "replay: in %.3f s", dt);
+  ora_obuf_free(&c.report);
+
+  /* The same line on a correct store passes. */
+  memset(&c, 0, sizeof c);
+  is(ora_replay(&c, line, 0), KJ_OK, "replay without the planted loss");
+  is(c.divergences, 0, "replay: a correct store passes it");
+  ora_obuf_free(&c.report);
+
+  /* Lines it cannot read. */
+  static const char *const bad[] = {
+      "",
+      "crash: seed=1",
+      "kills: seed=1 ops=10",
+      "crash: seed=1 ops=10 mix=realistic mode=full snapshots=small "
+      "point=3 pattern=melt recovery_crash=0 salt=0",
+      "crash: seed=1 ops=10 mix=realistic mode=full snapshots=small "
+      "point=3 pattern=drop recovery_crash=0 salt=0 keep=4-2",
+      "crash: seed=1 ops=10 mix=realistic mode=full snapshots=small "
+      "point=3 pattern=drop recovery_crash=0 salt=0 keep=10",
+      "fault: seed=1 ops=10 mix=realistic mode=full snapshots=small "
+      "method=write nth=0 status=EIO once"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    memset(&c, 0, sizeof c);
+    is(ora_replay(&c, bad[i], 0), KJ_EINVAL, "replay refuses \"%s\"", bad[i]);
+    ok(c.report.len > 0 && c.divergences == 0, "with a line, no divergence");
+    ora_obuf_free(&c.report);
+  }
+}
+
 int main(void) {
   run("full", 1, 2, 40, 20, 0, 0, 3);
   run("normal", 2, 2, 40, 20, 0, 1, 2);
   run("sweep-all", 3, 1, 20, 0, 1, 0, 0);
   negative();
+  shrunk_replay();
   return tap_done();
 }

@@ -30,6 +30,27 @@ static int parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
+/* Milliseconds `--replay` may spend shrinking a failing line. */
+#define REPLAY_SHRINK_MS 60000u
+
+static int replay(const char *line) {
+  ora_campaign c;
+  memset(&c, 0, sizeof c);
+  int rc = ora_replay(&c, line, REPLAY_SHRINK_MS);
+  if (c.report.len)
+    fwrite(c.report.p, 1, c.report.len, stdout);
+  ora_obuf_free(&c.report);
+  if (rc == KJ_EINVAL)
+    return TOOL_EXIT_USAGE;
+  if (rc) {
+    tool_kj_error("oracle", "replay", rc, NULL);
+    return TOOL_EXIT_FAIL;
+  }
+  printf("replay: %" PRIu64 " divergence%s\n", c.divergences,
+         c.divergences == 1 ? "" : "s");
+  return c.divergences ? TOOL_EXIT_FAIL : TOOL_EXIT_OK;
+}
+
 int tool_oracle(int argc, char **argv) {
   ora_campaign c;
   memset(&c, 0, sizeof c);
@@ -60,6 +81,13 @@ int tool_oracle(int argc, char **argv) {
       return TOOL_EXIT_USAGE;
     }
     i++;
+    if (!strcmp(o, "--replay")) {
+      if (argc != 3) {
+        tool_error("oracle", "--replay takes no other option");
+        return TOOL_EXIT_USAGE;
+      }
+      return replay(v);
+    }
     if (!strcmp(o, "--seed") && !parse_u64(v, &n)) {
       c.seed = n;
     } else if (!strcmp(o, "--ops") && !parse_u64(v, &n) && n > 0) {

@@ -41,7 +41,14 @@
   "      points at once (1..16; the results do not depend on it).\n"           \
   "      Temporary stores go under $TMPDIR (default /tmp). Exit 0 when\n"      \
   "      nothing diverged, 1 otherwise, 2 on bad usage. A divergence prints\n" \
-  "      a command that reproduces it.\n"
+  "      a command that reproduces it; the first crash or fault divergence\n"  \
+  "      is also shrunk to a few ops, with a --replay command.\n"              \
+  "  keyjournal oracle --replay 'LINE'\n"                                      \
+  "      Check again the one crash point or I/O fault of a report line\n"      \
+  "      (\"crash: seed=... point=...\", \"fault: seed=... nth=...\", with\n"  \
+  "      keep=... for a shrunk one) and, when it still fails, shrink it for\n" \
+  "      up to 60 s. Exit 0 when it passes, 1 when it fails, 2 on a line\n"    \
+  "      it cannot read.\n"
 
 #define CLI_USAGE_BENCH                                                        \
   "  keyjournal bench [--reps N] [--quick] [--large] [--json] [DIR]\n"         \
