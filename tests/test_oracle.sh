@@ -25,6 +25,14 @@ check "it ends with the summary line" summary_ok
 check "NORMAL sync campaign: no divergence" \
   run 0 oracle --seed 6 --workloads 1 --ops 100 --crash sample:20 \
   --sync normal --kill 2
+line='crash: seed=5 ops=120 mix=realistic mode=full snapshots=small point=90 pattern=random recovery_crash=0 salt=9'
+check "--replay of a crash line that holds exits 0" run 0 oracle --replay "$line"
+check "it says so" grep -qx 'replay: 0 divergences' "$tmp/out"
+check "--replay of a fault line that holds exits 0" run 0 oracle --replay \
+  'fault: seed=6 ops=100 mix=adversarial mode=normal snapshots=default method=sync nth=3 status=ENOSPC persistent keep=0-40,50'
+check "--replay of an unreadable line is a usage error" \
+  run 2 oracle --replay 'sigkill: seed=1 ops=10'
+check "--replay takes no other option" run 2 oracle --seed 1 --replay "$line"
 check "unknown option is a usage error" run 2 oracle --frobnicate 3
 check "bad --crash value is a usage error" run 2 oracle --crash some
 check "oracle --help exits 0 (keyjournal-oracle)" run 0 oracle --help
