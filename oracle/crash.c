@@ -944,6 +944,13 @@ static int64_t now_us(void) {
 
 static int64_t now_ms(void) { return now_us() / 1000; }
 
+static void kill_as_crash(wref *r, size_t acked, size_t hi);
+static void plan_text(ora_obuf *o, const char *tag, uint64_t seed,
+                      size_t gen_ops, ora_mix mix, int normal,
+                      const ora_crash_plan *p);
+static int plan_check(wref *r, const ora_crash_plan *plan, const char *tag,
+                      size_t gen_ops, const char *keep);
+
 /* One child run; delay_us < 0: let it finish. Returns the time from the
  * fork to the last acknowledgement read. */
 static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
@@ -1029,12 +1036,17 @@ static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
       divergence(c, "%s: reopen failed: %s (%s)", repro, kj_strerror(rc),
                  err ? err : "");
       kj_free(err);
+      if (c->shrinks == 0)
+        kill_as_crash(r, acked, hi);
     } else {
       size_t q;
-      if (!state_in(r, b, acked, hi, &q))
+      int bad = !state_in(r, b, acked, hi, &q);
+      if (bad)
         divergence(c, "%s: recovered state matches no commit in [%zu, %zu]",
                    repro, acked, hi);
       kj_backend_close(b);
+      if (bad && c->shrinks == 0)
+        kill_as_crash(r, acked, hi);
     }
   }
   if (delay_us >= 0)
@@ -1349,6 +1361,65 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
 
 /* ---- the campaign -------------------------------------------------------- */
 
+/* Shrink the case of a crash or fault line (ora_replay on a copy of the
+ * campaign, so that the divergence is not counted twice) and add its
+ * "shrunk:" lines to c's report. */
+static void append_shrunk(ora_campaign *c, const char *line) {
+  ora_campaign sc;
+  memcpy(&sc, c, sizeof sc);
+  memset(&sc.report, 0, sizeof sc.report);
+  sc.divergences = 0;
+  if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
+    /* An ora_obuf keeps a NUL after its bytes. */
+    const char *s =
+        sc.report.len ? strstr((const char *)sc.report.p, "  shrunk:") : NULL;
+    if (s)
+      ora_obuf_add(&c->report, s,
+                   sc.report.len - (size_t)(s - (const char *)sc.report.p));
+    c->shrinks++;
+  }
+  ora_obuf_free(&sc.report);
+}
+
+/* A SIGKILL divergence depends on timing; a process that dies keeps every
+ * write it made, which is the fault VFS's KEEP crash. Look for a
+ * deterministic twin: a KEEP crash at each VFS call of the ops from the
+ * last acknowledged one to the one after hi, on the workload's reference.
+ * The first that fails is reported as a crash line, and shrunk. */
+static void kill_as_crash(wref *r, size_t acked, size_t hi) {
+  ora_campaign *c = r->c, sc;
+  memcpy(&sc, c, sizeof sc);
+  memset(&sc.report, 0, sizeof sc.report);
+  sc.divergences = 0;
+  r->c = &sc;
+  size_t last = hi + 1 < r->n ? hi + 1 : r->n;
+  ora_crash_plan p;
+  memset(&p, 0, sizeof p);
+  p.pattern = ORA_CRASH_KEEP;
+  p.fault_method = -1;
+  p.small_snapshots = r->variant;
+  int found = 0;
+  for (p.point = r->vfs_at[acked] + 1; p.point <= r->vfs_at[last] && !found;
+       p.point++) {
+    plan_check(r, &p, "crash", r->n, NULL);
+    found = sc.divergences > 0;
+  }
+  r->c = c;
+  if (found) {
+    ora_obuf line = {0};
+    plan_text(&line, "crash", r->w->seed, r->n, r->w->mix, c->normal, &p);
+    ora_obuf_addf(&c->report, "  as a crash point: %s\n", (char *)line.p);
+    append_shrunk(c, (const char *)line.p);
+    ora_obuf_free(&line);
+  } else {
+    ora_obuf_addf(&c->report,
+                  "  (no KEEP crash point of ops %zu..%zu fails the same way: "
+                  "a timing-dependent case)\n",
+                  acked, last);
+  }
+  ora_obuf_free(&sc.report);
+}
+
 /* Shrink the first crash or fault line of c->report after offset from
  * (ora_replay on a copy of the campaign, so that the divergence is not
  * counted twice): its "shrunk:" lines go under it. */
@@ -1368,20 +1439,7 @@ static void shrink_first(ora_campaign *c, size_t from) {
     return;
   memcpy(line, p, len);
   line[len] = 0;
-  ora_campaign sc;
-  memcpy(&sc, c, sizeof sc);
-  memset(&sc.report, 0, sizeof sc.report);
-  sc.divergences = 0;
-  if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
-    /* An ora_obuf keeps a NUL after its bytes. */
-    const char *s =
-        sc.report.len ? strstr((const char *)sc.report.p, "  shrunk:") : NULL;
-    if (s)
-      ora_obuf_add(&c->report, s,
-                   sc.report.len - (size_t)(s - (const char *)sc.report.p));
-    c->shrinks++;
-  }
-  ora_obuf_free(&sc.report);
+  append_shrunk(c, line);
   free(line);
 }
 
