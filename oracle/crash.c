@@ -1101,10 +1101,11 @@ static void chain_one(wref *r, uint64_t salt) {
       lo = hi;
     char repro[320];
     snprintf(repro, sizeof repro,
-             "chain: seed=%" PRIu64 " ops=%zu mode=%s salt=%" PRIu64
-             " generation=%zu from=%zu crashes=%s completed=%zu",
-             r->w->seed, r->n, c->normal ? "normal" : "full", salt, g + 1,
-             start, trail, m);
+             "chain: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
+             "salt=%" PRIu64 " generation=%zu from=%zu crashes=%s "
+             "completed=%zu",
+             r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
+             r->variant ? "small" : "default", salt, g + 1, start, trail, m);
     check_failed_op(r, &st, m, repro);
     size_t q = check_recovered(r, dir, fv, lo, hi, repro);
     if (c->normal && pattern != ORA_CRASH_KEEP)
@@ -1891,14 +1892,108 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
 /* Most checks one shrink may run. */
 #define REPLAY_SHRINK_RUNS 600
 
+/* "threads: seed=S threads=N commits=C die_after_sync=K point=P
+ * pattern=T": that one concurrent-writer run again (its interleaving is
+ * the scheduler's: a rerun finds the bug with high probability). */
+static int replay_threads(ora_campaign *c, const char *line) {
+  static const char *const pats[] = {"drop", "keep", "random", "tear",
+                                     "garbage"};
+  char v[32];
+  uint64_t seed, n, k, point;
+  int pattern = name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
+  if (line_u64(line, "seed=", &seed) || line_u64(line, "threads=", &n) ||
+      n < 2 || n > TW_MAX || line_u64(line, "die_after_sync=", &k) ||
+      line_u64(line, "point=", &point) || pattern < 0)
+    return -1;
+  tw_one(c, seed, (unsigned)n, k, point, pattern, NULL);
+  return 0;
+}
+
+/* "chain: seed=S ops=N mix=M mode=X snapshots=Y salt=A ...": that chain
+ * of crashes again (deterministic). A first generation that fails is a
+ * plain crash point (the chain's VFS is fresh there): it is printed as a
+ * crash line and shrunk. */
+static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
+  static const char *const mixes[] = {"realistic", "adversarial"};
+  static const char *const modes[] = {"full", "normal"};
+  static const char *const snaps[] = {"default", "small"};
+  char v[256];
+  uint64_t seed, ops, salt;
+  int mix = name_index(line_field(line, "mix=", v, sizeof v), mixes, 2);
+  int normal = name_index(line_field(line, "mode=", v, sizeof v), modes, 2);
+  int small = name_index(line_field(line, "snapshots=", v, sizeof v), snaps, 2);
+  if (line_u64(line, "seed=", &seed) || line_u64(line, "ops=", &ops) ||
+      ops == 0 || ops > 1000000 || line_u64(line, "salt=", &salt) || mix < 0 ||
+      normal < 0 || small < 0)
+    return -1;
+  ora_workload w;
+  if (ora_workload_gen(seed, (size_t)ops, (ora_mix)mix, &w) != KJ_OK)
+    return -2;
+  c->normal = normal;
+  if (c->generations < 2)
+    c->generations = 3;
+  wref r;
+  memset(&r, 0, sizeof r);
+  r.c = c;
+  r.w = &w;
+  r.n = w.n;
+  r.variant = small;
+  char *why = NULL;
+  size_t from = c->report.len;
+  uint64_t before = c->divergences;
+  if (wref_build(&r, &why) == KJ_OK)
+    chain_one(&r, salt);
+  kj_free(why);
+  /* The first generation's failure as a crash point. */
+  const char *g1 =
+      c->divergences > before && c->report.len > from
+          ? strstr((const char *)c->report.p + from, " generation=1 ")
+          : NULL;
+  const char *cr = g1 ? strstr(g1, " crashes=") : NULL;
+  if (cr && shrink_ms) {
+    ora_crash_plan p;
+    memset(&p, 0, sizeof p);
+    p.fault_method = -1;
+    p.small_snapshots = small;
+    p.salt = salt;
+    char pat[16] = "";
+    unsigned long long point = 0;
+    if (sscanf(cr, " crashes=%llu/%15[a-z]", &point, pat) == 2) {
+      static const char *const pats[] = {"drop", "keep", "random", "tear",
+                                         "garbage"};
+      p.point = point;
+      p.pattern = name_index(pat, pats, 5);
+      if (p.pattern >= 0) {
+        ora_obuf text = {0};
+        plan_text(&text, "crash", seed, w.n, (ora_mix)mix, normal, &p);
+        ora_obuf_addf(&c->report, "  as a crash point: %s\n", (char *)text.p);
+        append_shrunk(c, (const char *)text.p);
+        ora_obuf_free(&text);
+      }
+    }
+  }
+  wref_free(&r);
+  ora_workload_free(&w);
+  return 0;
+}
+
 int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
   if (!c || !line)
     return KJ_EINVAL;
+  if (!strncmp(line, "threads: ", 9) || !strncmp(line, "chain: ", 7)) {
+    int bad = line[0] == 't' ? replay_threads(c, line)
+                             : replay_chain(c, line, shrink_ms);
+    if (bad == -2)
+      return KJ_ENOMEM;
+    if (bad)
+      ora_obuf_addf(&c->report, "replay: cannot read: %.200s\n", line);
+    return bad ? KJ_EINVAL : KJ_OK;
+  }
   replay x;
   if (replay_parse(line, &x)) {
     ora_obuf_addf(&c->report,
-                  "replay: not a crash or fault line with seed, ops, mix, "
-                  "mode, snapshots and its point or fault: %.200s\n",
+                  "replay: not a crash, fault, chain or threads line with the "
+                  "fields the oracle prints: %.200s\n",
                   line);
     return KJ_EINVAL;
   }

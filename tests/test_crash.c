@@ -157,6 +157,49 @@ static void shrunk_replay(void) {
   is(c.divergences, 0, "replay: a correct store passes it");
   ora_obuf_free(&c.report);
 
+  /* A chain whose first generation lost commits: replayed alone, it is
+   * printed as a crash point and shrunk; thread lines replay too. */
+  memset(&c, 0, sizeof c);
+  c.seed = 13;
+  c.workloads = 1;
+  c.ops = 120;
+  c.generations = 3;
+  c.threads = 4;
+  c.selftest_sync_off = 1;
+  is(ora_campaign_run(&c), KJ_OK, "chain: campaign ran");
+  const char *ch =
+      c.report.len ? strstr((const char *)c.report.p, "chain: seed=13 ") : NULL;
+  ok(ch != NULL, "chain: a chain line is reported");
+  char chain[1024] = "";
+  if (ch) {
+    size_t n = strcspn(ch, "\n");
+    if (n < sizeof chain) {
+      memcpy(chain, ch, n);
+      chain[n] = 0;
+    }
+  }
+  ora_obuf_free(&c.report);
+  memset(&c, 0, sizeof c);
+  c.selftest_sync_off = 1;
+  is(ora_replay(&c, chain, 30000), KJ_OK, "chain: the line replays");
+  ok(c.divergences > 0, "chain: and fails again");
+  if (strstr(chain, " generation=1 "))
+    ok(c.report.len && strstr((const char *)c.report.p, "as a crash point: ") &&
+           strstr((const char *)c.report.p, "  shrunk: "),
+       "chain: a first-generation failure is shrunk as a crash point");
+  if (c.report.len)
+    show_report(&c, 1500);
+  ora_obuf_free(&c.report);
+  memset(&c, 0, sizeof c);
+  is(ora_replay(&c,
+                "threads: seed=3 threads=4 commits=24 die_after_sync=5 "
+                "point=0 pattern=drop",
+                0),
+     KJ_OK, "threads: the line replays");
+  is(c.thread_points, 1, "threads: one run");
+  is(c.divergences, 0, "threads: a correct engine passes it");
+  ora_obuf_free(&c.report);
+
   /* Lines it cannot read. */
   static const char *const bad[] = {
       "",
