@@ -47,8 +47,9 @@
   "      Check again the one crash point or I/O fault of a report line\n"      \
   "      (\"crash: seed=... point=...\", \"fault: seed=... nth=...\", with\n"  \
   "      keep=... for a shrunk one) and, when it still fails, shrink it for\n" \
-  "      up to 60 s. Exit 0 when it passes, 1 when it fails, 2 on a line\n"    \
-  "      it cannot read.\n"
+  "      up to 60 s; or the one chain of crashes (\"chain: ...\") or\n"        \
+  "      concurrent-writer run (\"threads: ...\") of a line. Exit 0 when\n"    \
+  "      it passes, 1 when it fails, 2 on a line it cannot read.\n"
 
 #define CLI_USAGE_BENCH                                                        \
   "  keyjournal bench [--reps N] [--quick] [--large] [--json] [DIR]\n"         \
