@@ -219,6 +219,16 @@ typedef struct wref {
   size_t wi;        /* workload index in the campaign */
 } wref;
 
+/* An empty reference of w for campaign c; variant: small snapshots. */
+static void wref_init(wref *r, ora_campaign *c, const ora_workload *w,
+                      int variant) {
+  memset(r, 0, sizeof *r);
+  r->c = c;
+  r->w = w;
+  r->n = w->n;
+  r->variant = variant;
+}
+
 static void wref_free(wref *r) {
   for (size_t i = 0; r->res && i < r->n; i++)
     ora_obuf_free(&r->res[i]);
@@ -1362,14 +1372,20 @@ static int sqlite_factory(void *ctx, kj_backend **out) {
 
 /* ---- the campaign -------------------------------------------------------- */
 
+/* A copy of c's settings, with no report and no divergence yet: checks
+ * run on it to learn whether a case fails, without counting it in c. */
+static void scratch_of(ora_campaign *sc, const ora_campaign *c) {
+  memcpy(sc, c, sizeof *sc);
+  memset(&sc->report, 0, sizeof sc->report);
+  sc->divergences = 0;
+}
+
 /* Shrink the case of a crash or fault line (ora_replay on a copy of the
  * campaign, so that the divergence is not counted twice) and add its
  * "shrunk:" lines to c's report. */
 static void append_shrunk(ora_campaign *c, const char *line) {
   ora_campaign sc;
-  memcpy(&sc, c, sizeof sc);
-  memset(&sc.report, 0, sizeof sc.report);
-  sc.divergences = 0;
+  scratch_of(&sc, c);
   if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
     /* An ora_obuf keeps a NUL after its bytes. */
     const char *s =
@@ -1389,9 +1405,7 @@ static void append_shrunk(ora_campaign *c, const char *line) {
  * The first that fails is reported as a crash line, and shrunk. */
 static void kill_as_crash(wref *r, size_t acked, size_t hi) {
   ora_campaign *c = r->c, sc;
-  memcpy(&sc, c, sizeof sc);
-  memset(&sc.report, 0, sizeof sc.report);
-  sc.divergences = 0;
+  scratch_of(&sc, c);
   r->c = &sc;
   size_t last = hi + 1 < r->n ? hi + 1 : r->n;
   ora_crash_plan p;
@@ -1478,12 +1492,8 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
 
   /* b. */
   wref r;
-  memset(&r, 0, sizeof r);
-  r.c = c;
-  r.w = &w;
-  r.n = w.n;
+  wref_init(&r, c, &w, wi % 2 == 0); /* the realistic mix writes more */
   r.wi = wi;
-  r.variant = wi % 2 == 0; /* the realistic mix writes more */
   char *why = NULL;
   progress(c, wi, "ref");
   rc = wref_build(&r, &why);
@@ -1656,11 +1666,7 @@ int ora_crash_check(ora_campaign *c, const ora_workload *w,
       plan->fault_method >= ORA_FAULT_NMETHODS)
     return KJ_EINVAL;
   wref r;
-  memset(&r, 0, sizeof r);
-  r.c = c;
-  r.w = w;
-  r.n = w->n;
-  r.variant = plan->small_snapshots != 0;
+  wref_init(&r, c, w, plan->small_snapshots != 0);
   char *why = NULL;
   int rc = wref_build(&r, &why);
   if (rc) {
@@ -1855,15 +1861,9 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
   if (rc)
     return 0;
   ora_campaign sc;
-  memcpy(&sc, x->c, sizeof sc);
-  memset(&sc.report, 0, sizeof sc.report);
-  sc.divergences = 0;
+  scratch_of(&sc, x->c);
   wref r;
-  memset(&r, 0, sizeof r);
-  r.c = &sc;
-  r.w = &sub;
-  r.n = sub.n;
-  r.variant = x->plan.small_snapshots != 0;
+  wref_init(&r, &sc, &sub, x->plan.small_snapshots != 0);
   char *why = NULL;
   int fails = 0;
   if (wref_build(&r, &why) == KJ_OK && sc.divergences == 0) {
@@ -1933,11 +1933,7 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
   if (c->generations < 2)
     c->generations = 3;
   wref r;
-  memset(&r, 0, sizeof r);
-  r.c = c;
-  r.w = &w;
-  r.n = w.n;
-  r.variant = small;
+  wref_init(&r, c, &w, small);
   char *why = NULL;
   size_t from = c->report.len;
   uint64_t before = c->divergences;
@@ -2027,11 +2023,7 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
     goto out;
   c->normal = x.normal;
   wref r;
-  memset(&r, 0, sizeof r);
-  r.c = c;
-  r.w = &w;
-  r.n = w.n;
-  r.variant = x.plan.small_snapshots;
+  wref_init(&r, c, &w, x.plan.small_snapshots);
   char *why = NULL;
   uint64_t before = c->divergences;
   rc = wref_build(&r, &why);
