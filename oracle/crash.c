@@ -46,7 +46,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -99,34 +98,10 @@ static int text_eq(const ora_obuf *a, const ora_obuf *b) {
   return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
 }
 
-static char *mktemp_dir(void) {
-  const char *base = getenv("KJ_TEST_TMPDIR");
-  if (!base || !*base)
-    base = getenv("TMPDIR");
-  if (!base || !*base)
-    base = "/tmp";
-  size_t n = strlen(base) + sizeof "/kjcrash.XXXXXX";
-  char *p = malloc(n);
-  if (!p)
-    return NULL;
-  snprintf(p, n, "%s/kjcrash.XXXXXX", base);
-  if (!mkdtemp(p)) {
-    free(p);
-    return NULL;
-  }
-  return p;
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag,
-                 struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  return (flag == FTW_DP || flag == FTW_D) ? rmdir(path) : unlink(path);
-}
+static char *mktemp_dir(void) { return ora_tmpdir("kjcrash", 0); }
 
 static void rm_dir(char *path) {
-  if (path)
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+  ora_rmtree(path);
   free(path);
 }
 

@@ -85,7 +85,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -221,38 +220,9 @@ static const char *obuf_str(ora_obuf *b) {
 /* ---- temp directories -----------------------------------------------------
  */
 
-static char *make_root(void) {
-  const char *base = getenv("TMPDIR");
-  struct stat st;
-  if (!base || !*base)
-    base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-                   access("/dev/shm", W_OK | X_OK) == 0
-               ? "/dev/shm"
-               : "/tmp";
-  size_t n = strlen(base) + sizeof "/kjdamage.XXXXXX";
-  char *p = malloc(n);
-  if (!p)
-    return NULL;
-  snprintf(p, n, "%s/kjdamage.XXXXXX", base);
-  if (!mkdtemp(p)) {
-    free(p);
-    return NULL;
-  }
-  return p;
-}
+static char *make_root(void) { return ora_tmpdir("kjdamage", 1); }
 
-static int rm_cb(const char *path, const struct stat *st, int flag,
-                 struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  return (flag == FTW_DP || flag == FTW_D) ? rmdir(path) : unlink(path);
-}
-
-static void rm_tree(const char *path) {
-  struct stat st;
-  if (path && lstat(path, &st) == 0)
-    nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void rm_tree(const char *path) { ora_rmtree(path); }
 
 static char *path_join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;

@@ -145,6 +145,15 @@ int ora_diff_run(const ora_workload *w, ora_backend_factory a, void *actx,
                  ora_backend_factory b, void *bctx, size_t check_every,
                  int shrink, ora_diff_result *res);
 
+/* ---- temporary directories (oracle/tmpdir.c) -------------------------- */
+
+/* A new directory PREFIX.XXXXXX under $KJ_TEST_TMPDIR, else $TMPDIR, else
+ * /dev/shm when prefer_shm and it is writable, else /tmp (free with
+ * free()); NULL on failure. */
+char *ora_tmpdir(const char *prefix, int prefer_shm);
+/* Remove path and everything under it (symlinks are not followed). */
+void ora_rmtree(const char *path);
+
 /* ---- shrinking (oracle/shrink.c) ------------------------------------- */
 
 /* Delta debugging: remove chunks of idx[0..*m) (halves, quarters, ...,
