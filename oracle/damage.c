@@ -1662,9 +1662,14 @@ out:
  *   BS    FORK continued with other commits (a few), clean close
  *   B     BS continued: checkpoint, commits until it is longer than A's
  *         record, clean close
- * A and B share the snapshot S2 and the frames up to FORK's last. */
+ * A and B share the snapshot S2 and the frames up to FORK's last.
+ *   A2, C2 two stores created afresh under the same key, each with the same
+ *         ops (one stream of the generator) and two roll-overs: only their
+ *         store ids tell their journals apart. */
 typedef struct tworld {
   dset a, old, fork, bs, b;
+  dset a2, c2; /* two new stores under the same key: the same ops, other
+                  store ids, no snapshot (their journals start at seq 1) */
   model ma, mold, mfork, mbs, mb;
   ora_obuf state; /* A's */
 } tworld;
@@ -1680,6 +1685,8 @@ static void tworld_free(tworld *w) {
   dset_free(&w->fork);
   dset_free(&w->bs);
   dset_free(&w->b);
+  dset_free(&w->a2);
+  dset_free(&w->c2);
   ora_obuf_free(&w->state);
 }
 
@@ -1785,6 +1792,24 @@ static int build_tamper(const char *root, uint64_t seed, size_t n, tworld *w,
     rc = KJ_EIO;
     goto out;
   }
+  /* A2 and C2. */
+  for (int i = 0; i < 2; i++) {
+    char *d = path_join(root, i ? "c2" : "a2");
+    drng rt = {seed ^ 0x74776f0000000000ull};
+    rc = d ? store_open(d, 1, &s, why) : KJ_ENOMEM;
+    for (int k = 0; !rc && (k < 2 || segment_files(s) < 3) && k < 1000; k++)
+      rc = write_ops(s, &rt, MAX_TXN_OPS, why);
+    if (s) {
+      int crc = store_close(s, why);
+      s = NULL;
+      rc = rc ? rc : crc;
+    }
+    if (!rc && dset_load(d, i ? &w->c2 : &w->a2))
+      rc = KJ_EIO;
+    free(d);
+    if (rc)
+      goto out;
+  }
 out:
   if (s)
     kj_store_close(s);
@@ -1815,7 +1840,9 @@ enum {
   T_DELETE,      /* a: what */
   T_CUT,         /* a: frame index from the end of the newest segment */
   T_ZERO_MARKER, /* the clean close's sync marker, all zero */
-  T_FORGE_SEG    /* a: 0 empty, 1 holding a relabeled frame */
+  T_FORGE_SEG,   /* a: 0 empty, 1 holding a relabeled frame */
+  T_MOVE_FRAME,  /* a: segment; its last frame moved to the front of a + 1 */
+  T_FOREIGN      /* C2's journal, store ids rewritten, under A2's header */
 };
 
 typedef struct tcase {
@@ -2000,6 +2027,48 @@ static int tamper_apply(const tworld *w, const tcase *k, dset *out) {
   case T_COPY_FRAME:
     return replace_frame(out, &m->seg[k->c], k->d,
                          frame_bytes(&m->seg[k->a], k->b), k->relabel);
+  case T_MOVE_FRAME: {
+    /* The seqs and the tag chain stay as they were: only the segment
+     * number in the frame's associated data can tell. */
+    const dseg *x = &m->seg[k->a], *y = &m->seg[k->a + 1];
+    fbytes *v = calloc(x->nfr + y->nfr + 1, sizeof *v);
+    if (!v)
+      return -1;
+    for (size_t j = 0; j + 1 < x->nfr; j++)
+      v[j] = frame_bytes(x, j);
+    int rc = seg_rebuild(out, x->f->name, x->f->p, x->f->len, v, x->nfr - 1);
+    v[0] = frame_bytes(x, x->nfr - 1);
+    for (size_t j = 0; j < y->nfr; j++)
+      v[j + 1] = frame_bytes(y, j);
+    if (!rc)
+      rc = seg_rebuild(out, y->f->name, y->f->p, y->f->len, v, y->nfr + 1);
+    free(v);
+    if (!rc) {
+      uint8_t *h = dset_get(out, y->f->name)->p;
+      put64(h + 40, x->fr[x->nfr - 1].seq);
+      fix_head56(h);
+    }
+    return rc;
+  }
+  case T_FOREIGN: {
+    /* Only the store id in the frames' associated data can tell. */
+    const dfile *h2 = dset_get(&w->a2, HDR_NAME);
+    dset c;
+    if (!h2 || dset_clone(&w->c2, &c))
+      return -1;
+    int rc = dset_set(&c, HDR_NAME, h2->p, h2->len) ? 0 : -1;
+    for (size_t i = 0; !rc && i < c.n; i++) {
+      uint64_t no;
+      if (!parse_numbered(c.f[i].name, "journal-", ".kjl", &no) ||
+          c.f[i].len < SEG_HDR)
+        continue;
+      memcpy(c.f[i].p + 16, h2->p + 16, 16);
+      fix_head56(c.f[i].p);
+    }
+    dset_free(out);
+    *out = c;
+    return rc;
+  }
   case T_B_FRAME: {
     size_t sa, fa, fb;
     const dseg *sb;
@@ -2354,6 +2423,25 @@ static void tamper_cases(const tworld *w, drng *r, tcases *cs) {
         k->relabel = rl;
       }
   }
+
+  /* A frame moved across a segment boundary, the last of one segment to
+   * the front of the next, its seq and the tag chain intact. */
+  for (size_t i = ns - 1; i-- > 0;) {
+    const dseg *x = &m->seg[i], *y = &m->seg[i + 1];
+    if (y->no != x->no + 1 || x->nfr < 2 ||
+        y->end + FRAME_HDR + x->fr[x->nfr - 1].len > y->f->len)
+      continue;
+    tcase *k = tc_add(cs, T_MOVE_FRAME, A_CORRUPT, AUTH,
+                      "move-frame seq %" PRIu64 " from %s to the front of %s",
+                      x->fr[x->nfr - 1].seq, x->f->name, y->f->name);
+    k->a = i;
+    break;
+  }
+  /* Another store's journal under the same key. */
+  if (w->a2.n && w->c2.n)
+    tc_add(cs, T_FOREIGN, A_CORRUPT, AUTH,
+           "foreign-journal: another store's, under the same key, with this "
+           "store's id");
 
   /* A frame copied over another in another segment; an older frame
    * replayed over a newer one (same segment, and from an earlier one). */
