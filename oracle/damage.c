@@ -1594,6 +1594,301 @@ static void report_setup(ora_campaign *c, const char *what, uint64_t seed,
                 what, seed, ops, obuf_str(why));
 }
 
+/* ---- damage to a store whose process was killed -------------------------
+ *
+ * A killed store has no sync marker and its header's record is the one of
+ * its last roll-over, so the frames written since are covered only by the
+ * evidence later frames carry (FORMAT.md rule 5.6.2: a frame that records
+ * seq q as synced proves q was). The child that builds it commits one
+ * frame at a time and dies without closing; it also keeps the header of
+ * its first roll-over, whose record lags further (a later header rewrite
+ * that failed leaves such a header, and the journal goes on). The parent
+ * replays the same commits on a memory store for the state after each.
+ *
+ * For each header, the last frames of the newest segments are zeroed or
+ * get a flipped byte. With evidence that the frame was synced (a later
+ * frame claims it, the record claims it, or it lies in a segment before
+ * the record's), the open must fail with KJ_ECORRUPT naming the segment
+ * and an offset at or before the damage; without, it may also cut the
+ * frame and everything after it as a torn tail, and must then hold
+ * exactly the state before that frame. */
+
+#define KILL_SEGMENTS 4u /* the killed store has at least this many */
+
+typedef struct kcase {
+  int old_header;
+  size_t seg, fr; /* in the model */
+  int kind;       /* K_ZERO (the whole frame), K_FLIP (a body byte), or 0:
+                     untouched */
+  size_t commit;  /* the damaged frame is commit number commit (1-based) */
+  int evidence;
+} kcase;
+
+typedef struct kworld {
+  dset d;
+  model m;
+  uint8_t old_hdr[HDR_BYTES];
+  ora_obuf *states; /* [ncommits + 1]: after the first j commits */
+  size_t ncommits;
+  kcase *v;
+  size_t n;
+  const char *work;
+  ora_campaign *c;
+  uint64_t seed;
+} kworld;
+
+static void kworld_free(kworld *w) {
+  for (size_t i = 0; w->states && i <= w->ncommits; i++)
+    ora_obuf_free(&w->states[i]);
+  free(w->states);
+  free(w->v);
+  model_free(&w->m);
+  dset_free(&w->d);
+}
+
+/* The child: commit one frame at a time until the store has
+ * KILL_SEGMENTS segments and a few frames in the newest, keeping the
+ * header of the first roll-over in old_path, then die. */
+static void killed_child(const char *dir, const char *old_path, uint64_t seed) {
+  drng r = {seed ^ 0x6b696c6c65640000ull};
+  kj_store *s = NULL;
+  ora_obuf why = {0};
+  if (store_open(dir, 1, &s, &why))
+    _exit(2);
+  int kept = 0;
+  size_t extra = 0;
+  for (size_t i = 0; i < 4000 && extra < 3; i++) {
+    if (write_ops(s, &r, 1, &why))
+      _exit(3);
+    uint64_t segs = segment_files(s);
+    if (!kept && segs >= 2) {
+      char *h = path_join(dir, HDR_NAME);
+      uint8_t *p = NULL;
+      size_t n = 0;
+      if (!h || read_whole(h, &p, &n) || n != HDR_BYTES ||
+          write_whole(old_path, p, n))
+        _exit(4);
+      free(p);
+      free(h);
+      kept = 1;
+    }
+    extra += segs >= KILL_SEGMENTS;
+  }
+  _exit(extra >= 3 ? 0 : 5); /* no close: no marker, no new record */
+}
+
+/* Has any frame after seq q (in the journal's order) recorded q as
+ * synced, or do the record or the roll-overs claim it? */
+static int synced_evidence(const model *m, const uint8_t *hdr, size_t si,
+                           uint64_t q) {
+  uint64_t rec_seg = get64(hdr + 64), rec_seq = get64(hdr + 72);
+  if (rec_seq >= q || m->seg[si].no < rec_seg)
+    return 1;
+  for (size_t i = si; i < m->nseg; i++)
+    for (size_t j = 0; j < m->seg[i].nfr; j++)
+      if (m->seg[i].fr[j].seq > q &&
+          get64(m->seg[i].f->p + m->seg[i].fr[j].off + 16) >= q)
+        return 1;
+  return 0;
+}
+
+static int build_killed(const char *root, uint64_t seed, kworld *w,
+                        ora_obuf *why) {
+  char *dir = path_join(root, "k"), *old = path_join(root, "k-old.hdr");
+  int rc = KJ_ENOMEM;
+  if (!dir || !old)
+    goto out;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0)
+    killed_child(dir, old, seed);
+  int st = 0;
+  while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    ;
+  if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    ora_obuf_addf(why, "the killed store's writer failed (status %d)", st);
+    rc = KJ_EIO;
+    goto out;
+  }
+  uint8_t *p = NULL;
+  size_t n = 0;
+  if (read_whole(old, &p, &n) || n != HDR_BYTES) {
+    free(p);
+    ora_obuf_addf(why, "no header of the first roll-over");
+    rc = KJ_EIO;
+    goto out;
+  }
+  memcpy(w->old_hdr, p, HDR_BYTES);
+  free(p);
+  if (dset_load(dir, &w->d) || model_parse(&w->d, &w->m, why)) {
+    rc = KJ_EIO;
+    goto out;
+  }
+  /* The commits' states, replayed on a memory store. */
+  for (size_t i = 0; i < w->m.nseg; i++)
+    for (size_t j = 0; j < w->m.seg[i].nfr; j++)
+      w->ncommits += w->m.seg[i].fr[j].type == 1;
+  w->states = calloc(w->ncommits + 1, sizeof *w->states);
+  if (!w->states)
+    goto out;
+  drng r = {seed ^ 0x6b696c6c65640000ull};
+  kj_options o;
+  store_options(&o, 0, KJ_OPEN_CREATE);
+  kj_store *s = NULL;
+  if ((rc = kj_store_open(NULL, &o, &s, NULL)) != KJ_OK) {
+    ora_obuf_addf(why, "memory store: %s", st_name(rc));
+    goto out;
+  }
+  rc = dump_store(s, &w->states[0], why) ? KJ_EIO : KJ_OK;
+  for (size_t j = 1; !rc && j <= w->ncommits; j++)
+    if (!(rc = write_ops(s, &r, 1, why)))
+      rc = dump_store(s, &w->states[j], why) ? KJ_EIO : KJ_OK;
+  kj_store_close(s);
+out:
+  free(dir);
+  free(old);
+  return rc;
+}
+
+static void kcase_desc(const kworld *w, const kcase *k, char *out, size_t n) {
+  const dseg *s = &w->m.seg[k->seg];
+  if (!k->kind)
+    snprintf(out, n, "killed %s header, untouched",
+             k->old_header ? "first-roll-over" : "last");
+  else
+    snprintf(out, n, "killed %s header, %s frame seq %" PRIu64 " of %s",
+             k->old_header ? "first-roll-over" : "last",
+             k->kind == K_ZERO ? "zeroed" : "flipped", s->fr[k->fr].seq,
+             s->f->name);
+}
+
+static void killed_cases(kworld *w) {
+  size_t cap = 64, commit = 0;
+  w->v = calloc(cap, sizeof *w->v);
+  if (!w->v)
+    return;
+  const model *m = &w->m;
+  for (int h = 0; h < 2; h++) /* as the store was left */
+    w->v[w->n++].old_header = h;
+  for (size_t i = 0; i < m->nseg; i++)
+    for (size_t j = 0; j < m->seg[i].nfr; j++) {
+      const dframe *f = &m->seg[i].fr[j];
+      commit += f->type == 1;
+      /* The last frames of the newest segment, and the last frame of each
+       * of the two before it. */
+      int newest = i + 1 == m->nseg;
+      if (f->type != 1 || i + 3 < m->nseg ||
+          (newest ? j + 3 < m->seg[i].nfr : j + 1 < m->seg[i].nfr))
+        continue;
+      for (int h = 0; h < 2; h++)
+        for (int kind = 0; kind < 2 && w->n < cap; kind++) {
+          kcase *k = &w->v[w->n++];
+          k->old_header = h;
+          k->seg = i;
+          k->fr = j;
+          k->kind = kind ? K_FLIP : K_ZERO;
+          k->commit = commit;
+          k->evidence =
+              synced_evidence(m, h ? w->old_hdr : m->hdr->p, i, f->seq);
+        }
+    }
+}
+
+static void killed_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
+  kworld *w = arg;
+  const kcase *k = &w->v[i];
+  const dseg *s = &w->m.seg[k->seg];
+  const dframe *f = &s->fr[k->fr];
+  dset d;
+  if (dset_clone(&w->d, &d)) {
+    ora_obuf_addf(why, "out of memory");
+    return;
+  }
+  if (k->old_header)
+    dset_set(&d, HDR_NAME, w->old_hdr, HDR_BYTES);
+  dfile *g = dset_get(&d, s->f->name);
+  size_t at = f->off;
+  if (k->kind == K_ZERO) {
+    memset(g->p + f->off, 0, FRAME_HDR + f->len);
+  } else if (k->kind == K_FLIP) {
+    at = f->off + FRAME_HDR + f->len / 2;
+    g->p[at] ^= 0x10;
+  }
+  if (dset_store(&d, w->work) != 0) {
+    ora_obuf_addf(why, "writing %s: %s", w->work, strerror(errno));
+  } else if (!k->kind) {
+    expect e = {&w->states[w->ncommits], NULL, NULL, 0, 0, A_OK, NULL};
+    judge(w->work, &e, why, info);
+  } else {
+    /* A segment's last frame zeroed looks like its clean end: the next
+     * segment's first seq is what no longer matches (rule 5.4). */
+    const char *next = k->seg + 1 < w->m.nseg && k->fr + 1 == s->nfr
+                           ? w->m.seg[k->seg + 1].f->name
+                           : NULL;
+    expect e = {&w->states[k->evidence ? w->ncommits : k->commit - 1],
+                s->f->name,
+                next,
+                1,
+                at,
+                k->evidence ? A_CORRUPT : A_OK | A_CORRUPT,
+                NULL};
+    judge(w->work, &e, why, info);
+  }
+  dset_free(&d);
+}
+
+static void killed_result(void *arg, size_t i, int bad, const char *why,
+                          const char *info, int64_t ms) {
+  kworld *w = arg;
+  char desc[200];
+  kcase_desc(w, &w->v[i], desc, sizeof desc);
+  if (verbose())
+    fprintf(stderr, "damage: %s (%s): %s: %s%s(%" PRId64 " ms)\n", desc,
+            w->v[i].evidence ? "synced" : "may be cut",
+            bad ? "DIVERGENCE" : "ok", info, bad ? why : "", ms);
+  if (bad) {
+    w->c->divergences++;
+    ora_obuf_addf(&w->c->report,
+                  "damage: seed=%" PRIu64 " %s (%s) outcome=%s[%s] (replay: "
+                  "ORA_DAMAGE_ONLY='%s')\n",
+                  w->seed, desc,
+                  w->v[i].evidence ? "proved synced" : "may be cut", why, info,
+                  desc);
+  }
+}
+
+/* The killed store's cases (part of ora_damage_check). */
+static int killed_check(ora_campaign *c, uint64_t seed, const char *root,
+                        ora_obuf *why) {
+  kworld w;
+  memset(&w, 0, sizeof w);
+  char *work = path_join(root, "kw");
+  int rc = work ? build_killed(root, seed, &w, why) : KJ_ENOMEM;
+  if (!rc) {
+    killed_cases(&w);
+    w.work = work;
+    w.c = c;
+    w.seed = seed;
+    const char *only = getenv("ORA_DAMAGE_ONLY");
+    uint8_t *skip = calloc(w.n + 1, 1);
+    if (!skip) {
+      rc = KJ_ENOMEM;
+    } else {
+      for (size_t i = 0; i < w.n; i++) {
+        char desc[200];
+        kcase_desc(&w, &w.v[i], desc, sizeof desc);
+        skip[i] = only && *only && strcmp(only, desc);
+        c->damage_cases += !skip[i];
+      }
+      run_cases(c, w.n, skip, killed_case_fn, &w, killed_result, &w);
+      free(skip);
+    }
+  }
+  kworld_free(&w);
+  free(work);
+  return rc;
+}
+
 int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops) {
   size_t n = ops < MIN_OPS ? MIN_OPS : ops;
   ora_obuf why = {0}, state = {0};
@@ -1634,7 +1929,7 @@ int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops) {
   dctx x = {work, &d, &cs, &state, c, seed, ops};
   run_cases(c, cs.n, skip, damage_case_fn, &x, damage_result, &x);
   free(skip);
-  rc = KJ_OK;
+  rc = killed_check(c, seed, root, &why);
 out:
   if (rc)
     report_setup(c, "damage", seed, ops, &why);
