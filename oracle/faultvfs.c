@@ -11,11 +11,12 @@
  * undo entry (the replaced or removed file's durable bytes are kept in
  * memory) in a log that sync_dir() of the entry's directory clears.
  * ora_fault_vfs_crash() then plays power loss: each pending write is kept,
- * dropped, torn or garbled per the pattern and written out, and in each
- * directory a suffix of its log entries is undone (newest first; a
- * directory's metadata is journaled in order, so a prefix survives, but
- * two directories are independent; an undone mkdir takes its contents
- * with it), leaving exactly what a disk could hold afterwards. A sync
+ * dropped, torn or garbled per the pattern and written out, and log
+ * entries are undone (newest first; an undone mkdir takes its contents
+ * with it): a suffix of each directory's (GARBAGE: a file system that
+ * journals a directory's metadata in order), or any entries as long as
+ * those on one name stay in order (RANDOM: nothing orders them without a
+ * sync of the directory), leaving exactly what a disk could hold. A sync
  * makes durable the writes issued before it began (with a sync window,
  * later ones stay pending). No real fsync is ever made: durability is the
  * model's, which keeps campaigns fast.
@@ -750,6 +751,18 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
   return 0;
 }
 
+static int same_path(const char *x, const char *y) {
+  return x && y && !strcmp(x, y);
+}
+
+/* Must d, later than e, be undone when e is? (They touch one name, or d
+ * lies in the directory e made.) */
+static int dop_depends(const dop *d, const dop *e) {
+  return same_path(d->a, e->a) || same_path(d->a, e->b) ||
+         same_path(d->b, e->a) || same_path(d->b, e->b) ||
+         (e->kind == DOP_MKDIR && same_path(d->dir, e->a));
+}
+
 static void undo_dop(ora_fault_vfs *f, dop *d) {
   switch (d->kind) {
   case DOP_CREATE:
@@ -838,12 +851,23 @@ void ora_fault_vfs_crash(ora_fault_vfs *f, int pattern) {
     pops_free(n);
   }
 
-  /* Directory operations: of the non-durable ones in each directory, a
-   * prefix survives (a file system journals one directory's changes in
-   * order, but two directories' independently). */
+  /* Directory operations. GARBAGE: of the non-durable ones in each
+   * directory, a prefix survives (a file system that journals one
+   * directory's changes in order, two directories' independently).
+   * RANDOM: each survives on its own (POSIX orders nothing without a sync
+   * of the directory), except that the operations on one name keep their
+   * order: one that touches a name an undone operation touched, or lies
+   * in a directory whose mkdir is undone, is undone too. */
   for (dop *d = f->dhead; d; d = d->next)
     d->undo = pattern == ORA_CRASH_DROP;
-  if (pattern == ORA_CRASH_RANDOM || pattern == ORA_CRASH_GARBAGE) {
+  if (pattern == ORA_CRASH_RANDOM) {
+    for (dop *d = f->dhead; d; d = d->next) {
+      int follows = 0;
+      for (dop *e = f->dhead; e != d && !follows; e = e->next)
+        follows = e->undo && dop_depends(d, e);
+      d->undo = follows || rng_below(f, 2);
+    }
+  } else if (pattern == ORA_CRASH_GARBAGE) {
     for (dop *d = f->dhead; d; d = d->next) {
       int first = 1; /* d is the oldest of its directory */
       for (dop *e = f->dhead; e != d && first; e = e->next)

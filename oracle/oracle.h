@@ -183,7 +183,8 @@ const kj_vfs *ora_fault_vfs_get(ora_fault_vfs *f);
 #define ORA_CRASH_KEEP 1 /* every pending write and directory op survives */
 #define ORA_CRASH_RANDOM                                                       \
   2 /* each write kept, dropped or torn (seeded);                              \
-       of each directory's ops a random prefix survives */
+       each directory op kept or undone (seeded), those on one                 \
+       name in order */
 #define ORA_CRASH_TEAR                                                         \
   3 /* each file's last pending write is torn (a                               \
        prefix survives), earlier ones kept; directory                          \
