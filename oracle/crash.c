@@ -79,6 +79,8 @@ static const uint64_t fault_nth[] = {1, 3, 10, 30};
 #define CAMPAIGN_SHRINK_MS 10000
 /* A restarted chain generation dies within its first this many VFS calls. */
 #define CHAIN_EARLY_CALLS 64u
+/* Crash points after a rename or unlink added to a sampled sweep. */
+#define DIROP_POINTS 12u
 /* A crashed recovery dies within its first this many VFS operations. */
 #define RECOVERY_CRASH_SPAN 40u
 
@@ -187,13 +189,17 @@ typedef struct wref {
   size_t *nslots_nat, *nslots_sql;            /* [n+1] */
   uint32_t nat_slots[ORA_WORKLOAD_MAX_SLOTS]; /* native reference's slots */
   uint32_t sql_slots[ORA_WORKLOAD_MAX_SLOTS];
-  uint64_t vfs_ops; /* N: VFS calls of the reference run, open to close */
-  uint64_t *jtot;   /* [n+1] journal bytes the reference run had appended
-                       at each boundary (monotonic across snapshots) */
-  uint64_t *vfs_at; /* [n+1] VFS calls of the reference run before op i
-                       (vfs_at[n]: before the close) */
-  int64_t clock;    /* ms, ora_oracle_clock ctx for every run */
-  size_t wi;        /* workload index in the campaign */
+  uint64_t vfs_ops;    /* N: VFS calls of the reference run, open to close */
+  uint64_t *jtot;      /* [n+1] journal bytes the reference run had appended
+                          at each boundary (monotonic across snapshots) */
+  uint64_t *vfs_at;    /* [n+1] VFS calls of the reference run before op i
+                          (vfs_at[n]: before the close) */
+  uint64_t *dirop;     /* the calls right after each rename or unlink of the
+                          reference run (ascending) */
+  uint8_t *dirop_kind; /* 'r' or 'u' */
+  size_t ndirop, dirop_cap;
+  int64_t clock; /* ms, ora_oracle_clock ctx for every run */
+  size_t wi;     /* workload index in the campaign */
 } wref;
 
 /* An empty reference of w for campaign c; variant: small snapshots. */
@@ -218,6 +224,8 @@ static void wref_free(wref *r) {
   free(r->nslots_sql);
   free(r->jtot);
   free(r->vfs_at);
+  free(r->dirop);
+  free(r->dirop_kind);
 }
 
 static void set_op_clock(wref *r, size_t i) {
@@ -308,6 +316,24 @@ static size_t bnd_floor(const wref *r, size_t m) {
   return m;
 }
 
+static void record_dirop(void *arg, uint64_t op, int kind) {
+  wref *r = arg;
+  if (r->ndirop == r->dirop_cap) {
+    size_t cap = r->dirop_cap ? 2 * r->dirop_cap : 64;
+    uint64_t *v = realloc(r->dirop, cap * sizeof *v);
+    uint8_t *k = realloc(r->dirop_kind, cap);
+    if (v)
+      r->dirop = v;
+    if (k)
+      r->dirop_kind = k;
+    if (!v || !k)
+      return; /* fewer points to choose from, nothing worse */
+    r->dirop_cap = cap;
+  }
+  r->dirop[r->ndirop] = op + 1;
+  r->dirop_kind[r->ndirop++] = (uint8_t)kind;
+}
+
 /* Build the reference: boundaries, oracle dumps, native reference results
  * and VFS operation count. KJ_OK or an error opening a backend. */
 static int wref_build(wref *r, char **why) {
@@ -367,6 +393,7 @@ static int wref_build(wref *r, char **why) {
   walker nt = {0};
   int diverged = 0;
   r->clock = CLOCK_EPOCH_MS;
+  ora_fault_vfs_on_dirop(fv, record_dirop, r);
   rc = kj_backend_open(dir, &o, &nt.b, why);
   if (rc == KJ_OK) {
     uint64_t jt = 0, prev_jb = 0;
@@ -396,6 +423,7 @@ static int wref_build(wref *r, char **why) {
     memcpy(r->nat_slots, nt.slots, sizeof nt.slots);
     r->vfs_at[n] = ora_fault_vfs_ops(fv);
     walk_end(&nt);
+    ora_fault_vfs_on_dirop(fv, NULL, NULL);
     r->vfs_ops = ora_fault_vfs_ops(fv);
     /* A clean reopen holds the final state. */
     ora_fault_vfs_reset(fv);
@@ -623,6 +651,9 @@ typedef struct sweep {
   const char *dir;
   runstate *s;
   uint64_t npoints, next, fired;
+  uint64_t *pts;   /* [npoints] the crash points, ascending */
+  uint8_t *random; /* [npoints] 1: a point after a directory operation,
+                      whose second child plays RANDOM */
   kid kids[MAX_JOBS];
   size_t nkids, jobs;
   /* In a child: */
@@ -744,16 +775,79 @@ static void fork_one(sweep *w, uint64_t point, int pattern, int crash_recovery,
   ora_fault_vfs_reseed(w->fv, mix64(w->r->w->seed ^ salt));
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The sweep's points: the sampled ones (or all), and, unless all are
+ * swept, up to DIROP_POINTS of the calls right after a rename or an
+ * unlink of the reference run, spread over them, unlinks first: there a
+ * missing directory sync shows, when power loss keeps one directory
+ * operation and loses another (RANDOM). -1: out of memory. */
+static int sweep_plan(sweep *w) {
+  const wref *r = w->r;
+  size_t cap = (size_t)w->npoints + DIROP_POINTS, n = 0;
+  w->pts = malloc((cap ? cap : 1) * sizeof *w->pts);
+  w->random = calloc(cap ? cap : 1, 1);
+  if (!w->pts || !w->random)
+    return -1;
+  for (uint64_t j = 0; j < w->npoints; j++)
+    w->pts[n++] = sweep_point(w, j);
+  if (!r->c->crash_all && w->npoints) {
+    size_t nu = 0;
+    for (size_t i = 0; i < r->ndirop; i++)
+      nu += r->dirop_kind[i] == 'u';
+    size_t want_u = nu < DIROP_POINTS ? nu : DIROP_POINTS;
+    size_t left = DIROP_POINTS - want_u, nr = r->ndirop - nu;
+    size_t want_r = nr < left ? nr : left;
+    for (int pass = 0; pass < 2; pass++) {
+      size_t have = pass ? nr : nu, want = pass ? want_r : want_u, k = 0;
+      for (size_t i = 0; i < r->ndirop && want; i++) {
+        if ((r->dirop_kind[i] == 'u') == pass)
+          continue;
+        if (k++ * want % have < want && r->dirop[i] <= r->vfs_ops) {
+          w->random[n] = 1;
+          w->pts[n++] = r->dirop[i];
+        }
+      }
+    }
+  }
+  /* Sort (flags along), then drop repeats, keeping a RANDOM flag. */
+  uint64_t *key = malloc((n ? n : 1) * 2 * sizeof *key);
+  if (!key)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    key[2 * i] = w->pts[i];
+    key[2 * i + 1] = w->random[i];
+  }
+  qsort(key, n, 2 * sizeof *key, cmp_u64);
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (m && w->pts[m - 1] == key[2 * i]) {
+      w->random[m - 1] |= (uint8_t)key[2 * i + 1];
+      continue;
+    }
+    w->pts[m] = key[2 * i];
+    w->random[m++] = (uint8_t)key[2 * i + 1];
+  }
+  free(key);
+  w->npoints = m;
+  return 0;
+}
+
 static void sweep_on_op(void *arg, uint64_t op) {
   sweep *w = arg;
-  if (w->child || w->next >= w->npoints || sweep_point(w, w->next) != op)
+  if (w->child || w->next >= w->npoints || w->pts[w->next] != op)
     return;
   uint64_t j = w->next++, p = op;
   w->fired++;
   fork_one(w, p, ORA_CRASH_DROP, 0, j * 8 + 0);
   if (w->child)
     return;
-  fork_one(w, p, ORA_CRASH_RANDOM + (int)(j % 3), j % 3 == 1, j * 8 + 1);
+  fork_one(w, p,
+           w->random[j] ? ORA_CRASH_RANDOM : ORA_CRASH_RANDOM + (int)(j % 3),
+           j % 3 == 1, j * 8 + 1);
   if (w->child)
     return;
   if (j % 4 == 0)
@@ -849,6 +943,13 @@ static void crash_sweep(wref *r, uint64_t npoints) {
   w.s = &s;
   w.npoints = npoints;
   w.jobs = c->jobs < 1 ? 1 : c->jobs > MAX_JOBS ? MAX_JOBS : c->jobs;
+  if (sweep_plan(&w) != 0) {
+    ora_fault_vfs_free(fv);
+    rm_dir(dir);
+    divergence(c, "crash: seed=%" PRIu64 ": out of memory", r->w->seed);
+    return;
+  }
+  npoints = w.npoints;
   ora_fault_vfs_on_op(fv, sweep_on_op, &w);
   size_t m = run_faulty(r, dir, fv, &s);
   if (w.child)
@@ -862,6 +963,8 @@ static void crash_sweep(wref *r, uint64_t npoints) {
                "crash: seed=%" PRIu64 " ops=%zu: the sweep run completed %zu "
                "ops and met %" PRIu64 " of %" PRIu64 " crash points",
                r->w->seed, r->n, m, w.fired, npoints);
+  free(w.pts);
+  free(w.random);
   ora_fault_vfs_free(fv);
   rm_dir(dir);
 }

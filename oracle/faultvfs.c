@@ -99,6 +99,8 @@ struct ora_fault_vfs {
   void *on_sync_arg;
   void (*on_op)(void *arg, uint64_t op);
   void *on_op_arg;
+  void (*on_dirop)(void *arg, uint64_t op, int kind);
+  void *on_dirop_arg;
 };
 
 /* Every method starts here: the on_op hook runs before the lock is taken
@@ -565,6 +567,8 @@ static int fv_rename(void *ctx, const char *from, const char *to) {
     goto done;
   }
   dop_add(F, DOP_RENAME, from, to, saved, saved_len, has_saved);
+  if (F->on_dirop)
+    F->on_dirop(F->on_dirop_arg, F->ops, 'r');
   node *old = node_find(F, to), *n = node_find(F, from);
   if (old && old != n)
     node_detach(F, old);
@@ -591,6 +595,8 @@ static int fv_unlink(void *ctx, const char *path) {
     goto done;
   }
   dop_add(F, DOP_UNLINK, path, NULL, saved, saved_len, has_saved);
+  if (F->on_dirop)
+    F->on_dirop(F->on_dirop_arg, F->ops, 'u');
   node *n = node_find(F, path);
   if (n)
     node_detach(F, n);
@@ -956,6 +962,15 @@ void ora_fault_vfs_on_sync(ora_fault_vfs *f, void (*fn)(void *arg), void *arg) {
   pthread_mutex_lock(&f->mu);
   f->on_sync = fn;
   f->on_sync_arg = arg;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void ora_fault_vfs_on_dirop(ora_fault_vfs *f,
+                            void (*fn)(void *arg, uint64_t op, int kind),
+                            void *arg) {
+  pthread_mutex_lock(&f->mu);
+  f->on_dirop = fn;
+  f->on_dirop_arg = arg;
   pthread_mutex_unlock(&f->mu);
 }
 

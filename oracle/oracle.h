@@ -234,6 +234,12 @@ void ora_fault_vfs_reset(ora_fault_vfs *f);
 /* Call fn(arg) after each successful file sync (NULL fn: none). It runs
  * with the VFS lock held and must not call the VFS. */
 void ora_fault_vfs_on_sync(ora_fault_vfs *f, void (*fn)(void *arg), void *arg);
+/* Call fn(arg, op, kind) after each rename ('r') or unlink ('u') the VFS
+ * makes, op its call number (NULL: none). It runs with the VFS's lock
+ * held: it may record, nothing more. */
+void ora_fault_vfs_on_dirop(ora_fault_vfs *f,
+                            void (*fn)(void *arg, uint64_t op, int kind),
+                            void *arg);
 /* Call fn(arg, op) at the start of every call, with the call's 1-based
  * index, before the VFS lock is taken (NULL fn: none). fn may fork; the
  * VFS must then be used by one thread only. */
