@@ -1622,6 +1622,8 @@ typedef struct kcase {
                      untouched */
   size_t commit;  /* the damaged frame is commit number commit (1-based) */
   int evidence;
+  int emptied; /* the newest segment's frames zeroed too (as if the process
+                  died right after a roll-over) */
 } kcase;
 
 typedef struct kworld {
@@ -1756,8 +1758,9 @@ static void kcase_desc(const kworld *w, const kcase *k, char *out, size_t n) {
     snprintf(out, n, "killed %s header, untouched",
              k->old_header ? "first-roll-over" : "last");
   else
-    snprintf(out, n, "killed %s header, %s frame seq %" PRIu64 " of %s",
+    snprintf(out, n, "killed %s header%s, %s frame seq %" PRIu64 " of %s",
              k->old_header ? "first-roll-over" : "last",
+             k->emptied ? ", newest segment emptied" : "",
              k->kind == K_ZERO ? "zeroed" : "flipped", s->fr[k->fr].seq,
              s->f->name);
 }
@@ -1791,7 +1794,57 @@ static void killed_cases(kworld *w) {
           k->evidence =
               synced_evidence(m, h ? w->old_hdr : m->hdr->p, i, f->seq);
         }
+      /* The process died right after rolling over to the newest segment,
+       * and its header lags: the last frame of the segment before, damaged,
+       * has no evidence, and its cut removes the (empty) newest segment.
+       * (Zeroed, it would look like the segment's clean end, and the
+       * newest segment's first seq would no longer match: rule 5.4.) */
+      if (i + 2 == m->nseg && j + 1 == m->seg[i].nfr && w->n < cap &&
+          m->seg[i].no >= get64(w->old_hdr + 64) &&
+          get64(w->old_hdr + 72) < f->seq) {
+        kcase *k = &w->v[w->n++];
+        k->old_header = 1;
+        k->seg = i;
+        k->fr = j;
+        k->kind = K_FLIP; /* stray bytes, not a clean end */
+        k->commit = commit;
+        k->emptied = 1;
+      }
     }
+}
+
+/* A store that an open may repair (cut a torn tail, remove the segments
+ * after it): open it through the fault VFS, commit one row, and lose
+ * power before anything else is synced. What the repair removed must
+ * stay removed, and the row must survive: the reopen holds exactly the
+ * state seen before the power loss. */
+static void crash_after_repair(const char *dir, uint64_t seed, ora_obuf *why,
+                               ora_obuf *info) {
+  ora_fault_vfs *fv = ora_fault_vfs_new(seed);
+  if (!fv)
+    return;
+  kj_options o;
+  store_options(&o, 0, KJ_OPEN_EXISTING);
+  o.vfs = ora_fault_vfs_get(fv);
+  kj_store *s = NULL;
+  ora_obuf want = {0};
+  if (kj_store_open(dir, &o, &s, NULL) == KJ_OK) {
+    int rc = kj_put(s, NULL, 1, "after-repair", 12, "row", 3);
+    if (rc == KJ_OK && dump_store(s, &want, why) == 0) {
+      ora_fault_vfs_set_crash_at(fv, ora_fault_vfs_ops(fv) + 1);
+      kj_store_close(s); /* every call fails: the process is gone */
+      s = NULL;
+      ora_fault_vfs_crash(fv, ORA_CRASH_DROP);
+      expect e = {&want, NULL, NULL, 0, 0, A_OK, NULL};
+      open_judge(dir, "after-repair-crash", 0, &e, why, info);
+    } else if (rc) {
+      ora_obuf_addf(why, "commit after the repair: %s; ", st_name(rc));
+    }
+    if (s)
+      kj_store_close(s);
+  }
+  ora_obuf_free(&want);
+  ora_fault_vfs_free(fv);
 }
 
 static void killed_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
@@ -1808,6 +1861,10 @@ static void killed_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
     dset_set(&d, HDR_NAME, w->old_hdr, HDR_BYTES);
   dfile *g = dset_get(&d, s->f->name);
   size_t at = f->off;
+  if (k->emptied) {
+    dfile *nw = dset_get(&d, w->m.seg[w->m.nseg - 1].f->name);
+    memset(nw->p + SEG_HDR, 0, nw->len - SEG_HDR);
+  }
   if (k->kind == K_ZERO) {
     memset(g->p + f->off, 0, FRAME_HDR + f->len);
   } else if (k->kind == K_FLIP) {
@@ -1833,6 +1890,8 @@ static void killed_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
                 k->evidence ? A_CORRUPT : A_OK | A_CORRUPT,
                 NULL};
     judge(w->work, &e, why, info);
+    if (!k->evidence && dset_store(&d, w->work) == 0)
+      crash_after_repair(w->work, w->seed, why, info);
   }
   dset_free(&d);
 }
