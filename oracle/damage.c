@@ -1814,9 +1814,9 @@ static void killed_cases(kworld *w) {
 }
 
 /* A store that an open may repair (cut a torn tail, remove the segments
- * after it): open it through the fault VFS, commit one row, and lose
- * power before anything else is synced. What the repair removed must
- * stay removed, and the row must survive: the reopen holds exactly the
+ * after it): open it through the fault VFS, commit twice, and lose power
+ * before anything else is synced. What the repair removed must stay
+ * removed, and the commits must survive: the reopen holds exactly the
  * state seen before the power loss. */
 static void crash_after_repair(const char *dir, uint64_t seed, ora_obuf *why,
                                ora_obuf *info) {
@@ -1829,7 +1829,11 @@ static void crash_after_repair(const char *dir, uint64_t seed, ora_obuf *why,
   kj_store *s = NULL;
   ora_obuf want = {0};
   if (kj_store_open(dir, &o, &s, NULL) == KJ_OK) {
+    /* Two commits: one would stand exactly where the cut frame stood, and
+     * the removed segment's first seq would follow it again. */
     int rc = kj_put(s, NULL, 1, "after-repair", 12, "row", 3);
+    if (rc == KJ_OK)
+      rc = kj_put(s, NULL, 1, "after-repair", 12, "row 2", 5);
     if (rc == KJ_OK && dump_store(s, &want, why) == 0) {
       ora_fault_vfs_set_crash_at(fv, ora_fault_vfs_ops(fv) + 1);
       kj_store_close(s); /* every call fails: the process is gone */
