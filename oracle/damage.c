@@ -1886,13 +1886,10 @@ static void killed_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
     const char *next = k->seg + 1 < w->m.nseg && k->fr + 1 == s->nfr
                            ? w->m.seg[k->seg + 1].f->name
                            : NULL;
-    expect e = {&w->states[k->evidence ? w->ncommits : k->commit - 1],
-                s->f->name,
-                next,
-                1,
-                at,
-                k->evidence ? A_CORRUPT : A_OK | A_CORRUPT,
-                NULL};
+    int full = k->evidence || selftest_break == 6;
+    expect e = {
+        &w->states[full ? w->ncommits : k->commit - 1], s->f->name, next, 1, at,
+        k->evidence ? A_CORRUPT : A_OK | A_CORRUPT,     NULL};
     judge(w->work, &e, why, info);
     if (!k->evidence && dset_store(&d, w->work) == 0)
       crash_after_repair(w->work, w->seed, why, info);

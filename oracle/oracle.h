@@ -360,6 +360,8 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
  *   5: ora_damage_check's process that judges the cases dies (SIGKILL) in
  *      the second case and hangs in the third (until c->watchdog_ms, or 20
  *      s when 0): a crash and a hang, the rest of the cases still run.
+ *   6: ora_damage_check's killed store expects its full state even where
+ *      a frame without evidence may be cut as a torn tail.
  * Affects every later call in the process. */
 void ora_damage_selftest_break(int which);
 

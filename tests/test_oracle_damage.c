@@ -182,6 +182,38 @@ static void broken_worker(void) {
   ora_obuf_free(&c.report);
 }
 
+/* The killed store's cases: each replays alone by name, and one that may
+ * be cut is reported when the checker is made to expect the full state. */
+static void killed(void) {
+  static const char *const names[] = {
+      "killed last header, untouched",
+      "killed first-roll-over header, untouched"};
+  for (size_t i = 0; i < 2; i++) {
+    ora_campaign c;
+    memset(&c, 0, sizeof c);
+    setenv("ORA_DAMAGE_ONLY", names[i], 1);
+    int rc = ora_damage_check(&c, 3, OPS);
+    unsetenv("ORA_DAMAGE_ONLY");
+    is(rc, KJ_OK, "%s: ran", names[i]);
+    is(c.damage_cases, 1, "%s: one case", names[i]);
+    is(c.divergences, 0, "%s: opens with the state after every commit",
+       names[i]);
+    ora_obuf_free(&c.report);
+  }
+  ora_campaign c;
+  memset(&c, 0, sizeof c);
+  ora_damage_selftest_break(6);
+  is(ora_damage_check(&c, 3, OPS), KJ_OK, "selftest 6: ran");
+  ora_damage_selftest_break(0);
+  ok(c.divergences > 0 && has(&c, "damage: seed=3 killed ") &&
+         has(&c, "(may be cut)") && has(&c, "succeeded with another state"),
+     "selftest 6: a torn tail cut from the killed store is reported when "
+     "the full state is expected");
+  if (c.report.len)
+    show_report(&c, 400);
+  ora_obuf_free(&c.report);
+}
+
 int main(void) {
   clean(1);
   clean(2);
@@ -190,5 +222,6 @@ int main(void) {
   broken_tamper(2, "succeeded with another state");
   broken_tamper(4, "does not say 'authentication'");
   broken_worker();
+  killed();
   return tap_done();
 }
