@@ -119,8 +119,10 @@ struct kj_txn {
   uint64_t ws_bytes;
   int scanning;
   /* Read-only: its read hold is counted in the beginning thread's table
-   * (txn.c), 0 when that table was full and the lock was taken as such. */
+   * (txn.c), 0 when that table was full and the lock was taken as such;
+   * holds is that table (the transaction ends on the same thread). */
   int tracked;
+  struct thread_holds *holds;
   /* Savepoint: the write-set state of every key changed since, keyed like
    * ws; value: 0 = absent, 1 = tombstone, 2 + value = a put. */
   kj_map *undo;

@@ -101,8 +101,7 @@ static held *held_find(thread_holds *me, const kj_store *s) {
 /* Take a read hold on s for this thread (a scan's or a read-only
  * transaction's). Returns 1 when it is tracked, 0 when the table was full
  * and the lock was taken untracked. */
-static int read_enter(kj_store *s, int scan) {
-  thread_holds *t = me();
+static int read_enter(thread_holds *t, kj_store *s, int scan) {
   held *h = t->n ? held_find(t, s) : NULL;
   if (!h) {
     pthread_rwlock_rdlock(&s->rows);
@@ -119,8 +118,7 @@ static int read_enter(kj_store *s, int scan) {
   return 1;
 }
 
-static void read_leave(kj_store *s, int scan, int tracked) {
-  thread_holds *t = me();
+static void read_leave(thread_holds *t, kj_store *s, int scan, int tracked) {
   held *h = tracked && t->n ? held_find(t, s) : NULL;
   if (h) {
     if (scan)
@@ -209,7 +207,8 @@ static int txn_begin(kj_store *s, unsigned flags, kj_txn **out,
     /* Never waits for this thread: a second read-only transaction shares
      * its read hold, and inside its own write transaction no commit can
      * queue for the row lock (that needs the writer lock). */
-    t->tracked = read_enter(s, 0);
+    t->holds = me();
+    t->tracked = read_enter(t->holds, s, 0);
     atomic_fetch_add(&s->readers, 1);
   } else {
     pthread_mutex_lock(&s->writer);
@@ -234,7 +233,7 @@ static void txn_end(kj_txn *t) {
   kj_map_free(t->undo);
   if (t->flags & KJ_TXN_READONLY) {
     atomic_fetch_sub(&t->s->readers, 1);
-    read_leave(t->s, 0, t->tracked);
+    read_leave(t->holds, t->s, 0, t->tracked);
   } else {
     kj_map_free(t->ws);
     atomic_store_explicit(&t->s->writer_owner, NULL, memory_order_relaxed);
@@ -662,10 +661,11 @@ int kj_scan_range(kj_store *s, kj_txn *txn, unsigned table, const void *start,
     start = NULL;
   /* Without a transaction the scan is a read hold of this thread, so a
    * write from its callback fails with KJ_EDEADLK instead of waiting. */
-  int tracked = txn ? 0 : read_enter(s, 1);
+  thread_holds *mine = txn ? NULL : me();
+  int tracked = txn ? 0 : read_enter(mine, s, 1);
   int rc = scan(s, txn, table, start, start_len, end, end_len, fn, arg);
   if (!txn)
-    read_leave(s, 1, tracked);
+    read_leave(mine, s, 1, tracked);
   return rc;
 }
 
