@@ -1457,6 +1457,10 @@ typedef struct gen {
    * correctness: the reference judges every result. */
   int64_t tok[MODEL_SLOTS][MODEL_CODES];
   int64_t made[MODEL_SLOTS][MODEL_CODES][N_SKIP];
+  /* The LID codes put in each slot: half the puts update one of them (an
+   * update keeps some fields of the first put, which a first put never
+   * shows). */
+  uint8_t lids[MODEL_SLOTS];
 } gen;
 
 static uint64_t rnd(gen *g) {
@@ -1622,6 +1626,7 @@ static void forget_slot(gen *g, uint8_t slot) {
   if (slot < MODEL_SLOTS) {
     memset(g->tok[slot], 0, sizeof g->tok[0]);
     memset(g->made[slot], 0, sizeof g->made[0]);
+    g->lids[slot] = 0;
   }
 }
 
@@ -1772,6 +1777,14 @@ static void gen_args(gen *g, ora_wop *op) {
     break;
   case W_LID_PUT:
     op->a = pick_key(g, FA_LID);
+    if (op->slot < MODEL_SLOTS && g->lids[op->slot] && chance(g, 50)) {
+      unsigned k = below(g, 8);
+      while (!(g->lids[op->slot] >> k & 1))
+        k = (k + 1) % 8;
+      op->a = (uint16_t)k;
+    }
+    if (modelled(op->slot, op->a))
+      g->lids[op->slot] |= (uint8_t)(1u << op->a);
     op->b = pick_key(g, FA_PHONE);
     op->c = (uint16_t)below(g, 4);
     op->ts = (int64_t)below(g, 4) * 100; /* ties on updated_at */
