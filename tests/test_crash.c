@@ -105,8 +105,8 @@ static void shrunk_replay(void) {
   memset(&c, 0, sizeof c);
   c.seed = 12;
   c.workloads = 1;
-  c.ops = 300;
-  c.crash_sample = 10;
+  c.ops = 150;
+  c.crash_sample = 6;
   c.selftest_sync_off = 1;
   is(ora_campaign_run(&c), KJ_OK, "shrink: campaign ran");
   ok(c.divergences > 0, "shrink: the lost commits are caught");
@@ -164,7 +164,6 @@ static void shrunk_replay(void) {
   c.workloads = 1;
   c.ops = 120;
   c.generations = 3;
-  c.threads = 4;
   c.selftest_sync_off = 1;
   is(ora_campaign_run(&c), KJ_OK, "chain: campaign ran");
   const char *ch =
@@ -181,7 +180,7 @@ static void shrunk_replay(void) {
   ora_obuf_free(&c.report);
   memset(&c, 0, sizeof c);
   c.selftest_sync_off = 1;
-  is(ora_replay(&c, chain, 30000), KJ_OK, "chain: the line replays");
+  is(ora_replay(&c, chain, 3000), KJ_OK, "chain: the line replays");
   ok(c.divergences > 0, "chain: and fails again");
   if (strstr(chain, " generation=1 "))
     ok(c.report.len && strstr((const char *)c.report.p, "as a crash point: ") &&
