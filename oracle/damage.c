@@ -1602,7 +1602,9 @@ static void report_setup(ora_campaign *c, const char *what, uint64_t seed,
  * seq q as synced proves q was). The child that builds it commits one
  * frame at a time and dies without closing; it also keeps the header of
  * its first roll-over, whose record lags further (a later header rewrite
- * that failed leaves such a header, and the journal goes on). The parent
+ * that failed leaves such a header, and the journal goes on), and, after
+ * that roll-over, makes one commit whose frame ends exactly at the end of
+ * its segment (which recovery must read like any other). The parent
  * replays the same commits on a memory store for the state after each.
  *
  * For each header, the last frames of the newest segments are zeroed or
@@ -1651,18 +1653,88 @@ static void kworld_free(kworld *w) {
 /* The child: commit one frame at a time until the store has
  * KILL_SEGMENTS segments and a few frames in the newest, keeping the
  * header of the first roll-over in old_path, then die. */
-static void killed_child(const char *dir, const char *old_path, uint64_t seed) {
+/* The commit that fills its segment to the last byte: a put of vlen bytes
+ * drawn from the seed under a fixed key. */
+static int fill_put(kj_store *s, uint64_t seed, size_t vlen) {
+  uint8_t *v = malloc(vlen ? vlen : 1);
+  if (!v)
+    return KJ_ENOMEM;
+  drng r = {seed ^ 0x66696c6c00000000ull ^ vlen};
+  for (size_t i = 0; i < vlen; i++)
+    v[i] = (uint8_t)dr_next(&r);
+  int rc = kj_put(s, NULL, 1, "fill", 4, v, vlen);
+  free(v);
+  return rc;
+}
+
+/* Where the frames of dir's newest segment end, and its size. */
+static int newest_end(const char *dir, size_t *end, size_t *size) {
+  dset d;
+  model m;
+  ora_obuf why = {0};
+  int rc = -1;
+  if (dset_load(dir, &d) == 0) {
+    if (model_parse(&d, &m, &why) == 0) {
+      *end = m.seg[m.nseg - 1].end;
+      *size = m.seg[m.nseg - 1].f->len;
+      rc = 0;
+    }
+    model_free(&m);
+    dset_free(&d);
+  }
+  ora_obuf_free(&why);
+  return rc;
+}
+
+/* Once the first roll-over is behind: a put whose frame ends exactly at
+ * its segment's end (the writer allows it; recovery must read it back).
+ * A first put of 200 bytes measures a put's frame overhead (lengths of 128
+ * bytes to 16 KiB take the same room), the second takes what is left. Appends
+ * the commits' numbers and value lengths to fills. 1: done, 0: not this time,
+ * -1: failed. */
+static int fill_segment(kj_store *s, const char *dir, uint64_t seed,
+                        size_t *commits, size_t fills[2][2]) {
+  size_t end0, end1, size;
+  if (newest_end(dir, &end0, &size) || size - end0 < 700)
+    return 0;
+  if (fill_put(s, seed, 200))
+    return -1;
+  fills[0][0] = ++*commits;
+  fills[0][1] = 200;
+  if (newest_end(dir, &end1, &size) || end1 <= end0)
+    return -1;
+  size_t overhead = end1 - end0 - 200, left = size - end1;
+  if (left <= overhead + 1)
+    return -1;
+  if (fill_put(s, seed, left - overhead))
+    return -1;
+  fills[1][0] = ++*commits;
+  fills[1][1] = left - overhead;
+  size_t end2;
+  return newest_end(dir, &end2, &size) == 0 && end2 == size ? 1 : -1;
+}
+
+static void killed_child(const char *dir, const char *old_path,
+                         const char *fill_path, uint64_t seed) {
   drng r = {seed ^ 0x6b696c6c65640000ull};
   kj_store *s = NULL;
   ora_obuf why = {0};
   if (store_open(dir, 1, &s, &why))
     _exit(2);
-  int kept = 0;
-  size_t extra = 0;
+  int kept = 0, filled = 0;
+  size_t extra = 0, commits = 0, fills[2][2] = {{0, 0}, {0, 0}};
   for (size_t i = 0; i < 4000 && extra < 3; i++) {
     if (write_ops(s, &r, 1, &why))
       _exit(3);
+    commits++;
     uint64_t segs = segment_files(s);
+    if (!filled && segs >= 2) {
+      int f = fill_segment(s, dir, seed, &commits, fills);
+      if (f < 0 ||
+          write_whole(fill_path, (const uint8_t *)fills, sizeof fills) != 0)
+        _exit(6);
+      filled = f;
+    }
     if (!kept && segs >= 2) {
       char *h = path_join(dir, HDR_NAME);
       uint8_t *p = NULL;
@@ -1676,7 +1748,8 @@ static void killed_child(const char *dir, const char *old_path, uint64_t seed) {
     }
     extra += segs >= KILL_SEGMENTS;
   }
-  _exit(extra >= 3 ? 0 : 5); /* no close: no marker, no new record */
+  /* No close: no marker, no new record. */
+  _exit(extra >= 3 && filled ? 0 : 5);
 }
 
 /* Has any frame after seq q (in the journal's order) recorded q as
@@ -1696,14 +1769,16 @@ static int synced_evidence(const model *m, const uint8_t *hdr, size_t si,
 
 static int build_killed(const char *root, uint64_t seed, kworld *w,
                         ora_obuf *why) {
-  char *dir = path_join(root, "k"), *old = path_join(root, "k-old.hdr");
+  char *dir = path_join(root, "k"), *old = path_join(root, "k-old.hdr"),
+       *fill = path_join(root, "k-fill");
+  size_t fills[2][2] = {{0, 0}, {0, 0}};
   int rc = KJ_ENOMEM;
-  if (!dir || !old)
+  if (!dir || !old || !fill)
     goto out;
   fflush(NULL);
   pid_t pid = fork();
   if (pid == 0)
-    killed_child(dir, old, seed);
+    killed_child(dir, old, fill, seed);
   int st = 0;
   while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
@@ -1721,6 +1796,14 @@ static int build_killed(const char *root, uint64_t seed, kworld *w,
     goto out;
   }
   memcpy(w->old_hdr, p, HDR_BYTES);
+  free(p);
+  if (read_whole(fill, &p, &n) || n != sizeof fills) {
+    free(p);
+    ora_obuf_addf(why, "no record of the segment-filling commit");
+    rc = KJ_EIO;
+    goto out;
+  }
+  memcpy(fills, p, sizeof fills);
   free(p);
   if (dset_load(dir, &w->d) || model_parse(&w->d, &w->m, why)) {
     rc = KJ_EIO;
@@ -1742,13 +1825,17 @@ static int build_killed(const char *root, uint64_t seed, kworld *w,
     goto out;
   }
   rc = dump_store(s, &w->states[0], why) ? KJ_EIO : KJ_OK;
-  for (size_t j = 1; !rc && j <= w->ncommits; j++)
-    if (!(rc = write_ops(s, &r, 1, why)))
+  for (size_t j = 1; !rc && j <= w->ncommits; j++) {
+    int k = j == fills[0][0] ? 0 : j == fills[1][0] ? 1 : -1;
+    rc = k < 0 ? write_ops(s, &r, 1, why) : fill_put(s, seed, fills[k][1]);
+    if (!rc)
       rc = dump_store(s, &w->states[j], why) ? KJ_EIO : KJ_OK;
+  }
   kj_store_close(s);
 out:
   free(dir);
   free(old);
+  free(fill);
   return rc;
 }
 
