@@ -60,11 +60,6 @@ struct kj_store {
    * with KJ_EDEADLK instead (txn.c). Only ever compared with the caller's
    * own id, so relaxed loads suffice. */
   _Atomic(const void *) writer_owner;
-  /* How many threads track a read hold on this store (txn.c): while it is
-   * 0, none does, and a point read need not look for its own thread's
-   * (a thread-local lookup, a call in a shared library). A thread's own
-   * changes are visible to it, so relaxed accesses suffice. */
-  atomic_uint read_holders;
   /* Readers of committed tables vs. the commit that applies to them. */
   pthread_rwlock_t rows;
   /* errmsg and counters. */

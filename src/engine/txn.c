@@ -109,7 +109,6 @@ static int read_enter(thread_holds *t, kj_store *s, int scan) {
       return 0;
     h = &t->tab[t->n++];
     *h = (held){s, 0, 0};
-    atomic_fetch_add_explicit(&s->read_holders, 1, memory_order_relaxed);
   }
   if (scan)
     h->scans++;
@@ -128,15 +127,12 @@ static void read_leave(thread_holds *t, kj_store *s, int scan, int tracked) {
     if (h->scans || h->ro)
       return; /* the lock stays with the holds still open */
     *h = t->tab[--t->n];
-    atomic_fetch_sub_explicit(&s->read_holders, 1, memory_order_relaxed);
   }
   pthread_rwlock_unlock(&s->rows);
 }
 
 /* This thread's read hold on s, or NULL. */
-static const held *read_held(kj_store *s) {
-  if (!atomic_load_explicit(&s->read_holders, memory_order_relaxed))
-    return NULL; /* no thread holds one: the common case, no lookup */
+static const held *read_held(const kj_store *s) {
   thread_holds *t = me();
   return t->n ? held_find(t, s) : NULL;
 }
