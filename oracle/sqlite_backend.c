@@ -2251,9 +2251,13 @@ static int r_cleanup_skipped(kj_backend *kb, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   int64_t now = now_secs(op.b);
-  /* now - max_age, saturated: nothing is older than the oldest time. */
-  int64_t cutoff =
-      now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
+  /* now - max_age, saturated both ways (the domain passes max_age >= 0;
+   * a negative one, from a test's wrapper, must not overflow). */
+  int64_t cutoff;
+  if (max_age_secs >= 0)
+    cutoff = now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
+  else
+    cutoff = now > INT64_MAX + max_age_secs ? INT64_MAX : now - max_age_secs;
   rc = exec(op.b,
             "DELETE FROM skipped_keys WHERE device_id=?1 AND created_at<?2",
             ARGS(AI(dev), AI(cutoff)));

@@ -356,9 +356,14 @@ static int nat_ratchet_cleanup_skipped(kj_backend *b, kj_tx *t, uint32_t dev,
   if (rc)
     return rc;
   int64_t now = now_secs(&op);
-  /* now - max_age, saturated: nothing is older than the oldest time. */
-  int64_t cutoff =
-      now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
+  /* now - max_age, saturated both ways. The domain layer passes
+   * max_age >= 0 only; a negative age (a cutoff in the future, which the
+   * oracle's off-by-one wrappers use) must not overflow either. */
+  int64_t cutoff;
+  if (max_age_secs >= 0)
+    cutoff = now < INT64_MIN + max_age_secs ? INT64_MIN : now - max_age_secs;
+  else
+    cutoff = now > INT64_MAX + max_age_secs ? INT64_MAX : now - max_age_secs;
   kj_kbuf k;
   kj_k_dev(&k, dev); /* every conversation of the slot */
   uint64_t n;
