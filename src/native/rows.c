@@ -146,6 +146,13 @@ int nat_get_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                 void **v, size_t *vlen) {
   nat_op op;
   *v = NULL;
+  if (!t) {
+    /* One row outside a transaction: the engine's own read of one row
+     * (under the row read lock) is as consistent as a read-only
+     * transaction around it, without its allocation and counters. */
+    nat_clear_msg(b);
+    return kj_get(((nat_backend *)b)->s, NULL, table, k->b, k->len, v, vlen);
+  }
   int rc = nat_begin(b, t, NAT_READ, 0, &op);
   if (rc)
     return rc;
