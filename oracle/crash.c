@@ -55,6 +55,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -144,9 +147,57 @@ typedef struct beacon {
   uint64_t point; /* crash point being recovered, 0: none */
   int pattern;
   char phase[16];
+  /* The line that replays what the process is doing now (a crash, fault,
+   * chain or threads line for ora_replay), "" when there is none: a hang
+   * report prints it, and the campaign shrinks it. */
+  char repro[400];
+  /* What the watched function sends back that must survive its death
+   * (the replay's anchor of its crash point, say). */
+  uint64_t user[16];
 } beacon;
 
 static beacon *the_beacon; /* shared mapping, or NULL when off */
+
+/* A function run in a watched child (watched): shared is beacon.user of
+ * the child's beacon, zeroed, which outlives the child. */
+typedef int (*watched_fn)(ora_campaign *c, void *arg, uint64_t *shared);
+
+/* How a watched child ended. */
+typedef struct watched_end {
+  int hung; /* it stopped beating for c->watchdog_ms and was killed */
+  int died; /* it died otherwise, with this wait status */
+  int status;
+  beacon last; /* its beacon as it left it */
+} watched_end;
+
+static int watched(ora_campaign *c, watched_fn fn, void *arg, watched_end *e);
+
+static void beacon_repro(const char *line) {
+  if (the_beacon)
+    snprintf(the_beacon->repro, sizeof the_beacon->repro, "%s",
+             line ? line : "");
+}
+
+static void plan_text(ora_obuf *o, const char *tag, uint64_t seed,
+                      size_t gen_ops, ora_mix mix, int normal,
+                      const struct ora_crash_plan *p);
+
+/* The replay of workload w run whole, with no crash and a clean close (a
+ * crash line with point=0 and pattern=keep): what the differential run,
+ * the reference run and the sweep's own run do. */
+static void beacon_plain(const ora_workload *w, int normal, int small) {
+  if (!the_beacon)
+    return;
+  ora_crash_plan p;
+  memset(&p, 0, sizeof p);
+  p.fault_method = -1;
+  p.pattern = ORA_CRASH_KEEP;
+  p.small_snapshots = small;
+  ora_obuf o = {0};
+  plan_text(&o, "crash", w->seed, w->n, w->mix, normal, &p);
+  beacon_repro(o.p ? (const char *)o.p : "");
+  ora_obuf_free(&o);
+}
 
 static void beacon_op(uint64_t op) {
   if (the_beacon)
@@ -162,6 +213,10 @@ static void beacon_point(uint64_t point, int pattern) {
 
 static void progress(ora_campaign *c, size_t wi, const char *phase) {
   if (the_beacon) {
+    if (strncmp(the_beacon->phase, phase, sizeof the_beacon->phase)) {
+      the_beacon->op = 0; /* what an earlier phase left is not this one's */
+      the_beacon->point = 0;
+    }
     snprintf(the_beacon->phase, sizeof the_beacon->phase, "%s", phase);
     ora_beat();
   }
@@ -643,6 +698,7 @@ static size_t in_flight_hi(const wref *r, size_t m) {
 typedef struct kid {
   pid_t pid;
   int fd;
+  char repro[320]; /* its crash line, for a hang report */
 } kid;
 
 typedef struct sweep {
@@ -674,11 +730,38 @@ static uint64_t sweep_point(const sweep *w, uint64_t j) {
   return 1 + j * stride + mix64(w->r->w->seed + j) % stride;
 }
 
-/* Read a child's results to the end and reap it. */
+/* The crash line of the sweep's child for (point, pattern), without its
+ * completed= count; the recovery's own crash point follows from the salt. */
+static uint64_t sweep_rpoint(uint64_t point, int crash_recovery,
+                             uint64_t salt) {
+  return crash_recovery ? 1 + mix64(salt + point) % RECOVERY_CRASH_SPAN : 0;
+}
+
+static int sweep_repro(const sweep *w, uint64_t point, int pattern,
+                       int crash_recovery, uint64_t salt, char *buf,
+                       size_t cap) {
+  const wref *r = w->r;
+  return snprintf(
+      buf, cap,
+      "crash: seed=%" PRIu64 " ops=%zu mix=%s mode=%s "
+      "snapshots=%s point=%" PRIu64 " pattern=%s "
+      "recovery_crash=%" PRIu64 " salt=%" PRIu64,
+      r->w->seed, r->n, mix_name(r->w), r->c->normal ? "normal" : "full",
+      r->variant ? "small" : "default", point, pattern_name(pattern),
+      sweep_rpoint(point, crash_recovery, salt), salt);
+}
+
+/* Read a child's results to the end and reap it. While it waits, the
+ * beacon names the child's case: a child that hangs stops the beats. */
 static void kid_collect(sweep *w, kid *k) {
   ora_campaign *c = w->r->c;
   ora_obuf in = {0};
   uint8_t buf[4096];
+  char was[sizeof the_beacon->repro] = "";
+  if (the_beacon) {
+    memcpy(was, the_beacon->repro, sizeof was);
+    beacon_repro(k->repro);
+  }
   for (;;) {
     ssize_t got = read(k->fd, buf, sizeof buf);
     if (got < 0 && errno == EINTR)
@@ -691,6 +774,8 @@ static void kid_collect(sweep *w, kid *k) {
   int st = 0;
   while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)
     ;
+  if (the_beacon)
+    beacon_repro(was);
   uint64_t head[3];
   /* The ready byte was read at the fork. */
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || in.len < sizeof head) {
@@ -746,6 +831,8 @@ static void fork_one(sweep *w, uint64_t point, int pattern, int crash_recovery,
     (void)got; /* a child that died is reported by kid_collect */
     w->kids[w->nkids].pid = pid;
     w->kids[w->nkids].fd = fds[0];
+    sweep_repro(w, point, pattern, crash_recovery, salt,
+                w->kids[w->nkids].repro, sizeof w->kids[w->nkids].repro);
     w->nkids++;
     return;
   }
@@ -867,11 +954,10 @@ static void sweep_child_finish(sweep *w, size_t m) {
   ora_fault_vfs *fv = w->fv;
   beacon_point(w->point, w->pattern);
   ora_fault_vfs_crash(fv, w->pattern);
-  uint64_t rpoint = 0;
+  uint64_t rpoint = sweep_rpoint(w->point, w->crash_recovery, w->salt);
   if (w->crash_recovery) {
     /* Crash the recovery too, then crash again. */
     ora_fault_vfs_reset(fv);
-    rpoint = 1 + mix64(w->salt + w->point) % RECOVERY_CRASH_SPAN;
     ora_fault_vfs_set_crash_at(fv, rpoint);
     kj_options o;
     disk_options(r, &o, ora_fault_vfs_get(fv));
@@ -889,13 +975,10 @@ static void sweep_child_finish(sweep *w, size_t m) {
   if (lo > hi)
     lo = hi;
   char repro[320];
-  snprintf(repro, sizeof repro,
-           "crash: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
-           "point=%" PRIu64 " pattern=%s recovery_crash=%" PRIu64
-           " salt=%" PRIu64 " completed=%zu",
-           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
-           r->variant ? "small" : "default", w->point, pattern_name(w->pattern),
-           rpoint, w->salt, m);
+  int len = sweep_repro(w, w->point, w->pattern, w->crash_recovery, w->salt,
+                        repro, sizeof repro);
+  if (len > 0 && (size_t)len < sizeof repro)
+    snprintf(repro + len, sizeof repro - (size_t)len, " completed=%zu", m);
   check_failed_op(r, s, m, repro);
   size_t q = check_recovered(r, w->cdir, fv, lo, hi, repro);
   if (c->normal && w->pattern != ORA_CRASH_KEEP)
@@ -982,14 +1065,18 @@ static void fault_one(wref *r, int method, uint64_t nth, int status,
   }
   runstate s;
   ora_fault_vfs_fail(fv, method, nth, status, persistent);
-  size_t m = run_faulty(r, dir, fv, &s);
   char repro[320];
-  snprintf(repro, sizeof repro,
-           "fault: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
-           "method=%s nth=%" PRIu64 " status=%s %s completed=%zu",
-           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
-           r->variant ? "small" : "default", fault_name(method), nth,
-           status_name(status), persistent ? "persistent" : "once", m);
+  int len =
+      snprintf(repro, sizeof repro,
+               "fault: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
+               "method=%s nth=%" PRIu64 " status=%s %s",
+               r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
+               r->variant ? "small" : "default", fault_name(method), nth,
+               status_name(status), persistent ? "persistent" : "once");
+  beacon_repro(repro);
+  size_t m = run_faulty(r, dir, fv, &s);
+  if (len > 0 && (size_t)len < sizeof repro)
+    snprintf(repro + len, sizeof repro - (size_t)len, " completed=%zu", m);
   check_failed_op(r, &s, m, repro);
   /* No power loss: the OS keeps every write. */
   check_recovered(r, dir, fv, bnd_floor(r, m),
@@ -1174,6 +1261,13 @@ static void chain_one(wref *r, uint64_t salt) {
    * process does; and they crash it early, while what that recovery
    * changed may not be durable yet. */
   int restart = (int)(salt & 1);
+  char line[200];
+  snprintf(line, sizeof line,
+           "chain: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
+           "salt=%" PRIu64,
+           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
+           r->variant ? "small" : "default", salt);
+  beacon_repro(line);
   for (size_t g = 0; g < c->generations && start < r->n; g++) {
     uint64_t h = mix64(salt * 1000003u + g);
     /* The calls left: the reference's, in proportion to the ops left. */
@@ -1390,6 +1484,7 @@ static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, uint64_t k,
            " threads=%u commits=%u die_after_sync=%" PRIu64 " point=%" PRIu64
            " pattern=%s",
            seed, n, TW_COMMITS, k, point, pattern_name(pattern));
+  beacon_repro(repro);
   if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
     divergence(c, "%s: could not create the store", repro);
     ora_fault_vfs_free(fv);
@@ -1484,6 +1579,8 @@ static void scratch_of(ora_campaign *sc, const ora_campaign *c) {
 static void append_shrunk(ora_campaign *c, const char *line) {
   ora_campaign sc;
   scratch_of(&sc, c);
+  if (sc.watchdog_ms > ORA_REPLAY_WATCHDOG_MS)
+    sc.watchdog_ms = ORA_REPLAY_WATCHDOG_MS;
   if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
     /* An ora_obuf keeps a NUL after its bytes. */
     const char *s =
@@ -1567,6 +1664,7 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
 
   /* a. */
   progress(c, wi, "diff");
+  beacon_plain(&w, c->normal, wi % 2 == 0);
   ora_diff_result dr;
   memset(&dr, 0, sizeof dr);
   int normal = c->normal;
@@ -1622,6 +1720,7 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
   }
 
   /* g. */
+  beacon_repro(NULL); /* the phases below set their own, or have none */
   if (c->kv) {
     progress(c, wi, "kv");
     int krc = ora_kv_check(c, seed, c->ops);
@@ -1636,6 +1735,7 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
      * every file is damaged in turn. */
     size_t dops = c->ops < DAMAGE_OPS ? c->ops : DAMAGE_OPS;
     progress(c, wi, "damage");
+    beacon_repro(NULL);
     int drc = c->damage ? ora_damage_check(c, seed, dops) : KJ_OK;
     int trc = c->tamper ? ora_tamper_check(c, seed, dops) : KJ_OK;
     if (drc || trc)
@@ -1659,6 +1759,7 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
   /* d. */
   if (kills) {
     progress(c, wi, "kills");
+    beacon_repro(NULL);
     int killed;
     /* How long a whole run takes; later runs are faster (warm caches), so
      * the span shrinks whenever a child finished before its kill. */
@@ -1936,6 +2037,44 @@ typedef struct pshrink {
   int64_t deadline_ms;
 } pshrink;
 
+/* One try of the shrinker: the plan on the ops kept. */
+typedef struct ptry {
+  const pshrink *x;
+  const ora_workload *sub; /* the ops kept */
+  size_t jj;               /* where op x->j is among them */
+  size_t m;
+} ptry;
+
+/* shared[0] = 1 and [1] = the crash point, once placed; [2] = 1 when the
+ * reference of the ops kept was built without a divergence (a divergence
+ * after that is the plan's). */
+static int plan_try(ora_campaign *sc, void *arg, uint64_t *sh) {
+  const ptry *t = arg;
+  const pshrink *x = t->x;
+  wref r;
+  wref_init(&r, sc, t->sub, x->plan.small_snapshots != 0);
+  char *why = NULL;
+  if (wref_build(&r, &why) == KJ_OK && sc->divergences == 0) {
+    ora_crash_plan p = x->plan;
+    int ok = 1;
+    if (p.point && x->anchor == 1) {
+      p.point = r.vfs_at[t->jj] + x->off;
+      ok = p.point <= r.vfs_at[t->jj + 1];
+    } else if (p.point && x->anchor == 2) {
+      p.point = r.vfs_at[t->m] + x->off;
+      ok = p.point <= r.vfs_ops;
+    }
+    sh[0] = 1;
+    sh[1] = p.point;
+    sh[2] = ok;
+    if (ok)
+      plan_check(&r, &p, "check", x->w->n, NULL);
+  }
+  kj_free(why);
+  wref_free(&r);
+  return KJ_OK;
+}
+
 /* Does the plan still fail on ops idx[0..m) of x->w? */
 static int plan_fails(void *arg, const size_t *idx, size_t m) {
   pshrink *x = arg;
@@ -1960,28 +2099,26 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
     return 0;
   ora_campaign sc;
   scratch_of(&sc, x->c);
-  wref r;
-  wref_init(&r, &sc, &sub, x->plan.small_snapshots != 0);
-  char *why = NULL;
+  ptry t = {x, &sub, jj, m};
+  uint64_t sh[sizeof((beacon *)0)->user / sizeof(uint64_t)];
+  memset(sh, 0, sizeof sh);
   int fails = 0;
-  if (wref_build(&r, &why) == KJ_OK && sc.divergences == 0) {
-    ora_crash_plan p = x->plan;
-    int ok = 1;
-    if (p.point && x->anchor == 1) {
-      p.point = r.vfs_at[jj] + x->off;
-      ok = p.point <= r.vfs_at[jj + 1];
-    } else if (p.point && x->anchor == 2) {
-      p.point = r.vfs_at[m] + x->off;
-      ok = p.point <= r.vfs_ops;
-    }
-    if (ok && plan_check(&r, &p, "check", x->w->n, NULL) == KJ_OK &&
-        sc.divergences) {
-      fails = 1;
-      x->found = p;
-    }
+  if (sc.watchdog_ms) {
+    /* A hang (or a death) is a failure too: the case that hung is shrunk
+     * the same way. */
+    watched_end e;
+    watched(&sc, plan_try, &t, &e);
+    memcpy(sh, e.last.user, sizeof sh);
+    fails = e.hung || e.died || (sh[2] && sc.divergences);
+  } else {
+    plan_try(&sc, &t, sh);
+    fails = sh[2] && sc.divergences;
   }
-  kj_free(why);
-  wref_free(&r);
+  if (fails) {
+    x->found = x->plan;
+    if (sh[0])
+      x->found.point = sh[1];
+  }
   ora_obuf_free(&sc.report);
   ora_workload_free(&sub);
   return fails;
@@ -2071,17 +2208,92 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
   return 0;
 }
 
+/* A chain or threads line, replayed (ora_replay). */
+typedef struct rother {
+  const char *line;
+  unsigned shrink_ms;
+} rother;
+
+static int replay_other(ora_campaign *c, void *arg, uint64_t *shared) {
+  (void)shared;
+  const rother *o = arg;
+  int bad = o->line[0] == 't' ? replay_threads(c, o->line)
+                              : replay_chain(c, o->line, o->shrink_ms);
+  if (bad == -2)
+    return KJ_ENOMEM;
+  if (bad)
+    ora_obuf_addf(&c->report, "replay: cannot read: %.200s\n", o->line);
+  return bad ? KJ_EINVAL : KJ_OK;
+}
+
+/* The first check of a crash or fault line: the reference of the ops
+ * kept, where the crash point falls among them (the shrinker's anchor,
+ * written to shared before the check, so that it survives a hang), then
+ * the plan. shared: [0] 1 once placed, [1] the anchor, [2] the index of
+ * its op among the ops kept, [3] the point's distance from that op's
+ * first VFS call, [4] how many ops ran before the death. */
+typedef struct rfirst {
+  const ora_workload *w; /* the ops kept */
+  const replay *x;
+  size_t gen_n;   /* the length the workload was generated with */
+  const char *kv; /* the line's keep= list, or NULL */
+} rfirst;
+
+static int replay_first(ora_campaign *c, void *arg, uint64_t *sh) {
+  const rfirst *f = arg;
+  const ora_crash_plan *p = &f->x->plan;
+  size_t n = f->w->n;
+  wref r;
+  wref_init(&r, c, f->w, p->small_snapshots);
+  char *why = NULL;
+  int rc = wref_build(&r, &why);
+  if (rc) {
+    ora_obuf_addf(&c->report,
+                  "reference run failed: seed=%" PRIu64 ": %s (%s)\n",
+                  f->w->seed, kj_strerror(rc), why ? why : "");
+    kj_free(why);
+    wref_free(&r);
+    return rc;
+  }
+  sh[1] = 0;
+  sh[4] = n;
+  if (p->point && p->point <= r.vfs_at[0]) {
+    sh[4] = 0;
+  } else if (p->point && p->point <= r.vfs_at[n]) {
+    size_t j = 0;
+    while (j + 1 < n && r.vfs_at[j + 1] < p->point)
+      j++;
+    sh[1] = 1;
+    sh[2] = j;
+    sh[3] = p->point - r.vfs_at[j];
+    sh[4] = j + 1; /* the ops after the one it died in never ran */
+  } else if (p->point) {
+    sh[1] = 2;
+    sh[3] = p->point - r.vfs_at[n];
+  }
+  sh[0] = 1;
+  rc = plan_check(&r, p, f->x->tag, f->gen_n, f->kv);
+  wref_free(&r);
+  return rc;
+}
+
 int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
   if (!c || !line)
     return KJ_EINVAL;
+  watched_end e;
   if (!strncmp(line, "threads: ", 9) || !strncmp(line, "chain: ", 7)) {
-    int bad = line[0] == 't' ? replay_threads(c, line)
-                             : replay_chain(c, line, shrink_ms);
-    if (bad == -2)
-      return KJ_ENOMEM;
-    if (bad)
-      ora_obuf_addf(&c->report, "replay: cannot read: %.200s\n", line);
-    return bad ? KJ_EINVAL : KJ_OK;
+    rother o = {line, shrink_ms};
+    if (!c->watchdog_ms)
+      return replay_other(c, &o, NULL);
+    int rc = watched(c, replay_other, &o, &e);
+    if (e.hung || e.died) {
+      c->hangs += e.hung;
+      divergence(c, "%s: %s: %s", e.hung ? "hang" : "crash", line,
+                 e.hung ? "no progress (an operation or a recovery that "
+                          "never returns)"
+                        : "the replay's process died");
+    }
+    return rc;
   }
   replay x;
   if (replay_parse(line, &x)) {
@@ -2120,18 +2332,27 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
   if ((rc = ora_workload_subset(&full, keep, &w)) != KJ_OK)
     goto out;
   c->normal = x.normal;
-  wref r;
-  wref_init(&r, c, &w, x.plan.small_snapshots);
-  char *why = NULL;
   uint64_t before = c->divergences;
-  rc = wref_build(&r, &why);
-  if (rc) {
-    ora_obuf_addf(&c->report,
-                  "reference run failed: seed=%" PRIu64 ": %s (%s)\n", w.seed,
-                  kj_strerror(rc), why ? why : "");
-    kj_free(why);
+  uint64_t sh[sizeof e.last.user / sizeof(uint64_t)];
+  memset(sh, 0, sizeof sh);
+  rfirst f = {&w, &x, full.n, kv[0] ? kv : NULL};
+  if (c->watchdog_ms) {
+    /* Under a watchdog: a case that hangs is reported (and shrunk) rather
+     * than hanging the replay. */
+    rc = watched(c, replay_first, &f, &e);
+    memcpy(sh, e.last.user, sizeof sh);
+    if (e.hung) {
+      c->hangs++;
+      divergence(c,
+                 "hang: %s: no progress for %u ms (an operation or a "
+                 "recovery that never returns)",
+                 line, c->watchdog_ms);
+    } else if (e.died) {
+      divergence(c, "crash: %s: the replay's process died (status %d)", line,
+                 e.status);
+    }
   } else {
-    rc = plan_check(&r, &x.plan, x.tag, full.n, kv[0] ? kv : NULL);
+    rc = replay_first(c, &f, sh);
   }
   if (rc == KJ_OK && c->divergences > before && shrink_ms) {
     /* Where the crash point fell, in ops of w, then of full. */
@@ -2142,20 +2363,11 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
     sx.plan = sx.found = x.plan;
     sx.deadline_ms = now_ms() + (int64_t)shrink_ms;
     size_t cut = m; /* ops kept before shrinking */
-    if (x.plan.point && x.plan.point <= r.vfs_at[0]) {
-      sx.anchor = 0;
-      cut = 0;
-    } else if (x.plan.point && x.plan.point <= r.vfs_at[w.n]) {
-      size_t j = 0;
-      while (j + 1 < w.n && r.vfs_at[j + 1] < x.plan.point)
-        j++;
-      sx.anchor = 1;
-      sx.j = idx[j];
-      sx.off = x.plan.point - r.vfs_at[j];
-      cut = j + 1; /* the ops after the one it died in never ran */
-    } else if (x.plan.point) {
-      sx.anchor = 2;
-      sx.off = x.plan.point - r.vfs_at[w.n];
+    if (sh[0]) {
+      sx.anchor = (int)sh[1];
+      sx.j = sh[1] == 1 && sh[2] < m ? idx[sh[2]] : 0;
+      sx.off = sh[3];
+      cut = sh[4] < m ? (size_t)sh[4] : m;
     }
     size_t runs = 0, n0 = m;
     if (cut < m && plan_fails(&sx, idx, cut))
@@ -2181,7 +2393,6 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
       ora_obuf_addf(&c->report, "    ... %zu more\n", m - 40);
     c->shrinks++;
   }
-  wref_free(&r);
   ora_workload_free(&w);
 out:
   free(idx);
@@ -2209,11 +2420,20 @@ static void counts_add(ora_campaign *c, const uint64_t *d) {
     *f[i] += d[i];
 }
 
-/* Run one workload in a child under the watchdog. The child sends back the
- * counters it added and its report lines; a child that stops beating for
- * c->watchdog_ms is killed with its process group (the crash sweep's
- * children too) and reported as a hang. */
-static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
+/* Run fn(c, arg, shared) in a child process under the watchdog: the
+ * child beats into a page it shares with this process (ora_beat, and the
+ * beacon's phase, op, point and replay line), sends back the counters it
+ * added to c and its report lines, and this process adds them to c. A
+ * child that stops beating for c->watchdog_ms is killed (with its process
+ * group: a crash sweep's children too) and e->hung is set; a child that
+ * dies otherwise sets e->died and e->status. e->last is the beacon as the
+ * child left it, shared (beacon.user) what fn wrote there. Returns fn's
+ * status, KJ_OK when it did not return, or KJ_ENOMEM / KJ_EIO when the
+ * child could not be started. Inside a watched child (nested) the child
+ * stays in the group, dies with its parent, and each beat of it is a beat
+ * of the parent too. */
+static int watched(ora_campaign *c, watched_fn fn, void *arg, watched_end *e) {
+  memset(e, 0, sizeof *e);
   beacon *bc = mmap(NULL, sizeof *bc, PROT_READ | PROT_WRITE,
                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   int fds[2];
@@ -2224,6 +2444,7 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
     return KJ_EIO;
   }
   memset(bc, 0, sizeof *bc);
+  int nested = the_beacon != NULL;
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
@@ -2233,14 +2454,19 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
     return KJ_EIO;
   }
   if (pid == 0) {
-    setpgid(0, 0);
+    if (!nested)
+      setpgid(0, 0);
+#ifdef __linux__
+    else
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
     close(fds[0]);
     the_beacon = bc;
     ora_beat_attach(&bc->beats);
     uint64_t base[NCOUNTS], now[NCOUNTS];
     counts_of(c, base);
     size_t base_report = c->report.len;
-    int rc = one_workload(c, wi, kills);
+    int rc = fn(c, arg, bc->user);
     counts_of(c, now);
     ora_obuf out = {0};
     int32_t rc32 = rc;
@@ -2262,15 +2488,15 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
     }
     _exit(0);
   }
-  setpgid(pid, pid); /* also here: no race with the child's own call */
+  if (!nested)
+    setpgid(pid, pid); /* also here: no race with the child's own call */
   close(fds[1]);
   ora_obuf in = {0};
   uint64_t last_beats = 0;
   int64_t last_change = now_ms();
-  int hung = 0;
   for (;;) {
     struct pollfd pfd = {fds[0], POLLIN, 0};
-    int pr = poll(&pfd, 1, 100);
+    int pr = poll(&pfd, 1, 50);
     if (pr < 0 && errno != EINTR)
       break;
     if (pr > 0) {
@@ -2287,9 +2513,11 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
     if (beats != last_beats) {
       last_beats = beats;
       last_change = now_ms();
+      if (nested)
+        ora_beat();
     } else if (now_ms() - last_change >= (int64_t)c->watchdog_ms) {
-      hung = 1;
-      kill(-pid, SIGKILL);
+      e->hung = 1;
+      kill(nested ? pid : -pid, SIGKILL);
       break;
     }
   }
@@ -2297,29 +2525,19 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
   int st = 0;
   while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
     ;
-  if (hung) /* reap what the group left (the sweep's children) */
+  if (e->hung && !nested) /* reap what the group left (sweep children) */
     while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR)
       ;
+  memcpy(&e->last, bc, sizeof e->last);
+  e->last.phase[sizeof e->last.phase - 1] = 0;
+  e->last.repro[sizeof e->last.repro - 1] = 0;
   int rc = KJ_OK;
   size_t head = sizeof(int32_t) + NCOUNTS * sizeof(uint64_t);
-  if (hung) {
-    c->hangs++;
-    char phase[sizeof bc->phase + 1];
-    memcpy(phase, bc->phase, sizeof bc->phase);
-    phase[sizeof bc->phase] = 0;
-    divergence(c,
-               "hang: seed=%" PRIu64
-               " ops=%zu mode=%s phase=%s op_index=%" PRIu64 " point=%" PRIu64
-               " pattern=%s: no progress for %u ms (an "
-               "operation or a recovery that never returns)",
-               c->seed + wi, c->ops, c->normal ? "normal" : "full", phase,
-               bc->op, bc->point,
-               bc->point ? pattern_name(bc->pattern) : "none", c->watchdog_ms);
+  if (e->hung) {
+    /* reported by the caller */
   } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || in.len < head) {
-    divergence(c,
-               "crash: seed=%" PRIu64 " ops=%zu: the workload's process died "
-               "(status %d) in phase %.16s",
-               c->seed + wi, c->ops, st, bc->phase);
+    e->died = 1;
+    e->status = st;
   } else {
     int32_t rc32;
     uint64_t d[NCOUNTS];
@@ -2332,6 +2550,51 @@ static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
   }
   ora_obuf_free(&in);
   munmap(bc, sizeof *bc);
+  return rc;
+}
+
+typedef struct wl_arg {
+  size_t wi, kills;
+} wl_arg;
+
+static int workload_fn(ora_campaign *c, void *arg, uint64_t *shared) {
+  (void)shared;
+  const wl_arg *a = arg;
+  return one_workload(c, a->wi, a->kills);
+}
+
+/* Run one workload under the watchdog (watched). A hang is reported with
+ * where it was, the line that replays the case that hung, and that case
+ * shrunk (with a short watchdog: the replay of one case beats per op). */
+static int watched_workload(ora_campaign *c, size_t wi, size_t kills) {
+  wl_arg a = {wi, kills};
+  watched_end e;
+  int rc = watched(c, workload_fn, &a, &e);
+  if (e.hung) {
+    c->hangs++;
+    divergence(
+        c,
+        "hang: seed=%" PRIu64 " ops=%zu mode=%s phase=%s op_index=%" PRIu64
+        " point=%" PRIu64 " pattern=%s: no progress for %u ms (an "
+        "operation or a recovery that never returns)",
+        c->seed + wi, c->ops, c->normal ? "normal" : "full", e.last.phase,
+        e.last.op, e.last.point,
+        e.last.point ? pattern_name(e.last.pattern) : "none", c->watchdog_ms);
+    if (e.last.repro[0]) {
+      ora_obuf_addf(&c->report, "  the case that hung: %s\n", e.last.repro);
+      append_shrunk(c, e.last.repro);
+    } else {
+      ora_obuf_addf(&c->report,
+                    "  (phase %s has no single-case replay: the campaign's "
+                    "command reruns it)\n",
+                    e.last.phase);
+    }
+  } else if (e.died) {
+    divergence(c,
+               "crash: seed=%" PRIu64 " ops=%zu: the workload's process died "
+               "(status %d) in phase %s",
+               c->seed + wi, c->ops, e.status, e.last.phase);
+  }
   return rc;
 }
 

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keyjournal/errors.h"
 #include "oracle.h"
@@ -164,6 +165,10 @@ static char *dir_norm(const char *dir) {
   return d;
 }
 
+static int selftest_hang; /* ora_fault_vfs_selftest_hang */
+
+void ora_fault_vfs_selftest_hang(int on) { selftest_hang = on; }
+
 /* Count a call and decide whether it fails: a death (crash_at), then an
  * armed Nth fault of method (-1: not armable). */
 static int gate(ora_fault_vfs *f, int method) {
@@ -180,6 +185,8 @@ static int gate(ora_fault_vfs *f, int method) {
     if (a->seen == a->nth || (a->persistent && a->seen > a->nth)) {
       if (!a->persistent)
         a->armed = 0;
+      while (selftest_hang && a->persistent && method == ORA_FAULT_SYNC)
+        pause(); /* a sync that never returns (until a signal kills) */
       f->injected++;
       errno = a->status == KJ_ENOSPC ? ENOSPC : EIO;
       return a->status;

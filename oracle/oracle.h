@@ -226,6 +226,12 @@ int ora_fault_vfs_dead(ora_fault_vfs *f);
  * every later one of the method. One arming per method. */
 void ora_fault_vfs_fail(ora_fault_vfs *f, int method, uint64_t nth, int status,
                         int persistent);
+/* Checker self-test: a persistent sync fault blocks its caller forever
+ * instead of failing (a sync that never returns, as an engine that
+ * retries a failed fdatasync without end would), so that a test can see
+ * the watchdog report the hang and its replay. 0: real use. Affects every
+ * fault VFS of the process. */
+void ora_fault_vfs_selftest_hang(int on);
 /* Failures injected so far (Nth faults and crash_at deaths). */
 uint64_t ora_fault_vfs_injected(ora_fault_vfs *f);
 /* Zero the counters and disarm everything (crash_at and Nth faults); the
@@ -401,8 +407,19 @@ int ora_crash_check(ora_campaign *c, const ora_workload *w,
  * when shrink_ms is non-zero, shrunk for at most that long: ops are
  * removed while the check still fails, the crash point following the op
  * it fell in, and a "shrunk:" line with the replay of the smaller case
- * and its ops is added to the report. KJ_EINVAL (with a line in the
- * report) when the line is not one of these. */
+ * and its ops is added to the report. A chain line ("chain: seed=S ...
+ * salt=A") or a threads line ("threads: seed=S threads=N ...") runs that
+ * chain or that concurrent-writer run again. With c->watchdog_ms set,
+ * every check runs in a child process under that watchdog: a case that
+ * stops making progress (c->hangs) or whose process dies is a divergence,
+ * and is shrunk as one. KJ_EINVAL (with a line in the report) when the
+ * line is not one of these. */
 int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms);
+
+/* The watchdog for a replay of one case (keyjournal oracle --replay, and
+ * a campaign's shrinking of a case that hung): the case beats at every op
+ * it applies, and no op or recovery of a store of a few thousand ops
+ * takes a fraction of it. */
+#define ORA_REPLAY_WATCHDOG_MS 500u
 
 #endif

@@ -36,6 +36,7 @@ static int parse_u64(const char *s, uint64_t *out) {
 static int replay(const char *line) {
   ora_campaign c;
   memset(&c, 0, sizeof c);
+  c.watchdog_ms = ORA_REPLAY_WATCHDOG_MS; /* a case that hangs is reported */
   int rc = ora_replay(&c, line, REPLAY_SHRINK_MS);
   if (c.report.len)
     fwrite(c.report.p, 1, c.report.len, stdout);

@@ -42,14 +42,17 @@
   "      Temporary stores go under $TMPDIR (default /tmp). Exit 0 when\n"      \
   "      nothing diverged, 1 otherwise, 2 on bad usage. A divergence prints\n" \
   "      a command that reproduces it; the first crash or fault divergence\n"  \
-  "      is also shrunk to a few ops, with a --replay command.\n"              \
+  "      is also shrunk to a few ops, with a --replay command, and so is\n"    \
+  "      the case that hung of a hang.\n"                                      \
   "  keyjournal oracle --replay 'LINE'\n"                                      \
   "      Check again the one crash point or I/O fault of a report line\n"      \
   "      (\"crash: seed=... point=...\", \"fault: seed=... nth=...\", with\n"  \
   "      keep=... for a shrunk one) and, when it still fails, shrink it for\n" \
   "      up to 60 s; or the one chain of crashes (\"chain: ...\") or\n"        \
-  "      concurrent-writer run (\"threads: ...\") of a line. Exit 0 when\n"    \
-  "      it passes, 1 when it fails, 2 on a line it cannot read.\n"
+  "      concurrent-writer run (\"threads: ...\") of a line. Each check\n"     \
+  "      runs under a 500 ms watchdog: a case that makes no progress is\n"     \
+  "      reported as a hang. Exit 0 when it passes, 1 when it fails, 2 on\n"   \
+  "      a line it cannot read.\n"
 
 #define CLI_USAGE_BENCH                                                        \
   "  keyjournal bench [--reps N] [--quick] [--large] [--json] [DIR]\n"         \
