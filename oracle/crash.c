@@ -253,8 +253,9 @@ typedef struct wref {
                           reference run (ascending) */
   uint8_t *dirop_kind; /* 'r' or 'u' */
   size_t ndirop, dirop_cap;
-  int64_t clock; /* ms, ora_oracle_clock ctx for every run */
-  size_t wi;     /* workload index in the campaign */
+  size_t chain_g; /* the generation of the chain running (0: first) */
+  int64_t clock;  /* ms, ora_oracle_clock ctx for every run */
+  size_t wi;      /* workload index in the campaign */
 } wref;
 
 /* An empty reference of w for campaign c; variant: small snapshots. */
@@ -292,9 +293,10 @@ static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
   kj_options z = KJ_OPTIONS_INIT;
   *o = z;
   o->key = campaign_key;
-  o->sync = r->c->selftest_sync_off ? KJ_SYNC_OFF
-            : r->c->normal          ? KJ_SYNC_NORMAL
-                                    : KJ_SYNC_FULL;
+  /* selftest_sync_off: 1 every store, 2 a chain's later generations. */
+  int off = r->c->selftest_sync_off == 1 ||
+            (r->c->selftest_sync_off == 2 && r->chain_g > 0);
+  o->sync = off ? KJ_SYNC_OFF : r->c->normal ? KJ_SYNC_NORMAL : KJ_SYNC_FULL;
   o->vfs = vfs;
   o->clock = ora_oracle_clock;
   o->clock_ctx = &r->clock;
@@ -585,8 +587,32 @@ static void on_sync_cb(void *arg) {
 
 /* Run ops start..n-1 (start: a boundary the store in dir holds) through
  * fv; see runstate. */
+/* Where a chain's generation dies, tied to the run: at an absolute VFS
+ * call (kind 0: in the open, or never), at call off of op j (kind 1), or
+ * at call off of the close (kind 2); point is the absolute call it was
+ * in the run that recorded it. */
+typedef struct chain_gen {
+  int kind;
+  size_t j;
+  uint64_t off, point;
+  int pattern;
+} chain_gen;
+
+/* run_from, also recording calls_at[m] (the VFS calls made before op m,
+ * and before the close at [r->n]) when calls_at is not NULL, and arming
+ * the death of arm (kind 1 or 2) when the run gets there. */
+static size_t run_from_x(wref *r, const char *dir, ora_fault_vfs *fv,
+                         runstate *s, size_t start, uint64_t *calls_at,
+                         const chain_gen *arm);
+
 static size_t run_from(wref *r, const char *dir, ora_fault_vfs *fv, runstate *s,
                        size_t start) {
+  return run_from_x(r, dir, fv, s, start, NULL, NULL);
+}
+
+static size_t run_from_x(wref *r, const char *dir, ora_fault_vfs *fv,
+                         runstate *s, size_t start, uint64_t *calls_at,
+                         const chain_gen *arm) {
   kj_options o;
   disk_options(r, &o, ora_fault_vfs_get(fv));
   s->cur_bnd = s->synced = start;
@@ -602,6 +628,11 @@ static size_t run_from(wref *r, const char *dir, ora_fault_vfs *fv, runstate *s,
   if (s->open_rc == KJ_OK) {
     ora_obuf res = {0};
     for (; m < r->n; m++) {
+      uint64_t now = ora_fault_vfs_ops(fv);
+      if (calls_at)
+        calls_at[m] = now;
+      if (arm && arm->kind == 1 && arm->j == m)
+        ora_fault_vfs_set_crash_at(fv, now + arm->off);
       set_op_clock(r, m);
       res.len = 0;
       walk_op(&k, ora_workload_op(r->w, m), &res);
@@ -615,6 +646,13 @@ static size_t run_from(wref *r, const char *dir, ora_fault_vfs *fv, runstate *s,
         s->cur_bnd = m + 1;
     }
     ora_obuf_free(&res);
+    if (m == r->n) {
+      uint64_t now = ora_fault_vfs_ops(fv);
+      if (calls_at)
+        calls_at[m] = now;
+      if (arm && arm->kind == 2)
+        ora_fault_vfs_set_crash_at(fv, now + arm->off);
+    }
     walk_end(&k);
   }
   ora_fault_vfs_on_sync(fv, NULL, NULL);
@@ -1243,17 +1281,31 @@ static int64_t kill_one(wref *r, int64_t delay_us, uint64_t salt, int *killed) {
  * recovery held (its results must be the reference's: the same ops on
  * the same state), dies at a seeded VFS call, and the recovery must hold
  * a boundary in [lo, hi] as in the sweep. */
-static void chain_one(wref *r, uint64_t salt) {
+/* Most generations a chain line may name. */
+#define CHAIN_MAX_GENS 32u
+
+/* One chain on r: its generations' deaths derived from salt (fixed NULL),
+ * or the nfixed of fixed (their kind, op and offset; kind 0 the absolute
+ * point). rec, when not NULL, gets each generation's death as it fell
+ * (up to CHAIN_MAX_GENS). gen_ops and keep name the workload in the lines
+ * (the length it was generated with, and a keep= list or NULL). Returns
+ * the generations run. */
+static size_t chain_run(wref *r, uint64_t salt, const chain_gen *fixed,
+                        size_t nfixed, chain_gen *rec, size_t gen_ops,
+                        const char *keep) {
   ora_campaign *c = r->c;
   char *dir = mktemp_dir();
   ora_fault_vfs *fv = ora_fault_vfs_new(mix64(r->w->seed ^ salt));
-  if (!dir || !fv) {
+  uint64_t *calls_at = calloc(r->n + 1, sizeof *calls_at);
+  size_t g = 0, ran = 0;
+  if (!dir || !fv || !calls_at) {
+    free(calls_at);
     ora_fault_vfs_free(fv);
     rm_dir(dir);
-    return;
+    return 0;
   }
   size_t start = 0;
-  char trail[160] = "";
+  char trail[400] = "";
   size_t tl = 0;
   /* Odd chains check each recovery on a copy of the crashed directory, so
    * that the next generation's open is the one that recovers (cuts a torn
@@ -1261,25 +1313,66 @@ static void chain_one(wref *r, uint64_t salt) {
    * process does; and they crash it early, while what that recovery
    * changed may not be durable yet. */
   int restart = (int)(salt & 1);
-  char line[200];
-  snprintf(line, sizeof line,
-           "chain: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
-           "salt=%" PRIu64,
-           r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
-           r->variant ? "small" : "default", salt);
-  beacon_repro(line);
-  for (size_t g = 0; g < c->generations && start < r->n; g++) {
-    uint64_t h = mix64(salt * 1000003u + g);
-    /* The calls left: the reference's, in proportion to the ops left. */
-    uint64_t span = r->vfs_ops * (r->n - start) / (r->n ? r->n : 1) + 1;
-    if (restart && g && span > CHAIN_EARLY_CALLS)
-      span = CHAIN_EARLY_CALLS;
-    uint64_t point = 1 + h % span;
-    int pattern = (int)((h >> 32) % ORA_CRASH_NPATTERNS);
+  size_t gens = fixed ? nfixed : c->generations;
+  char head[240];
+  int hl = snprintf(head, sizeof head,
+                    "chain: seed=%" PRIu64 " ops=%zu mix=%s mode=%s "
+                    "snapshots=%s salt=%" PRIu64,
+                    r->w->seed, gen_ops, mix_name(r->w),
+                    c->normal ? "normal" : "full",
+                    r->variant ? "small" : "default", salt);
+  if (keep && hl > 0 && (size_t)hl < sizeof head)
+    snprintf(head + hl, sizeof head - (size_t)hl, " keep=%s", keep);
+  beacon_repro(head);
+  for (; g < gens && start < r->n; g++) {
+    chain_gen d;
+    memset(&d, 0, sizeof d);
+    if (fixed) {
+      d = fixed[g];
+    } else {
+      uint64_t h = mix64(salt * 1000003u + g);
+      /* The calls left: the reference's, in proportion to the ops left. */
+      uint64_t span = r->vfs_ops * (r->n - start) / (r->n ? r->n : 1) + 1;
+      if (restart && g && span > CHAIN_EARLY_CALLS)
+        span = CHAIN_EARLY_CALLS;
+      d.point = 1 + h % span;
+      d.pattern = (int)((h >> 32) % ORA_CRASH_NPATTERNS);
+    }
+    int pattern = d.pattern;
     ora_fault_vfs_reset(fv);
-    ora_fault_vfs_set_crash_at(fv, point);
+    if (d.kind == 0)
+      ora_fault_vfs_set_crash_at(fv, d.point);
     runstate st;
-    size_t m = run_from(r, dir, fv, &st, start);
+    memset(calls_at, 0, (r->n + 1) * sizeof *calls_at);
+    r->chain_g = g;
+    size_t m = run_from_x(r, dir, fv, &st, start, calls_at, d.kind ? &d : NULL);
+    r->chain_g = 0;
+    /* Where the death fell, tied to the run (the shrinker's anchor). */
+    uint64_t point = d.kind == 1   ? calls_at[d.j] + d.off
+                     : d.kind == 2 ? calls_at[r->n] + d.off
+                                   : d.point;
+    chain_gen fell = {0, 0, 0, point, pattern};
+    if (ora_fault_vfs_dead(fv) && !st.open_rc && point > calls_at[start]) {
+      if (m == r->n && point > calls_at[r->n]) {
+        fell.kind = 2;
+        fell.off = point - calls_at[r->n];
+      } else {
+        /* The op whose calls hold it: op m, or an earlier one that still
+         * returned the reference's result (a call whose failure it
+         * tolerates). */
+        size_t j = m < r->n ? m : r->n - 1;
+        while (j > start && calls_at[j] >= point)
+          j--;
+        if (calls_at[j] < point) {
+          fell.kind = 1;
+          fell.j = j;
+          fell.off = point - calls_at[j];
+        }
+      }
+    }
+    if (rec && g < CHAIN_MAX_GENS)
+      rec[g] = fell;
+    ran = g + 1;
     ora_fault_vfs_crash(fv, pattern);
     if (tl < sizeof trail)
       tl += (size_t)snprintf(trail + tl, sizeof trail - tl, "%s%" PRIu64 "/%s",
@@ -1291,16 +1384,13 @@ static void chain_one(wref *r, uint64_t salt) {
       lo = start;
     if (lo > hi)
       lo = hi;
-    char repro[320];
+    char repro[800];
     snprintf(repro, sizeof repro,
-             "chain: seed=%" PRIu64 " ops=%zu mix=%s mode=%s snapshots=%s "
-             "salt=%" PRIu64 " generation=%zu from=%zu crashes=%s "
-             "completed=%zu",
-             r->w->seed, r->n, mix_name(r->w), c->normal ? "normal" : "full",
-             r->variant ? "small" : "default", salt, g + 1, start, trail, m);
+             "%s generation=%zu from=%zu crashes=%s completed=%zu", head, g + 1,
+             start, trail, m);
     check_failed_op(r, &st, m, repro);
     size_t q = SIZE_MAX;
-    if (restart && g + 1 < c->generations) {
+    if (restart && g + 1 < gens) {
       char *copy = mktemp_dir();
       if (copy && ora_fault_vfs_fork_dir(fv, dir, copy) == KJ_OK)
         q = check_recovered(r, copy, fv, lo, hi, repro);
@@ -1317,8 +1407,14 @@ static void chain_one(wref *r, uint64_t salt) {
       break;
     start = q;
   }
+  free(calls_at);
   ora_fault_vfs_free(fv);
   rm_dir(dir);
+  return ran;
+}
+
+static void chain_one(wref *r, uint64_t salt) {
+  chain_run(r, salt, NULL, 0, NULL, r->n, NULL);
 }
 
 /* ---- e. concurrent writers under crash ------------------------------- */
@@ -1343,6 +1439,7 @@ static void chain_one(wref *r, uint64_t salt) {
 typedef struct twriter {
   kj_store *s;
   unsigned id;
+  size_t commits; /* to try: TW_COMMITS, fewer in a shrunk case */
   size_t tried, acked;
   int rc;
 } twriter;
@@ -1357,7 +1454,7 @@ static void *tw_main(void *arg) {
   twriter *w = arg;
   char key[32];
   uint8_t val[TW_VLEN];
-  for (size_t i = 1; i <= TW_COMMITS; i++) {
+  for (size_t i = 1; i <= w->commits; i++) {
     kj_txn *t = NULL;
     w->tried = i;
     int rc = kj_txn_begin(w->s, 0, &t);
@@ -1442,7 +1539,7 @@ static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
       break;
     }
     size_t rows = 0, bad = 0;
-    for (size_t i = 1; i <= TW_COMMITS; i++) {
+    for (size_t i = 1; i <= w[t].commits; i++) {
       kl = snprintf(key, sizeof key, "t%u/%06zu", t, i);
       v = NULL;
       rc = kj_get(s, NULL, 2, key, (size_t)kl, &v, &vl);
@@ -1461,9 +1558,20 @@ static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
   kj_store_close(s);
 }
 
-/* One schedule: die after the k-th sync (k > 0) or at VFS call point. */
-static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, uint64_t k,
-                   uint64_t point, int pattern, uint64_t *calls_seen) {
+static void tw_line(char *buf, size_t cap, uint64_t seed, unsigned n,
+                    size_t commits, uint64_t k, uint64_t point, int pattern) {
+  snprintf(buf, cap,
+           "threads: seed=%" PRIu64
+           " threads=%u commits=%zu die_after_sync=%" PRIu64 " point=%" PRIu64
+           " pattern=%s",
+           seed, n, commits, k, point, pattern_name(pattern));
+}
+
+/* One schedule: n threads of `commits` commits each; die after the k-th
+ * sync (k > 0) or at VFS call point. */
+static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, size_t commits,
+                   uint64_t k, uint64_t point, int pattern,
+                   uint64_t *calls_seen) {
   char *dir = mktemp_dir();
   ora_fault_vfs *fv = ora_fault_vfs_new(mix64(seed ^ (k << 20) ^ point));
   if (!dir || !fv) {
@@ -1475,15 +1583,13 @@ static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, uint64_t k,
   int64_t clock = CLOCK_EPOCH_MS;
   kj_options o;
   tw_options(&o, ora_fault_vfs_get(fv), &clock);
+  if (c->selftest_sync_off == 1)
+    o.sync = KJ_SYNC_OFF;
   kj_store *s = NULL;
   twriter w[TW_MAX];
   memset(w, 0, sizeof w);
   char repro[200];
-  snprintf(repro, sizeof repro,
-           "threads: seed=%" PRIu64
-           " threads=%u commits=%u die_after_sync=%" PRIu64 " point=%" PRIu64
-           " pattern=%s",
-           seed, n, TW_COMMITS, k, point, pattern_name(pattern));
+  tw_line(repro, sizeof repro, seed, n, commits, k, point, pattern);
   beacon_repro(repro);
   if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
     divergence(c, "%s: could not create the store", repro);
@@ -1501,6 +1607,7 @@ static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, uint64_t k,
   for (unsigned t = 0; t < n; t++) {
     w[t].s = s;
     w[t].id = t;
+    w[t].commits = commits;
     if (pthread_create(&th[t], NULL, tw_main, &w[t]) != 0)
       break;
     started++;
@@ -1531,16 +1638,17 @@ static void thread_sweep(ora_campaign *c, uint64_t seed, size_t points) {
     return;
   /* A run that never dies: how many VFS calls a run makes. */
   uint64_t calls = 0;
-  tw_one(c, seed, n, 0, 0, ORA_CRASH_KEEP, &calls);
+  tw_one(c, seed, n, TW_COMMITS, 0, 0, ORA_CRASH_KEEP, &calls);
   /* Group commits make fewer syncs than commits: aim within the first. */
   uint64_t syncs = n * TW_COMMITS / 2 + 1;
   for (size_t j = 0; j < points; j++) {
     uint64_t h = mix64(seed * 7919 + j);
     int pattern = j % 3 == 2 ? ORA_CRASH_RANDOM : ORA_CRASH_DROP;
     if (j % 4 == 3)
-      tw_one(c, seed, n, 0, 1 + h % (calls ? calls : 1), pattern, NULL);
+      tw_one(c, seed, n, TW_COMMITS, 0, 1 + h % (calls ? calls : 1), pattern,
+             NULL);
     else
-      tw_one(c, seed, n, 1 + h % syncs, 0, pattern, NULL);
+      tw_one(c, seed, n, TW_COMMITS, 1 + h % syncs, 0, pattern, NULL);
   }
 }
 
@@ -1583,8 +1691,10 @@ static void append_shrunk(ora_campaign *c, const char *line) {
     sc.watchdog_ms = ORA_REPLAY_WATCHDOG_MS;
   if (ora_replay(&sc, line, CAMPAIGN_SHRINK_MS) == KJ_OK) {
     /* An ora_obuf keeps a NUL after its bytes. */
-    const char *s =
-        sc.report.len ? strstr((const char *)sc.report.p, "  shrunk:") : NULL;
+    const char *r = sc.report.len ? (const char *)sc.report.p : "";
+    const char *s = strstr(r, "  as a crash point: ");
+    if (!s)
+      s = strstr(r, "  shrunk:");
     if (s)
       ora_obuf_add(&c->report, s,
                    sc.report.len - (size_t)(s - (const char *)sc.report.p));
@@ -1630,13 +1740,21 @@ static void kill_as_crash(wref *r, size_t acked, size_t hi) {
   ora_obuf_free(&sc.report);
 }
 
-/* Shrink the first crash or fault line of c->report after offset from
- * (ora_replay on a copy of the campaign, so that the divergence is not
- * counted twice): its "shrunk:" lines go under it. */
+/* A line ora_replay reads. */
+static int replayable(const char *p) {
+  return !strncmp(p, "crash: ", 7) || !strncmp(p, "fault: ", 7) ||
+         !strncmp(p, "threads: ", 9) || !strncmp(p, "chain: ", 7);
+}
+
+/* Shrink the first crash, fault, threads or chain line of c->report after
+ * offset from (ora_replay on a copy of the campaign, so that the
+ * divergence is not counted twice): its "shrunk:" lines go under it. */
 static void shrink_first(ora_campaign *c, size_t from) {
+  if (c->shrinks || c->report.len <= from)
+    return; /* a campaign shrinks its first divergence only */
   const char *p = (const char *)c->report.p + from,
              *end = (const char *)c->report.p + c->report.len;
-  while (p < end && strncmp(p, "crash: ", 7) && strncmp(p, "fault: ", 7)) {
+  while (p < end && !replayable(p)) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     p = nl ? nl + 1 : end;
   }
@@ -1746,14 +1864,20 @@ static int one_workload(ora_campaign *c, size_t wi, size_t kills) {
   /* e. */
   if (c->threads > 1) {
     progress(c, wi, "threads");
+    size_t from = c->report.len;
     thread_sweep(c, seed, THREAD_POINTS);
+    progress(c, wi, "shrink");
+    shrink_first(c, from);
   }
 
   /* f. */
   if (c->generations > 1) {
     progress(c, wi, "chains");
+    size_t from = c->report.len;
     for (size_t k = 0; k < CHAINS; k++)
       chain_one(&r, seed * 131 + k);
+    progress(c, wi, "shrink");
+    shrink_first(c, from);
   }
 
   /* d. */
@@ -2127,32 +2251,214 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
 /* Most checks one shrink may run. */
 #define REPLAY_SHRINK_RUNS 600
 
-/* "threads: seed=S threads=N commits=C die_after_sync=K point=P
- * pattern=T": that one concurrent-writer run again (its interleaving is
- * the scheduler's: a rerun finds the bug with high probability). */
-static int replay_threads(ora_campaign *c, const char *line) {
-  static const char *const pats[] = {"drop", "keep", "random", "tear",
-                                     "garbage"};
-  char v[32];
-  uint64_t seed, n, k, point;
-  int pattern = name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
-  if (line_u64(line, "seed=", &seed) || line_u64(line, "threads=", &n) ||
-      n < 2 || n > TW_MAX || line_u64(line, "die_after_sync=", &k) ||
-      line_u64(line, "point=", &point) || pattern < 0)
-    return -1;
-  tw_one(c, seed, (unsigned)n, k, point, pattern, NULL);
+/* A threads case, and whether it fails: in up to `tries` runs on a copy
+ * of c, at least one diverges (the interleaving is the scheduler's). */
+typedef struct tcase {
+  uint64_t seed, k, point;
+  unsigned n;
+  size_t commits;
+  int pattern;
+} tcase;
+
+static int tcase_fails(const ora_campaign *c, const tcase *t, int tries) {
+  for (int i = 0; i < tries; i++) {
+    ora_campaign sc;
+    scratch_of(&sc, c);
+    tw_one(&sc, t->seed, t->n, t->commits, t->k, t->point, t->pattern, NULL);
+    ora_obuf_free(&sc.report);
+    if (sc.divergences)
+      return 1;
+  }
   return 0;
 }
 
+/* Runs a shrinking candidate gets: a concurrency bug shows in most runs of
+ * its schedule, not all. */
+#define TW_SHRINK_TRIES 3
+
+/* Shrink a failing threads case for at most shrink_ms: fewer threads,
+ * fewer commits, an earlier death, while it still fails; adds a "shrunk:"
+ * line with its replay. */
+static void tw_shrink(ora_campaign *c, tcase cur, unsigned shrink_ms) {
+  int64_t deadline = now_ms() + (int64_t)shrink_ms;
+  size_t runs = 0;
+  unsigned n0 = cur.n;
+  size_t commits0 = cur.commits;
+  for (int changed = 1; changed && now_ms() < deadline;) {
+    changed = 0;
+    tcase cand[8];
+    size_t nc = 0;
+    if (cur.n > 2) {
+      cand[nc] = cur, cand[nc++].n = cur.n / 2 < 2 ? 2 : cur.n / 2;
+      cand[nc] = cur, cand[nc++].n = cur.n - 1;
+    }
+    if (cur.commits > 1) {
+      cand[nc] = cur, cand[nc++].commits = cur.commits / 2;
+      cand[nc] = cur, cand[nc++].commits = cur.commits - 1;
+    }
+    if (cur.k > 1) {
+      cand[nc] = cur, cand[nc++].k = cur.k / 2;
+      cand[nc] = cur, cand[nc++].k = cur.k - 1;
+    }
+    if (cur.point > 1) {
+      cand[nc] = cur, cand[nc++].point = cur.point / 2;
+      cand[nc] = cur, cand[nc++].point = cur.point - 1;
+    }
+    for (size_t i = 0; i < nc && !changed && now_ms() < deadline; i++) {
+      runs++;
+      if (tcase_fails(c, &cand[i], TW_SHRINK_TRIES)) {
+        cur = cand[i];
+        changed = 1;
+      }
+    }
+  }
+  char line[200];
+  tw_line(line, sizeof line, cur.seed, cur.n, cur.commits, cur.k, cur.point,
+          cur.pattern);
+  ora_obuf_addf(&c->report,
+                "  shrunk: %u of %u threads, %zu of %zu commits each (%zu "
+                "checks%s): keyjournal oracle --replay '%s'\n",
+                cur.n, n0, cur.commits, commits0, runs,
+                now_ms() >= deadline ? ", time up" : "", line);
+  c->shrinks++;
+}
+
+/* "threads: seed=S threads=N commits=C die_after_sync=K point=P
+ * pattern=T": that one concurrent-writer run again (its interleaving is
+ * the scheduler's: a rerun finds the bug with high probability). With
+ * shrink_ms, a run that passes is tried twice more, and a failing case is
+ * shrunk. */
+static int replay_threads(ora_campaign *c, const char *line,
+                          unsigned shrink_ms) {
+  static const char *const pats[] = {"drop", "keep", "random", "tear",
+                                     "garbage"};
+  char v[32];
+  uint64_t seed, n, commits, k, point;
+  int pattern = name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
+  if (line_u64(line, "seed=", &seed) || line_u64(line, "threads=", &n) ||
+      n < 2 || n > TW_MAX || line_u64(line, "commits=", &commits) ||
+      commits < 1 || commits > 100000 ||
+      line_u64(line, "die_after_sync=", &k) ||
+      line_u64(line, "point=", &point) || pattern < 0)
+    return -1;
+  tcase t = {seed, k, point, (unsigned)n, (size_t)commits, pattern};
+  uint64_t before = c->divergences;
+  for (int i = 0; i < (shrink_ms ? TW_SHRINK_TRIES : 1); i++) {
+    tw_one(c, seed, t.n, t.commits, k, point, pattern, NULL);
+    if (c->divergences > before)
+      break;
+  }
+  if (c->divergences > before && shrink_ms)
+    tw_shrink(c, t, shrink_ms);
+  return 0;
+}
+
+/* "P/pattern,P/pattern,...": the deaths of a chain line's generations,
+ * as absolute VFS calls. How many, or -1 when malformed. */
+static int parse_crashes(const char *v, chain_gen *g, size_t max) {
+  static const char *const pats[] = {"drop", "keep", "random", "tear",
+                                     "garbage"};
+  size_t n = 0;
+  while (*v) {
+    char *end, name[16];
+    errno = 0;
+    unsigned long long p = strtoull(v, &end, 10);
+    if (n == max || errno || end == v || *end != '/' || p == 0 || *v == '-')
+      return -1;
+    v = end + 1;
+    size_t l = strcspn(v, ",");
+    if (l == 0 || l >= sizeof name)
+      return -1;
+    memcpy(name, v, l);
+    name[l] = 0;
+    memset(&g[n], 0, sizeof g[n]);
+    g[n].point = p;
+    if ((g[n].pattern = name_index(name, pats, 5)) < 0)
+      return -1;
+    n++;
+    v += l;
+    if (*v == ',' && !*++v)
+      return -1;
+  }
+  return (int)n;
+}
+
+/* The chain shrinker's state: each generation's death is tied to the op
+ * it fell in (kind 1: the same call of that op), to the open (kind 0) or
+ * to the close (kind 2), so it follows the op as others are removed. */
+typedef struct cshrink {
+  const ora_campaign *c;
+  const ora_workload *w; /* the whole workload */
+  uint64_t salt;
+  int small;
+  chain_gen gens[CHAIN_MAX_GENS]; /* a kind 1's j is an op of w */
+  size_t ngen;
+  chain_gen found[CHAIN_MAX_GENS]; /* the deaths of the last failing try */
+  size_t nfound;
+  int64_t deadline_ms;
+} cshrink;
+
+/* Does the chain still fail on ops idx[0..m) of x->w? */
+static int chain_fails(void *arg, const size_t *idx, size_t m) {
+  cshrink *x = arg;
+  if (now_ms() > x->deadline_ms)
+    return 0;
+  chain_gen g[CHAIN_MAX_GENS];
+  for (size_t i = 0; i < x->ngen; i++) {
+    g[i] = x->gens[i];
+    if (g[i].kind == 1) {
+      size_t jj = 0;
+      while (jj < m && idx[jj] != g[i].j)
+        jj++;
+      if (jj == m)
+        return 0;
+      g[i].j = jj;
+    }
+  }
+  uint8_t *keep = calloc(x->w->n ? x->w->n : 1, 1);
+  if (!keep)
+    return 0;
+  for (size_t i = 0; i < m; i++)
+    keep[idx[i]] = 1;
+  ora_workload sub;
+  int rc = ora_workload_subset(x->w, keep, &sub);
+  free(keep);
+  if (rc)
+    return 0;
+  ora_campaign sc;
+  scratch_of(&sc, x->c);
+  wref r;
+  wref_init(&r, &sc, &sub, x->small);
+  char *why = NULL;
+  int fails = 0;
+  if (wref_build(&r, &why) == KJ_OK && sc.divergences == 0) {
+    chain_gen rec[CHAIN_MAX_GENS];
+    size_t ran = chain_run(&r, x->salt, g, x->ngen, rec, x->w->n, NULL);
+    if (sc.divergences) {
+      fails = 1;
+      memcpy(x->found, rec, ran * sizeof *rec);
+      x->nfound = ran;
+    }
+  }
+  kj_free(why);
+  wref_free(&r);
+  ora_obuf_free(&sc.report);
+  ora_workload_free(&sub);
+  return fails;
+}
+
 /* "chain: seed=S ops=N mix=M mode=X snapshots=Y salt=A ...": that chain
- * of crashes again (deterministic). A first generation that fails is a
- * plain crash point (the chain's VFS is fresh there): it is printed as a
- * crash line and shrunk. */
+ * of crashes again (deterministic), with the deaths of crashes= when the
+ * line has one (then as many generations) and the ops of keep=. A first
+ * generation that fails is a plain crash point (the chain's VFS is fresh
+ * there): it is printed as a crash line and shrunk. A later one is shrunk
+ * as a chain: ops are removed while it still fails, each generation's
+ * death following the op it fell in. */
 static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
   static const char *const mixes[] = {"realistic", "adversarial"};
   static const char *const modes[] = {"full", "normal"};
   static const char *const snaps[] = {"default", "small"};
-  char v[256];
+  char v[512];
   uint64_t seed, ops, salt;
   int mix = name_index(line_field(line, "mix=", v, sizeof v), mixes, 2);
   int normal = name_index(line_field(line, "mode=", v, sizeof v), modes, 2);
@@ -2161,26 +2467,64 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
       ops == 0 || ops > 1000000 || line_u64(line, "salt=", &salt) || mix < 0 ||
       normal < 0 || small < 0)
     return -1;
-  ora_workload w;
-  if (ora_workload_gen(seed, (size_t)ops, (ora_mix)mix, &w) != KJ_OK)
+  chain_gen fixed[CHAIN_MAX_GENS];
+  int nfixed = 0;
+  if (line_field(line, "crashes=", v, sizeof v) &&
+      (nfixed = parse_crashes(v, fixed, CHAIN_MAX_GENS)) <= 0)
+    return -1;
+  ora_workload full;
+  if (ora_workload_gen(seed, (size_t)ops, (ora_mix)mix, &full) != KJ_OK)
     return -2;
+  int ret = 0;
+  size_t *idx = calloc(full.n ? full.n : 1, sizeof *idx);
+  uint8_t *keep = calloc(full.n ? full.n : 1, 1);
+  char kv[4096] = "";
+  size_t m = 0;
+  ora_workload w;
+  memset(&w, 0, sizeof w);
+  if (!idx || !keep) {
+    ret = -2;
+    goto out;
+  }
+  if (line_field(line, "keep=", kv, sizeof kv)) {
+    if (parse_keep(kv, keep, full.n)) {
+      ret = -1;
+      goto out;
+    }
+  } else {
+    memset(keep, 1, full.n);
+  }
+  for (size_t i = 0; i < full.n; i++)
+    if (keep[i])
+      idx[m++] = i;
+  if (ora_workload_subset(&full, keep, &w) != KJ_OK) {
+    ret = -2;
+    goto out;
+  }
   c->normal = normal;
-  if (c->generations < 2)
+  if (nfixed)
+    c->generations = (size_t)nfixed;
+  else if (c->generations < 2)
     c->generations = 3;
   wref r;
   wref_init(&r, c, &w, small);
   char *why = NULL;
   size_t from = c->report.len;
   uint64_t before = c->divergences;
+  chain_gen rec[CHAIN_MAX_GENS];
+  size_t ran = 0;
   if (wref_build(&r, &why) == KJ_OK)
-    chain_one(&r, salt);
+    ran = chain_run(&r, salt, nfixed ? fixed : NULL, (size_t)nfixed, rec,
+                    full.n, kv[0] ? kv : NULL);
   kj_free(why);
-  /* The first generation's failure as a crash point. */
-  const char *g1 =
+  /* The generation that failed first. */
+  const char *gen =
       c->divergences > before && c->report.len > from
-          ? strstr((const char *)c->report.p + from, " generation=1 ")
+          ? strstr((const char *)c->report.p + from, " generation=")
           : NULL;
-  const char *cr = g1 ? strstr(g1, " crashes=") : NULL;
+  unsigned long failed =
+      gen ? strtoul(gen + strlen(" generation="), NULL, 10) : 0;
+  const char *cr = failed == 1 ? strstr(gen, " crashes=") : NULL;
   if (cr && shrink_ms) {
     ora_crash_plan p;
     memset(&p, 0, sizeof p);
@@ -2196,16 +2540,75 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
       p.pattern = name_index(pat, pats, 5);
       if (p.pattern >= 0) {
         ora_obuf text = {0};
-        plan_text(&text, "crash", seed, w.n, (ora_mix)mix, normal, &p);
+        plan_text(&text, "crash", seed, full.n, (ora_mix)mix, normal, &p);
+        if (kv[0])
+          ora_obuf_addf(&text, " keep=%s", kv);
         ora_obuf_addf(&c->report, "  as a crash point: %s\n", (char *)text.p);
         append_shrunk(c, (const char *)text.p);
         ora_obuf_free(&text);
       }
     }
+  } else if (failed > 1 && failed <= ran && failed <= CHAIN_MAX_GENS &&
+             shrink_ms) {
+    cshrink sx;
+    memset(&sx, 0, sizeof sx);
+    sx.c = c;
+    sx.w = &full;
+    sx.salt = salt;
+    sx.small = small;
+    sx.ngen = failed;
+    for (size_t i = 0; i < sx.ngen; i++) {
+      sx.gens[i] = rec[i];
+      if (rec[i].kind == 1)
+        sx.gens[i].j = idx[rec[i].j];
+    }
+    memcpy(sx.found, rec, sx.ngen * sizeof *rec);
+    sx.nfound = sx.ngen;
+    sx.deadline_ms = now_ms() + (int64_t)shrink_ms;
+    size_t runs = 0, n0 = m;
+    /* The ops after the last generation's death never ran. */
+    const chain_gen *last = &rec[sx.ngen - 1];
+    if (last->kind == 1 && last->j + 1 < m) {
+      runs++;
+      if (chain_fails(&sx, idx, last->j + 1))
+        m = last->j + 1;
+    }
+    ora_shrink(idx, &m, REPLAY_SHRINK_RUNS, &runs, chain_fails, &sx);
+    int time_up = now_ms() > sx.deadline_ms;
+    sx.deadline_ms = INT64_MAX;
+    int still = m == n0 || chain_fails(&sx, idx, m);
+    ora_obuf_addf(&c->report,
+                  "  shrunk: %zu of %zu ops, %zu generations (%zu checks%s)%s: "
+                  "keyjournal oracle --replay 'chain: seed=%" PRIu64
+                  " ops=%zu mix=%s mode=%s snapshots=%s salt=%" PRIu64
+                  " crashes=",
+                  m, full.n, sx.ngen, runs, time_up ? ", time up" : "",
+                  still ? "" : " [NO LONGER FAILS]", seed, full.n, mixes[mix],
+                  modes[normal], snaps[small], salt);
+    for (size_t i = 0; i < sx.nfound; i++)
+      ora_obuf_addf(&c->report, "%s%" PRIu64 "/%s", i ? "," : "",
+                    sx.found[i].point, pattern_name(sx.found[i].pattern));
+    if (m < full.n) {
+      ora_obuf_addf(&c->report, " keep=");
+      add_keep(&c->report, idx, m);
+    }
+    ora_obuf_addf(&c->report, "'\n");
+    for (size_t i = 0; i < m && i < 40; i++) {
+      ora_obuf_addf(&c->report, "    %zu. ", i + 1);
+      ora_wop_describe(ora_workload_op(&full, idx[i]), &c->report);
+      ora_obuf_addf(&c->report, "   /* op %zu */\n", idx[i]);
+    }
+    if (m > 40)
+      ora_obuf_addf(&c->report, "    ... %zu more\n", m - 40);
+    c->shrinks++;
   }
   wref_free(&r);
+out:
   ora_workload_free(&w);
-  return 0;
+  free(idx);
+  free(keep);
+  ora_workload_free(&full);
+  return ret;
 }
 
 /* A chain or threads line, replayed (ora_replay). */
@@ -2217,7 +2620,7 @@ typedef struct rother {
 static int replay_other(ora_campaign *c, void *arg, uint64_t *shared) {
   (void)shared;
   const rother *o = arg;
-  int bad = o->line[0] == 't' ? replay_threads(c, o->line)
+  int bad = o->line[0] == 't' ? replay_threads(c, o->line, o->shrink_ms)
                               : replay_chain(c, o->line, o->shrink_ms);
   if (bad == -2)
     return KJ_ENOMEM;

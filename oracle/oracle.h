@@ -289,7 +289,8 @@ typedef struct ora_campaign {
   /* Checker self-test (appended): open the native stores of the crash
    * sweeps with KJ_SYNC_OFF while checking them as FULL/NORMAL, so that
    * acknowledged commits can be lost and the campaign must report
-   * divergences. 0 in real use. */
+   * divergences; 2: only the later generations of chained crashes (a
+   * failure the first generation does not show). 0 in real use. */
   int selftest_sync_off;
   /* Crash points checked at once (forked children; 0 or 1: one at a
    * time). The results do not depend on it. */

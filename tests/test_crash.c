@@ -220,6 +220,89 @@ static void shrunk_replay(void) {
   }
 }
 
+/* A chain that fails only in a later generation (its stores synced
+ * nothing from the second generation on): the campaign shrinks it as a
+ * chain, each death following its op, to a line with crashes= and keep=
+ * that fails again alone and passes on a correct engine. */
+static void chain_shrink(void) {
+  ora_campaign c;
+  memset(&c, 0, sizeof c);
+  c.seed = 17;
+  c.workloads = 1;
+  c.ops = 150;
+  c.crash_sample = 4;
+  c.generations = 3;
+  c.selftest_sync_off = 2;
+  is(ora_campaign_run(&c), KJ_OK, "chain shrink: campaign ran");
+  const char *r = c.report.len ? (const char *)c.report.p : "";
+  ok(c.divergences > 0 && strstr(r, "chain: seed=17 ") &&
+         !strstr(r, " generation=1 "),
+     "chain shrink: only later generations fail");
+  const char *sh = strstr(r, "  shrunk: ");
+  unsigned long kept = sh ? strtoul(sh + strlen("  shrunk: "), NULL, 10) : 0;
+  ok(sh && strstr(sh, " generations (") && !strstr(sh, "NO LONGER") &&
+         kept >= 1 && kept < 150,
+     "chain shrink: shrunk as a chain to %lu of 150 ops", kept);
+  char line[4096] = "";
+  ok(replay_of(&c, line, sizeof line) && !strncmp(line, "chain: ", 7) &&
+         strstr(line, " crashes=") && strstr(line, " keep="),
+     "chain shrink: its line names the deaths and the ops kept");
+  if (c.report.len)
+    show_report(&c, 2500);
+  ora_obuf_free(&c.report);
+
+  memset(&c, 0, sizeof c);
+  c.selftest_sync_off = 2;
+  is(ora_replay(&c, line, 0), KJ_OK, "chain shrink: the line replays");
+  ok(c.divergences > 0, "chain shrink: and fails again");
+  ora_obuf_free(&c.report);
+  memset(&c, 0, sizeof c);
+  is(ora_replay(&c, line, 0), KJ_OK, "chain shrink: on a correct engine");
+  ok(c.divergences == 0 && c.chain_points > 1,
+     "chain shrink: it passes (%llu generations)",
+     (unsigned long long)c.chain_points);
+  ora_obuf_free(&c.report);
+
+  static const char *const bad[] = {
+      "chain: seed=1 ops=10 mix=realistic mode=full snapshots=small salt=1 "
+      "crashes=",
+      "chain: seed=1 ops=10 mix=realistic mode=full snapshots=small salt=1 "
+      "crashes=3/melt",
+      "chain: seed=1 ops=10 mix=realistic mode=full snapshots=small salt=1 "
+      "crashes=0/drop",
+      "chain: seed=1 ops=10 mix=realistic mode=full snapshots=small salt=1 "
+      "crashes=3/drop,",
+      "chain: seed=1 ops=10 mix=realistic mode=full snapshots=small salt=1 "
+      "keep=9-12"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    memset(&c, 0, sizeof c);
+    is(ora_replay(&c, bad[i], 0), KJ_EINVAL, "replay refuses \"%s\"", bad[i]);
+    ora_obuf_free(&c.report);
+  }
+}
+
+/* A threads line shrinks too: a planted loss (stores that sync nothing)
+ * fails with fewer threads and commits. */
+static void threads_shrink(void) {
+  ora_campaign c;
+  memset(&c, 0, sizeof c);
+  c.selftest_sync_off = 1;
+  is(ora_replay(&c,
+                "threads: seed=3 threads=4 commits=24 die_after_sync=5 "
+                "point=0 pattern=drop",
+                20000),
+     KJ_OK, "threads shrink: the line replays");
+  const char *r = c.report.len ? (const char *)c.report.p : "";
+  const char *sh = strstr(r, "  shrunk: ");
+  unsigned long n = sh ? strtoul(sh + strlen("  shrunk: "), NULL, 10) : 0;
+  ok(c.divergences > 0 && sh && n >= 2 && n < 4 &&
+         strstr(sh, "--replay 'threads: seed=3 "),
+     "threads shrink: it fails, and is shrunk to %lu threads", n);
+  if (c.report.len)
+    show_report(&c, 1500);
+  ora_obuf_free(&c.report);
+}
+
 /* A sync that never returns (the fault VFS's self-test): the campaign's
  * watchdog reports the hang with the case that hung, shrunk, and the
  * shrunk line, replayed under a watchdog, reports the hang again instead
@@ -276,6 +359,8 @@ int main(void) {
   run("sweep-all", 3, 1, 20, 0, 1, 0, 0);
   negative();
   shrunk_replay();
+  chain_shrink();
+  threads_shrink();
   hang_replay();
   return tap_done();
 }
