@@ -2079,6 +2079,47 @@ static void add_keep(ora_obuf *o, const size_t *idx, size_t m) {
   }
 }
 
+/* The ops a line keeps (its keep= list; all without one): *idx (malloc'd,
+ * ascending, *m of them) and the workload w of them; kv gets the list
+ * ("" without one). KJ_OK, KJ_EINVAL for a malformed list, KJ_ENOMEM. */
+static int line_kept(const char *line, const ora_workload *full, char *kv,
+                     size_t kvcap, size_t **idx, size_t *m, ora_workload *w) {
+  *idx = calloc(full->n ? full->n : 1, sizeof **idx);
+  uint8_t *keep = calloc(full->n ? full->n : 1, 1);
+  *m = 0;
+  kv[0] = 0;
+  int rc = *idx && keep ? KJ_OK : KJ_ENOMEM;
+  if (rc == KJ_OK && line_field(line, "keep=", kv, kvcap)) {
+    if (parse_keep(kv, keep, full->n))
+      rc = KJ_EINVAL;
+  } else if (rc == KJ_OK) {
+    memset(keep, 1, full->n);
+  }
+  for (size_t i = 0; rc == KJ_OK && i < full->n; i++)
+    if (keep[i])
+      (*idx)[(*m)++] = i;
+  if (rc == KJ_OK)
+    rc = ora_workload_subset(full, keep, w);
+  free(keep);
+  if (rc) {
+    free(*idx);
+    *idx = NULL;
+  }
+  return rc;
+}
+
+/* The ops idx[0..m) of w under a "shrunk:" line (the first 40). */
+static void list_ops(ora_obuf *o, const ora_workload *w, const size_t *idx,
+                     size_t m) {
+  for (size_t i = 0; i < m && i < 40; i++) {
+    ora_obuf_addf(o, "    %zu. ", i + 1);
+    ora_wop_describe(ora_workload_op(w, idx[i]), o);
+    ora_obuf_addf(o, "   /* op %zu */\n", idx[i]);
+  }
+  if (m > 40)
+    ora_obuf_addf(o, "    ... %zu more\n", m - 40);
+}
+
 /* What a line asks for. */
 typedef struct replay {
   char tag[8]; /* "crash" or "fault" */
@@ -2161,6 +2202,27 @@ typedef struct pshrink {
   int64_t deadline_ms;
 } pshrink;
 
+/* Where op j is among idx[0..m), or m. */
+static size_t idx_pos(const size_t *idx, size_t m, size_t j) {
+  size_t i = 0;
+  while (i < m && idx[i] != j)
+    i++;
+  return i;
+}
+
+/* The ops idx[0..m) of w, in order, as a workload: KJ_OK or an error. */
+static int subset_of(const ora_workload *w, const size_t *idx, size_t m,
+                     ora_workload *sub) {
+  uint8_t *keep = calloc(w->n ? w->n : 1, 1);
+  if (!keep)
+    return KJ_ENOMEM;
+  for (size_t i = 0; i < m; i++)
+    keep[idx[i]] = 1;
+  int rc = ora_workload_subset(w, keep, sub);
+  free(keep);
+  return rc;
+}
+
 /* One try of the shrinker: the plan on the ops kept. */
 typedef struct ptry {
   const pshrink *x;
@@ -2204,22 +2266,9 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
   pshrink *x = arg;
   if (now_ms() > x->deadline_ms)
     return 0;
-  size_t jj = 0;
-  if (x->anchor == 1) {
-    while (jj < m && idx[jj] != x->j)
-      jj++;
-    if (jj == m)
-      return 0;
-  }
-  uint8_t *keep = calloc(x->w->n ? x->w->n : 1, 1);
-  if (!keep)
-    return 0;
-  for (size_t i = 0; i < m; i++)
-    keep[idx[i]] = 1;
+  size_t jj = x->anchor == 1 ? idx_pos(idx, m, x->j) : 0;
   ora_workload sub;
-  int rc = ora_workload_subset(x->w, keep, &sub);
-  free(keep);
-  if (rc)
+  if (jj == m || subset_of(x->w, idx, m, &sub) != KJ_OK)
     return 0;
   ora_campaign sc;
   scratch_of(&sc, x->c);
@@ -2406,24 +2455,11 @@ static int chain_fails(void *arg, const size_t *idx, size_t m) {
   chain_gen g[CHAIN_MAX_GENS];
   for (size_t i = 0; i < x->ngen; i++) {
     g[i] = x->gens[i];
-    if (g[i].kind == 1) {
-      size_t jj = 0;
-      while (jj < m && idx[jj] != g[i].j)
-        jj++;
-      if (jj == m)
-        return 0;
-      g[i].j = jj;
-    }
+    if (g[i].kind == 1 && (g[i].j = idx_pos(idx, m, g[i].j)) == m)
+      return 0;
   }
-  uint8_t *keep = calloc(x->w->n ? x->w->n : 1, 1);
-  if (!keep)
-    return 0;
-  for (size_t i = 0; i < m; i++)
-    keep[idx[i]] = 1;
   ora_workload sub;
-  int rc = ora_workload_subset(x->w, keep, &sub);
-  free(keep);
-  if (rc)
+  if (subset_of(x->w, idx, m, &sub) != KJ_OK)
     return 0;
   ora_campaign sc;
   scratch_of(&sc, x->c);
@@ -2475,31 +2511,13 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
   ora_workload full;
   if (ora_workload_gen(seed, (size_t)ops, (ora_mix)mix, &full) != KJ_OK)
     return -2;
-  int ret = 0;
-  size_t *idx = calloc(full.n ? full.n : 1, sizeof *idx);
-  uint8_t *keep = calloc(full.n ? full.n : 1, 1);
-  char kv[4096] = "";
-  size_t m = 0;
+  char kv[4096];
+  size_t *idx, m;
   ora_workload w;
-  memset(&w, 0, sizeof w);
-  if (!idx || !keep) {
-    ret = -2;
-    goto out;
-  }
-  if (line_field(line, "keep=", kv, sizeof kv)) {
-    if (parse_keep(kv, keep, full.n)) {
-      ret = -1;
-      goto out;
-    }
-  } else {
-    memset(keep, 1, full.n);
-  }
-  for (size_t i = 0; i < full.n; i++)
-    if (keep[i])
-      idx[m++] = i;
-  if (ora_workload_subset(&full, keep, &w) != KJ_OK) {
-    ret = -2;
-    goto out;
+  int krc = line_kept(line, &full, kv, sizeof kv, &idx, &m, &w);
+  if (krc) {
+    ora_workload_free(&full);
+    return krc == KJ_EINVAL ? -1 : -2;
   }
   c->normal = normal;
   if (nfixed)
@@ -2593,22 +2611,14 @@ static int replay_chain(ora_campaign *c, const char *line, unsigned shrink_ms) {
       add_keep(&c->report, idx, m);
     }
     ora_obuf_addf(&c->report, "'\n");
-    for (size_t i = 0; i < m && i < 40; i++) {
-      ora_obuf_addf(&c->report, "    %zu. ", i + 1);
-      ora_wop_describe(ora_workload_op(&full, idx[i]), &c->report);
-      ora_obuf_addf(&c->report, "   /* op %zu */\n", idx[i]);
-    }
-    if (m > 40)
-      ora_obuf_addf(&c->report, "    ... %zu more\n", m - 40);
+    list_ops(&c->report, &full, idx, m);
     c->shrinks++;
   }
   wref_free(&r);
-out:
   ora_workload_free(&w);
   free(idx);
-  free(keep);
   ora_workload_free(&full);
-  return ret;
+  return 0;
 }
 
 /* A chain or threads line, replayed (ora_replay). */
@@ -2711,29 +2721,15 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
   if (rc)
     return rc;
   /* The ops the line keeps (all without keep=). */
-  size_t *idx = calloc(full.n ? full.n : 1, sizeof *idx);
-  uint8_t *keep = calloc(full.n ? full.n : 1, 1);
-  char kv[4096] = "";
-  size_t m = 0;
-  if (!idx || !keep) {
-    rc = KJ_ENOMEM;
-    goto out;
-  }
-  if (line_field(line, "keep=", kv, sizeof kv)) {
-    if (parse_keep(kv, keep, full.n)) {
-      ora_obuf_addf(&c->report, "replay: bad keep= list: %.200s\n", kv);
-      rc = KJ_EINVAL;
-      goto out;
-    }
-  } else {
-    memset(keep, 1, full.n);
-  }
-  for (size_t i = 0; i < full.n; i++)
-    if (keep[i])
-      idx[m++] = i;
+  char kv[4096];
+  size_t *idx, m;
   ora_workload w;
-  if ((rc = ora_workload_subset(&full, keep, &w)) != KJ_OK)
-    goto out;
+  if ((rc = line_kept(line, &full, kv, sizeof kv, &idx, &m, &w)) != KJ_OK) {
+    if (rc == KJ_EINVAL)
+      ora_obuf_addf(&c->report, "replay: bad keep= list: %.200s\n", kv);
+    ora_workload_free(&full);
+    return rc;
+  }
   c->normal = x.normal;
   uint64_t before = c->divergences;
   uint64_t sh[sizeof e.last.user / sizeof(uint64_t)];
@@ -2787,19 +2783,11 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
     ora_obuf_addf(&c->report, "keyjournal oracle --replay '");
     replay_line(&c->report, &x, m == n0 ? &x.plan : &sx.found, idx, m, full.n);
     ora_obuf_addf(&c->report, "'\n");
-    for (size_t i = 0; i < m && i < 40; i++) {
-      ora_obuf_addf(&c->report, "    %zu. ", i + 1);
-      ora_wop_describe(ora_workload_op(&full, idx[i]), &c->report);
-      ora_obuf_addf(&c->report, "   /* op %zu */\n", idx[i]);
-    }
-    if (m > 40)
-      ora_obuf_addf(&c->report, "    ... %zu more\n", m - 40);
+    list_ops(&c->report, &full, idx, m);
     c->shrinks++;
   }
   ora_workload_free(&w);
-out:
   free(idx);
-  free(keep);
   ora_workload_free(&full);
   return rc;
 }

@@ -98,15 +98,20 @@ static int replay_of(const ora_campaign *c, char *buf, size_t cap) {
   return 1;
 }
 
+/* A one-workload campaign of ops ops and sample crash points. */
+static void one(ora_campaign *c, uint64_t seed, size_t ops, size_t sample) {
+  memset(c, 0, sizeof *c);
+  c->seed = seed;
+  c->workloads = 1;
+  c->ops = ops;
+  c->crash_sample = sample;
+}
+
 /* The campaign shrinks its first crash divergence to a few ops, and the
  * shrunk line replays the failure on its own in well under a second. */
 static void shrunk_replay(void) {
   ora_campaign c;
-  memset(&c, 0, sizeof c);
-  c.seed = 12;
-  c.workloads = 1;
-  c.ops = 150;
-  c.crash_sample = 6;
+  one(&c, 12, 150, 6);
   c.selftest_sync_off = 1;
   is(ora_campaign_run(&c), KJ_OK, "shrink: campaign ran");
   ok(c.divergences > 0, "shrink: the lost commits are caught");
@@ -159,10 +164,7 @@ static void shrunk_replay(void) {
 
   /* A chain whose first generation lost commits: replayed alone, it is
    * printed as a crash point and shrunk; thread lines replay too. */
-  memset(&c, 0, sizeof c);
-  c.seed = 13;
-  c.workloads = 1;
-  c.ops = 120;
+  one(&c, 13, 120, 0);
   c.generations = 3;
   c.selftest_sync_off = 1;
   is(ora_campaign_run(&c), KJ_OK, "chain: campaign ran");
@@ -226,11 +228,7 @@ static void shrunk_replay(void) {
  * that fails again alone and passes on a correct engine. */
 static void chain_shrink(void) {
   ora_campaign c;
-  memset(&c, 0, sizeof c);
-  c.seed = 17;
-  c.workloads = 1;
-  c.ops = 150;
-  c.crash_sample = 4;
+  one(&c, 17, 150, 4);
   c.generations = 3;
   c.selftest_sync_off = 2;
   is(ora_campaign_run(&c), KJ_OK, "chain shrink: campaign ran");
@@ -310,11 +308,7 @@ static void threads_shrink(void) {
 static void hang_replay(void) {
   ora_fault_vfs_selftest_hang(1);
   ora_campaign c;
-  memset(&c, 0, sizeof c);
-  c.seed = 14;
-  c.workloads = 1;
-  c.ops = 60;
-  c.crash_sample = 4;
+  one(&c, 14, 60, 4);
   c.watchdog_ms = 1000;
   is(ora_campaign_run(&c), KJ_OK, "hang: campaign ran");
   is(c.hangs, 1, "hang: one hang reported");
