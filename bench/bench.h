@@ -83,6 +83,43 @@ extern const char *const bench_fig_key[NFIG];
 #define BENCH_MEDIUM 1 /* the size of the disk-bytes and RSS figures */
 #define BENCH_MAXREPS 64
 
+/* ---- the key-value table (kv.c) ------------------------------------------ */
+
+/* The contenders of the key-value table, durable and unsynced pairs. */
+enum {
+  KV_NAT_FULL,     /* kj_put/kj_get, KJ_SYNC_FULL */
+  KV_NAT_NORMAL,   /* KJ_SYNC_NORMAL */
+  KV_LMDB,         /* LMDB, its default sync at commit */
+  KV_LMDB_NOSYNC,  /* MDB_NOSYNC */
+  KV_ROCKS,        /* RocksDB, WriteOptions sync=true */
+  KV_ROCKS_NOSYNC, /* sync=false (the WAL still written) */
+  KV_NCONT
+};
+extern const char *const bench_kv_name[KV_NCONT];
+extern const char *const bench_kv_key[KV_NCONT];
+
+/* Its figures: the first NKVREP per rep (medians), then per store. */
+enum {
+  KF_COMMIT,  /* s per one-put commit */
+  KF_THREADS, /* ops/s, 8 writer threads (durable contenders) */
+  KF_BATCH,   /* s per commit of 100 puts */
+  NKVREP,
+  KF_GET0 = NKVREP,      /* s per point read, stores of sizes[0..2] rows */
+  KF_SCAN = KF_GET0 + 3, /* s per ordered scan of 1,000 rows (medium) */
+  KF_DISK,               /* bytes of the medium store */
+  KF_RSS,                /* KiB, a child opening it and reading a row */
+  NKF
+};
+
+typedef struct bench_kv {
+  int ok[KV_NCONT];          /* built into this program */
+  char why[KV_NCONT][200];   /* when not */
+  long sizes[3];             /* rows of the read stores */
+  int nsizes;                /* 3 with --large */
+  double fig[KV_NCONT][NKF]; /* 0: not measured */
+  double repv[KV_NCONT][NKVREP][BENCH_MAXREPS];
+} bench_kv;
+
 /* ---- one run ------------------------------------------------------------ */
 
 #define BENCH_FAILED (-1) /* returned after bench_errf recorded why */
@@ -133,6 +170,7 @@ typedef struct bench_run {
   int has_fig[NCONT][NFIG];
   double repv[NCONT][NREPFIG][BENCH_MAXREPS];
   bench_cipher sqlc;
+  bench_kv kv;
 } bench_run;
 
 /* ---- harness.c ---------------------------------------------------------- */
@@ -243,6 +281,20 @@ int bench_sqlcipher_run(bench_run *r);
 /* One line on what each contender is. */
 void bench_describe_sqlite(char *out, size_t cap);
 void bench_describe_sqlcipher(const bench_run *r, char *out, size_t cap);
+
+/* ---- kv.c ---------------------------------------------------------------- */
+
+/* 1 when contender c is built into this program, else 0 and why. */
+int bench_kv_available(int c, char *why, size_t cap);
+/* Measure the key-value table into r->kv. */
+int bench_kv_run(bench_run *r);
+/* The child side of its RSS figure, for kind (a bench_kv_key): open the
+ * store at dir, read a row, close. *found is 0 when kind is not one. */
+int bench_kv_rss_open(bench_run *r, const char *kind, const char *dir,
+                      int *found);
+/* The key-value table as text, or as the JSON member "kv" (kvreport.c). */
+void bench_kv_print_text(const bench_run *r);
+void bench_kv_print_json(const bench_run *r);
 
 /* ---- report.c ----------------------------------------------------------- */
 

@@ -52,7 +52,8 @@ static int compare(bench_run *r, const char *dir) {
       bench_measure_stores(r, SQL_FULL) != 0 || bench_sqlcipher_run(r) != 0)
     return BENCH_FAILED;
   long rss_base;
-  if (bench_child_rss(r, "none", r->base_dir, &rss_base) != 0)
+  if (bench_child_rss(r, "none", r->base_dir, &rss_base) != 0 ||
+      bench_kv_run(r) != 0)
     return BENCH_FAILED;
   bench_rm_rf(r->base_dir);
   bench_progress_end(r);
@@ -70,7 +71,17 @@ int kj_bench_main(int argc, char **argv, const char *subcmd) {
   int status;
   const char *dir;
   int child;
-  if (argc == 4 && strcmp(argv[1], "--rss-child") == 0) {
+  if (argc == 4 && strcmp(argv[1], "--rss-child") == 0 &&
+      strncmp(argv[2], "kv_", 3) == 0) {
+    int found;
+    status =
+        bench_exit_status(r, bench_kv_rss_open(r, argv[2], argv[3], &found));
+    if (status == 0 && !found)
+      status = bench_exit_status(
+          r, bench_errf(&r->err, "--rss-child: unknown kind %s", argv[2]));
+    if (status == 0)
+      status = bench_rss_child_main(r, "none", argv[3]);
+  } else if (argc == 4 && strcmp(argv[1], "--rss-child") == 0) {
     status = bench_rss_child_main(r, argv[2], argv[3]);
   } else if ((status = bench_parse_args(r, argc, argv, &dir, &child)) >= 0) {
     /* --help or bad usage: done */

@@ -423,7 +423,9 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
       json_str(status_text(t->status));
     printf("}%s\n", i + 1 < p->ntargets ? "," : "");
   }
-  printf("  ]\n}\n");
+  printf("  ],\n");
+  bench_kv_print_json(run);
+  printf("}\n");
 }
 
 int bench_report(bench_run *run, const char *dir, double fsync_rate,
@@ -432,10 +434,12 @@ int bench_report(bench_run *run, const char *dir, double fsync_rate,
   if (p == NULL)
     return bench_errf(&run->err, "out of memory");
   build_rows(p, run, fsync_rate, rss_base);
-  if (run->cfg.json)
+  if (run->cfg.json) {
     print_json(p, run, dir, fsync_rate);
-  else
+  } else {
     print_text(p, run, dir, fsync_rate);
+    bench_kv_print_text(run);
+  }
   free(p);
   return 0;
 }

@@ -75,6 +75,9 @@ else
 fi
 check "text: a commit row" grep -q '^commit, 512 B session put ' "$tmp/full.txt"
 check "text: the targets" grep -q '^Targets of the native engine' "$tmp/full.txt"
+check "text: the key-value table" \
+  grep -q '^Key-value API (kj_put/kj_get/kj_scan_range) against LMDB' \
+  "$tmp/full.txt"
 
 # A helper that does not exist: SQLCipher is absent, with the reason.
 check "bench with a missing SQLCipher helper still exits 0" \
@@ -179,16 +182,78 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
+# check_kv FILE REQUIRE: the key-value table (JSON member "kv"): six
+# contenders, each available or absent with a reason (REQUIRE=1: all
+# available); every figure a positive number where it is measured (the
+# unsynced contenders have commit and batch only) and null elsewhere.
+check_kv() {
+  python3 - "$@" <<'EOF'
+import json, sys
+
+d = json.load(open(sys.argv[1]))
+require = sys.argv[2] == "1"
+bad = []
+k = d.get("kv", {})
+keys = ["kv_native_full", "kv_native_normal", "kv_lmdb", "kv_lmdb_nosync",
+        "kv_rocksdb_sync", "kv_rocksdb_nosync"]
+cont = k.get("contenders", [])
+if [c.get("key") for c in cont] != keys:
+    bad.append("contenders %r" % [c.get("key") for c in cont])
+avail = {c.get("key"): c.get("available") for c in cont}
+for c in cont:
+    if c.get("available") is True and c.get("reason") is not None:
+        bad.append("%s available with a reason" % c.get("key"))
+    if c.get("available") is False and not c.get("reason"):
+        bad.append("%s absent without a reason" % c.get("key"))
+    if require and c.get("available") is not True:
+        bad.append("%s not available: %r" % (c.get("key"), c.get("reason")))
+for n in ("kv_native_full", "kv_native_normal"):
+    if avail.get(n) is not True:
+        bad.append("%s not available" % n)
+if len(k.get("sizes", [])) != 2:
+    bad.append("sizes %r" % k.get("sizes"))
+ids = ["commit", "threads", "batch", "get_small", "get_medium", "scan",
+       "disk", "rss"]
+figs = {f.get("id"): f for f in k.get("figures", [])}
+if sorted(figs) != sorted(ids):
+    bad.append("figures %r" % sorted(figs))
+for fid, f in figs.items():
+    vals = f.get("values", {})
+    for c in keys:
+        durable = c in ("kv_native_full", "kv_lmdb", "kv_rocksdb_sync")
+        want = avail.get(c) is True and (durable or fid in ("commit", "batch"))
+        v = vals.get(c, "missing")
+        if want and not (isinstance(v, (int, float)) and v > 0):
+            bad.append("%s %s = %r, want a positive number" % (fid, c, v))
+        if not want and v is not None:
+            bad.append("%s %s = %r, want null" % (fid, c, v))
+ts = k.get("targets", [])
+if not ts:
+    bad.append("no targets")
+for t in ts:
+    if t.get("figure") not in figs or t.get("status") not in ("met",
+                                                              "missed", None):
+        bad.append("target %r" % t)
+for b in bad[:40]:
+    print("# " + b)
+sys.exit(1 if bad else 0)
+EOF
+}
+
 if command -v python3 >/dev/null 2>&1; then
   check "json: contenders, figures, ratios and targets are well formed" \
     check_json "$tmp/full.json" "$want_cipher"
   check "json: a missing helper makes SQLCipher null with the reason" \
     check_json "$tmp/none.json" "$want_cipher" "$tmp/no-such-helper"
+  # In CI (CI=true) LMDB and RocksDB are installed: never absent there.
+  check "json: the key-value table against LMDB and RocksDB" \
+    check_kv "$tmp/full.json" "$([ "${CI:-}" = true ] && echo 1 || echo 0)"
 else
   skip "json: contenders, figures, ratios and targets are well formed" \
     "no python3"
   skip "json: a missing helper makes SQLCipher null with the reason" \
     "no python3"
+  skip "json: the key-value table against LMDB and RocksDB" "no python3"
 fi
 
 tap_done

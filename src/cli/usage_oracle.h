@@ -65,10 +65,16 @@
   "      (durable and NORMAL commits, 8 writer threads, point reads,\n"        \
   "      pre-key batches, ratchet saves, open times, disk bytes, peak RSS)\n"  \
   "      with its ratio to SQLite FULL from the same run, the disk's\n"        \
-  "      fdatasync limit and the engine's targets, met or missed. Medians\n"   \
+  "      fdatasync limit and the engine's targets, met or missed. Then a\n"    \
+  "      key-value table: kj_put/kj_get/kj_scan_range against LMDB\n"          \
+  "      (default sync; MDB_NOSYNC) and RocksDB (sync=true; sync=false) at\n"  \
+  "      the same durability (commits, 8 threads, batches of 100, reads\n"     \
+  "      in stores of 1k and 100k rows, scans, bytes, RSS; a contender\n"      \
+  "      configure did not find says why). Medians\n"                          \
   "      of --reps N runs (default 5, 1 with --quick); --quick: tiny time\n"   \
   "      budgets and stores (a smoke test, seconds; the figures mean\n"        \
-  "      nothing); --large adds the 1M-row open; --json: the same as JSON.\n"  \
+  "      nothing); --large adds the 1M-row stores; --json: the same as\n"      \
+  "      JSON (the key-value table as its member \"kv\").\n"                   \
   "      Stores go under DIR (default $KJ_BENCH_DIR, $TMPDIR or /tmp) and\n"   \
   "      are removed. Progress on stderr when it is a terminal. Exit 0\n"      \
   "      when the benchmark ran (a missed target is not a failure), 1\n"       \
