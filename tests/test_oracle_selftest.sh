@@ -27,7 +27,8 @@ failed=0
 # library's, the oracle's, the benchmark's and the program's own.
 (cd "$s" && ls src/engine/*.c src/common/*.c src/domain/*.c src/native/*.c \
   oracle/*.c tools/*.c 2>/dev/null) >"$tmp/srcs"
-for f in harness measure contender_native contender_sqlite sqlcipher report compare; do
+for f in harness measure contender_native contender_sqlite sqlcipher kv kvreport \
+  report compare; do
   [ -f "$s/bench/$f.c" ] && echo "bench/$f.c" >>"$tmp/srcs"
 done
 

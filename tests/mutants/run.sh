@@ -93,7 +93,8 @@ now() { date +%s; }
 # program's own sources (as tests/test_oracle_selftest.sh).
 (cd "$s" && ls src/engine/*.c src/common/*.c src/domain/*.c src/native/*.c \
   oracle/*.c tools/*.c 2>/dev/null) >"$tmp/srcs"
-for f in harness measure contender_native contender_sqlite sqlcipher report compare; do
+for f in harness measure contender_native contender_sqlite sqlcipher kv kvreport \
+  report compare; do
   [ -f "$s/bench/$f.c" ] && echo "bench/$f.c" >>"$tmp/srcs"
 done
 # The library alone (libkjcore.la), and the oracle library, for the tests.
