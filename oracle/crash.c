@@ -2993,6 +2993,7 @@ int ora_campaign_run(ora_campaign *c) {
   if (!c)
     return KJ_EINVAL;
   int rc = KJ_OK;
+  int64_t t0 = now_ms();
   for (size_t wi = 0; wi < c->workloads && rc == KJ_OK; wi++) {
     size_t kills = c->workloads ? c->kills / c->workloads +
                                       (wi < c->kills % c->workloads ? 1 : 0)
@@ -3004,6 +3005,10 @@ int ora_campaign_run(ora_campaign *c) {
     rc = c->watchdog_ms ? watched_workload(c, wi, kills)
                         : one_workload(c, wi, kills);
     c->normal = mode;
+    if (c->divergences && !c->first_divergence_workload) {
+      c->first_divergence_ms = (uint64_t)(now_ms() - t0);
+      c->first_divergence_workload = wi + 1;
+    }
     if (c->hangs > hangs) { /* the engine is stuck: report it now */
       ora_obuf_addf(&c->report,
                     "hang: the campaign stops after workload %zu of %zu\n",

@@ -309,6 +309,10 @@ typedef struct ora_campaign {
   /* Crash and fault divergences shrunk so far (the campaign shrinks the
    * first one; every line can be replayed and shrunk with ora_replay). */
   uint64_t shrinks;
+  /* When the campaign had its first divergence: ms since it started, and
+   * the workload (1-based) that found it; 0 while there is none. */
+  uint64_t first_divergence_ms;
+  size_t first_divergence_workload;
 } ora_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as

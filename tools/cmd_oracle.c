@@ -162,6 +162,9 @@ int tool_oracle(int argc, char **argv) {
       snprintf(crash, sizeof crash, "sample:%zu", c.crash_sample);
     else
       snprintf(crash, sizeof crash, "none");
+    printf("oracle: first divergence after %.1f s, in workload %zu of %zu\n",
+           (double)c.first_divergence_ms / 1000.0, c.first_divergence_workload,
+           c.workloads);
     printf("reproduce: keyjournal oracle --seed %" PRIu64
            " --workloads %zu --ops %zu --crash %s --sync %s --kill %zu "
            "--threads %zu --generations %zu\n",

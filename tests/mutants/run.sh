@@ -19,7 +19,8 @@
 # The first row is the pristine copy, whose campaign must pass (exit 0);
 # otherwise the run is aborted.
 #
-# Prints a table (mutant | campaign | caught by | seconds) and the line
+# Prints a table (mutant | campaign | caught by | seconds: when the
+# campaign had its first divergence, and its whole run) and the line
 # "N mutants, N caught by the campaign, N by tests only, N missed". Exits
 # 0 only when the campaign caught every mutant, 1 otherwise, 2 when it
 # could not run (the pristine copy fails to build or its campaign fails).
@@ -412,8 +413,11 @@ done <"$tmp/runs"
 
 total=0 by_campaign=0 by_tests=0 missed=0
 row() { printf '%-30s | %-14s | %-26s | %s\n' "$1" "$2" "$3" "$4"; }
-row mutant campaign "caught by" seconds
-row "(pristine tree)" "passed" "-" "$(cat "$tmp/secs.NONE")"
+# seconds: for a mutant the campaign caught, when it had its first
+# divergence ("oracle: first divergence after S s"), then the campaign's
+# whole run (it finishes its workloads and shrinks what it found).
+row mutant campaign "caught by" "seconds (first divergence / campaign)"
+row "(pristine tree)" "passed" "-" "- / $(cat "$tmp/secs.NONE")"
 while read -r m; do
   total=$((total + 1))
   state=$(cat "$tmp/state.$m")
@@ -430,7 +434,9 @@ while read -r m; do
   v=$(verdict "$m")
   if [ "$v" = caught ]; then
     by_campaign=$((by_campaign + 1))
-    row "$m" caught campaign "$(cat "$tmp/secs.$m")"
+    first=$(sed -n 's/^oracle: first divergence after \([0-9.]*\) s.*/\1/p' \
+      "$tmp/out.$m" | head -n 1)
+    row "$m" caught campaign "${first:-?} / $(cat "$tmp/secs.$m")"
   elif [ -f "$tmp/bytest.$m" ]; then
     by_tests=$((by_tests + 1))
     row "$m" "$v" "$(cat "$tmp/bytest.$m")" \
