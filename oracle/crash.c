@@ -68,8 +68,10 @@
 #define CLOCK_EPOCH_MS INT64_C(1700000000000)
 #define SEGMENT_BYTES 4096u /* the minimum: roll-overs in every workload */
 #define SNAPSHOT_SMALL 8192u
-/* KJ_SYNC_NORMAL syncs every this many journal bytes. */
-#define SYNC_INTERVAL 4096u
+/* KJ_SYNC_NORMAL syncs every this many journal bytes: a quarter of a
+ * segment, so that a store that syncs only at roll-overs (never every
+ * interval) loses more than the bound allows and is caught. */
+#define SYNC_INTERVAL 1024u
 /* Nth-call values tried by the fault runs. */
 static const uint64_t fault_nth[] = {1, 3, 10, 30};
 /* Concurrent-writer crash schedules and chains of crashes per workload. */
