@@ -226,6 +226,14 @@ int bench_timed_loop(const bench_run *r, bench_op_fn f, void *ctx,
                      double budget, long min_ops, long max_ops,
                      double *sec_per_op);
 
+/* Run op(ctx[t], 0), op(ctx[t], 1), ... in n threads at once for budget
+ * seconds (a thread stops at its first failure, which op records where
+ * its context says); *ops_per_s: the ops of all threads per second.
+ * BENCH_FAILED only when a thread could not start: the caller checks the
+ * failures its contexts recorded. */
+int bench_threads(bench_run *r, int n, bench_op_fn op, void *const *ctx,
+                  double budget, double *ops_per_s);
+
 /* Run argv (argv[0]: the program's path) with its stdout captured in *out
  * (malloc'd, NUL-terminated) and the waitpid status in *st. A child that
  * cannot exec prints "error exec ..." and exits 127. */
@@ -295,6 +303,8 @@ int bench_kv_rss_open(bench_run *r, const char *kind, const char *dir,
 /* The key-value table as text, or as the JSON member "kv" (kvreport.c). */
 void bench_kv_print_text(const bench_run *r);
 void bench_kv_print_json(const bench_run *r);
+/* s as a JSON string, quoted and escaped, on stdout (report.c). */
+void bench_json_str(const char *s);
 
 /* ---- report.c ----------------------------------------------------------- */
 

@@ -18,7 +18,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +190,59 @@ uint64_t bench_disk_bytes(const char *path) {
 }
 
 /* ---- timed loops ------------------------------------------------------- */
+
+typedef struct thr {
+  bench_op_fn op;
+  void *ctx;
+  atomic_int *stop;
+  long ops;
+} thr;
+
+static void *thr_main(void *v) {
+  thr *a = v;
+  long n = 0;
+  while (!atomic_load(a->stop))
+    if (a->op(a->ctx, n++) != 0)
+      break;
+  a->ops = n;
+  return NULL;
+}
+
+int bench_threads(bench_run *r, int n, bench_op_fn op, void *const *ctx,
+                  double budget, double *ops_per_s) {
+  thr *ta = calloc((size_t)n, sizeof *ta);
+  pthread_t *th = calloc((size_t)n, sizeof *th);
+  if (!ta || !th) {
+    free(ta);
+    free(th);
+    return bench_errf(&r->err, "out of memory");
+  }
+  atomic_int stop = 0;
+  int started = 0, rc = 0;
+  double t0 = bench_now();
+  for (; started < n; started++) {
+    ta[started] = (thr){op, ctx[started], &stop, 0};
+    if (pthread_create(&th[started], NULL, thr_main, &ta[started])) {
+      rc = bench_errf(&r->err, "pthread_create failed");
+      break;
+    }
+  }
+  if (rc == 0) {
+    struct timespec ts = {(time_t)budget,
+                          (long)((budget - (double)(time_t)budget) * 1e9)};
+    nanosleep(&ts, NULL);
+  }
+  atomic_store(&stop, 1);
+  long total = 0;
+  for (int t = 0; t < started; t++) {
+    pthread_join(th[t], NULL);
+    total += ta[t].ops;
+  }
+  *ops_per_s = (double)total / (bench_now() - t0);
+  free(ta);
+  free(th);
+  return rc;
+}
 
 int bench_timed_loop(const bench_run *r, bench_op_fn f, void *ctx,
                      double budget, long min_ops, long max_ops,

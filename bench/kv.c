@@ -20,8 +20,6 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,70 +414,32 @@ static int fresh(bench_run *r, int c, const char *tag, kvdb **d) {
   return kv_open(r, c, dir, d);
 }
 
-typedef struct kthr {
-  kvop o;
-  atomic_int *stop;
-  long ops;
-  bench_err err;
-} kthr;
-
-static void *kthr_main(void *v) {
-  kthr *a = v;
-  long n = 0;
-  while (!atomic_load(a->stop))
-    if (op_commit(&a->o, n++) != 0)
-      break;
-  a->ops = n;
-  return NULL;
-}
-
 /* 8 writer threads on one handle, keys of their own: total ops/s. */
 static int m_threads(bench_run *r, int c, double budget, double *out) {
   kvdb *d;
   if (fresh(r, c, "threads", &d) != 0)
     return BENCH_FAILED;
-  kthr *ta = calloc(KV_THREADS, sizeof *ta);
-  if (!ta) {
-    kv_close(r, d);
-    return bench_errf(&r->err, "out of memory");
-  }
-  atomic_int stop = 0;
+  kvop *o = calloc(KV_THREADS, sizeof *o);
+  bench_err *errs = calloc(KV_THREADS, sizeof *errs);
+  void *ctx[KV_THREADS];
+  int rc = o && errs ? 0 : bench_errf(&r->err, "out of memory");
   bench_rng_seed(&r->rng, 12);
-  for (int t = 0; t < KV_THREADS; t++) {
-    ta[t].o.d = d;
-    ta[t].o.err = &ta[t].err;
-    ta[t].o.base = (long)t * 100000000l;
-    ta[t].stop = &stop;
-    bench_fill_random(&r->rng, ta[t].o.vals, KV_VLEN);
+  for (int t = 0; rc == 0 && t < KV_THREADS; t++) {
+    o[t].d = d;
+    o[t].err = &errs[t];
+    o[t].base = (long)t * 100000000l;
+    bench_fill_random(&r->rng, o[t].vals, KV_VLEN);
+    ctx[t] = &o[t];
   }
-  pthread_t th[KV_THREADS];
-  int started = 0, rc = 0;
-  double t0 = bench_now();
-  for (; started < KV_THREADS; started++)
-    if (pthread_create(&th[started], NULL, kthr_main, &ta[started])) {
-      rc = bench_errf(&r->err, "pthread_create failed");
-      break;
-    }
-  if (rc == 0) {
-    struct timespec ts = {(time_t)budget,
-                          (long)((budget - (double)(time_t)budget) * 1e9)};
-    nanosleep(&ts, NULL);
-  }
-  atomic_store(&stop, 1);
-  long total = 0;
-  for (int t = 0; t < started; t++) {
-    pthread_join(th[t], NULL);
-    total += ta[t].ops;
-  }
-  double el = bench_now() - t0;
-  for (int t = 0; rc == 0 && t < started; t++)
-    if (ta[t].err.msg[0])
-      rc = bench_errf(&r->err, "%s", ta[t].err.msg);
-  free(ta);
+  if (rc == 0)
+    rc = bench_threads(r, KV_THREADS, op_commit, ctx, budget, out);
+  for (int t = 0; rc == 0 && t < KV_THREADS; t++)
+    if (errs[t].msg[0])
+      rc = bench_errf(&r->err, "%s", errs[t].msg);
+  free(o);
+  free(errs);
   if (kv_close(r, d) != 0)
     rc = BENCH_FAILED;
-  if (rc == 0)
-    *out = (double)total / el;
   return rc;
 }
 

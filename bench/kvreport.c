@@ -56,6 +56,11 @@ static double kv_ratio(const bench_kv *k, int f, int c, int ref) {
   return f == KF_THREADS ? a / b : b / a;
 }
 
+/* Figure f is printed: a read row only for the store sizes measured. */
+static int shown(const bench_kv *k, int f) {
+  return f < KF_GET0 || f >= KF_GET0 + 3 || f - KF_GET0 < k->nsizes;
+}
+
 static void row_name(const bench_kv *k, const kvrow *r, char *out, size_t cap) {
   if (r->f >= KF_GET0 && r->f < KF_GET0 + 3)
     snprintf(out, cap, "point read, %ld rows", k->sizes[r->f - KF_GET0]);
@@ -79,7 +84,7 @@ void bench_kv_print_text(const bench_run *run) {
   printf("\n");
   for (size_t i = 0; i < NROWS; i++) {
     const kvrow *r = &rows[i];
-    if (r->f >= KF_GET0 && r->f < KF_GET0 + 3 && r->f - KF_GET0 >= k->nsizes)
+    if (!shown(k, r->f))
       continue;
     char name[64];
     row_name(k, r, name, sizeof name);
@@ -112,8 +117,7 @@ void bench_kv_print_text(const bench_run *run) {
     for (size_t j = 0; j < NROWS; j++)
       if (rows[j].f == t->f)
         r = &rows[j];
-    if (!r ||
-        (t->f >= KF_GET0 && t->f < KF_GET0 + 3 && t->f - KF_GET0 >= k->nsizes))
+    if (!r || !shown(k, t->f))
       continue;
     row_name(k, r, name, sizeof name);
     double q = kv_ratio(k, t->f, t->c, t->ref);
@@ -128,19 +132,6 @@ void bench_kv_print_text(const bench_run *run) {
   }
 }
 
-static void jstr(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      printf("\\%c", *s);
-    else if ((unsigned char)*s < 0x20)
-      printf("\\u%04x", *s);
-    else
-      putchar(*s);
-  }
-  putchar('"');
-}
-
 void bench_kv_print_json(const bench_run *run) {
   const bench_kv *k = &run->kv;
   printf("  \"kv\": {\n    \"contenders\": [\n");
@@ -151,7 +142,7 @@ void bench_kv_print_json(const bench_run *run) {
     if (k->ok[c])
       printf("null");
     else
-      jstr(k->why[c]);
+      bench_json_str(k->why[c]);
     printf("}%s\n", c + 1 < KV_NCONT ? "," : "");
   }
   printf("    ],\n    \"sizes\": [");
@@ -161,12 +152,12 @@ void bench_kv_print_json(const bench_run *run) {
   int first = 1;
   for (size_t i = 0; i < NROWS; i++) {
     const kvrow *r = &rows[i];
-    if (r->f >= KF_GET0 && r->f < KF_GET0 + 3 && r->f - KF_GET0 >= k->nsizes)
+    if (!shown(k, r->f))
       continue;
     char name[64];
     row_name(k, r, name, sizeof name);
     printf("%s      {\"id\": \"%s\", \"figure\": ", first ? "" : ",\n", r->id);
-    jstr(name);
+    bench_json_str(name);
     printf(", \"unit\": \"%s\", \"values\": {", r->unit);
     for (int c = 0; c < KV_NCONT; c++) {
       printf("%s\"%s\": ", c ? ", " : "", bench_kv_key[c]);
@@ -182,7 +173,7 @@ void bench_kv_print_json(const bench_run *run) {
   first = 1;
   for (size_t i = 0; i < NTARGETS; i++) {
     const kvtarget *t = &targets[i];
-    if (t->f >= KF_GET0 && t->f < KF_GET0 + 3 && t->f - KF_GET0 >= k->nsizes)
+    if (!shown(k, t->f))
       continue;
     const char *id = "?";
     for (size_t j = 0; j < NROWS; j++)

@@ -12,8 +12,6 @@
  * reads the same keys. The SQLCipher helper runs these same functions.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,23 +146,6 @@ static int m_commit(bench_run *r, int c, double budget, double *out) {
 
 #define NTHREADS 8
 
-typedef struct thr_arg {
-  put_ctx pc;
-  atomic_int *stop;
-  long ops;
-  bench_err err; /* this thread's failure */
-} thr_arg;
-
-static void *thr_main(void *v) {
-  thr_arg *a = v;
-  long n = 0;
-  while (!atomic_load(a->stop))
-    if (op_put(&a->pc, n++) != 0)
-      break;
-  a->ops = n;
-  return NULL;
-}
-
 /* 8 writer threads on one handle, each its own slot: total ops/s. */
 static int m_threads(bench_run *r, int c, double budget, double *out) {
   bench_rng_seed(&r->rng, 2);
@@ -172,51 +153,31 @@ static int m_threads(bench_run *r, int c, double budget, double *out) {
   kj_backend *b;
   if (open_fresh(r, c, "threads", &dev, &b) != 0)
     return BENCH_FAILED;
-  thr_arg *ta = calloc(NTHREADS, sizeof *ta);
-  if (ta == NULL) {
-    kj_backend_close(b);
-    return bench_errf(&r->err, "out of memory");
-  }
-  atomic_int stop = 0;
-  int rc = 0;
+  put_ctx *pc = calloc(NTHREADS, sizeof *pc);
+  bench_err *errs = calloc(NTHREADS, sizeof *errs);
+  void *ctx[NTHREADS];
+  int rc = pc && errs ? 0 : bench_errf(&r->err, "out of memory");
   for (int t = 0; rc == 0 && t < NTHREADS; t++) {
-    ta[t].pc.b = b;
-    ta[t].pc.err = &ta[t].err;
+    pc[t].b = b;
+    pc[t].err = &errs[t];
     if (t == 0)
-      ta[t].pc.dev = dev;
+      pc[t].dev = dev;
     else
-      rc = bench_check(&r->err, kj_device_create(b, NULL, &ta[t].pc.dev), b,
+      rc = bench_check(&r->err, kj_device_create(b, NULL, &pc[t].dev), b,
                        "device create");
-    ta[t].pc.thread = t;
-    ta[t].pc.naddr = 500;
-    bench_fill_random(&r->rng, ta[t].pc.rec, sizeof ta[t].pc.rec);
-    ta[t].stop = &stop;
+    pc[t].thread = t;
+    pc[t].naddr = 500;
+    bench_fill_random(&r->rng, pc[t].rec, sizeof pc[t].rec);
+    ctx[t] = &pc[t];
   }
-  pthread_t th[NTHREADS];
-  int started = 0;
-  double t0 = bench_now();
-  for (; rc == 0 && started < NTHREADS; started++)
-    if (pthread_create(&th[started], NULL, thr_main, &ta[started]))
-      rc = bench_errf(&r->err, "pthread_create failed");
-  if (rc == 0) {
-    struct timespec ts = {(time_t)budget,
-                          (long)((budget - (double)(time_t)budget) * 1e9)};
-    nanosleep(&ts, NULL);
-  }
-  atomic_store(&stop, 1);
-  long total = 0;
-  for (int t = 0; t < started; t++) {
-    pthread_join(th[t], NULL);
-    total += ta[t].ops;
-  }
-  double el = bench_now() - t0;
-  for (int t = 0; rc == 0 && t < started; t++)
-    if (ta[t].err.msg[0])
-      rc = bench_errf(&r->err, "%s", ta[t].err.msg);
-  free(ta);
-  kj_backend_close(b);
   if (rc == 0)
-    *out = (double)total / el;
+    rc = bench_threads(r, NTHREADS, op_put, ctx, budget, out);
+  for (int t = 0; rc == 0 && t < NTHREADS; t++)
+    if (errs[t].msg[0])
+      rc = bench_errf(&r->err, "%s", errs[t].msg);
+  free(pc);
+  free(errs);
+  kj_backend_close(b);
   return rc;
 }
 

@@ -312,7 +312,7 @@ static void print_text(const report *p, const bench_run *run, const char *dir,
   }
 }
 
-static void json_str(const char *s) {
+void bench_json_str(const char *s) {
   putchar('"');
   for (; *s; s++) {
     if (*s == '"' || *s == '\\')
@@ -339,7 +339,7 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
   printf("{\n  \"reps\": %d,\n  \"quick\": %s,\n  \"large\": %s,\n"
          "  \"dir\": ",
          g->reps, g->quick ? "true" : "false", g->large ? "true" : "false");
-  json_str(dir);
+  bench_json_str(dir);
   printf(",\n  \"fdatasync_ops_per_s\": %.1f,\n  \"contenders\": [\n",
          fsync_rate);
   for (int c = 0; c < NCONT; c++) {
@@ -348,27 +348,28 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
            bench_cont_key[c], bench_cont_name[c],
            c != SQLC_FULL || run->sqlc.ok ? "true" : "false");
     if (c == SQLC_FULL && !run->sqlc.ok)
-      json_str(run->sqlc.reason);
+      bench_json_str(run->sqlc.reason);
     else
       printf("null");
     printf(", \"about\": ");
     if (bench_is_native(c))
-      json_str(c == NAT_FULL ? "keyjournal native engine, KJ_SYNC_FULL"
-                             : "keyjournal native engine, KJ_SYNC_NORMAL");
+      bench_json_str(c == NAT_FULL
+                         ? "keyjournal native engine, KJ_SYNC_FULL"
+                         : "keyjournal native engine, KJ_SYNC_NORMAL");
     else if (c == SQLC_FULL) {
       bench_describe_sqlcipher(run, line, sizeof line);
-      json_str(line);
+      bench_json_str(line);
     } else {
       bench_describe_sqlite(line, sizeof line);
-      json_str(line);
+      bench_json_str(line);
     }
     if (c == SQLC_FULL && run->sqlc.ok) {
       printf(", \"version\": ");
-      json_str(run->sqlc.version);
+      bench_json_str(run->sqlc.version);
       printf(", \"sqlite_version\": ");
-      json_str(run->sqlc.sqlite);
+      bench_json_str(run->sqlc.sqlite);
       printf(", \"encrypted\": ");
-      json_str(run->sqlc.encrypted);
+      bench_json_str(run->sqlc.encrypted);
     }
     printf("}%s\n", c + 1 < NCONT ? "," : "");
   }
@@ -376,11 +377,11 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
   for (int i = 0; i < p->nrows; i++) {
     const row *r = &p->rows[i];
     printf("    {\"id\": ");
-    json_str(r->id);
+    bench_json_str(r->id);
     printf(", \"figure\": ");
-    json_str(r->name);
+    bench_json_str(r->name);
     printf(", \"unit\": ");
-    json_str(r->unit);
+    bench_json_str(r->unit);
     printf(", \"ratio_kind\": \"%s\",\n     \"values\": {",
            r->rkind == R_SPEEDUP ? "speedup"
            : r->rkind == R_OVER  ? "value_over_sqlite_full"
@@ -398,7 +399,7 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
     printf("}");
     if (r->note[0]) {
       printf(", \"note\": ");
-      json_str(r->note);
+      bench_json_str(r->note);
     }
     printf("}%s\n", i + 1 < p->nrows ? "," : "");
   }
@@ -406,21 +407,21 @@ static void print_json(const report *p, const bench_run *run, const char *dir,
   for (int i = 0; i < p->ntargets; i++) {
     const target *t = &p->targets[i];
     printf("    {\"figure\": ");
-    json_str(t->r ? t->r->id : "?");
+    bench_json_str(t->r ? t->r->id : "?");
     printf(", \"contender\": \"%s\", \"reference\": ", bench_cont_key[t->c]);
     if (t->ref >= 0)
       printf("\"%s\"", bench_cont_key[t->ref]);
     else
       printf("null");
     printf(", \"target\": ");
-    json_str(t->text);
+    bench_json_str(t->text);
     printf(", \"achieved\": ");
     json_num_or_null(t->status >= 0, t->got);
     printf(", \"status\": ");
     if (t->status < 0)
       printf("null");
     else
-      json_str(status_text(t->status));
+      bench_json_str(status_text(t->status));
     printf("}%s\n", i + 1 < p->ntargets ? "," : "");
   }
   printf("  ],\n");
