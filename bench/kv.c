@@ -367,7 +367,6 @@ static int kv_scan(kvdb *d, const char *start, bench_err *e) {
 /* ---- the figures --------------------------------------------------------- */
 
 typedef struct kvop {
-  bench_run *r;
   kvdb *d;
   bench_err *err;
   bench_rng *rng;
@@ -449,7 +448,6 @@ static int kv_rep(bench_run *r, bench_kv *k, int c, int rep) {
   kvop *o = calloc(1, sizeof *o);
   if (!o)
     return bench_errf(&r->err, "out of memory");
-  o->r = r;
   o->err = &r->err;
   o->rng = &r->rng;
   bench_rng_seed(&r->rng, 11);
@@ -490,10 +488,9 @@ static int build(bench_run *r, int c, const char *dir, long n) {
   kvdb *d;
   if (kv_open(r, c, dir, &d) != 0)
     return BENCH_FAILED;
-  kvop *o = calloc(1, sizeof *o);
   uint8_t *vals = malloc((size_t)1000 * KV_VLEN);
   char *keys = malloc((size_t)1000 * KV_KLEN);
-  int rc = o && vals && keys ? 0 : bench_errf(&r->err, "out of memory");
+  int rc = vals && keys ? 0 : bench_errf(&r->err, "out of memory");
   bench_rng_seed(&r->rng, 13);
   for (long i = 0; rc == 0 && i < n;) {
     long m = n - i < 1000 ? n - i : 1000;
@@ -506,7 +503,6 @@ static int build(bench_run *r, int c, const char *dir, long n) {
       bench_progress(r, "key-value %s: building a %ld-row store: %ld",
                      bench_kv_name[c], n, i);
   }
-  free(o);
   free(vals);
   free(keys);
   if (kv_close(r, d) != 0)
