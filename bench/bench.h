@@ -195,6 +195,9 @@ void bench_progress(const bench_run *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void bench_progress_end(const bench_run *r);
 
+/* s as a JSON string, quoted and escaped, on stdout. */
+void bench_json_str(const char *s);
+
 double bench_now(void);
 /* Sorts v. */
 double bench_median(double *v, int n);
@@ -303,8 +306,6 @@ int bench_kv_rss_open(bench_run *r, const char *kind, const char *dir,
 /* The key-value table as text, or as the JSON member "kv" (kvreport.c). */
 void bench_kv_print_text(const bench_run *r);
 void bench_kv_print_json(const bench_run *r);
-/* s as a JSON string, quoted and escaped, on stdout (report.c). */
-void bench_json_str(const char *s);
 
 /* ---- report.c ----------------------------------------------------------- */
 

@@ -118,6 +118,19 @@ void bench_progress_end(const bench_run *r) {
     fprintf(stderr, "\r\033[K");
 }
 
+void bench_json_str(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      printf("\\%c", *s);
+    else if ((unsigned char)*s < 0x20)
+      printf("\\u%04x", *s);
+    else
+      putchar(*s);
+  }
+  putchar('"');
+}
+
 double bench_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);

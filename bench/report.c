@@ -312,19 +312,6 @@ static void print_text(const report *p, const bench_run *run, const char *dir,
   }
 }
 
-void bench_json_str(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      printf("\\%c", *s);
-    else if ((unsigned char)*s < 0x20)
-      printf("\\u%04x", *s);
-    else
-      putchar(*s);
-  }
-  putchar('"');
-}
-
 static void json_num_or_null(int has, double v) {
   if (has)
     printf("%.10g", v);
