@@ -1432,11 +1432,28 @@ static void chain_one(wref *r, uint64_t salt) {
  * (every acknowledged commit kept, none invented) and exactly the rows
  * 1..v. Thread interleavings vary from run to run: a reproducer names the
  * schedule, which finds the same bug again with high probability, not
- * certainty. */
+ * certainty.
+ *
+ * Other schedules fail the f-th sync with KJ_EIO instead, a failure that
+ * lasts TW_FAULT_USEC: every other writer's commit is then written and
+ * waiting for that sync, and each must return a clear failure (no thread
+ * may sleep on: the watchdog reports it as a hang), and the store after a
+ * crash still holds what the writers' acknowledgements allow. */
 #define TW_COMMITS 24u
 #define TW_MAX 16u
 #define TW_SYNC_USEC 200u
 #define TW_VLEN 150u
+#define TW_FAULT_USEC 20000u
+
+/* One schedule: n threads of `commits` commits each; the process dies
+ * after the k-th sync (k > 0) or at VFS call point, or the f-th sync
+ * fails (fail > 0); then a crash with pattern. */
+typedef struct tcase {
+  uint64_t seed, k, point, fail;
+  unsigned n;
+  size_t commits;
+  int pattern;
+} tcase;
 
 typedef struct twriter {
   kj_store *s;
@@ -1560,22 +1577,23 @@ static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
   kj_store_close(s);
 }
 
-static void tw_line(char *buf, size_t cap, uint64_t seed, unsigned n,
-                    size_t commits, uint64_t k, uint64_t point, int pattern) {
+static void tw_line(char *buf, size_t cap, const tcase *t) {
   snprintf(buf, cap,
            "threads: seed=%" PRIu64
            " threads=%u commits=%zu die_after_sync=%" PRIu64 " point=%" PRIu64
-           " pattern=%s",
-           seed, n, commits, k, point, pattern_name(pattern));
+           " fail_sync=%" PRIu64 " pattern=%s",
+           t->seed, t->n, t->commits, t->k, t->point, t->fail,
+           pattern_name(t->pattern));
 }
 
-/* One schedule: n threads of `commits` commits each; die after the k-th
- * sync (k > 0) or at VFS call point. */
-static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, size_t commits,
-                   uint64_t k, uint64_t point, int pattern,
-                   uint64_t *calls_seen) {
+/* Run schedule tc; *calls_seen (when not NULL): the VFS calls it made. */
+static void tw_one(ora_campaign *c, const tcase *tc, uint64_t *calls_seen) {
+  uint64_t seed = tc->seed, k = tc->k, point = tc->point;
+  unsigned n = tc->n;
+  int pattern = tc->pattern;
   char *dir = mktemp_dir();
-  ora_fault_vfs *fv = ora_fault_vfs_new(mix64(seed ^ (k << 20) ^ point));
+  ora_fault_vfs *fv =
+      ora_fault_vfs_new(mix64(seed ^ (k << 20) ^ point ^ (tc->fail << 40)));
   if (!dir || !fv) {
     ora_fault_vfs_free(fv);
     rm_dir(dir);
@@ -1590,8 +1608,8 @@ static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, size_t commits,
   kj_store *s = NULL;
   twriter w[TW_MAX];
   memset(w, 0, sizeof w);
-  char repro[200];
-  tw_line(repro, sizeof repro, seed, n, commits, k, point, pattern);
+  char repro[256];
+  tw_line(repro, sizeof repro, tc);
   beacon_repro(repro);
   if (kj_store_open(dir, &o, &s, NULL) != KJ_OK) {
     divergence(c, "%s: could not create the store", repro);
@@ -1604,12 +1622,16 @@ static void tw_one(ora_campaign *c, uint64_t seed, unsigned n, size_t commits,
     ora_fault_vfs_die_after_syncs(fv, k);
   else if (point)
     ora_fault_vfs_set_crash_at(fv, point);
+  if (tc->fail) {
+    ora_fault_vfs_fail(fv, ORA_FAULT_SYNC, tc->fail, KJ_EIO, 0);
+    ora_fault_vfs_fault_window(fv, TW_FAULT_USEC);
+  }
   pthread_t th[TW_MAX];
   unsigned started = 0;
   for (unsigned t = 0; t < n; t++) {
     w[t].s = s;
     w[t].id = t;
-    w[t].commits = commits;
+    w[t].commits = tc->commits;
     if (pthread_create(&th[t], NULL, tw_main, &w[t]) != 0)
       break;
     started++;
@@ -1640,17 +1662,21 @@ static void thread_sweep(ora_campaign *c, uint64_t seed, size_t points) {
     return;
   /* A run that never dies: how many VFS calls a run makes. */
   uint64_t calls = 0;
-  tw_one(c, seed, n, TW_COMMITS, 0, 0, ORA_CRASH_KEEP, &calls);
+  tcase base = {seed, 0, 0, 0, n, TW_COMMITS, ORA_CRASH_KEEP};
+  tw_one(c, &base, &calls);
   /* Group commits make fewer syncs than commits: aim within the first. */
   uint64_t syncs = n * TW_COMMITS / 2 + 1;
   for (size_t j = 0; j < points; j++) {
     uint64_t h = mix64(seed * 7919 + j);
-    int pattern = j % 3 == 2 ? ORA_CRASH_RANDOM : ORA_CRASH_DROP;
+    tcase t = base;
+    t.pattern = j % 3 == 2 ? ORA_CRASH_RANDOM : ORA_CRASH_DROP;
     if (j % 4 == 3)
-      tw_one(c, seed, n, TW_COMMITS, 0, 1 + h % (calls ? calls : 1), pattern,
-             NULL);
+      t.point = 1 + h % (calls ? calls : 1);
+    else if (j % 4 == 1)
+      t.fail = 2 + h % (syncs / 2); /* waiters queue behind a failing sync */
     else
-      tw_one(c, seed, n, TW_COMMITS, 1 + h % syncs, 0, pattern, NULL);
+      t.k = 1 + h % syncs;
+    tw_one(c, &t, NULL);
   }
 }
 
@@ -2302,22 +2328,29 @@ static int plan_fails(void *arg, const size_t *idx, size_t m) {
 /* Most checks one shrink may run. */
 #define REPLAY_SHRINK_RUNS 600
 
-/* A threads case, and whether it fails: in up to `tries` runs on a copy
- * of c, at least one diverges (the interleaving is the scheduler's). */
-typedef struct tcase {
-  uint64_t seed, k, point;
-  unsigned n;
-  size_t commits;
-  int pattern;
-} tcase;
+static int tw_try(ora_campaign *c, void *arg, uint64_t *shared) {
+  (void)shared;
+  tw_one(c, arg, NULL);
+  return KJ_OK;
+}
 
+/* A threads case, and whether it fails: in up to `tries` runs on a copy
+ * of c, at least one diverges (the interleaving is the scheduler's). Under
+ * a watchdog each run is a watched child, and one that hangs fails. */
 static int tcase_fails(const ora_campaign *c, const tcase *t, int tries) {
   for (int i = 0; i < tries; i++) {
     ora_campaign sc;
     scratch_of(&sc, c);
-    tw_one(&sc, t->seed, t->n, t->commits, t->k, t->point, t->pattern, NULL);
+    int hung = 0;
+    if (sc.watchdog_ms) {
+      watched_end e;
+      watched(&sc, tw_try, (void *)t, &e);
+      hung = e.hung || e.died;
+    } else {
+      tw_one(&sc, t, NULL);
+    }
     ora_obuf_free(&sc.report);
-    if (sc.divergences)
+    if (sc.divergences || hung)
       return 1;
   }
   return 0;
@@ -2337,7 +2370,7 @@ static void tw_shrink(ora_campaign *c, tcase cur, unsigned shrink_ms) {
   size_t commits0 = cur.commits;
   for (int changed = 1; changed && now_ms() < deadline;) {
     changed = 0;
-    tcase cand[8];
+    tcase cand[10];
     size_t nc = 0;
     if (cur.n > 2) {
       cand[nc] = cur, cand[nc++].n = cur.n / 2 < 2 ? 2 : cur.n / 2;
@@ -2355,6 +2388,10 @@ static void tw_shrink(ora_campaign *c, tcase cur, unsigned shrink_ms) {
       cand[nc] = cur, cand[nc++].point = cur.point / 2;
       cand[nc] = cur, cand[nc++].point = cur.point - 1;
     }
+    if (cur.fail > 1) {
+      cand[nc] = cur, cand[nc++].fail = cur.fail / 2;
+      cand[nc] = cur, cand[nc++].fail = cur.fail - 1;
+    }
     for (size_t i = 0; i < nc && !changed && now_ms() < deadline; i++) {
       runs++;
       if (tcase_fails(c, &cand[i], TW_SHRINK_TRIES)) {
@@ -2363,9 +2400,8 @@ static void tw_shrink(ora_campaign *c, tcase cur, unsigned shrink_ms) {
       }
     }
   }
-  char line[200];
-  tw_line(line, sizeof line, cur.seed, cur.n, cur.commits, cur.k, cur.point,
-          cur.pattern);
+  char line[256];
+  tw_line(line, sizeof line, &cur);
   ora_obuf_addf(&c->report,
                 "  shrunk: %u of %u threads, %zu of %zu commits each (%zu "
                 "checks%s): keyjournal oracle --replay '%s'\n",
@@ -2375,27 +2411,40 @@ static void tw_shrink(ora_campaign *c, tcase cur, unsigned shrink_ms) {
 }
 
 /* "threads: seed=S threads=N commits=C die_after_sync=K point=P
- * pattern=T": that one concurrent-writer run again (its interleaving is
- * the scheduler's: a rerun finds the bug with high probability). With
- * shrink_ms, a run that passes is tried twice more, and a failing case is
- * shrunk. */
+ * [fail_sync=F] pattern=T": that one concurrent-writer run again (its
+ * interleaving is the scheduler's: a rerun finds the bug with high
+ * probability). With shrink_ms, a run that passes is tried twice more,
+ * and a failing case is shrunk. Under a watchdog each run is a watched
+ * child: a run that hangs is reported as a hang, and shrunk too. */
 static int replay_threads(ora_campaign *c, const char *line,
                           unsigned shrink_ms) {
   static const char *const pats[] = {"drop", "keep", "random", "tear",
                                      "garbage"};
   char v[32];
-  uint64_t seed, n, commits, k, point;
+  uint64_t seed, n, commits, k, point, fail = 0;
   int pattern = name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
   if (line_u64(line, "seed=", &seed) || line_u64(line, "threads=", &n) ||
       n < 2 || n > TW_MAX || line_u64(line, "commits=", &commits) ||
       commits < 1 || commits > 100000 ||
       line_u64(line, "die_after_sync=", &k) ||
-      line_u64(line, "point=", &point) || pattern < 0)
+      line_u64(line, "point=", &point) || pattern < 0 ||
+      (strstr(line, " fail_sync=") && line_u64(line, "fail_sync=", &fail)))
     return -1;
-  tcase t = {seed, k, point, (unsigned)n, (size_t)commits, pattern};
+  tcase t = {seed, k, point, fail, (unsigned)n, (size_t)commits, pattern};
   uint64_t before = c->divergences;
   for (int i = 0; i < (shrink_ms ? TW_SHRINK_TRIES : 1); i++) {
-    tw_one(c, seed, t.n, t.commits, k, point, pattern, NULL);
+    if (c->watchdog_ms) {
+      watched_end e;
+      watched(c, tw_try, &t, &e);
+      if (e.hung || e.died) {
+        c->hangs += e.hung;
+        divergence(c, "%s: %s: %s", e.hung ? "hang" : "crash", line,
+                   e.hung ? "no progress (a writer that never returns)"
+                          : "the run's process died");
+      }
+    } else {
+      tw_one(c, &t, NULL);
+    }
     if (c->divergences > before)
       break;
   }
@@ -2698,7 +2747,9 @@ int ora_replay(ora_campaign *c, const char *line, unsigned shrink_ms) {
   watched_end e;
   if (!strncmp(line, "threads: ", 9) || !strncmp(line, "chain: ", 7)) {
     rother o = {line, shrink_ms};
-    if (!c->watchdog_ms)
+    /* A threads line watches each of its runs itself (a run that hangs
+     * is reported and shrunk). */
+    if (!c->watchdog_ms || line[0] == 't')
       return replay_other(c, &o, NULL);
     int rc = watched(c, replay_other, &o, &e);
     if (e.hung || e.died) {

@@ -92,9 +92,10 @@ struct ora_fault_vfs {
   dop *dhead, *dtail;
   uint64_t ops, crash_at, injected;
   int dead;
-  uint64_t pop_seq;   /* last pop's seq */
-  unsigned sync_usec; /* simulated duration of a file sync */
-  uint64_t die_syncs; /* die after this many more file syncs (0: no) */
+  uint64_t pop_seq;    /* last pop's seq */
+  unsigned sync_usec;  /* simulated duration of a file sync */
+  unsigned fault_usec; /* the same, of an injected sync fault */
+  uint64_t die_syncs;  /* die after this many more file syncs (0: no) */
   arm arms[ORA_FAULT_NMETHODS];
   void (*on_sync)(void *arg);
   void *on_sync_arg;
@@ -505,7 +506,16 @@ static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
 static int fv_sync(void *ctx, kj_vfs_file *h) {
   enter(F);
   int rc = gate(F, ORA_FAULT_SYNC);
-  if (!rc && h->n && F->sync_usec) {
+  if (rc && !F->dead && F->fault_usec) {
+    /* An injected fault that takes a while, as a failing device's does:
+     * the other threads' commits queue up behind it meanwhile. */
+    struct timespec ts = {(time_t)(F->fault_usec / 1000000),
+                          (long)(F->fault_usec % 1000000) * 1000};
+    pthread_mutex_unlock(&F->mu);
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&F->mu);
+    errno = rc == KJ_ENOSPC ? ENOSPC : EIO;
+  } else if (!rc && h->n && F->sync_usec) {
     uint64_t upto = F->pop_seq;
     unsigned usec = F->sync_usec;
     pthread_mutex_unlock(&F->mu);
@@ -992,6 +1002,12 @@ void ora_fault_vfs_on_op(ora_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
 void ora_fault_vfs_sync_window(ora_fault_vfs *f, unsigned usec) {
   pthread_mutex_lock(&f->mu);
   f->sync_usec = usec;
+  pthread_mutex_unlock(&f->mu);
+}
+
+void ora_fault_vfs_fault_window(ora_fault_vfs *f, unsigned usec) {
+  pthread_mutex_lock(&f->mu);
+  f->fault_usec = usec;
   pthread_mutex_unlock(&f->mu);
 }
 

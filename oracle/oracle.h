@@ -256,6 +256,11 @@ void ora_fault_vfs_on_op(ora_fault_vfs *f, void (*fn)(void *arg, uint64_t op),
  * go on: a sync makes durable only the writes issued before it began, as
  * a real fsync may. For crash runs with concurrent writers. */
 void ora_fault_vfs_sync_window(ora_fault_vfs *f, unsigned usec);
+/* Give an injected sync fault (ora_fault_vfs_fail) a duration of usec
+ * microseconds before it returns, with the VFS lock released (0, the
+ * default: it returns at once). With concurrent writers, every other
+ * committer then waits for that failing sync, and must be woken by it. */
+void ora_fault_vfs_fault_window(ora_fault_vfs *f, unsigned usec);
 /* The k-th successful file sync from now is the process's last act: it
  * returns success, and every later call fails as after set_crash_at
  * (0 disarms). A crash then lands right after a group commit's sync, where

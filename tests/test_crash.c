@@ -200,6 +200,19 @@ static void shrunk_replay(void) {
   is(c.thread_points, 1, "threads: one run");
   is(c.divergences, 0, "threads: a correct engine passes it");
   ora_obuf_free(&c.report);
+  memset(&c, 0, sizeof c);
+  c.watchdog_ms = 500;
+  is(ora_replay(&c,
+                "threads: seed=3 threads=4 commits=24 die_after_sync=0 "
+                "point=0 fail_sync=3 pattern=drop",
+                0),
+     KJ_OK, "threads: a line whose third sync fails replays, watched");
+  is(c.thread_points, 1, "threads: one run (counted through its child)");
+  ok(c.divergences == 0 && c.hangs == 0,
+     "threads: every writer returns after the failing sync, nothing lost");
+  if (c.report.len)
+    show_report(&c, 1500);
+  ora_obuf_free(&c.report);
 
   /* Lines it cannot read. */
   static const char *const bad[] = {

@@ -7,10 +7,12 @@
  * operation and all later ones; Nth-call faults once and persistent; and a
  * real store surviving a crash through it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "oracle.h"
 #include "tap.h"
@@ -581,6 +583,65 @@ static void test_sync_window(const char *dir) {
   free(a);
 }
 
+/* A fault window: an injected sync fault lasts its window with the VFS
+ * lock released (another thread writes meanwhile), then fails. */
+typedef struct slow_sync {
+  kj_vfs_file *h;
+  int rc;
+  double secs;
+  volatile int done;
+} slow_sync;
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *slow_sync_main(void *arg) {
+  slow_sync *x = arg;
+  double t0 = mono_now();
+  x->rc = V->sync(C, x->h);
+  x->secs = mono_now() - t0;
+  x->done = 1;
+  return NULL;
+}
+
+static void test_fault_window(const char *dir) {
+  char *a = tu_path(dir, "fw"), *b = tu_path(dir, "fw2");
+  tu_rmrf(a);
+  tu_rmrf(b);
+  ora_fault_vfs *f = fresh(14);
+  durable_file(dir, a, 0, 0);
+  durable_file(dir, b, 0, 0);
+  ora_fault_vfs_fail(f, ORA_FAULT_SYNC, 1, KJ_EIO, 0);
+  ora_fault_vfs_fault_window(f, 200000);
+  slow_sync x = {vopen(a, KJ_VFS_WRITE), 0, 0, 0};
+  kj_vfs_file *h2 = vopen(b, KJ_VFS_WRITE);
+  pthread_t th;
+  int started = x.h && h2 && pthread_create(&th, NULL, slow_sync_main, &x) == 0;
+  ok(started, "a thread syncs with a fault armed");
+  if (started) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    is(vwrite_fill(h2, 'B', 10, 0), KJ_OK,
+       "another thread writes while the failing sync lasts");
+    ok(!x.done, "... before that sync returned (the lock is not held)");
+    pthread_join(th, NULL);
+    is(x.rc, KJ_EIO, "the sync fails with the armed status");
+    ok(x.secs >= 0.19, "after its window (%.3f s)", x.secs);
+  }
+  if (x.h)
+    V->close(C, x.h);
+  if (h2)
+    V->close(C, h2);
+  ora_fault_vfs_free(f);
+  tu_rmrf(a);
+  tu_rmrf(b);
+  free(a);
+  free(b);
+}
+
 /* A store created in a new directory, and a returned snapshot copy beside
  * it, survive a power loss: their directory entries are synced in their
  * parent (store.h). */
@@ -630,6 +691,7 @@ int main(void) {
   char *dir = tu_mkdtemp_or_bail();
   test_mkdir_undo(dir);
   test_sync_window(dir);
+  test_fault_window(dir);
   test_new_dirs_durable();
   test_pending_reads(dir);
   test_patterns(dir);
