@@ -633,6 +633,105 @@ static void test_staged(uint64_t seed) {
   kj_map_free(b);
 }
 
+/* The hash index of exact lookups: built when a map reaches 256 entries,
+ * grown through several doublings, kept right through replacements and
+ * deletions (backward shifts), and rebuilt by bulk loads and staged
+ * replays; kj_map_check() verifies it against the tree after each step. */
+static void test_index(uint64_t seed) {
+  uint64_t x = seed | 1;
+  kj_map *m = kj_map_new();
+  char k[32];
+  int all_ok = 1, checks_ok = 1, gets_ok = 1;
+  for (int i = 0; i < 255; i++) {
+    int n = snprintf(k, sizeof k, "idx%06d", i);
+    all_ok &= kj_map_put(m, k, (size_t)n, k, 4, 0) == KJ_OK;
+  }
+  ok(!kj_map_indexed(m) && kj_map_check(m) > 0,
+     "index: a map of 255 entries walks its tree");
+  all_ok &= kj_map_put(m, "idx000255", 9, "v", 1, 0) == KJ_OK;
+  ok(kj_map_indexed(m) && kj_map_check(m) > 0,
+     "index: the 256th entry builds it, and it checks out");
+  /* Random puts, replacements and deletions over 20,000 keys: the table
+   * doubles several times and deletions shift runs back. */
+  static unsigned char present[20000];
+  memset(present, 0, sizeof present);
+  for (int i = 0; i < 256; i++)
+    present[i] = 1;
+  for (int op = 0; op < 60000; op++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    int id = (int)(x % 20000), n = snprintf(k, sizeof k, "idx%06d", id);
+    if ((x >> 32) % 3) {
+      all_ok &=
+          kj_map_put(m, k, (size_t)n, k, (size_t)((x >> 40) % 7), 0) == KJ_OK;
+      present[id] = 1;
+    } else {
+      all_ok &= kj_map_del(m, k, (size_t)n) == present[id];
+      present[id] = 0;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    id = (int)(x % 20000);
+    n = snprintf(k, sizeof k, "idx%06d", id);
+    const kj_entry *e = kj_map_get(m, k, (size_t)n);
+    gets_ok &= (e != NULL) == present[id] &&
+               (!e || (kj_entry_klen(e) == (size_t)n &&
+                       !memcmp(kj_entry_key(e), k, (size_t)n)));
+    if (op % 5000 == 0)
+      checks_ok &= kj_map_check(m) > 0;
+  }
+  ok(all_ok, "index: puts succeed and deletions find what is present");
+  ok(gets_ok, "index: every lookup agrees with the reference");
+  ok(checks_ok && kj_map_indexed(m) && kj_map_check(m) > 0,
+     "index: it checks out through growth, replacements and deletions "
+     "(%llu rows)",
+     (unsigned long long)kj_map_count(m));
+  /* Delete all but a few: the index stays right on a sparse table. */
+  for (int id = 0; id < 20000; id++) {
+    if (id % 1000 == 0 || !present[id])
+      continue;
+    int n = snprintf(k, sizeof k, "idx%06d", id);
+    all_ok &= kj_map_del(m, k, (size_t)n) == 1;
+    present[id] = 0;
+  }
+  int found = 1;
+  for (int id = 0; id < 20000; id++) {
+    int n = snprintf(k, sizeof k, "idx%06d", id);
+    found &= (kj_map_get(m, k, (size_t)n) != NULL) == present[id];
+  }
+  ok(all_ok && found && kj_map_check(m) >= 0,
+     "index: deleting down to a few rows keeps lookups right");
+  /* A staged replay rebuilds it from the new tree. */
+  for (int id = 0; id < 3000; id++) {
+    int n = snprintf(k, sizeof k, "st%05d", id);
+    all_ok &= kj_map_stage(m, k, (size_t)n, k, 2, 0) == KJ_OK;
+  }
+  all_ok &= kj_map_apply_staged(m) == KJ_OK;
+  ok(all_ok && kj_map_indexed(m) && kj_map_check(m) > 0 &&
+         kj_map_get(m, "st02999", 7) && !kj_map_get(m, "st03000", 7),
+     "index: a staged replay indexes the rebuilt tree");
+  kj_map_clear(m);
+  ok(!kj_map_indexed(m) && kj_map_check(m) == 0 && !kj_map_get(m, "st00001", 7),
+     "index: clear drops it");
+  /* A bulk load indexes the sealed tree. */
+  for (int id = 0; id < 1000; id++) {
+    int n = snprintf(k, sizeof k, "bk%05d", id);
+    all_ok &= kj_map_append(m, k, (size_t)n, k, 1) == KJ_OK;
+  }
+  all_ok &= kj_map_seal(m) == KJ_OK;
+  ok(all_ok && kj_map_indexed(m) && kj_map_check(m) > 0 &&
+         kj_map_get(m, "bk00500", 7),
+     "index: a bulk load indexes the sealed tree");
+  /* The empty key is a key like any other. */
+  all_ok &= kj_map_put(m, NULL, 0, "e", 1, 0) == KJ_OK;
+  ok(all_ok && kj_map_get(m, NULL, 0) && kj_map_del(m, NULL, 0) == 1 &&
+         !kj_map_get(m, "", 0) && kj_map_check(m) > 0,
+     "index: the empty key is found and deleted");
+  kj_map_free(m);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x6b6a7461626c65ULL;
   if (seed == 0)
@@ -648,5 +747,6 @@ int main(int argc, char **argv) {
   test_load(2, seed);
   test_bulk();
   test_staged(seed);
+  test_index(seed);
   return tap_done();
 }

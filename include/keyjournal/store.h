@@ -290,7 +290,9 @@ void kj_txn_release_savepoint(kj_txn *t);
  * KJ_MAX_VALUE: KJ_EINVAL and nothing changes. */
 
 /* Look up key. KJ_OK with *val (malloc'd, free with kj_free; NULL when the
- * value is empty) and *vlen, or KJ_NOTFOUND. Cost: O(log n). */
+ * value is empty) and *vlen, or KJ_NOTFOUND. Cost: O(1) expected in a table
+ * of 256 rows or more (a hash index keyed with a per-table secret, so keys
+ * chosen by a peer cannot be made to collide), O(log n) below. */
 int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
            size_t klen, void **val, size_t *vlen);
 

@@ -3,8 +3,10 @@
  *
  * One kj_map per table holds the committed rows; a transaction's write set is
  * another kj_map whose entries may be tombstones. Keys are ordered by memcmp,
- * shorter first on a common prefix. Point operations are O(log n) (AVL tree),
- * ordered iteration from any lower bound is O(log n + k).
+ * shorter first on a common prefix. Inserts and deletes are O(log n) (AVL
+ * tree); exact lookups are O(1) expected in a map of 256 entries or more
+ * (a keyed hash index beside the tree, map.c), O(log n) below; ordered
+ * iteration from any lower bound is O(log n + k).
  *
  * The map owns copies of keys and values. Entry pointers returned by
  * kj_map_get()/kj_iter_next() stay valid until the entry is replaced or
@@ -87,7 +89,12 @@ int kj_key_cmp(const void *a, size_t alen, const void *b, size_t blen);
 
 /* Test aid: verify the whole tree in O(n) - key order, stored heights, AVL
  * balance, a height the iterator stack can hold, and the count and bytes
- * totals. Returns the tree height (0 when empty), or -1 if anything is off. */
+ * totals - and the hash index, when there is one: exactly the tree's
+ * entries, each found from its home slot, within the load. Returns the
+ * tree height (0 when empty), or -1 if anything is off. */
 int kj_map_check(const kj_map *m);
+/* Test aid: 1 when exact lookups go through the hash index (built once a
+ * map holds 256 entries, dropped only when memory for it ran out). */
+int kj_map_indexed(const kj_map *m);
 
 #endif
