@@ -709,9 +709,34 @@ static void test_index(uint64_t seed) {
     all_ok &= kj_map_stage(m, k, (size_t)n, k, 2, 0) == KJ_OK;
   }
   all_ok &= kj_map_apply_staged(m) == KJ_OK;
+  ok(!kj_map_indexed(m) && kj_map_check(m) > 0 && kj_map_get(m, "st02999", 7),
+     "index: a staged replay leaves the rebuilt tree unindexed (found by "
+     "walking it)");
+  kj_map_index(m);
   ok(all_ok && kj_map_indexed(m) && kj_map_check(m) > 0 &&
          kj_map_get(m, "st02999", 7) && !kj_map_get(m, "st03000", 7),
-     "index: a staged replay indexes the rebuilt tree");
+     "index: kj_map_index then indexes it");
+  kj_map_index(m);
+  ok(kj_map_indexed(m) && kj_map_check(m) > 0,
+     "index: a second kj_map_index keeps it");
+  /* Every size around the doublings, built in one go: each checks out. */
+  int sizes_ok = 1;
+  for (int n0 = 250; n0 < 3200; n0 += 37) {
+    kj_map *q = kj_map_new();
+    for (int id = 0; id < n0; id++) {
+      int n = snprintf(k, sizeof k, "sz%05d", id);
+      kj_map_stage(q, k, (size_t)n, k, 1, 0);
+    }
+    sizes_ok &= kj_map_apply_staged(q) == KJ_OK;
+    kj_map_index(q);
+    sizes_ok &= kj_map_indexed(q) == (n0 >= 256) && kj_map_check(q) > 0;
+    for (int id = 0; id < n0; id += 7) {
+      int n = snprintf(k, sizeof k, "sz%05d", id);
+      sizes_ok &= kj_map_get(q, k, (size_t)n) != NULL;
+    }
+    kj_map_free(q);
+  }
+  ok(sizes_ok, "index: built in one go at sizes 250..3200, it checks out");
   kj_map_clear(m);
   ok(!kj_map_indexed(m) && kj_map_check(m) == 0 && !kj_map_get(m, "st00001", 7),
      "index: clear drops it");

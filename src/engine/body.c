@@ -113,9 +113,12 @@ static int next_op(const uint8_t **p, const uint8_t *end, body_op *op) {
 
 int kj_body_apply_staged(kj_map *const *tables) {
   int rc = KJ_OK;
-  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
     if (kj_map_staged(tables[t]) && !rc)
       rc = kj_map_apply_staged(tables[t]);
+    if (!rc)
+      kj_map_index(tables[t]);
+  }
   return rc;
 }
 

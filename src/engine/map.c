@@ -265,22 +265,77 @@ static size_t hx_cap_for(uint64_t n) {
   return cap;
 }
 
-/* Index every entry of the tree (the map has none yet), when the map is
- * large enough; on failure it has none. */
+/* Index every entry of the tree anew, when the map is large enough; on
+ * failure it has none. The slots are filled in order of their home slot
+ * (hashes sorted by a two-pass radix sort on the home bits), so the table
+ * is written front to back instead of at a random slot per entry: at 1M
+ * rows that is the difference between a cache and TLB miss per row and
+ * none. With homes ascending, linear probing puts each entry at
+ * max(home, previous + 1); the few that would run past the end wrap to
+ * the front through the ordinary probe. */
 static void hx_build(kj_map *m) {
   hx_drop(m);
   if (m->count < HX_MIN)
     return;
-  m->hx = calloc(hx_cap_for(m->count + 1), sizeof *m->hx);
-  if (!m->hx)
+  size_t n = (size_t)m->count, cap = hx_cap_for(m->count + 1);
+  hslot *t = calloc(cap, sizeof *t);
+  hslot *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+  if (!t || !a || !b) {
+    free(t);
+    free(a);
+    free(b);
     return;
-  m->hcap = hx_cap_for(m->count + 1);
+  }
   randombytes_buf(m->hkey, sizeof m->hkey);
   kj_iter it;
   kj_iter_seek(&it, m, NULL, 0);
   const kj_entry *e;
-  while ((e = kj_iter_next(&it)))
-    hx_place(m->hx, m->hcap, hx_hash(m, e->data, e->klen), (kj_entry *)e);
+  size_t k = 0;
+  while ((e = kj_iter_next(&it)) && k < n) {
+    a[k].h = hx_hash(m, e->data, e->klen);
+    a[k++].e = (kj_entry *)e;
+  }
+  /* LSD radix sort of a[0..k) by (h & (cap - 1)), 11 bits per pass. */
+  unsigned bits = 0;
+  while (((size_t)1 << bits) < cap)
+    bits++;
+  for (unsigned shift = 0; shift < bits; shift += 11) {
+    size_t cnt[2048] = {0};
+    for (size_t i = 0; i < k; i++)
+      cnt[(a[i].h & (cap - 1)) >> shift & 2047]++;
+    for (size_t i = 0, sum = 0; i < 2048; i++) {
+      size_t c = cnt[i];
+      cnt[i] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < k; i++)
+      b[cnt[(a[i].h & (cap - 1)) >> shift & 2047]++] = a[i];
+    hslot *x = a;
+    a = b;
+    b = x;
+  }
+  size_t next = 0; /* the first slot not yet filled by the ordered pass */
+  for (size_t i = 0; i < k; i++) {
+    size_t home = (size_t)a[i].h & (cap - 1);
+    size_t pos = home > next ? home : next;
+    if (pos < cap) {
+      t[pos] = a[i];
+      next = pos + 1;
+    } else {
+      hx_place(t, cap, a[i].h, a[i].e); /* wraps to the front */
+    }
+  }
+  free(a);
+  free(b);
+  m->hx = t;
+  m->hcap = cap;
+}
+
+/* Build the index of a map that has none, when it is large enough (after
+ * staged replays, which leave it to the caller). */
+void kj_map_index(kj_map *m) {
+  if (!m->hx && !m->nbulk && !m->nstage)
+    hx_build(m);
 }
 
 /* Make room for one more entry (before it is linked in the tree): grow
@@ -612,7 +667,10 @@ int kj_map_apply_staged(kj_map *m) {
   m->root = build(merged, nm);
   m->count = count;
   m->bytes = bytes;
-  hx_build(m); /* anew: the old index points at freed entries */
+  /* The old index points at freed entries. The new one is left to
+   * kj_map_index() or the next put: a recovery applies many batches and
+   * indexes once, at the end. */
+  hx_drop(m);
   free(m->stage);
   m->stage = NULL;
   m->nstage = m->capstage = 0;

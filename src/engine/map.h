@@ -53,6 +53,11 @@ int kj_map_seal(kj_map *m);
 int kj_map_stage(kj_map *m, const void *key, size_t klen, const void *val,
                  size_t vlen, int tomb);
 int kj_map_apply_staged(kj_map *m);
+/* Build the hash index of exact lookups when the map has none and holds
+ * 256 entries or more (kj_map_apply_staged leaves it unbuilt, so that a
+ * recovery of many batches builds it once; a put builds it too). Without
+ * memory for it, lookups walk the tree: never an error. */
+void kj_map_index(kj_map *m);
 /* Ops staged and not yet applied. */
 size_t kj_map_staged(const kj_map *m);
 /* Remove key. Returns 1 if it was present, 0 if not. */
