@@ -72,6 +72,9 @@ struct kj_store {
   atomic_int readers; /* open read-only transactions */
   /* Commits waiting for their sync outside the writer lock. */
   atomic_int committing;
+  /* Write transactions queued for the writer lock: the journal's group
+   * commit defers a sync briefly while there are any (journal.h). */
+  atomic_int writers_queued;
   /* Group commit: the pending commits, oldest (lowest seq) first. Linked
    * under the writer lock; a committer unlinks its own once durable; after
    * a failed sync, every one not durable is undone, newest first, under

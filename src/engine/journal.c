@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "body.h"
@@ -84,6 +85,9 @@ struct kj_journal {
   int sync_rc; /* status of the shared sync that failed, or 0 */
   char sync_msg[256];
   uint64_t syncs; /* completed or failed fdatasyncs of live segments */
+  /* Frames the last grouped sync covered: a would-be leader of a grouped
+   * wait defers while fewer are pending (group_sync). */
+  uint64_t last_group;
 
   uint8_t *fbuf; /* frame being built */
   size_t fcap;
@@ -701,9 +705,21 @@ static int poison(kj_journal *j, int rc) {
  * sync's status (KJ_EIO, KJ_ENOSPC), or KJ_EPOISONED when another failure
  * poisoned it. No caller fails while a sync is still in progress, and no
  * sync starts once the journal is poisoned, so after the first failure is
- * returned durable_seq stays where it is. */
-static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
+ * returned durable_seq stays where it is.
+ *
+ * With defer (a caller that holds no writer lock), a would-be leader
+ * first waits on sync_cv in short steps, for at most KJ_GROUP_DEFER_USEC,
+ * while cfg.joining reports writers queued for their frames, or fewer
+ * frames are pending than the last grouped sync covered (its committers,
+ * woken by that sync, are on their way back): the last of them leads one
+ * sync for all, where the first would otherwise sync its frame alone and
+ * leave the rest to the next. A lone committer defers at most once (its
+ * sync then covers one frame, and so sets last_group to 1). A sync that
+ * starts or ends meanwhile wakes it; nothing else changes. */
+static int group_sync(kj_journal *j, uint64_t target, int defer, kj_errbuf *e) {
   int rc = KJ_OK;
+  struct timespec until = {0, 0};
+  defer = defer && j->cfg.joining;
   pthread_mutex_lock(&j->sync_mu);
   while (target > j->durable_seq && target > j->clean_seq) {
     if (j->syncing) {
@@ -716,7 +732,33 @@ static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
                                "journal poisoned by an earlier failure");
       break;
     }
-    uint64_t upto = j->written_seq, segno = j->segno;
+    if (defer && (j->cfg.joining(j->cfg.joining_arg) > 0 ||
+                  j->written_seq - j->durable_seq < j->last_group)) {
+      struct timespec now, step;
+      clock_gettime(CLOCK_REALTIME, &now);
+      if (!until.tv_sec) {
+        until = now;
+        until.tv_nsec += KJ_GROUP_DEFER_USEC * 1000L;
+        if (until.tv_nsec >= 1000000000L) {
+          until.tv_sec++;
+          until.tv_nsec -= 1000000000L;
+        }
+      }
+      if (now.tv_sec < until.tv_sec ||
+          (now.tv_sec == until.tv_sec && now.tv_nsec < until.tv_nsec)) {
+        step = now;
+        step.tv_nsec += 10000L; /* re-check every 10 us */
+        if (step.tv_nsec >= 1000000000L) {
+          step.tv_sec++;
+          step.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->sync_cv, &j->sync_mu, &step);
+        continue;
+      }
+      defer = 0; /* waited long enough: lead */
+    }
+    uint64_t upto = j->written_seq, segno = j->segno, from = j->durable_seq;
+    int grouped = defer || until.tv_sec;
     kj_vfs_file *f = j->seg;
     j->syncing = 1;
     pthread_mutex_unlock(&j->sync_mu);
@@ -737,6 +779,8 @@ static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
       atomic_store(&j->poisoned, 1);
     } else if (upto > j->durable_seq) {
       j->durable_seq = upto;
+      if (grouped)
+        j->last_group = upto - from;
     }
     pthread_cond_broadcast(&j->sync_cv);
   }
@@ -746,7 +790,7 @@ static int group_sync(kj_journal *j, uint64_t target, kj_errbuf *e) {
 
 /* Writer side: make every frame written so far durable. */
 static int sync_segment(kj_journal *j, kj_errbuf *e) {
-  int rc = group_sync(j, j->next_seq - 1, e);
+  int rc = group_sync(j, j->next_seq - 1, 0, e);
   if (!rc)
     j->unsynced_bytes = 0;
   return rc;
@@ -881,7 +925,13 @@ int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
 int kj_journal_wait_durable(kj_journal *j, uint64_t seq, kj_errbuf *e) {
   if (j->cfg.sync != KJ_SYNC_FULL)
     return KJ_OK;
-  return group_sync(j, seq, e);
+  return group_sync(j, seq, 0, e);
+}
+
+int kj_journal_wait_grouped(kj_journal *j, uint64_t seq, kj_errbuf *e) {
+  if (j->cfg.sync != KJ_SYNC_FULL)
+    return KJ_OK;
+  return group_sync(j, seq, 1, e);
 }
 
 int kj_journal_flush(kj_journal *j, kj_errbuf *e) {

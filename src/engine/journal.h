@@ -56,7 +56,18 @@ typedef struct kj_journal_cfg {
    * under KJ_SYNC_OFF, which promises nothing). NULL: not told. */
   kj_record_fn record;
   void *record_arg;
+  /* How many writers are on their way to a frame (queued for the store's
+   * writer lock), or NULL: a grouped wait (kj_journal_wait_grouped) that
+   * would lead a sync first gives them up to KJ_GROUP_DEFER_USEC to write
+   * their frames, so that one sync covers them too. */
+  int (*joining)(void *arg);
+  void *joining_arg;
 } kj_journal_cfg;
+
+/* The longest a would-be leader of a grouped wait defers its sync for
+ * writers on their way: about a third of an fdatasync on a fast disk, so
+ * that a lone waiter never pays much for a queue that does not come. */
+#define KJ_GROUP_DEFER_USEC 60
 
 typedef struct kj_journal_stats {
   uint64_t last_seq;
@@ -98,6 +109,12 @@ int kj_journal_append(kj_journal *j, const uint8_t *body, size_t len,
  * durable. Once one caller got a failure, durable_seq never moves again:
  * each frame then either is durable or fails for every waiter. */
 int kj_journal_wait_durable(kj_journal *j, uint64_t seq, kj_errbuf *e);
+/* The same, for a caller that holds no lock a writer needs (the second
+ * half of a group commit): before leading a sync it waits, at most
+ * KJ_GROUP_DEFER_USEC, while cfg.joining reports writers on their way
+ * and no sync has started. What becomes durable, and every error, are
+ * those of kj_journal_wait_durable; only the grouping differs. */
+int kj_journal_wait_grouped(kj_journal *j, uint64_t seq, kj_errbuf *e);
 
 /* KJ_SYNC_FULL: make every frame written so far durable (joining or
  * leading a group sync); other modes and read-only: KJ_OK. Errors as

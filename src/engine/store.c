@@ -268,6 +268,13 @@ static int read_header(kj_store *s, uint8_t b[HDR_BYTES], uint64_t *n,
  * durable.c (tmp, sync, rename, sync the directory), so that a crash
  * leaves the old header or the new one, each claiming only what is
  * durable. Unchanged records are not rewritten. */
+/* The journal's joining hook: write transactions queued for the writer
+ * lock (txn.c counts them around the lock). */
+static int writers_queued(void *arg) {
+  kj_store *s = arg;
+  return atomic_load_explicit(&s->writers_queued, memory_order_relaxed);
+}
+
 static int write_record(void *arg, uint64_t segno, uint64_t seq, kj_errbuf *e) {
   kj_store *s = arg;
   if (segno == s->rec_segno && seq == s->rec_seq)
@@ -419,7 +426,9 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .rec_segno = h.rec_segno,
       .rec_seq = h.rec_seq,
       .record = o->read_only ? NULL : write_record,
-      .record_arg = s};
+      .record_arg = s,
+      .joining = writers_queued,
+      .joining_arg = s};
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
   if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");

@@ -207,7 +207,9 @@ static int txn_begin(kj_store *s, unsigned flags, kj_txn **out,
     t->tracked = read_enter(t->holds, s, 0);
     atomic_fetch_add(&s->readers, 1);
   } else {
+    atomic_fetch_add(&s->writers_queued, 1);
     pthread_mutex_lock(&s->writer);
+    atomic_fetch_sub(&s->writers_queued, 1);
     if (atomic_load(&s->poisoned)) { /* poisoned while we waited */
       pthread_mutex_unlock(&s->writer);
       kj_map_free(t->ws);
@@ -304,7 +306,7 @@ static void undo_pending(kj_store *s) {
  * of s->committing is the last touch of s (kj_store_close checks it). */
 static int group_wait(kj_store *s, kj_pending *pd, uint64_t seq) {
   kj_errbuf e;
-  int rc = kj_journal_wait_durable(s->journal, seq, &e);
+  int rc = kj_journal_wait_grouped(s->journal, seq, &e);
   if (!rc) {
     pthread_mutex_lock(&s->pend_mu);
     pending_unlink(s, pd);
