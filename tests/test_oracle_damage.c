@@ -106,7 +106,8 @@ static void broken_damage(int which, const char *says) {
   if (c.report.len)
     show_report(&c, 400);
 
-  /* The first reported case replays alone, well under a second. */
+  /* The first reported case replays alone (its time is printed, not
+   * asserted: tests never assert on timing). */
   char *only = replay_value(&c, "ORA_DAMAGE_ONLY");
   ok(only != NULL, "selftest %d: the report gives a replay", which);
   if (only) {
@@ -119,7 +120,7 @@ static void broken_damage(int which, const char *says) {
     unsetenv("ORA_DAMAGE_ONLY");
     is(r.damage_cases, 1, "selftest %d: the replay runs one case", which);
     is(r.divergences, 1, "selftest %d: and it diverges again", which);
-    ok(t < 1.0, "selftest %d: in %.3f s", which, t);
+    printf("# selftest %d: the replay took %.3f s\n", which, t);
     ora_obuf_free(&r.report);
     free(only);
   }
