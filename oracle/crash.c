@@ -1450,6 +1450,7 @@ static void chain_one(wref *r, uint64_t salt) {
  * fails (fail > 0); then a crash with pattern. */
 typedef struct tcase {
   uint64_t seed, k, point, fail;
+  unsigned fail_usec; /* how long the failing sync takes (0: at once) */
   unsigned n;
   size_t commits;
   int pattern;
@@ -1510,6 +1511,61 @@ static void tw_options(kj_options *o, const kj_vfs *vfs, int64_t *clock) {
   o->segment_bytes = SEGMENT_BYTES;
 }
 
+/* Does store s hold what the writers' acknowledgements allow: for each
+ * thread, its counter between the commits acknowledged and those tried,
+ * and exactly the rows of the commits up to it? Adds a divergence (with
+ * repro, and where: "recovered" or "live") when not. */
+static void tw_check_store(ora_campaign *c, kj_store *s, const twriter *w,
+                           unsigned n, const char *repro, const char *where) {
+  for (unsigned t = 0; t < n; t++) {
+    char key[32];
+    uint8_t want[TW_VLEN];
+    int kl = snprintf(key, sizeof key, "t%u", t);
+    void *v = NULL;
+    size_t vl = 0;
+    size_t got = 0;
+    int rc = kj_get(s, NULL, 1, key, (size_t)kl, &v, &vl);
+    if (rc == KJ_OK && vl == TW_VLEN) {
+      memcpy(&got, v, sizeof got);
+      tw_value(t, got, want);
+      if (memcmp(v, want, TW_VLEN))
+        rc = KJ_ECORRUPT;
+    } else if (rc == KJ_OK) {
+      rc = KJ_ECORRUPT;
+    }
+    kj_free(v);
+    if (rc != KJ_OK && rc != KJ_NOTFOUND) {
+      divergence(c, "%s: %s: thread %u's counter reads %s", repro, where, t,
+                 kj_strerror(rc));
+      break;
+    }
+    if (got < w[t].acked || got > w[t].tried) {
+      divergence(c,
+                 "%s: %s: thread %u: commit %zu, but %zu were "
+                 "acknowledged and %zu tried (an acknowledged commit lost, or "
+                 "one invented)",
+                 repro, where, t, got, w[t].acked, w[t].tried);
+      break;
+    }
+    size_t rows = 0, bad = 0;
+    for (size_t i = 1; i <= w[t].commits; i++) {
+      kl = snprintf(key, sizeof key, "t%u/%06zu", t, i);
+      v = NULL;
+      rc = kj_get(s, NULL, 2, key, (size_t)kl, &v, &vl);
+      kj_free(v);
+      rows += rc == KJ_OK;
+      bad += (rc == KJ_OK) != (i <= got);
+    }
+    if (bad) {
+      divergence(c,
+                 "%s: %s: thread %u: counter %zu but %zu of its rows, not "
+                 "rows 1..%zu (a commit split or lost in the middle)",
+                 repro, where, t, got, rows, got);
+      break;
+    }
+  }
+}
+
 /* The recovered store in dir holds what the writers' acknowledgements
  * allow? Adds a divergence (with repro) when not. */
 static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
@@ -1527,53 +1583,7 @@ static void tw_check(ora_campaign *c, const char *dir, ora_fault_vfs *fv,
     kj_free(err);
     return;
   }
-  for (unsigned t = 0; t < n; t++) {
-    char key[32];
-    uint8_t want[TW_VLEN];
-    int kl = snprintf(key, sizeof key, "t%u", t);
-    void *v = NULL;
-    size_t vl = 0;
-    size_t got = 0;
-    rc = kj_get(s, NULL, 1, key, (size_t)kl, &v, &vl);
-    if (rc == KJ_OK && vl == TW_VLEN) {
-      memcpy(&got, v, sizeof got);
-      tw_value(t, got, want);
-      if (memcmp(v, want, TW_VLEN))
-        rc = KJ_ECORRUPT;
-    } else if (rc == KJ_OK) {
-      rc = KJ_ECORRUPT;
-    }
-    kj_free(v);
-    if (rc != KJ_OK && rc != KJ_NOTFOUND) {
-      divergence(c, "%s: thread %u's counter reads %s", repro, t,
-                 kj_strerror(rc));
-      break;
-    }
-    if (got < w[t].acked || got > w[t].tried) {
-      divergence(c,
-                 "%s: thread %u: recovered commit %zu, but %zu were "
-                 "acknowledged and %zu tried (an acknowledged commit lost, or "
-                 "one invented)",
-                 repro, t, got, w[t].acked, w[t].tried);
-      break;
-    }
-    size_t rows = 0, bad = 0;
-    for (size_t i = 1; i <= w[t].commits; i++) {
-      kl = snprintf(key, sizeof key, "t%u/%06zu", t, i);
-      v = NULL;
-      rc = kj_get(s, NULL, 2, key, (size_t)kl, &v, &vl);
-      kj_free(v);
-      rows += rc == KJ_OK;
-      bad += (rc == KJ_OK) != (i <= got);
-    }
-    if (bad) {
-      divergence(c,
-                 "%s: thread %u: counter %zu but %zu of its rows, not rows "
-                 "1..%zu (a commit split or lost in the middle)",
-                 repro, t, got, rows, got);
-      break;
-    }
-  }
+  tw_check_store(c, s, w, n, repro, "recovered");
   kj_store_close(s);
 }
 
@@ -1581,8 +1591,8 @@ static void tw_line(char *buf, size_t cap, const tcase *t) {
   snprintf(buf, cap,
            "threads: seed=%" PRIu64
            " threads=%u commits=%zu die_after_sync=%" PRIu64 " point=%" PRIu64
-           " fail_sync=%" PRIu64 " pattern=%s",
-           t->seed, t->n, t->commits, t->k, t->point, t->fail,
+           " fail_sync=%" PRIu64 " fail_usec=%u pattern=%s",
+           t->seed, t->n, t->commits, t->k, t->point, t->fail, t->fail_usec,
            pattern_name(t->pattern));
 }
 
@@ -1624,7 +1634,7 @@ static void tw_one(ora_campaign *c, const tcase *tc, uint64_t *calls_seen) {
     ora_fault_vfs_set_crash_at(fv, point);
   if (tc->fail) {
     ora_fault_vfs_fail(fv, ORA_FAULT_SYNC, tc->fail, KJ_EIO, 0);
-    ora_fault_vfs_fault_window(fv, TW_FAULT_USEC);
+    ora_fault_vfs_fault_window(fv, tc->fail_usec);
   }
   pthread_t th[TW_MAX];
   unsigned started = 0;
@@ -1640,6 +1650,11 @@ static void tw_one(ora_campaign *c, const tcase *tc, uint64_t *calls_seen) {
     pthread_join(th[t], NULL);
   if (calls_seen)
     *calls_seen = ora_fault_vfs_ops(fv);
+  /* After a failed sync the handle is poisoned but still answers reads:
+   * its memory must hold every acknowledged commit and none that failed
+   * halfway (the undo of the group commits that were not durable). */
+  if (tc->fail && !k && !point)
+    tw_check_store(c, s, w, started, repro, "live, after the failed sync");
   kj_store_close(s);
   for (unsigned t = 0; t < started; t++)
     if (w[t].rc && !clear_status(w[t].rc) && w[t].rc != KJ_EPOISONED) {
@@ -1662,7 +1677,7 @@ static void thread_sweep(ora_campaign *c, uint64_t seed, size_t points) {
     return;
   /* A run that never dies: how many VFS calls a run makes. */
   uint64_t calls = 0;
-  tcase base = {seed, 0, 0, 0, n, TW_COMMITS, ORA_CRASH_KEEP};
+  tcase base = {seed, 0, 0, 0, 0, n, TW_COMMITS, ORA_CRASH_KEEP};
   tw_one(c, &base, &calls);
   /* Group commits make fewer syncs than commits: aim within the first. */
   uint64_t syncs = n * TW_COMMITS / 2 + 1;
@@ -1672,9 +1687,18 @@ static void thread_sweep(ora_campaign *c, uint64_t seed, size_t points) {
     t.pattern = j % 3 == 2 ? ORA_CRASH_RANDOM : ORA_CRASH_DROP;
     if (j % 4 == 3)
       t.point = 1 + h % (calls ? calls : 1);
-    else if (j % 4 == 1)
-      t.fail = 2 + h % (syncs / 2); /* waiters queue behind a failing sync */
-    else
+    else if (j % 4 == 1) {
+      t.fail = 2 + h % (syncs / 2);
+      /* Every other one takes a while, as a failing device's sync does, so
+       * that waiters queue behind it; the others fail at once, while the
+       * committers of the sync before are still on their way back. */
+      t.fail_usec = j % 8 == 5 ? TW_FAULT_USEC : 0;
+      /* And with twice the writers: more committers than cores, so that
+       * some of those the sync before covered are still waking up when
+       * the failure's undo runs. */
+      if (!t.fail_usec)
+        t.n = 2 * n > TW_MAX ? TW_MAX : 2 * n;
+    } else
       t.k = 1 + h % syncs;
     tw_one(c, &t, NULL);
   }
@@ -2421,16 +2445,20 @@ static int replay_threads(ora_campaign *c, const char *line,
   static const char *const pats[] = {"drop", "keep", "random", "tear",
                                      "garbage"};
   char v[32];
-  uint64_t seed, n, commits, k, point, fail = 0;
+  uint64_t seed, n, commits, k, point, fail = 0, fail_usec = TW_FAULT_USEC;
   int pattern = name_index(line_field(line, "pattern=", v, sizeof v), pats, 5);
   if (line_u64(line, "seed=", &seed) || line_u64(line, "threads=", &n) ||
       n < 2 || n > TW_MAX || line_u64(line, "commits=", &commits) ||
       commits < 1 || commits > 100000 ||
       line_u64(line, "die_after_sync=", &k) ||
       line_u64(line, "point=", &point) || pattern < 0 ||
-      (strstr(line, " fail_sync=") && line_u64(line, "fail_sync=", &fail)))
+      (strstr(line, " fail_sync=") && line_u64(line, "fail_sync=", &fail)) ||
+      (strstr(line, " fail_usec=") &&
+       (line_u64(line, "fail_usec=", &fail_usec) || fail_usec > 10000000)))
     return -1;
-  tcase t = {seed, k, point, fail, (unsigned)n, (size_t)commits, pattern};
+  tcase t = {
+      seed,   k, point, fail, (unsigned)fail_usec, (unsigned)n, (size_t)commits,
+      pattern};
   uint64_t before = c->divergences;
   for (int i = 0; i < (shrink_ms ? TW_SHRINK_TRIES : 1); i++) {
     if (c->watchdog_ms) {
