@@ -65,6 +65,11 @@ struct kj_vfs_file {
   kj_vfs_file *base;
   node *n; /* NULL for a directory handle */
   int writable;
+  /* map(): a private copy of the file's first map_len logical bytes;
+   * stores into it reach the model only through map_wrote(), as a write
+   * (so a crash or a fault sees them exactly as it sees a write()). */
+  uint8_t *map;
+  uint64_t map_len;
 };
 
 typedef struct dop {
@@ -394,6 +399,8 @@ static int fv_open(void *ctx, const char *path, unsigned flags,
   h->base = bf;
   h->n = NULL;
   h->writable = (flags & KJ_VFS_WRITE) != 0;
+  h->map = NULL;
+  h->map_len = 0;
   if (kind != 2) {
     if (kind == 0)
       dop_add(F, DOP_CREATE, path, NULL, NULL, 0, 0);
@@ -419,6 +426,7 @@ static int fv_close(void *ctx, kj_vfs_file *h) {
   enter(F);
   int rc = gate(F, -1);
   int crc = F->base->close(F->base->ctx, h->base);
+  free(h->map); /* an engine that closes without unmap() */
   if (h->n) {
     h->n->refs--;
     node_gc(F, h->n);
@@ -445,25 +453,20 @@ static int logical_size(ora_fault_vfs *f, kj_vfs_file *h, uint64_t *out) {
   return KJ_OK;
 }
 
-static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
-                   size_t *got) {
-  enter(F);
-  int rc = gate(F, ORA_FAULT_READ);
-  if (rc)
-    goto done;
-  if (!h->n) {
-    rc = F->base->read(F->base->ctx, h->base, buf, n, off, got);
-    goto done;
-  }
+/* Read n bytes at off as the file is now, pending writes included. */
+static int logical_read(ora_fault_vfs *f, kj_vfs_file *h, void *buf, size_t n,
+                        uint64_t off, size_t *got) {
+  if (!h->n)
+    return f->base->read(f->base->ctx, h->base, buf, n, off, got);
   uint64_t sz;
-  rc = logical_size(F, h, &sz);
+  int rc = logical_size(f, h, &sz);
   if (rc)
-    goto done;
+    return rc;
   memset(buf, 0, n);
   size_t real = 0;
-  rc = F->base->read(F->base->ctx, h->base, buf, n, off, &real);
+  rc = f->base->read(f->base->ctx, h->base, buf, n, off, &real);
   if (rc)
-    goto done;
+    return rc;
   uint8_t *b = buf;
   uint64_t end = off + n;
   for (pop *p = h->n->head; p; p = p->next) {
@@ -480,7 +483,15 @@ static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
       memcpy(b + (lo - off), p->data + (lo - p->off), (size_t)(hi - lo));
   }
   *got = off >= sz ? 0 : (size_t)(sz - off < n ? sz - off : n);
-done:
+  return KJ_OK;
+}
+
+static int fv_read(void *ctx, kj_vfs_file *h, void *buf, size_t n, uint64_t off,
+                   size_t *got) {
+  enter(F);
+  int rc = gate(F, ORA_FAULT_READ);
+  if (!rc)
+    rc = logical_read(F, h, buf, n, off, got);
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
@@ -495,6 +506,92 @@ static int fv_write(void *ctx, kj_vfs_file *h, const void *buf, size_t n,
   }
   if (!rc)
     pop_add(F, h->n, POP_WRITE, off, buf, n);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+/* The mapped write path (vfs.h, version 2). map() hands out a private
+ * copy, so a store the engine has not reported yet is invisible to the
+ * model, as the bytes of a write() that never returned; map_wrote() is a
+ * write for faults and crashes (an Nth-write fault or a crash point can
+ * land on it). */
+static int fv_map(void *ctx, kj_vfs_file *h, uint64_t len, void **out) {
+  enter(F);
+  *out = NULL;
+  int rc = gate(F, -1);
+  if (!rc && (!h->n || !h->writable || h->map || !len || len > SIZE_MAX)) {
+    errno = EINVAL;
+    rc = KJ_EINVAL;
+  }
+  if (!rc) {
+    size_t got = 0;
+    h->map = xmalloc((size_t)len);
+    rc = logical_read(F, h, h->map, (size_t)len, 0, &got);
+    if (!rc && got < len) { /* vfs.h: the engine maps written bytes only */
+      errno = EINVAL;
+      rc = KJ_EINVAL;
+    }
+    if (rc) {
+      free(h->map);
+      h->map = NULL;
+    } else {
+      h->map_len = len;
+      *out = h->map;
+    }
+  }
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int map_range_ok(kj_vfs_file *h, void *p, uint64_t off, uint64_t n) {
+  return h->map && p == h->map && off <= h->map_len && n <= h->map_len - off;
+}
+
+/* Not a VFS call of the model: it changes nothing on the disk (a crash
+ * before map_wrote() loses the frame whether or not its pages were
+ * reserved), and it happens only when a frame crosses into a page that no
+ * reservation covered since the last sync, so counting it would make the
+ * calls of an op depend on where earlier ops left the write position, and
+ * a crash point would no longer follow its op while a case is shrunk. Its
+ * failure is tested with a wrapped POSIX VFS (tests/test_errors.c). */
+static int fv_map_reserve(void *ctx, kj_vfs_file *h, void *p, uint64_t off,
+                          uint64_t n) {
+  pthread_mutex_lock(&F->mu);
+  int rc = KJ_OK;
+  if (F->dead || !map_range_ok(h, p, off, n)) {
+    errno = F->dead ? EIO : EINVAL;
+    rc = KJ_EIO;
+  }
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+static int fv_map_wrote(void *ctx, kj_vfs_file *h, void *p, uint64_t off,
+                        uint64_t n) {
+  enter(F);
+  int rc = gate(F, ORA_FAULT_WRITE);
+  if (!rc && !map_range_ok(h, p, off, n)) {
+    errno = EINVAL;
+    rc = KJ_EIO;
+  }
+  if (!rc)
+    pop_add(F, h->n, POP_WRITE, off, h->map + off, (size_t)n);
+  pthread_mutex_unlock(&F->mu);
+  return rc;
+}
+
+/* Never fails in a way that keeps the copy: the engine closes next. */
+static int fv_unmap(void *ctx, kj_vfs_file *h, void *p, uint64_t len) {
+  enter(F);
+  int rc = gate(F, -1);
+  if (!h->map || p != h->map || len != h->map_len) {
+    errno = EINVAL;
+    rc = KJ_EINVAL;
+  } else {
+    free(h->map);
+    h->map = NULL;
+    h->map_len = 0;
+  }
   pthread_mutex_unlock(&F->mu);
   return rc;
 }
@@ -716,9 +813,16 @@ ora_fault_vfs *ora_fault_vfs_new(uint64_t seed) {
   }
   f->base = kj_vfs_posix();
   f->rng = seed ^ 0x6a09e667f3bcc909ull;
-  kj_vfs v = {KJ_VFS_VERSION, f,         fv_open,     fv_close, fv_read,
-              fv_write,       fv_sync,   fv_truncate, fv_size,  fv_lock,
-              fv_rename,      fv_unlink, fv_sync_dir, fv_mkdir, fv_list};
+  kj_vfs v = {KJ_VFS_VERSION, f,
+              fv_open,        fv_close,
+              fv_read,        fv_write,
+              fv_sync,        fv_truncate,
+              fv_size,        fv_lock,
+              fv_rename,      fv_unlink,
+              fv_sync_dir,    fv_mkdir,
+              fv_list,        fv_map,
+              fv_map_reserve, fv_map_wrote,
+              fv_unmap};
   f->vfs = v;
   return f;
 }

@@ -3,6 +3,7 @@
  * busy stores (threads of this process and other processes), read-only
  * handles, injected I/O failures that poison a handle, and kj_strerror().
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1232,6 +1233,163 @@ static void test_enospc_preallocate(void) {
   cleanup_dir(dir);
 }
 
+/* ---- the mapped write path (vfs.h, version 2) ---------------------------
+ * A copy of the POSIX VFS whose write, map and map_reserve are counted and
+ * can be made to fail: the POSIX methods take the POSIX file handles, so
+ * the copy may replace any of them. */
+static kj_vfs mv;
+static int mv_writes, mv_maps, mv_reserves, mv_fail_map, mv_fail_reserve_at;
+
+static int mv_write(void *ctx, kj_vfs_file *f, const void *b, size_t n,
+                    uint64_t off) {
+  mv_writes++;
+  return kj_vfs_posix()->write(ctx, f, b, n, off);
+}
+
+static int mv_map(void *ctx, kj_vfs_file *f, uint64_t len, void **out) {
+  mv_maps++;
+  if (mv_fail_map)
+    return KJ_EIO;
+  return kj_vfs_posix()->map(ctx, f, len, out);
+}
+
+static int mv_reserve(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
+                      uint64_t n) {
+  if (++mv_reserves == mv_fail_reserve_at) {
+    errno = EFAULT;
+    return KJ_EIO;
+  }
+  return kj_vfs_posix()->map_reserve(ctx, f, p, off, n);
+}
+
+static void mv_init(void) {
+  mv = *kj_vfs_posix();
+  mv.write = mv_write;
+  mv.map = mv_map;
+  mv.map_reserve = mv_reserve;
+  mv_writes = mv_maps = mv_reserves = mv_fail_map = mv_fail_reserve_at = 0;
+}
+
+/* n commits of one 512-byte row each, keys from first; KJ_OK or the first
+ * failure. */
+static int put_rows(kj_store *s, int first, int n) {
+  char k[16], v[512];
+  memset(v, 'm', sizeof v);
+  for (int i = first; i < first + n; i++) {
+    snprintf(k, sizeof k, "map%05d", i);
+    int rc = kj_put(s, NULL, 1, k, strlen(k), v, sizeof v);
+    if (rc)
+      return rc;
+  }
+  return KJ_OK;
+}
+
+static uint64_t rows_after_reopen(const char *dir) {
+  kj_options o;
+  tu_options(&o);
+  uint64_t rows = 0;
+  kj_store *s = tu_store_open_ok(dir, &o, "mapped: reopen");
+  if (s) {
+    kj_table_count(s, 1, &rows, NULL);
+    kj_store_close(s);
+  }
+  return rows;
+}
+
+static uint64_t rows_after_reopen_count(kj_store *s) {
+  uint64_t rows = 0;
+  kj_table_count(s, 1, &rows, NULL);
+  return rows;
+}
+
+static void test_mapped(void) {
+  const kj_vfs *px = kj_vfs_posix(), *pu = kj_vfs_posix_unmapped();
+  ok(px->version == 2 && px->map && px->map_reserve && px->map_wrote &&
+         px->unmap,
+     "mapped: the POSIX VFS offers the mapping methods");
+  ok(pu->version == 2 && !pu->map && !pu->map_reserve && !pu->map_wrote &&
+         !pu->unmap && pu->write == px->write,
+     "mapped: kj_vfs_posix_unmapped() is the same without them");
+  /* Under FULL frames keep going through write() (journal.c map_segment
+   * says why); NORMAL and OFF map. */
+  for (int mode = 0; mode < 3; mode++) {
+    const char *m = mode == 2 ? "OFF" : mode ? "NORMAL" : "FULL";
+    int mapped = mode != 0;
+    char *dir = tu_mkdtemp();
+    kj_options o;
+    tu_options(&o);
+    mv_init();
+    o.vfs = &mv;
+    o.sync = mode == 2 ? KJ_SYNC_OFF : mode ? KJ_SYNC_NORMAL : KJ_SYNC_FULL;
+    o.segment_bytes = 16 * 1024; /* a few roll-overs */
+    kj_store *s = tu_store_open_ok(dir, &o, "mapped: open");
+    if (!s) {
+      cleanup_dir(dir);
+      continue;
+    }
+    int before = mv_writes, maps = mv_maps;
+    is(put_rows(s, 0, 100), KJ_OK, "mapped %s: 100 commits", m);
+    kj_stats st = KJ_STATS_INIT;
+    stats_of(s, &st);
+    ok(st.segments > 1, "mapped %s: across roll-overs (%llu segments)", m,
+       (unsigned long long)st.segments);
+    if (mapped) {
+      /* Writes now come only from roll-overs: the new segment (a header
+       * and zeros) and the store header's record of it. */
+      ok(mv_writes - before <= 3 * (int)st.segments,
+         "mapped %s: no write() per commit (%d writes for %llu segments)", m,
+         mv_writes - before, (unsigned long long)st.segments);
+      ok(mv_maps > maps, "mapped %s: each new segment is mapped", m);
+      ok(mv_reserves > 0 && mv_reserves <= 100 + (int)st.segments * 2,
+         "mapped %s: pages reserved (%d calls)", m, mv_reserves);
+    } else {
+      ok(mv_writes - before >= 100,
+         "FULL: one write() per commit (%d), no mapping", mv_writes - before);
+      is(mv_maps, maps, "FULL: no segment is mapped");
+    }
+    is(kj_store_close(s), KJ_OK, "mapped %s: close", m);
+    is(rows_after_reopen(dir), 100, "mapped %s: reopen holds every row", m);
+
+    /* A failing map_reserve is a failed write: poisoned, with a message,
+     * and nothing acknowledged lost. */
+    mv_init();
+    s = mapped ? tu_store_open_ok(dir, &o, "mapped: open again") : NULL;
+    if (s) {
+      mv_fail_reserve_at = 3;
+      int rc = put_rows(s, 100, 50);
+      is(rc, KJ_EIO, "mapped %s: a failed reserve fails the commit", m);
+      const char *msg = kj_store_errmsg(s);
+      ok(msg && strstr(msg, "prepare journal segment"),
+         "mapped %s: the message says where (%s)", m, msg ? msg : "");
+      stats_of(s, &st);
+      is(st.poisoned, 1, "mapped %s: and poisons the handle", m);
+      uint64_t acked = 0;
+      kj_table_count(s, 1, &acked, NULL);
+      kj_store_close(s);
+      is(rows_after_reopen(dir), acked,
+         "mapped %s: reopen holds exactly the acknowledged rows (%llu)", m,
+         (unsigned long long)acked);
+    }
+
+    /* A VFS that declines to map: frames go through write(). */
+    mv_init();
+    mv_fail_map = 1;
+    s = mapped ? tu_store_open_ok(dir, &o, "mapped: declined") : NULL;
+    if (s) {
+      uint64_t have = rows_after_reopen_count(s);
+      before = mv_writes;
+      is(put_rows(s, 1000, 20), KJ_OK, "mapped %s: map declined: commits", m);
+      ok(mv_writes - before >= 20,
+         "mapped %s: map declined: one write() per commit (%d)", m,
+         mv_writes - before);
+      kj_store_close(s);
+      is(rows_after_reopen(dir), have + 20, "mapped %s: map declined: reopen",
+         m);
+    }
+    cleanup_dir(dir);
+  }
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   test_strerror();
@@ -1246,5 +1404,6 @@ int main(void) {
   test_close();
   tu_with_store_dir("txn limit", sync_off, test_txn_limit);
   test_enospc_preallocate();
+  test_mapped();
   return tap_done();
 }

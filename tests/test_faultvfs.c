@@ -687,6 +687,77 @@ static void test_new_dirs_durable(void) {
   free(base);
 }
 
+/* The mapping methods (vfs.h, version 2): a private copy that reaches the
+ * model only through map_wrote(), as a write does; faults and crashes see
+ * it as one. */
+static void test_map(const char *dir) {
+  ora_fault_vfs *f = fresh(9);
+  char *p = tu_path(dir, "m");
+  durable_file(dir, p, 'B', 8192);
+  kj_vfs_file *h = vopen(p, KJ_VFS_WRITE), *r = vopen(p, KJ_VFS_READ);
+  void *m = NULL;
+  ok(V->version >= 2 && V->map && V->map_reserve && V->map_wrote && V->unmap,
+     "map: the fault VFS offers the version 2 methods");
+  is(V->map(C, r, 8192, &m), KJ_EINVAL, "map: a read-only handle is refused");
+  is(V->map(C, h, 9000, &m), KJ_EINVAL, "map: beyond the file is refused");
+  ok(m == NULL, "map: a refused map hands out nothing");
+  is(V->map(C, h, 8192, &m), KJ_OK, "map: the whole file");
+  uint8_t *b = m;
+  ok(b && all_bytes(b, 0, 8192, 'B'), "map: holds the file's bytes");
+  is(V->map_reserve(C, h, m, 100, 100), KJ_OK, "map_reserve in range");
+  memset(b + 100, 'A', 100);
+  uint8_t buf[300];
+  size_t got = 0;
+  V->read(C, r, buf, 300, 0, &got);
+  ok(got == 300 && all_bytes(buf, 0, 300, 'B'),
+     "a store not yet reported is not in the file");
+  is(V->map_wrote(C, h, m, 100, 100), KJ_OK, "map_wrote");
+  V->read(C, r, buf, 300, 0, &got);
+  ok(all_bytes(buf, 0, 100, 'B') && all_bytes(buf, 100, 200, 'A') &&
+         all_bytes(buf, 200, 300, 'B'),
+     "after map_wrote the bytes are the file's, as after a write");
+  is(V->map_wrote(C, h, m, 8000, 193), KJ_EIO, "map_wrote past the mapping");
+  is(V->map_reserve(C, h, b + 1, 0, 1), KJ_EIO,
+     "map_reserve of another address");
+  ora_fault_vfs_fail(f, ORA_FAULT_WRITE, 1, KJ_ENOSPC, 0);
+  memset(b + 300, 'C', 10);
+  is(V->map_wrote(C, h, m, 300, 10), KJ_ENOSPC,
+     "an Nth-write fault lands on map_wrote");
+  V->read(C, r, buf, 10, 300, &got);
+  ok(all_bytes(buf, 0, 10, 'B'), "and the failed one changes nothing");
+  uint64_t ops = ora_fault_vfs_ops(f);
+  is(V->map_reserve(C, h, m, 400, 10), KJ_OK,
+     "map_reserve is not a call of the model");
+  is(ora_fault_vfs_ops(f), ops, "and is not counted as one");
+  is(V->unmap(C, h, m, 8192), KJ_OK, "unmap");
+  V->close(C, h);
+  V->close(C, r);
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  size_t rl = 0;
+  uint8_t *d = tu_read_file(p, &rl);
+  ok(d && rl == 8192 && all_bytes(d, 0, 8192, 'B'),
+     "crash DROP: an unsynced mapped write is lost");
+  free(d);
+  ora_fault_vfs_free(f);
+
+  f = fresh(10);
+  h = vopen(p, KJ_VFS_WRITE);
+  V->map(C, h, 8192, &m);
+  memset((uint8_t *)m + 10, 'S', 20);
+  V->map_wrote(C, h, m, 10, 20);
+  ok(V->sync(C, h) == KJ_OK, "sync of a mapped write");
+  memset((uint8_t *)m + 40, 'U', 20);
+  V->map_wrote(C, h, m, 40, 20);
+  V->close(C, h); /* without unmap: close frees the copy */
+  ora_fault_vfs_crash(f, ORA_CRASH_DROP);
+  d = tu_read_file(p, &rl);
+  ok(d && all_bytes(d, 10, 30, 'S') && all_bytes(d, 40, 60, 'B'),
+     "crash DROP: the synced mapped write stays, the later one is lost");
+  free(d);
+  ora_fault_vfs_free(f);
+  free(p);
+}
+
 int main(void) {
   char *dir = tu_mkdtemp_or_bail();
   test_mkdir_undo(dir);
@@ -699,6 +770,7 @@ int main(void) {
   test_dirops_random(dir);
   test_crash_at(dir);
   test_nth(dir);
+  test_map(dir);
   test_fork_dir(dir);
   test_store();
   tu_rmrf(dir);

@@ -308,7 +308,7 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
     return kj_err(e, KJ_EINVAL, "Argon2id limits below the minimum");
   if (o->segment_bytes && o->segment_bytes < MIN_SEGMENT)
     return kj_err(e, KJ_EINVAL, "segment_bytes below %u", MIN_SEGMENT);
-  if (o->vfs && o->vfs->version != KJ_VFS_VERSION)
+  if (o->vfs && (o->vfs->version < 1 || o->vfs->version > KJ_VFS_VERSION))
     return kj_err(e, KJ_EINVAL, "vfs version %d not supported",
                   o->vfs->version);
   return KJ_OK;

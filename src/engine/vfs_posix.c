@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,10 +299,82 @@ static int px_list(void *ctx, const char *dir,
   return rc;
 }
 
+/* ---- the journal through a shared mapping (vfs.h, version 2) ---------- */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
+#endif
+
+static size_t page_bytes(void) {
+  long pg = sysconf(_SC_PAGESIZE);
+  return pg > 0 ? (size_t)pg : 4096;
+}
+
+/* Maps the file and checks, on its first page, that the kernel can
+ * prefault pages writable: without that, a store could only learn of an
+ * I/O error as a SIGBUS, so the map is declined and the engine keeps to
+ * pwrite (vfs.h: a failed map() is not an error). */
+static int px_map(void *ctx, kj_vfs_file *f, uint64_t len, void **out) {
+  (void)ctx;
+  *out = NULL;
+  if (!len || len > SIZE_MAX)
+    return KJ_EINVAL;
+  void *p =
+      mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+  if (p == MAP_FAILED)
+    return map_errno(errno);
+  size_t pg = page_bytes();
+  if (madvise(p, len < pg ? (size_t)len : pg, MADV_POPULATE_WRITE)) {
+    int err = errno;
+    munmap(p, (size_t)len);
+    errno = err;
+    return map_errno(err);
+  }
+  *out = p;
+  return KJ_OK;
+}
+
+static int px_map_reserve(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
+                          uint64_t n) {
+  (void)ctx;
+  (void)f;
+  size_t pg = page_bytes();
+  uint64_t lo = off / pg * pg, hi = off + n;
+  int rc;
+  do
+    rc = madvise((char *)p + lo, (size_t)(hi - lo), MADV_POPULATE_WRITE);
+  while (rc && errno == EINTR);
+  /* EFAULT: a page could not be faulted in (an I/O error, or the file
+   * was cut shorter under us); ENOMEM as itself. */
+  return rc ? map_errno(errno) : KJ_OK;
+}
+
+static int px_map_wrote(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
+                        uint64_t n) {
+  (void)ctx, (void)f, (void)p, (void)off, (void)n;
+  return KJ_OK; /* the stores are in the page cache already */
+}
+
+static int px_unmap(void *ctx, kj_vfs_file *f, void *p, uint64_t len) {
+  (void)ctx;
+  (void)f;
+  return munmap(p, (size_t)len) ? map_errno(errno) : KJ_OK;
+}
+
 static const kj_vfs posix_vfs = {
+    KJ_VFS_VERSION, NULL,           px_open,      px_close, px_read,
+    px_write,       px_sync,        px_truncate,  px_size,  px_lock,
+    px_rename,      px_unlink,      px_sync_dir,  px_mkdir, px_list,
+    px_map,         px_map_reserve, px_map_wrote, px_unmap,
+};
+
+static const kj_vfs posix_unmapped_vfs = {
     KJ_VFS_VERSION, NULL,      px_open,     px_close, px_read,
     px_write,       px_sync,   px_truncate, px_size,  px_lock,
     px_rename,      px_unlink, px_sync_dir, px_mkdir, px_list,
+    NULL,           NULL,      NULL,        NULL,
 };
 
 const kj_vfs *kj_vfs_posix(void) { return &posix_vfs; }
+
+const kj_vfs *kj_vfs_posix_unmapped(void) { return &posix_unmapped_vfs; }

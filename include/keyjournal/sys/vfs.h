@@ -65,7 +65,9 @@ typedef struct kj_vfs_file kj_vfs_file;
 #define KJ_VFS_LOCK_SHARED 1
 #define KJ_VFS_LOCK_EXCLUSIVE 2
 
-#define KJ_VFS_VERSION 1
+/* Version 2 appended the mapping methods (map .. unmap); the engine
+ * accepts tables of version 1 (which end at list) and 2. */
+#define KJ_VFS_VERSION 2
 
 typedef struct kj_vfs {
   /* KJ_VFS_VERSION. Fields are only ever appended. */
@@ -111,10 +113,59 @@ typedef struct kj_vfs {
    * order. A non-zero return from fn stops the listing and is returned. */
   int (*list)(void *ctx, const char *dir,
               int (*fn)(void *arg, const char *name), void *arg);
+
+  /* ---- version 2: writing the journal through a shared mapping ----
+   *
+   * Optional: all four NULL (or a version 1 table) and the engine writes
+   * frames with write(). When they are set, a store opened with
+   * KJ_SYNC_NORMAL or KJ_SYNC_OFF appends the frames of its live journal
+   * segment by storing them into a mapping of the segment, with no system
+   * call per commit (KJ_SYNC_FULL keeps write(): doc/ARCHITECTURE.md,
+   * "Mapped writes", says why):
+   *
+   *   map(f, len, &p)          once per segment opened for appending; f
+   *                            holds at least len bytes, all written
+   *                            (segments are pre-written with zeros);
+   *   map_reserve(f, p, off, n) before storing into [off, off+n) of the
+   *                            mapping the first time since the last
+   *                            sync() of f;
+   *   (the engine stores the bytes at p + off)
+   *   map_wrote(f, p, off, n)  after storing them: from then on they are
+   *                            the file's bytes [off, off+n), as if
+   *                            write(f, p + off, n, off) had returned;
+   *   unmap(f, p, len)         before close(f).
+   *
+   * A failed map() is not an error: the engine writes that segment with
+   * write() instead. A failed map_reserve() or map_wrote() is a failed
+   * write (the handle is poisoned, with the status and errno's cause).
+   * sync() of f must make durable every byte reported by map_wrote()
+   * before it began. Bytes stored but not yet reported may or may not
+   * reach the file, as the bytes of a write() that has not returned.
+   *
+   * The POSIX VFS maps the file MAP_SHARED; map_reserve() prefaults the
+   * pages writable (madvise MADV_POPULATE_WRITE), so that a page the
+   * engine stores into cannot need a read or an allocation that fails
+   * (the error comes back as a status, not as a SIGBUS); map_wrote()
+   * does nothing: the stored bytes are in the page cache already, where
+   * a process crash does not lose them and fdatasync() finds them. */
+  int (*map)(void *ctx, kj_vfs_file *f, uint64_t len, void **out);
+  int (*map_reserve)(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
+                     uint64_t n);
+  int (*map_wrote)(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
+                   uint64_t n);
+  int (*unmap)(void *ctx, kj_vfs_file *f, void *p, uint64_t len);
 } kj_vfs;
 
-/* The default VFS: POSIX calls, fdatasync, flock. Static; never free it. */
+/* The default VFS: POSIX calls, fdatasync, flock, and the journal written
+ * through a shared mapping (version 2 methods). Static; never free it. */
 const kj_vfs *kj_vfs_posix(void);
+
+/* The same without the mapping methods: every frame is a pwrite(). For a
+ * process that must see a failing disk as a status in every case (see
+ * "Mapped writes" in doc/ARCHITECTURE.md: a file system that fails a
+ * write fault on a page the engine prefaulted but the kernel has since
+ * written back raises SIGBUS), at about 1 us more per commit. */
+const kj_vfs *kj_vfs_posix_unmapped(void);
 
 #ifdef __cplusplus
 }
