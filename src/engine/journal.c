@@ -94,8 +94,8 @@ struct kj_journal {
 
   /* The live segment mapped for appending (vfs.h, version 2), or NULL:
    * frames then go through write(). Bytes [0, map_len) of seg. Writer
-   * side only. [res_lo, res_hi) was map_reserve()d while syncs was
-   * res_syncs: a sync since then may have cleaned those pages. */
+   * side only. The pages below res_hi were map_reserve()d while syncs was
+   * res_syncs: a sync since then may have cleaned them. */
   uint8_t *map;
   uint64_t map_len;
   uint64_t res_hi;
@@ -904,12 +904,14 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
      * clean failure); once the rename happened the directory is unknown. */
     return renamed ? poison(j, rc) : rc;
   }
+  /* The mapping is the writer's alone (a leader syncs the file, never
+   * the mapping): unmapped here, outside sync_mu, which covers no I/O. */
+  unmap_segment(j);
   /* Every frame written is durable and we hold the writer lock, so no new
    * leader can start; wait out one that might still hold the old file. */
   pthread_mutex_lock(&j->sync_mu);
   while (j->syncing)
     pthread_cond_wait(&j->sync_cv, &j->sync_mu);
-  unmap_segment(j); /* of the old segment, still j->seg */
   kj_vfs_file *old = j->seg;
   j->seg = f;
   j->segno++;
