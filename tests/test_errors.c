@@ -1284,21 +1284,22 @@ static int put_rows(kj_store *s, int first, int n) {
   return KJ_OK;
 }
 
+/* Rows of table 1 in the open store s. */
+static uint64_t rows_in(kj_store *s) {
+  uint64_t rows = 0;
+  kj_table_count(s, 1, &rows, NULL);
+  return rows;
+}
+
 static uint64_t rows_after_reopen(const char *dir) {
   kj_options o;
   tu_options(&o);
   uint64_t rows = 0;
   kj_store *s = tu_store_open_ok(dir, &o, "mapped: reopen");
   if (s) {
-    kj_table_count(s, 1, &rows, NULL);
+    rows = rows_in(s);
     kj_store_close(s);
   }
-  return rows;
-}
-
-static uint64_t rows_after_reopen_count(kj_store *s) {
-  uint64_t rows = 0;
-  kj_table_count(s, 1, &rows, NULL);
   return rows;
 }
 
@@ -1363,8 +1364,7 @@ static void test_mapped(void) {
          "mapped %s: the message says where (%s)", m, msg ? msg : "");
       stats_of(s, &st);
       is(st.poisoned, 1, "mapped %s: and poisons the handle", m);
-      uint64_t acked = 0;
-      kj_table_count(s, 1, &acked, NULL);
+      uint64_t acked = rows_in(s);
       kj_store_close(s);
       is(rows_after_reopen(dir), acked,
          "mapped %s: reopen holds exactly the acknowledged rows (%llu)", m,
@@ -1376,7 +1376,7 @@ static void test_mapped(void) {
     mv_fail_map = 1;
     s = mapped ? tu_store_open_ok(dir, &o, "mapped: declined") : NULL;
     if (s) {
-      uint64_t have = rows_after_reopen_count(s);
+      uint64_t have = rows_in(s);
       before = mv_writes;
       is(put_rows(s, 1000, 20), KJ_OK, "mapped %s: map declined: commits", m);
       ok(mv_writes - before >= 20,
