@@ -1534,6 +1534,43 @@ static void test_savepoint(void) {
   kj_store_close(s);
 }
 
+/* kj_get with val and vlen NULL: whether the key exists, committed or in
+ * the transaction's own write set, with nothing copied. */
+static void test_presence(const char *dir, const kj_options *o, kj_store *s) {
+  (void)dir, (void)o;
+  void *v = NULL;
+  size_t vl = 0;
+  is(put_str(s, NULL, 1, "here", "1"), KJ_OK, "presence: put");
+  is(kj_put(s, NULL, 1, "empty", 5, NULL, 0), KJ_OK, "presence: put empty");
+  is(kj_get(s, NULL, 1, "here", 4, NULL, NULL), KJ_OK, "presence: committed");
+  is(kj_get(s, NULL, 1, "empty", 5, NULL, NULL), KJ_OK,
+     "presence: an empty value exists");
+  is(kj_get(s, NULL, 1, "gone", 4, NULL, NULL), KJ_NOTFOUND,
+     "presence: absent");
+  is(kj_get(s, NULL, 2, "here", 4, NULL, NULL), KJ_NOTFOUND,
+     "presence: another table");
+  is(kj_get(s, NULL, 1, "here", 4, NULL, &vl), KJ_EINVAL,
+     "presence: val NULL alone is EINVAL");
+  is(kj_get(s, NULL, 1, "here", 4, &v, NULL), KJ_EINVAL,
+     "presence: vlen NULL alone is EINVAL");
+  ok(v == NULL, "presence: a refused get leaves *val NULL");
+  kj_txn *t = NULL;
+  is(kj_txn_begin(s, 0, &t), KJ_OK, "presence: begin");
+  if (t) {
+    is(put_str(s, t, 1, "new", "2"), KJ_OK, "presence: put in txn");
+    is(del_str(s, t, 1, "here"), KJ_OK, "presence: delete in txn");
+    is(kj_get(s, t, 1, "new", 3, NULL, NULL), KJ_OK,
+       "presence: the txn's own put");
+    is(kj_get(s, t, 1, "here", 4, NULL, NULL), KJ_NOTFOUND,
+       "presence: the txn's own delete");
+    is(kj_get(s, NULL, 1, "new", 3, NULL, NULL), KJ_NOTFOUND,
+       "presence: not outside before the commit");
+    kj_txn_rollback(t);
+  }
+  is(kj_get(s, NULL, 1, "here", 4, NULL, NULL), KJ_OK,
+     "presence: rolled back delete");
+}
+
 int main(void) {
   alarm(300); /* a deadlock fails the run instead of hanging it */
   test_roundtrip();
@@ -1547,5 +1584,6 @@ int main(void) {
   test_create_missing_dir();
   tu_with_store_dir("random", random_options, test_random);
   test_savepoint();
+  tu_with_store_dir("presence", NULL, test_presence);
   return tap_done();
 }

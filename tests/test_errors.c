@@ -1239,6 +1239,8 @@ static void test_enospc_preallocate(void) {
  * the copy may replace any of them. */
 static kj_vfs mv;
 static int mv_writes, mv_maps, mv_reserves, mv_fail_map, mv_fail_reserve_at;
+static int mv_unmaps, mv_syncs, mv_synced_mapped;
+static kj_vfs_file *mv_live; /* the file mapped now, if any */
 
 static int mv_write(void *ctx, kj_vfs_file *f, const void *b, size_t n,
                     uint64_t off) {
@@ -1250,7 +1252,10 @@ static int mv_map(void *ctx, kj_vfs_file *f, uint64_t len, void **out) {
   mv_maps++;
   if (mv_fail_map)
     return KJ_EIO;
-  return kj_vfs_posix()->map(ctx, f, len, out);
+  int rc = kj_vfs_posix()->map(ctx, f, len, out);
+  if (rc == KJ_OK)
+    mv_live = f;
+  return rc;
 }
 
 static int mv_reserve(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
@@ -1262,12 +1267,29 @@ static int mv_reserve(void *ctx, kj_vfs_file *f, void *p, uint64_t off,
   return kj_vfs_posix()->map_reserve(ctx, f, p, off, n);
 }
 
+static int mv_unmap(void *ctx, kj_vfs_file *f, void *p, uint64_t len) {
+  mv_unmaps++;
+  mv_live = NULL;
+  return kj_vfs_posix()->unmap(ctx, f, p, len);
+}
+
+/* Counts the syncs, and those of a file while it was mapped. */
+static int mv_sync(void *ctx, kj_vfs_file *f) {
+  mv_syncs++;
+  mv_synced_mapped += f == mv_live;
+  return kj_vfs_posix()->sync(ctx, f);
+}
+
 static void mv_init(void) {
   mv = *kj_vfs_posix();
   mv.write = mv_write;
   mv.map = mv_map;
   mv.map_reserve = mv_reserve;
+  mv.unmap = mv_unmap;
+  mv.sync = mv_sync;
   mv_writes = mv_maps = mv_reserves = mv_fail_map = mv_fail_reserve_at = 0;
+  mv_unmaps = mv_syncs = mv_synced_mapped = 0;
+  mv_live = NULL;
 }
 
 /* n commits of one 512-byte row each, keys from first; KJ_OK or the first
@@ -1388,6 +1410,34 @@ static void test_mapped(void) {
     }
     cleanup_dir(dir);
   }
+
+  /* NORMAL with a small sync interval: the writer drops the mapping
+   * before each interval sync, roll-over and close, so that no sync finds
+   * mapped pages to write-protect one by one; it maps again after. */
+  char *dir = tu_mkdtemp();
+  kj_options o;
+  tu_options(&o);
+  mv_init();
+  o.vfs = &mv;
+  o.sync = KJ_SYNC_NORMAL;
+  o.segment_bytes = 64 * 1024;
+  o.sync_interval_bytes = 4096;
+  kj_store *s = tu_store_open_ok(dir, &o, "mapped: interval syncs");
+  if (s) {
+    is(put_rows(s, 0, 200), KJ_OK, "mapped interval: 200 commits");
+    is(kj_store_close(s), KJ_OK, "mapped interval: close");
+    ok(mv_syncs > 20, "mapped interval: synced every 4 KiB (%d syncs)",
+       mv_syncs);
+    is(mv_synced_mapped, 0, "mapped interval: no sync of a mapped segment");
+    ok(mv_maps > 20 && mv_maps == mv_unmaps,
+       "mapped interval: mapped again after each (%d maps, %d unmaps)", mv_maps,
+       mv_unmaps);
+    ok(mv_reserves < 200,
+       "mapped interval: pages reserved in steps, not per commit (%d)",
+       mv_reserves);
+    is(rows_after_reopen(dir), 200, "mapped interval: reopen holds every row");
+  }
+  cleanup_dir(dir);
 }
 
 int main(void) {

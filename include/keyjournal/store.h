@@ -290,7 +290,9 @@ void kj_txn_release_savepoint(kj_txn *t);
  * KJ_MAX_VALUE: KJ_EINVAL and nothing changes. */
 
 /* Look up key. KJ_OK with *val (malloc'd, free with kj_free; NULL when the
- * value is empty) and *vlen, or KJ_NOTFOUND. Cost: O(1) expected in a table
+ * value is empty) and *vlen, or KJ_NOTFOUND. With val and vlen both NULL,
+ * only whether the key exists: KJ_OK or KJ_NOTFOUND, nothing copied (one
+ * of them NULL: KJ_EINVAL). Cost: O(1) expected in a table
  * of 256 rows or more (a hash index keyed with a per-table secret, so keys
  * chosen by a peer cannot be made to collide), O(log n) below. */
 int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,

@@ -542,6 +542,8 @@ int kj_delete(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 }
 
 static int copy_out(const void *v, size_t n, void **val, size_t *vlen) {
+  if (!val) /* kj_get's presence test: nothing to copy */
+    return KJ_OK;
   *val = NULL;
   *vlen = n;
   if (!n)
@@ -562,7 +564,7 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
     return s ? kj_store_fail_msg(s, KJ_EINVAL,
                                  "kj_get: transaction of another store")
              : KJ_EINVAL;
-  if (bad_table(table) || bad_key(key, klen) || !val || !vlen)
+  if (bad_table(table) || bad_key(key, klen) || !val != !vlen)
     return kj_store_fail_msg(s, KJ_EINVAL,
                              "kj_get: bad table id, key or output");
   if (atomic_load(&s->broken))

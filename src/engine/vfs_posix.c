@@ -301,8 +301,11 @@ static int px_list(void *ctx, const char *dir,
 
 /* ---- the journal through a shared mapping (vfs.h, version 2) ---------- */
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14; older kernels say EINVAL */
+#endif
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL */
+#define MADV_POPULATE_WRITE 23 /* the same */
 #endif
 
 static size_t page_bytes(void) {
@@ -311,9 +314,11 @@ static size_t page_bytes(void) {
 }
 
 /* Maps the file and checks, on its first page, that the kernel can
- * prefault pages writable: without that, a store could only learn of an
- * I/O error as a SIGBUS, so the map is declined and the engine keeps to
- * pwrite (vfs.h: a failed map() is not an error). */
+ * prefault pages (MADV_POPULATE_READ and _WRITE came in the same
+ * release; the read one does not dirty the page, and the engine maps a
+ * segment again after each of its syncs): without that, a store could
+ * only learn of an I/O error as a SIGBUS, so the map is declined and the
+ * engine keeps to pwrite (vfs.h: a failed map() is not an error). */
 static int px_map(void *ctx, kj_vfs_file *f, uint64_t len, void **out) {
   (void)ctx;
   *out = NULL;
@@ -324,7 +329,7 @@ static int px_map(void *ctx, kj_vfs_file *f, uint64_t len, void **out) {
   if (p == MAP_FAILED)
     return map_errno(errno);
   size_t pg = page_bytes();
-  if (madvise(p, len < pg ? (size_t)len : pg, MADV_POPULATE_WRITE)) {
+  if (madvise(p, len < pg ? (size_t)len : pg, MADV_POPULATE_READ)) {
     int err = errno;
     munmap(p, (size_t)len);
     errno = err;

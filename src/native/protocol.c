@@ -402,10 +402,7 @@ static void group_prefix(kj_kbuf *k, uint32_t dev, const void *group,
  * case (every send to a group lists its devices), and skipping it keeps
  * the journal from growing by a row per recipient per message. */
 static int put_mark_once(nat_op *op, unsigned table, const kj_kbuf *k) {
-  void *v;
-  size_t vlen;
-  int rc = nat_get(op, table, k, &v, &vlen);
-  kj_free(v);
+  int rc = kj_get(op->s, op->txn, table, k->b, k->len, NULL, NULL);
   if (rc == KJ_NOTFOUND)
     rc = nat_put(op, table, k, MARK, sizeof MARK);
   return rc;

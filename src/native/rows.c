@@ -53,10 +53,7 @@ void nat_clear_msg(kj_backend *b) {
 int nat_slot_exists(nat_op *op, uint32_t dev) {
   kj_kbuf k;
   kj_k_dev(&k, dev);
-  void *v;
-  size_t vlen;
-  int rc = kj_get(op->s, op->txn, NT_DEVICE, k.b, k.len, &v, &vlen);
-  kj_free(v);
+  int rc = kj_get(op->s, op->txn, NT_DEVICE, k.b, k.len, NULL, NULL);
   return rc == KJ_OK ? 1 : rc == KJ_NOTFOUND ? 0 : rc;
 }
 

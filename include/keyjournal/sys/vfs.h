@@ -123,12 +123,16 @@ typedef struct kj_vfs {
    * call per commit (KJ_SYNC_FULL keeps write(): doc/ARCHITECTURE.md,
    * "Mapped writes", says why):
    *
-   *   map(f, len, &p)          once per segment opened for appending; f
+   *   map(f, len, &p)          when a segment is opened for appending,
+   *                            and again after each unmap() the engine
+   *                            makes before it syncs the segment; f
    *                            holds at least len bytes, all written
    *                            (segments are pre-written with zeros);
    *   map_reserve(f, p, off, n) before storing into [off, off+n) of the
    *                            mapping the first time since the last
-   *                            sync() of f;
+   *                            sync() of f (a range may reach past what
+   *                            the engine then stores: it reserves in
+   *                            steps of 64 KiB);
    *   (the engine stores the bytes at p + off)
    *   map_wrote(f, p, off, n)  after storing them: from then on they are
    *                            the file's bytes [off, off+n), as if
