@@ -1571,6 +1571,74 @@ static void test_presence(const char *dir, const kj_options *o, kj_store *s) {
      "presence: rolled back delete");
 }
 
+/* Segments grow (FORMAT.md 4): a store's first is 64 KiB, each next one
+ * four times the one before, up to segment_bytes; a smaller segment_bytes
+ * caps the first too. */
+static long long seg_size(const char *dir, unsigned n) {
+  char name[64];
+  snprintf(name, sizeof name, "journal-%016x.kjl", n);
+  char *p = tu_path(dir, name);
+  long long size = tu_file_size(p);
+  free(p);
+  return size;
+}
+
+static void test_segment_growth(void) {
+  static const struct {
+    uint64_t cap;
+    long long want[6];
+  } cases[] = {
+      {0, {65536, 262144, 1048576, 4194304, 8388608, 8388608}},
+      {1u << 20, {65536, 262144, 1048576, 1048576, 1048576, 1048576}},
+      {16384, {16384, 16384, 16384, 16384, 16384, 16384}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    char *dir = tu_mkdtemp();
+    kj_options o;
+    tu_options(&o);
+    o.sync = KJ_SYNC_OFF;
+    o.segment_bytes = cases[c].cap;
+    o.snapshot_threshold = UINT64_MAX;
+    kj_store *s = tu_store_open_ok(dir, &o, "growth");
+    if (!s) {
+      tu_rmrf(dir);
+      free(dir);
+      continue;
+    }
+    is(seg_size(dir, 1), cases[c].want[0],
+       "growth, cap %llu: a new store's segment",
+       (unsigned long long)cases[c].cap);
+    /* Commits of about 4 KiB until the sixth segment exists. */
+    char v[4000], k[16];
+    memset(v, 'g', sizeof v);
+    kj_stats st = KJ_STATS_INIT;
+    int rc = KJ_OK;
+    for (int i = 0; !rc && st.segments < 6 && i < 10000; i++) {
+      snprintf(k, sizeof k, "g%06d", i);
+      rc = kj_put(s, NULL, 1, k, strlen(k), v, sizeof v);
+      stats_of(s, &st);
+    }
+    is(rc, KJ_OK, "growth, cap %llu: commits",
+       (unsigned long long)cases[c].cap);
+    for (unsigned n = 1; n <= 6; n++)
+      is(seg_size(dir, n), cases[c].want[n - 1], "growth, cap %llu: segment %u",
+         (unsigned long long)cases[c].cap, n);
+    uint64_t rows = 0;
+    kj_table_count(s, 1, &rows, NULL);
+    is(kj_store_close(s), KJ_OK, "growth: close");
+    s = tu_store_open_ok(dir, &o, "growth: reopen");
+    uint64_t again = 0;
+    if (s) {
+      kj_table_count(s, 1, &again, NULL);
+      kj_store_close(s);
+    }
+    ok(rows > 0 && again == rows, "growth, cap %llu: reopen holds %llu rows",
+       (unsigned long long)cases[c].cap, (unsigned long long)rows);
+    tu_rmrf(dir);
+    free(dir);
+  }
+}
+
 int main(void) {
   alarm(300); /* a deadlock fails the run instead of hanging it */
   test_roundtrip();
@@ -1585,5 +1653,6 @@ int main(void) {
   tu_with_store_dir("random", random_options, test_random);
   test_savepoint();
   tu_with_store_dir("presence", NULL, test_presence);
+  test_segment_growth();
   return tap_done();
 }

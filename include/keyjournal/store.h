@@ -171,10 +171,12 @@ typedef struct kj_options {
   /* How long kj_store_open() waits for a busy store; 0 fails at once. */
   uint32_t busy_timeout_ms;
 
-  /* Space reserved per journal segment (bytes). 0 means the default,
-   * 8 MiB. Segment files are written full of zeros when they are created,
-   * so a durable commit overwrites reserved space and costs one fdatasync
-   * with no change of file size. Minimum 4 KiB. */
+  /* Space reserved per journal segment (bytes), at most. 0 means the
+   * default, 8 MiB. Segment files are written full of zeros when they are
+   * created, so a durable commit overwrites reserved space and costs one
+   * fdatasync with no change of file size. A store's first segment is
+   * 64 KiB (creating a store is cheap) and each next one four times the
+   * one before, up to this. Minimum 4 KiB. */
   uint64_t segment_bytes;
   /* KJ_SYNC_NORMAL: sync after this many journal bytes since the last
    * sync. 0 means the default, 1 MiB. */
