@@ -74,6 +74,8 @@ enum {
   F_LOGICAL, /* key+value bytes of the medium store */
   F_RSS_J,   /* KiB, peak RSS of a child opening the medium store */
   F_RSS_C,
+  F_CREATE,    /* s to create an empty store (open of an empty dir) */
+  F_OPEN_TINY, /* s to open a closed store of BENCH_TINY session rows */
   NFIG
 };
 
@@ -81,6 +83,7 @@ enum {
 extern const char *const bench_fig_key[NFIG];
 
 #define BENCH_MEDIUM 1 /* the size of the disk-bytes and RSS figures */
+#define BENCH_TINY 10  /* rows of the tiny store whose open is timed */
 #define BENCH_MAXREPS 64
 
 /* ---- the key-value table (kv.c) ------------------------------------------ */

@@ -41,7 +41,7 @@ const char *const bench_cont_key[NCONT] = {"native_full", "native_normal",
 const char *const bench_fig_key[NFIG] = {
     "commit",  "threads", "get",     "prekey",  "ratchet", "open_j0",
     "open_j1", "open_j2", "open_c0", "open_c1", "open_c2", "disk_j",
-    "disk_c",  "logical", "rss_j",   "rss_c"};
+    "disk_c",  "logical", "rss_j",   "rss_c",   "create",  "open_tiny"};
 
 const uint8_t bench_key[32] = {0x6b, 0x6a, 0x62, 0x63};
 

@@ -374,7 +374,39 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
   return 0;
 }
 
+/* A new process's first steps with a small store: the median time to
+ * create an empty store (open of an empty directory, closed untimed),
+ * and to open a closed store of BENCH_TINY session rows. */
+static int measure_small(bench_run *r, int c, const char *d) {
+  double v[BENCH_MAXREPS];
+  bench_progress(r, "%s: create an empty store", bench_cont_name[c]);
+  for (int i = 0; i < r->cfg.reps; i++) {
+    bench_rm_rf(d);
+    double t0 = bench_now();
+    kj_backend *b;
+    if (bench_open(r, c, d, UINT64_MAX, &b) != 0)
+      return BENCH_FAILED;
+    v[i] = bench_now() - t0;
+    if (bench_check(&r->err, kj_backend_close(b), NULL, "close") != 0)
+      return BENCH_FAILED;
+  }
+  bench_put_fig(r, c, F_CREATE, bench_median(v, r->cfg.reps));
+  uint64_t logical;
+  double t;
+  if (build_store(r, c, d, BENCH_TINY, &logical) != 0 ||
+      time_open(r, c, d, &t) != 0)
+    return BENCH_FAILED;
+  bench_put_fig(r, c, F_OPEN_TINY, t);
+  return 0;
+}
+
 int bench_measure_stores(bench_run *r, int c) {
+  char small[4300];
+  snprintf(small, sizeof small, "%s/%s-small", r->base_dir, bench_cont_key[c]);
+  int src = measure_small(r, c, small);
+  bench_rm_rf(small);
+  if (src != 0)
+    return src;
   for (int si = 0; si < r->cfg.nsizes; si++) {
     char d[4300];
     snprintf(d, sizeof d, "%s/%s-open-%ld", r->base_dir, bench_cont_key[c],

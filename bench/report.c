@@ -151,6 +151,14 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
               R_SPEEDUP);
   row_from(run, r, F_RATCHET, 1e6, 0);
 
+  r = add_row(p, "create_ms", "create an empty store", "ms", R_SPEEDUP);
+  row_from(run, r, F_CREATE, 1e3, 0);
+  snprintf(r->note, sizeof r->note, "kj_backend_open of an empty directory");
+  snprintf(name, sizeof name, "open a %d-row store", BENCH_TINY);
+  r = add_row(p, "open_tiny_ms", name, "ms", R_SPEEDUP);
+  row_from(run, r, F_OPEN_TINY, 1e3, 0);
+  snprintf(r->note, sizeof r->note, "warm cache");
+
   long sizes[3] = {g->sizes[0], g->sizes[1], g->sizes[2]};
   for (int si = 0; si < 3; si++) {
     size_label(nl, sizeof nl, sizes[si]);
@@ -210,6 +218,8 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
              ">=0.9 of fdatasync limit");
   add_target(p, "threads8_ops", NAT_FULL, SQL_FULL, 1, 4, ">=4x SQLite FULL");
   add_target(p, "get_us", NAT_FULL, SQL_FULL, 1, 10, ">=10x SQLite FULL");
+  add_target(p, "create_ms", NAT_FULL, -1, 0, 5, "<=5 ms");
+  add_target(p, "open_tiny_ms", NAT_FULL, -1, 0, 1, "<=1 ms");
   add_target(p, "open_large_journal_ms", NAT_FULL, -1, 0, 1000, "<=1 s");
   add_target(p, "open_large_checkpoint_ms", NAT_FULL, -1, 0, 1000, "<=1 s");
   add_target(p, "disk_journal_bytes", NAT_FULL, SQL_FULL, 0, 0.6,

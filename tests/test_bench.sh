@@ -133,7 +133,7 @@ full = ["commit_us", "commit_ops", "commit_fdatasync_frac", "threads8_ops",
         "open_small_checkpoint_ms", "open_medium_journal_ms",
         "open_medium_checkpoint_ms", "disk_journal_bytes",
         "disk_checkpoint_bytes", "logical_bytes", "rss_journal_kib",
-        "rss_checkpoint_kib"]
+        "rss_checkpoint_kib", "create_ms", "open_tiny_ms"]
 normal = ["commit_us", "commit_ops", "commit_fdatasync_frac"]
 large = ["open_large_journal_ms", "open_large_checkpoint_ms"]
 figs = {f.get("id"): f for f in d.get("figures", [])}
