@@ -76,14 +76,22 @@ enum {
   F_RSS_C,
   F_CREATE,    /* s to create an empty store (open of an empty dir) */
   F_OPEN_TINY, /* s to open a closed store of BENCH_TINY session rows */
+  F_OPEN_COLD, /* s to open sizes[si] rows with the store's pages dropped
+                  from the page cache (F_OPEN_COLD + si); native: after a
+                  checkpoint */
+  F_RSS_READS = F_OPEN_COLD + 3, /* KiB, peak RSS of a child opening the
+                                    largest store and reading BENCH_READS
+                                    random rows */
+  F_CKPT_MBS, /* native: logical MB/s of a checkpoint of the largest store */
   NFIG
 };
 
 /* Names of the figures in the helper's "fig NAME VALUE" lines. */
 extern const char *const bench_fig_key[NFIG];
 
-#define BENCH_MEDIUM 1 /* the size of the disk-bytes and RSS figures */
-#define BENCH_TINY 10  /* rows of the tiny store whose open is timed */
+#define BENCH_MEDIUM 1    /* the size of the disk-bytes and RSS figures */
+#define BENCH_TINY 10     /* rows of the tiny store whose open is timed */
+#define BENCH_READS 10000 /* random reads of the F_RSS_READS child */
 #define BENCH_MAXREPS 64
 
 /* ---- the key-value table (kv.c) ------------------------------------------ */
@@ -223,6 +231,9 @@ void bench_fill_random(bench_rng *g, uint8_t *p, size_t n);
 void bench_rm_rf(const char *path);
 /* Sum of the sizes of the regular files under path. */
 uint64_t bench_disk_bytes(const char *path);
+/* Drop the pages of every file under path from the page cache
+ * (posix_fadvise DONTNEED after fdatasync), for a cold open. */
+void bench_drop_cache(const char *path);
 
 /* Run op until budget seconds or max_ops, at least min_ops (5 at most
  * with --quick); *sec_per_op. An op returns 0 or BENCH_FAILED, which
@@ -279,8 +290,9 @@ void bench_put_fig(bench_run *r, int c, int f, double v);
 
 int bench_native_open(bench_run *r, int c, const char *dir,
                       uint64_t snap_threshold, kj_backend **out);
-/* Checkpoint the closed store at dir. */
-int bench_native_checkpoint(bench_run *r, int c, const char *dir);
+/* A checkpoint of the closed store at dir; *secs (when not NULL): the
+ * seconds of kj_store_checkpoint() alone, without the open and close. */
+int bench_native_checkpoint(bench_run *r, int c, const char *dir, double *secs);
 
 /* ---- contender_sqlite.c ------------------------------------------------- */
 

@@ -29,7 +29,8 @@ int bench_native_open(bench_run *r, int c, const char *dir,
   return 0;
 }
 
-int bench_native_checkpoint(bench_run *r, int c, const char *dir) {
+int bench_native_checkpoint(bench_run *r, int c, const char *dir,
+                            double *secs) {
   kj_backend *b;
   if (bench_native_open(r, c, dir, UINT64_MAX, &b) != 0)
     return BENCH_FAILED;
@@ -38,9 +39,12 @@ int bench_native_checkpoint(bench_run *r, int c, const char *dir) {
     kj_backend_close(b);
     return bench_errf(&r->err, "no engine store under %s", bench_cont_name[c]);
   }
+  double t0 = bench_now();
   if (bench_check(&r->err, kj_store_checkpoint(s), b, "checkpoint") != 0) {
     kj_backend_close(b);
     return BENCH_FAILED;
   }
+  if (secs)
+    *secs = bench_now() - t0;
   return bench_check(&r->err, kj_backend_close(b), NULL, "close");
 }

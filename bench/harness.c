@@ -39,9 +39,11 @@ const char *const bench_cont_key[NCONT] = {"native_full", "native_normal",
                                            "sqlite_full", "sqlite_normal",
                                            "sqlcipher_full"};
 const char *const bench_fig_key[NFIG] = {
-    "commit",  "threads", "get",     "prekey",  "ratchet", "open_j0",
-    "open_j1", "open_j2", "open_c0", "open_c1", "open_c2", "disk_j",
-    "disk_c",  "logical", "rss_j",   "rss_c",   "create",  "open_tiny"};
+    "commit",     "threads",   "get",       "prekey",     "ratchet",
+    "open_j0",    "open_j1",   "open_j2",   "open_c0",    "open_c1",
+    "open_c2",    "disk_j",    "disk_c",    "logical",    "rss_j",
+    "rss_c",      "create",    "open_tiny", "open_cold0", "open_cold1",
+    "open_cold2", "rss_reads", "ckpt_mbs"};
 
 const uint8_t bench_key[32] = {0x6b, 0x6a, 0x62, 0x63};
 
@@ -173,12 +175,18 @@ void bench_rm_rf(const char *path) {
 /* Regular files count, symbolic links are not followed: what nftw with
  * FTW_PHYS reports as FTW_F. A walk of our own because nftw's callback
  * cannot carry the sum without a global. */
-static void add_disk_bytes(const char *path, uint64_t *sum) {
+static void add_disk_bytes(const char *path, uint64_t *sum, int drop) {
   struct stat st;
   if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
     return;
   if (!S_ISDIR(st.st_mode)) {
     *sum += (uint64_t)st.st_size;
+    int fd = drop && S_ISREG(st.st_mode) ? open(path, O_RDONLY) : -1;
+    if (fd >= 0) {
+      (void)fdatasync(fd); /* dirty pages are not dropped */
+      (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      close(fd);
+    }
     return;
   }
   DIR *d = opendir(path);
@@ -191,15 +199,20 @@ static void add_disk_bytes(const char *path, uint64_t *sum) {
     char sub[4608];
     int n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
     if (n > 0 && (size_t)n < sizeof sub)
-      add_disk_bytes(sub, sum);
+      add_disk_bytes(sub, sum, drop);
   }
   closedir(d);
 }
 
 uint64_t bench_disk_bytes(const char *path) {
   uint64_t sum = 0;
-  add_disk_bytes(path, &sum);
+  add_disk_bytes(path, &sum, 0);
   return sum;
+}
+
+void bench_drop_cache(const char *path) {
+  uint64_t sum = 0;
+  add_disk_bytes(path, &sum, 1);
 }
 
 /* ---- timed loops ------------------------------------------------------- */

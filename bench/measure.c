@@ -329,6 +329,45 @@ static int time_open(bench_run *r, int c, const char *dir, double *out) {
   return 0;
 }
 
+/* Median seconds to open the closed store at dir with its files' pages
+ * dropped from the page cache before each open. */
+static int time_open_cold(bench_run *r, int c, const char *dir, double *out) {
+  double v[BENCH_MAXREPS];
+  for (int i = 0; i < r->cfg.reps; i++) {
+    bench_drop_cache(dir);
+    double t0 = bench_now();
+    kj_backend *b;
+    if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
+      return BENCH_FAILED;
+    v[i] = bench_now() - t0;
+    kj_backend_close(b);
+  }
+  *out = bench_median(v, r->cfg.reps);
+  return 0;
+}
+
+/* The largest store's extras: its open with a cold page cache, and the
+ * peak RSS of a child that opens it and reads BENCH_READS random rows. */
+static int measure_cold(bench_run *r, int c, int si, const char *d) {
+  double t;
+  long kib;
+  char kind[64];
+  bench_progress(r, "%s: open %ld rows, cold page cache", bench_cont_name[c],
+                 r->cfg.sizes[si]);
+  if (time_open_cold(r, c, d, &t) != 0)
+    return BENCH_FAILED;
+  bench_put_fig(r, c, F_OPEN_COLD + si, t);
+  if (si != r->cfg.nsizes - 1)
+    return 0;
+  snprintf(kind, sizeof kind, "%s@%ld", bench_cont_key[c], r->cfg.sizes[si]);
+  bench_progress(r, "%s: peak RSS of a child opening %ld rows and reading %d",
+                 bench_cont_name[c], r->cfg.sizes[si], BENCH_READS);
+  if (bench_child_rss(r, kind, d, &kib) != 0)
+    return BENCH_FAILED;
+  bench_put_fig(r, c, F_RSS_READS, (double)kib);
+  return 0;
+}
+
 /* One size: build, prove (SQLCipher), time the opens, measure the medium
  * store's bytes and RSS; native stores again after a checkpoint. */
 static int measure_size(bench_run *r, int c, int si, const char *d) {
@@ -359,11 +398,15 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
       bench_put_fig(r, c, F_DISK_C, r->fig[c][F_DISK_J]);
       bench_put_fig(r, c, F_RSS_C, r->fig[c][F_RSS_J]);
     }
-    return 0;
+    return measure_cold(r, c, si, d);
   }
   bench_progress(r, "%s: checkpoint, open %ld rows", bench_cont_name[c], n);
-  if (bench_native_checkpoint(r, c, d) != 0 || time_open(r, c, d, &tc) != 0)
+  double ck;
+  if (bench_native_checkpoint(r, c, d, &ck) != 0 ||
+      time_open(r, c, d, &tc) != 0)
     return BENCH_FAILED;
+  if (si == r->cfg.nsizes - 1 && ck > 0)
+    bench_put_fig(r, c, F_CKPT_MBS, (double)logical / ck / 1e6);
   bench_put_fig(r, c, F_OPEN_C + si, tc);
   if (si == BENCH_MEDIUM) {
     bench_put_fig(r, c, F_DISK_C, (double)bench_disk_bytes(d));
@@ -371,7 +414,7 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
       return BENCH_FAILED;
     bench_put_fig(r, c, F_RSS_C, (double)kib);
   }
-  return 0;
+  return measure_cold(r, c, si, d);
 }
 
 /* A new process's first steps with a small store: the median time to
@@ -419,18 +462,50 @@ int bench_measure_stores(bench_run *r, int c) {
   return 0;
 }
 
+/* BENCH_READS session reads at random among the rows 0..rows-1 that
+ * build_store wrote for slot dev 1 (the store's first slot). */
+static int random_reads(bench_run *r, kj_backend *b, long rows) {
+  bench_rng_seed(&r->rng, 5);
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < BENCH_READS; i++) {
+    char a[40];
+    int al = addr_of(a, sizeof a, 0,
+                     (long)(bench_rng_next(&r->rng) % (uint64_t)rows));
+    void *rec = NULL;
+    size_t rl = 0;
+    rc = bench_check(&r->err,
+                     kj_session_get(b, NULL, 1, a, (size_t)al, &rec, &rl), b,
+                     "session get");
+    kj_free(rec);
+  }
+  return rc;
+}
+
 int bench_rss_child_main(bench_run *r, const char *kind, const char *dir) {
   int rc = 0, c = -1;
+  /* KIND, or KIND@ROWS: then read BENCH_READS of the ROWS rows too. */
+  char name[64];
+  long rows = 0;
+  snprintf(name, sizeof name, "%s", kind);
+  char *at = strchr(name, '@');
+  if (at) {
+    *at = 0;
+    rows = strtol(at + 1, NULL, 10);
+  }
   for (int i = 0; i < NCONT; i++)
-    if (!bench_is_normal(i) && strcmp(kind, bench_cont_key[i]) == 0)
+    if (!bench_is_normal(i) && strcmp(name, bench_cont_key[i]) == 0)
       c = i;
-  if (c < 0 && strcmp(kind, "none") != 0)
+  if ((c < 0 && strcmp(kind, "none") != 0) || (at && (c < 0 || rows <= 0)))
     return bench_exit_status(
         r, bench_errf(&r->err, "--rss-child: unknown kind %s", kind));
   if (c >= 0) {
     kj_backend *b;
     if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
       return bench_exit_status(r, BENCH_FAILED);
+    if (rows && random_reads(r, b, rows) != 0) {
+      kj_backend_close(b);
+      return bench_exit_status(r, BENCH_FAILED);
+    }
     rc = kj_backend_close(b) ? 1 : 0;
   }
   FILE *f = fopen("/proc/self/status", "r");

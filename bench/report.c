@@ -46,7 +46,7 @@ typedef struct target {
 typedef struct report {
   row rows[40];
   int nrows;
-  target targets[16];
+  target targets[24];
   int ntargets;
 } report;
 
@@ -180,7 +180,31 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
     else
       snprintf(r->note, sizeof r->note,
                "SQLite, SQLCipher: the same store (no checkpoint step)");
+    snprintf(id, sizeof id, "open_%s_cold_ms", size_id[si]);
+    snprintf(name, sizeof name, "open %s rows, cold page cache", nl);
+    r = add_row(p, id, name, "ms", R_SPEEDUP);
+    row_from(run, r, F_OPEN_COLD + si, 1e3, 0);
+    if (si >= g->nsizes)
+      snprintf(r->note, sizeof r->note, "not run (needs --large)");
+    else
+      snprintf(r->note, sizeof r->note,
+               "files dropped from the page cache (fadvise); native after "
+               "a checkpoint");
   }
+  long largest = sizes[g->nsizes - 1];
+  size_label(nl, sizeof nl, largest);
+  snprintf(name, sizeof name, "peak RSS, open %s rows + %dk reads", nl,
+           BENCH_READS / 1000);
+  r = add_row(p, "rss_reads_kib", name, "KiB", R_OVER);
+  row_from(run, r, F_RSS_READS, 1, 0);
+  snprintf(r->note, sizeof r->note,
+           "child VmHWM after %d random session gets (the largest store)",
+           BENCH_READS);
+  snprintf(name, sizeof name, "checkpoint of %s rows, logical MB/s", nl);
+  r = add_row(p, "checkpoint_mbs", name, "MB/s", R_NONE);
+  row_from(run, r, F_CKPT_MBS, 1, 0);
+  snprintf(r->note, sizeof r->note,
+           "kj_store_checkpoint() alone; key+value bytes / seconds");
   size_label(nl, sizeof nl, sizes[BENCH_MEDIUM]);
   snprintf(name, sizeof name, "disk bytes %s rows, journal only", nl);
   r = add_row(p, "disk_journal_bytes", name, "B", R_OVER);
@@ -218,6 +242,10 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
              ">=0.9 of fdatasync limit");
   add_target(p, "threads8_ops", NAT_FULL, SQL_FULL, 1, 4, ">=4x SQLite FULL");
   add_target(p, "get_us", NAT_FULL, SQL_FULL, 1, 10, ">=10x SQLite FULL");
+  if (largest >= 1000000)
+    add_target(p, "rss_reads_kib", NAT_FULL, -1, 0, 32 * 1024,
+               "<=32 MiB (1M rows)");
+  add_target(p, "checkpoint_mbs", NAT_FULL, -1, 1, 100, ">=100 MB/s");
   add_target(p, "create_ms", NAT_FULL, -1, 0, 5, "<=5 ms");
   add_target(p, "open_tiny_ms", NAT_FULL, -1, 0, 1, "<=1 ms");
   add_target(p, "open_large_journal_ms", NAT_FULL, -1, 0, 1000, "<=1 s");

@@ -133,9 +133,13 @@ full = ["commit_us", "commit_ops", "commit_fdatasync_frac", "threads8_ops",
         "open_small_checkpoint_ms", "open_medium_journal_ms",
         "open_medium_checkpoint_ms", "disk_journal_bytes",
         "disk_checkpoint_bytes", "logical_bytes", "rss_journal_kib",
-        "rss_checkpoint_kib", "create_ms", "open_tiny_ms"]
+        "rss_checkpoint_kib", "create_ms", "open_tiny_ms",
+        "open_small_cold_ms", "open_medium_cold_ms", "rss_reads_kib",
+        "checkpoint_mbs"]
 normal = ["commit_us", "commit_ops", "commit_fdatasync_frac"]
-large = ["open_large_journal_ms", "open_large_checkpoint_ms"]
+large = ["open_large_journal_ms", "open_large_checkpoint_ms",
+         "open_large_cold_ms"]
+native_only = ["checkpoint_mbs"]
 figs = {f.get("id"): f for f in d.get("figures", [])}
 for fid in full + large:
     if fid not in figs:
@@ -152,7 +156,8 @@ for fid, f in figs.items():
             continue
         v, r = vals[k], rat[k]
         expect = (avail.get(k) is True and fid not in large and
-                  (fid in normal if k.endswith("_normal") else fid in full))
+                  (fid in normal if k.endswith("_normal") else fid in full)
+                  and (fid not in native_only or k.startswith("native")))
         if expect and not (isinstance(v, (int, float)) and v > 0):
             bad.append("%s %s = %r, want a positive number" % (fid, k, v))
         if not expect and v is not None:
