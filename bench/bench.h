@@ -83,6 +83,10 @@ enum {
                                     largest store and reading BENCH_READS
                                     random rows */
   F_CKPT_MBS, /* native: logical MB/s of a checkpoint of the largest store */
+  F_LAT_P50,  /* native: s, median FULL commit on the largest store */
+  F_LAT_P99,  /* native: s, 99th percentile of the commits around one that
+                 crosses the snapshot threshold (a checkpoint) */
+  F_LAT_MAX,  /* native: s, the slowest of those commits */
   NFIG
 };
 
@@ -92,6 +96,7 @@ extern const char *const bench_fig_key[NFIG];
 #define BENCH_MEDIUM 1    /* the size of the disk-bytes and RSS figures */
 #define BENCH_TINY 10     /* rows of the tiny store whose open is timed */
 #define BENCH_READS 10000 /* random reads of the F_RSS_READS child */
+#define BENCH_LAT_N 2000  /* commits timed one by one for F_LAT_* */
 #define BENCH_MAXREPS 64
 
 /* ---- the key-value table (kv.c) ------------------------------------------ */

@@ -43,7 +43,8 @@ const char *const bench_fig_key[NFIG] = {
     "open_j0",    "open_j1",   "open_j2",   "open_c0",    "open_c1",
     "open_c2",    "disk_j",    "disk_c",    "logical",    "rss_j",
     "rss_c",      "create",    "open_tiny", "open_cold0", "open_cold1",
-    "open_cold2", "rss_reads", "ckpt_mbs"};
+    "open_cold2", "rss_reads", "ckpt_mbs",  "lat_p50",    "lat_p99",
+    "lat_max"};
 
 const uint8_t bench_key[32] = {0x6b, 0x6a, 0x62, 0x63};
 

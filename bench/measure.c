@@ -368,6 +368,59 @@ static int measure_cold(bench_run *r, int c, int si, const char *d) {
   return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* BENCH_LAT_N FULL session puts on the closed store at dir (rows rows),
+ * each timed; sorted into v. With threshold, the store is opened with
+ * that snapshot threshold, so that one commit in the middle crosses it
+ * and runs a checkpoint. */
+static int timed_commits(bench_run *r, int c, const char *dir, long rows,
+                         uint64_t threshold, double *v) {
+  kj_backend *b;
+  if (bench_open(r, c, dir, threshold, &b) != 0)
+    return BENCH_FAILED;
+  uint8_t rec[512];
+  int rc = 0;
+  for (int i = 0; rc == 0 && i < BENCH_LAT_N; i++) {
+    char a[40];
+    int al = addr_of(a, sizeof a, 0, (long)(i * 7919L % rows));
+    bench_fill_random(&r->rng, rec, sizeof rec);
+    double t0 = bench_now();
+    rc = bench_check(&r->err,
+                     kj_session_put(b, NULL, 1, a, (size_t)al, rec, sizeof rec),
+                     b, "session put");
+    v[i] = bench_now() - t0;
+  }
+  if (rc == 0)
+    rc = bench_check(&r->err, kj_backend_close(b), NULL, "close");
+  else
+    kj_backend_close(b);
+  qsort(v, BENCH_LAT_N, sizeof *v, cmp_double);
+  return rc;
+}
+
+/* Commit latency on the largest store (native, after its checkpoint):
+ * the median without a checkpoint, then the 99th percentile and the
+ * maximum of commits among which one crosses the snapshot threshold
+ * (half way: about 700 journal bytes a put). */
+static int measure_latency(bench_run *r, int c, const char *d, long rows) {
+  static double v[BENCH_LAT_N];
+  bench_progress(r, "%s: commit latency around a checkpoint of %ld rows",
+                 bench_cont_name[c], rows);
+  if (timed_commits(r, c, d, rows, UINT64_MAX, v) != 0)
+    return BENCH_FAILED;
+  bench_put_fig(r, c, F_LAT_P50, v[BENCH_LAT_N / 2]);
+  if (bench_native_checkpoint(r, c, d, NULL) != 0 ||
+      timed_commits(r, c, d, rows, (uint64_t)BENCH_LAT_N / 2 * 700, v) != 0)
+    return BENCH_FAILED;
+  bench_put_fig(r, c, F_LAT_P99, v[BENCH_LAT_N * 99 / 100]);
+  bench_put_fig(r, c, F_LAT_MAX, v[BENCH_LAT_N - 1]);
+  return 0;
+}
+
 /* One size: build, prove (SQLCipher), time the opens, measure the medium
  * store's bytes and RSS; native stores again after a checkpoint. */
 static int measure_size(bench_run *r, int c, int si, const char *d) {
@@ -407,6 +460,9 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
     return BENCH_FAILED;
   if (si == r->cfg.nsizes - 1 && ck > 0)
     bench_put_fig(r, c, F_CKPT_MBS, (double)logical / ck / 1e6);
+  if (si == r->cfg.nsizes - 1 && c == NAT_FULL &&
+      measure_latency(r, c, d, n) != 0)
+    return BENCH_FAILED;
   bench_put_fig(r, c, F_OPEN_C + si, tc);
   if (si == BENCH_MEDIUM) {
     bench_put_fig(r, c, F_DISK_C, (double)bench_disk_bytes(d));

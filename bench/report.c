@@ -205,6 +205,28 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
   row_from(run, r, F_CKPT_MBS, 1, 0);
   snprintf(r->note, sizeof r->note,
            "kj_store_checkpoint() alone; key+value bytes / seconds");
+  snprintf(name, sizeof name, "FULL commit p50, %s rows", nl);
+  r = add_row(p, "lat_p50_us", name, "us", R_NONE);
+  row_from(run, r, F_LAT_P50, 1e6, 0);
+  snprintf(r->note, sizeof r->note, "%d session puts timed one by one",
+           BENCH_LAT_N);
+  snprintf(name, sizeof name, "FULL commit p99, checkpoint of %s rows", nl);
+  r = add_row(p, "lat_p99_us", name, "us", R_NONE);
+  row_from(run, r, F_LAT_P99, 1e6, 0);
+  snprintf(r->note, sizeof r->note,
+           "%d puts, one of which crosses the snapshot threshold", BENCH_LAT_N);
+  snprintf(name, sizeof name, "FULL commit max, checkpoint of %s rows", nl);
+  r = add_row(p, "lat_max_ms", name, "ms", R_NONE);
+  row_from(run, r, F_LAT_MAX, 1e3, 0);
+  snprintf(r->note, sizeof r->note, "today the checkpoint runs in that commit");
+  r = add_row(p, "lat_p99_over_p50", "commit p99 with checkpoint / p50", "frac",
+              R_NONE);
+  if (run->has_fig[NAT_FULL][F_LAT_P99] && run->has_fig[NAT_FULL][F_LAT_P50] &&
+      run->fig[NAT_FULL][F_LAT_P50] > 0) {
+    r->v[NAT_FULL] =
+        run->fig[NAT_FULL][F_LAT_P99] / run->fig[NAT_FULL][F_LAT_P50];
+    r->has[NAT_FULL] = 1;
+  }
   size_label(nl, sizeof nl, sizes[BENCH_MEDIUM]);
   snprintf(name, sizeof name, "disk bytes %s rows, journal only", nl);
   r = add_row(p, "disk_journal_bytes", name, "B", R_OVER);
@@ -246,6 +268,8 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
     add_target(p, "rss_reads_kib", NAT_FULL, -1, 0, 32 * 1024,
                "<=32 MiB (1M rows)");
   add_target(p, "checkpoint_mbs", NAT_FULL, -1, 1, 100, ">=100 MB/s");
+  add_target(p, "lat_p99_over_p50", NAT_FULL, -1, 0, 2, "<=2");
+  add_target(p, "lat_max_ms", NAT_FULL, -1, 0, 10, "<=10 ms");
   add_target(p, "create_ms", NAT_FULL, -1, 0, 5, "<=5 ms");
   add_target(p, "open_tiny_ms", NAT_FULL, -1, 0, 1, "<=1 ms");
   add_target(p, "open_large_journal_ms", NAT_FULL, -1, 0, 1000, "<=1 s");

@@ -135,11 +135,13 @@ full = ["commit_us", "commit_ops", "commit_fdatasync_frac", "threads8_ops",
         "disk_checkpoint_bytes", "logical_bytes", "rss_journal_kib",
         "rss_checkpoint_kib", "create_ms", "open_tiny_ms",
         "open_small_cold_ms", "open_medium_cold_ms", "rss_reads_kib",
-        "checkpoint_mbs"]
+        "checkpoint_mbs", "lat_p50_us", "lat_p99_us", "lat_max_ms",
+        "lat_p99_over_p50"]
 normal = ["commit_us", "commit_ops", "commit_fdatasync_frac"]
 large = ["open_large_journal_ms", "open_large_checkpoint_ms",
          "open_large_cold_ms"]
-native_only = ["checkpoint_mbs"]
+native_only = ["checkpoint_mbs", "lat_p50_us", "lat_p99_us", "lat_max_ms",
+               "lat_p99_over_p50"]
 figs = {f.get("id"): f for f in d.get("figures", [])}
 for fid in full + large:
     if fid not in figs:
