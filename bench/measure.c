@@ -314,27 +314,14 @@ static int build_store(bench_run *r, int c, const char *dir, long n,
   return bench_check(&r->err, kj_backend_close(b), NULL, "close");
 }
 
-/* Median seconds to open (and recover) the closed store at dir. */
-static int time_open(bench_run *r, int c, const char *dir, double *out) {
+/* Median seconds to open (and recover) the closed store at dir; with
+ * cold, its files' pages are dropped from the page cache before each. */
+static int time_open(bench_run *r, int c, const char *dir, int cold,
+                     double *out) {
   double v[BENCH_MAXREPS];
   for (int i = 0; i < r->cfg.reps; i++) {
-    double t0 = bench_now();
-    kj_backend *b;
-    if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
-      return BENCH_FAILED;
-    v[i] = bench_now() - t0;
-    kj_backend_close(b);
-  }
-  *out = bench_median(v, r->cfg.reps);
-  return 0;
-}
-
-/* Median seconds to open the closed store at dir with its files' pages
- * dropped from the page cache before each open. */
-static int time_open_cold(bench_run *r, int c, const char *dir, double *out) {
-  double v[BENCH_MAXREPS];
-  for (int i = 0; i < r->cfg.reps; i++) {
-    bench_drop_cache(dir);
+    if (cold)
+      bench_drop_cache(dir);
     double t0 = bench_now();
     kj_backend *b;
     if (bench_open(r, c, dir, UINT64_MAX, &b) != 0)
@@ -354,7 +341,7 @@ static int measure_cold(bench_run *r, int c, int si, const char *d) {
   char kind[64];
   bench_progress(r, "%s: open %ld rows, cold page cache", bench_cont_name[c],
                  r->cfg.sizes[si]);
-  if (time_open_cold(r, c, d, &t) != 0)
+  if (time_open(r, c, d, 1, &t) != 0)
     return BENCH_FAILED;
   bench_put_fig(r, c, F_OPEN_COLD + si, t);
   if (si != r->cfg.nsizes - 1)
@@ -433,7 +420,7 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
   if (c == SQLC_FULL && bench_sqlcipher_prove_encrypted(r, d) != 0)
     return BENCH_FAILED;
   bench_progress(r, "%s: open %ld rows", bench_cont_name[c], n);
-  if (time_open(r, c, d, &tj) != 0)
+  if (time_open(r, c, d, 0, &tj) != 0)
     return BENCH_FAILED;
   bench_put_fig(r, c, F_OPEN_J + si, tj);
   if (si == BENCH_MEDIUM) {
@@ -456,7 +443,7 @@ static int measure_size(bench_run *r, int c, int si, const char *d) {
   bench_progress(r, "%s: checkpoint, open %ld rows", bench_cont_name[c], n);
   double ck;
   if (bench_native_checkpoint(r, c, d, &ck) != 0 ||
-      time_open(r, c, d, &tc) != 0)
+      time_open(r, c, d, 0, &tc) != 0)
     return BENCH_FAILED;
   if (si == r->cfg.nsizes - 1 && ck > 0)
     bench_put_fig(r, c, F_CKPT_MBS, (double)logical / ck / 1e6);
@@ -493,7 +480,7 @@ static int measure_small(bench_run *r, int c, const char *d) {
   uint64_t logical;
   double t;
   if (build_store(r, c, d, BENCH_TINY, &logical) != 0 ||
-      time_open(r, c, d, &t) != 0)
+      time_open(r, c, d, 0, &t) != 0)
     return BENCH_FAILED;
   bench_put_fig(r, c, F_OPEN_TINY, t);
   return 0;

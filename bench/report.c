@@ -79,6 +79,22 @@ static void row_from(const bench_run *run, row *r, int f, double scale,
     }
 }
 
+/* The row of the open time of the store of size si (label nl): figure
+ * fig + si, id open_<size>_<what>_ms, with note (or "not run" for a size
+ * this run did not build). */
+static void open_row(report *p, const bench_run *run, int si, const char *nl,
+                     const char *what, const char *label, int fig,
+                     const char *note) {
+  static const char *const size_id[3] = {"small", "medium", "large"};
+  char id[40], name[96];
+  snprintf(id, sizeof id, "open_%s_%s_ms", size_id[si], what);
+  snprintf(name, sizeof name, "open %s rows, %s", nl, label);
+  row *r = add_row(p, id, name, "ms", R_SPEEDUP);
+  row_from(run, r, fig + si, 1e3, 0);
+  snprintf(r->note, sizeof r->note, "%s",
+           si >= run->cfg.nsizes ? "not run (needs --large)" : note);
+}
+
 /* The ratio of cell c to SQLite FULL; 0 when there is none. */
 static double ratio_to_sqlite(const row *r, int c) {
   if (r->rkind == R_NONE || !r->has[c] || !r->has[SQL_FULL] || r->v[c] <= 0 ||
@@ -128,8 +144,7 @@ static const char *size_label(char *out, size_t cap, long n) {
 static void build_rows(report *p, const bench_run *run, double fsync_rate,
                        long rss_base) {
   const bench_cfg *g = &run->cfg;
-  static const char *const size_id[3] = {"small", "medium", "large"};
-  char id[40], name[96], nl[32];
+  char name[96], nl[32];
   row *r;
   r = add_row(p, "commit_us", "commit, 512 B session put", "us", R_SPEEDUP);
   row_from(run, r, F_COMMIT, 1e6, 0);
@@ -162,34 +177,13 @@ static void build_rows(report *p, const bench_run *run, double fsync_rate,
   long sizes[3] = {g->sizes[0], g->sizes[1], g->sizes[2]};
   for (int si = 0; si < 3; si++) {
     size_label(nl, sizeof nl, sizes[si]);
-    snprintf(id, sizeof id, "open_%s_journal_ms", size_id[si]);
-    snprintf(name, sizeof name, "open %s rows, journal only", nl);
-    r = add_row(p, id, name, "ms", R_SPEEDUP);
-    row_from(run, r, F_OPEN_J + si, 1e3, 0);
-    if (si >= g->nsizes)
-      snprintf(r->note, sizeof r->note, "not run (needs --large)");
-    else
-      snprintf(r->note, sizeof r->note,
-               "warm cache; SQLite, SQLCipher open lazily (read no rows)");
-    snprintf(id, sizeof id, "open_%s_checkpoint_ms", size_id[si]);
-    snprintf(name, sizeof name, "open %s rows, after checkpoint", nl);
-    r = add_row(p, id, name, "ms", R_SPEEDUP);
-    row_from(run, r, F_OPEN_C + si, 1e3, 0);
-    if (si >= g->nsizes)
-      snprintf(r->note, sizeof r->note, "not run (needs --large)");
-    else
-      snprintf(r->note, sizeof r->note,
-               "SQLite, SQLCipher: the same store (no checkpoint step)");
-    snprintf(id, sizeof id, "open_%s_cold_ms", size_id[si]);
-    snprintf(name, sizeof name, "open %s rows, cold page cache", nl);
-    r = add_row(p, id, name, "ms", R_SPEEDUP);
-    row_from(run, r, F_OPEN_COLD + si, 1e3, 0);
-    if (si >= g->nsizes)
-      snprintf(r->note, sizeof r->note, "not run (needs --large)");
-    else
-      snprintf(r->note, sizeof r->note,
-               "files dropped from the page cache (fadvise); native after "
-               "a checkpoint");
+    open_row(p, run, si, nl, "journal", "journal only", F_OPEN_J,
+             "warm cache; SQLite, SQLCipher open lazily (read no rows)");
+    open_row(p, run, si, nl, "checkpoint", "after checkpoint", F_OPEN_C,
+             "SQLite, SQLCipher: the same store (no checkpoint step)");
+    open_row(p, run, si, nl, "cold", "cold page cache", F_OPEN_COLD,
+             "files dropped from the page cache (fadvise); native after a "
+             "checkpoint");
   }
   long largest = sizes[g->nsizes - 1];
   size_label(nl, sizeof nl, largest);
