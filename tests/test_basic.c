@@ -1569,6 +1569,7 @@ static void test_presence(const char *dir, const kj_options *o, kj_store *s) {
   }
   is(kj_get(s, NULL, 1, "here", 4, NULL, NULL), KJ_OK,
      "presence: rolled back delete");
+  is(kj_store_close(s), KJ_OK, "presence: close");
 }
 
 /* Segments grow (FORMAT.md 4): a store's first is 64 KiB, each next one
