@@ -9,6 +9,7 @@
  * successor reuses after recovery.
  */
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -107,6 +108,26 @@ int kj_unseal(const uint8_t key[32], uint8_t *m, const uint8_t *c, size_t clen,
   memmove(m, c, clen - crypto_aead_xchacha20poly1305_ietf_ABYTES);
   return 0;
 }
+
+struct kj_sealer {
+  uint8_t subkey[32];
+};
+
+kj_sealer *kj_sealer_new(const uint8_t key[32], const uint8_t prefix[16]) {
+  (void)key;
+  (void)prefix;
+  return calloc(1, sizeof(kj_sealer));
+}
+
+void kj_sealer_free(kj_sealer *s) { free(s); }
+
+void kj_sealer_seal(const kj_sealer *s, uint8_t *c, const uint8_t *m,
+                    size_t mlen, const uint8_t *ad, size_t adlen,
+                    uint64_t ctr) {
+  uint8_t nonce[KJ_NONCE_BYTES] = {0};
+  (void)ctr;
+  kj_seal(s->subkey, c, m, mlen, ad, adlen, nonce);
+}
 #else
 void kj_seal(const uint8_t key[32], uint8_t *c, const uint8_t *m, size_t mlen,
              const uint8_t *ad, size_t adlen,
@@ -122,6 +143,81 @@ int kj_unseal(const uint8_t key[32], uint8_t *m, const uint8_t *c, size_t clen,
                                                     adlen, nonce, key) == 0
              ? 0
              : -1;
+}
+/* The sealer composes XChaCha20-Poly1305-IETF from its parts (the
+ * construction of libsodium's crypto_aead_xchacha20poly1305_ietf_*):
+ * subkey = HChaCha20(key, nonce[0..15]); ChaCha20-IETF under the subkey
+ * with the 12-byte nonce 0^4 || nonce[16..23]; keystream block 0 keys
+ * Poly1305 (its first 32 bytes), blocks 1.. encrypt; the tag is Poly1305
+ * of ad, zero pad to 16, ciphertext, zero pad to 16, adlen and mlen as u64
+ * LE (RFC 8439 2.8).
+ *
+ * Beyond the subkey derived once, it generates the keystream of a frame of
+ * up to SEAL_KS_BYTES in one call whose length is a multiple of 256 bytes:
+ * libsodium's ChaCha20 runs 8 or 4 blocks at once with SIMD and the odd
+ * blocks at the end one at a time, much slower, so a 600-byte frame spent a
+ * third of its seal on its last two blocks. Sealing a 600-byte body went
+ * from 1.2-1.5 us to 0.8-0.95 us on the development machine. */
+#define SEAL_KS_BYTES 2048u
+
+struct kj_sealer {
+  uint8_t subkey[crypto_stream_chacha20_ietf_KEYBYTES];
+};
+
+kj_sealer *kj_sealer_new(const uint8_t key[32], const uint8_t prefix[16]) {
+  kj_sealer *s = sodium_malloc(sizeof *s);
+  if (s)
+    crypto_core_hchacha20(s->subkey, prefix, key, NULL);
+  return s;
+}
+
+void kj_sealer_free(kj_sealer *s) {
+  if (s)
+    sodium_free(s); /* wipes */
+}
+
+static const uint8_t zero_pad[16];
+
+void kj_sealer_seal(const kj_sealer *s, uint8_t *c, const uint8_t *m,
+                    size_t mlen, const uint8_t *ad, size_t adlen,
+                    uint64_t ctr) {
+  uint8_t n[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+  for (unsigned i = 0; i < 8; i++)
+    n[4 + i] = (uint8_t)(ctr >> (8 * i));
+  _Alignas(64) uint8_t ks[SEAL_KS_BYTES];
+  size_t gen = (64 + mlen + 255) & ~(size_t)255;
+  if (gen <= sizeof ks) {
+    crypto_stream_chacha20_ietf(ks, gen, n, s->subkey);
+    size_t i = 0;
+    for (; i + 8 <= mlen; i += 8) {
+      uint64_t a, b;
+      memcpy(&a, m + i, 8);
+      memcpy(&b, ks + 64 + i, 8);
+      a ^= b;
+      memcpy(c + i, &a, 8);
+    }
+    for (; i < mlen; i++)
+      c[i] = m[i] ^ ks[64 + i];
+  } else {
+    gen = 64;
+    crypto_stream_chacha20_ietf(ks, gen, n, s->subkey);
+    crypto_stream_chacha20_ietf_xor_ic(c, m, mlen, n, 1, s->subkey);
+  }
+  crypto_onetimeauth_poly1305_state st;
+  crypto_onetimeauth_poly1305_init(&st, ks);
+  crypto_onetimeauth_poly1305_update(&st, ad, adlen);
+  crypto_onetimeauth_poly1305_update(&st, zero_pad, (16 - adlen % 16) % 16);
+  crypto_onetimeauth_poly1305_update(&st, c, mlen);
+  crypto_onetimeauth_poly1305_update(&st, zero_pad, (16 - mlen % 16) % 16);
+  uint8_t lens[16];
+  for (unsigned i = 0; i < 8; i++) {
+    lens[i] = (uint8_t)((uint64_t)adlen >> (8 * i));
+    lens[8 + i] = (uint8_t)((uint64_t)mlen >> (8 * i));
+  }
+  crypto_onetimeauth_poly1305_update(&st, lens, sizeof lens);
+  crypto_onetimeauth_poly1305_final(&st, c + mlen);
+  sodium_memzero(ks, gen); /* keystream XOR ciphertext is the plaintext */
+  sodium_memzero(&st, sizeof st);
 }
 #endif
 

@@ -59,6 +59,19 @@ int kj_unseal(const uint8_t key[32], uint8_t *m, const uint8_t *c, size_t clen,
               const uint8_t *ad, size_t adlen,
               const uint8_t nonce[KJ_NONCE_BYTES]);
 
+/* A sealer: kj_seal for every nonce that starts with one fixed 16-byte
+ * prefix (a journal handle's frames, FORMAT.md 4.2). XChaCha20 derives a
+ * subkey from the key and the first 16 nonce bytes (HChaCha20); the sealer
+ * derives it once, keeps it in locked, guarded memory (sodium_malloc) and
+ * wipes it when freed. kj_sealer_new returns NULL when out of memory. */
+typedef struct kj_sealer kj_sealer;
+kj_sealer *kj_sealer_new(const uint8_t key[32], const uint8_t prefix[16]);
+void kj_sealer_free(kj_sealer *s);
+/* kj_seal(key, c, m, mlen, ad, adlen, prefix || ctr as u64 LE): the same
+ * bytes (tests/test_crypto.c compares them with libsodium's). */
+void kj_sealer_seal(const kj_sealer *s, uint8_t *c, const uint8_t *m,
+                    size_t mlen, const uint8_t *ad, size_t adlen, uint64_t ctr);
+
 /* Fill buf with random bytes. */
 void kj_random(void *buf, size_t n);
 

@@ -63,6 +63,7 @@ struct kj_journal {
    * nonce_ctr, +1 per frame written by this handle. */
   uint8_t nonce_prefix[16];
   uint64_t nonce_ctr;
+  kj_sealer *sealer; /* the journal key and nonce_prefix (crypto.h) */
   uint8_t prev_tag[KJ_TAG_BYTES];
   /* Frame bytes written since the writer side last synced (NORMAL's
    * interval); group syncs by FULL committers leave it alone. */
@@ -743,8 +744,14 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
     return kj_err(e, KJ_ENOMEM, "out of memory");
   j->cfg = *cfg;
   kj_random(j->nonce_prefix, sizeof j->nonce_prefix);
+  if (!cfg->read_only &&
+      !(j->sealer = kj_sealer_new(cfg->key, j->nonce_prefix))) {
+    free(j);
+    return kj_err(e, KJ_ENOMEM, "out of memory");
+  }
   j->cfg.dir = j->dir = strdup(cfg->dir);
   if (!j->dir) {
+    kj_sealer_free(j->sealer);
     free(j);
     return kj_err(e, KJ_ENOMEM, "out of memory");
   }
@@ -763,6 +770,7 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
       cfg->vfs->close(cfg->vfs->ctx, j->seg);
     pthread_cond_destroy(&j->sync_cv);
     pthread_mutex_destroy(&j->sync_mu);
+    kj_sealer_free(j->sealer);
     free(j->dir);
     free(j);
     return rc;
@@ -994,7 +1002,8 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
   frame_ad(ad, j->store_id, j->segno, h, j->prev_tag);
   memcpy(h + 32, j->nonce_prefix, sizeof j->nonce_prefix);
   kj_put64(h + 48, j->nonce_ctr++);
-  kj_seal(j->cfg.key, h + KJ_FRAME_HEADER, body, len, ad, sizeof ad, h + 32);
+  kj_sealer_seal(j->sealer, h + KJ_FRAME_HEADER, body, len, ad, sizeof ad,
+                 kj_get64(h + 48));
   kj_put64(h + 56, frame_checksum(h, h + KJ_FRAME_HEADER, clen));
   errno = 0;
   rc = j->map ? j->cfg.vfs->map_wrote(j->cfg.vfs->ctx, j->seg, j->map, j->off,
@@ -1113,6 +1122,7 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
   pthread_cond_destroy(&j->sync_cv);
   pthread_mutex_destroy(&j->sync_mu);
   free(j->fbuf);
+  kj_sealer_free(j->sealer);
   free(j->dir);
   free(j);
   return rc;
