@@ -63,10 +63,22 @@
  * triggers an automatic snapshot, keep the write side until their own
  * fdatasync returned and are applied only then.
  *
- * Processes: one handle at a time per store directory. A second open (from
- * this process or another) waits with exponential backoff up to
- * busy_timeout_ms and then fails with KJ_EBUSY. Read-only handles share the
- * store with each other but not with a writer.
+ * Processes: one read-write handle at a time per store directory. A second
+ * read-write open (from this process or another) waits with exponential
+ * backoff up to busy_timeout_ms and then fails with KJ_EBUSY. Read-only
+ * handles open at any time, beside a writer too, never wait for it and
+ * never hold it up: a read-only handle reads the store once, at its open,
+ * and then holds no lock and needs no file, so a writer may open, commit
+ * and checkpoint beside it. What it reads is a committed prefix, the state
+ * after one commit: every commit whose frame was completely written when
+ * the open read it, as the writer's own readers see commits before their
+ * sync returns (so under KJ_SYNC_NORMAL it may hold commits a power
+ * failure takes back, as the writer's may). read_durable limits it to the
+ * commits known durable. Each open sees at least what an earlier open saw,
+ * as long as the machine does not lose power. To see later commits, open
+ * again. Opened beside a writer, it retries for about half a second when a
+ * file it reads changes under it (a checkpoint removed it) and then
+ * reports what it found.
  *
  * Ownership: kj_store_open() allocates the handle, kj_store_close() frees it.
  * kj_txn_begin() allocates a transaction; kj_txn_commit() and
@@ -138,7 +150,7 @@ typedef int64_t (*kj_clock_fn)(void *ctx);
 
 struct kj_vfs;
 
-#define KJ_OPTIONS_VERSION 1
+#define KJ_OPTIONS_VERSION 2
 
 typedef struct kj_options {
   /* KJ_OPTIONS_VERSION. Set with KJ_OPTIONS_INIT; fields are appended. */
@@ -188,6 +200,13 @@ typedef struct kj_options {
    * tenth of a second; UINT64_MAX turns automatic snapshots off
    * (kj_store_checkpoint() still works). */
   uint64_t snapshot_threshold;
+
+  /* Version 2. With read_only: read only the commits known to be durable
+   * (doc/FORMAT.md rule 5.9), for a reader that must never see a state a
+   * power failure could still take back (a backup). Without it, a reader
+   * sees every commit whose frame was completely written (see "Processes"
+   * above). */
+  int read_durable;
 } kj_options;
 
 /* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall

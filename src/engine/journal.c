@@ -64,6 +64,8 @@ struct kj_journal {
   uint8_t nonce_prefix[16];
   uint64_t nonce_ctr;
   kj_sealer *sealer; /* the journal key and nonce_prefix (crypto.h) */
+  /* Recovery replays no frame above it (cfg.durable_only). */
+  uint64_t replay_limit;
   uint8_t prev_tag[KJ_TAG_BYTES];
   /* Frame bytes written since the writer side last synced (NORMAL's
    * interval); group syncs by FULL committers leave it alone. */
@@ -504,7 +506,7 @@ static int replay_segment(replay *r, const char *path, uint64_t segno,
       break;
     uint32_t len = frame_sound(b, size, off);
     const uint8_t *h = b + off;
-    if (!len || kj_get64(h + 8) != j->next_seq)
+    if (!len || kj_get64(h + 8) != j->next_seq || j->next_seq > j->replay_limit)
       break;
     uint8_t ad[AD_BYTES];
     frame_ad(ad, j->store_id, segno, h, j->prev_tag);
@@ -632,6 +634,28 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
                   p, cfg->rec_segno, cfg->rec_seq);
   }
   j->next_seq = cfg->base_seq + 1;
+  j->replay_limit = UINT64_MAX;
+  if (cfg->durable_only) {
+    /* Rule 5.9: a first pass finds the newest frame a sync covered. The
+     * writer may append meanwhile; what it appends is above the limit. */
+    file_buf fb = {NULL, 0};
+    uint64_t limit =
+        cfg->rec_seq > cfg->base_seq ? cfg->rec_seq : cfg->base_seq;
+    for (size_t i = first; i < l.n && !rc; i++) {
+      char path[KJ_PATH_MAX];
+      seg_path(cfg->dir, l.v[i], path);
+      uint64_t size, d;
+      if (!(rc = read_file(cfg->vfs, path, &fb, &size, e)) &&
+          (d = durable_evidence(fb.p, size, KJ_SEGMENT_HEADER)) > limit)
+        limit = d;
+    }
+    free(fb.p);
+    if (rc) {
+      free(l.v);
+      return rc;
+    }
+    j->replay_limit = limit;
+  }
   if (cfg->base_tag)
     memcpy(j->prev_tag, cfg->base_tag, KJ_TAG_BYTES);
   else
@@ -650,6 +674,11 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
     last = l.v[i];
     last_size = size;
     uint64_t stray = nonzero_extent(b, size, end);
+    if (stray && j->next_seq > j->replay_limit) {
+      /* Rule 5.9: the frames above the limit are not known durable yet. */
+      j->tail_cut = stray;
+      break;
+    }
     if (!stray) { /* rule 5.6.1: clean end */
       if (i + 1 < l.n) {
         j->bytes_before += end - KJ_SEGMENT_HEADER;

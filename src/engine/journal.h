@@ -44,6 +44,11 @@ typedef struct kj_journal_cfg {
   uint64_t segment_bytes;
   uint64_t sync_interval;
   int read_only;
+  /* Read-only, kj_options.read_durable (FORMAT.md rule 5.9): replay only
+   * the frames a completed sync is known to cover - up to the highest of
+   * the header's record and the durable_seq claims of the frames on disk -
+   * and leave the rest as an unsynced tail. */
+  int durable_only;
   /* Where replay starts: 1, 0 and zeros for a store without snapshot; else
    * the snapshot's base segment, its last seq and that frame's tag. */
   uint64_t base_segno;

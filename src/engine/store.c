@@ -138,7 +138,12 @@ static void sleep_ms(unsigned ms) {
 /* The store lock is a flock on the store directory itself: it exists
  * before the store does (creation is locked too), needs no file, so a
  * read-only open creates nothing, and cannot go missing from a copy. */
-static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
+/* A read-only open never holds the lock, so that it never holds up a
+ * writer's open: it only tries it, shared, at once, to learn whether a
+ * writer holds it (*beside_writer) and lets it go (FORMAT.md section 1). */
+static int take_lock(kj_store *s, uint32_t timeout_ms, int *beside_writer,
+                     kj_errbuf *e) {
+  *beside_writer = 0;
   errno = 0;
   int rc = s->vfs->open(s->vfs->ctx, s->dir, KJ_VFS_READ, &s->lockfile);
   if (rc) {
@@ -151,6 +156,12 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, kj_errbuf *e) {
   for (;;) {
     errno = 0;
     rc = s->vfs->lock(s->vfs->ctx, s->lockfile, mode);
+    if (s->read_only && (rc == KJ_OK || rc == KJ_EBUSY)) {
+      s->vfs->close(s->vfs->ctx, s->lockfile); /* lets a shared lock go */
+      s->lockfile = NULL;
+      *beside_writer = rc == KJ_EBUSY;
+      return KJ_OK;
+    }
     if (rc != KJ_EBUSY)
       break;
     if (waited >= timeout_ms)
@@ -352,34 +363,20 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
 
 static void parent_of(const char *path, char out[KJ_PATH_MAX]);
 
-static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
+/* Reads of a store beside its writer before a failure counts (open_dir). */
+#define BESIDE_WRITER_ATTEMPTS 32u
+
+/* Read the header, the newest snapshot and the journal. Keys are derived
+ * on the first call only; a later call (a retry beside a writer) requires
+ * the same header parameters. */
+static int load(kj_store *s, const kj_options *o, kj_errbuf *e) {
   int may_create = o->mode != KJ_OPEN_EXISTING && !o->read_only;
-  if (may_create) {
-    errno = 0;
-    int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
-    if (rc && rc != KJ_EEXIST)
-      return kj_err(e, rc, "create directory %s: %s", s->dir, kj_err_cause());
-    if (!rc) { /* created: make its entry in the parent durable first */
-      char parent[KJ_PATH_MAX];
-      parent_of(s->dir, parent);
-      errno = 0;
-      if ((rc = s->vfs->sync_dir(s->vfs->ctx, parent[0] ? parent : ".")))
-        return kj_err(e, rc, "sync directory %s: %s", parent[0] ? parent : ".",
-                      kj_err_cause());
-    }
-  }
   uint8_t b[HDR_BYTES];
   uint64_t n = 0;
   header h;
-  /* Nothing is created where no store is to be opened. */
+  /* Again, now that no one else writes (or, read-only, beside the writer:
+   * open_dir retries what changed under it). */
   int rc = read_header(s, b, &n, e);
-  if (rc == KJ_NOTFOUND && !may_create)
-    return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
-  if (rc && rc != KJ_NOTFOUND)
-    return rc;
-  if ((rc = take_lock(s, o->busy_timeout_ms, e)))
-    return rc;
-  rc = read_header(s, b, &n, e); /* again, now that no one else writes */
   if (rc == KJ_NOTFOUND) {
     if (!may_create)
       return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
@@ -399,7 +396,9 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       return kj_err(e, KJ_EKEY, "%s: store uses a %s", p,
                     h.key_mode == KEY_RAW ? "raw key, not a passphrase"
                                           : "passphrase, not a raw key");
-    if ((rc = derive(o, &h, &s->keys, e)))
+    if (s->keys && memcmp(b, s->header, 64) != 0)
+      return kj_err(e, KJ_ECORRUPT, "%s: store replaced while opening", p);
+    if (!s->keys && (rc = derive(o, &h, &s->keys, e)))
       return rc;
     if (!kj_header_mac_ok(s->keys, b, 88, b + 88))
       return kj_err(e, KJ_EKEY, "%s: wrong key or passphrase", p);
@@ -420,6 +419,7 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .sync_interval = o->sync_interval_bytes ? o->sync_interval_bytes
                                               : DEFAULT_SYNC_INTERVAL,
       .read_only = o->read_only,
+      .durable_only = o->read_only && o->version >= 2 && o->read_durable,
       .base_segno = s->snap.base,
       .base_seq = s->snap.seq,
       .base_tag = s->snap.seq ? s->snap.prev_tag : NULL,
@@ -432,6 +432,57 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
   if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
+  return rc;
+}
+
+static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
+  int may_create = o->mode != KJ_OPEN_EXISTING && !o->read_only;
+  if (may_create) {
+    errno = 0;
+    int rc = s->vfs->mkdir(s->vfs->ctx, s->dir);
+    if (rc && rc != KJ_EEXIST)
+      return kj_err(e, rc, "create directory %s: %s", s->dir, kj_err_cause());
+    if (!rc) { /* created: make its entry in the parent durable first */
+      char parent[KJ_PATH_MAX];
+      parent_of(s->dir, parent);
+      errno = 0;
+      if ((rc = s->vfs->sync_dir(s->vfs->ctx, parent[0] ? parent : ".")))
+        return kj_err(e, rc, "sync directory %s: %s", parent[0] ? parent : ".",
+                      kj_err_cause());
+    }
+  }
+  uint8_t b[HDR_BYTES];
+  uint64_t n = 0;
+  /* Nothing is created where no store is to be opened. */
+  int rc = read_header(s, b, &n, e);
+  if (rc == KJ_NOTFOUND && !may_create)
+    return kj_err(e, KJ_NOTFOUND, "%s: no keyjournal store there", s->dir);
+  if (rc && rc != KJ_NOTFOUND)
+    return rc;
+  int beside_writer;
+  if ((rc = take_lock(s, o->busy_timeout_ms, &beside_writer, e)))
+    return rc;
+  /* Beside a writer (read-only: none holds the lock, rule 5.9), the files
+   * may change while they are read: a segment or snapshot removed by a
+   * checkpoint, a header rewritten at a roll-over, a tail cut by a writer's
+   * recovery. What looks like damage or a missing file is read again from
+   * the start, while a writer holds the store (or took it meanwhile), a
+   * bounded number of times; damage that stays is reported. */
+  for (unsigned attempt = 1;; attempt++) {
+    rc = load(s, o, e);
+    if (!rc || attempt >= BESIDE_WRITER_ATTEMPTS ||
+        (rc != KJ_ECORRUPT && rc != KJ_NOTFOUND))
+      break;
+    if (!beside_writer) {
+      kj_errbuf ignored;
+      if (!o->read_only || take_lock(s, 0, &beside_writer, &ignored) ||
+          !beside_writer)
+        break;
+    }
+    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+      kj_map_clear(s->tables[t]);
+    sleep_ms(attempt < 5 ? 1u << attempt : 20);
+  }
   if (rc)
     return rc;
   if (!o->read_only) {
