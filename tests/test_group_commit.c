@@ -4,8 +4,10 @@
  *
  * The store runs on a wrapper around the counting VFS of testutil whose
  * sync can sleep before it syncs, and can hold the next sync until a given
- * number of writes happened ("gate"). A gated sync that sees 7 more frames
- * written while it waits proves that the writer lock is not held across
+ * number of frames were appended ("gate", read from kj_stats.last_seq:
+ * frames appended while a sync runs are held in memory and written by the
+ * next sync's leader, FORMAT.md 4.4). A gated sync that sees 7 more frames
+ * appended while it waits proves that the writer lock is not held across
  * the sync; the number of syncs then shows the frames shared one. Nothing
  * here asserts on timing: the sleeps only make overlap likely, the gates
  * make it certain, and the assertions hold whatever the interleaving.
@@ -55,9 +57,11 @@ typedef struct gc_vfs {
   kj_vfs vfs; /* what the store uses: tv's methods, sync replaced */
   tu_vfs tv;  /* counts and fails calls */
   atomic_uint delay_us;
-  /* When gate_writes != 0, the next sync first waits until the write
-   * count reaches it (or GATE_TIMEOUT_MS pass). */
-  atomic_ullong gate_writes;
+  /* When gate_seq != 0, the next sync first waits until gate_store's
+   * newest frame (kj_stats.last_seq) reaches it (or GATE_TIMEOUT_MS
+   * pass). */
+  atomic_ullong gate_seq;
+  kj_store *_Atomic gate_store;
   atomic_int gate_reached, gate_timed_out;
 } gc_vfs;
 
@@ -67,10 +71,14 @@ static gc_vfs *gc_of(void *ctx) {
 
 static int gc_sync(void *ctx, kj_vfs_file *f) {
   gc_vfs *g = gc_of(ctx);
-  uint64_t want = atomic_exchange(&g->gate_writes, 0);
+  uint64_t want = atomic_exchange(&g->gate_seq, 0);
   if (want) {
     int64_t t0 = tu_now_ms();
-    while (tu_vfs_calls(&g->tv, TU_WRITE) < want) {
+    for (;;) {
+      kj_stats st = KJ_STATS_INIT;
+      kj_store_stats(atomic_load(&g->gate_store), &st);
+      if (st.last_seq >= want)
+        break;
       if (tu_now_ms() - t0 > GATE_TIMEOUT_MS) {
         atomic_store(&g->gate_timed_out, 1);
         break;
@@ -93,11 +101,14 @@ static void gc_init(gc_vfs *g) {
   g->vfs.sync = gc_sync;
 }
 
-/* Hold the next sync until n more writes happened. */
-static void gc_gate(gc_vfs *g, uint64_t n) {
+/* Hold the next sync until s holds n more frames. */
+static void gc_gate(gc_vfs *g, kj_store *s, uint64_t n) {
+  kj_stats st = KJ_STATS_INIT;
+  kj_store_stats(s, &st);
   atomic_store(&g->gate_reached, 0);
   atomic_store(&g->gate_timed_out, 0);
-  atomic_store(&g->gate_writes, tu_vfs_calls(&g->tv, TU_WRITE) + n);
+  atomic_store(&g->gate_store, s);
+  atomic_store(&g->gate_seq, st.last_seq + n);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -393,10 +404,10 @@ static void test_gated(fx *f) {
   run *r = run_new(f->s, 0, 1);
   /* The first commit's sync waits until all 8 frames are written: that
    * needs the writer lock to be free while a sync runs. */
-  gc_gate(&f->g, NTHREADS);
+  gc_gate(&f->g, f->s, NTHREADS);
   uint64_t syncs = fx_run_writers(f, r);
   is(atomic_load(&f->g.gate_timed_out), 0,
-     "%s: the other 7 frames were written before the first sync returned",
+     "%s: the other 7 frames were appended before the first sync returned",
      what);
   is(atomic_load(&f->g.gate_reached), 1, "%s: the gate opened", what);
   is(total(r->acked), NTHREADS, "%s: all %d commits succeeded", what, NTHREADS);
@@ -421,12 +432,12 @@ static void test_failed_group(fx *f) {
   /* 8 commits whose frames are all written while the first sync, which
    * fails, is running. */
   run *r = run_new(f->s, 5, 1);
-  gc_gate(&f->g, NTHREADS);
+  gc_gate(&f->g, f->s, NTHREADS);
   tu_vfs_arm(&f->g.tv, TU_SYNC, 1, KJ_EIO, TU_ARM_ONCE);
   run_writers(r);
   tu_vfs_disarm(&f->g.tv);
   is(atomic_load(&f->g.gate_timed_out), 0,
-     "%s: every frame was written before the sync failed", what);
+     "%s: every frame was appended before the sync failed", what);
   is(total(r->acked), 0, "%s: no commit of the failed group succeeded", what);
   int eio = 0;
   for (int t = 0; t < NTHREADS; t++)
