@@ -60,6 +60,7 @@ src/engine/snapshot     54
 src/engine/journal      53
 src/engine/body         50
 src/engine/map          48
+src/engine/bcache       47  the block cache of run files (secmem only)
 src/engine/durable      46
 src/engine/crypto       44
 src/engine/vfs_posix    43
