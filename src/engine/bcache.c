@@ -1,19 +1,30 @@
 /*
  * src/engine/bcache.c - the block cache of src/engine/bcache.h.
  *
- * A chained hash table of blocks keyed by (owner, number), and an LRU list
- * of the cached blocks that nobody pins: a block leaves the list when it is
- * pinned and comes back at the head when its last pin is released, so the
- * tail is always the block to evict and eviction never walks past pinned
- * ones. Everything is guarded by one mutex, held for O(1) work (plus the
- * evictions an insertion or a release makes).
+ * A hit is one mutex, one table slot and the block's header, nothing else:
+ * a warm read of a large run finds every one of those in memory that no
+ * recent read touched, so each line a hit touches is a likely cache miss.
+ * Hence:
+ *   - the table is open addressing (linear probing, a power of two slots, at
+ *     most half full), each slot the block's 64-bit hash and its pointer,
+ *     four to a cache line; a deletion shifts the following slots back (no
+ *     tombstones). Owner and number are compared in the block's header,
+ *     which a hit touches anyway to pin it.
+ *   - replacement is CLOCK: cached blocks form a ring with a hand; a hit
+ *     only sets the block's `ref` bit, and eviction moves the hand, clearing
+ *     bits, skipping pinned blocks, and evicting the first unpinned block
+ *     whose bit is clear. (An LRU list made every hit relink two neighbours,
+ *     two more misses.)
+ *   - the header sits after the block's bytes in one secmem allocation,
+ *     next to the block's tail, which a run reader reads first.
+ * Everything is guarded by one mutex, held for O(1) expected work, plus
+ * the evictions an insertion or a release makes.
  *
- * A block is one secmem allocation: the kj_bblock header followed by its
- * bytes. A block is in one of three states:
- *   cached, unpinned: in the table and on the LRU list;
- *   cached, pinned:   in the table, off the list;
- *   private:          in no table (no cache, capacity 0, or forgotten
- *                     while pinned): freed at its last release.
+ * A block is in one of three states:
+ *   cached:  in the table and on the ring, pinned or not;
+ *   private: in no table (no cache, capacity 0, a table that could not
+ *            grow, or forgotten while pinned): freed at its last release;
+ *   new:     from kj_bcache_alloc(), not yet inserted.
  * A block decoded by two readers at once is inserted by the first; the
  * second copy is freed at once and its reader pins the first.
  * It depends on secmem.c only.
@@ -28,16 +39,19 @@
 #include "keyjournal/errors.h"
 #include "secmem.h"
 
-/* The first table size, and the load (blocks per bucket) that doubles it. */
-#define BUCKETS_MIN 64u
-#define LOAD_MAX 1u
+#define SLOTS_MIN 64u
+
+typedef struct slot {
+  uint64_t hash;
+  kj_bblock *b; /* NULL: empty */
+} slot;
 
 struct kj_bcache {
   pthread_mutex_t mu;
   size_t capacity;
-  kj_bblock **buckets; /* nbuckets chains; a power of two */
-  size_t nbuckets;
-  kj_bblock *lru_head, *lru_tail; /* most recently used first */
+  slot *slots; /* nslots, a power of two; entries <= nslots / 2 */
+  size_t nslots;
+  kj_bblock *hand; /* the clock hand: next block to look at, NULL if none */
   uint64_t entries, held, pinned; /* pinned: cost of pinned cached blocks */
   uint64_t hits, misses, inserts, evictions;
 };
@@ -48,19 +62,25 @@ uint64_t kj_bcache_owner(void) {
   return (uint64_t)atomic_fetch_add(&next_owner, 1);
 }
 
-/* The block header, secmem's 8-byte allocation header and one table slot. */
-size_t kj_bcache_cost(size_t len) {
-  return len + sizeof(kj_bblock) + 8 + sizeof(kj_bblock *);
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t kj_bcache_cost(size_t len, size_t auxlen) {
+  return pad16(len) + pad16(auxlen) + sizeof(kj_bblock) + 8 + 2 * sizeof(slot);
 }
 
-static size_t slot(const kj_bcache *c, uint64_t owner, uint64_t no) {
-  /* Owners and block numbers are small counters chosen by the engine, not
-   * by an adversary: a multiplicative mix spreads them well enough. */
-  uint64_t h = owner * UINT64_C(0x9E3779B97F4A7C15) ^ no;
-  h ^= h >> 29;
+static size_t cost(const kj_bblock *b) {
+  return kj_bcache_cost(b->len, b->auxlen);
+}
+
+/* Owners and block numbers are counters the engine chooses, not an
+ * adversary: a strong 64-bit mix of both is enough. */
+static uint64_t mix(uint64_t owner, uint64_t no) {
+  uint64_t h = owner * UINT64_C(0x9E3779B97F4A7C15) + no;
+  h ^= h >> 30;
   h *= UINT64_C(0xBF58476D1CE4E5B9);
-  h ^= h >> 32;
-  return (size_t)h & (c->nbuckets - 1);
+  h ^= h >> 27;
+  h *= UINT64_C(0x94D049BB133111EB);
+  return h ^ (h >> 31);
 }
 
 int kj_bcache_new(size_t capacity, kj_bcache **out) {
@@ -70,15 +90,15 @@ int kj_bcache_new(size_t capacity, kj_bcache **out) {
     return KJ_ENOMEM;
   c->capacity = capacity;
   if (capacity) {
-    c->buckets = calloc(BUCKETS_MIN, sizeof *c->buckets);
-    if (!c->buckets) {
+    c->slots = calloc(SLOTS_MIN, sizeof *c->slots);
+    if (!c->slots) {
       free(c);
       return KJ_ENOMEM;
     }
-    c->nbuckets = BUCKETS_MIN;
+    c->nslots = SLOTS_MIN;
   }
   if (pthread_mutex_init(&c->mu, NULL)) {
-    free(c->buckets);
+    free(c->slots);
     free(c);
     return KJ_ENOMEM;
   }
@@ -89,85 +109,125 @@ int kj_bcache_new(size_t capacity, kj_bcache **out) {
 void kj_bcache_free(kj_bcache *c) {
   if (!c)
     return;
-  for (size_t i = 0; i < c->nbuckets; i++)
-    for (kj_bblock *b = c->buckets[i], *n; b; b = n) {
-      n = b->hnext;
-      kj_sec_free(b);
-    }
-  free(c->buckets);
+  for (size_t i = 0; i < c->nslots; i++)
+    if (c->slots[i].b)
+      kj_sec_free(c->slots[i].b->data);
+  free(c->slots);
   pthread_mutex_destroy(&c->mu);
   free(c);
 }
 
-/* ---- the LRU list (mutex held) ------------------------------------------ */
-
-static void lru_unlink(kj_bcache *c, kj_bblock *b) {
-  if (b->lru_prev)
-    b->lru_prev->lru_next = b->lru_next;
-  else
-    c->lru_head = b->lru_next;
-  if (b->lru_next)
-    b->lru_next->lru_prev = b->lru_prev;
-  else
-    c->lru_tail = b->lru_prev;
-  b->lru_prev = b->lru_next = NULL;
-}
-
-static void lru_push_head(kj_bcache *c, kj_bblock *b) {
-  b->lru_prev = NULL;
-  b->lru_next = c->lru_head;
-  if (c->lru_head)
-    c->lru_head->lru_prev = b;
-  else
-    c->lru_tail = b;
-  c->lru_head = b;
-}
-
 /* ---- the table (mutex held) --------------------------------------------- */
 
-static void table_remove(kj_bcache *c, kj_bblock *b) {
-  kj_bblock **pp = &c->buckets[slot(c, b->owner, b->no)];
-  while (*pp != b)
-    pp = &(*pp)->hnext;
-  *pp = b->hnext;
-  b->hnext = NULL;
+static kj_bblock *find(const kj_bcache *c, uint64_t h, uint64_t owner,
+                       uint64_t no) {
+  size_t mask = c->nslots - 1;
+  for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    const slot *s = &c->slots[i];
+    if (!s->b)
+      return NULL;
+    if (s->hash == h && s->b->owner == owner && s->b->no == no)
+      return s->b;
+  }
+}
+
+static void slot_put(slot *slots, size_t nslots, kj_bblock *b) {
+  size_t mask = nslots - 1, i = (size_t)b->hash & mask;
+  while (slots[i].b)
+    i = (i + 1) & mask;
+  slots[i].hash = b->hash;
+  slots[i].b = b;
+}
+
+/* Remove b's slot, shifting back the slots after it that may move (their
+ * probe path from home passes the hole), so no probe meets a gap. */
+static void slot_del(kj_bcache *c, kj_bblock *b) {
+  size_t mask = c->nslots - 1, i = (size_t)b->hash & mask;
+  while (c->slots[i].b != b)
+    i = (i + 1) & mask;
+  for (size_t j = (i + 1) & mask; c->slots[j].b; j = (j + 1) & mask) {
+    size_t home = (size_t)c->slots[j].hash & mask;
+    if (((i - home) & mask) < ((j - home) & mask)) {
+      c->slots[i] = c->slots[j];
+      i = j;
+    }
+  }
+  c->slots[i].b = NULL;
+}
+
+/* Make room for one more entry at a load of at most a half. 0, or -1 when
+ * the table is full and cannot grow. */
+static int table_room(kj_bcache *c) {
+  if ((c->entries + 1) * 2 <= c->nslots)
+    return 0;
+  size_t n = c->nslots * 2;
+  slot *ns = calloc(n, sizeof *ns);
+  if (!ns) /* keep the old table while a free slot is left for probes */
+    return c->entries + 2 <= c->nslots ? 0 : -1;
+  for (size_t i = 0; i < c->nslots; i++)
+    if (c->slots[i].b)
+      slot_put(ns, n, c->slots[i].b);
+  free(c->slots);
+  c->slots = ns;
+  c->nslots = n;
+  return 0;
+}
+
+/* ---- the clock ring (mutex held) ---------------------------------------- */
+
+/* Insert b just behind the hand: the last block the hand will reach. */
+static void ring_add(kj_bcache *c, kj_bblock *b) {
+  if (!c->hand) {
+    b->prev = b->next = b;
+    c->hand = b;
+    return;
+  }
+  b->next = c->hand;
+  b->prev = c->hand->prev;
+  b->prev->next = b;
+  c->hand->prev = b;
+}
+
+static void ring_del(kj_bcache *c, kj_bblock *b) {
+  if (b->next == b) {
+    c->hand = NULL;
+  } else {
+    b->prev->next = b->next;
+    b->next->prev = b->prev;
+    if (c->hand == b)
+      c->hand = b->next;
+  }
+  b->prev = b->next = NULL;
+}
+
+/* Take b out of the cache (table, ring, counts). */
+static void uncache(kj_bcache *c, kj_bblock *b) {
+  slot_del(c, b);
+  ring_del(c, b);
   b->cached = 0;
   c->entries--;
-  c->held -= kj_bcache_cost(b->len);
+  c->held -= cost(b);
 }
 
-/* Double the table when it is loaded past LOAD_MAX; without memory for a
- * bigger one it stays as it is. */
-static void table_grow(kj_bcache *c) {
-  if (c->entries <= (uint64_t)c->nbuckets * LOAD_MAX)
-    return;
-  size_t n = c->nbuckets * 2;
-  kj_bblock **nb = calloc(n, sizeof *nb);
-  if (!nb)
-    return;
-  kj_bblock **old = c->buckets;
-  size_t on = c->nbuckets;
-  c->buckets = nb;
-  c->nbuckets = n;
-  for (size_t i = 0; i < on; i++)
-    for (kj_bblock *b = old[i], *next; b; b = next) {
-      next = b->hnext;
-      size_t s = slot(c, b->owner, b->no);
-      b->hnext = nb[s];
-      nb[s] = b;
-    }
-  free(old);
-}
-
-/* Evict unpinned blocks, least recently used first, until held fits the
- * capacity or only pinned blocks are left. */
+/* Evict until held fits the capacity: the hand clears `ref` bits and skips
+ * pinned blocks; two turns of the ring without an eviction mean only pinned
+ * blocks (or none) are left. */
 static void evict(kj_bcache *c) {
-  while (c->held > c->capacity && c->lru_tail) {
-    kj_bblock *b = c->lru_tail;
-    lru_unlink(c, b);
-    table_remove(c, b);
-    c->evictions++;
-    kj_sec_free(b);
+  uint64_t budget = 2 * c->entries + 1;
+  while (c->held > c->capacity && c->hand && budget) {
+    kj_bblock *b = c->hand;
+    c->hand = b->next;
+    if (b->pins) {
+      budget--;
+    } else if (b->ref) {
+      b->ref = 0;
+      budget--;
+    } else {
+      uncache(c, b);
+      c->evictions++;
+      kj_sec_free(b->data);
+      budget = 2 * c->entries + 1;
+    }
   }
 }
 
@@ -176,20 +236,13 @@ static void evict(kj_bcache *c) {
 kj_bblock *kj_bcache_get(kj_bcache *c, uint64_t owner, uint64_t no) {
   if (!c)
     return NULL;
+  uint64_t h = mix(owner, no);
   pthread_mutex_lock(&c->mu);
-  if (!c->capacity) {
-    c->misses++;
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-  }
-  kj_bblock *b = c->buckets[slot(c, owner, no)];
-  while (b && (b->owner != owner || b->no != no))
-    b = b->hnext;
+  kj_bblock *b = c->capacity ? find(c, h, owner, no) : NULL;
   if (b) {
-    if (b->pins++ == 0) {
-      lru_unlink(c, b);
-      c->pinned += kj_bcache_cost(b->len);
-    }
+    b->ref = 1;
+    if (b->pins++ == 0)
+      c->pinned += cost(b);
     c->hits++;
   } else {
     c->misses++;
@@ -198,51 +251,58 @@ kj_bblock *kj_bcache_get(kj_bcache *c, uint64_t owner, uint64_t no) {
   return b;
 }
 
-kj_bblock *kj_bcache_alloc(size_t len) {
-  if (len > SIZE_MAX - sizeof(kj_bblock))
+kj_bblock *kj_bcache_alloc(size_t len, size_t auxlen) {
+  if (len > SIZE_MAX / 4 || auxlen > SIZE_MAX / 4)
     return NULL;
-  kj_bblock *b = kj_sec_alloc(sizeof *b + len);
-  if (!b)
+  uint8_t *p = kj_sec_alloc(pad16(len) + pad16(auxlen) + sizeof(kj_bblock));
+  if (!p)
     return NULL;
+  kj_bblock *b = (kj_bblock *)(void *)(p + pad16(len) + pad16(auxlen));
   memset(b, 0, sizeof *b);
-  b->data = (uint8_t *)(b + 1);
+  b->data = p;
   b->len = len;
+  b->aux = p + pad16(len);
+  b->auxlen = auxlen;
   return b;
 }
 
-void kj_bcache_discard(kj_bblock *b) { kj_sec_free(b); }
+void kj_bcache_discard(kj_bblock *b) {
+  if (b)
+    kj_sec_free(b->data);
+}
 
 kj_bblock *kj_bcache_insert(kj_bcache *c, uint64_t owner, uint64_t no,
                             kj_bblock *b) {
   b->owner = owner;
   b->no = no;
+  b->hash = mix(owner, no);
   b->pins = 1;
+  b->ref = 1;
   b->cached = 0;
   if (!c || !c->capacity)
     return b; /* private */
   pthread_mutex_lock(&c->mu);
-  size_t s = slot(c, owner, no);
-  kj_bblock *x = c->buckets[s];
-  while (x && (x->owner != owner || x->no != no))
-    x = x->hnext;
+  kj_bblock *x = find(c, b->hash, owner, no);
   if (x) { /* another reader decoded it first: share that one */
-    if (x->pins++ == 0) {
-      lru_unlink(c, x);
-      c->pinned += kj_bcache_cost(x->len);
-    }
+    x->ref = 1;
+    if (x->pins++ == 0)
+      c->pinned += cost(x);
     pthread_mutex_unlock(&c->mu);
-    kj_sec_free(b);
+    kj_sec_free(b->data);
     return x;
   }
-  b->hnext = c->buckets[s];
-  c->buckets[s] = b;
+  if (table_room(c)) { /* no memory for a larger table: serve it private */
+    pthread_mutex_unlock(&c->mu);
+    return b;
+  }
+  slot_put(c->slots, c->nslots, b);
+  ring_add(c, b);
   b->cached = 1;
   c->entries++;
   c->inserts++;
-  c->held += kj_bcache_cost(b->len);
-  c->pinned += kj_bcache_cost(b->len);
+  c->held += cost(b);
+  c->pinned += cost(b);
   evict(c);
-  table_grow(c);
   pthread_mutex_unlock(&c->mu);
   return b;
 }
@@ -250,49 +310,43 @@ kj_bblock *kj_bcache_insert(kj_bcache *c, uint64_t owner, uint64_t no,
 void kj_bcache_release(kj_bcache *c, kj_bblock *b) {
   if (!c || !c->capacity) { /* private: the caller is its only user */
     if (--b->pins == 0)
-      kj_sec_free(b);
+      kj_sec_free(b->data);
     return;
   }
   pthread_mutex_lock(&c->mu);
   int drop = 0;
   if (--b->pins == 0) {
     if (b->cached) {
-      c->pinned -= kj_bcache_cost(b->len);
-      lru_push_head(c, b);
-      evict(c);
+      c->pinned -= cost(b);
+      if (c->held > c->capacity)
+        evict(c);
     } else {
-      drop = 1; /* forgotten while pinned */
+      drop = 1; /* private, or forgotten while pinned */
     }
   }
   pthread_mutex_unlock(&c->mu);
   if (drop)
-    kj_sec_free(b);
+    kj_sec_free(b->data);
 }
 
 void kj_bcache_forget(kj_bcache *c, uint64_t owner) {
   if (!c || !c->capacity)
     return;
   pthread_mutex_lock(&c->mu);
-  for (size_t i = 0; i < c->nbuckets; i++) {
-    kj_bblock **pp = &c->buckets[i];
-    while (*pp) {
-      kj_bblock *b = *pp;
-      if (b->owner != owner) {
-        pp = &b->hnext;
-        continue;
-      }
-      *pp = b->hnext;
-      b->hnext = NULL;
-      b->cached = 0;
-      c->entries--;
-      c->held -= kj_bcache_cost(b->len);
-      if (b->pins) {
-        c->pinned -= kj_bcache_cost(b->len); /* freed at its release */
-      } else {
-        lru_unlink(c, b);
-        kj_sec_free(b);
-      }
+  for (size_t i = 0; i < c->nslots;) {
+    kj_bblock *b = c->slots[i].b;
+    if (!b || b->owner != owner) {
+      i++;
+      continue;
     }
+    /* slot i now holds what shifted back into it, if anything: look at it
+     * again before moving on. A block shifted from the table's start to its
+     * end is met again there, which does no harm. */
+    if (b->pins)
+      c->pinned -= cost(b); /* freed at its last release */
+    uncache(c, b);
+    if (!b->pins)
+      kj_sec_free(b->data);
   }
   pthread_mutex_unlock(&c->mu);
 }

@@ -11,7 +11,8 @@
  * Invariants:
  *   - bytes held (kj_bcache_cost() of every block in the cache) stay at or
  *     below the capacity, except by blocks pinned at the moment: eviction
- *     takes the least recently used unpinned block until the cache fits,
+ *     takes unpinned blocks not used recently (CLOCK, an approximation of
+ *     least recently used that costs a hit no list update) until it fits,
  *     and a pinned block is never freed, so while every block is pinned the
  *     cache may hold more. Afterwards held <= max(capacity, pinned bytes).
  *   - a pinned block's bytes never change and stay valid until its pin is
@@ -19,7 +20,7 @@
  *     kj_bcache_forget()).
  *   - decoded bytes are plaintext rows: blocks live in secmem memory (out
  *     of core dumps, wiped when freed).
- *   - one mutex guards the table, the LRU list and the counters, held only
+ *   - one mutex guards the table, the clock ring and the counters, held only
  *     for a lookup, an insertion or a release, never while a caller reads a
  *     block's bytes or decodes one. Any number of threads may use one cache.
  *
@@ -34,17 +35,23 @@
 
 typedef struct kj_bcache kj_bcache;
 
-/* A decoded block. data and len are the block's bytes, read-only once the
- * block was inserted; the other fields belong to the cache. */
+/* A decoded block. data and len are the block's bytes, aux and auxlen a
+ * place for what its reader derives from them (a search aid); both are
+ * read-only once the block was inserted, the other fields belong to the
+ * cache. One allocation holds the bytes, aux, then this header, so that
+ * touching the header to pin the block also brings in aux and the block's
+ * tail (a run block's offset table). */
 typedef struct kj_bblock {
   uint8_t *data;
   size_t len;
+  uint8_t *aux;
+  size_t auxlen;
   /* ---- the cache's ---- */
-  uint64_t owner, no;
-  struct kj_bblock *hnext;               /* hash chain */
-  struct kj_bblock *lru_prev, *lru_next; /* only while cached and unpinned */
-  uint32_t pins;                         /* guarded by the cache's mutex */
-  uint8_t cached;                        /* in the table (counted as held) */
+  uint64_t owner, no, hash;
+  struct kj_bblock *prev, *next; /* the clock ring, while cached */
+  uint32_t pins;                 /* guarded by the cache's mutex */
+  uint8_t ref;                   /* used since the clock hand last passed */
+  uint8_t cached;                /* in the table (counted as held) */
 } kj_bblock;
 
 typedef struct kj_bcache_counters {
@@ -61,10 +68,10 @@ typedef struct kj_bcache_counters {
 /* A new owner number, never 0, never the same twice in a process. */
 uint64_t kj_bcache_owner(void);
 
-/* What a block of len bytes counts against the capacity: its bytes and the
- * cache's own overhead for it (block header, allocation header, a table
- * slot). */
-size_t kj_bcache_cost(size_t len);
+/* What a block of len bytes and auxlen bytes of aux counts against the
+ * capacity: both, and the cache's own overhead (padding, block header,
+ * allocation header, two table slots: the table is at most half full). */
+size_t kj_bcache_cost(size_t len, size_t auxlen);
 
 /* A cache of capacity bytes in *out. KJ_OK or KJ_ENOMEM. */
 int kj_bcache_new(size_t capacity, kj_bcache **out);
@@ -76,10 +83,10 @@ void kj_bcache_free(kj_bcache *c);
  * as a miss). Allocation-free. c may be NULL (always a miss, not counted). */
 kj_bblock *kj_bcache_get(kj_bcache *c, uint64_t owner, uint64_t no);
 
-/* A new block of len bytes for a reader to fill (not in any cache yet),
- * or NULL when out of memory. Hand it to kj_bcache_insert() once filled,
- * or to kj_bcache_discard(). */
-kj_bblock *kj_bcache_alloc(size_t len);
+/* A new block of len bytes and auxlen bytes of aux for a reader to fill
+ * (not in any cache yet), or NULL when out of memory. Hand it to
+ * kj_bcache_insert() once filled, or to kj_bcache_discard(). */
+kj_bblock *kj_bcache_alloc(size_t len, size_t auxlen);
 /* Free a block from kj_bcache_alloc() that was never inserted. */
 void kj_bcache_discard(kj_bblock *b);
 
