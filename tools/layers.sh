@@ -56,6 +56,7 @@ src/engine/store        60
 src/engine/txn          59
 src/engine/checkpoint   57
 src/engine/handle       56
+src/engine/run          55  run files: blocks, index, footer (FORMAT.md 6A)
 src/engine/snapshot     54
 src/engine/journal      53
 src/engine/body         50
