@@ -1137,6 +1137,8 @@ static uint32_t blk_lower(const kj_bblock *b, unsigned table,
   const uint8_t *offs = end - 4 - 4 * (size_t)cnt;
   *n = cnt;
   *eq = 0;
+  if (!key) /* (table, empty): no arithmetic or memcmp on NULL below */
+    key = (const uint8_t *)"";
   uint64_t t8;
   if (a->mixed) {
     t8 = (uint64_t)table << 56 | frag(key, klen) >> 8;
