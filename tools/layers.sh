@@ -56,10 +56,12 @@ src/engine/store        60
 src/engine/txn          59
 src/engine/checkpoint   57
 src/engine/handle       56
+src/engine/run          55  run files: blocks, index, footer (FORMAT.md 6A)
 src/engine/snapshot     54
 src/engine/journal      53
 src/engine/body         50
 src/engine/map          48
+src/engine/bcache       47  the block cache of run files (secmem only)
 src/engine/durable      46
 src/engine/crypto       44
 src/engine/vfs_posix    43
