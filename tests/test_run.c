@@ -455,6 +455,80 @@ static void test_misses(void) {
   kj_run_close(r, NULL);
 }
 
+/* ---- the tables' counts and the Bloom filter (FORMAT.md 6A.5) ------------ */
+
+static void test_counts_bloom(void) {
+  static const struct {
+    const spec *s;
+    uint64_t seq;
+  } runs[] = {{&S_SMALL, 1}, {&S_TABLES, 2}, {&S_NONE, 4}, {&S_ONE, 5}};
+  genrow *g = genrow_new();
+  for (size_t n = 0; n < sizeof runs / sizeof *runs; n++) {
+    const spec *s = runs[n].s;
+    kj_snap_info info;
+    kj_run *r = open_run(runs[n].seq, &info);
+    if (!r) {
+      ok(0, "%s: open", s->name);
+      continue;
+    }
+    uint64_t want_rows[256] = {0}, want_bytes[256] = {0};
+    uint64_t absent = 0;
+    for (uint64_t i = 0; i < s->n; i++) {
+      gen(s, i, g);
+      want_rows[g->t]++;
+      want_bytes[g->t] += g->kl + g->vl;
+      absent += !kj_run_may_have(r, g->t, g->k, g->kl);
+    }
+    int same = 1;
+    for (unsigned t = 0; t < 256; t++) {
+      uint64_t rows, bytes;
+      kj_run_table_count(r, t, &rows, &bytes);
+      same &= rows == want_rows[t] && bytes == want_bytes[t];
+    }
+    ok(same, "%s: every table's rows and bytes as written", s->name);
+    is(absent, 0, "%s: the Bloom filter says no present row is absent",
+       s->name);
+    kj_run_close(r, NULL);
+  }
+  /* False positives: keys between S_SMALL's (odd numbers), none there. */
+  kj_snap_info info;
+  kj_run *r = open_run(1, &info);
+  kj_bcache *c = NULL;
+  kj_bcache_new(1u << 20, &c);
+  uint64_t maybe = 0, tries = 100000;
+  for (uint64_t i = 0; r && i < tries; i++) {
+    char k[16];
+    int kl = sprintf(k, "k%09" PRIu64, 2 * i + 3);
+    maybe += (uint64_t)kj_run_may_have(r, 5, k, (size_t)kl);
+  }
+  printf("# Bloom filter: %" PRIu64 " of %" PRIu64 " absent keys may be in\n",
+         maybe, tries);
+  ok(r && maybe < tries / 30,
+     "small: under 3.3%% false positives (%" PRIu64 " of %" PRIu64 ")", maybe,
+     tries);
+  /* An absent key the filter rules out reads no block. */
+  kj_bcache_counters c0, c1;
+  kj_bcache_stats(c, &c0);
+  kj_errbuf e;
+  uint64_t ruled_out = 0;
+  for (uint64_t i = 0; r && i < 1000; i++) {
+    char k[16];
+    int kl = sprintf(k, "k%09" PRIu64, 2 * i + 3);
+    if (!kj_run_may_have(r, 5, k, (size_t)kl)) {
+      ruled_out++;
+      if (kj_run_has(r, c, 5, k, (size_t)kl, &e) != KJ_NOTFOUND)
+        ruled_out = 0;
+    }
+  }
+  kj_bcache_stats(c, &c1);
+  ok(ruled_out > 900 && c1.misses == c0.misses && c1.hits == c0.hits,
+     "small: %" PRIu64 " absent keys ruled out by the filter read no block",
+     ruled_out);
+  kj_run_close(r, c);
+  kj_bcache_free(c);
+  genrow_free(g);
+}
+
 /* ---- iteration bounds -------------------------------------------------- */
 
 /* Iterating from (t, k) gives rows first.. of s, in order, to the end
@@ -1304,6 +1378,7 @@ int main(void) {
   round_trip(&S_LONG, 6, 1);
   round_trip(&S_TIES, 7, 1);
   test_misses();
+  test_counts_bloom();
   random_bounds(&S_SMALL, 1, 3000);
   random_bounds(&S_TABLES, 2, 3000);
   random_bounds(&S_LONG, 6, 3000);

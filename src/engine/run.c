@@ -83,6 +83,12 @@
 #define BLOCK_ROWS_MAX (KJ_RUN_BLOCK_MAX / (ROW_MIN + 4u))
 #define ZLEVEL 1
 #define WBUF (1u << 20) /* the writer's write buffer */
+/* Bloom filter (FORMAT.md 6A.5): 64-byte blocks, about 10 bits per row,
+ * 7 bits set per key, all in the block its hash picks (one cache line per
+ * test; about 1% false positives). */
+#define BLOOM_BLOCK 64u
+#define BLOOM_BITS_PER_ROW 10u
+#define BLOOM_K 7u
 /* A decoder's buffers above this go back to the allocator after use. */
 #define DEC_KEEP (256u << 10)
 
@@ -121,6 +127,46 @@ static int tk_cmp(unsigned ta, const uint8_t *ka, size_t kla, unsigned tb,
 
 /* zstd's windows and buffers hold plaintext rows: its contexts allocate
  * from row memory too (secmem.h). */
+/* The Bloom hash of (table, key) under a run's seed (the first 8 bytes of
+ * its nonce prefix): XXH3 of the key, the table folded into the seed. */
+static uint64_t bloom_hash(uint64_t seed, unsigned table, const void *key,
+                           size_t klen) {
+  return XXH3_64bits_withSeed(key, klen,
+                              seed ^ ((uint64_t)table * 0x9E3779B97F4A7C15u));
+}
+
+/* The block of nblocks that h picks (the high 32 bits scaled), and the
+ * BLOOM_K bit positions in it: 9-bit fields of h mixed once more. */
+static uint64_t bloom_block(uint64_t h, uint64_t nblocks) {
+  return (uint64_t)(((h >> 32) * nblocks) >> 32);
+}
+
+static uint64_t bloom_mix(uint64_t h) {
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9u;
+  return h ^ (h >> 32);
+}
+
+static void bloom_set(uint8_t *bits, uint64_t nblocks, uint64_t h) {
+  uint8_t *b = bits + BLOOM_BLOCK * bloom_block(h, nblocks);
+  uint64_t m = bloom_mix(h);
+  for (unsigned i = 0; i < BLOOM_K; i++) {
+    unsigned pos = (unsigned)(m >> (9 * i)) & 511u;
+    b[pos >> 3] |= (uint8_t)(1u << (pos & 7));
+  }
+}
+
+static int bloom_test(const uint8_t *bits, uint64_t nblocks, uint64_t h) {
+  const uint8_t *b = bits + BLOOM_BLOCK * bloom_block(h, nblocks);
+  uint64_t m = bloom_mix(h);
+  for (unsigned i = 0; i < BLOOM_K; i++) {
+    unsigned pos = (unsigned)(m >> (9 * i)) & 511u;
+    if (!(b[pos >> 3] & (1u << (pos & 7))))
+      return 0;
+  }
+  return 1;
+}
+
 static void *zs_alloc(void *opaque, size_t n) {
   (void)opaque;
   return kj_sec_alloc(n);
@@ -178,6 +224,10 @@ struct kj_run_writer {
   unsigned ltable;
   uint8_t *lkey;
   size_t lklen;
+  /* Per table: rows and key + value bytes; every row's Bloom hash. */
+  uint64_t trows[256], tbytes[256];
+  uint64_t *hash; /* secmem: derived from keys */
+  size_t nhash, hashcap;
 };
 
 static int w_fail(kj_run_writer *w, int rc, kj_errbuf *e) {
@@ -297,6 +347,7 @@ static void w_free(kj_run_writer *w) {
   free(w->big);
   kj_sec_free(w->ix);
   kj_sec_free(w->lkey);
+  kj_sec_free(w->hash);
   free(w);
 }
 
@@ -363,6 +414,15 @@ int kj_run_writer_add(kj_run_writer *w, unsigned table, const void *key,
                   BLK_PREFIX + w->used + rs + 4 * (w->nrows + 1) + 4))
     return w_fail(
         w, kj_err(&w->eb, KJ_ENOMEM, "write %s: out of memory", w->d.tmp), e);
+  if (w->nhash == w->hashcap) {
+    size_t c = w->hashcap ? 2 * w->hashcap : 1024;
+    uint64_t *h = kj_sec_realloc(w->hash, c * sizeof *h);
+    if (!h)
+      return w_fail(
+          w, kj_err(&w->eb, KJ_ENOMEM, "write %s: out of memory", w->d.tmp), e);
+    w->hash = h;
+    w->hashcap = c;
+  }
   if (w->nrows == w->offscap) {
     size_t c = w->offscap ? 2 * w->offscap : 256;
     uint32_t *o = realloc(w->offs, c * sizeof *o);
@@ -386,6 +446,45 @@ int kj_run_writer_add(kj_run_writer *w, unsigned table, const void *key,
   memcpy(w->lkey, key, klen);
   w->lklen = klen;
   w->rows++;
+  w->trows[table]++;
+  w->tbytes[table] += klen + vlen;
+  w->hash[w->nhash++] = bloom_hash(kj_get64(w->prefix), table, key, klen);
+  return KJ_OK;
+}
+
+/* After the index entries: the tables' counts and the Bloom filter
+ * (FORMAT.md 6A.5). */
+static int w_index_tail(kj_run_writer *w) {
+  unsigned ntables = 0;
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+    ntables += w->trows[t] != 0;
+  uint64_t nbloom = w->rows
+                        ? (w->rows * BLOOM_BITS_PER_ROW + 8 * BLOOM_BLOCK - 1) /
+                              (8 * BLOOM_BLOCK)
+                        : 0;
+  if (nbloom > UINT32_MAX)
+    nbloom = UINT32_MAX;
+  size_t need = w->ixlen + KJ_VARINT_MAX +
+                (size_t)ntables * (1 + 2 * KJ_VARINT_MAX) + 4 +
+                (size_t)nbloom * BLOOM_BLOCK;
+  if (sec_reserve(&w->ix, &w->ixcap, need))
+    return kj_err(&w->eb, KJ_ENOMEM, "write %s: out of memory", w->d.tmp);
+  uint8_t *x = w->ix + w->ixlen;
+  x += kj_put_varint(x, ntables);
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    if (!w->trows[t])
+      continue;
+    *x++ = (uint8_t)t;
+    x += kj_put_varint(x, w->trows[t]);
+    x += kj_put_varint(x, w->tbytes[t]);
+  }
+  kj_put32(x, (uint32_t)nbloom);
+  x += 4;
+  memset(x, 0, (size_t)nbloom * BLOOM_BLOCK);
+  for (size_t i = 0; i < w->nhash; i++)
+    bloom_set(x, nbloom, w->hash[i]);
+  x += nbloom * BLOOM_BLOCK;
+  w->ixlen = (size_t)(x - w->ix);
   return KJ_OK;
 }
 
@@ -396,6 +495,8 @@ int kj_run_writer_finish(kj_run_writer *w, kj_snap_info *info, int *renamed,
   if (!rc && w->nrows)
     rc = w_emit(w);
   uint64_t ixoff = w->off;
+  if (!rc)
+    rc = w_index_tail(w);
   if (!rc)
     rc = w_seal(w, w->ix, w->ixlen, w->nblocks, KIND_INDEX);
   if (!rc) {
@@ -520,6 +621,9 @@ struct kj_run {
   ixpfx *top; /* ixp[0], ixp[GROUP], ixp[2 * GROUP], ... (secmem) */
   uint64_t ntop;
   uint8_t *ixplain; /* the index plaintext the entries point into (secmem) */
+  uint64_t trows[256], tbytes[256]; /* per table, from the index */
+  const uint8_t *bloom;             /* nbloom blocks, inside ixplain */
+  uint64_t nbloom;
   char path[];
 };
 
@@ -719,11 +823,37 @@ static int read_index(kj_run *r, uint64_t ixlen, kj_errbuf *e) {
     at += x->slen;
     rows += x->rows;
   }
-  if (p != end || at != r->ixoff)
-    return kj_err(e, KJ_ECORRUPT, "%s at offset %" PRIu64 ": run index %s",
-                  r->path, r->ixoff,
-                  p != end ? "has bytes after its last entry"
-                           : "does not end where the blocks end");
+  if (at != r->ixoff)
+    return kj_err(e, KJ_ECORRUPT,
+                  "%s at offset %" PRIu64
+                  ": run index does not end where the blocks end",
+                  r->path, r->ixoff);
+  /* The tables' counts, ascending table ids, adding up to the rows; then
+   * the Bloom filter, about 10 bits per row, and nothing after it. */
+  uint64_t ntables, trows = 0, prev = 0;
+  if (kj_get_varint(&p, end, &ntables) || ntables > KJ_TABLE_MAX)
+    goto malformed_tail;
+  for (uint64_t k = 0; k < ntables; k++) {
+    uint64_t tr, tb;
+    if (p == end || *p <= prev || *p < KJ_TABLE_MIN)
+      goto malformed_tail;
+    unsigned t = *p++;
+    if (kj_get_varint(&p, end, &tr) || kj_get_varint(&p, end, &tb) || !tr ||
+        tr > r->rows || tb > tr * (uint64_t)(KJ_MAX_KEY + KJ_MAX_VALUE))
+      goto malformed_tail;
+    r->trows[t] = tr;
+    r->tbytes[t] = tb;
+    trows += tr;
+    prev = t;
+  }
+  if (trows != r->rows || end - p < 4)
+    goto malformed_tail;
+  r->nbloom = kj_get32(p);
+  p += 4;
+  if ((r->nbloom == 0) != (r->rows == 0) ||
+      (uint64_t)(end - p) != r->nbloom * BLOOM_BLOCK)
+    goto malformed_tail;
+  r->bloom = p;
   if (rows != r->rows)
     return kj_err(e, KJ_ECORRUPT,
                   "%s: run footer claims %" PRIu64 " rows, the index %" PRIu64,
@@ -740,6 +870,25 @@ malformed:
                 "%s at offset %" PRIu64 ": run index entry %" PRIu64
                 " malformed",
                 r->path, r->ixoff, i);
+malformed_tail:
+  return kj_err(e, KJ_ECORRUPT,
+                "%s at offset %" PRIu64
+                ": run index: the tables' counts or the Bloom filter "
+                "malformed",
+                r->path, r->ixoff);
+}
+
+void kj_run_table_count(const kj_run *r, unsigned table, uint64_t *rows,
+                        uint64_t *bytes) {
+  *rows = table < 256 ? r->trows[table] : 0;
+  *bytes = table < 256 ? r->tbytes[table] : 0;
+}
+
+int kj_run_may_have(const kj_run *r, unsigned table, const void *key,
+                    size_t klen) {
+  return r->nbloom &&
+         bloom_test(r->bloom, r->nbloom,
+                    bloom_hash(kj_get64(r->prefix), table, key, klen));
 }
 
 int kj_run_open(const kj_vfs *vfs, const char *path, const uint8_t *key,
@@ -1211,6 +1360,8 @@ int kj_run_find(kj_run *r, kj_bcache *c, unsigned table, const void *key,
   int rc = bad_key(r, table, key, klen, e);
   if (rc)
     return rc;
+  if (!kj_run_may_have(r, table, key, klen))
+    return KJ_NOTFOUND; /* no block read for most absent keys */
   uint64_t i = ix_upper(r, table, key, klen);
   if (i == 0)
     return KJ_NOTFOUND;
@@ -1317,23 +1468,59 @@ void kj_run_iter_close(kj_run_iter *it) {
 
 /* ---- verify ------------------------------------------------------------- */
 
+/* kj_run_verify's row sink: each row counts for its table and must pass
+ * the Bloom filter, then goes to the caller's sink. */
+typedef struct verify_ctx {
+  kj_run *r;
+  kj_snap_row_fn fn;
+  void *arg;
+  uint64_t trows[256], tbytes[256];
+  uint64_t not_in_filter;
+} verify_ctx;
+
+static int verify_row(void *arg, unsigned table, const uint8_t *key,
+                      size_t klen, const uint8_t *val, size_t vlen) {
+  verify_ctx *v = arg;
+  v->trows[table]++;
+  v->tbytes[table] += klen + vlen;
+  v->not_in_filter += !kj_run_may_have(v->r, table, key, klen);
+  return v->fn ? v->fn(v->arg, table, key, klen, val, vlen) : KJ_OK;
+}
+
 int kj_run_verify(kj_run *r, kj_snap_row_fn fn, void *arg, kj_errbuf *e) {
   uint64_t raw = 0, rows = 0;
+  verify_ctx *v = calloc(1, sizeof *v);
+  if (!v)
+    return kj_err(e, KJ_ENOMEM, "verifying %s: out of memory", r->path);
+  v->r = r;
+  v->fn = fn;
+  v->arg = arg;
   for (uint64_t no = 0; no < r->nblocks; no++) {
     kj_bblock *b;
-    int rc = load_block(r, no, fn, arg, &b, e);
-    if (rc)
+    int rc = load_block(r, no, verify_row, v, &b, e);
+    if (rc) {
+      free(v);
       return rc;
+    }
     raw += b->len;
     rows += r->ix[no].rows;
     kj_bcache_discard(b);
   }
   /* check_block matched each block's rows to the index, and open the
    * index's sum to the footer's; raw bytes are only known now. */
+  int same = 1;
+  for (unsigned t = 0; t < 256; t++)
+    same &= v->trows[t] == r->trows[t] && v->tbytes[t] == r->tbytes[t];
+  uint64_t missed = v->not_in_filter;
+  free(v);
   if (raw != r->raw || rows != r->rows)
     return kj_err(e, KJ_ECORRUPT,
                   "%s: run footer claims %" PRIu64 " rows of %" PRIu64
                   " bytes, the blocks hold %" PRIu64 " of %" PRIu64,
                   r->path, r->rows, r->raw, rows, raw);
+  if (!same || missed)
+    return kj_err(e, KJ_ECORRUPT, "%s: run index %s", r->path,
+                  !same ? "counts other rows per table than the blocks hold"
+                        : "Bloom filter leaves out rows the blocks hold");
   return KJ_OK;
 }

@@ -114,6 +114,15 @@ uint64_t kj_run_blocks(const kj_run *r);
 void kj_run_block_place(const kj_run *r, uint64_t no, uint64_t *off,
                         uint32_t *len, uint32_t *rows);
 
+/* Rows and key + value bytes of one table in r (from its index). */
+void kj_run_table_count(const kj_run *r, unsigned table, uint64_t *rows,
+                        uint64_t *bytes);
+/* 0 when (table, key) is surely not in r, 1 when it may be: the run's Bloom
+ * filter, in memory since the open (about 1% false positives, no I/O).
+ * kj_run_find and what calls it test it first. */
+int kj_run_may_have(const kj_run *r, unsigned table, const void *key,
+                    size_t klen);
+
 /* A value found in a run: val and vlen point into blk, a block pinned in
  * the cache until kj_run_ref_release(). */
 typedef struct kj_run_ref {
