@@ -62,6 +62,9 @@ typedef struct gc_vfs {
    * pass). */
   atomic_ullong gate_seq;
   kj_store *_Atomic gate_store;
+  /* VFS writes made while the gated sync waited (FORMAT.md 4.4: frames
+   * appended during a sync are held, none is written into the file). */
+  atomic_ullong gate_writes_during;
   atomic_int gate_reached, gate_timed_out;
 } gc_vfs;
 
@@ -73,6 +76,7 @@ static int gc_sync(void *ctx, kj_vfs_file *f) {
   gc_vfs *g = gc_of(ctx);
   uint64_t want = atomic_exchange(&g->gate_seq, 0);
   if (want) {
+    uint64_t w0 = tu_vfs_calls(&g->tv, TU_WRITE);
     int64_t t0 = tu_now_ms();
     for (;;) {
       kj_stats st = KJ_STATS_INIT;
@@ -87,6 +91,7 @@ static int gc_sync(void *ctx, kj_vfs_file *f) {
     }
     if (!atomic_load(&g->gate_timed_out))
       atomic_store(&g->gate_reached, 1);
+    atomic_store(&g->gate_writes_during, tu_vfs_calls(&g->tv, TU_WRITE) - w0);
   }
   unsigned us = atomic_load(&g->delay_us);
   if (us)
@@ -410,6 +415,8 @@ static void test_gated(fx *f) {
      "%s: the other 7 frames were appended before the first sync returned",
      what);
   is(atomic_load(&f->g.gate_reached), 1, "%s: the gate opened", what);
+  is(atomic_load(&f->g.gate_writes_during), 0,
+     "%s: none of them was written into the file during the sync", what);
   is(total(r->acked), NTHREADS, "%s: all %d commits succeeded", what, NTHREADS);
   /* The first sync covers the leader's frame and any written before it
    * began (possibly all 8); the next leader's covers all the rest. */
