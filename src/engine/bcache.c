@@ -279,7 +279,9 @@ kj_bblock *kj_bcache_insert(kj_bcache *c, uint64_t owner, uint64_t no,
   b->pins = 1;
   b->ref = 1;
   b->cached = 0;
-  if (!c || !c->capacity)
+  /* A block larger than the whole cache is served private: admitting it
+   * would evict every other block and then itself. */
+  if (!c || !c->capacity || cost(b) > c->capacity)
     return b; /* private */
   pthread_mutex_lock(&c->mu);
   kj_bblock *x = find(c, b->hash, owner, no);

@@ -93,9 +93,11 @@ void kj_bcache_discard(kj_bblock *b);
 /* Insert the filled block b as (owner, no) and return it pinned. When
  * another thread inserted the same block first, b is freed and that one is
  * returned pinned instead (its bytes are the same: a block's decoding is a
- * function of its file). With c NULL or of capacity 0, b is returned as a
- * private pinned block that its release frees. Never fails: a table that
- * cannot grow keeps its size and chains get longer. */
+ * function of its file). With c NULL or of capacity 0, or when b alone
+ * costs more than the capacity (admitting it would evict every other
+ * block, then itself), b is returned as a private pinned block that its
+ * release frees. Never fails: a table that cannot grow keeps its size and
+ * chains get longer. */
 kj_bblock *kj_bcache_insert(kj_bcache *c, uint64_t owner, uint64_t no,
                             kj_bblock *b);
 

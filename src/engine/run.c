@@ -196,6 +196,7 @@ static int sec_reserve(uint8_t **p, size_t *cap, size_t n) {
 
 struct kj_run_writer {
   kj_durable d;
+  char dir[KJ_PATH_MAX]; /* kj_durable keeps a pointer to it until finish */
   const uint8_t *key;
   uint8_t store_id[KJ_STORE_ID_BYTES];
   kj_snap_info info;
@@ -372,7 +373,12 @@ int kj_run_writer_begin(const kj_vfs *vfs, const char *dir, const uint8_t *key,
     w_free(w);
     return kj_err(e, KJ_ENOMEM, "run %s: out of memory", name);
   }
-  int rc = kj_durable_begin(&w->d, vfs, dir, name, KJ_DURABLE_SYNC, e);
+  if (strlen(dir) >= sizeof w->dir) {
+    w_free(w);
+    return kj_err(e, KJ_EINVAL, "run %s: directory path too long", name);
+  }
+  strcpy(w->dir, dir);
+  int rc = kj_durable_begin(&w->d, vfs, w->dir, name, KJ_DURABLE_SYNC, e);
   if (rc) {
     w_free(w);
     return rc;
@@ -767,6 +773,14 @@ static int read_index(kj_run *r, uint64_t ixlen, kj_errbuf *e) {
   if (ixlen > SIZE_MAX - 1)
     return kj_err(e, KJ_ENOMEM, "reading %s: index too large", r->path);
   size_t plen = (size_t)ixlen - KJ_TAG_BYTES;
+  /* An entry takes at least 19 bytes (table, a 1-byte length, one key
+   * byte, 16): bound the arrays below by the index's size, not only by
+   * the footer's block count. */
+  if (r->nblocks > plen / 19 || r->nblocks > SIZE_MAX / sizeof(ixent))
+    return kj_err(e, KJ_ECORRUPT,
+                  "%s at offset %" PRIu64 ": run index of %zu bytes cannot "
+                  "hold %" PRIu64 " blocks",
+                  r->path, r->ixoff, plen, r->nblocks);
   uint8_t *c = malloc((size_t)ixlen);
   r->ixplain = kj_sec_alloc(plen + 1);
   r->ix = kj_sec_calloc(r->nblocks ? (size_t)r->nblocks : 1, sizeof *r->ix);
@@ -1412,7 +1426,7 @@ int kj_run_has(kj_run *r, kj_bcache *c, unsigned table, const void *key,
 
 int kj_run_iter_seek(kj_run_iter *it, kj_run *r, kj_bcache *c, unsigned table,
                      const void *key, size_t klen, kj_errbuf *e) {
-  memset(it, 0, sizeof *it);
+  memset(it, 0, sizeof *it); /* a caller re-seeking closes it first */
   it->run = r;
   it->cache = c;
   if (table > KJ_TABLE_MAX || klen > KJ_MAX_KEY || (klen && !key))
