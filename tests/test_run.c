@@ -783,6 +783,17 @@ static int within(kj_bcache *c) {
   return 0;
 }
 
+/* The number of the first row of block no of r. */
+static uint64_t first_row(const kj_run *r, uint64_t no) {
+  uint64_t row0 = 0, off;
+  uint32_t len, rows;
+  for (uint64_t b = 0; b < no; b++) {
+    kj_run_block_place(r, b, &off, &len, &rows);
+    row0 += rows;
+  }
+  return row0;
+}
+
 static void test_cache(void) {
   kj_snap_info info;
   kj_run *r = open_run(1, &info); /* S_SMALL */
@@ -857,14 +868,7 @@ static void test_cache(void) {
   uint64_t nb = kj_run_blocks(r);
   good = 1;
   for (int j = 0; j < 12; j++) {
-    uint64_t off;
-    uint32_t len, rows;
-    uint64_t row0 = 0;
-    for (uint64_t b = 0; b < (uint64_t)j * (nb / 12); b++) {
-      kj_run_block_place(r, b, &off, &len, &rows);
-      row0 += rows;
-    }
-    gen(&S_SMALL, row0, g);
+    gen(&S_SMALL, first_row(r, (uint64_t)j * (nb / 12)), g);
     good = good &&
            kj_run_find(r, c, g->t, g->k, g->kl, &refs[j], &e) == KJ_OK &&
            refs[j].vlen == g->vl && !memcmp(refs[j].val, g->v, g->vl);
@@ -887,14 +891,7 @@ static void test_cache(void) {
   }
   good = 1;
   for (int j = 0; j < 12; j++) {
-    uint64_t off;
-    uint32_t len, rows;
-    uint64_t row0 = 0;
-    for (uint64_t b = 0; b < (uint64_t)j * (nb / 12); b++) {
-      kj_run_block_place(r, b, &off, &len, &rows);
-      row0 += rows;
-    }
-    gen(&S_SMALL, row0, g);
+    gen(&S_SMALL, first_row(r, (uint64_t)j * (nb / 12)), g);
     good = good && refs[j].vlen == g->vl && !memcmp(refs[j].val, g->v, g->vl);
     kj_run_ref_release(c, &refs[j]);
   }

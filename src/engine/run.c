@@ -167,15 +167,8 @@ static int bloom_test(const uint8_t *bits, uint64_t nblocks, uint64_t h) {
   return 1;
 }
 
-static void *zs_alloc(void *opaque, size_t n) {
-  (void)opaque;
-  return kj_sec_alloc(n);
-}
-static void zs_free(void *opaque, void *p) {
-  (void)opaque;
-  kj_sec_free(p);
-}
-static const ZSTD_customMem zs_mem = {zs_alloc, zs_free, NULL};
+/* zstd's contexts allocate from row memory (secmem.h). */
+static const ZSTD_customMem zs_mem = {kj_sec_zalloc, kj_sec_zfree, NULL};
 
 /* Grow the secmem buffer *p of *cap bytes to hold n. 0 or -1. */
 static int sec_reserve(uint8_t **p, size_t *cap, size_t n) {

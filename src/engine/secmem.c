@@ -405,3 +405,13 @@ void *kj_sec_realloc(void *p, size_t n) {
   kj_sec_free(p);
   return q;
 }
+
+void *kj_sec_zalloc(void *opaque, size_t n) {
+  (void)opaque;
+  return kj_sec_alloc(n);
+}
+
+void kj_sec_zfree(void *opaque, void *p) {
+  (void)opaque;
+  kj_sec_free(p);
+}

@@ -36,6 +36,11 @@ void *kj_sec_calloc(size_t n, size_t size);
 void *kj_sec_realloc(void *p, size_t n);
 /* Wipe and release; NULL is a no-op. */
 void kj_sec_free(void *p);
+/* kj_sec_alloc and kj_sec_free with the signatures of zstd's custom
+ * allocator (ZSTD_customMem; opaque unused): zstd's windows and buffers
+ * hold plaintext rows, so its contexts allocate from this memory too. */
+void *kj_sec_zalloc(void *opaque, size_t n);
+void kj_sec_zfree(void *opaque, void *p);
 
 /* 1 when blocks are excluded from core dumps on this system, 0 when the
  * OS offers no way (the blocks are then ordinary anonymous memory). */

@@ -169,17 +169,8 @@ static int write_body(writer *w, kj_map *const *tables, kj_snap_info *info) {
   return rc;
 }
 
-/* zstd's windows and buffers hold plaintext rows: its contexts allocate
- * from row memory too (secmem.h). */
-static void *zs_alloc(void *opaque, size_t n) {
-  (void)opaque;
-  return kj_sec_alloc(n);
-}
-static void zs_free(void *opaque, void *p) {
-  (void)opaque;
-  kj_sec_free(p);
-}
-static const ZSTD_customMem zs_mem = {zs_alloc, zs_free, NULL};
+/* zstd's contexts allocate from row memory (secmem.h). */
+static const ZSTD_customMem zs_mem = {kj_sec_zalloc, kj_sec_zfree, NULL};
 
 int kj_snapshot_write(const kj_vfs *vfs, const char *dir, const uint8_t *key,
                       const uint8_t *store_id, kj_map *const *tables,
