@@ -54,8 +54,9 @@ src/native/rows.c       70  helpers shared by the native stores
 src/native/*            72  the native stores
 src/engine/store        60
 src/engine/txn          59
-src/engine/checkpoint   57
-src/engine/handle       56
+src/engine/checkpoint   58
+src/engine/handle       57
+src/engine/overlay      56  the committed rows: an overlay over the run
 src/engine/run          55  run files: blocks, index, footer (FORMAT.md 6A)
 src/engine/snapshot     54
 src/engine/journal      53

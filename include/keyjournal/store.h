@@ -150,7 +150,7 @@ typedef int64_t (*kj_clock_fn)(void *ctx);
 
 struct kj_vfs;
 
-#define KJ_OPTIONS_VERSION 2
+#define KJ_OPTIONS_VERSION 3
 
 typedef struct kj_options {
   /* KJ_OPTIONS_VERSION. Set with KJ_OPTIONS_INIT; fields are appended. */
@@ -207,6 +207,10 @@ typedef struct kj_options {
    * sees every commit whose frame was completely written (see "Processes"
    * above). */
   int read_durable;
+
+  /* Version 3. Bytes of decoded run blocks kept in memory (the block
+   * cache, see "Memory" above); 0 means the default, 8 MiB. */
+  uint64_t cache_bytes;
 } kj_options;
 
 /* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall

@@ -59,29 +59,53 @@ static inline size_t kj_body_len(uint64_t count, uint64_t ops_bytes) {
  * set's ops); returns its length. */
 size_t kj_body_encode(uint8_t *out, const kj_map *ws);
 
-/* The undo body of ws against the committed tables: for each key of ws,
- * a put of its committed value or a delete where it has none, so applying
- * it after ws's body puts the tables back. kj_body_undo_len() is its size,
- * or 0 when that exceeds max; kj_body_encode_undo() writes it (the tables
- * must not change in between) and returns its length. */
+/* The undo body of ws against the committed tables (the overlay of a
+ * store with a run below it): for each key of ws, what its entry in tables
+ * is before ws applies - a put of its value, a tombstone, or no entry
+ * ("drop", carrying what the layer below holds: below[i] for the i-th key
+ * of ws, the value length or -1 for none; below NULL: none) - so applying
+ * it in KJ_BODY_UNDO mode after ws's body puts the tables, and the counts,
+ * back. Tombstones and drops exist only in undo bodies, which never leave
+ * memory. kj_body_undo_len() is its size, or 0 when that exceeds max;
+ * kj_body_encode_undo() writes it (the tables must not change in between)
+ * and returns its length. */
 uint64_t kj_body_undo_len(kj_map *const *tables, const kj_map *ws,
-                          uint64_t max);
+                          const int64_t *below, uint64_t max);
 size_t kj_body_encode_undo(uint8_t *out, kj_map *const *tables,
-                           const kj_map *ws);
+                           const kj_map *ws, const int64_t *below);
 
 /* kj_body_apply() modes. */
 #define KJ_BODY_APPLY 0 /* apply each op to its table */
 #define KJ_BODY_STAGE 1 /* recovery: stage the ops (kj_map_stage) */
+#define KJ_BODY_UNDO 2  /* an undo body (kj_body_encode_undo) */
 
-/* Validate the whole body, then apply it to tables (the caller holds what
- * keeps readers out), setting bit t of dirty (KJ_NTABLES bits) for each
- * table t it changes. One decoder for commit, undo and recovery. Returns
- * KJ_OK, KJ_ECORRUPT (malformed: nothing applied) or KJ_ENOMEM (partly
- * applied). KJ_BODY_STAGE applies a table's staged ops in bulk once enough
- * have gathered; kj_body_apply_staged() applies the rest at the end of
- * recovery (KJ_OK or KJ_ENOMEM). */
-int kj_body_apply(kj_map *const *tables, uint64_t *dirty, int mode,
-                  const uint8_t *body, size_t len, kj_errbuf *e);
+/* Where kj_body_apply() applies a body: one map per table id (the overlay)
+ * over an optional lower layer (the store's run file). */
+typedef struct kj_apply {
+  kj_map *const *tables;
+  uint64_t *dirty; /* bit t set for each table t changed (KJ_NTABLES bits) */
+  /* The lower layer: may(arg, table, key, klen) is 1 when it may hold the
+   * key (a delete then leaves a tombstone entry that hides it), 0 when it
+   * surely does not (a delete removes the entry). NULL: no lower layer. */
+  int (*may)(void *arg, unsigned table, const void *key, size_t klen);
+  void *arg;
+  /* KJ_BODY_APPLY: for the i-th op whose key has no entry in tables, the
+   * value length the lower layer holds, or -1 for none. NULL: none. */
+  const int64_t *below;
+  /* KJ_BODY_APPLY and KJ_BODY_UNDO: the rows and key + value bytes each
+   * table shows (tables over the lower layer), kept up to date op by op.
+   * NULL: not counted (recovery counts once it has replayed everything). */
+  uint64_t *rows, *bytes;
+} kj_apply;
+
+/* Validate the whole body, then apply it to a's tables (the caller holds
+ * what keeps readers out). One decoder for commit, undo and recovery.
+ * Returns KJ_OK, KJ_ECORRUPT (malformed: nothing applied) or KJ_ENOMEM
+ * (partly applied). KJ_BODY_STAGE applies a table's staged ops in bulk once
+ * enough have gathered; kj_body_apply_staged() applies the rest at the end
+ * of recovery (KJ_OK or KJ_ENOMEM). */
+int kj_body_apply(const kj_apply *a, int mode, const uint8_t *body, size_t len,
+                  kj_errbuf *e);
 int kj_body_apply_staged(kj_map *const *tables);
 
 #endif

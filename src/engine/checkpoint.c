@@ -18,6 +18,7 @@
  * old files that the next open ignores and removes. At no point is a state
  * reachable only through a file that could be missing.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,18 +29,31 @@
 #include "checkpoint.h"
 #include "durable.h"
 #include "handle.h"
+#include "overlay.h"
+#include "run.h"
 
-/* ---- finding snapshots ------------------------------------------------ */
+/* ---- finding runs and snapshots ----------------------------------------- */
 
-/* The snapshot seqs of s's directory, ascending. */
-typedef struct snap_list {
+/* The seqs of s's run files (or, snapshots, its format 1 snapshot files)
+ * in dir, ascending. */
+typedef struct seq_list {
   uint64_t *v;
   size_t n;
-} snap_list;
+} seq_list;
 
-static int list_snapshots(kj_store *s, snap_list *l, kj_errbuf *e) {
-  return kj_list_numbered(s->vfs, s->dir, kj_snapshot_parse_name, NULL, NULL,
-                          &l->v, &l->n, e);
+static int list_files(kj_store *s, int runs, seq_list *l, kj_errbuf *e) {
+  return kj_list_numbered(s->vfs, s->dir,
+                          runs ? kj_run_parse_name : kj_snapshot_parse_name,
+                          NULL, NULL, &l->v, &l->n, e);
+}
+
+static uint64_t newest_of(const seq_list *l, int *any) {
+  uint64_t m = 0;
+  *any = l->n > 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->v[i] > m)
+      m = l->v[i];
+  return m;
 }
 
 static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
@@ -49,35 +63,20 @@ static int load_row(void *arg, unsigned table, const uint8_t *key, size_t klen,
   return kj_map_append(s->tables[table], key, klen, val, vlen);
 }
 
-int kj_checkpoint_load(kj_store *s, kj_errbuf *e) {
-  memset(&s->snap, 0, sizeof s->snap);
-  s->snap.base = 1;
-  snap_list l;
-  int rc = list_snapshots(s, &l, e);
-  if (rc)
-    return rc;
-  uint64_t newest = 0;
-  for (size_t i = 0; i < l.n; i++)
-    if (l.v[i] > newest)
-      newest = l.v[i];
-  size_t n = l.n;
-  free(l.v);
-  if (!n)
-    return KJ_OK;
-  /* The newest snapshot must be sound: falling back to an older one would
-   * silently roll the store back. */
+/* A format 1 snapshot: every row into the overlay (there is no run). */
+static int load_snapshot(kj_store *s, uint64_t seq, kj_errbuf *e) {
   char name[64], path[KJ_PATH_MAX];
-  kj_snapshot_name(newest, name, sizeof name);
+  kj_snapshot_name(seq, name, sizeof name);
   kj_path(path, s->dir, name);
   kj_snap_info info;
-  rc = kj_snapshot_read(s->vfs, path, s->keys->snapshot, s->store_id, load_row,
-                        s, &info, e);
+  int rc = kj_snapshot_read(s->vfs, path, s->keys->snapshot, s->store_id,
+                            load_row, s, &info, e);
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
     if (s->tables[t])
       kj_map_seal(s->tables[t]);
   if (rc)
     return rc;
-  if (info.seq != newest || info.base < 1)
+  if (info.seq != seq || info.base < 1)
     return kj_err(e, KJ_ECORRUPT,
                   "%s at offset 32: snapshot header does not match its name",
                   path);
@@ -85,21 +84,90 @@ int kj_checkpoint_load(kj_store *s, kj_errbuf *e) {
   return KJ_OK;
 }
 
-int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
-  snap_list l;
-  int rc = list_snapshots(s, &l, e), removed = 0;
+int kj_checkpoint_load(kj_store *s, kj_errbuf *e) {
+  memset(&s->snap, 0, sizeof s->snap);
+  s->snap.base = 1;
+  seq_list runs, snaps;
+  int rc = list_files(s, 1, &runs, e);
+  if (rc)
+    return rc;
+  if ((rc = list_files(s, 0, &snaps, e))) {
+    free(runs.v);
+    return rc;
+  }
+  int any_run, any_snap;
+  uint64_t rseq = newest_of(&runs, &any_run);
+  uint64_t sseq = newest_of(&snaps, &any_snap);
+  free(runs.v);
+  free(snaps.v);
+  /* The newest state must be sound: falling back to an older one would
+   * silently roll the store back. A run at the same seq as a snapshot is
+   * its upgrade. */
+  if (any_snap && (!any_run || sseq > rseq))
+    return load_snapshot(s, sseq, e);
+  if (!any_run)
+    return KJ_OK;
+  char name[64], path[KJ_PATH_MAX];
+  kj_run_name(rseq, name, sizeof name);
+  kj_path(path, s->dir, name);
+  kj_snap_info info;
+  if ((rc = kj_run_open(s->vfs, path, s->keys->snapshot, s->store_id, rseq,
+                        &s->run, &info, e)))
+    return rc;
+  if (info.base < 1) {
+    kj_run_close(s->run, s->cache);
+    s->run = NULL;
+    return kj_err(e, KJ_ECORRUPT, "%s: base segment 0", path);
+  }
+  s->snap = info;
+  return KJ_OK;
+}
+
+int kj_checkpoint_count(kj_store *s, kj_errbuf *e) {
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    if (!s->run) { /* no tombstones without a run */
+      s->live_rows[t] = kj_map_count(s->tables[t]);
+      s->live_bytes[t] = kj_map_bytes(s->tables[t]);
+      continue;
+    }
+    int rc = kj_rows_count(s->tables[t], s->run, s->cache, t, &s->live_rows[t],
+                           &s->live_bytes[t], e);
+    if (rc)
+      return rc;
+  }
+  memset(s->stats_dirty, 0xff, sizeof s->stats_dirty);
+  return KJ_OK;
+}
+
+/* Remove the files of kind runs (else snapshots) that the state at
+ * s->snap replaces: those below its seq, and a snapshot at its seq once a
+ * run holds it. */
+static int drop_kind(kj_store *s, int runs, int *removed, kj_errbuf *e) {
+  seq_list l;
+  int rc = list_files(s, runs, &l, e);
   for (size_t i = 0; !rc && i < l.n; i++) {
-    if (l.v[i] >= s->snap.seq)
+    if (l.v[i] > s->snap.seq || (l.v[i] == s->snap.seq && (runs || !s->run)))
       continue;
     char name[64], path[KJ_PATH_MAX];
-    kj_snapshot_name(l.v[i], name, sizeof name);
+    if (runs)
+      kj_run_name(l.v[i], name, sizeof name);
+    else
+      kj_snapshot_name(l.v[i], name, sizeof name);
     kj_path(path, s->dir, name);
     errno = 0;
     if ((rc = s->vfs->unlink(s->vfs->ctx, path)))
       kj_err(e, rc, "remove %s: %s", path, kj_err_cause());
-    removed = 1;
+    *removed = 1;
   }
   free(l.v);
+  return rc;
+}
+
+int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
+  int removed = 0;
+  int rc = drop_kind(s, 1, &removed, e);
+  if (!rc)
+    rc = drop_kind(s, 0, &removed, e);
   errno = 0;
   if (!rc && removed && (rc = s->vfs->sync_dir(s->vfs->ctx, s->dir)))
     kj_err(e, rc, "sync directory %s: %s", s->dir, kj_err_cause());
@@ -107,6 +175,71 @@ int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
 }
 
 /* ---- writing ---------------------------------------------------------- */
+
+int kj_checkpoint_write_run(kj_store *s, const char *dir, kj_snap_info *info,
+                            int *renamed, kj_errbuf *e) {
+  kj_run_writer *w;
+  *renamed = 0;
+  int rc = kj_run_writer_begin(s->vfs, dir, s->keys->snapshot, s->store_id,
+                               info, &w, e);
+  if (rc)
+    return rc;
+  for (unsigned t = KJ_TABLE_MIN; !rc && t <= KJ_TABLE_MAX; t++) {
+    uint64_t rrows = 0;
+    if (s->run)
+      kj_run_table_count(s->run, t, &rrows, NULL);
+    if (!rrows && !kj_map_count(s->tables[t]))
+      continue;
+    /* The old run is read around the cache (NULL): a checkpoint must not
+     * evict what readers use. */
+    kj_rows_cursor c;
+    kj_rows_seek(&c, s->tables[t], s->run, NULL, t, NULL, 0);
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    while (!rc && kj_rows_next(&c, &k, &kl, &v, &vl))
+      rc = kj_run_writer_add(w, t, k, kl, v, vl, e);
+    if (!rc && c.err) {
+      rc = c.err;
+      *e = c.e;
+    }
+    kj_rows_close(&c);
+  }
+  if (rc) {
+    kj_run_writer_abort(w);
+    return rc;
+  }
+  return kj_run_writer_finish(w, info, renamed, e);
+}
+
+/* The run at info->seq, just written, becomes the store's: the overlay
+ * empties (the run holds all of it). Writer lock held. */
+static int install_run(kj_store *s, const kj_snap_info *info, kj_errbuf *e) {
+  char name[64], path[KJ_PATH_MAX];
+  kj_run_name(info->seq, name, sizeof name);
+  kj_path(path, s->dir, name);
+  kj_run *nr;
+  kj_snap_info got;
+  int rc = kj_run_open(s->vfs, path, s->keys->snapshot, s->store_id, info->seq,
+                       &nr, &got, e);
+  if (rc)
+    return rc;
+  pthread_rwlock_wrlock(&s->rows);
+  kj_run *old = s->run;
+  s->run = nr;
+  for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    uint64_t r, b;
+    kj_run_table_count(nr, t, &r, &b);
+    /* The counts kept commit by commit must be what the run holds. */
+    assert(r == s->live_rows[t] && b == s->live_bytes[t]);
+    s->live_rows[t] = r;
+    s->live_bytes[t] = b;
+    kj_map_clear(s->tables[t]);
+  }
+  memset(s->stats_dirty, 0xff, sizeof s->stats_dirty);
+  pthread_rwlock_unlock(&s->rows);
+  kj_run_close(old, s->cache);
+  return KJ_OK;
+}
 
 int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   if (!s->journal)
@@ -117,27 +250,34 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
     return kj_err(e, KJ_EPOISONED, "handle poisoned by an earlier failure");
   kj_snap_info info = {0};
   kj_journal_tail(s->journal, &info.seq, info.prev_tag);
-  if (info.seq == s->snap.seq)
-    return KJ_OK; /* nothing new since the last snapshot */
+  /* Nothing new since the last run; a format 1 snapshot with nothing new
+   * still becomes a run (the upgrade). */
+  if (info.seq == s->snap.seq && (s->run || !info.seq))
+    return KJ_OK;
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
 
   /* 1. Frames after S go to a new segment. */
   int rc = kj_journal_roll(s->journal, &info.base, e);
-  /* 2. The snapshot itself. Commits are held off (we hold the writer lock)
-   * and readers only read, so the tables are the state at S. */
+  /* 2. The run itself. Commits are held off (we hold the writer lock)
+   * and readers only read, so overlay over run is the state at S. */
   int renamed = 0;
   if (!rc)
-    rc = kj_snapshot_write(s->vfs, s->dir, s->keys->snapshot, s->store_id,
-                           s->tables, &info, &renamed, e);
+    rc = kj_checkpoint_write_run(s, s->dir, &info, &renamed, e);
+  if (!rc)
+    rc = install_run(s, &info, e);
   if (!rc) {
     pthread_mutex_lock(&s->mu);
     s->snap = info;
     s->snapshots_written++;
     s->snapshot_usec = kj_usec_since(&t0);
     pthread_mutex_unlock(&s->mu);
-    /* 3. What the snapshot replaces. */
-    rc = kj_journal_drop_before(s->journal, info.base, e);
+    /* 3. A format 1 header says so now (older builds then refuse the
+     * store rather than miss its run), 4. what the run replaces. */
+    if (s->header_version < 2)
+      rc = s->upgrade_header(s, e);
+    if (!rc)
+      rc = kj_journal_drop_before(s->journal, info.base, e);
     if (!rc)
       rc = kj_checkpoint_drop_old(s, e);
   }

@@ -9,10 +9,19 @@
 #include "errbuf.h"
 #include "handle.h"
 
-/* Load the newest snapshot into s->tables (s->snap describes it; zeroed
- * when there is none). Called by open before the journal replay. */
+/* Open the newest run (s->run), or load a format 1 snapshot newer than
+ * any run into s->tables; s->snap describes it (zeroed when there is
+ * none). Called by open before the journal replay. */
 int kj_checkpoint_load(kj_store *s, kj_errbuf *e);
-/* Remove snapshots older than s->snap (after a checkpoint or an open). */
+/* After the journal replay of an open: the rows and bytes each table
+ * shows (s->live_rows/bytes), the run's counts corrected by the overlay. */
+int kj_checkpoint_count(kj_store *s, kj_errbuf *e);
+/* Write the run of s's rows (overlay over run) described by info into dir
+ * (kj_run_writer_finish: fills info, *renamed). Writer lock held. */
+int kj_checkpoint_write_run(kj_store *s, const char *dir, kj_snap_info *info,
+                            int *renamed, kj_errbuf *e);
+/* Remove runs and snapshots older than s->snap (after a checkpoint or an
+ * open), and a format 1 snapshot a run of the same seq replaced. */
 int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e);
 /* The checkpoint protocol; the caller holds the writer lock. */
 int kj_checkpoint_locked(kj_store *s, kj_errbuf *e);

@@ -10,6 +10,8 @@
  */
 #include "handle.h"
 
+#include "run.h"
+
 #include <stdio.h>
 
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e) {
@@ -38,12 +40,26 @@ void kj_store_refresh_stats(kj_store *s) {
       unsigned t = w * 64 + (unsigned)__builtin_ctzll(bits);
       bits &= bits - 1;
       if (t >= KJ_TABLE_MIN && t <= KJ_TABLE_MAX) {
-        s->table_rows[t] = kj_map_count(s->tables[t]);
-        s->table_bytes[t] = kj_map_bytes(s->tables[t]);
+        s->table_rows[t] = s->live_rows[t];
+        s->table_bytes[t] = s->live_bytes[t];
       }
     }
   }
   pthread_mutex_unlock(&s->mu);
+}
+
+static int run_may(void *arg, unsigned table, const void *key, size_t klen) {
+  return kj_run_may_have(arg, table, key, klen);
+}
+
+void kj_store_applier(kj_store *s, kj_apply *a, const int64_t *below) {
+  *a = (kj_apply){.tables = s->tables,
+                  .dirty = s->stats_dirty,
+                  .may = s->run ? run_may : NULL,
+                  .arg = s->run,
+                  .below = below,
+                  .rows = s->live_rows,
+                  .bytes = s->live_bytes};
 }
 
 uint64_t kj_usec_since(const struct timespec *t0) {

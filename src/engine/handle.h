@@ -48,8 +48,20 @@ struct kj_store {
   kj_clock_fn clock;
   void *clock_ctx;
 
-  /* Committed rows, one map per table id (index 0 unused). */
+  /* Committed rows: the newest run file (NULL: none, or a memory-only
+   * store) read through a block cache, and over it the overlay, one map
+   * per table id (index 0 unused) holding every change since the run. An
+   * overlay entry hides the run's row of its key; a tombstone entry hides
+   * it and shows nothing (there is one only where the run's Bloom filter
+   * may hold the key). run and the overlay change together, under the
+   * writer and row locks (a checkpoint). */
   kj_map *tables[KJ_NTABLES];
+  struct kj_run *run;
+  struct kj_bcache *cache;
+  /* Rows and key + value bytes each table shows (run and overlay
+   * together), kept by every apply; writer side (writer lock, or the row
+   * write lock), copied to table_rows/bytes below for statistics. */
+  uint64_t live_rows[KJ_NTABLES], live_bytes[KJ_NTABLES];
 
   /* One write transaction at a time. A KJ_SYNC_FULL commit releases it
    * once its frame is written and applied, and waits for the shared sync
@@ -104,6 +116,10 @@ struct kj_store {
    * last segment and the last durable seq, 0 and 0 for none. Rewritten
    * under the writer lock, at each roll-over and at a clean close. */
   uint8_t header[KJ_STORE_HEADER_BYTES];
+  uint32_t header_version; /* of s->header: 1 until the first run */
+  /* Rewrite the header as format version 2 (store.c; checkpoint.c calls
+   * it after a store's first run is durable). */
+  int (*upgrade_header)(kj_store *s, kj_errbuf *e);
   uint64_t rec_segno, rec_seq;
   char errmsg[512];
 };
@@ -134,6 +150,10 @@ struct kj_txn {
  * in txn.c; callers that take the writer lock with txn == NULL (sync,
  * checkpoint, copy) check it first. */
 int kj_writer_check(kj_store *s, const char *what);
+
+/* The kj_apply of s (its overlay over its run), counting into
+ * s->live_rows/bytes; below as kj_apply.below. */
+void kj_store_applier(kj_store *s, kj_apply *a, const int64_t *below);
 
 /* Record e's message as the handle's detail and return rc. */
 int kj_store_fail(kj_store *s, int rc, const kj_errbuf *e);

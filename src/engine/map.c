@@ -468,7 +468,7 @@ static kj_entry *node_new(const void *key, size_t klen, const void *val,
   n->klen = (uint32_t)klen;
   n->vlen = (uint32_t)vlen;
   n->height = 1;
-  n->tomb = tomb ? 1 : 0;
+  n->tomb = (uint8_t)(tomb == KJ_TOMB_KEEP ? KJ_TOMB_KEEP : tomb ? 1 : 0);
   /* Guard the copies: (NULL, 0) is a valid empty key or value, but memcpy
    * from NULL is undefined even for zero bytes. */
   if (klen)
@@ -478,8 +478,21 @@ static kj_entry *node_new(const void *key, size_t klen, const void *val,
   return n;
 }
 
+static void old_state(const kj_entry *e, kj_map_old *out) {
+  if (!out)
+    return;
+  out->present = e != NULL;
+  out->tomb = e ? e->tomb : 0;
+  out->vlen = e ? e->vlen : 0;
+}
+
 int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
                size_t vlen, int tomb) {
+  return kj_map_put_old(m, key, klen, val, vlen, tomb, NULL);
+}
+
+int kj_map_put_old(kj_map *m, const void *key, size_t klen, const void *val,
+                   size_t vlen, int tomb, kj_map_old *was) {
   kj_entry *n, *old = NULL;
   int rc = m->nstage ? kj_map_apply_staged(m) : kj_map_seal(m);
   if (rc)
@@ -494,6 +507,7 @@ int kj_map_put(kj_map *m, const void *key, size_t klen, const void *val,
   if (!old)
     m->count++;
   hx_put(m, n, old);
+  old_state(old, was);
   if (old) {
     m->bytes -= (uint64_t)old->klen + old->vlen;
     kj_sec_free(old);
@@ -652,10 +666,12 @@ int kj_map_apply_staged(kj_map *m) {
     if (io < nold &&
         !kj_key_cmp(old[io]->data, old[io]->klen, e->data, e->klen))
       kj_sec_free(old[io++]); /* replaced or deleted */
-    if (e->tomb)
-      kj_sec_free(e);
-    else
+    if (e->tomb == 1) {
+      kj_sec_free(e); /* a delete */
+    } else {
+      e->tomb = e->tomb == KJ_TOMB_KEEP; /* a tombstone entry stays */
       merged[nm++] = e;
+    }
   }
   while (io < nold)
     merged[nm++] = old[io++];
@@ -681,11 +697,16 @@ int kj_map_apply_staged(kj_map *m) {
 }
 
 int kj_map_del(kj_map *m, const void *key, size_t klen) {
+  return kj_map_del_old(m, key, klen, NULL);
+}
+
+int kj_map_del_old(kj_map *m, const void *key, size_t klen, kj_map_old *was) {
   kj_entry *gone = NULL;
   if (m->nstage)
     kj_map_apply_staged(m);
   kj_map_seal(m);
   m->root = erase(m->root, key, klen, &gone);
+  old_state(gone, was);
   if (!gone)
     return 0;
   hx_del(m, gone);

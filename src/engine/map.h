@@ -52,6 +52,9 @@ int kj_map_seal(kj_map *m);
  * fails meanwhile). KJ_OK or KJ_ENOMEM (nothing applied, ops kept). */
 int kj_map_stage(kj_map *m, const void *key, size_t klen, const void *val,
                  size_t vlen, int tomb);
+/* kj_map_stage's tomb for a delete that leaves a tombstone entry (a lower
+ * layer, a run file, may hold the key) instead of removing the key. */
+#define KJ_TOMB_KEEP 2
 int kj_map_apply_staged(kj_map *m);
 /* Build the hash index of exact lookups when the map has none and holds
  * 256 entries or more (kj_map_apply_staged leaves it unbuilt, so that a
@@ -62,6 +65,17 @@ void kj_map_index(kj_map *m);
 size_t kj_map_staged(const kj_map *m);
 /* Remove key. Returns 1 if it was present, 0 if not. */
 int kj_map_del(kj_map *m, const void *key, size_t klen);
+/* What a put or a delete replaced: present 0 when the key had no entry,
+ * else its tomb flag and value length. */
+typedef struct kj_map_old {
+  int present, tomb;
+  size_t vlen;
+} kj_map_old;
+/* kj_map_put and kj_map_del that also say what they replaced (was may be
+ * NULL). */
+int kj_map_put_old(kj_map *m, const void *key, size_t klen, const void *val,
+                   size_t vlen, int tomb, kj_map_old *was);
+int kj_map_del_old(kj_map *m, const void *key, size_t klen, kj_map_old *was);
 /* Exact lookup; NULL if absent. */
 const kj_entry *kj_map_get(const kj_map *m, const void *key, size_t klen);
 

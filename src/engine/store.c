@@ -33,11 +33,16 @@
 #include "common/codec.h"
 #include "durable.h"
 #include "handle.h"
+#include "run.h"
 
 #define HDR_NAME "keyjournal.hdr"
 #define HDR_BYTES KJ_STORE_HEADER_BYTES
 #define HDR_MAGIC "KJSTORE\0"
-#define FORMAT_VERSION 1u
+/* The header's format version: 2 once a store may hold run files (new
+ * stores, and older ones after their first run); 1 is still read. */
+#define FORMAT_VERSION 2u
+#define FORMAT_VERSION_MIN 1u
+#define DEFAULT_CACHE_BYTES (8u << 20)
 #define KEY_RAW 1u
 #define KEY_PASSPHRASE 2u
 #define DEFAULT_SEGMENT (8u << 20)
@@ -109,6 +114,8 @@ static kj_store *store_new(void) {
 }
 
 static void store_free(kj_store *s) {
+  kj_run_close(s->run, s->cache);
+  kj_bcache_free(s->cache);
   while (s->pend_head) { /* none: every committer has returned */
     kj_pending *p = s->pend_head;
     s->pend_head = p->next;
@@ -183,6 +190,7 @@ static int take_lock(kj_store *s, uint32_t timeout_ms, int *beside_writer,
 /* ---- header ----------------------------------------------------------- */
 
 typedef struct header {
+  uint32_t version;
   uint32_t key_mode;
   uint8_t store_id[KJ_STORE_ID_BYTES];
   uint8_t salt[KJ_SALT_BYTES];
@@ -209,7 +217,7 @@ static void header_encode(const header *h, const kj_keys *k,
                           uint8_t b[HDR_BYTES]) {
   memset(b, 0, HDR_BYTES);
   memcpy(b, HDR_MAGIC, 8);
-  kj_put32(b + 8, FORMAT_VERSION);
+  kj_put32(b + 8, h->version);
   kj_put32(b + 12, h->key_mode);
   memcpy(b + 16, h->store_id, KJ_STORE_ID_BYTES);
   memcpy(b + 32, h->salt, KJ_SALT_BYTES);
@@ -225,10 +233,12 @@ static int header_decode(const uint8_t *b, uint64_t n, header *h,
     return kj_err(e, KJ_EKEY, "%s: not a keyjournal store header", path);
   if (XXH3_64bits(b, 120) != kj_get64(b + 120))
     return kj_err(e, KJ_ECORRUPT, "%s at offset 0: store header damaged", path);
-  if (kj_get32(b + 8) != FORMAT_VERSION)
+  uint32_t v = kj_get32(b + 8);
+  if (v < FORMAT_VERSION_MIN || v > FORMAT_VERSION)
     return kj_err(e, KJ_EFORMAT,
-                  "%s: format version %" PRIu32 " (this build reads %u)", path,
-                  kj_get32(b + 8), FORMAT_VERSION);
+                  "%s: format version %" PRIu32 " (this build reads %u to %u)",
+                  path, v, FORMAT_VERSION_MIN, FORMAT_VERSION);
+  h->version = v;
   h->key_mode = kj_get32(b + 12);
   memcpy(h->store_id, b + 16, KJ_STORE_ID_BYTES);
   memcpy(h->salt, b + 32, KJ_SALT_BYTES);
@@ -302,6 +312,20 @@ static int write_record(void *arg, uint64_t segno, uint64_t seq, kj_errbuf *e) {
   return KJ_OK;
 }
 
+/* s->upgrade_header: the same header as format version 2, durably. */
+static int upgrade_header(kj_store *s, kj_errbuf *e) {
+  uint8_t b[HDR_BYTES];
+  memcpy(b, s->header, HDR_BYTES);
+  kj_put32(b + 8, FORMAT_VERSION);
+  header_seal(s->keys, b);
+  int rc = kj_durable_file(s->vfs, s->dir, HDR_NAME, b, sizeof b, e);
+  if (rc)
+    return rc; /* the next checkpoint tries again */
+  memcpy(s->header, b, HDR_BYTES);
+  s->header_version = FORMAT_VERSION;
+  return KJ_OK;
+}
+
 /* ---- open ------------------------------------------------------------- */
 
 static int check_options(const kj_options *o, kj_errbuf *e) {
@@ -328,7 +352,9 @@ static int check_options(const kj_options *o, kj_errbuf *e) {
 /* Recovery: each replayed commit is staged, and applied in bulk below. */
 static int replay_cb(void *arg, const uint8_t *body, size_t len, kj_errbuf *e) {
   kj_store *s = arg;
-  return kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_STAGE, body, len, e);
+  kj_apply a;
+  kj_store_applier(s, &a, NULL);
+  return kj_body_apply(&a, KJ_BODY_STAGE, body, len, e);
 }
 
 static int create_store(kj_store *s, const kj_options *o, header *h,
@@ -343,6 +369,7 @@ static int create_store(kj_store *s, const kj_options *o, header *h,
   } else {
     h->key_mode = KEY_RAW;
   }
+  h->version = FORMAT_VERSION;
   h->rec_segno = 1; /* segment 1, no frame yet: true once it is written */
   int rc = derive(o, h, &s->keys, e);
   if (rc)
@@ -405,6 +432,7 @@ static int load(kj_store *s, const kj_options *o, kj_errbuf *e) {
     memcpy(s->header, b, HDR_BYTES);
   }
   memcpy(s->store_id, h.store_id, KJ_STORE_ID_BYTES);
+  s->header_version = kj_get32(s->header + 8);
   s->rec_segno = h.rec_segno;
   s->rec_seq = h.rec_seq;
   if ((rc = kj_checkpoint_load(s, e)))
@@ -432,6 +460,8 @@ static int load(kj_store *s, const kj_options *o, kj_errbuf *e) {
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
   if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
+  if (!rc)
+    rc = kj_checkpoint_count(s, e);
   return rc;
 }
 
@@ -481,10 +511,27 @@ static int open_dir(kj_store *s, const kj_options *o, kj_errbuf *e) {
     }
     for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
       kj_map_clear(s->tables[t]);
+    kj_run_close(s->run, s->cache);
+    s->run = NULL;
+    if (s->journal) {
+      kj_errbuf ignored;
+      kj_journal_close(s->journal, &ignored);
+      s->journal = NULL;
+    }
     sleep_ms(attempt < 5 ? 1u << attempt : 20);
   }
   if (rc)
     return rc;
+  if (!o->read_only && s->header_version < FORMAT_VERSION) {
+    /* A format 1 store: its rows become a run, then its header says
+     * format 2 (kj_checkpoint_locked); an empty one only needs the
+     * header. Crash-safe at every step: FORMAT.md 6A.8. */
+    if (!(rc = kj_checkpoint_locked(s, e)) &&
+        s->header_version < FORMAT_VERSION)
+      rc = upgrade_header(s, e);
+    if (rc)
+      return rc;
+  }
   if (!o->read_only) {
     kj_errbuf ignored; /* leftovers of an interrupted checkpoint: retried */
     kj_checkpoint_drop_old(s, &ignored);
@@ -518,6 +565,15 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
     goto done;
   }
   s->vfs = opts->vfs ? opts->vfs : kj_vfs_posix();
+  s->upgrade_header = upgrade_header;
+  s->header_version = FORMAT_VERSION;
+  if (path && kj_bcache_new(opts->version >= 3 && opts->cache_bytes
+                                ? (size_t)opts->cache_bytes
+                                : DEFAULT_CACHE_BYTES,
+                            &s->cache)) {
+    rc = kj_err(&e, KJ_ENOMEM, "out of memory");
+    goto done;
+  }
   s->read_only = opts->read_only;
   s->clock = opts->clock ? opts->clock : wall_clock;
   s->clock_ctx = opts->clock ? opts->clock_ctx : NULL;
@@ -627,14 +683,13 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   if ((rc = kj_journal_create(&jc, e)))
     return rc;
   int renamed;
-  if (info.seq &&
-      (rc = kj_snapshot_write(s->vfs, dir, s->keys->snapshot, s->store_id,
-                              s->tables, &info, &renamed, e)))
+  if (info.seq && (rc = kj_checkpoint_write_run(s, dir, &info, &renamed, e)))
     return rc;
-  /* The copy's own record: segment 1, and every frame (the snapshot
-   * holds them) durable. */
+  /* The copy's own record: segment 1, and every frame (the run holds
+   * them) durable; format version 2, since it holds a run. */
   uint8_t b[HDR_BYTES];
   memcpy(b, s->header, HDR_BYTES);
+  kj_put32(b + 8, FORMAT_VERSION);
   header_set_record(s->keys, b, 1, info.seq);
   if ((rc = kj_durable_file(s->vfs, dir, HDR_NAME, b, sizeof b, e)))
     return rc;
@@ -840,7 +895,7 @@ int kj_store_checkpoint(kj_store *s) {
 
 static int stats_fill(kj_store *s, kj_stats *out) {
   memset(out, 0, sizeof *out);
-  out->format_version = FORMAT_VERSION;
+  out->format_version = s->header_version;
   out->memory_only = s->journal == NULL;
   out->read_only = s->read_only;
   out->poisoned = atomic_load(&s->poisoned) || atomic_load(&s->broken);

@@ -27,6 +27,8 @@
 #include "body.h"
 #include "checkpoint.h"
 #include "handle.h"
+#include "overlay.h"
+#include "run.h"
 #include "secmem.h"
 
 /* Largest undo body kept for a group commit; a commit that overwrites more
@@ -252,15 +254,15 @@ void kj_txn_rollback(kj_txn *t) {
  * Ops come in write-set order, so kj_body_apply() accepts it. NULL when it
  * would exceed GROUP_UNDO_MAX or memory is short: the commit then goes the
  * serial way. Caller holds the writer lock (the tables do not change). */
-static kj_pending *pending_new(const kj_txn *t) {
+static kj_pending *pending_new(const kj_txn *t, const int64_t *below) {
   kj_store *s = t->s;
-  uint64_t n = kj_body_undo_len(s->tables, t->ws, GROUP_UNDO_MAX);
+  uint64_t n = kj_body_undo_len(s->tables, t->ws, below, GROUP_UNDO_MAX);
   if (!n)
     return NULL;
   kj_pending *pd = kj_sec_alloc(sizeof *pd + (size_t)n);
   if (!pd)
     return NULL;
-  pd->len = kj_body_encode_undo(pd->undo, s->tables, t->ws);
+  pd->len = kj_body_encode_undo(pd->undo, s->tables, t->ws, below);
   pd->prev = pd->next = NULL;
   pd->seq = 0;
   return pd;
@@ -289,8 +291,9 @@ static void undo_pending(kj_store *s) {
     kj_pending *pd = s->pend_tail;
     pending_unlink(s, pd);
     kj_errbuf e;
-    if (kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_APPLY, pd->undo,
-                      pd->len, &e))
+    kj_apply a;
+    kj_store_applier(s, &a, NULL);
+    if (kj_body_apply(&a, KJ_BODY_UNDO, pd->undo, pd->len, &e))
       atomic_store(&s->broken, 1); /* memory no longer matches */
     kj_sec_free(pd);
   }
@@ -329,6 +332,42 @@ static int group_wait(kj_store *s, kj_pending *pd, uint64_t seq) {
   return rc;
 }
 
+/* What the run holds under each key of t's write set that the overlay has
+ * no entry for (kj_apply.below): its value length, or -1. Read before the
+ * frame is written, so that a run that cannot be read fails the commit
+ * with nothing changed. *out NULL without a run. Writer lock held. */
+static int below_of(kj_txn *t, int64_t **out, kj_errbuf *e) {
+  kj_store *s = t->s;
+  *out = NULL;
+  if (!s->run)
+    return KJ_OK;
+  int64_t *b = malloc(kj_map_count(t->ws) * sizeof *b);
+  if (!b)
+    return kj_err(e, KJ_ENOMEM, "commit: out of memory");
+  kj_iter it;
+  kj_iter_seek(&it, t->ws, NULL, 0);
+  uint64_t i = 0;
+  for (const kj_entry *w; (w = kj_iter_next(&it)); i++) {
+    const uint8_t *k = kj_entry_key(w);
+    size_t klen = kj_entry_klen(w) - 1;
+    b[i] = -1;
+    if (kj_map_get(s->tables[k[0]], k + 1, klen) ||
+        !kj_run_may_have(s->run, k[0], k + 1, klen))
+      continue;
+    kj_run_ref ref;
+    int rc = kj_run_find(s->run, s->cache, k[0], k + 1, klen, &ref, e);
+    if (rc == KJ_OK) {
+      b[i] = (int64_t)ref.vlen;
+      kj_run_ref_release(s->cache, &ref);
+    } else if (rc != KJ_NOTFOUND) {
+      free(b);
+      return rc;
+    }
+  }
+  *out = b;
+  return KJ_OK;
+}
+
 int kj_txn_commit(kj_txn *t) {
   if (!t)
     return KJ_EINVAL;
@@ -351,15 +390,18 @@ int kj_txn_commit(kj_txn *t) {
   uint64_t seq = 0;
   int full = s->journal && kj_journal_mode(s->journal) == KJ_SYNC_FULL;
   kj_pending *pd = NULL;
+  int64_t *below = NULL;
   if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
     rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
+  else if ((rc = below_of(t, &below, &e)))
+    ; /* e says why */
   else if (!(body =
                  kj_sec_alloc(kj_body_len(kj_map_count(t->ws), t->ws_bytes))))
     rc = kj_err(&e, KJ_ENOMEM, "commit: out of memory");
   else {
     len = kj_body_encode(body, t->ws);
     if (full)
-      pd = pending_new(t); /* NULL: the serial way below */
+      pd = pending_new(t, below); /* NULL: the serial way below */
     if (s->journal &&
         (rc = kj_journal_append(s->journal, body, len, &seq, &e)) &&
         kj_journal_poisoned(s->journal))
@@ -374,13 +416,16 @@ int kj_txn_commit(kj_txn *t) {
       kj_journal_poisoned(s->journal))
     atomic_store(&s->poisoned, 1); /* serial: durable before applied */
   if (!rc) {
+    kj_apply a;
+    kj_store_applier(s, &a, below);
     pthread_rwlock_wrlock(&s->rows);
-    rc = kj_body_apply(s->tables, s->stats_dirty, KJ_BODY_APPLY, body, len, &e);
+    rc = kj_body_apply(&a, KJ_BODY_APPLY, body, len, &e);
     pthread_rwlock_unlock(&s->rows);
     if (rc) /* journal and memory now disagree: only a reopen can help */
       atomic_store(&s->broken, 1);
   }
   kj_sec_free(body);
+  free(below);
   if (!rc && pd) {
     /* Group commit: publish the undo, let the next writer in, then wait
      * for the shared sync. */
@@ -590,12 +635,29 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (lock)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
-  int rc =
-      c ? copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen) : KJ_NOTFOUND;
+  kj_errbuf e = {{0}};
+  int rc;
+  if (c) {
+    rc = kj_entry_tomb(c)
+             ? KJ_NOTFOUND
+             : copy_out(kj_entry_val(c), kj_entry_vlen(c), val, vlen);
+  } else if (!s->run) {
+    rc = KJ_NOTFOUND;
+  } else {
+    kj_run_ref ref;
+    rc = kj_run_find(s->run, s->cache, table, key, klen, &ref, &e);
+    if (rc == KJ_OK) {
+      rc = copy_out(ref.val, ref.vlen, val, vlen);
+      kj_run_ref_release(s->cache, &ref);
+    }
+  }
   if (lock)
     pthread_rwlock_unlock(&s->rows);
-  return rc == KJ_ENOMEM ? kj_store_fail_msg(s, rc, "kj_get: out of memory")
-                         : rc;
+  if (rc == KJ_ENOMEM)
+    return kj_store_fail_msg(s, rc, "kj_get: out of memory");
+  if (rc != KJ_OK && rc != KJ_NOTFOUND)
+    return kj_store_fail(s, rc, &e);
+  return rc;
 }
 
 /* ---- scans ------------------------------------------------------------ */
@@ -605,9 +667,13 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
 static int scan(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                 size_t slen, const void *end, size_t elen, kj_scan_fn fn,
                 void *arg) {
-  kj_iter ci, wi;
-  kj_iter_seek(&ci, s->tables[table], start, slen);
-  const kj_entry *c = kj_iter_next(&ci), *w = NULL;
+  kj_rows_cursor cc;
+  kj_rows_seek(&cc, s->tables[table], s->run, s->cache, table, start, slen);
+  const uint8_t *ck = NULL, *cv = NULL;
+  size_t cl = 0, cvl = 0;
+  int have_c = kj_rows_next(&cc, &ck, &cl, &cv, &cvl);
+  kj_iter wi;
+  const kj_entry *w = NULL;
   if (txn && txn->ws) {
     uint8_t tk[1 + KJ_MAX_KEY];
     kj_iter_seek(&wi, txn->ws, tk, kj_ws_key(tk, table, start, slen));
@@ -618,26 +684,32 @@ static int scan(kj_store *s, kj_txn *txn, unsigned table, const void *start,
   for (;;) {
     if (w && ((const uint8_t *)kj_entry_key(w))[0] != table)
       w = NULL;
-    if (!c && !w)
+    if (cc.err || (!have_c && !w))
       break;
-    const uint8_t *ck = c ? kj_entry_key(c) : NULL;
     const uint8_t *wk = w ? (const uint8_t *)kj_entry_key(w) + 1 : NULL;
-    size_t cl = c ? kj_entry_klen(c) : 0, wl = w ? kj_entry_klen(w) - 1 : 0;
-    int cmp = !w ? -1 : !c ? 1 : kj_key_cmp(ck, cl, wk, wl);
-    const kj_entry *pick = cmp < 0 ? c : w;
+    size_t wl = w ? kj_entry_klen(w) - 1 : 0;
+    int cmp = !w ? -1 : !have_c ? 1 : kj_key_cmp(ck, cl, wk, wl);
     const uint8_t *k = cmp < 0 ? ck : wk;
     size_t kl = cmp < 0 ? cl : wl;
     if (end && kj_key_cmp(k, kl, end, elen) >= 0)
       break;
+    int skip = cmp >= 0 && kj_entry_tomb(w);
+    if (!skip) {
+      const uint8_t *v = cmp < 0 ? cv : kj_entry_val(w);
+      size_t vl = cmp < 0 ? cvl : kj_entry_vlen(w);
+      if ((rc = fn(arg, k, kl, v, vl)))
+        break;
+    }
+    /* Advance only after the callback: a run row lives in the block the
+     * committed cursor pins until its next step. */
     if (cmp <= 0)
-      c = kj_iter_next(&ci);
+      have_c = kj_rows_next(&cc, &ck, &cl, &cv, &cvl);
     if (cmp >= 0)
       w = kj_iter_next(&wi);
-    if (kj_entry_tomb(pick))
-      continue;
-    if ((rc = fn(arg, k, kl, kj_entry_val(pick), kj_entry_vlen(pick))))
-      break;
   }
+  if (!rc && cc.err)
+    rc = kj_store_fail(s, cc.err, &cc.e);
+  kj_rows_close(&cc);
   if (txn)
     txn->scanning = 0;
   return rc;
