@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "secmem.h"
 #include "keyjournal/errors.h"
 
 #define KDF_CONTEXT "kjournal"
@@ -129,20 +130,24 @@ void kj_sealer_seal(const kj_sealer *s, uint8_t *c, const uint8_t *m,
   kj_seal(s->subkey, c, m, mlen, ad, adlen, nonce);
 }
 #else
+/* libsodium's ChaCha20 passes a message's last partial block through a
+ * buffer on its own stack and leaves it there, plaintext after a decrypt
+ * or an encrypt: the stack it used is overwritten (secmem.h). */
 void kj_seal(const uint8_t key[32], uint8_t *c, const uint8_t *m, size_t mlen,
              const uint8_t *ad, size_t adlen,
              const uint8_t nonce[KJ_NONCE_BYTES]) {
   crypto_aead_xchacha20poly1305_ietf_encrypt(c, NULL, m, mlen, ad, adlen, NULL,
                                              nonce, key);
+  kj_sec_burn_stack(2048);
 }
 
 int kj_unseal(const uint8_t key[32], uint8_t *m, const uint8_t *c, size_t clen,
               const uint8_t *ad, size_t adlen,
               const uint8_t nonce[KJ_NONCE_BYTES]) {
-  return crypto_aead_xchacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen, ad,
-                                                    adlen, nonce, key) == 0
-             ? 0
-             : -1;
+  int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(m, NULL, NULL, c, clen,
+                                                      ad, adlen, nonce, key);
+  kj_sec_burn_stack(2048);
+  return rc == 0 ? 0 : -1;
 }
 /* The sealer composes XChaCha20-Poly1305-IETF from its parts (the
  * construction of libsodium's crypto_aead_xchacha20poly1305_ietf_*):

@@ -286,6 +286,7 @@ static int w_emit(kj_run_writer *w) {
   if (!sec_reserve(&w->zbuf, &w->zcap, BLK_PREFIX + bound)) {
     size_t zr =
         ZSTD_compressCCtx(w->z, w->zbuf + BLK_PREFIX, bound, p, len, ZLEVEL);
+    kj_sec_burn_stack(16384);
     if (!ZSTD_isError(zr) && zr < len) {
       unit = w->zbuf;
       ulen = BLK_PREFIX + zr;
@@ -887,8 +888,10 @@ malformed_tail:
 
 void kj_run_table_count(const kj_run *r, unsigned table, uint64_t *rows,
                         uint64_t *bytes) {
-  *rows = table < 256 ? r->trows[table] : 0;
-  *bytes = table < 256 ? r->tbytes[table] : 0;
+  if (rows)
+    *rows = table < 256 ? r->trows[table] : 0;
+  if (bytes)
+    *bytes = table < 256 ? r->tbytes[table] : 0;
 }
 
 int kj_run_may_have(const kj_run *r, unsigned table, const void *key,
@@ -1211,6 +1214,7 @@ static int load_block(kj_run *r, uint64_t no, kj_snap_row_fn fn, void *arg,
     }
     size_t zr = ZSTD_decompressDCtx(d->z, b->data, len, d->pt + BLK_PREFIX,
                                     plen - BLK_PREFIX);
+    kj_sec_burn_stack(16384);
     if (ZSTD_isError(zr) || zr != len) {
       rc = kj_err(e, KJ_ECORRUPT,
                   "%s at offset %" PRIu64 ": run block %" PRIu64

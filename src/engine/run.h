@@ -117,7 +117,8 @@ uint64_t kj_run_blocks(const kj_run *r);
 void kj_run_block_place(const kj_run *r, uint64_t no, uint64_t *off,
                         uint32_t *len, uint32_t *rows);
 
-/* Rows and key + value bytes of one table in r (from its index). */
+/* Rows and key + value bytes of one table in r (from its index); either
+ * output may be NULL. */
 void kj_run_table_count(const kj_run *r, unsigned table, uint64_t *rows,
                         uint64_t *bytes);
 /* 0 when (table, key) is surely not in r, 1 when it may be: the run's Bloom

@@ -415,3 +415,13 @@ void kj_sec_zfree(void *opaque, void *p) {
   (void)opaque;
   kj_sec_free(p);
 }
+
+__attribute__((noinline)) void kj_sec_burn_stack(size_t n) {
+  unsigned char buf[16384];
+  if (n > sizeof buf)
+    n = sizeof buf;
+  /* The top of buf lies next to the caller's frame. */
+  memset(buf + sizeof buf - n, 0, n);
+  /* The stores must happen although buf is never read again. */
+  __asm__ __volatile__("" : : "r"(buf) : "memory");
+}

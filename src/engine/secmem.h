@@ -46,4 +46,14 @@ void kj_sec_zfree(void *opaque, void *p);
  * OS offers no way (the blocks are then ordinary anonymous memory). */
 int kj_sec_dontdump(void);
 
+/* Overwrite n bytes (at most 16 KiB) of the stack below the caller: a
+ * library that passes row bytes through its own stack frames (libsodium's
+ * ChaCha20 copies a message's last partial block to a buffer there, zstd
+ * keeps work areas) leaves them where a core dump would keep them. Call it
+ * right after such a call returns: this frame lies where the callee's did.
+ * (The other source, the dynamic linker saving vector registers on the
+ * stack when it binds a symbol lazily, is closed by linking with
+ * -z now: configure.ac.) */
+void kj_sec_burn_stack(size_t n);
+
 #endif

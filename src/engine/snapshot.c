@@ -99,6 +99,7 @@ static int compress(writer *w, const uint8_t *in, size_t n, int end) {
     ZSTD_outBuffer ob = {w->zout, CHUNK, w->zpos};
     size_t r = ZSTD_compressStream2(w->z, &ob, &ib,
                                     end ? ZSTD_e_end : ZSTD_e_continue);
+    kj_sec_burn_stack(16384);
     if (ZSTD_isError(r))
       return KJ_ENOMEM; /* zstd fails only on allocation here */
     w->zpos = ob.pos;
@@ -412,6 +413,7 @@ int kj_snapshot_decode(kj_snap_read_fn rd, void *rd_arg, const char *name,
     while (ib.pos < ib.size) {
       ZSTD_outBuffer ob = {zout, zcap, 0};
       zleft = ZSTD_decompressStream(z, &ob, &ib);
+      kj_sec_burn_stack(16384);
       if (ZSTD_isError(zleft)) {
         rc = kj_err(e, KJ_ECORRUPT, "%s: compressed data damaged: %s", name,
                     ZSTD_getErrorName(zleft));

@@ -635,7 +635,8 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (lock)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
-  kj_errbuf e = {{0}};
+  kj_errbuf e;
+  e.msg[0] = 0;
   int rc;
   if (c) {
     rc = kj_entry_tomb(c)
