@@ -2605,8 +2605,8 @@ static int tamper_apply(const tworld *w, const tcase *k, dset *out) {
     case 10:
       put32(h + 12, 2);
       break;
-    default:
-      put32(h + 8, 2);
+    default: /* a version above the current one */
+      put32(h + 8, get32(h + 8) + 1);
       break;
     }
     fix_header_xxh(h);

@@ -2,7 +2,7 @@
  * tests/test_hostile.c - what a careless or hostile environment finds.
  *
  * Store files that are not regular files: a FIFO in place of the header,
- * a segment or the snapshot, a socket, a symbolic link to a FIFO or to a
+ * a segment or the run file, a socket, a symbolic link to a FIFO or to a
  * device, and a symbolic link to a regular copy of a segment. Each must be
  * refused at once with KJ_EIO and a message naming the file and its type
  * (vfs.h); a store directory reached through a link still opens.
@@ -202,7 +202,7 @@ static char *snapshot_name;
 
 static int find_snapshot(void *arg, const char *name) {
   (void)arg;
-  if (!strncmp(name, "snapshot-", 9) && strstr(name, ".kjs")) {
+  if (!strncmp(name, "run-", 4) && strstr(name, ".kjr")) {
     free(snapshot_name);
     snapshot_name = strdup(name);
   }
@@ -211,12 +211,12 @@ static int find_snapshot(void *arg, const char *name) {
 
 static void test_fifo_snapshot(void) {
   char *dir = tu_mkdtemp_or_bail();
-  ok(make_store(dir, 1) == 0, "fifo snapshot: store with a snapshot made");
+  ok(make_store(dir, 1) == 0, "fifo run file: store with a run made");
   kj_vfs_posix()->list(NULL, dir, find_snapshot, NULL);
-  ok(snapshot_name != NULL, "fifo snapshot: the snapshot file exists");
+  ok(snapshot_name != NULL, "fifo run file: the run file exists");
   if (snapshot_name) {
-    ok(fifo_in_place(dir, snapshot_name) == 0, "fifo snapshot: FIFO in place");
-    check_refused("fifo snapshot", dir, snapshot_name, "FIFO");
+    ok(fifo_in_place(dir, snapshot_name) == 0, "fifo run file: FIFO in place");
+    check_refused("fifo run file", dir, snapshot_name, "FIFO");
   }
   free(snapshot_name);
   snapshot_name = NULL;
