@@ -31,7 +31,7 @@ check "--help exits 0" status 0 "$KEYJOURNAL" --help
 check "no command is a usage error" status 2 "$KEYJOURNAL"
 check "unknown command is a usage error" status 2 "$KEYJOURNAL" frobnicate
 check "help exits 0" status 0 "$KEYJOURNAL" help
-check "help lists every command" sh -c 'for c in demo verify info extra oracle bench help; do
+check "help lists every command" sh -c 'for c in demo verify info extra upgrade oracle bench help; do
   grep -q "^  keyjournal $c " "$1" || { echo "# $c missing"; exit 1; }; done' sh "$tmp/out"
 # oracle and bench run keyjournal-oracle: a missing one is exit 127.
 check "oracle with a missing keyjournal-oracle exits 127" \
@@ -122,5 +122,30 @@ check "... with a warning on stderr" grep -q "warning: key file .*open.key" "$tm
 check "a 0600 key file gives no warning" \
   sh -c '"$1" verify --key-file "$2" "$3" 2>&1 >/dev/null | grep -q warning && exit 1; exit 0' \
   sh "$KEYJOURNAL" "$store.key" "$store"
+
+# upgrade: the format 1 stores of tests/data/v1 (their key is the tests'
+# tu_key, tests/testutil.c), brought to format 2.
+printf 'keyjournal-test-key\000\001\002\003\004\005\006\007\010\011\012\013\014' >"$tmp/v1.key"
+chmod 600 "$tmp/v1.key"
+cp -R "${top_srcdir:-.}/tests/data/v1/snapshot" "$tmp/v1"
+chmod 700 "$tmp/v1"
+check "verify of a format 1 store exits 0" status 0 "$KEYJOURNAL" verify --key-file "$tmp/v1.key" "$tmp/v1"
+check "info of it says format 1" status 0 "$KEYJOURNAL" info --key-file "$tmp/v1.key" "$tmp/v1"
+check "... format version 1" grep -q "format version:   1" "$tmp/out"
+check "upgrade with a wrong key exits 3" status 3 "$KEYJOURNAL" upgrade --key-file "$tmp/zero.key" "$tmp/v1"
+check "... and changes nothing" test -e "$tmp/v1/snapshot-00000000000000c8.kjs"
+check "upgrade of a directory without a store exits 3" status 3 "$KEYJOURNAL" upgrade --key-file "$tmp/v1.key" "$tmp/empty"
+check "upgrade exits 0" status 0 "$KEYJOURNAL" upgrade --key-file "$tmp/v1.key" "$tmp/v1"
+check "... and says 1 -> 2" grep -q "format 1 -> 2, 210 rows" "$tmp/out"
+check "... the snapshot became a run file" sh -c 'ls "$1" | grep -q "^run-" && ! ls "$1" | grep -q "^snapshot-"' sh "$tmp/v1"
+check "info says format 2" status 0 "$KEYJOURNAL" info --key-file "$tmp/v1.key" "$tmp/v1"
+check "... format version 2" grep -q "format version:   2" "$tmp/out"
+check "upgrade again exits 0" status 0 "$KEYJOURNAL" upgrade --key-file "$tmp/v1.key" "$tmp/v1"
+check "... already current" grep -q "already current" "$tmp/out"
+check "verify of the upgraded store exits 0" status 0 "$KEYJOURNAL" verify --key-file "$tmp/v1.key" "$tmp/v1"
+run=$(ls "$tmp/v1" | grep '^run-' | head -n 1)
+flip_byte "$tmp/v1/$run" 100
+check "verify of a damaged run block exits 4" status 4 "$KEYJOURNAL" verify --key-file "$tmp/v1.key" "$tmp/v1"
+check "... naming the run file and the block" grep -q "$run.*block 0" "$tmp/err"
 
 tap_done

@@ -66,6 +66,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_extra(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 /* oracle and bench: executes keyjournal-oracle with the same arguments,
  * returns only when that fails. */
 int cmd_oracle(int argc, char **argv);
@@ -76,6 +77,7 @@ extern const char cli_usage_demo[];
 extern const char cli_usage_verify[];
 extern const char cli_usage_info[];
 extern const char cli_usage_extra[];
+extern const char cli_usage_upgrade[];
 extern const char cli_usage_oracle[];
 extern const char cli_usage_bench[];
 extern const char cli_usage_help[];
@@ -126,6 +128,9 @@ int cli_exit_for(int rc);
 /* Resolve the key (cli_key_resolve) and open a->dir read-only. Returns an
  * exit status; on CLI_EXIT_OK *out is the open handle. */
 int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out);
+/* The same, read-write when read_only is 0 (an existing store only). */
+int cli_open_store(const char *cmd, const cli_args *a, int read_only,
+                   kj_store **out);
 /* Close a handle, reporting a failed close. Returns an exit status. */
 int cli_close_store(const char *cmd, kj_store *s);
 /* kj_store_stats() into *st. Returns an exit status. */

@@ -1,5 +1,6 @@
 /*
- * src/cli/readonly.c - a store opened read-only, for verify, info and extra.
+ * src/cli/readonly.c - a store opened read-only, for verify, info and extra
+ * (and read-write, for upgrade).
  *
  * Owns how the read-only commands reach a store: the key from the usual
  * sources (keysrc.c), wiped as soon as the open returns; read-only
@@ -44,6 +45,11 @@ static int check_dir(const char *cmd, const char *dir) {
 }
 
 int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out) {
+  return cli_open_store(cmd, a, 1, out);
+}
+
+int cli_open_store(const char *cmd, const cli_args *a, int read_only,
+                   kj_store **out) {
   char *msg = NULL;
   *out = NULL;
   int drc = check_dir(cmd, a->dir);
@@ -62,7 +68,7 @@ int cli_open_read_only(const char *cmd, const cli_args *a, kj_store **out) {
   kj_options o = KJ_OPTIONS_INIT;
   cli_key_apply(k, &o);
   o.mode = KJ_OPEN_EXISTING;
-  o.read_only = 1;
+  o.read_only = read_only;
   o.busy_timeout_ms = CLI_BUSY_TIMEOUT_MS;
   *out = NULL;
   int krc = kj_store_open(a->dir, &o, out, &msg);

@@ -1,0 +1,61 @@
+/*
+ * src/cli/cmd_upgrade.c - "keyjournal upgrade DIR": a store written by an
+ * older format brought to this build's.
+ *
+ * A read-write open upgrades a format 1 store by itself (its rows become a
+ * run file, then its header says format 2; doc/FORMAT.md 6A.8). This command
+ * does that and nothing else, and says what it found: a read-only open
+ * first, which changes nothing, then the read-write open when the format is
+ * older. A store held by another handle is not waited for long.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "keyjournal/errors.h"
+#include "keyjournal/store.h"
+
+const char cli_usage_upgrade[] =
+    "  keyjournal upgrade [--key-file F] DIR\n"
+    "      Bring the store DIR to this build's format (a read-write open\n"
+    "      does the same by itself). Prints the format before and after;\n"
+    "      a store already current is left alone. Exit 0 when the store is\n"
+    "      current at the end.\n";
+
+static int upgrade(const char *cmd, const cli_args *a) {
+  kj_store *s = NULL;
+  kj_stats st;
+  int rc = cli_open_read_only(cmd, a, &s);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  rc = cli_get_stats(cmd, s, &st);
+  int closed = cli_close_store(cmd, s);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (closed != CLI_EXIT_OK)
+    return closed;
+  uint32_t before = st.format_version;
+  if ((rc = cli_open_store(cmd, a, 0, &s)) != CLI_EXIT_OK)
+    return rc;
+  rc = cli_get_stats(cmd, s, &st);
+  closed = cli_close_store(cmd, s);
+  if (rc != CLI_EXIT_OK)
+    return rc;
+  if (closed != CLI_EXIT_OK)
+    return closed;
+  if (before == st.format_version)
+    printf("%s: format %" PRIu32 ", already current\n", a->dir, before);
+  else
+    printf("%s: format %" PRIu32 " -> %" PRIu32 ", %" PRIu64
+           " rows in the run after seq %" PRIu64 "\n",
+           a->dir, before, st.format_version, st.rows, st.snapshot_seq);
+  return CLI_EXIT_OK;
+}
+
+int cmd_upgrade(int argc, char **argv) {
+  cli_args a;
+  int rc = cli_parse_dir_args(argv[0], argc, argv, &a);
+  if (rc != CLI_GO_ON)
+    return rc;
+  return upgrade(argv[0], &a);
+}
