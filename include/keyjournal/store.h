@@ -60,16 +60,17 @@
  * a write transaction must not wait for another thread's commit to return:
  * after a failed fdatasync that commit needs the write side to undo
  * itself. Commits whose overwritten rows exceed 1 MiB, and the commit that
- * triggers an automatic snapshot, keep the write side until their own
+ * triggers an automatic checkpoint, keep the write side until their own
  * fdatasync returned and are applied only then.
  *
  * Processes: one read-write handle at a time per store directory. A second
  * read-write open (from this process or another) waits with exponential
  * backoff up to busy_timeout_ms and then fails with KJ_EBUSY. Read-only
  * handles open at any time, beside a writer too, never wait for it and
- * never hold it up: a read-only handle reads the store once, at its open,
- * and then holds no lock and needs no file, so a writer may open, commit
- * and checkpoint beside it. What it reads is a committed prefix, the state
+ * never hold it up: a read-only handle reads the journal and the run's
+ * index once, at its open, and then holds no lock and reads only the run
+ * file it opened (kept open: a writer's checkpoint may remove it), so a
+ * writer may open, commit and checkpoint beside it. What it reads is a committed prefix, the state
  * after one commit: every commit whose frame was completely written when
  * the open read it, as the writer's own readers see commits before their
  * sync returns (so under KJ_SYNC_NORMAL it may hold commits a power
@@ -79,6 +80,25 @@
  * again. Opened beside a writer, it retries for about half a second when a
  * file it reads changes under it (a checkpoint removed it) and then
  * reports what it found.
+ *
+ * Memory: the rows of a store live in its newest run file (doc/FORMAT.md
+ * 6A), read on demand, and in an overlay of the changes since that run. A
+ * handle holds, besides its fixed size (about 50 KiB) and a transaction's
+ * write set:
+ *   - the overlay: every row put or deleted since the last checkpoint, at
+ *     about 60 bytes plus its key and value each (a delete of a row the
+ *     run holds keeps its key); checkpoints bound it, since one runs once
+ *     the journal holds snapshot_threshold bytes (default 64 MiB of frames,
+ *     which is at most about that much of rows);
+ *   - the block cache: decoded blocks of the run, at most cache_bytes
+ *     (default 8 MiB; a block being read is counted while it is in use,
+ *     and a block larger than the cache is read privately and dropped);
+ *   - the run's index, kept from the open: about 30 bytes plus the first
+ *     key per 16 KiB block, and a Bloom filter of about 1.25 bytes per row
+ *     (about 2 MB for a million rows of 512 bytes).
+ * A checkpoint also holds, while it writes the new run, one block and
+ * 8 bytes per row. A memory-only store (path NULL) has no run: all its rows
+ * are the overlay.
  *
  * Ownership: kj_store_open() allocates the handle, kj_store_close() frees it.
  * kj_txn_begin() allocates a transaction; kj_txn_commit() and
@@ -194,10 +214,11 @@ typedef struct kj_options {
    * sync. 0 means the default, 1 MiB. */
   uint64_t sync_interval_bytes;
 
-  /* Write a snapshot once the journal holds this many bytes of frames
-   * since the last one, at the end of the commit that crosses it. 0 means
+  /* Checkpoint (write a run file) once the journal holds this many bytes
+   * of frames since the last one, at the end of the commit that crosses
+   * it; this also bounds the overlay (see "Memory" above). 0 means
    * the default, 64 MiB, which keeps the replay part of an open to about a
-   * tenth of a second; UINT64_MAX turns automatic snapshots off
+   * tenth of a second; UINT64_MAX turns automatic checkpoints off
    * (kj_store_checkpoint() still works). */
   uint64_t snapshot_threshold;
 
@@ -356,21 +377,23 @@ int kj_scan_prefix(kj_store *s, kj_txn *txn, unsigned table, const void *prefix,
  * is durable and checkable. Errors: as for a commit. */
 int kj_store_sync(kj_store *s);
 
-/* Write a snapshot of the whole state now (doc/FORMAT.md section 6): the
- * journal moves to a new segment, the snapshot is written to a temporary
- * file, synced, renamed and the directory synced; only then are the older
- * segments and snapshots removed. Opening then loads the snapshot and
- * replays only what came after it. Commits wait while it runs. Nothing to
- * do (no commit since the last snapshot, memory-only store): KJ_OK.
- * Errors: KJ_EREADONLY, KJ_EPOISONED, KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A
- * failure while writing the snapshot file changes nothing; one after its
- * rename (directory sync, removal) poisons the handle. Cost: serialising,
- * compressing and encrypting every row, plus three syncs. */
+/* Checkpoint now (doc/FORMAT.md 6.1): the journal moves to a new segment,
+ * and a new run file holding every row (the previous run merged with the
+ * overlay of changes since it) is written to a temporary file, synced,
+ * renamed and the directory synced; only then are the older segments and
+ * runs removed, and the overlay emptied. Opening then reads the run's index
+ * and replays only what came after it. Commits wait while it runs. Nothing
+ * to do (no commit since the last run, memory-only store): KJ_OK. Errors:
+ * KJ_EREADONLY, KJ_EPOISONED, KJ_ECORRUPT (a block of the previous run
+ * is damaged), KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A failure while writing the
+ * run file changes nothing; one after its rename (directory sync, removal)
+ * poisons the handle. Cost: reading, compressing and encrypting every row,
+ * plus three syncs. */
 int kj_store_checkpoint(kj_store *s);
 
 /* Write a consistent copy of the committed state of s into the directory
  * dir, which must not exist yet (KJ_EEXIST otherwise): a store that opens
- * with the same key, holding one snapshot. txn is NULL, or a write
+ * with the same key, holding one run file. txn is NULL, or a write
  * transaction of the calling thread on s (its own changes are not in the
  * copy). Errors: KJ_EINVAL (memory-only or read-only store), KJ_EEXIST,
  * KJ_EIO, KJ_ENOSPC, KJ_ENOMEM; a failed copy may leave dir partly
@@ -379,7 +402,7 @@ int kj_store_checkpoint(kj_store *s);
  * for theirs (group commit), so the copy holds only durable commits; if
  * that sync fails, so does the copy (and s is poisoned, as for a commit).
  * Once it returns KJ_OK the copy is durable, its directory entry in the
- * parent of dir included (the parent is synced last). Cost: a snapshot
+ * parent of dir included (the parent is synced last). Cost: a run file
  * write. */
 int kj_store_copy(kj_store *s, kj_txn *txn, const char *dir);
 
@@ -430,7 +453,7 @@ typedef struct kj_stats {
   uint64_t commits;       /* commits acknowledged by this handle */
   uint64_t last_seq;      /* sequence number of the newest frame */
   uint64_t segments;      /* journal segment files */
-  uint64_t journal_bytes; /* bytes of frames since the last snapshot */
+  uint64_t journal_bytes; /* bytes of frames since the last checkpoint */
   uint64_t disk_bytes;    /* bytes of every file of the store */
   uint64_t rows;          /* live rows, all tables */
   uint64_t logical_bytes; /* sum of live key and value lengths */
@@ -438,15 +461,16 @@ typedef struct kj_stats {
   uint64_t frames_replayed;
   uint64_t tail_bytes_cut; /* torn/unsynced tail found (cut unless RO) */
   uint64_t recovery_usec;
-  /* Snapshots. */
-  uint64_t snapshot_seq;       /* last frame the newest snapshot covers */
+  /* Checkpoints: the newest run file (or, in a format 1 store not yet
+   * upgraded, its snapshot; format_version says which). */
+  uint64_t snapshot_seq;       /* last frame the newest run covers */
   uint64_t snapshot_rows;      /* rows in it */
   uint64_t snapshot_bytes;     /* its file size */
   uint64_t snapshot_raw_bytes; /* its serialised size before compression */
   uint64_t snapshots_written;  /* by this handle */
   uint64_t snapshot_usec;      /* time the last one took to write */
-  /* Automatic snapshots that failed. The commit that triggered one still
-   * succeeded (it was durable first); a failure after the snapshot file
+  /* Automatic checkpoints that failed. The commit that triggered one still
+   * succeeded (it was durable first); a failure after the run file
    * was renamed, or while rolling the journal, poisons the handle, so the
    * next write returns KJ_EPOISONED and kj_store_errmsg() says why. */
   uint64_t snapshot_failures;
