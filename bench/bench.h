@@ -82,11 +82,16 @@ enum {
   F_RSS_READS = F_OPEN_COLD + 3, /* KiB, peak RSS of a child opening the
                                     largest store and reading BENCH_READS
                                     random rows */
-  F_CKPT_MBS, /* native: logical MB/s of a checkpoint of the largest store */
-  F_LAT_P50,  /* native: s, median FULL commit on the largest store */
-  F_LAT_P99,  /* native: s, 99th percentile of the commits around one that
-                 crosses the snapshot threshold (a checkpoint) */
-  F_LAT_MAX,  /* native: s, the slowest of those commits */
+  F_CKPT_MBS,  /* native: logical MB/s of a checkpoint of the largest store */
+  F_LAT_P50,   /* native: s, median FULL commit on the largest store */
+  F_LAT_P99,   /* native: s, 99th percentile of the commits around one that
+                  crosses the snapshot threshold (a checkpoint) */
+  F_LAT_MAX,   /* native: s, the slowest of those commits */
+  F_READ_WARM, /* native: s, a session get on the largest store after its
+                  checkpoint, of a key among BENCH_HOT read again and
+                  again (its block stays in the block cache) */
+  F_READ_COLD, /* native: s, the same at random among every row (a block
+                  the 8 MiB cache mostly does not hold; page cache warm) */
   NFIG
 };
 
@@ -96,6 +101,7 @@ extern const char *const bench_fig_key[NFIG];
 #define BENCH_MEDIUM 1    /* the size of the disk-bytes and RSS figures */
 #define BENCH_TINY 10     /* rows of the tiny store whose open is timed */
 #define BENCH_READS 10000 /* random reads of the F_RSS_READS child */
+#define BENCH_HOT 200     /* the hot keys of F_READ_WARM */
 #define BENCH_LAT_N 2000  /* commits timed one by one for F_LAT_* */
 #define BENCH_MAXREPS 64
 

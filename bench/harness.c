@@ -44,7 +44,7 @@ const char *const bench_fig_key[NFIG] = {
     "open_c2",    "disk_j",    "disk_c",    "logical",    "rss_j",
     "rss_c",      "create",    "open_tiny", "open_cold0", "open_cold1",
     "open_cold2", "rss_reads", "ckpt_mbs",  "lat_p50",    "lat_p99",
-    "lat_max"};
+    "lat_max",    "read_warm", "read_cold"};
 
 const uint8_t bench_key[32] = {0x6b, 0x6a, 0x62, 0x63};
 

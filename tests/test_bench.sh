@@ -136,12 +136,12 @@ full = ["commit_us", "commit_ops", "commit_fdatasync_frac", "threads8_ops",
         "rss_checkpoint_kib", "create_ms", "open_tiny_ms",
         "open_small_cold_ms", "open_medium_cold_ms", "rss_reads_kib",
         "checkpoint_mbs", "lat_p50_us", "lat_p99_us", "lat_max_ms",
-        "lat_p99_over_p50"]
+        "lat_p99_over_p50", "read_warm_us", "read_cold_us"]
 normal = ["commit_us", "commit_ops", "commit_fdatasync_frac"]
 large = ["open_large_journal_ms", "open_large_checkpoint_ms",
          "open_large_cold_ms"]
 native_only = ["checkpoint_mbs", "lat_p50_us", "lat_p99_us", "lat_max_ms",
-               "lat_p99_over_p50"]
+               "lat_p99_over_p50", "read_warm_us", "read_cold_us"]
 figs = {f.get("id"): f for f in d.get("figures", [])}
 for fid in full + large:
     if fid not in figs:

@@ -206,8 +206,8 @@ static void test_auto(void) {
      (unsigned long long)st.journal_bytes);
   is(st.snapshot_failures, 0, "no automatic snapshot failed");
   ok(count_files(dir, "journal-") <= 3 && count_files(dir, "run-") == 1,
-     "old files removed (%d segments, %d runs)",
-     count_files(dir, "journal-"), count_files(dir, "run-"));
+     "old files removed (%d segments, %d runs)", count_files(dir, "journal-"),
+     count_files(dir, "run-"));
   char *want = dump(s);
   kj_store_close(s);
   s = open_store(dir, 32 * 1024, NULL);
@@ -290,8 +290,7 @@ static void test_crash_steps(void) {
         /* The recovered store takes commits and checkpoints again. */
         if (kj_put(r, NULL, 1, "after", 5, "x", 1) || kj_store_checkpoint(r) ||
             kj_store_close(r) || !(r = open_store(img, UINT64_MAX, NULL)) ||
-            count_files(img, "run-") != 1 ||
-            count_files(img, "journal-") != 1)
+            count_files(img, "run-") != 1 || count_files(img, "journal-") != 1)
           bad_after++;
         kj_store_close(r);
       }
@@ -398,8 +397,8 @@ static void test_damaged(void) {
     tu_write_file(p, b, len);
     char em[600];
     int rc = open_and_read(w, em, sizeof em);
-    ok(rc == KJ_ECORRUPT && strstr(em, base),
-       "%s: KJ_ECORRUPT naming %s (%s)", ds[i].what, base, em);
+    ok(rc == KJ_ECORRUPT && strstr(em, base), "%s: KJ_ECORRUPT naming %s (%s)",
+       ds[i].what, base, em);
     free(b);
     free(p);
     tu_rmrf(w);

@@ -166,20 +166,17 @@ static void test_fixture(int snap) {
     is(check_rows(s, snap, name), 0, "%s: every row, read-only", name);
     kj_store_close(s);
   }
-  ok(dir_digest(w) == before, "%s: the read-only open changed no file",
-     name);
+  ok(dir_digest(w) == before, "%s: the read-only open changed no file", name);
 
   s = open_at(w, 0, NULL, NULL);
   ok(s != NULL, "%s: read-write open upgrades", name);
   if (s) {
     is(stats_of(s).format_version, 2, "%s: format 2 now", name);
-    is(check_rows(s, snap, name), 0, "%s: every row after the upgrade",
-       name);
+    is(check_rows(s, snap, name), 0, "%s: every row after the upgrade", name);
     kj_store_close(s);
   }
   is(count_prefix(w, "run-"), 1, "%s: one run file", name);
-  is(count_prefix(w, "snapshot-"), 0, "%s: no format 1 snapshot left",
-     name);
+  is(count_prefix(w, "snapshot-"), 0, "%s: no format 1 snapshot left", name);
   is(count_prefix(w, "journal-"), 1, "%s: one segment left", name);
   s = open_at(w, 1, NULL, NULL);
   ok(s && stats_of(s).format_version == 2 && !check_rows(s, snap, name) &&
@@ -187,8 +184,7 @@ static void test_fixture(int snap) {
      "%s: reopened read-only: format 2, every row, nothing replayed", name);
   kj_store_close(s);
   s = open_at(w, 0, NULL, NULL);
-  ok(s && !kj_put(s, NULL, 2, "after", 5, "x", 1), "%s: takes commits",
-     name);
+  ok(s && !kj_put(s, NULL, 2, "after", 5, "x", 1), "%s: takes commits", name);
   kj_store_close(s);
   tu_rmrf(w);
   free(w);
@@ -233,8 +229,7 @@ static void test_upgrade_failures(int snap) {
       tu_vfs_destroy(&tv);
       points++;
       s = open_at(w, 0, NULL, NULL);
-      if (!s || check_rows(s, snap, name) ||
-          stats_of(s).format_version != 2) {
+      if (!s || check_rows(s, snap, name) || stats_of(s).format_version != 2) {
         bad++;
         printf("# %s: failure at %s #%llu: %s\n", name,
                tu_method_name((tu_method)m), (unsigned long long)n,
@@ -245,10 +240,9 @@ static void test_upgrade_failures(int snap) {
       free(w);
     }
   }
-  ok(points >= 10, "%s: failed the upgrade at each of its %d VFS calls",
-     name, points);
-  is(bad, 0, "%s: every such store opens with every row, in format 2",
-     name);
+  ok(points >= 10, "%s: failed the upgrade at each of its %d VFS calls", name,
+     points);
+  is(bad, 0, "%s: every such store opens with every row, in format 2", name);
 }
 
 int main(void) {

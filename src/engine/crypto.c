@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "crypto.h"
-#include "secmem.h"
 #include "keyjournal/errors.h"
+#include "secmem.h"
 
 #define KDF_CONTEXT "kjournal"
 
