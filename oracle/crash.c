@@ -304,6 +304,10 @@ static void disk_options(wref *r, kj_options *o, const kj_vfs *vfs) {
   o->clock_ctx = &r->clock;
   o->segment_bytes = SEGMENT_BYTES;
   o->snapshot_threshold = r->variant ? SNAPSHOT_SMALL : 0;
+  /* In the committing thread: a crash point is the n-th VFS call, the same
+   * call in every run of the workload. (The SIGKILL and thread phases run
+   * checkpoints in the background.) */
+  o->checkpoint_inline = 1;
   o->sync_interval_bytes = SYNC_INTERVAL;
 }
 
@@ -1130,7 +1134,9 @@ static void child_run(wref *r, const char *dir, int fd) {
   kj_options o;
   disk_options(r, &o, NULL);
   o.sync = KJ_SYNC_FULL;
-  o.snapshot_threshold = 0;
+  /* Background checkpoints, often: kills land while one runs. */
+  o.snapshot_threshold = SNAPSHOT_SMALL;
+  o.checkpoint_inline = 0;
   walker k = {0};
   r->clock = CLOCK_EPOCH_MS;
   if (kj_backend_open(dir, &o, &k.b, NULL) != KJ_OK)
@@ -1509,6 +1515,9 @@ static void tw_options(kj_options *o, const kj_vfs *vfs, int64_t *clock) {
   o->clock = ora_oracle_clock;
   o->clock_ctx = clock;
   o->segment_bytes = SEGMENT_BYTES;
+  /* Background checkpoints, often: crashes at the writers' syncs land
+   * while one runs, and its own syncs are crash points too. */
+  o->snapshot_threshold = SNAPSHOT_SMALL;
 }
 
 /* Does store s hold what the writers' acknowledgements allow: for each

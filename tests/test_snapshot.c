@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -84,11 +85,15 @@ static int random_commits(kj_store *s, tu_rng *r, int n) {
   return rc;
 }
 
+/* Automatic checkpoints run inline here, so that each test can count them
+ * and their files right after the commit that triggers one; the
+ * background ones have their own tests below. */
 static kj_store *open_store(const char *dir, uint64_t threshold,
                             const kj_vfs *vfs) {
   kj_options o;
   tu_options(&o);
   o.snapshot_threshold = threshold;
+  o.checkpoint_inline = 1;
   o.vfs = vfs;
   return tu_store_open(dir, &o);
 }
@@ -523,6 +528,182 @@ static void test_block_damage(void) {
   free(dir);
 }
 
+/* A run file being written when the process died (NAME.tmp) is removed by
+ * the next read-write open, not by a read-only one. */
+static void test_run_tmp_leftover(void) {
+  char *dir = tu_mkdtemp();
+  kj_store *s = open_store(dir, UINT64_MAX, NULL);
+  kj_put(s, NULL, 1, "k", 1, "v", 1);
+  kj_store_checkpoint(s);
+  kj_store_close(s);
+  char *tmp = tu_path(dir, "run-00000000000000ff.kjr.tmp");
+  tu_write_file(tmp, "partial", 7);
+  kj_options o;
+  tu_options(&o);
+  o.read_only = 1;
+  s = tu_store_open(dir, &o);
+  kj_store_close(s);
+  ok(access(tmp, F_OK) == 0, "run .tmp leftover: a read-only open keeps it");
+  s = open_store(dir, UINT64_MAX, NULL);
+  ok(s && tu_get_str_eq(s, NULL, 1, "k", "v"), "... the store opens");
+  kj_store_close(s);
+  ok(access(tmp, F_OK) != 0, "... a read-write open removes it");
+  free(tmp);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+/* ---- background checkpoints ------------------------------------------- */
+
+/* Two stores fed the same random transactions: a disk store whose
+ * automatic checkpoints run in the background (the default), and a
+ * memory-only one. They show the same rows after every step, while
+ * checkpoints run and after they are installed, and after a reopen. */
+static void test_background(void) {
+  char *dir = tu_mkdtemp();
+  kj_options o;
+  tu_options(&o);
+  o.snapshot_threshold = 16 * 1024;
+  kj_store *s = tu_store_open(dir, &o);
+  kj_store *m = tu_store_open(NULL, &o);
+  tu_rng r1, r2;
+  tu_rng_seed(&r1, 77);
+  tu_rng_seed(&r2, 77);
+  int bad = 0, rc = KJ_OK;
+  for (int i = 0; i < 400 && !rc; i++) {
+    rc = random_txn(s, &r1);
+    if (!rc)
+      rc = random_txn(m, &r2);
+    if (i % 20 == 19) {
+      char *a = dump(s), *b = dump(m);
+      bad += !a || !b || strcmp(a, b);
+      free(a);
+      free(b);
+    }
+  }
+  is(rc, KJ_OK, "background: 400 commits on both stores");
+  is(bad, 0, "background: both show the same rows at every 20th commit");
+  kj_stats st = stats(s), sm = stats(m);
+  ok(st.snapshots_written >= 3, "background: %llu checkpoints installed",
+     (unsigned long long)st.snapshots_written);
+  is(st.snapshot_failures, 0, "background: none failed");
+  ok(st.rows == sm.rows && st.logical_bytes == sm.logical_bytes,
+     "background: the counts agree (%llu rows)", (unsigned long long)st.rows);
+  char *want = dump(m);
+  kj_store_close(s);
+  s = tu_store_open(dir, &o);
+  char *got = s ? dump(s) : NULL;
+  ok(got && want && !strcmp(got, want), "background: reopened, same rows");
+  ok(s && stats(s).frames_replayed < 400,
+     "background: the reopen replayed only what came after the run (%llu)",
+     s ? (unsigned long long)stats(s).frames_replayed : 0ULL);
+  free(got);
+  free(want);
+  kj_store_close(s);
+  kj_store_close(m);
+  tu_rmrf(dir);
+  free(dir);
+}
+
+/* A background checkpoint that fails (its rename, then every VFS call of
+ * one kind in turn): the commits go on, the failure is counted, the rows
+ * stay right, and kj_store_checkpoint() later merges what it left. */
+static void test_background_failure(void) {
+  int bad = 0, cases = 0, counted = 0;
+  for (int m = TU_OPEN; m < TU_NMETHODS; m++) {
+    if (m == TU_CLOSE || m == TU_LOCK || m == TU_MKDIR)
+      continue;
+    char *dir = tu_mkdtemp();
+    tu_vfs tv;
+    kj_options o;
+    tu_options_vfs(&o, &tv);
+    o.snapshot_threshold = 16 * 1024;
+    kj_store *s = tu_store_open(dir, &o);
+    tu_rng r;
+    tu_rng_seed(&r, 88);
+    int rc = random_commits(s, &r, 30);
+    /* The next calls of method m fail once: some belong to the checkpoint
+     * thread (which one depends on timing), some to commits. */
+    tu_vfs_arm(&tv, (tu_method)m, 1, KJ_EIO, TU_ARM_ONCE);
+    for (int i = 0; i < 100 && !rc; i++) {
+      rc = random_txn(s, &r);
+      if (rc == KJ_EIO || rc == KJ_EPOISONED)
+        break; /* a commit's own call failed: that is the commit's */
+    }
+    tu_vfs_disarm(&tv);
+    cases++;
+    counted += stats(s).snapshot_failures > 0;
+    if (rc == KJ_OK) {
+      char *before = dump(s);
+      int ck = kj_store_checkpoint(s);
+      char *after = dump(s);
+      if (ck || !before || !after || strcmp(before, after)) {
+        bad++;
+        printf("# background failure at %s: checkpoint %d\n",
+               tu_method_name((tu_method)m), ck);
+      }
+      kj_store_close(s);
+      kj_store *t = tu_store_open(dir, &o);
+      char *again = t ? dump(t) : NULL;
+      if (!again || !before || strcmp(again, before)) {
+        bad++;
+        printf("# background failure at %s: reopen differs\n",
+               tu_method_name((tu_method)m));
+      }
+      free(again);
+      kj_store_close(t);
+      free(before);
+      free(after);
+    } else {
+      kj_store_close(s);
+      kj_store *t = tu_store_open(dir, &o);
+      if (!t) {
+        bad++;
+        printf("# background failure at %s: no reopen\n",
+               tu_method_name((tu_method)m));
+      }
+      kj_store_close(t);
+    }
+    tu_vfs_destroy(&tv);
+    tu_rmrf(dir);
+    free(dir);
+  }
+  ok(cases >= 8, "background failures: %d methods failed once", cases);
+  ok(counted >= 3, "background failures: %d counted as failed checkpoints",
+     counted);
+  is(bad, 0,
+     "background failures: rows kept, a later checkpoint merges, reopen "
+     "equal");
+}
+
+/* A close while a background checkpoint of a large store runs: the
+ * thread gives up (or finishes), and the reopened store has every row. */
+static void test_background_close(void) {
+  char *dir = tu_mkdtemp();
+  is(write_big_store(dir), KJ_OK, "background close: 3000 rows");
+  kj_options o;
+  tu_options(&o);
+  o.snapshot_threshold = 1024; /* the next commit starts a checkpoint */
+  kj_store *s = tu_store_open(dir, &o);
+  unsigned char v[1024];
+  memset(v, 7, sizeof v);
+  int rc = KJ_OK;
+  for (int i = 0; i < 3 && !rc; i++)
+    rc = kj_put(s, NULL, 2, "r99999", 6, v, sizeof v);
+  is(rc, KJ_OK, "background close: commits that start a checkpoint");
+  is(kj_store_close(s), KJ_OK, "background close: close at once");
+  s = tu_store_open(dir, &o);
+  uint64_t rows = 0;
+  if (s)
+    kj_table_count(s, 2, &rows, NULL);
+  is(rows, 3001, "background close: reopened with every row");
+  ok(s && tu_get_eq(s, NULL, 2, "r99999", 6, v, sizeof v),
+     "background close: the last commit is there");
+  kj_store_close(s);
+  tu_rmrf(dir);
+  free(dir);
+}
+
 /* ---- snapshot + replay = pure replay ---------------------------------- */
 
 static void test_equivalence(void) {
@@ -586,6 +767,10 @@ int main(void) {
   test_crash_steps();
   test_damaged();
   test_block_damage();
+  test_run_tmp_leftover();
+  test_background();
+  test_background_failure();
+  test_background_close();
   test_equivalence();
   return tap_done();
 }

@@ -70,13 +70,13 @@
  * never hold it up: a read-only handle reads the journal and the run's
  * index once, at its open, and then holds no lock and reads only the run
  * file it opened (kept open: a writer's checkpoint may remove it), so a
- * writer may open, commit and checkpoint beside it. What it reads is a committed prefix, the state
- * after one commit: every commit whose frame was completely written when
- * the open read it, as the writer's own readers see commits before their
- * sync returns (so under KJ_SYNC_NORMAL it may hold commits a power
- * failure takes back, as the writer's may). read_durable limits it to the
- * commits known durable. Each open sees at least what an earlier open saw,
- * as long as the machine does not lose power. To see later commits, open
+ * writer may open, commit and checkpoint beside it. What it reads is a
+ * committed prefix, the state after one commit: every commit whose frame was
+ * completely written when the open read it, as the writer's own readers see
+ * commits before their sync returns (so under KJ_SYNC_NORMAL it may hold
+ * commits a power failure takes back, as the writer's may). read_durable limits
+ * it to the commits known durable. Each open sees at least what an earlier open
+ * saw, as long as the machine does not lose power. To see later commits, open
  * again. Opened beside a writer, it retries for about half a second when a
  * file it reads changes under it (a checkpoint removed it) and then
  * reports what it found.
@@ -232,6 +232,14 @@ typedef struct kj_options {
   /* Version 3. Bytes of decoded run blocks kept in memory (the block
    * cache, see "Memory" above); 0 means the default, 8 MiB. */
   uint64_t cache_bytes;
+  /* Version 3. Automatic checkpoints (snapshot_threshold) run in a
+   * background thread by default: the commit that crosses the threshold
+   * only rolls the journal over and freezes the overlay, and commits go on
+   * while the thread merges it into a new run (the frozen overlay stays in
+   * memory until then; one checkpoint at a time). Non-zero: in the commit
+   * that crosses the threshold, which then waits for the whole run, as
+   * kj_store_checkpoint() does (deterministic, for tests). */
+  int checkpoint_inline;
 } kj_options;
 
 /* Every other field zero: FULL sync, KJ_OPEN_CREATE, POSIX VFS, wall

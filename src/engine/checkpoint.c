@@ -21,6 +21,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,28 +177,40 @@ int kj_checkpoint_drop_old(kj_store *s, kj_errbuf *e) {
 
 /* ---- writing ---------------------------------------------------------- */
 
-int kj_checkpoint_write_run(kj_store *s, const char *dir, kj_snap_info *info,
-                            int *renamed, kj_errbuf *e) {
+/* Rows merged between two looks at a cancel request (close). */
+#define CANCEL_EVERY 4096u
+
+int kj_checkpoint_write_run(kj_store *s, const char *dir, int with_overlay,
+                            kj_snap_info *info, int *renamed, kj_errbuf *e) {
   kj_run_writer *w;
   *renamed = 0;
   int rc = kj_run_writer_begin(s->vfs, dir, s->keys->snapshot, s->store_id,
                                info, &w, e);
   if (rc)
     return rc;
+  uint64_t n = 0;
   for (unsigned t = KJ_TABLE_MIN; !rc && t <= KJ_TABLE_MAX; t++) {
+    /* The checkpoint thread (with_overlay 0) reads no overlay pointer: the
+     * writer may be replacing entries there. */
+    kj_map *maps[2] = {with_overlay ? s->tables[t] : NULL,
+                       s->has_frozen ? s->frozen[t] : NULL};
     uint64_t rrows = 0;
     if (s->run)
       kj_run_table_count(s->run, t, &rrows, NULL);
-    if (!rrows && !kj_map_count(s->tables[t]))
+    if (!rrows && (!maps[0] || !kj_map_count(maps[0])) &&
+        (!maps[1] || !kj_map_count(maps[1])))
       continue;
     /* The old run is read around the cache (NULL): a checkpoint must not
      * evict what readers use. */
     kj_rows_cursor c;
-    kj_rows_seek(&c, s->tables[t], s->run, NULL, t, NULL, 0);
+    kj_rows_seek(&c, maps, 2, s->run, NULL, t, NULL, 0);
     const uint8_t *k, *v;
     size_t kl, vl;
-    while (!rc && kj_rows_next(&c, &k, &kl, &v, &vl))
+    while (!rc && kj_rows_next(&c, &k, &kl, &v, &vl)) {
       rc = kj_run_writer_add(w, t, k, kl, v, vl, e);
+      if (!rc && ++n % CANCEL_EVERY == 0 && atomic_load(&s->ckpt_cancel))
+        rc = kj_err(e, KJ_EBUSY, "checkpoint: given up (store closing)");
+    }
     if (!rc && c.err) {
       rc = c.err;
       *e = c.e;
@@ -211,9 +224,12 @@ int kj_checkpoint_write_run(kj_store *s, const char *dir, kj_snap_info *info,
   return kj_run_writer_finish(w, info, renamed, e);
 }
 
-/* The run at info->seq, just written, becomes the store's: the overlay
- * empties (the run holds all of it). Writer lock held. */
-static int install_run(kj_store *s, const kj_snap_info *info, kj_errbuf *e) {
+/* The run at info->seq, just written, becomes the store's, in place of the
+ * old run and the frozen overlay it merged; with clear_overlay the overlay
+ * empties too (the run holds all of it: a checkpoint that ran under the
+ * writer lock). Writer lock held. */
+static int install_run(kj_store *s, const kj_snap_info *info, int clear_overlay,
+                       kj_errbuf *e) {
   char name[64], path[KJ_PATH_MAX];
   kj_run_name(info->seq, name, sizeof name);
   kj_path(path, s->dir, name);
@@ -227,6 +243,12 @@ static int install_run(kj_store *s, const kj_snap_info *info, kj_errbuf *e) {
   kj_run *old = s->run;
   s->run = nr;
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+    if (s->has_frozen) {
+      kj_map_free(s->frozen[t]);
+      s->frozen[t] = NULL;
+    }
+    if (!clear_overlay)
+      continue;
     uint64_t r, b;
     kj_run_table_count(nr, t, &r, &b);
     /* The counts kept commit by commit must be what the run holds. */
@@ -235,60 +257,189 @@ static int install_run(kj_store *s, const kj_snap_info *info, kj_errbuf *e) {
     s->live_bytes[t] = b;
     kj_map_clear(s->tables[t]);
   }
+  s->has_frozen = 0;
   memset(s->stats_dirty, 0xff, sizeof s->stats_dirty);
   pthread_rwlock_unlock(&s->rows);
   kj_run_close(old, s->cache);
   return KJ_OK;
 }
 
-int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
-  if (!s->journal)
-    return KJ_OK;
+/* Steps 3 and 4 of FORMAT.md 6.1 once the run at info is installed, and
+ * its statistics. Writer lock held. */
+static int after_install(kj_store *s, const kj_snap_info *info,
+                         const struct timespec *t0, kj_errbuf *e) {
+  pthread_mutex_lock(&s->mu);
+  s->snap = *info;
+  s->snapshots_written++;
+  s->snapshot_usec = kj_usec_since(t0);
+  pthread_mutex_unlock(&s->mu);
+  /* 3. A format 1 header says so now (older builds then refuse the store
+   * rather than miss its run), 4. what the run replaces. */
+  int rc = s->header_version < 2 ? s->upgrade_header(s, e) : KJ_OK;
+  if (!rc)
+    rc = kj_journal_drop_before(s->journal, info->base, e);
+  if (!rc)
+    rc = kj_checkpoint_drop_old(s, e);
+  return rc;
+}
+
+static int checkable(kj_store *s, kj_errbuf *e) {
   if (s->read_only)
     return kj_err(e, KJ_EREADONLY, "checkpoint on a read-only handle");
   if (atomic_load(&s->poisoned) || atomic_load(&s->broken))
     return kj_err(e, KJ_EPOISONED, "handle poisoned by an earlier failure");
+  return KJ_OK;
+}
+
+int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
+  if (!s->journal)
+    return KJ_OK;
+  int rc = checkable(s, e);
+  if (rc)
+    return rc;
   kj_snap_info info = {0};
   kj_journal_tail(s->journal, &info.seq, info.prev_tag);
   /* Nothing new since the last run; a format 1 snapshot with nothing new
-   * still becomes a run (the upgrade). */
-  if (info.seq == s->snap.seq && (s->run || !info.seq))
+   * still becomes a run (the upgrade). A frozen overlay left by a failed
+   * background checkpoint is merged by this one. */
+  if (info.seq == s->snap.seq && !s->has_frozen && (s->run || !info.seq))
     return KJ_OK;
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
 
   /* 1. Frames after S go to a new segment. */
-  int rc = kj_journal_roll(s->journal, &info.base, e);
+  rc = kj_journal_roll(s->journal, &info.base, e);
   /* 2. The run itself. Commits are held off (we hold the writer lock)
-   * and readers only read, so overlay over run is the state at S. */
+   * and readers only read, so the overlay over the frozen one and the run
+   * is the state at S. */
   int renamed = 0;
   if (!rc)
-    rc = kj_checkpoint_write_run(s, s->dir, &info, &renamed, e);
+    rc = kj_checkpoint_write_run(s, s->dir, 1, &info, &renamed, e);
   if (!rc)
-    rc = install_run(s, &info, e);
-  if (!rc) {
-    pthread_mutex_lock(&s->mu);
-    s->snap = info;
-    s->snapshots_written++;
-    s->snapshot_usec = kj_usec_since(&t0);
-    pthread_mutex_unlock(&s->mu);
-    /* 3. A format 1 header says so now (older builds then refuse the
-     * store rather than miss its run), 4. what the run replaces. */
-    if (s->header_version < 2)
-      rc = s->upgrade_header(s, e);
-    if (!rc)
-      rc = kj_journal_drop_before(s->journal, info.base, e);
-    if (!rc)
-      rc = kj_checkpoint_drop_old(s, e);
-  }
+    rc = install_run(s, &info, 1, e);
+  if (!rc)
+    rc = after_install(s, &info, &t0, e);
   if (kj_journal_poisoned(s->journal) || (rc && renamed))
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */
   kj_store_refresh_stats(s);
   return rc;
 }
 
+/* ---- in the background -------------------------------------------------- */
+
+/* After a checkpoint: the next at another threshold's worth of journal
+ * (after a failure too, so that it is retried later, not at once). */
+static void next_due(kj_store *s) {
+  kj_journal_stats js;
+  kj_journal_get_stats(s->journal, &js);
+  s->next_checkpoint = js.journal_bytes > UINT64_MAX - s->snapshot_threshold
+                           ? UINT64_MAX
+                           : js.journal_bytes + s->snapshot_threshold;
+}
+
+static void count_failure(kj_store *s, int rc, const kj_errbuf *e) {
+  pthread_mutex_lock(&s->mu);
+  s->snapshot_failures++;
+  pthread_mutex_unlock(&s->mu);
+  kj_store_fail(s, rc, e);
+}
+
+/* The checkpoint thread: merge the frozen overlay over the run into the
+ * run at s->frozen_info, with no lock held (nothing it reads changes: the
+ * frozen maps are written by nobody, the run is replaced only by this
+ * thread or, after joining it, by a checkpoint under the writer lock), then
+ * install it and remove what it replaces under the writer lock. */
+static void *checkpoint_main(void *arg) {
+  kj_store *s = arg;
+  kj_errbuf e;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  kj_snap_info info = s->frozen_info;
+  int renamed = 0;
+  int rc = kj_checkpoint_write_run(s, s->dir, 0, &info, &renamed, &e);
+  if (rc && atomic_load(&s->ckpt_cancel)) { /* closing: not a failure */
+    atomic_store(&s->ckpt_done, 1);
+    return NULL;
+  }
+  pthread_mutex_lock(&s->writer);
+  if (!rc && (atomic_load(&s->poisoned) || atomic_load(&s->broken)))
+    rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
+  if (!rc)
+    rc = install_run(s, &info, 0, &e);
+  if (!rc)
+    rc = after_install(s, &info, &t0, &e);
+  if (kj_journal_poisoned(s->journal) || (rc && renamed))
+    atomic_store(&s->poisoned, 1); /* the directory's state is unknown */
+  if (rc) {
+    count_failure(s, rc, &e);
+    next_due(s);
+  } else {
+    s->next_checkpoint = s->snapshot_threshold; /* bytes since this run */
+  }
+  kj_store_refresh_stats(s);
+  pthread_mutex_unlock(&s->writer);
+  atomic_store(&s->ckpt_done, 1);
+  return NULL;
+}
+
+/* Join a started thread; ckpt_mu held. */
+static void join_locked(kj_store *s) {
+  if (!atomic_load(&s->ckpt_running))
+    return;
+  pthread_join(s->ckpt_thread, NULL);
+  atomic_store(&s->ckpt_running, 0);
+  atomic_store(&s->ckpt_done, 0);
+}
+
+void kj_checkpoint_join(kj_store *s) {
+  pthread_mutex_lock(&s->ckpt_mu);
+  join_locked(s);
+  pthread_mutex_unlock(&s->ckpt_mu);
+}
+
+/* Freeze the overlay at the journal's newest frame S (after the roll that
+ * starts segment B) and start the thread. Writer lock and ckpt_mu held. */
+static int start_background(kj_store *s, kj_errbuf *e) {
+  if (!s->has_frozen) {
+    kj_snap_info info = {0};
+    kj_journal_tail(s->journal, &info.seq, info.prev_tag);
+    kj_map *fresh[KJ_NTABLES] = {0};
+    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+      if (!(fresh[t] = kj_map_new())) {
+        for (unsigned u = KJ_TABLE_MIN; u < t; u++)
+          kj_map_free(fresh[u]);
+        return kj_err(e, KJ_ENOMEM, "checkpoint: out of memory");
+      }
+    /* 1. Frames after S go to a new segment (its sync also covers every
+     * group commit still waiting for its own). */
+    int rc = kj_journal_roll(s->journal, &info.base, e);
+    if (rc) {
+      for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
+        kj_map_free(fresh[t]);
+      if (kj_journal_poisoned(s->journal))
+        atomic_store(&s->poisoned, 1);
+      return rc;
+    }
+    pthread_rwlock_wrlock(&s->rows);
+    for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
+      s->frozen[t] = s->tables[t];
+      s->tables[t] = fresh[t];
+    }
+    s->has_frozen = 1;
+    s->frozen_info = info;
+    pthread_rwlock_unlock(&s->rows);
+  }
+  atomic_store(&s->ckpt_done, 0);
+  int err = pthread_create(&s->ckpt_thread, NULL, checkpoint_main, s);
+  if (err)
+    return kj_err(e, KJ_ENOMEM, "checkpoint: no thread (error %d)", err);
+  atomic_store(&s->ckpt_running, 1);
+  return KJ_OK;
+}
+
 int kj_checkpoint_due(kj_store *s) {
-  if (!s->journal || s->read_only || s->snapshot_threshold == UINT64_MAX)
+  if (!s->journal || s->read_only || s->snapshot_threshold == UINT64_MAX ||
+      (atomic_load(&s->ckpt_running) && !atomic_load(&s->ckpt_done)))
     return 0;
   kj_journal_stats js;
   kj_journal_get_stats(s->journal, &js);
@@ -298,19 +449,26 @@ int kj_checkpoint_due(kj_store *s) {
 void kj_checkpoint_maybe(kj_store *s) {
   if (!kj_checkpoint_due(s))
     return;
-  kj_journal_stats js;
   kj_errbuf e;
-  int rc = kj_checkpoint_locked(s, &e);
-  kj_journal_get_stats(s->journal, &js);
+  int rc = checkable(s, &e);
+  if (!rc && !s->ckpt_inline) {
+    /* A thread that waits for the checkpoint thread holds ckpt_mu: it
+     * checkpoints itself once that is done (kj_store_checkpoint). */
+    if (pthread_mutex_trylock(&s->ckpt_mu))
+      return;
+    join_locked(s); /* done: at once */
+    if ((rc = start_background(s, &e))) {
+      count_failure(s, rc, &e);
+      next_due(s); /* retried after another threshold */
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return;
+  }
+  if (!rc)
+    rc = kj_checkpoint_locked(s, &e);
   if (rc) {
-    /* Retry after another threshold's worth of journal, not at once. */
-    s->next_checkpoint = js.journal_bytes > UINT64_MAX - s->snapshot_threshold
-                             ? UINT64_MAX
-                             : js.journal_bytes + s->snapshot_threshold;
-    pthread_mutex_lock(&s->mu);
-    s->snapshot_failures++;
-    pthread_mutex_unlock(&s->mu);
-    kj_store_fail(s, rc, &e);
+    count_failure(s, rc, &e);
+    next_due(s);
     return;
   }
   s->next_checkpoint = s->snapshot_threshold;

@@ -48,15 +48,20 @@ void kj_store_refresh_stats(kj_store *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static int run_may(void *arg, unsigned table, const void *key, size_t klen) {
-  return kj_run_may_have(arg, table, key, klen);
+/* Whether a layer below the overlay may hold the key: the frozen overlay
+ * holds an entry of it, or the run's Bloom filter says maybe. */
+static int below_may(void *arg, unsigned table, const void *key, size_t klen) {
+  const kj_store *s = arg;
+  if (s->has_frozen && kj_map_get(s->frozen[table], key, klen))
+    return 1;
+  return s->run && kj_run_may_have(s->run, table, key, klen);
 }
 
 void kj_store_applier(kj_store *s, kj_apply *a, const int64_t *below) {
   *a = (kj_apply){.tables = s->tables,
                   .dirty = s->stats_dirty,
-                  .may = s->run ? run_may : NULL,
-                  .arg = s->run,
+                  .may = s->run || s->has_frozen ? below_may : NULL,
+                  .arg = s,
                   .below = below,
                   .rows = s->live_rows,
                   .bytes = s->live_bytes};

@@ -58,6 +58,25 @@ struct kj_store {
   kj_map *tables[KJ_NTABLES];
   struct kj_run *run;
   struct kj_bcache *cache;
+  /* A checkpoint's frozen overlay (has_frozen): the overlay as it was at
+   * frozen_info.seq, which a background checkpoint merges over run into
+   * the next run while commits go on into a fresh overlay. Reads look in
+   * tables, then frozen, then run. Frozen maps are never written: the
+   * checkpoint thread reads them without a lock. Set and cleared under the
+   * writer and row locks. A failed background checkpoint leaves them, to
+   * be merged by the next checkpoint. */
+  kj_map *frozen[KJ_NTABLES];
+  int has_frozen;
+  kj_snap_info frozen_info;
+  /* The background checkpoint thread: started (ckpt_running) until joined;
+   * ckpt_done once it has finished (joined without waiting); ckpt_cancel
+   * asks it to give up (close). ckpt_thread and the start and join are
+   * under ckpt_mu, which a committer holding the writer lock only tries
+   * (the thread takes the writer lock, and a join waits for the thread). */
+  pthread_mutex_t ckpt_mu;
+  pthread_t ckpt_thread;
+  atomic_int ckpt_running, ckpt_done, ckpt_cancel;
+  int ckpt_inline; /* kj_options.checkpoint_inline */
   /* Rows and key + value bytes each table shows (run and overlay
    * together), kept by every apply; writer side (writer lock, or the row
    * write lock), copied to table_rows/bytes below for statistics. */
@@ -150,6 +169,14 @@ struct kj_txn {
  * in txn.c; callers that take the writer lock with txn == NULL (sync,
  * checkpoint, copy) check it first. */
 int kj_writer_check(kj_store *s, const char *what);
+
+/* The overlay layers of table t, newest first: the overlay, then the
+ * frozen one (NULL when none). */
+static inline void kj_store_maps(const kj_store *s, unsigned t,
+                                 kj_map *out[2]) {
+  out[0] = s->tables[t];
+  out[1] = s->has_frozen ? s->frozen[t] : NULL;
+}
 
 /* The kj_apply of s (its overlay over its run), counting into
  * s->live_rows/bytes; below as kj_apply.below. */

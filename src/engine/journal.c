@@ -118,11 +118,36 @@ struct kj_journal {
   uint64_t segments;
   uint64_t bytes_before; /* frame bytes in segments before the last */
   uint64_t disk_before;  /* file bytes of segments before the last */
+  /* What each of those segments adds to them, ascending by number, so that
+   * dropping the oldest (a checkpoint's step 4, which may come after later
+   * roll-overs when it runs in the background) subtracts exactly theirs. */
+  struct seg_tally {
+    uint64_t segno, bytes, disk;
+  } * tally;
+  size_t ntally, captally;
   uint64_t frames_replayed;
   uint64_t tail_cut;
 };
 
 /* ---- names and small helpers ------------------------------------------ */
+
+/* A segment before the last, with its frame and file bytes. Without memory
+ * the entry is lost: the statistics then keep its bytes after it is gone
+ * (a later checkpoint comes sooner than it should), nothing else. */
+static void tally_add(kj_journal *j, uint64_t segno, uint64_t bytes,
+                      uint64_t disk) {
+  j->bytes_before += bytes;
+  j->disk_before += disk;
+  if (j->ntally == j->captally) {
+    size_t c = j->captally ? 2 * j->captally : 8;
+    struct seg_tally *t = realloc(j->tally, c * sizeof *t);
+    if (!t)
+      return;
+    j->tally = t;
+    j->captally = c;
+  }
+  j->tally[j->ntally++] = (struct seg_tally){segno, bytes, disk};
+}
 
 #define SEG_NAME_BYTES 32
 
@@ -390,7 +415,7 @@ static int is_tmp_name(const char *name) {
   size_t n = strlen(name);
   return n > 4 && !strcmp(name + n - 4, ".tmp") &&
          (!strncmp(name, "journal-", 8) || !strncmp(name, "snapshot-", 9) ||
-          !strncmp(name, "keyjournal.", 11));
+          !strncmp(name, "run-", 4) || !strncmp(name, "keyjournal.", 11));
 }
 
 static int remove_tmp_cb(void *arg, const char *name) {
@@ -691,10 +716,8 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       break;
     }
     if (!stray) { /* rule 5.6.1: clean end */
-      if (i + 1 < l.n) {
-        j->bytes_before += end - KJ_SEGMENT_HEADER;
-        j->disk_before += size;
-      }
+      if (i + 1 < l.n)
+        tally_add(j, l.v[i], end - KJ_SEGMENT_HEADER, size);
       continue;
     }
     /* Rule 5.8 before 5.6.3: the header says the frame was synced, or
@@ -812,6 +835,7 @@ int kj_journal_open(const kj_journal_cfg *cfg, kj_replay_fn fn, void *arg,
     pthread_mutex_destroy(&j->sync_mu);
     kj_sealer_free(j->sealer);
     free(j->dir);
+    free(j->tally);
     free(j);
     return rc;
   }
@@ -1007,8 +1031,7 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   j->segno++;
   pthread_mutex_unlock(&j->sync_mu);
   j->cfg.vfs->close(j->cfg.vfs->ctx, old);
-  j->bytes_before += j->off - KJ_SEGMENT_HEADER;
-  j->disk_before += j->seg_size;
+  tally_add(j, j->segno - 1, j->off - KJ_SEGMENT_HEADER, j->seg_size);
   j->segments++;
   j->seg_size = size;
   j->off = KJ_SEGMENT_HEADER;
@@ -1214,6 +1237,7 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
   free(j->fbuf);
   free(j->pend); /* frames still held belong to commits that failed */
   free(j->flush);
+  free(j->tally);
   kj_sealer_free(j->sealer);
   free(j->dir);
   free(j);
@@ -1263,9 +1287,20 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
         j, kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause()));
   j->cfg.base_segno = base;
   j->segments = j->segno - base + 1;
-  if (j->segno == base) {
+  size_t keep = 0;
+  for (size_t i = 0; i < j->ntally; i++) {
+    if (j->tally[i].segno < base) {
+      j->bytes_before -= j->tally[i].bytes;
+      j->disk_before -= j->tally[i].disk;
+    } else {
+      j->tally[keep++] = j->tally[i];
+    }
+  }
+  j->ntally = keep;
+  if (j->segno == base) { /* exact even when an entry was lost */
     j->bytes_before = 0;
     j->disk_before = 0;
+    j->ntally = 0;
   }
   return KJ_OK;
 }

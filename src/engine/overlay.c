@@ -21,13 +21,18 @@ static void run_advance(kj_rows_cursor *c) {
     c->err = rc;
 }
 
-void kj_rows_seek(kj_rows_cursor *c, const kj_map *overlay, kj_run *run,
-                  kj_bcache *cache, unsigned table, const void *start,
-                  size_t slen) {
+void kj_rows_seek(kj_rows_cursor *c, kj_map *const *maps, int nmaps,
+                  kj_run *run, kj_bcache *cache, unsigned table,
+                  const void *start, size_t slen) {
   memset(c, 0, sizeof *c);
   c->table = table;
-  kj_iter_seek(&c->oi, overlay, start, slen);
-  c->o = kj_iter_next(&c->oi);
+  for (int i = 0; i < nmaps && i < KJ_ROWS_MAPS; i++) {
+    if (!maps[i])
+      continue;
+    kj_iter_seek(&c->oi[c->nmaps], maps[i], start, slen);
+    c->o[c->nmaps] = kj_iter_next(&c->oi[c->nmaps]);
+    c->nmaps++;
+  }
   if (!run)
     return;
   uint64_t rows = 0;
@@ -47,11 +52,25 @@ int kj_rows_next(kj_rows_cursor *c, const uint8_t **k, size_t *kl,
     c->rnext = 0;
     run_advance(c);
   }
-  while (!c->err && (c->o || c->rhave)) {
-    int cmp = !c->rhave ? -1
-              : !c->o   ? 1
-                        : kj_key_cmp(kj_entry_key(c->o), kj_entry_klen(c->o),
-                                     c->rk, c->rkl);
+  while (!c->err) {
+    /* The smallest head; the newest layer holding it wins. */
+    int win = -1; /* a map layer, or -1: the run */
+    const uint8_t *mk = NULL;
+    size_t ml = 0;
+    for (int i = 0; i < c->nmaps; i++) {
+      if (!c->o[i])
+        continue;
+      const uint8_t *ik = kj_entry_key(c->o[i]);
+      size_t il = kj_entry_klen(c->o[i]);
+      if (!mk || kj_key_cmp(ik, il, mk, ml) < 0) {
+        win = i;
+        mk = ik;
+        ml = il;
+      }
+    }
+    int cmp = !mk ? 1 : !c->rhave ? -1 : kj_key_cmp(mk, ml, c->rk, c->rkl);
+    if (!mk && !c->rhave)
+      return 0;
     if (cmp > 0) {
       *k = c->rk;
       *kl = c->rkl;
@@ -60,10 +79,15 @@ int kj_rows_next(kj_rows_cursor *c, const uint8_t **k, size_t *kl,
       c->rnext = 1;
       return 1;
     }
-    const kj_entry *o = c->o;
-    c->o = kj_iter_next(&c->oi);
+    const kj_entry *o = c->o[win];
+    /* Every older layer's entry of the key is hidden: step past it. */
+    for (int i = win + 1; i < c->nmaps; i++)
+      if (c->o[i] &&
+          !kj_key_cmp(kj_entry_key(c->o[i]), kj_entry_klen(c->o[i]), mk, ml))
+        c->o[i] = kj_iter_next(&c->oi[i]);
     if (cmp == 0)
       run_advance(c); /* hidden by the overlay's entry */
+    c->o[win] = kj_iter_next(&c->oi[win]);
     if (kj_entry_tomb(o))
       continue;
     *k = kj_entry_key(o);

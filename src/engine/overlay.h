@@ -19,10 +19,15 @@
 #include "map.h"
 #include "run.h"
 
+/* Overlay layers a cursor merges at most (the overlay and a frozen one a
+ * background checkpoint is writing into a run). */
+#define KJ_ROWS_MAPS 2
+
 /* An ordered cursor over one table. Fields are its own. */
 typedef struct kj_rows_cursor {
-  kj_iter oi;
-  const kj_entry *o; /* overlay head */
+  kj_iter oi[KJ_ROWS_MAPS];
+  const kj_entry *o[KJ_ROWS_MAPS]; /* each layer's head, newest first */
+  int nmaps;
   kj_run_iter ri;
   int rhave; /* the run head below is valid and of this table */
   int rnext; /* the run head was handed out: advance before the next */
@@ -34,11 +39,13 @@ typedef struct kj_rows_cursor {
 } kj_rows_cursor;
 
 /* Position c at the first row of table at or above start (slen 0: the
- * table's first). run NULL: the overlay alone. cache: what the run is read
+ * table's first). maps: nmaps (1..KJ_ROWS_MAPS) overlay layers, newest
+ * first, NULL ones skipped; an entry of a newer layer hides the rows of
+ * its key below it. run NULL: the maps alone. cache: what the run is read
  * through (NULL: each block decoded privately, as a checkpoint reads). */
-void kj_rows_seek(kj_rows_cursor *c, const kj_map *overlay, kj_run *run,
-                  kj_bcache *cache, unsigned table, const void *start,
-                  size_t slen);
+void kj_rows_seek(kj_rows_cursor *c, kj_map *const *maps, int nmaps,
+                  kj_run *run, kj_bcache *cache, unsigned table,
+                  const void *start, size_t slen);
 /* The next row shown: 1 with its key and value, valid until the next call
  * or the close; 0 at the end, or on a failure (c->err, c->e). */
 int kj_rows_next(kj_rows_cursor *c, const uint8_t **k, size_t *kl,

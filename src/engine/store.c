@@ -94,6 +94,7 @@ static kj_store *store_new(void) {
   pthread_mutex_init(&s->writer, NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->pend_mu, NULL);
+  pthread_mutex_init(&s->ckpt_mu, NULL);
   /* Writers first: a stream of readers must not starve commits. */
   pthread_rwlockattr_t a;
   pthread_rwlockattr_init(&a);
@@ -114,6 +115,8 @@ static kj_store *store_new(void) {
 }
 
 static void store_free(kj_store *s) {
+  for (unsigned t = KJ_TABLE_MIN; s->has_frozen && t <= KJ_TABLE_MAX; t++)
+    kj_map_free(s->frozen[t]);
   kj_run_close(s->run, s->cache);
   kj_bcache_free(s->cache);
   while (s->pend_head) { /* none: every committer has returned */
@@ -131,6 +134,7 @@ static void store_free(kj_store *s) {
   pthread_mutex_destroy(&s->writer);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->pend_mu);
+  pthread_mutex_destroy(&s->ckpt_mu);
   free(s);
 }
 
@@ -567,6 +571,7 @@ int kj_store_open(const char *path, const kj_options *opts, kj_store **out,
   s->vfs = opts->vfs ? opts->vfs : kj_vfs_posix();
   s->upgrade_header = upgrade_header;
   s->header_version = FORMAT_VERSION;
+  s->ckpt_inline = opts->version >= 3 && opts->checkpoint_inline;
   if (path && kj_bcache_new(opts->version >= 3 && opts->cache_bytes
                                 ? (size_t)opts->cache_bytes
                                 : DEFAULT_CACHE_BYTES,
@@ -613,8 +618,15 @@ int kj_store_close(kj_store *s) {
     return KJ_OK;
   /* A group commit waiting for its sync holds no lock but counts in
    * committing (raised before it released the writer lock). */
-  if (atomic_load(&s->readers) || atomic_load(&s->committing) ||
-      pthread_mutex_trylock(&s->writer) != 0) {
+  if (atomic_load(&s->readers) || atomic_load(&s->committing))
+    return kj_store_fail_msg(s, KJ_EINVAL,
+                             "kj_store_close: a transaction is still open");
+  /* A background checkpoint gives up (the journal still holds all it was
+   * merging) or, past its rename, finishes; it takes the writer lock to
+   * install its run, so it is waited for before that lock is taken. */
+  atomic_store(&s->ckpt_cancel, 1);
+  kj_checkpoint_join(s);
+  if (pthread_mutex_trylock(&s->writer) != 0) {
     return kj_store_fail_msg(s, KJ_EINVAL,
                              "kj_store_close: a transaction is still open");
   }
@@ -683,7 +695,7 @@ static int copy_locked(kj_store *s, const char *dir, kj_errbuf *e) {
   if ((rc = kj_journal_create(&jc, e)))
     return rc;
   int renamed;
-  if (info.seq && (rc = kj_checkpoint_write_run(s, dir, &info, &renamed, e)))
+  if (info.seq && (rc = kj_checkpoint_write_run(s, dir, 1, &info, &renamed, e)))
     return rc;
   /* The copy's own record: segment 1, and every frame (the run holds
    * them) durable; format version 2, since it holds a run. */
@@ -885,7 +897,15 @@ int kj_store_checkpoint(kj_store *s) {
   kj_errbuf e;
   if (kj_writer_check(s, "kj_store_checkpoint"))
     return KJ_EDEADLK;
+  /* A background checkpoint takes the writer lock to install its run:
+   * wait for it first, then run one under the lock (merging what it left
+   * frozen if it failed). */
   pthread_mutex_lock(&s->writer);
+  while (atomic_load(&s->ckpt_running)) {
+    pthread_mutex_unlock(&s->writer);
+    kj_checkpoint_join(s);
+    pthread_mutex_lock(&s->writer);
+  }
   int rc = kj_checkpoint_locked(s, &e);
   pthread_mutex_unlock(&s->writer);
   return rc ? kj_store_fail(s, rc, &e) : KJ_OK;

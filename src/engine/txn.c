@@ -339,7 +339,7 @@ static int group_wait(kj_store *s, kj_pending *pd, uint64_t seq) {
 static int below_of(kj_txn *t, int64_t **out, kj_errbuf *e) {
   kj_store *s = t->s;
   *out = NULL;
-  if (!s->run)
+  if (!s->run && !s->has_frozen)
     return KJ_OK;
   int64_t *b = malloc(kj_map_count(t->ws) * sizeof *b);
   if (!b)
@@ -351,8 +351,15 @@ static int below_of(kj_txn *t, int64_t **out, kj_errbuf *e) {
     const uint8_t *k = kj_entry_key(w);
     size_t klen = kj_entry_klen(w) - 1;
     b[i] = -1;
-    if (kj_map_get(s->tables[k[0]], k + 1, klen) ||
-        !kj_run_may_have(s->run, k[0], k + 1, klen))
+    if (kj_map_get(s->tables[k[0]], k + 1, klen))
+      continue;
+    const kj_entry *f =
+        s->has_frozen ? kj_map_get(s->frozen[k[0]], k + 1, klen) : NULL;
+    if (f) {
+      b[i] = kj_entry_tomb(f) ? -1 : (int64_t)kj_entry_vlen(f);
+      continue;
+    }
+    if (!s->run || !kj_run_may_have(s->run, k[0], k + 1, klen))
       continue;
     kj_run_ref ref;
     int rc = kj_run_find(s->run, s->cache, k[0], k + 1, klen, &ref, e);
@@ -635,6 +642,8 @@ int kj_get(kj_store *s, kj_txn *txn, unsigned table, const void *key,
   if (lock)
     pthread_rwlock_rdlock(&s->rows);
   const kj_entry *c = kj_map_get(s->tables[table], key, klen);
+  if (!c && s->has_frozen)
+    c = kj_map_get(s->frozen[table], key, klen);
   kj_errbuf e;
   e.msg[0] = 0;
   int rc;
@@ -669,7 +678,9 @@ static int scan(kj_store *s, kj_txn *txn, unsigned table, const void *start,
                 size_t slen, const void *end, size_t elen, kj_scan_fn fn,
                 void *arg) {
   kj_rows_cursor cc;
-  kj_rows_seek(&cc, s->tables[table], s->run, s->cache, table, start, slen);
+  kj_map *maps[2];
+  kj_store_maps(s, table, maps);
+  kj_rows_seek(&cc, maps, 2, s->run, s->cache, table, start, slen);
   const uint8_t *ck = NULL, *cv = NULL;
   size_t cl = 0, cvl = 0;
   int have_c = kj_rows_next(&cc, &ck, &cl, &cv, &cvl);
