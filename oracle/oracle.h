@@ -318,6 +318,8 @@ typedef struct ora_campaign {
    * the workload (1-based) that found it; 0 while there is none. */
   uint64_t first_divergence_ms;
   size_t first_divergence_workload;
+  /* Of damage_cases and tamper_cases, those that edit a run file. */
+  uint64_t run_cases;
 } ora_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as
