@@ -3,11 +3,12 @@
  * ora_tamper_check of oracle/oracle.h).
  *
  * Both build small stores on disk (4 KiB segments, so several segments;
- * manual checkpoints, so a snapshot with segments after it), close them
- * cleanly and record the full state (every row of every table). Each case
- * then writes an edited copy of the directory and opens it three ways, in
- * a forked worker process (so that a crash or a hang of the engine is an
- * outcome of its case, not the end of the campaign):
+ * manual checkpoints after bulk rows, so a run file of several blocks with
+ * segments after it), close them cleanly and record the full state (every
+ * row of every table). Each case then writes an edited copy of the
+ * directory and opens it three ways, in a forked worker process (so that a
+ * crash or a hang of the engine is an outcome of its case, not the end of
+ * the campaign):
  *
  *   1. read-only (what `keyjournal verify` does: the library has no verify
  *      call of its own; it replays and authenticates every frame) - then
@@ -23,45 +24,68 @@
  *   flipped byte, a zeroed run, is cut (truncation) or gets bytes appended:
  *   every field of keyjournal.hdr, the header fields, payload and tag of
  *   chosen frames, segment headers, the slack after the last frame of a
- *   segment, the snapshot's header, stream header and chunks. The open
- *   must fail with KJ_ECORRUPT and a message that names the damaged file
- *   and an offset at or before the damage, or succeed with exactly the
- *   recorded state (bytes nothing reads, like a segment's zero slack, may
- *   be ignored or cut). Exceptions, each documented in FORMAT.md: a
- *   keyjournal.hdr that is not 128 bytes or lost its magic is "not a
- *   keyjournal store" (KJ_EKEY, section 3 rule 1, no offset); damage to
- *   the snapshot's stream header shows when the first chunk fails
- *   authentication (offset 88); a segment before the newest cut at a frame
- *   boundary ends cleanly, and the next segment's first seq is what no
- *   longer matches (rule 5.4: that segment is named, "frames missing").
- *   A refused read-write open may have removed what rule 5.3 removes
- *   before the journal is read (*.tmp, segments below the newest
- *   snapshot's base), nothing else.
+ *   segment; every field of the run's header, its first, a middle and its
+ *   last block, its index and its footer, and cuts inside its header, at a
+ *   block boundary, where the blocks end, before the footer and before its
+ *   last byte. The open must fail with KJ_ECORRUPT and a message that names
+ *   the damaged file and an offset at or before the damage, or succeed
+ *   with exactly the recorded state (bytes nothing reads, like a segment's
+ *   zero slack, may be ignored or cut; a run has no such byte, so an edit
+ *   of a run must be refused unless it changed nothing). Damage inside a
+ *   run block may also let the open succeed and fail the read of that
+ *   block: reading the rows must then fail with KJ_ECORRUPT naming the run
+ *   and an offset at or before the damage (FORMAT.md 6A.7: blocks are read
+ *   on demand); for any other damage a failed read is a divergence.
+ *   Exceptions, each documented in FORMAT.md: a keyjournal.hdr that is not
+ *   128 bytes or lost its magic is "not a keyjournal store" (KJ_EKEY,
+ *   section 3 rule 1, no offset); a run header whose bytes 0..71 changed
+ *   fails its checksum, reported at that field (offset 72, 6A.7); a
+ *   segment before the newest cut at a frame boundary ends cleanly, and
+ *   the next segment's first seq is what no longer matches (rule 5.4: that
+ *   segment is named, "frames missing"). A refused read-write open may
+ *   have removed what rule 5.3 removes before the journal is read (*.tmp,
+ *   segments below the base B of the newest run, once its footer, which
+ *   repeats B, authenticates), nothing else.
+ *
+ *   The model finds a run's blocks in its index, which is sealed: it opens
+ *   the footer and the index with the store key through libsodium, as
+ *   FORMAT.md 6A.3 seals them (the oracle may not call the engine's
+ *   reader, tools/layers.sh). A run whose footer or index does not open so
+ *   is itself a divergence ("the run as written"); its cases then treat
+ *   the bytes between the header and the footer as one region. Format 1
+ *   snapshots (snapshot-*.kjs) are not modelled: checkpoints no longer
+ *   write them, and only an upgrade from format 1 reads them
+ *   (tests/test_upgrade).
  *
  *   tamper (ora_tamper_check): an adversary with the files but not the key
  *   swaps frames within a segment, swaps segments, copies a frame to
  *   another place, replays an older frame over a newer one, splices frames,
- *   segments, a snapshot or a whole journal in from another history of the
+ *   segments, a run or a whole journal in from another history of the
  *   same store (a copy of the directory continued with other commits),
- *   puts an older snapshot in place of the newest, deletes or cuts files,
- *   and edits fields while recomputing every unkeyed checksum of the format
+ *   puts the older run in place of the newest (as it is, renamed,
+ *   relabelled), swaps a run's blocks or copies one over another, puts
+ *   another store's run at the same S in place, deletes or cuts files, and
+ *   edits fields while recomputing every unkeyed checksum of the format
  *   (the XXH3 of keyjournal.hdr, of segment headers, of frames and of the
- *   snapshot header), so that only the keyed authentication can tell. The
- *   open must refuse: KJ_ECORRUPT naming a store file, where a case names
- *   the reason it must give ("authentication" when only the key can catch
- *   the edit). Exceptions, each documented in FORMAT.md: the header's own
- *   authentication failure is KJ_EKEY ("wrong key or passphrase", rule 5;
- *   a changed key mode also KJ_EKEY, rule 4), a changed format version is
- *   KJ_EFORMAT (rule 3, FORMAT.md 5.4, 6.3); edits of bytes that nothing
- *   reads (reserved bytes of a segment header), an appended segment that
- *   holds no frame, and an older keyjournal.hdr alone (its record claims
- *   less, never more) may also open with the untouched state.
+ *   run header), so that only the keyed authentication can tell (for a
+ *   run: the store id, S, unit number and kind in every sealed unit's
+ *   associated data, the nonce prefix in its nonce). The open must refuse:
+ *   KJ_ECORRUPT naming a store file, where a case names the reason it must
+ *   give ("authentication" when only the key can catch the edit); for a
+ *   moved block, the read of it may be what refuses. Exceptions, each
+ *   documented in FORMAT.md: the header's own authentication failure is
+ *   KJ_EKEY ("wrong key or passphrase", rule 5; a changed key mode also
+ *   KJ_EKEY, rule 4), a changed format version is KJ_EFORMAT (rule 3,
+ *   FORMAT.md 5.4, 6A.7); edits of bytes that nothing reads (reserved bytes
+ *   of a segment header), an appended segment that holds no frame, and an
+ *   older keyjournal.hdr alone (its record claims less, never more) may
+ *   also open with the untouched state.
  *
  * Left out because they are undetectable by design (nothing outside the
  * directory says what it should hold):
  *   - the whole directory, header included, replaced by an older copy or
  *     by another history of the store (a rollback);
- *   - the header kept, but the snapshot and every segment replaced by
+ *   - the header kept, but the run and every segment replaced by
  *     those of another history that reaches the header's record: the
  *     record names a segment number and a seq (FORMAT.md 3.1), not their
  *     contents. ora_damage_selftest_break(2) runs exactly this to show that
@@ -495,7 +519,9 @@ typedef struct model {
   uint64_t run_seq, run_base;
   dblock *blk; /* from its index, decoded with the key */
   size_t nblk;
-  size_t ix_off, ix_len; /* the sealed index; the footer is the last 96 */
+  size_t ix_off, ix_len;  /* the sealed index; the footer is the last 96 */
+  const char *run_unread; /* NULL, or why the footer or index did not open:
+                             then nblk is 0 */
   dseg *seg;
   size_t nseg;
   uint64_t rec_seg, rec_seq;
@@ -581,35 +607,46 @@ static int run_footer(const dfile *f, uint8_t plain[RUN_FOOT_PLAIN]) {
   return memcmp(plain, "KJRUNEND", 8) ? -1 : 0;
 }
 
-/* Fill m's run fields from run file f: its header, footer and index. */
+/* Fill m's run fields from run file f: its header, footer and index. A
+ * footer or index that does not open or parse as the format says is not a
+ * failure of the model: m->run_unread says why (the checks report it as a
+ * divergence, FORMAT.md 6A is what the engine must write) and the model
+ * knows no block (nblk 0), so the cases treat the bytes between the header
+ * and the footer as one region. -1: the file is too short to be a run. */
 static int run_parse(model *m, const dfile *f, ora_obuf *why) {
-  uint8_t foot[RUN_FOOT_PLAIN];
-  if (run_footer(f, foot)) {
-    ora_obuf_addf(why, "%s: footer does not open", f->name);
+  if (f->len < RUN_HDR + TAG_BYTES + RUN_FOOT) {
+    ora_obuf_addf(why, "%s: %zu bytes, too short for a run", f->name, f->len);
     return -1;
   }
   m->run = f;
   m->run_base = get64(f->p + 40);
+  uint8_t foot[RUN_FOOT_PLAIN];
+  if (run_footer(f, foot)) {
+    m->run_unread = "its footer does not open under the nonce and associated "
+                    "data of FORMAT.md 6A.3, or lacks its magic";
+    return 0;
+  }
   uint64_t ix = get64(foot + 24), ixlen = get64(foot + 32),
            n = get64(foot + 40);
   if (ix < RUN_HDR || ixlen < TAG_BYTES || ix + ixlen + RUN_FOOT != f->len ||
       n > (ix - RUN_HDR) / TAG_BYTES || get64(foot + 16) != m->run_base) {
-    ora_obuf_addf(why, "%s: footer places do not fit", f->name);
-    return -1;
+    m->run_unread = "its footer's index place, block count or B do not fit";
+    return 0;
   }
-  m->ix_off = (size_t)ix;
-  m->ix_len = (size_t)ixlen;
-  uint8_t *plain = malloc(m->ix_len);
-  m->blk = calloc(n ? n : 1, sizeof *m->blk);
-  if (!plain || !m->blk ||
-      run_unseal(f->p, n, RUN_KIND_INDEX, f->p + ix, m->ix_len, plain)) {
+  uint8_t *plain = malloc((size_t)ixlen);
+  dblock *blk = calloc(n ? n : 1, sizeof *blk);
+  if (!plain || !blk) {
     free(plain);
-    ora_obuf_addf(why, "%s: index does not open", f->name);
+    free(blk);
+    ora_obuf_addf(why, "out of memory");
     return -1;
   }
-  const uint8_t *p = plain, *end = plain + m->ix_len - TAG_BYTES;
-  size_t at = RUN_HDR;
-  int rc = 0;
+  size_t nblk = 0, at = RUN_HDR;
+  int rc = run_unseal(f->p, n, RUN_KIND_INDEX, f->p + ix, (size_t)ixlen, plain);
+  if (rc)
+    m->run_unread = "its index does not open under the nonce and associated "
+                    "data of FORMAT.md 6A.3";
+  const uint8_t *p = plain, *end = plain + ixlen - TAG_BYTES;
   for (uint64_t i = 0; !rc && i < n; i++) {
     uint64_t klen;
     if (p == end || (p++, get_varint(&p, end, &klen)) ||
@@ -618,16 +655,26 @@ static int run_parse(model *m, const dfile *f, ora_obuf *why) {
       break;
     }
     p += klen;
-    m->blk[m->nblk].off = at;
-    m->blk[m->nblk++].len = get32(p + 8);
+    blk[nblk].off = at;
+    blk[nblk++].len = get32(p + 8);
     at += get32(p + 8);
     p += 16;
   }
   free(plain);
-  if (rc || at != m->ix_off || !m->nblk) {
-    ora_obuf_addf(why, "%s: index does not parse", f->name);
-    return -1;
+  if (!rc && (at != ix || !nblk)) {
+    rc = -1;
+    m->run_unread = "its index's blocks do not tile the file up to the index";
+  } else if (rc && !m->run_unread) {
+    m->run_unread = "its index does not parse";
   }
+  if (rc) {
+    free(blk);
+    return 0;
+  }
+  m->blk = blk;
+  m->nblk = nblk;
+  m->ix_off = (size_t)ix;
+  m->ix_len = (size_t)ixlen;
   return 0;
 }
 
@@ -1517,8 +1564,11 @@ static void run_regions(dcases *cs, drng *r, const model *m) {
     dc_region(cs, r, f, run_fields[i].off, run_fields[i].len,
               run_fields[i].name, KF_FLIP | KF_ZERO, 0);
   dc_region(cs, r, f, 1, RUN_HDR - 1, "run.header", KF_TRUNC, 0);
+  if (!m->nblk) /* the blocks and the index, not told apart */
+    dc_region(cs, r, f, RUN_HDR, f->len - RUN_HDR - RUN_FOOT, "run.body",
+              KF_FLIP | KF_ZERO | KF_TRUNC, A_RCORRUPT);
   size_t pick[3] = {0, m->nblk / 2, m->nblk - 1};
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; m->nblk && i < 3; i++) {
     if ((i > 0 && pick[i] == pick[0]) || (i == 2 && pick[2] == pick[1]))
       continue;
     const dblock *b = &m->blk[pick[i]];
@@ -1532,11 +1582,13 @@ static void run_regions(dcases *cs, drng *r, const model *m) {
       dc_add(cs, f->name, b->off, K_TRUNC, 0, 0, "run.block_boundary",
              A_CORRUPT);
   }
-  dc_add(cs, f->name, m->ix_off, K_TRUNC, 0, 0, "run.blocks_end", A_CORRUPT);
-  dc_region(cs, r, f, m->ix_off, m->ix_len, "run.index",
-            KF_FLIP | KF_ZERO | KF_TRUNC, 0);
-  dc_add(cs, f->name, m->ix_off + m->ix_len - 1, K_FLIP, 0, 0x01,
-         "run.index_tag", A_CORRUPT);
+  if (m->nblk) {
+    dc_add(cs, f->name, m->ix_off, K_TRUNC, 0, 0, "run.blocks_end", A_CORRUPT);
+    dc_region(cs, r, f, m->ix_off, m->ix_len, "run.index",
+              KF_FLIP | KF_ZERO | KF_TRUNC, 0);
+    dc_add(cs, f->name, m->ix_off + m->ix_len - 1, K_FLIP, 0, 0x01,
+           "run.index_tag", A_CORRUPT);
+  }
   dc_region(cs, r, f, f->len - RUN_FOOT, RUN_FOOT, "run.footer",
             KF_FLIP | KF_ZERO | KF_TRUNC, 0);
   dc_add(cs, f->name, f->len - RUN_FOOT, K_TRUNC, 0, 0, "run.footer_start",
@@ -2254,6 +2306,13 @@ int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops) {
     ora_obuf_addf(&why, " (reading %s)", orig);
     rc = KJ_EIO;
     goto out;
+  }
+  if (m.run && m.run_unread) {
+    c->divergences++;
+    ora_obuf_addf(&c->report,
+                  "damage: seed=%" PRIu64 " ops=%zu file=%s: the run as "
+                  "written: %s\n",
+                  seed, ops, m.run->name, m.run_unread);
   }
   drng r = {seed * 0x2545f4914f6cdd1dull + 0xd3a};
   damage_cases(&m, &r, &cs);
@@ -3482,6 +3541,13 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops) {
   }
   if ((rc = build_tamper(root, seed, n, &w, &why)))
     goto out;
+  if (w.ma.run && w.ma.run_unread) {
+    c->divergences++;
+    ora_obuf_addf(&c->report,
+                  "tamper: seed=%" PRIu64 " ops=%zu case=none: the run %s "
+                  "as written: %s\n",
+                  seed, ops, w.ma.run->name, w.ma.run_unread);
+  }
   drng r = {seed * 0x9e3779b97f4a7c15ull + 0x7a3};
   tamper_cases(&w, &r, &cs);
   const char *only = getenv("ORA_TAMPER_ONLY");
