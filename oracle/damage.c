@@ -3,11 +3,12 @@
  * ora_tamper_check of oracle/oracle.h).
  *
  * Both build small stores on disk (4 KiB segments, so several segments;
- * manual checkpoints, so a snapshot with segments after it), close them
- * cleanly and record the full state (every row of every table). Each case
- * then writes an edited copy of the directory and opens it three ways, in
- * a forked worker process (so that a crash or a hang of the engine is an
- * outcome of its case, not the end of the campaign):
+ * manual checkpoints after bulk rows, so a run file of several blocks with
+ * segments after it), close them cleanly and record the full state (every
+ * row of every table). Each case then writes an edited copy of the
+ * directory and opens it three ways, in a forked worker process (so that a
+ * crash or a hang of the engine is an outcome of its case, not the end of
+ * the campaign):
  *
  *   1. read-only (what `keyjournal verify` does: the library has no verify
  *      call of its own; it replays and authenticates every frame) - then
@@ -23,45 +24,68 @@
  *   flipped byte, a zeroed run, is cut (truncation) or gets bytes appended:
  *   every field of keyjournal.hdr, the header fields, payload and tag of
  *   chosen frames, segment headers, the slack after the last frame of a
- *   segment, the snapshot's header, stream header and chunks. The open
- *   must fail with KJ_ECORRUPT and a message that names the damaged file
- *   and an offset at or before the damage, or succeed with exactly the
- *   recorded state (bytes nothing reads, like a segment's zero slack, may
- *   be ignored or cut). Exceptions, each documented in FORMAT.md: a
- *   keyjournal.hdr that is not 128 bytes or lost its magic is "not a
- *   keyjournal store" (KJ_EKEY, section 3 rule 1, no offset); damage to
- *   the snapshot's stream header shows when the first chunk fails
- *   authentication (offset 88); a segment before the newest cut at a frame
- *   boundary ends cleanly, and the next segment's first seq is what no
- *   longer matches (rule 5.4: that segment is named, "frames missing").
- *   A refused read-write open may have removed what rule 5.3 removes
- *   before the journal is read (*.tmp, segments below the newest
- *   snapshot's base), nothing else.
+ *   segment; every field of the run's header, its first, a middle and its
+ *   last block, its index and its footer, and cuts inside its header, at a
+ *   block boundary, where the blocks end, before the footer and before its
+ *   last byte. The open must fail with KJ_ECORRUPT and a message that names
+ *   the damaged file and an offset at or before the damage, or succeed
+ *   with exactly the recorded state (bytes nothing reads, like a segment's
+ *   zero slack, may be ignored or cut; a run has no such byte, so an edit
+ *   of a run must be refused unless it changed nothing). Damage inside a
+ *   run block may also let the open succeed and fail the read of that
+ *   block: reading the rows must then fail with KJ_ECORRUPT naming the run
+ *   and an offset at or before the damage (FORMAT.md 6A.7: blocks are read
+ *   on demand); for any other damage a failed read is a divergence.
+ *   Exceptions, each documented in FORMAT.md: a keyjournal.hdr that is not
+ *   128 bytes or lost its magic is "not a keyjournal store" (KJ_EKEY,
+ *   section 3 rule 1, no offset); a run header whose bytes 0..71 changed
+ *   fails its checksum, reported at that field (offset 72, 6A.7); a
+ *   segment before the newest cut at a frame boundary ends cleanly, and
+ *   the next segment's first seq is what no longer matches (rule 5.4: that
+ *   segment is named, "frames missing"). A refused read-write open may
+ *   have removed what rule 5.3 removes before the journal is read (*.tmp,
+ *   segments below the base B of the newest run, once its footer, which
+ *   repeats B, authenticates), nothing else.
+ *
+ *   The model finds a run's blocks in its index, which is sealed: it opens
+ *   the footer and the index with the store key through libsodium, as
+ *   FORMAT.md 6A.3 seals them (the oracle may not call the engine's
+ *   reader, tools/layers.sh). A run whose footer or index does not open so
+ *   is itself a divergence ("the run as written"); its cases then treat
+ *   the bytes between the header and the footer as one region. Format 1
+ *   snapshots (snapshot-*.kjs) are not modelled: checkpoints no longer
+ *   write them, and only an upgrade from format 1 reads them
+ *   (tests/test_upgrade).
  *
  *   tamper (ora_tamper_check): an adversary with the files but not the key
  *   swaps frames within a segment, swaps segments, copies a frame to
  *   another place, replays an older frame over a newer one, splices frames,
- *   segments, a snapshot or a whole journal in from another history of the
+ *   segments, a run or a whole journal in from another history of the
  *   same store (a copy of the directory continued with other commits),
- *   puts an older snapshot in place of the newest, deletes or cuts files,
- *   and edits fields while recomputing every unkeyed checksum of the format
+ *   puts the older run in place of the newest (as it is, renamed,
+ *   relabelled), swaps a run's blocks or copies one over another, puts
+ *   another store's run at the same S in place, deletes or cuts files, and
+ *   edits fields while recomputing every unkeyed checksum of the format
  *   (the XXH3 of keyjournal.hdr, of segment headers, of frames and of the
- *   snapshot header), so that only the keyed authentication can tell. The
- *   open must refuse: KJ_ECORRUPT naming a store file, where a case names
- *   the reason it must give ("authentication" when only the key can catch
- *   the edit). Exceptions, each documented in FORMAT.md: the header's own
- *   authentication failure is KJ_EKEY ("wrong key or passphrase", rule 5;
- *   a changed key mode also KJ_EKEY, rule 4), a changed format version is
- *   KJ_EFORMAT (rule 3, FORMAT.md 5.4, 6.3); edits of bytes that nothing
- *   reads (reserved bytes of a segment header), an appended segment that
- *   holds no frame, and an older keyjournal.hdr alone (its record claims
- *   less, never more) may also open with the untouched state.
+ *   run header), so that only the keyed authentication can tell (for a
+ *   run: the store id, S, unit number and kind in every sealed unit's
+ *   associated data, the nonce prefix in its nonce). The open must refuse:
+ *   KJ_ECORRUPT naming a store file, where a case names the reason it must
+ *   give ("authentication" when only the key can catch the edit); for a
+ *   moved block, the read of it may be what refuses. Exceptions, each
+ *   documented in FORMAT.md: the header's own authentication failure is
+ *   KJ_EKEY ("wrong key or passphrase", rule 5; a changed key mode also
+ *   KJ_EKEY, rule 4), a changed format version is KJ_EFORMAT (rule 3,
+ *   FORMAT.md 5.4, 6A.7); edits of bytes that nothing reads (reserved bytes
+ *   of a segment header), an appended segment that holds no frame, and an
+ *   older keyjournal.hdr alone (its record claims less, never more) may
+ *   also open with the untouched state.
  *
  * Left out because they are undetectable by design (nothing outside the
  * directory says what it should hold):
  *   - the whole directory, header included, replaced by an older copy or
  *     by another history of the store (a rollback);
- *   - the header kept, but the snapshot and every segment replaced by
+ *   - the header kept, but the run and every segment replaced by
  *     those of another history that reaches the header's record: the
  *     record names a segment number and a seq (FORMAT.md 3.1), not their
  *     contents. ora_damage_selftest_break(2) runs exactly this to show that
@@ -88,6 +112,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,10 +133,20 @@
 #define FRAME_HDR 64u
 #define TAG_BYTES 16u
 #define MIN_BODY 17u
-#define SNAP_HDR 64u
-#define SNAP_SS 24u /* secretstream header */
 #define FRAME_COMMIT 1u
 #define FRAME_MARKER 2u
+/* Run files (FORMAT.md 6A): a plaintext header, blocks, the sealed index,
+ * the sealed footer; every sealed unit XChaCha20-Poly1305 under subkey 3. */
+#define RUN_HDR 80u
+#define RUN_XXH_AT 72u /* the header's XXH3 covers bytes 0..71 */
+#define RUN_FOOT 96u
+#define RUN_FOOT_PLAIN 80u
+#define RUN_AD 33u /* store id, S, unit number, kind */
+#define RUN_KIND_BLOCK 1u
+#define RUN_KIND_INDEX 2u
+#define RUN_KIND_FOOTER 3u
+#define RUN_FOOTER_NO UINT64_MAX
+#define RUN_SUBKEY 3u
 
 /* ---- parameters -----------------------------------------------------------
  */
@@ -121,6 +156,12 @@
 #define MAX_TXN_OPS 6u
 #define MAX_VALUE 160u
 #define NKEYS 12u
+/* Rows written before a checkpoint so that its run has several blocks
+ * (about 16 KiB each): values of random bytes, which zstd cannot shrink,
+ * under keys the random ops never touch, in a table they do not use. */
+#define BULK_ROWS 56u
+#define BULK_VALUE 1000u
+#define BULK_TABLE 200u
 #define DEFAULT_TIMEOUT_MS 20000u
 
 static const unsigned tables[] = {1, 2, 9, 255};
@@ -465,18 +506,22 @@ typedef struct dseg {
   size_t end; /* where its frames end */
 } dseg;
 
-typedef struct dchunk {
-  size_t off; /* of its length field */
+/* A block of a run file: where its sealed bytes lie. */
+typedef struct dblock {
+  size_t off;
   uint32_t len;
-} dchunk;
+} dblock;
 
 typedef struct model {
   const dset *d;
   const dfile *hdr;
-  const dfile *snap; /* NULL: none */
-  uint64_t snap_seq, snap_base;
-  dchunk *ch;
-  size_t nch;
+  const dfile *run; /* NULL: none */
+  uint64_t run_seq, run_base;
+  dblock *blk; /* from its index, decoded with the key */
+  size_t nblk;
+  size_t ix_off, ix_len;  /* the sealed index; the footer is the last 96 */
+  const char *run_unread; /* NULL, or why the footer or index did not open:
+                             then nblk is 0 */
   dseg *seg;
   size_t nseg;
   uint64_t rec_seg, rec_seq;
@@ -487,7 +532,7 @@ static void model_free(model *m) {
   for (size_t i = 0; i < m->nseg; i++)
     free(m->seg[i].fr);
   free(m->seg);
-  free(m->ch);
+  free(m->blk);
   memset(m, 0, sizeof *m);
 }
 
@@ -509,8 +554,128 @@ static void seg_name(uint64_t no, char out[64]) {
   snprintf(out, 64, "journal-%016" PRIx64 ".kjl", no);
 }
 
-static void snap_name(uint64_t seq, char out[64]) {
-  snprintf(out, 64, "snapshot-%016" PRIx64 ".kjs", seq);
+static void run_name(uint64_t seq, char out[64]) {
+  snprintf(out, 64, "run-%016" PRIx64 ".kjr", seq);
+}
+
+/* ---- decoding a run's footer and index (FORMAT.md 6A.3, 6A.5, 6A.6) ------
+ *
+ * Independently of the engine's reader (src/engine/run.c, which the oracle
+ * may not call): the places of the blocks are only in the sealed index, so
+ * the model opens the footer and the index with the store key, as the
+ * format describes them. */
+
+static int run_unseal(const uint8_t *head, uint64_t no, unsigned kind,
+                      const uint8_t *c, size_t clen, uint8_t *m) {
+  uint8_t sub[32], nonce[24], ad[RUN_AD];
+  if (sodium_init() < 0 || clen < TAG_BYTES)
+    return -1;
+  crypto_kdf_derive_from_key(sub, sizeof sub, RUN_SUBKEY, "kjournal",
+                             damage_key);
+  memcpy(nonce, head + 48, 16); /* the nonce prefix */
+  put64(nonce + 16, no);
+  memcpy(ad, head + 16, 16);     /* store id */
+  memcpy(ad + 16, head + 32, 8); /* S */
+  put64(ad + 24, no);
+  ad[32] = (uint8_t)kind;
+  unsigned long long mlen = 0;
+  int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
+      m, &mlen, NULL, c, clen, ad, sizeof ad, nonce, sub);
+  sodium_memzero(sub, sizeof sub);
+  return rc;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+  *v = 0;
+  for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    *v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80))
+      return 0;
+  }
+  return -1;
+}
+
+/* The footer of run file f (RUN_FOOT_PLAIN bytes into plain): 0 when it
+ * authenticates under the file's own header and has its magic. */
+static int run_footer(const dfile *f, uint8_t plain[RUN_FOOT_PLAIN]) {
+  if (f->len < RUN_HDR + TAG_BYTES + RUN_FOOT)
+    return -1;
+  if (run_unseal(f->p, RUN_FOOTER_NO, RUN_KIND_FOOTER, f->p + f->len - RUN_FOOT,
+                 RUN_FOOT, plain))
+    return -1;
+  return memcmp(plain, "KJRUNEND", 8) ? -1 : 0;
+}
+
+/* Fill m's run fields from run file f: its header, footer and index. A
+ * footer or index that does not open or parse as the format says is not a
+ * failure of the model: m->run_unread says why (the checks report it as a
+ * divergence, FORMAT.md 6A is what the engine must write) and the model
+ * knows no block (nblk 0), so the cases treat the bytes between the header
+ * and the footer as one region. -1: the file is too short to be a run. */
+static int run_parse(model *m, const dfile *f, ora_obuf *why) {
+  if (f->len < RUN_HDR + TAG_BYTES + RUN_FOOT) {
+    ora_obuf_addf(why, "%s: %zu bytes, too short for a run", f->name, f->len);
+    return -1;
+  }
+  m->run = f;
+  m->run_base = get64(f->p + 40);
+  uint8_t foot[RUN_FOOT_PLAIN];
+  if (run_footer(f, foot)) {
+    m->run_unread = "its footer does not open under the nonce and associated "
+                    "data of FORMAT.md 6A.3, or lacks its magic";
+    return 0;
+  }
+  uint64_t ix = get64(foot + 24), ixlen = get64(foot + 32),
+           n = get64(foot + 40);
+  if (ix < RUN_HDR || ixlen < TAG_BYTES || ix + ixlen + RUN_FOOT != f->len ||
+      n > (ix - RUN_HDR) / TAG_BYTES || get64(foot + 16) != m->run_base) {
+    m->run_unread = "its footer's index place, block count or B do not fit";
+    return 0;
+  }
+  uint8_t *plain = malloc((size_t)ixlen);
+  dblock *blk = calloc(n ? n : 1, sizeof *blk);
+  if (!plain || !blk) {
+    free(plain);
+    free(blk);
+    ora_obuf_addf(why, "out of memory");
+    return -1;
+  }
+  size_t nblk = 0, at = RUN_HDR;
+  int rc = run_unseal(f->p, n, RUN_KIND_INDEX, f->p + ix, (size_t)ixlen, plain);
+  if (rc)
+    m->run_unread = "its index does not open under the nonce and associated "
+                    "data of FORMAT.md 6A.3";
+  const uint8_t *p = plain, *end = plain + ixlen - TAG_BYTES;
+  for (uint64_t i = 0; !rc && i < n; i++) {
+    uint64_t klen;
+    if (p == end || (p++, get_varint(&p, end, &klen)) ||
+        (uint64_t)(end - p) < klen + 16 || get64(p + klen) != at) {
+      rc = -1;
+      break;
+    }
+    p += klen;
+    blk[nblk].off = at;
+    blk[nblk++].len = get32(p + 8);
+    at += get32(p + 8);
+    p += 16;
+  }
+  free(plain);
+  if (!rc && (at != ix || !nblk)) {
+    rc = -1;
+    m->run_unread = "its index's blocks do not tile the file up to the index";
+  } else if (rc && !m->run_unread) {
+    m->run_unread = "its index does not parse";
+  }
+  if (rc) {
+    free(blk);
+    return 0;
+  }
+  m->blk = blk;
+  m->nblk = nblk;
+  m->ix_off = (size_t)ix;
+  m->ix_len = (size_t)ixlen;
+  return 0;
 }
 
 /* d must stay unchanged while m is used. */
@@ -530,35 +695,14 @@ static int model_parse(const dset *d, model *m, ora_obuf *why) {
   for (size_t i = 0; i < d->n; i++) { /* sorted: segments ascend */
     const dfile *f = &d->f[i];
     uint64_t no;
-    if (parse_numbered(f->name, "snapshot-", ".kjs", &no)) {
-      if (m->snap) {
-        ora_obuf_addf(why, "two snapshots");
+    if (parse_numbered(f->name, "run-", ".kjr", &no)) {
+      if (m->run) {
+        ora_obuf_addf(why, "two runs");
         return -1;
       }
-      m->snap = f;
-      m->snap_seq = no;
-      if (f->len < SNAP_HDR + SNAP_SS) {
-        ora_obuf_addf(why, "short snapshot");
+      m->run_seq = no;
+      if (run_parse(m, f, why))
         return -1;
-      }
-      m->snap_base = get64(f->p + 40);
-      size_t off = SNAP_HDR + SNAP_SS;
-      while (off + 4 <= f->len) {
-        uint32_t l = get32(f->p + off);
-        if (off + 4 + l > f->len)
-          break;
-        dchunk *nc = realloc(m->ch, (m->nch + 1) * sizeof *nc);
-        if (!nc)
-          return -1;
-        m->ch = nc;
-        m->ch[m->nch].off = off;
-        m->ch[m->nch++].len = l;
-        off += 4 + (size_t)l;
-      }
-      if (!m->nch || off != f->len) {
-        ora_obuf_addf(why, "snapshot chunks do not parse");
-        return -1;
-      }
       continue;
     }
     if (!parse_numbered(f->name, "journal-", ".kjl", &no))
@@ -625,10 +769,16 @@ static void fix_header_xxh(uint8_t *h) {
     put64(h + 120, XXH3_64bits(h, 120));
 }
 
-/* Segment header and snapshot header: XXH3 of bytes 0..55 at 56. */
+/* Segment header: XXH3 of bytes 0..55 at 56. */
 static void fix_head56(uint8_t *h) {
   if (selftest_break != 4)
     put64(h + 56, XXH3_64bits(h, 56));
+}
+
+/* Run header: XXH3 of bytes 0..71 at 72. */
+static void fix_run_xxh(uint8_t *h) {
+  if (selftest_break != 4)
+    put64(h + RUN_XXH_AT, XXH3_64bits(h, RUN_XXH_AT));
 }
 
 static void fix_frame_sum(uint8_t *h) {
@@ -716,6 +866,24 @@ static int put_sentinel(kj_store *s, ora_obuf *why) {
   return rc;
 }
 
+/* BULK_ROWS rows of BULK_VALUE bytes drawn from seed, one commit each, so
+ * that the next checkpoint's run has several blocks. */
+static int put_bulk(kj_store *s, uint64_t seed, ora_obuf *why) {
+  drng r = {seed ^ 0x62756c6b00000000ull};
+  uint8_t v[BULK_VALUE];
+  int rc = KJ_OK;
+  for (unsigned i = 0; !rc && i < BULK_ROWS; i++) {
+    char key[16];
+    int klen = snprintf(key, sizeof key, "bulk-%03u", i);
+    for (size_t j = 0; j < sizeof v; j++)
+      v[j] = (uint8_t)dr_next(&r);
+    rc = kj_put(s, NULL, BULK_TABLE, key, (size_t)klen, v, sizeof v);
+  }
+  if (rc)
+    ora_obuf_addf(why, "bulk rows: %s: %s", st_name(rc), kj_store_errmsg(s));
+  return rc;
+}
+
 static int store_close(kj_store *s, ora_obuf *why) {
   int rc = kj_store_close(s);
   if (rc)
@@ -778,9 +946,17 @@ static int scan_row(void *arg, const void *key, size_t klen, const void *val,
   return 0;
 }
 
+/* A read that failed: its status and message. */
+typedef struct readfail {
+  int rc;
+  char msg[512];
+} readfail;
+
 /* Every row of every table, one line each; and, as `keyjournal verify`
- * does, each table's count against its scan. */
-static int dump_store(kj_store *s, ora_obuf *out, ora_obuf *why) {
+ * does, each table's count against its scan. A read that fails goes to rf
+ * when not NULL (the caller judges it), else to why. */
+static int dump_store_rf(kj_store *s, ora_obuf *out, ora_obuf *why,
+                         readfail *rf) {
   uint64_t total = 0;
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
     scan_acc a = {out, t, 0, 0};
@@ -788,6 +964,11 @@ static int dump_store(kj_store *s, ora_obuf *out, ora_obuf *why) {
     int rc = kj_table_count(s, t, &rows, &bytes);
     if (!rc)
       rc = kj_scan_range(s, NULL, t, NULL, 0, NULL, 0, scan_row, &a);
+    if (rc && rf) {
+      rf->rc = rc;
+      snprintf(rf->msg, sizeof rf->msg, "%s", kj_store_errmsg(s));
+      return -1;
+    }
     if (rc) {
       ora_obuf_addf(why, "reading table %u: %s: %s; ", t, st_name(rc),
                     kj_store_errmsg(s));
@@ -810,6 +991,10 @@ static int dump_store(kj_store *s, ora_obuf *out, ora_obuf *why) {
     return -1;
   }
   return 0;
+}
+
+static int dump_store(kj_store *s, ora_obuf *out, ora_obuf *why) {
+  return dump_store_rf(s, out, why, NULL);
 }
 
 static size_t count_lines(const ora_obuf *b) {
@@ -853,6 +1038,9 @@ static void describe_diff(const ora_obuf *want, const ora_obuf *got,
 #define A_CORRUPT 2u /* KJ_ECORRUPT */
 #define A_EKEY 4u    /* KJ_EKEY (keyjournal.hdr rules 1, 4, 5) */
 #define A_EFORMAT 8u /* KJ_EFORMAT (a changed format version) */
+/* Opens, and reading the rows fails with KJ_ECORRUPT: damage inside a run
+ * block, found only when the block is read (FORMAT.md 6A.7). */
+#define A_RCORRUPT 16u
 
 typedef struct expect {
   const ora_obuf *state; /* the full (untouched) state */
@@ -865,7 +1053,34 @@ typedef struct expect {
 } expect;
 
 static int names_store_file(const char *msg) {
-  return strstr(msg, ".kjl") || strstr(msg, ".kjs") || strstr(msg, HDR_NAME);
+  return strstr(msg, ".kjl") || strstr(msg, ".kjr") || strstr(msg, HDR_NAME);
+}
+
+/* A refusal (what = "open") or a failed read ("read") allowed by x: does
+ * its message name the file, say what x wants, name an offset at or
+ * before the damage? */
+static void judge_message(const expect *x, const char *tag, const char *what,
+                          int rc, const char *m, ora_obuf *why) {
+  int named = x->file ? strstr(m, x->file) != NULL : names_store_file(m);
+  int alt =
+      !named && x->alt && strstr(m, x->alt) && strstr(m, "frames missing");
+  if (!named && !alt)
+    ora_obuf_addf(why, "%s %s: the message does not name %s: '%s'; ", tag, what,
+                  x->file ? x->file : "a store file", m);
+  if (x->want && !strstr(m, x->want))
+    ora_obuf_addf(why, "%s %s: the message does not say '%s': '%s'; ", tag,
+                  what, x->want, m);
+  if (x->need_offset && rc == KJ_ECORRUPT && !alt) {
+    const char *p = strstr(m, "offset ");
+    if (!p)
+      ora_obuf_addf(why, "%s %s: the message names no offset: '%s'; ", tag,
+                    what, m);
+    else if (strtoull(p + 7, NULL, 10) > x->max_off)
+      ora_obuf_addf(why,
+                    "%s %s: the message names an offset after the damage at "
+                    "%" PRIu64 ": '%s'; ",
+                    tag, what, x->max_off, m);
+  }
 }
 
 /* Open dir (read-only or not), read everything, close; append what is
@@ -881,12 +1096,22 @@ static int open_judge(const char *dir, const char *tag, int read_only,
     kj_stats st = KJ_STATS_INIT;
     kj_store_stats(s, &st);
     ora_obuf got = {0};
-    int drc = dump_store(s, &got, why);
+    readfail rf = {0, ""};
+    int drc = dump_store_rf(s, &got, why, &rf);
     int crc = kj_store_close(s);
     ora_obuf_addf(info, "%s=OK(cut %" PRIu64 ") ", tag, st.tail_bytes_cut);
     if (crc)
       ora_obuf_addf(why, "%s: close failed: %s; ", tag, st_name(crc));
-    if (drc == 0) {
+    if (rf.rc) {
+      /* Only damage inside a run block may be found after the open. */
+      ora_obuf_addf(info, "%s read=%s '%s' ", tag, st_name(rf.rc), rf.msg);
+      if (rf.rc != KJ_ECORRUPT || !(x->allow & A_RCORRUPT) ||
+          selftest_break == 7)
+        ora_obuf_addf(why, "%s: reading the rows failed: %s: '%s'; ", tag,
+                      st_name(rf.rc), rf.msg);
+      else
+        judge_message(x, tag, "read", rf.rc, rf.msg, why);
+    } else if (drc == 0) {
       int same = got.len == x->state->len &&
                  (!got.len || !memcmp(got.p, x->state->p, got.len));
       if (!same) {
@@ -910,46 +1135,34 @@ static int open_judge(const char *dir, const char *tag, int read_only,
                  : rc == KJ_EKEY    ? A_EKEY
                  : rc == KJ_EFORMAT ? A_EFORMAT
                                     : 0;
-  if (!(x->allow & bit)) {
+  if (!(x->allow & bit))
     ora_obuf_addf(why, "%s open returned %s: '%s'; ", tag, st_name(rc), m);
-  } else {
-    int named = x->file ? strstr(m, x->file) != NULL : names_store_file(m);
-    int alt =
-        !named && x->alt && strstr(m, x->alt) && strstr(m, "frames missing");
-    if (!named && !alt)
-      ora_obuf_addf(why, "%s: the message does not name %s: '%s'; ", tag,
-                    x->file ? x->file : "a store file", m);
-    if (x->want && !strstr(m, x->want))
-      ora_obuf_addf(why, "%s: the message does not say '%s': '%s'; ", tag,
-                    x->want, m);
-    if (x->need_offset && rc == KJ_ECORRUPT && !alt) {
-      const char *p = strstr(m, "offset ");
-      if (!p)
-        ora_obuf_addf(why, "%s: the message names no offset: '%s'; ", tag, m);
-      else if (strtoull(p + 7, NULL, 10) > x->max_off)
-        ora_obuf_addf(why,
-                      "%s: the message names an offset after the damage at "
-                      "%" PRIu64 ": '%s'; ",
-                      tag, x->max_off, m);
-    }
-  }
+  else
+    judge_message(x, tag, "open", rc, m, why);
   kj_free(msg);
   return rc;
 }
 
 /* after is before, less what FORMAT.md 5.3 lets a read-write open remove
  * before it knows whether the store is sound: *.tmp files and segments
- * numbered below the newest snapshot's base. (Another history's snapshot,
+ * numbered below the newest run's base B. The engine trusts B once the
+ * run's footer, which repeats it, authenticates: so B counts here only
+ * when the footer opens and holds the header's B (another history's run,
  * authentic under the same key, so removes segments before the open is
- * refused.) */
+ * refused; a header with an edited B removes none). */
 static int changed_as_allowed(const dset *before, const dset *after) {
   uint64_t newest = 0, base = 0, no;
+  const dfile *run = NULL;
   for (size_t i = 0; i < before->n; i++)
-    if (parse_numbered(before->f[i].name, "snapshot-", ".kjs", &no) &&
-        no >= newest && before->f[i].len >= SNAP_HDR) {
+    if (parse_numbered(before->f[i].name, "run-", ".kjr", &no) &&
+        (!run || no >= newest)) {
       newest = no;
-      base = get64(before->f[i].p + 40);
+      run = &before->f[i];
     }
+  uint8_t foot[RUN_FOOT_PLAIN];
+  if (run && run_footer(run, foot) == 0 &&
+      get64(foot + 16) == get64(run->p + 40))
+    base = get64(run->p + 40);
   for (size_t i = 0; i < before->n; i++) {
     const dfile *f = &before->f[i];
     const dfile *g = dset_get(after, f->name);
@@ -1301,15 +1514,15 @@ static const field seg_fields[] = {
     {"seg.storeid", 16, 16},  {"seg.segno", 32, 8},  {"seg.firstseq", 40, 8},
     {"seg.reserved2", 48, 8}, {"seg.xxh3", 56, 8}};
 
-static const field snap_fields[] = {{"snap.magic", 0, 8},
-                                    {"snap.version", 8, 4},
-                                    {"snap.reserved", 12, 4},
-                                    {"snap.storeid", 16, 16},
-                                    {"snap.S", 32, 8},
-                                    {"snap.B", 40, 8},
-                                    {"snap.reserved2", 48, 8},
-                                    {"snap.xxh3", 56, 8},
-                                    {"snap.stream_header", 64, 24}};
+static const field run_fields[] = {{"run.magic", 0, 8},
+                                   {"run.version", 8, 4},
+                                   {"run.reserved", 12, 4},
+                                   {"run.storeid", 16, 16},
+                                   {"run.S", 32, 8},
+                                   {"run.B", 40, 8},
+                                   {"run.nonce_prefix", 48, 16},
+                                   {"run.reserved2", 64, 8},
+                                   {"run.xxh3", 72, 8}};
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1333,6 +1546,61 @@ static void frame_regions(dcases *cs, drng *r, const dfile *f,
   dc_region(cs, r, f, fr->off + 1, FRAME_HDR - 1, "frame.header", KF_TRUNC, 0);
 }
 
+/* The run file: every header field; the first, a middle and the last
+ * block (a byte anywhere, its first byte and its tag's last; a zeroed run;
+ * a cut inside it); cuts inside the header, at a block boundary, where the
+ * blocks end, before the footer and before the last byte; the index and
+ * the footer; bytes appended; the file cut to nothing. Every byte of a run
+ * is read (the header and the footer by the open, the index's length from
+ * the footer and the blocks tiling the rest), so each edit must be
+ * refused: the open fails, or, for damage inside a block, which is read
+ * only when a lookup or a scan needs it, reading the rows fails
+ * (A_RCORRUPT). The untouched state is allowed only where an edit
+ * changed no byte (damage_case_fn). */
+static void run_regions(dcases *cs, drng *r, const model *m) {
+  const dfile *f = m->run;
+  size_t n0 = cs->n;
+  for (size_t i = 0; i < NFIELDS(run_fields); i++)
+    dc_region(cs, r, f, run_fields[i].off, run_fields[i].len,
+              run_fields[i].name, KF_FLIP | KF_ZERO, 0);
+  dc_region(cs, r, f, 1, RUN_HDR - 1, "run.header", KF_TRUNC, 0);
+  if (!m->nblk) /* the blocks and the index, not told apart */
+    dc_region(cs, r, f, RUN_HDR, f->len - RUN_HDR - RUN_FOOT, "run.body",
+              KF_FLIP | KF_ZERO | KF_TRUNC, A_RCORRUPT);
+  size_t pick[3] = {0, m->nblk / 2, m->nblk - 1};
+  for (size_t i = 0; m->nblk && i < 3; i++) {
+    if ((i > 0 && pick[i] == pick[0]) || (i == 2 && pick[2] == pick[1]))
+      continue;
+    const dblock *b = &m->blk[pick[i]];
+    dc_region(cs, r, f, b->off, b->len, "run.block",
+              KF_FLIP | KF_ZERO | KF_TRUNC, A_RCORRUPT);
+    dc_add(cs, f->name, b->off, K_FLIP, 0, (uint8_t)(1u << dr_below(r, 8)),
+           "run.block_start", A_CORRUPT | A_RCORRUPT);
+    dc_add(cs, f->name, b->off + b->len - 1, K_FLIP, 0, 0x80, "run.block_tag",
+           A_CORRUPT | A_RCORRUPT);
+    if (pick[i] > 0)
+      dc_add(cs, f->name, b->off, K_TRUNC, 0, 0, "run.block_boundary",
+             A_CORRUPT);
+  }
+  if (m->nblk) {
+    dc_add(cs, f->name, m->ix_off, K_TRUNC, 0, 0, "run.blocks_end", A_CORRUPT);
+    dc_region(cs, r, f, m->ix_off, m->ix_len, "run.index",
+              KF_FLIP | KF_ZERO | KF_TRUNC, 0);
+    dc_add(cs, f->name, m->ix_off + m->ix_len - 1, K_FLIP, 0, 0x01,
+           "run.index_tag", A_CORRUPT);
+  }
+  dc_region(cs, r, f, f->len - RUN_FOOT, RUN_FOOT, "run.footer",
+            KF_FLIP | KF_ZERO | KF_TRUNC, 0);
+  dc_add(cs, f->name, f->len - RUN_FOOT, K_TRUNC, 0, 0, "run.footer_start",
+         A_CORRUPT);
+  dc_add(cs, f->name, f->len - 1, K_TRUNC, 0, 0, "run.end", A_CORRUPT);
+  dc_add(cs, f->name, f->len, K_APPEND, 1 + (uint32_t)dr_below(r, 64), 0,
+         "run.append", A_CORRUPT);
+  dc_add(cs, f->name, 0, K_TRUNC, 0, 0, "run.all", A_CORRUPT);
+  for (size_t i = n0; i < cs->n; i++)
+    cs->v[i].allow &= ~A_OK;
+}
+
 static void damage_cases(const model *m, drng *r, dcases *cs) {
   /* The untouched store: it must open with the full state. */
   dc_add(cs, HDR_NAME, 0, K_NONE, 0, 0, "none", A_OK);
@@ -1345,28 +1613,8 @@ static void damage_cases(const model *m, drng *r, dcases *cs) {
   dc_add(cs, HDR_NAME, 0, K_TRUNC, 0, 0, "hdr.all", A_OK | A_CORRUPT | A_EKEY);
   dc_region(cs, r, h, 1, HDR_BYTES - 1, "hdr.all", KF_TRUNC, A_EKEY);
 
-  /* The snapshot: header fields, stream header, each chunk's length,
-   * body and MAC; cuts anywhere, after the stream header, before the end. */
-  if (m->snap) {
-    const dfile *f = m->snap;
-    for (size_t i = 0; i < NFIELDS(snap_fields); i++)
-      dc_region(cs, r, f, snap_fields[i].off, snap_fields[i].len,
-                snap_fields[i].name, KF_FLIP | KF_ZERO, 0);
-    for (size_t i = 0; i < m->nch; i++) {
-      const dchunk *k = &m->ch[i];
-      dc_region(cs, r, f, k->off, 4, "snap.chunk_len", KF_FLIP | KF_ZERO, 0);
-      if (k->len > TAG_BYTES)
-        dc_region(cs, r, f, k->off + 4, k->len - TAG_BYTES, "snap.chunk_body",
-                  KF_FLIP | KF_ZERO | KF_TRUNC, 0);
-      dc_region(cs, r, f, k->off + 4 + k->len - TAG_BYTES, TAG_BYTES,
-                "snap.chunk_mac", KF_FLIP | KF_ZERO, 0);
-    }
-    dc_region(cs, r, f, 0, SNAP_HDR + SNAP_SS, "snap.head", KF_TRUNC, 0);
-    dc_add(cs, f->name, SNAP_HDR + SNAP_SS, K_TRUNC, 0, 0, "snap.chunks",
-           A_OK | A_CORRUPT);
-    dc_add(cs, f->name, f->len - 1, K_TRUNC, 0, 0, "snap.end",
-           A_OK | A_CORRUPT);
-  }
+  if (m->run)
+    run_regions(cs, r, m);
 
   /* Segments: the base one, the newest, one between; every header field of
    * each. Then chosen frames: the first of the base segment, the first of
@@ -1441,11 +1689,6 @@ static void damage_cases(const model *m, drng *r, dcases *cs) {
   /* Bytes appended to each kind of file; every file cut to nothing. */
   dc_add(cs, HDR_NAME, HDR_BYTES, K_APPEND, 1, 0, "hdr.append",
          A_OK | A_CORRUPT | A_EKEY);
-  if (m->snap) {
-    dc_add(cs, m->snap->name, m->snap->len, K_APPEND, 1, 0, "snap.append",
-           A_OK | A_CORRUPT);
-    dc_add(cs, m->snap->name, 0, K_TRUNC, 0, 0, "snap.all", A_OK | A_CORRUPT);
-  }
   dc_add(cs, first->f->name, first->f->len, K_APPEND,
          1 + (uint32_t)dr_below(r, 64), 0, "seg.append", A_OK | A_CORRUPT);
   if (m->nseg > 1)
@@ -1453,15 +1696,17 @@ static void damage_cases(const model *m, drng *r, dcases *cs) {
            1 + (uint32_t)dr_below(r, 64), 0, "seg.append", A_OK | A_CORRUPT);
   dc_add(cs, last->f->name, 0, K_TRUNC, 0, 0, "seg.all", A_OK | A_CORRUPT);
 
-  /* Two places where the refusal may name another offset or file: the
-   * secretstream header keys the first chunk, whose authentication fails
-   * (at offset 88); and a segment before the newest cut at a frame
-   * boundary ends cleanly, so the next segment's first seq is what no
-   * longer matches (FORMAT.md 5.4, "frames missing"). */
+  /* Two places where the refusal may name another offset or file: a run
+   * header whose bytes 0..71 changed fails its checksum, which the engine
+   * reports at the checksum's offset (72; a lost magic at 0); and a
+   * segment before the newest cut at a frame boundary ends cleanly, so the
+   * next segment's first seq is what no longer matches (FORMAT.md 5.4,
+   * "frames missing"). */
   for (size_t i = 0; i < cs->n; i++) {
     dcase *k = &cs->v[i];
-    if (!strcmp(k->region, "snap.stream_header"))
-      k->report_at = SNAP_HDR + SNAP_SS;
+    if (m->run && !strcmp(k->file, m->run->name) && k->off < RUN_XXH_AT &&
+        (k->kind == K_FLIP || k->kind == K_ZERO))
+      k->report_at = RUN_XXH_AT;
     for (size_t j = 0; k->kind == K_TRUNC && j + 1 < m->nseg; j++)
       if (!strcmp(k->file, m->seg[j].f->name))
         snprintf(k->alt, sizeof k->alt, "%s", m->seg[j + 1].f->name);
@@ -1515,6 +1760,9 @@ static void damage_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
   default:
     break;
   }
+  /* An edit that changed no byte (zeros over zeros) leaves the store as it
+   * was: it must open with its state. */
+  int same = len == f->len && !memcmp(p, f->p, len);
   if (dset_store_with(x->orig, x->work, k->file, p, len) != 0) {
     ora_obuf_addf(why, "writing %s: %s", x->work, strerror(errno));
   } else {
@@ -1523,7 +1771,7 @@ static void damage_case_fn(void *arg, size_t i, ora_obuf *why, ora_obuf *info) {
                 k->alt[0] ? k->alt : NULL,
                 1,
                 k->report_at,
-                k->allow,
+                k->allow | (same ? A_OK : 0),
                 NULL};
     judge(x->work, &e, why, info);
   }
@@ -1556,8 +1804,8 @@ static int build_damage_store(const char *dir, uint64_t seed, size_t n,
   if (rc)
     return rc;
   size_t before = n * 2 / 5, mid = (n - before) / 2;
-  if (!(rc = write_ops(s, &r, before, why)) && !(rc = checkpoint(s, why)) &&
-      !(rc = write_ops(s, &r, mid, why))) {
+  if (!(rc = write_ops(s, &r, before, why)) && !(rc = put_bulk(s, seed, why)) &&
+      !(rc = checkpoint(s, why)) && !(rc = write_ops(s, &r, mid, why))) {
     rc = kj_store_sync(s); /* a sync marker between commits */
     if (rc)
       ora_obuf_addf(why, "sync: %s", st_name(rc));
@@ -2059,6 +2307,13 @@ int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops) {
     rc = KJ_EIO;
     goto out;
   }
+  if (m.run && m.run_unread) {
+    c->divergences++;
+    ora_obuf_addf(&c->report,
+                  "damage: seed=%" PRIu64 " ops=%zu file=%s: the run as "
+                  "written: %s\n",
+                  seed, ops, m.run->name, m.run_unread);
+  }
   drng r = {seed * 0x2545f4914f6cdd1dull + 0xd3a};
   damage_cases(&m, &r, &cs);
   const char *only = getenv("ORA_DAMAGE_ONLY");
@@ -2072,6 +2327,7 @@ int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops) {
     dc_desc(&cs.v[i], desc, sizeof desc);
     skip[i] = only && *only && strcmp(only, desc);
     c->damage_cases += !skip[i];
+    c->run_cases += !skip[i] && m.run && !strcmp(cs.v[i].file, m.run->name);
   }
   dctx x = {work, &d, &cs, &state, c, seed, ops};
   run_cases(c, cs.n, skip, damage_case_fn, &x, damage_result, &x);
@@ -2097,21 +2353,25 @@ out:
  */
 
 /* The histories (build_tamper):
- *   OLD   phase 1, checkpoint 1 (snapshot S1), phase 2, clean close
+ *   OLD   phase 1 and bulk rows, checkpoint 1 (run S1), phase 2, clean
+ *         close
  *   FORK  then phase 3, checkpoint 2 (S2), phase 4a, clean close
  *   A     FORK continued: phase 4b, at least two roll-overs, clean close -
  *         the store every case edits
  *   BS    FORK continued with other commits (a few), clean close
  *   B     BS continued: checkpoint, commits until it is longer than A's
  *         record, clean close
- * A and B share the snapshot S2 and the frames up to FORK's last.
+ * A and B share the run S2 and the frames up to FORK's last.
  *   A2, C2 two stores created afresh under the same key, each with the same
  *         ops (one stream of the generator) and two roll-overs: only their
- *         store ids tell their journals apart. */
+ *         store ids tell their journals apart.
+ *   A2R, C2R  A2 and C2 reopened and checkpointed: two runs at the same S
+ *         that only their store ids (and nonce prefixes) tell apart. */
 typedef struct tworld {
   dset a, old, fork, bs, b;
   dset a2, c2; /* two new stores under the same key: the same ops, other
-                  store ids, no snapshot (their journals start at seq 1) */
+                  store ids, no run (their journals start at seq 1) */
+  dset a2r, c2r;
   model ma, mold, mfork, mbs, mb;
   ora_obuf state; /* A's */
 } tworld;
@@ -2129,6 +2389,8 @@ static void tworld_free(tworld *w) {
   dset_free(&w->b);
   dset_free(&w->a2);
   dset_free(&w->c2);
+  dset_free(&w->a2r);
+  dset_free(&w->c2r);
   ora_obuf_free(&w->state);
 }
 
@@ -2167,8 +2429,8 @@ static int build_tamper(const char *root, uint64_t seed, size_t n, tworld *w,
   size_t p = n / 5;
   /* OLD */
   if ((rc = store_open(a, 1, &s, why)) || (rc = write_ops(s, &r, p, why)) ||
-      (rc = checkpoint(s, why)) || (rc = write_ops(s, &r, p, why)) ||
-      (rc = put_sentinel(s, why)))
+      (rc = put_bulk(s, seed, why)) || (rc = checkpoint(s, why)) ||
+      (rc = write_ops(s, &r, p, why)) || (rc = put_sentinel(s, why)))
     goto out;
   rc = store_close(s, why);
   s = NULL;
@@ -2248,6 +2510,15 @@ static int build_tamper(const char *root, uint64_t seed, size_t n, tworld *w,
     }
     if (!rc && dset_load(d, i ? &w->c2 : &w->a2))
       rc = KJ_EIO;
+    /* A2R, C2R: the same, checkpointed. */
+    if (!rc && !(rc = store_open(d, 0, &s, why))) {
+      rc = checkpoint(s, why);
+      int crc = store_close(s, why);
+      s = NULL;
+      rc = rc ? rc : crc;
+    }
+    if (!rc && dset_load(d, i ? &w->c2r : &w->a2r))
+      rc = KJ_EIO;
     free(d);
     if (rc)
       goto out;
@@ -2270,22 +2541,32 @@ enum {
   T_B_FRAME,     /* v: seq - B's frame over A's */
   T_B_SEG,       /* v: segment number - B's file over A's */
   T_B_EXTRA_SEG, /* v: B's segment after A's newest */
-  T_B_SNAP,      /* B's snapshot instead of A's */
+  T_B_RUN,       /* B's run instead of A's */
   T_B_SHORT_ALL, /* BS's files but A's header */
   T_B_ALL,       /* selftest 2: B's files but A's header */
-  T_OLD_SNAP,    /* a: variant */
+  T_OLD_RUN,     /* a: variant */
   T_OLD_HEADER,  /* a: 0 OLD's header, 1 FORK's */
   T_HDR_FIELD,   /* a: edit */
   T_SEG_FIELD,   /* a: segment, b: edit */
   T_FRAME_FIELD, /* a: segment, b: frame, c: edit */
-  T_SNAP_FIELD,  /* a: edit */
+  T_RUN_FIELD,   /* a: edit */
+  T_RUN_BLOCKS,  /* a: 0 swap blocks b and c, 1 copy block b over c */
+  T_RUN_FOOTER,  /* the older run's footer over A's */
   T_DELETE,      /* a: what */
   T_CUT,         /* a: frame index from the end of the newest segment */
   T_ZERO_MARKER, /* the clean close's sync marker, all zero */
   T_FORGE_SEG,   /* a: 0 empty, 1 holding a relabeled frame */
   T_MOVE_FRAME,  /* a: segment; its last frame moved to the front of a + 1 */
-  T_FOREIGN      /* C2's journal, store ids rewritten, under A2's header */
+  T_FOREIGN,     /* C2's journal, store ids rewritten, under A2's header */
+  T_FOREIGN_RUN  /* A2R with C2R's run, its store id rewritten */
 };
+
+/* Does case op (a: its variant) edit a run file? */
+static int tc_is_run(int op, size_t a) {
+  return op == T_B_RUN || op == T_OLD_RUN || op == T_RUN_FIELD ||
+         op == T_RUN_BLOCKS || op == T_RUN_FOOTER || op == T_FOREIGN_RUN ||
+         (op == T_DELETE && a == 0);
+}
 
 typedef struct tcase {
   char name[128];
@@ -2523,12 +2804,34 @@ static int tamper_apply(const tworld *w, const tcase *k, dset *out) {
     const dseg *s = other_seg(w, k->v);
     return s && dset_set(out, s->f->name, s->f->p, s->f->len) ? 0 : -1;
   }
-  case T_B_SNAP:
-    if (!w->mb.snap || !m->snap)
+  case T_FOREIGN_RUN: {
+    /* Only the store id in the run's associated data can tell: the runs
+     * are of the same ops and S, and the nonce prefix travels with C2R's
+     * header. */
+    const dfile *ha = dset_get(&w->a2r, HDR_NAME);
+    const dfile *rc2 = NULL;
+    for (size_t i = 0; i < w->c2r.n; i++)
+      if (!strncmp(w->c2r.f[i].name, "run-", 4))
+        rc2 = &w->c2r.f[i];
+    dset c;
+    if (!ha || !rc2 || rc2->len < RUN_HDR || !dset_get(&w->a2r, rc2->name) ||
+        dset_clone(&w->a2r, &c))
       return -1;
-    dset_del(out, m->snap->name);
-    return dset_set(out, w->mb.snap->name, w->mb.snap->p, w->mb.snap->len) ? 0
-                                                                           : -1;
+    dfile *f = dset_set(&c, rc2->name, rc2->p, rc2->len);
+    if (f) {
+      memcpy(f->p + 16, ha->p + 16, 16);
+      fix_run_xxh(f->p);
+    }
+    dset_free(out);
+    *out = c;
+    return f ? 0 : -1;
+  }
+  case T_B_RUN:
+    if (!w->mb.run || !m->run)
+      return -1;
+    dset_del(out, m->run->name);
+    return dset_set(out, w->mb.run->name, w->mb.run->p, w->mb.run->len) ? 0
+                                                                        : -1;
   case T_B_SHORT_ALL:
   case T_B_ALL: {
     const dset *src = k->op == T_B_ALL ? &w->b : &w->bs;
@@ -2540,29 +2843,63 @@ static int tamper_apply(const tworld *w, const tcase *k, dset *out) {
     *out = keep;
     return rc;
   }
-  case T_OLD_SNAP: {
-    const dfile *os = w->mold.snap;
-    if (!os || !m->snap)
+  case T_OLD_RUN: {
+    const dfile *os = w->mold.run;
+    if (!os || !m->run)
       return -1;
-    dset_del(out, m->snap->name);
-    if (k->a == 0 || k->a == 3) {
+    dset_del(out, m->run->name);
+    if (k->a == 0 || k->a == 4) {
       if (!dset_set(out, os->name, os->p, os->len))
         return -1;
-      for (size_t i = 0; k->a == 3 && i < w->mold.nseg; i++)
+      for (size_t i = 0; k->a == 4 && i < w->mold.nseg; i++)
         if (!dset_get(out, w->mold.seg[i].f->name) &&
             !dset_set(out, w->mold.seg[i].f->name, w->mold.seg[i].f->p,
                       w->mold.seg[i].f->len))
           return -1;
       return 0;
     }
-    dfile *f = dset_set(out, m->snap->name, os->p, os->len);
+    dfile *f = dset_set(out, m->run->name, os->p, os->len);
     if (!f)
       return -1;
-    if (k->a == 2) { /* claim to be S2, base B2: only the MAC can tell */
-      put64(f->p + 32, m->snap_seq);
-      put64(f->p + 40, m->snap_base);
-      fix_head56(f->p);
+    if (k->a >= 2) { /* claim to be S2 (2: and base B2), XXH3 redone: only
+                        the associated data can tell */
+      put64(f->p + 32, m->run_seq);
+      if (k->a == 2)
+        put64(f->p + 40, m->run_base);
+      fix_run_xxh(f->p);
     }
+    return 0;
+  }
+  case T_RUN_BLOCKS: {
+    /* The blocks' bytes rebuilt between the header and the index, block c
+     * replaced by block b (and, a swap, b by c): the index still claims
+     * the old places and lengths. */
+    const dfile *f = m->run;
+    const dblock *bb = &m->blk[k->b], *bc = &m->blk[k->c];
+    size_t len = f->len + (k->a ? (size_t)bb->len - bc->len : 0);
+    uint8_t *p = malloc(len);
+    if (!p)
+      return -1;
+    memcpy(p, f->p, RUN_HDR);
+    size_t at = RUN_HDR;
+    for (size_t i = 0; i < m->nblk; i++) {
+      const dblock *src = i == k->c                ? bb
+                          : k->a == 0 && i == k->b ? bc
+                                                   : &m->blk[i];
+      memcpy(p + at, f->p + src->off, src->len);
+      at += src->len;
+    }
+    memcpy(p + at, f->p + m->ix_off, f->len - m->ix_off);
+    dfile *g = dset_set(out, f->name, p, len);
+    free(p);
+    return g ? 0 : -1;
+  }
+  case T_RUN_FOOTER: {
+    const dfile *os = w->mold.run;
+    dfile *f = dset_get(out, m->run->name);
+    if (!os || !f || os->len < RUN_FOOT)
+      return -1;
+    memcpy(f->p + f->len - RUN_FOOT, os->p + os->len - RUN_FOOT, RUN_FOOT);
     return 0;
   }
   case T_OLD_HEADER: {
@@ -2679,53 +3016,59 @@ static int tamper_apply(const tworld *w, const tcase *k, dset *out) {
     fix_frame_sum(h);
     return 0;
   }
-  case T_SNAP_FIELD: {
-    dfile *f = dset_get(out, m->snap->name);
+  case T_RUN_FIELD: {
+    dfile *f = dset_get(out, m->run->name);
     uint8_t *h = f->p;
     switch (k->a) {
     case 0:
     case 1:
-    case 7: {
-      uint64_t s = k->a == 7 ? m->snap_seq - 1 : m->snap_seq + 1;
+    case 2: {
+      uint64_t s = k->a == 2 ? m->run_seq - 1 : m->run_seq + 1;
       put64(h + 32, s);
-      fix_head56(h);
+      fix_run_xxh(h);
       if (k->a != 1) {
-        snap_name(s, name);
+        run_name(s, name);
         uint8_t *copy = malloc(f->len);
         size_t len = f->len;
         if (!copy)
           return -1;
         memcpy(copy, f->p, len);
-        dset_del(out, m->snap->name);
+        dset_del(out, m->run->name);
         dfile *nf = dset_set(out, name, copy, len);
         free(copy);
         return nf ? 0 : -1;
       }
       return 0;
     }
-    case 2:
+    case 3:
       put64(h + 40, get64(h + 40) + 1);
       break;
-    case 3:
-      h[12] ^= 1;
-      break;
     case 4:
-      h[52] ^= 1;
+      put64(h + 40, get64(h + 40) - 1);
       break;
     case 5:
-      h[17] ^= 1;
+      h[50] ^= 1; /* the nonce prefix */
+      break;
+    case 6:
+      h[17] ^= 1; /* the store id */
+      break;
+    case 7:
+      h[12] ^= 1;
+      break;
+    case 8:
+      h[66] ^= 1;
       break;
     default:
-      put32(h + 8, 2);
+      put32(h + 8, get32(h + 8) + 1); /* a version above the current one */
       break;
     }
-    fix_head56(h);
+    fix_run_xxh(h);
     return 0;
   }
   case T_DELETE:
     switch (k->a) {
     case 0:
-      dset_del(out, m->snap->name);
+      dset_del(out, m->run->name);
       break;
     case 1:
       dset_del(out, m->seg[0].f->name);
@@ -2918,7 +3261,7 @@ static void tamper_cases(const tworld *w, drng *r, tcases *cs) {
   /* Another history (B, continued from FORK): its frames with the same
    * seqs (the first after the fork authenticates where it stands, so the
    * next of A's must fail), its segments with the same numbers, one past
-   * A's newest, its snapshot, its shorter journal under A's header. */
+   * A's newest, its run, its shorter journal under A's header. */
   uint64_t fork_seq = w->mfork.last_seq;
   uint64_t cand[10] = {fork_seq + 1, fork_seq + 2};
   for (size_t t = 2; t < 10 && m->last_seq > fork_seq + 2; t++)
@@ -2957,29 +3300,78 @@ static void tamper_cases(const tworld *w, drng *r, tcases *cs) {
                       newest->no + 1);
     k->v = newest->no + 1;
   }
-  if (w->mb.snap && m->snap && w->mb.snap_seq != m->snap_seq)
-    tc_add(cs, T_B_SNAP, A_CORRUPT, NULL, "snapshot from another history (%s)",
-           w->mb.snap->name);
+  if (w->mb.run && m->run && w->mb.run_seq != m->run_seq)
+    tc_add(cs, T_B_RUN, A_CORRUPT, NULL, "run from another history (%s)",
+           w->mb.run->name);
   tc_add(cs, T_B_SHORT_ALL, A_CORRUPT, NULL,
-         "journal and snapshot of a shorter other history, header kept");
+         "journal and run of a shorter other history, header kept");
   if (selftest_break == 2)
     tc_add(cs, T_B_ALL, A_CORRUPT, NULL,
-           "journal and snapshot of a longer other history, header kept "
+           "journal and run of a longer other history, header kept "
            "(selftest: undetectable by design)");
 
-  /* The snapshot replaced by the older one of the same store. */
-  if (w->mold.snap && m->snap) {
+  /* The run replaced by the older one of the same store (its header says
+   * S1, B1): as it is (the segments from B1 on are gone), under the name of
+   * the newest (its S is not the name's), relabelled as the newest with the
+   * header's XXH3 redone (S2 and B2: the footer's associated data holds S,
+   * and the footer repeats B; S2 alone: the associated data only), and with
+   * the older segments put back. */
+  if (w->mold.run && m->run) {
     static const char *what[] = {
-        "older snapshot instead of the newest",
-        "older snapshot under the name of the newest",
-        "older snapshot as the newest, header S and B rewritten",
-        "older snapshot with its segments instead of the newest"};
-    static const char *want[] = {NULL, "does not match its name", AUTH, NULL};
-    for (size_t i = 0; i < 4; i++) {
-      tcase *k = tc_add(cs, T_OLD_SNAP, A_CORRUPT, want[i], "%s", what[i]);
+        "older run instead of the newest",
+        "older run under the name of the newest",
+        "older run as the newest, header S and B rewritten, XXH3 redone",
+        "older run as the newest, header S rewritten, XXH3 redone",
+        "older run with its segments instead of the newest"};
+    static const char *want[] = {NULL, "expected", AUTH, AUTH, NULL};
+    for (size_t i = 0; i < NFIELDS(what); i++) {
+      tcase *k = tc_add(cs, T_OLD_RUN, A_CORRUPT, want[i], "%s", what[i]);
       k->a = i;
     }
+    tc_add(cs, T_RUN_FOOTER, A_CORRUPT, AUTH,
+           "footer of the older run over the newest's");
   }
+
+  /* Blocks moved within the run: two swapped (neighbours, a random pair),
+   * one copied over another. Where the lengths match, the index's places
+   * still fit and only the unit number in the nonce and the associated
+   * data can tell; the damage shows when the block is read. A copy of
+   * another length moves the index and the footer. */
+  if (m->run && m->nblk >= 2) {
+    size_t nb = m->nblk, i = (size_t)dr_below(r, nb - 1);
+    size_t sw[2][2] = {{0, 1}, {i, i + 1 + (size_t)dr_below(r, nb - 1 - i)}};
+    for (size_t t = 0; t < 2; t++) {
+      if (t == 1 && sw[1][0] == 0 && sw[1][1] == 1)
+        continue;
+      tcase *k = tc_add(
+          cs, T_RUN_BLOCKS, A_CORRUPT | A_RCORRUPT, AUTH,
+          "swap run blocks %zu and %zu (%" PRIu32 ", %" PRIu32 " bytes)",
+          sw[t][0], sw[t][1], m->blk[sw[t][0]].len, m->blk[sw[t][1]].len);
+      k->b = sw[t][0];
+      k->c = sw[t][1];
+    }
+    size_t from = 0, to = 1;
+    for (size_t x = 0; x < nb; x++)
+      for (size_t y = 0; y < nb; y++)
+        if (x != y && m->blk[x].len == m->blk[y].len) {
+          from = x;
+          to = y;
+          x = nb;
+          break;
+        }
+    int fit = m->blk[from].len == m->blk[to].len;
+    tcase *k = tc_add(
+        cs, T_RUN_BLOCKS, A_CORRUPT | A_RCORRUPT, fit ? AUTH : NULL,
+        "copy run block %zu over block %zu (%" PRIu32 ", %" PRIu32 " bytes)",
+        from, to, m->blk[from].len, m->blk[to].len);
+    k->a = 1;
+    k->b = from;
+    k->c = to;
+  }
+  if (w->a2r.n && w->c2r.n)
+    tc_add(cs, T_FOREIGN_RUN, A_CORRUPT, AUTH,
+           "foreign-run: another store's, at the same S under the same key, "
+           "with this store's id, XXH3 redone");
   /* An older keyjournal.hdr alone claims less than the journal holds:
    * the untouched state, or a refusal. */
   tcase *k = tc_add(cs, T_OLD_HEADER, A_OK | A_CORRUPT, NULL,
@@ -3076,35 +3468,40 @@ static void tamper_cases(const tworld *w, drng *r, tcases *cs) {
     }
   }
 
-  /* The snapshot header edited, XXH3 recomputed: the first chunk's
-   * associated data is that header. */
-  if (m->snap) {
-    static const char *sn_what[] = {"S +1 (renamed to match)",
+  /* The run's header edited, XXH3 recomputed. S is in every unit's
+   * associated data, the nonce prefix in every nonce, B is repeated by the
+   * footer; the store id, the reserved bytes and S against the file name are
+   * checked as they are read, the version is KJ_EFORMAT (FORMAT.md 6A.7). */
+  if (m->run) {
+    static const char *rn_what[] = {"S +1 (renamed to match)",
                                     "S +1",
+                                    "S -1 (renamed to match)",
                                     "B +1",
-                                    "reserved 12..15",
-                                    "reserved 48..55",
+                                    "B -1",
+                                    "nonce prefix byte",
                                     "store id",
-                                    "version",
-                                    "S -1 (renamed to match)"};
-    static const char *sn_want[] = {
-        AUTH, AUTH, AUTH, AUTH, AUTH, "another store", "format version", AUTH};
-    for (size_t i = 0; i < NFIELDS(sn_what); i++) {
-      if (i == 7 && m->snap_seq <= 1)
+                                    "reserved 12..15",
+                                    "reserved 64..71",
+                                    "version"};
+    static const char *rn_want[] = {
+        AUTH, "expected",      AUTH,       "footer",   "footer",
+        AUTH, "another store", "reserved", "reserved", "format version"};
+    for (size_t i = 0; i < NFIELDS(rn_what); i++) {
+      if ((i == 2 && m->run_seq <= 1) || (i == 4 && m->run_base <= 1))
         continue;
-      k = tc_add(cs, T_SNAP_FIELD, i == 6 ? A_EFORMAT : A_CORRUPT, sn_want[i],
-                 "snapshot %s, XXH3 redone", sn_what[i]);
+      k = tc_add(cs, T_RUN_FIELD, i == 9 ? A_EFORMAT : A_CORRUPT, rn_want[i],
+                 "run %s, XXH3 redone", rn_what[i]);
       k->a = i;
     }
   }
 
   /* Files removed or cut: after a clean close the header's record covers
    * every frame, so none of this is in the window of undetectable loss. */
-  static const char *del_what[] = {"the snapshot", "the base segment",
+  static const char *del_what[] = {"the run", "the base segment",
                                    "a middle segment", "the newest segment",
                                    "the two newest segments"};
   for (size_t i = 0; i < NFIELDS(del_what); i++) {
-    if ((i == 0 && !m->snap) || (i == 2 && ns < 3) || (i == 4 && ns < 2))
+    if ((i == 0 && !m->run) || (i == 2 && ns < 3) || (i == 4 && ns < 2))
       continue;
     k = tc_add(cs, T_DELETE, A_CORRUPT, NULL, "delete %s", del_what[i]);
     k->a = i;
@@ -3144,6 +3541,13 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops) {
   }
   if ((rc = build_tamper(root, seed, n, &w, &why)))
     goto out;
+  if (w.ma.run && w.ma.run_unread) {
+    c->divergences++;
+    ora_obuf_addf(&c->report,
+                  "tamper: seed=%" PRIu64 " ops=%zu case=none: the run %s "
+                  "as written: %s\n",
+                  seed, ops, w.ma.run->name, w.ma.run_unread);
+  }
   drng r = {seed * 0x9e3779b97f4a7c15ull + 0x7a3};
   tamper_cases(&w, &r, &cs);
   const char *only = getenv("ORA_TAMPER_ONLY");
@@ -3155,6 +3559,7 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops) {
   for (size_t i = 0; i < cs.n; i++) {
     skip[i] = only && *only && strcmp(only, cs.v[i].name);
     c->tamper_cases += !skip[i];
+    c->run_cases += !skip[i] && tc_is_run(cs.v[i].op, cs.v[i].a);
   }
   tctx x = {work, &w, &cs, c, seed, ops};
   run_cases(c, cs.n, skip, tamper_case_fn, &x, tamper_result, &x);

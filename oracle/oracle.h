@@ -318,6 +318,8 @@ typedef struct ora_campaign {
    * the workload (1-based) that found it; 0 while there is none. */
   uint64_t first_divergence_ms;
   size_t first_divergence_workload;
+  /* Of damage_cases and tamper_cases, those that edit a run file. */
+  uint64_t run_cases;
 } ora_campaign;
 
 /* Differential runs (native vs SQLite), crash sweeps and SIGKILL runs as
@@ -346,17 +348,19 @@ void ora_kv_selftest_break(int which);
 
 /* Build a store from seed (ops commits, with roll-overs and a checkpoint),
  * close it cleanly, then for each case damage one durable region (flipped,
- * zeroed or cut bytes in a segment, a snapshot or the header) and reopen
- * and verify: the outcome must be KJ_ECORRUPT naming the file and offset,
- * or the full state; a silent loss is a divergence. c->damage_cases
- * counts the cases. */
+ * zeroed or cut bytes in a segment, the run file or the header) and reopen
+ * and verify: the outcome must be KJ_ECORRUPT naming the file and offset
+ * (for damage inside a run block, at the open or at the read of the
+ * block), or the full state; a silent loss is a divergence. c->damage_cases
+ * counts the cases, c->run_cases those on the run file. */
 int ora_damage_check(ora_campaign *c, uint64_t seed, size_t ops);
 
 /* The same store, edited by an adversary who holds the files but not the
  * key: frames swapped, replayed or spliced in from another history of the
- * same store, unkeyed checksums recomputed. Every edit must fail
- * authentication (KJ_ECORRUPT); any other outcome is a divergence.
- * c->tamper_cases counts the cases. */
+ * same store, runs relabelled or their blocks moved, unkeyed checksums
+ * recomputed. Every edit must fail authentication (KJ_ECORRUPT); any other
+ * outcome is a divergence. c->tamper_cases counts the cases, c->run_cases
+ * those that edit a run file. */
 int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
 
 /* Checker self-test: make the two checks above mis-judge on purpose, so
@@ -365,7 +369,7 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
  *      (every open that keeps the full state, at least the untouched
  *      store's, is then a divergence);
  *   2: ora_tamper_check also runs a case left out as undetectable by
- *      design: the header kept, the snapshot and the whole journal taken
+ *      design: the header kept, the run and the whole journal taken
  *      from another, longer history of the store; the open succeeds with
  *      that history's state, a divergence;
  *   3: ora_damage_check expects every message to name a file that is not
@@ -378,6 +382,9 @@ int ora_tamper_check(ora_campaign *c, uint64_t seed, size_t ops);
  *      s when 0): a crash and a hang, the rest of the cases still run.
  *   6: ora_damage_check's killed store expects its full state even where
  *      a frame without evidence may be cut as a torn tail.
+ *   7: both checks take a failed read after a successful open as a
+ *      divergence even for damage inside a run block (which the engine
+ *      finds only when it reads the block).
  * Affects every later call in the process. */
 void ora_damage_selftest_break(int which);
 

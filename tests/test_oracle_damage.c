@@ -5,8 +5,9 @@
  * not matter), with no divergence; and the checker can fail: with each
  * deliberate mis-judgement of ora_damage_selftest_break() it reports
  * divergences (a wrong state, a wrong file named, an undetectable splice,
- * checksums not recomputed, a crash and a hang of the judging process),
- * and a reported case replays alone, quickly.
+ * checksums not recomputed, a failed read of a damaged run block, a crash
+ * and a hang of the judging process), and a reported case replays alone,
+ * quickly. The stores checkpoint, so both checks edit their run files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,9 @@ static void clean(uint64_t seed) {
   is(rc, KJ_OK, "damage seed %llu: ran", (unsigned long long)seed);
   ok(c.damage_cases >= 100, "damage seed %llu: %llu cases in %.2f s",
      (unsigned long long)seed, (unsigned long long)c.damage_cases, t1 - t0);
+  ok(c.run_cases >= 30 && c.run_cases < c.damage_cases,
+     "damage seed %llu: %llu of the cases damage the run file",
+     (unsigned long long)seed, (unsigned long long)c.run_cases);
   is(c.divergences, 0, "damage seed %llu: no divergence",
      (unsigned long long)seed);
   if (c.divergences || rc)
@@ -68,6 +72,9 @@ static void clean(uint64_t seed) {
   is(rc, KJ_OK, "tamper seed %llu: ran", (unsigned long long)seed);
   ok(c.tamper_cases >= 50, "tamper seed %llu: %llu cases in %.2f s",
      (unsigned long long)seed, (unsigned long long)c.tamper_cases, t1 - t0);
+  ok(c.run_cases >= 15 && c.run_cases < c.tamper_cases,
+     "tamper seed %llu: %llu of the cases edit the run file",
+     (unsigned long long)seed, (unsigned long long)c.run_cases);
   is(c.divergences, 0, "tamper seed %llu: no divergence",
      (unsigned long long)seed);
   if (c.divergences || rc)
@@ -220,6 +227,10 @@ int main(void) {
   clean(2);
   broken_damage(1, "succeeded with another state");
   broken_damage(3, "the message does not name no-such-file.kjl");
+  /* Damage inside a run block is found when the block is read: taken as a
+   * divergence, some case reports that failed read (so the read path of
+   * the checker is exercised, not only refusals at the open). */
+  broken_damage(7, "reading the rows failed: KJ_ECORRUPT");
   broken_tamper(2, "succeeded with another state");
   broken_tamper(4, "does not say 'authentication'");
   broken_worker();
