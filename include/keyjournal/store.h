@@ -87,9 +87,12 @@
  * write set:
  *   - the overlay: every row put or deleted since the last checkpoint, at
  *     about 60 bytes plus its key and value each (a delete of a row the
- *     run holds keeps its key); checkpoints bound it, since one runs once
+ *     run holds keeps its key); checkpoints bound it, since one starts once
  *     the journal holds snapshot_threshold bytes (default 64 MiB of frames,
- *     which is at most about that much of rows);
+ *     which is at most about that much of rows). While a background
+ *     checkpoint runs, the overlay it is merging is kept too, frozen, and
+ *     the next one starts only after it: so up to twice that, more if
+ *     commits outrun the checkpoint thread;
  *   - the block cache: decoded blocks of the run, at most cache_bytes
  *     (default 8 MiB; a block being read is counted while it is in use,
  *     and a block larger than the cache is read privately and dropped);
@@ -390,7 +393,9 @@ int kj_store_sync(kj_store *s);
  * overlay of changes since it) is written to a temporary file, synced,
  * renamed and the directory synced; only then are the older segments and
  * runs removed, and the overlay emptied. Opening then reads the run's index
- * and replays only what came after it. Commits wait while it runs. Nothing
+ * and replays only what came after it. Commits wait while it runs; an
+ * automatic checkpoint running in the background is waited for first (and
+ * what it left, if it failed, is merged by this one). Nothing
  * to do (no commit since the last run, memory-only store): KJ_OK. Errors:
  * KJ_EREADONLY, KJ_EPOISONED, KJ_ECORRUPT (a block of the previous run
  * is damaged), KJ_EIO, KJ_ENOSPC, KJ_ENOMEM. A failure while writing the
