@@ -608,7 +608,7 @@ typedef struct decoder {
 struct kj_run {
   const kj_vfs *vfs;
   kj_vfs_file *f;
-  pthread_mutex_t io; /* one VFS call at a time (vfs.h) */
+  pthread_mutex_t io; /* one VFS call at a time on f (vfs.h) */
   pthread_mutex_t pool_mu;
   decoder *pool;
   const uint8_t *key;

@@ -2,8 +2,8 @@
  * src/engine/run.h - run files: the whole table state at one journal
  * sequence number as a sorted run on disk, read on demand a block at a time
  * through a block cache (internal). doc/FORMAT.md section 6A is the
- * specification. The engine does not write or read them yet (issue 16):
- * this module is the format, its writer and its reader.
+ * specification: this module is the format, its writer and its reader
+ * (checkpoint.c writes runs, overlay.c and txn.c read them).
  *
  * A run describes the same thing as a snapshot (kj_snap_info: S, B,
  * prev_tag, rows, raw_bytes, file_bytes). Its rows are strictly ascending
@@ -15,9 +15,9 @@
  * memory); a lookup reads at most one block.
  *
  * Threads: a kj_run is immutable once open. Any number of threads may call
- * the read functions on one run (and one cache) at once; the VFS is called
- * by one of them at a time (vfs.h), the decoding runs in parallel. A writer
- * is one thread's.
+ * the read functions on one run (and one cache) at once; its file is read
+ * by one of them at a time (vfs.h: never two calls at once on one file),
+ * the decoding runs in parallel. A writer is one thread's.
  *
  * Keys: `key` is the snapshot subkey (kj_keys.snapshot, 32 bytes). It is
  * not copied: it must outlive the writer or the run.

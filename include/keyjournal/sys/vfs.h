@@ -31,8 +31,11 @@
  *     the file would act on the link only. The one exception: a directory
  *     opened with KJ_VFS_READ alone (the store directory, opened for its
  *     lock; it may be reached through a link);
- *   - the engine calls a VFS from one thread at a time per store handle, but
- *     several store handles may share one VFS, so a VFS with mutable state
+ *   - the engine calls a VFS from several threads at once, also for one
+ *     store handle (readers read run file blocks while a commit writes the
+ *     journal, and a background checkpoint writes its run file), but never
+ *     two calls at once on the same kj_vfs_file; several store handles may
+ *     share one VFS too. A VFS with mutable state shared between files
  *     must lock it.
  *
  * Ownership: open() allocates the kj_vfs_file, close() frees it. list()
