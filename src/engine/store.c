@@ -627,10 +627,12 @@ int kj_store_close(kj_store *s) {
   atomic_store(&s->ckpt_cancel, 1);
   kj_checkpoint_join(s);
   if (pthread_mutex_trylock(&s->writer) != 0) {
+    atomic_store(&s->ckpt_cancel, 0); /* the handle goes on */
     return kj_store_fail_msg(s, KJ_EINVAL,
                              "kj_store_close: a transaction is still open");
   }
   if (atomic_load(&s->committing)) { /* raised before we took the lock */
+    atomic_store(&s->ckpt_cancel, 0);
     pthread_mutex_unlock(&s->writer);
     return kj_store_fail_msg(s, KJ_EINVAL,
                              "kj_store_close: a commit is still running");
