@@ -22,27 +22,27 @@ const char cli_usage_upgrade[] =
     "      a store already current is left alone. Exit 0 when the store is\n"
     "      current at the end.\n";
 
-static int upgrade(const char *cmd, const cli_args *a) {
+/* Open DIR (read-only or read-write, which upgrades), take its figures
+ * and close it. Returns an exit status. */
+static int open_close(const char *cmd, const cli_args *a, int read_only,
+                      kj_stats *st) {
   kj_store *s = NULL;
-  kj_stats st;
-  int rc = cli_open_read_only(cmd, a, &s);
+  int rc = cli_open_store(cmd, a, read_only, &s);
   if (rc != CLI_EXIT_OK)
     return rc;
-  rc = cli_get_stats(cmd, s, &st);
+  rc = cli_get_stats(cmd, s, st);
   int closed = cli_close_store(cmd, s);
+  return rc != CLI_EXIT_OK ? rc : closed;
+}
+
+static int upgrade(const char *cmd, const cli_args *a) {
+  kj_stats st;
+  int rc = open_close(cmd, a, 1, &st);
   if (rc != CLI_EXIT_OK)
     return rc;
-  if (closed != CLI_EXIT_OK)
-    return closed;
   uint32_t before = st.format_version;
-  if ((rc = cli_open_store(cmd, a, 0, &s)) != CLI_EXIT_OK)
+  if ((rc = open_close(cmd, a, 0, &st)) != CLI_EXIT_OK)
     return rc;
-  rc = cli_get_stats(cmd, s, &st);
-  closed = cli_close_store(cmd, s);
-  if (rc != CLI_EXIT_OK)
-    return rc;
-  if (closed != CLI_EXIT_OK)
-    return closed;
   if (before == st.format_version)
     printf("%s: format %" PRIu32 ", already current\n", a->dir, before);
   else
