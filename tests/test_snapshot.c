@@ -64,19 +64,6 @@ static int random_txn(kj_store *s, tu_rng *r) {
   return kj_txn_commit(t);
 }
 
-static int count_files(const char *dir, const char *prefix) {
-  int n = 0;
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "ls %s | grep -c '^%s' 2>/dev/null", dir, prefix);
-  FILE *p = popen(cmd, "r");
-  if (!p)
-    return -1;
-  if (fscanf(p, "%d", &n) != 1)
-    n = -1;
-  pclose(p);
-  return n;
-}
-
 /* n random transactions from r; the first failure, else KJ_OK. */
 static int random_commits(kj_store *s, tu_rng *r, int n) {
   int rc = KJ_OK;
@@ -131,8 +118,8 @@ static void test_round_trip(void) {
      (unsigned long long)st.snapshot_bytes);
   is(st.segments, 1, "older segments removed");
   is(st.journal_bytes, 0, "journal since the snapshot is empty");
-  is(count_files(dir, "journal-"), 1, "one segment file left");
-  is(count_files(dir, "run-"), 1, "one run file");
+  is(tu_count_prefix(dir, "journal-"), 1, "one segment file left");
+  is(tu_count_prefix(dir, "run-"), 1, "one run file");
   is(kj_store_checkpoint(s), KJ_OK, "a second checkpoint with nothing new");
   is(stats(s).snapshots_written, 1, "wrote nothing");
   char *same = dump(s);
@@ -181,7 +168,7 @@ static void test_empty(void) {
   char *dir = tu_mkdtemp();
   kj_store *s = open_store(dir, UINT64_MAX, NULL);
   is(kj_store_checkpoint(s), KJ_OK, "checkpoint of a new store: no-op");
-  is(count_files(dir, "run-"), 0, "no run file for no commits");
+  is(tu_count_prefix(dir, "run-"), 0, "no run file for no commits");
   kj_put(s, NULL, 1, "a", 1, "b", 1);
   kj_delete(s, NULL, 1, "a", 1);
   is(kj_store_checkpoint(s), KJ_OK, "checkpoint of an emptied store");
@@ -210,9 +197,9 @@ static void test_auto(void) {
      "journal since the last snapshot stays near the threshold (%llu)",
      (unsigned long long)st.journal_bytes);
   is(st.snapshot_failures, 0, "no automatic snapshot failed");
-  ok(count_files(dir, "journal-") <= 3 && count_files(dir, "run-") == 1,
-     "old files removed (%d segments, %d runs)", count_files(dir, "journal-"),
-     count_files(dir, "run-"));
+  ok(tu_count_prefix(dir, "journal-") <= 3 && tu_count_prefix(dir, "run-") == 1,
+     "old files removed (%d segments, %d runs)",
+     tu_count_prefix(dir, "journal-"), tu_count_prefix(dir, "run-"));
   char *want = dump(s);
   kj_store_close(s);
   s = open_store(dir, 32 * 1024, NULL);
@@ -295,7 +282,8 @@ static void test_crash_steps(void) {
         /* The recovered store takes commits and checkpoints again. */
         if (kj_put(r, NULL, 1, "after", 5, "x", 1) || kj_store_checkpoint(r) ||
             kj_store_close(r) || !(r = open_store(img, UINT64_MAX, NULL)) ||
-            count_files(img, "run-") != 1 || count_files(img, "journal-") != 1)
+            tu_count_prefix(img, "run-") != 1 ||
+            tu_count_prefix(img, "journal-") != 1)
           bad_after++;
         kj_store_close(r);
       }

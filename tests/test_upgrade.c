@@ -118,17 +118,6 @@ static uint64_t dir_digest(const char *dir) {
   return h;
 }
 
-static int count_prefix(const char *dir, const char *prefix) {
-  int n = 0;
-  DIR *d = opendir(dir);
-  struct dirent *de;
-  while (d && (de = readdir(d)))
-    n += !strncmp(de->d_name, prefix, strlen(prefix));
-  if (d)
-    closedir(d);
-  return n;
-}
-
 static kj_stats stats_of(kj_store *s) {
   kj_stats st = KJ_STATS_INIT;
   kj_store_stats(s, &st);
@@ -175,9 +164,9 @@ static void test_fixture(int snap) {
     is(check_rows(s, snap, name), 0, "%s: every row after the upgrade", name);
     kj_store_close(s);
   }
-  is(count_prefix(w, "run-"), 1, "%s: one run file", name);
-  is(count_prefix(w, "snapshot-"), 0, "%s: no format 1 snapshot left", name);
-  is(count_prefix(w, "journal-"), 1, "%s: one segment left", name);
+  is(tu_count_prefix(w, "run-"), 1, "%s: one run file", name);
+  is(tu_count_prefix(w, "snapshot-"), 0, "%s: no format 1 snapshot left", name);
+  is(tu_count_prefix(w, "journal-"), 1, "%s: one segment left", name);
   s = open_at(w, 1, NULL, NULL);
   ok(s && stats_of(s).format_version == 2 && !check_rows(s, snap, name) &&
          stats_of(s).frames_replayed == 0,

@@ -178,18 +178,22 @@ int tu_for_each_file(const char *dir,
   return n;
 }
 
-int tu_count_entries(const char *dir) {
+int tu_count_prefix(const char *dir, const char *prefix) {
   DIR *d = opendir(dir);
   if (d == NULL)
     return -1;
   int n = 0;
+  size_t pl = strlen(prefix);
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+        strncmp(e->d_name, prefix, pl) == 0)
       n++;
   closedir(d);
   return n;
 }
+
+int tu_count_entries(const char *dir) { return tu_count_prefix(dir, ""); }
 
 struct copy_ctx {
   const char *dst;

@@ -43,6 +43,8 @@ int tu_copy_dir(const char *src, const char *dst);
 int tu_dirs_equal(const char *a, const char *b);
 /* Number of entries in dir other than "." and "..", or -1. */
 int tu_count_entries(const char *dir);
+/* Entries of dir whose name starts with prefix; -1 if dir cannot be read. */
+int tu_count_prefix(const char *dir, const char *prefix);
 /* The bytes of the file at path, read straight (not through a VFS):
  * malloc'd, with a NUL byte after the *len bytes; NULL on an error. */
 void *tu_read_file(const char *path, size_t *len);
