@@ -157,9 +157,9 @@
 #define MAX_VALUE 160u
 #define NKEYS 12u
 /* Rows written before a checkpoint so that its run has several blocks
- * (about 16 KiB each): values of random bytes, which zstd cannot shrink,
+ * (about 8 KiB each): values of random bytes, which zstd cannot shrink,
  * under keys the random ops never touch, in a table they do not use. */
-#define BULK_ROWS 56u
+#define BULK_ROWS 28u
 #define BULK_VALUE 1000u
 #define BULK_TABLE 200u
 #define DEFAULT_TIMEOUT_MS 20000u

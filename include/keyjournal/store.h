@@ -96,9 +96,9 @@
  *   - the block cache: decoded blocks of the run, at most cache_bytes
  *     (default 8 MiB; a block being read is counted while it is in use,
  *     and a block larger than the cache is read privately and dropped);
- *   - the run's index, kept from the open: about 30 bytes plus the first
- *     key per 16 KiB block, and a Bloom filter of about 1.25 bytes per row
- *     (about 2 MB for a million rows of 512 bytes).
+ *   - the run's index, kept from the open: about 70 bytes plus the first
+ *     key per 8 KiB block, and a Bloom filter of about 1.25 bytes per row
+ *     (about 7 MB for a million rows of 512 bytes).
  * A checkpoint also holds, while it writes the new run, one block and
  * 8 bytes per row. A memory-only store (path NULL) has no run: all its rows
  * are the overlay.

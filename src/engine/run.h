@@ -36,8 +36,8 @@
 /* The format version of run files (format version 1 is the rest of the
  * store, FORMAT.md sections 1-8). */
 #define KJ_RUN_VERSION 2u
-/* Block plaintext the writer packs rows up to (FORMAT.md 6A.3 says why). */
-#define KJ_RUN_BLOCK_TARGET (16u * 1024u)
+/* Block plaintext the writer packs rows up to (FORMAT.md 6A.4 says why). */
+#define KJ_RUN_BLOCK_TARGET (8u * 1024u)
 /* The largest block plaintext: one row of the largest key and value, its
  * offset and the row count. */
 #define KJ_RUN_BLOCK_MAX (4u * 1024u * 1024u + 8192u)
