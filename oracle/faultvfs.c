@@ -596,6 +596,12 @@ static int fv_unmap(void *ctx, kj_vfs_file *h, void *p, uint64_t len) {
   return rc;
 }
 
+/* A journal segment under its final name (ora_fault_vfs_on_sync). */
+static int is_segment(const node *n) {
+  size_t len = n && n->path ? strlen(n->path) : 0;
+  return len > 4 && !strcmp(n->path + len - 4, ".kjl");
+}
+
 /* A sync makes durable the writes issued before it began. With a sync
  * window, it then lasts sync_usec with the lock released, so that other
  * threads write meanwhile; what they write stays pending (a real fsync may
@@ -628,7 +634,7 @@ static int fv_sync(void *ctx, kj_vfs_file *h) {
   } else if (!rc && h->n) {
     rc = node_flush(F, h->n, h->writable ? h->base : NULL);
   }
-  if (!rc && F->on_sync)
+  if (!rc && F->on_sync && is_segment(h->n))
     F->on_sync(F->on_sync_arg);
   if (!rc && F->die_syncs && --F->die_syncs == 0)
     F->crash_at = F->ops + 1; /* this sync returns; the next call dies */

@@ -237,8 +237,11 @@ uint64_t ora_fault_vfs_injected(ora_fault_vfs *f);
 /* Zero the counters and disarm everything (crash_at and Nth faults); the
  * pending state is kept. */
 void ora_fault_vfs_reset(ora_fault_vfs *f);
-/* Call fn(arg) after each successful file sync (NULL fn: none). It runs
- * with the VFS lock held and must not call the VFS. */
+/* Call fn(arg) after each successful sync of a journal segment, a file
+ * named *.kjl (NULL fn: none): what makes NORMAL commits durable. Syncs
+ * of other files (new files, among them a segment made ahead, still
+ * *.kjl.tmp; runs; the header) make no frame durable. It runs with the
+ * VFS lock held and must not call the VFS. */
 void ora_fault_vfs_on_sync(ora_fault_vfs *f, void (*fn)(void *arg), void *arg);
 /* Call fn(arg, op, kind) after each rename ('r') or unlink ('u') the VFS
  * makes, op its call number (NULL: none). It runs with the VFS's lock

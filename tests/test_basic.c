@@ -1624,6 +1624,12 @@ static void test_segment_growth(void) {
     for (unsigned n = 1; n <= 6; n++)
       is(seg_size(dir, n), cases[c].want[n - 1], "growth, cap %llu: segment %u",
          (unsigned long long)cases[c].cap, n);
+    /* A checkpoint's roll-over starts again from a first segment's size,
+     * so that the commit that starts one writes little. */
+    is(kj_store_checkpoint(s), KJ_OK, "growth: checkpoint");
+    is(seg_size(dir, 7), cases[c].want[0],
+       "growth, cap %llu: the segment after a checkpoint",
+       (unsigned long long)cases[c].cap);
     uint64_t rows = 0;
     kj_table_count(s, 1, &rows, NULL);
     is(kj_store_close(s), KJ_OK, "growth: close");
@@ -1635,6 +1641,125 @@ static void test_segment_growth(void) {
     }
     ok(rows > 0 && again == rows, "growth, cap %llu: reopen holds %llu rows",
        (unsigned long long)cases[c].cap, (unsigned long long)rows);
+    tu_rmrf(dir);
+    free(dir);
+  }
+}
+
+/* Segments made ahead (journal.c): once segments are full size (64 KiB
+ * here), the next one is written and synced ahead, as a .tmp, so that a
+ * roll-over only writes its header. Every roll-over of a handle uses the
+ * one made for it; one that failed to be made (a failed write) leaves the
+ * roll-over to create its segment itself; a frame too large for it gets a
+ * segment of its own; close removes the one left. Both ways of making
+ * them: in a thread of its own, and inline (checkpoint_inline). */
+static int ahead_exists(const char *dir, uint64_t segno, long long *size) {
+  char name[64];
+  snprintf(name, sizeof name, "journal-%016llx.kjl.tmp",
+           (unsigned long long)segno);
+  char *p = tu_path(dir, name);
+  *size = tu_file_size(p);
+  free(p);
+  return *size >= 0;
+}
+
+static void test_segments_ahead(void) {
+  for (int inl = 0; inl <= 1; inl++) {
+    char *dir = tu_mkdtemp();
+    tu_vfs tv;
+    kj_options o;
+    tu_options_vfs(&o, &tv);
+    o.segment_bytes = 64 * 1024;
+    o.snapshot_threshold = UINT64_MAX;
+    o.checkpoint_inline = inl;
+    kj_store *s = tu_store_open_ok(dir, &o, "ahead");
+    if (!s) {
+      tu_vfs_destroy(&tv);
+      tu_rmrf(dir);
+      free(dir);
+      continue;
+    }
+    char v[4000], k[16];
+    memset(v, 'a', sizeof v);
+    kj_stats st = KJ_STATS_INIT;
+    int rc = KJ_OK, i = 0, armed = 0;
+    uint64_t rolls_then = 0;
+    while (!rc && st.segments < 12 && i < 1000) {
+      snprintf(k, sizeof k, "a%06d", i++);
+      uint64_t before = st.segments;
+      rc = kj_put(s, NULL, 1, k, strlen(k), v, sizeof v);
+      stats_of(s, &st);
+      /* Inline, after the fourth roll-over: the commit that fills half of
+       * the fifth segment makes the sixth, and the creation of its file
+       * fails (commits open no file, and roll-overs do not come before). */
+      if (inl && !armed && st.segments == 5 && before == 4) {
+        tu_vfs_arm(&tv, TU_OPEN, 1, KJ_ENOSPC, TU_ARM_ONCE);
+        armed = 1;
+        rolls_then = st.segments_ahead;
+      }
+    }
+    tu_vfs_disarm(&tv);
+    is(rc, KJ_OK, "ahead (%s): %d commits of 4 KB, %llu segments",
+       inl ? "inline" : "thread", i, (unsigned long long)st.segments);
+    if (inl) {
+      is(tu_vfs_injected(&tv), 1, "ahead (inline): one file creation failed");
+      is(rolls_then, 4, "ahead (inline): the first four rolls used theirs");
+      is(st.segments_ahead, st.segments - 2,
+         "ahead (inline): every roll-over but the one whose segment failed "
+         "used one (%llu of %llu)",
+         (unsigned long long)st.segments_ahead,
+         (unsigned long long)st.segments - 1);
+      long long size;
+      ok(!ahead_exists(dir, st.segments + 1, &size),
+         "ahead (inline): none made in a segment that just began");
+      for (int n = 0; !rc && n < 9; n++) {
+        snprintf(k, sizeof k, "a%06d", i++);
+        rc = kj_put(s, NULL, 1, k, strlen(k), v, sizeof v);
+      }
+      stats_of(s, &st);
+      ok(!rc && ahead_exists(dir, st.segments + 1, &size) && size == 64 * 1024,
+         "ahead (inline): once it is half full, the next one waits as a "
+         ".tmp of 64 KiB");
+    } else {
+      is(st.segments_ahead, st.segments - 1,
+         "ahead (thread): every roll-over used the segment made (%llu of "
+         "%llu)",
+         (unsigned long long)st.segments_ahead,
+         (unsigned long long)st.segments - 1);
+    }
+    /* A frame larger than a segment: its own segment, sized for it. */
+    uint64_t segs = st.segments, used = st.segments_ahead;
+    size_t big = 100 * 1024;
+    char *bv = malloc(big);
+    memset(bv, 'B', big);
+    is(kj_put(s, NULL, 2, "big", 3, bv, big), KJ_OK,
+       "ahead (%s): a 100 KB value", inl ? "inline" : "thread");
+    stats_of(s, &st);
+    is(st.segments, segs + 1, "ahead: it rolled over");
+    is(st.segments_ahead, used, "ahead: not into the segment made ahead");
+    ok(seg_size(dir, (unsigned)st.segments) > (long long)big,
+       "ahead: its segment holds it (%lld bytes)",
+       seg_size(dir, (unsigned)st.segments));
+    uint64_t rows = 0;
+    kj_table_count(s, 1, &rows, NULL);
+    is(kj_store_close(s), KJ_OK, "ahead: close");
+    long long size;
+    ok(!ahead_exists(dir, st.segments + 1, &size),
+       "ahead (%s): close removed the segment made ahead",
+       inl ? "inline" : "thread");
+    is(tu_count_prefix(dir, "journal-"), (int)st.segments,
+       "ahead: no other file left");
+    s = tu_store_open_ok(dir, &o, "ahead: reopen");
+    uint64_t again = 0;
+    if (s) {
+      kj_table_count(s, 1, &again, NULL);
+      ok(tu_get_eq(s, NULL, 2, "big", 3, bv, big), "ahead: the big value");
+      kj_store_close(s);
+    }
+    is(again, rows, "ahead (%s): reopen holds all %llu rows",
+       inl ? "inline" : "thread", (unsigned long long)rows);
+    free(bv);
+    tu_vfs_destroy(&tv);
     tu_rmrf(dir);
     free(dir);
   }
@@ -1655,5 +1780,6 @@ int main(void) {
   test_savepoint();
   tu_with_store_dir("presence", NULL, test_presence);
   test_segment_growth();
+  test_segments_ahead();
   return tap_done();
 }

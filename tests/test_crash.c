@@ -125,13 +125,13 @@ static void shrunk_replay(void) {
     show_report(&c, 1200);
   ora_obuf_free(&c.report);
 
-  /* A crash point well into a workload of 300 ops (VFS call 305; moves
+  /* A crash point well into a workload of 300 ops (VFS call 312; moves
    * when the engine's calls change): shrunk to a few ops. */
   memset(&c, 0, sizeof c);
   c.selftest_sync_off = 1;
   is(ora_replay(&c,
                 "crash: seed=12 ops=300 mix=realistic mode=full "
-                "snapshots=small point=305 pattern=drop recovery_crash=0 "
+                "snapshots=small point=312 pattern=drop recovery_crash=0 "
                 "salt=16",
                 30000),
      KJ_OK, "shrink: replay of a late crash point");

@@ -103,6 +103,18 @@
  * 8 bytes per row. A memory-only store (path NULL) has no run: all its rows
  * are the overlay.
  *
+ * Disk: the newest run file, the journal segments written since it (up to
+ * segment_bytes each: a new store's first is 64 KiB, each next one four
+ * times the one before), the header and the lock file. A checkpoint writes
+ * its run beside the old one and then removes the old run and segments.
+ * While a read-write handle is open and its segments have reached 1 MiB
+ * (or segment_bytes, if smaller), the next segment is also written ahead,
+ * as zeros, once the live one is half full, in a thread of its own
+ * (checkpoint_inline: in the committing thread): a file journal-*.kjl.tmp
+ * of up to segment_bytes, which close removes. A roll-over to a new
+ * segment then only writes its header, instead of all of it within a
+ * commit. The segment a checkpoint rolls over to starts again at 64 KiB.
+ *
  * Ownership: kj_store_open() allocates the handle, kj_store_close() frees it.
  * kj_txn_begin() allocates a transaction; kj_txn_commit() and
  * kj_txn_rollback() free it, whatever they return. kj_get() returns a value
@@ -241,7 +253,9 @@ typedef struct kj_options {
    * while the thread merges it into a new run (the frozen overlay stays in
    * memory until then; one checkpoint at a time). Non-zero: in the commit
    * that crosses the threshold, which then waits for the whole run, as
-   * kj_store_checkpoint() does (deterministic, for tests). */
+   * kj_store_checkpoint() does; and the next journal segment (see "Disk"
+   * above) is made in the commit after a roll-over, not in a thread of its
+   * own. Deterministic: for tests. */
   int checkpoint_inline;
 } kj_options;
 
@@ -455,7 +469,7 @@ int64_t kj_store_clock(kj_store *s);
  * kj_store_close(). */
 const char *kj_store_path(kj_store *s);
 
-#define KJ_STATS_VERSION 2
+#define KJ_STATS_VERSION 3
 
 typedef struct kj_stats {
   int version; /* KJ_STATS_VERSION; set by the caller (KJ_STATS_INIT) */
@@ -494,6 +508,10 @@ typedef struct kj_stats {
    * (kj_store_sync, close) and segment roll-overs. Syncs of recovery at
    * open, of new files and of the directory are not counted. */
   uint64_t syncs;
+  /* Version 3. Roll-overs that found their new segment already made:
+   * once segments are 1 MiB or full size, the next one is written and
+   * synced ahead, off the commit path (see "Disk" above). */
+  uint64_t segments_ahead;
 } kj_stats;
 
 #define KJ_STATS_INIT                                                          \

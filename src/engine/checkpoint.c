@@ -224,21 +224,23 @@ int kj_checkpoint_write_run(kj_store *s, const char *dir, int with_overlay,
   return kj_run_writer_finish(w, info, renamed, e);
 }
 
-/* The run at info->seq, just written, becomes the store's, in place of the
- * old run and the frozen overlay it merged; with clear_overlay the overlay
- * empties too (the run holds all of it: a checkpoint that ran under the
- * writer lock). Writer lock held. */
-static int install_run(kj_store *s, const kj_snap_info *info, int clear_overlay,
-                       kj_errbuf *e) {
+/* Open the run at info->seq, just written (the checkpoint thread reads its
+ * index before it takes any lock). */
+static int open_new_run(kj_store *s, const kj_snap_info *info, kj_run **nr,
+                        kj_errbuf *e) {
   char name[64], path[KJ_PATH_MAX];
   kj_run_name(info->seq, name, sizeof name);
   kj_path(path, s->dir, name);
-  kj_run *nr;
   kj_snap_info got;
-  int rc = kj_run_open(s->vfs, path, s->keys->snapshot, s->store_id, info->seq,
-                       &nr, &got, e);
-  if (rc)
-    return rc;
+  return kj_run_open(s->vfs, path, s->keys->snapshot, s->store_id, info->seq,
+                     nr, &got, e);
+}
+
+/* nr, the run just written, becomes the store's, in place of the old run
+ * and the frozen overlay it merged; with clear_overlay the overlay empties
+ * too (the run holds all of it: a checkpoint that ran under the writer
+ * lock). Writer lock held. */
+static void install_run(kj_store *s, kj_run *nr, int clear_overlay) {
   pthread_rwlock_wrlock(&s->rows);
   kj_run *old = s->run;
   s->run = nr;
@@ -261,23 +263,31 @@ static int install_run(kj_store *s, const kj_snap_info *info, int clear_overlay,
   memset(s->stats_dirty, 0xff, sizeof s->stats_dirty);
   pthread_rwlock_unlock(&s->rows);
   kj_run_close(old, s->cache);
-  return KJ_OK;
 }
 
-/* Steps 3 and 4 of FORMAT.md 6.1 once the run at info is installed, and
- * its statistics. Writer lock held. */
-static int after_install(kj_store *s, const kj_snap_info *info,
-                         const struct timespec *t0, kj_errbuf *e) {
+/* Step 3 of FORMAT.md 6.1 once the run at info is installed, and its
+ * statistics. Writer lock held. */
+static int note_install(kj_store *s, const kj_snap_info *info,
+                        const struct timespec *t0, kj_errbuf *e) {
   pthread_mutex_lock(&s->mu);
   s->snap = *info;
   s->snapshots_written++;
   s->snapshot_usec = kj_usec_since(t0);
   pthread_mutex_unlock(&s->mu);
-  /* 3. A format 1 header says so now (older builds then refuse the store
-   * rather than miss its run), 4. what the run replaces. */
-  int rc = s->header_version < 2 ? s->upgrade_header(s, e) : KJ_OK;
-  if (!rc)
-    rc = kj_journal_drop_before(s->journal, info->base, e);
+  /* A format 1 header says so now (older builds then refuse the store
+   * rather than miss its run). */
+  return s->header_version < 2 ? s->upgrade_header(s, e) : KJ_OK;
+}
+
+/* Step 4: remove what the run at info replaces, the segments before its
+ * base and the older runs and snapshots, and sync the directory. Needs no
+ * lock (the checkpoint thread runs it after letting the writer lock go, so
+ * that commits do not wait for the unlinks): nothing else writes or
+ * removes those files, and the next checkpoint starts only after this one
+ * has ended. The journal's own count of them is then updated under the
+ * writer lock (kj_journal_forget_before). */
+static int drop_replaced(kj_store *s, const kj_snap_info *info, kj_errbuf *e) {
+  int rc = kj_journal_remove_before(s->journal, info->base, e);
   if (!rc)
     rc = kj_checkpoint_drop_old(s, e);
   return rc;
@@ -315,10 +325,13 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   int renamed = 0;
   if (!rc)
     rc = kj_checkpoint_write_run(s, s->dir, 1, &info, &renamed, e);
+  kj_run *nr = NULL;
+  if (!rc && !(rc = open_new_run(s, &info, &nr, e)))
+    install_run(s, nr, 1);
   if (!rc)
-    rc = install_run(s, &info, 1, e);
-  if (!rc)
-    rc = after_install(s, &info, &t0, e);
+    rc = note_install(s, &info, &t0, e);
+  if (!rc && !(rc = drop_replaced(s, &info, e)))
+    kj_journal_forget_before(s->journal, info.base);
   if (kj_journal_poisoned(s->journal) || (rc && renamed))
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */
   kj_store_refresh_stats(s);
@@ -345,10 +358,13 @@ static void count_failure(kj_store *s, int rc, const kj_errbuf *e) {
 }
 
 /* The checkpoint thread: merge the frozen overlay over the run into the
- * run at s->frozen_info, with no lock held (nothing it reads changes: the
- * frozen maps are written by nobody, the run is replaced only by this
- * thread or, after joining it, by a checkpoint under the writer lock), then
- * install it and remove what it replaces under the writer lock. */
+ * run at s->frozen_info and open it (read its index), with no lock held
+ * (nothing it reads changes: the frozen maps are written by nobody, the
+ * run is replaced only by this thread or, after joining it, by a
+ * checkpoint under the writer lock); install it under the writer lock;
+ * remove what it replaces with no lock held; and take the writer lock
+ * again, briefly, for the journal's count and the statistics. So commits
+ * wait only for the swap, not for any I/O. */
 static void *checkpoint_main(void *arg) {
   kj_store *s = arg;
   kj_errbuf e;
@@ -361,13 +377,27 @@ static void *checkpoint_main(void *arg) {
     atomic_store(&s->ckpt_done, 1);
     return NULL;
   }
+  kj_run *nr = NULL;
+  if (!rc)
+    rc = open_new_run(s, &info, &nr, &e); /* its index, before the lock */
   pthread_mutex_lock(&s->writer);
-  if (!rc && (atomic_load(&s->poisoned) || atomic_load(&s->broken)))
+  if (!rc && (atomic_load(&s->poisoned) || atomic_load(&s->broken))) {
     rc = kj_err(&e, KJ_EPOISONED, "handle poisoned by an earlier failure");
+    kj_run_close(nr, NULL);
+  }
   if (!rc)
-    rc = install_run(s, &info, 0, &e);
+    install_run(s, nr, 0);
   if (!rc)
-    rc = after_install(s, &info, &t0, &e);
+    rc = note_install(s, &info, &t0, &e);
+  int installed = !rc;
+  if (installed)
+    pthread_mutex_unlock(&s->writer);
+  if (installed) {
+    rc = drop_replaced(s, &info, &e);
+    pthread_mutex_lock(&s->writer);
+    if (!rc)
+      kj_journal_forget_before(s->journal, info.base);
+  }
   if (kj_journal_poisoned(s->journal) || (rc && renamed))
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */
   if (rc) {
@@ -444,6 +474,19 @@ int kj_checkpoint_due(kj_store *s) {
   kj_journal_stats js;
   kj_journal_get_stats(s->journal, &js);
   return js.journal_bytes >= s->next_checkpoint;
+}
+
+void kj_checkpoint_ahead(kj_store *s) {
+  /* While one runs, the next is at least a threshold away. */
+  if (!s->journal || s->read_only || s->snapshot_threshold == UINT64_MAX ||
+      atomic_load(&s->ckpt_running))
+    return;
+  kj_journal_stats js;
+  kj_journal_get_stats(s->journal, &js);
+  kj_journal_roll_expected(s->journal,
+                           js.journal_bytes >= s->next_checkpoint
+                               ? 0
+                               : s->next_checkpoint - js.journal_bytes);
 }
 
 void kj_checkpoint_maybe(kj_store *s) {

@@ -39,6 +39,10 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e);
  * worth of journal; it never fails the commit, which is durable already.
  * Caller holds the writer lock. */
 void kj_checkpoint_maybe(kj_store *s);
+/* After a commit's frame: tell the journal how far the next automatic
+ * checkpoint's roll-over is, so that it makes that segment ahead
+ * (kj_journal_roll_expected). Writer lock held. */
+void kj_checkpoint_ahead(kj_store *s);
 /* 1 when kj_checkpoint_maybe() would write a snapshot now (writer lock). */
 int kj_checkpoint_due(kj_store *s);
 

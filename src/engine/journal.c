@@ -46,6 +46,7 @@
 #define FRAME_MARKER 2u
 #define AD_BYTES (KJ_STORE_ID_BYTES + 8 + 32 + KJ_TAG_BYTES)
 #define ZERO_CHUNK (1u << 20)
+#define AHEAD_SYNC (2u << 20) /* a multiple of ZERO_CHUNK */
 
 struct kj_journal {
   kj_journal_cfg cfg; /* cfg.dir points to dir */
@@ -127,6 +128,19 @@ struct kj_journal {
   size_t ntally, captally;
   uint64_t frames_replayed;
   uint64_t tail_cut;
+
+  /* The next segment, made ahead of its roll-over (see "segments made
+   * ahead" below). Writer side only, except what the maker thread owns
+   * while ah_running: ah_d and ah_rc, read only after it is joined. */
+  pthread_t ah_thread;
+  int ah_running; /* the maker thread was started and not yet joined */
+  int ah_ready;   /* ah_d holds a made segment, NAME.tmp, not yet used */
+  int ah_want;    /* start one once the live segment is half full */
+  atomic_int ah_cancel;
+  uint64_t ah_segno, ah_size;
+  kj_durable ah_d;
+  int ah_rc;
+  uint64_t ah_used; /* roll-overs that used one */
 };
 
 /* ---- names and small helpers ------------------------------------------ */
@@ -259,17 +273,30 @@ static int read_file(const kj_vfs *vfs, const char *path, file_buf *fb,
 }
 
 /* Write n zero bytes at off. */
+/* Zeros over [off, off + n) of f, ZERO_CHUNK bytes at a time. With
+ * cancel, stops with KJ_EBUSY (no message) at the first chunk after it was
+ * set. With sync_each, each AHEAD_SYNC bytes are synced before more are
+ * written: a segment made ahead, beside commits, never puts more than that
+ * in the device's queue ahead of a commit's fdatasync (on the development
+ * machine 2 MiB took about 2.5 ms to write back: a commit that waits
+ * behind it waits that long, and 8 MiB holds up four or so commits). */
 static int write_zeros(const kj_vfs *vfs, kj_vfs_file *f, uint64_t off,
-                       uint64_t n) {
+                       uint64_t n, atomic_int *cancel, int sync_each) {
   uint8_t *z = calloc(1, ZERO_CHUNK);
   if (!z)
     return KJ_ENOMEM;
   int rc = KJ_OK;
   while (n && !rc) {
+    if (cancel && atomic_load(cancel)) {
+      rc = KJ_EBUSY;
+      break;
+    }
     size_t k = n < ZERO_CHUNK ? (size_t)n : ZERO_CHUNK;
     rc = vfs->write(vfs->ctx, f, z, k, off);
     off += k;
     n -= k;
+    if (!rc && sync_each && (off % AHEAD_SYNC == 0 || !n))
+      rc = vfs->sync(vfs->ctx, f);
   }
   free(z);
   return rc;
@@ -344,10 +371,12 @@ static int map_reserve(kj_journal *j, uint64_t off, uint64_t n,
 /* ---- segments --------------------------------------------------------- */
 
 /* Segments grow (FORMAT.md 4): a store's first is FIRST_SEGMENT bytes,
- * each next one four times the one before, up to segment_bytes. Creating
- * a segment writes and syncs all of it, so a new store costs a 64 KiB
- * write, not 8 MiB (56 ms), and opening a small store reads 64 KiB; a
- * busy store reaches full-size segments after four roll-overs. */
+ * each next one four times the one before, up to segment_bytes; so does
+ * the first after a checkpoint's roll-over. Creating a segment writes and
+ * syncs all of it, so a new store costs a 64 KiB write, not 8 MiB
+ * (56 ms), opening a small store reads 64 KiB, and the commit that starts
+ * a checkpoint creates 64 KiB; a busy store reaches full-size segments
+ * after four roll-overs. */
 #define FIRST_SEGMENT (64u * 1024u)
 
 /* The size of the segment after one of prev bytes (0: a store's first). */
@@ -359,15 +388,40 @@ static uint64_t next_segment_size(const kj_journal_cfg *cfg, uint64_t prev) {
   return size < cfg->segment_bytes ? size : cfg->segment_bytes;
 }
 
-/* Create segment segno durably (kj_durable: tmp, header and zeros, sync,
- * rename, sync dir; no syncs under KJ_SYNC_OFF) and leave it open for
- * writing in *out. *renamed as kj_durable's. */
-static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
-                          uint64_t segno, uint64_t first_seq, uint64_t size,
+/* A segment's first step: NAME.tmp of size zeros, open for writing in d
+ * (kj_durable_begin), synced too with sync_now (unless KJ_SYNC_OFF), so
+ * that finish_segment()'s sync has only the header left to write back.
+ * cancel as write_zeros(). On failure nothing is left. */
+static int prepare_segment(const kj_journal_cfg *cfg, uint64_t segno,
+                           uint64_t size, int sync_now, atomic_int *cancel,
+                           kj_durable *d, kj_errbuf *e) {
+  const kj_vfs *vfs = cfg->vfs;
+  unsigned flags = cfg->sync != KJ_SYNC_OFF ? KJ_DURABLE_SYNC : 0;
+  char name[SEG_NAME_BYTES];
+  seg_name(segno, name);
+  int rc = kj_durable_begin(d, vfs, cfg->dir, name, flags, e);
+  if (rc)
+    return rc;
+  errno = 0;
+  rc = write_zeros(vfs, d->f, 0, size, cancel, sync_now && flags);
+  if (rc) {
+    if (rc != KJ_EBUSY)
+      kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", d->tmp, size,
+             kj_err_cause());
+    kj_durable_abort(d);
+  }
+  return rc;
+}
+
+/* A segment's last step: its header (number segno, first frame first_seq)
+ * over the prepared zeros, then kj_durable_commit (sync, rename, sync of
+ * the directory); the segment is left open for writing in *out. *renamed
+ * as kj_durable's. */
+static int finish_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
+                          uint64_t segno, uint64_t first_seq, kj_durable *d,
                           kj_vfs_file **out, int *renamed, kj_errbuf *e) {
   const kj_vfs *vfs = cfg->vfs;
   *renamed = 0;
-
   uint8_t h[KJ_SEGMENT_HEADER] = {0};
   memcpy(h, SEG_MAGIC, 8);
   kj_put32(h + 8, FORMAT_VERSION);
@@ -375,33 +429,102 @@ static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
   kj_put64(h + 32, segno);
   kj_put64(h + 40, first_seq);
   kj_put64(h + 56, XXH3_64bits(h, 56));
-
-  unsigned flags = cfg->sync != KJ_SYNC_OFF ? KJ_DURABLE_SYNC : 0;
-  char name[SEG_NAME_BYTES];
-  seg_name(segno, name);
-  kj_durable d;
-  int rc = kj_durable_begin(&d, vfs, cfg->dir, name, flags, e);
-  if (rc)
-    return rc;
   errno = 0;
-  rc = kj_durable_write(&d, h, sizeof h, 0, NULL);
-  if (!rc)
-    rc = write_zeros(vfs, d.f, KJ_SEGMENT_HEADER, size - KJ_SEGMENT_HEADER);
+  int rc = kj_durable_write(d, h, sizeof h, 0, NULL);
   if (rc) {
-    kj_err(e, rc, "preallocate %s (%" PRIu64 " bytes): %s", d.tmp, size,
-           kj_err_cause());
-    kj_durable_abort(&d);
+    kj_err(e, rc, "write %s: %s", d->tmp, kj_err_cause());
+    kj_durable_abort(d);
     return rc;
   }
-  rc = kj_durable_commit(&d, e);
-  *renamed = d.renamed;
+  rc = kj_durable_commit(d, e);
+  *renamed = d->renamed;
   if (rc)
     return rc;
   errno = 0;
-  rc = vfs->open(vfs->ctx, d.fin, KJ_VFS_WRITE, out);
+  rc = vfs->open(vfs->ctx, d->fin, KJ_VFS_WRITE, out);
   if (rc)
-    return kj_err(e, rc, "open %s: %s", d.fin, kj_err_cause());
+    return kj_err(e, rc, "open %s: %s", d->fin, kj_err_cause());
   return KJ_OK;
+}
+
+/* Create segment segno durably (kj_durable: tmp, zeros and header, sync,
+ * rename, sync dir; no syncs under KJ_SYNC_OFF) and leave it open for
+ * writing in *out. *renamed as kj_durable's. */
+static int create_segment(const kj_journal_cfg *cfg, const uint8_t *store_id,
+                          uint64_t segno, uint64_t first_seq, uint64_t size,
+                          kj_vfs_file **out, int *renamed, kj_errbuf *e) {
+  *renamed = 0;
+  kj_durable d;
+  int rc = prepare_segment(cfg, segno, size, 0, NULL, &d, e);
+  if (rc)
+    return rc;
+  return finish_segment(cfg, store_id, segno, first_seq, &d, out, renamed, e);
+}
+
+/* ---- segments made ahead ---------------------------------------------- */
+
+/* A roll-over needs the next segment: up to segment_bytes of zeros,
+ * written and synced (8 MiB took about 12 ms on the development machine),
+ * in the commit that rolls, under the writer lock. So once segments are
+ * large (AHEAD_MIN, or full size), the next one is prepared ahead: when
+ * the live segment is half full, a thread of its own writes and syncs
+ * NAME.tmp (FORMAT.md 1: a .tmp is never trusted; close removes it, and so
+ * does the next read-write open after a crash), a chunk at a time, while
+ * commits go on. The roll-over then only writes the header, syncs,
+ * renames and syncs the directory. Half full: early enough that the
+ * segment is made long before it is needed unless commits outrun the disk
+ * (the roll-over then waits for the rest), late enough that a handle
+ * that commits a little and closes never makes one. cfg.ahead_inline
+ * prepares it in the committing thread instead, at the same point
+ * (deterministic, for the crash sweep). A failure to prepare one costs
+ * nothing but the time: the roll-over creates the segment itself, as it
+ * always did, and reports what fails then. A frame too large for the
+ * segment made has one created for it, and the made one is removed.
+ * Disk: one more segment, while the store is open. */
+#define AHEAD_MIN (1024u * 1024u)
+
+static void *ahead_main(void *arg) {
+  kj_journal *j = arg;
+  j->ah_rc = prepare_segment(&j->cfg, j->ah_segno, j->ah_size, 1, &j->ah_cancel,
+                             &j->ah_d, NULL);
+  return NULL;
+}
+
+/* Wait for the maker thread, if one runs; ah_ready then says whether it
+ * made its segment. */
+static void ahead_join(kj_journal *j) {
+  if (!j->ah_running)
+    return;
+  pthread_join(j->ah_thread, NULL);
+  j->ah_running = 0;
+  j->ah_ready = j->ah_rc == KJ_OK;
+}
+
+/* Stop the maker and remove what it made. */
+static void ahead_drop(kj_journal *j) {
+  atomic_store(&j->ah_cancel, 1);
+  ahead_join(j);
+  if (j->ah_ready)
+    kj_durable_abort(&j->ah_d);
+  j->ah_ready = 0;
+}
+
+/* Start making segment segno + 1, when segments are large enough for it
+ * to matter and none is made or being made. */
+static void ahead_start(kj_journal *j) {
+  uint64_t size = next_segment_size(&j->cfg, j->seg_size);
+  if (j->ah_running || j->ah_ready ||
+      (size < AHEAD_MIN && size < j->cfg.segment_bytes))
+    return;
+  j->ah_segno = j->segno + 1;
+  j->ah_size = size;
+  atomic_store(&j->ah_cancel, 0);
+  if (j->cfg.ahead_inline) {
+    j->ah_ready = prepare_segment(&j->cfg, j->ah_segno, j->ah_size, 1, NULL,
+                                  &j->ah_d, NULL) == KJ_OK;
+    return;
+  }
+  j->ah_running = pthread_create(&j->ah_thread, NULL, ahead_main, j) == 0;
 }
 
 /* The segment numbers of a directory, ascending. */
@@ -601,7 +724,7 @@ static int cut_tail(kj_journal *j, const char *path, uint64_t off, uint64_t n,
   if (rc)
     return kj_err(e, rc, "open %s to cut the tail: %s", path, kj_err_cause());
   errno = 0;
-  rc = write_zeros(vfs, f, off, n);
+  rc = write_zeros(vfs, f, off, n, NULL, 0);
   if (!rc)
     rc = vfs->sync(vfs->ctx, f);
   vfs->close(vfs->ctx, f);
@@ -635,7 +758,7 @@ static int ends_before_record(const kj_journal *j, const char *path,
 static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
   const kj_journal_cfg *cfg = &j->cfg;
   seg_list l;
-  int rc = list_segments(cfg, !cfg->read_only, &l, e);
+  int rc = list_segments(cfg, 0, &l, e);
   if (rc)
     return rc;
   /* Rule 5.3: segments base..n without a gap; older ones are leftovers of
@@ -795,6 +918,14 @@ static int recover(kj_journal *j, replay *r, kj_errbuf *e) {
       return kj_err(e, rc, "sync %s: %s", path, kj_err_cause());
     j->durable_seq = j->next_seq - 1;
   }
+  /* Rule 5.3: the leftover .tmp files go once the journal is known good
+   * (a refused open changes none). Failing to list them again leaves
+   * them: nothing reads them, and a file made under such a name first
+   * removes what is there. */
+  seg_list again;
+  if (!list_segments(cfg, 1, &again, NULL))
+    free(again.v);
+  j->ah_want = 1;
   map_segment(j);
   return KJ_OK;
 }
@@ -992,8 +1123,10 @@ static int tell_record(kj_journal *j, kj_errbuf *e) {
   return j->cfg.record(j->cfg.record_arg, j->segno, durable, e);
 }
 
-/* Move to a new segment big enough for a frame of need bytes. */
-static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
+/* Move to a new segment big enough for a frame of need bytes: the size
+ * after the live one's, or with fresh (a checkpoint's roll-over) a first
+ * segment's, unless one was made ahead. */
+static int roll_over(kj_journal *j, uint64_t need, int fresh, kj_errbuf *e) {
   /* Unmapped first (the mapping is the writer's alone, and sync_mu covers
    * no I/O), so that the sync finds no mapped page to write-protect. */
   unmap_segment(j);
@@ -1004,13 +1137,25 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   int rc = sync_segment(j, e);
   if (rc)
     return rc;
-  uint64_t size = next_segment_size(&j->cfg, j->seg_size);
+  uint64_t size = next_segment_size(&j->cfg, fresh ? 0 : j->seg_size);
   if (size < KJ_SEGMENT_HEADER + need)
     size = (KJ_SEGMENT_HEADER + need + 4095) & ~(uint64_t)4095;
   kj_vfs_file *f = NULL;
   int renamed;
-  rc = create_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq, size, &f,
-                      &renamed, e);
+  ahead_join(j);
+  if (j->ah_ready &&
+      (j->ah_segno != j->segno + 1 || j->ah_size < KJ_SEGMENT_HEADER + need))
+    ahead_drop(j); /* made for another segment, or too small for need */
+  if (j->ah_ready) {
+    j->ah_ready = 0; /* finish_segment() consumes it, whatever it returns */
+    size = j->ah_size;
+    rc = finish_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq,
+                        &j->ah_d, &f, &renamed, e);
+    j->ah_used += !rc;
+  } else {
+    rc = create_segment(&j->cfg, j->store_id, j->segno + 1, j->next_seq, size,
+                        &f, &renamed, e);
+  }
   if (rc) {
     if (f)
       j->cfg.vfs->close(j->cfg.vfs->ctx, f);
@@ -1036,6 +1181,7 @@ static int roll_over(kj_journal *j, uint64_t need, kj_errbuf *e) {
   j->seg_size = size;
   j->off = KJ_SEGMENT_HEADER;
   j->unsynced_bytes = 0;
+  j->ah_want = 1;
   map_segment(j);
   /* The new segment is durable and so is every frame before it: now the
    * store header may say so (FORMAT.md 3). A failure leaves the older
@@ -1054,7 +1200,11 @@ static int write_frame(kj_journal *j, unsigned type, const uint8_t *body,
   uint64_t clen = len + KJ_TAG_BYTES;
   uint64_t need = KJ_FRAME_HEADER + clen;
   int rc;
-  if (j->off + need > j->seg_size && (rc = roll_over(j, need, e)))
+  if (j->ah_want && j->off >= j->seg_size / 2) {
+    j->ah_want = 0;
+    ahead_start(j);
+  }
+  if (j->off + need > j->seg_size && (rc = roll_over(j, need, 0, e)))
     return rc;
   if (!j->map && need > j->fcap) {
     uint8_t *p = realloc(j->fbuf, need);
@@ -1220,6 +1370,9 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e) {
   if (!j)
     return KJ_OK;
   int rc = KJ_OK;
+  /* No segment is made ahead any more (the marker below might roll). */
+  j->ah_want = 0;
+  ahead_drop(j);
   /* Unmapped before the last sync, which then finds no mapped page to
    * write-protect (the marker goes through write()). */
   unmap_segment(j);
@@ -1252,18 +1405,25 @@ void kj_journal_tail(const kj_journal *j, uint64_t *seq,
   memcpy(tag, j->prev_tag, KJ_TAG_BYTES);
 }
 
+void kj_journal_roll_expected(kj_journal *j, uint64_t in_bytes) {
+  if (j->ah_want && in_bytes <= j->seg_size / 2) {
+    j->ah_want = 0;
+    ahead_start(j);
+  }
+}
+
 int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e) {
   if (atomic_load(&j->poisoned))
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (j->cfg.read_only)
     return kj_err(e, KJ_EREADONLY, "store is open read-only");
-  int rc = roll_over(j, 0, e);
+  int rc = roll_over(j, 0, 1, e);
   if (!rc)
     *base = j->segno;
   return rc;
 }
 
-int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
+int kj_journal_remove_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
   seg_list l;
   int rc = list_segments(&j->cfg, 0, &l, e);
   if (rc)
@@ -1285,6 +1445,10 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
       (rc = j->cfg.vfs->sync_dir(j->cfg.vfs->ctx, j->cfg.dir)))
     return poison(
         j, kj_err(e, rc, "sync directory %s: %s", j->cfg.dir, kj_err_cause()));
+  return KJ_OK;
+}
+
+void kj_journal_forget_before(kj_journal *j, uint64_t base) {
   j->cfg.base_segno = base;
   j->segments = j->segno - base + 1;
   size_t keep = 0;
@@ -1302,7 +1466,6 @@ int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e) {
     j->disk_before = 0;
     j->ntally = 0;
   }
-  return KJ_OK;
 }
 
 void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out) {
@@ -1312,4 +1475,5 @@ void kj_journal_get_stats(const kj_journal *j, kj_journal_stats *out) {
   out->disk_bytes = j->disk_before + j->seg_size;
   out->frames_replayed = j->frames_replayed;
   out->tail_bytes_cut = j->tail_cut;
+  out->segments_ahead = j->ah_used;
 }

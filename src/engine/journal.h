@@ -67,6 +67,9 @@ typedef struct kj_journal_cfg {
    * their frames, so that one sync covers them too. */
   int (*joining)(void *arg);
   void *joining_arg;
+  /* Prepare the next segment in the committing thread rather than in a
+   * thread of its own (journal.c, "segments made ahead"). */
+  int ahead_inline;
 } kj_journal_cfg;
 
 /* The longest a would-be leader of a grouped wait defers its sync for
@@ -81,6 +84,7 @@ typedef struct kj_journal_stats {
   uint64_t disk_bytes;
   uint64_t frames_replayed;
   uint64_t tail_bytes_cut;
+  uint64_t segments_ahead; /* roll-overs that found their segment made */
 } kj_journal_stats;
 
 /* Replay callback: apply one commit body. Return KJ_OK or a status (with
@@ -149,14 +153,28 @@ int kj_journal_close(kj_journal *j, kj_errbuf *e);
 void kj_journal_tail(const kj_journal *j, uint64_t *seq,
                      uint8_t tag[KJ_TAG_BYTES]);
 
-/* Checkpoint step 1: sync and move to a new segment; *base receives its
- * number. Frames from now on go there. Errors as kj_journal_append(). */
+/* The caller expects to call kj_journal_roll() after about in_bytes more
+ * bytes of frames: once that is within half the live segment, the next
+ * segment is made ahead now (as when the live segment is half full), so
+ * that the roll-over does not create it. Writer side. */
+void kj_journal_roll_expected(kj_journal *j, uint64_t in_bytes);
+
+/* Checkpoint step 1: sync and move to a new segment (of a first
+ * segment's size, unless one was made ahead); *base receives its number.
+ * Frames from now on go there. Errors as kj_journal_append(). */
 int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e);
 
-/* Checkpoint step 3, once a snapshot covering every frame before segment
+/* A checkpoint's last step, once a run covering every frame before segment
  * base is durable: remove the older segments and sync the directory. A
- * failed directory sync poisons the journal. */
-int kj_journal_drop_before(kj_journal *j, uint64_t base, kj_errbuf *e);
+ * failed directory sync poisons the journal. It changes nothing else, so
+ * it may run without the writer lock, beside commits (never beside a
+ * roll-over to a segment below base, nor beside another call of it). */
+int kj_journal_remove_before(kj_journal *j, uint64_t base, kj_errbuf *e);
+
+/* After kj_journal_remove_before() succeeded: the segments below base are
+ * gone from the statistics and from what the journal counts. Writer lock
+ * held. */
+void kj_journal_forget_before(kj_journal *j, uint64_t base);
 
 /* Thread-safe. */
 int kj_journal_poisoned(kj_journal *j);

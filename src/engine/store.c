@@ -460,7 +460,8 @@ static int load(kj_store *s, const kj_options *o, kj_errbuf *e) {
       .record = o->read_only ? NULL : write_record,
       .record_arg = s,
       .joining = writers_queued,
-      .joining_arg = s};
+      .joining_arg = s,
+      .ahead_inline = s->ckpt_inline};
   rc = kj_journal_open(&jc, replay_cb, s, &s->journal, e);
   if (!rc && kj_body_apply_staged(s->tables))
     rc = kj_err(e, KJ_ENOMEM, "applying the replayed journal: out of memory");
@@ -930,6 +931,7 @@ static int stats_fill(kj_store *s, kj_stats *out) {
       s->journal ? js->disk_bytes + HDR_BYTES + s->snap.file_bytes : 0;
   out->frames_replayed = js->frames_replayed;
   out->tail_bytes_cut = js->tail_bytes_cut;
+  out->segments_ahead = js->segments_ahead;
   for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++) {
     out->rows += s->table_rows[t];
     out->logical_bytes += s->table_bytes[t];
@@ -951,9 +953,12 @@ static int stats_fill(kj_store *s, kj_stats *out) {
 int kj_store_stats(kj_store *s, kj_stats *out) {
   if (!s || !out || out->version < 1)
     return KJ_EINVAL;
-  /* A caller built against version 1 has a shorter struct. */
-  size_t size = out->version >= 2 ? sizeof *out : offsetof(kj_stats, syncs);
-  int version = out->version >= 2 ? KJ_STATS_VERSION : 1;
+  /* A caller built against an older version has a shorter struct. */
+  int version =
+      out->version >= KJ_STATS_VERSION ? KJ_STATS_VERSION : out->version;
+  size_t size = version >= 3   ? sizeof *out
+                : version == 2 ? offsetof(kj_stats, segments_ahead)
+                               : offsetof(kj_stats, syncs);
   kj_stats st;
   int rc = stats_fill(s, &st);
   st.version = version;

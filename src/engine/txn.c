@@ -413,6 +413,8 @@ int kj_txn_commit(kj_txn *t) {
         (rc = kj_journal_append(s->journal, body, len, &seq, &e)) &&
         kj_journal_poisoned(s->journal))
       atomic_store(&s->poisoned, 1);
+    if (!rc)
+      kj_checkpoint_ahead(s);
   }
   if (!rc && pd && kj_checkpoint_due(s)) {
     kj_sec_free(pd); /* the snapshot must follow this commit's sync: serial */
