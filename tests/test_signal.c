@@ -137,6 +137,50 @@ static void test_identity(kj_backend *b) {
   kj_identity_load(b, NULL, 1, "nobody", 6, got);
   ok(got[0] == 0x5a && got[31] == 0x5a, "identity: NOTFOUND leaves key_out");
 
+  /* 33-byte keys (libsignal's form): kept as given; the 32-byte load
+   * gives the key without its type byte. Row: 01, the 33 bytes. */
+  uint8_t k33[33], got33[33];
+  k33[0] = 0x05;
+  memcpy(k33 + 1, K1, 32);
+  size_t glen = 99;
+  is(kj_identity_put_key(b, NULL, 1, "dave", 4, k33, 33), KJ_OK,
+     "identity: put_key of 33 bytes");
+  kl = tu_slot_key(k, 1, "dave", 4);
+  uint8_t v34[34] = {1};
+  memcpy(v34 + 1, k33, 33);
+  ok(tu_raw_eq(b, T_IDENTITY, k, kl, v34, 34),
+     "identity: row layout of a 33-byte key");
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, got33, &glen), KJ_OK,
+     "identity: get_key");
+  ok(glen == 33 && !memcmp(got33, k33, 33), "identity: ... all 33 bytes");
+  memset(got, 0, sizeof got);
+  is(kj_identity_load(b, NULL, 1, "dave", 4, got), KJ_OK,
+     "identity: load of a 33-byte key");
+  ok(!memcmp(got, K1, 32), "identity: ... is the key without its type byte");
+  is(kj_identity_put_key(b, NULL, 1, "dave", 4, K2, 32), KJ_OK,
+     "identity: put_key of 32 bytes replaces it");
+  kj_identity_get_key(b, NULL, 1, "dave", 4, got33, &glen);
+  ok(glen == 32 && !memcmp(got33, K2, 32), "identity: ... 32 bytes back");
+  ok(tu_raw_eq(b, T_IDENTITY, k, kl, v, 33),
+     "identity: ... the row of kj_identity_put (01, 32 bytes)");
+  memset(got33, 0x5a, sizeof got33);
+  is(kj_identity_get_key(b, NULL, 1, "nobody", 6, got33, &glen), KJ_NOTFOUND,
+     "identity: get_key absent is NOTFOUND");
+  ok(glen == 0 && got33[0] == 0x5a, "identity: ... klen 0, key_out alone");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, k33, 34),
+              "identity: put_key of 34 bytes is EINVAL");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, k33, 31),
+              "identity: put_key of 31 bytes is EINVAL");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, NULL, 32),
+              "identity: put_key of NULL is EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "kj_identity_put_key: key") != NULL,
+     "identity: ... says which argument (%s)", kj_backend_errmsg(b));
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, got33, NULL), KJ_EINVAL,
+     "identity: get_key with NULL klen is EINVAL");
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, NULL, &glen), KJ_EINVAL,
+     "identity: get_key into NULL is EINVAL");
+  kj_identity_delete(b, NULL, 1, "dave", 4);
+
   kj_identity_put(b, NULL, 1, "alice", 5, K1);
   FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put(b, NULL, 1, "alice", 5, NULL),
               "identity: key NULL is EINVAL");
@@ -778,7 +822,7 @@ static void test_corrupt(kj_backend *b) {
   uint8_t got[32];
   int rc;
 
-  /* identity (table 10): exactly 01 + 32 bytes. */
+  /* identity (table 10): exactly 01 + 32 or 33 bytes. */
   kl = tu_slot_key(k, 1, "a", 1);
   memset(v, 7, sizeof v);
   v[0] = 1;
@@ -787,9 +831,18 @@ static void test_corrupt(kj_backend *b) {
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity truncated to 31 bytes");
   ok(got[0] == 0x5a, "corrupt: ... leaves key_out alone");
-  tu_raw_put(b, T_IDENTITY, k, kl, v, 34);
+  uint8_t got33[33];
+  size_t glen = 9;
+  memset(got33, 0x5a, sizeof got33);
+  is(kj_identity_get_key(b, NULL, 1, "a", 1, got33, &glen), KJ_ECORRUPT,
+     "corrupt: get_key of a 31-byte identity");
+  ok(got33[0] == 0x5a && glen == 0,
+     "corrupt: ... leaves key_out alone, klen 0");
+  tu_raw_put(b, T_IDENTITY, k, kl, v, 35);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
-     "corrupt: identity with a trailing byte");
+     "corrupt: identity of 34 bytes (33 and a trailing byte)");
+  is(kj_identity_get_key(b, NULL, 1, "a", 1, got33, &glen), KJ_ECORRUPT,
+     "corrupt: ... get_key too");
   tu_raw_put(b, T_IDENTITY, k, kl, NULL, 0);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity empty value");
