@@ -746,6 +746,23 @@ static void lines_free(lines *l) {
 
 #define CALL(label_) name = (label_)
 
+/* A record and user record of a successful load, both freed. */
+static void out_vu(sb *s, int rc, void **v, size_t vl, void **u, size_t ul) {
+  if (!rc) {
+    sb_hex(s, *v, vl);
+    sb_hex(s, *u, ul);
+  }
+  kj_free(*v);
+  kj_free(*u);
+  *v = *u = NULL;
+}
+
+static void out_local(sb *s, const kj_local_identity *li) {
+  tu_buf_addf(s, " %u %zu", li->registration_id, li->public_len);
+  sb_hex(s, li->public_key, sizeof li->public_key);
+  sb_hex(s, li->private_key, sizeof li->private_key);
+}
+
 /* The script: the same calls, in the same order, whatever they return
  * (the slot ids used are those of the script's own creates). */
 static void script(kj_backend *b, int64_t *clk, lines *out) {
@@ -766,7 +783,7 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   kj_tc_token *tk = NULL;
   kj_device_record *dr = NULL;
   kj_ratchet_state *rs = NULL;
-  kj_u32_list *ul = NULL;
+  kj_u32_list *ul = NULL, *ul_ = NULL;
   uint32_t u32 = 0;
   uint64_t u64 = 0;
   kj_tx *t = NULL;
@@ -1104,6 +1121,78 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   R(kj_session_get(b, NULL, c2, A("rolled"), &v, &vl), OUTV());
   R(kj_device_exists(b, NULL, c1, &flag), tu_buf_addf(&s, " %d", flag));
   R(kj_device_create(b, NULL, &cx), tu_buf_addf(&s, " id=%u", cx));
+
+  /* issue 17: names, user records, 33-byte keys, local identity, has,
+   * labels; each output in full. */
+  CALL("i17 session");
+  void *u = NULL;
+  size_t usz = 0;
+  uint64_t removed = 0;
+  kj_local_identity li;
+  memset(&li, 0, sizeof li);
+#define OUTVU() out_vu(&s, rc, &v, vl, &u, usz)
+  R(kj_session_store(b, NULL, c2, A("nm"), 3, A("r3"), A("u3")));
+  R(kj_session_store(b, NULL, c2, A("nm"), 0x01000000, A("rbig"), NULL, 0));
+  R(kj_session_store(b, NULL, c2, A("nm2"), 1, A("x"), A("")));
+  R(kj_session_store(b, NULL, c2, A("nm"), 3, "", 0, NULL, 0));
+  R(kj_session_store(b, NULL, 99, A("nm"), 3, A("r"), NULL, 0));
+  R(kj_session_load(b, NULL, c2, A("nm"), 3, &v, &vl, &u, &usz), OUTVU());
+  R(kj_session_load(b, NULL, c2, A("nm"), 0x01000000, &v, &vl, &u, &usz),
+    OUTVU());
+  R(kj_session_load(b, NULL, c2, A("nm"), 4, &v, &vl, &u, &usz), OUTVU());
+  R(kj_session_contains(b, NULL, c2, A("nm2"), 1, &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_session_list_devices(b, NULL, c2, A("nm"), &ul_), OUTL(f_u32s, ul_));
+  R(kj_session_list_devices(b, NULL, c2, A("n"), &ul_), OUTL(f_u32s, ul_));
+  R(kj_session_remove(b, NULL, c2, A("nm"), 3));
+  R(kj_session_remove_all(b, NULL, c2, A("nm"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  R(kj_session_remove_all(b, NULL, c2, A("nm2"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  R(kj_session_remove_all(b, NULL, 0, A("nm2"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  CALL("i17 sender");
+  R(kj_sender_key_store(b, NULL, c2, A("g:a"), A("sk"), A("su")));
+  R(kj_sender_key_load(b, NULL, c2, A("g:a"), &v, &vl, &u, &usz), OUTVU());
+  R(kj_sender_key_put(b, NULL, c2, A("g:a"), A("sk2")));
+  R(kj_sender_key_load(b, NULL, c2, A("g:a"), &v, &vl, &u, &usz), OUTVU());
+  R(kj_sender_key_load(b, NULL, c2, A("g:b"), &v, &vl, &u, &usz), OUTVU());
+  CALL("i17 identity");
+  uint8_t k33[33];
+  size_t kl = 0;
+  tu_fill(k33, 33, 0x21);
+  R(kj_identity_put_key(b, NULL, c2, A("id"), k33, 33));
+  R(kj_identity_get_key(b, NULL, c2, A("id"), k33, &kl), sb_hex(&s, k33, kl));
+  R(kj_identity_load(b, NULL, c2, A("id"), key), sb_hex(&s, key, 32));
+  R(kj_identity_put_key(b, NULL, c2, A("id"), k33, 31));
+  R(kj_identity_get_key(b, NULL, c2, A("none"), k33, &kl),
+    tu_buf_addf(&s, " %zu", kl));
+  CALL("i17 local");
+  li.registration_id = 77;
+  li.public_len = 33;
+  tu_fill(li.public_key, 33, 3);
+  tu_fill(li.private_key, 32, 4);
+  R(kj_local_identity_save(b, NULL, c2, &li));
+  memset(&li, 0, sizeof li);
+  R(kj_local_identity_load(b, NULL, c2, &li), out_local(&s, &li));
+  R(kj_local_identity_delete(b, NULL, c2));
+  R(kj_local_identity_load(b, NULL, c2, &li));
+  CALL("i17 has");
+  R(kj_prekey_has(b, NULL, c2, 10, &flag), tu_buf_addf(&s, " %d", flag));
+  R(kj_signed_prekey_has(b, NULL, c2, 300, &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_prekey_store(b, NULL, c2, 10, A("p"), 1));
+  R(kj_prekey_has(b, NULL, c2, 10, &flag), tu_buf_addf(&s, " %d", flag));
+  CALL("i17 label");
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_device_create_labeled(b, NULL, A("lab"), &u32),
+    tu_buf_addf(&s, " %u", u32));
+  R(kj_device_create_labeled(b, NULL, A("lab"), &u32),
+    tu_buf_addf(&s, " %u", u32));
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_device_delete(b, NULL, u32));
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+#undef OUTVU
 
   /* slot deletion */
   CALL("delete");

@@ -1,7 +1,7 @@
 /*
  * src/native/device.c - the device store of the native backend: slot ids
  * (table 1, "next_device_id"), slot rows and device records (table 2),
- * slot labels (table 3: label -> slot, table 4: slot -> label), deleting a
+ * slot labels (table 3: label -> slot, table 4: slot|label), deleting a
  * slot with every row it owns, and the debugging copy of the whole store.
  * Byte layouts: doc/FORMAT.md section 8.
  *
@@ -132,13 +132,9 @@ static int create_labeled_in(nat_op *op, const void *label, size_t llen,
   }
   if (!rc) {
     kj_kbuf k;
-    kj_k_dev(&k, *id);
-    kj_wbuf w;
-    kj_w_init(&w);
-    kj_w_u8(&w, KJ_ROW_VERSION);
-    kj_w_bytes(&w, label, llen);
-    rc = nat_put_w(op, NT_SLOT_LABEL, &k, &w);
-    kj_w_free(&w);
+    nat_key(&k, *id, label, llen);
+    const uint8_t mark[1] = {KJ_ROW_VERSION};
+    rc = nat_put(op, NT_SLOT_LABEL, &k, mark, sizeof mark);
   }
   return rc;
 }
@@ -166,33 +162,45 @@ static int nat_device_find(kj_backend *b, kj_tx *t, const void *label,
   return rc;
 }
 
-/* In op: remove the table-3 row of slot id's label, if it has one (its
- * table-4 row goes with the slot's other rows). */
+/* Labels of a slot collected from its table-4 keys, to delete from
+ * table 3 after the scan (a scan callback must not write). */
+typedef struct label_acc {
+  kj_wbuf w; /* (u16 length, label)* */
+} label_acc;
+
+static int collect_label(void *arg, const void *key, size_t klen,
+                         const void *val, size_t vlen) {
+  (void)val;
+  (void)vlen;
+  label_acc *a = arg;
+  if (klen <= 4 || klen - 4 > KJ_MAX_ID) /* not a label: nothing to free */
+    return 0;
+  size_t n = klen - 4;
+  uint8_t lb[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+  kj_w_bytes(&a->w, lb, 2);
+  kj_w_bytes(&a->w, (const uint8_t *)key + 4, n);
+  return a->w.oom ? KJ_ENOMEM : 0;
+}
+
+/* In op: remove the table-3 row of slot id's label, if it has one. Read
+ * from the table-4 key alone (its value is a mark), so no value can stop
+ * a slot from being deleted; the table-4 row goes with the slot's other
+ * rows. */
 static int drop_label_in(nat_op *op, uint32_t id) {
   kj_kbuf k;
   kj_k_dev(&k, id);
-  void *v;
-  size_t vlen;
-  int rc = nat_get(op, NT_SLOT_LABEL, &k, &v, &vlen);
-  if (rc == KJ_NOTFOUND)
-    return KJ_OK;
-  if (rc)
-    return rc;
-  kj_rbuf r;
-  rc = nat_r_open(&r, v, vlen);
-  size_t llen;
-  const uint8_t *label = nat_r_rest(&r, KJ_MAX_ID, &llen);
-  if (!rc)
-    rc = kj_r_done(&r);
-  if (!rc) {
+  label_acc a;
+  kj_w_init(&a.w);
+  int rc = nat_scan(op, NT_SLOT_LABEL, &k, collect_label, &a);
+  for (size_t off = 0; !rc && off < a.w.len;) {
+    size_t n = (size_t)a.w.p[off] << 8 | a.w.p[off + 1];
     kj_kbuf lk;
     lk.len = 0;
-    kj_k_raw(&lk, label, llen);
+    kj_k_raw(&lk, a.w.p + off + 2, n);
     rc = nat_del(op, NT_LABEL, &lk);
-  } else {
-    nat_fail(op->b, rc, "table 4: malformed label of slot %u", id);
+    off += 2 + n;
   }
-  kj_free(v);
+  kj_w_free(&a.w);
   return rc;
 }
 

@@ -22,7 +22,7 @@ enum {
   NT_META = 1,           /* "next_device_id" -> u32 */
   NT_DEVICE = 2,         /* dev -> slot (and its device record) */
   NT_LABEL = 3,          /* label -> u32 dev: the slot a label names */
-  NT_SLOT_LABEL = 4,     /* dev -> label: the label of a slot */
+  NT_SLOT_LABEL = 4,     /* dev|label -> (mark): the label of a slot */
   NT_IDENTITY = 10,      /* dev|addr -> identity key */
   NT_SESSION = 11,       /* dev|addr -> session record */
   NT_PREKEY = 12,        /* dev|id -> uploaded, record */
