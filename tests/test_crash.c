@@ -125,13 +125,13 @@ static void shrunk_replay(void) {
     show_report(&c, 1200);
   ora_obuf_free(&c.report);
 
-  /* A crash point late in the workload (op 110 of 300, which a crash at
-   * VFS call 310 meets in that campaign): shrunk to a few ops. */
+  /* A crash point late in the workload (op 123 of 300, which a crash at
+   * VFS call 320 meets in that campaign): shrunk to a few ops. */
   memset(&c, 0, sizeof c);
   c.selftest_sync_off = 1;
   is(ora_replay(&c,
                 "crash: seed=12 ops=300 mix=realistic mode=full "
-                "snapshots=small point=310 pattern=drop recovery_crash=0 "
+                "snapshots=small point=320 pattern=drop recovery_crash=0 "
                 "salt=16",
                 30000),
      KJ_OK, "shrink: replay of a late crash point");
