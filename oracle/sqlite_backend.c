@@ -23,7 +23,8 @@
  *   meta(name TEXT PRIMARY KEY, value INTEGER)
  *       'next_device_id': the id the next kj_device_create hands out
  *       (absent: 1). It only grows, so an id is never reused.
- *   devices(id INTEGER PRIMARY KEY)                       one row per slot
+ *   devices(id INTEGER PRIMARY KEY, label BLOB UNIQUE)    one row per slot;
+ *       label NULL for a slot made by kj_device_create
  *   device_records(device_id PK, phone_jid, lid, registration_id,
  *       noise_pub, noise_priv, identity_pub, identity_priv,
  *       signed_prekey_pub, signed_prekey_priv, signed_prekey_id,
@@ -31,11 +32,18 @@
  *       app_version_fetched_at_ms, edge_routing, props_hash)
  *       optional fields NULL when absent (a present empty one is a
  *       zero-length BLOB)
+ *   local_identity(device_id PK, registration_id, public_key, private_key)
  *   identity_keys(device_id, address, public_key)       PK(device_id, address)
- *   sessions(device_id, address, record)                PK(device_id, address)
+ *       public_key 32 or 33 bytes
+ *   sessions(device_id, address, record, user_record NULL)
+ *                                                       PK(device_id, address)
+ *       a session of (name, device id) is the row at the address
+ *       kj_address_encode() gives (computed here by sq_address)
  *   prekeys(device_id, id, record, uploaded)            PK(device_id, id)
  *   signed_prekeys(device_id, id, record)               PK(device_id, id)
- *   sender_keys(device_id, name, record)                PK(device_id, name)
+ *   sender_keys(device_id, name, record, user_record NULL)
+ *                                                       PK(device_id, name)
+ *       user_record NULL when there is none (an empty one is none)
  *   sync_keys(device_id, key_id, key_data, fingerprint, timestamp)
  *                                                       PK(device_id, key_id)
  *   sync_latest(device_id PK, key_id)          the key_id set last (commit
@@ -106,7 +114,8 @@
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY,"
     " value INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS devices(id INTEGER PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS devices(id INTEGER PRIMARY KEY,"
+    " label BLOB UNIQUE);"
 #define DEV                                                                    \
   "device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE"
     "CREATE TABLE IF NOT EXISTS device_records(" DEV ", phone_jid BLOB,"
@@ -119,17 +128,21 @@ static const char SCHEMA[] =
     " app_version_1 INTEGER NOT NULL, app_version_2 INTEGER NOT NULL,"
     " app_version_fetched_at_ms INTEGER NOT NULL, edge_routing BLOB,"
     " props_hash BLOB, PRIMARY KEY(device_id));"
+    "CREATE TABLE IF NOT EXISTS local_identity(" DEV ","
+    " registration_id INTEGER NOT NULL, public_key BLOB NOT NULL,"
+    " private_key BLOB NOT NULL, PRIMARY KEY(device_id));"
     "CREATE TABLE IF NOT EXISTS identity_keys(" DEV ", address BLOB NOT NULL,"
     " public_key BLOB NOT NULL, PRIMARY KEY(device_id, address));"
     "CREATE TABLE IF NOT EXISTS sessions(" DEV ", address BLOB NOT NULL,"
-    " record BLOB NOT NULL, PRIMARY KEY(device_id, address));"
+    " record BLOB NOT NULL, user_record BLOB,"
+    " PRIMARY KEY(device_id, address));"
     "CREATE TABLE IF NOT EXISTS prekeys(" DEV ", id INTEGER NOT NULL,"
     " record BLOB NOT NULL, uploaded INTEGER NOT NULL,"
     " PRIMARY KEY(device_id, id));"
     "CREATE TABLE IF NOT EXISTS signed_prekeys(" DEV ", id INTEGER NOT NULL,"
     " record BLOB NOT NULL, PRIMARY KEY(device_id, id));"
     "CREATE TABLE IF NOT EXISTS sender_keys(" DEV ", name BLOB NOT NULL,"
-    " record BLOB NOT NULL, PRIMARY KEY(device_id, name));"
+    " record BLOB NOT NULL, user_record BLOB, PRIMARY KEY(device_id, name));"
     "CREATE TABLE IF NOT EXISTS sync_keys(" DEV ", key_id BLOB NOT NULL,"
     " key_data BLOB NOT NULL, fingerprint BLOB NOT NULL,"
     " timestamp INTEGER NOT NULL, PRIMARY KEY(device_id, key_id));"
@@ -757,19 +770,52 @@ static void pk_add_row(pk_rows *r, sqlite3_stmt *st, int up_col) {
 
 /* ---- Signal store ------------------------------------------------------- */
 
-static int s_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                          const void *addr, size_t alen,
-                          const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+/* The address of (name, device_id), as kj_address_encode() documents it
+ * (keyjournal/signal.h), spelled out again here: 2-byte big-endian length,
+ * the name, 4-byte big-endian id. buf holds KJ_MAX_ID bytes. */
+static size_t sq_address(const void *name, size_t nlen, uint32_t device_id,
+                         uint8_t *buf) {
+  buf[0] = (uint8_t)(nlen >> 8);
+  buf[1] = (uint8_t)nlen;
+  memcpy(buf + 2, name, nlen);
+  for (int i = 0; i < 4; i++)
+    buf[2 + nlen + (size_t)i] = (uint8_t)(device_id >> (24 - 8 * i));
+  return nlen + 6;
+}
+
+static int s_identity_put_key(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *addr, size_t alen, const uint8_t *key,
+                              size_t klen) {
   return write1(b, t, dev,
                 "INSERT INTO identity_keys(device_id, address, public_key)"
                 " VALUES(?1, ?2, ?3) ON CONFLICT(device_id, address)"
                 " DO UPDATE SET public_key=excluded.public_key",
-                ARGS(AI(dev), AB(addr, alen), AB(key, KJ_IDENTITY_KEY_BYTES)));
+                ARGS(AI(dev), AB(addr, alen), AB(key, klen)));
 }
 
-static int s_identity_load(kj_backend *kb, kj_tx *t, uint32_t dev,
-                           const void *addr, size_t alen,
-                           uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
+static int s_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *addr, size_t alen,
+                          const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+  return s_identity_put_key(b, t, dev, addr, alen, key, KJ_IDENTITY_KEY_BYTES);
+}
+
+/* A public-key column: 32 or 33 bytes into key (KJ_IDENTITY_KEY_MAX
+ * bytes), its length in *n, or KJ_ECORRUPT. */
+static int col_pubkey(sq_backend *b, sqlite3_stmt *st, int i, uint8_t *key,
+                      size_t *n) {
+  int has;
+  const uint8_t *p = col_blob(st, i, n, &has);
+  if (!has || (*n != KJ_IDENTITY_KEY_BYTES && *n != KJ_IDENTITY_KEY_MAX))
+    return failf(b, KJ_ECORRUPT, "column %s: %zu bytes, want 32 or 33",
+                 sqlite3_column_name(st, i), *n);
+  memcpy(key, p, *n);
+  return KJ_OK;
+}
+
+/* The identity key of addr into key (KJ_IDENTITY_KEY_MAX bytes) and *n. */
+static int identity_read(kj_backend *kb, kj_tx *t, uint32_t dev,
+                         const void *addr, size_t alen, uint8_t *key,
+                         size_t *n) {
   sq_op op;
   int rc = op_begin(kb, t, OP_READ, 0, &op);
   if (rc)
@@ -780,14 +826,84 @@ static int s_identity_load(kj_backend *kb, kj_tx *t, uint32_t dev,
              " WHERE device_id=?1 AND address=?2",
              ARGS(AI(dev), AB(addr, alen)), &st);
   if (rc == KJ_OK) {
-    /* Via a scratch copy: a damaged row leaves key_out alone. */
-    uint8_t key[KJ_IDENTITY_KEY_BYTES];
-    rc = col_fixed(op.b, st, 0, key, sizeof key);
-    if (!rc)
-      memcpy(key_out, key, sizeof key);
+    rc = col_pubkey(op.b, st, 0, key, n);
     sqlite3_reset(st);
   }
   return op_end(&op, rc);
+}
+
+/* Via a scratch copy: a damaged row leaves key_out alone. A 33-byte key
+ * gives its last 32 bytes. */
+static int s_identity_load(kj_backend *kb, kj_tx *t, uint32_t dev,
+                           const void *addr, size_t alen,
+                           uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
+  uint8_t key[KJ_IDENTITY_KEY_MAX];
+  size_t n = 0;
+  int rc = identity_read(kb, t, dev, addr, alen, key, &n);
+  if (!rc)
+    memcpy(key_out, key + n - KJ_IDENTITY_KEY_BYTES, KJ_IDENTITY_KEY_BYTES);
+  return rc;
+}
+
+static int s_identity_get_key(kj_backend *kb, kj_tx *t, uint32_t dev,
+                              const void *addr, size_t alen,
+                              uint8_t key_out[KJ_IDENTITY_KEY_MAX],
+                              size_t *klen) {
+  uint8_t key[KJ_IDENTITY_KEY_MAX];
+  size_t n = 0;
+  int rc = identity_read(kb, t, dev, addr, alen, key, &n);
+  if (!rc) {
+    memcpy(key_out, key, n);
+    *klen = n;
+  }
+  return rc;
+}
+
+/* ---- the local identity ------------------------------------------------- */
+
+static int s_local_identity_save(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 const kj_local_identity *id) {
+  return write1(b, t, dev,
+                "INSERT INTO local_identity(device_id, registration_id,"
+                " public_key, private_key) VALUES(?1, ?2, ?3, ?4)"
+                " ON CONFLICT(device_id) DO UPDATE SET"
+                " registration_id=excluded.registration_id,"
+                " public_key=excluded.public_key,"
+                " private_key=excluded.private_key",
+                ARGS(AI(dev), AI(id->registration_id),
+                     AB(id->public_key, id->public_len),
+                     AB(id->private_key, KJ_IDENTITY_KEY_BYTES)));
+}
+
+/* Into a scratch copy first: a damaged row leaves *out alone. */
+static int s_local_identity_load(kj_backend *kb, kj_tx *t, uint32_t dev,
+                                 kj_local_identity *out) {
+  sq_op op;
+  int rc = op_begin(kb, t, OP_READ, 0, &op);
+  if (rc)
+    return rc;
+  sqlite3_stmt *st;
+  rc = query(op.b,
+             "SELECT registration_id, public_key, private_key"
+             " FROM local_identity WHERE device_id=?1",
+             ARGS(AI(dev)), &st);
+  if (rc == KJ_OK) {
+    kj_local_identity id;
+    memset(&id, 0, sizeof id);
+    id.registration_id = (uint32_t)sqlite3_column_int64(st, 0);
+    rc = col_pubkey(op.b, st, 1, id.public_key, &id.public_len);
+    if (!rc)
+      rc = col_fixed(op.b, st, 2, id.private_key, KJ_IDENTITY_KEY_BYTES);
+    if (!rc)
+      *out = id;
+    sqlite3_reset(st);
+  }
+  return op_end(&op, rc);
+}
+
+static int s_local_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev) {
+  return write1(b, t, dev, "DELETE FROM local_identity WHERE device_id=?1",
+                ARGS(AI(dev)));
 }
 
 static int s_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -797,14 +913,26 @@ static int s_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                 ARGS(AI(dev), AB(addr, alen)));
 }
 
+/* A user record of ulen bytes as an argument: NULL when there is none. */
+#define AUSER(urec_, ulen_) ((ulen_) ? AB((urec_), (ulen_)) : AN)
+
+static int session_write(kj_backend *b, kj_tx *t, uint32_t dev,
+                         const void *addr, size_t alen, const void *rec,
+                         size_t rlen, const void *urec, size_t ulen) {
+  return write1(
+      b, t, dev,
+      "INSERT INTO sessions(device_id, address, record, user_record)"
+      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(device_id, address)"
+      " DO UPDATE SET record=excluded.record,"
+      " user_record=excluded.user_record",
+      ARGS(AI(dev), AB(addr, alen), AB(rec, rlen), AUSER(urec, ulen)));
+}
+
+/* No user record: one there is dropped. */
 static int s_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
                          const void *addr, size_t alen, const void *rec,
                          size_t rlen) {
-  return write1(b, t, dev,
-                "INSERT INTO sessions(device_id, address, record)"
-                " VALUES(?1, ?2, ?3) ON CONFLICT(device_id, address)"
-                " DO UPDATE SET record=excluded.record",
-                ARGS(AI(dev), AB(addr, alen), AB(rec, rlen)));
+  return session_write(b, t, dev, addr, alen, rec, rlen, NULL, 0);
 }
 
 static int s_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -838,6 +966,146 @@ static int s_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   return write1(b, t, dev,
                 "DELETE FROM sessions WHERE device_id=?1 AND address=?2",
                 ARGS(AI(dev), AB(addr, alen)));
+}
+
+/* A record and its user record (column 1, NULL: none) from one row, each
+ * in its own allocation. */
+static int take_with_user(sqlite3_stmt *st, void **rec, size_t *rlen,
+                          void **urec, size_t *ulen) {
+  void *r = NULL, *u = NULL;
+  size_t rn = 0, un = 0;
+  int rc = take_blob(st, 0, &r, &rn);
+  if (!rc && sqlite3_column_type(st, 1) != SQLITE_NULL)
+    rc = take_blob(st, 1, &u, &un);
+  if (rc) {
+    free(r);
+    return rc;
+  }
+  *rec = r;
+  *rlen = rn;
+  *urec = u;
+  *ulen = un;
+  return KJ_OK;
+}
+
+static int read_with_user(kj_backend *kb, kj_tx *t, const char *sql,
+                          const sq_arg *a, int n, void **rec, size_t *rlen,
+                          void **urec, size_t *ulen) {
+  sq_op op;
+  int rc = op_begin(kb, t, OP_READ, 0, &op);
+  if (rc)
+    return rc;
+  sqlite3_stmt *st;
+  rc = query(op.b, sql, a, n, &st);
+  if (rc == KJ_OK) {
+    rc = take_with_user(st, rec, rlen, urec, ulen);
+    sqlite3_reset(st);
+  }
+  return op_end(&op, rc);
+}
+
+static int s_session_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                           const void *name, size_t nlen, uint32_t device_id,
+                           const void *rec, size_t rlen, const void *urec,
+                           size_t ulen) {
+  uint8_t addr[KJ_MAX_ID];
+  size_t alen = sq_address(name, nlen, device_id, addr);
+  return session_write(b, t, dev, addr, alen, rec, rlen, urec, ulen);
+}
+
+static int s_session_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *name, size_t nlen, uint32_t device_id,
+                          void **rec, size_t *rlen, void **urec, size_t *ulen) {
+  uint8_t addr[KJ_MAX_ID];
+  size_t alen = sq_address(name, nlen, device_id, addr);
+  return read_with_user(b, t,
+                        "SELECT record, user_record FROM sessions"
+                        " WHERE device_id=?1 AND address=?2",
+                        ARGS(AI(dev), AB(addr, alen)), rec, rlen, urec, ulen);
+}
+
+static int s_session_contains(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, uint32_t device_id,
+                              int *has) {
+  uint8_t addr[KJ_MAX_ID];
+  size_t alen = sq_address(name, nlen, device_id, addr);
+  return s_session_has(b, t, dev, addr, alen, has);
+}
+
+static int s_session_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *name, size_t nlen, uint32_t device_id) {
+  uint8_t addr[KJ_MAX_ID];
+  size_t alen = sq_address(name, nlen, device_id, addr);
+  return s_session_delete(b, t, dev, addr, alen);
+}
+
+/* The sessions of a name: the addresses that are its prefix (?4, ?3
+ * bytes: length and name) and exactly 4 bytes more (?2 in all). */
+#define NAME_ROWS                                                              \
+  "device_id=?1 AND length(address)=?2 AND substr(address, 1, ?3)=?4"
+#define NAME_ARGS(dev_, p_, nlen_)                                             \
+  ARGS(AI(dev_), AI((nlen_) + 6), AI((nlen_) + 2), AB((p_), (nlen_) + 2))
+
+static int s_session_list_devices(kj_backend *kb, kj_tx *t, uint32_t dev,
+                                  const void *name, size_t nlen,
+                                  kj_u32_list **out) {
+  uint8_t p[KJ_MAX_ID];
+  sq_address(name, nlen, 0, p);
+  sq_op op;
+  int rc = op_begin(kb, t, OP_READ, 0, &op);
+  if (rc)
+    return rc;
+  sqlite3_stmt *st;
+  sq_buf ids = {0};
+  size_t n = 0;
+  rc = query(
+      op.b, "SELECT address FROM sessions WHERE " NAME_ROWS " ORDER BY address",
+      NAME_ARGS(dev, p, nlen), &st);
+  while (rc == KJ_OK) {
+    size_t alen;
+    const uint8_t *a = col_blob(st, 0, &alen, NULL);
+    const uint8_t *d = a + alen - 4;
+    uint32_t id = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+                  (uint32_t)d[2] << 8 | d[3];
+    buf_add(&ids, &id, sizeof id);
+    n++;
+    int r = step(op.b, st);
+    rc = r == 1 ? KJ_OK : r == 0 ? KJ_NOTFOUND : r;
+  }
+  if (rc == KJ_NOTFOUND)
+    rc = KJ_OK;
+  rc = op_end(&op, rc);
+  if (!rc && ids.oom)
+    rc = KJ_ENOMEM;
+  kj_u32_list *l = rc ? NULL : malloc(sizeof *l + n * sizeof l->v[0]);
+  if (!rc && !l)
+    rc = KJ_ENOMEM;
+  if (!rc) {
+    l->n = n;
+    if (n)
+      memcpy(l->v, ids.p, n * sizeof l->v[0]);
+    *out = l;
+  }
+  buf_free(&ids);
+  return rc;
+}
+
+static int s_session_remove_all(kj_backend *kb, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                uint64_t *removed) {
+  uint8_t p[KJ_MAX_ID];
+  sq_address(name, nlen, 0, p);
+  sq_op op;
+  int rc = op_begin(kb, t, OP_WRITE, dev, &op);
+  if (rc)
+    return rc;
+  rc = exec(op.b, "DELETE FROM sessions WHERE " NAME_ROWS,
+            NAME_ARGS(dev, p, nlen));
+  uint64_t n = rc ? 0 : (uint64_t)sqlite3_changes64(op.b->db);
+  rc = op_end(&op, rc);
+  if (!rc)
+    *removed = n;
+  return rc;
 }
 
 static const char SQL_PREKEY_PUT[] =
@@ -972,6 +1240,36 @@ static int s_prekey_max_id(kj_backend *kb, kj_tx *t, uint32_t dev,
   return op_end(&op, rc);
 }
 
+/* *has for a query that returns a row when the key is there. */
+static int has1(kj_backend *kb, kj_tx *t, const char *sql, const sq_arg *a,
+                int n, int *has) {
+  sq_op op;
+  int rc = op_begin(kb, t, OP_READ, 0, &op);
+  if (rc)
+    return rc;
+  sqlite3_stmt *st;
+  rc = query(op.b, sql, a, n, &st);
+  if (rc == KJ_OK) {
+    sqlite3_reset(st);
+    *has = 1;
+  } else if (rc == KJ_NOTFOUND) {
+    rc = KJ_OK; /* *has is already 0 */
+  }
+  return op_end(&op, rc);
+}
+
+static int s_prekey_has(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                        int *has) {
+  return has1(b, t, "SELECT 1 FROM prekeys WHERE device_id=?1 AND id=?2",
+              ARGS(AI(dev), AI(id)), has);
+}
+
+static int s_signed_prekey_has(kj_backend *b, kj_tx *t, uint32_t dev,
+                               uint32_t id, int *has) {
+  return has1(b, t, "SELECT 1 FROM signed_prekeys WHERE device_id=?1 AND id=?2",
+              ARGS(AI(dev), AI(id)), has);
+}
+
 static int s_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
                                  uint32_t id, const void *rec, size_t rlen) {
   return write1(b, t, dev,
@@ -1032,14 +1330,32 @@ static int s_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
                 ARGS(AI(dev), AI(id)));
 }
 
+static int s_sender_key_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, const void *rec,
+                              size_t rlen, const void *urec, size_t ulen) {
+  return write1(
+      b, t, dev,
+      "INSERT INTO sender_keys(device_id, name, record, user_record)"
+      " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(device_id, name)"
+      " DO UPDATE SET record=excluded.record,"
+      " user_record=excluded.user_record",
+      ARGS(AI(dev), AB(name, nlen), AB(rec, rlen), AUSER(urec, ulen)));
+}
+
+/* No user record: one there is dropped. */
 static int s_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
                             const void *name, size_t nlen, const void *rec,
                             size_t rlen) {
-  return write1(b, t, dev,
-                "INSERT INTO sender_keys(device_id, name, record)"
-                " VALUES(?1, ?2, ?3) ON CONFLICT(device_id, name)"
-                " DO UPDATE SET record=excluded.record",
-                ARGS(AI(dev), AB(name, nlen), AB(rec, rlen)));
+  return s_sender_key_store(b, t, dev, name, nlen, rec, rlen, NULL, 0);
+}
+
+static int s_sender_key_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *name, size_t nlen, void **rec,
+                             size_t *rlen, void **urec, size_t *ulen) {
+  return read_with_user(b, t,
+                        "SELECT record, user_record FROM sender_keys"
+                        " WHERE device_id=?1 AND name=?2",
+                        ARGS(AI(dev), AB(name, nlen)), rec, rlen, urec, ulen);
 }
 
 static int s_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -1701,13 +2017,23 @@ static int p_tc_token_delete_expired(kj_backend *kb, kj_tx *t, uint32_t dev,
 
 /* ---- device store ------------------------------------------------------- */
 
-static int d_create(kj_backend *kb, kj_tx *t, uint32_t *id) {
-  sq_op op;
-  int rc = op_begin(kb, t, OP_WRITE_ANY, 0, &op);
-  if (rc)
-    return rc;
-  sq_backend *b = op.b;
+/* In an op: a new slot with label (llen 0: none) in *id, unless a slot
+ * carries the label already (KJ_EEXIST, looked at first, as native). */
+static int create_in(sq_backend *b, const void *label, size_t llen,
+                     int64_t *id) {
   sqlite3_stmt *st;
+  int rc = KJ_OK;
+  if (llen) {
+    rc = query(b, "SELECT id FROM devices WHERE label=?1",
+               ARGS(AB(label, llen)), &st);
+    if (rc == KJ_OK) {
+      sqlite3_reset(st);
+      return failf(b, KJ_EEXIST,
+                   "kj_device_create_labeled: a slot has that label");
+    }
+    if (rc != KJ_NOTFOUND)
+      return rc;
+  }
   int64_t next = 1; /* no counter row: no slot was ever created */
   rc = query(b, "SELECT value FROM meta WHERE name='next_device_id'", NULL, 0,
              &st);
@@ -1732,16 +2058,48 @@ static int d_create(kj_backend *kb, kj_tx *t, uint32_t *id) {
                  (long long)next);
   }
   if (!rc)
-    rc = exec(b, "INSERT INTO devices(id) VALUES(?1)", ARGS(AI(next)));
+    rc = exec(b, "INSERT INTO devices(id, label) VALUES(?1, ?2)",
+              ARGS(AI(next), llen ? AB(label, llen) : AN));
   if (!rc)
     rc = exec(b,
               "INSERT INTO meta(name, value) VALUES('next_device_id', ?1)"
               " ON CONFLICT(name) DO UPDATE SET value=excluded.value",
               ARGS(AI(next + 1)));
-  rc = op_end(&op, rc);
+  *id = next;
+  return rc;
+}
+
+static int d_create_labeled(kj_backend *kb, kj_tx *t, const void *label,
+                            size_t llen, uint32_t *id) {
+  sq_op op;
+  int rc = op_begin(kb, t, OP_WRITE_ANY, 0, &op);
+  if (rc)
+    return rc;
+  int64_t next = 0;
+  rc = op_end(&op, create_in(op.b, label, llen, &next));
   if (!rc)
     *id = (uint32_t)next;
   return rc;
+}
+
+static int d_create(kj_backend *kb, kj_tx *t, uint32_t *id) {
+  return d_create_labeled(kb, t, NULL, 0, id);
+}
+
+static int d_find(kj_backend *kb, kj_tx *t, const void *label, size_t llen,
+                  uint32_t *id) {
+  sq_op op;
+  int rc = op_begin(kb, t, OP_READ, 0, &op);
+  if (rc)
+    return rc;
+  sqlite3_stmt *st;
+  rc = query(op.b, "SELECT id FROM devices WHERE label=?1",
+             ARGS(AB(label, llen)), &st);
+  if (rc == KJ_OK) {
+    *id = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+  }
+  return op_end(&op, rc);
 }
 
 static int d_list_ids(kj_backend *kb, kj_tx *t, kj_u32_list **out) {
@@ -2366,6 +2724,21 @@ static const kj_signal_ops sq_signal_ops = {
     .sender_key_put = s_sender_key_put,
     .sender_key_get = s_sender_key_get,
     .sender_key_delete = s_sender_key_delete,
+    .identity_put_key = s_identity_put_key,
+    .identity_get_key = s_identity_get_key,
+    .local_identity_save = s_local_identity_save,
+    .local_identity_load = s_local_identity_load,
+    .local_identity_delete = s_local_identity_delete,
+    .session_store = s_session_store,
+    .session_load = s_session_load,
+    .session_contains = s_session_contains,
+    .session_remove = s_session_remove,
+    .session_list_devices = s_session_list_devices,
+    .session_remove_all = s_session_remove_all,
+    .prekey_has = s_prekey_has,
+    .signed_prekey_has = s_signed_prekey_has,
+    .sender_key_store = s_sender_key_store,
+    .sender_key_load = s_sender_key_load,
 };
 
 static const kj_appsync_ops sq_appsync_ops = {
@@ -2410,6 +2783,8 @@ static const kj_device_ops sq_device_ops = {
     .device_load = d_load,
     .device_delete = d_delete,
     .device_snapshot_copy = d_snapshot_copy,
+    .device_create_labeled = d_create_labeled,
+    .device_find = d_find,
 };
 
 static const kj_ratchet_ops sq_ratchet_ops = {

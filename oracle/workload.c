@@ -95,6 +95,24 @@ enum wk {
   W_RATCHET_EXISTS,
   W_RATCHET_DELETE,
   W_RATCHET_CLEANUP,
+  /* issue 17 (after the others, so that their numbers stay) */
+  W_IDENTITY_PUT_KEY,
+  W_IDENTITY_GET_KEY,
+  W_LOCAL_ID_SAVE,
+  W_LOCAL_ID_LOAD,
+  W_LOCAL_ID_DELETE,
+  W_SESSION_STORE,
+  W_SESSION_LOAD,
+  W_SESSION_CONTAINS,
+  W_SESSION_REMOVE,
+  W_SESSION_LIST_DEVICES,
+  W_SESSION_REMOVE_ALL,
+  W_PREKEY_HAS,
+  W_SPK_HAS,
+  W_SENDER_KEY_STORE,
+  W_SENDER_KEY_LOAD,
+  W_DEVICE_CREATE_LABELED,
+  W_DEVICE_FIND,
   W_NKINDS
 };
 
@@ -162,6 +180,23 @@ static const char *const wk_name[W_NKINDS] = {
     [W_RATCHET_EXISTS] = "kj_ratchet_exists",
     [W_RATCHET_DELETE] = "kj_ratchet_delete",
     [W_RATCHET_CLEANUP] = "kj_ratchet_cleanup_skipped",
+    [W_IDENTITY_PUT_KEY] = "kj_identity_put_key",
+    [W_IDENTITY_GET_KEY] = "kj_identity_get_key",
+    [W_LOCAL_ID_SAVE] = "kj_local_identity_save",
+    [W_LOCAL_ID_LOAD] = "kj_local_identity_load",
+    [W_LOCAL_ID_DELETE] = "kj_local_identity_delete",
+    [W_SESSION_STORE] = "kj_session_store",
+    [W_SESSION_LOAD] = "kj_session_load",
+    [W_SESSION_CONTAINS] = "kj_session_contains",
+    [W_SESSION_REMOVE] = "kj_session_remove",
+    [W_SESSION_LIST_DEVICES] = "kj_session_list_devices",
+    [W_SESSION_REMOVE_ALL] = "kj_session_remove_all",
+    [W_PREKEY_HAS] = "kj_prekey_has",
+    [W_SPK_HAS] = "kj_signed_prekey_has",
+    [W_SENDER_KEY_STORE] = "kj_sender_key_store",
+    [W_SENDER_KEY_LOAD] = "kj_sender_key_load",
+    [W_DEVICE_CREATE_LABELED] = "kj_device_create_labeled",
+    [W_DEVICE_FIND] = "kj_device_find",
 };
 
 /* Flags of an operation. */
@@ -172,6 +207,11 @@ static const char *const wk_name[W_NKINDS] = {
 #define F_HAS3 0x10u    /* third optional field present */
 #define F_BADELEM 0x20u /* last batch element is invalid */
 #define F_ODD 0x40u     /* odd variant (uploaded = 2, ...) */
+/* Address-keyed session and identity ops: the address is
+ * kj_address_encode(name c, device id b) (F_NAMED), with one byte more
+ * (F_NAMED | F_JUNK), so that the address calls meet the name calls. */
+#define F_NAMED 0x08u /* = F_HAS2, unused by those kinds */
+#define F_JUNK 0x10u  /* = F_HAS3 */
 
 /* Slot code meaning "device id 0" (never a slot). */
 #define SLOT_ZERO 0xFFu
@@ -236,18 +276,28 @@ enum fam {
   FA_MSG,
   FA_USER,
   FA_CONV,
+  FA_NAME,  /* peer names of the name calls */
+  FA_LABEL, /* slot labels */
   FA_N
 };
 
-static const char *const fam_prefix[FA_N] = {"addr",  "skn",   "kid",  "coll",
-                                             "imac",  "group", "jid",  "lid",
-                                             "phone", "msg",   "user", "conv"};
-static const unsigned fam_size[FA_N] = {8, 6, 4, 3, 8, 4, 6, 6, 4, 4, 4, 3};
+static const char *const fam_prefix[FA_N] = {
+    "addr", "skn",   "kid", "coll", "imac", "group", "jid",
+    "lid",  "phone", "msg", "user", "conv", "nm",    "lbl"};
+static const unsigned fam_size[FA_N] = {8, 6, 4, 3, 8, 4, 6,
+                                        6, 4, 4, 4, 3, 5, 4};
+
+/* Device ids of the name calls: small ones, and byte-order and sign
+ * traps. */
+static const uint32_t devids[] = {1,   2,          3,          0,         7,
+                                  256, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF};
+#define N_DEVID (sizeof devids / sizeof devids[0])
 
 /* Special key codes. */
-#define K_MAXLEN 0xFFFDu /* exactly KJ_MAX_ID bytes */
-#define K_OVER 0xFFFEu   /* KJ_MAX_ID + 1 bytes */
-#define K_EMPTY 0xFFFFu  /* 0 bytes */
+#define K_NAMEMAX 0xFFFCu /* exactly KJ_MAX_NAME bytes */
+#define K_MAXLEN 0xFFFDu  /* exactly KJ_MAX_ID bytes */
+#define K_OVER 0xFFFEu    /* KJ_MAX_ID + 1 bytes */
+#define K_EMPTY 0xFFFFu   /* 0 bytes */
 
 #define KEYBUF (KJ_MAX_ID + 8)
 
@@ -259,8 +309,10 @@ static size_t mkkey(int fam, unsigned code, uint8_t *buf) {
   size_t pl = strlen(pre);
   if (code == K_EMPTY)
     return 0;
-  if (code == K_MAXLEN || code == K_OVER) {
-    size_t n = code == K_MAXLEN ? KJ_MAX_ID : KJ_MAX_ID + 1;
+  if (code == K_MAXLEN || code == K_OVER || code == K_NAMEMAX) {
+    size_t n = code == K_MAXLEN ? KJ_MAX_ID
+               : code == K_OVER ? KJ_MAX_ID + 1
+                                : KJ_MAX_NAME;
     memcpy(buf, pre, pl);
     for (size_t i = pl; i < n; i++)
       buf[i] = (uint8_t)(i * 7 + (size_t)fam);
@@ -546,6 +598,46 @@ static uint32_t op_dev(const ora_wop *op, const uint32_t *slots,
   return 0x7FFFFF00u + op->slot; /* never created */
 }
 
+/* The address of an address-keyed session or identity op into buf
+ * (KEYBUF bytes): the FA_ADDR key of a, or, with F_NAMED, the encoded
+ * address of (name c, device id b), one byte longer with F_JUNK. */
+static size_t op_addr(const ora_wop *op, uint8_t *buf) {
+  if (!(op->flags & F_NAMED))
+    return mkkey(FA_ADDR, op->a, buf);
+  uint8_t nm[KEYBUF];
+  size_t nl = mkkey(FA_NAME, op->c, nm), al = 0;
+  if (kj_address_encode(nm, nl, devids[op->b % N_DEVID], buf, &al))
+    return 0; /* a name the encoding refuses: an empty address */
+  if (op->flags & F_JUNK)
+    buf[al++] = 'x';
+  return al;
+}
+
+/* A user record of an op that stores one (session, sender key): size2
+ * bytes with F_HAS1, else none; F_ODD makes it NULL with its length (a
+ * caller's error). */
+static uint8_t *op_urec(const ora_wop *op, size_t *ulen) {
+  *ulen = (op->flags & F_HAS1) || (op->flags & F_ODD) ? op->size2 : 0;
+  if (op->flags & F_ODD)
+    return NULL;
+  return *ulen ? mkval(h2(op->vseed, 0x05e5), *ulen) : NULL;
+}
+
+/* The outputs of a load with a user record; frees both. */
+static void o_rec_user(ora_obuf *o, int rc, void *v, size_t vl, void *u,
+                       size_t ul) {
+  if (rc == KJ_OK) {
+    o_blob(o, "rec", v, vl);
+    ora_obuf_addf(o, " hu=%d", u != NULL);
+    if (u)
+      o_blob(o, "urec", u, ul);
+  } else if (u) {
+    ora_obuf_addf(o, " URec-NOT-NULL");
+  }
+  o_leftover(o, rc, v);
+  kj_free(u);
+}
+
 static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
                       uint32_t *slots, size_t *nslots, ora_obuf *r) {
   uint8_t k1[KEYBUF], k2[KEYBUF];
@@ -586,7 +678,7 @@ static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
 
   case W_SESSION_PUT: {
     uint8_t *v = mkval(op->vseed, op->size);
-    l1 = mkkey(FA_ADDR, op->a, k1);
+    l1 = op_addr(op, k1);
     rc = kj_session_put(b, t, dev, k1, l1, v, op->size);
     free(v);
     break;
@@ -596,7 +688,7 @@ static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     void *v = NULL;
     size_t vl = 0;
     if (op->kind == W_SESSION_GET) {
-      l1 = mkkey(FA_ADDR, op->a, k1);
+      l1 = op_addr(op, k1);
       rc = kj_session_get(b, t, dev, k1, l1, &v, &vl);
     } else {
       l1 = mkkey(FA_SKN, op->a, k1);
@@ -609,14 +701,14 @@ static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
   }
   case W_SESSION_HAS: {
     int has = -1;
-    l1 = mkkey(FA_ADDR, op->a, k1);
+    l1 = op_addr(op, k1);
     rc = kj_session_has(b, t, dev, k1, l1, &has);
     if (rc == KJ_OK)
       o_i(o, "has", has);
     break;
   }
   case W_SESSION_DELETE:
-    l1 = mkkey(FA_ADDR, op->a, k1);
+    l1 = op_addr(op, k1);
     rc = kj_session_delete(b, t, dev, k1, l1);
     break;
 
@@ -1078,6 +1170,143 @@ static void apply_dev(const ora_wop *op, kj_backend *b, kj_tx *t, uint32_t dev,
     rc = kj_device_delete(b, t, dev);
     break;
 
+  case W_IDENTITY_PUT_KEY: {
+    uint8_t key[40];
+    fill(op->vseed, key, sizeof key);
+    l1 = op_addr(op, k1);
+    rc = kj_identity_put_key(b, t, dev, k1, l1, key, op->size);
+    break;
+  }
+  case W_IDENTITY_GET_KEY: {
+    uint8_t key[KJ_IDENTITY_KEY_MAX];
+    size_t kl = 99;
+    memset(key, 0xA5, sizeof key);
+    l1 = op_addr(op, k1);
+    rc = kj_identity_get_key(b, t, dev, k1, l1, key, &kl);
+    if (rc == KJ_OK)
+      o_blob(o, "key", key, kl);
+    else if (kl != 0 || key[0] != 0xA5)
+      ora_obuf_addf(o, " OUT-TOUCHED");
+    break;
+  }
+  case W_LOCAL_ID_SAVE: {
+    kj_local_identity id;
+    memset(&id, 0, sizeof id);
+    id.registration_id = (uint32_t)h2(op->vseed, 1);
+    id.public_len = op->size;
+    fill(h2(op->vseed, 2), id.public_key, sizeof id.public_key);
+    fill(h2(op->vseed, 3), id.private_key, sizeof id.private_key);
+    rc = kj_local_identity_save(b, t, dev, &id);
+    break;
+  }
+  case W_LOCAL_ID_LOAD: {
+    kj_local_identity id;
+    memset(&id, 0xA5, sizeof id);
+    rc = kj_local_identity_load(b, t, dev, &id);
+    if (rc == KJ_OK) {
+      o_u(o, "reg", id.registration_id);
+      o_blob(o, "pub", id.public_key, sizeof id.public_key);
+      o_u(o, "publen", id.public_len);
+      o_blob(o, "priv", id.private_key, sizeof id.private_key);
+    } else if (id.registration_id != 0xA5A5A5A5u) {
+      ora_obuf_addf(o, " OUT-TOUCHED");
+    }
+    break;
+  }
+  case W_LOCAL_ID_DELETE:
+    rc = kj_local_identity_delete(b, t, dev);
+    break;
+
+  case W_SESSION_STORE:
+  case W_SENDER_KEY_STORE: {
+    uint8_t *v = mkval(op->vseed, op->size);
+    size_t ul;
+    uint8_t *u = op_urec(op, &ul);
+    if (op->kind == W_SESSION_STORE) {
+      l1 = mkkey(FA_NAME, op->a, k1);
+      rc = kj_session_store(b, t, dev, k1, l1, devids[op->b % N_DEVID], v,
+                            op->size, u, ul);
+    } else {
+      l1 = mkkey(FA_SKN, op->a, k1);
+      rc = kj_sender_key_store(b, t, dev, k1, l1, v, op->size, u, ul);
+    }
+    free(u);
+    free(v);
+    break;
+  }
+  case W_SESSION_LOAD:
+  case W_SENDER_KEY_LOAD: {
+    void *v = NULL, *u = NULL;
+    size_t vl = 0, ul = 0;
+    if (op->kind == W_SESSION_LOAD) {
+      l1 = mkkey(FA_NAME, op->a, k1);
+      rc = kj_session_load(b, t, dev, k1, l1, devids[op->b % N_DEVID], &v, &vl,
+                           &u, &ul);
+    } else {
+      l1 = mkkey(FA_SKN, op->a, k1);
+      rc = kj_sender_key_load(b, t, dev, k1, l1, &v, &vl, &u, &ul);
+    }
+    o_rec_user(o, rc, v, vl, u, ul);
+    break;
+  }
+  case W_SESSION_CONTAINS: {
+    int has = -1;
+    l1 = mkkey(FA_NAME, op->a, k1);
+    rc = kj_session_contains(b, t, dev, k1, l1, devids[op->b % N_DEVID], &has);
+    if (rc == KJ_OK)
+      o_i(o, "has", has);
+    break;
+  }
+  case W_SESSION_REMOVE:
+    l1 = mkkey(FA_NAME, op->a, k1);
+    rc = kj_session_remove(b, t, dev, k1, l1, devids[op->b % N_DEVID]);
+    break;
+  case W_SESSION_LIST_DEVICES: {
+    kj_u32_list *l = NULL;
+    l1 = mkkey(FA_NAME, op->a, k1);
+    rc = kj_session_list_devices(b, t, dev, k1, l1, &l);
+    if (rc == KJ_OK && l) {
+      o_u(o, "n", l->n);
+      for (size_t i = 0; i < l->n; i++)
+        ora_obuf_addf(o, " %" PRIu32, l->v[i]);
+    }
+    o_leftover(o, rc, l);
+    break;
+  }
+  case W_SESSION_REMOVE_ALL: {
+    uint64_t removed = 0xDEAD;
+    l1 = mkkey(FA_NAME, op->a, k1);
+    rc = kj_session_remove_all(b, t, dev, k1, l1, &removed);
+    o_u(o, "removed", removed); /* 0 on failure, as the header says */
+    break;
+  }
+  case W_PREKEY_HAS:
+  case W_SPK_HAS: {
+    int has = -1;
+    if (op->kind == W_PREKEY_HAS)
+      rc = kj_prekey_has(b, t, dev, prekey_ids[op->a % N_PREKEY], &has);
+    else
+      rc = kj_signed_prekey_has(b, t, dev, spk_ids[op->a % N_SPK], &has);
+    o_i(o, "has", has);
+    break;
+  }
+  case W_DEVICE_CREATE_LABELED: {
+    uint32_t id = 0xDEAD;
+    l1 = mkkey(FA_LABEL, op->a, k1);
+    rc = kj_device_create_labeled(b, t, k1, l1, &id);
+    o_u(o, "id", id);
+    if (rc == KJ_OK && *nslots < ORA_WORKLOAD_MAX_SLOTS)
+      slots[(*nslots)++] = id;
+    break;
+  }
+  case W_DEVICE_FIND: {
+    uint32_t id = 0xDEAD;
+    l1 = mkkey(FA_LABEL, op->a, k1);
+    rc = kj_device_find(b, t, k1, l1, &id);
+    o_u(o, "id", id);
+    break;
+  }
+
   case W_RATCHET_SAVE: {
     size_t n = op->n;
     kj_ratchet_state *s = kj_ratchet_state_alloc(n);
@@ -1169,7 +1398,7 @@ const char *ora_wop_kind_name(int kind) {
 static void d_key(ora_obuf *o, int fam, unsigned code) {
   uint8_t k[KEYBUF];
   size_t n = mkkey(fam, code, k);
-  if (code == K_MAXLEN || code == K_OVER) {
+  if (code == K_MAXLEN || code == K_OVER || code == K_NAMEMAX) {
     ora_obuf_addf(o, "<%s key of %zu bytes>, %zu", fam_prefix[fam], n, n);
     return;
   }
@@ -1181,6 +1410,18 @@ static void d_key(ora_obuf *o, int fam, unsigned code) {
       ora_obuf_addf(o, "\\x%02x\"\"", k[i]);
   }
   ora_obuf_addf(o, "\", %zu", n);
+}
+
+/* The address of op_addr(): a key, or the encoded (name, id). */
+static void d_addr(ora_obuf *o, const ora_wop *op) {
+  if (!(op->flags & F_NAMED)) {
+    d_key(o, FA_ADDR, op->a);
+    return;
+  }
+  ora_obuf_addf(o, "<address of (");
+  d_key(o, FA_NAME, op->c);
+  ora_obuf_addf(o, ", %" PRIu32 ")%s>", devids[op->b % N_DEVID],
+                (op->flags & F_JUNK) ? " + 'x'" : "");
 }
 
 static void d_val(ora_obuf *o, uint64_t seed, size_t n) {
@@ -1211,6 +1452,14 @@ void ora_wop_describe(const ora_wop *op, ora_obuf *o) {
   case W_DEVICE_LIST_IDS:
     ora_obuf_addf(o, "kj_device_list_ids(b, t, &out)");
     return;
+  case W_DEVICE_CREATE_LABELED:
+  case W_DEVICE_FIND:
+    ora_obuf_addf(o, "%s(b, t, ",
+                  op->kind == W_DEVICE_FIND ? "kj_device_find"
+                                            : "kj_device_create_labeled");
+    d_key(o, FA_LABEL, op->a);
+    ora_obuf_addf(o, ", &%s)", op->kind == W_DEVICE_FIND ? "id" : "slot[next]");
+    return;
   default:
     break;
   }
@@ -1228,18 +1477,77 @@ void ora_wop_describe(const ora_wop *op, ora_obuf *o) {
     break;
   case W_IDENTITY_LOAD:
   case W_IDENTITY_DELETE:
+    ora_obuf_addf(o, ", ");
+    d_key(o, FA_ADDR, op->a);
+    break;
   case W_SESSION_GET:
   case W_SESSION_HAS:
   case W_SESSION_DELETE:
+  case W_IDENTITY_GET_KEY:
     ora_obuf_addf(o, ", ");
-    d_key(o, FA_ADDR, op->a);
+    d_addr(o, op);
     break;
   case W_SESSION_PUT:
   case W_SENDER_KEY_PUT:
     ora_obuf_addf(o, ", ");
-    d_key(o, op->kind == W_SESSION_PUT ? FA_ADDR : FA_SKN, op->a);
+    if (op->kind == W_SESSION_PUT)
+      d_addr(o, op);
+    else
+      d_key(o, FA_SKN, op->a);
     ora_obuf_addf(o, ", ");
     d_val(o, op->vseed, op->size);
+    break;
+  case W_IDENTITY_PUT_KEY:
+    ora_obuf_addf(o, ", ");
+    d_addr(o, op);
+    ora_obuf_addf(o, ", ");
+    d_val(o, op->vseed, op->size);
+    break;
+  case W_LOCAL_ID_SAVE:
+    ora_obuf_addf(o,
+                  ", <identity seed 0x%016" PRIx64 " public_len %" PRIu32 ">",
+                  op->vseed, op->size);
+    break;
+  case W_SESSION_STORE:
+  case W_SENDER_KEY_STORE:
+    ora_obuf_addf(o, ", ");
+    if (op->kind == W_SESSION_STORE) {
+      d_key(o, FA_NAME, op->a);
+      ora_obuf_addf(o, ", %" PRIu32, devids[op->b % N_DEVID]);
+    } else {
+      d_key(o, FA_SKN, op->a);
+    }
+    ora_obuf_addf(o, ", ");
+    d_val(o, op->vseed, op->size);
+    if (op->flags & F_ODD)
+      ora_obuf_addf(o, ", NULL, %" PRIu32, op->size2);
+    else if (op->flags & F_HAS1)
+      ora_obuf_addf(o, ", <%" PRIu32 " bytes seed 0x%016" PRIx64 ">", op->size2,
+                    h2(op->vseed, 0x05e5));
+    else
+      ora_obuf_addf(o, ", NULL, 0");
+    break;
+  case W_SESSION_LOAD:
+  case W_SESSION_CONTAINS:
+  case W_SESSION_REMOVE:
+    ora_obuf_addf(o, ", ");
+    d_key(o, FA_NAME, op->a);
+    ora_obuf_addf(o, ", %" PRIu32, devids[op->b % N_DEVID]);
+    break;
+  case W_SESSION_LIST_DEVICES:
+  case W_SESSION_REMOVE_ALL:
+    ora_obuf_addf(o, ", ");
+    d_key(o, FA_NAME, op->a);
+    break;
+  case W_SENDER_KEY_LOAD:
+    ora_obuf_addf(o, ", ");
+    d_key(o, FA_SKN, op->a);
+    break;
+  case W_PREKEY_HAS:
+    ora_obuf_addf(o, ", %" PRIu32, prekey_ids[op->a % N_PREKEY]);
+    break;
+  case W_SPK_HAS:
+    ora_obuf_addf(o, ", %" PRIu32, spk_ids[op->a % N_SPK]);
     break;
   case W_SENDER_KEY_GET:
   case W_SENDER_KEY_DELETE:
@@ -1461,6 +1769,11 @@ typedef struct gen {
    * update keeps some fields of the first put, which a first put never
    * shows). */
   uint8_t lids[MODEL_SLOTS];
+  /* Realistic: the label codes live slots carry (bit per code), and the
+   * label of each slot index (code + 1, 0: none), freed when it is
+   * deleted. */
+  unsigned labels;
+  uint8_t label_of[ORA_WORKLOAD_MAX_SLOTS];
 } gen;
 
 static uint64_t rnd(gen *g) {
@@ -1551,13 +1864,62 @@ static uint8_t pick_slot(gen *g) {
   return g->live[below(g, g->nlive)];
 }
 
-/* A key code of family fam. */
+static uint32_t pick_size(gen *g, uint32_t typical);
+
+/* A key code of family fam. Names also get KJ_MAX_NAME bytes, the
+ * longest a name call takes (KJ_MAX_ID is 6 too many for them). */
 static uint16_t pick_key(gen *g, int fam) {
   if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 12)) {
-    uint32_t r = below(g, 3);
-    return r == 0 ? K_MAXLEN : r == 1 ? K_OVER : K_EMPTY;
+    uint32_t r = below(g, fam == FA_NAME ? 4 : 3);
+    return r == 0 ? K_MAXLEN : r == 1 ? K_OVER : r == 2 ? K_EMPTY : K_NAMEMAX;
   }
   return (uint16_t)below(g, fam_size[fam]);
+}
+
+/* A device id code of the name calls: mostly the first three. */
+static uint16_t pick_devid(gen *g) {
+  if (g->mix == ORA_MIX_REALISTIC && chance(g, 90))
+    return (uint16_t)below(g, 3);
+  return (uint16_t)below(g, N_DEVID);
+}
+
+/* Address-keyed session and identity ops: a quarter of them at the
+ * address of a (name, device id), a few of those one byte longer. */
+static void pick_addr(gen *g, ora_wop *op) {
+  op->a = pick_key(g, FA_ADDR);
+  if (chance(g, 25)) {
+    op->flags |= F_NAMED;
+    op->c = (uint16_t)below(g, fam_size[FA_NAME]);
+    op->b = pick_devid(g);
+    if (chance(g, 10)) {
+      op->flags |= F_JUNK;
+      op->b = 0; /* the dump looks for these at device id code 0 only */
+    }
+  }
+}
+
+/* The user record of a store: present most of the time. */
+static void pick_urec(gen *g, ora_wop *op) {
+  if (g->mix == ORA_MIX_ADVERSARIAL) {
+    op->size2 = pick_size(g, 64);
+    if (chance(g, 60))
+      op->flags |= F_HAS1;
+    else if (chance(g, 10))
+      op->flags |= F_ODD; /* NULL with a length */
+  } else {
+    op->size2 = 1 + below(g, 64);
+    if (chance(g, 70))
+      op->flags |= F_HAS1;
+  }
+}
+
+/* A public key length: 33 (libsignal) or 32; adversarially others. */
+static uint32_t pick_keylen(gen *g) {
+  if (g->mix == ORA_MIX_ADVERSARIAL && chance(g, 20)) {
+    static const uint32_t odd[] = {0, 1, 31, 34, 40};
+    return odd[below(g, 5)];
+  }
+  return chance(g, 70) ? 33 : 32;
 }
 
 /* A record size. */
@@ -1657,14 +2019,62 @@ static void gen_args(gen *g, ora_wop *op) {
   case W_IDENTITY_PUT:
   case W_IDENTITY_LOAD:
   case W_IDENTITY_DELETE:
+    op->a = pick_key(g, FA_ADDR);
+    break;
   case W_SESSION_GET:
   case W_SESSION_HAS:
   case W_SESSION_DELETE:
-    op->a = pick_key(g, FA_ADDR);
+  case W_IDENTITY_GET_KEY:
+    pick_addr(g, op);
     break;
   case W_SESSION_PUT:
-    op->a = pick_key(g, FA_ADDR);
+    pick_addr(g, op);
     op->size = pick_size(g, 1200);
+    break;
+  case W_IDENTITY_PUT_KEY:
+    pick_addr(g, op);
+    op->size = pick_keylen(g);
+    break;
+  case W_LOCAL_ID_SAVE:
+    op->size = pick_keylen(g);
+    break;
+  case W_LOCAL_ID_LOAD:
+  case W_LOCAL_ID_DELETE:
+    break;
+  case W_SESSION_STORE:
+    op->a = pick_key(g, FA_NAME);
+    op->b = pick_devid(g);
+    op->size = pick_size(g, 1200);
+    pick_urec(g, op);
+    break;
+  case W_SESSION_LOAD:
+  case W_SESSION_CONTAINS:
+  case W_SESSION_REMOVE:
+    op->a = pick_key(g, FA_NAME);
+    op->b = pick_devid(g);
+    break;
+  case W_SESSION_LIST_DEVICES:
+  case W_SESSION_REMOVE_ALL:
+    op->a = pick_key(g, FA_NAME);
+    break;
+  case W_PREKEY_HAS:
+    op->a = (uint16_t)below(g, N_PREKEY);
+    break;
+  case W_SPK_HAS:
+    op->a = (uint16_t)below(g, N_SPK);
+    break;
+  case W_SENDER_KEY_STORE:
+    op->a = pick_key(g, FA_SKN);
+    op->size = pick_size(g, 400);
+    pick_urec(g, op);
+    break;
+  case W_SENDER_KEY_LOAD:
+    op->a = pick_key(g, FA_SKN);
+    break;
+  case W_DEVICE_CREATE_LABELED: /* the label is chosen by create() */
+    break;
+  case W_DEVICE_FIND:
+    op->a = pick_key(g, FA_LABEL);
     break;
   case W_PREKEY_STORE:
     op->a = (uint16_t)below(g, N_PREKEY);
@@ -1945,12 +2355,35 @@ static void one(gen *g, int kind) {
     gen_args(g, op);
 }
 
-/* Device slot creation, bounded so that slots[] never overflows. */
+/* Device slot creation, bounded so that slots[] never overflows. A third
+ * of them carry a label: realistic ones a label no live slot has (so that
+ * each creates a slot, and slot indexes stay as the model counts them),
+ * adversarial ones any, taken or not (a refused create adds no slot:
+ * adversarial slot picks do not rely on the count). */
 static void create(gen *g) {
   if (g->creates >= ORA_WORKLOAD_MAX_SLOTS - 2)
     return;
+  int label = -1;
+  if (chance(g, 33)) {
+    if (g->mix == ORA_MIX_ADVERSARIAL) {
+      label = pick_key(g, FA_LABEL);
+    } else {
+      for (unsigned i = 0, k = below(g, fam_size[FA_LABEL]);
+           label < 0 && i < fam_size[FA_LABEL]; i++)
+        if (!(g->labels >> ((k + i) % fam_size[FA_LABEL]) & 1))
+          label = (int)((k + i) % fam_size[FA_LABEL]);
+    }
+  }
+  if (label >= 0 && g->mix == ORA_MIX_REALISTIC) {
+    g->labels |= 1u << label;
+    g->label_of[g->creates] = (uint8_t)(label + 1);
+  }
   g->live[g->nlive++] = (uint8_t)g->creates++;
-  one(g, W_DEVICE_CREATE);
+  ora_wop *op = emit(g, label >= 0 ? W_DEVICE_CREATE_LABELED : W_DEVICE_CREATE);
+  if (op) {
+    gen_args(g, op);
+    op->a = label >= 0 ? (uint16_t)label : 0;
+  }
 }
 
 /* Realistic: delete a live slot other than the first, sometimes replacing
@@ -1966,6 +2399,10 @@ static void delete_slot(gen *g) {
     return;
   op->slot = g->live[i];
   forget_slot(g, op->slot);
+  if (g->label_of[op->slot]) {
+    g->labels &= ~(1u << (g->label_of[op->slot] - 1));
+    g->label_of[op->slot] = 0;
+  }
   memmove(&g->live[i], &g->live[i + 1], (g->nlive - i - 1) * sizeof g->live[0]);
   g->nlive--;
   if (chance(g, 70))
@@ -1974,15 +2411,53 @@ static void delete_slot(gen *g) {
 
 /* Kinds the "anything" step of the mixes picks from (not tx, create). */
 static int any_kind(gen *g) {
+  /* The realistic mix reaches the issue-17 kinds through its libsignal
+   * branch; here it keeps the kinds it always drew from. */
+  int n = g->mix == ORA_MIX_REALISTIC ? W_IDENTITY_PUT_KEY : W_NKINDS;
   for (;;) {
-    int k = (int)below(g, W_NKINDS);
+    int k = (int)below(g, (uint32_t)n);
     if (k == W_TX_BEGIN || k == W_TX_COMMIT || k == W_TX_ROLLBACK ||
-        k == W_DEVICE_CREATE)
+        k == W_DEVICE_CREATE || k == W_DEVICE_CREATE_LABELED)
       continue;
     if (k == W_DEVICE_DELETE && (g->mix == ORA_MIX_REALISTIC || !chance(g, 20)))
       continue;
     return k;
   }
+}
+
+/* What libsignal's decryption of a pre-key message does to its store, in
+ * one transaction (the adapter's begin / commit): is the pre-key there,
+ * its record, the sender's session and identity, the new session (with
+ * its user record), the pre-key consumed. Sometimes rolled back, as a
+ * failed delivery is. */
+static void libsignal_prekey_message(gen *g) {
+  uint8_t slot = pick_slot(g);
+  uint16_t id = (uint16_t)below(g, N_PREKEY);
+  uint16_t name = (uint16_t)below(g, fam_size[FA_NAME]), devc = pick_devid(g);
+  static const int k[] = {W_PREKEY_HAS,       W_PREKEY_LOAD,
+                          W_SESSION_CONTAINS, W_IDENTITY_PUT_KEY,
+                          W_SESSION_STORE,    W_PREKEY_REMOVE};
+  if (!emit(g, W_TX_BEGIN))
+    return;
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+    ora_wop *op = emit(g, k[i]);
+    if (!op)
+      return;
+    gen_args(g, op);
+    op->slot = slot;
+    if (k[i] == W_PREKEY_HAS || k[i] == W_PREKEY_LOAD ||
+        k[i] == W_PREKEY_REMOVE) {
+      op->a = id;
+    } else if (k[i] == W_IDENTITY_PUT_KEY) {
+      op->flags = (uint8_t)((op->flags & ~F_JUNK) | F_NAMED);
+      op->c = name;
+      op->b = devc;
+    } else {
+      op->a = name;
+      op->b = devc;
+    }
+  }
+  emit(g, chance(g, 10) ? W_TX_ROLLBACK : W_TX_COMMIT);
 }
 
 static void gen_realistic(gen *g) {
@@ -2082,6 +2557,20 @@ static void gen_realistic(gen *g) {
       one(g, s < 50 ? W_SESSION_PUT : s < 60 ? W_RATCHET_SAVE : any_kind(g));
     }
     emit(g, rollback ? W_TX_ROLLBACK : W_TX_COMMIT);
+  } else if (r < 940) { /* a libsignal store adapter */
+    if (chance(g, 25))
+      libsignal_prekey_message(g);
+    else {
+      static const int k[] = {
+          W_SESSION_STORE,    W_SESSION_STORE,        W_SESSION_STORE,
+          W_SESSION_LOAD,     W_SESSION_LOAD,         W_SESSION_CONTAINS,
+          W_SESSION_REMOVE,   W_SESSION_LIST_DEVICES, W_SESSION_REMOVE_ALL,
+          W_SENDER_KEY_STORE, W_SENDER_KEY_STORE,     W_SENDER_KEY_LOAD,
+          W_IDENTITY_PUT_KEY, W_IDENTITY_GET_KEY,     W_LOCAL_ID_SAVE,
+          W_LOCAL_ID_LOAD,    W_PREKEY_HAS,           W_SPK_HAS,
+          W_DEVICE_FIND};
+      one(g, k[below(g, sizeof k / sizeof k[0])]);
+    }
   } else {
     one(g, any_kind(g));
   }
@@ -2249,6 +2738,47 @@ static void dump_slot(kj_backend *b, uint32_t dev, ora_obuf *out) {
   dump_op(b, dev, &op, out);
   dump_keys(b, dev, W_RATCHET_LOAD, FA_CONV, 0, out);
 
+  /* Issue 17: the local identity, identity keys as stored (32 or 33
+   * bytes), every name's sessions with their user records (names 0..4 and
+   * one of KJ_MAX_NAME bytes, every device id) and device lists, the
+   * identity keys and sessions at encoded addresses (and one byte past
+   * them, at device id code 0), sender keys with their user records. */
+  memset(&op, 0, sizeof op);
+  op.kind = W_LOCAL_ID_LOAD;
+  dump_op(b, dev, &op, out);
+  dump_keys(b, dev, W_IDENTITY_GET_KEY, FA_ADDR, 0, out);
+  dump_keys(b, dev, W_SENDER_KEY_LOAD, FA_SKN, 0, out);
+  for (unsigned c = 0; c <= fam_size[FA_NAME]; c++) {
+    uint16_t name = c == fam_size[FA_NAME] ? K_NAMEMAX : (uint16_t)c;
+    memset(&op, 0, sizeof op);
+    op.kind = W_SESSION_LIST_DEVICES;
+    op.a = name;
+    dump_op(b, dev, &op, out);
+    for (unsigned d = 0; d < N_DEVID; d++) {
+      op.kind = W_SESSION_LOAD;
+      op.a = name;
+      op.b = (uint16_t)d;
+      dump_op(b, dev, &op, out);
+    }
+    if (name == K_NAMEMAX)
+      continue; /* the address calls never name it (pick_addr) */
+    op.a = 0;
+    op.c = name;
+    op.flags = F_NAMED;
+    for (unsigned d = 0; d < N_DEVID; d++) {
+      op.b = (uint16_t)d;
+      op.kind = W_IDENTITY_GET_KEY;
+      dump_op(b, dev, &op, out);
+    }
+    op.flags = F_NAMED | F_JUNK;
+    op.b = 0;
+    op.kind = W_SESSION_GET;
+    dump_op(b, dev, &op, out);
+    op.kind = W_IDENTITY_GET_KEY;
+    dump_op(b, dev, &op, out);
+  }
+  memset(&op, 0, sizeof op);
+
   /* Forget marks can only be read by consuming them: in a transaction
    * that is rolled back. */
   kj_tx *t = NULL;
@@ -2272,6 +2802,7 @@ void ora_workload_dump(kj_backend *b, const uint32_t *slots, size_t nslots,
   memset(&op, 0, sizeof op);
   op.kind = W_DEVICE_LIST_IDS;
   dump_op(b, 0, &op, out);
+  dump_keys(b, 0, W_DEVICE_FIND, FA_LABEL, 0, out);
   for (size_t i = 0; i < nslots; i++) {
     ora_beat();
     ora_obuf_addf(out, "== slot[%zu] = %" PRIu32 "\n", i, slots[i]);

@@ -4,7 +4,8 @@
  * listing, device records (every field, optional fields absent vs present
  * but empty, the table-2 bytes of doc/FORMAT.md section 8), deleting a slot
  * with every row it owns in every domain table in one commit, argument
- * checks, damaged rows, and the debugging snapshot copy (an openable copy
+ * checks, damaged rows, slot labels (tables 3 and 4: their bytes, a reopen,
+ * damaged rows), and the debugging snapshot copy (an openable copy
  * equal to the store, extra.bin, label sanitising that never leaves
  * <store>/copies, KJ_EEXIST, memory-only and read-only stores).
  *
@@ -25,9 +26,10 @@
 #include "tap.h"
 #include "testutil.h"
 
-/* Every per-slot table of doc/FORMAT.md section 8 (10..41). */
-static const unsigned slot_tables[] = {10, 11, 12, 13, 14, 20, 21, 22, 23,
-                                       30, 31, 32, 33, 34, 35, 36, 40, 41};
+/* Every per-slot table of doc/FORMAT.md section 8 (4, 10..41). */
+static const unsigned slot_tables[] = {4,  10, 11, 12, 13, 14, 15, 16,
+                                       17, 20, 21, 22, 23, 30, 31, 32,
+                                       33, 34, 35, 36, 40, 41};
 #define NSLOT_TABLES (sizeof slot_tables / sizeof slot_tables[0])
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -583,7 +585,7 @@ static void test_delete(disk *d) {
       printf("#   table %u: %ld rows of C\n", slot_tables[i], nc);
     }
   }
-  ok(all_gone, "delete: no row of A left in any of tables 10..41");
+  ok(all_gone, "delete: no row of A left in any of tables 4, 10..41");
   ok(others_kept, "delete: every row of C is still there");
   kj_device_record *got = NULL;
   kj_device_load(b, NULL, c, &got);
@@ -619,6 +621,75 @@ static void test_delete(disk *d) {
   is(id, 3, "delete: the next id is 3");
   is(rows_of(b, 10, a) + rows_of(b, 41, a), 0,
      "delete: A's rows stay gone after a reopen");
+}
+
+/* ---- labels --------------------------------------------------------------
+ */
+
+static uint32_t found(kj_backend *b, const char *label) {
+  uint32_t id = 777;
+  int rc = kj_device_find(b, NULL, label, strlen(label), &id);
+  return rc == KJ_OK ? id : rc == KJ_NOTFOUND && id == 0 ? 0 : 0xEEEEEEEEu;
+}
+
+/* The rows of FORMAT.md 8 (table 3: label -> 01, u32 LE slot; table 4:
+ * dev|label -> 01), across a reopen, and damaged ones. */
+static void test_labels(disk *d) {
+  kj_backend *b = d->b;
+  uint32_t plain = 0, home = 0, work = 0;
+  kj_device_create(b, NULL, &plain);
+  is(kj_device_create_labeled(b, NULL, "home", 4, &home), KJ_OK,
+     "labels: create");
+  is(home, plain + 1, "labels: ... the next id");
+  uint8_t v3[5] = {1};
+  v3[1] = (uint8_t)home; /* little-endian */
+  ok(tu_raw_eq(b, 3, "home", 4, v3, 5), "labels: table-3 row layout");
+  uint8_t k4[8];
+  tu_slot_key(k4, home, "home", 4);
+  ok(tu_raw_eq(b, 4, k4, 8, "\x01", 1), "labels: table-4 row layout");
+  is(rows_of(b, 4, plain), 0, "labels: a plain slot has no table-4 row");
+  kj_device_create_labeled(b, NULL, "work", 4, &work);
+
+  b = reopen(d);
+  ok(found(b, "home") == home && found(b, "work") == work,
+     "labels: found after a reopen");
+  uint32_t x = 9;
+  is(kj_device_create_labeled(b, NULL, "home", 4, &x), KJ_EEXIST,
+     "labels: taken after a reopen");
+  ok(strstr(kj_backend_errmsg(b), "label") != NULL, "labels: ... said (%s)",
+     kj_backend_errmsg(b));
+
+  /* Damaged table-3 rows: the status, never a slot id. */
+  struct {
+    const char *what, *v;
+    size_t len;
+    int want;
+  } bad[] = {
+      {"empty", "", 0, KJ_ECORRUPT},
+      {"short", "\x01\x02\x00", 3, KJ_ECORRUPT},
+      {"slot 0", "\x01\x00\x00\x00\x00", 5, KJ_ECORRUPT},
+      {"trailing byte", "\x01\x02\x00\x00\x00\x00", 6, KJ_ECORRUPT},
+      {"version 2", "\x02\x02\x00\x00\x00", 5, KJ_EFORMAT},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tu_raw_put(b, 3, "work", 4, bad[i].v, bad[i].len);
+    x = 9;
+    is(kj_device_find(b, NULL, "work", 4, &x), bad[i].want, "labels: %s",
+       bad[i].what);
+    is(x, 0, "labels: %s: id 0", bad[i].what);
+  }
+  ok(strstr(kj_backend_errmsg(b), "table 3") != NULL, "labels: ... named (%s)",
+     kj_backend_errmsg(b));
+  /* A damaged table-4 value cannot stop a delete: the label is its key. */
+  tu_raw_put(b, 4, k4, 8, "junk", 4);
+  is(kj_device_delete(b, NULL, home), KJ_OK,
+     "labels: delete over a damaged table-4 value");
+  ok(found(b, "home") == 0 && rows_of(b, 4, home) == 0,
+     "labels: ... both label rows gone");
+  x = 0;
+  is(kj_device_create_labeled(b, NULL, "home", 4, &x), KJ_OK,
+     "labels: the label is free again");
+  ok(x > work, "labels: ... on a new id (%u)", x);
 }
 
 /* ---- damaged rows ----------------------------------------------------------
@@ -1089,6 +1160,7 @@ int main(void) {
   on_disk(test_bad_args);
   on_disk(test_delete);
   on_disk(test_corrupt);
+  on_disk(test_labels);
   test_snapshot_copy();
   return tap_done();
 }

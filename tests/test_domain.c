@@ -74,6 +74,19 @@ static int fill_slot(kj_backend *b, kj_tx *t, uint32_t dev, int n) {
   kj_tc_token tok = {{(const uint8_t *)"tok", 3}, 10, 0, 0};
   if (!rc)
     rc = kj_tc_token_put(b, t, dev, "bob@s", 5, &tok);
+  /* The issue-17 rows: a name session and a sender key with user
+   * records, a 33-byte identity key, the local identity. */
+  if (!rc)
+    rc = kj_session_store(b, t, dev, "bob", 3, (uint32_t)n, "ns", 2, "nu", 2);
+  if (!rc)
+    rc = kj_sender_key_store(b, t, dev, "g@g.us:bob", 10, "sk", 2, "su", 2);
+  uint8_t k33[33];
+  memset(k33, n + 1, sizeof k33);
+  if (!rc)
+    rc = kj_identity_put_key(b, t, dev, "carol", 5, k33, 33);
+  kj_local_identity li = {(uint32_t)n, 33, {5}, {1}};
+  if (!rc)
+    rc = kj_local_identity_save(b, t, dev, &li);
   kj_ratchet_state *rs = kj_ratchet_state_alloc(1);
   if (!rs)
     return KJ_ENOMEM;
@@ -201,15 +214,26 @@ static void test_slots(void) {
   ok(kj_session_get(b, NULL, d2, "alice.2:1", 9, &rec, &rlen) == KJ_OK,
      "slot 2's rows survive");
   kj_free(rec);
-  kj_device_create(b, NULL, &d3);
+  kj_device_create_labeled(b, NULL, "three", 5, &d3);
   is(d3, 3, "the next slot id is 3, never a reused 1");
+  is(fill_slot(b, NULL, d3, 3), KJ_OK, "slot 3 (labeled) filled");
+  uint8_t k3[4] = {0, 0, 0, 3};
+  ok(tu_raw_count(b, 3, "three", 5) == 1 && tu_raw_count(b, 4, k3, 4) == 1 &&
+         tu_raw_count(b, 15, k3, 4) == 1 && tu_raw_count(b, 16, k3, 4) == 1 &&
+         tu_raw_count(b, 17, k3, 4) == 1,
+     "slot 3 has rows in tables 3, 4, 15, 16 and 17");
   /* Refill slot 2 after deleting it elsewhere is impossible; instead check
    * that deleting slot 2 leaves only slot-less rows. */
   kj_device_delete(b, NULL, d2);
   kj_device_delete(b, NULL, d3);
   kj_stats st = KJ_STATS_INIT;
   kj_store_stats(kj_backend_store(b), &st);
-  is(st.rows, 1, "every slot deleted: only the id counter remains");
+  is(st.rows, 1,
+     "every slot deleted, labels and user records included: only the id "
+     "counter remains");
+  uint32_t found = 9;
+  is(kj_device_find(b, NULL, "three", 5, &found), KJ_NOTFOUND,
+     "the deleted slot's label finds nothing");
   free(full);
   kj_backend_close(b);
 }
@@ -297,7 +321,8 @@ static void refused(kj_backend *b, int rc, const char *fn, int version) {
  * KJ_EFORMAT (an empty store has no row of a newer format). */
 static void call_everything(kj_backend *b, int version) {
 #define REFUSED(fn, args) refused(b, fn args, #fn, version)
-  uint8_t k32[32] = {1};
+  uint8_t k32[32] = {1}, k33[33] = {5};
+  kj_local_identity li = {1, 32, {1}, {2}};
   void *p = NULL;
   size_t n = 0;
   int flag = 0;
@@ -348,6 +373,21 @@ static void call_everything(kj_backend *b, int version) {
   REFUSED(kj_sender_key_put, (b, NULL, 1, "g", 1, "r", 1));
   REFUSED(kj_sender_key_get, (b, NULL, 1, "g", 1, &p, &n));
   REFUSED(kj_sender_key_delete, (b, NULL, 1, "g", 1));
+  REFUSED(kj_sender_key_store, (b, NULL, 1, "g", 1, "r", 1, "u", 1));
+  REFUSED(kj_sender_key_load, (b, NULL, 1, "g", 1, &p, &n, &p, &n));
+  REFUSED(kj_identity_put_key, (b, NULL, 1, "a", 1, k32, 32));
+  REFUSED(kj_identity_get_key, (b, NULL, 1, "a", 1, k33, &n));
+  REFUSED(kj_local_identity_save, (b, NULL, 1, &li));
+  REFUSED(kj_local_identity_load, (b, NULL, 1, &li));
+  REFUSED(kj_local_identity_delete, (b, NULL, 1));
+  REFUSED(kj_session_store, (b, NULL, 1, "n", 1, 2, "r", 1, NULL, 0));
+  REFUSED(kj_session_load, (b, NULL, 1, "n", 1, 2, &p, &n, &p, &n));
+  REFUSED(kj_session_contains, (b, NULL, 1, "n", 1, 2, &flag));
+  REFUSED(kj_session_remove, (b, NULL, 1, "n", 1, 2));
+  REFUSED(kj_session_list_devices, (b, NULL, 1, "n", 1, &ul));
+  REFUSED(kj_session_remove_all, (b, NULL, 1, "n", 1, &u64));
+  REFUSED(kj_prekey_has, (b, NULL, 1, 1, &flag));
+  REFUSED(kj_signed_prekey_has, (b, NULL, 1, 1, &flag));
   REFUSED(kj_sync_key_set, (b, NULL, 1, "k", 1, &sk));
   REFUSED(kj_sync_key_get, (b, NULL, 1, "k", 1, &skp));
   REFUSED(kj_sync_key_latest, (b, NULL, 1, &p, &n));
@@ -377,6 +417,8 @@ static void call_everything(kj_backend *b, int version) {
   REFUSED(kj_tc_token_all_jids, (b, NULL, 1, &bl));
   REFUSED(kj_tc_token_delete_expired, (b, NULL, 1, 0, &u64));
   REFUSED(kj_device_create, (b, NULL, &u));
+  REFUSED(kj_device_create_labeled, (b, NULL, "l", 1, &u));
+  REFUSED(kj_device_find, (b, NULL, "l", 1, &u));
   REFUSED(kj_device_list_ids, (b, NULL, &ul));
   REFUSED(kj_device_exists, (b, NULL, 1, &flag));
   REFUSED(kj_device_save, (b, NULL, 1, &dr));

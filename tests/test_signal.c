@@ -137,6 +137,50 @@ static void test_identity(kj_backend *b) {
   kj_identity_load(b, NULL, 1, "nobody", 6, got);
   ok(got[0] == 0x5a && got[31] == 0x5a, "identity: NOTFOUND leaves key_out");
 
+  /* 33-byte keys (libsignal's form): kept as given; the 32-byte load
+   * gives the key without its type byte. Row: 01, the 33 bytes. */
+  uint8_t k33[33], got33[33];
+  k33[0] = 0x05;
+  memcpy(k33 + 1, K1, 32);
+  size_t glen = 99;
+  is(kj_identity_put_key(b, NULL, 1, "dave", 4, k33, 33), KJ_OK,
+     "identity: put_key of 33 bytes");
+  kl = tu_slot_key(k, 1, "dave", 4);
+  uint8_t v34[34] = {1};
+  memcpy(v34 + 1, k33, 33);
+  ok(tu_raw_eq(b, T_IDENTITY, k, kl, v34, 34),
+     "identity: row layout of a 33-byte key");
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, got33, &glen), KJ_OK,
+     "identity: get_key");
+  ok(glen == 33 && !memcmp(got33, k33, 33), "identity: ... all 33 bytes");
+  memset(got, 0, sizeof got);
+  is(kj_identity_load(b, NULL, 1, "dave", 4, got), KJ_OK,
+     "identity: load of a 33-byte key");
+  ok(!memcmp(got, K1, 32), "identity: ... is the key without its type byte");
+  is(kj_identity_put_key(b, NULL, 1, "dave", 4, K2, 32), KJ_OK,
+     "identity: put_key of 32 bytes replaces it");
+  kj_identity_get_key(b, NULL, 1, "dave", 4, got33, &glen);
+  ok(glen == 32 && !memcmp(got33, K2, 32), "identity: ... 32 bytes back");
+  ok(tu_raw_eq(b, T_IDENTITY, k, kl, v, 33),
+     "identity: ... the row of kj_identity_put (01, 32 bytes)");
+  memset(got33, 0x5a, sizeof got33);
+  is(kj_identity_get_key(b, NULL, 1, "nobody", 6, got33, &glen), KJ_NOTFOUND,
+     "identity: get_key absent is NOTFOUND");
+  ok(glen == 0 && got33[0] == 0x5a, "identity: ... klen 0, key_out alone");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, k33, 34),
+              "identity: put_key of 34 bytes is EINVAL");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, k33, 31),
+              "identity: put_key of 31 bytes is EINVAL");
+  FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put_key(b, NULL, 1, "d", 1, NULL, 32),
+              "identity: put_key of NULL is EINVAL");
+  ok(strstr(kj_backend_errmsg(b), "kj_identity_put_key: key") != NULL,
+     "identity: ... says which argument (%s)", kj_backend_errmsg(b));
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, got33, NULL), KJ_EINVAL,
+     "identity: get_key with NULL klen is EINVAL");
+  is(kj_identity_get_key(b, NULL, 1, "dave", 4, NULL, &glen), KJ_EINVAL,
+     "identity: get_key into NULL is EINVAL");
+  kj_identity_delete(b, NULL, 1, "dave", 4);
+
   kj_identity_put(b, NULL, 1, "alice", 5, K1);
   FAILS_CLEAN(b, KJ_EINVAL, kj_identity_put(b, NULL, 1, "alice", 5, NULL),
               "identity: key NULL is EINVAL");
@@ -509,6 +553,157 @@ static void test_sender_key(kj_backend *b) {
               "sender: delete of an absent name is OK");
 }
 
+/* ---- issue-17 rows: names, user records, the local identity --------------
+ */
+
+/* The bytes of FORMAT.md section 8 for each new row. */
+static void test_i17_rows(kj_backend *b) {
+  /* A name session: table 11 at dev|lp(name)|u32 BE device id, its user
+   * record in table 15 under the same key. */
+  uint8_t k[64];
+  memcpy(k,
+         "\x00\x00\x00\x01\x00\x03"
+         "bob\x00\x00\x01\x02",
+         13);
+  is(kj_session_store(b, NULL, 1, "bob", 3, 258, "rec", 3, "usr", 3), KJ_OK,
+     "i17: session_store");
+  ok(tu_raw_eq(b, T_SESSION, k, 13, "\x01rec", 4),
+     "i17: the session row: dev, lp(name), u32 device id");
+  ok(tu_raw_eq(b, 15, k, 13, "\x01usr", 4),
+     "i17: its user record in table 15, same key");
+  is(kj_session_store(b, NULL, 1, "bob", 3, 258, "rec2", 4, NULL, 0), KJ_OK,
+     "i17: session_store without a user record");
+  uint8_t *v = NULL;
+  size_t vl = 0;
+  is(tu_raw_get(b, 15, k, 13, &v, &vl), KJ_NOTFOUND,
+     "i17: ... the table-15 row is gone");
+  kj_session_store(b, NULL, 1, "bob", 3, 258, "rec", 3, "usr", 3);
+  is(kj_session_put(b, NULL, 1, k + 4, 9, "p", 1), KJ_OK,
+     "i17: session_put at the same address");
+  is(tu_raw_get(b, 15, k, 13, &v, &vl), KJ_NOTFOUND,
+     "i17: ... drops the table-15 row");
+  kj_session_store(b, NULL, 1, "bob", 3, 258, "rec", 3, "usr", 3);
+  is(kj_session_delete(b, NULL, 1, k + 4, 9), KJ_OK,
+     "i17: session_delete at that address");
+  ok(tu_raw_get(b, 15, k, 13, &v, &vl) == KJ_NOTFOUND &&
+         tu_raw_get(b, T_SESSION, k, 13, &v, &vl) == KJ_NOTFOUND,
+     "i17: ... drops both rows");
+  kj_session_store(b, NULL, 1, "bob", 3, 258, "rec", 3, "usr", 3);
+  uint64_t n = 0;
+  is(kj_session_remove_all(b, NULL, 1, "bob", 3, &n), KJ_OK,
+     "i17: session_remove_all");
+  ok(n == 1 && tu_raw_count(b, 15, k, 6) == 0 &&
+         tu_raw_count(b, T_SESSION, k, 6) == 0,
+     "i17: ... no row of the name left in table 11 or 15");
+
+  /* A sender key's user record: table 16, the key of its table-14 row. */
+  is(kj_sender_key_store(b, NULL, 1, "g", 1, "sk", 2, "su", 2), KJ_OK,
+     "i17: sender_key_store");
+  size_t kl = tu_slot_key(k, 1, "g", 1);
+  ok(tu_raw_eq(b, T_SENDER, k, kl, "\x01sk", 3) &&
+         tu_raw_eq(b, 16, k, kl, "\x01su", 3),
+     "i17: sender key rows in tables 14 and 16");
+  is(kj_sender_key_delete(b, NULL, 1, "g", 1), KJ_OK, "i17: sender delete");
+  is(tu_raw_get(b, 16, k, kl, &v, &vl), KJ_NOTFOUND,
+     "i17: ... the table-16 row goes too");
+
+  /* The local identity: table 17 at dev: u32 LE registration id, 32
+   * private bytes, rest: the public key. */
+  kj_local_identity li;
+  memset(&li, 0, sizeof li);
+  li.registration_id = 0x01020304;
+  li.public_len = 33;
+  memset(li.public_key, 0xBB, 33);
+  memset(li.private_key, 0xAA, 32);
+  is(kj_local_identity_save(b, NULL, 1, &li), KJ_OK, "i17: local save");
+  uint8_t want[1 + 4 + 32 + 33];
+  want[0] = 1;
+  memcpy(want + 1, "\x04\x03\x02\x01", 4);
+  memset(want + 5, 0xAA, 32);
+  memset(want + 37, 0xBB, 33);
+  ok(tu_raw_eq(b, 17, "\x00\x00\x00\x01", 4, want, sizeof want),
+     "i17: the table-17 row");
+  ok(tu_raw_eq(b, T_DEVICE, "\x00\x00\x00\x01", 4, "\x01\x00", 2),
+     "i17: ... the slot's table-2 row untouched");
+}
+
+/* Damaged issue-17 rows: the decoder's status, outputs cleared or left
+ * alone, never a yes from a has. */
+static void test_i17_corrupt(kj_backend *b) {
+  uint8_t k[64];
+  memcpy(k, "\x00\x00\x00\x01\x00\x01z\x00\x00\x00\x05", 11);
+  tu_raw_put(b, T_SESSION, k, 11, "\x01r", 2);
+  struct {
+    const char *what, *v;
+    size_t len;
+    int want;
+  } bad[] = {
+      {"empty", "", 0, KJ_ECORRUPT},
+      {"version only", "\x01", 1, KJ_ECORRUPT},
+      {"version 2", "\x02u", 2, KJ_EFORMAT},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    tu_raw_put(b, 15, k, 11, bad[i].v, bad[i].len);
+    void *r = (void *)1, *u = (void *)1;
+    size_t rl = 1, ul = 1;
+    is(kj_session_load(b, NULL, 1, "z", 1, 5, &r, &rl, &u, &ul), bad[i].want,
+       "i17 corrupt: user record %s", bad[i].what);
+    ok(!r && !u && !rl && !ul, "i17 corrupt: ... every output cleared");
+    tu_raw_put(b, 16, "\x00\x00\x00\x01z", 5, bad[i].v, bad[i].len);
+    tu_raw_put(b, T_SENDER, "\x00\x00\x00\x01z", 5, "\x01s", 2);
+    r = u = (void *)1;
+    is(kj_sender_key_load(b, NULL, 1, "z", 1, &r, &rl, &u, &ul), bad[i].want,
+       "i17 corrupt: sender user record %s", bad[i].what);
+    ok(!r && !u, "i17 corrupt: ... outputs cleared");
+  }
+  tu_raw_put(b, 15, k, 11, "\x01u", 2);
+  tu_raw_put(b, T_SESSION, k, 11, "\x01", 1);
+  int has = 7;
+  is(kj_session_contains(b, NULL, 1, "z", 1, 5, &has), KJ_ECORRUPT,
+     "i17 corrupt: contains over an empty record");
+  is(has, 0, "i17 corrupt: ... has 0");
+  void *r = NULL, *u = NULL;
+  size_t rl, ul;
+  is(kj_session_load(b, NULL, 1, "z", 1, 5, &r, &rl, &u, &ul), KJ_ECORRUPT,
+     "i17 corrupt: load over an empty record");
+
+  /* Pre-key has decodes the row too. */
+  uint8_t pk[8];
+  id_key(pk, 1, 42);
+  tu_raw_put(b, T_PREKEY, pk, 8, "\x01\x02r", 3);
+  has = 7;
+  is(kj_prekey_has(b, NULL, 1, 42, &has), KJ_ECORRUPT,
+     "i17 corrupt: prekey_has over an uploaded flag of 2");
+  is(has, 0, "i17 corrupt: ... has 0");
+  tu_raw_put(b, T_SIGNED, pk, 8, "\x01", 1);
+  is(kj_signed_prekey_has(b, NULL, 1, 42, &has), KJ_ECORRUPT,
+     "i17 corrupt: signed_prekey_has over an empty record");
+
+  /* Local identity: 01, u32, 32, then 32 or 33 bytes. */
+  uint8_t v[80];
+  memset(v, 3, sizeof v);
+  v[0] = 1;
+  size_t lens[] = {0, 4, 37, 37 + 31, 37 + 34};
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    tu_raw_put(b, 17, "\x00\x00\x00\x01", 4, v, lens[i]);
+    kj_local_identity li;
+    memset(&li, 0x5a, sizeof li);
+    is(kj_local_identity_load(b, NULL, 1, &li), KJ_ECORRUPT,
+       "i17 corrupt: local identity of %zu bytes", lens[i]);
+    ok(li.registration_id == 0x5a5a5a5au, "i17 corrupt: ... out untouched");
+  }
+  tu_raw_put(b, 17, "\x00\x00\x00\x01", 4, v, 37 + 33);
+  kj_local_identity li;
+  is(kj_local_identity_load(b, NULL, 1, &li), KJ_OK,
+     "i17 corrupt: 70 bytes is a good row");
+  ok(li.public_len == 33 && li.registration_id == 0x03030303u,
+     "i17 corrupt: ... read back");
+  v[0] = 2;
+  tu_raw_put(b, 17, "\x00\x00\x00\x01", 4, v, 37 + 33);
+  is(kj_local_identity_load(b, NULL, 1, &li), KJ_EFORMAT,
+     "i17 corrupt: local identity version 2");
+}
+
 /* ---- slots ----------------------------------------------------------------
  */
 
@@ -740,18 +935,37 @@ static int damaged_read(kj_backend *b, tu_rng *rng, unsigned pick, uint8_t *v,
                         size_t vl) {
   (void)rng;
   unsigned table = T_IDENTITY + pick;
-  uint8_t k[64], got[32];
+  uint8_t k[64], got[33];
   size_t kl = table == T_PREKEY || table == T_SIGNED
                   ? id_key(k, 1, 99)
                   : tu_slot_key(k, 1, "z", 1);
+  if (table == 17)
+    kl = 4;
+  else if (table == 15) /* beside a good record of ("z", 5) */
+    kl = tu_slot_key(k, 1, "\x00\x01z\x00\x00\x00\x05", 7);
+  unsigned rec_table = table == 15 ? T_SESSION : T_SENDER;
+  if (table == 15 || table == 16)
+    tu_raw_put(b, rec_table, k, kl, "\x01r", 2);
   tu_raw_put(b, table, k, kl, v, vl);
   kj_prekey_list *l = NULL;
-  void *r = NULL;
-  size_t rl;
+  void *r = NULL, *u = NULL;
+  size_t rl, ul;
+  kj_local_identity li;
   int rc;
   switch (table) {
   case T_IDENTITY:
     rc = kj_identity_load(b, NULL, 1, "z", 1, got);
+    if (tu_damage_rc_ok(rc))
+      rc = kj_identity_get_key(b, NULL, 1, "z", 1, got, &rl);
+    break;
+  case 15:
+    rc = kj_session_load(b, NULL, 1, "z", 1, 5, &r, &rl, &u, &ul);
+    break;
+  case 16:
+    rc = kj_sender_key_load(b, NULL, 1, "z", 1, &r, &rl, &u, &ul);
+    break;
+  case 17:
+    rc = kj_local_identity_load(b, NULL, 1, &li);
     break;
   case T_SESSION:
     rc = kj_session_get(b, NULL, 1, "z", 1, &r, &rl);
@@ -765,10 +979,13 @@ static int damaged_read(kj_backend *b, tu_rng *rng, unsigned pick, uint8_t *v,
   default:
     rc = kj_sender_key_get(b, NULL, 1, "z", 1, &r, &rl);
   }
-  int good = tu_damage_rc_ok(rc) && (rc == KJ_OK || (!l && !r));
+  int good = tu_damage_rc_ok(rc) && (rc == KJ_OK || (!l && !r && !u));
   kj_free(l);
   kj_free(r);
+  kj_free(u);
   kj_delete(kj_backend_store(b), NULL, table, k, kl);
+  if (table == 15 || table == 16)
+    kj_delete(kj_backend_store(b), NULL, rec_table, k, kl);
   return good;
 }
 
@@ -778,7 +995,7 @@ static void test_corrupt(kj_backend *b) {
   uint8_t got[32];
   int rc;
 
-  /* identity (table 10): exactly 01 + 32 bytes. */
+  /* identity (table 10): exactly 01 + 32 or 33 bytes. */
   kl = tu_slot_key(k, 1, "a", 1);
   memset(v, 7, sizeof v);
   v[0] = 1;
@@ -787,9 +1004,18 @@ static void test_corrupt(kj_backend *b) {
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity truncated to 31 bytes");
   ok(got[0] == 0x5a, "corrupt: ... leaves key_out alone");
-  tu_raw_put(b, T_IDENTITY, k, kl, v, 34);
+  uint8_t got33[33];
+  size_t glen = 9;
+  memset(got33, 0x5a, sizeof got33);
+  is(kj_identity_get_key(b, NULL, 1, "a", 1, got33, &glen), KJ_ECORRUPT,
+     "corrupt: get_key of a 31-byte identity");
+  ok(got33[0] == 0x5a && glen == 0,
+     "corrupt: ... leaves key_out alone, klen 0");
+  tu_raw_put(b, T_IDENTITY, k, kl, v, 35);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
-     "corrupt: identity with a trailing byte");
+     "corrupt: identity of 34 bytes (33 and a trailing byte)");
+  is(kj_identity_get_key(b, NULL, 1, "a", 1, got33, &glen), KJ_ECORRUPT,
+     "corrupt: ... get_key too");
   tu_raw_put(b, T_IDENTITY, k, kl, NULL, 0);
   is(kj_identity_load(b, NULL, 1, "a", 1, got), KJ_ECORRUPT,
      "corrupt: identity empty value");
@@ -882,7 +1108,7 @@ static void test_corrupt(kj_backend *b) {
      "corrupt: load_all over a 7-byte key is ECORRUPT");
 
   /* Random garbage: never a crash, only OK, ECORRUPT or EFORMAT. */
-  tu_check_damage_rounds(b, 7, 2000, 48, 2, 5, damaged_read);
+  tu_check_damage_rounds(b, 7, 2000, 80, 2, 8, damaged_read);
 }
 
 int main(void) {
@@ -892,6 +1118,8 @@ int main(void) {
   test_max_id_random();
   tu_with_slots("signed", 1, test_signed_prekey);
   tu_with_slots("sender", 1, test_sender_key);
+  tu_with_slots("i17 rows", 1, test_i17_rows);
+  tu_with_slots("i17 corrupt", 1, test_i17_corrupt);
   tu_run_domain_suite(&(tu_domain_suite){
       test_slots, test_tx, test_batch_too_big, &tx_script, test_corrupt});
   return tap_done();

@@ -9,7 +9,10 @@
  * connection, and a damaged row); and a differential run: one fixed
  * script of varied operations (every store, a commit, a rollback, slot
  * create / delete, bad arguments) on the native memory backend and on the
- * SQLite one, whose every status and output byte must agree.
+ * SQLite one, whose every status and output byte must agree. A fourth part
+ * checks the issue-17 additions (sessions by name and device id, user
+ * records, 33-byte identity keys, the local identity, pre-key has, slot
+ * labels) with the same assertions on the native backend and on SQLite.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -743,6 +746,23 @@ static void lines_free(lines *l) {
 
 #define CALL(label_) name = (label_)
 
+/* A record and user record of a successful load, both freed. */
+static void out_vu(sb *s, int rc, void **v, size_t vl, void **u, size_t ul) {
+  if (!rc) {
+    sb_hex(s, *v, vl);
+    sb_hex(s, *u, ul);
+  }
+  kj_free(*v);
+  kj_free(*u);
+  *v = *u = NULL;
+}
+
+static void out_local(sb *s, const kj_local_identity *li) {
+  tu_buf_addf(s, " %u %zu", li->registration_id, li->public_len);
+  sb_hex(s, li->public_key, sizeof li->public_key);
+  sb_hex(s, li->private_key, sizeof li->private_key);
+}
+
 /* The script: the same calls, in the same order, whatever they return
  * (the slot ids used are those of the script's own creates). */
 static void script(kj_backend *b, int64_t *clk, lines *out) {
@@ -763,7 +783,7 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   kj_tc_token *tk = NULL;
   kj_device_record *dr = NULL;
   kj_ratchet_state *rs = NULL;
-  kj_u32_list *ul = NULL;
+  kj_u32_list *ul = NULL, *ul_ = NULL;
   uint32_t u32 = 0;
   uint64_t u64 = 0;
   kj_tx *t = NULL;
@@ -1102,6 +1122,78 @@ static void script(kj_backend *b, int64_t *clk, lines *out) {
   R(kj_device_exists(b, NULL, c1, &flag), tu_buf_addf(&s, " %d", flag));
   R(kj_device_create(b, NULL, &cx), tu_buf_addf(&s, " id=%u", cx));
 
+  /* issue 17: names, user records, 33-byte keys, local identity, has,
+   * labels; each output in full. */
+  CALL("i17 session");
+  void *u = NULL;
+  size_t usz = 0;
+  uint64_t removed = 0;
+  kj_local_identity li;
+  memset(&li, 0, sizeof li);
+#define OUTVU() out_vu(&s, rc, &v, vl, &u, usz)
+  R(kj_session_store(b, NULL, c2, A("nm"), 3, A("r3"), A("u3")));
+  R(kj_session_store(b, NULL, c2, A("nm"), 0x01000000, A("rbig"), NULL, 0));
+  R(kj_session_store(b, NULL, c2, A("nm2"), 1, A("x"), A("")));
+  R(kj_session_store(b, NULL, c2, A("nm"), 3, "", 0, NULL, 0));
+  R(kj_session_store(b, NULL, 99, A("nm"), 3, A("r"), NULL, 0));
+  R(kj_session_load(b, NULL, c2, A("nm"), 3, &v, &vl, &u, &usz), OUTVU());
+  R(kj_session_load(b, NULL, c2, A("nm"), 0x01000000, &v, &vl, &u, &usz),
+    OUTVU());
+  R(kj_session_load(b, NULL, c2, A("nm"), 4, &v, &vl, &u, &usz), OUTVU());
+  R(kj_session_contains(b, NULL, c2, A("nm2"), 1, &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_session_list_devices(b, NULL, c2, A("nm"), &ul_), OUTL(f_u32s, ul_));
+  R(kj_session_list_devices(b, NULL, c2, A("n"), &ul_), OUTL(f_u32s, ul_));
+  R(kj_session_remove(b, NULL, c2, A("nm"), 3));
+  R(kj_session_remove_all(b, NULL, c2, A("nm"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  R(kj_session_remove_all(b, NULL, c2, A("nm2"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  R(kj_session_remove_all(b, NULL, 0, A("nm2"), &removed),
+    tu_buf_addf(&s, " %llu", (unsigned long long)removed));
+  CALL("i17 sender");
+  R(kj_sender_key_store(b, NULL, c2, A("g:a"), A("sk"), A("su")));
+  R(kj_sender_key_load(b, NULL, c2, A("g:a"), &v, &vl, &u, &usz), OUTVU());
+  R(kj_sender_key_put(b, NULL, c2, A("g:a"), A("sk2")));
+  R(kj_sender_key_load(b, NULL, c2, A("g:a"), &v, &vl, &u, &usz), OUTVU());
+  R(kj_sender_key_load(b, NULL, c2, A("g:b"), &v, &vl, &u, &usz), OUTVU());
+  CALL("i17 identity");
+  uint8_t k33[33];
+  size_t kl = 0;
+  tu_fill(k33, 33, 0x21);
+  R(kj_identity_put_key(b, NULL, c2, A("id"), k33, 33));
+  R(kj_identity_get_key(b, NULL, c2, A("id"), k33, &kl), sb_hex(&s, k33, kl));
+  R(kj_identity_load(b, NULL, c2, A("id"), key), sb_hex(&s, key, 32));
+  R(kj_identity_put_key(b, NULL, c2, A("id"), k33, 31));
+  R(kj_identity_get_key(b, NULL, c2, A("none"), k33, &kl),
+    tu_buf_addf(&s, " %zu", kl));
+  CALL("i17 local");
+  li.registration_id = 77;
+  li.public_len = 33;
+  tu_fill(li.public_key, 33, 3);
+  tu_fill(li.private_key, 32, 4);
+  R(kj_local_identity_save(b, NULL, c2, &li));
+  memset(&li, 0, sizeof li);
+  R(kj_local_identity_load(b, NULL, c2, &li), out_local(&s, &li));
+  R(kj_local_identity_delete(b, NULL, c2));
+  R(kj_local_identity_load(b, NULL, c2, &li));
+  CALL("i17 has");
+  R(kj_prekey_has(b, NULL, c2, 10, &flag), tu_buf_addf(&s, " %d", flag));
+  R(kj_signed_prekey_has(b, NULL, c2, 300, &flag),
+    tu_buf_addf(&s, " %d", flag));
+  R(kj_prekey_store(b, NULL, c2, 10, A("p"), 1));
+  R(kj_prekey_has(b, NULL, c2, 10, &flag), tu_buf_addf(&s, " %d", flag));
+  CALL("i17 label");
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_device_create_labeled(b, NULL, A("lab"), &u32),
+    tu_buf_addf(&s, " %u", u32));
+  R(kj_device_create_labeled(b, NULL, A("lab"), &u32),
+    tu_buf_addf(&s, " %u", u32));
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+  R(kj_device_delete(b, NULL, u32));
+  R(kj_device_find(b, NULL, A("lab"), &u32), tu_buf_addf(&s, " %u", u32));
+#undef OUTVU
+
   /* slot deletion */
   CALL("delete");
   R(kj_device_delete(b, NULL, c1));
@@ -1155,6 +1247,707 @@ static void differential(void) {
   is(kj_backend_close(qb), KJ_OK, "differential: close sqlite");
 }
 
+/* ---- part 4: the issue-17 additions, on every backend ------------------- */
+
+/* These run on the native memory backend and on the SQLite one (memory and
+ * file): each rule of keyjournal/signal.h and device.h for sessions by
+ * (name, device id), user records, 32- or 33-byte identity keys, the local
+ * identity, pre-key has and slot labels, with bad input, missing rows and
+ * slots, and transactions. The same assertions on both backends: where one
+ * fails, it breaks the contract. "<what>: <desc>" names each check. */
+
+#define N(s) (s), (sizeof(s) - 1) /* a name literal and its length */
+#define IS_RC(call, want, desc) is(call, want, "%s: " desc, what)
+#define IS_OK(call, desc) IS_RC(call, KJ_OK, desc)
+#define IS_GONE(call, desc) IS_RC(call, KJ_NOTFOUND, desc)
+
+/* "id,id,..." of the devices of name, or "rc=<status>". */
+static char *devices_of(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                        size_t nlen) {
+  kj_u32_list *l = NULL;
+  int rc = kj_session_list_devices(b, t, dev, name, nlen, &l);
+  sb s = {0};
+  if (rc)
+    tu_buf_addf(&s, "rc=%d%s", rc, l ? " OUT-NOT-NULL" : "");
+  for (size_t i = 0; !rc && i < l->n; i++)
+    tu_buf_addf(&s, "%s%u", i ? "," : "", l->v[i]);
+  kj_free(l);
+  return tu_buf_take(&s);
+}
+
+static int devices_are(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                       size_t nlen, const char *want) {
+  char *got = devices_of(b, t, dev, name, nlen);
+  int same = got && !strcmp(got, want);
+  if (!same)
+    printf("#   devices: got \"%s\" want \"%s\"\n", got ? got : "?", want);
+  free(got);
+  return same;
+}
+
+/* 1 when kj_session_load of (name, id) gives rec and urec (NULL: no user
+ * record, which must come back as NULL and 0). */
+static int loads(kj_backend *b, kj_tx *t, uint32_t dev, const char *name,
+                 uint32_t id, const char *rec, const char *urec) {
+  void *r = NULL, *u = NULL;
+  size_t rl = 0, ul = 0;
+  int rc = kj_session_load(b, t, dev, name, strlen(name), id, &r, &rl, &u, &ul);
+  int good =
+      rc == KJ_OK && rl == strlen(rec) && !memcmp(r, rec, rl) &&
+      (urec ? ul == strlen(urec) && u && !memcmp(u, urec, ul) : !u && ul == 0);
+  if (!good)
+    printf("#   load %s/%u: rc %d rlen %zu ulen %zu\n", name, id, rc, rl, ul);
+  kj_free(r);
+  kj_free(u);
+  return good;
+}
+
+/* 1 when kj_session_load of (name, id) is KJ_NOTFOUND with every output
+ * cleared. */
+static int load_gone(kj_backend *b, kj_tx *t, uint32_t dev, const char *name,
+                     uint32_t id) {
+  void *r = (void *)1, *u = (void *)1;
+  size_t rl = 1, ul = 1;
+  int rc = kj_session_load(b, t, dev, name, strlen(name), id, &r, &rl, &u, &ul);
+  return rc == KJ_NOTFOUND && !r && !u && !rl && !ul;
+}
+
+static int contains(kj_backend *b, kj_tx *t, uint32_t dev, const char *name,
+                    uint32_t id) {
+  int has = -1;
+  int rc = kj_session_contains(b, t, dev, name, strlen(name), id, &has);
+  return rc ? -100 - rc : has;
+}
+
+static void i17_sessions(kj_backend *b, const char *what) {
+  uint32_t d1 = 0, d2 = 0;
+  kj_device_create(b, NULL, &d1);
+  kj_device_create(b, NULL, &d2);
+
+  ok(devices_are(b, NULL, d1, N("bob"), ""), "%s: no sessions: empty list",
+     what);
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 7, N("r7"), N("u7")),
+        "session_store with a user record");
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 1, N("r1"), NULL, 0),
+        "session_store without one");
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), UINT32_MAX, N("rmax"), "", 0),
+        "session_store, device UINT32_MAX, empty user record");
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 256, N("r256"), N("u")),
+        "session_store, device 256");
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 0, N("r0"), NULL, 0),
+        "session_store, device 0");
+  IS_OK(kj_session_store(b, NULL, d1, N("bobby"), 2, N("y2"), NULL, 0),
+        "session_store of a longer name");
+  IS_OK(kj_session_store(b, NULL, d1, N("bo"), 3, N("o3"), NULL, 0),
+        "session_store of a shorter name");
+  IS_OK(kj_session_store(b, NULL, d1, "bob\0", 4, 5, N("z5"), NULL, 0),
+        "session_store of bob\\0");
+  ok(devices_are(b, NULL, d1, N("bob"), "0,1,7,256,4294967295"),
+     "%s: list_devices: ascending numerically, only that name", what);
+  ok(devices_are(b, NULL, d1, N("bobby"), "2") &&
+         devices_are(b, NULL, d1, N("bo"), "3") &&
+         devices_are(b, NULL, d1, "bob\0", 4, "5"),
+     "%s: list_devices: names sharing a prefix are apart", what);
+  ok(devices_are(b, NULL, d2, N("bob"), ""),
+     "%s: list_devices: another slot sees none", what);
+  ok(devices_are(b, NULL, 99, N("bob"), "") &&
+         devices_are(b, NULL, 0, N("bob"), ""),
+     "%s: list_devices in a missing slot: empty", what);
+
+  ok(loads(b, NULL, d1, "bob", 7, "r7", "u7"),
+     "%s: session_load: record and user record", what);
+  ok(loads(b, NULL, d1, "bob", 1, "r1", NULL),
+     "%s: session_load: no user record is NULL, 0", what);
+  ok(loads(b, NULL, d1, "bob", UINT32_MAX, "rmax", NULL),
+     "%s: session_load: an empty user record is none", what);
+  ok(load_gone(b, NULL, d1, "bob", 2), "%s: session_load absent: NOTFOUND",
+     what);
+  ok(load_gone(b, NULL, d2, "bob", 7), "%s: session_load in another slot",
+     what);
+  ok(load_gone(b, NULL, 99, "bob", 7), "%s: session_load in a missing slot",
+     what);
+  ok(contains(b, NULL, d1, "bob", 7) == 1 &&
+         contains(b, NULL, d1, "bob", 8) == 0,
+     "%s: session_contains 1 and 0", what);
+  ok(contains(b, NULL, 99, "bob", 7) == 0 &&
+         contains(b, NULL, 0, "bob", 7) == 0,
+     "%s: session_contains in a missing slot: 0", what);
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 7, N("r7b"), NULL, 0),
+        "session_store replaces");
+  ok(loads(b, NULL, d1, "bob", 7, "r7b", NULL),
+     "%s: ... the record, and drops the user record", what);
+  IS_OK(kj_session_store(b, NULL, d1, N("bob"), 7, N("r7"), N("u7")),
+        "session_store again with a user record");
+
+  /* The relation with the address calls. */
+  uint8_t a[KJ_MAX_ID];
+  size_t al = 0;
+  IS_OK(kj_address_encode(N("bob"), 7, a, &al), "address_encode");
+  ok(al == 9 && !memcmp(a,
+                        "\x00\x03"
+                        "bob\x00\x00\x00\x07",
+                        9),
+     "%s: address_encode bytes: 2-byte length, name, 4-byte id", what);
+  void *v = NULL;
+  size_t vl = 0;
+  int has = -1;
+  ok(kj_session_get(b, NULL, d1, a, al, &v, &vl) == KJ_OK && vl == 2 &&
+         !memcmp(v, "r7", 2),
+     "%s: session_get at the encoded address reads the stored session", what);
+  kj_free(v);
+  ok(kj_session_has(b, NULL, d1, a, al, &has) == KJ_OK && has == 1,
+     "%s: session_has at the encoded address", what);
+  IS_OK(kj_session_put(b, NULL, d1, a, al, N("p7")), "session_put there");
+  ok(loads(b, NULL, d1, "bob", 7, "p7", NULL),
+     "%s: ... is the name's session, and has no user record now", what);
+  kj_address_encode(N("bob"), 9, a, &al);
+  IS_OK(kj_session_put(b, NULL, d1, a, al, N("p9")),
+        "session_put at the address of (bob, 9)");
+  ok(devices_are(b, NULL, d1, N("bob"), "0,1,7,9,256,4294967295"),
+     "%s: ... is listed", what);
+  IS_OK(kj_session_delete(b, NULL, d1, a, al), "session_delete of it");
+  ok(contains(b, NULL, d1, "bob", 9) == 0, "%s: ... is gone by name", what);
+  /* Addresses that are not a name's: never listed nor removed by name. */
+  a[al] = 'x';
+  IS_OK(kj_session_put(b, NULL, d1, a, al + 1, N("odd")),
+        "session_put at an address one byte past (bob, 9)");
+  IS_OK(kj_session_put(b, NULL, d1, a, 5, N("odd2")),
+        "session_put at the bare prefix of bob");
+  IS_OK(kj_session_put(b, NULL, d1, N("bob.1"), N("old")),
+        "session_put at an old-style address");
+  ok(devices_are(b, NULL, d1, N("bob"), "0,1,7,256,4294967295"),
+     "%s: other addresses are not listed", what);
+
+  IS_OK(kj_session_remove(b, NULL, d1, N("bob"), 256), "session_remove");
+  ok(load_gone(b, NULL, d1, "bob", 256) &&
+         contains(b, NULL, d1, "bob", 256) == 0,
+     "%s: ... gone", what);
+  IS_OK(kj_session_remove(b, NULL, d1, N("bob"), 256),
+        "session_remove of an absent one");
+  IS_GONE(kj_session_remove(b, NULL, 99, N("bob"), 1),
+          "session_remove in a missing slot");
+  IS_GONE(kj_session_store(b, NULL, 99, N("bob"), 1, N("r"), NULL, 0),
+          "session_store in a missing slot");
+  IS_GONE(kj_session_store(b, NULL, 0, N("bob"), 1, N("r"), NULL, 0),
+          "session_store in slot 0");
+  IS_OK(kj_session_store(b, NULL, d2, N("bob"), 1, N("other"), N("slot")),
+        "session_store in slot 2");
+
+  uint64_t n = 77;
+  IS_OK(kj_session_remove_all(b, NULL, d1, N("bob"), &n), "session_remove_all");
+  is(n, 4, "%s: ... removed 4", what);
+  ok(devices_are(b, NULL, d1, N("bob"), ""), "%s: ... none left", what);
+  ok(load_gone(b, NULL, d1, "bob", 7), "%s: ... with their user records", what);
+  ok(devices_are(b, NULL, d1, N("bobby"), "2") &&
+         devices_are(b, NULL, d1, N("bo"), "3") &&
+         devices_are(b, NULL, d1, "bob\0", 4, "5"),
+     "%s: ... other names untouched", what);
+  ok(kj_session_has(b, NULL, d1, a, al + 1, &has) == KJ_OK && has == 1 &&
+         kj_session_has(b, NULL, d1, a, 5, &has) == KJ_OK && has == 1 &&
+         kj_session_has(b, NULL, d1, N("bob.1"), &has) == KJ_OK && has == 1,
+     "%s: ... addresses that are not the name's untouched", what);
+  ok(loads(b, NULL, d2, "bob", 1, "other", "slot"),
+     "%s: ... another slot untouched", what);
+  n = 77;
+  IS_OK(kj_session_remove_all(b, NULL, d1, N("bob"), &n),
+        "session_remove_all of none");
+  is(n, 0, "%s: ... removed 0", what);
+  n = 77;
+  IS_GONE(kj_session_remove_all(b, NULL, 99, N("bob"), &n),
+          "session_remove_all in a missing slot");
+  is(n, 0, "%s: ... removed is 0", what);
+
+  /* A name of KJ_MAX_NAME bytes: its address is KJ_MAX_ID. */
+  uint8_t *big = malloc(KJ_MAX_RECORD + 1);
+  memset(big, 'n', KJ_MAX_RECORD + 1);
+  IS_OK(kj_session_store(b, NULL, d1, big, KJ_MAX_NAME, 9, N("r"), big,
+                         KJ_MAX_RECORD),
+        "session_store: name KJ_MAX_NAME, user record KJ_MAX_RECORD");
+  ok(devices_are(b, NULL, d1, big, KJ_MAX_NAME, "9"), "%s: ... listed", what);
+  IS_OK(kj_address_encode(big, KJ_MAX_NAME, 9, a, &al),
+        "address_encode of KJ_MAX_NAME");
+  is(al, KJ_MAX_ID, "%s: ... is KJ_MAX_ID bytes", what);
+  void *u = NULL;
+  size_t ul = 0;
+  v = NULL;
+  ok(kj_session_load(b, NULL, d1, big, KJ_MAX_NAME, 9, &v, &vl, &u, &ul) ==
+             KJ_OK &&
+         ul == KJ_MAX_RECORD && u && !memcmp(u, big, ul),
+     "%s: ... loads with every user-record byte", what);
+  kj_free(v);
+  kj_free(u);
+
+  /* Bad input: KJ_EINVAL, nothing changed. */
+  IS_RC(kj_session_store(b, NULL, d1, big, KJ_MAX_NAME + 1, 1, N("r"), NULL, 0),
+        KJ_EINVAL, "session_store: name of KJ_MAX_NAME + 1");
+  ok(strstr(kj_backend_errmsg(b), "kj_session_store: name") != NULL,
+     "%s: ... says so (%s)", what, kj_backend_errmsg(b));
+  IS_RC(kj_session_store(b, NULL, d1, NULL, 3, 1, N("r"), NULL, 0), KJ_EINVAL,
+        "session_store: NULL name");
+  IS_RC(kj_session_store(b, NULL, d1, "bob", 0, 1, N("r"), NULL, 0), KJ_EINVAL,
+        "session_store: empty name");
+  IS_RC(kj_session_store(b, NULL, d1, N("bob"), 1, "r", 0, NULL, 0), KJ_EINVAL,
+        "session_store: empty record");
+  IS_RC(kj_session_store(b, NULL, d1, N("bob"), 1, big, KJ_MAX_RECORD + 1, NULL,
+                         0),
+        KJ_EINVAL, "session_store: record of KJ_MAX_RECORD + 1");
+  IS_RC(kj_session_store(b, NULL, d1, N("bob"), 1, N("r"), NULL, 3), KJ_EINVAL,
+        "session_store: NULL user record of 3 bytes");
+  IS_RC(kj_session_store(b, NULL, d1, N("bob"), 1, N("r"), big,
+                         KJ_MAX_RECORD + 1),
+        KJ_EINVAL, "session_store: user record of KJ_MAX_RECORD + 1");
+  ok(strstr(kj_backend_errmsg(b), "user record") != NULL,
+     "%s: ... says so (%s)", what, kj_backend_errmsg(b));
+  IS_RC(kj_session_store(b, NULL, 0, N("bob"), 1, N("r"), NULL, 3), KJ_EINVAL,
+        "session_store: bad input in slot 0 is EINVAL first");
+  ok(contains(b, NULL, d1, "bob", 1) == 0, "%s: ... and nothing was stored",
+     what);
+  v = (void *)1;
+  u = (void *)1;
+  vl = ul = 5;
+  IS_RC(kj_session_load(b, NULL, d1, N("bobby"), 2, &v, &vl, NULL, &ul),
+        KJ_EINVAL, "session_load: NULL urec");
+  ok(v == NULL && vl == 0 && ul == 0, "%s: ... other outputs cleared", what);
+  IS_RC(kj_session_load(b, NULL, d1, N("bobby"), 2, &v, &vl, &u, NULL),
+        KJ_EINVAL, "session_load: NULL ulen");
+  ok(u == NULL, "%s: ... urec cleared", what);
+  IS_RC(kj_session_load(b, NULL, d1, N("bobby"), 2, NULL, &vl, &u, &ul),
+        KJ_EINVAL, "session_load: NULL rec");
+  IS_RC(kj_session_load(b, NULL, d1, "", 0, 2, &v, &vl, &u, &ul), KJ_EINVAL,
+        "session_load: empty name");
+  IS_RC(kj_session_contains(b, NULL, d1, N("bobby"), 2, NULL), KJ_EINVAL,
+        "session_contains: NULL has");
+  has = 5;
+  IS_RC(kj_session_contains(b, NULL, d1, NULL, 1, 2, &has), KJ_EINVAL,
+        "session_contains: NULL name");
+  is(has, 0, "%s: ... has cleared", what);
+  IS_RC(kj_session_remove(b, NULL, d1, big, KJ_MAX_NAME + 1, 2), KJ_EINVAL,
+        "session_remove: oversize name");
+  kj_u32_list *l = (kj_u32_list *)1;
+  IS_RC(kj_session_list_devices(b, NULL, d1, NULL, 0, &l), KJ_EINVAL,
+        "session_list_devices: NULL name");
+  ok(l == NULL, "%s: ... out cleared", what);
+  IS_RC(kj_session_list_devices(b, NULL, d1, N("bobby"), NULL), KJ_EINVAL,
+        "session_list_devices: NULL out");
+  IS_RC(kj_session_remove_all(b, NULL, d1, N("bobby"), NULL), KJ_EINVAL,
+        "session_remove_all: NULL removed");
+  n = 5;
+  IS_RC(kj_session_remove_all(b, NULL, d1, big, KJ_MAX_NAME + 1, &n), KJ_EINVAL,
+        "session_remove_all: oversize name");
+  is(n, 0, "%s: ... removed cleared", what);
+  ok(devices_are(b, NULL, d1, N("bobby"), "2"), "%s: bad input removed nothing",
+     what);
+  al = 5;
+  IS_RC(kj_address_encode(big, KJ_MAX_NAME + 1, 1, a, &al), KJ_EINVAL,
+        "address_encode: oversize name");
+  is(al, 0, "%s: ... alen 0", what);
+  IS_RC(kj_address_encode(NULL, 1, 1, a, &al), KJ_EINVAL,
+        "address_encode: NULL name");
+  IS_RC(kj_address_encode("b", 0, 1, a, &al), KJ_EINVAL,
+        "address_encode: empty name");
+  IS_RC(kj_address_encode("b", 1, 1, NULL, &al), KJ_EINVAL,
+        "address_encode: NULL out");
+  IS_RC(kj_address_encode("b", 1, 1, a, NULL), KJ_EINVAL,
+        "address_encode: NULL alen");
+  free(big);
+
+  /* Transactions: a rollback undoes, a commit keeps; reads inside see the
+   * transaction's state. */
+  kj_tx *t = NULL;
+  IS_OK(kj_backend_begin(b, &t), "begin");
+  IS_OK(kj_session_store(b, t, d1, N("carol"), 4, N("c4"), N("cu")),
+        "session_store in t");
+  IS_OK(kj_session_store(b, t, d1, N("carol"), 2, N("c2"), NULL, 0),
+        "session_store in t again");
+  ok(devices_are(b, t, d1, N("carol"), "2,4") &&
+         loads(b, t, d1, "carol", 4, "c4", "cu"),
+     "%s: inside t: listed and loaded", what);
+  IS_GONE(kj_session_store(b, t, 99, N("carol"), 1, N("c"), NULL, 0),
+          "a failing op inside t");
+  ok(contains(b, t, d1, "carol", 2) == 1, "%s: ... t still usable", what);
+  kj_backend_rollback(t);
+  ok(devices_are(b, NULL, d1, N("carol"), "") &&
+         load_gone(b, NULL, d1, "carol", 4),
+     "%s: rolled back: nothing of it", what);
+  IS_OK(kj_session_store(b, NULL, d1, N("carol"), 4, N("c4"), N("cu")),
+        "session_store outside t");
+  IS_OK(kj_session_store(b, NULL, d1, N("carol"), 5, N("c5"), NULL, 0),
+        "session_store outside t again");
+  IS_OK(kj_backend_begin(b, &t), "begin again");
+  n = 0;
+  IS_OK(kj_session_remove_all(b, t, d1, N("carol"), &n),
+        "session_remove_all in t");
+  is(n, 2, "%s: ... 2", what);
+  ok(devices_are(b, t, d1, N("carol"), ""), "%s: ... gone inside t", what);
+  kj_backend_rollback(t);
+  ok(loads(b, NULL, d1, "carol", 4, "c4", "cu"),
+     "%s: ... rolled back: the user record is back too", what);
+  IS_OK(kj_backend_begin(b, &t), "begin a third time");
+  IS_OK(kj_session_remove(b, t, d1, N("carol"), 4), "session_remove in t");
+  IS_OK(kj_backend_commit(t), "commit");
+  ok(devices_are(b, NULL, d1, N("carol"), "5"), "%s: committed", what);
+
+  /* Deleting the slot takes every session. */
+  IS_OK(kj_device_delete(b, NULL, d2), "delete slot 2");
+  ok(load_gone(b, NULL, d2, "bob", 1) && devices_are(b, NULL, d2, N("bob"), ""),
+     "%s: ... its sessions are gone", what);
+}
+
+static void i17_sender_keys(kj_backend *b, const char *what) {
+  uint32_t d = 0;
+  kj_device_create(b, NULL, &d);
+  void *r = NULL, *u = NULL;
+  size_t rl = 0, ul = 0;
+  IS_OK(kj_sender_key_store(b, NULL, d, N("g::alice"), N("sk"), N("user")),
+        "sender_key_store");
+  ok(kj_sender_key_load(b, NULL, d, N("g::alice"), &r, &rl, &u, &ul) == KJ_OK &&
+         rl == 2 && !memcmp(r, "sk", 2) && ul == 4 && !memcmp(u, "user", 4),
+     "%s: sender_key_load: record and user record", what);
+  kj_free(r);
+  kj_free(u);
+  ok(kj_sender_key_get(b, NULL, d, N("g::alice"), &r, &rl) == KJ_OK &&
+         rl == 2 && !memcmp(r, "sk", 2),
+     "%s: sender_key_get: the record only", what);
+  kj_free(r);
+  IS_OK(kj_sender_key_put(b, NULL, d, N("g::alice"), N("sk2")),
+        "sender_key_put");
+  u = (void *)1;
+  ok(kj_sender_key_load(b, NULL, d, N("g::alice"), &r, &rl, &u, &ul) == KJ_OK &&
+         rl == 3 && !u && !ul,
+     "%s: ... drops the user record", what);
+  kj_free(r);
+  IS_OK(kj_sender_key_store(b, NULL, d, N("g::alice"), N("sk3"), N("u3")),
+        "sender_key_store again");
+  IS_OK(kj_sender_key_delete(b, NULL, d, N("g::alice")), "sender_key_delete");
+  r = u = (void *)1;
+  rl = ul = 1;
+  IS_GONE(kj_sender_key_load(b, NULL, d, N("g::alice"), &r, &rl, &u, &ul),
+          "sender_key_load after delete");
+  ok(!r && !u && !rl && !ul, "%s: ... outputs cleared", what);
+  IS_OK(kj_sender_key_store(b, NULL, d, N("g::alice"), N("sk4"), NULL, 0),
+        "sender_key_store without user record");
+  IS_GONE(kj_sender_key_store(b, NULL, 99, N("g"), N("r"), N("u")),
+          "sender_key_store in a missing slot");
+  IS_GONE(kj_sender_key_load(b, NULL, 99, N("g::alice"), &r, &rl, &u, &ul),
+          "sender_key_load in a missing slot");
+  IS_RC(kj_sender_key_store(b, NULL, d, N("g"), N("r"), NULL, 1), KJ_EINVAL,
+        "sender_key_store: NULL user record of 1 byte");
+  IS_RC(kj_sender_key_store(b, NULL, d, N("g"), NULL, 1, N("u")), KJ_EINVAL,
+        "sender_key_store: NULL record");
+  IS_RC(kj_sender_key_store(b, NULL, d, "g", 0, N("r"), N("u")), KJ_EINVAL,
+        "sender_key_store: empty name");
+  IS_RC(kj_sender_key_load(b, NULL, d, N("g::alice"), &r, &rl, NULL, &ul),
+        KJ_EINVAL, "sender_key_load: NULL urec");
+  ok(kj_sender_key_get(b, NULL, d, N("g"), &r, &rl) == KJ_NOTFOUND,
+     "%s: bad input stored nothing", what);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  IS_OK(kj_sender_key_store(b, t, d, N("g::alice"), N("sk5"), N("u5")),
+        "sender_key_store in t");
+  ok(kj_sender_key_load(b, t, d, N("g::alice"), &r, &rl, &u, &ul) == KJ_OK &&
+         ul == 2 && !memcmp(u, "u5", 2),
+     "%s: ... seen in t", what);
+  kj_free(r);
+  kj_free(u);
+  kj_backend_rollback(t);
+  ok(kj_sender_key_load(b, NULL, d, N("g::alice"), &r, &rl, &u, &ul) == KJ_OK &&
+         rl == 3 && !memcmp(r, "sk4", 3) && !u,
+     "%s: ... rolled back", what);
+  kj_free(r);
+}
+
+static void i17_identity(kj_backend *b, const char *what) {
+  uint32_t d = 0;
+  kj_device_create(b, NULL, &d);
+  uint8_t k33[33], got[33], got32[32];
+  k33[0] = 0x05;
+  tu_fill(k33 + 1, 32, 0x30);
+  size_t gl = 99;
+  IS_OK(kj_identity_put_key(b, NULL, d, N("alice"), k33, 33),
+        "identity_put_key 33");
+  ok(kj_identity_get_key(b, NULL, d, N("alice"), got, &gl) == KJ_OK &&
+         gl == 33 && !memcmp(got, k33, 33),
+     "%s: identity_get_key: the 33 bytes", what);
+  ok(kj_identity_load(b, NULL, d, N("alice"), got32) == KJ_OK &&
+         !memcmp(got32, k33 + 1, 32),
+     "%s: identity_load: the key without its type byte", what);
+  IS_OK(kj_identity_put(b, NULL, d, N("alice"), k33 + 1), "identity_put 32");
+  ok(kj_identity_get_key(b, NULL, d, N("alice"), got, &gl) == KJ_OK &&
+         gl == 32 && !memcmp(got, k33 + 1, 32),
+     "%s: identity_get_key after identity_put: 32 bytes", what);
+  IS_OK(kj_identity_put_key(b, NULL, d, N("alice"), k33, 32),
+        "identity_put_key 32");
+  ok(kj_identity_get_key(b, NULL, d, N("alice"), got, &gl) == KJ_OK &&
+         gl == 32 && !memcmp(got, k33, 32),
+     "%s: ... 32 bytes back", what);
+  memset(got, 0x5a, sizeof got);
+  IS_GONE(kj_identity_get_key(b, NULL, d, N("bob"), got, &gl),
+          "identity_get_key absent");
+  ok(gl == 0 && got[0] == 0x5a, "%s: ... klen 0, key_out untouched", what);
+  IS_GONE(kj_identity_get_key(b, NULL, 99, N("alice"), got, &gl),
+          "identity_get_key in a missing slot");
+  IS_GONE(kj_identity_put_key(b, NULL, 99, N("alice"), k33, 33),
+          "identity_put_key in a missing slot");
+  IS_RC(kj_identity_put_key(b, NULL, d, N("alice"), k33, 34), KJ_EINVAL,
+        "identity_put_key of 34 bytes");
+  IS_RC(kj_identity_put_key(b, NULL, d, N("alice"), k33, 0), KJ_EINVAL,
+        "identity_put_key of 0 bytes");
+  IS_RC(kj_identity_put_key(b, NULL, d, N("alice"), NULL, 33), KJ_EINVAL,
+        "identity_put_key of NULL");
+  IS_RC(kj_identity_put_key(b, NULL, d, "a", 0, k33, 33), KJ_EINVAL,
+        "identity_put_key: empty address");
+  IS_RC(kj_identity_get_key(b, NULL, d, N("alice"), NULL, &gl), KJ_EINVAL,
+        "identity_get_key: NULL key_out");
+  IS_RC(kj_identity_get_key(b, NULL, d, N("alice"), got, NULL), KJ_EINVAL,
+        "identity_get_key: NULL klen");
+  ok(kj_identity_get_key(b, NULL, d, N("alice"), got, &gl) == KJ_OK && gl == 32,
+     "%s: bad input changed nothing", what);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  IS_OK(kj_identity_put_key(b, t, d, N("alice"), k33, 33),
+        "identity_put_key in t");
+  ok(kj_identity_get_key(b, t, d, N("alice"), got, &gl) == KJ_OK && gl == 33,
+     "%s: ... seen in t", what);
+  kj_backend_rollback(t);
+  ok(kj_identity_get_key(b, NULL, d, N("alice"), got, &gl) == KJ_OK && gl == 32,
+     "%s: ... rolled back", what);
+}
+
+static int local_is(const kj_local_identity *a, const kj_local_identity *b) {
+  return a->registration_id == b->registration_id &&
+         a->public_len == b->public_len &&
+         !memcmp(a->public_key, b->public_key, a->public_len) &&
+         !memcmp(a->private_key, b->private_key, 32);
+}
+
+static void i17_local(kj_backend *b, const char *what) {
+  uint32_t d = 0, d2 = 0;
+  kj_device_create(b, NULL, &d);
+  kj_device_create(b, NULL, &d2);
+  kj_local_identity id, got;
+  memset(&id, 0, sizeof id);
+  id.registration_id = 0xFFFFFFFFu;
+  id.public_len = 33;
+  id.public_key[0] = 5;
+  tu_fill(id.public_key + 1, 32, 0x11);
+  tu_fill(id.private_key, 32, 0x77);
+  memset(&got, 0x5a, sizeof got);
+  IS_GONE(kj_local_identity_load(b, NULL, d, &got), "local_identity_load none");
+  ok(got.registration_id == 0x5a5a5a5au, "%s: ... out untouched", what);
+  IS_OK(kj_local_identity_save(b, NULL, d, &id), "local_identity_save");
+  ok(kj_local_identity_load(b, NULL, d, &got) == KJ_OK && local_is(&got, &id),
+     "%s: local_identity_load: what was saved", what);
+  IS_GONE(kj_local_identity_load(b, NULL, d2, &got),
+          "local_identity_load in another slot");
+  /* Separate from the device record both ways. */
+  kj_device_record rec;
+  make_record(&rec, 9);
+  IS_OK(kj_device_save(b, NULL, d, &rec), "device_save");
+  ok(kj_local_identity_load(b, NULL, d, &got) == KJ_OK && local_is(&got, &id),
+     "%s: ... a device save leaves it", what);
+  kj_device_record *rp = NULL;
+  IS_GONE(kj_device_load(b, NULL, d2, &rp), "device_load of slot 2");
+  IS_OK(kj_local_identity_save(b, NULL, d2, &id), "local_identity_save 2");
+  IS_GONE(kj_device_load(b, NULL, d2, &rp), "... writes no device record");
+  ok(kj_device_load(b, NULL, d, &rp) == KJ_OK && rp &&
+         rp->registration_id == rec.registration_id,
+     "%s: ... nor changes one", what);
+  kj_free(rp);
+  id.public_len = 32;
+  id.registration_id = 0;
+  IS_OK(kj_local_identity_save(b, NULL, d, &id), "local_identity_save 32");
+  memset(&got, 0x5a, sizeof got);
+  ok(kj_local_identity_load(b, NULL, d, &got) == KJ_OK && local_is(&got, &id) &&
+         got.public_key[32] == 0,
+     "%s: ... replaces; the byte past 32 reads back 0", what);
+  id.public_len = 31;
+  IS_RC(kj_local_identity_save(b, NULL, d, &id), KJ_EINVAL,
+        "local_identity_save: public_len 31");
+  ok(strstr(kj_backend_errmsg(b), "public_len") != NULL, "%s: ... says so (%s)",
+     what, kj_backend_errmsg(b));
+  id.public_len = 34;
+  IS_RC(kj_local_identity_save(b, NULL, d, &id), KJ_EINVAL,
+        "local_identity_save: public_len 34");
+  IS_RC(kj_local_identity_save(b, NULL, d, NULL), KJ_EINVAL,
+        "local_identity_save: NULL");
+  IS_RC(kj_local_identity_load(b, NULL, d, NULL), KJ_EINVAL,
+        "local_identity_load: NULL");
+  id.public_len = 33;
+  IS_GONE(kj_local_identity_save(b, NULL, 99, &id),
+          "local_identity_save in a missing slot");
+  IS_GONE(kj_local_identity_save(b, NULL, 0, &id),
+          "local_identity_save in slot 0");
+  ok(kj_local_identity_load(b, NULL, d, &got) == KJ_OK && got.public_len == 32,
+     "%s: bad input changed nothing", what);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  IS_OK(kj_local_identity_delete(b, t, d), "local_identity_delete in t");
+  IS_GONE(kj_local_identity_load(b, t, d, &got), "... gone in t");
+  kj_backend_rollback(t);
+  IS_OK(kj_local_identity_load(b, NULL, d, &got), "... back after rollback");
+  IS_OK(kj_local_identity_delete(b, NULL, d), "local_identity_delete");
+  IS_GONE(kj_local_identity_load(b, NULL, d, &got), "... gone");
+  IS_OK(kj_local_identity_delete(b, NULL, d), "... again: absent is OK");
+  IS_GONE(kj_local_identity_delete(b, NULL, 99),
+          "local_identity_delete in a missing slot");
+  IS_OK(kj_device_delete(b, NULL, d2), "delete slot 2");
+  IS_GONE(kj_local_identity_load(b, NULL, d2, &got),
+          "... its local identity went with it");
+}
+
+/* *has of prekey_has (signed 0) or signed_prekey_has (signed 1), or
+ * -100 - the status when the call failed. */
+static int pk_has(kj_backend *b, kj_tx *t, int signed_, uint32_t dev,
+                  uint32_t id) {
+  int has = -1;
+  int rc = signed_ ? kj_signed_prekey_has(b, t, dev, id, &has)
+                   : kj_prekey_has(b, t, dev, id, &has);
+  return rc ? -100 - rc : has;
+}
+
+static void i17_prekey_has(kj_backend *b, const char *what) {
+  uint32_t d = 0;
+  kj_device_create(b, NULL, &d);
+  ok(pk_has(b, NULL, 0, d, 5) == 0, "%s: prekey_has absent: 0", what);
+  IS_OK(kj_prekey_store(b, NULL, d, 5, N("pk"), 0), "prekey_store");
+  ok(pk_has(b, NULL, 0, d, 5) == 1 && pk_has(b, NULL, 0, d, 6) == 0,
+     "%s: prekey_has: 1 for the id, 0 for another", what);
+  ok(pk_has(b, NULL, 0, 99, 5) == 0 && pk_has(b, NULL, 0, 0, 5) == 0,
+     "%s: prekey_has in a missing slot: 0", what);
+  IS_OK(kj_signed_prekey_store(b, NULL, d, UINT32_MAX, N("spk")),
+        "signed_prekey_store");
+  ok(pk_has(b, NULL, 1, d, UINT32_MAX) == 1 && pk_has(b, NULL, 1, d, 5) == 0,
+     "%s: signed_prekey_has: 1 and 0 (pre-keys are another table)", what);
+  ok(pk_has(b, NULL, 0, d, UINT32_MAX) == 0,
+     "%s: prekey_has does not see signed pre-keys", what);
+  kj_tx *t = NULL;
+  kj_backend_begin(b, &t);
+  IS_OK(kj_prekey_remove(b, t, d, 5), "prekey_remove in t");
+  ok(pk_has(b, t, 0, d, 5) == 0, "%s: prekey_has: 0 inside t", what);
+  IS_OK(kj_signed_prekey_remove(b, t, d, UINT32_MAX), "signed remove in t");
+  ok(pk_has(b, t, 1, d, UINT32_MAX) == 0, "%s: signed_prekey_has: 0 inside t",
+     what);
+  IS_OK(kj_backend_commit(t), "commit");
+  ok(pk_has(b, NULL, 0, d, 5) == 0 && pk_has(b, NULL, 1, d, UINT32_MAX) == 0,
+     "%s: ... 0 after the commit", what);
+  IS_RC(kj_prekey_has(b, NULL, d, 5, NULL), KJ_EINVAL, "prekey_has: NULL has");
+  IS_RC(kj_signed_prekey_has(b, NULL, d, 5, NULL), KJ_EINVAL,
+        "signed_prekey_has: NULL has");
+}
+
+static uint32_t find(kj_backend *b, kj_tx *t, const void *l, size_t ll) {
+  uint32_t id = 12345;
+  int rc = kj_device_find(b, t, l, ll, &id);
+  return rc == KJ_NOTFOUND && id == 0 ? 0 : rc ? 0xEEEEEEEEu : id;
+}
+
+static void i17_labels(kj_backend *b, const char *what) {
+  uint32_t first = 0, a = 0, c = 0, x = 12345, next = 0;
+  kj_device_create(b, NULL, &first);
+  is(find(b, NULL, N("alice")), 0, "%s: device_find absent: NOTFOUND, id 0",
+     what);
+  IS_OK(kj_device_create_labeled(b, NULL, N("alice"), &a),
+        "device_create_labeled");
+  is(a, first + 1, "%s: ... the next slot id", what);
+  is(find(b, NULL, N("alice")), a, "%s: device_find", what);
+  int ex = -1;
+  ok(kj_device_exists(b, NULL, a, &ex) == KJ_OK && ex == 1,
+     "%s: ... the slot exists", what);
+  IS_RC(kj_device_create_labeled(b, NULL, N("alice"), &x), KJ_EEXIST,
+        "device_create_labeled of a taken label");
+  is(x, 0, "%s: ... id 0", what);
+  IS_OK(kj_device_create(b, NULL, &next), "device_create");
+  is(next, a + 1, "%s: ... the refused create used no id", what);
+  is(find(b, NULL, N("ali")), 0, "%s: a prefix of a label finds nothing", what);
+  IS_OK(kj_device_create_labeled(b, NULL, "alice\0", 6, &c),
+        "device_create_labeled alice\\0");
+  ok(c != a && find(b, NULL, "alice\0", 6) == c &&
+         find(b, NULL, N("alice")) == a,
+     "%s: ... labels compare exactly", what);
+  kj_u32_list *l = NULL;
+  ok(kj_device_list_ids(b, NULL, &l) == KJ_OK && l && l->n >= 4 &&
+         l->v[l->n - 4] == first && l->v[l->n - 3] == a &&
+         l->v[l->n - 2] == next && l->v[l->n - 1] == c,
+     "%s: device_list_ids lists labeled slots", what);
+  kj_free(l);
+  uint8_t big[KJ_MAX_ID + 1];
+  memset(big, 'L', sizeof big);
+  uint32_t m = 0;
+  IS_OK(kj_device_create_labeled(b, NULL, big, KJ_MAX_ID, &m),
+        "device_create_labeled, KJ_MAX_ID bytes");
+  is(find(b, NULL, big, KJ_MAX_ID), m, "%s: ... found", what);
+  IS_RC(kj_device_create_labeled(b, NULL, big, KJ_MAX_ID + 1, &x), KJ_EINVAL,
+        "device_create_labeled: KJ_MAX_ID + 1 bytes");
+  ok(strstr(kj_backend_errmsg(b), "kj_device_create_labeled: label") != NULL,
+     "%s: ... says so (%s)", what, kj_backend_errmsg(b));
+  IS_RC(kj_device_create_labeled(b, NULL, NULL, 3, &x), KJ_EINVAL,
+        "device_create_labeled: NULL label");
+  IS_RC(kj_device_create_labeled(b, NULL, "a", 0, &x), KJ_EINVAL,
+        "device_create_labeled: empty label");
+  IS_RC(kj_device_create_labeled(b, NULL, N("zed"), NULL), KJ_EINVAL,
+        "device_create_labeled: NULL id");
+  is(find(b, NULL, N("zed")), 0, "%s: ... created nothing", what);
+  IS_RC(kj_device_find(b, NULL, N("alice"), NULL), KJ_EINVAL,
+        "device_find: NULL id");
+  x = 7;
+  IS_RC(kj_device_find(b, NULL, big, KJ_MAX_ID + 1, &x), KJ_EINVAL,
+        "device_find: oversize label");
+  is(x, 0, "%s: ... id cleared", what);
+  IS_RC(kj_device_find(b, NULL, "", 0, &x), KJ_EINVAL,
+        "device_find: empty label");
+
+  /* Transactions. */
+  kj_tx *t = NULL;
+  uint32_t tb = 0;
+  IS_OK(kj_backend_begin(b, &t), "begin");
+  IS_OK(kj_device_create_labeled(b, t, N("bob"), &tb),
+        "device_create_labeled in t");
+  is(find(b, t, N("bob")), tb, "%s: ... found in t", what);
+  IS_RC(kj_device_create_labeled(b, t, N("bob"), &x), KJ_EEXIST,
+        "... a second one in t");
+  IS_OK(kj_session_store(b, t, tb, N("n"), 1, N("r"), NULL, 0),
+        "... t still usable");
+  kj_backend_rollback(t);
+  is(find(b, NULL, N("bob")), 0, "%s: rolled back: no label", what);
+  IS_OK(kj_device_create_labeled(b, NULL, N("bob"), &tb),
+        "device_create_labeled after the rollback");
+  is(find(b, NULL, N("bob")), tb, "%s: ... found", what);
+
+  /* Deleting the slot frees its label; the new slot gets a new id. */
+  IS_OK(kj_backend_begin(b, &t), "begin");
+  IS_OK(kj_device_delete(b, t, a), "delete alice's slot in t");
+  is(find(b, t, N("alice")), 0, "%s: ... label gone in t", what);
+  kj_backend_rollback(t);
+  is(find(b, NULL, N("alice")), a, "%s: ... back after rollback", what);
+  IS_OK(kj_device_delete(b, NULL, a), "delete alice's slot");
+  is(find(b, NULL, N("alice")), 0, "%s: ... its label is free", what);
+  uint32_t a2 = 0;
+  IS_OK(kj_device_create_labeled(b, NULL, N("alice"), &a2),
+        "device_create_labeled alice again");
+  ok(a2 > tb && find(b, NULL, N("alice")) == a2,
+     "%s: ... a new slot id (%u), found", what, a2);
+  is(find(b, NULL, "alice\0", 6), c, "%s: other labels untouched", what);
+}
+
+#undef IS_OK
+#undef IS_GONE
+#undef IS_RC
+#undef N
+
+static void issue17(kj_backend *b, const char *what) {
+  if (!b) {
+    ok(0, "%s: backend open", what);
+    return;
+  }
+  i17_sessions(b, what);
+  i17_sender_keys(b, what);
+  i17_identity(b, what);
+  i17_local(b, what);
+  i17_prekey_has(b, what);
+  i17_labels(b, what);
+  is(kj_backend_close(b), KJ_OK, "%s: close", what);
+}
+
 int main(void) {
   int64_t clk = T0_MS;
   kj_backend *b = open_sqlite(":memory:", &clk);
@@ -1180,5 +1973,18 @@ int main(void) {
     free(dir);
   }
   differential();
+  clk = T0_MS;
+  issue17(open_native(&clk), "i17 native");
+  clk = T0_MS;
+  issue17(open_sqlite(":memory:", &clk), "i17 sqlite memory");
+  dir = tu_mkdtemp();
+  if (dir) {
+    char *path = tu_path(dir, "i17.db");
+    clk = T0_MS;
+    issue17(open_sqlite(path, &clk), "i17 sqlite file");
+    free(path);
+    tu_rmrf(dir);
+    free(dir);
+  }
   return tap_done();
 }

@@ -69,6 +69,12 @@ typedef struct kj_blob_list {
   kj_blob v[];
 } kj_blob_list;
 
+/* A list of u32 (slot ids, device ids; one allocation). */
+typedef struct kj_u32_list {
+  size_t n;
+  uint32_t v[];
+} kj_u32_list;
+
 /* Open the native backend on the store at path (NULL: memory-only), with
  * the engine options of store.h. Errors: those of kj_store_open(). *errmsg
  * as there. Cost: opening the store. */

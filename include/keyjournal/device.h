@@ -15,11 +15,6 @@
 extern "C" {
 #endif
 
-typedef struct kj_u32_list {
-  size_t n;
-  uint32_t v[];
-} kj_u32_list;
-
 /* What a client keeps about its own device. Optional fields have a has_
  * flag; their blobs are 0..KJ_MAX_ID bytes (account: 0..KJ_MAX_RECORD). */
 typedef struct kj_device_record {
@@ -49,6 +44,18 @@ typedef struct kj_device_record {
  * kj_device_delete. Id 0 is never a slot: every function below treats it
  * as an absent slot. */
 int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id);
+/* Create an empty slot, as kj_device_create, that carries label: 1..KJ_MAX_ID
+ * bytes naming at most one slot of the store, so that an application can
+ * find its slot again (kj_device_find) without keeping the id elsewhere.
+ * A label already carried by a slot: KJ_EEXIST, nothing created (no id
+ * used). The label stays with the slot until kj_device_delete frees it; a
+ * slot made by kj_device_create has none. */
+int kj_device_create_labeled(kj_backend *b, kj_tx *t, const void *label,
+                             size_t llen, uint32_t *id);
+/* KJ_OK with *id the slot that carries label, or KJ_NOTFOUND (*id 0).
+ * Labels compare exactly, as every identifier. */
+int kj_device_find(kj_backend *b, kj_tx *t, const void *label, size_t llen,
+                   uint32_t *id);
 /* Every slot id, ascending. */
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out);
 /* KJ_OK with *exists 1 or 0. */
@@ -61,8 +68,8 @@ int kj_device_save(kj_backend *b, kj_tx *t, uint32_t id,
  * saved in it yet). */
 int kj_device_load(kj_backend *b, kj_tx *t, uint32_t id,
                    kj_device_record **out);
-/* Delete slot id and every row it owns, atomically; absent is KJ_OK.
- * Cost: O(rows of the slot). */
+/* Delete slot id and every row it owns (its label included), atomically;
+ * absent is KJ_OK. Cost: O(rows of the slot). */
 int kj_device_delete(kj_backend *b, kj_tx *t, uint32_t id);
 
 /* Write a consistent, openable copy of the whole store (committed state;

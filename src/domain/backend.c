@@ -72,6 +72,21 @@ int kj_d_id(kj_backend *b, const void *p, size_t n, const char *what) {
   return KJ_OK;
 }
 
+int kj_d_name(kj_backend *b, const void *p, size_t n, const char *what) {
+  if (!p || n < 1 || n > KJ_MAX_NAME)
+    return kj_d_fail(b, KJ_EINVAL, "%s: must be 1..%u bytes (got %zu%s)", what,
+                     KJ_MAX_NAME, n, p ? "" : ", NULL");
+  return KJ_OK;
+}
+
+int kj_d_pubkey(kj_backend *b, const void *p, size_t n, const char *what) {
+  if (!p || (n != KJ_IDENTITY_KEY_BYTES && n != KJ_IDENTITY_KEY_MAX))
+    return kj_d_fail(b, KJ_EINVAL, "%s: must be %u or %u bytes (got %zu%s)",
+                     what, KJ_IDENTITY_KEY_BYTES, KJ_IDENTITY_KEY_MAX, n,
+                     p ? "" : ", NULL");
+  return KJ_OK;
+}
+
 int kj_d_rec(kj_backend *b, const void *p, size_t n, const char *what) {
   if (!p || n < 1 || n > KJ_MAX_RECORD)
     return kj_d_fail(b, KJ_EINVAL, "%s: must be 1..%u bytes (got %zu%s)", what,

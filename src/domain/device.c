@@ -14,6 +14,22 @@ int kj_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
   KJ_D_GET(b, t, device, device_create, (b, t, id), id);
 }
 
+int kj_device_create_labeled(kj_backend *b, kj_tx *t, const void *label,
+                             size_t llen, uint32_t *id) {
+  KJ_D_CLEAR(id);
+  KJ_D_FORWARD(b, t, device, device_create_labeled, (b, t, label, llen, id),
+               kj_d_id(b, label, llen, "kj_device_create_labeled: label"),
+               kj_d_ptr(b, id, "kj_device_create_labeled: id"));
+}
+
+int kj_device_find(kj_backend *b, kj_tx *t, const void *label, size_t llen,
+                   uint32_t *id) {
+  KJ_D_CLEAR(id);
+  KJ_D_FORWARD(b, t, device, device_find, (b, t, label, llen, id),
+               kj_d_id(b, label, llen, "kj_device_find: label"),
+               kj_d_ptr(b, id, "kj_device_find: id"));
+}
+
 int kj_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   KJ_D_GET(b, t, device, device_list_ids, (b, t, out), out);
 }

@@ -38,6 +38,12 @@ int kj_d_backend(kj_backend *b, const char *fn);
 int kj_d_start(kj_backend *b, kj_tx *t, const void *op, const char *fn);
 /* Identifier: p non-NULL, 1..KJ_MAX_ID bytes. */
 int kj_d_id(kj_backend *b, const void *p, size_t n, const char *what);
+/* Peer name of the name calls (signal.h): p non-NULL, 1..KJ_MAX_NAME
+ * bytes. */
+int kj_d_name(kj_backend *b, const void *p, size_t n, const char *what);
+/* Public key: p non-NULL, KJ_IDENTITY_KEY_BYTES or KJ_IDENTITY_KEY_MAX
+ * bytes. */
+int kj_d_pubkey(kj_backend *b, const void *p, size_t n, const char *what);
 /* Record: p non-NULL, 1..KJ_MAX_RECORD bytes. */
 int kj_d_rec(kj_backend *b, const void *p, size_t n, const char *what);
 /* Optional bytes: 0..max, p non-NULL unless n is 0. */

@@ -1,8 +1,9 @@
 /*
  * src/native/device.c - the device store of the native backend: slot ids
  * (table 1, "next_device_id"), slot rows and device records (table 2),
- * deleting a slot with every row it owns, and the debugging copy of the
- * whole store. Byte layouts: doc/FORMAT.md section 8.
+ * slot labels (table 3: label -> slot, table 4: slot|label), deleting a
+ * slot with every row it owns, and the debugging copy of the whole store.
+ * Byte layouts: doc/FORMAT.md section 8.
  *
  * The public layer (src/domain/device.c) has checked the arguments and answered
  * slot id 0 itself, so every id seen here is >= 1.
@@ -92,6 +93,114 @@ static int nat_device_create(kj_backend *b, kj_tx *t, uint32_t *id) {
     rc = nat_end(&op, create_in(&op, &next));
   if (!rc)
     *id = next;
+  return rc;
+}
+
+/* ---- labels ----------------------------------------------------------- */
+
+/* A table-3 value: u32 slot id (not 0). */
+static int dec_label_slot(const void *v, size_t vlen, void *out) {
+  kj_rbuf r;
+  int rc = nat_r_open(&r, v, vlen);
+  uint32_t id = kj_r_u32(&r);
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (!rc && id == 0)
+    rc = KJ_ECORRUPT;
+  if (!rc)
+    *(uint32_t *)out = id;
+  return rc;
+}
+
+/* In op: a new slot carrying label, unless a slot carries it already. */
+static int create_labeled_in(nat_op *op, const void *label, size_t llen,
+                             uint32_t *id) {
+  kj_kbuf lk;
+  lk.len = 0;
+  kj_k_raw(&lk, label, llen);
+  int rc = kj_get(op->s, op->txn, NT_LABEL, lk.b, lk.len, NULL, NULL);
+  if (rc == KJ_OK)
+    return nat_fail(op->b, KJ_EEXIST,
+                    "kj_device_create_labeled: a slot has that label");
+  if (rc != KJ_NOTFOUND)
+    return rc;
+  rc = create_in(op, id);
+  if (!rc) {
+    uint8_t v[5] = {KJ_ROW_VERSION};
+    kj_put32(v + 1, *id);
+    rc = nat_put(op, NT_LABEL, &lk, v, sizeof v);
+  }
+  if (!rc) {
+    kj_kbuf k;
+    nat_key(&k, *id, label, llen);
+    const uint8_t mark[1] = {KJ_ROW_VERSION};
+    rc = nat_put(op, NT_SLOT_LABEL, &k, mark, sizeof mark);
+  }
+  return rc;
+}
+
+static int nat_device_create_labeled(kj_backend *b, kj_tx *t, const void *label,
+                                     size_t llen, uint32_t *id) {
+  nat_op op;
+  uint32_t next = 0;
+  int rc = nat_begin(b, t, NAT_WRITE_ANY, 0, &op);
+  if (!rc)
+    rc = nat_end(&op, create_labeled_in(&op, label, llen, &next));
+  if (!rc)
+    *id = next;
+  return rc;
+}
+
+static int nat_device_find(kj_backend *b, kj_tx *t, const void *label,
+                           size_t llen, uint32_t *id) {
+  kj_kbuf k;
+  k.len = 0;
+  kj_k_raw(&k, label, llen);
+  int rc = nat_read_row(b, t, NT_LABEL, &k, dec_label_slot, id);
+  if (rc == KJ_ECORRUPT || rc == KJ_EFORMAT)
+    nat_fail(b, rc, "table 3: malformed label row");
+  return rc;
+}
+
+/* Labels of a slot collected from its table-4 keys, to delete from
+ * table 3 after the scan (a scan callback must not write). */
+typedef struct label_acc {
+  kj_wbuf w; /* (u16 length, label)* */
+} label_acc;
+
+static int collect_label(void *arg, const void *key, size_t klen,
+                         const void *val, size_t vlen) {
+  (void)val;
+  (void)vlen;
+  label_acc *a = arg;
+  if (klen <= 4 || klen - 4 > KJ_MAX_ID) /* not a label: nothing to free */
+    return 0;
+  size_t n = klen - 4;
+  uint8_t lb[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+  kj_w_bytes(&a->w, lb, 2);
+  kj_w_bytes(&a->w, (const uint8_t *)key + 4, n);
+  return a->w.oom ? KJ_ENOMEM : 0;
+}
+
+/* In op: remove the table-3 row of slot id's label, if it has one. Read
+ * from the table-4 key alone (its value is a mark), so no value can stop
+ * a slot from being deleted; the table-4 row goes with the slot's other
+ * rows. */
+static int drop_label_in(nat_op *op, uint32_t id) {
+  kj_kbuf k;
+  kj_k_dev(&k, id);
+  label_acc a;
+  kj_w_init(&a.w);
+  int rc = nat_scan(op, NT_SLOT_LABEL, &k, collect_label, &a);
+  for (size_t off = 0; !rc && off < a.w.len;) {
+    size_t n = (size_t)a.w.p[off] << 8 | a.w.p[off + 1];
+    kj_kbuf lk;
+    lk.len = 0;
+    kj_k_raw(&lk, a.w.p + off + 2, n);
+    rc = nat_del(op, NT_LABEL, &lk);
+    off += 2 + n;
+  }
+  kj_w_free(&a.w);
   return rc;
 }
 
@@ -298,9 +407,11 @@ static int delete_in(nat_op *op, uint32_t id) {
   int rc = nat_slot_exists(op, id);
   if (rc <= 0)
     return rc;
+  rc = drop_label_in(op, id);
   kj_kbuf k;
   kj_k_dev(&k, id);
-  rc = nat_del(op, NT_DEVICE, &k);
+  if (!rc)
+    rc = nat_del(op, NT_DEVICE, &k);
   for (size_t i = 0; !rc && i < nat_slot_ntables; i++)
     rc = nat_del_prefix(op, nat_slot_tables[i], &k, NULL, NULL, NULL);
   return rc;
@@ -365,4 +476,6 @@ const kj_device_ops nat_device_ops = {
     .device_load = nat_device_load,
     .device_delete = nat_device_delete,
     .device_snapshot_copy = nat_device_snapshot_copy,
+    .device_create_labeled = nat_device_create_labeled,
+    .device_find = nat_device_find,
 };

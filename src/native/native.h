@@ -21,11 +21,16 @@
 enum {
   NT_META = 1,           /* "next_device_id" -> u32 */
   NT_DEVICE = 2,         /* dev -> slot (and its device record) */
+  NT_LABEL = 3,          /* label -> u32 dev: the slot a label names */
+  NT_SLOT_LABEL = 4,     /* dev|label -> (mark): the label of a slot */
   NT_IDENTITY = 10,      /* dev|addr -> identity key */
   NT_SESSION = 11,       /* dev|addr -> session record */
   NT_PREKEY = 12,        /* dev|id -> uploaded, record */
   NT_SIGNED_PREKEY = 13, /* dev|id -> record */
   NT_SENDER_KEY = 14,    /* dev|name -> record */
+  NT_SESSION_USER = 15,  /* dev|addr -> user record of a table-11 row */
+  NT_SENDER_USER = 16,   /* dev|name -> user record of a table-14 row */
+  NT_LOCAL_ID = 17,      /* dev -> registration id, identity key pair */
   NT_SYNC_KEY = 20,      /* dev|key_id -> sync key */
   NT_SYNC_LATEST = 21,   /* dev -> key_id of the latest set */
   NT_SYNC_VERSION = 22,  /* dev|name -> hash state */

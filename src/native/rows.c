@@ -18,11 +18,12 @@
 #include "native.h"
 
 const unsigned nat_slot_tables[] = {
-    NT_IDENTITY,     NT_SESSION,     NT_PREKEY,      NT_SIGNED_PREKEY,
-    NT_SENDER_KEY,   NT_SYNC_KEY,    NT_SYNC_LATEST, NT_SYNC_VERSION,
-    NT_MUTATION_MAC, NT_SKDM,        NT_LID,         NT_LID_BY_PHONE,
-    NT_BASE_KEY,     NT_DEVICE_LIST, NT_SK_FORGET,   NT_TC_TOKEN,
-    NT_RATCHET,      NT_SKIPPED,
+    NT_SLOT_LABEL,    NT_IDENTITY,    NT_SESSION,      NT_PREKEY,
+    NT_SIGNED_PREKEY, NT_SENDER_KEY,  NT_SESSION_USER, NT_SENDER_USER,
+    NT_LOCAL_ID,      NT_SYNC_KEY,    NT_SYNC_LATEST,  NT_SYNC_VERSION,
+    NT_MUTATION_MAC,  NT_SKDM,        NT_LID,          NT_LID_BY_PHONE,
+    NT_BASE_KEY,      NT_DEVICE_LIST, NT_SK_FORGET,    NT_TC_TOKEN,
+    NT_RATCHET,       NT_SKIPPED,
 };
 const size_t nat_slot_ntables =
     sizeof nat_slot_tables / sizeof nat_slot_tables[0];

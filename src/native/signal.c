@@ -1,7 +1,16 @@
 /*
  * src/native/signal.c - the Signal store (keyjournal/signal.h) on the
  * journal engine: identity keys, sessions, pre-keys, signed pre-keys and
- * sender keys as rows of tables 10..14 (doc/FORMAT.md section 8).
+ * sender keys as rows of tables 10..14, the user records of sessions and
+ * sender keys in tables 15 and 16 (same keys as their rows in 11 and 14),
+ * and the slot's local identity in table 17 (doc/FORMAT.md section 8).
+ *
+ * A session named by (name, device id) is the table-11 row at the address
+ * dev|lp(name)|u32 device id, the bytes kj_address_encode() gives after
+ * dev, so the sessions of one name are the rows under dev|lp(name) whose
+ * key is exactly 4 bytes longer: listing and removing them is a prefix
+ * scan. A user-record row exists only beside its record row: every write
+ * of a record row writes or removes it, every delete removes it.
  *
  * Every row type has one encoder and one decoder here; decoders take the
  * raw row value, check its version byte, limits and length, and never
@@ -18,25 +27,72 @@
 
 /* ---- codecs ------------------------------------------------------------ */
 
-/* Table 10: 32 key bytes. */
-static void enc_identity(kj_wbuf *w, const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+/* Table 10: rest: the key, 32 or 33 bytes. */
+static void enc_identity(kj_wbuf *w, const uint8_t *key, size_t klen) {
   kj_w_u8(w, KJ_ROW_VERSION);
-  kj_w_bytes(w, key, KJ_IDENTITY_KEY_BYTES);
+  kj_w_bytes(w, key, klen);
 }
 
-/* key is written only when the whole row is good. */
-static int dec_identity(const void *v, size_t vlen, void *key) {
-  kj_rbuf r;
-  int rc = nat_r_open(&r, v, vlen);
-  const uint8_t *k = kj_r_bytes(&r, KJ_IDENTITY_KEY_BYTES);
+/* A public key as stored: 32 or 33 bytes. */
+typedef struct pubkey {
+  uint8_t k[KJ_IDENTITY_KEY_MAX];
+  size_t n;
+} pubkey;
+
+/* The rest of r as a public key into *pk, written only when r is good. */
+static int dec_pubkey(kj_rbuf *r, int rc, pubkey *pk) {
+  size_t n;
+  const uint8_t *k = nat_r_rest(r, KJ_IDENTITY_KEY_MAX, &n);
   if (!rc)
-    rc = kj_r_done(&r);
-  if (!rc)
-    memcpy(key, k, KJ_IDENTITY_KEY_BYTES);
+    rc = kj_r_done(r);
+  if (!rc && n != KJ_IDENTITY_KEY_BYTES && n != KJ_IDENTITY_KEY_MAX)
+    rc = KJ_ECORRUPT;
+  if (!rc) {
+    memcpy(pk->k, k, n);
+    pk->n = n;
+  }
   return rc;
 }
 
-/* Tables 11, 13, 14: rest: record. One layout, one codec. */
+/* A table-10 value into *(pubkey *)out, written only when the whole row
+ * is good. */
+static int dec_identity(const void *v, size_t vlen, void *out) {
+  kj_rbuf r;
+  int rc = nat_r_open(&r, v, vlen);
+  return dec_pubkey(&r, rc, out);
+}
+
+/* Table 17: u32 registration_id, 32 private key bytes, rest: public key
+ * (32 or 33 bytes). */
+static void enc_local(kj_wbuf *w, const kj_local_identity *id) {
+  kj_w_u8(w, KJ_ROW_VERSION);
+  kj_w_u32(w, id->registration_id);
+  kj_w_bytes(w, id->private_key, KJ_IDENTITY_KEY_BYTES);
+  kj_w_bytes(w, id->public_key, id->public_len);
+}
+
+/* Into *(kj_local_identity *)out, written only when the whole row is
+ * good. */
+static int dec_local(const void *v, size_t vlen, void *out) {
+  kj_rbuf r;
+  int rc = nat_r_open(&r, v, vlen);
+  kj_local_identity id;
+  memset(&id, 0, sizeof id);
+  id.registration_id = kj_r_u32(&r);
+  kj_r_copy(&r, id.private_key, KJ_IDENTITY_KEY_BYTES);
+  pubkey pk;
+  rc = dec_pubkey(&r, rc, &pk);
+  if (!rc) {
+    memcpy(id.public_key, pk.k, pk.n);
+    id.public_len = pk.n;
+    memcpy(out, &id, sizeof id);
+  }
+  kj_wipe(&id, sizeof id);
+  kj_wipe(&pk, sizeof pk);
+  return rc;
+}
+
+/* Tables 11, 13, 14, 15, 16: rest: record. One layout, one codec. */
 static void enc_record(kj_wbuf *w, const void *rec, size_t rlen) {
   kj_w_u8(w, KJ_ROW_VERSION);
   kj_w_bytes(w, rec, rlen);
@@ -67,13 +123,126 @@ static void key_id(kj_kbuf *k, uint32_t dev, uint32_t id) {
   kj_k_u32(k, id);
 }
 
-/* Encode a record row (tables 11, 13, 14) and write it. */
+/* Encode a record row (table 13) and write it. */
 static int put_record(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                       const kj_kbuf *k, const void *rec, size_t rlen) {
   kj_wbuf w;
   kj_w_init(&w);
   enc_record(&w, rec, rlen);
   return nat_put_row(b, t, dev, table, k, &w);
+}
+
+/* ---- records with a user record (tables 11 + 15, 14 + 16) ------------- */
+
+/* The user-record table beside a record table. */
+static unsigned user_table(unsigned table) {
+  return table == NT_SESSION ? NT_SESSION_USER : NT_SENDER_USER;
+}
+
+/* In op: delete the row at k of table when it is there. A point lookup
+ * first, so that the common case (no user record) writes nothing. */
+static int del_if_there(nat_op *op, unsigned table, const kj_kbuf *k) {
+  int rc = kj_get(op->s, op->txn, table, k->b, k->len, NULL, NULL);
+  if (rc == KJ_NOTFOUND)
+    return KJ_OK;
+  return rc ? rc : nat_del(op, table, k);
+}
+
+/* In op: the record row at k of table, and its user record (written when
+ * ulen > 0, else removed). */
+static int store_rec_in(nat_op *op, unsigned table, const kj_kbuf *k,
+                        const void *rec, size_t rlen, const void *urec,
+                        size_t ulen) {
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_record(&w, rec, rlen);
+  int rc = nat_put_w(op, table, k, &w);
+  if (!rc && ulen) {
+    w.len = 0;
+    enc_record(&w, urec, ulen);
+    rc = nat_put_w(op, user_table(table), k, &w);
+  } else if (!rc) {
+    rc = del_if_there(op, user_table(table), k);
+  }
+  kj_w_free(&w);
+  return rc;
+}
+
+static int store_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                     const kj_kbuf *k, const void *rec, size_t rlen,
+                     const void *urec, size_t ulen) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc
+            : nat_end(&op, store_rec_in(&op, table, k, rec, rlen, urec, ulen));
+}
+
+/* In op: the record row at k and its user record. */
+static int remove_in(nat_op *op, unsigned table, const kj_kbuf *k) {
+  int rc = nat_del(op, table, k);
+  return rc ? rc : del_if_there(op, user_table(table), k);
+}
+
+static int remove_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
+                      const kj_kbuf *k) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  return rc ? rc : nat_end(&op, remove_in(&op, table, k));
+}
+
+/* A record-row value v (vlen bytes, from kj_get) handed out in place: its
+ * record moved to the start of v, which becomes *p. On failure v is wiped
+ * and freed. */
+static int rest_in_place(void *v, size_t vlen, void **p, size_t *n) {
+  kj_rbuf r;
+  int rc = nat_r_open(&r, v, vlen);
+  size_t rest;
+  const uint8_t *bytes = nat_r_rest(&r, KJ_MAX_RECORD, &rest);
+  if (!rc)
+    rc = kj_r_done(&r);
+  if (rc) {
+    nat_free_wiped(v, vlen);
+    return rc;
+  }
+  memmove(v, bytes, rest);
+  kj_wipe((uint8_t *)v + rest, vlen - rest);
+  *p = v;
+  *n = rest;
+  return KJ_OK;
+}
+
+/* In op: the record at k of table and its user record (NULL, 0 if none),
+ * each in its own allocation; nothing is handed out on failure. */
+static int load_in(nat_op *op, unsigned table, const kj_kbuf *k, void **rec,
+                   size_t *rlen, void **urec, size_t *ulen) {
+  void *v, *r, *u = NULL;
+  size_t vlen, rn, un = 0;
+  int rc = nat_get(op, table, k, &v, &vlen);
+  if (!rc)
+    rc = rest_in_place(v, vlen, &r, &rn);
+  if (rc)
+    return rc;
+  rc = nat_get(op, user_table(table), k, &v, &vlen);
+  if (rc == KJ_NOTFOUND)
+    rc = KJ_OK;
+  else if (!rc)
+    rc = rest_in_place(v, vlen, &u, &un);
+  if (rc) {
+    nat_free_wiped(r, rn);
+    return rc;
+  }
+  *rec = r;
+  *rlen = rn;
+  *urec = u;
+  *ulen = un;
+  return KJ_OK;
+}
+
+static int load_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                    void **rec, size_t *rlen, void **urec, size_t *ulen) {
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_READ, 0, &op);
+  return rc ? rc : nat_end(&op, load_in(&op, table, k, rec, rlen, urec, ulen));
 }
 
 /* ---- pre-key lists: built in pieces, returned as one allocation -------- */
@@ -162,24 +331,53 @@ static int load_one(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
 
 /* ---- identity keys ----------------------------------------------------- */
 
-static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
-                            const void *addr, size_t alen,
-                            const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+static int nat_identity_put_key(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *addr, size_t alen,
+                                const uint8_t *key, size_t klen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
   kj_wbuf w;
   kj_w_init(&w);
-  enc_identity(&w, key);
+  enc_identity(&w, key, klen);
   return nat_put_row(b, t, dev, NT_IDENTITY, &k, &w);
 }
 
-/* A corrupt row leaves key_out alone. */
+static int nat_identity_put(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *addr, size_t alen,
+                            const uint8_t key[KJ_IDENTITY_KEY_BYTES]) {
+  return nat_identity_put_key(b, t, dev, addr, alen, key,
+                              KJ_IDENTITY_KEY_BYTES);
+}
+
+static int nat_identity_get_key(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *addr, size_t alen,
+                                uint8_t key_out[KJ_IDENTITY_KEY_MAX],
+                                size_t *klen) {
+  kj_kbuf k;
+  nat_key(&k, dev, addr, alen);
+  pubkey pk;
+  int rc = nat_read_row(b, t, NT_IDENTITY, &k, dec_identity, &pk);
+  if (!rc) {
+    memcpy(key_out, pk.k, pk.n);
+    *klen = pk.n;
+  }
+  kj_wipe(&pk, sizeof pk);
+  return rc;
+}
+
+/* A corrupt row leaves key_out alone; a 33-byte key gives its last 32
+ * bytes, the key without its type byte. */
 static int nat_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
                              const void *addr, size_t alen,
                              uint8_t key_out[KJ_IDENTITY_KEY_BYTES]) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  return nat_read_row(b, t, NT_IDENTITY, &k, dec_identity, key_out);
+  pubkey pk;
+  int rc = nat_read_row(b, t, NT_IDENTITY, &k, dec_identity, &pk);
+  if (!rc)
+    memcpy(key_out, pk.k + pk.n - KJ_IDENTITY_KEY_BYTES, KJ_IDENTITY_KEY_BYTES);
+  kj_wipe(&pk, sizeof pk);
+  return rc;
 }
 
 static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -187,14 +385,40 @@ static int nat_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_del_id(b, t, dev, NT_IDENTITY, addr, alen);
 }
 
+/* ---- the local identity ------------------------------------------------ */
+
+static int nat_local_identity_save(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   const kj_local_identity *id) {
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  kj_wbuf w;
+  kj_w_init(&w);
+  enc_local(&w, id);
+  return nat_put_row(b, t, dev, NT_LOCAL_ID, &k, &w);
+}
+
+static int nat_local_identity_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                                   kj_local_identity *out) {
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  return nat_read_row(b, t, NT_LOCAL_ID, &k, dec_local, out);
+}
+
+static int nat_local_identity_delete(kj_backend *b, kj_tx *t, uint32_t dev) {
+  kj_kbuf k;
+  kj_k_dev(&k, dev);
+  return nat_del_row(b, t, dev, NT_LOCAL_ID, &k);
+}
+
 /* ---- sessions ---------------------------------------------------------- */
 
+/* A put has no user record: one stored by kj_session_store goes. */
 static int nat_session_put(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, const void *rec,
                            size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  return put_record(b, t, dev, NT_SESSION, &k, rec, rlen);
+  return store_row(b, t, dev, NT_SESSION, &k, rec, rlen, NULL, 0);
 }
 
 static int nat_session_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -216,19 +440,176 @@ static int dec_has(const void *v, size_t vlen, void *has) {
   return rc;
 }
 
+/* A well-formed pre-key row (table 12, with its flag): *has is set. */
+static int dec_has_flagged(const void *v, size_t vlen, void *has) {
+  int uploaded;
+  const uint8_t *rec;
+  size_t rlen;
+  int rc = dec_record_row(v, vlen, 1, &uploaded, &rec, &rlen);
+  if (!rc)
+    *(int *)has = 1;
+  return rc;
+}
+
+/* *has for the row at k of table, decoded by dec: a damaged row is its
+ * status, never a yes. */
+static int has_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                   nat_dec_fn dec, int *has) {
+  int rc = nat_read_row(b, t, table, k, dec, has);
+  return rc == KJ_NOTFOUND ? KJ_OK : rc; /* *has is already 0 */
+}
+
 /* has checks the row is well-formed too, so it never says yes to a session
  * that get would refuse. */
 static int nat_session_has(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *addr, size_t alen, int *has) {
   kj_kbuf k;
   nat_key(&k, dev, addr, alen);
-  int rc = nat_read_row(b, t, NT_SESSION, &k, dec_has, has);
-  return rc == KJ_NOTFOUND ? KJ_OK : rc; /* *has is already 0 */
+  return has_row(b, t, NT_SESSION, &k, dec_has, has);
 }
 
 static int nat_session_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                               const void *addr, size_t alen) {
-  return nat_del_id(b, t, dev, NT_SESSION, addr, alen);
+  kj_kbuf k;
+  nat_key(&k, dev, addr, alen);
+  return remove_row(b, t, dev, NT_SESSION, &k);
+}
+
+/* ---- sessions by (name, device id) ------------------------------------- */
+
+/* dev|lp(name): the prefix of every session of name. */
+static void key_name(kj_kbuf *k, uint32_t dev, const void *name, size_t nlen) {
+  kj_k_dev(k, dev);
+  kj_k_lp(k, name, nlen);
+}
+
+/* dev|lp(name)|u32 device_id: the session of (name, device_id), which is
+ * the address key of kj_address_encode(name, device_id). */
+static void key_name_dev(kj_kbuf *k, uint32_t dev, const void *name,
+                         size_t nlen, uint32_t device_id) {
+  key_name(k, dev, name, nlen);
+  kj_k_u32(k, device_id);
+}
+
+static int nat_session_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const void *name, size_t nlen, uint32_t device_id,
+                             const void *rec, size_t rlen, const void *urec,
+                             size_t ulen) {
+  kj_kbuf k;
+  key_name_dev(&k, dev, name, nlen, device_id);
+  return store_row(b, t, dev, NT_SESSION, &k, rec, rlen, urec, ulen);
+}
+
+static int nat_session_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *name, size_t nlen, uint32_t device_id,
+                            void **rec, size_t *rlen, void **urec,
+                            size_t *ulen) {
+  kj_kbuf k;
+  key_name_dev(&k, dev, name, nlen, device_id);
+  return load_row(b, t, NT_SESSION, &k, rec, rlen, urec, ulen);
+}
+
+static int nat_session_contains(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen,
+                                uint32_t device_id, int *has) {
+  kj_kbuf k;
+  key_name_dev(&k, dev, name, nlen, device_id);
+  return has_row(b, t, NT_SESSION, &k, dec_has, has);
+}
+
+static int nat_session_remove(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen,
+                              uint32_t device_id) {
+  kj_kbuf k;
+  key_name_dev(&k, dev, name, nlen, device_id);
+  return remove_row(b, t, dev, NT_SESSION, &k);
+}
+
+/* A key under the prefix of a name that is one of its sessions: exactly 4
+ * bytes (the device id) past the prefix. Longer or shorter keys there are
+ * sessions of other addresses (address calls), not of the name. */
+static int is_name_session(size_t plen, size_t klen) {
+  return klen == plen + 4;
+}
+
+typedef struct dev_acc {
+  size_t plen; /* the name prefix's length */
+  kj_wbuf w;   /* uint32_t device ids, host order */
+  size_t n;
+} dev_acc;
+
+static int collect_dev(void *arg, const void *key, size_t klen, const void *val,
+                       size_t vlen) {
+  (void)val;
+  (void)vlen;
+  dev_acc *a = arg;
+  if (!is_name_session(a->plen, klen))
+    return 0;
+  uint32_t id = kj_k_get_u32((const uint8_t *)key + a->plen);
+  kj_w_bytes(&a->w, &id, sizeof id);
+  a->n++;
+  return a->w.oom ? KJ_ENOMEM : 0;
+}
+
+/* Keys of one name end in the big-endian device id, so key order is
+ * numeric order, and each id is one key. */
+static int nat_session_list_devices(kj_backend *b, kj_tx *t, uint32_t dev,
+                                    const void *name, size_t nlen,
+                                    kj_u32_list **out) {
+  kj_kbuf prefix;
+  key_name(&prefix, dev, name, nlen);
+  dev_acc a;
+  a.plen = prefix.len;
+  kj_w_init(&a.w);
+  a.n = 0;
+  int rc = nat_scan_rows(b, t, NT_SESSION, &prefix, collect_dev, &a);
+  kj_u32_list *l = NULL;
+  if (!rc) {
+    l = malloc(sizeof *l + a.n * sizeof l->v[0]);
+    if (!l)
+      rc = KJ_ENOMEM;
+  }
+  if (!rc) {
+    l->n = a.n;
+    if (a.n)
+      memcpy(l->v, a.w.p, a.n * sizeof l->v[0]);
+    *out = l;
+  }
+  kj_w_free(&a.w);
+  return rc;
+}
+
+static int keep_name_session(void *ctx, const uint8_t *key, size_t klen,
+                             const uint8_t *val, size_t vlen) {
+  (void)key;
+  (void)val;
+  (void)vlen;
+  return is_name_session(*(const size_t *)ctx, klen);
+}
+
+/* In op: the name's sessions, then their user records. */
+static int remove_all_in(nat_op *op, const kj_kbuf *prefix, uint64_t *n) {
+  size_t plen = prefix->len;
+  int rc = nat_del_prefix(op, NT_SESSION, prefix, keep_name_session, &plen, n);
+  if (!rc)
+    rc = nat_del_prefix(op, NT_SESSION_USER, prefix, keep_name_session, &plen,
+                        NULL);
+  return rc;
+}
+
+static int nat_session_remove_all(kj_backend *b, kj_tx *t, uint32_t dev,
+                                  const void *name, size_t nlen,
+                                  uint64_t *removed) {
+  kj_kbuf prefix;
+  key_name(&prefix, dev, name, nlen);
+  uint64_t n = 0;
+  nat_op op;
+  int rc = nat_begin(b, t, NAT_WRITE, dev, &op);
+  if (!rc)
+    rc = nat_end(&op, remove_all_in(&op, &prefix, &n));
+  if (!rc)
+    *removed = n;
+  return rc;
 }
 
 /* ---- one-time pre-keys ------------------------------------------------- */
@@ -459,6 +840,13 @@ static int nat_prekey_max_id(kj_backend *b, kj_tx *t, uint32_t dev,
   return rc ? rc : nat_end(&op, max_id_in(&op, dev, max_id));
 }
 
+static int nat_prekey_has(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                          int *has) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  return has_row(b, t, NT_PREKEY, &k, dec_has_flagged, has);
+}
+
 /* ---- signed pre-keys --------------------------------------------------- */
 
 static int nat_signed_prekey_store(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -502,6 +890,14 @@ static int nat_signed_prekey_remove(kj_backend *b, kj_tx *t, uint32_t dev,
   return nat_del_row(b, t, dev, NT_SIGNED_PREKEY, &k);
 }
 
+/* Table 13 rows have no flag: dec_has reads them as table 11's. */
+static int nat_signed_prekey_has(kj_backend *b, kj_tx *t, uint32_t dev,
+                                 uint32_t id, int *has) {
+  kj_kbuf k;
+  key_id(&k, dev, id);
+  return has_row(b, t, NT_SIGNED_PREKEY, &k, dec_has, has);
+}
+
 /* ---- sender keys ------------------------------------------------------- */
 
 static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -509,7 +905,23 @@ static int nat_sender_key_put(kj_backend *b, kj_tx *t, uint32_t dev,
                               size_t rlen) {
   kj_kbuf k;
   nat_key(&k, dev, name, nlen);
-  return put_record(b, t, dev, NT_SENDER_KEY, &k, rec, rlen);
+  return store_row(b, t, dev, NT_SENDER_KEY, &k, rec, rlen, NULL, 0);
+}
+
+static int nat_sender_key_store(kj_backend *b, kj_tx *t, uint32_t dev,
+                                const void *name, size_t nlen, const void *rec,
+                                size_t rlen, const void *urec, size_t ulen) {
+  kj_kbuf k;
+  nat_key(&k, dev, name, nlen);
+  return store_row(b, t, dev, NT_SENDER_KEY, &k, rec, rlen, urec, ulen);
+}
+
+static int nat_sender_key_load(kj_backend *b, kj_tx *t, uint32_t dev,
+                               const void *name, size_t nlen, void **rec,
+                               size_t *rlen, void **urec, size_t *ulen) {
+  kj_kbuf k;
+  nat_key(&k, dev, name, nlen);
+  return load_row(b, t, NT_SENDER_KEY, &k, rec, rlen, urec, ulen);
 }
 
 static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
@@ -523,7 +935,9 @@ static int nat_sender_key_get(kj_backend *b, kj_tx *t, uint32_t dev,
 
 static int nat_sender_key_delete(kj_backend *b, kj_tx *t, uint32_t dev,
                                  const void *name, size_t nlen) {
-  return nat_del_id(b, t, dev, NT_SENDER_KEY, name, nlen);
+  kj_kbuf k;
+  nat_key(&k, dev, name, nlen);
+  return remove_row(b, t, dev, NT_SENDER_KEY, &k);
 }
 
 const kj_signal_ops nat_signal_ops = {
@@ -548,4 +962,19 @@ const kj_signal_ops nat_signal_ops = {
     .sender_key_put = nat_sender_key_put,
     .sender_key_get = nat_sender_key_get,
     .sender_key_delete = nat_sender_key_delete,
+    .identity_put_key = nat_identity_put_key,
+    .identity_get_key = nat_identity_get_key,
+    .local_identity_save = nat_local_identity_save,
+    .local_identity_load = nat_local_identity_load,
+    .local_identity_delete = nat_local_identity_delete,
+    .session_store = nat_session_store,
+    .session_load = nat_session_load,
+    .session_contains = nat_session_contains,
+    .session_remove = nat_session_remove,
+    .session_list_devices = nat_session_list_devices,
+    .session_remove_all = nat_session_remove_all,
+    .prekey_has = nat_prekey_has,
+    .signed_prekey_has = nat_signed_prekey_has,
+    .sender_key_store = nat_sender_key_store,
+    .sender_key_load = nat_sender_key_load,
 };

@@ -58,8 +58,11 @@ extern "C" {
 #endif
 
 /* 2: the operations moved out of struct kj_backend into one shared
- * kj_backend_ops table, the store groups are pointers. */
-#define KJ_BACKEND_VERSION 2
+ * kj_backend_ops table, the store groups are pointers.
+ * 3: kj_signal_ops and kj_device_ops grew the operations of issue 17
+ * (sessions by name and device id, user records, identity keys of 32 or
+ * 33 bytes, the local identity, pre-key has, slot labels), at their ends. */
+#define KJ_BACKEND_VERSION 3
 
 /* Every transaction struct starts with this. */
 struct kj_tx {
@@ -108,6 +111,43 @@ typedef struct kj_signal_ops {
                         size_t nlen, void **rec, size_t *rlen);
   int (*sender_key_delete)(kj_backend *b, kj_tx *t, uint32_t dev,
                            const void *name, size_t nlen);
+  /* version 3 */
+  int (*identity_put_key)(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *addr, size_t alen, const uint8_t *key,
+                          size_t klen);
+  int (*identity_get_key)(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *addr, size_t alen,
+                          uint8_t key_out[KJ_IDENTITY_KEY_MAX], size_t *klen);
+  int (*local_identity_save)(kj_backend *b, kj_tx *t, uint32_t dev,
+                             const kj_local_identity *id);
+  int (*local_identity_load)(kj_backend *b, kj_tx *t, uint32_t dev,
+                             kj_local_identity *out);
+  int (*local_identity_delete)(kj_backend *b, kj_tx *t, uint32_t dev);
+  int (*session_store)(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                       size_t nlen, uint32_t device_id, const void *rec,
+                       size_t rlen, const void *urec, size_t ulen);
+  int (*session_load)(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                      size_t nlen, uint32_t device_id, void **rec, size_t *rlen,
+                      void **urec, size_t *ulen);
+  int (*session_contains)(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *name, size_t nlen, uint32_t device_id,
+                          int *has);
+  int (*session_remove)(kj_backend *b, kj_tx *t, uint32_t dev, const void *name,
+                        size_t nlen, uint32_t device_id);
+  int (*session_list_devices)(kj_backend *b, kj_tx *t, uint32_t dev,
+                              const void *name, size_t nlen, kj_u32_list **out);
+  int (*session_remove_all)(kj_backend *b, kj_tx *t, uint32_t dev,
+                            const void *name, size_t nlen, uint64_t *removed);
+  int (*prekey_has)(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                    int *has);
+  int (*signed_prekey_has)(kj_backend *b, kj_tx *t, uint32_t dev, uint32_t id,
+                           int *has);
+  int (*sender_key_store)(kj_backend *b, kj_tx *t, uint32_t dev,
+                          const void *name, size_t nlen, const void *rec,
+                          size_t rlen, const void *urec, size_t ulen);
+  int (*sender_key_load)(kj_backend *b, kj_tx *t, uint32_t dev,
+                         const void *name, size_t nlen, void **rec,
+                         size_t *rlen, void **urec, size_t *ulen);
 } kj_signal_ops;
 
 /* keyjournal/appsync.h */
@@ -199,6 +239,11 @@ typedef struct kj_device_ops {
   int (*device_snapshot_copy)(kj_backend *b, kj_tx *t, const void *label,
                               size_t llen, const void *extra, size_t elen,
                               char **path);
+  /* version 3 */
+  int (*device_create_labeled)(kj_backend *b, kj_tx *t, const void *label,
+                               size_t llen, uint32_t *id);
+  int (*device_find)(kj_backend *b, kj_tx *t, const void *label, size_t llen,
+                     uint32_t *id);
 } kj_device_ops;
 
 /* keyjournal/ratchet.h */
