@@ -1624,11 +1624,11 @@ static void test_segment_growth(void) {
     for (unsigned n = 1; n <= 6; n++)
       is(seg_size(dir, n), cases[c].want[n - 1], "growth, cap %llu: segment %u",
          (unsigned long long)cases[c].cap, n);
-    /* A checkpoint's roll-over starts again from a first segment's size,
-     * so that the commit that starts one writes little. */
+    /* A checkpoint on request rolls over to the next size, as segments
+     * grow (test_checkpoint_roll: one inside a commit may not). */
     is(kj_store_checkpoint(s), KJ_OK, "growth: checkpoint");
-    is(seg_size(dir, 7), cases[c].want[0],
-       "growth, cap %llu: the segment after a checkpoint",
+    is(seg_size(dir, 7), cases[c].want[5],
+       "growth, cap %llu: the segment after a checkpoint on request",
        (unsigned long long)cases[c].cap);
     uint64_t rows = 0;
     kj_table_count(s, 1, &rows, NULL);
@@ -1644,6 +1644,71 @@ static void test_segment_growth(void) {
     tu_rmrf(dir);
     free(dir);
   }
+}
+
+/* The roll-over of an automatic checkpoint, inside the commit that
+ * crossed the threshold: into the segment made ahead for it (the store
+ * asks for one once the threshold is within half a segment), or, when
+ * none could be made, into a small one (64 KiB), not into a full-size
+ * segment written within the commit. */
+static void test_checkpoint_roll(void) {
+  char *dir = tu_mkdtemp();
+  tu_vfs tv;
+  kj_options o;
+  tu_options_vfs(&o, &tv);
+  o.sync = KJ_SYNC_OFF;
+  o.segment_bytes = 0; /* the default, 8 MiB */
+  o.snapshot_threshold = UINT64_MAX;
+  o.checkpoint_inline = 1;
+  kj_store *s = tu_store_open_ok(dir, &o, "ckpt roll");
+  char v[4000], k[16];
+  memset(v, 'c', sizeof v);
+  kj_stats st = KJ_STATS_INIT;
+  int rc = KJ_OK, i = 0;
+  while (s && !rc && st.segments < 4 && i < 10000) { /* 64K .. 4M */
+    snprintf(k, sizeof k, "c%06d", i++);
+    rc = kj_put(s, NULL, 1, k, strlen(k), v, sizeof v);
+    stats_of(s, &st);
+  }
+  is(rc, KJ_OK, "ckpt roll: %d commits, %llu segments", i,
+     (unsigned long long)st.segments);
+  is(seg_size(dir, 4), 4 << 20, "ckpt roll: the live segment is 4 MiB");
+  kj_store_close(s);
+
+  /* Every commit now crosses the threshold. The first makes segment 5
+   * ahead (8 MiB) and its checkpoint rolls into it. */
+  o.snapshot_threshold = 1;
+  s = tu_store_open_ok(dir, &o, "ckpt roll: reopen");
+  is(s ? kj_put(s, NULL, 1, "x1", 2, v, sizeof v) : -1, KJ_OK,
+     "ckpt roll: a commit that checkpoints");
+  stats_of(s, &st);
+  is(st.snapshots_written, 1, "ckpt roll: it checkpointed");
+  is(st.segments_ahead, 1, "ckpt roll: into the segment made ahead");
+  is(seg_size(dir, 5), 8 << 20, "ckpt roll: of 8 MiB");
+  /* The next: making segment 6 ahead fails (its file cannot be
+   * created), so the checkpoint rolls into a 64 KiB segment. */
+  tu_vfs_arm(&tv, TU_OPEN, 1, KJ_EIO, TU_ARM_ONCE);
+  is(s ? kj_put(s, NULL, 1, "x2", 2, v, sizeof v) : -1, KJ_OK,
+     "ckpt roll: a commit whose segment could not be made ahead");
+  tu_vfs_disarm(&tv);
+  stats_of(s, &st);
+  is(tu_vfs_injected(&tv), 1, "ckpt roll: the creation failed");
+  is(st.snapshots_written, 2, "ckpt roll: it checkpointed");
+  is(st.segments_ahead, 1, "ckpt roll: not into a segment made ahead");
+  is(seg_size(dir, 6), 64 * 1024, "ckpt roll: into a 64 KiB one");
+  uint64_t rows = 0, again = 0;
+  kj_table_count(s, 1, &rows, NULL);
+  is(kj_store_close(s), KJ_OK, "ckpt roll: close");
+  o.snapshot_threshold = 0;
+  s = tu_store_open_ok(dir, &o, "ckpt roll: reopen");
+  if (s)
+    kj_table_count(s, 1, &again, NULL);
+  ok(s && again == rows && tu_get_eq(s, NULL, 1, "x2", 2, v, sizeof v),
+     "ckpt roll: reopen holds all %llu rows", (unsigned long long)rows);
+  kj_store_close(s);
+  tu_vfs_destroy(&tv);
+  tu_rmrf(dir);
+  free(dir);
 }
 
 /* Segments made ahead (journal.c): once segments are full size (64 KiB
@@ -1781,5 +1846,6 @@ int main(void) {
   tu_with_store_dir("presence", NULL, test_presence);
   test_segment_growth();
   test_segments_ahead();
+  test_checkpoint_roll();
   return tap_done();
 }

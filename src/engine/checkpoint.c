@@ -301,7 +301,10 @@ static int checkable(kj_store *s, kj_errbuf *e) {
   return KJ_OK;
 }
 
-int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
+/* The checkpoint protocol under the writer lock. fresh: an automatic
+ * checkpoint in the commit that crossed the threshold, whose roll-over
+ * goes to a small segment unless one was made ahead (kj_journal_roll). */
+static int checkpoint_run(kj_store *s, int fresh, kj_errbuf *e) {
   if (!s->journal)
     return KJ_OK;
   int rc = checkable(s, e);
@@ -318,7 +321,7 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
 
   /* 1. Frames after S go to a new segment. */
-  rc = kj_journal_roll(s->journal, &info.base, e);
+  rc = kj_journal_roll(s->journal, fresh, &info.base, e);
   /* 2. The run itself. Commits are held off (we hold the writer lock)
    * and readers only read, so the overlay over the frozen one and the run
    * is the state at S. */
@@ -336,6 +339,10 @@ int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
     atomic_store(&s->poisoned, 1); /* the directory's state is unknown */
   kj_store_refresh_stats(s);
   return rc;
+}
+
+int kj_checkpoint_locked(kj_store *s, kj_errbuf *e) {
+  return checkpoint_run(s, 0, e);
 }
 
 /* ---- in the background -------------------------------------------------- */
@@ -442,7 +449,7 @@ static int start_background(kj_store *s, kj_errbuf *e) {
       }
     /* 1. Frames after S go to a new segment (its sync also covers every
      * group commit still waiting for its own). */
-    int rc = kj_journal_roll(s->journal, &info.base, e);
+    int rc = kj_journal_roll(s->journal, 1, &info.base, e);
     if (rc) {
       for (unsigned t = KJ_TABLE_MIN; t <= KJ_TABLE_MAX; t++)
         kj_map_free(fresh[t]);
@@ -508,7 +515,7 @@ void kj_checkpoint_maybe(kj_store *s) {
     return;
   }
   if (!rc)
-    rc = kj_checkpoint_locked(s, &e);
+    rc = checkpoint_run(s, 1, &e);
   if (rc) {
     count_failure(s, rc, &e);
     next_due(s);

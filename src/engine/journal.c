@@ -1412,12 +1412,12 @@ void kj_journal_roll_expected(kj_journal *j, uint64_t in_bytes) {
   }
 }
 
-int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e) {
+int kj_journal_roll(kj_journal *j, int fresh, uint64_t *base, kj_errbuf *e) {
   if (atomic_load(&j->poisoned))
     return kj_err(e, KJ_EPOISONED, "journal poisoned by an earlier failure");
   if (j->cfg.read_only)
     return kj_err(e, KJ_EREADONLY, "store is open read-only");
-  int rc = roll_over(j, 0, 1, e);
+  int rc = roll_over(j, 0, fresh, e);
   if (!rc)
     *base = j->segno;
   return rc;

@@ -159,10 +159,12 @@ void kj_journal_tail(const kj_journal *j, uint64_t *seq,
  * that the roll-over does not create it. Writer side. */
 void kj_journal_roll_expected(kj_journal *j, uint64_t in_bytes);
 
-/* Checkpoint step 1: sync and move to a new segment (of a first
- * segment's size, unless one was made ahead); *base receives its number.
- * Frames from now on go there. Errors as kj_journal_append(). */
-int kj_journal_roll(kj_journal *j, uint64_t *base, kj_errbuf *e);
+/* Checkpoint step 1: sync and move to a new segment, the one made ahead
+ * if there is one, else of the size after the live one's or, with fresh
+ * (a checkpoint inside a commit), of a first segment's, so that the
+ * commit writes little; *base receives its number. Frames from now on go
+ * there. Errors as kj_journal_append(). */
+int kj_journal_roll(kj_journal *j, int fresh, uint64_t *base, kj_errbuf *e);
 
 /* A checkpoint's last step, once a run covering every frame before segment
  * base is durable: remove the older segments and sync the directory. A
