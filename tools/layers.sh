@@ -45,6 +45,7 @@ src/cli/usage.c         84
 src/cli/messages.c      83
 src/cli/*.h             82  their declarations
 src/cli/*.c             81
+src/signal_adapter/*    85  libkeyjournal-signal: the libsignal stores on the domain
 src/domain/backend.c    78  the backend handle and the argument checks
 src/domain/dispatch.h   77  their declarations
 src/domain/*            80  the public domain functions
