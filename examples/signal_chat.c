@@ -52,8 +52,10 @@ enum { PRE_KEYS = 10, SIGNED_PRE_KEY_ID = 1 };
  * app makes 32 random bytes once (randombytes_buf) and keeps them in the
  * OS keystore (Android Keystore, iOS/macOS Keychain, libsecret, DPAPI),
  * or opens the store with kj_options.passphrase instead. */
-static const uint8_t demo_key[KJ_KEY_BYTES] =
-    "signal_chat demo key: not secret";
+static const uint8_t demo_key[KJ_KEY_BYTES] = {
+    0x5e, 0x1d, 0x6a, 0x2c, 0x91, 0x0b, 0x7f, 0x33, 0xc4, 0x58, 0xe2,
+    0x19, 0xad, 0x46, 0x80, 0xf7, 0x2b, 0x64, 0x0e, 0x9c, 0x37, 0xd5,
+    0x71, 0xa8, 0x03, 0xbe, 0x4f, 0x12, 0xe9, 0x6d, 0x85, 0xc0};
 
 static signal_context *g_sig; /* libsignal's context, crypto provider set */
 
@@ -70,6 +72,7 @@ typedef struct party {
 /* ---- failing loudly ------------------------------------------------------ */
 
 static void die(const party *p, const char *what, const char *why) {
+  fflush(stdout); /* what happened so far, then the error */
   fprintf(stderr, "signal_chat: %s: %s failed: %s\n", p ? p->name : "setup",
           what, why);
   exit(1); /* nothing uncommitted is kept: the stores stay consistent */

@@ -60,11 +60,14 @@ check "second run: every message is read" \
 check "second run: ends with conversation OK" \
   sh -c 'tail -n 1 "$1" | grep -q "^conversation OK"' sh "$tmp/out"
 
-# A failure is reported: a store opened with another key is refused.
-printf 'not a store' >"$tmp/file"
-"$chat" "$tmp/file" >"$tmp/out" 2>&1
+# A failure is reported: a store whose header was overwritten does not
+# open, and the example says so and exits non-zero.
+cp -r "$tmp/chat" "$tmp/bad"
+printf 'garbage garbage garbage garbage' |
+  dd of="$tmp/bad/alice/keyjournal.hdr" bs=1 seek=40 conv=notrunc 2>/dev/null
+"$chat" "$tmp/bad" >"$tmp/out" 2>&1
 rc=$?
-check "a bad directory: non-zero exit status" [ "$rc" -ne 0 ]
+check "a damaged store: exit status 1" [ "$rc" -eq 1 ]
 check "... and a message naming the failed call" \
-  grep -q '^signal_chat: .*failed: ' "$tmp/out"
+  grep -q '^signal_chat: alice: kj_backend_open failed: .*keyjournal\.hdr' "$tmp/out"
 tap_done
