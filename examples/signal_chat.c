@@ -26,6 +26,9 @@
  * from one to the other. libsignal needs a crypto provider:
  * crypto_openssl.c is one made with OpenSSL 3.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, with -std=c11 */
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
