@@ -236,20 +236,7 @@ static int nat_device_list_ids(kj_backend *b, kj_tx *t, kj_u32_list **out) {
   int rc = nat_scan_rows(b, t, NT_DEVICE, &all, collect_id, &a);
   if (rc == KJ_ECORRUPT)
     nat_fail(b, rc, "table 2: malformed slot key");
-  kj_u32_list *l = NULL;
-  if (!rc) {
-    l = malloc(sizeof *l + a.n * sizeof l->v[0]);
-    if (!l)
-      rc = KJ_ENOMEM;
-  }
-  if (!rc) {
-    l->n = a.n;
-    if (a.n)
-      memcpy(l->v, a.w.p, a.n * sizeof l->v[0]);
-    *out = l;
-  }
-  kj_w_free(&a.w);
-  return rc;
+  return nat_u32_list(rc, &a.w, a.n, out);
 }
 
 /* In op: *exists is whether slot id exists. */

@@ -142,6 +142,10 @@ int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
 /* Scan: fn on every row of table under prefix, ascending. */
 int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
                   const kj_kbuf *prefix, kj_scan_fn fn, void *arg);
+/* After a scan that gathered n uint32_t ids into w (host order): KJ_OK
+ * with *out a kj_u32_list of them (kj_free), or rc when the scan failed,
+ * or KJ_ENOMEM; w is freed either way. */
+int nat_u32_list(int rc, kj_wbuf *w, size_t n, kj_u32_list **out);
 /* Delete one row of slot dev (absent is KJ_OK). */
 int nat_del_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k);

@@ -232,6 +232,20 @@ int nat_scan_rows(kj_backend *b, kj_tx *t, unsigned table,
   return rc ? rc : nat_end(&op, nat_scan(&op, table, prefix, fn, arg));
 }
 
+int nat_u32_list(int rc, kj_wbuf *w, size_t n, kj_u32_list **out) {
+  kj_u32_list *l = NULL;
+  if (!rc && !(l = malloc(sizeof *l + n * sizeof l->v[0])))
+    rc = KJ_ENOMEM;
+  if (!rc) {
+    l->n = n;
+    if (n)
+      memcpy(l->v, w->p, n * sizeof l->v[0]);
+    *out = l;
+  }
+  kj_w_free(w);
+  return rc;
+}
+
 /* Keys collected by a scan, to delete after it (a scan callback must not
  * write to its own transaction). */
 typedef struct keylist {

@@ -563,20 +563,7 @@ static int nat_session_list_devices(kj_backend *b, kj_tx *t, uint32_t dev,
   kj_w_init(&a.w);
   a.n = 0;
   int rc = nat_scan_rows(b, t, NT_SESSION, &prefix, collect_dev, &a);
-  kj_u32_list *l = NULL;
-  if (!rc) {
-    l = malloc(sizeof *l + a.n * sizeof l->v[0]);
-    if (!l)
-      rc = KJ_ENOMEM;
-  }
-  if (!rc) {
-    l->n = a.n;
-    if (a.n)
-      memcpy(l->v, a.w.p, a.n * sizeof l->v[0]);
-    *out = l;
-  }
-  kj_w_free(&a.w);
-  return rc;
+  return nat_u32_list(rc, &a.w, a.n, out);
 }
 
 static int keep_name_session(void *ctx, const uint8_t *key, size_t klen,
