@@ -472,6 +472,24 @@ static void buf_free(sq_buf *w) {
   memset(w, 0, sizeof *w);
 }
 
+/* The n uint32_t ids gathered in ids as *out (kj_free), unless rc (or
+ * running out of memory) says otherwise; ids is freed either way. */
+static int u32_list_out(int rc, sq_buf *ids, size_t n, kj_u32_list **out) {
+  if (!rc && ids->oom)
+    rc = KJ_ENOMEM;
+  kj_u32_list *l = rc ? NULL : malloc(sizeof *l + n * sizeof l->v[0]);
+  if (!rc && !l)
+    rc = KJ_ENOMEM;
+  if (!rc) {
+    l->n = n;
+    if (n)
+      memcpy(l->v, ids->p, n * sizeof l->v[0]);
+    *out = l;
+  }
+  buf_free(ids);
+  return rc;
+}
+
 /* ---- operations: transaction and slot handling ------------------------- */
 
 enum { OP_READ = 0, OP_WRITE = 1, OP_WRITE_ANY = 2 };
@@ -1075,19 +1093,7 @@ static int s_session_list_devices(kj_backend *kb, kj_tx *t, uint32_t dev,
   if (rc == KJ_NOTFOUND)
     rc = KJ_OK;
   rc = op_end(&op, rc);
-  if (!rc && ids.oom)
-    rc = KJ_ENOMEM;
-  kj_u32_list *l = rc ? NULL : malloc(sizeof *l + n * sizeof l->v[0]);
-  if (!rc && !l)
-    rc = KJ_ENOMEM;
-  if (!rc) {
-    l->n = n;
-    if (n)
-      memcpy(l->v, ids.p, n * sizeof l->v[0]);
-    *out = l;
-  }
-  buf_free(&ids);
-  return rc;
+  return u32_list_out(rc, &ids, n, out);
 }
 
 static int s_session_remove_all(kj_backend *kb, kj_tx *t, uint32_t dev,
@@ -2121,19 +2127,7 @@ static int d_list_ids(kj_backend *kb, kj_tx *t, kj_u32_list **out) {
   if (rc == KJ_NOTFOUND)
     rc = KJ_OK;
   rc = op_end(&op, rc);
-  if (!rc && ids.oom)
-    rc = KJ_ENOMEM;
-  kj_u32_list *l = rc ? NULL : malloc(sizeof *l + n * sizeof l->v[0]);
-  if (!rc && !l)
-    rc = KJ_ENOMEM;
-  if (!rc) {
-    l->n = n;
-    if (n)
-      memcpy(l->v, ids.p, n * sizeof l->v[0]);
-    *out = l;
-  }
-  buf_free(&ids);
-  return rc;
+  return u32_list_out(rc, &ids, n, out);
 }
 
 static int d_exists(kj_backend *kb, kj_tx *t, uint32_t id, int *exists) {
