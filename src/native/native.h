@@ -136,6 +136,12 @@ int nat_read_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
  * start of the engine's buffer, *p (kj_free) and *n. */
 int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
                  void *head, size_t hlen, size_t max, void **p, size_t *n);
+/* The same for a value v already read (vlen bytes, from kj_get): hlen
+ * head bytes copied out, the record moved to the start of v (which
+ * becomes *p; the bytes after it wiped). On failure v is wiped and
+ * freed. */
+int nat_rest_in_place(void *v, size_t vlen, void *head, size_t hlen, size_t max,
+                      void **p, size_t *n);
 /* Write the encoded row w into slot dev, then wipe and free w. */
 int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
                 const kj_kbuf *k, kj_wbuf *w);

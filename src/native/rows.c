@@ -169,15 +169,10 @@ int nat_read_row(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
   return rc;
 }
 
-int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
-                 void *head, size_t hlen, size_t max, void **p, size_t *n) {
-  void *v;
-  size_t vlen;
-  int rc = nat_get_row(b, t, table, k, &v, &vlen);
-  if (rc)
-    return rc;
+int nat_rest_in_place(void *v, size_t vlen, void *head, size_t hlen, size_t max,
+                      void **p, size_t *n) {
   kj_rbuf r;
-  rc = nat_r_open(&r, v, vlen);
+  int rc = nat_r_open(&r, v, vlen);
   if (!rc && hlen)
     kj_r_copy(&r, head, hlen);
   size_t rest;
@@ -189,9 +184,18 @@ int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
     return rc;
   }
   memmove(v, bytes, rest);
+  kj_wipe((uint8_t *)v + rest, vlen - rest);
   *p = v;
   *n = rest;
   return KJ_OK;
+}
+
+int nat_get_rest(kj_backend *b, kj_tx *t, unsigned table, const kj_kbuf *k,
+                 void *head, size_t hlen, size_t max, void **p, size_t *n) {
+  void *v;
+  size_t vlen;
+  int rc = nat_get_row(b, t, table, k, &v, &vlen);
+  return rc ? rc : nat_rest_in_place(v, vlen, head, hlen, max, p, n);
 }
 
 int nat_put_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,

@@ -190,27 +190,6 @@ static int remove_row(kj_backend *b, kj_tx *t, uint32_t dev, unsigned table,
   return rc ? rc : nat_end(&op, remove_in(&op, table, k));
 }
 
-/* A record-row value v (vlen bytes, from kj_get) handed out in place: its
- * record moved to the start of v, which becomes *p. On failure v is wiped
- * and freed. */
-static int rest_in_place(void *v, size_t vlen, void **p, size_t *n) {
-  kj_rbuf r;
-  int rc = nat_r_open(&r, v, vlen);
-  size_t rest;
-  const uint8_t *bytes = nat_r_rest(&r, KJ_MAX_RECORD, &rest);
-  if (!rc)
-    rc = kj_r_done(&r);
-  if (rc) {
-    nat_free_wiped(v, vlen);
-    return rc;
-  }
-  memmove(v, bytes, rest);
-  kj_wipe((uint8_t *)v + rest, vlen - rest);
-  *p = v;
-  *n = rest;
-  return KJ_OK;
-}
-
 /* In op: the record at k of table and its user record (NULL, 0 if none),
  * each in its own allocation; nothing is handed out on failure. */
 static int load_in(nat_op *op, unsigned table, const kj_kbuf *k, void **rec,
@@ -219,14 +198,14 @@ static int load_in(nat_op *op, unsigned table, const kj_kbuf *k, void **rec,
   size_t vlen, rn, un = 0;
   int rc = nat_get(op, table, k, &v, &vlen);
   if (!rc)
-    rc = rest_in_place(v, vlen, &r, &rn);
+    rc = nat_rest_in_place(v, vlen, NULL, 0, KJ_MAX_RECORD, &r, &rn);
   if (rc)
     return rc;
   rc = nat_get(op, user_table(table), k, &v, &vlen);
   if (rc == KJ_NOTFOUND)
     rc = KJ_OK;
   else if (!rc)
-    rc = rest_in_place(v, vlen, &u, &un);
+    rc = nat_rest_in_place(v, vlen, NULL, 0, KJ_MAX_RECORD, &u, &un);
   if (rc) {
     nat_free_wiped(r, rn);
     return rc;
